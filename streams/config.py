@@ -1,0 +1,69 @@
+"""Settings, read once from the environment.
+
+Every knob kessai has is here, with its unit in its name and its default beside it,
+so that a reader finds them in one place (TigerBeetle: "put a limit on everything").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: The checkout's root: pyproject.toml lives here.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_PARTITIONS = 4
+#: Token -> number of decimals of its smallest unit.
+DEFAULT_TOKENS: dict[str, int] = {"JPYC": 0, "USDC": 6}
+
+
+def _parse_tokens(text: str) -> dict[str, int]:
+    """``"JPYC:0,USDC:6"`` -> ``{"JPYC": 0, "USDC": 6}``."""
+    tokens: dict[str, int] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, _, decimals = item.partition(":")
+        if not name or not decimals.isdigit() or int(decimals) > 18:
+            raise ValueError(f"KESSAI_TOKENS: bad entry {item!r}, want NAME:DECIMALS (0..18)")
+        tokens[name.strip().upper()] = int(decimals)
+    if not tokens:
+        raise ValueError("KESSAI_TOKENS: no token given")
+    return tokens
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """kessai's settings. Build with :meth:`from_env`; tests build them directly."""
+
+    #: Kafka bootstrap servers, ``host:port[,host:port]``.
+    bootstrap: str = DEFAULT_BOOTSTRAP
+    #: Partition count shared by every co-partitioned public topic.
+    partitions: int = DEFAULT_PARTITIONS
+    #: Cash tokens accepted on ``payments``/``trades`` and their decimals.
+    tokens: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_TOKENS))
+    #: Where the local broker keeps its jars, data and logs (git-ignored).
+    state_dir: Path = PROJECT_ROOT / ".kessai"
+    #: Faust application id: consumer group and transactional-id prefix.
+    app_id: str = "kessai"
+    #: Exactly-once transaction length (faust's ``broker_commit_interval``).
+    commit_interval_s: float = 1.0
+    #: Port of the worker's web server (metrics, health).
+    web_port: int = 6066
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        state_dir = Path(e.get("KESSAI_STATE_DIR", str(PROJECT_ROOT / ".kessai")))
+        return cls(
+            bootstrap=e.get("KESSAI_BOOTSTRAP", DEFAULT_BOOTSTRAP),
+            partitions=int(e.get("KESSAI_PARTITIONS", DEFAULT_PARTITIONS)),
+            tokens=_parse_tokens(e["KESSAI_TOKENS"]) if "KESSAI_TOKENS" in e else dict(DEFAULT_TOKENS),
+            state_dir=state_dir,
+            app_id=e.get("KESSAI_APP_ID", "kessai"),
+            commit_interval_s=float(e.get("KESSAI_COMMIT_INTERVAL_S", "1.0")),
+            web_port=int(e.get("KESSAI_WEB_PORT", "6066")),
+        )
