@@ -1,0 +1,224 @@
+"""Bytes <-> models: the one place where kessai reads or writes a record's value.
+
+Agents call :func:`decode` on every record they consume and :func:`encode` /
+:func:`key_for` on every record they produce. Bad input is expected, so :func:`decode`
+never lets anything but :class:`SchemaError` escape; its ``reason`` is a short code
+that goes straight into a :class:`~schemas.models.RecordRejected`
+(:func:`rejection_for` builds one) and its ``detail`` names the field for people.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final, Literal, overload
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from schemas.models import (
+    CUSTODY,
+    DETAIL_CHARS_MAX,
+    LEDGER_EVENTS,
+    ORDERS,
+    PAYMENTS,
+    REJECTED_KEY_CHARS_MAX,
+    REJECTED_VALUE_CHARS_MAX,
+    REJECTIONS,
+    SETTLEMENTS,
+    TOPIC_MODELS,
+    TRADES,
+    BalanceChanged,
+    MoveBonds,
+    MoveCash,
+    RecordRejected,
+    SettlementStatusChanged,
+    SubmitOrder,
+    TradeExecuted,
+)
+
+#: Largest value decode() looks at. Real records are well under 1 KiB; this is the
+#: broker's default message size, so anything larger is not one of ours.
+VALUE_BYTES_MAX: Final = 1_048_576
+#: How much of an offending input value an error detail quotes.
+_QUOTED_CHARS_MAX: Final = 40
+
+Reason = Literal[
+    "not_utf8",  # the value is not UTF-8
+    "malformed_json",  # UTF-8, but not JSON
+    "not_an_object",  # JSON, but not a JSON object
+    "too_large",  # longer than VALUE_BYTES_MAX
+    "unknown_topic",  # no model for this topic
+    "missing_field",  # a required field is absent
+    "unknown_field",  # a field the model does not have
+    "unsupported_schema_version",  # schema_version is an integer we do not know
+    "invalid_isin",  # an ISIN field with a bad shape or check digit
+    "invalid_field",  # any other field, or fields that contradict each other
+]
+
+#: The Kafka key of each topic's records: the field that must keep them in order.
+_KEY_FIELDS: Final[dict[str, str]] = {
+    PAYMENTS: "account",
+    CUSTODY: "account",
+    TRADES: "trade_id",
+    ORDERS: "isin",
+    SETTLEMENTS: "trade_id",
+    REJECTIONS: "key",
+    LEDGER_EVENTS: "account",
+}
+assert _KEY_FIELDS.keys() == TOPIC_MODELS.keys(), "every topic needs a key"
+
+
+class SchemaError(Exception):
+    """A record that does not fit its topic's schema. Expected input, never a crash."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        # Both as args, so that the error pickles (and crosses process pools) intact.
+        super().__init__(reason, detail)
+        self.reason: Reason = reason
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}"
+
+
+@overload
+def decode(topic: Literal["payments"], raw: bytes) -> MoveCash: ...
+@overload
+def decode(topic: Literal["custody"], raw: bytes) -> MoveBonds: ...
+@overload
+def decode(topic: Literal["trades"], raw: bytes) -> TradeExecuted: ...
+@overload
+def decode(topic: Literal["orders"], raw: bytes) -> SubmitOrder: ...
+@overload
+def decode(topic: Literal["settlements"], raw: bytes) -> SettlementStatusChanged: ...
+@overload
+def decode(topic: Literal["rejections"], raw: bytes) -> RecordRejected: ...
+@overload
+def decode(topic: Literal["ledger-events"], raw: bytes) -> BalanceChanged: ...
+@overload
+def decode(topic: str, raw: bytes) -> BaseModel: ...
+def decode(topic: str, raw: bytes) -> BaseModel:
+    """The model for one record value of *topic*. Raises :class:`SchemaError` only."""
+    model = TOPIC_MODELS.get(topic)
+    if model is None:
+        raise SchemaError("unknown_topic", f"no schema for topic {topic[:80]!r}")
+    if len(raw) > VALUE_BYTES_MAX:
+        raise SchemaError("too_large", f"{len(raw)} bytes, more than {VALUE_BYTES_MAX}")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        # orjson folds bad UTF-8 into its JSON error; only on this rare path do we pay
+        # for a second look to tell the two apart.
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as utf8_exc:
+            raise SchemaError("not_utf8", _clip(str(utf8_exc))) from None
+        raise SchemaError("malformed_json", _clip(str(exc))) from None
+    if not isinstance(obj, dict):
+        raise SchemaError("not_an_object", f"want a JSON object, got {_describe(obj)}")
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise _schema_error(exc) from None
+
+
+def encode(model: BaseModel) -> bytes:
+    """Compact UTF-8 JSON, decimals as strings, times as ISO-8601 with ``Z``."""
+    # mode="json" runs the models' own serializers (Decimal -> "12.5"); orjson then only
+    # ever sees str, int, bool and None.
+    return orjson.dumps(model.model_dump(mode="json"))
+
+
+def key_for(topic: str, model: BaseModel) -> bytes:
+    """The Kafka key for *model* on *topic*, UTF-8. A rejection of a keyless record gets b""."""
+    expected = TOPIC_MODELS.get(topic)
+    if expected is None:
+        raise SchemaError("unknown_topic", f"no schema for topic {topic[:80]!r}")
+    if not isinstance(model, expected):
+        # A programming error, not bad input: the producer picked the wrong topic.
+        raise TypeError(f"topic {topic!r} carries {expected.__name__}, not {type(model).__name__}")
+    key: str | None = getattr(model, _KEY_FIELDS[topic])
+    return b"" if key is None else key.encode("utf-8")
+
+
+def rejection_for(
+    source_topic: str, key: bytes | None, raw: bytes, error: SchemaError, *, at: datetime
+) -> RecordRejected:
+    """The rejection record for a value that :func:`decode` refused.
+
+    Bytes that are not UTF-8 are kept as ``\\xNN`` escapes rather than dropped, so that
+    the rejection still shows what arrived.
+    """
+    return RecordRejected(
+        source_topic=source_topic,
+        reason=error.reason,
+        detail=error.detail[:DETAIL_CHARS_MAX],
+        key=None if key is None else _as_text(key, REJECTED_KEY_CHARS_MAX),
+        value=_as_text(raw, REJECTED_VALUE_CHARS_MAX),
+        at=at,
+    )
+
+
+def _as_text(data: bytes, chars_max: int) -> str:
+    # A character takes at most 4 bytes, so this slice holds chars_max characters
+    # without decoding a value of any size in full.
+    return data[: chars_max * 4].decode("utf-8", "backslashreplace")[:chars_max]
+
+
+def _schema_error(exc: ValidationError) -> SchemaError:
+    # The first error decides the reason: errors come in field order, and one precise
+    # reason is more use to an operator than a list.
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    detail = _detail(first)
+    if len(errors) > 1:
+        detail += f" (and {len(errors) - 1} more)"
+    return SchemaError(_reason(first), _clip(detail))
+
+
+def _reason(error: ErrorDetails) -> Reason:
+    kind = error["type"]
+    if kind == "missing":
+        return "missing_field"
+    if kind == "extra_forbidden":
+        return "unknown_field"
+    if kind == "invalid_isin":
+        return "invalid_isin"
+    if kind == "literal_error" and error["loc"] == ("schema_version",):
+        return "unsupported_schema_version"
+    return "invalid_field"
+
+
+def _detail(error: ErrorDetails) -> str:
+    field = ".".join(str(part) for part in error["loc"])
+    kind = error["type"]
+    if kind == "missing":
+        return f"{field}: required"
+    if kind == "extra_forbidden":
+        return f"{field}: unknown field"
+    if not field:
+        # A model-level rule (buyer == seller ...): its message names the fields.
+        return error["msg"]
+    return f"{field}: {error['msg']}, got {_describe(error['input'])}"
+
+
+def _describe(value: Any) -> str:
+    """A JSON value as an operator would want to see it in a one-line detail."""
+    if isinstance(value, bool):  # before int: bool is an int
+        return f"{'true' if value else 'false'} (a JSON boolean)"
+    if isinstance(value, int | float):
+        return f"{_clip(repr(value), _QUOTED_CHARS_MAX)} (a JSON number)"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return _clip(orjson.dumps(value).decode(), _QUOTED_CHARS_MAX)
+    if isinstance(value, dict):
+        return "a JSON object"
+    if isinstance(value, list):
+        return "a JSON array"
+    return _clip(repr(value), _QUOTED_CHARS_MAX)
+
+
+def _clip(text: str, limit: int = DETAIL_CHARS_MAX) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,531 @@
+"""The records on kessai's public Kafka topics, as frozen pydantic models.
+
+Every byte that enters or leaves the pipeline passes through one of these models
+(via :mod:`schemas.codec`, the only module that turns bytes into models and back).
+Venues write ``trades`` and ``orders``, custodians and chains write ``custody`` and
+``payments``; kessai writes ``settlements``, ``ledger-events`` and ``rejections``.
+
+Names follow the house style: commands are imperative (:class:`MoveCash`,
+:class:`MoveBonds`, :class:`SubmitOrder`), facts are past tense (:class:`TradeExecuted`,
+:class:`SettlementStatusChanged`, :class:`BalanceChanged`, :class:`RecordRejected`).
+
+Money is exact. Amounts and prices are :class:`~decimal.Decimal` inside and decimal
+strings on the wire; a JSON number is refused where money is expected, because by the
+time it reaches us it may already have been through a float. Face quantities are
+integers of yen.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Final, Literal, NoReturn
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from schemas._isin import ISIN_PATTERN, is_valid_isin
+
+# --- Topic names -------------------------------------------------------------------
+
+PAYMENTS: Final = "payments"
+CUSTODY: Final = "custody"
+TRADES: Final = "trades"
+ORDERS: Final = "orders"
+SETTLEMENTS: Final = "settlements"
+REJECTIONS: Final = "rejections"
+LEDGER_EVENTS: Final = "ledger-events"
+
+# --- Limits (TigerBeetle: put a limit on everything) -------------------------------
+
+#: Minimum face amount of 2-40 year JGBs; traded quantities are whole multiples of it.
+MIN_FACE_JPY: Final = 50_000
+#: Largest integer quantity accepted. 2**53 - 1 is the largest integer every JSON reader
+#: (JavaScript included) holds exactly, and is still ~8x all JGBs outstanding (~¥1.07e15).
+QUANTITY_MAX: Final = 2**53 - 1
+#: Per-account ledger sequence numbers fit a signed 64-bit integer, like Kafka offsets.
+SEQ_MAX: Final = 2**63 - 1
+#: Longest decimal string: room for 10**30 with 18 decimals, far beyond any real amount.
+DECIMAL_CHARS_MAX: Final = 64
+IDENTIFIER_CHARS_MAX: Final = 128
+REASON_CHARS_MAX: Final = 64
+#: Kafka's own limit on topic-name length.
+TOPIC_CHARS_MAX: Final = 249
+DETAIL_CHARS_MAX: Final = 1_000
+#: A rejection carries a prefix of the bad record, enough to diagnose it, small enough
+#: that the rejection itself always fits under the broker's default message size.
+REJECTED_VALUE_CHARS_MAX: Final = 65_536
+REJECTED_KEY_CHARS_MAX: Final = 1_024
+TIME_CHARS_MAX: Final = 40
+
+# --- Field types -------------------------------------------------------------------
+# Each type is a PlainValidator (so that pydantic's lax coercions, such as float ->
+# Decimal or "1700000000" -> datetime, can never apply), a serializer for the wire
+# form, and a hand-written JSON schema that says exactly what the wire accepts.
+# Errors are PydanticCustomError: their `type` is what the codec maps to reason codes.
+
+
+def _fail(error_type: str, message: str) -> NoReturn:
+    raise PydanticCustomError(error_type, message)
+
+
+# Plain decimal notation only: no sign "+", no exponent, no "NaN"/"Infinity", no ".5" or "5.".
+_DECIMAL_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
+_NON_NEGATIVE_DECIMAL_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
+# Positive: a leading non-zero digit, or "0." followed by at least one non-zero digit.
+_POSITIVE_DECIMAL_PATTERN = r"^([1-9][0-9]*(\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)$"
+_DECIMAL_RE = re.compile(_DECIMAL_PATTERN)
+
+DecimalSign = Literal["positive", "non_negative", "any"]
+_DECIMAL_RULE: dict[DecimalSign, tuple[str, str]] = {
+    "positive": ("must be a decimal string > 0", _POSITIVE_DECIMAL_PATTERN),
+    "non_negative": ("must be a decimal string >= 0", _NON_NEGATIVE_DECIMAL_PATTERN),
+    "any": ("must be a decimal string", _DECIMAL_PATTERN),
+}
+
+
+def _decimal_to_str(value: Decimal) -> str:
+    # "f" never uses exponent notation: Decimal("1E+3") is written "1000".
+    return format(value, "f")
+
+
+def _decimal_validator(sign: DecimalSign) -> Callable[[Any], Decimal]:
+    message = _DECIMAL_RULE[sign][0]
+
+    def validate(value: Any) -> Decimal:
+        if isinstance(value, str):
+            if len(value) > DECIMAL_CHARS_MAX or _DECIMAL_RE.fullmatch(value) is None:
+                _fail("decimal_str", message)
+            number = Decimal(value)  # exact: construction from str never rounds
+        elif isinstance(value, Decimal):
+            # Python callers (the agents) hand over Decimals; JSON never produces one.
+            if not value.is_finite() or len(_decimal_to_str(value)) > DECIMAL_CHARS_MAX:
+                _fail("decimal_str", message)
+            number = value
+        else:
+            # int and float included: a JSON number may already have been a float.
+            _fail("decimal_str", message)
+        if (sign == "positive" and number <= 0) or (sign == "non_negative" and number < 0):
+            _fail("decimal_str", message)
+        if number.is_zero() and number.is_signed():
+            # Decimal("-0") would be written "-0", which the non-negative pattern refuses.
+            number = number.copy_abs()
+        return number
+
+    return validate
+
+
+def _decimal_json_schema(sign: DecimalSign) -> WithJsonSchema:
+    message, pattern = _DECIMAL_RULE[sign]
+    return WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": pattern,
+            "maxLength": DECIMAL_CHARS_MAX,
+            "description": f"Exact decimal: {message.removeprefix('must be ')}.",
+        }
+    )
+
+
+_DECIMAL_SERIALIZER = PlainSerializer(_decimal_to_str, return_type=str, when_used="json")
+
+# The aliases are spelt out (not built by a function) so that mypy sees real types.
+#: Money and prices that must be > 0.
+PositiveDecimalStr = Annotated[
+    Decimal,
+    PlainValidator(_decimal_validator("positive")),
+    _DECIMAL_SERIALIZER,
+    _decimal_json_schema("positive"),
+]
+#: Money that may be zero (accrued interest, balances).
+NonNegativeDecimalStr = Annotated[
+    Decimal,
+    PlainValidator(_decimal_validator("non_negative")),
+    _DECIMAL_SERIALIZER,
+    _decimal_json_schema("non_negative"),
+]
+#: Signed amounts (ledger deltas).
+DecimalStr = Annotated[
+    Decimal,
+    PlainValidator(_decimal_validator("any")),
+    _DECIMAL_SERIALIZER,
+    _decimal_json_schema("any"),
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _IntRule:
+    minimum: int
+    maximum: int
+    multiple_of: int = 1
+    message: str
+    error_type: str
+
+    def validate(self, value: Any) -> int:
+        # bool is a subclass of int, and `true` is not a quantity. Strings and floats are
+        # refused too: a quantity is a JSON integer, nothing else.
+        if (
+            type(value) is not int
+            or not self.minimum <= value <= self.maximum
+            or value % self.multiple_of != 0
+        ):
+            _fail(self.error_type, self.message)
+        return value
+
+    def json_schema(self) -> WithJsonSchema:
+        schema: dict[str, Any] = {"type": "integer", "minimum": self.minimum}
+        schema["maximum"] = self.maximum
+        if self.multiple_of != 1:
+            schema["multipleOf"] = self.multiple_of
+        return WithJsonSchema(schema)
+
+
+_QUANTITY = _IntRule(
+    minimum=1,
+    maximum=QUANTITY_MAX,
+    message="must be a whole number of yen > 0 (a JSON integer)",
+    error_type="quantity",
+)
+_FACE_QUANTITY = _IntRule(
+    minimum=MIN_FACE_JPY,
+    maximum=QUANTITY_MAX - QUANTITY_MAX % MIN_FACE_JPY,
+    multiple_of=MIN_FACE_JPY,
+    message=f"must be a positive multiple of {MIN_FACE_JPY} yen face (a JSON integer)",
+    error_type="quantity",
+)
+_SEQ = _IntRule(
+    minimum=1,
+    maximum=SEQ_MAX,
+    message="must be an integer >= 1 (a JSON integer)",
+    error_type="seq",
+)
+#: Face value in yen of a bond movement (custody): any whole number of yen > 0.
+Quantity = Annotated[int, PlainValidator(_QUANTITY.validate), _QUANTITY.json_schema()]
+#: Face value in yen of a trade or order: a positive whole multiple of MIN_FACE_JPY.
+FaceQuantity = Annotated[int, PlainValidator(_FACE_QUANTITY.validate), _FACE_QUANTITY.json_schema()]
+Seq = Annotated[int, PlainValidator(_SEQ.validate), _SEQ.json_schema()]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _StrRule:
+    pattern: str
+    message: str
+    error_type: str
+    _compiled: re.Pattern[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_compiled", re.compile(self.pattern))
+
+    def validate(self, value: Any) -> str:
+        if not isinstance(value, str) or self._compiled.fullmatch(value) is None:
+            _fail(self.error_type, self.message)
+        return value
+
+    def json_schema(self) -> WithJsonSchema:
+        return WithJsonSchema({"type": "string", "pattern": self.pattern})
+
+
+# No whitespace and no control characters: ids are keys, and an invisible difference
+# between two keys is a bug nobody can see in a log.
+_IDENTIFIER = _StrRule(
+    pattern=rf"^[^\s\x00-\x1f\x7f]{{1,{IDENTIFIER_CHARS_MAX}}}$",
+    message=f"must be 1-{IDENTIFIER_CHARS_MAX} characters without whitespace",
+    error_type="identifier",
+)
+_TOKEN_PATTERN = r"^[A-Z]{2,12}$"
+_TOKEN = _StrRule(
+    pattern=_TOKEN_PATTERN,
+    message="must be a token name: 2-12 upper-case ASCII letters",
+    error_type="token",
+)
+_REASON_CODE = _StrRule(
+    pattern=rf"^[a-z][a-z0-9_]{{0,{REASON_CHARS_MAX - 1}}}$",
+    message=f"must be a short code: lower-case letters, digits, '_', at most {REASON_CHARS_MAX}",
+    error_type="reason_code",
+)
+_TOPIC_NAME = _StrRule(
+    pattern=rf"^[A-Za-z0-9._-]{{1,{TOPIC_CHARS_MAX}}}$",
+    message="must be a Kafka topic name",
+    error_type="topic_name",
+)
+Identifier = Annotated[str, PlainValidator(_IDENTIFIER.validate), _IDENTIFIER.json_schema()]
+#: A cash token's name (JPYC, USDC). Whether it is configured is the agents' check.
+Token = Annotated[str, PlainValidator(_TOKEN.validate), _TOKEN.json_schema()]
+ReasonCode = Annotated[str, PlainValidator(_REASON_CODE.validate), _REASON_CODE.json_schema()]
+TopicName = Annotated[str, PlainValidator(_TOPIC_NAME.validate), _TOPIC_NAME.json_schema()]
+
+_TOKEN_RE = re.compile(_TOKEN_PATTERN)
+_ISIN_MESSAGE = "must be an ISIN: 2 letters, 9 letters or digits, and a correct check digit"
+
+
+def _validate_isin(value: Any) -> str:
+    if not isinstance(value, str) or not is_valid_isin(value):
+        _fail("invalid_isin", _ISIN_MESSAGE)
+    return value
+
+
+Isin = Annotated[
+    str,
+    PlainValidator(_validate_isin),
+    WithJsonSchema({"type": "string", "pattern": ISIN_PATTERN}),
+]
+
+
+def _validate_asset(value: Any) -> str:
+    if isinstance(value, str) and _TOKEN_RE.fullmatch(value) is not None:
+        return value
+    if isinstance(value, str) and len(value) == 12:
+        # Twelve characters and not a token: it can only mean to be an ISIN.
+        return _validate_isin(value)
+    _fail("asset", "must be a token name (2-12 upper-case letters) or an ISIN")
+
+
+#: What a ledger balance counts: a cash token, or a bond by ISIN. Tokens are letters
+#: only and an ISIN always ends in a digit, so the two can never be confused.
+Asset = Annotated[
+    str,
+    PlainValidator(_validate_asset),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": _TOKEN_PATTERN},
+                {"type": "string", "pattern": ISIN_PATTERN},
+            ]
+        }
+    ),
+]
+
+# Strictly the shape below: pydantic's own parser would also take "1700000000" or a
+# JSON number as a Unix time, and fromisoformat() silently drops a 7th fraction digit.
+_UTC_TIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-]00:00)$"
+)
+_UTC_TIME_RE = re.compile(_UTC_TIME_PATTERN)
+_UTC_TIME_MESSAGE = "must be an ISO-8601 UTC time like 2026-01-02T03:04:05Z"
+
+
+def _validate_utc(value: Any) -> datetime:
+    if isinstance(value, str):
+        if len(value) > TIME_CHARS_MAX or _UTC_TIME_RE.fullmatch(value) is None:
+            _fail("utc_datetime", _UTC_TIME_MESSAGE)
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:  # the shape was right but the date was not (2026-02-30)
+            _fail("utc_datetime", _UTC_TIME_MESSAGE)
+    if not isinstance(value, datetime):
+        _fail("utc_datetime", _UTC_TIME_MESSAGE)
+    if value.utcoffset() != timedelta(0):  # None (naive) included
+        _fail("utc_datetime", _UTC_TIME_MESSAGE)
+    # One tzinfo object for every instance, so equal instants compare and print alike.
+    return value.replace(tzinfo=UTC)
+
+
+def _utc_to_str(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+UtcDatetime = Annotated[
+    datetime,
+    PlainValidator(_validate_utc),
+    PlainSerializer(_utc_to_str, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": _UTC_TIME_PATTERN}),
+]
+
+MovementKind = Literal["deposit", "withdrawal"]
+Side = Literal["buy", "sell"]
+TimeInForce = Literal["GTC", "IOC"]
+OrderAction = Literal["new", "cancel"]
+SettlementStatus = Literal["pending", "settled", "failed"]
+
+
+# --- Records -----------------------------------------------------------------------
+
+
+class _Record(BaseModel):
+    """Base of every topic's record: immutable, no unknown fields, versioned.
+
+    Unknown fields are refused rather than dropped: a producer who adds a field expects
+    it to mean something, and silently ignoring it would settle something else.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _schema_version_is_an_integer(cls, value: Any) -> Any:
+        # Literal[1] alone would also take `true` and `1.0` (both == 1 in Python).
+        if type(value) is not int:
+            _fail("schema_version", "must be the integer 1")
+        return value
+
+
+class MoveCash(_Record):
+    """Topic ``payments``, key ``account``: tokens deposited to or withdrawn from an account."""
+
+    payment_id: Identifier
+    account: Identifier
+    token: Token
+    amount: PositiveDecimalStr = Field(description="Token amount, a decimal string > 0.")
+    kind: MovementKind
+
+
+class MoveBonds(_Record):
+    """Topic ``custody``, key ``account``: bonds delivered into or out of an account."""
+
+    movement_id: Identifier
+    account: Identifier
+    isin: Isin
+    quantity: Quantity = Field(description="Face value in yen.")
+    kind: MovementKind
+
+
+class TradeExecuted(_Record):
+    """Topic ``trades``, key ``trade_id``: a trade a venue executed, to be settled DvP."""
+
+    trade_id: Identifier
+    venue: Identifier
+    isin: Isin
+    buyer: Identifier
+    seller: Identifier
+    quantity: FaceQuantity = Field(
+        description=f"Face value in yen, a positive multiple of {MIN_FACE_JPY}."
+    )
+    price: PositiveDecimalStr = Field(description="Clean price per 100 yen of face value.")
+    currency: Token = Field(description="The cash token paying the cash leg.")
+    accrued_interest: NonNegativeDecimalStr = Field(
+        default=Decimal("0"), description="Accrued interest in the currency token."
+    )
+    trade_time: UtcDatetime
+
+    @model_validator(mode="after")
+    def _buyer_is_not_seller(self) -> TradeExecuted:
+        if self.buyer == self.seller:
+            _fail("buyer_is_seller", "buyer and seller must differ")
+        return self
+
+
+class SubmitOrder(_Record):
+    """Topic ``orders``, key ``isin``: a new order for kessai to match, or its cancellation."""
+
+    order_id: Identifier
+    venue: Identifier
+    account: Identifier
+    isin: Isin
+    side: Side | None = None
+    quantity: FaceQuantity | None = Field(
+        default=None, description=f"Face value in yen, a positive multiple of {MIN_FACE_JPY}."
+    )
+    price: PositiveDecimalStr | None = Field(
+        default=None, description="Limit price per 100 yen face; absent or null: market order."
+    )
+    currency: Token
+    time_in_force: TimeInForce = "GTC"
+    action: OrderAction = "new"
+
+    @model_validator(mode="after")
+    def _new_orders_are_complete(self) -> SubmitOrder:
+        # A cancel names its order by order_id; side and quantity only matter for a new one.
+        if self.action == "new" and (self.side is None or self.quantity is None):
+            _fail("incomplete_order", "a new order needs side and quantity")
+        return self
+
+
+class SettlementStatusChanged(_Record):
+    """Topic ``settlements``, key ``trade_id``: a trade became pending, settled or failed.
+
+    ``reason`` says why a trade is pending (what it waits for) or failed; it is null
+    once settled.
+    """
+
+    trade_id: Identifier
+    status: SettlementStatus
+    reason: ReasonCode | None = None
+    isin: Isin
+    buyer: Identifier
+    seller: Identifier
+    quantity: FaceQuantity = Field(description="Face value in yen.")
+    cash_amount: PositiveDecimalStr = Field(
+        description="face * price / 100 + accrued interest, truncated to the token's decimals."
+    )
+    currency: Token
+    at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SettlementStatusChanged:
+        if self.buyer == self.seller:
+            _fail("buyer_is_seller", "buyer and seller must differ")
+        if self.status == "failed" and self.reason is None:
+            _fail("missing_reason", "reason is required when status is failed")
+        if self.status == "settled" and self.reason is not None:
+            _fail("unexpected_reason", "reason must be null when status is settled")
+        return self
+
+
+class RecordRejected(_Record):
+    """Topic ``rejections``, key: the rejected record's key. Bad input, kept for people.
+
+    ``key`` and ``value`` are the rejected record's bytes as text (invalid UTF-8 escaped
+    as ``\\xNN``); ``value`` is cut to its first REJECTED_VALUE_CHARS_MAX characters.
+    """
+
+    source_topic: TopicName
+    reason: ReasonCode
+    detail: str = Field(max_length=DETAIL_CHARS_MAX, description="What was wrong, for people.")
+    key: str | None = Field(max_length=REJECTED_KEY_CHARS_MAX)
+    value: str = Field(max_length=REJECTED_VALUE_CHARS_MAX)
+    at: UtcDatetime
+
+
+class BalanceChanged(_Record):
+    """Topic ``ledger-events``, key ``account``: one change of one balance.
+
+    Replaying these in ``seq`` order rebuilds every account's balances as of any moment.
+    """
+
+    account: Identifier
+    asset: Asset = Field(description="A cash token, or a bond's ISIN.")
+    delta_available: DecimalStr
+    delta_locked: DecimalStr
+    available: NonNegativeDecimalStr = Field(description="Available balance after the change.")
+    locked: NonNegativeDecimalStr = Field(description="Locked balance after the change.")
+    cause: Identifier = Field(description="Id of what caused it: payment, movement, trade, lock.")
+    seq: Seq = Field(description="Per account, gap-free, from 1.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BalanceChanged:
+        if self.delta_available == 0 and self.delta_locked == 0:
+            _fail("empty_change", "delta_available and delta_locked cannot both be 0")
+        # No balance is ever negative, before the change as well as after it.
+        # Compared, not subtracted: Decimal subtraction rounds to the context's 28 digits.
+        if self.available < self.delta_available or self.locked < self.delta_locked:
+            _fail("negative_balance", "balance before the change (balance - delta) would be < 0")
+        if not _TOKEN_RE.fullmatch(self.asset):
+            amounts = (self.delta_available, self.delta_locked, self.available, self.locked)
+            if any(a != a.to_integral_value() for a in amounts):
+                _fail("fractional_face", "bond amounts are whole yen of face value")
+        return self
+
+
+TOPIC_MODELS: dict[str, type[BaseModel]] = {
+    PAYMENTS: MoveCash,
+    CUSTODY: MoveBonds,
+    TRADES: TradeExecuted,
+    ORDERS: SubmitOrder,
+    SETTLEMENTS: SettlementStatusChanged,
+    REJECTIONS: RecordRejected,
+    LEDGER_EVENTS: BalanceChanged,
+}

@@ -1,0 +1,810 @@
+"""Topic models and codec (schemas.models, schemas.codec, schemas.gen): pure, no broker."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import string
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal, localcontext
+from pathlib import Path
+from typing import Any, get_args
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
+
+from schemas import (
+    CUSTODY,
+    LEDGER_EVENTS,
+    MIN_FACE_JPY,
+    ORDERS,
+    PAYMENTS,
+    REJECTIONS,
+    SETTLEMENTS,
+    TOPIC_MODELS,
+    TRADES,
+    VALUE_BYTES_MAX,
+    BalanceChanged,
+    MoveBonds,
+    MoveCash,
+    RecordRejected,
+    SchemaError,
+    SettlementStatusChanged,
+    SubmitOrder,
+    TradeExecuted,
+    decode,
+    encode,
+    gen,
+    key_for,
+    rejection_for,
+)
+from schemas._isin import check_digit
+from schemas.models import OrderAction, SettlementStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+JGB = "JP3633400001"
+AT = "2026-01-02T03:04:05Z"
+
+# One valid record per topic, as a producer would write it.
+SAMPLES: dict[str, dict[str, Any]] = {
+    PAYMENTS: {
+        "payment_id": "pay-1",
+        "account": "acct-a",
+        "token": "JPYC",
+        "amount": "1000000",
+        "kind": "deposit",
+    },
+    CUSTODY: {
+        "movement_id": "mov-1",
+        "account": "acct-b",
+        "isin": JGB,
+        "quantity": 100_000,
+        "kind": "deposit",
+    },
+    TRADES: {
+        "trade_id": "t-1",
+        "venue": "venue-x",
+        "isin": JGB,
+        "buyer": "acct-a",
+        "seller": "acct-b",
+        "quantity": 100_000,
+        "price": "99.875",
+        "currency": "JPYC",
+        "trade_time": AT,
+    },
+    ORDERS: {
+        "order_id": "o-1",
+        "venue": "venue-x",
+        "account": "acct-a",
+        "isin": JGB,
+        "side": "buy",
+        "quantity": 50_000,
+        "price": "100.01",
+        "currency": "USDC",
+    },
+    SETTLEMENTS: {
+        "trade_id": "t-1",
+        "status": "settled",
+        "reason": None,
+        "isin": JGB,
+        "buyer": "acct-a",
+        "seller": "acct-b",
+        "quantity": 100_000,
+        "cash_amount": "99875",
+        "currency": "JPYC",
+        "at": AT,
+    },
+    REJECTIONS: {
+        "source_topic": "trades",
+        "reason": "invalid_isin",
+        "detail": "isin: bad check digit",
+        "key": "t-9",
+        "value": '{"isin":"JP3633400002"}',
+        "at": AT,
+    },
+    LEDGER_EVENTS: {
+        "account": "acct-a",
+        "asset": "JPYC",
+        "delta_available": "-99875",
+        "delta_locked": "99875",
+        "available": "900125",
+        "locked": "99875",
+        "cause": "t-1",
+        "seq": 2,
+    },
+}
+
+EXPECTED_KEYS = {
+    PAYMENTS: b"acct-a",
+    CUSTODY: b"acct-b",
+    TRADES: b"t-1",
+    ORDERS: JGB.encode(),
+    SETTLEMENTS: b"t-1",
+    REJECTIONS: b"t-9",
+    LEDGER_EVENTS: b"acct-a",
+}
+
+
+def raw(topic: str, **changes: Any) -> bytes:
+    """The sample for *topic* with *changes*; a change to ``...`` removes the field."""
+    record = {**SAMPLES[topic], **changes}
+    return orjson.dumps({k: v for k, v in record.items() if v is not ...})
+
+
+def reject(topic: str, **changes: Any) -> SchemaError:
+    with pytest.raises(SchemaError) as caught:
+        decode(topic, raw(topic, **changes))
+    return caught.value
+
+
+# --- Strategies ---------------------------------------------------------------------
+
+# Alphabets are spelt out rather than drawn with st.from_regex() or a bare st.text():
+# those make Hypothesis build its Unicode tables on first use, which on a fresh
+# checkout trips the too_slow health check.
+UPPER = string.ascii_uppercase
+LOWER_DIGITS = string.ascii_lowercase + string.digits
+ids = st.text(st.characters(exclude_categories=("Z", "C")), min_size=1, max_size=128)
+any_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=200)
+tokens = st.text(UPPER, min_size=2, max_size=12)
+codes = st.builds(str.__add__, st.text(string.ascii_lowercase, min_size=1, max_size=1),
+                  st.text(LOWER_DIGITS + "_", max_size=20))  # fmt: skip
+isins = st.builds(
+    lambda country, rest: country + rest + check_digit(country + rest),
+    st.text(UPPER, min_size=2, max_size=2),
+    st.text(UPPER + string.digits, min_size=9, max_size=9),
+)
+utc_times = st.datetimes(
+    min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+)
+faces = st.integers(1, 10**9).map(lambda n: n * MIN_FACE_JPY)
+
+
+def decimals(low: int, high: int) -> st.SearchStrategy[Decimal]:
+    return st.integers(0, 18).flatmap(
+        lambda places: st.decimals(
+            min_value=low, max_value=high, places=places, allow_nan=False, allow_infinity=False
+        )
+    )
+
+
+positive = decimals(0, 10**15).filter(lambda d: d > 0)
+non_negative = decimals(0, 10**15)
+accounts = st.lists(ids, min_size=2, max_size=2, unique=True)
+
+
+@st.composite
+def ledger_events(draw: st.DrawFn) -> BalanceChanged:
+    asset = draw(st.one_of(tokens, isins))
+    amounts = st.integers(0, 10**15).map(Decimal) if len(asset) == 12 else non_negative
+    before_available, available = draw(amounts), draw(amounts)
+    before_locked, locked = draw(amounts), draw(amounts)
+    if (before_available, before_locked) == (available, locked):
+        locked += 1
+    with localcontext() as ctx:
+        ctx.prec = 100  # exact differences of 34-digit amounts
+        delta_available, delta_locked = available - before_available, locked - before_locked
+    return BalanceChanged(
+        account=draw(ids),
+        asset=asset,
+        delta_available=delta_available,
+        delta_locked=delta_locked,
+        available=available,
+        locked=locked,
+        cause=draw(ids),
+        seq=draw(st.integers(1, 2**63 - 1)),
+    )
+
+
+@st.composite
+def trades(draw: st.DrawFn) -> TradeExecuted:
+    buyer, seller = draw(accounts)
+    return TradeExecuted(
+        trade_id=draw(ids),
+        venue=draw(ids),
+        isin=draw(isins),
+        buyer=buyer,
+        seller=seller,
+        quantity=draw(faces),
+        price=draw(positive),
+        currency=draw(tokens),
+        accrued_interest=draw(non_negative),
+        trade_time=draw(utc_times),
+    )
+
+
+@st.composite
+def settlements(draw: st.DrawFn) -> SettlementStatusChanged:
+    buyer, seller = draw(accounts)
+    status = draw(st.sampled_from(get_args(SettlementStatus)))
+    reason = None if status == "settled" else draw(codes)
+    return SettlementStatusChanged(
+        trade_id=draw(ids),
+        status=status,
+        reason=reason,
+        isin=draw(isins),
+        buyer=buyer,
+        seller=seller,
+        quantity=draw(faces),
+        cash_amount=draw(positive),
+        currency=draw(tokens),
+        at=draw(utc_times),
+    )
+
+
+@st.composite
+def orders(draw: st.DrawFn) -> SubmitOrder:
+    action = draw(st.sampled_from(get_args(OrderAction)))
+
+    def optional(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        return strategy if action == "new" else st.none() | strategy
+
+    return SubmitOrder(
+        order_id=draw(ids),
+        venue=draw(ids),
+        account=draw(ids),
+        isin=draw(isins),
+        side=draw(optional(st.sampled_from(["buy", "sell"]))),
+        quantity=draw(optional(faces)),
+        price=draw(st.none() | positive),
+        currency=draw(tokens),
+        time_in_force=draw(st.sampled_from(["GTC", "IOC"])),
+        action=action,
+    )
+
+
+records: dict[str, st.SearchStrategy[Any]] = {
+    PAYMENTS: st.builds(
+        MoveCash,
+        payment_id=ids,
+        account=ids,
+        token=tokens,
+        amount=positive,
+        kind=st.sampled_from(["deposit", "withdrawal"]),
+    ),
+    CUSTODY: st.builds(
+        MoveBonds,
+        movement_id=ids,
+        account=ids,
+        isin=isins,
+        quantity=st.integers(1, 2**53 - 1),
+        kind=st.sampled_from(["deposit", "withdrawal"]),
+    ),
+    TRADES: trades(),
+    ORDERS: orders(),
+    SETTLEMENTS: settlements(),
+    REJECTIONS: st.builds(
+        RecordRejected,
+        source_topic=st.text(string.ascii_letters + string.digits + "._-", min_size=1, max_size=40),
+        reason=codes,
+        detail=any_text,
+        key=st.none() | any_text,
+        value=any_text,
+        at=utc_times,
+    ),
+    LEDGER_EVENTS: ledger_events(),
+}
+topic_and_record = st.sampled_from(sorted(TOPIC_MODELS)).flatmap(
+    lambda topic: st.tuples(st.just(topic), records[topic])
+)
+
+
+def _no_floats(text: str) -> float:
+    raise AssertionError(f"JSON number with a fraction or exponent in the output: {text}")
+
+
+# --- Models and the codec round trip ---------------------------------------------
+
+
+def test_there_is_a_strategy_and_a_sample_for_every_topic() -> None:
+    assert set(records) == set(SAMPLES) == set(EXPECTED_KEYS) == set(TOPIC_MODELS)
+
+
+@pytest.mark.parametrize("topic", sorted(TOPIC_MODELS))
+def test_every_model_is_frozen_strict_and_versioned(topic: str) -> None:
+    model = decode(topic, raw(topic))
+    assert type(model) is TOPIC_MODELS[topic]
+    assert model.model_config.get("frozen") is True
+    assert model.model_config.get("extra") == "forbid"
+    assert model.schema_version == 1  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError):
+        model.schema_version = 1  # type: ignore[attr-defined]
+
+
+@given(topic_and_record)
+def test_decode_inverts_encode(topic_record: tuple[str, BaseModel]) -> None:
+    topic, record = topic_record
+    wire = encode(record)
+    back = decode(topic, wire)
+    assert back == record
+    assert encode(back) == wire  # one spelling per record: a replay re-encodes identically
+
+
+@given(topic_and_record)
+def test_encode_is_compact_utf8_json_without_float_numbers(
+    topic_record: tuple[str, BaseModel],
+) -> None:
+    wire = encode(topic_record[1])
+    text = wire.decode("utf-8")
+    obj = json.loads(text, parse_float=_no_floats)
+    assert text == json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    assert obj["schema_version"] == 1
+
+
+@pytest.mark.parametrize("topic", sorted(TOPIC_MODELS))
+def test_key_for_follows_the_topic_table(topic: str) -> None:
+    assert key_for(topic, decode(topic, raw(topic))) == EXPECTED_KEYS[topic]
+
+
+def test_key_for_a_keyless_rejection_is_empty() -> None:
+    assert key_for(REJECTIONS, decode(REJECTIONS, raw(REJECTIONS, key=None))) == b""
+
+
+def test_key_for_refuses_a_model_of_another_topic() -> None:
+    trade = decode(TRADES, raw(TRADES))
+    with pytest.raises(TypeError, match="SettlementStatusChanged"):
+        key_for(SETTLEMENTS, trade)
+    with pytest.raises(SchemaError) as caught:
+        key_for("no-such-topic", trade)
+    assert caught.value.reason == "unknown_topic"
+
+
+def test_encoding_writes_decimals_and_times_in_their_wire_form() -> None:
+    trade = decode(TRADES, raw(TRADES, price="99.50", trade_time="2026-01-02T03:04:05.250-00:00"))
+    obj = orjson.loads(encode(trade))
+    assert obj["price"] == "99.50"  # the scale the venue sent is kept
+    assert obj["accrued_interest"] == "0"  # the default, written out
+    assert obj["trade_time"] == "2026-01-02T03:04:05.250000Z"
+
+
+def test_decimals_from_python_never_reach_the_wire_in_exponent_form() -> None:
+    payment = MoveCash(
+        payment_id="p", account="a", token="USDC", amount=Decimal("1E+3"), kind="deposit"
+    )
+    assert orjson.loads(encode(payment))["amount"] == "1000"
+    event = BalanceChanged(
+        account="a",
+        asset="USDC",
+        delta_available=Decimal("-0"),
+        delta_locked=Decimal("5E-7"),
+        available=Decimal("-0"),
+        locked=Decimal("5E-7"),
+        cause="c",
+        seq=1,
+    )
+    obj = orjson.loads(encode(event))
+    assert (obj["available"], obj["locked"]) == ("0", "0.0000005")
+    assert decode(LEDGER_EVENTS, encode(event)) == event
+
+
+def test_amounts_are_exact_beyond_float_precision() -> None:
+    amount = "123456789012345678.123456789012345678"
+    payment = decode(PAYMENTS, raw(PAYMENTS, amount=amount))
+    assert payment.amount == Decimal(amount)
+    assert orjson.loads(encode(payment))["amount"] == amount
+
+
+# --- What decode refuses, and why -----------------------------------------------------
+
+
+def test_detail_names_the_field_and_what_came_instead() -> None:
+    error = reject(PAYMENTS, amount=12.5)
+    assert error.reason == "invalid_field"
+    assert error.detail == "amount: must be a decimal string > 0, got 12.5 (a JSON number)"
+
+
+MONEY_FIELDS = [
+    (PAYMENTS, "amount"),
+    (TRADES, "price"),
+    (TRADES, "accrued_interest"),
+    (ORDERS, "price"),
+    (SETTLEMENTS, "cash_amount"),
+    (LEDGER_EVENTS, "delta_available"),
+    (LEDGER_EVENTS, "available"),
+]
+
+
+@pytest.mark.parametrize(("topic", "field"), MONEY_FIELDS)
+@pytest.mark.parametrize("number", [12.5, 100, 0.1, True])
+def test_money_must_be_a_string_never_a_json_number(topic: str, field: str, number: Any) -> None:
+    error = reject(topic, **{field: number})
+    assert error.reason == "invalid_field"
+    assert error.detail.startswith(f"{field}: must be a decimal string")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1e5", "1E+3", "NaN", "nan", "Infinity", "-Infinity", "+1", ".5", "5.", "01", "1_000",
+     " 1", "1 ", "1,5", "0x10", "١٢", "", "-", "1" * 65],
+)  # fmt: skip
+def test_decimal_strings_are_plain_notation_only(text: str) -> None:
+    assert reject(PAYMENTS, amount=text).detail.startswith("amount: must be a decimal string")
+
+
+@pytest.mark.parametrize(
+    ("field", "text"), [("amount", "0"), ("amount", "0.000"), ("amount", "-1")]
+)
+def test_positive_amounts_refuse_zero_and_negatives(field: str, text: str) -> None:
+    assert reject(PAYMENTS, **{field: text}).reason == "invalid_field"
+
+
+def test_accrued_interest_may_be_zero_but_not_negative() -> None:
+    assert decode(TRADES, raw(TRADES, accrued_interest="0.00")).accrued_interest == 0
+    assert reject(TRADES, accrued_interest="-0.01").reason == "invalid_field"
+
+
+@pytest.mark.parametrize(
+    ("topic", "value"),
+    [
+        (TRADES, True),  # bool is an int in Python, never a quantity
+        (TRADES, 100_000.0),
+        (TRADES, "100000"),
+        (TRADES, 0),
+        (TRADES, -50_000),
+        (TRADES, 75_000),  # not a multiple of the minimum denomination
+        (TRADES, 10),
+        (ORDERS, 60_000),
+        (SETTLEMENTS, 1),
+        (CUSTODY, 0),
+        (CUSTODY, False),
+        (CUSTODY, True),  # == 1, so only the type check refuses it
+        (CUSTODY, 1.5),
+        (CUSTODY, 2**53),
+    ],
+)
+def test_quantities_are_positive_json_integers(topic: str, value: Any) -> None:
+    error = reject(topic, quantity=value)
+    assert error.reason == "invalid_field"
+    assert error.detail.startswith("quantity: must be")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(True, "true (a JSON boolean)"), (None, "null"), ("7", '"7"'), ([7], "a JSON array"),
+     ({"n": 7}, "a JSON object"), (7.5, "7.5 (a JSON number)"), ("x" * 50, '"' + "x" * 36 + '...')],
+)  # fmt: skip
+def test_details_show_what_came_as_json(value: Any, shown: str) -> None:
+    assert reject(CUSTODY, quantity=value).detail.endswith(f", got {shown}")
+
+
+def test_integers_beyond_64_bits_are_not_quantities() -> None:
+    # orjson reads them as floats; they must be refused, not rounded into a quantity.
+    value = raw(TRADES).replace(b'"quantity":100000', b'"quantity":18446744073709551616')
+    assert b"18446744073709551616" in value
+    with pytest.raises(SchemaError) as caught:
+        decode(TRADES, value)
+    assert caught.value.detail.startswith("quantity: must be")
+
+
+def test_custody_quantities_need_not_be_multiples_of_the_minimum() -> None:
+    # Only trades and orders are in MIN_FACE_JPY lots; a custodian books any face amount.
+    assert decode(CUSTODY, raw(CUSTODY, quantity=1)).quantity == 1
+
+
+@pytest.mark.parametrize(
+    ("topic", "field"),
+    [(CUSTODY, "isin"), (TRADES, "isin"), (ORDERS, "isin"), (SETTLEMENTS, "isin")],
+)
+@pytest.mark.parametrize("isin", ["JP3633400002", "US0373831005", "jp3633400001", "JP36334000", 7])
+def test_bad_isins_have_their_own_reason(topic: str, field: str, isin: Any) -> None:
+    error = reject(topic, **{field: isin})
+    assert error.reason == "invalid_isin"
+    assert error.detail.startswith(f"{field}: must be an ISIN")
+
+
+def test_isins_of_any_country_are_accepted() -> None:
+    assert decode(CUSTODY, raw(CUSTODY, isin="US0378331005")).isin == "US0378331005"
+
+
+@pytest.mark.parametrize(
+    ("asset", "reason"),
+    [("USDC", None), (JGB, None), (JGB[:-1] + "2", "invalid_isin"), ("usdc", "invalid_field"),
+     ("U", "invalid_field"), ("ABCDEFGHIJKLM", "invalid_field")],
+)  # fmt: skip
+def test_a_ledger_asset_is_a_token_or_an_isin(asset: str, reason: str | None) -> None:
+    if reason is None:
+        assert decode(LEDGER_EVENTS, raw(LEDGER_EVENTS, asset=asset)).asset == asset
+    else:
+        assert reject(LEDGER_EVENTS, asset=asset).reason == reason
+
+
+@pytest.mark.parametrize("token", ["jpyc", "J", "ABCDEFGHIJKLM", "JPY1", "JP YC", "ＪＰＹＣ", 5])
+def test_token_names_are_2_to_12_upper_case_ascii_letters(token: Any) -> None:
+    error = reject(PAYMENTS, token=token)
+    assert error.detail.startswith("token: must be a token name")
+
+
+@pytest.mark.parametrize("bad_id", ["", "a b", "a\tb", "a\nb", "a\u3000b", "a\x00b", "x" * 129, 5])
+def test_ids_are_short_and_have_no_whitespace(bad_id: Any) -> None:
+    error = reject(TRADES, trade_id=bad_id)
+    assert error.reason == "invalid_field"
+    assert error.detail.startswith("trade_id: must be 1-128 characters without whitespace")
+
+
+@pytest.mark.parametrize("good_id", ["x" * 128, "口座-1", "a:b/c@d"])
+def test_ids_may_be_any_visible_text(good_id: str) -> None:
+    assert decode(TRADES, raw(TRADES, trade_id=good_id)).trade_id == good_id
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2026-01-02T03:04:05+09:00",  # Tokyo time: must be converted to UTC by the producer
+        "2026-01-02T03:04:05",  # naive
+        "2026-01-02 03:04:05Z",
+        "2026-01-02",
+        "2026-02-30T00:00:00Z",
+        "2026-01-02T03:04:05.1234567Z",  # a 7th digit would be silently dropped
+        "1700000000",
+        1700000000,
+        "",
+    ],
+)
+def test_times_are_iso_8601_utc(when: Any) -> None:
+    error = reject(TRADES, trade_time=when)
+    assert error.reason == "invalid_field"
+    assert error.detail.startswith("trade_time: must be an ISO-8601 UTC time")
+
+
+@pytest.mark.parametrize("when", ["2026-01-02T03:04:05Z", "2026-01-02T03:04:05+00:00"])
+def test_utc_offsets_are_written_as_z(when: str) -> None:
+    settlement = decode(SETTLEMENTS, raw(SETTLEMENTS, at=when))
+    assert settlement.at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert orjson.loads(encode(settlement))["at"] == "2026-01-02T03:04:05Z"
+
+
+def test_any_zero_offset_becomes_the_one_utc() -> None:
+    fields = {**SAMPLES[SETTLEMENTS], "cash_amount": Decimal("99875")}
+    odd_utc = timezone(timedelta(0), "GMT")
+    settlement = SettlementStatusChanged(**{**fields, "at": datetime(2026, 1, 2, tzinfo=odd_utc)})
+    assert settlement.at.tzinfo is UTC
+    assert decode(SETTLEMENTS, encode(settlement)).at.tzinfo is UTC
+
+
+def test_python_callers_must_pass_utc_too() -> None:
+    tokyo = timezone(timedelta(hours=9))
+    fields = {**SAMPLES[SETTLEMENTS], "cash_amount": Decimal("99875")}
+    with pytest.raises(ValidationError, match="UTC"):
+        SettlementStatusChanged(**{**fields, "at": datetime(2026, 1, 2, tzinfo=tokyo)})
+    with pytest.raises(ValidationError, match="UTC"):
+        SettlementStatusChanged(**{**fields, "at": datetime(2026, 1, 2)})
+
+
+@pytest.mark.parametrize(
+    ("version", "reason"),
+    [(2, "unsupported_schema_version"), (0, "unsupported_schema_version"),
+     (True, "invalid_field"), (1.0, "invalid_field"), ("1", "invalid_field")],
+)  # fmt: skip
+def test_schema_version_is_the_integer_1(version: Any, reason: str) -> None:
+    assert reject(PAYMENTS, schema_version=version).reason == reason
+
+
+def test_schema_version_may_be_omitted() -> None:
+    assert "schema_version" not in SAMPLES[PAYMENTS]
+    assert decode(PAYMENTS, raw(PAYMENTS)).schema_version == 1
+
+
+def test_trades_need_two_parties() -> None:
+    error = reject(TRADES, seller="acct-a")
+    assert (error.reason, error.detail) == ("invalid_field", "buyer and seller must differ")
+
+
+def test_new_orders_need_side_and_quantity_but_cancels_do_not() -> None:
+    assert reject(ORDERS, side=...).detail == "a new order needs side and quantity"
+    assert reject(ORDERS, quantity=None).detail == "a new order needs side and quantity"
+    cancel = decode(ORDERS, raw(ORDERS, action="cancel", side=..., quantity=..., price=...))
+    assert (cancel.side, cancel.quantity, cancel.price) == (None, None, None)
+
+
+def test_orders_default_to_new_gtc_and_null_price_means_market() -> None:
+    order = decode(ORDERS, raw(ORDERS, price=None))
+    assert (order.action, order.time_in_force, order.price) == ("new", "GTC", None)
+    assert decode(ORDERS, raw(ORDERS, price=...)).price is None
+    assert reject(ORDERS, time_in_force="FOK").detail.startswith("time_in_force:")
+
+
+def test_settlement_reasons_match_the_status() -> None:
+    assert reject(SETTLEMENTS, status="failed").detail == "reason is required when status is failed"
+    assert reject(SETTLEMENTS, reason="late").detail == "reason must be null when status is settled"
+    failed = decode(SETTLEMENTS, raw(SETTLEMENTS, status="failed", reason="deadline_passed"))
+    assert failed.reason == "deadline_passed"
+    assert decode(SETTLEMENTS, raw(SETTLEMENTS, status="pending")).reason is None
+    assert reject(SETTLEMENTS, status="failed", reason="Not A Code").reason == "invalid_field"
+
+
+@pytest.mark.parametrize(
+    ("changes", "detail"),
+    [
+        ({"delta_available": "0", "delta_locked": "0"}, "cannot both be 0"),
+        ({"delta_available": "900126"}, "balance before the change"),  # was -1
+        ({"delta_locked": "99876"}, "balance before the change"),
+        ({"available": "-1"}, "available: must be a decimal string >= 0"),
+        ({"seq": 0}, "seq: must be an integer >= 1"),
+        ({"seq": "2"}, "seq: must be an integer >= 1"),
+        ({"seq": True}, "seq: must be an integer >= 1"),
+        ({"asset": JGB, "locked": "99875.5", "delta_locked": "99875.5"}, "whole yen"),
+    ],
+)
+def test_ledger_events_are_consistent(changes: dict[str, Any], detail: str) -> None:
+    error = reject(LEDGER_EVENTS, **changes)
+    assert error.reason == "invalid_field"
+    assert detail in error.detail
+
+
+def test_schema_errors_read_well_and_survive_pickling() -> None:
+    error = reject(TRADES, fee="1")
+    assert str(error) == "unknown_field: fee: unknown field"
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.reason, copy.detail) == (error.reason, error.detail)
+
+
+def test_unknown_and_missing_fields() -> None:
+    assert (reject(TRADES, fee="1").reason, reject(TRADES, fee="1").detail) == (
+        "unknown_field",
+        "fee: unknown field",
+    )
+    error = reject(TRADES, price=...)
+    assert (error.reason, error.detail) == ("missing_field", "price: required")
+
+
+def test_more_than_one_error_is_counted_not_listed() -> None:
+    error = reject(TRADES, price=1, currency=2)
+    assert error.detail.startswith("price:")
+    assert error.detail.endswith("(and 1 more)")
+
+
+@pytest.mark.parametrize(
+    ("topic", "value", "reason"),
+    [
+        (TRADES, b'{"price": "\xff"}', "not_utf8"),
+        (TRADES, b"\xef\xbb\xbf{}", "malformed_json"),  # a BOM is not JSON
+        (TRADES, b"{", "malformed_json"),
+        (TRADES, b"", "malformed_json"),
+        (TRADES, b'{"price": NaN}', "malformed_json"),
+        (TRADES, b"[]", "not_an_object"),
+        (TRADES, b"null", "not_an_object"),
+        (TRADES, b'"t-1"', "not_an_object"),
+        (TRADES, b" " * (VALUE_BYTES_MAX + 1), "too_large"),
+        ("trade", b"{}", "unknown_topic"),
+    ],
+)
+def test_values_that_are_not_records(topic: str, value: bytes, reason: str) -> None:
+    with pytest.raises(SchemaError) as caught:
+        decode(topic, value)
+    assert caught.value.reason == reason
+    assert caught.value.detail
+
+
+@given(st.sampled_from(sorted(TOPIC_MODELS)), st.binary(max_size=200))
+def test_any_bytes_decode_or_raise_schema_error(topic: str, value: bytes) -> None:
+    try:
+        decode(topic, value)
+    except SchemaError as error:
+        assert error.reason and error.detail
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats() | any_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3),
+    max_leaves=5,
+)
+
+
+@given(topic_and_record, st.data())
+def test_one_bad_field_is_named_in_the_detail(
+    topic_record: tuple[str, BaseModel], data: st.DataObject
+) -> None:
+    topic, record = topic_record
+    obj = orjson.loads(encode(record))
+    field = data.draw(st.sampled_from(sorted(obj)))
+    obj[field] = data.draw(json_values)
+    try:
+        decode(topic, orjson.dumps(obj))
+    except SchemaError as error:
+        # Either the field itself, or a rule across fields that names it.
+        assert error.detail.startswith(f"{field}:") or field in error.detail, error.detail
+        assert len(error.detail) <= 1000
+
+
+def test_a_rejection_keeps_what_arrived() -> None:
+    value = b'{"isin": "\xff"}'
+    with pytest.raises(SchemaError) as caught:
+        decode(TRADES, value)
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    rejection = rejection_for(TRADES, b"t-\xfe", value, caught.value, at=at)
+    assert rejection.reason == "not_utf8"
+    assert rejection.value == '{"isin": "\\xff"}'
+    assert rejection.key == "t-\\xfe"
+    assert decode(REJECTIONS, encode(rejection)) == rejection
+    assert key_for(REJECTIONS, rejection) == b"t-\\xfe"
+    keyless = rejection_for(TRADES, None, b" " * 100_000, SchemaError("too_large", "x"), at=at)
+    assert keyless.key is None
+    assert len(keyless.value) == 65_536
+
+
+# --- JSON Schemas --------------------------------------------------------------------
+
+
+def float_paths(schema: Any, path: str = "$") -> list[str]:
+    """Every place in a JSON Schema that admits a JSON number with a fraction."""
+    found: list[str] = []
+    if isinstance(schema, dict):
+        kind = schema.get("type")
+        if kind == "number" or (isinstance(kind, list) and "number" in kind):
+            found.append(path)
+        for key, sub in schema.items():
+            found += float_paths(sub, f"{path}.{key}")
+    elif isinstance(schema, list):
+        for i, sub in enumerate(schema):
+            found += float_paths(sub, f"{path}[{i}]")
+    return found
+
+
+@pytest.mark.parametrize("topic", sorted(TOPIC_MODELS))
+def test_no_schema_field_is_a_float(topic: str) -> None:
+    assert float_paths(TOPIC_MODELS[topic].model_json_schema()) == []
+
+
+def test_the_float_scan_finds_floats() -> None:
+    class Priced(BaseModel):
+        price: float | None
+        nested: list[dict[str, float]]
+
+    assert sorted(float_paths(Priced.model_json_schema())) == [
+        "$.properties.nested.items.additionalProperties",
+        "$.properties.price.anyOf[0]",
+    ]
+
+
+def test_checked_in_json_schemas_match_the_models() -> None:
+    assert gen.drifted() == [], "run: python -m schemas.gen"
+    assert sorted(p.name for p in gen.JSON_DIR.glob("*.json")) == sorted(
+        f"{topic}.json" for topic in TOPIC_MODELS
+    )
+
+
+def test_gen_check_names_drifted_files_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert gen.main([], json_dir=tmp_path) == 0
+    assert gen.main(["--check"], json_dir=tmp_path) == 0
+    trades_file = tmp_path / "trades.json"
+    edited = trades_file.read_text().replace('"minimum": 50000', '"minimum": 1')
+    trades_file.write_text(edited)
+    (tmp_path / "payments.json").unlink()
+    (tmp_path / "old-topic.json").write_text("{}\n")
+    capsys.readouterr()
+
+    assert gen.main(["--check"], json_dir=tmp_path) == 1
+    err = capsys.readouterr().err
+    for name in ("trades.json", "payments.json", "old-topic.json"):
+        assert name in err
+    assert "custody.json" not in err
+    assert trades_file.read_text() == edited  # --check wrote nothing
+    assert not (tmp_path / "payments.json").exists()
+
+    assert gen.main([], json_dir=tmp_path) == 0
+    assert gen.drifted(tmp_path) == []
+    assert not (tmp_path / "old-topic.json").exists()
+
+
+def test_generated_files_are_sorted_indented_and_end_with_a_newline() -> None:
+    text = (gen.JSON_DIR / "trades.json").read_text(encoding="utf-8")
+    assert text.endswith("}\n")
+    assert text == json.dumps(json.loads(text), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_the_documented_check_command_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "schemas.gen", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
