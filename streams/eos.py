@@ -1,0 +1,343 @@
+"""Exactly-once that holds: kessai's patch over faust-streaming 0.15.3's transactions.
+
+faust's ``processing_guarantee="exactly_once"`` opens one transactional producer per
+source partition, but then (see docs/exactly-once.md and ../shared/faust-eos.md):
+
+1. sends join the transaction of their *destination* partition, so a re-keyed output
+   commits with someone else's input offsets;
+2. sends to topics the worker does not consume leave the transaction altogether;
+3. table changelog writes sit in a buffer that is not flushed before the commit;
+4. begin/commit/abort errors are logged and swallowed;
+5. a send issued while event N+1 is half processed joins the transaction that commits
+   offsets only up to N, so a crash replays N+1 and duplicates that send.
+
+This module closes all five with one mechanism, the *outbox*. While an agent handles
+an event read from source partition P at offset o, every record it produces -- topic
+sends and table changelog writes alike -- is held in P's outbox, tagged with o.
+Nothing is sent then. When faust's commit timer decides that P may commit up to
+offset c, :meth:`ExactlyOnceTransactionManager.commit` takes the records tagged
+below c, sends them through P's own transactional producer (to whatever partition
+they belong), waits until the broker has them all, adds P's offsets to the same
+transaction and commits it. Any error there crashes the worker: a transaction is
+never only logged. A send with no event to belong to raises :class:`EscapedSendError`.
+
+Kafka Streams' exactly-once "alpha" model, in other words, with the commit always at
+an event boundary. The cost: outputs leave at commit time, not at once -- which is
+when a read_committed reader would have seen them anyway.
+
+Only :class:`KessaiApp` is public; the rest is wiring faust needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Iterable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from faust.streams import current_event
+from faust.transport.consumer import TransactionManager
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+from faust.types.enums import ProcessingGuarantee
+
+logger = logging.getLogger(__name__)
+
+#: The transactional id whose commit is draining its outbox in this task, if any.
+_draining: ContextVar[str | None] = ContextVar("kessai_eos_draining", default=None)
+
+#: Longest a commit may spend in one stage (deliver, add offsets, commit, begin).
+COMMIT_STAGE_TIMEOUT_S = 30.0
+
+#: Records held in all outboxes together before a send forces an early commit.
+OUTBOX_RECORDS_MAX = 50_000
+
+
+class EosError(RuntimeError):
+    """Base of the errors this module raises."""
+
+
+class EscapedSendError(EosError):
+    """A send under exactly-once with no source event to commit it with."""
+
+
+class TransactionFailedError(EosError):
+    """A transaction could not begin or commit; the worker must restart."""
+
+
+@dataclass(slots=True)
+class _Held:
+    """One produced record waiting in an outbox for its source offset to commit."""
+
+    offset: int
+    #: A faust FutureMessage (table changelog path) ...
+    future_message: Any = None
+    #: ... or the raw arguments of a topic send, and the future its caller holds.
+    raw: tuple[str, bytes | None, bytes | None, int | None, float | None, Any] | None = None
+    result: asyncio.Future[Any] | None = None
+
+
+@dataclass
+class Outbox:
+    """Records produced per source partition, in the order they were produced.
+
+    Pure bookkeeping, no I/O: :meth:`take_below` hands out the prefix that belongs
+    to offsets about to commit; the rest waits for a later commit.
+    """
+
+    _by_tp: dict[TP, deque[_Held]] = field(default_factory=lambda: defaultdict(deque))
+    size: int = 0
+
+    def hold(self, tp: TP, held: _Held) -> None:
+        queue = self._by_tp[tp]
+        # Offsets of one partition are handled in order; an older offset after a
+        # newer one would mean two tasks process one partition at once.
+        assert not queue or queue[-1].offset <= held.offset, (tp, queue[-1].offset, held.offset)
+        queue.append(held)
+        self.size += 1
+
+    def take_below(self, tp: TP, offset: int) -> list[_Held]:
+        queue = self._by_tp.get(tp)
+        taken: list[_Held] = []
+        while queue and queue[0].offset < offset:
+            taken.append(queue.popleft())
+        self.size -= len(taken)
+        return taken
+
+    def drop(self, tps: Iterable[TP]) -> int:
+        """Forget records of revoked partitions: their new owner will redo them."""
+        dropped = 0
+        for tp in tps:
+            queue = self._by_tp.pop(tp, None)
+            if queue:
+                dropped += len(queue)
+                for held in queue:
+                    if held.result is not None and not held.result.done():
+                        held.result.cancel()
+        self.size -= dropped
+        return dropped
+
+
+class ExactlyOnceTransactionManager(TransactionManager):  # type: ignore[misc]
+    """faust's TransactionManager, with sends held per source partition."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outbox = Outbox()
+        self._early_commit: asyncio.Task[Any] | None = None
+        self.commits_total = 0
+
+    # -- producing -------------------------------------------------------------------
+
+    def _source(self, what: str) -> tuple[TP, int]:
+        event = current_event()
+        if event is None:
+            raise EscapedSendError(
+                f"{what} outside of a stream event under exactly-once: it would commit with "
+                "no input offset. Model timers as records on a topic (docs/exactly-once.md)."
+            )
+        message = event.message
+        return message.tp, message.offset
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> Awaitable[Any]:
+        draining = _draining.get()
+        if draining is not None:
+            # Called back by faust's publish_message while we drain at commit time.
+            return await self.producer.send(  # type: ignore[no-any-return]
+                topic,
+                key,
+                value,
+                partition,
+                timestamp,
+                headers,
+                transactional_id=draining,
+            )
+        tp, offset = self._source(f"send to {topic!r}")
+        result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._hold(
+            tp, _Held(offset, raw=(topic, key, value, partition, timestamp, headers), result=result)
+        )
+        return result
+
+    def send_soon(self, fut: Any) -> None:
+        tp, offset = self._source("table changelog write")
+        self._hold(tp, _Held(offset, future_message=fut))
+
+    async def send_and_wait(self, *args: Any, **kwargs: Any) -> Any:
+        raise EscapedSendError(
+            "send_and_wait under exactly-once would wait for a commit that waits for this "
+            "event: use send() and let the commit deliver it"
+        )
+
+    def _hold(self, tp: TP, held: _Held) -> None:
+        self.outbox.hold(tp, held)
+        if self.outbox.size > OUTBOX_RECORDS_MAX and self._early_commit is None:
+            # Bound memory: commit what is complete now instead of at the next tick.
+            self._early_commit = asyncio.get_running_loop().create_task(self.consumer.commit())
+            self._early_commit.add_done_callback(self._early_commit_done)
+
+    def _early_commit_done(self, task: asyncio.Task[Any]) -> None:
+        self._early_commit = None
+
+    # -- committing ------------------------------------------------------------------
+
+    def _tid(self, tp: TP) -> str:
+        group = self.app.assignor.group_for_topic(tp.topic)
+        return f"{self.app.conf.id}-{group}-{tp.partition}"
+
+    async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        by_tid: dict[str, dict[TP, int]] = defaultdict(dict)
+        for tp, offset in offsets.items():
+            by_tid[self._tid(tp)][tp] = offset
+        try:
+            for tid, tp_offsets in sorted(by_tid.items()):
+                await self._commit_one(tid, tp_offsets, start_new_transaction)
+        except BaseException as exc:
+            logger.critical("exactly-once commit failed, crashing the worker: %r", exc)
+            await self.app.crash(exc)
+            raise
+        return True
+
+    async def _commit_one(
+        self, tid: str, offsets: Mapping[TP, int], start_new_transaction: bool
+    ) -> None:
+        producer = self.producer._transaction_producers.get(tid)
+        if producer is None:
+            raise TransactionFailedError(f"no transactional producer for {tid}")
+        held: list[_Held] = []
+        for tp, offset in offsets.items():
+            held.extend(self.outbox.take_below(tp, offset))
+        delivered: list[asyncio.Future[Any]] = []
+        # A context variable, not an attribute: an agent sending while this commit
+        # awaits must still have its record held, not slipped into this transaction.
+        token = _draining.set(tid)
+        try:
+            for item in held:
+                if item.future_message is not None:
+                    fm = item.future_message
+                    await fm.message.channel.publish_message(fm)
+                    delivered.append(fm)
+                else:
+                    assert item.raw is not None and item.result is not None
+                    sent = await self.producer.send(*item.raw, transactional_id=tid)
+                    _chain(sent, item.result)
+                    delivered.append(sent)
+        finally:
+            _draining.reset(token)
+        # Flush: every record must be on the broker before the offsets join the
+        # transaction (hole 3). gather raises the first delivery error.
+        if delivered:
+            await _within(asyncio.gather(*delivered), tid, f"delivering {len(delivered)} records")
+        async with self.producer._trn_locks[tid]:
+            await _within(
+                producer.send_offsets_to_transaction(dict(offsets), self.app.conf.id),
+                tid,
+                "adding offsets",
+            )
+            await _within(producer.commit_transaction(), tid, "committing")
+            self.commits_total += 1
+            if start_new_transaction:
+                await _within(producer.begin_transaction(), tid, "beginning")
+
+    # -- rebalancing -----------------------------------------------------------------
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        dropped = self.outbox.drop(revoked)
+        if dropped:
+            logger.info(
+                "dropped %d uncommitted records of %d revoked partitions", dropped, len(revoked)
+            )
+
+    async def _start_transactions(self, tids: Iterable[str]) -> None:
+        # faust's begin_transaction logs and swallows every error (hole 4): do it here.
+        producer = self.producer
+        for tid in tids:
+            if tid in producer._transaction_producers:
+                continue
+            txp = producer._new_producer(transactional_id=tid)
+            try:
+                await txp.start()  # InitProducerId: fences a zombie and aborts its txn
+                await txp.begin_transaction()
+            except BaseException as exc:
+                await txp.stop()
+                raise TransactionFailedError(f"cannot start transactions for {tid}") from exc
+            producer._transaction_producers[tid] = txp
+            producer._trn_locks[tid] = asyncio.Lock()
+
+
+async def _within(aw: Awaitable[Any], tid: str, stage: str) -> Any:
+    # A commit that hangs keeps its transaction open, and read_committed readers of
+    # every partition it wrote stall behind it: better to crash and be restarted.
+    try:
+        return await asyncio.wait_for(aw, COMMIT_STAGE_TIMEOUT_S)
+    except TimeoutError as exc:
+        raise TransactionFailedError(
+            f"commit {tid}: {stage} took over {COMMIT_STAGE_TIMEOUT_S:.0f}s"
+        ) from exc
+
+
+def _chain(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
+    def copy(done: asyncio.Future[Any]) -> None:
+        if target.done():
+            return
+        if done.cancelled():
+            target.cancel()
+        elif (exc := done.exception()) is not None:
+            target.set_exception(exc)
+        else:
+            target.set_result(done.result())
+
+    source.add_done_callback(copy)
+
+
+class KessaiProducer(faust_aiokafka.Producer):  # type: ignore[misc]
+    """Routes buffered (``send_soon``) writes into the outbox under exactly-once."""
+
+    def send_soon(self, fut: Any) -> None:
+        if self.app.in_transaction:
+            self.app.consumer.transactions.send_soon(fut)
+        else:
+            super().send_soon(fut)
+
+
+class KessaiTransport(faust_aiokafka.Transport):  # type: ignore[misc]
+    Producer = KessaiProducer
+    TransactionManager = ExactlyOnceTransactionManager
+
+
+class KessaiApp(faust.App):  # type: ignore[misc]
+    """A faust App whose exactly-once guarantee holds (see the module docstring).
+
+    With ``processing_guarantee="exactly_once"``, tables must be ``memory://``: they
+    rebuild from changelogs read with read_committed, which the outbox keeps in step
+    with the committed offsets (RocksDB's persisted offsets are looked up under the
+    wrong key in faust 0.15.3, robinhood/faust#599).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.conf.processing_guarantee == ProcessingGuarantee.EXACTLY_ONCE:
+            if self.conf.producer_threaded:
+                raise EosError("producer_threaded=True bypasses transactions entirely")
+            if not str(self.conf.store).startswith("memory:"):
+                raise EosError("exactly-once tables must use store='memory://'")
+
+    def _new_transport(self) -> Any:
+        return KessaiTransport(self.conf.broker_consumer, self)
+
+    def _new_producer_transport(self) -> Any:
+        return KessaiTransport(self.conf.broker_producer, self)

@@ -1,0 +1,287 @@
+"""The exactly-once kill scenario, shared by the pytest test and a command line.
+
+It feeds ``{prefix}in`` with events, runs ``eos_worker.py`` as a subprocess, SIGKILLs it
+mid-stream again and again, restarts it, lets the last run drain, then reads every
+output with read_committed and lists each way the outputs break exactly-once.
+
+    python -m tests.integration.killharness --kills 6            # patched: no problems
+    python -m tests.integration.killharness --kills 6 --unpatched  # stock faust
+
+Exits 1 when there are problems. The pytest test runs the patched variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams.kafkaio import TopicSpec, create_topics, read_committed
+
+WORKER = Path(__file__).with_name("eos_worker.py")
+ACCOUNTS = 37
+#: Events fed per batch; a new batch goes in whenever the backlog runs low.
+BATCH_EVENTS = 1500
+#: Backlog below which another batch is fed, so every kill lands mid-stream.
+BACKLOG_MIN = 600
+PROGRESS_TIMEOUT_S = 120.0
+DRAIN_TIMEOUT_S = 180.0
+
+
+@dataclass
+class Outcome:
+    events: int
+    kills: int
+    problems: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+
+class _Tail:
+    """Counts committed ``totals-out`` records as they appear (read_committed)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.ids: set[str] = set()
+        self.records = 0
+        self._consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                batch = await self._consumer.getmany(timeout_ms=200)
+                for recs in batch.values():
+                    for r in recs:
+                        self.records += 1
+                        self.ids.add(orjson.loads(r.value)["id"])
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a dead tail would look like a stuck worker
+            print(f"tail consumer died: {exc!r}", file=sys.stderr)
+            raise
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        await self._consumer.stop()
+
+
+async def run_scenario(
+    bootstrap: str,
+    *,
+    kills: int = 6,
+    patched: bool = True,
+    partitions: int = 4,
+    workdir: Path,
+    seed: int = 7,
+    log: object = print,
+) -> Outcome:
+    say = log if callable(log) else print
+    started = time.monotonic()
+    rng = random.Random(seed)
+    prefix = f"eos-{uuid.uuid4().hex[:8]}-"
+    names = [f"{prefix}{t}" for t in ("in", "by-account", "audit", "totals-out")]
+    await create_topics(bootstrap, [TopicSpec(name=n, partitions=partitions) for n in names])
+    env = {
+        **os.environ,
+        "EOS_PREFIX": prefix,
+        "EOS_PATCHED": "1" if patched else "0",
+        "EOS_PARTITIONS": str(partitions),
+        "KESSAI_BOOTSTRAP": bootstrap,
+        "PYTHONUNBUFFERED": "1",
+    }
+    expected: dict[str, int] = defaultdict(int)
+    fed = 0
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+
+    async def feed(n: int) -> None:
+        nonlocal fed
+        for _ in range(n):
+            account = f"acct-{rng.randrange(ACCOUNTS):02d}"
+            amount = rng.randrange(1, 1000)
+            eid = f"e{fed:07d}"
+            expected[account] += amount
+            value = orjson.dumps({"id": eid, "account": account, "amount": amount})
+            await producer.send(f"{prefix}in", value, key=eid.encode())
+            fed += 1
+        await producer.flush()
+
+    tail = _Tail(bootstrap, f"{prefix}totals-out")
+    await tail.start()
+    workdir.mkdir(parents=True, exist_ok=True)
+    outcome = Outcome(events=0, kills=0)
+    try:
+        await feed(BATCH_EVENTS * 2)
+        for run_no in range(kills + 1):
+            last = run_no == kills
+            logf = (workdir / f"worker-{run_no}.log").open("wb")
+            proc = subprocess.Popen(
+                [sys.executable, str(WORKER), "worker", "--loglevel=info"],
+                env=env,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                if last:
+                    await _wait(
+                        lambda: len(tail.ids) >= fed,
+                        DRAIN_TIMEOUT_S,
+                        proc,
+                        f"drain: {len(tail.ids)} of {fed} ids",
+                        workdir,
+                        run_no,
+                    )
+                    # Give a duplicate the time of a few commits to show up.
+                    await asyncio.sleep(3.0)
+                    proc.send_signal(signal.SIGTERM)
+                    await asyncio.to_thread(proc.wait, 60)
+                else:
+                    base = len(tail.ids)
+                    await _wait(
+                        lambda base=base: len(tail.ids) > base,
+                        PROGRESS_TIMEOUT_S,
+                        proc,
+                        f"progress after start {run_no}",
+                        workdir,
+                        run_no,
+                    )
+                    await asyncio.sleep(rng.uniform(0.3, 2.5))
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    await asyncio.to_thread(proc.wait, 30)
+                    outcome.kills += 1
+                    say(f"kill {outcome.kills}/{kills}: {len(tail.ids)}/{fed} ids committed")
+                    if fed - len(tail.ids) < BACKLOG_MIN:
+                        await feed(BATCH_EVENTS)
+            except _Stuck as stuck:
+                outcome.problems.append(str(stuck))
+                break
+            finally:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                logf.close()
+    finally:
+        await tail.stop()
+        await producer.stop()
+
+    outcome.events = fed
+    if not outcome.problems:
+        await _check(bootstrap, prefix, fed, expected, outcome)
+    outcome.elapsed_s = time.monotonic() - started
+    return outcome
+
+
+class _Stuck(Exception):
+    pass
+
+
+async def _wait(cond, timeout_s, proc, what, workdir, run_no) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if proc.poll() is not None:
+            raise _Stuck(
+                f"worker exited ({proc.returncode}) waiting for {what}; "
+                f"log: {workdir / f'worker-{run_no}.log'}"
+            )
+        if time.monotonic() > deadline:
+            raise _Stuck(
+                f"timed out after {timeout_s:.0f}s waiting for {what}; "
+                f"log: {workdir / f'worker-{run_no}.log'}"
+            )
+        await asyncio.sleep(0.1)
+
+
+async def _check(
+    bootstrap: str, prefix: str, fed: int, expected: dict[str, int], outcome: Outcome
+) -> None:
+    problems = outcome.problems
+    all_ids = {f"e{i:07d}" for i in range(fed)}
+    for name in ("by-account", "audit", "totals-out"):
+        recs = await read_committed(bootstrap, f"{prefix}{name}")
+        ids = Counter(orjson.loads(r.value)["id"] for r in recs)
+        outcome.counts[name] = len(recs)
+        dups = sum(1 for c in ids.values() if c > 1)
+        missing = len(all_ids - ids.keys())
+        if dups:
+            problems.append(f"{name}: {dups} ids committed more than once")
+        if missing:
+            problems.append(f"{name}: {missing} ids never committed")
+    # Running totals: per account, in offset order, each total = previous + amount.
+    recs = await read_committed(bootstrap, f"{prefix}totals-out")
+    running: dict[str, int] = defaultdict(int)
+    broken = 0
+    for r in recs:
+        v = orjson.loads(r.value)
+        running[v["account"]] += v["amount"]
+        if v["total"] != running[v["account"]]:
+            broken += 1
+    if broken:
+        problems.append(
+            f"totals-out: {broken} running totals disagree with the amounts before them"
+        )
+    # The table, as its changelog holds it: the last value per account.
+    changelog = await read_committed(bootstrap, f"{prefix}app-totals-changelog")
+    outcome.counts["changelog"] = len(changelog)
+    table: dict[str, int] = {}
+    for r in changelog:
+        table[orjson.loads(r.key)] = orjson.loads(r.value)
+    wrong = {a for a in expected if table.get(a) != expected[a]}
+    if wrong:
+        a = sorted(wrong)[0]
+        problems.append(
+            f"table totals: {len(wrong)} accounts wrong, e.g. {a}: {table.get(a)} != {expected[a]}"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kills", type=int, default=6)
+    parser.add_argument("--unpatched", action="store_true", help="run on stock faust.App")
+    parser.add_argument("--bootstrap", default=os.environ.get("KESSAI_BOOTSTRAP", "127.0.0.1:9092"))
+    parser.add_argument("--workdir", type=Path, default=Path(".kessai/killtest"))
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    outcome = asyncio.run(
+        run_scenario(
+            args.bootstrap,
+            kills=args.kills,
+            patched=not args.unpatched,
+            workdir=args.workdir,
+            seed=args.seed,
+        )
+    )
+    print(
+        f"events={outcome.events} kills={outcome.kills} counts={outcome.counts} "
+        f"elapsed_s={outcome.elapsed_s:.1f}"
+    )
+    for p in outcome.problems:
+        print("PROBLEM:", p)
+    return 1 if outcome.problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,27 @@
+"""SIGKILL the worker mid-stream, again and again; outputs must be exactly-once.
+
+See docs/exactly-once.md for the holes this covers and killharness.py for the checks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.killharness import run_scenario
+
+pytestmark = [pytest.mark.integration, pytest.mark.kill]
+
+KILLS = 6
+
+
+async def test_sigkilled_worker_commits_every_output_exactly_once(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    outcome = await run_scenario(bootstrap, kills=KILLS, patched=True, workdir=tmp_path)
+    assert outcome.kills == KILLS, outcome
+    assert outcome.problems == [], outcome
+    # The checks read what they should have: every event on every output, once.
+    assert outcome.counts["totals-out"] == outcome.events
+    assert outcome.counts["changelog"] == outcome.events

@@ -1,0 +1,144 @@
+"""The ledger core: exact units, no negative balances, conservation, duplicates."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.ledger import core
+
+TOKENS = {"JPYC": 0, "USDC": 6}
+
+
+def test_units_are_exact_and_refuse_finer_precision() -> None:
+    assert core.to_units(Decimal("1.5"), 6) == 1_500_000
+    assert core.to_units(Decimal("1000"), 0) == 1000
+    assert core.to_units(Decimal("0.0000001"), 6) is None
+    assert core.to_units(Decimal("1.5"), 0) is None
+    assert core.from_units(1_500_000, 6) == Decimal("1.5")
+
+
+def test_deposit_then_withdrawal() -> None:
+    s0 = core.AccountState()
+    r1 = core.move_cash(
+        s0,
+        command_id="p1",
+        account="a",
+        token="USDC",
+        amount=Decimal("10.25"),
+        kind="deposit",
+        tokens=TOKENS,
+    )
+    assert not isinstance(r1, core.LedgerRejection)
+    s1, (post1,) = r1
+    assert s1.balances == {"USDC": [10_250_000, 0]}
+    assert (post1.delta_available, post1.available, post1.seq) == (10_250_000, 10_250_000, 1)
+    r2 = core.move_cash(
+        s1,
+        command_id="p2",
+        account="a",
+        token="USDC",
+        amount=Decimal("0.25"),
+        kind="withdrawal",
+        tokens=TOKENS,
+    )
+    assert not isinstance(r2, core.LedgerRejection)
+    s2, (post2,) = r2
+    assert s2.balances["USDC"] == [10_000_000, 0] and post2.seq == 2
+    assert s1.balances["USDC"] == [10_250_000, 0], "states are never edited in place"
+
+
+def test_overdraft_unknown_token_precision_and_duplicate_are_rejected() -> None:
+    s = core.AccountState(seq=3, balances={"JPYC": [100, 0]})
+    cases = [
+        (dict(token="JPYC", amount=Decimal(101), kind="withdrawal"), "insufficient_funds"),
+        (dict(token="EURC", amount=Decimal(1), kind="deposit"), "unknown_token"),
+        (dict(token="JPYC", amount=Decimal("0.5"), kind="deposit"), "invalid_amount"),
+    ]
+    for kwargs, reason in cases:
+        r = core.move_cash(s, command_id="x", account="a", tokens=TOKENS, **kwargs)  # type: ignore[arg-type]
+        assert isinstance(r, core.LedgerRejection) and r.reason == reason, (kwargs, r)
+    dup = core.move_cash(
+        s,
+        command_id="x",
+        account="a",
+        token="JPYC",
+        amount=Decimal(1),
+        kind="deposit",
+        tokens=TOKENS,
+        duplicate=True,
+    )
+    assert isinstance(dup, core.LedgerRejection) and dup.reason == "duplicate"
+
+
+def test_state_round_trips_through_json() -> None:
+    s = core.AccountState(seq=7, balances={"JPYC": [5, 2], "JP1103551Q46": [50_000, 0]})
+    assert core.AccountState.from_json(s.to_json()) == s
+    assert core.AccountState.from_json({}) == core.AccountState()
+
+
+commands = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]),
+        st.sampled_from(["JPYC", "USDC", "JP1103551Q46"]),
+        st.integers(min_value=1, max_value=10**9),
+        st.sampled_from(["deposit", "withdrawal"]),
+        st.integers(min_value=0, max_value=30),  # command id: repeats are likely
+    ),
+    max_size=200,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(commands)
+def test_conservation_no_negatives_gap_free_seq_and_exactly_once(cmds: list) -> None:  # type: ignore[type-arg]
+    """Sum of balances per asset == deposits - withdrawals applied; seq gap-free."""
+    states: dict[str, core.AccountState] = {}
+    applied: set[str] = set()
+    net: dict[str, int] = {}
+    seqs: dict[str, list[int]] = {}
+    for account, asset, units, kind, n in cmds:
+        cid = f"{account}-{n}"
+        state = states.get(account, core.AccountState())
+        if asset == "JP1103551Q46":
+            r = core.move_bonds(
+                state,
+                command_id=cid,
+                account=account,
+                isin=asset,
+                quantity=units,
+                kind=kind,
+                duplicate=cid in applied,
+            )
+        else:
+            amount = core.from_units(units, TOKENS[asset])
+            r = core.move_cash(
+                state,
+                command_id=cid,
+                account=account,
+                token=asset,
+                amount=amount,
+                kind=kind,
+                tokens=TOKENS,
+                duplicate=cid in applied,
+            )
+        if isinstance(r, core.LedgerRejection):
+            assert r.reason in ("duplicate", "insufficient_funds")
+            assert (r.reason == "duplicate") == (cid in applied)
+            continue
+        states[account], postings = r
+        applied.add(cid)
+        net[asset] = net.get(asset, 0) + (units if kind == "deposit" else -units)
+        for p in postings:
+            seqs.setdefault(account, []).append(p.seq)
+            assert p.available >= 0 and p.locked >= 0
+    for asset, total in net.items():
+        held = sum(
+            s.balances.get(asset, [0, 0])[0] + s.balances.get(asset, [0, 0])[1]
+            for s in states.values()
+        )
+        assert held == total
+    for account, seq in seqs.items():
+        assert seq == list(range(1, len(seq) + 1)), account
