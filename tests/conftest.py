@@ -1,0 +1,104 @@
+"""Fixtures shared by every test tier.
+
+Integration tests share one real broker per session (``bootstrap``) and stay out of
+each other's way with fresh random topic names (``unique_name``); they never mock
+the broker. A broker that cannot be started fails the tests that need it: a skipped
+integration test would pass CI while testing nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streams import localkafka
+from streams.config import Settings
+
+T = TypeVar("T")
+
+#: Random hex characters in a test topic name: 2**48 names, no collision across runs.
+NAME_RANDOM_BYTES = 6
+#: Longest prefix kept; Kafka allows 249 characters, and a prefix + catalogue name must fit.
+NAME_PREFIX_CHARS_MAX = 40
+ADMIN_TIMEOUT_MS = 30_000
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # `-m "not integration"` must leave out every test that needs the broker.
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        # A test parametrized with its own `bootstrap` argument (a string to parse) does
+        # not use the fixture.
+        parametrized = callspec is not None and "bootstrap" in callspec.params
+        needs_broker = "bootstrap" in getattr(item, "fixturenames", ()) and not parametrized
+        if needs_broker and item.get_closest_marker("integration") is None:
+            raise pytest.UsageError(
+                f"{item.nodeid} uses the broker (fixture `bootstrap`) but is not marked "
+                f"@pytest.mark.integration"
+            )
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> str:
+    """The bootstrap of a broker that answers: KESSAI_BOOTSTRAP's, or the local one.
+
+    A KESSAI_BOOTSTRAP that is not on this machine is used as it is (``up`` only waits
+    for it); otherwise the shared local broker is started if it is not running yet.
+    It is never stopped here: other sessions and engineers use it too.
+    """
+    settings = Settings.from_env()
+    try:
+        status = localkafka.up(settings, log=lambda line: print(f"[kessai kafka] {line}"))
+    except localkafka.LocalKafkaError as err:
+        pytest.fail(f"no Kafka broker for the integration tests: {err}", pytrace=False)
+    assert status.running, status
+    return status.bootstrap
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
+    """A maker of fresh random topic names: ``unique_name("pay")`` -> ``"t-pay-1a2b3c4d5e6f-"``.
+
+    Names end with ``-`` so that one can also serve as a prefix for a set of topics.
+    Topics whose name starts with a name made here are deleted after the test, when
+    the test used the broker.
+    """
+    made: list[str] = []
+
+    def make(prefix: str = "test") -> str:
+        clean = re.sub(r"[^A-Za-z0-9._-]", "-", prefix)[:NAME_PREFIX_CHARS_MAX]
+        name = f"t-{clean}-{secrets.token_hex(NAME_RANDOM_BYTES)}-"
+        made.append(name)
+        return name
+
+    yield make
+    if made and "bootstrap" in request.fixturenames:
+        _run(_delete_topics_starting_with(request.getfixturevalue("bootstrap"), made))
+
+
+async def _delete_topics_starting_with(bootstrap: str, prefixes: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ADMIN_TIMEOUT_MS)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(tuple(prefixes))]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, also when a loop is already running in this thread (async tests)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -1,0 +1,78 @@
+"""streams.topics.ensure_topics against the real broker, under a prefix of the test's own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streams.config import Settings
+from streams.kafkaio import TopicSpec, create_topics
+from streams.topics import CATALOGUE, TopicsError, describe_topics, ensure_topics
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 3
+
+
+async def _existing(bootstrap: str, prefix: str) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return {t for t in await admin.list_topics() if t.startswith(prefix)}
+    finally:
+        await admin.close()
+
+
+async def test_creates_the_seven_co_partitioned_and_is_idempotent(
+    bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    prefix = unique_name("topics")
+    settings = Settings(bootstrap=bootstrap, partitions=PARTITIONS)
+
+    created = await ensure_topics(settings, prefix=prefix)
+
+    assert created == [f"{prefix}{t.name}" for t in CATALOGUE]
+    states = await describe_topics(settings, prefix=prefix)
+    assert {s.physical_name: s.partitions for s in states} == dict.fromkeys(created, PARTITIONS)
+    journal = {s.topic.name: dict(s.config) for s in states if s.topic.config}
+    want = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
+    assert journal == {"settlements": want, "ledger-events": want}
+
+    assert await ensure_topics(settings, prefix=prefix) == []
+    assert await _existing(bootstrap, prefix) == set(created)
+
+
+async def test_a_topic_with_another_partition_count_fails_and_creates_nothing(
+    bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    prefix = unique_name("mismatch")
+    await create_topics(bootstrap, [TopicSpec(name=f"{prefix}trades", partitions=PARTITIONS - 1)])
+
+    with pytest.raises(TopicsError) as raised:
+        await ensure_topics(Settings(bootstrap=bootstrap, partitions=PARTITIONS), prefix=prefix)
+
+    message = str(raised.value)
+    assert (
+        f"topic '{prefix}trades' has {PARTITIONS - 1} partitions, kessai wants {PARTITIONS}"
+        in message
+    )
+    assert "KESSAI_PARTITIONS" in message
+    assert await _existing(bootstrap, prefix) == {f"{prefix}trades"}
+
+
+async def test_a_journal_topic_that_would_expire_is_refused(
+    bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    prefix = unique_name("expiring")
+    # As a faust worker or a person might have made it: the broker's 7-day default.
+    await create_topics(
+        bootstrap, [TopicSpec(name=f"{prefix}ledger-events", partitions=PARTITIONS)]
+    )
+
+    with pytest.raises(
+        TopicsError,
+        match=rf"'{prefix}ledger-events' has retention.ms=\d+, kessai wants retention.ms=-1",
+    ):
+        await ensure_topics(Settings(bootstrap=bootstrap, partitions=PARTITIONS), prefix=prefix)

@@ -1,0 +1,51 @@
+"""streams.topics' catalogue without a broker: names, keys, partitions, retention."""
+
+from __future__ import annotations
+
+from schemas import TOPIC_MODELS, codec
+from streams.config import Settings
+from streams.topics import CATALOGUE, INPUT_TOPICS, KEEP_FOREVER, by_name
+
+
+def test_the_catalogue_is_exactly_the_seven_schema_topics() -> None:
+    assert [t.name for t in CATALOGUE] == [
+        "payments",
+        "custody",
+        "trades",
+        "orders",
+        "settlements",
+        "rejections",
+        "ledger-events",
+    ]
+    assert {t.name for t in CATALOGUE} == set(TOPIC_MODELS)
+
+
+def test_key_fields_agree_with_the_codec() -> None:
+    # schemas.key_for is what producers use; the catalogue must not tell another story.
+    assert {t.name: t.key_field for t in CATALOGUE} == codec._KEY_FIELDS
+
+
+def test_only_the_outside_world_topics_are_inputs() -> None:
+    assert INPUT_TOPICS == ("payments", "custody", "trades", "orders")
+
+
+def test_every_topic_shares_the_configured_partition_count() -> None:
+    settings = Settings(partitions=7)
+
+    specs = [t.spec(settings, prefix="x-") for t in CATALOGUE]
+
+    assert {s.partitions for s in specs} == {7}
+    assert [s.name for s in specs] == [f"x-{t.name}" for t in CATALOGUE]
+
+
+def test_the_journal_and_settlements_never_expire_and_the_rest_use_defaults() -> None:
+    forever = {t.name for t in CATALOGUE if t.config}
+
+    assert forever == {"ledger-events", "settlements"}
+    for name in forever:
+        config = by_name(name).spec(Settings()).config
+        assert config is not None
+        assert config["retention.ms"] == "-1"
+        assert config["retention.bytes"] == "-1"
+        assert config["cleanup.policy"] == "delete"  # compaction would drop history
+    assert dict(KEEP_FOREVER) == dict(by_name("ledger-events").config)
