@@ -1,0 +1,338 @@
+"""The ``kessai`` command: one entry point for the broker, the topics, data and workers.
+
+Thin by design: each subcommand parses its arguments and calls one function of the
+module that does the work (:mod:`streams.localkafka`, :mod:`streams.topics`,
+:mod:`streams.publish`, :mod:`streams.app`, :mod:`streams.demo`). Settings come from
+the environment (:meth:`streams.config.Settings.from_env`), never from flags, so that
+the worker, the tests and the command line always agree on them.
+
+Exit codes: 0 success; 1 failure (printed as ``kessai: error: ...``, no traceback);
+2 a usage error (argparse's convention); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import sys
+from collections.abc import Callable, Sequence
+from types import ModuleType
+
+from aiokafka.errors import KafkaError
+
+from streams import localkafka, topics
+from streams.config import Settings
+from streams.publish import PublishError, publish_file
+
+__all__ = ["main"]
+
+PROG = "kessai"
+#: Where `kessai worker` hands its arguments: faust's own command line.
+WORKER_ARGV0 = "kessai worker"
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``kessai`` with *argv* (default ``sys.argv[1:]``); return the exit code."""
+    try:
+        args = _parse(sys.argv[1:] if argv is None else list(argv))
+    except SystemExit as exit_:  # --help, or a usage error argparse has printed
+        return _exit_code(exit_)
+    try:
+        settings = Settings.from_env()
+    except ValueError as err:  # a malformed KESSAI_* variable
+        return _fail(str(err))
+    handler: Handler = args.handler
+    try:
+        return handler(args, settings)
+    except (localkafka.LocalKafkaError, topics.TopicsError, PublishError) as err:
+        return _fail(str(err))
+    except KafkaError as err:
+        return _fail(f"Kafka at {settings.bootstrap}: {err!r}; is it up? (`kessai kafka status`)")
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """The parsed command line; raises SystemExit as argparse does."""
+    parser = _parser()
+    # parse_known_args: whatever follows `worker` belongs to faust, options included.
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help(sys.stderr)
+        raise SystemExit(2)
+    if args.command == "worker":
+        args.worker_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "publish" and args.topic not in topics.INPUT_TOPICS:
+        args.subparser.error(
+            f"unknown topic {args.topic!r}; known topics: {', '.join(topics.INPUT_TOPICS)}"
+        )
+    return args
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 1
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "kessai (決済): settle tokenized JGB trades against stablecoin payments, "
+            "exactly once, on Kafka."
+        ),
+        epilog=(
+            "Settings come from the environment: KESSAI_BOOTSTRAP (default 127.0.0.1:9092), "
+            "KESSAI_PARTITIONS, KESSAI_TOKENS, KESSAI_STATE_DIR, KESSAI_APP_ID. "
+            "Run `kessai COMMAND --help` for each command."
+        ),
+    )
+    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+
+    kafka = commands.add_parser(
+        "kafka",
+        help="run a local single-node Kafka for development and tests",
+        description=(
+            "Run a local single-node Kafka broker (KRaft) from Maven jars under "
+            "KESSAI_STATE_DIR (default .kessai/). It outlives this command; "
+            "`kessai kafka down` stops it. With KESSAI_BOOTSTRAP pointing elsewhere, "
+            "nothing is started or stopped."
+        ),
+    )
+    kafka_actions = kafka.add_subparsers(title="actions", dest="action", metavar="ACTION")
+    kafka_actions.required = True
+    for name, text in (
+        ("up", "start the local broker if it is not running; wait until it answers"),
+        ("down", "stop the local broker kessai started"),
+        ("status", "say whether the broker answers; exit 1 if not"),
+        ("reset", "stop the broker and DELETE all its topics and data (needs --yes)"),
+    ):
+        action = kafka_actions.add_parser(name, help=text, description=text[0].upper() + text[1:])
+        action.add_argument(
+            "--timeout-s", type=float, default=None, help="how long to wait for the broker"
+        )
+        if name == "reset":
+            action.add_argument(
+                "--yes",
+                action="store_true",
+                help="confirm: every topic, the ledger journal included, is deleted",
+            )
+        action.set_defaults(handler=_kafka)
+
+    topics_cmd = commands.add_parser(
+        "topics",
+        help="create or list kessai's public topics",
+        description=(
+            "kessai's seven public topics, co-partitioned with KESSAI_PARTITIONS partitions; "
+            "ledger-events and settlements keep their history forever."
+        ),
+    )
+    topic_actions = topics_cmd.add_subparsers(title="actions", dest="action", metavar="ACTION")
+    topic_actions.required = True
+    create = topic_actions.add_parser(
+        "create",
+        help="create the public topics that are missing (idempotent)",
+        description=(
+            "Create the public topics that are missing. Fails, creating nothing, if one "
+            "exists with another partition count or a journal topic would expire."
+        ),
+    )
+    create.set_defaults(handler=_topics_create)
+    listing = topic_actions.add_parser(
+        "list",
+        help="show each public topic: key, partitions, retention",
+        description="Show each public topic, its key, and its partitions on the broker.",
+    )
+    listing.set_defaults(handler=_topics_list)
+
+    publish = commands.add_parser(
+        "publish",
+        help="validate a JSON-lines file and publish it to an input topic",
+        description=(
+            "Publish one JSON record per line of FILE to TOPIC. Every line is validated "
+            "first; if any is invalid, each is printed as FILE:LINE: reason: detail and "
+            "nothing is published (exit 1). Records are sent in canonical form, keyed as "
+            "kessai keys them."
+        ),
+    )
+    publish.add_argument("topic", metavar="TOPIC", help=f"one of: {', '.join(topics.INPUT_TOPICS)}")
+    publish.add_argument("file", metavar="FILE", help="a .jsonl file, or - for stdin")
+    publish.add_argument(
+        "--topic-name",
+        metavar="NAME",
+        default=None,
+        help="send to topic NAME instead, still validating with TOPIC's schema (tests)",
+    )
+    publish.add_argument(
+        "--progress",
+        action="store_true",
+        help="show the progress bar even when stderr is not a terminal",
+    )
+    publish.set_defaults(handler=_publish, subparser=publish)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run a kessai stream-processing worker (faust)",
+        description=(
+            "Run a kessai worker: the faust app in streams.app, which settles trades and "
+            "keeps the ledger. Arguments after `worker` go to faust's `worker` command "
+            "(e.g. `kessai worker -l info`); `kessai worker -- --help` shows them."
+        ),
+        allow_abbrev=False,
+    )
+    worker.set_defaults(handler=_worker)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the end-to-end demo against the broker",
+        description=(
+            "Run the end-to-end demo: feed example payments, custody and trades through "
+            "a worker and show the settlements and balances."
+        ),
+    )
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+# -------------------------------------------------------------------------- handlers
+
+
+def _kafka(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        return _kafka_action(args, settings)
+    except ValueError as err:  # localkafka's verdict on a malformed KESSAI_BOOTSTRAP
+        return _fail(str(err))
+
+
+def _kafka_action(args: argparse.Namespace, settings: Settings) -> int:
+    timeout: dict[str, float] = {} if args.timeout_s is None else {"timeout_s": args.timeout_s}
+    if args.action == "up":
+        status = localkafka.up(settings, log=lambda line: print(line, file=sys.stderr), **timeout)
+        print(status.message)
+        if status.managed and str(status.log_file) not in status.message:
+            print(f"log: {status.log_file}")
+        return 0
+    if args.action == "down":
+        stopped = localkafka.down(settings, **timeout)
+        print("stopped" if stopped else "nothing to stop: kessai's broker was not running")
+        return 0
+    if args.action == "reset":
+        data_dir = localkafka.status(settings).data_dir
+        if not args.yes:
+            return _fail(
+                f"reset deletes every topic and record in {data_dir}, the ledger journal "
+                f"included; run `kessai kafka reset --yes` to do it"
+            )
+        localkafka.reset(settings, **timeout)
+        print(f"stopped the broker and deleted {data_dir}")
+        return 0
+    assert args.action == "status", args.action
+    status = localkafka.status(settings)
+    print(status.message)
+    return 0 if status.running else 1
+
+
+def _topics_create(args: argparse.Namespace, settings: Settings) -> int:
+    created = set(asyncio.run(topics.ensure_topics(settings)))
+    for topic in topics.CATALOGUE:
+        what = "created" if topic.name in created else "already present"
+        print(f"{topic.name}: {what} ({settings.partitions} partitions)")
+    return 0
+
+
+def _topics_list(args: argparse.Namespace, settings: Settings) -> int:
+    states = asyncio.run(topics.describe_topics(settings))
+    width = max(len(s.physical_name) for s in states)
+    for state in states:
+        retention = "forever" if state.topic.config else "broker default"
+        if state.partitions is None:
+            where = "MISSING"
+        elif state.partitions != settings.partitions:
+            where = f"{state.partitions} partitions (want {settings.partitions})"
+        else:
+            where = f"{state.partitions} partitions"
+        drift = state.config_drift() if state.exists else {}
+        if drift:
+            retention += " (broker has " + ", ".join(f"{k}={h}" for k, (h, _) in drift.items())
+            retention += ")"
+        print(
+            f"{state.physical_name:<{width}}  {where:<14}  key={state.topic.key_field:<8}  "
+            f"retention: {retention}  -- {state.topic.description}"
+        )
+    if any(not s.exists for s in states):
+        print("create the missing topics with `kessai topics create`", file=sys.stderr)
+    return 0
+
+
+def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    return publish_file(
+        settings, args.topic, args.file, topic_name=args.topic_name, progress=args.progress
+    )
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    rest: list[str] = list(args.worker_args)
+    if rest[:1] == ["--"]:
+        rest = rest[1:]
+    app = _import_lazily("streams.app", "the worker")
+    if app is None:
+        return 1
+    # faust's command line reads sys.argv itself; it sees `<argv0> worker ARGS...`.
+    sys.argv = [WORKER_ARGV0, "worker", *rest]
+    # streams.app.main may also take the arguments itself (and then set sys.argv from
+    # them, or from its defaults when given none): hand them over where it can take them.
+    takes_argv = bool(inspect.signature(app.main).parameters)
+    try:
+        if takes_argv and rest:
+            app.main(["worker", *rest])
+        else:
+            app.main()
+    except SystemExit as exit_:
+        return _exit_code(exit_)
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    demo = _import_lazily("streams.demo", "the demo")
+    if demo is None:
+        return 1
+    try:
+        result: object = demo.main(settings)
+    except SystemExit as exit_:
+        return _exit_code(exit_)
+    return result if isinstance(result, int) else 0
+
+
+def _import_lazily(module: str, what: str) -> ModuleType | None:
+    """Import *module* only when its command runs, so the rest of the CLI never needs it
+    (nor faust's start-up cost). None, with the error printed, if it is not there."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name != module:
+            raise  # the module exists but something it imports is missing: show it all
+        _fail(f"{what} is not available: module {module} does not exist yet")
+        return None
+
+
+def _exit_code(exit_: SystemExit) -> int:
+    """The exit code a ``SystemExit`` stands for, as the interpreter would pick it."""
+    if exit_.code is None:
+        return 0
+    if isinstance(exit_.code, int):
+        return exit_.code
+    print(exit_.code, file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
