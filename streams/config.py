@@ -58,10 +58,11 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env
         state_dir = Path(e.get("KESSAI_STATE_DIR", str(PROJECT_ROOT / ".kessai")))
+        tokens = _parse_tokens(e["KESSAI_TOKENS"]) if "KESSAI_TOKENS" in e else dict(DEFAULT_TOKENS)
         return cls(
             bootstrap=e.get("KESSAI_BOOTSTRAP", DEFAULT_BOOTSTRAP),
             partitions=int(e.get("KESSAI_PARTITIONS", DEFAULT_PARTITIONS)),
-            tokens=_parse_tokens(e["KESSAI_TOKENS"]) if "KESSAI_TOKENS" in e else dict(DEFAULT_TOKENS),
+            tokens=tokens,
             state_dir=state_dir,
             app_id=e.get("KESSAI_APP_ID", "kessai"),
             commit_interval_s=float(e.get("KESSAI_COMMIT_INTERVAL_S", "1.0")),
