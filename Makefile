@@ -1,0 +1,72 @@
+# kessai developer tasks. `make` alone lists them. GNU make; recipes run in bash.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+VENV := .venv
+BIN := $(VENV)/bin
+KESSAI := $(BIN)/kessai
+# Written after a successful install; pyproject.toml newer than it means reinstall.
+STAMP := $(VENV)/.installed
+# The interpreter a new venv is made with: 3.11 (what CI pins), else any python3.
+PYTHON_FOR_VENV := $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
+LINT_PATHS := streams schemas tests
+TYPED_PATHS := schemas streams
+# Extra pytest arguments, e.g. make test PYTEST_ARGS="-k publish -x".
+PYTEST_ARGS ?=
+
+# pytest exits 5 when it collected no tests: a suite that tests nothing must not pass,
+# so say so loudly (the exit code stays 5, a failure for make).
+define run_pytest
+rc=0; $(BIN)/pytest $(1) $(PYTEST_ARGS) || rc=$$?; \
+if [ $$rc -eq 5 ]; then echo "make: FAILED: pytest collected no tests ($(strip $(1) $(PYTEST_ARGS)))" >&2; fi; \
+exit $$rc
+endef
+
+.PHONY: help venv kafka-up kafka-down kafka-status lint test test-unit run clean
+
+help: ## list the targets
+	@echo "usage: make TARGET"
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z-]*:.*## / { printf "  %-13s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+venv: $(STAMP) ## create .venv if missing and install kessai with its dev tools (idempotent)
+
+$(STAMP): pyproject.toml
+	@if [ ! -x $(BIN)/python ]; then \
+	  if [ -z "$(PYTHON_FOR_VENV)" ]; then echo "make: need python3.11 (or python3) on PATH" >&2; exit 1; fi; \
+	  echo "creating $(VENV) with $(PYTHON_FOR_VENV)"; \
+	  $(PYTHON_FOR_VENV) -m venv $(VENV); \
+	fi
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+kafka-up: venv ## start the local Kafka broker (kept running; idempotent)
+	$(KESSAI) kafka up
+
+kafka-down: venv ## stop the local Kafka broker
+	$(KESSAI) kafka down
+
+kafka-status: venv ## say whether the broker answers
+	$(KESSAI) kafka status
+
+lint: venv ## ruff (lint and format check) and mypy --strict
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy --strict $(TYPED_PATHS)
+
+test: venv lint ## lint, schema drift check, then all tests (tests/conftest.py starts the broker)
+	$(BIN)/python -m schemas.gen --check
+	@$(call run_pytest,)
+
+test-unit: venv ## unit tests only: fast, no broker
+	@$(call run_pytest,tests/unit)
+
+run: venv kafka-up ## start the broker, create the topics, run the demo
+	$(KESSAI) topics create
+	$(KESSAI) demo
+
+clean: ## remove caches (keeps .venv and the broker's data in .kessai/)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build
+	find . -path ./$(VENV) -prune -o -path ./.git -prune -o -type d -name __pycache__ -exec rm -rf {} +
