@@ -17,6 +17,7 @@ record of what was settled) are kept forever; the rest use the broker's defaults
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -51,6 +52,10 @@ __all__ = [
 
 #: One admin request; the broker is usually local, a remote one gets some slack.
 ADMIN_REQUEST_TIMEOUT_MS = 30_000
+#: A topic created a moment ago can be listed before its partitions are in the
+#: broker's metadata cache; describing it is retried this often, this far apart.
+DESCRIBE_ATTEMPTS_MAX = 50
+DESCRIBE_RETRY_S = 0.1
 
 #: History that must never expire: no time limit, no size limit, no compaction (a
 #: compacted journal would keep only each key's last balance change).
@@ -192,12 +197,9 @@ async def describe_topics(settings: Settings, *, prefix: str = "") -> list[Topic
         # list_topics first: describing a missing topic can auto-create it on brokers
         # that allow that (ours does not; a shared cluster might).
         present = set(await admin.list_topics()) & set(names)
-        partitions: dict[str, int] = {}
+        partitions = await _partition_counts(admin, present)
         configs: dict[str, dict[str, str]] = {}
         if present:
-            for entry in await admin.describe_topics(sorted(present)):
-                if entry.get("error_code", 0) == 0 and entry.get("partitions"):
-                    partitions[str(entry["topic"])] = len(entry["partitions"])
             wanted = {
                 t.physical_name(prefix): t.config
                 for t in CATALOGUE
@@ -216,6 +218,32 @@ async def describe_topics(settings: Settings, *, prefix: str = "") -> list[Topic
         )
         for t, name in zip(CATALOGUE, names, strict=True)
     ]
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, present: set[str]) -> dict[str, int]:
+    """Partition count of each topic in *present*, waiting out a lagging metadata cache.
+
+    Only for topics known to exist (listed, or just created). Treating one as missing
+    would let a wrong one pass unchecked, so a topic still undescribed after
+    DESCRIBE_ATTEMPTS_MAX tries is an error, not an absence.
+    """
+    counts: dict[str, int] = {}
+    for attempt in range(DESCRIBE_ATTEMPTS_MAX):
+        pending = sorted(present - counts.keys())
+        if not pending:
+            break
+        if attempt:
+            await asyncio.sleep(DESCRIBE_RETRY_S)
+        for entry in await admin.describe_topics(pending):
+            if entry.get("error_code", 0) == 0 and entry.get("partitions"):
+                counts[str(entry["topic"])] = len(entry["partitions"])
+    unknown = sorted(present - counts.keys())
+    if unknown:
+        waited_s = DESCRIBE_ATTEMPTS_MAX * DESCRIBE_RETRY_S
+        raise TopicsError(
+            f"the broker has topics {unknown} but no partitions for them after {waited_s:.0f} s"
+        )
+    return counts
 
 
 async def _configs(
@@ -276,8 +304,22 @@ async def ensure_topics(settings: Settings, *, prefix: str = "") -> list[str]:
     # kafkaio checks the counts again at creation time: a topic made in between by
     # someone else still fails loudly rather than passing unchecked.
     try:
-        return await create_topics(
+        created = await create_topics(
             settings.bootstrap, [t.spec(settings, prefix=prefix) for t in CATALOGUE]
         )
     except ValueError as err:
-        raise TopicsError(f"{err} (created meanwhile by another process?)") from err
+        raise TopicsError(
+            f"{err} (created while kessai was checking, or not yet visible then)"
+        ) from err
+    if created:
+        # Return only once they can be used: a producer asking for a topic the broker's
+        # metadata cache does not show yet would be told it does not exist.
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.bootstrap, request_timeout_ms=ADMIN_REQUEST_TIMEOUT_MS
+        )
+        await admin.start()
+        try:
+            await _partition_counts(admin, set(created))
+        finally:
+            await admin.close()
+    return created

@@ -14,8 +14,9 @@ import pytest
 from schemas import PAYMENTS
 from streams import cli
 from streams.config import Settings
-from streams.kafkaio import TopicSpec, create_topics, read_committed
+from streams.kafkaio import TopicSpec, read_committed
 from streams.publish import validate_lines
+from tests.integration._topics import create_visible
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,7 @@ def topic(
     monkeypatch.setenv("KESSAI_BOOTSTRAP", bootstrap)
     name = unique_name("publish")
     spec = TopicSpec(name=name, partitions=Settings.from_env().partitions)
-    assert asyncio.run(create_topics(bootstrap, [spec])) == [name]
+    asyncio.run(create_visible(bootstrap, spec))
     return name
 
 

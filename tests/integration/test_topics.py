@@ -8,8 +8,9 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.config import Settings
-from streams.kafkaio import TopicSpec, create_topics
+from streams.kafkaio import TopicSpec
 from streams.topics import CATALOGUE, TopicsError, describe_topics, ensure_topics
+from tests.integration._topics import create_visible
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +49,7 @@ async def test_a_topic_with_another_partition_count_fails_and_creates_nothing(
     bootstrap: str, unique_name: Callable[[str], str]
 ) -> None:
     prefix = unique_name("mismatch")
-    await create_topics(bootstrap, [TopicSpec(name=f"{prefix}trades", partitions=PARTITIONS - 1)])
+    await create_visible(bootstrap, TopicSpec(name=f"{prefix}trades", partitions=PARTITIONS - 1))
 
     with pytest.raises(TopicsError) as raised:
         await ensure_topics(Settings(bootstrap=bootstrap, partitions=PARTITIONS), prefix=prefix)
@@ -67,9 +68,7 @@ async def test_a_journal_topic_that_would_expire_is_refused(
 ) -> None:
     prefix = unique_name("expiring")
     # As a faust worker or a person might have made it: the broker's 7-day default.
-    await create_topics(
-        bootstrap, [TopicSpec(name=f"{prefix}ledger-events", partitions=PARTITIONS)]
-    )
+    await create_visible(bootstrap, TopicSpec(name=f"{prefix}ledger-events", partitions=PARTITIONS))
 
     with pytest.raises(
         TopicsError,
