@@ -28,6 +28,7 @@ def create_app(settings: Settings) -> KessaiApp:
         topic_replication_factor=1,
         topic_allow_declare=True,
         web_port=settings.web_port,
+        web_bind="127.0.0.1",
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
@@ -40,12 +41,14 @@ settings = Settings.from_env()
 app = create_app(settings)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Create the public topics, then run the faust worker (``worker`` args follow)."""
+def main(worker_args: list[str] | None = None) -> None:
+    """Create the public topics, then run faust's ``worker`` command with ``worker_args``
+    (default ``-l info``)."""
     from streams.topics import ensure_topics
 
     created = asyncio.run(ensure_topics(settings))
     if created:
         print(f"kessai: created topics {', '.join(created)}", file=sys.stderr)
-    sys.argv = ["kessai", *(argv if argv is not None else ["worker", "-l", "info"])]
+    # faust's command line reads sys.argv itself.
+    sys.argv = ["kessai worker", "worker", *(worker_args or ["-l", "info"])]
     app.main()

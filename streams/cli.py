@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import inspect
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -30,7 +29,6 @@ __all__ = ["main"]
 
 PROG = "kessai"
 #: Where `kessai worker` hands its arguments: faust's own command line.
-WORKER_ARGV0 = "kessai worker"
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -195,9 +193,15 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="run the end-to-end demo against the broker",
         description=(
-            "Run the end-to-end demo: feed example payments, custody and trades through "
-            "a worker and show the settlements and balances."
+            "Run the end-to-end demo: feed payments and custody movements through "
+            "a worker and show the balances and rejections, then keep the worker running "
+            "until Ctrl-C."
         ),
+    )
+    demo.add_argument(
+        "--once",
+        action="store_true",
+        help="stop the worker after the story and exit 0 only if every outcome arrived",
     )
     demo.set_defaults(handler=_demo)
     return parser
@@ -286,16 +290,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     app = _import_lazily("streams.app", "the worker")
     if app is None:
         return 1
-    # faust's command line reads sys.argv itself; it sees `<argv0> worker ARGS...`.
-    sys.argv = [WORKER_ARGV0, "worker", *rest]
-    # streams.app.main may also take the arguments itself (and then set sys.argv from
-    # them, or from its defaults when given none): hand them over where it can take them.
-    takes_argv = bool(inspect.signature(app.main).parameters)
     try:
-        if takes_argv and rest:
-            app.main(["worker", *rest])
-        else:
-            app.main()
+        app.main(rest)
     except SystemExit as exit_:
         return _exit_code(exit_)
     return 0
@@ -306,7 +302,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     if demo is None:
         return 1
     try:
-        result: object = demo.main(settings)
+        result: object = demo.main(settings, once=args.once)
     except SystemExit as exit_:
         return _exit_code(exit_)
     return result if isinstance(result, int) else 0

@@ -36,7 +36,7 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.streams import current_event
@@ -122,7 +122,7 @@ class Outbox:
         return dropped
 
 
-class ExactlyOnceTransactionManager(TransactionManager):  # type: ignore[misc]
+class ExactlyOnceTransactionManager(TransactionManager):
     """faust's TransactionManager, with sends held per source partition."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -130,6 +130,11 @@ class ExactlyOnceTransactionManager(TransactionManager):  # type: ignore[misc]
         self.outbox = Outbox()
         self._early_commit: asyncio.Task[Any] | None = None
         self.commits_total = 0
+
+    @property
+    def _driver(self) -> faust_aiokafka.Producer:
+        # The aiokafka driver's producer: it owns the transactional producers.
+        return cast(faust_aiokafka.Producer, self.producer)
 
     # -- producing -------------------------------------------------------------------
 
@@ -157,7 +162,7 @@ class ExactlyOnceTransactionManager(TransactionManager):  # type: ignore[misc]
         draining = _draining.get()
         if draining is not None:
             # Called back by faust's publish_message while we drain at commit time.
-            return await self.producer.send(  # type: ignore[no-any-return]
+            return await self._driver.send(
                 topic,
                 key,
                 value,
@@ -215,7 +220,7 @@ class ExactlyOnceTransactionManager(TransactionManager):  # type: ignore[misc]
     async def _commit_one(
         self, tid: str, offsets: Mapping[TP, int], start_new_transaction: bool
     ) -> None:
-        producer = self.producer._transaction_producers.get(tid)
+        producer = self._driver._transaction_producers.get(tid)
         if producer is None:
             raise TransactionFailedError(f"no transactional producer for {tid}")
         held: list[_Held] = []
@@ -233,7 +238,10 @@ class ExactlyOnceTransactionManager(TransactionManager):  # type: ignore[misc]
                     delivered.append(fm)
                 else:
                     assert item.raw is not None and item.result is not None
-                    sent = await self.producer.send(*item.raw, transactional_id=tid)
+                    sent = cast(
+                        "asyncio.Future[Any]",
+                        await self._driver.send(*item.raw, transactional_id=tid),
+                    )
                     _chain(sent, item.result)
                     delivered.append(sent)
         finally:
@@ -242,7 +250,7 @@ class ExactlyOnceTransactionManager(TransactionManager):  # type: ignore[misc]
         # transaction (hole 3). gather raises the first delivery error.
         if delivered:
             await _within(asyncio.gather(*delivered), tid, f"delivering {len(delivered)} records")
-        async with self.producer._trn_locks[tid]:
+        async with self._driver._trn_locks[tid]:
             await _within(
                 producer.send_offsets_to_transaction(dict(offsets), self.app.conf.id),
                 tid,
@@ -264,7 +272,7 @@ class ExactlyOnceTransactionManager(TransactionManager):  # type: ignore[misc]
 
     async def _start_transactions(self, tids: Iterable[str]) -> None:
         # faust's begin_transaction logs and swallows every error (hole 4): do it here.
-        producer = self.producer
+        producer = self._driver
         for tid in tids:
             if tid in producer._transaction_producers:
                 continue
@@ -304,7 +312,7 @@ def _chain(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
     source.add_done_callback(copy)
 
 
-class KessaiProducer(faust_aiokafka.Producer):  # type: ignore[misc]
+class KessaiProducer(faust_aiokafka.Producer):
     """Routes buffered (``send_soon``) writes into the outbox under exactly-once."""
 
     def send_soon(self, fut: Any) -> None:
@@ -314,12 +322,12 @@ class KessaiProducer(faust_aiokafka.Producer):  # type: ignore[misc]
             super().send_soon(fut)
 
 
-class KessaiTransport(faust_aiokafka.Transport):  # type: ignore[misc]
+class KessaiTransport(faust_aiokafka.Transport):
     Producer = KessaiProducer
     TransactionManager = ExactlyOnceTransactionManager
 
 
-class KessaiApp(faust.App):  # type: ignore[misc]
+class KessaiApp(faust.App):
     """A faust App whose exactly-once guarantee holds (see the module docstring).
 
     With ``processing_guarantee="exactly_once"``, tables must be ``memory://``: they
@@ -330,7 +338,8 @@ class KessaiApp(faust.App):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.conf.processing_guarantee == ProcessingGuarantee.EXACTLY_ONCE:
+        guarantee: Any = self.conf.processing_guarantee  # typed as the enum class
+        if guarantee == ProcessingGuarantee.EXACTLY_ONCE:
             if self.conf.producer_threaded:
                 raise EosError("producer_threaded=True bypasses transactions entirely")
             if not str(self.conf.store).startswith("memory:"):

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.types import StreamT, TopicT
 
 from schemas import (
     CUSTODY,
@@ -35,18 +36,23 @@ def _rejection(source_topic: str, key: bytes | None, raw: bytes, reason: str, de
     return encode(rejection_for(source_topic, key, raw, error, at=datetime.now(UTC)))
 
 
+def _raw_topic(app: faust.App, *names: str, partitions: int) -> TopicT:
+    # Bytes in, bytes out: schemas.codec owns bytes <-> model, not faust.
+    return app.topic(
+        *names,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+    )
+
+
 def register(app: faust.App, settings: Settings) -> dict[str, Any]:
     """Define the ledger's topics, tables and agent on ``app``."""
-    raw = {
-        "key_type": bytes,
-        "value_type": bytes,
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-        "partitions": settings.partitions,
-    }
-    inputs = app.topic(PAYMENTS, CUSTODY, **raw)
-    ledger_events = app.topic(LEDGER_EVENTS, **raw)
-    rejections = app.topic(REJECTIONS, **raw)
+    inputs = _raw_topic(app, PAYMENTS, CUSTODY, partitions=settings.partitions)
+    ledger_events = _raw_topic(app, LEDGER_EVENTS, partitions=settings.partitions)
+    rejections = _raw_topic(app, REJECTIONS, partitions=settings.partitions)
     accounts = app.Table(
         "accounts", default=dict, partitions=settings.partitions, key_type=str, value_type=dict
     )
@@ -56,7 +62,7 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
     token_decimals = settings.tokens
 
     @app.agent(inputs, concurrency=1)
-    async def ledger(stream: faust.Stream) -> None:
+    async def ledger(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             topic, key, value = event.message.topic, event.message.key, event.value
             try:
@@ -66,8 +72,9 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
                     key=key, value=_rejection(topic, key, value, err.reason, err.detail)
                 )
                 continue
-            state = core.AccountState.from_json(accounts[command.account])
             if isinstance(command, MoveCash):
+                account = command.account
+                state = core.AccountState.from_json(accounts[account])
                 command_id = f"payment:{command.payment_id}"
                 result = core.move_cash(
                     state,
@@ -80,7 +87,9 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
                     duplicate=applied[command_id],
                 )
             else:
-                assert isinstance(command, MoveBonds)
+                assert isinstance(command, MoveBonds), type(command)
+                account = command.account
+                state = core.AccountState.from_json(accounts[account])
                 command_id = f"custody:{command.movement_id}"
                 result = core.move_bonds(
                     state,
@@ -97,7 +106,7 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
                 )
                 continue
             new_state, postings = result
-            accounts[command.account] = new_state.to_json()
+            accounts[account] = new_state.to_json()
             applied[command_id] = True
             for posting in postings:
                 decimals = token_decimals.get(posting.asset, 0)

@@ -139,7 +139,7 @@ async def run_scenario(
             last = run_no == kills
             logf = (workdir / f"worker-{run_no}.log").open("wb")
             proc = subprocess.Popen(
-                [sys.executable, str(WORKER), "worker", "--loglevel=info"],
+                [sys.executable, str(WORKER), "worker", "--loglevel=info", "--without-web"],
                 env=env,
                 stdout=logf,
                 stderr=subprocess.STDOUT,
