@@ -40,6 +40,8 @@ from typing import Any, cast
 
 import faust
 from faust.streams import current_event
+from faust.tables.manager import TableManager
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -322,7 +324,174 @@ class KessaiProducer(faust_aiokafka.Producer):
             super().send_soon(fut)
 
 
+class DroppedMessagesError(EosError):
+    """faust fetched messages and lost them before any agent processed them."""
+
+
+def dropped_offsets(
+    delivered_unacked: Iterable[int], acked: Iterable[int], committed: int | None
+) -> list[int]:
+    """Offsets delivered but never acked although a later one was: dropped by faust.
+
+    Holds for one agent per topic at ``concurrency=1``, which acks a partition's
+    messages in offset order. Offsets below ``committed`` are settled already.
+    """
+    acked = list(acked)
+    if not acked:
+        return []
+    lowest_acked = min(acked)
+    return sorted(
+        o for o in delivered_unacked if o < lowest_acked and (committed is None or o >= committed)
+    )
+
+
+class KessaiConsumer(faust_aiokafka.Consumer):
+    """Notices messages that faust delivered but dropped unprocessed (faust#596).
+
+    faust clears its stream queues when flow control resumes, and a race around
+    recovery can clear messages it already handed over. Those offsets are never
+    acked: the partition's commit offset then sticks below them for ever, or, when
+    exactly one is missing, faust's gap heuristic commits straight past it and the
+    message is lost (faust#606/#707). Both break a settlement pipeline.
+
+    So every message handed to the conductor is remembered until it is acked. With
+    one agent per topic at ``concurrency=1`` a partition's messages are acked in
+    offset order, so an unacked offset below an acked one was dropped. The worker
+    then crashes, loudly: its state is exactly-once, so a restart resumes from the
+    committed offsets and redoes the lost messages. Run workers under a supervisor.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._delivered_unacked: dict[TP, set[int]] = defaultdict(set)
+        deliver = self.callback
+
+        acks_enabled_for = self.app.topics.acks_enabled_for
+
+        async def remember_then_deliver(message: Any) -> None:
+            # Changelog records are never acked: leave them out.
+            if acks_enabled_for(message.topic):
+                self._delivered_unacked[message.tp].add(message.offset)
+            await deliver(message)
+
+        self.callback = remember_then_deliver
+
+    def ack(self, message: Any) -> bool:
+        self._delivered_unacked[message.tp].discard(message.offset)
+        return bool(super().ack(message))
+
+    async def perform_seek(self) -> None:
+        # Reading starts again from the committed offsets: whatever was delivered
+        # before will be delivered again.
+        self._delivered_unacked.clear()
+        await super().perform_seek()
+
+    def _new_offset(self, tp: TP) -> int | None:
+        acked = self._acked.get(tp)
+        dropped = dropped_offsets(
+            self._delivered_unacked.get(tp, set()), acked or [], self._committed_offset.get(tp)
+        )
+        if dropped:
+            raise DroppedMessagesError(
+                f"{tp.topic}[{tp.partition}]: offsets {dropped[:5]} were delivered and never "
+                f"processed, while {min(acked or [0])} was (faust#596); restarting from the "
+                "committed offsets"
+            )
+        new_offset: int | None = super()._new_offset(tp)
+        return new_offset
+
+    async def force_commit(self, *args: Any, **kwargs: Any) -> bool:
+        try:
+            return bool(await super().force_commit(*args, **kwargs))
+        except DroppedMessagesError as exc:
+            logger.critical("%s", exc)
+            await self.app.crash(exc)
+            raise
+
+
+class KessaiRecovery(Recovery):
+    """faust's Recovery with the stream partitions resumed only after the seek.
+
+    faust 0.15.3 resumes the stream partitions, then awaits ``perform_seek()``, then
+    resumes flow control, which clears the stream queues. Flow control is already
+    active from changelog recovery, so records fetched during the seek reach the
+    agents: they are processed, then fetched and processed again after the seek
+    (duplicates), or they wait in a queue that the resume then clears (dropped,
+    faust#596). Seen in the kill test as both. Here the seek comes first, while
+    the stream partitions are still paused, and nothing awaits between resuming
+    them and resuming flow.
+    """
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        consumer = self.app.consumer
+        self.log.info("Restore complete!")
+        await self.app.on_rebalance_complete.send()
+        self._set_recovery_ended()
+        callback_coros = [
+            asyncio.ensure_future(
+                table.on_recovery_completed(
+                    self.actives_for_table[table], self.standbys_for_table[table]
+                )
+            )
+            for table in self.tables.values()
+        ]
+        if callback_coros:
+            await asyncio.wait(callback_coros)
+        assignment = consumer.assignment()
+        if self.app.consumer_generation_id != generation_id:
+            self.log.warning("Recovery rebalancing again")
+            return
+        if assignment:
+            self.log.info("Seek stream partitions to committed offsets.")
+            await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
+        # No await from here until flow resumes: no record can reach a queue that
+        # the resume would clear.
+        consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
+        self.completed.set()
+        self.app.flow_control.resume()
+        consumer.resume_flow()
+        await cast(Any, self.app)._fetcher.maybe_start()
+        self.tables.on_actives_ready()
+        if not self.app.assignor.assigned_standbys():
+            self.tables.on_standbys_ready()
+        self.app.on_rebalance_end()
+        self.log.info("Worker ready")
+
+    async def _resume_streams(self, generation_id: int = 0) -> None:
+        # The same race when no table needs recovery: seek, then resume.
+        app = self.app
+        consumer = app.consumer
+        await app.on_rebalance_complete.send()
+        assignment = consumer.assignment()
+        if app.consumer_generation_id != generation_id:
+            self.log.warning("Recovery rebalancing again")
+            return
+        if assignment:
+            self.log.info("Seek stream partitions to committed offsets.")
+            await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+        consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
+        self.completed.set()
+        app.flow_control.resume()
+        consumer.resume_flow()
+        await cast(Any, app)._fetcher.maybe_start()
+        self.tables.on_actives_ready()
+        self.tables.on_standbys_ready()
+        app.on_rebalance_end()
+        self.log.info("Worker ready")
+
+
+class KessaiTableManager(TableManager):
+    """faust's TableManager, recovering with :class:`KessaiRecovery`."""
+
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = KessaiRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
+
+
 class KessaiTransport(faust_aiokafka.Transport):
+    Consumer = KessaiConsumer
     Producer = KessaiProducer
     TransactionManager = ExactlyOnceTransactionManager
 
@@ -337,6 +506,7 @@ class KessaiApp(faust.App):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("TableManager", KessaiTableManager)
         super().__init__(*args, **kwargs)
         guarantee: Any = self.conf.processing_guarantee  # typed as the enum class
         if guarantee == ProcessingGuarantee.EXACTLY_ONCE:

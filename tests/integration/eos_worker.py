@@ -80,11 +80,4 @@ async def running_totals(stream: faust.Stream) -> None:
 
 
 if __name__ == "__main__":
-    if os.environ.get("EOS_DEBUG") == "1":
-        import logging
-
-        @app.task
-        async def _debug() -> None:  # after mode's logging set-up, which resets levels
-            logging.getLogger("streams.eos").setLevel(logging.DEBUG)
-
     app.main()

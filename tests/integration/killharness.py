@@ -38,6 +38,7 @@ BATCH_EVENTS = 1500
 BACKLOG_MIN = 600
 PROGRESS_TIMEOUT_S = 120.0
 DRAIN_TIMEOUT_S = 180.0
+CRASH_RESTARTS_MAX = 5
 
 
 @dataclass
@@ -46,6 +47,8 @@ class Outcome:
     kills: int
     problems: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    #: Worker exits the harness restarted (see _Worker), with the reason logged.
+    crashes: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
 
 
@@ -137,41 +140,26 @@ async def run_scenario(
         await feed(BATCH_EVENTS * 2)
         for run_no in range(kills + 1):
             last = run_no == kills
-            logf = (workdir / f"worker-{run_no}.log").open("wb")
-            proc = subprocess.Popen(
-                [sys.executable, str(WORKER), "worker", "--loglevel=info", "--without-web"],
-                env=env,
-                stdout=logf,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            worker = _Worker(env, workdir, f"worker-{run_no}", outcome)
             try:
                 if last:
-                    await _wait(
+                    await worker.wait_for(
                         lambda: len(tail.ids) >= fed,
                         DRAIN_TIMEOUT_S,
-                        proc,
-                        f"drain: {len(tail.ids)} of {fed} ids",
-                        workdir,
-                        run_no,
+                        lambda: f"drain: {len(tail.ids)} of {fed} ids",
                     )
                     # Give a duplicate the time of a few commits to show up.
                     await asyncio.sleep(3.0)
-                    proc.send_signal(signal.SIGTERM)
-                    await asyncio.to_thread(proc.wait, 60)
+                    await worker.stop()
                 else:
                     base = len(tail.ids)
-                    await _wait(
+                    await worker.wait_for(
                         lambda base=base: len(tail.ids) > base,
                         PROGRESS_TIMEOUT_S,
-                        proc,
-                        f"progress after start {run_no}",
-                        workdir,
-                        run_no,
+                        lambda run_no=run_no: f"progress after start {run_no}",
                     )
                     await asyncio.sleep(rng.uniform(0.3, 2.5))
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    await asyncio.to_thread(proc.wait, 30)
+                    await worker.kill()
                     outcome.kills += 1
                     say(f"kill {outcome.kills}/{kills}: {len(tail.ids)}/{fed} ids committed")
                     if fed - len(tail.ids) < BACKLOG_MIN:
@@ -180,10 +168,7 @@ async def run_scenario(
                 outcome.problems.append(str(stuck))
                 break
             finally:
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                logf.close()
+                await worker.kill()
     finally:
         await tail.stop()
         await producer.stop()
@@ -199,20 +184,72 @@ class _Stuck(Exception):
     pass
 
 
-async def _wait(cond, timeout_s, proc, what, workdir, run_no) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if proc.poll() is not None:
-            raise _Stuck(
-                f"worker exited ({proc.returncode}) waiting for {what}; "
-                f"log: {workdir / f'worker-{run_no}.log'}"
+class _Worker:
+    """The worker process, restarted when it exits on its own, as a supervisor would.
+
+    A worker crashes on purpose when faust drops messages it had fetched
+    (streams.eos.DroppedMessagesError); its exactly-once state makes the restart
+    safe. Each restart is recorded in ``Outcome.crashes``; past
+    ``CRASH_RESTARTS_MAX`` the scenario fails.
+    """
+
+    def __init__(self, env: dict[str, str], workdir: Path, name: str, outcome: Outcome) -> None:
+        self.env, self.workdir, self.name, self.outcome = env, workdir, name, outcome
+        self.starts = 0
+        self.proc = self._start()
+
+    @property
+    def log_path(self) -> Path:
+        suffix = f"-restart{self.starts - 1}" if self.starts > 1 else ""
+        return self.workdir / f"{self.name}{suffix}.log"
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        self.starts += 1
+        with self.log_path.open("wb") as log:
+            return subprocess.Popen(
+                [sys.executable, str(WORKER), "worker", "--loglevel=info", "--without-web"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
-        if time.monotonic() > deadline:
-            raise _Stuck(
-                f"timed out after {timeout_s:.0f}s waiting for {what}; "
-                f"log: {workdir / f'worker-{run_no}.log'}"
-            )
-        await asyncio.sleep(0.1)
+
+    async def wait_for(self, cond, timeout_s: float, what) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout_s
+        while not cond():
+            if self.proc.poll() is not None:
+                crashes = len(self.outcome.crashes)
+                reason = _last_critical(self.log_path)
+                self.outcome.crashes.append(
+                    f"{self.log_path.name}: exit {self.proc.returncode}: {reason}"
+                )
+                if crashes + 1 > CRASH_RESTARTS_MAX:
+                    raise _Stuck(f"worker crashed {crashes + 1} times; last: {reason}")
+                self.proc = self._start()
+            if time.monotonic() > deadline:
+                raise _Stuck(
+                    f"timed out after {timeout_s:.0f}s waiting for {what()}; log: {self.log_path}"
+                )
+            await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(self.proc.wait, 60)
+
+    async def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            await asyncio.to_thread(self.proc.wait, 30)
+
+
+def _last_critical(log: Path) -> str:
+    lines = [
+        ln
+        for ln in log.read_text(errors="replace").splitlines()
+        if "CRITICAL" in ln or "Error" in ln
+    ]
+    return lines[-1][-300:] if lines else "(no error in the log)"
 
 
 async def _check(
@@ -276,8 +313,10 @@ def main() -> int:
     )
     print(
         f"events={outcome.events} kills={outcome.kills} counts={outcome.counts} "
-        f"elapsed_s={outcome.elapsed_s:.1f}"
+        f"crashes={len(outcome.crashes)} elapsed_s={outcome.elapsed_s:.1f}"
     )
+    for c in outcome.crashes:
+        print("crash (restarted):", c)
     for p in outcome.problems:
         print("PROBLEM:", p)
     return 1 if outcome.problems else 0

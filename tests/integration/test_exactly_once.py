@@ -25,3 +25,13 @@ async def test_sigkilled_worker_commits_every_output_exactly_once(
     # The checks read what they should have: every event on every output, once.
     assert outcome.counts["totals-out"] == outcome.events
     assert outcome.counts["changelog"] == outcome.events
+
+
+async def test_the_same_scenario_breaks_stock_faust(bootstrap: str, tmp_path: Path) -> None:
+    """The kill test can fail: on faust 0.15.3 without streams/eos.py it finds problems.
+
+    Observed (notes/2026-11-25-walking-skeleton.md): duplicates on every output and
+    wrong totals on every account. Any problem at all is enough here.
+    """
+    outcome = await run_scenario(bootstrap, kills=KILLS, patched=False, workdir=tmp_path)
+    assert outcome.problems, outcome
