@@ -74,6 +74,20 @@ async def create_topics(
         await admin.close()
 
 
+async def delete_topics_starting_with(bootstrap: str, prefixes: Iterable[str]) -> list[str]:
+    """Delete every topic whose name starts with one of ``prefixes``; return their names."""
+    prefixes = tuple(prefixes)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefixes)]
+        if doomed:
+            await admin.delete_topics(doomed)
+        return doomed
+    finally:
+        await admin.close()
+
+
 async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
     # list_topics first: describing a missing topic can auto-create it on brokers
     # that allow that, with the broker's default partition count.

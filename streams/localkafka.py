@@ -915,7 +915,7 @@ def _answers_metadata(bootstrap: str, timeout_s: float) -> bool:
     # spared logging an error per poll.
     if not any(_tcp_open(host, port) for host, port in _split_hosts(bootstrap)):
         return False
-    return _run_async(_metadata_brokers(bootstrap, timeout_s)) > 0
+    return run_sync(_metadata_brokers(bootstrap, timeout_s)) > 0
 
 
 async def _metadata_brokers(bootstrap: str, timeout_s: float) -> int:
@@ -937,7 +937,7 @@ async def _metadata_brokers(bootstrap: str, timeout_s: float) -> int:
         await client.close()
 
 
-def _run_async(coro: Coroutine[Any, Any, T]) -> T:
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """asyncio.run, also from inside a running loop (an async test or a faust app)."""
     try:
         asyncio.get_running_loop()

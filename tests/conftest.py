@@ -8,18 +8,16 @@ integration test would pass CI while testing nothing.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
-from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from streams import localkafka
 from streams.config import Settings
+from streams.kafkaio import delete_topics_starting_with
 
 T = TypeVar("T")
 
@@ -27,7 +25,6 @@ T = TypeVar("T")
 NAME_RANDOM_BYTES = 6
 #: Longest prefix kept; Kafka allows 249 characters, and a prefix + catalogue name must fit.
 NAME_PREFIX_CHARS_MAX = 40
-ADMIN_TIMEOUT_MS = 30_000
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -80,25 +77,4 @@ def unique_name(request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]
 
     yield make
     if made and "bootstrap" in request.fixturenames:
-        _run(_delete_topics_starting_with(request.getfixturevalue("bootstrap"), made))
-
-
-async def _delete_topics_starting_with(bootstrap: str, prefixes: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ADMIN_TIMEOUT_MS)
-    await admin.start()
-    try:
-        doomed = [t for t in await admin.list_topics() if t.startswith(tuple(prefixes))]
-        if doomed:
-            await admin.delete_topics(doomed)
-    finally:
-        await admin.close()
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run, also when a loop is already running in this thread (async tests)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+        localkafka.run_sync(delete_topics_starting_with(request.getfixturevalue("bootstrap"), made))

@@ -43,6 +43,8 @@ CRASH_RESTARTS_MAX = 5
 
 @dataclass
 class Outcome:
+    #: Prefix of every topic the scenario made (inputs, outputs, faust's own).
+    prefix: str
     events: int
     kills: int
     problems: list[str] = field(default_factory=list)
@@ -135,7 +137,7 @@ async def run_scenario(
     tail = _Tail(bootstrap, f"{prefix}totals-out")
     await tail.start()
     workdir.mkdir(parents=True, exist_ok=True)
-    outcome = Outcome(events=0, kills=0)
+    outcome = Outcome(prefix=prefix, events=0, kills=0)
     try:
         await feed(BATCH_EVENTS * 2)
         for run_no in range(kills + 1):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.kafkaio import delete_topics_starting_with
 from tests.integration.killharness import run_scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.kill]
@@ -20,6 +21,7 @@ async def test_sigkilled_worker_commits_every_output_exactly_once(
     bootstrap: str, tmp_path: Path
 ) -> None:
     outcome = await run_scenario(bootstrap, kills=KILLS, patched=True, workdir=tmp_path)
+    await delete_topics_starting_with(bootstrap, [outcome.prefix])
     assert outcome.kills == KILLS, outcome
     assert outcome.problems == [], outcome
     # The checks read what they should have: every event on every output, once.
@@ -34,4 +36,5 @@ async def test_the_same_scenario_breaks_stock_faust(bootstrap: str, tmp_path: Pa
     wrong totals on every account. Any problem at all is enough here.
     """
     outcome = await run_scenario(bootstrap, kills=KILLS, patched=False, workdir=tmp_path)
+    await delete_topics_starting_with(bootstrap, [outcome.prefix])
     assert outcome.problems, outcome
