@@ -14,9 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
-RejectReason = Literal["duplicate", "unknown_token", "invalid_amount", "insufficient_funds"]
+#: Open locks plus queued lock requests one account may have.
+LOCKS_OPEN_MAX = 10_000
+
+RejectReason = Literal[
+    "duplicate", "unknown_token", "invalid_amount", "insufficient_funds", "too_many_locks"
+]
 
 
 class LedgerError(Exception):
@@ -45,14 +50,27 @@ class Posting:
 
 @dataclass(slots=True)
 class AccountState:
-    """Everything the ledger knows about one account. Stored whole per key."""
+    """Everything the ledger knows about one account. Stored whole per key.
+
+    Its size is bounded by the account's open locks and queued lock requests
+    (``LOCKS_OPEN_MAX``), not by its history.
+    """
 
     seq: int = 0
     #: asset -> [available, locked], smallest units.
     balances: dict[str, list[int]] = field(default_factory=dict)
+    #: Held locks: lock id -> [asset, units]. Their sum per asset is ``locked``.
+    locks: dict[str, list[Any]] = field(default_factory=dict)
+    #: Lock requests waiting for funds, oldest first: [lock id, asset, units].
+    waiting: list[list[Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
-        return {"seq": self.seq, "balances": self.balances}
+        return {
+            "seq": self.seq,
+            "balances": self.balances,
+            "locks": self.locks,
+            "waiting": self.waiting,
+        }
 
     @classmethod
     def from_json(cls, raw: dict[str, object] | None) -> AccountState:
@@ -62,9 +80,14 @@ class AccountState:
         assert isinstance(balances, dict)
         seq = raw.get("seq", 0)
         assert isinstance(seq, int)
+        locks = raw.get("locks") or {}
+        waiting = raw.get("waiting") or []
+        assert isinstance(locks, dict) and isinstance(waiting, list)
         return cls(
             seq=seq,
             balances={k: [int(v[0]), int(v[1])] for k, v in balances.items()},
+            locks={k: [str(v[0]), int(v[1])] for k, v in locks.items()},
+            waiting=[[str(w[0]), str(w[1]), int(w[2])] for w in waiting],
         )
 
 
@@ -100,7 +123,7 @@ def move_cash(
         return LedgerRejection(
             "invalid_amount", f"{amount} {token} has more than {tokens[token]} decimals"
         )
-    return _move(
+    return move_units(
         state,
         command_id=command_id,
         account=account,
@@ -122,7 +145,7 @@ def move_bonds(
     duplicate: bool = False,
 ) -> tuple[AccountState, list[Posting]] | LedgerRejection:
     """Apply a custody deposit or withdrawal of bonds (face value in yen)."""
-    return _move(
+    return move_units(
         state,
         command_id=command_id,
         account=account,
@@ -133,7 +156,7 @@ def move_bonds(
     )
 
 
-def _move(
+def move_units(
     state: AccountState,
     *,
     command_id: str,
@@ -158,6 +181,8 @@ def _move(
     new_state = AccountState(
         seq=state.seq + 1,
         balances={**state.balances, asset: [new_available, locked]},
+        locks=state.locks,
+        waiting=state.waiting,
     )
     posting = Posting(
         account=account,
@@ -169,4 +194,151 @@ def _move(
         cause=command_id,
         seq=new_state.seq,
     )
+    return new_state, [posting]
+
+
+# -- two-phase locks (TigerBeetle's pending transfers) ----------------------------------
+#
+# A lock moves units from available to locked under a client-chosen id. It then
+# resolves exactly once: *post* (the units leave the account; the caller credits
+# them to the counterparty) or *void* (they return to available). A request that
+# does not fit waits in a FIFO queue per account and is granted, in order, when
+# funds arrive: a large request is never overtaken by smaller later ones.
+
+
+@dataclass(frozen=True, slots=True)
+class Locked:
+    lock_id: str
+    state: AccountState
+    postings: list[Posting]
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    lock_id: str
+    state: AccountState
+
+
+def _change(
+    state: AccountState, account: str, asset: str, d_avail: int, d_locked: int, cause: str
+) -> tuple[AccountState, Posting]:
+    available, locked = state.balances.get(asset, [0, 0])
+    new_available, new_locked = available + d_avail, locked + d_locked
+    assert new_available >= 0 and new_locked >= 0, (account, asset, new_available, new_locked)
+    new_state = AccountState(
+        seq=state.seq + 1,
+        balances={**state.balances, asset: [new_available, new_locked]},
+        locks=state.locks,
+        waiting=state.waiting,
+    )
+    posting = Posting(
+        account=account,
+        asset=asset,
+        delta_available=d_avail,
+        delta_locked=d_locked,
+        available=new_available,
+        locked=new_locked,
+        cause=cause,
+        seq=new_state.seq,
+    )
+    return new_state, posting
+
+
+def request_lock(
+    state: AccountState, *, lock_id: str, account: str, asset: str, units: int
+) -> Locked | Queued | LedgerRejection:
+    """Lock ``units`` of ``asset`` now if they are available and nobody waits before."""
+    assert units > 0, units
+    if lock_id in state.locks or any(w[0] == lock_id for w in state.waiting):
+        return LedgerRejection("duplicate", f"lock {lock_id} already exists on {account}")
+    if len(state.locks) + len(state.waiting) >= LOCKS_OPEN_MAX:
+        return LedgerRejection("too_many_locks", f"{account} has {LOCKS_OPEN_MAX} open locks")
+    available = state.balances.get(asset, [0, 0])[0]
+    ahead = any(w[1] == asset for w in state.waiting)
+    if available >= units and not ahead:
+        new_state, posting = _change(state, account, asset, -units, +units, lock_id)
+        new_state.locks = {**state.locks, lock_id: [asset, units]}
+        return Locked(lock_id, new_state, [posting])
+    queued = AccountState(
+        seq=state.seq,
+        balances=state.balances,
+        locks=state.locks,
+        waiting=[*state.waiting, [lock_id, asset, units]],
+    )
+    return Queued(lock_id, queued)
+
+
+def grant_waiting(state: AccountState, *, account: str) -> list[Locked]:
+    """Grant queued requests, oldest first per asset, while funds allow.
+
+    Returns one :class:`Locked` per grant, each carrying the state after it; the
+    last one's state is the account's new state.
+    """
+    granted: list[Locked] = []
+    blocked: set[str] = set()
+    current = state
+    for lock_id, asset, units in state.waiting:
+        if asset in blocked:
+            continue
+        if current.balances.get(asset, [0, 0])[0] < units:
+            blocked.add(asset)  # strict FIFO per asset: nobody overtakes it
+            continue
+        new_state, posting = _change(current, account, asset, -units, +units, lock_id)
+        new_state.locks = {**current.locks, lock_id: [asset, units]}
+        new_state.waiting = [w for w in current.waiting if w[0] != lock_id]
+        current = new_state
+        granted.append(Locked(lock_id, new_state, [posting]))
+    return granted
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A lock posted or voided (or a queued request withdrawn)."""
+
+    lock_id: str
+    state: AccountState
+    postings: list[Posting]
+    asset: str
+    units: int
+    #: "posted", "voided", "unqueued" (was only waiting) or "unknown" (nothing to do).
+    outcome: Literal["posted", "voided", "unqueued", "unknown"]
+
+
+def post_lock(state: AccountState, *, lock_id: str, account: str) -> Resolved:
+    """Finalize a held lock: its units leave ``account`` (credit them elsewhere)."""
+    held = state.locks.get(lock_id)
+    if held is None:
+        return Resolved(lock_id, state, [], "", 0, "unknown")
+    asset, units = held
+    new_state, posting = _change(state, account, asset, 0, -units, lock_id)
+    new_state.locks = {k: v for k, v in state.locks.items() if k != lock_id}
+    return Resolved(lock_id, new_state, [posting], asset, units, "posted")
+
+
+def void_lock(state: AccountState, *, lock_id: str, account: str) -> Resolved:
+    """Release a held lock, or withdraw the request if it is still queued."""
+    held = state.locks.get(lock_id)
+    if held is not None:
+        asset, units = held
+        new_state, posting = _change(state, account, asset, +units, -units, lock_id)
+        new_state.locks = {k: v for k, v in state.locks.items() if k != lock_id}
+        return Resolved(lock_id, new_state, [posting], asset, units, "voided")
+    for w in state.waiting:
+        if w[0] == lock_id:
+            unqueued = AccountState(
+                seq=state.seq,
+                balances=state.balances,
+                locks=state.locks,
+                waiting=[x for x in state.waiting if x[0] != lock_id],
+            )
+            return Resolved(lock_id, unqueued, [], w[1], w[2], "unqueued")
+    return Resolved(lock_id, state, [], "", 0, "unknown")
+
+
+def credit(
+    state: AccountState, *, cause: str, account: str, asset: str, units: int
+) -> tuple[AccountState, list[Posting]]:
+    """Receive ``units`` posted from a counterparty's lock."""
+    assert units > 0, units
+    new_state, posting = _change(state, account, asset, +units, 0, cause)
     return new_state, [posting]

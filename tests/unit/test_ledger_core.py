@@ -142,3 +142,63 @@ def test_conservation_no_negatives_gap_free_seq_and_exactly_once(cmds: list) -> 
         assert held == total
     for account, seq in seqs.items():
         assert seq == list(range(1, len(seq) + 1)), account
+
+
+def _funded(units: int) -> core.AccountState:
+    return core.AccountState(seq=1, balances={"JPYC": [units, 0]})
+
+
+def test_lock_post_and_void_resolve_exactly_once() -> None:
+    r = core.request_lock(_funded(100), lock_id="t1/cash", account="a", asset="JPYC", units=60)
+    assert isinstance(r, core.Locked)
+    assert r.state.balances["JPYC"] == [40, 60] and r.state.locks == {"t1/cash": ["JPYC", 60]}
+    assert (r.postings[0].delta_available, r.postings[0].delta_locked) == (-60, 60)
+    again = core.request_lock(r.state, lock_id="t1/cash", account="a", asset="JPYC", units=60)
+    assert isinstance(again, core.LedgerRejection) and again.reason == "duplicate"
+    posted = core.post_lock(r.state, lock_id="t1/cash", account="a")
+    assert posted.outcome == "posted" and posted.state.balances["JPYC"] == [40, 0]
+    assert (posted.asset, posted.units) == ("JPYC", 60)
+    assert core.post_lock(posted.state, lock_id="t1/cash", account="a").outcome == "unknown"
+    assert core.void_lock(posted.state, lock_id="t1/cash", account="a").outcome == "unknown"
+    voided = core.void_lock(r.state, lock_id="t1/cash", account="a")
+    assert voided.outcome == "voided" and voided.state.balances["JPYC"] == [100, 0]
+
+
+def test_queued_requests_are_granted_oldest_first_per_asset() -> None:
+    s = _funded(10)
+    big = core.request_lock(s, lock_id="big", account="a", asset="JPYC", units=100)
+    assert isinstance(big, core.Queued)
+    small = core.request_lock(big.state, lock_id="small", account="a", asset="JPYC", units=5)
+    assert isinstance(small, core.Queued), "funds exist, but 'big' waits before it"
+    # 50 more: enough for 'small' alone, but 'big' is first in line.
+    deposit = core.move_units(
+        small.state,
+        command_id="p",
+        account="a",
+        asset="JPYC",
+        units=50,
+        kind="deposit",
+        duplicate=False,
+    )
+    assert not isinstance(deposit, core.LedgerRejection)
+    assert core.grant_waiting(deposit[0], account="a") == []
+    more = core.move_units(
+        deposit[0],
+        command_id="p2",
+        account="a",
+        asset="JPYC",
+        units=45,
+        kind="deposit",
+        duplicate=False,
+    )
+    assert not isinstance(more, core.LedgerRejection)
+    granted = core.grant_waiting(more[0], account="a")
+    assert [g.lock_id for g in granted] == ["big", "small"]
+    assert granted[-1].state.balances["JPYC"] == [0, 105] and not granted[-1].state.waiting
+
+
+def test_a_queued_request_can_be_withdrawn() -> None:
+    q = core.request_lock(_funded(0), lock_id="t/cash", account="a", asset="JPYC", units=5)
+    assert isinstance(q, core.Queued)
+    res = core.void_lock(q.state, lock_id="t/cash", account="a")
+    assert res.outcome == "unqueued" and not res.state.waiting and res.postings == []
