@@ -34,6 +34,7 @@ def no_broker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         (["topics", "create"], "create the public topics that are missing"),
         (["topics", "list"], "each public topic"),
         (["publish"], "Every line is validated first"),
+        (["positions"], "rebuilt by replaying the committed records of ledger-events"),
         (["worker"], "Run a kessai worker"),
         (["demo"], "end-to-end demo"),
     ],
