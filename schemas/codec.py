@@ -43,17 +43,18 @@ VALUE_BYTES_MAX: Final = 1_048_576
 #: How much of an offending input value an error detail quotes.
 _QUOTED_CHARS_MAX: Final = 40
 
+#: The ``reason`` of a rejection, one per kind of fix its producer has to make; the
+#: ``detail`` says which field and what came instead. The ledger adds its own codes
+#: (``unknown_token``, ``duplicate``, ``insufficient_funds``) for records that decode.
 Reason = Literal[
-    "not_utf8",  # the value is not UTF-8
-    "malformed_json",  # UTF-8, but not JSON
-    "not_an_object",  # JSON, but not a JSON object
-    "too_large",  # longer than VALUE_BYTES_MAX
-    "unknown_topic",  # no model for this topic
-    "missing_field",  # a required field is absent
-    "unknown_field",  # a field the model does not have
-    "unsupported_schema_version",  # schema_version is an integer we do not know
-    "invalid_isin",  # an ISIN field with a bad shape or check digit
-    "invalid_field",  # any other field, or fields that contradict each other
+    "malformed",  # not UTF-8, not JSON, not a JSON object, or over VALUE_BYTES_MAX
+    "schema",  # a field missing, mistyped or unknown; a schema_version we do not know
+    "invalid_isin",  # an ISIN with a bad shape or check digit
+    "invalid_quantity",  # not a positive JSON integer, or not a multiple of MIN_FACE_JPY
+    "invalid_price",  # a price or accrued interest that is not a decimal string in range
+    "invalid_amount",  # any other money: not a decimal string in range, or inconsistent
+    "same_account",  # buyer == seller
+    "unknown_topic",  # no model for this topic: a caller's mistake, never a rejection
 ]
 
 #: The Kafka key of each topic's records: the field that must keep them in order.
@@ -104,7 +105,7 @@ def decode(topic: str, raw: bytes) -> BaseModel:
     if model is None:
         raise SchemaError("unknown_topic", f"no schema for topic {topic[:80]!r}")
     if len(raw) > VALUE_BYTES_MAX:
-        raise SchemaError("too_large", f"{len(raw)} bytes, more than {VALUE_BYTES_MAX}")
+        raise SchemaError("malformed", f"{len(raw)} bytes, more than {VALUE_BYTES_MAX}")
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -113,10 +114,10 @@ def decode(topic: str, raw: bytes) -> BaseModel:
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError as utf8_exc:
-            raise SchemaError("not_utf8", _clip(str(utf8_exc))) from None
-        raise SchemaError("malformed_json", _clip(str(exc))) from None
+            raise SchemaError("malformed", _clip(str(utf8_exc))) from None
+        raise SchemaError("malformed", _clip(str(exc))) from None
     if not isinstance(obj, dict):
-        raise SchemaError("not_an_object", f"want a JSON object, got {_describe(obj)}")
+        raise SchemaError("malformed", f"want a JSON object, got {_describe(obj)}")
     try:
         return model.model_validate(obj)
     except ValidationError as exc:
@@ -177,17 +178,30 @@ def _schema_error(exc: ValidationError) -> SchemaError:
     return SchemaError(_reason(first), _clip(detail))
 
 
+#: Error types raised in schemas.models -> reason. Anything not listed (pydantic's own
+#: missing, extra_forbidden, literal_error ..., and the models' shape checks such as
+#: identifier or utc_datetime) is "schema".
+_REASON_BY_ERROR_TYPE: Final[dict[str, Reason]] = {
+    "invalid_isin": "invalid_isin",
+    "quantity": "invalid_quantity",
+    "buyer_is_seller": "same_account",
+    # A ledger event's amounts that contradict each other.
+    "empty_change": "invalid_amount",
+    "negative_balance": "invalid_amount",
+    "fractional_face": "invalid_amount",
+}
+#: Decimal fields whose errors are "invalid_price"; every other decimal field holds an
+#: amount of money ("invalid_amount"). Accrued interest counts with the price, as the
+#: settlement issue's list of codes has it: both come from the venue's trade.
+_PRICE_FIELDS: Final = frozenset({"price", "accrued_interest"})
+
+
 def _reason(error: ErrorDetails) -> Reason:
     kind = error["type"]
-    if kind == "missing":
-        return "missing_field"
-    if kind == "extra_forbidden":
-        return "unknown_field"
-    if kind == "invalid_isin":
-        return "invalid_isin"
-    if kind == "literal_error" and error["loc"] == ("schema_version",):
-        return "unsupported_schema_version"
-    return "invalid_field"
+    if kind == "decimal_str":
+        # Every model is flat, so the first part of loc is the field's name.
+        return "invalid_price" if error["loc"][0] in _PRICE_FIELDS else "invalid_amount"
+    return _REASON_BY_ERROR_TYPE.get(kind, "schema")
 
 
 def _detail(error: ErrorDetails) -> str:

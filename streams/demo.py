@@ -104,7 +104,7 @@ def _story(run: str) -> tuple[list[tuple[str, MoveCash | MoveBonds]], _Expected]
             f"demo-{run}-6": "insufficient_funds",
             f"demo-{run}-3": "duplicate",
             f"demo-{run}-7": "unknown_token",
-            f"demo-{run}-8": "malformed_json",
+            f"demo-{run}-8": "malformed",
         },
     )
     return records, expected

@@ -83,11 +83,11 @@ def test_a_file_with_any_bad_line_publishes_nothing(
     err = capsys.readouterr().err
     assert code == 1
     for line, reason in [
-        (2, "invalid_field"),
-        (3, "invalid_field"),
-        (5, "missing_field"),
-        (6, "malformed_json"),
-        (7, "unknown_field"),
+        (2, "invalid_amount"),
+        (3, "invalid_amount"),
+        (5, "schema"),
+        (6, "malformed"),
+        (7, "schema"),
     ]:
         assert f"{bad}:{line}: {reason}: " in err
     # Its two valid lines (1 and 8) were held back too.

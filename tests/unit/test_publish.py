@@ -21,12 +21,12 @@ def test_bad_payments_names_every_bad_line_with_its_reason() -> None:
     valid, errors = validate_lines(PAYMENTS, _lines("bad-payments.jsonl"))
 
     assert [(e.line, e.reason) for e in errors] == [
-        (2, "invalid_field"),  # amount as a JSON number
-        (3, "invalid_field"),  # negative amount
+        (2, "invalid_amount"),  # amount as a JSON number
+        (3, "invalid_amount"),  # negative amount
         # line 4 is blank: skipped, but counted
-        (5, "missing_field"),
-        (6, "malformed_json"),
-        (7, "unknown_field"),
+        (5, "schema"),  # kind missing
+        (6, "malformed"),  # cut-off JSON
+        (7, "schema"),  # unknown field memo
     ]
     assert errors[0].detail.startswith("amount: must be a decimal string > 0, got 1000.5")
     assert errors[1].detail.startswith('amount: must be a decimal string > 0, got "-250"')
@@ -38,9 +38,9 @@ def test_bad_payments_names_every_bad_line_with_its_reason() -> None:
 
 
 def test_line_error_formats_as_file_line_reason_detail() -> None:
-    error = LineError(line=7, reason="unknown_field", detail="memo: unknown field")
+    error = LineError(line=7, reason="schema", detail="memo: unknown field")
 
-    assert error.format("in.jsonl") == "in.jsonl:7: unknown_field: memo: unknown field"
+    assert error.format("in.jsonl") == "in.jsonl:7: schema: memo: unknown field"
 
 
 def test_blank_lines_are_skipped_but_counted() -> None:
@@ -50,7 +50,10 @@ def test_blank_lines_are_skipped_but_counted() -> None:
     valid, errors = validate_lines(PAYMENTS, lines)
 
     assert len(valid) == 1
-    assert [(e.line, e.reason) for e in errors] == [(5, "malformed_json"), (7, "not_an_object")]
+    assert [(e.line, e.reason, e.detail) for e in errors] == [
+        (5, "malformed", "unexpected end of data: line 1 column 2 (char 1)"),
+        (7, "malformed", "want a JSON object, got a JSON array"),
+    ]
 
 
 def test_valid_lines_become_canonical_bytes_keyed_as_kessai_keys_them() -> None:
