@@ -13,8 +13,17 @@ import sys
 from streams.config import Settings
 from streams.eos import KessaiApp
 from streams.ledger import agent as ledger_agent
+from streams.settlement import agent as settlement_agent
 
 logger = logging.getLogger(__name__)
+
+#: kessai's own topics between its agents, co-partitioned with the public ones
+#: (faust's table changelogs are created by faust).
+INTERNAL_TOPICS = (
+    ledger_agent.LEDGER_COMMANDS,
+    ledger_agent.SETTLEMENT_REPLIES,
+    settlement_agent.SETTLEMENT_CLOCK,
+)
 
 
 def create_app(settings: Settings) -> KessaiApp:
@@ -32,8 +41,15 @@ def create_app(settings: Settings) -> KessaiApp:
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
+        # faust compares a memory table's last applied changelog offset with the
+        # read_committed high watermark, which can trail it while the transaction
+        # that wrote it commits; it then crashes recovery on a rebalance
+        # (ConsistencyError). Memory tables are rebuilt from the changelog in this
+        # very process, so the check guards nothing here.
+        recovery_consistency_check=False,
     )
     ledger_agent.register(app, settings)
+    settlement_agent.register(app, settings)
     return app
 
 
@@ -44,9 +60,16 @@ app = create_app(settings)
 def main(worker_args: list[str] | None = None) -> None:
     """Create the public topics, then run faust's ``worker`` command with ``worker_args``
     (default ``-l info``)."""
+    from streams.kafkaio import TopicSpec, create_topics
     from streams.topics import ensure_topics
 
     created = asyncio.run(ensure_topics(settings))
+    created += asyncio.run(
+        create_topics(
+            settings.bootstrap,
+            [TopicSpec(name=name, partitions=settings.partitions) for name in INTERNAL_TOPICS],
+        )
+    )
     if created:
         print(f"kessai: created topics {', '.join(created)}", file=sys.stderr)
     # faust's command line reads sys.argv itself.

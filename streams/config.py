@@ -53,6 +53,10 @@ class Settings:
     commit_interval_s: float = 1.0
     #: Port of the worker's web server (metrics, health).
     web_port: int = 6066
+    #: A trade still locking this long after it arrived fails.
+    settlement_deadline_s: float = 3600.0
+    #: How often the worker publishes clock ticks (deadlines are checked on ticks).
+    tick_interval_s: float = 1.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -67,4 +71,6 @@ class Settings:
             app_id=e.get("KESSAI_APP_ID", "kessai"),
             commit_interval_s=float(e.get("KESSAI_COMMIT_INTERVAL_S", "1.0")),
             web_port=int(e.get("KESSAI_WEB_PORT", "6066")),
+            settlement_deadline_s=float(e.get("KESSAI_SETTLEMENT_DEADLINE_S", "3600")),
+            tick_interval_s=float(e.get("KESSAI_TICK_INTERVAL_S", "1.0")),
         )

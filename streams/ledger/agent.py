@@ -1,9 +1,12 @@
-"""Ledger agent: ``payments`` and ``custody`` in, ``ledger-events`` and ``rejections`` out.
+"""Ledger agent: an account's partition in, its balance changes out.
 
-Thin on purpose: decode, look up the account, call :mod:`streams.ledger.core`, store
-and emit. Both input topics are keyed by account and co-partitioned with the
-``accounts`` table, so one worker owns an account's whole state. Bad input becomes a
-``rejections`` record and the agent moves on: it never raises on a record.
+It reads ``payments`` and ``custody`` (deposits and withdrawals from the bridges)
+and the internal ``kessai-ledger-commands`` (locks, posts, voids and credits from
+the settlement saga). All three are keyed by account and co-partitioned with the
+``accounts`` table, so one worker owns an account's whole state. Each record goes
+through :func:`streams.settlement.steps.account_step`; the agent only decodes,
+stores and emits: ``ledger-events``, replies to the saga, credits to counterparties,
+and ``rejections`` for bad input. It never raises on a record.
 """
 
 from __future__ import annotations
@@ -29,15 +32,14 @@ from schemas import (
 )
 from streams.config import Settings
 from streams.ledger import core
+from streams.settlement import steps, wire
+
+LEDGER_COMMANDS = "kessai-ledger-commands"
+SETTLEMENT_REPLIES = "kessai-settlement-replies"
 
 
-def _rejection(source_topic: str, key: bytes | None, raw: bytes, reason: str, detail: str) -> bytes:
-    error = SchemaError(reason, detail)  # type: ignore[arg-type]
-    return encode(rejection_for(source_topic, key, raw, error, at=datetime.now(UTC)))
-
-
-def _raw_topic(app: faust.App, *names: str, partitions: int) -> TopicT:
-    # Bytes in, bytes out: schemas.codec owns bytes <-> model, not faust.
+def raw_topic(app: faust.App, *names: str, partitions: int) -> TopicT:
+    # Bytes in, bytes out: schemas.codec and settlement.wire own bytes <-> model.
     return app.topic(
         *names,
         key_type=bytes,
@@ -48,68 +50,96 @@ def _raw_topic(app: faust.App, *names: str, partitions: int) -> TopicT:
     )
 
 
+def rejection(source_topic: str, key: bytes | None, raw: bytes, reason: str, detail: str) -> bytes:
+    error = SchemaError(reason, detail)  # type: ignore[arg-type]
+    return encode(rejection_for(source_topic, key, raw, error, at=datetime.now(UTC)))
+
+
 def register(app: faust.App, settings: Settings) -> dict[str, Any]:
     """Define the ledger's topics, tables and agent on ``app``."""
-    inputs = _raw_topic(app, PAYMENTS, CUSTODY, partitions=settings.partitions)
-    ledger_events = _raw_topic(app, LEDGER_EVENTS, partitions=settings.partitions)
-    rejections = _raw_topic(app, REJECTIONS, partitions=settings.partitions)
-    accounts = app.Table(
-        "accounts", default=dict, partitions=settings.partitions, key_type=str, value_type=dict
-    )
-    applied = app.Table(
-        "applied", default=bool, partitions=settings.partitions, key_type=str, value_type=bool
-    )
-    token_decimals = settings.tokens
+    n = settings.partitions
+    inputs = raw_topic(app, PAYMENTS, CUSTODY, LEDGER_COMMANDS, partitions=n)
+    commands = raw_topic(app, LEDGER_COMMANDS, partitions=n)
+    replies = raw_topic(app, SETTLEMENT_REPLIES, partitions=n)
+    ledger_events = raw_topic(app, LEDGER_EVENTS, partitions=n)
+    rejections = raw_topic(app, REJECTIONS, partitions=n)
+    accounts = app.Table("accounts", default=dict, partitions=n, key_type=str)
+    applied = app.Table("applied", default=bool, partitions=n, key_type=str)
+    tokens = settings.tokens
+
+    def to_move(command: MoveCash | MoveBonds) -> steps.Move | core.LedgerRejection:
+        if isinstance(command, MoveBonds):
+            return steps.Move(
+                f"custody:{command.movement_id}",
+                command.account,
+                command.isin,
+                command.quantity,
+                command.kind,
+            )
+        if command.token not in tokens:
+            known = ", ".join(sorted(tokens))
+            return core.LedgerRejection(
+                "unknown_token", f"token {command.token!r} is not configured ({known})"
+            )
+        units = core.to_units(command.amount, tokens[command.token])
+        if units is None or units <= 0:
+            return core.LedgerRejection(
+                "invalid_amount",
+                f"{command.amount} {command.token} has more than {tokens[command.token]} decimals",
+            )
+        return steps.Move(
+            f"payment:{command.payment_id}", command.account, command.token, units, command.kind
+        )
 
     @app.agent(inputs, concurrency=1)
     async def ledger(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             topic, key, value = event.message.topic, event.message.key, event.value
-            try:
-                command = decode(topic, value)
-            except SchemaError as err:
-                await rejections.send(
-                    key=key, value=_rejection(topic, key, value, err.reason, err.detail)
-                )
-                continue
-            if isinstance(command, MoveCash):
-                account = command.account
-                state = core.AccountState.from_json(accounts[account])
-                command_id = f"payment:{command.payment_id}"
-                result = core.move_cash(
-                    state,
-                    command_id=command_id,
-                    account=command.account,
-                    token=command.token,
-                    amount=command.amount,
-                    kind=command.kind,
-                    tokens=token_decimals,
-                    duplicate=applied[command_id],
-                )
+            message: Any
+            if topic == LEDGER_COMMANDS:
+                message = wire.from_wire(value)
+                account = message.account
             else:
-                assert isinstance(command, MoveBonds), type(command)
-                account = command.account
-                state = core.AccountState.from_json(accounts[account])
-                command_id = f"custody:{command.movement_id}"
-                result = core.move_bonds(
-                    state,
-                    command_id=command_id,
-                    account=command.account,
-                    isin=command.isin,
-                    quantity=command.quantity,
-                    kind=command.kind,
-                    duplicate=applied[command_id],
-                )
-            if isinstance(result, core.LedgerRejection):
-                await rejections.send(
-                    key=key, value=_rejection(topic, key, value, result.reason, result.detail)
-                )
+                try:
+                    decoded = decode(topic, value)
+                except SchemaError as err:
+                    await rejections.send(
+                        key=key, value=rejection(topic, key, value, err.reason, err.detail)
+                    )
+                    continue
+                assert isinstance(decoded, MoveCash | MoveBonds), type(decoded)
+                message = to_move(decoded)
+                if isinstance(message, core.LedgerRejection):
+                    await rejections.send(
+                        key=key, value=rejection(topic, key, value, message.reason, message.detail)
+                    )
+                    continue
+                account = message.account
+            command_id = (
+                message.command_id
+                if isinstance(message, steps.Move)
+                else getattr(message, "cause", None)
+            )
+            fx = steps.account_step(
+                core.AccountState.from_json(accounts[account]),
+                account,
+                message,
+                already_applied=bool(command_id and applied[command_id]),
+            )
+            if fx.rejection is not None:
+                if topic != LEDGER_COMMANDS:
+                    await rejections.send(
+                        key=key,
+                        value=rejection(
+                            topic, key, value, fx.rejection.reason, fx.rejection.detail
+                        ),
+                    )
                 continue
-            new_state, postings = result
-            accounts[account] = new_state.to_json()
-            applied[command_id] = True
-            for posting in postings:
-                decimals = token_decimals.get(posting.asset, 0)
+            accounts[account] = fx.state.to_json()
+            for command_id in fx.applied:
+                applied[command_id] = True
+            for posting in fx.postings:
+                decimals = tokens.get(posting.asset, 0)
                 await ledger_events.send(
                     key=posting.account.encode(),
                     value=encode(
@@ -125,5 +155,8 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
                         )
                     ),
                 )
+            for (kind, to), out in fx.sends:
+                topic_out = commands if kind == "account" else replies
+                await topic_out.send(key=to.encode(), value=wire.to_wire(out))
 
     return {"ledger": ledger, "accounts": accounts, "applied": applied}

@@ -86,7 +86,7 @@ def test_publish_reads_stdin_for_dash(
 
     assert cli.main(["publish", "custody", "-"]) == 1
 
-    assert capsys.readouterr().err.startswith("<stdin>:2: missing_field: ")
+    assert capsys.readouterr().err.startswith("<stdin>:2: schema: ")
 
 
 def test_publish_of_a_missing_file_is_an_error_without_traceback(

@@ -1,0 +1,30 @@
+"""Bytes <-> the settlement's internal messages (ledger commands, replies, ticks).
+
+Internal topics only; the public topics' models live in :mod:`schemas`. JSON with a
+``type`` field, encoded with orjson. A record that does not decode is a bug in
+kessai, not bad input, so it raises.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import orjson
+
+from streams.settlement.core import LockCmd, PostCmd, Reply, VoidCmd
+from streams.settlement.steps import Credit, Tick
+
+_TYPES: dict[str, type[Any]] = {
+    cls.__name__: cls for cls in (LockCmd, PostCmd, VoidCmd, Credit, Reply, Tick)
+}
+
+
+def to_wire(message: Any) -> bytes:
+    return orjson.dumps({"type": type(message).__name__, **dataclasses.asdict(message)})
+
+
+def from_wire(raw: bytes) -> Any:
+    data = orjson.loads(raw)
+    cls = _TYPES[data.pop("type")]
+    return cls(**data)

@@ -1,0 +1,205 @@
+"""DvP on the real broker, end to end through a worker process: a funded trade
+settles, a short buyer is pending then settles when cash arrives, a seller who
+never delivers fails at the deadline with the locks released, and a bad trade is
+rejected. Read back with read_committed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams.config import Settings
+from streams.topics import ensure_topics
+
+pytestmark = pytest.mark.integration
+
+BOND = "JP1103551Q43"
+WAIT_S = 120.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def _tail_until(
+    bootstrap: str,
+    topics: list[str],
+    done: Callable[[list[dict]], bool],  # type: ignore[type-arg]
+) -> list[dict]:  # type: ignore[type-arg]
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    seen: list[dict] = []  # type: ignore[type-arg]
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline and not done(seen):
+            batch = await consumer.getmany(timeout_ms=300)
+            for records in batch.values():
+                seen.extend({"topic": r.topic, **orjson.loads(r.value)} for r in records)
+        return seen
+    finally:
+        await consumer.stop()
+
+
+async def test_trades_settle_pend_fail_and_reject(bootstrap: str, tmp_path: Path) -> None:
+    run = uuid.uuid4().hex[:6]
+    b1, b2, s1, s3 = (f"{x}-{run}" for x in ("buyer1", "buyer2", "seller1", "seller3"))
+    settings = Settings.from_env({"KESSAI_BOOTSTRAP": bootstrap})
+    await ensure_topics(settings)
+    env = {
+        **os.environ,
+        "KESSAI_BOOTSTRAP": bootstrap,
+        "KESSAI_WEB_PORT": str(_free_port()),
+        "KESSAI_SETTLEMENT_DEADLINE_S": "25",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+
+    async def send(topic: str, key: str, value: dict) -> None:  # type: ignore[type-arg]
+        await producer.send_and_wait(topic, orjson.dumps(value), key=key.encode())
+
+    def trade(tid: str, buyer: str, seller: str) -> dict:  # type: ignore[type-arg]
+        return {
+            "trade_id": tid,
+            "venue": "v1",
+            "isin": BOND,
+            "buyer": buyer,
+            "seller": seller,
+            "quantity": 100_000,
+            "price": "99.5",
+            "currency": "JPYC",
+            "accrued_interest": "12",
+            "trade_time": "2026-11-25T00:00:00Z",
+        }
+
+    try:
+        await send(
+            "payments",
+            b1,
+            {
+                "payment_id": f"p1-{run}",
+                "account": b1,
+                "token": "JPYC",
+                "amount": "200000",
+                "kind": "deposit",
+            },
+        )
+        for seller in (s1,):
+            await send(
+                "custody",
+                seller,
+                {
+                    "movement_id": f"c-{seller}",
+                    "account": seller,
+                    "isin": BOND,
+                    "quantity": 200_000,
+                    "kind": "deposit",
+                },
+            )
+        await send("trades", f"t1-{run}", trade(f"t1-{run}", b1, s1))  # funded
+        await send("trades", f"t2-{run}", trade(f"t2-{run}", b2, s1))  # buyer short
+        await send("trades", f"t3-{run}", trade(f"t3-{run}", b1, s3))  # seller short
+        await send("trades", f"t4-{run}", trade(f"t4-{run}", b1, b1))  # same account
+
+        def status(seen: list[dict], tid: str) -> list[tuple[str, str | None]]:  # type: ignore[type-arg]
+            return [
+                (r["status"], r["reason"])
+                for r in seen
+                if r["topic"] == "settlements" and r["trade_id"] == tid
+            ]
+
+        seen = await _tail_until(bootstrap, ["settlements"], lambda s: status(s, f"t2-{run}") != [])
+        assert status(seen, f"t2-{run}") == [("pending", "insufficient_cash")], seen[-5:]
+        # Cash arrives late: t2 settles (99.5% of 100,000 + 12 accrued = 99,512 JPYC).
+        await send(
+            "payments",
+            b2,
+            {
+                "payment_id": f"p2-{run}",
+                "account": b2,
+                "token": "JPYC",
+                "amount": "99512",
+                "kind": "deposit",
+            },
+        )
+
+        def finished(s: list[dict]) -> bool:  # type: ignore[type-arg]
+            return all(
+                status(s, f"t{i}-{run}")[-1:]
+                and status(s, f"t{i}-{run}")[-1][0] in ("settled", "failed")
+                for i in (1, 2, 3)
+            )
+
+        seen = await _tail_until(bootstrap, ["settlements"], finished)
+        assert status(seen, f"t1-{run}") == [("settled", None)]
+        assert status(seen, f"t2-{run}") == [("pending", "insufficient_cash"), ("settled", None)]
+        assert status(seen, f"t3-{run}") == [
+            ("pending", "insufficient_securities"),
+            ("failed", "insufficient_securities"),
+        ]
+        assert status(seen, f"t4-{run}") == []
+        settled = next(
+            r for r in seen if r["topic"] == "settlements" and r["trade_id"] == f"t1-{run}"
+        )
+        assert settled["cash_amount"] == "99512"
+
+        rejected = await _tail_until(
+            bootstrap, ["rejections"], lambda s: any(f"t4-{run}" in r.get("value", "") for r in s)
+        )
+        assert any(f"t4-{run}" in r["value"] for r in rejected)
+
+        # Balances from the journal: b1 paid 99,512 and holds 100,000 face; s1 was paid
+        # twice; s3 never had bonds, and t3's cash request left b1 nothing locked.
+        journal = await _read_journal(bootstrap, run)
+        last = {(r["account"], r["asset"]): (r["available"], r["locked"]) for r in journal}
+        assert last[(b1, "JPYC")] == ("100488", "0")
+        assert last[(b1, BOND)] == ("100000", "0")
+        assert last[(s1, "JPYC")] == ("199024", "0")
+        assert last[(s1, BOND)] == ("0", "0")
+        assert last[(b2, BOND)] == ("100000", "0")
+    finally:
+        await producer.stop()
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
+
+
+async def _read_journal(bootstrap: str, run: str) -> list[dict]:  # type: ignore[type-arg]
+    from streams.kafkaio import read_committed
+
+    records = await read_committed(bootstrap, "ledger-events")
+    out = [orjson.loads(r.value) for r in records]
+    return sorted(
+        (r for r in out if r["account"].endswith(run)), key=lambda r: (r["account"], r["seq"])
+    )
