@@ -5,6 +5,7 @@ rejected. Read back with read_committed."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -185,6 +186,39 @@ async def test_trades_settle_pend_fail_and_reject(bootstrap: str, tmp_path: Path
         assert last[(s1, "JPYC")] == ("199024", "0")
         assert last[(s1, BOND)] == ("0", "0")
         assert last[(b2, BOND)] == ("100000", "0")
+
+        # A restarted worker rebuilds the tables from their changelogs: b1 can withdraw
+        # exactly what it holds, not a unit more.
+        worker.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(worker.wait, 60)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for pid, amount in ((f"w1-{run}", "100489"), (f"w2-{run}", "100488")):
+            await send(
+                "payments",
+                b1,
+                {
+                    "payment_id": pid,
+                    "account": b1,
+                    "token": "JPYC",
+                    "amount": amount,
+                    "kind": "withdrawal",
+                },
+            )
+        after = await _tail_until(
+            bootstrap,
+            ["ledger-events", "rejections"],
+            lambda s: any(r.get("cause") == f"payment:w2-{run}" for r in s),
+        )
+        w2 = [r for r in after if r.get("cause") == f"payment:w2-{run}"]
+        assert w2 and w2[0]["available"] == "0", w2
+        w1 = [r for r in after if r["topic"] == "rejections" and f"w1-{run}" in r["value"]]
+        assert w1 and w1[0]["reason"] == "insufficient_funds", w1
     finally:
         await producer.stop()
         worker.send_signal(signal.SIGTERM)
