@@ -400,6 +400,23 @@ class KessaiConsumer(faust_aiokafka.Consumer):
         new_offset: int | None = super()._new_offset(tp)
         return new_offset
 
+    async def highwaters(self, *partitions: TP) -> Any:
+        """End offsets asked of the broker, never aiokafka's cache.
+
+        Under transactions faust 0.15.3 answers with aiokafka's cached
+        ``last_stable_offset``, which is None until a fetch for that partition has
+        returned. Recovery reads None as an empty changelog and skips it: a restarted
+        worker then starts from empty tables (seen: a whole ledger lost after a
+        SIGTERM restart). ``end_offsets`` sends ListOffsets with the consumer's
+        read_committed isolation, so the broker answers with the last stable offset.
+        """
+        thread = self._thread
+
+        async def end_offsets(tps: list[TP]) -> Any:
+            return await thread._ensure_consumer().end_offsets(tps)
+
+        return await thread.call_thread(end_offsets, list(partitions))
+
     async def force_commit(self, *args: Any, **kwargs: Any) -> bool:
         try:
             return bool(await super().force_commit(*args, **kwargs))
