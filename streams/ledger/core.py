@@ -169,31 +169,14 @@ def move_units(
     assert units > 0, units
     if duplicate:
         return LedgerRejection("duplicate", f"{command_id} was already applied to {account}")
-    available, locked = state.balances.get(asset, [0, 0])
+    available = state.balances.get(asset, [0, 0])[0]
     delta = units if kind == "deposit" else -units
     if available + delta < 0:
         return LedgerRejection(
             "insufficient_funds",
             f"withdrawal of {units} units of {asset} exceeds available {available}",
         )
-    new_available = available + delta
-    assert new_available >= 0 and locked >= 0
-    new_state = AccountState(
-        seq=state.seq + 1,
-        balances={**state.balances, asset: [new_available, locked]},
-        locks=state.locks,
-        waiting=state.waiting,
-    )
-    posting = Posting(
-        account=account,
-        asset=asset,
-        delta_available=delta,
-        delta_locked=0,
-        available=new_available,
-        locked=locked,
-        cause=command_id,
-        seq=new_state.seq,
-    )
+    new_state, posting = _change(state, account, asset, delta, 0, command_id)
     return new_state, [posting]
 
 
