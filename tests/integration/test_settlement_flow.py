@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import orjson
 import pytest
@@ -27,6 +28,16 @@ pytestmark = pytest.mark.integration
 
 BOND = "JP1103551Q43"
 WAIT_S = 120.0
+
+
+def _start_worker(env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _free_port() -> int:
@@ -74,13 +85,7 @@ async def test_trades_settle_pend_fail_and_reject(bootstrap: str, tmp_path: Path
         "PYTHONUNBUFFERED": "1",
     }
     log = (tmp_path / "worker.log").open("wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    worker = _start_worker(env, log)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
 
@@ -222,15 +227,6 @@ async def test_a_restarted_worker_keeps_the_balances(bootstrap: str, tmp_path: P
     }
     log = (tmp_path / "worker.log").open("wb")
 
-    def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
 
@@ -252,13 +248,13 @@ async def test_a_restarted_worker_keeps_the_balances(bootstrap: str, tmp_path: P
             or (r["topic"] == "rejections" and pid in r.get("value", ""))
         ]
 
-    worker = start()
+    worker = _start_worker(env, log)
     try:
         await pay(f"d-{run}", "5000", "deposit")
         await _tail_until(bootstrap, ["ledger-events"], lambda s: caused(s, f"d-{run}") != [])
         worker.send_signal(signal.SIGTERM)
         await asyncio.to_thread(worker.wait, 60)
-        worker = start()
+        worker = _start_worker(env, log)
         await pay(f"w1-{run}", "5001", "withdrawal")
         await pay(f"w2-{run}", "5000", "withdrawal")
         seen = await _tail_until(
