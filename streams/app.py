@@ -21,8 +21,7 @@ logger = logging.getLogger(__name__)
 #: (faust's table changelogs are created by faust).
 INTERNAL_TOPICS = (
     ledger_agent.LEDGER_COMMANDS,
-    ledger_agent.SETTLEMENT_REPLIES,
-    settlement_agent.SETTLEMENT_CLOCK,
+    ledger_agent.SETTLEMENT_INBOX,
 )
 
 
@@ -47,6 +46,9 @@ def create_app(settings: Settings) -> KessaiApp:
         # (ConsistencyError). Memory tables are rebuilt from the changelog in this
         # very process, so the check guards nothing here.
         recovery_consistency_check=False,
+        # Tables are rebuilt from their changelogs at every rebalance (streams/eos.py,
+        # KessaiTableManager): a standby copy would be thrown away unused.
+        table_standby_replicas=0,
     )
     ledger_agent.register(app, settings)
     settlement_agent.register(app, settings)

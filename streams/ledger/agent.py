@@ -1,12 +1,22 @@
-"""Ledger agent: an account's partition in, its balance changes out.
+"""Ledger agents: deposits and withdrawals in, an account's balance changes out.
 
-It reads ``payments`` and ``custody`` (deposits and withdrawals from the bridges)
-and the internal ``kessai-ledger-commands`` (locks, posts, voids and credits from
-the settlement saga). All three are keyed by account and co-partitioned with the
-``accounts`` table, so one worker owns an account's whole state. Each record goes
-through :func:`streams.settlement.steps.account_step`; the agent only decodes,
-stores and emits: ``ledger-events``, replies to the saga, credits to counterparties,
-and ``rejections`` for bad input. It never raises on a record.
+Two agents, so that each account partition has exactly one writer:
+
+- ``intake`` (stateless) reads ``payments`` and ``custody``, rejects what does not
+  decode or validate, and forwards each good record as a ``Move`` command onto
+  ``kessai-ledger-commands`` (key account).
+- ``ledger`` reads only ``kessai-ledger-commands``: moves from the intake and locks,
+  posts, voids and credits from the settlement saga. It owns the ``accounts`` and
+  ``applied`` tables and runs each command through
+  :func:`streams.settlement.steps.account_step`, emitting ``ledger-events``, replies
+  to the saga's inbox, credits to counterparties, and ``rejections``.
+
+Why one input topic: faust gives every source partition its own transactional
+producer, so outputs caused by records of *different* input topics reach Kafka in
+whichever order their transactions commit. An account's journal and its changelog
+row would then be written out of order (``seq`` 1, 3, 2; and a stale row winning the
+changelog). With one input, one producer writes everything about an account, in
+processing order (docs/exactly-once.md, hole 9). Neither agent raises on a record.
 """
 
 from __future__ import annotations
@@ -35,7 +45,8 @@ from streams.ledger import core
 from streams.settlement import steps, wire
 
 LEDGER_COMMANDS = "kessai-ledger-commands"
-SETTLEMENT_REPLIES = "kessai-settlement-replies"
+#: The settlement saga's single input: trades, the ledger's replies, clock ticks.
+SETTLEMENT_INBOX = "kessai-settlement-inbox"
 
 
 def raw_topic(app: faust.App, *names: str, partitions: int) -> TopicT:
@@ -56,18 +67,20 @@ def rejection(source_topic: str, key: bytes | None, raw: bytes, reason: str, det
 
 
 def register(app: faust.App, settings: Settings) -> dict[str, Any]:
-    """Define the ledger's topics, tables and agent on ``app``."""
+    """Define the ledger's topics, tables and agents on ``app``."""
     n = settings.partitions
-    inputs = raw_topic(app, PAYMENTS, CUSTODY, LEDGER_COMMANDS, partitions=n)
+    bridges = raw_topic(app, PAYMENTS, CUSTODY, partitions=n)
     commands = raw_topic(app, LEDGER_COMMANDS, partitions=n)
-    replies = raw_topic(app, SETTLEMENT_REPLIES, partitions=n)
+    inbox = raw_topic(app, SETTLEMENT_INBOX, partitions=n)
     ledger_events = raw_topic(app, LEDGER_EVENTS, partitions=n)
     rejections = raw_topic(app, REJECTIONS, partitions=n)
     accounts = app.Table("accounts", default=dict, partitions=n, key_type=str)
     applied = app.Table("applied", default=bool, partitions=n, key_type=str)
     tokens = settings.tokens
 
-    def to_move(command: MoveCash | MoveBonds) -> steps.Move | core.LedgerRejection:
+    def to_move(
+        command: MoveCash | MoveBonds, source: tuple[str, str | None, str]
+    ) -> steps.Move | core.LedgerRejection:
         if isinstance(command, MoveBonds):
             return steps.Move(
                 f"custody:{command.movement_id}",
@@ -75,6 +88,7 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
                 command.isin,
                 command.quantity,
                 command.kind,
+                source,
             )
         if command.token not in tokens:
             known = ", ".join(sorted(tokens))
@@ -88,50 +102,59 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
                 f"{command.amount} {command.token} has more than {tokens[command.token]} decimals",
             )
         return steps.Move(
-            f"payment:{command.payment_id}", command.account, command.token, units, command.kind
+            f"payment:{command.payment_id}",
+            command.account,
+            command.token,
+            units,
+            command.kind,
+            source,
         )
 
-    @app.agent(inputs, concurrency=1)
-    async def ledger(stream: StreamT[bytes]) -> None:
+    @app.agent(bridges, concurrency=1)
+    async def intake(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             topic, key, value = event.message.topic, event.message.key, event.value
-            message: Any
-            if topic == LEDGER_COMMANDS:
-                message = wire.from_wire(value)
-                account = message.account
-            else:
-                try:
-                    decoded = decode(topic, value)
-                except SchemaError as err:
-                    await rejections.send(
-                        key=key, value=rejection(topic, key, value, err.reason, err.detail)
-                    )
-                    continue
-                assert isinstance(decoded, MoveCash | MoveBonds), type(decoded)
-                message = to_move(decoded)
-                if isinstance(message, core.LedgerRejection):
-                    await rejections.send(
-                        key=key, value=rejection(topic, key, value, message.reason, message.detail)
-                    )
-                    continue
-                account = message.account
+            try:
+                decoded = decode(topic, value)
+            except SchemaError as err:
+                await rejections.send(
+                    key=key, value=rejection(topic, key, value, err.reason, err.detail)
+                )
+                continue
+            assert isinstance(decoded, MoveCash | MoveBonds), type(decoded)
+            text_key = key.decode("utf-8", "replace") if key is not None else None
+            move = to_move(decoded, (topic, text_key, value.decode()))
+            if isinstance(move, core.LedgerRejection):
+                await rejections.send(
+                    key=key, value=rejection(topic, key, value, move.reason, move.detail)
+                )
+                continue
+            await commands.send(key=move.account.encode(), value=wire.to_wire(move))
+
+    @app.agent(commands, concurrency=1)
+    async def ledger(stream: StreamT[bytes]) -> None:
+        async for message in stream:
+            command = wire.from_wire(message)
+            account = command.account
             command_id = (
-                message.command_id
-                if isinstance(message, steps.Move)
-                else getattr(message, "cause", None)
+                command.command_id
+                if isinstance(command, steps.Move)
+                else getattr(command, "cause", None)
             )
             fx = steps.account_step(
                 core.AccountState.from_json(accounts[account]),
                 account,
-                message,
+                command,
                 already_applied=bool(command_id and applied[command_id]),
             )
             if fx.rejection is not None:
-                if topic != LEDGER_COMMANDS:
+                if isinstance(command, steps.Move) and command.source is not None:
+                    topic, text_key, raw = command.source
+                    key = text_key.encode() if text_key is not None else None
                     await rejections.send(
                         key=key,
                         value=rejection(
-                            topic, key, value, fx.rejection.reason, fx.rejection.detail
+                            topic, key, raw.encode(), fx.rejection.reason, fx.rejection.detail
                         ),
                     )
                 continue
@@ -156,7 +179,7 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
                     ),
                 )
             for (kind, to), out in fx.sends:
-                topic_out = commands if kind == "account" else replies
+                topic_out = commands if kind == "account" else inbox
                 await topic_out.send(key=to.encode(), value=wire.to_wire(out))
 
-    return {"ledger": ledger, "accounts": accounts, "applied": applied}
+    return {"intake": intake, "ledger": ledger, "accounts": accounts, "applied": applied}

@@ -1,14 +1,21 @@
-"""Settlement agent: a trade's partition in, its DvP saga and ``settlements`` out.
+"""Settlement agents: trades in, DvP sagas and ``settlements`` out.
 
-It reads ``trades`` (key trade_id), the ledger's replies on
-``kessai-settlement-replies`` (key trade_id) and clock ticks on
-``kessai-settlement-clock`` (one per partition), all co-partitioned with the
-``sagas`` table. Each record goes through
-:func:`streams.settlement.steps.trade_step`; the agent decodes, stores, and emits
-lock/post/void commands to the accounts' ledger partitions and status records to
-``settlements``. Deadlines are ticks: records in the same exactly-once flow, never
-bare timers. A ticker task publishes them with a plain producer; a tick is only a
-time signal, so a repeated one is harmless.
+Two agents, so that each trade partition has exactly one writer (see
+:mod:`streams.ledger.agent` for why that matters under faust's per-partition
+transactions):
+
+- ``trade_intake`` reads ``trades``; it rejects what does not decode or validate and
+  any ``trade_id`` seen before (table ``seen-trades``), and forwards each new trade,
+  with its deadline fixed from the record's timestamp, onto the saga's inbox.
+- ``settlement`` reads only ``kessai-settlement-inbox`` (key trade_id): new trades,
+  the ledger's replies and clock ticks. It owns the ``sagas`` table, runs each
+  message through :func:`streams.settlement.steps.trade_step`, and emits lock, post
+  and void commands to the accounts' ledger partitions and status records to
+  ``settlements``.
+
+Deadlines are ticks: records in the same exactly-once flow, never bare timers. A
+ticker task publishes one per inbox partition with a plain producer; a tick is only
+a time signal, so a repeated one is harmless.
 """
 
 from __future__ import annotations
@@ -35,12 +42,11 @@ from schemas import (
 )
 from streams.config import Settings
 from streams.ledger import core as ledger_core
-from streams.ledger.agent import LEDGER_COMMANDS, SETTLEMENT_REPLIES, raw_topic, rejection
+from streams.ledger.agent import LEDGER_COMMANDS, SETTLEMENT_INBOX, raw_topic, rejection
 from streams.settlement import core, steps, wire
 
 logger = logging.getLogger(__name__)
 
-SETTLEMENT_CLOCK = "kessai-settlement-clock"
 TRADES = "trades"
 
 
@@ -57,7 +63,8 @@ def saga_from_json(raw: dict[str, Any]) -> tuple[core.Saga, int]:
 
 def register(app: faust.App, settings: Settings) -> dict[str, Any]:
     n = settings.partitions
-    inputs = raw_topic(app, TRADES, SETTLEMENT_REPLIES, SETTLEMENT_CLOCK, partitions=n)
+    trades = raw_topic(app, TRADES, partitions=n)
+    inbox = raw_topic(app, SETTLEMENT_INBOX, partitions=n)
     commands = raw_topic(app, LEDGER_COMMANDS, partitions=n)
     settlements = raw_topic(app, SETTLEMENTS, partitions=n)
     rejections = raw_topic(app, REJECTIONS, partitions=n)
@@ -108,58 +115,62 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
         else:
             sagas[trade_id] = saga_to_json(saga, partition)
 
-    @app.agent(inputs, concurrency=1)
-    async def settlement(stream: StreamT[bytes]) -> None:
+    @app.agent(trades, concurrency=1)
+    async def trade_intake(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             msg = event.message
-            topic, key, value, partition = msg.topic, msg.key, event.value, msg.partition
-            if topic == SETTLEMENT_CLOCK:
-                tick = wire.from_wire(value)
-                for trade_id, raw in list(sagas.items()):
-                    saga, home = saga_from_json(raw)
-                    if home != partition:
-                        continue
-                    fx = steps.trade_step(saga, tick, seen=True)
-                    if fx.saga != saga:
-                        await emit(fx, saga.trade)
-                        store(trade_id, fx.saga, home)
-                continue
-            if topic == SETTLEMENT_REPLIES:
-                reply = wire.from_wire(value)
-                raw = sagas.get(reply.trade_id)
-                if not raw:
-                    # The trade finished. A grant that raced its failure is voided by
-                    # the VoidCmd the failure sent, which the ledger handles after it.
-                    continue
-                saga, home = saga_from_json(raw)
-                fx = steps.trade_step(saga, reply, seen=True)
-                await emit(fx, saga.trade)
-                store(reply.trade_id, fx.saga, home)
-                continue
+            key, value = msg.key, event.value
             try:
                 decoded = decode(TRADES, value)
             except SchemaError as err:
                 await rejections.send(
-                    key=key, value=rejection(topic, key, value, err.reason, err.detail)
+                    key=key, value=rejection(TRADES, key, value, err.reason, err.detail)
                 )
                 continue
             assert isinstance(decoded, TradeExecuted)
-            trade = to_trade(decoded, msg.timestamp or time.time())
+            trade = to_trade(decoded, msg.timestamp or time.time())  # faust: seconds
             if isinstance(trade, tuple):
-                await rejections.send(key=key, value=rejection(topic, key, value, *trade))
+                await rejections.send(key=key, value=rejection(TRADES, key, value, *trade))
                 continue
-            fx = steps.trade_step(None, trade, seen=seen[trade.trade_id])
-            if fx.duplicate:
+            if seen[trade.trade_id]:
+                detail = f"trade {trade.trade_id} was seen before"
                 await rejections.send(
-                    key=key,
-                    value=rejection(
-                        topic, key, value, "duplicate", f"trade {trade.trade_id} was seen before"
-                    ),
+                    key=key, value=rejection(TRADES, key, value, "duplicate", detail)
                 )
                 continue
             seen[trade.trade_id] = True
-            await emit(fx, trade)
-            store(trade.trade_id, fx.saga, partition)
+            await inbox.send(key=trade.trade_id.encode(), value=wire.to_wire(trade))
+
+    @app.agent(inbox, concurrency=1)
+    async def settlement(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = wire.from_wire(event.value)
+            partition = event.message.partition
+            if isinstance(message, steps.Tick):
+                for trade_id, raw in list(sagas.items()):
+                    saga, home = saga_from_json(raw)
+                    if home != partition:
+                        continue
+                    fx = steps.trade_step(saga, message, seen=True)
+                    if fx.saga != saga:
+                        await emit(fx, saga.trade)
+                        store(trade_id, fx.saga, home)
+                continue
+            if isinstance(message, core.Trade):
+                # New: trade_intake forwards each trade_id once.
+                fx = steps.trade_step(None, message, seen=False)
+                await emit(fx, message)
+                store(message.trade_id, fx.saga, partition)
+                continue
+            raw = sagas.get(message.trade_id)
+            if not raw:
+                # The trade finished. A grant that raced its failure is voided by
+                # the VoidCmd the failure sent, which the ledger handles after it.
+                continue
+            saga, home = saga_from_json(raw)
+            fx = steps.trade_step(saga, message, seen=True)
+            await emit(fx, saga.trade)
+            store(message.trade_id, fx.saga, home)
 
     @app.task  # type: ignore[untyped-decorator]  # faust's task decorator is untyped
     async def ticker() -> None:
@@ -170,9 +181,15 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
             while True:
                 raw = wire.to_wire(steps.Tick(time.time()))
                 for p in range(n):
-                    await producer.send(SETTLEMENT_CLOCK, raw, partition=p)
+                    await producer.send(SETTLEMENT_INBOX, raw, partition=p)
                 await asyncio.sleep(settings.tick_interval_s)
         finally:
             await producer.stop()
 
-    return {"settlement": settlement, "sagas": sagas, "seen": seen, "ticker": ticker}
+    return {
+        "trade_intake": trade_intake,
+        "settlement": settlement,
+        "sagas": sagas,
+        "seen": seen,
+        "ticker": ticker,
+    }

@@ -27,6 +27,8 @@ class Move:
     asset: str
     units: int
     kind: Literal["deposit", "withdrawal"]
+    #: The public record it came from, ``(topic, key, value)``, quoted by a rejection.
+    source: tuple[str, str | None, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Bytes <-> the settlement's internal messages (ledger commands, replies, ticks).
+"""Bytes <-> kessai's internal messages (ledger commands, moves, trades, replies, ticks).
 
 Internal topics only; the public topics' models live in :mod:`schemas`. JSON with a
 ``type`` field, encoded with orjson. A record that does not decode is a bug in
@@ -12,11 +12,11 @@ from typing import Any
 
 import orjson
 
-from streams.settlement.core import LockCmd, PostCmd, Reply, VoidCmd
-from streams.settlement.steps import Credit, Tick
+from streams.settlement.core import LockCmd, PostCmd, Reply, Trade, VoidCmd
+from streams.settlement.steps import Credit, Move, Tick
 
 _TYPES: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (LockCmd, PostCmd, VoidCmd, Credit, Reply, Tick)
+    cls.__name__: cls for cls in (LockCmd, PostCmd, VoidCmd, Credit, Reply, Tick, Trade, Move)
 }
 
 
@@ -27,4 +27,6 @@ def to_wire(message: Any) -> bytes:
 def from_wire(raw: bytes) -> Any:
     data = orjson.loads(raw)
     cls = _TYPES[data.pop("type")]
+    if cls is Move and data.get("source") is not None:
+        data["source"] = tuple(data["source"])
     return cls(**data)

@@ -186,63 +186,100 @@ class _Stuck(Exception):
     pass
 
 
-class _Worker:
-    """The worker process, restarted when it exits on its own, as a supervisor would.
+class WorkerCrashed(_Stuck):
+    """A supervised worker crashed more often than ``CRASH_RESTARTS_MAX``, or stalled."""
+
+
+class Supervised:
+    """A worker process restarted when it exits on its own, as a supervisor would.
 
     A worker crashes on purpose when faust drops messages it had fetched
     (streams.eos.DroppedMessagesError); its exactly-once state makes the restart
-    safe. Each restart is recorded in ``Outcome.crashes``; past
-    ``CRASH_RESTARTS_MAX`` the scenario fails.
+    safe. Each restart is recorded in ``crashes``; past ``CRASH_RESTARTS_MAX`` it
+    raises :class:`WorkerCrashed`. Logs go to ``workdir/{name}-{start}.log``.
     """
 
-    def __init__(self, env: dict[str, str], workdir: Path, name: str, outcome: Outcome) -> None:
-        self.env, self.workdir, self.name, self.outcome = env, workdir, name, outcome
+    def __init__(
+        self, argv: list[str], env: dict[str, str], workdir: Path, name: str, crashes: list[str]
+    ) -> None:
+        self.argv, self.env, self.workdir, self.name, self.crashes = (
+            argv,
+            env,
+            workdir,
+            name,
+            crashes,
+        )
         self.starts = 0
-        self.proc = self._start()
+        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def log_path(self) -> Path:
-        suffix = f"-restart{self.starts - 1}" if self.starts > 1 else ""
-        return self.workdir / f"{self.name}{suffix}.log"
+        return self.workdir / f"{self.name}-{self.starts}.log"
 
-    def _start(self) -> subprocess.Popen[bytes]:
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        assert not self.alive, self.name
         self.starts += 1
         with self.log_path.open("wb") as log:
-            return subprocess.Popen(
-                [sys.executable, str(WORKER), "worker", "--loglevel=info", "--without-web"],
+            self.proc = subprocess.Popen(
+                self.argv,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
 
+    def restart_if_crashed(self) -> None:
+        """Restart the worker if it exited without being told to (not after kill/stop)."""
+        if self.proc is None or self.proc.poll() is None:
+            return
+        reason = _last_critical(self.log_path)
+        self.crashes.append(f"{self.log_path.name}: exit {self.proc.returncode}: {reason}")
+        if len(self.crashes) > CRASH_RESTARTS_MAX:
+            raise WorkerCrashed(f"workers crashed {len(self.crashes)} times; last: {reason}")
+        self.start()
+
+    def kill(self) -> None:
+        if self.alive:
+            assert self.proc is not None
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+        self.proc = None
+
+    async def stop(self) -> None:
+        if self.alive:
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(self.proc.wait, 60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc = None
+
+
+class _Worker(Supervised):
+    """The eos worker, started at once; ``wait_for`` restarts it when it crashes."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, name: str, outcome: Outcome) -> None:
+        argv = [sys.executable, str(WORKER), "worker", "--loglevel=info", "--without-web"]
+        super().__init__(argv, env, workdir, name, outcome.crashes)
+        self.start()
+
     async def wait_for(self, cond, timeout_s: float, what) -> None:  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + timeout_s
         while not cond():
-            if self.proc.poll() is not None:
-                crashes = len(self.outcome.crashes)
-                reason = _last_critical(self.log_path)
-                self.outcome.crashes.append(
-                    f"{self.log_path.name}: exit {self.proc.returncode}: {reason}"
-                )
-                if crashes + 1 > CRASH_RESTARTS_MAX:
-                    raise _Stuck(f"worker crashed {crashes + 1} times; last: {reason}")
-                self.proc = self._start()
+            self.restart_if_crashed()
             if time.monotonic() > deadline:
                 raise _Stuck(
                     f"timed out after {timeout_s:.0f}s waiting for {what()}; log: {self.log_path}"
                 )
             await asyncio.sleep(0.1)
 
-    async def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(self.proc.wait, 60)
-
-    async def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            await asyncio.to_thread(self.proc.wait, 30)
+    async def kill(self) -> None:  # type: ignore[override]
+        await asyncio.to_thread(Supervised.kill, self)
 
 
 def _last_critical(log: Path) -> str:

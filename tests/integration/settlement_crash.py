@@ -1,0 +1,638 @@
+"""The settlement crash scenario: thousands of trades, SIGKILLed workers, then an audit.
+
+It starts a broker of its own (a fresh cluster, so every topic holds this run only),
+runs ``kessai worker`` processes in one consumer group, and feeds a simulated
+market in rounds: deposits, trades between funded and unfunded accounts competing
+for the same cash and bonds, late top-ups, withdrawals (some too large), repeated
+ids and bad records. Meanwhile it SIGKILLs a random worker at random moments and
+restarts it, with two workers in the group most of the time. When every trade has
+a terminal status it stops the workers and audits what was committed
+(read_committed):
+
+- exactly one terminal ``settlements`` record per trade, and no record twice;
+- ``ledger-events`` is a consistent journal (gap-free seq, balance = previous + delta);
+- every deposit and accepted withdrawal counted once, every repeat rejected;
+- conservation per asset: sum of available + locked = deposits - withdrawals;
+- each account's balance = its deposits - withdrawals + its settled trades;
+- nothing left locked or queued, and the ``accounts`` table (as its changelog holds
+  it) equal to the positions rebuilt from ``ledger-events``.
+
+    python -m tests.integration.settlement_crash --trades 20000 --kills 6
+
+Exits 1 when there are problems.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, REJECTIONS, SETTLEMENTS
+from schemas._isin import check_digit
+from streams import localkafka
+from streams.config import PROJECT_ROOT, Settings
+from streams.kafkaio import read_committed
+from streams.ledger.core import AccountState, from_units
+from streams.positions import JournalError, decode_records, positions_from_events
+from streams.topics import ensure_topics
+from tests.integration.killharness import Supervised, WorkerCrashed
+
+TOKENS = {"JPYC": 0, "USDC": 6}
+BONDS = [b + check_digit(b) for b in ("JP110355100", "JP110356100", "JP120144000")]
+APP_ID = "kessai-crash"
+ACCOUNTS = 60
+#: Accounts that get no opening deposit: their trades wait for late top-ups or fail.
+UNFUNDED = 10
+TRADES_PER_ROUND = 1000
+#: A new round goes in when fewer trades than this are still without a terminal status.
+BACKLOG_MIN = 400
+DEADLINE_S = 60.0
+PROGRESS_TIMEOUT_S = 180.0
+TERMINAL = ("settled", "failed")
+
+
+@dataclass
+class Outcome:
+    trades: int = 0
+    kills: int = 0
+    #: Seconds with two workers in the group (both processes alive).
+    two_workers_s: float = 0.0
+    statuses: Counter[str] = field(default_factory=Counter)
+    rejections: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    conservation_error: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    crashes: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"trades={self.trades} kills={self.kills} two_workers_s={self.two_workers_s:.0f} "
+            f"statuses={dict(self.statuses)} rejections={dict(self.rejections)} "
+            f"duplicates={self.duplicates} conservation_error={self.conservation_error} "
+            f"crashes={len(self.crashes)} elapsed_s={self.elapsed_s:.0f}"
+        )
+
+
+@dataclass
+class _Fed:
+    """What the venue and the bridges published, by id: the audit's expectations."""
+
+    trades: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: payment or movement id -> (account, asset, signed amount as Decimal)
+    moves: dict[str, tuple[str, str, Decimal]] = field(default_factory=dict)
+    repeated_trades: int = 0
+    repeated_moves: int = 0
+    #: reason code -> records fed that must be rejected with it
+    bad: Counter[str] = field(default_factory=Counter)
+
+
+class _Market:
+    """A seeded venue and custody bridge; every record it makes is also noted in ``fed``."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.fed = _Fed()
+        self.accounts = [f"acct-{i:02d}" for i in range(ACCOUNTS)]
+        self.unfunded = set(self.accounts[:UNFUNDED])
+        self._n = 0
+
+    def _id(self, kind: str) -> str:
+        self._n += 1
+        return f"{kind}{self._n:07d}"
+
+    def deposit_cash(self, account: str, token: str, amount: Decimal) -> tuple[str, dict[str, Any]]:
+        pid = self._id("p")
+        self.fed.moves[pid] = (account, token, amount)
+        return PAYMENTS, {
+            "payment_id": pid,
+            "account": account,
+            "token": token,
+            "amount": str(amount),
+            "kind": "deposit",
+        }
+
+    def withdraw_cash(
+        self, account: str, token: str, amount: Decimal
+    ) -> tuple[str, dict[str, Any]]:
+        pid = self._id("w")
+        self.fed.moves[pid] = (account, token, -amount)
+        return PAYMENTS, {
+            "payment_id": pid,
+            "account": account,
+            "token": token,
+            "amount": str(amount),
+            "kind": "withdrawal",
+        }
+
+    def deposit_bonds(self, account: str, isin: str, face: int) -> tuple[str, dict[str, Any]]:
+        mid = self._id("m")
+        self.fed.moves[mid] = (account, isin, Decimal(face))
+        return CUSTODY, {
+            "movement_id": mid,
+            "account": account,
+            "isin": isin,
+            "quantity": face,
+            "kind": "deposit",
+        }
+
+    def opening(self) -> list[tuple[str, dict[str, Any]]]:
+        out = []
+        for account in self.accounts:
+            if account in self.unfunded:
+                continue
+            out.append(
+                self.deposit_cash(account, "JPYC", Decimal(self.rng.randrange(2, 12) * 10**6))
+            )
+            out.append(
+                self.deposit_cash(account, "USDC", Decimal(self.rng.randrange(2, 12) * 10**6))
+            )
+            for isin in BONDS:
+                out.append(self.deposit_bonds(account, isin, self.rng.randrange(4, 40) * 250_000))
+        return out
+
+    def trade(self) -> tuple[str, dict[str, Any]]:
+        rng = self.rng
+        buyer, seller = rng.sample(self.accounts, 2)
+        tid = self._id("t")
+        value = {
+            "trade_id": tid,
+            "venue": "sim",
+            "isin": rng.choice(BONDS),
+            "buyer": buyer,
+            "seller": seller,
+            "quantity": 50_000 * rng.randrange(1, 21),
+            "price": f"{rng.randrange(9_800, 10_200) / 100:.2f}",
+            "currency": "JPYC" if rng.random() < 0.8 else "USDC",
+            "accrued_interest": f"{rng.randrange(0, 5_000) / 100:.2f}",
+            "trade_time": "2026-11-25T09:00:00Z",
+        }
+        self.fed.trades[tid] = value
+        return "trades", value
+
+    def round(self, trades: int) -> list[tuple[str, dict[str, Any]]]:
+        """A round of activity: mostly trades, with top-ups, withdrawals, repeats and junk."""
+        rng = self.rng
+        out: list[tuple[str, dict[str, Any]]] = []
+        for _ in range(trades):
+            out.append(self.trade())
+            roll = rng.random()
+            if roll < 0.04:  # a late top-up, often to an account that had nothing
+                account = rng.choice(sorted(self.unfunded) if rng.random() < 0.5 else self.accounts)
+                out.append(self.deposit_cash(account, "JPYC", Decimal(rng.randrange(1, 4) * 10**6)))
+            elif roll < 0.07:
+                account = rng.choice(self.accounts)
+                out.append(
+                    self.deposit_bonds(account, rng.choice(BONDS), rng.randrange(1, 8) * 250_000)
+                )
+            elif roll < 0.075:
+                account = rng.choice(self.accounts)
+                out.append(self.deposit_cash(account, "USDC", Decimal(rng.randrange(1, 4) * 10**6)))
+            elif roll < 0.080:  # small withdrawals mostly fit; huge ones never do
+                account = rng.choice(self.accounts)
+                amount = Decimal(50_000) if rng.random() < 0.7 else Decimal(10**12)
+                out.append(self.withdraw_cash(account, "JPYC", amount))
+            elif roll < 0.085:  # the venue sends a trade twice
+                tid = rng.choice(list(self.fed.trades))
+                out.append(("trades", self.fed.trades[tid]))
+                self.fed.repeated_trades += 1
+            elif roll < 0.088:  # the bridge sends a deposit twice
+                topic, value = self.deposit_cash(rng.choice(self.accounts), "JPYC", Decimal(1000))
+                out += [(topic, value), (topic, value)]
+                self.fed.repeated_moves += 1
+            elif roll < 0.090:
+                out.append(self._bad())
+        return out
+
+    def _bad(self) -> tuple[str, dict[str, Any]]:
+        _, value = self.trade()
+        del self.fed.trades[value["trade_id"]]
+        kind = self.rng.choice(
+            ["invalid_isin", "same_account", "unknown_token", "invalid_quantity"]
+        )
+        bad = dict(value)
+        if kind == "invalid_isin":
+            bad["isin"] = bad["isin"][:-1] + str((int(bad["isin"][-1]) + 1) % 10)
+        elif kind == "same_account":
+            bad["seller"] = bad["buyer"]
+        elif kind == "unknown_token":
+            bad["currency"] = "XYZC"
+        else:
+            bad["quantity"] = 12_345
+        self.fed.bad[kind] += 1
+        return "trades", bad
+
+
+def _key(topic: str, value: dict[str, Any]) -> bytes:
+    return str(value["trade_id"] if topic == "trades" else value["account"]).encode()
+
+
+#: Topics whose every record must be processed before the audit (the saga's inbox
+#: keeps receiving clock ticks, and what reaches it after the last status changes nothing).
+QUIET_TOPICS = ("payments", "custody", "trades", "kessai-ledger-commands")
+
+
+async def group_lag(bootstrap: str, group: str, topics: tuple[str, ...]) -> int:
+    """Committed records of ``topics`` that ``group`` has not committed past.
+
+    Counted by reading from the group's offsets to the end: a plain end - committed
+    would count the transaction markers, which take offsets too.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        assert tps, f"no partitions of {topics}"
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        pending = []
+        for tp in tps:
+            start = committed[tp].offset if tp in committed else 0
+            if start < ends[tp]:
+                consumer.seek(tp, max(0, start))
+                pending.append(tp)
+        lag = 0
+        while pending:
+            batch = await consumer.getmany(*pending, timeout_ms=500)
+            for tp, records in batch.items():
+                lag += sum(1 for r in records if r.offset < ends[tp])
+            pending = [tp for tp in pending if await consumer.position(tp) < ends[tp]]
+        return lag
+    finally:
+        await consumer.stop()
+
+
+class _Terminal:
+    """Follows ``settlements`` (read_committed) and counts trades with a terminal status."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.done: set[str] = set()
+        self._consumer = AIOKafkaConsumer(
+            SETTLEMENTS,
+            bootstrap_servers=bootstrap,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for r in records:
+                    v = orjson.loads(r.value)
+                    if v["status"] in TERMINAL:
+                        self.done.add(v["trade_id"])
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        await self._consumer.stop()
+
+
+def _free_port_pair() -> int:
+    """A port p with p and p + 1 free (the broker and its controller)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if port < 65000:
+            with socket.socket() as s2:
+                try:
+                    s2.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_broker(workdir: Path, log: Any = print) -> Settings:
+    """A fresh single-node cluster under ``workdir``; reuses the project's jars if present."""
+    settings = Settings(
+        bootstrap=f"127.0.0.1:{_free_port_pair()}", state_dir=workdir / "state", tokens=TOKENS
+    )
+    shared_libs = Settings.from_env().state_dir / "kafka" / "libs"
+    if not shared_libs.is_dir():
+        shared_libs = PROJECT_ROOT / ".kessai" / "kafka" / "libs"
+    if shared_libs.is_dir():
+        shutil.copytree(shared_libs, settings.state_dir / "kafka" / "libs")
+    localkafka.up(settings, log=log)
+    return settings
+
+
+async def run_scenario(
+    bootstrap: str,
+    *,
+    trades: int = 20_000,
+    kills: int = 6,
+    workdir: Path,
+    seed: int = 11,
+    log: Any = print,
+) -> Outcome:
+    """Play the market against two supervised workers, killing them, then audit."""
+    say = log
+    started = time.monotonic()
+    rng = random.Random(seed)
+    market = _Market(rng)
+    outcome = Outcome()
+    settings = Settings(bootstrap=bootstrap, tokens=TOKENS, app_id=APP_ID)
+    await ensure_topics(settings)
+    base_env = {
+        **os.environ,
+        "KESSAI_BOOTSTRAP": bootstrap,
+        "KESSAI_APP_ID": APP_ID,
+        "KESSAI_TOKENS": ",".join(f"{k}:{v}" for k, v in TOKENS.items()),
+        "KESSAI_SETTLEMENT_DEADLINE_S": str(DEADLINE_S),
+        "PYTHONUNBUFFERED": "1",
+    }
+    argv = [sys.executable, "-m", "streams.cli", "worker"]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    terminal = _Terminal(bootstrap)
+    await terminal.start()
+
+    async def publish(records: list[tuple[str, dict[str, Any]]]) -> None:
+        for topic, value in records:
+            await producer.send(topic, orjson.dumps(value), key=_key(topic, value))
+        await producer.flush()
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    workers = [
+        Supervised(
+            argv,
+            {**base_env, "KESSAI_WEB_PORT": str(_free_port())},
+            workdir,
+            f"w{i}",
+            outcome.crashes,
+        )
+        for i in range(2)
+    ]
+    try:
+        await publish(market.opening())
+        await publish(market.round(min(TRADES_PER_ROUND, trades)))
+        fed_trades = min(TRADES_PER_ROUND, trades)
+        for w in workers:
+            w.start()
+        last_tick = time.monotonic()
+        last_growth = (len(terminal.done), time.monotonic())
+
+        async def idle(seconds: float, *, until_progress: bool = False) -> None:
+            """Wait, feeding rounds and restarting crashed workers, for ``seconds`` (and,
+            with ``until_progress``, until another trade finished)."""
+            nonlocal fed_trades, last_tick, last_growth
+            base = len(terminal.done)
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline or (until_progress and len(terminal.done) <= base):
+                now = time.monotonic()
+                if all(w.alive for w in workers):
+                    outcome.two_workers_s += now - last_tick
+                last_tick = now
+                for w in workers:
+                    w.restart_if_crashed()
+                if fed_trades < trades and fed_trades - len(terminal.done) < BACKLOG_MIN:
+                    n = min(TRADES_PER_ROUND, trades - fed_trades)
+                    await publish(market.round(n))
+                    fed_trades += n
+                if len(terminal.done) != last_growth[0]:
+                    last_growth = (len(terminal.done), now)
+                elif now - last_growth[1] > PROGRESS_TIMEOUT_S and len(terminal.done) < len(
+                    market.fed.trades
+                ):
+                    raise WorkerCrashed(
+                        f"no trade finished in {PROGRESS_TIMEOUT_S:.0f} s "
+                        f"({len(terminal.done)} of {len(market.fed.trades)}); logs in {workdir}"
+                    )
+                await asyncio.sleep(0.1)
+
+        for _ in range(kills):
+            await idle(rng.uniform(1.0, 8.0), until_progress=True)
+            victim = rng.choice([w for w in workers if w.alive] or workers)
+            victim.kill()
+            outcome.kills += 1
+            say(
+                f"kill {outcome.kills}/{kills} ({victim.name}): "
+                f"{len(terminal.done)}/{len(market.fed.trades)} trades terminal"
+            )
+            # Sometimes the other worker runs alone for a while, sometimes not at all.
+            await idle(rng.choice([0.0, 0.0, 5.0, 15.0]))
+            victim.start()
+        while fed_trades < trades or len(terminal.done) < len(market.fed.trades):
+            await idle(1.0)
+        say(f"all {len(market.fed.trades)} trades terminal; waiting for the ledger to catch up")
+        # A terminal status leaves with its voids and credits, not after them: wait
+        # until the group has committed every command (and input) there is.
+        give_up = time.monotonic() + PROGRESS_TIMEOUT_S
+        while (lag := await group_lag(bootstrap, APP_ID, QUIET_TOPICS)) > 0:
+            if time.monotonic() > give_up:
+                raise WorkerCrashed(f"the group still lags {lag} records behind; logs in {workdir}")
+            await idle(1.0)
+        # Give a duplicate the time of a few commits to show up.
+        await asyncio.sleep(5.0)
+    except WorkerCrashed as err:
+        outcome.problems.append(str(err))
+    finally:
+        for w in workers:
+            await w.stop()
+        await terminal.stop()
+        await producer.stop()
+    outcome.trades = len(market.fed.trades)
+    if not outcome.problems:
+        await audit(bootstrap, market.fed, outcome)
+    outcome.elapsed_s = time.monotonic() - started
+    return outcome
+
+
+async def audit(bootstrap: str, fed: _Fed, outcome: Outcome) -> None:
+    problems = outcome.problems
+    # 1. settlements: one terminal record per trade, no record twice.
+    records = [orjson.loads(r.value) for r in await read_committed(bootstrap, SETTLEMENTS)]
+    seen = Counter((v["trade_id"], v["status"], v["reason"]) for v in records)
+    outcome.duplicates = sum(c - 1 for c in seen.values() if c > 1)
+    if outcome.duplicates:
+        problems.append(f"settlements: {outcome.duplicates} records committed more than once")
+    terminal: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for v in records:
+        if v["status"] in TERMINAL:
+            terminal[v["trade_id"]].append(v)
+    unknown = terminal.keys() - fed.trades.keys()
+    missing = fed.trades.keys() - terminal.keys()
+    several = [t for t, vs in terminal.items() if len(vs) > 1]
+    for what, ids in (("unknown trades", unknown), ("no terminal status", missing)):
+        if ids:
+            problems.append(f"settlements: {len(ids)} {what}, e.g. {sorted(ids)[:3]}")
+    if several:
+        problems.append(f"settlements: {len(several)} trades with several terminal statuses")
+    for vs in terminal.values():
+        outcome.statuses[
+            f"{vs[0]['status']}" + (f"/{vs[0]['reason']}" if vs[0]["reason"] else "")
+        ] += 1
+    outcome.statuses["pending (on the way)"] = sum(1 for v in records if v["status"] == "pending")
+
+    # 2. rejections: every repeat and every bad record, once, with its reason.
+    rejected = [orjson.loads(r.value) for r in await read_committed(bootstrap, REJECTIONS)]
+    outcome.rejections = Counter(v["reason"] for v in rejected)
+    dup_trades = sum(
+        1 for v in rejected if v["reason"] == "duplicate" and v["source_topic"] == "trades"
+    )
+    dup_moves = sum(
+        1 for v in rejected if v["reason"] == "duplicate" and v["source_topic"] == PAYMENTS
+    )
+    if dup_trades != fed.repeated_trades:
+        problems.append(f"rejections: {dup_trades} duplicate trades, fed {fed.repeated_trades}")
+    if dup_moves != fed.repeated_moves:
+        problems.append(f"rejections: {dup_moves} duplicate payments, fed {fed.repeated_moves}")
+    for reason, n in fed.bad.items():
+        got = sum(1 for v in rejected if v["reason"] == reason and v["source_topic"] == "trades")
+        if got != n:
+            problems.append(f"rejections: {got} {reason}, fed {n}")
+    refused = {
+        orjson.loads(v["value"])["payment_id"]
+        for v in rejected
+        if v["reason"] == "insufficient_funds"
+    }
+
+    # 3. the journal: consistent, every move once, conservation, balances explained.
+    journal = await read_committed(bootstrap, LEDGER_EVENTS)
+    events = list(decode_records(journal))
+    try:
+        positions = positions_from_events(events)
+    except JournalError as err:
+        problems.append(f"ledger-events: {err}")
+        return
+    causes = Counter(e.cause for e in events)
+    expected: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    inflow: dict[str, Decimal] = defaultdict(Decimal)
+    for mid, (account, asset, amount) in fed.moves.items():
+        cause = f"{'custody' if mid.startswith('m') else 'payment'}:{mid}"
+        if mid in refused:
+            if causes[cause]:
+                problems.append(f"{mid}: refused and also applied")
+            continue
+        if causes[cause] != 1:
+            problems.append(f"{mid}: applied {causes[cause]} times")
+        expected[account, asset] += amount
+        inflow[asset] += amount
+    for vs in terminal.values():
+        v = vs[0]
+        if v["status"] != "settled":
+            continue
+        cash = Decimal(v["cash_amount"])
+        expected[v["buyer"], v["currency"]] -= cash
+        expected[v["seller"], v["currency"]] += cash
+        expected[v["buyer"], v["isin"]] += v["quantity"]
+        expected[v["seller"], v["isin"]] -= v["quantity"]
+    held: dict[str, Decimal] = defaultdict(Decimal)
+    for (account, asset), p in positions.items():
+        held[asset] += p.available + p.locked
+        if p.locked:
+            problems.append(f"{account} {asset}: {p.locked} still locked")
+        if p.available + p.locked != expected[account, asset]:
+            problems.append(
+                f"{account} {asset}: holds {p.available + p.locked}, "
+                f"deposits - withdrawals + settled trades = {expected[account, asset]}"
+            )
+    for asset in sorted(inflow.keys() | held.keys()):
+        error = held[asset] - inflow[asset]
+        outcome.conservation_error[asset] = str(error)
+        if error:
+            problems.append(f"conservation {asset}: held {held[asset]} != in - out {inflow[asset]}")
+    if any(e.available < 0 or e.locked < 0 for e in events):
+        problems.append("ledger-events: a negative balance")
+
+    # 4. the live table, as its changelog holds it, equals the rebuilt positions.
+    table: dict[str, dict[str, Any] | None] = {}
+    for r in await read_committed(bootstrap, f"{APP_ID}-accounts-changelog"):
+        key = orjson.loads(r.key)
+        table[key] = orjson.loads(r.value) if r.value is not None else None
+    from_table: dict[tuple[str, str], Decimal] = {}
+    for account, raw in table.items():
+        state = AccountState.from_json(raw)
+        if state.locks or state.waiting:
+            problems.append(
+                f"table {account}: {len(state.locks)} locks, {len(state.waiting)} queued"
+            )
+        for asset, (available, locked) in state.balances.items():
+            decimals = TOKENS.get(asset, 0)
+            from_table[account, asset] = from_units(available + locked, decimals)
+    from_journal = {k: p.available + p.locked for k, p in positions.items()}
+    if from_table != from_journal:
+        diff = sorted(set(from_table.items()) ^ set(from_journal.items()))[:4]
+        problems.append(f"accounts table != ledger-events positions, e.g. {diff}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trades", type=int, default=20_000)
+    parser.add_argument("--kills", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary dir")
+    parser.add_argument("--keep", action="store_true", help="leave the broker and logs behind")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kessai-crash-"))
+    settings = start_broker(workdir)
+    print(f"broker {settings.bootstrap}, logs in {workdir}")
+    try:
+        outcome = asyncio.run(
+            run_scenario(
+                settings.bootstrap,
+                trades=args.trades,
+                kills=args.kills,
+                workdir=workdir,
+                seed=args.seed,
+            )
+        )
+    finally:
+        localkafka.down(settings)
+        if not args.keep:
+            shutil.rmtree(workdir / "state", ignore_errors=True)
+    print(outcome.summary())
+    for c in outcome.crashes:
+        print("crash (restarted):", c)
+    for p in outcome.problems:
+        print("PROBLEM:", p)
+    return 1 if outcome.problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
