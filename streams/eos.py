@@ -375,15 +375,20 @@ class KessaiConsumer(faust_aiokafka.Consumer):
     exactly one is missing, faust's gap heuristic commits straight past it and the
     message is lost (faust#606/#707). Both break a settlement pipeline.
 
-    So every message handed to the conductor is remembered until it is acked. With
-    one agent per topic at ``concurrency=1`` a partition's messages are acked in
-    offset order, so an unacked offset below an acked one was dropped. The worker
-    then crashes, loudly: its state is exactly-once, so a restart resumes from the
+    So every message handed to the conductor is remembered until its partition
+    commits past it. With one agent per topic at ``concurrency=1`` a partition's
+    messages are acked in offset order, so a delivered offset below the highest
+    acked one that is not in faust's acked list was dropped. The worker then
+    crashes, loudly: its state is exactly-once, so a restart resumes from the
     committed offsets and redoes the lost messages. Run workers under a supervisor.
+
+    The same ordering gives the commit offset: one past the highest acked offset
+    (:func:`commit_offset`, hole 11 in docs/exactly-once.md).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        #: Offsets handed to the conductor and not yet committed past.
         self._delivered_unacked: dict[TP, set[int]] = defaultdict(set)
         deliver = self.callback
 

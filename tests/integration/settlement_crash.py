@@ -417,13 +417,11 @@ async def run_scenario(
         last_tick = time.monotonic()
         last_growth = (len(terminal.done), time.monotonic())
 
-        async def idle(seconds: float, *, until_progress: bool = False) -> None:
-            """Wait, feeding rounds and restarting crashed workers, for ``seconds`` (and,
-            with ``until_progress``, until another trade finished)."""
+        async def idle(seconds: float) -> None:
+            """Wait ``seconds``, feeding rounds and restarting crashed workers."""
             nonlocal fed_trades, last_tick, last_growth
-            base = len(terminal.done)
             deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline or (until_progress and len(terminal.done) <= base):
+            while time.monotonic() < deadline:
                 now = time.monotonic()
                 if all(w.alive for w in workers):
                     outcome.two_workers_s += now - last_tick
@@ -445,8 +443,12 @@ async def run_scenario(
                     )
                 await asyncio.sleep(0.1)
 
-        for _ in range(kills):
-            await idle(rng.uniform(1.0, 8.0), until_progress=True)
+        # Kill points spread over the whole run, as counts of finished trades.
+        kill_at = sorted(rng.sample(range(trades // 20, trades * 9 // 10), kills))
+        for at in kill_at:
+            while len(terminal.done) < at:
+                await idle(0.5)
+            await idle(rng.uniform(0.0, 3.0))
             victim = rng.choice([w for w in workers if w.alive] or workers)
             victim.kill()
             outcome.kills += 1
