@@ -148,9 +148,11 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
             partition = event.message.partition
             if isinstance(message, steps.Tick):
                 for trade_id, raw in list(sagas.items()):
-                    saga, home = saga_from_json(raw)
-                    if home != partition:
+                    # Cheap filter first: a tick only fails sagas of its own
+                    # partition past their deadline (core.on_deadline decides).
+                    if raw["p"] != partition or raw["trade"]["deadline_at_s"] > message.now_s:
                         continue
+                    saga, home = saga_from_json(raw)
                     fx = steps.trade_step(saga, message, seen=True)
                     if fx.saga != saga:
                         await emit(fx, saga.trade)
