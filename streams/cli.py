@@ -232,9 +232,10 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="run the end-to-end demo against the broker",
         description=(
-            "Run the end-to-end demo: feed payments and custody movements through "
-            "a worker and show the balances and rejections, then keep the worker running "
-            "until Ctrl-C."
+            "Run the end-to-end demo: fund accounts, let a simulated venue publish "
+            "trades (some short of cash or bonds, some bad), deliver late deposits, and "
+            "show what settled, waited, failed at the deadline or was rejected, with "
+            "the balances; then keep the worker running until Ctrl-C."
         ),
     )
     demo.add_argument(
