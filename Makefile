@@ -16,6 +16,8 @@ LINT_PATHS := streams schemas tests
 TYPED_PATHS := schemas streams
 # Extra pytest arguments, e.g. make test PYTEST_ARGS="-k publish -x".
 PYTEST_ARGS ?=
+# Extra `kessai bench` arguments, e.g. make bench BENCH_ARGS="--rate 2000 --seconds 30".
+BENCH_ARGS ?=
 
 # pytest exits 5 when it collected no tests: a suite that tests nothing must not pass,
 # so say so loudly (the exit code stays 5, a failure for make).
@@ -25,7 +27,7 @@ if [ $$rc -eq 5 ]; then echo "make: FAILED: pytest collected no tests ($(strip $
 exit $$rc
 endef
 
-.PHONY: help venv kafka-up kafka-down kafka-status lint test test-unit run clean
+.PHONY: help venv kafka-up kafka-down kafka-status lint test test-unit run bench clean
 
 help: ## list the targets
 	@echo "usage: make TARGET"
@@ -66,6 +68,9 @@ test-unit: venv ## unit tests only: fast, no broker
 run: venv kafka-up ## start the broker, create the topics, run the demo
 	$(KESSAI) topics create
 	$(KESSAI) demo
+
+bench: venv kafka-up ## measure the raw passthrough ceiling (at-least-once, transactional) into bench/results/
+	$(KESSAI) bench $(BENCH_ARGS)
 
 clean: ## remove caches (keeps .venv and the broker's data in .kessai/)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build

@@ -3,7 +3,7 @@
 Thin by design: each subcommand parses its arguments and calls one function of the
 module that does the work (:mod:`streams.localkafka`, :mod:`streams.topics`,
 :mod:`streams.publish`, :mod:`streams.positions`, :mod:`streams.app`,
-:mod:`streams.demo`). Settings come from the environment
+:mod:`streams.demo`, :mod:`streams.bench`). Settings come from the environment
 (:meth:`streams.config.Settings.from_env`), never from flags, so that the worker, the
 tests and the command line always agree on them.
 
@@ -16,14 +16,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import shlex
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import ModuleType
 
 from aiokafka.errors import KafkaError
 
 from schemas import LEDGER_EVENTS
 from streams import kafkaio, localkafka, positions, topics
+from streams.bench import command as bench_command
+from streams.bench import runner as bench_runner
+from streams.bench import variants as bench_variants
+from streams.bench.procs import ChildFailed
 from streams.config import Settings
 from streams.publish import PublishError, publish_file
 
@@ -53,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         topics.TopicsError,
         PublishError,
         positions.JournalError,
+        bench_runner.BenchError,
+        ChildFailed,
     ) as err:
         return _fail(str(err))
     except KafkaError as err:
@@ -244,7 +252,104 @@ def _parser() -> argparse.ArgumentParser:
         help="stop the worker after the story and exit 0 only if every outcome arrived",
     )
     demo.set_defaults(handler=_demo)
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure throughput, latency, CPU and memory against the raw ceiling",
+        description=(
+            "Benchmark on the broker (started if it is not running): a load generator "
+            "publishes realistic trades at a fixed rate, at full speed or as a backlog "
+            "drained afterwards, and each "
+            "variant is measured side by side in one run -- today the raw passthrough "
+            "ceiling, a plain aiokafka consume->produce loop doing no processing, "
+            "at-least-once and transactional. For each: records/s through, latency "
+            "p50/p95/p99 from publish to visible to a read_committed consumer, the "
+            "process's CPU time and peak RSS; then the ratio transactional / "
+            "at-least-once. Results (JSON and Markdown, with the machine) go to "
+            "OUT/<UTC date-time>/. Partitions: KESSAI_PARTITIONS. A benchmark, not a "
+            "test: keep the machine otherwise idle for figures worth quoting."
+        ),
+        epilog=(
+            "Examples: `kessai bench` (full speed, half of it, then a backlog; 10 s of "
+            "publishing each); "
+            "`kessai bench --rate 2000 --seconds 30`; "
+            "`kessai bench --variants raw-transactional --count 100000 --rate 0`."
+        ),
+    )
+    bench.add_argument(
+        "--variants",
+        type=_variant_list,
+        default=list(bench_variants.VARIANTS),
+        metavar="V[,V...]",
+        help=f"what to measure, in order (default all: {', '.join(bench_variants.VARIANTS)})",
+    )
+    bench.add_argument(
+        "--rate",
+        type=_rate_list,
+        default=[0.0, bench_runner.HALF, bench_runner.BACKLOG],
+        metavar="R[,R...]",
+        help=(
+            "loads, each measured for every variant: records/s, 0 for full speed, `half` "
+            "for half the slowest variant's full-speed throughput of this run, or "
+            "`backlog`: publish first, then start the process and time how fast it "
+            "drains (its own top speed; no latency) (default: 0,half,backlog)"
+        ),
+    )
+    bench.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="publish for this long per measurement (default 10 unless --count is given)",
+    )
+    bench.add_argument(
+        "--count",
+        type=int,
+        default=None,
+        help="publish this many records per measurement (with --seconds: whichever first)",
+    )
+    bench.add_argument(
+        "--commit-interval-ms",
+        type=float,
+        default=None,
+        help="offset commit / transaction interval (default KESSAI_COMMIT_INTERVAL_S)",
+    )
+    bench.add_argument(
+        "--out",
+        type=Path,
+        default=bench_command.DEFAULT_OUT,
+        help="results directory; each run writes a dated directory in it (default bench/results/)",
+    )
+    bench.add_argument(
+        "--drain-idle-s",
+        type=float,
+        default=15.0,
+        help="give up waiting for outputs after this long without one (default 15)",
+    )
+    bench.add_argument(
+        "--keep-topics",
+        action="store_true",
+        help="keep the bench topics afterwards (default: deleted after each measurement)",
+    )
+    bench.set_defaults(handler=_bench)
     return parser
+
+
+def _variant_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in bench_variants.VARIANTS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown variant(s) {', '.join(unknown) or '(none given)'}; "
+            f"known: {', '.join(bench_variants.VARIANTS)}"
+        )
+    return names
+
+
+def _rate_list(text: str) -> list[bench_runner.RateSpec]:
+    try:
+        return bench_runner.parse_rates(text)
+    except bench_runner.BenchError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 # -------------------------------------------------------------------------- handlers
@@ -364,6 +469,33 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     except SystemExit as exit_:
         return _exit_code(exit_)
     return result if isinstance(result, int) else 0
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    seconds = args.seconds if args.seconds is not None or args.count is not None else 10.0
+    interval = (
+        args.commit_interval_ms
+        if args.commit_interval_ms is not None
+        else settings.commit_interval_s * 1000
+    )
+    return bench_command.main(
+        settings,
+        variants=args.variants,
+        rates=args.rate,
+        seconds=seconds,
+        count=args.count,
+        commit_interval_ms=interval,
+        out=args.out,
+        drain_idle_s=args.drain_idle_s,
+        keep_topics=args.keep_topics,
+        command=_command_line(),
+    )
+
+
+def _command_line() -> str:
+    """This process's command line as `kessai ...`, for the record of a run."""
+    rest = sys.argv[1:] if sys.argv[1:2] == ["bench"] else ["bench"]
+    return shlex.join([PROG, *rest])
 
 
 def _import_lazily(module: str, what: str) -> ModuleType | None:

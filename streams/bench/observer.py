@@ -1,0 +1,117 @@
+"""The latency observer: sees a variant's output as an auditor would.
+
+A read_committed consumer, with no group, reads the output topic from the beginning
+while the variant runs. For every record it notes ``now - record timestamp``: the
+timestamp is the load generator's publish time, carried through unchanged by the
+variant, so this is publish -> visible to a read_committed reader (for a
+transactional variant, that includes waiting for the commit). It also counts
+distinct keys, so a repeated record shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from array import array
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+#: Records per getmany call.
+FETCH_RECORDS_MAX = 10_000
+#: An empty fetch waits at most this long on the broker; short, so a record that
+#: becomes visible is seen soon (a fetch with data returns at once anyway).
+FETCH_WAIT_MS = 50
+POLL_TIMEOUT_MS = 100
+
+
+@dataclass(frozen=True, kw_only=True)
+class Observed:
+    records: int
+    distinct_keys: int
+    #: Wall-clock (epoch ms) when the first / last record was seen.
+    first_seen_ms: float
+    last_seen_ms: float
+    latencies_ms: array[float]  # one per record
+
+
+class Observer:
+    """Reads *topic* (read_committed) in the background; :meth:`stop` returns what it saw."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.partitions = partitions
+        self.records = 0
+        self._keys: set[bytes | None] = set()
+        self._latencies: array[float] = array("d")
+        self._first_ms = 0.0
+        self._last_ms = 0.0
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=FETCH_RECORDS_MAX,
+            fetch_max_wait_ms=FETCH_WAIT_MS,
+        )
+        await consumer.start()
+        tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        for tp in tps:
+            await consumer.position(tp)
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run(consumer))
+
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
+        while not self._stop.is_set():
+            batch = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
+            if not batch:
+                continue
+            now_ms = time.time() * 1000
+            if not self.records:
+                self._first_ms = now_ms
+            self._last_ms = now_ms
+            for recs in batch.values():
+                for r in recs:
+                    self._latencies.append(now_ms - r.timestamp)
+                    self._keys.add(r.key)
+                self.records += len(recs)
+
+    async def wait_for(self, records: int, *, idle_s: float, timeout_s: float) -> bool:
+        """Wait until *records* were seen; False if none came for *idle_s* or at *timeout_s*."""
+        deadline = time.monotonic() + timeout_s
+        seen, progress_at = self.records, time.monotonic()
+        while self.records < records:
+            now = time.monotonic()
+            if self.records != seen:
+                seen, progress_at = self.records, now
+            if now - progress_at > idle_s or now > deadline:
+                return False
+            if self._task is not None and self._task.done():
+                self._task.result()  # raises what killed it
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    async def stop(self) -> Observed:
+        self._stop.set()
+        try:
+            if self._task is not None:
+                await self._task
+        finally:
+            if self._consumer is not None:
+                await self._consumer.stop()
+        return Observed(
+            records=self.records,
+            distinct_keys=len(self._keys),
+            first_seen_ms=self._first_ms,
+            last_seen_ms=self._last_ms,
+            latencies_ms=self._latencies,
+        )

@@ -1,0 +1,324 @@
+"""One bench run: every variant at every load, side by side, then the report.
+
+Loads: a fixed rate (records/s), full speed (``0``), ``half`` (half the slowest
+variant's full-speed throughput measured earlier in the same run, so that every
+variant gets the same offered load), or ``backlog``: the records are all published
+*before* the process starts, which then drains them -- its own top speed, not
+limited by the load generator (which, being Python too, is what limits full speed
+on a small machine). Latency means nothing for a backlog and is not reported.
+
+For each load and each variant, in order:
+
+1. create the variant's input and output topics (fresh names under a run prefix,
+   the project's partition count) and let the variant prepare;
+2. start the process under test and wait until it is ready;
+3. start the latency observer (read_committed) on the output topic;
+4. run the load generator (a child process) on the input topic (for a backlog,
+   before step 2);
+5. wait until every expected output was seen (or none came for ``drain_idle_s``);
+6. stop the process with SIGTERM and read its CPU time and peak RSS;
+7. delete the topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streams.bench import report
+from streams.bench.loadgen import LoadStats
+from streams.bench.observer import Observer
+from streams.bench.procs import Child, ChildFailed, Usage
+from streams.bench.report import FULL_SPEED
+from streams.bench.stats import Latency
+from streams.bench.variants import RATIOS, VARIANTS, Context, Variant
+from streams.kafkaio import TopicSpec, create_topics, delete_topics_starting_with
+
+#: ``--rate half``: half the slowest variant's full-speed throughput.
+HALF = "half"
+#: ``--rate backlog``: publish first at full speed, then start the process.
+BACKLOG = "backlog"
+RateSpec = float | str
+#: A generator that runs past its duration by this much is stuck.
+LOADGEN_OVERRUN_S = 60.0
+#: Waiting for outputs: at most this long after the generator finished.
+DRAIN_TIMEOUT_S = 120.0
+VISIBLE_ATTEMPTS_MAX = 100
+VISIBLE_RETRY_S = 0.1
+
+Log = Callable[[str], None]
+
+
+class BenchError(Exception):
+    """The run could not be done as asked."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """What to run. ``seconds`` and ``count`` bound each measurement's load."""
+
+    variants: Sequence[str] = tuple(VARIANTS)
+    rates: Sequence[RateSpec] = (0.0,)
+    seconds: float | None = 10.0
+    count: int | None = None
+    commit_interval_ms: float = 1000.0
+    partitions: int = 4
+    drain_idle_s: float = 15.0
+    keep_topics: bool = False
+    seed: int = 7
+    command: str = "kessai bench"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.seconds is None and self.count is None:
+            raise BenchError("give a duration (--seconds), a count (--count) or both")
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown:
+            raise BenchError(
+                f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}"
+            )
+        if not self.variants:
+            raise BenchError("no variant to run")
+        for i, rate in enumerate(self.rates):
+            if rate == HALF:
+                if 0.0 not in self.rates[:i]:
+                    raise BenchError("--rate half needs a full-speed rate (0) before it")
+            elif rate != BACKLOG and (not isinstance(rate, float) or rate < 0):
+                raise BenchError(
+                    f"rate must be a number >= 0, {HALF!r} or {BACKLOG!r}, got {rate!r}"
+                )
+
+    @property
+    def limit(self) -> str:
+        parts = []
+        if self.seconds is not None:
+            parts.append(f"{self.seconds:g} s")
+        if self.count is not None:
+            parts.append(f"{self.count:,} records")
+        return " or ".join(parts) + " per measurement"
+
+
+def parse_rates(text: str) -> list[RateSpec]:
+    """``"0,half,2000,backlog"`` -> ``[0.0, "half", 2000.0, "backlog"]``."""
+    out: list[RateSpec] = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        if item in (HALF, BACKLOG):
+            out.append(item)
+            continue
+        try:
+            out.append(float(item))
+        except ValueError:
+            raise BenchError(
+                f"--rate: {item!r} is neither a number nor {HALF!r} nor {BACKLOG!r}"
+            ) from None
+    if not out:
+        raise BenchError("--rate: no rate given")
+    return out
+
+
+async def run(
+    bootstrap: str, plan: Plan, out_root: Path, *, kafka_version: str, log: Log
+) -> tuple[dict[str, Any], Path]:
+    """Run *plan* against *bootstrap*; write the results under *out_root*/<UTC time>/."""
+    started = datetime.now(UTC)
+    run_id = started.strftime("%Y-%m-%dT%H%M%SZ")
+    directory = out_root / run_id
+    logs = directory / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    machine = report.machine(kafka_version)
+    tag = secrets.token_hex(3)
+    results: list[dict[str, Any]] = []
+    for index, spec in enumerate(plan.rates):
+        backlog = spec == BACKLOG
+        rate = 0.0 if backlog else _resolve(spec, results)
+        label = BACKLOG if backlog else report.load_label(rate)
+        for name in plan.variants:
+            variant = VARIANTS[name]
+            ctx = Context(
+                bootstrap=bootstrap,
+                partitions=plan.partitions,
+                prefix=f"bench-{tag}-{index}-{name}-",
+                trade_prefix=f"T{tag}",
+                commit_interval_ms=plan.commit_interval_ms,
+                log_dir=logs,
+            )
+            log(f"{name}, {label} ({plan.limit})")
+            result = await _measure(variant, ctx, plan, rate, backlog=backlog)
+            lat = result["latency_ms"]
+            latency = (
+                f"p50 {lat['p50_ms']:,.0f} ms, p99 {lat['p99_ms']:,.0f} ms"
+                if lat
+                else "no latency (backlog)"
+            )
+            log(
+                f"  {result['outputs']:,}/{result['published']:,} records out, "
+                f"{result['through_rps']:,.0f} records/s through, {latency}, "
+                f"CPU {result['cpu_s']:.2f} s, peak RSS {result['peak_rss_mib']:.1f} MiB"
+                + ("" if result["complete"] else "  INCOMPLETE")
+            )
+            results.append(result)
+    for empty in [f for f in logs.iterdir() if f.stat().st_size == 0]:
+        empty.unlink()
+    if not any(logs.iterdir()):
+        logs.rmdir()
+    sizes = [r["value_bytes_mean"] for r in results if r["value_bytes_mean"]]
+    notes = [n for n in (report.chart_note(),) if n]
+    doc: dict[str, Any] = {
+        "run": {
+            "id": run_id,
+            "command": plan.command,
+            "started_utc": started.isoformat(timespec="seconds"),
+            "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            "bootstrap": bootstrap,
+            "partitions": plan.partitions,
+            "rates": list(plan.rates),
+            "limit": plan.limit,
+            "seconds": plan.seconds,
+            "count": plan.count,
+            "commit_interval_ms": plan.commit_interval_ms,
+            "value_bytes_mean": round(sum(sizes) / len(sizes), 1) if sizes else None,
+            **plan.extra,
+        },
+        "machine": machine,
+        "results": results,
+        "ratios": report.ratios(results, RATIOS),
+        "notes": notes,
+    }
+    report.write(doc, directory)
+    return doc, directory
+
+
+def _resolve(spec: RateSpec, results: Sequence[dict[str, Any]]) -> float:
+    if spec != HALF:
+        assert isinstance(spec, float)
+        return spec
+    full = [r["through_rps"] for r in results if r["load"] == FULL_SPEED and r["complete"]]
+    if not full:
+        raise BenchError("--rate half: no complete full-speed measurement to halve")
+    return float(round(min(full) / 2))
+
+
+async def _measure(
+    variant: Variant, ctx: Context, plan: Plan, rate: float, *, backlog: bool
+) -> dict[str, Any]:
+    source, sink = variant.source(ctx), variant.sink(ctx)
+    await create_topics(
+        ctx.bootstrap,
+        [
+            TopicSpec(name=source, partitions=ctx.partitions),
+            TopicSpec(name=sink, partitions=ctx.partitions),
+        ],
+    )
+    try:
+        await _wait_visible(ctx.bootstrap, [source, sink], ctx.partitions)
+        await variant.prepare(ctx)
+        if backlog:
+            load, load_usage = await _load(ctx, plan, source, rate)
+        child = await variant.start(ctx)
+        start_ms = time.time() * 1000
+        observer = Observer(ctx.bootstrap, sink, ctx.partitions)
+        try:
+            await observer.start()
+            if not backlog:
+                load, load_usage = await _load(ctx, plan, source, rate)
+                start_ms = load.first_publish_ms
+            expected = variant.expected_outputs(load.records)
+            complete = await observer.wait_for(
+                expected, idle_s=plan.drain_idle_s, timeout_s=DRAIN_TIMEOUT_S
+            )
+        except BaseException:
+            child.kill()
+            await observer.stop()
+            raise
+        usage = await child.finish(terminate=True)
+        seen = await observer.stop()
+    finally:
+        if not plan.keep_topics:
+            await delete_topics_starting_with(ctx.bootstrap, [ctx.prefix])
+    if usage.exit_code != 0:
+        raise ChildFailed(f"{variant.name} exited {usage.exit_code}; see {ctx.log_dir}")
+    process: dict[str, Any] = orjson.loads(usage.last_line) if usage.last_line else {}
+    # CPU per record leaves out the start-up (imports, connecting) when the process says
+    # what it was.
+    startup_cpu: float | None = child.ready_info.get("cpu_s")
+    latency = None if backlog else Latency.of(seen.latencies_ms)
+    span_s = (seen.last_seen_ms - start_ms) / 1000
+    return {
+        "variant": variant.name,
+        "title": variant.title,
+        "description": variant.description,
+        "load": BACKLOG if backlog else report.load_label(rate),
+        "rate_target": rate,
+        "published": load.records,
+        "publish_rate": round(load.rate, 1),
+        "value_bytes_mean": round(load.value_bytes / load.records, 1) if load.records else None,
+        "expected_outputs": expected,
+        "outputs": seen.records,
+        "distinct_keys": seen.distinct_keys,
+        "complete": complete and seen.records >= expected,
+        "through_rps": round(seen.records / span_s, 1) if seen.records and span_s > 0 else 0.0,
+        "process_rps": process.get("rate"),
+        "commits": process.get("commits"),
+        "latency_ms": None if latency is None else latency.__dict__,
+        "cpu_s": round(usage.cpu_s, 3),
+        "cpu_user_s": round(usage.cpu_user_s, 3),
+        "cpu_system_s": round(usage.cpu_system_s, 3),
+        "cpu_startup_s": startup_cpu,
+        "cpu_ms_per_1k": round((usage.cpu_s - (startup_cpu or 0.0)) * 1e6 / seen.records, 2)
+        if seen.records
+        else None,
+        "peak_rss_mib": round(usage.peak_rss_mib, 1),
+        "peak_rss_source": usage.peak_rss_source,
+        "topics": {"source": source, "sink": sink, "kept": plan.keep_topics},
+        "loadgen": {
+            "cpu_s": round(load_usage.cpu_s, 3),
+            "peak_rss_mib": round(load_usage.peak_rss_mib, 1),
+            "elapsed_s": round(load.elapsed_s, 3),
+        },
+    }
+
+
+async def _load(ctx: Context, plan: Plan, topic: str, rate: float) -> tuple[LoadStats, Usage]:
+    args = ["--bootstrap", ctx.bootstrap, "--topic", topic, "--rate", str(rate)]
+    args += ["--prefix", ctx.trade_prefix, "--seed", str(plan.seed)]
+    if plan.seconds is not None:
+        args += ["--seconds", str(plan.seconds)]
+    if plan.count is not None:
+        args += ["--count", str(plan.count)]
+    gen = Child("streams.bench.loadgen", args, ctx.log_dir / f"{ctx.prefix}loadgen.log")
+    budget = (plan.seconds or 0.0) + LOADGEN_OVERRUN_S
+    if plan.count is not None and plan.seconds is None:
+        budget += plan.count / (rate or 1_000)  # a generous bound
+    usage = await gen.finish(terminate=False, timeout_s=budget)
+    if usage.exit_code != 0 or not usage.last_line:
+        raise ChildFailed(f"the load generator exited {usage.exit_code}; see {ctx.log_dir}")
+    data = orjson.loads(usage.last_line)
+    data.pop("rate", None)
+    return LoadStats(**data), usage
+
+
+async def _wait_visible(bootstrap: str, names: list[str], partitions: int) -> None:
+    """Wait until the broker's metadata describes every topic of *names* in full."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        for _ in range(VISIBLE_ATTEMPTS_MAX):
+            entries = await admin.describe_topics(names)
+            if all(e["error_code"] == 0 and len(e["partitions"]) == partitions for e in entries):
+                return
+            await asyncio.sleep(VISIBLE_RETRY_S)
+    finally:
+        await admin.close()
+    raise BenchError(f"topics {names} are still not in the broker's metadata")
