@@ -22,8 +22,10 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -54,12 +56,18 @@ class Outcome:
     elapsed_s: float = 0.0
 
 
-class _Tail:
-    """Counts committed ``totals-out`` records as they appear (read_committed)."""
+class Tail:
+    """Follows ``topic`` with read_committed and collects the ids ``pick`` finds.
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    ``pick`` maps a record's JSON value to an id, or None to skip the record.
+    """
+
+    def __init__(
+        self, bootstrap: str, topic: str, pick: Callable[[dict[str, Any]], str | None]
+    ) -> None:
         self.ids: set[str] = set()
         self.records = 0
+        self._pick = pick
         self._consumer = AIOKafkaConsumer(
             topic,
             bootstrap_servers=bootstrap,
@@ -80,7 +88,9 @@ class _Tail:
                 for recs in batch.values():
                     for r in recs:
                         self.records += 1
-                        self.ids.add(orjson.loads(r.value)["id"])
+                        picked = self._pick(orjson.loads(r.value))
+                        if picked is not None:
+                            self.ids.add(picked)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a dead tail would look like a stuck worker
@@ -134,7 +144,7 @@ async def run_scenario(
             fed += 1
         await producer.flush()
 
-    tail = _Tail(bootstrap, f"{prefix}totals-out")
+    tail = Tail(bootstrap, f"{prefix}totals-out", lambda v: str(v["id"]))
     await tail.start()
     workdir.mkdir(parents=True, exist_ok=True)
     outcome = Outcome(prefix=prefix, events=0, kills=0)

@@ -51,7 +51,7 @@ from streams.kafkaio import read_committed
 from streams.ledger.core import AccountState, from_units
 from streams.positions import JournalError, decode_records, positions_from_events
 from streams.topics import ensure_topics
-from tests.integration.killharness import Supervised, WorkerCrashed
+from tests.integration.killharness import Supervised, Tail, WorkerCrashed
 
 TOKENS = {"JPYC": 0, "USDC": 6}
 BONDS = [b + check_digit(b) for b in ("JP110355100", "JP110356100", "JP120144000")]
@@ -291,39 +291,6 @@ async def group_lag(bootstrap: str, group: str, topics: tuple[str, ...]) -> int:
         await consumer.stop()
 
 
-class _Terminal:
-    """Follows ``settlements`` (read_committed) and counts trades with a terminal status."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.done: set[str] = set()
-        self._consumer = AIOKafkaConsumer(
-            SETTLEMENTS,
-            bootstrap_servers=bootstrap,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            batch = await self._consumer.getmany(timeout_ms=200)
-            for records in batch.values():
-                for r in records:
-                    v = orjson.loads(r.value)
-                    if v["status"] in TERMINAL:
-                        self.done.add(v["trade_id"])
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        await self._consumer.stop()
-
-
 def _free_port_pair() -> int:
     """A port p with p and p + 1 free (the broker and its controller)."""
     for _ in range(100):
@@ -389,7 +356,11 @@ async def run_scenario(
     argv = [sys.executable, "-m", "streams.cli", "worker"]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
-    terminal = _Terminal(bootstrap)
+    terminal = Tail(
+        bootstrap,
+        SETTLEMENTS,
+        lambda v: str(v["trade_id"]) if v["status"] in TERMINAL else None,
+    )
     await terminal.start()
 
     async def publish(records: list[tuple[str, dict[str, Any]]]) -> None:
@@ -415,7 +386,7 @@ async def run_scenario(
         for w in workers:
             w.start()
         last_tick = time.monotonic()
-        last_growth = (len(terminal.done), time.monotonic())
+        last_growth = (len(terminal.ids), time.monotonic())
 
         async def idle(seconds: float) -> None:
             """Wait ``seconds``, feeding rounds and restarting crashed workers."""
@@ -428,25 +399,25 @@ async def run_scenario(
                 last_tick = now
                 for w in workers:
                     w.restart_if_crashed()
-                if fed_trades < trades and fed_trades - len(terminal.done) < BACKLOG_MIN:
+                if fed_trades < trades and fed_trades - len(terminal.ids) < BACKLOG_MIN:
                     n = min(TRADES_PER_ROUND, trades - fed_trades)
                     await publish(market.round(n))
                     fed_trades += n
-                if len(terminal.done) != last_growth[0]:
-                    last_growth = (len(terminal.done), now)
-                elif now - last_growth[1] > PROGRESS_TIMEOUT_S and len(terminal.done) < len(
+                if len(terminal.ids) != last_growth[0]:
+                    last_growth = (len(terminal.ids), now)
+                elif now - last_growth[1] > PROGRESS_TIMEOUT_S and len(terminal.ids) < len(
                     market.fed.trades
                 ):
                     raise WorkerCrashed(
                         f"no trade finished in {PROGRESS_TIMEOUT_S:.0f} s "
-                        f"({len(terminal.done)} of {len(market.fed.trades)}); logs in {workdir}"
+                        f"({len(terminal.ids)} of {len(market.fed.trades)}); logs in {workdir}"
                     )
                 await asyncio.sleep(0.1)
 
         # Kill points spread over the whole run, as counts of finished trades.
         kill_at = sorted(rng.sample(range(trades // 20, trades * 9 // 10), kills))
         for at in kill_at:
-            while len(terminal.done) < at:
+            while len(terminal.ids) < at:
                 await idle(0.5)
             await idle(rng.uniform(0.0, 3.0))
             victim = rng.choice([w for w in workers if w.alive] or workers)
@@ -454,12 +425,12 @@ async def run_scenario(
             outcome.kills += 1
             say(
                 f"kill {outcome.kills}/{kills} ({victim.name}): "
-                f"{len(terminal.done)}/{len(market.fed.trades)} trades terminal"
+                f"{len(terminal.ids)}/{len(market.fed.trades)} trades terminal"
             )
             # Sometimes the other worker runs alone for a while, sometimes not at all.
             await idle(rng.choice([0.0, 0.0, 5.0, 15.0]))
             victim.start()
-        while fed_trades < trades or len(terminal.done) < len(market.fed.trades):
+        while fed_trades < trades or len(terminal.ids) < len(market.fed.trades):
             await idle(1.0)
         say(f"all {len(market.fed.trades)} trades terminal; waiting for the ledger to catch up")
         # A terminal status leaves with its voids and credits, not after them: wait
