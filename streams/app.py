@@ -29,7 +29,7 @@ def create_app(settings: Settings) -> KessaiApp:
     app = KessaiApp(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
-        processing_guarantee="exactly_once",
+        processing_guarantee=settings.processing_guarantee,
         store="memory://",
         broker_commit_interval=settings.commit_interval_s,
         topic_partitions=settings.partitions,

@@ -15,6 +15,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_PARTITIONS = 4
+#: faust's processing guarantees; kessai runs exactly_once unless benchmarking.
+GUARANTEES = ("exactly_once", "at_least_once")
 #: Token -> number of decimals of its smallest unit.
 DEFAULT_TOKENS: dict[str, int] = {"JPYC": 0, "USDC": 6}
 
@@ -49,6 +51,9 @@ class Settings:
     state_dir: Path = PROJECT_ROOT / ".kessai"
     #: Faust application id: consumer group and transactional-id prefix.
     app_id: str = "kessai"
+    #: ``exactly_once`` (the product) or ``at_least_once`` (benchmarks only: a crash may
+    #: then repeat ledger moves and settlement records).
+    processing_guarantee: str = "exactly_once"
     #: Exactly-once transaction length (faust's ``broker_commit_interval``).
     commit_interval_s: float = 1.0
     #: Port of the worker's web server (metrics, health).
@@ -63,12 +68,18 @@ class Settings:
         e = os.environ if env is None else env
         state_dir = Path(e.get("KESSAI_STATE_DIR", str(PROJECT_ROOT / ".kessai")))
         tokens = _parse_tokens(e["KESSAI_TOKENS"]) if "KESSAI_TOKENS" in e else dict(DEFAULT_TOKENS)
+        guarantee = e.get("KESSAI_PROCESSING_GUARANTEE", "exactly_once")
+        if guarantee not in GUARANTEES:
+            raise ValueError(
+                f"KESSAI_PROCESSING_GUARANTEE: {guarantee!r}, want one of {', '.join(GUARANTEES)}"
+            )
         return cls(
             bootstrap=e.get("KESSAI_BOOTSTRAP", DEFAULT_BOOTSTRAP),
             partitions=int(e.get("KESSAI_PARTITIONS", DEFAULT_PARTITIONS)),
             tokens=tokens,
             state_dir=state_dir,
             app_id=e.get("KESSAI_APP_ID", "kessai"),
+            processing_guarantee=guarantee,
             commit_interval_s=float(e.get("KESSAI_COMMIT_INTERVAL_S", "1.0")),
             web_port=int(e.get("KESSAI_WEB_PORT", "6066")),
             settlement_deadline_s=float(e.get("KESSAI_SETTLEMENT_DEADLINE_S", "3600")),

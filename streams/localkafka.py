@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import os
@@ -48,9 +49,11 @@ __all__ = [
     "MissingToolError",
     "Status",
     "down",
+    "free_port",
     "reset",
     "status",
     "up",
+    "up_private",
 ]
 
 KAFKA_VERSION = "3.9.2"
@@ -255,6 +258,49 @@ def up(settings: Settings, *, timeout_s: float = 120.0, log: Log = print) -> Sta
             raise
         took_s = time.monotonic() - started_s
         return _managed_status(settings, paths, proc.pid, f"started in {took_s:.1f} s")
+
+
+def up_private(
+    workdir: Path, *, tokens: dict[str, int] | None = None, log: Log = print
+) -> Settings:
+    """A fresh single-node cluster of its own under *workdir*, on free ports.
+
+    For the tests and benchmarks that need a broker nobody else writes to (crash tests,
+    pipeline benchmarks: kessai's topic names are fixed). The jars of the project's
+    broker are copied when present, so only the first broker on a machine runs Maven.
+    Stop it with :func:`down` on the settings returned.
+    """
+    settings = Settings(
+        bootstrap=f"{LISTEN_HOST}:{free_port(pair=True)}", state_dir=workdir / "state"
+    )
+    if tokens is not None:
+        settings = dataclasses.replace(settings, tokens=dict(tokens))
+    shared_libs = Settings.from_env().state_dir / "kafka" / "libs"
+    if not shared_libs.is_dir():
+        shared_libs = PROJECT_ROOT / ".kessai" / "kafka" / "libs"
+    if shared_libs.is_dir():
+        shutil.copytree(shared_libs, settings.state_dir / "kafka" / "libs")
+    up(settings, log=log)
+    return settings
+
+
+def free_port(*, pair: bool = False) -> int:
+    """A free TCP port on this machine; with *pair*, one whose successor is free too
+    (a broker and its controller)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind((LISTEN_HOST, 0))
+            port: int = s.getsockname()[1]
+        if not pair:
+            return port
+        if port < 65000:
+            with socket.socket() as s2:
+                try:
+                    s2.bind((LISTEN_HOST, port + 1))
+                except OSError:
+                    continue
+            return port
+    raise BrokerError("no two consecutive free ports")
 
 
 def down(settings: Settings, *, timeout_s: float = 60.0) -> bool:

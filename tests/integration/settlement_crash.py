@@ -29,7 +29,6 @@ import asyncio
 import os
 import random
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -46,7 +45,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, REJECTIONS, SETTLEMENTS
 from schemas._isin import check_digit
 from streams import localkafka
-from streams.config import PROJECT_ROOT, Settings
+from streams.config import Settings
 from streams.kafkaio import read_committed
 from streams.ledger.core import AccountState, from_units
 from streams.positions import JournalError, decode_records, positions_from_events
@@ -291,41 +290,13 @@ async def group_lag(bootstrap: str, group: str, topics: tuple[str, ...]) -> int:
         await consumer.stop()
 
 
-def _free_port_pair() -> int:
-    """A port p with p and p + 1 free (the broker and its controller)."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-        if port < 65000:
-            with socket.socket() as s2:
-                try:
-                    s2.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no two consecutive free ports")
-
-
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return localkafka.free_port()
 
 
 def start_broker(workdir: Path, log: Any = print) -> Settings:
-    """A fresh single-node cluster under ``workdir``; reuses the project's jars if present."""
-    settings = Settings(
-        bootstrap=f"127.0.0.1:{_free_port_pair()}", state_dir=workdir / "state", tokens=TOKENS
-    )
-    shared_libs = Settings.from_env().state_dir / "kafka" / "libs"
-    if not shared_libs.is_dir():
-        shared_libs = PROJECT_ROOT / ".kessai" / "kafka" / "libs"
-    if shared_libs.is_dir():
-        shutil.copytree(shared_libs, settings.state_dir / "kafka" / "libs")
-    localkafka.up(settings, log=log)
-    return settings
+    """A fresh single-node cluster under ``workdir`` (:func:`localkafka.up_private`)."""
+    return localkafka.up_private(workdir, tokens=TOKENS, log=log)
 
 
 async def run_scenario(
