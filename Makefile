@@ -41,7 +41,7 @@ $(STAMP): pyproject.toml
 	  echo "creating $(VENV) with $(PYTHON_FOR_VENV)"; \
 	  $(PYTHON_FOR_VENV) -m venv $(VENV); \
 	fi
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	@touch $@
 
 kafka-up: venv ## start the local Kafka broker (kept running; idempotent)
