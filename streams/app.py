@@ -32,6 +32,7 @@ def create_app(settings: Settings) -> KessaiApp:
         processing_guarantee=settings.processing_guarantee,
         store="memory://",
         broker_commit_interval=settings.commit_interval_s,
+        producer_linger=settings.producer_linger_ms / 1000,
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         topic_allow_declare=True,
@@ -50,6 +51,7 @@ def create_app(settings: Settings) -> KessaiApp:
         # KessaiTableManager): a standby copy would be thrown away unused.
         table_standby_replicas=0,
     )
+    app.parallel_commits = settings.parallel_commits
     ledger_agent.register(app, settings)
     settlement_agent.register(app, settings)
     return app
@@ -74,6 +76,10 @@ def main(worker_args: list[str] | None = None) -> None:
     )
     if created:
         print(f"kessai: created topics {', '.join(created)}", file=sys.stderr)
+    if settings.event_loop == "uvloop":
+        import uvloop  # an optional dependency (the ``fast`` extra)
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     # faust's command line reads sys.argv itself.
     sys.argv = ["kessai worker", "worker", *(worker_args or ["-l", "info"])]
     app.main()

@@ -7,6 +7,7 @@ so that a reader finds them in one place (TigerBeetle: "put a limit on everythin
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,25 @@ def _parse_tokens(text: str) -> dict[str, int]:
     return tokens
 
 
+def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    text = env.get(name)
+    if text is None:
+        return default
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}: {text!r}, want 1/0, true/false, yes/no or on/off")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """The value of *name*, one of *choices* (the first is the default)."""
+    text = env.get(name, choices[0])
+    if text not in choices:
+        raise ValueError(f"{name}: {text!r}, want one of {', '.join(choices)}")
+    return text
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """kessai's settings. Build with :meth:`from_env`; tests build them directly."""
@@ -56,6 +76,12 @@ class Settings:
     processing_guarantee: str = "exactly_once"
     #: Exactly-once transaction length (faust's ``broker_commit_interval``).
     commit_interval_s: float = 1.0
+    #: How long the producer waits to fill a batch (faust's ``producer_linger``).
+    producer_linger_ms: float = 0.0
+    #: Commit the transactions of the source partitions concurrently, not one by one.
+    parallel_commits: bool = False
+    #: ``asyncio`` or ``uvloop`` (needs the ``uvloop`` package).
+    event_loop: str = "asyncio"
     #: Port of the worker's web server (metrics, health).
     web_port: int = 6066
     #: A trade still locking this long after it arrived fails.
@@ -68,11 +94,7 @@ class Settings:
         e = os.environ if env is None else env
         state_dir = Path(e.get("KESSAI_STATE_DIR", str(PROJECT_ROOT / ".kessai")))
         tokens = _parse_tokens(e["KESSAI_TOKENS"]) if "KESSAI_TOKENS" in e else dict(DEFAULT_TOKENS)
-        guarantee = e.get("KESSAI_PROCESSING_GUARANTEE", "exactly_once")
-        if guarantee not in GUARANTEES:
-            raise ValueError(
-                f"KESSAI_PROCESSING_GUARANTEE: {guarantee!r}, want one of {', '.join(GUARANTEES)}"
-            )
+        guarantee = _choice(e, "KESSAI_PROCESSING_GUARANTEE", GUARANTEES)
         return cls(
             bootstrap=e.get("KESSAI_BOOTSTRAP", DEFAULT_BOOTSTRAP),
             partitions=int(e.get("KESSAI_PARTITIONS", DEFAULT_PARTITIONS)),
@@ -81,6 +103,9 @@ class Settings:
             app_id=e.get("KESSAI_APP_ID", "kessai"),
             processing_guarantee=guarantee,
             commit_interval_s=float(e.get("KESSAI_COMMIT_INTERVAL_S", "1.0")),
+            producer_linger_ms=float(e.get("KESSAI_PRODUCER_LINGER_MS", "0")),
+            parallel_commits=_flag(e, "KESSAI_PARALLEL_COMMITS", default=False),
+            event_loop=_choice(e, "KESSAI_EVENT_LOOP", ("asyncio", "uvloop")),
             web_port=int(e.get("KESSAI_WEB_PORT", "6066")),
             settlement_deadline_s=float(e.get("KESSAI_SETTLEMENT_DEADLINE_S", "3600")),
             tick_interval_s=float(e.get("KESSAI_TICK_INTERVAL_S", "1.0")),

@@ -1,11 +1,17 @@
 """The latency observer: sees a variant's output as an auditor would.
 
 A read_committed consumer, with no group, reads the output topic from the beginning
-while the variant runs. For every record it notes ``now - record timestamp``: the
-timestamp is the load generator's publish time, carried through unchanged by the
-variant, so this is publish -> visible to a read_committed reader (for a
-transactional variant, that includes waiting for the commit). It also counts
-distinct keys, so a repeated record shows.
+while the variant runs, and counts the records *pick* accepts (all, by default).
+Latency is publish -> visible to a read_committed reader (for a transactional
+variant, that includes waiting for the commit):
+
+- by default, ``now - record timestamp``: the timestamp is the load generator's
+  publish time, carried through unchanged by the variant (the raw passthrough);
+- with an *origin* topic (the settlement pipeline, whose records are new records
+  with timestamps of their own), the observer reads the input too and pairs each
+  picked output with the input record of the same key: ``seen - input timestamp``.
+
+It also counts distinct keys, so a repeated record shows.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -38,13 +45,26 @@ class Observed:
 class Observer:
     """Reads *topic* (read_committed) in the background; :meth:`stop` returns what it saw."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        partitions: int,
+        *,
+        pick: Callable[[bytes], bool] | None = None,
+        origin: str | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.partitions = partitions
+        self.pick = pick
+        self.origin = origin
         self.records = 0
         self._keys: set[bytes | None] = set()
         self._latencies: array[float] = array("d")
+        #: With an origin topic: publish time per input key, seen time per output key.
+        self._published_ms: dict[bytes | None, float] = {}
+        self._seen_ms: dict[bytes | None, float] = {}
         self._first_ms = 0.0
         self._last_ms = 0.0
         self._stop = asyncio.Event()
@@ -61,7 +81,8 @@ class Observer:
             fetch_max_wait_ms=FETCH_WAIT_MS,
         )
         await consumer.start()
-        tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
+        topics = [self.topic] if self.origin is None else [self.topic, self.origin]
+        tps = [TopicPartition(t, p) for t in topics for p in range(self.partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         for tp in tps:
@@ -75,14 +96,24 @@ class Observer:
             if not batch:
                 continue
             now_ms = time.time() * 1000
-            if not self.records:
-                self._first_ms = now_ms
-            self._last_ms = now_ms
-            for recs in batch.values():
+            before = self.records
+            for tp, recs in batch.items():
+                if tp.topic != self.topic:  # the origin: note when each key was published
+                    self._published_ms.update((r.key, r.timestamp) for r in recs)
+                    continue
                 for r in recs:
-                    self._latencies.append(now_ms - r.timestamp)
+                    if self.pick is not None and (r.value is None or not self.pick(r.value)):
+                        continue
+                    if self.origin is None:
+                        self._latencies.append(now_ms - r.timestamp)
+                    else:
+                        self._seen_ms.setdefault(r.key, now_ms)
                     self._keys.add(r.key)
-                self.records += len(recs)
+                    self.records += 1
+            if self.records != before:
+                if not before:
+                    self._first_ms = now_ms
+                self._last_ms = now_ms
 
     async def wait_for(self, records: int, *, idle_s: float, timeout_s: float) -> bool:
         """Wait until *records* were seen; False if none came for *idle_s* or at *timeout_s*."""
@@ -108,6 +139,11 @@ class Observer:
         finally:
             if self._consumer is not None:
                 await self._consumer.stop()
+        if self.origin is not None:
+            published = self._published_ms
+            self._latencies.extend(
+                seen - published[key] for key, seen in self._seen_ms.items() if key in published
+            )
         return Observed(
             records=self.records,
             distinct_keys=len(self._keys),

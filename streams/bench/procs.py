@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -73,17 +74,59 @@ class Usage:
 class Child:
     """A Python module run as a child process; stdout is a pipe, stderr goes to *log*."""
 
-    def __init__(self, module: str, args: list[str], log: Path) -> None:
+    def __init__(
+        self,
+        module: str,
+        args: list[str],
+        log: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        stdout_to_log: bool = False,
+    ) -> None:
+        """Start ``python -m module args``; *env* replaces the environment when given.
+
+        With *stdout_to_log* (a process that says nothing on stdout for the runner, such
+        as a faust worker with its banner), stdout goes to *log* too.
+        """
         self.name = module
+        self.log_path = log
         #: What the child said when it was ready (see :meth:`wait_ready`).
         self.ready_info: dict[str, Any] = {}
         self._log: IO[bytes] = log.open("ab")
+        self._log_start = log.stat().st_size
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, *args],
-            stdout=subprocess.PIPE,
+            stdout=self._log if stdout_to_log else subprocess.PIPE,
             stderr=self._log,
             stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None,
         )
+
+    async def wait_log(self, text: str, *, timeout_s: float) -> None:
+        """Wait until the child writes *text* to its log (after it was started)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self.log_path.open("rb") as f:
+                f.seek(self._log_start)
+                if text.encode() in f.read():
+                    return
+            if self.proc.poll() is not None:
+                raise ChildFailed(
+                    f"{self.name} exited before logging {text!r}; see {self.log_path}"
+                )
+            if time.monotonic() > deadline:
+                raise ChildFailed(f"{self.name} did not log {text!r} in {timeout_s} s")
+            await asyncio.sleep(REAP_POLL_S * 4)
+
+    def cpu_s(self) -> float | None:
+        """CPU seconds (user + system) the running child used so far; None if unreadable."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        # After the command name: state is field 3, utime 14 and stime 15 (man 5 proc).
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     async def wait_ready(self, word: str, *, timeout_s: float) -> dict[str, Any]:
         """Wait until the child prints a line ``WORD [JSON object]`` on stdout.
@@ -133,9 +176,10 @@ class Child:
             await asyncio.sleep(REAP_POLL_S)
         code = os.waitstatus_to_exitcode(status)
         self.proc.returncode = code  # reaped here, not by Popen
-        assert self.proc.stdout is not None
-        rest = self.proc.stdout.read().decode().strip().splitlines()
-        self.proc.stdout.close()
+        rest: list[str] = []
+        if self.proc.stdout is not None:
+            rest = self.proc.stdout.read().decode().strip().splitlines()
+            self.proc.stdout.close()
         self._log.close()
         return Usage(
             exit_code=code,

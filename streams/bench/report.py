@@ -6,7 +6,6 @@ Pure formatting apart from :func:`machine` (reads /proc) and :func:`write`.
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import os
 import platform
 from collections.abc import Mapping, Sequence
@@ -20,10 +19,7 @@ from streams.bench.stats import ratio
 FULL_SPEED = "full speed"
 JSON_NAME = "results.json"
 MARKDOWN_NAME = "results.md"
-CHART_TODO = (
-    "TODO: the PNG chart of throughput and latency per variant (issue 7) is not drawn: "
-    "matplotlib is not installed, and the harness adds no heavy dependency yet."
-)
+CHART_NAME = "chart.png"
 
 
 def _proc_field(path: str, name: str) -> str | None:
@@ -82,17 +78,15 @@ def ratios(
                     "denominator": den,
                     "load": load,
                     "through_rps": ratio(a["through_rps"], b["through_rps"]),
+                    "kafka_records_per_s": ratio(
+                        a.get("kafka_records_per_s"), b.get("kafka_records_per_s")
+                    ),
                     "p50_ms": ratio(la.get("p50_ms"), lb.get("p50_ms")),
                     "p99_ms": ratio(la.get("p99_ms"), lb.get("p99_ms")),
                     "cpu_ms_per_1k": ratio(a["cpu_ms_per_1k"], b["cpu_ms_per_1k"]),
                 }
             )
     return out
-
-
-def chart_note() -> str | None:
-    """Why there is no chart (None once one can be drawn)."""
-    return None if importlib.util.find_spec("matplotlib") else CHART_TODO
 
 
 def load_label(rate_target: float) -> str:
@@ -123,15 +117,18 @@ def markdown(doc: Mapping[str, Any]) -> str:
         f"Load: {run['partitions']} partitions, trades of {_num(run['value_bytes_mean'])} bytes, "
         f"{run['limit']}, commit interval {run['commit_interval_ms']:g} ms.",
         "",
-        "Records/s through: outputs ÷ (last output visible − first publish; for a backlog, "
-        "− the process being ready). Latency: "
-        "publish → visible to a read_committed consumer. CPU s: the process under test, "
-        "start-up included; CPU per record leaves the start-up out. Peak RSS: the process "
-        "under test (VmHWM).",
+        "Out: output records (raw: copies; pipeline: one terminal settlement per trade, "
+        "so out/s is trades settled per second). Out/s: outputs ÷ (last output visible − "
+        "first publish; for a backlog, − the process being ready). Kafka records/s: every "
+        "record the process wrote (pipeline: all topics and changelogs, read back "
+        "read_committed) in that time. Latency: publish → visible to a read_committed "
+        "consumer. CPU s: the process under test, start-up included; CPU per output "
+        "leaves the start-up out. Peak RSS: the process under test (VmHWM).",
         "",
-        "| variant | load | published | published/s | out | records/s through | p50 ms | p95 ms "
-        "| p99 ms | CPU s | CPU ms / 1k records | peak RSS MiB |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| variant | load | published | published/s | out | out/s | Kafka records/s "
+        "| records per out | p50 ms | p95 ms | p99 ms | CPU s | CPU ms / 1k out "
+        "| peak RSS MiB |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in doc["results"]:
         lat = r["latency_ms"] or {}
@@ -143,6 +140,8 @@ def markdown(doc: Mapping[str, Any]) -> str:
             _num(r["publish_rate"]),
             f"{r['outputs']:,}",
             _num(r["through_rps"]),
+            _num(r.get("kafka_records_per_s")),
+            _num(r.get("records_per_trade") or 1.0, 1),
             _num(lat.get("p50_ms")),
             _num(lat.get("p95_ms")),
             _num(lat.get("p99_ms")),
@@ -151,15 +150,18 @@ def markdown(doc: Mapping[str, Any]) -> str:
             _num(r["peak_rss_mib"], 1),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    if run.get("chart"):
+        lines += ["", f"![throughput and latency per variant]({run['chart']})"]
     if doc["ratios"]:
         lines += [
             "",
-            "| ratio | load | records/s through | p50 | p99 | CPU per record |",
-            "|---|---|--:|--:|--:|--:|",
+            "| ratio | load | out/s | Kafka records/s | p50 | p99 | CPU per out |",
+            "|---|---|--:|--:|--:|--:|--:|",
         ]
         for q in doc["ratios"]:
             lines.append(
                 f"| {q['label']} | {q['load']} | {_num(q['through_rps'], 3)} "
+                f"| {_num(q.get('kafka_records_per_s'), 3)} "
                 f"| {_num(q['p50_ms'], 3)} | {_num(q['p99_ms'], 3)} "
                 f"| {_num(q['cpu_ms_per_1k'], 3)} |"
             )

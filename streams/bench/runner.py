@@ -23,7 +23,10 @@ For each load and each variant, in order:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,14 +37,15 @@ from typing import Any
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.bench import report
+from streams import localkafka
+from streams.bench import chart, report
 from streams.bench.loadgen import LoadStats
 from streams.bench.observer import Observer
 from streams.bench.procs import Child, ChildFailed, Usage
 from streams.bench.report import FULL_SPEED
 from streams.bench.stats import Latency
-from streams.bench.variants import RATIOS, VARIANTS, Context, Variant
-from streams.kafkaio import TopicSpec, create_topics, delete_topics_starting_with
+from streams.bench.variants import DEFAULT_VARIANTS, RATIOS, VARIANTS, Context, Variant
+from streams.kafkaio import delete_topics_starting_with
 
 #: ``--rate half``: half the slowest variant's full-speed throughput.
 HALF = "half"
@@ -66,7 +70,7 @@ class BenchError(Exception):
 class Plan:
     """What to run. ``seconds`` and ``count`` bound each measurement's load."""
 
-    variants: Sequence[str] = tuple(VARIANTS)
+    variants: Sequence[str] = DEFAULT_VARIANTS
     rates: Sequence[RateSpec] = (0.0,)
     seconds: float | None = 10.0
     count: int | None = None
@@ -155,7 +159,7 @@ async def run(
                 log_dir=logs,
             )
             log(f"{name}, {label} ({plan.limit})")
-            result = await _measure(variant, ctx, plan, rate, backlog=backlog)
+            result = await _measure(variant, ctx, plan, rate, backlog=backlog, log=log)
             lat = result["latency_ms"]
             latency = (
                 f"p50 {lat['p50_ms']:,.0f} ms, p99 {lat['p99_ms']:,.0f} ms"
@@ -174,7 +178,7 @@ async def run(
     if not any(logs.iterdir()):
         logs.rmdir()
     sizes = [r["value_bytes_mean"] for r in results if r["value_bytes_mean"]]
-    notes = [n for n in (report.chart_note(),) if n]
+    notes: list[str] = []
     doc: dict[str, Any] = {
         "run": {
             "id": run_id,
@@ -196,6 +200,12 @@ async def run(
         "ratios": report.ratios(results, RATIOS),
         "notes": notes,
     }
+    try:
+        chart.draw(doc, directory / report.CHART_NAME)
+        doc["run"]["chart"] = report.CHART_NAME
+    except Exception as err:  # a chart must never cost the figures of a run
+        log(f"no chart: {type(err).__name__}: {err}")
+        doc["notes"].append(f"no chart: {type(err).__name__}: {err}")
     report.write(doc, directory)
     return doc, directory
 
@@ -211,16 +221,29 @@ def _resolve(spec: RateSpec, results: Sequence[dict[str, Any]]) -> float:
 
 
 async def _measure(
+    variant: Variant, ctx: Context, plan: Plan, rate: float, *, backlog: bool, log: Log
+) -> dict[str, Any]:
+    if not variant.private_broker:
+        return await _measure_on(variant, ctx, plan, rate, backlog=backlog)
+    workdir = Path(tempfile.mkdtemp(prefix="kessai-bench-"))
+    try:
+        settings = await asyncio.to_thread(
+            localkafka.up_private, workdir, log=lambda line: log(f"  broker: {line}")
+        )
+        try:
+            own = dataclasses.replace(ctx, bootstrap=settings.bootstrap)
+            return await _measure_on(variant, own, plan, rate, backlog=backlog)
+        finally:
+            await asyncio.to_thread(localkafka.down, settings)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _measure_on(
     variant: Variant, ctx: Context, plan: Plan, rate: float, *, backlog: bool
 ) -> dict[str, Any]:
     source, sink = variant.source(ctx), variant.sink(ctx)
-    await create_topics(
-        ctx.bootstrap,
-        [
-            TopicSpec(name=source, partitions=ctx.partitions),
-            TopicSpec(name=sink, partitions=ctx.partitions),
-        ],
-    )
+    await variant.create_topics(ctx)
     try:
         await _wait_visible(ctx.bootstrap, [source, sink], ctx.partitions)
         await variant.prepare(ctx)
@@ -228,7 +251,9 @@ async def _measure(
             load, load_usage = await _load(ctx, plan, source, rate)
         child = await variant.start(ctx)
         start_ms = time.time() * 1000
-        observer = Observer(ctx.bootstrap, sink, ctx.partitions)
+        observer = Observer(
+            ctx.bootstrap, sink, ctx.partitions, pick=variant.pick, origin=variant.origin(ctx)
+        )
         try:
             await observer.start()
             if not backlog:
@@ -244,8 +269,10 @@ async def _measure(
             raise
         usage = await child.finish(terminate=True)
         seen = await observer.stop()
+        span_s = (seen.last_seen_ms - start_ms) / 1000
+        extra = await variant.extra(ctx, seen.records, span_s)
     finally:
-        if not plan.keep_topics:
+        if not plan.keep_topics and not variant.private_broker:
             await delete_topics_starting_with(ctx.bootstrap, [ctx.prefix])
     if usage.exit_code != 0:
         raise ChildFailed(f"{variant.name} exited {usage.exit_code}; see {ctx.log_dir}")
@@ -254,8 +281,8 @@ async def _measure(
     # what it was.
     startup_cpu: float | None = child.ready_info.get("cpu_s")
     latency = None if backlog else Latency.of(seen.latencies_ms)
-    span_s = (seen.last_seen_ms - start_ms) / 1000
-    return {
+    written = extra.get("kafka_records_written")
+    result: dict[str, Any] = {
         "variant": variant.name,
         "title": variant.title,
         "description": variant.description,
@@ -269,6 +296,7 @@ async def _measure(
         "distinct_keys": seen.distinct_keys,
         "complete": complete and seen.records >= expected,
         "through_rps": round(seen.records / span_s, 1) if seen.records and span_s > 0 else 0.0,
+        "kafka_records_per_s": round(written / span_s, 1) if written and span_s > 0 else 0.0,
         "process_rps": process.get("rate"),
         "commits": process.get("commits"),
         "latency_ms": None if latency is None else latency.__dict__,
@@ -288,6 +316,8 @@ async def _measure(
             "elapsed_s": round(load.elapsed_s, 3),
         },
     }
+    result.update(extra)
+    return result
 
 
 async def _load(ctx: Context, plan: Plan, topic: str, rate: float) -> tuple[LoadStats, Usage]:

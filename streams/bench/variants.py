@@ -1,75 +1,32 @@
-"""What the bench measures: one :class:`Variant` per process under test.
-
-A variant names its input and output topics, starts the process under test (a child,
-so that its CPU and peak RSS are its own) and says how many output records it expects
-for the records published. The runner does the rest identically for every variant:
+"""What the bench measures: one :class:`Variant` (:mod:`streams.bench.base`) per
+process under test, listed in :data:`VARIANTS`; the runner does the same for each:
 create the topics, start the latency observer on the output, run the load generator
 on the input, wait for the outputs, stop the process and read its usage.
 
-Today: the raw passthrough ceiling, at-least-once and transactional. **Extension
-point** for the rest of issue 7: a ``PipelineVariant`` whose ``start`` runs
-``kessai worker`` (under ``at_least_once`` or ``exactly_once``) on topics renamed
-under the run's prefix, whose ``prepare`` funds the accounts the load generator
-trades between, whose output topic is ``settlements`` (one terminal record per
-funded trade), registered in :data:`VARIANTS` and paired in :data:`RATIOS`.
+Variants: the raw passthrough ceiling, at-least-once and transactional (this
+module), and the settlement pipeline under at_least_once and exactly_once
+(:mod:`streams.bench.pipeline`, on a broker of its own per measurement). A new one
+(the matching engine end to end) subclasses :class:`Variant` and goes in
+:data:`VARIANTS`, with its pairs in :data:`RATIOS`.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from pathlib import Path
-
 from streams.bench import passthrough
+from streams.bench.base import READY_TIMEOUT_S, Context, Variant
+from streams.bench.pipeline import PipelineVariant
 from streams.bench.procs import Child
 
-#: How long a variant's process gets to say it is ready.
-READY_TIMEOUT_S = 60.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class Context:
-    """What a variant needs to know about this measurement."""
-
-    bootstrap: str
-    partitions: int
-    #: Prefix of every topic and group name of this measurement (unique per run).
-    prefix: str
-    #: Trade ids are ``{trade_prefix}-{n:09d}``: short, as a venue's would be, so the
-    #: payload has the real pipeline's size.
-    trade_prefix: str
-    #: The exactly-once commit interval (transaction length).
-    commit_interval_ms: float
-    #: Where the variant's process writes its stderr.
-    log_dir: Path
-
-
-class Variant(ABC):
-    """One thing to measure. Subclasses set ``name``, ``title`` and ``description``."""
-
-    name: str
-    #: Short label for tables.
-    title: str
-    description: str
-
-    def source(self, ctx: Context) -> str:
-        """The topic the load generator publishes trades onto."""
-        return f"{ctx.prefix}trades"
-
-    def sink(self, ctx: Context) -> str:
-        """The topic whose records the latency observer waits for."""
-        return f"{ctx.prefix}out"
-
-    def expected_outputs(self, published: int) -> int:
-        """Output records on :meth:`sink` once every published record went through."""
-        return published
-
-    async def prepare(self, ctx: Context) -> None:  # noqa: B027  # optional hook
-        """Set-up before the process starts (topics beyond source/sink, funding)."""
-
-    @abstractmethod
-    async def start(self, ctx: Context) -> Child:
-        """Start the process under test; return once it is ready to consume."""
+__all__ = [
+    "DEFAULT_VARIANTS",
+    "RATIOS",
+    "READY_TIMEOUT_S",
+    "TWEAKS",
+    "VARIANTS",
+    "Context",
+    "PipelineVariant",
+    "Variant",
+]
 
 
 class RawPassthrough(Variant):
@@ -119,12 +76,42 @@ class RawPassthrough(Variant):
         return child
 
 
+#: Optimisations tried on the exactly-once pipeline: (name, settings, what it changes).
+#: Each is measured beside ``pipeline-exactly-once`` (the same code, defaults).
+TWEAKS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("linger5ms", {"KESSAI_PRODUCER_LINGER_MS": "5"}),
+    ("parallel-commits", {"KESSAI_PARALLEL_COMMITS": "1"}),
+    ("uvloop", {"KESSAI_EVENT_LOOP": "uvloop"}),
+    ("commit100ms", {"KESSAI_COMMIT_INTERVAL_S": "0.1"}),
+)
+
 #: Every variant, by name, in the order a run measures them.
 VARIANTS: dict[str, Variant] = {
-    v.name: v for v in (RawPassthrough("at_least_once"), RawPassthrough("transactional"))
+    v.name: v
+    for v in (
+        RawPassthrough("at_least_once"),
+        RawPassthrough("transactional"),
+        PipelineVariant("at_least_once"),
+        PipelineVariant("exactly_once"),
+        *(PipelineVariant("exactly_once", tweak=t, env=env) for t, env in TWEAKS),
+    )
 }
+#: What ``kessai bench`` measures unless told: the ceiling and the pipeline.
+DEFAULT_VARIANTS: tuple[str, ...] = (
+    "raw-at-least-once",
+    "raw-transactional",
+    "pipeline-at-least-once",
+    "pipeline-exactly-once",
+)
 
 #: Ratios reported when both variants ran at the same rate: (label, numerator, denominator).
 RATIOS: tuple[tuple[str, str, str], ...] = (
     ("transactional ÷ at-least-once (raw)", "raw-transactional", "raw-at-least-once"),
+    ("exactly_once ÷ at_least_once (pipeline)", "pipeline-exactly-once", "pipeline-at-least-once"),
+    ("pipeline ÷ raw, at-least-once", "pipeline-at-least-once", "raw-at-least-once"),
+    ("pipeline ÷ raw, exactly-once ÷ transactional", "pipeline-exactly-once", "raw-transactional"),
+    *(
+        (f"+{t} ÷ without (pipeline)", f"pipeline-exactly-once+{t}", "pipeline-exactly-once")
+        for t, _ in TWEAKS
+    ),
 )

@@ -137,6 +137,7 @@ def _result(variant: str, rate: float, through: float, p50: float, p99: float) -
         "outputs": 1000,
         "complete": True,
         "through_rps": through,
+        "kafka_records_per_s": through * (12 if variant.startswith("pipeline") else 1),
         "latency_ms": {"p50_ms": p50, "p95_ms": p99, "p99_ms": p99, "max_ms": p99},
         "cpu_s": 1.5,
         "cpu_ms_per_1k": 10.0 if variant.endswith("once") else 15.0,
@@ -149,6 +150,7 @@ def _doc() -> dict[str, Any]:
         _result("raw-at-least-once", 0.0, 20_000.0, 100.0, 400.0),
         _result("raw-transactional", 0.0, 15_000.0, 600.0, 1200.0),
         _result("raw-at-least-once", 7500.0, 7_400.0, 10.0, 50.0),
+        {**_result("pipeline-exactly-once", 0.0, 1_500.0, 900.0, 1500.0), "records_per_trade": 12},
     ]
     return {
         "run": {
@@ -171,7 +173,14 @@ def _doc() -> dict[str, Any]:
 def test_ratios_pair_variants_measured_at_the_same_rate_only() -> None:
     doc = _doc()
 
-    [only] = doc["ratios"]  # at 7,500/s the transactional variant did not run
+    # At 7,500/s the transactional variant did not run; the pipeline ran at full speed only.
+    [only, pipeline] = doc["ratios"]
+    assert (pipeline["label"], pipeline["load"]) == (
+        "pipeline ÷ raw, exactly-once ÷ transactional",
+        "full speed",
+    )
+    assert pipeline["through_rps"] == 0.1
+    assert pipeline["kafka_records_per_s"] == 1.2
     assert only["load"] == "full speed"
     assert only["through_rps"] == 0.75
     assert only["p50_ms"] == 6.0
@@ -195,8 +204,15 @@ def test_markdown_has_one_row_per_measurement_and_the_ratio(tmp_path: Path) -> N
     text = md_path.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| raw-")]
     assert len(rows) == 3
-    assert "| raw-transactional | full speed | 1,000 | 1,000 | 1,000 | 15,000 | 600 |" in text
-    assert "| transactional ÷ at-least-once (raw) | full speed | 0.750 |" in text
+    assert (
+        "| raw-transactional | full speed | 1,000 | 1,000 | 1,000 | 15,000 | 15,000 | 1.0 | 600 |"
+        in text
+    )
+    assert (
+        "| pipeline-exactly-once | full speed | 1,000 | 1,000 | 1,000 | 1,500 | 18,000 | 12.0 "
+        "| 900 |" in text
+    )
+    assert "| transactional ÷ at-least-once (raw) | full speed | 0.750 | 0.750 |" in text
     assert "7,500/s" in text
     assert "- TODO: a chart" in text
     assert orjson.loads(json_path.read_bytes())["results"][0]["variant"] == "raw-at-least-once"

@@ -1,0 +1,295 @@
+"""The settlement pipeline as a bench variant: ``kessai worker`` under a guarantee.
+
+Each measurement gets a broker of its own (``Variant.private_broker``): kessai's topic
+names are fixed, and a fresh cluster is the only way to give every variant the same
+empty topics without touching a developer's data. On it:
+
+1. :meth:`PipelineVariant.create_topics`: the catalogue topics and kessai's internal
+   ones, exactly as ``kessai worker`` creates them.
+2. :meth:`PipelineVariant.prepare`: fund every account the load generator trades
+   between (:data:`streams.bench.trades.ACCOUNTS`; each gets both tokens and every
+   bond, far more than any run spends), run a worker until the ledger applied every
+   deposit, stop it, and note where every topic the worker writes ends. Funding is
+   done before the measurement so that every trade settles at once: the bench
+   measures settling, not waiting for money.
+3. :meth:`PipelineVariant.start`: a new worker; ready once faust logs ``Worker
+   ready`` (group joined, tables recovered, streams resumed).
+4. The runner publishes trades on ``trades`` and waits for one terminal record
+   (``settled`` or ``failed``) per trade on ``settlements``; latency pairs each with
+   its trade's publish time (the observer reads ``trades`` too).
+5. :meth:`PipelineVariant.extra`: the Kafka records the worker wrote during the
+   measurement, on every topic and changelog, read back with read_committed and
+   counted one by one (transaction markers and aborted records are not records).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streams import localkafka
+from streams.bench.base import READY_TIMEOUT_S, Context, Variant
+from streams.bench.procs import Child
+from streams.bench.trades import ACCOUNTS, BONDS
+from streams.config import DEFAULT_TOKENS, GUARANTEES, Settings
+from streams.kafkaio import TopicSpec, create_topics
+from streams.topics import INPUT_TOPICS, ensure_topics
+
+#: kessai's internal topics (streams.app.INTERNAL_TOPICS; importing streams.app would
+#: build a faust app in the runner).
+INTERNAL_TOPICS = ("kessai-ledger-commands", "kessai-settlement-inbox")
+#: The faust app id of benchmark workers (group, transactional ids, changelogs).
+APP_ID = "kessai-bench"
+#: Each account's opening balances: more than any run can spend.
+CASH_UNITS = {"JPYC": 10**13, "USDC": 10**10}
+BOND_FACE = 10**12
+#: The deposits that fund the accounts (one ledger posting each).
+FUNDING_MOVES = ACCOUNTS * (len(CASH_UNITS) + len(BONDS))
+FUNDING_TIMEOUT_S = 300.0
+COUNT_TIMEOUT_S = 300.0
+TERMINAL = (b"settled", b"failed")
+#: faust's log line once the worker joined, recovered its tables and resumed streams.
+WORKER_READY = "Worker ready"
+
+
+def funding() -> list[tuple[str, bytes, bytes]]:
+    """``(topic, key, value)`` of every deposit that funds the bench's accounts."""
+    out: list[tuple[str, bytes, bytes]] = []
+    for i in range(ACCOUNTS):
+        account = f"acct-{i:05d}"
+        key = account.encode()
+        for token, amount in CASH_UNITS.items():
+            value = {
+                "payment_id": f"fund-{token}-{account}",
+                "account": account,
+                "token": token,
+                "amount": str(amount),
+                "kind": "deposit",
+            }
+            out.append(("payments", key, orjson.dumps(value)))
+        for isin in BONDS:
+            bonds: dict[str, Any] = {
+                "movement_id": f"fund-{isin}-{account}",
+                "account": account,
+                "isin": isin,
+                "quantity": BOND_FACE,
+                "kind": "deposit",
+            }
+            out.append(("custody", key, orjson.dumps(bonds)))
+    return out
+
+
+def is_terminal(value: bytes) -> bool:
+    """Whether a ``settlements`` record is a trade's last (settled or failed)."""
+    status: Any = orjson.loads(value).get("status")
+    return isinstance(status, str) and status.encode() in TERMINAL
+
+
+class PipelineVariant(Variant):
+    """``kessai worker`` under one processing guarantee, on a broker of its own."""
+
+    private_broker = True
+
+    def __init__(
+        self, guarantee: str, *, tweak: str = "", env: dict[str, str] | None = None
+    ) -> None:
+        """*tweak* names a variation (an optimisation to compare), set by *env*."""
+        assert guarantee in GUARANTEES, guarantee
+        assert bool(tweak) == bool(env), (tweak, env)
+        self.guarantee = guarantee
+        self.tweaks = dict(env or {})
+        self.name = f"pipeline-{guarantee.replace('_', '-')}" + (f"+{tweak}" if tweak else "")
+        self.title = f"settlement pipeline, {guarantee}" + (f", {tweak}" if tweak else "")
+        settings = "".join(f", {k}={v}" for k, v in self.tweaks.items())
+        self.description = (
+            f"kessai worker (faust, processing_guarantee={guarantee}{settings}): trade "
+            "intake, DvP saga, ledger; accounts funded beforehand; output = one terminal "
+            "settlement record per trade"
+        )
+        self.pick = is_terminal
+        #: Where each written topic partition ended before the measurement.
+        self._marks: dict[TopicPartition, int] = {}
+
+    def source(self, ctx: Context) -> str:
+        return "trades"
+
+    def sink(self, ctx: Context) -> str:
+        return "settlements"
+
+    def origin(self, ctx: Context) -> str | None:
+        return "trades"
+
+    def _env(self, ctx: Context) -> dict[str, str]:
+        env: dict[str, str] = {
+            **os.environ,
+            "KESSAI_BOOTSTRAP": ctx.bootstrap,
+            "KESSAI_PARTITIONS": str(ctx.partitions),
+            "KESSAI_APP_ID": APP_ID,
+            "KESSAI_TOKENS": ",".join(f"{k}:{d}" for k, d in DEFAULT_TOKENS.items()),
+            "KESSAI_PROCESSING_GUARANTEE": self.guarantee,
+            "KESSAI_COMMIT_INTERVAL_S": str(ctx.commit_interval_ms / 1000),
+            "KESSAI_WEB_PORT": str(localkafka.free_port()),
+            "PYTHONUNBUFFERED": "1",
+            **self.tweaks,
+        }
+        return env
+
+    def _worker(self, ctx: Context, role: str) -> Child:
+        return Child(
+            "streams.cli",
+            ["worker", "-l", "info"],
+            ctx.log_dir / f"{ctx.prefix}{self.name}-{role}.log",
+            env=self._env(ctx),
+            stdout_to_log=True,
+        )
+
+    async def create_topics(self, ctx: Context) -> None:
+        settings = Settings(bootstrap=ctx.bootstrap, partitions=ctx.partitions)
+        await ensure_topics(settings)
+        await create_topics(
+            ctx.bootstrap,
+            [TopicSpec(name=name, partitions=ctx.partitions) for name in INTERNAL_TOPICS],
+        )
+
+    async def prepare(self, ctx: Context) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap, acks="all", linger_ms=5)
+        await producer.start()
+        try:
+            for topic, key, value in funding():
+                await producer.send(topic, value, key=key)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        worker = self._worker(ctx, "funding")
+        try:
+            await _wait_records(
+                ctx.bootstrap, "ledger-events", ctx.partitions, FUNDING_MOVES, worker
+            )
+        except BaseException:
+            worker.kill()
+            raise
+        usage = await worker.finish(terminate=True)
+        if usage.exit_code != 0:
+            raise RuntimeError(f"the funding worker exited {usage.exit_code}; see {ctx.log_dir}")
+        self._marks = await _ends(ctx.bootstrap)
+
+    async def start(self, ctx: Context) -> Child:
+        worker = self._worker(ctx, "measured")
+        try:
+            await worker.wait_log(WORKER_READY, timeout_s=READY_TIMEOUT_S)
+        except BaseException:
+            worker.kill()
+            raise
+        worker.ready_info = {"cpu_s": worker.cpu_s()}
+        return worker
+
+    async def extra(self, ctx: Context, outputs: int, span_s: float) -> dict[str, Any]:
+        written = await _count_since(ctx.bootstrap, self._marks)
+        return {
+            "trades_per_s": round(outputs / span_s, 1) if span_s > 0 else 0.0,
+            "kafka_records_written": sum(written.values()),
+            "kafka_records_by_topic": dict(sorted(written.items())),
+            "kafka_records_per_s": round(sum(written.values()) / span_s, 1) if span_s > 0 else 0,
+            "records_per_trade": round(sum(written.values()) / outputs, 2) if outputs else None,
+        }
+
+
+def _written(topics: list[str]) -> list[str]:
+    """The topics a worker writes: all but the inputs and Kafka's own."""
+    return sorted(t for t in topics if t not in INPUT_TOPICS and not t.startswith("__"))
+
+
+async def _written_partitions(bootstrap: str) -> list[TopicPartition]:
+    """Every partition of every topic a worker writes."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        topics = _written(await admin.list_topics())
+        described = await admin.describe_topics(topics) if topics else []
+    finally:
+        await admin.close()
+    return sorted(
+        TopicPartition(entry["topic"], part["partition"])
+        for entry in described
+        for part in entry["partitions"]
+    )
+
+
+async def _ends(bootstrap: str) -> dict[TopicPartition, int]:
+    """Where every partition a worker writes ends (read_committed: the last stable offset)."""
+    tps = await _written_partitions(bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        return dict(await consumer.end_offsets(tps)) if tps else {}
+    finally:
+        await consumer.stop()
+
+
+async def _count_since(bootstrap: str, marks: dict[TopicPartition, int]) -> dict[str, int]:
+    """Committed records per written topic from *marks* (0 where none) to its end."""
+    tps = await _written_partitions(bootstrap)
+    counts = dict.fromkeys(sorted({tp.topic for tp in tps}), 0)
+    if not tps:
+        return counts
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        max_poll_records=10_000,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        pending = []
+        for tp in tps:
+            start = marks.get(tp, 0)
+            if start < ends[tp]:
+                consumer.seek(tp, start)
+                pending.append(tp)
+        deadline = time.monotonic() + COUNT_TIMEOUT_S
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"counting records: {pending} not at their end")
+            batch = await consumer.getmany(*pending, timeout_ms=500)
+            for tp, recs in batch.items():
+                counts[tp.topic] += sum(1 for r in recs if r.offset < ends[tp])
+            pending = [tp for tp in pending if await consumer.position(tp) < ends[tp]]
+        return counts
+    finally:
+        await consumer.stop()
+
+
+async def _wait_records(
+    bootstrap: str, topic: str, partitions: int, want: int, child: Child
+) -> None:
+    """Wait until *topic* holds *want* committed records; fail if *child* dies first."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=10_000,
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen = 0
+        deadline = time.monotonic() + FUNDING_TIMEOUT_S
+        while seen < want:
+            if child.proc.poll() is not None:
+                raise RuntimeError(f"the worker exited while funding; see {child.log_path}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"funding: {seen}/{want} ledger postings after the timeout")
+            batch = await consumer.getmany(timeout_ms=500)
+            seen += sum(len(recs) for recs in batch.values())
+    finally:
+        await consumer.stop()
