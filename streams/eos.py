@@ -593,7 +593,7 @@ class KessaiApp(faust.App):
     """
 
     #: Commit the source partitions' transactions concurrently (KESSAI_PARALLEL_COMMITS).
-    parallel_commits: bool = False
+    parallel_commits: bool = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("TableManager", KessaiTableManager)

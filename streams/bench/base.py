@@ -50,6 +50,11 @@ class Variant(ABC):
     private_broker: bool = False
     #: Which sink records count as outputs (all when None), given their value.
     pick: Callable[[bytes], bool] | None = None
+    #: The least time without a new output before the runner gives up: a pipeline of
+    #: several hops, each behind a commit, can go quiet for long under a backlog.
+    drain_idle_s_min: float = 0.0
+    #: The least output rate (records/s) the drain timeout allows for.
+    drain_rate_min: float = 1_000.0
 
     def origin(self, ctx: Context) -> str | None:
         """The input topic to pair outputs with by key for latency; None when each

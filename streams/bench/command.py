@@ -28,6 +28,7 @@ def main(
     drain_idle_s: float,
     keep_topics: bool,
     command: str,
+    profile: Sequence[str] = (),
 ) -> int:
     """Run the bench; print the Markdown table and where the results are. Exit code."""
     plan = Plan(
@@ -39,6 +40,7 @@ def main(
         partitions=settings.partitions,
         drain_idle_s=drain_idle_s,
         keep_topics=keep_topics,
+        profile=tuple(profile),
         command=command,
     )
 

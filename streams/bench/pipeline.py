@@ -45,11 +45,11 @@ from streams.topics import INPUT_TOPICS, ensure_topics
 INTERNAL_TOPICS = ("kessai-ledger-commands", "kessai-settlement-inbox")
 #: The faust app id of benchmark workers (group, transactional ids, changelogs).
 APP_ID = "kessai-bench"
-#: Each account's opening balances: more than any run can spend.
-CASH_UNITS = {"JPYC": 10**13, "USDC": 10**10}
+#: Each account's opening balances (whole tokens; face value): more than any run spends.
+CASH_AMOUNT = {"JPYC": 10**13, "USDC": 10**12}
 BOND_FACE = 10**12
 #: The deposits that fund the accounts (one ledger posting each).
-FUNDING_MOVES = ACCOUNTS * (len(CASH_UNITS) + len(BONDS))
+FUNDING_MOVES = ACCOUNTS * (len(CASH_AMOUNT) + len(BONDS))
 FUNDING_TIMEOUT_S = 300.0
 COUNT_TIMEOUT_S = 300.0
 TERMINAL = (b"settled", b"failed")
@@ -63,7 +63,7 @@ def funding() -> list[tuple[str, bytes, bytes]]:
     for i in range(ACCOUNTS):
         account = f"acct-{i:05d}"
         key = account.encode()
-        for token, amount in CASH_UNITS.items():
+        for token, amount in CASH_AMOUNT.items():
             value = {
                 "payment_id": f"fund-{token}-{account}",
                 "account": account,
@@ -94,6 +94,8 @@ class PipelineVariant(Variant):
     """``kessai worker`` under one processing guarantee, on a broker of its own."""
 
     private_broker = True
+    drain_idle_s_min = 120.0
+    drain_rate_min = 20.0
 
     def __init__(
         self, guarantee: str, *, tweak: str = "", env: dict[str, str] | None = None

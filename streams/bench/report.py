@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from streams.bench import profile
 from streams.bench.stats import ratio
 
 FULL_SPEED = "full speed"
@@ -171,6 +172,9 @@ def markdown(doc: Mapping[str, Any]) -> str:
         if r["variant"] not in seen:
             seen.add(r["variant"])
             lines.append(f"- `{r['variant']}`: {r['description']}.")
+    for r in doc["results"]:
+        if r.get("profile"):
+            lines += profile.markdown(r["variant"], r["load"], r["profile"])
     if doc.get("notes"):
         lines += ["", *[f"- {n}" for n in doc["notes"]]]
     return "\n".join(lines) + "\n"

@@ -38,7 +38,7 @@ import orjson
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams import localkafka
-from streams.bench import chart, report
+from streams.bench import chart, profile, report
 from streams.bench.loadgen import LoadStats
 from streams.bench.observer import Observer
 from streams.bench.procs import Child, ChildFailed, Usage
@@ -78,6 +78,8 @@ class Plan:
     partitions: int = 4
     drain_idle_s: float = 15.0
     keep_topics: bool = False
+    #: Variants whose process is profiled with py-spy while it works.
+    profile: Sequence[str] = ()
     seed: int = 7
     command: str = "kessai bench"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -85,7 +87,7 @@ class Plan:
     def __post_init__(self) -> None:
         if self.seconds is None and self.count is None:
             raise BenchError("give a duration (--seconds), a count (--count) or both")
-        unknown = [v for v in self.variants if v not in VARIANTS]
+        unknown = [v for v in (*self.variants, *self.profile) if v not in VARIANTS]
         if unknown:
             raise BenchError(
                 f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}"
@@ -251,6 +253,12 @@ async def _measure_on(
             load, load_usage = await _load(ctx, plan, source, rate)
         child = await variant.start(ctx)
         start_ms = time.time() * 1000
+        spy = None
+        if variant.name in plan.profile:
+            slug = "".join(c if c.isalnum() else "-" for c in (BACKLOG if backlog else str(rate)))
+            spy = profile.Recording.start(
+                child.proc.pid, ctx.log_dir.parent / f"profile-{variant.name}-{slug}.txt"
+            )
         observer = Observer(
             ctx.bootstrap, sink, ctx.partitions, pick=variant.pick, origin=variant.origin(ctx)
         )
@@ -261,8 +269,11 @@ async def _measure_on(
                 start_ms = load.first_publish_ms
             expected = variant.expected_outputs(load.records)
             complete = await observer.wait_for(
-                expected, idle_s=plan.drain_idle_s, timeout_s=DRAIN_TIMEOUT_S
+                expected,
+                idle_s=max(plan.drain_idle_s, variant.drain_idle_s_min),
+                timeout_s=DRAIN_TIMEOUT_S + expected / variant.drain_rate_min,
             )
+            profiled = await _stop_profile(spy) if spy is not None else None
         except BaseException:
             child.kill()
             await observer.stop()
@@ -317,7 +328,18 @@ async def _measure_on(
         },
     }
     result.update(extra)
+    if profiled is not None:
+        result["profile"] = profiled
     return result
+
+
+async def _stop_profile(spy: profile.Recording) -> dict[str, Any]:
+    """The profile's summary; a profiler that failed (no ptrace permission) is reported
+    in the result, never fatal to the run."""
+    try:
+        return await spy.stop()
+    except (OSError, RuntimeError) as err:
+        return {"error": str(err)}
 
 
 async def _load(ctx: Context, plan: Plan, topic: str, rate: float) -> tuple[LoadStats, Usage]:

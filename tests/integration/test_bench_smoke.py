@@ -12,7 +12,10 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams import localkafka
-from streams.bench.variants import RATIOS, VARIANTS
+from streams.bench.variants import RATIOS
+
+RAW = ("raw-at-least-once", "raw-transactional")
+PIPELINE = ("pipeline-at-least-once", "pipeline-exactly-once")
 
 #: A few hundred records per measurement; generous bound for a busy CI machine.
 RECORDS = 300
@@ -39,6 +42,8 @@ def test_a_tiny_bench_writes_every_variant_with_sane_figures(
             "-m",
             "streams.cli",
             "bench",
+            "--variants",
+            ",".join(RAW),
             "--count",
             str(RECORDS),
             "--seconds",
@@ -69,7 +74,7 @@ def test_a_tiny_bench_writes_every_variant_with_sane_figures(
     loads = list(dict.fromkeys(r["load"] for r in results))
     assert loads[0] == "full speed" and loads[1].endswith("/s") and loads[2] == "backlog"
     assert [(r["variant"], r["load"]) for r in results] == [
-        (v, load) for load in loads for v in VARIANTS
+        (v, load) for load in loads for v in RAW
     ]
     for r in results:
         assert r["complete"], r
@@ -90,7 +95,8 @@ def test_a_tiny_bench_writes_every_variant_with_sane_figures(
         assert variant_topics_gone(bootstrap, r["topics"])
 
     labels = {(q["label"], q["load"]) for q in doc["ratios"]}
-    assert labels == {(label, load) for label, _, _ in RATIOS for load in loads}
+    raw_ratios = [label for label, a, b in RATIOS if a in RAW and b in RAW]
+    assert labels == {(label, load) for label in raw_ratios for load in loads}
     for q in doc["ratios"]:
         assert q["through_rps"] is not None and q["through_rps"] > 0
 
@@ -102,3 +108,73 @@ def test_a_tiny_bench_writes_every_variant_with_sane_figures(
 def variant_topics_gone(bootstrap: str, topics: dict[str, object]) -> bool:
     present = localkafka.run_sync(_topics(bootstrap))
     return topics["source"] not in present and topics["sink"] not in present
+
+
+#: Trades per pipeline measurement: a few seconds' worth at the rate below.
+TRADES = 60
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _may_ptrace_children_of_others() -> bool:
+    """Whether py-spy can attach to a sibling process here (root, or ptrace_scope 0)."""
+    try:
+        scope = Path("/proc/sys/kernel/yama/ptrace_scope").read_text().strip()
+    except OSError:
+        scope = "0"
+    return os.geteuid() == 0 or scope == "0"
+
+
+@pytest.mark.integration
+def test_a_tiny_pipeline_bench_settles_every_trade_on_brokers_of_its_own(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "results"
+    run = subprocess.run(
+        [
+            *(sys.executable, "-m", "streams.cli", "bench"),
+            *("--variants", ",".join(PIPELINE), "--count", str(TRADES), "--rate", "30"),
+            *("--commit-interval-ms", "200", "--profile", "pipeline-exactly-once"),
+            *("--out", str(out)),
+        ],
+        env={**os.environ, "KESSAI_BOOTSTRAP": bootstrap},
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    [directory] = out.iterdir()
+    doc = orjson.loads((directory / "results.json").read_bytes())
+    markdown = (directory / "results.md").read_text()
+    assert [r["variant"] for r in doc["results"]] == list(PIPELINE)
+    for r in doc["results"]:
+        assert r["complete"], r
+        assert r["published"] == TRADES
+        assert r["outputs"] == r["distinct_keys"] == TRADES  # one terminal record each
+        assert r["latency_ms"]["count"] == TRADES  # every one paired with its publish
+        assert r["trades_per_s"] == r["through_rps"] > 0
+        by_topic = r["kafka_records_by_topic"]
+        # Funded beforehand, so every trade settles at once: one status record, two
+        # locks and four postings in the journal -- and the funding is not counted.
+        assert by_topic["settlements"] == TRADES, by_topic
+        assert by_topic["ledger-events"] == 6 * TRADES, by_topic
+        assert r["kafka_records_written"] == sum(by_topic.values())
+        assert r["records_per_trade"] == round(r["kafka_records_written"] / TRADES, 2)
+        assert r["kafka_records_per_s"] > r["trades_per_s"]
+        assert r["cpu_s"] > r["cpu_startup_s"] > 0
+        assert r["peak_rss_mib"] > 0
+        assert f"| {r['variant']} |" in markdown
+    [ratio] = [q for q in doc["ratios"] if q["label"].startswith("exactly_once")]
+    assert ratio["through_rps"] > 0 and ratio["kafka_records_per_s"] > 0
+
+    profiled = doc["results"][1]["profile"]
+    if _may_ptrace_children_of_others():
+        assert profiled["samples"] > 0, profiled
+        assert (directory / profiled["file"]).stat().st_size > 0
+        assert "### Profile: `pipeline-exactly-once`" in markdown
+        assert any(p["package"] == "faust" for p in profiled["self_by_package"])
+    else:
+        assert "error" in profiled and "Not taken" in markdown
+    chart = directory / "chart.png"
+    assert chart.read_bytes()[:8] == PNG_MAGIC
+    assert "![throughput and latency per variant](chart.png)" in markdown
