@@ -68,10 +68,21 @@ class LockCmd:
 
 @dataclass(frozen=True, slots=True)
 class PostCmd:
+    """Pay out a lock to ``to_account`` and, in the same step, receive the other leg.
+
+    The receiving half (``receive_asset``/``receive_units``) is the counterparty's
+    lock paid out to this account: both PostCmds of a trade leave in one transaction,
+    so each account is debited and credited in one ledger step, and no separate credit
+    message travels (two commands, two table rows and two records fewer per trade).
+    A PostCmd without it (from before that change) sends the credit as a message.
+    """
+
     lock_id: str
     trade_id: str
     account: str
     to_account: str
+    receive_asset: str = ""
+    receive_units: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +180,22 @@ def on_reply(saga: Saga, reply: Reply) -> Outcome:
         return (
             replace(saga, stage="posting"),
             [
-                PostCmd(lock_id(t.trade_id, "bonds"), t.trade_id, t.seller, t.buyer),
-                PostCmd(lock_id(t.trade_id, "cash"), t.trade_id, t.buyer, t.seller),
+                PostCmd(
+                    lock_id(t.trade_id, "bonds"),
+                    t.trade_id,
+                    t.seller,
+                    t.buyer,
+                    receive_asset=t.currency,
+                    receive_units=t.cash_units,
+                ),
+                PostCmd(
+                    lock_id(t.trade_id, "cash"),
+                    t.trade_id,
+                    t.buyer,
+                    t.seller,
+                    receive_asset=t.isin,
+                    receive_units=t.quantity,
+                ),
             ],
             [],
         )

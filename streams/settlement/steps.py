@@ -64,6 +64,13 @@ def _reply(lock: str, what: Literal["granted", "queued", "posted", "voided"]) ->
     return ("trade", trade_id), saga_core.Reply(trade_id, lock, what)
 
 
+def _other_lock(lock: str) -> str:
+    """``t1/bonds`` -> ``t1/cash`` and back: the other leg of the same trade."""
+    trade_id = lock.rsplit("/", 1)[0]
+    other: saga_core.Leg = "cash" if saga_core.leg_of(lock) == "bonds" else "bonds"
+    return saga_core.lock_id(trade_id, other)
+
+
 def _grant(fx: AccountEffects, account: str) -> None:
     for granted in ledger.grant_waiting(fx.state, account=account):
         fx.state = granted.state
@@ -116,8 +123,21 @@ def account_step(
         res = ledger.post_lock(state, lock_id=m.lock_id, account=account)
         if res.outcome == "posted":
             fx.state, fx.postings = res.state, list(res.postings)
-            credit = Credit(f"credit:{m.lock_id}", m.to_account, res.asset, res.units)
-            fx.sends.append((("account", m.to_account), credit))
+            if m.receive_units:
+                # The counterparty's lock, paid to this account by its own PostCmd of
+                # the same transaction: the credit is booked here, under its cause.
+                fx.state, received = ledger.credit(
+                    fx.state,
+                    cause=f"credit:{_other_lock(m.lock_id)}",
+                    account=account,
+                    asset=m.receive_asset,
+                    units=m.receive_units,
+                )
+                fx.postings.extend(received)
+                _grant(fx, account)
+            else:
+                credit = Credit(f"credit:{m.lock_id}", m.to_account, res.asset, res.units)
+                fx.sends.append((("account", m.to_account), credit))
             fx.sends.append(_reply(m.lock_id, "posted"))
     else:
         assert isinstance(m, saga_core.VoidCmd), m

@@ -204,3 +204,70 @@ def test_invariants_hold_over_random_flows_and_interleavings(flow, rnd) -> None:
         assert seq == list(range(1, len(seq) + 1)), account
     for (account, asset), bal in replayed.items():
         assert e.accounts[account].balances[asset] == bal
+
+
+# ------------------------------------------------------- posting: debit and credit in one
+
+
+def test_posting_credits_the_other_leg_in_the_same_step_with_no_credit_message() -> None:
+    from streams.ledger import core as ledger
+    from streams.settlement import steps
+
+    state = ledger.AccountState()
+    state, _ = ledger.move_units(
+        state,
+        command_id="c",
+        account="seller",
+        asset=BOND,
+        units=FACE,
+        kind="deposit",
+        duplicate=False,
+    )
+    locked = ledger.request_lock(
+        state, lock_id="t1/bonds", account="seller", asset=BOND, units=FACE
+    )
+    assert isinstance(locked, ledger.Locked)
+    post = core.PostCmd("t1/bonds", "t1", "seller", "buyer", receive_asset="JPYC", receive_units=7)
+
+    fx = steps.account_step(locked.state, "seller", post, already_applied=False)
+
+    assert [(p.asset, p.delta_available, p.delta_locked, p.cause) for p in fx.postings] == [
+        (BOND, 0, -FACE, "t1/bonds"),
+        ("JPYC", 7, 0, "credit:t1/cash"),
+    ]
+    assert [type(m).__name__ for _, m in fx.sends] == ["Reply"]  # "posted"; no Credit
+    assert fx.state.balances == {BOND: [0, 0], "JPYC": [7, 0]}
+    # Repeated (a replay after a crash): the lock is gone, nothing moves twice.
+    again = steps.account_step(fx.state, "seller", post, already_applied=False)
+    assert again.postings == [] and again.state == fx.state
+
+
+def test_a_posting_from_before_the_change_still_sends_its_credit() -> None:
+    from streams.ledger import core as ledger
+    from streams.settlement import steps
+
+    state, _ = ledger.move_units(
+        ledger.AccountState(),
+        command_id="c",
+        account="seller",
+        asset=BOND,
+        units=FACE,
+        kind="deposit",
+        duplicate=False,
+    )
+    locked = ledger.request_lock(
+        state, lock_id="t1/bonds", account="seller", asset=BOND, units=FACE
+    )
+    assert isinstance(locked, ledger.Locked)
+
+    fx = steps.account_step(
+        locked.state,
+        "seller",
+        core.PostCmd("t1/bonds", "t1", "seller", "buyer"),
+        already_applied=False,
+    )
+
+    [(to, credit), (_, reply)] = fx.sends
+    assert to == ("account", "buyer")
+    assert credit == steps.Credit("credit:t1/bonds", "buyer", BOND, FACE)
+    assert reply.what == "posted"
