@@ -344,6 +344,27 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     bench.add_argument(
+        "--pipeline-count",
+        type=int,
+        default=5_000,
+        metavar="N",
+        help=(
+            "publish at most N trades per pipeline measurement (default 5000): it "
+            "settles hundreds a second where the raw ceiling copies tens of thousands, "
+            "so the same --seconds would leave it hours of backlog"
+        ),
+    )
+    bench.add_argument(
+        "--baseline",
+        metavar="REV",
+        default=None,
+        help=(
+            "also measure the exactly-once pipeline of git revision REV (a worktree, same "
+            "venv), right after this checkout's: an optimisation's before and after in "
+            "one run"
+        ),
+    )
+    bench.add_argument(
         "--keep-topics",
         action="store_true",
         help="keep the bench topics afterwards (default: deleted after each measurement)",
@@ -509,6 +530,8 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         drain_idle_s=args.drain_idle_s,
         keep_topics=args.keep_topics,
         profile=args.profile,
+        baseline=args.baseline,
+        pipeline_count=args.pipeline_count,
         command=_command_line(),
     )
 

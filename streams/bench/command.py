@@ -29,6 +29,8 @@ def main(
     keep_topics: bool,
     command: str,
     profile: Sequence[str] = (),
+    baseline: str | None = None,
+    pipeline_count: int = 5_000,
 ) -> int:
     """Run the bench; print the Markdown table and where the results are. Exit code."""
     plan = Plan(
@@ -41,6 +43,8 @@ def main(
         drain_idle_s=drain_idle_s,
         keep_topics=keep_topics,
         profile=tuple(profile),
+        baseline=baseline,
+        pipeline_count=pipeline_count,
         command=command,
     )
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -98,20 +99,31 @@ class PipelineVariant(Variant):
     drain_rate_min = 20.0
 
     def __init__(
-        self, guarantee: str, *, tweak: str = "", env: dict[str, str] | None = None
+        self,
+        guarantee: str,
+        *,
+        tweak: str = "",
+        env: dict[str, str] | None = None,
+        checkout: tuple[str, Path] | None = None,
     ) -> None:
-        """*tweak* names a variation (an optimisation to compare), set by *env*."""
+        """*tweak* names a variation (an optimisation to compare), set by *env*;
+        *checkout* is ``(revision, directory)``: run the worker of that git revision
+        (a worktree), the way to measure code before and after a change in one run."""
         assert guarantee in GUARANTEES, guarantee
         assert bool(tweak) == bool(env), (tweak, env)
         self.guarantee = guarantee
         self.tweaks = dict(env or {})
-        self.name = f"pipeline-{guarantee.replace('_', '-')}" + (f"+{tweak}" if tweak else "")
-        self.title = f"settlement pipeline, {guarantee}" + (f", {tweak}" if tweak else "")
+        self.checkout = checkout
+        suffix = f"+{tweak}" if tweak else ""
+        suffix += f"@{checkout[0]}" if checkout else ""
+        self.name = f"pipeline-{guarantee.replace('_', '-')}{suffix}"
+        self.title = f"settlement pipeline, {guarantee}" + (f", {suffix[1:]}" if suffix else "")
         settings = "".join(f", {k}={v}" for k, v in self.tweaks.items())
+        code = f"; the code of git revision {checkout[0]}" if checkout else ""
         self.description = (
-            f"kessai worker (faust, processing_guarantee={guarantee}{settings}): trade "
-            "intake, DvP saga, ledger; accounts funded beforehand; output = one terminal "
-            "settlement record per trade"
+            f"kessai worker (faust, processing_guarantee={guarantee}{settings}{code}): "
+            "trade intake, DvP saga, ledger; accounts funded beforehand; output = one "
+            "terminal settlement record per trade"
         )
         self.pick = is_terminal
         #: Where each written topic partition ended before the measurement.
@@ -148,6 +160,9 @@ class PipelineVariant(Variant):
             ctx.log_dir / f"{ctx.prefix}{self.name}-{role}.log",
             env=self._env(ctx),
             stdout_to_log=True,
+            # ``python -m`` puts the working directory first on sys.path: the
+            # checkout's streams/ shadows the installed one.
+            cwd=self.checkout[1] if self.checkout else None,
         )
 
     async def create_topics(self, ctx: Context) -> None:

@@ -82,6 +82,7 @@ class Child:
         *,
         env: Mapping[str, str] | None = None,
         stdout_to_log: bool = False,
+        cwd: Path | None = None,
     ) -> None:
         """Start ``python -m module args``; *env* replaces the environment when given.
 
@@ -100,6 +101,7 @@ class Child:
             stderr=self._log,
             stdin=subprocess.DEVNULL,
             env=dict(env) if env is not None else None,
+            cwd=cwd,
         )
 
     async def wait_log(self, text: str, *, timeout_s: float) -> None:

@@ -115,8 +115,23 @@ def markdown(doc: Mapping[str, Any]) -> str:
         f"The broker, the load generator, the observer and the process under test share "
         f"these cores.",
         "",
+        f"Code: git revision {run.get('revision') or 'unknown'}"
+        + (
+            f"; `{run['baseline']}` is the exactly-once pipeline of an earlier revision, "
+            "measured right after this checkout's"
+            if run.get("baseline")
+            else ""
+        )
+        + ".",
+        "",
         f"Load: {run['partitions']} partitions, trades of {_num(run['value_bytes_mean'])} bytes, "
-        f"{run['limit']}, commit interval {run['commit_interval_ms']:g} ms.",
+        f"{run['limit']}"
+        + (
+            f" (pipeline: at most {run['pipeline_count']:,} trades)"
+            if run.get("pipeline_count")
+            else ""
+        )
+        + f", commit interval {run['commit_interval_ms']:g} ms.",
         "",
         "Out: output records (raw: copies; pipeline: one terminal settlement per trade, "
         "so out/s is trades settled per second). Out/s: outputs ÷ (last output visible − "

@@ -23,12 +23,14 @@ For each load and each variant, in order:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +46,15 @@ from streams.bench.observer import Observer
 from streams.bench.procs import Child, ChildFailed, Usage
 from streams.bench.report import FULL_SPEED
 from streams.bench.stats import Latency
-from streams.bench.variants import DEFAULT_VARIANTS, RATIOS, VARIANTS, Context, Variant
+from streams.bench.variants import (
+    DEFAULT_VARIANTS,
+    RATIOS,
+    VARIANTS,
+    Context,
+    PipelineVariant,
+    Variant,
+)
+from streams.config import PROJECT_ROOT
 from streams.kafkaio import delete_topics_starting_with
 
 #: ``--rate half``: half the slowest variant's full-speed throughput.
@@ -78,8 +88,14 @@ class Plan:
     partitions: int = 4
     drain_idle_s: float = 15.0
     keep_topics: bool = False
+    #: At most this many trades per measurement of a variant on a broker of its own
+    #: (the pipeline): it settles hundreds a second, the ceiling copies tens of thousands.
+    pipeline_count: int = 5_000
     #: Variants whose process is profiled with py-spy while it works.
     profile: Sequence[str] = ()
+    #: A git revision: its exactly-once pipeline is measured after each
+    #: ``pipeline-exactly-once`` measurement (the code before a change, side by side).
+    baseline: str | None = None
     seed: int = 7
     command: str = "kessai bench"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -146,12 +162,65 @@ async def run(
     machine = report.machine(kafka_version)
     tag = secrets.token_hex(3)
     results: list[dict[str, Any]] = []
+    with _worktree(plan.baseline, log) as baseline:
+        await _run_loads(bootstrap, plan, tag, logs, results, baseline, log)
+        baseline_name = baseline.name if baseline is not None else None
+    for empty in [f for f in logs.iterdir() if f.stat().st_size == 0]:
+        empty.unlink()
+    if not any(logs.iterdir()):
+        logs.rmdir()
+    sizes = [r["value_bytes_mean"] for r in results if r["value_bytes_mean"]]
+    notes: list[str] = []
+    doc: dict[str, Any] = {
+        "run": {
+            "id": run_id,
+            "command": plan.command,
+            "started_utc": started.isoformat(timespec="seconds"),
+            "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            "bootstrap": bootstrap,
+            "partitions": plan.partitions,
+            "rates": list(plan.rates),
+            "limit": plan.limit,
+            "seconds": plan.seconds,
+            "count": plan.count,
+            "pipeline_count": plan.pipeline_count,
+            "commit_interval_ms": plan.commit_interval_ms,
+            "baseline": baseline_name,
+            "revision": _revision(),
+            "value_bytes_mean": round(sum(sizes) / len(sizes), 1) if sizes else None,
+            **plan.extra,
+        },
+        "machine": machine,
+        "results": results,
+        "ratios": report.ratios(results, _ratios(baseline_name)),
+        "notes": notes,
+    }
+    try:
+        chart.draw(doc, directory / report.CHART_NAME)
+        doc["run"]["chart"] = report.CHART_NAME
+    except Exception as err:  # a chart must never cost the figures of a run
+        log(f"no chart: {type(err).__name__}: {err}")
+        doc["notes"].append(f"no chart: {type(err).__name__}: {err}")
+    report.write(doc, directory)
+    return doc, directory
+
+
+async def _run_loads(
+    bootstrap: str,
+    plan: Plan,
+    tag: str,
+    logs: Path,
+    results: list[dict[str, Any]],
+    baseline: PipelineVariant | None,
+    log: Log,
+) -> None:
+    """Every load, every variant, in order; each result appended to *results*."""
     for index, spec in enumerate(plan.rates):
         backlog = spec == BACKLOG
         rate = 0.0 if backlog else _resolve(spec, results)
         label = BACKLOG if backlog else report.load_label(rate)
-        for name in plan.variants:
-            variant = VARIANTS[name]
+        for name in _with_baseline(plan.variants, baseline):
+            variant = baseline if baseline is not None and name == baseline.name else VARIANTS[name]
             ctx = Context(
                 bootstrap=bootstrap,
                 partitions=plan.partitions,
@@ -175,41 +244,6 @@ async def run(
                 + ("" if result["complete"] else "  INCOMPLETE")
             )
             results.append(result)
-    for empty in [f for f in logs.iterdir() if f.stat().st_size == 0]:
-        empty.unlink()
-    if not any(logs.iterdir()):
-        logs.rmdir()
-    sizes = [r["value_bytes_mean"] for r in results if r["value_bytes_mean"]]
-    notes: list[str] = []
-    doc: dict[str, Any] = {
-        "run": {
-            "id": run_id,
-            "command": plan.command,
-            "started_utc": started.isoformat(timespec="seconds"),
-            "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-            "bootstrap": bootstrap,
-            "partitions": plan.partitions,
-            "rates": list(plan.rates),
-            "limit": plan.limit,
-            "seconds": plan.seconds,
-            "count": plan.count,
-            "commit_interval_ms": plan.commit_interval_ms,
-            "value_bytes_mean": round(sum(sizes) / len(sizes), 1) if sizes else None,
-            **plan.extra,
-        },
-        "machine": machine,
-        "results": results,
-        "ratios": report.ratios(results, RATIOS),
-        "notes": notes,
-    }
-    try:
-        chart.draw(doc, directory / report.CHART_NAME)
-        doc["run"]["chart"] = report.CHART_NAME
-    except Exception as err:  # a chart must never cost the figures of a run
-        log(f"no chart: {type(err).__name__}: {err}")
-        doc["notes"].append(f"no chart: {type(err).__name__}: {err}")
-    report.write(doc, directory)
-    return doc, directory
 
 
 def _resolve(spec: RateSpec, results: Sequence[dict[str, Any]]) -> float:
@@ -220,6 +254,76 @@ def _resolve(spec: RateSpec, results: Sequence[dict[str, Any]]) -> float:
     if not full:
         raise BenchError("--rate half: no complete full-speed measurement to halve")
     return float(round(min(full) / 2))
+
+
+#: The variant a baseline revision is measured beside.
+BASELINE_BESIDE = "pipeline-exactly-once"
+
+
+def _with_baseline(names: Sequence[str], baseline: Variant | None) -> list[str]:
+    """*names*, with the baseline's right after ``pipeline-exactly-once``."""
+    out: list[str] = []
+    for name in names:
+        out.append(name)
+        if baseline is not None and name == BASELINE_BESIDE:
+            out.append(baseline.name)
+    return out
+
+
+def _ratios(baseline: str | None) -> tuple[tuple[str, str, str], ...]:
+    """The ratios; with a baseline (its variant's name), "before ÷ after" too."""
+    if baseline is None:
+        return RATIOS
+    label = f"{baseline.rsplit('@', 1)[1]} ÷ this checkout (pipeline)"
+    return (*RATIOS, (label, baseline, BASELINE_BESIDE))
+
+
+def _revision() -> str | None:
+    """The checkout's git revision (``+dirty`` with uncommitted changes), if any."""
+    git = ["git", "-C", str(PROJECT_ROOT)]
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+@contextlib.contextmanager
+def _worktree(revision: str | None, log: Log) -> Iterator[PipelineVariant | None]:
+    """A git worktree of *revision* (removed afterwards) and the variant that runs it."""
+    if revision is None:
+        yield None
+        return
+    git = ["git", "-C", str(PROJECT_ROOT)]
+    try:
+        short = subprocess.run(
+            [*git, "rev-parse", "--short", "--verify", f"{revision}^{{commit}}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except subprocess.CalledProcessError as err:
+        raise BenchError(f"--baseline {revision}: {err.stderr.strip()}") from None
+    directory = Path(tempfile.mkdtemp(prefix="kessai-baseline-"))
+    subprocess.run(
+        [*git, "worktree", "add", "--detach", str(directory), short],
+        check=True,
+        capture_output=True,
+    )
+    log(f"baseline: git revision {short} ({revision}) checked out in {directory}")
+    try:
+        yield PipelineVariant("exactly_once", checkout=(short, directory))
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(directory)], capture_output=True)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 async def _measure(
@@ -245,12 +349,13 @@ async def _measure_on(
     variant: Variant, ctx: Context, plan: Plan, rate: float, *, backlog: bool
 ) -> dict[str, Any]:
     source, sink = variant.source(ctx), variant.sink(ctx)
+    count_max = plan.pipeline_count if variant.private_broker else None
     await variant.create_topics(ctx)
     try:
         await _wait_visible(ctx.bootstrap, [source, sink], ctx.partitions)
         await variant.prepare(ctx)
         if backlog:
-            load, load_usage = await _load(ctx, plan, source, rate)
+            load, load_usage = await _load(ctx, plan, source, rate, count_max=count_max)
         child = await variant.start(ctx)
         start_ms = time.time() * 1000
         spy = None
@@ -265,7 +370,7 @@ async def _measure_on(
         try:
             await observer.start()
             if not backlog:
-                load, load_usage = await _load(ctx, plan, source, rate)
+                load, load_usage = await _load(ctx, plan, source, rate, count_max=count_max)
                 start_ms = load.first_publish_ms
             expected = variant.expected_outputs(load.records)
             complete = await observer.wait_for(
@@ -342,17 +447,22 @@ async def _stop_profile(spy: profile.Recording) -> dict[str, Any]:
         return {"error": str(err)}
 
 
-async def _load(ctx: Context, plan: Plan, topic: str, rate: float) -> tuple[LoadStats, Usage]:
+async def _load(
+    ctx: Context, plan: Plan, topic: str, rate: float, *, count_max: int | None
+) -> tuple[LoadStats, Usage]:
+    count = plan.count
+    if count_max is not None:
+        count = min(count, count_max) if count is not None else count_max
     args = ["--bootstrap", ctx.bootstrap, "--topic", topic, "--rate", str(rate)]
     args += ["--prefix", ctx.trade_prefix, "--seed", str(plan.seed)]
     if plan.seconds is not None:
         args += ["--seconds", str(plan.seconds)]
-    if plan.count is not None:
-        args += ["--count", str(plan.count)]
+    if count is not None:
+        args += ["--count", str(count)]
     gen = Child("streams.bench.loadgen", args, ctx.log_dir / f"{ctx.prefix}loadgen.log")
     budget = (plan.seconds or 0.0) + LOADGEN_OVERRUN_S
-    if plan.count is not None and plan.seconds is None:
-        budget += plan.count / (rate or 1_000)  # a generous bound
+    if count is not None and plan.seconds is None:
+        budget += count / (rate or 1_000)  # a generous bound
     usage = await gen.finish(terminate=False, timeout_s=budget)
     if usage.exit_code != 0 or not usage.last_line:
         raise ChildFailed(f"the load generator exited {usage.exit_code}; see {ctx.log_dir}")

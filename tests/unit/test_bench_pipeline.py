@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import orjson
 import pytest
@@ -170,3 +171,39 @@ def test_a_profile_section_in_the_results_page() -> None:
     assert "| `ledger (streams/ledger/agent.py)` | 30.0 |" in text
     failed = "\n".join(profile.markdown("v", "l", {"error": "ptrace: permission denied"}))
     assert "Not taken: ptrace: permission denied" in failed
+
+
+# ---------------------------------------------------------------------------- baseline
+
+
+def test_a_baseline_is_measured_right_after_this_checkouts_exactly_once_pipeline() -> None:
+    from streams.bench.runner import _ratios, _with_baseline
+
+    baseline = PipelineVariant("exactly_once", checkout=("abc1234", Path("/tmp/x")))
+    names = ["raw-at-least-once", "pipeline-exactly-once", "pipeline-at-least-once"]
+
+    assert baseline.name == "pipeline-exactly-once@abc1234"
+    assert "git revision abc1234" in baseline.description
+    assert _with_baseline(names, baseline) == [
+        "raw-at-least-once",
+        "pipeline-exactly-once",
+        "pipeline-exactly-once@abc1234",
+        "pipeline-at-least-once",
+    ]
+    assert _with_baseline(names, None) == names
+    assert _ratios(baseline.name)[-1] == (
+        "abc1234 ÷ this checkout (pipeline)",
+        "pipeline-exactly-once@abc1234",
+        "pipeline-exactly-once",
+    )
+    assert _ratios(None) == RATIOS
+
+
+def test_a_baseline_that_is_not_a_revision_is_refused_before_anything_runs() -> None:
+    from streams.bench.runner import BenchError, _worktree
+
+    with (
+        pytest.raises(BenchError, match="--baseline no-such-rev"),
+        _worktree("no-such-rev", log=print),
+    ):
+        pass
