@@ -74,8 +74,11 @@ class Settings:
     #: ``exactly_once`` (the product) or ``at_least_once`` (benchmarks only: a crash may
     #: then repeat ledger moves and settlement records).
     processing_guarantee: str = "exactly_once"
-    #: Exactly-once transaction length (faust's ``broker_commit_interval``).
-    commit_interval_s: float = 1.0
+    #: Exactly-once transaction length (faust's ``broker_commit_interval``). A trade
+    #: crosses ~8 transactions on its way to settled, each visible downstream only once
+    #: committed: 1.0 s gave a p50 of 9 s, 0.1 s of 1.4 s, at no cost in throughput
+    #: (notes/2026-11-25-bench-part2.md).
+    commit_interval_s: float = 0.1
     #: How long the producer waits to fill a batch (faust's ``producer_linger``).
     producer_linger_ms: float = 0.0
     #: Commit the transactions of the source partitions concurrently, not one by one
@@ -103,7 +106,7 @@ class Settings:
             state_dir=state_dir,
             app_id=e.get("KESSAI_APP_ID", "kessai"),
             processing_guarantee=guarantee,
-            commit_interval_s=float(e.get("KESSAI_COMMIT_INTERVAL_S", "1.0")),
+            commit_interval_s=float(e.get("KESSAI_COMMIT_INTERVAL_S", "0.1")),
             producer_linger_ms=float(e.get("KESSAI_PRODUCER_LINGER_MS", "0")),
             parallel_commits=_flag(e, "KESSAI_PARALLEL_COMMITS", default=True),
             event_loop=_choice(e, "KESSAI_EVENT_LOOP", ("asyncio", "uvloop")),

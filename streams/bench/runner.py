@@ -84,7 +84,7 @@ class Plan:
     rates: Sequence[RateSpec] = (0.0,)
     seconds: float | None = 10.0
     count: int | None = None
-    commit_interval_ms: float = 1000.0
+    commit_interval_ms: float = 100.0
     partitions: int = 4
     drain_idle_s: float = 15.0
     keep_topics: bool = False

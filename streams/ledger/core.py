@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
+import orjson
+
 #: Open locks plus queued lock requests one account may have.
 LOCKS_OPEN_MAX = 10_000
 
@@ -71,6 +73,15 @@ class AccountState:
             "locks": self.locks,
             "waiting": self.waiting,
         }
+
+    def to_bytes(self) -> bytes:
+        """The compact JSON of :meth:`to_json` (what the ``accounts`` table holds)."""
+        return orjson.dumps(self.to_json())
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> AccountState:
+        """The state of :meth:`to_bytes` (or any JSON of :meth:`to_json`); empty: new."""
+        return cls.from_json(orjson.loads(raw)) if raw else cls()
 
     @classmethod
     def from_json(cls, raw: dict[str, object] | None) -> AccountState:

@@ -202,3 +202,25 @@ def test_a_queued_request_can_be_withdrawn() -> None:
     assert isinstance(q, core.Queued)
     res = core.void_lock(q.state, lock_id="t/cash", account="a")
     assert res.outcome == "unqueued" and not res.state.waiting and res.postings == []
+
+
+def test_the_accounts_table_bytes_round_trip_and_read_the_old_dict_json() -> None:
+    import orjson
+
+    state = core.AccountState(
+        seq=3,
+        balances={"JPYC": [10, 5], "JP1103551Q43": [0, 50_000]},
+        locks={"t1/cash": ["JPYC", 5]},
+        waiting=[["t2/cash", "JPYC", 7]],
+    )
+    assert core.AccountState.from_bytes(state.to_bytes()) == state
+    # A changelog written when the table held dicts (faust's JSON) reads the same.
+    assert (
+        core.AccountState.from_bytes(orjson.dumps(state.to_json(), option=orjson.OPT_INDENT_2))
+        == state
+    )
+    assert (
+        core.AccountState.from_bytes(b"")
+        == core.AccountState()
+        == core.AccountState.from_bytes(None)
+    )
