@@ -78,13 +78,8 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
     # per account cost 688 bytes of memory where its bytes take 126 (the memory bench,
     # notes/2026-11-25-bench-part2.md). The changelog holds the same JSON as before, so
     # either form recovers from the other's changelog.
-    accounts = app.Table(
-        "accounts",
-        default=bytes,
-        partitions=n,
-        key_type=str,
-        value_type=bytes,
-        value_serializer="raw",
+    accounts = app.Table(  # value_type=bytes: faust's "raw" codec
+        "accounts", default=bytes, partitions=n, key_type=str, value_type=bytes
     )
     applied = app.Table("applied", default=bool, partitions=n, key_type=str)
     tokens = settings.tokens
