@@ -7,6 +7,7 @@ Whether the prefill equals what a real worker writes is the integration test's j
 from __future__ import annotations
 
 import os
+import tracemalloc
 from decimal import Decimal
 from typing import Any
 
@@ -242,9 +243,24 @@ def test_the_profile_splits_the_tables_cost_into_parts() -> None:
     # The values are counted in the shape the worker keeps them in.
     current = prof["current_shape"]
     assert parts[f"accounts: values, {current}"] == pytest.approx(shapes[current], rel=0.05)
-    # A dict per account is the dearest shape, its JSON bytes the cheapest.
-    assert max(shapes, key=shapes.__getitem__) == memory.SHAPE_DICTS
+    # Right-sized JSON bytes are the cheapest shape, a dict per account dearer, and
+    # bytes straight from orjson.dumps dearest of all (its whole buffer, ~4 KiB).
     assert min(shapes, key=shapes.__getitem__) == memory.SHAPE_BYTES
+    assert shapes[memory.SHAPE_DICTS] > 3 * shapes[memory.SHAPE_BYTES]
+    assert max(shapes, key=shapes.__getitem__) == memory.SHAPE_ORJSON
+
+
+def test_right_sized_bytes_are_an_equal_copy_in_a_block_of_their_size() -> None:
+    value = orjson.dumps({"seq": 2, "balances": {"JPYC": [10_000_000, 0]}})
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        copy = memory.right_sized(value)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert copy == value and copy is not value
+    assert grown < len(value) + 64
 
 
 def test_the_profile_follows_the_ledgers_table_declarations() -> None:
@@ -312,6 +328,16 @@ def test_markdown_has_a_row_per_count_and_the_verdict(tmp_path: Any) -> None:
     with_profile = memory.markdown(doc)
     assert f"| {doc['profile']['current_shape']} (the worker) |" in with_profile
     assert "| applied: keys (str) |" in with_profile
+
+    touched = _doc(900)
+    touched["results"][0].update(
+        touched_accounts=20_000,
+        touch_s=20.2,
+        rss_after_touch_kib=330_000,
+        touch_bytes_per_account=5_120,
+    )
+    assert "| 100,000 | 20,000 | 20.2 | 224.6 | 322.3 | 5,120 |" in memory.markdown(touched)
+    assert "K touched" not in memory.markdown(_doc(900))
 
     json_path, md_path = memory.write(_doc(900), tmp_path / "out")
     assert orjson.loads(json_path.read_bytes())["results"][0]["bytes_per_account"] == 900
