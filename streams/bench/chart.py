@@ -20,13 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+if TYPE_CHECKING:  # matplotlib (+ numpy, PIL: ~40 MiB) loads only when a chart is drawn
+    from matplotlib.axes import Axes
 
 # Bars spanning more than this many times go on a log scale, or the small ones vanish.
 LOG_SPAN_MIN = 30.0
@@ -102,6 +99,8 @@ def _latency(r: Mapping[str, Any]) -> dict[str, float] | None:
 
 def _scale(ax: Axes, values: Iterable[float], *, log: bool) -> None:
     """Y limits with room for labels above the bars; thousands separators on ticks."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     positive = [v for v in values if v > 0]
     if not positive:
         ax.set_ylim(0, 1)
@@ -188,6 +187,8 @@ def _bars(
 
 def _latency_panel(ax: Axes, grid: _Grid) -> None:
     """p50 to p99 as a line with a marker per percentile, per variant, per load."""
+    from matplotlib.lines import Line2D
+
     loads = [
         load
         for load in grid.loads
@@ -289,6 +290,9 @@ def draw(doc: Mapping[str, Any], path: Path) -> Path:
 
     Raises ValueError if two results share a variant and a load.
     """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
     grid = _Grid.of(doc["results"])
     trades_variants = [
         v

@@ -75,8 +75,13 @@ class AccountState:
         }
 
     def to_bytes(self) -> bytes:
-        """The compact JSON of :meth:`to_json` (what the ``accounts`` table holds)."""
-        return orjson.dumps(self.to_json())
+        """The compact JSON of :meth:`to_json` (what the ``accounts`` table holds).
+
+        Copied to a right-sized object: orjson's own result keeps a ~4 KiB buffer,
+        which the table would hold for every account written (4.1 KB each at a
+        million accounts, notes/2026-11-25-bench-memory.md).
+        """
+        return memoryview(orjson.dumps(self.to_json())).tobytes()
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> AccountState:

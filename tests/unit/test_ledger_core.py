@@ -224,3 +224,21 @@ def test_the_accounts_table_bytes_round_trip_and_read_the_old_dict_json() -> Non
         == core.AccountState()
         == core.AccountState.from_bytes(None)
     )
+
+
+def test_the_bytes_the_accounts_table_keeps_are_right_sized() -> None:
+    # orjson's own result keeps a ~4 KiB buffer; kept per account, that was 4.1 KB of
+    # RSS each at a million accounts. Measured as RSS over many values.
+    import gc
+
+    def rss_kib() -> int:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+    state = core.AccountState(seq=2, balances={"JPYC": [10_000_000, 0], "JP1103551Q43": [1, 0]})
+    gc.collect()
+    before = rss_kib()
+    kept = [state.to_bytes() for _ in range(20_000)]
+    after = rss_kib()
+    assert len(kept[0]) < 200
+    assert (after - before) * 1024 / len(kept) < 1_024  # ~4,100 before the copy
