@@ -27,7 +27,7 @@ if [ $$rc -eq 5 ]; then echo "make: FAILED: pytest collected no tests ($(strip $
 exit $$rc
 endef
 
-.PHONY: help venv kafka-up kafka-down kafka-status lint test test-unit run bench clean
+.PHONY: help venv kafka-up kafka-down kafka-status lint test test-unit run bench bench-memory clean
 
 help: ## list the targets
 	@echo "usage: make TARGET"
@@ -69,8 +69,12 @@ run: venv kafka-up ## start the broker, create the topics, run the demo
 	$(KESSAI) topics create
 	$(KESSAI) demo
 
-bench: venv kafka-up ## measure the raw passthrough ceiling (at-least-once, transactional) into bench/results/
+bench: venv kafka-up ## the raw ceiling and the settlement pipeline side by side, into bench/results/ (BENCH_ARGS)
 	$(KESSAI) bench $(BENCH_ARGS)
+
+MEMORY_ARGS ?= --accounts 0,100000
+bench-memory: venv ## worker RSS per funded account (MEMORY_ARGS, default --accounts 0,100000; 1,000,000 takes ~13 min)
+	$(BIN)/python -m streams.bench.memory $(MEMORY_ARGS)
 
 clean: ## remove caches (keeps .venv and the broker's data in .kessai/)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build
