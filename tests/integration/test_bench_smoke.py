@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -31,42 +32,34 @@ async def _topics(bootstrap: str) -> set[str]:
         await admin.close()
 
 
-@pytest.mark.integration
-def test_a_tiny_bench_writes_every_variant_with_sane_figures(
-    bootstrap: str, tmp_path: Path
-) -> None:
+def _bench(
+    bootstrap: str, tmp_path: Path, *args: str
+) -> tuple[subprocess.CompletedProcess[str], Path, dict[str, Any], str]:
+    """Run `kessai bench ARGS` into tmp_path; its run, directory, results and page."""
     out = tmp_path / "results"
     run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "streams.cli",
-            "bench",
-            "--variants",
-            ",".join(RAW),
-            "--count",
-            str(RECORDS),
-            "--seconds",
-            "5",
-            "--rate",
-            "0,half,backlog",
-            "--commit-interval-ms",
-            "200",
-            "--drain-idle-s",
-            "20",
-            "--out",
-            str(out),
-        ],
+        [sys.executable, "-m", "streams.cli", "bench", *args, "--out", str(out)],
         env={**os.environ, "KESSAI_BOOTSTRAP": bootstrap},
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_S,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-
     [directory] = out.iterdir()
     doc = orjson.loads((directory / "results.json").read_bytes())
-    markdown = (directory / "results.md").read_text()
+    return run, directory, doc, (directory / "results.md").read_text()
+
+
+@pytest.mark.integration
+def test_a_tiny_bench_writes_every_variant_with_sane_figures(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    run, directory, doc, markdown = _bench(
+        bootstrap,
+        tmp_path,
+        *("--variants", ",".join(RAW), "--count", str(RECORDS), "--seconds", "5"),
+        *("--rate", "0,half,backlog", "--commit-interval-ms", "200", "--drain-idle-s", "20"),
+    )
     assert "| variant | load |" in markdown
     assert str(directory / "results.json") in run.stdout
 
@@ -128,24 +121,12 @@ def _may_ptrace_children_of_others() -> bool:
 def test_a_tiny_pipeline_bench_settles_every_trade_on_brokers_of_its_own(
     bootstrap: str, tmp_path: Path
 ) -> None:
-    out = tmp_path / "results"
-    run = subprocess.run(
-        [
-            *(sys.executable, "-m", "streams.cli", "bench"),
-            *("--variants", ",".join(PIPELINE), "--count", str(TRADES), "--rate", "30"),
-            *("--commit-interval-ms", "200", "--profile", "pipeline-exactly-once"),
-            *("--out", str(out)),
-        ],
-        env={**os.environ, "KESSAI_BOOTSTRAP": bootstrap},
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
+    _, directory, doc, markdown = _bench(
+        bootstrap,
+        tmp_path,
+        *("--variants", ",".join(PIPELINE), "--count", str(TRADES), "--rate", "30"),
+        *("--commit-interval-ms", "200", "--profile", "pipeline-exactly-once"),
     )
-    assert run.returncode == 0, run.stderr[-3000:]
-
-    [directory] = out.iterdir()
-    doc = orjson.loads((directory / "results.json").read_bytes())
-    markdown = (directory / "results.md").read_text()
     assert [r["variant"] for r in doc["results"]] == list(PIPELINE)
     for r in doc["results"]:
         assert r["complete"], r

@@ -11,7 +11,8 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.settlement import core
+from streams.ledger import core as ledger
+from streams.settlement import core, steps
 from streams.settlement.engine import Engine, Move
 
 BOND = "JP1103551Q43"
@@ -209,13 +210,10 @@ def test_invariants_hold_over_random_flows_and_interleavings(flow, rnd) -> None:
 # ------------------------------------------------------- posting: debit and credit in one
 
 
-def test_posting_credits_the_other_leg_in_the_same_step_with_no_credit_message() -> None:
-    from streams.ledger import core as ledger
-    from streams.settlement import steps
-
-    state = ledger.AccountState()
+def _seller_with_bonds_locked() -> ledger.Locked:
+    """The seller after a bond deposit and the lock ``t1/bonds`` of all of it."""
     state, _ = ledger.move_units(
-        state,
+        ledger.AccountState(),
         command_id="c",
         account="seller",
         asset=BOND,
@@ -227,6 +225,11 @@ def test_posting_credits_the_other_leg_in_the_same_step_with_no_credit_message()
         state, lock_id="t1/bonds", account="seller", asset=BOND, units=FACE
     )
     assert isinstance(locked, ledger.Locked)
+    return locked
+
+
+def test_posting_credits_the_other_leg_in_the_same_step_with_no_credit_message() -> None:
+    locked = _seller_with_bonds_locked()
     post = core.PostCmd("t1/bonds", "t1", "seller", "buyer", receive_asset="JPYC", receive_units=7)
 
     fx = steps.account_step(locked.state, "seller", post, already_applied=False)
@@ -243,22 +246,7 @@ def test_posting_credits_the_other_leg_in_the_same_step_with_no_credit_message()
 
 
 def test_a_posting_from_before_the_change_still_sends_its_credit() -> None:
-    from streams.ledger import core as ledger
-    from streams.settlement import steps
-
-    state, _ = ledger.move_units(
-        ledger.AccountState(),
-        command_id="c",
-        account="seller",
-        asset=BOND,
-        units=FACE,
-        kind="deposit",
-        duplicate=False,
-    )
-    locked = ledger.request_lock(
-        state, lock_id="t1/bonds", account="seller", asset=BOND, units=FACE
-    )
-    assert isinstance(locked, ledger.Locked)
+    locked = _seller_with_bonds_locked()
 
     fx = steps.account_step(
         locked.state,
