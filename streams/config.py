@@ -106,9 +106,7 @@ class Settings:
             state_dir=state_dir,
             app_id=e.get("KESSAI_APP_ID", "kessai"),
             processing_guarantee=guarantee,
-            commit_interval_s=float(
-                e.get("KESSAI_COMMIT_INTERVAL_S", "0.1" if guarantee == "exactly_once" else "1.0")
-            ),
+            commit_interval_s=float(e.get("KESSAI_COMMIT_INTERVAL_S", "0.1")),
             producer_linger_ms=float(e.get("KESSAI_PRODUCER_LINGER_MS", "0")),
             parallel_commits=_flag(e, "KESSAI_PARALLEL_COMMITS", default=True),
             event_loop=_choice(e, "KESSAI_EVENT_LOOP", ("asyncio", "uvloop")),

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -376,6 +376,45 @@ def commit_offset(acked: Iterable[int]) -> int | None:
     return max(acked) + 1 if acked else None
 
 
+async def seek_to_committed_or_reset(
+    consumer: Any, *, is_changelog: Callable[[str], bool], reset: str
+) -> dict[TP, int | None]:
+    """Seek every assigned stream partition to its committed offset, or, with none, by
+    *reset* (``auto_offset_reset``); returns the committed offsets (None: none).
+
+    aiokafka's ``seek_to_committed`` only seeks ``if offset and offset > 0``: a
+    partition whose group never committed (or committed 0) keeps its position, and a
+    first start can have moved it to the end already. faust hands newly assigned
+    partitions to the fetcher before recovery pauses them; the records fetched in that
+    window wait in the stream queues until the flow-control resume clears them
+    (hole 12 in docs/exactly-once.md). Every stream partition is sought here, so those
+    records are fetched again. Changelog partitions keep aiokafka's rule: nothing ever
+    commits them, and recovery has read them already.
+    """
+    committed: dict[TP, int | None] = {}
+    to_reset: list[Any] = []
+    for tp in sorted(consumer.assignment()):
+        offset = await consumer.committed(tp)
+        committed[tp] = offset
+        if is_changelog(tp.topic):
+            if offset and offset > 0:
+                consumer.seek(tp, offset)
+        elif offset is not None and offset >= 0:
+            consumer.seek(tp, offset)
+        else:
+            to_reset.append(tp)
+    if to_reset:
+        if reset == "earliest":
+            await consumer.seek_to_beginning(*to_reset)
+        elif reset == "latest":
+            await consumer.seek_to_end(*to_reset)
+        else:
+            raise EosError(
+                f"no committed offset for {sorted(to_reset)} and auto_offset_reset={reset!r}"
+            )
+    return committed
+
+
 class KessaiConsumer(faust_aiokafka.Consumer):
     """Notices messages that faust delivered but dropped unprocessed (faust#596).
 
@@ -417,6 +456,22 @@ class KessaiConsumer(faust_aiokafka.Consumer):
         # before will be delivered again.
         self._delivered_unacked.clear()
         await super().perform_seek()
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        thread = self._thread
+        app = self.app
+        reset = app.conf.consumer_auto_offset_reset
+
+        def is_changelog(topic: str) -> bool:
+            return topic in app.tables.changelog_topics
+
+        async def seek() -> dict[TP, int | None]:
+            return await seek_to_committed_or_reset(
+                thread._ensure_consumer(), is_changelog=is_changelog, reset=reset
+            )
+
+        # faust's perform_seek reads None as "no committed offset", as aiokafka returns it.
+        return cast(Mapping[TP, int], await thread.call_thread(seek))
 
     def _new_offset(self, tp: TP) -> int | None:
         acked = self._acked.get(tp)

@@ -53,9 +53,6 @@ BOND_FACE = 10**12
 FUNDING_MOVES = ACCOUNTS * (len(CASH_AMOUNT) + len(BONDS))
 FUNDING_TIMEOUT_S = 300.0
 COUNT_TIMEOUT_S = 300.0
-#: The shortest offset commit interval the at_least_once variant runs with (see
-#: :meth:`PipelineVariant._commit_interval_s`).
-ALO_COMMIT_INTERVAL_MIN_S = 1.0
 TERMINAL = (b"settled", b"failed")
 #: faust's log line once the worker joined, recovered its tables and resumed streams.
 WORKER_READY = "Worker ready"
@@ -149,21 +146,12 @@ class PipelineVariant(Variant):
             "KESSAI_APP_ID": APP_ID,
             "KESSAI_TOKENS": ",".join(f"{k}:{d}" for k, d in DEFAULT_TOKENS.items()),
             "KESSAI_PROCESSING_GUARANTEE": self.guarantee,
-            "KESSAI_COMMIT_INTERVAL_S": str(self._commit_interval_s(ctx)),
+            "KESSAI_COMMIT_INTERVAL_S": str(ctx.commit_interval_ms / 1000),
             "KESSAI_WEB_PORT": str(localkafka.free_port()),
             "PYTHONUNBUFFERED": "1",
             **self.tweaks,
         }
         return env
-
-    def _commit_interval_s(self, ctx: Context) -> float:
-        if self.guarantee == "at_least_once":
-            # faust's at_least_once worker stalled on a backlog (no record processed in
-            # 2 minutes, twice) at a 0.1 s commit interval and ran at 1 s: not
-            # understood yet (notes/2026-11-25-bench-part2.md). Under at_least_once the
-            # interval only paces offset commits, not when outputs become visible.
-            return max(ctx.commit_interval_ms / 1000, ALO_COMMIT_INTERVAL_MIN_S)
-        return ctx.commit_interval_ms / 1000
 
     def _worker(self, ctx: Context, role: str) -> Child:
         return Child(

@@ -16,9 +16,10 @@ measurement if those changelogs are the pipeline's, so, on brokers of this test'
    continues its account's ``seq``, and a trade between two prefilled accounts
    settles, its postings continuing the prefilled balances and ``seq``.
 
-Broker B holds no input when its worker starts: everything it gets is published once
-it is ready (a worker that starts on a backlog with a fresh consumer group and a
-non-empty changelog can skip that backlog: notes/2026-11-25-bench-memory.md).
+Broker B's inputs are published before its worker starts: a fresh consumer group, a
+non-empty changelog to recover and a backlog waiting is the start that used to skip
+the backlog (hole 12 in docs/exactly-once.md; tests/integration/test_seek_on_start.py
+tests the seek itself).
 """
 
 from __future__ import annotations
@@ -235,17 +236,17 @@ async def test_the_prefill_is_what_the_pipeline_writes_and_a_worker_lives_on_it(
         "accrued_interest": "0",
         "trade_time": "2026-11-25T00:00:00Z",
     }
+    await _publish(
+        pre.bootstrap,
+        [
+            *(d for f in fundings[ACCOUNTS - REPEATED :] for d in memory.deposits(f)),
+            (PAYMENTS, topped.encode(), encode(top_up)),
+            (TRADES, b"t-memory-1", orjson.dumps(trade)),
+        ],
+    )
     worker = memory.Worker(pre, log_path=tmp_path / "prefill.log", cwd=tmp_path, extra_env=FAST)
     try:
         assert await worker.wait_ready(WAIT_S), worker.watch.tail
-        await _publish(
-            pre.bootstrap,
-            [
-                *(d for f in fundings[ACCOUNTS - REPEATED :] for d in memory.deposits(f)),
-                (PAYMENTS, topped.encode(), encode(top_up)),
-                (TRADES, b"t-memory-1", orjson.dumps(trade)),
-            ],
-        )
         statuses = await _read_until(
             pre.bootstrap, SETTLEMENTS, lambda s: any(r["status"] != "pending" for r in s)
         )
