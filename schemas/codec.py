@@ -20,6 +20,7 @@ from schemas.models import (
     CUSTODY,
     DETAIL_CHARS_MAX,
     LEDGER_EVENTS,
+    ORDER_EVENTS,
     ORDERS,
     PAYMENTS,
     REJECTED_KEY_CHARS_MAX,
@@ -31,6 +32,7 @@ from schemas.models import (
     BalanceChanged,
     MoveBonds,
     MoveCash,
+    OrderStatusChanged,
     RecordRejected,
     SettlementStatusChanged,
     SubmitOrder,
@@ -66,6 +68,7 @@ _KEY_FIELDS: Final[dict[str, str]] = {
     SETTLEMENTS: "trade_id",
     REJECTIONS: "key",
     LEDGER_EVENTS: "account",
+    ORDER_EVENTS: "isin",
 }
 assert _KEY_FIELDS.keys() == TOPIC_MODELS.keys(), "every topic needs a key"
 
@@ -97,6 +100,8 @@ def decode(topic: Literal["settlements"], raw: bytes) -> SettlementStatusChanged
 def decode(topic: Literal["rejections"], raw: bytes) -> RecordRejected: ...
 @overload
 def decode(topic: Literal["ledger-events"], raw: bytes) -> BalanceChanged: ...
+@overload
+def decode(topic: Literal["order-events"], raw: bytes) -> OrderStatusChanged: ...
 @overload
 def decode(topic: str, raw: bytes) -> BaseModel: ...
 def decode(topic: str, raw: bytes) -> BaseModel:

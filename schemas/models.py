@@ -47,6 +47,7 @@ ORDERS: Final = "orders"
 SETTLEMENTS: Final = "settlements"
 REJECTIONS: Final = "rejections"
 LEDGER_EVENTS: Final = "ledger-events"
+ORDER_EVENTS: Final = "order-events"
 
 # --- Limits (TigerBeetle: put a limit on everything) -------------------------------
 
@@ -348,6 +349,7 @@ Side = Literal["buy", "sell"]
 TimeInForce = Literal["GTC", "IOC"]
 OrderAction = Literal["new", "cancel"]
 SettlementStatus = Literal["pending", "settled", "failed"]
+OrderEventKind = Literal["accepted", "rejected", "partially_filled", "filled", "cancelled"]
 
 
 # --- Records -----------------------------------------------------------------------
@@ -520,6 +522,46 @@ class BalanceChanged(_Record):
         return self
 
 
+class OrderStatusChanged(_Record):
+    """Topic ``order-events``, key ``isin``: one step of an order's life in kessai's books.
+
+    ``accepted``, then ``partially_filled`` / ``filled`` per fill (with the fill's
+    ``trade_id``, ``price`` and ``filled_quantity``), and ``cancelled`` (with a reason:
+    ``requested``, ``immediate_or_cancel``, ``no_liquidity``, ``self_match``,
+    ``book_full``) for what is taken off or never rests. ``rejected`` (with a reason)
+    answers a bad order, or a cancel of an ``unknown_order`` or ``order_closed`` one.
+    """
+
+    order_id: Identifier
+    venue: Identifier
+    isin: Isin
+    currency: Token
+    account: Identifier | None = None
+    side: Side | None = None
+    event: OrderEventKind
+    filled_quantity: int = Field(
+        default=0, ge=0, le=QUANTITY_MAX, description="Face filled by this event (fills only)."
+    )
+    remaining_quantity: int = Field(
+        default=0, ge=0, le=QUANTITY_MAX, description="Face left to fill after this event."
+    )
+    price: PositiveDecimalStr | None = Field(
+        default=None, description="A fill's price; otherwise the order's limit (null: market)."
+    )
+    trade_id: Identifier | None = None
+    reason: ReasonCode | None = None
+    at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OrderStatusChanged:
+        fill = self.event in ("partially_filled", "filled")
+        if fill and (self.trade_id is None or self.filled_quantity == 0):
+            _fail("incomplete_fill", f"event {self.event} needs trade_id and filled_quantity > 0")
+        if self.event in ("rejected", "cancelled") and self.reason is None:
+            _fail("missing_reason", f"event {self.event} needs a reason")
+        return self
+
+
 TOPIC_MODELS: dict[str, type[BaseModel]] = {
     PAYMENTS: MoveCash,
     CUSTODY: MoveBonds,
@@ -528,4 +570,5 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     SETTLEMENTS: SettlementStatusChanged,
     REJECTIONS: RecordRejected,
     LEDGER_EVENTS: BalanceChanged,
+    ORDER_EVENTS: OrderStatusChanged,
 }

@@ -13,6 +13,7 @@ import sys
 from streams.config import Settings
 from streams.eos import KessaiApp
 from streams.ledger import agent as ledger_agent
+from streams.matching import agent as matching_agent
 from streams.settlement import agent as settlement_agent
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def create_app(settings: Settings) -> KessaiApp:
     app.parallel_commits = settings.parallel_commits
     ledger_agent.register(app, settings)
     settlement_agent.register(app, settings)
+    matching_agent.register(app, settings)
     return app
 
 

@@ -22,15 +22,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
+import orjson
 from aiokafka.errors import KafkaError
 
 from schemas import LEDGER_EVENTS
+from schemas._isin import is_valid_isin
 from streams import kafkaio, localkafka, positions, topics
 from streams.bench import command as bench_command
 from streams.bench import runner as bench_runner
 from streams.bench import variants as bench_variants
 from streams.bench.procs import ChildFailed
 from streams.config import Settings
+from streams.matching import view as matching_view
 from streams.publish import PublishError, publish_file
 
 __all__ = ["main"]
@@ -223,6 +226,30 @@ def _parser() -> argparse.ArgumentParser:
         help=f"read topic NAME instead of {LEDGER_EVENTS} (tests)",
     )
     positions_cmd.set_defaults(handler=_positions)
+
+    book_cmd = commands.add_parser(
+        "book",
+        help="show a bond's order books (depth per price level) as last committed",
+        description=(
+            "Show the order books of one bond, one per currency: price levels best "
+            "first, with the face resting and the number of orders at each. Read from "
+            "the matcher's committed state (the orders table's changelog, "
+            "read_committed), so no worker needs to run, and it is exactly what a "
+            "restarted worker resumes from."
+        ),
+    )
+    book_cmd.add_argument("isin", metavar="ISIN", help="the bond, e.g. JP1103551Q43")
+    book_cmd.add_argument(
+        "--levels",
+        type=_positive_int,
+        default=matching_view.LEVELS_DEFAULT,
+        metavar="N",
+        help=f"price levels per side (default {matching_view.LEVELS_DEFAULT})",
+    )
+    book_cmd.add_argument(
+        "--format", choices=("table", "json"), default="table", help="table (default) or json"
+    )
+    book_cmd.set_defaults(handler=_book)
 
     worker = commands.add_parser(
         "worker",
@@ -484,6 +511,32 @@ def _positions(args: argparse.Namespace, settings: Settings) -> int:
     book = positions.positions_from_events(positions.decode_records(records))
     chosen = positions.select(book.values(), account=args.account, asset=args.asset)
     sys.stdout.write(positions.render(chosen, args.format))
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _book(args: argparse.Namespace, settings: Settings) -> int:
+    if not is_valid_isin(args.isin):
+        return _fail(f"{args.isin!r} is not an ISIN (2 letters, 9 letters or digits, check digit)")
+    try:
+        books = asyncio.run(
+            matching_view.read_books(settings.bootstrap, settings.app_id, args.isin)
+        )
+    except TimeoutError as err:
+        return _fail(str(err))
+    if args.format == "json":
+        print(orjson.dumps(matching_view.depth_json(books, args.levels)).decode())
+    else:
+        sys.stdout.write(matching_view.depth_table(args.isin, books, args.levels))
     return 0
 
 

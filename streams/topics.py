@@ -1,12 +1,13 @@
 """The catalogue of kessai's public topics, and creating them.
 
-Seven topics carry every record that enters or leaves kessai: four written by the
-outside world (``payments``, ``custody``, ``trades``, ``orders``) and three written by
-kessai (``settlements``, ``ledger-events``, ``rejections``). Their record models live in
+Eight topics carry every record that enters or leaves kessai: four written by the
+outside world (``payments``, ``custody``, ``trades``, ``orders``) and four written by
+kessai (``settlements``, ``ledger-events``, ``rejections``, ``order-events``); kessai
+also writes the trades its matcher makes to ``trades``. Their record models live in
 :mod:`schemas`; this module says how each is laid out on the broker: its key, its
 partition count, and how long it keeps history.
 
-All seven share ``settings.partitions``. They are co-partitioned: an account's
+All eight share ``settings.partitions``. They are co-partitioned: an account's
 payments, custody movements and ledger events land on the same partition number, so
 one worker task owns an account across topics. A topic with another count would break
 that silently, so :func:`ensure_topics` refuses it instead of carrying on.
@@ -29,6 +30,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from schemas import (
     CUSTODY,
     LEDGER_EVENTS,
+    ORDER_EVENTS,
     ORDERS,
     PAYMENTS,
     REJECTIONS,
@@ -145,6 +147,13 @@ CATALOGUE: Final[tuple[PublicTopic, ...]] = (
         writer="kessai",
         config=KEEP_FOREVER,
         description="the ledger journal: every balance change (BalanceChanged), kept forever",
+    ),
+    PublicTopic(
+        name=ORDER_EVENTS,
+        key_field="isin",
+        writer="kessai",
+        config=_NO_CONFIG,
+        description="each order's life in kessai's books (OrderStatusChanged)",
     ),
 )
 

@@ -10,11 +10,14 @@ def test_the_app_builds_with_its_tables_and_their_codecs() -> None:
     app = create_app(Settings(app_id="kessai-test-app"))
 
     tables = {name: app.tables[name] for name in app.tables}
-    assert set(tables) == {"accounts", "applied", "sagas", "seen-trades"}
+    assert set(tables) == {"accounts", "applied", "sagas", "seen-trades", "orders"}
     # The accounts table keeps each state's JSON bytes as they are (memory per account).
     assert tables["accounts"].value_serializer == "raw"
     assert tables["accounts"].key_serializer == "json"
     assert tables["applied"].value_serializer == "json"
+    # Order rows too; their keys are JSON strings (`kessai book` reads them back).
+    assert tables["orders"].value_serializer == "raw"
+    assert tables["orders"].key_serializer == "json"
     assert app.parallel_commits is True
     assert app.conf.broker_commit_interval == 0.1
 

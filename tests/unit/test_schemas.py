@@ -22,6 +22,7 @@ from schemas import (
     CUSTODY,
     LEDGER_EVENTS,
     MIN_FACE_JPY,
+    ORDER_EVENTS,
     ORDERS,
     PAYMENTS,
     REJECTIONS,
@@ -32,6 +33,7 @@ from schemas import (
     BalanceChanged,
     MoveBonds,
     MoveCash,
+    OrderStatusChanged,
     Reason,
     RecordRejected,
     SchemaError,
@@ -45,7 +47,7 @@ from schemas import (
     rejection_for,
 )
 from schemas._isin import check_digit
-from schemas.models import DECIMAL_CHARS_MAX, OrderAction, SettlementStatus
+from schemas.models import DECIMAL_CHARS_MAX, OrderAction, OrderEventKind, SettlementStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 JGB = "JP3633400001"
@@ -118,6 +120,21 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "cause": "t-1",
         "seq": 2,
     },
+    ORDER_EVENTS: {
+        "order_id": "o-1",
+        "venue": "venue-x",
+        "isin": JGB,
+        "currency": "USDC",
+        "account": "acct-a",
+        "side": "buy",
+        "event": "filled",
+        "filled_quantity": 50_000,
+        "remaining_quantity": 0,
+        "price": "100.01",
+        "trade_id": "m-0123456789abcdef0123456789abcdef",
+        "reason": None,
+        "at": AT,
+    },
 }
 
 EXPECTED_KEYS = {
@@ -128,6 +145,7 @@ EXPECTED_KEYS = {
     SETTLEMENTS: b"t-1",
     REJECTIONS: b"t-9",
     LEDGER_EVENTS: b"acct-a",
+    ORDER_EVENTS: JGB.encode(),
 }
 
 
@@ -239,6 +257,27 @@ def settlements(draw: st.DrawFn) -> SettlementStatusChanged:
 
 
 @st.composite
+def order_events(draw: st.DrawFn) -> OrderStatusChanged:
+    event = draw(st.sampled_from(get_args(OrderEventKind)))
+    fill = event in ("partially_filled", "filled")
+    return OrderStatusChanged(
+        order_id=draw(ids),
+        venue=draw(ids),
+        isin=draw(isins),
+        currency=draw(tokens),
+        account=draw(st.none() | ids),
+        side=draw(st.none() | st.sampled_from(["buy", "sell"])),
+        event=event,
+        filled_quantity=draw(faces) if fill else 0,
+        remaining_quantity=draw(st.integers(0, 10**9).map(lambda n: n * MIN_FACE_JPY)),
+        price=draw(st.none() | positive),
+        trade_id=draw(ids) if fill else draw(st.none() | ids),
+        reason=draw(codes) if event in ("rejected", "cancelled") else draw(st.none() | codes),
+        at=draw(utc_times),
+    )
+
+
+@st.composite
 def orders(draw: st.DrawFn) -> SubmitOrder:
     action = draw(st.sampled_from(get_args(OrderAction)))
 
@@ -289,6 +328,7 @@ records: dict[str, st.SearchStrategy[Any]] = {
         at=utc_times,
     ),
     LEDGER_EVENTS: ledger_events(),
+    ORDER_EVENTS: order_events(),
 }
 topic_and_record = st.sampled_from(sorted(TOPIC_MODELS)).flatmap(
     lambda topic: st.tuples(st.just(topic), records[topic])
@@ -498,6 +538,7 @@ MONEY_FIELDS = [
     (LEDGER_EVENTS, "delta_locked", "invalid_amount"),
     (LEDGER_EVENTS, "available", "invalid_amount"),
     (LEDGER_EVENTS, "locked", "invalid_amount"),
+    (ORDER_EVENTS, "price", "invalid_price"),
 ]
 
 

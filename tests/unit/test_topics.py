@@ -7,7 +7,7 @@ from streams.config import Settings
 from streams.topics import CATALOGUE, INPUT_TOPICS, KEEP_FOREVER, by_name
 
 
-def test_the_catalogue_is_exactly_the_seven_schema_topics() -> None:
+def test_the_catalogue_is_exactly_the_eight_schema_topics() -> None:
     assert [t.name for t in CATALOGUE] == [
         "payments",
         "custody",
@@ -16,6 +16,7 @@ def test_the_catalogue_is_exactly_the_seven_schema_topics() -> None:
         "settlements",
         "rejections",
         "ledger-events",
+        "order-events",
     ]
     assert {t.name for t in CATALOGUE} == set(TOPIC_MODELS)
 

@@ -1,0 +1,312 @@
+"""A continuous limit order book for one bond in one currency: price-time priority. Pure.
+
+- **Priority.** The best price first (highest bid, lowest ask), then the earliest
+  arrival (``seq``, counted per book).
+- **Price.** A fill trades at the *resting* (maker) order's price.
+- **Order types.** A limit order rests whatever it cannot fill (``GTC``), or drops it
+  (``IOC``: cancelled ``immediate_or_cancel``). A market order has no price, takes what
+  the book holds and never rests (remainder cancelled ``no_liquidity``).
+- **Self-match.** An order never trades with a resting order of its own account: when
+  that order is next in priority, the incoming order's remainder is cancelled
+  ``self_match`` (cancel-newest; the fills it made before stand).
+- **Trade ids** are a hash of the book and the two orders' ids
+  (:func:`fill_trade_id`): the same fill always gets the same id, and two orders
+  trade with each other at most once (after a fill one of them is done), so ids
+  never collide.
+
+Structures: one ``SortedDict`` of price levels per side, each level an ``OrderedDict``
+in arrival order, and an index by order: adding, cancelling and taking the best
+order are O(log levels), never a scan of the book.
+
+The book knows resting orders only. Whether an id was used before, the currency
+known, and the rows kept in a table are the matcher's (:mod:`streams.matching.core`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+from sortedcontainers import SortedDict
+
+Side = Literal["buy", "sell"]
+TimeInForce = Literal["GTC", "IOC"]
+EventKind = Literal["accepted", "rejected", "partially_filled", "filled", "cancelled"]
+#: An order's identity within a book: (venue, order_id).
+OrderKey = tuple[str, str]
+
+#: Resting orders one book holds at most; an order that would rest past it is
+#: cancelled ``book_full``.
+BOOK_ORDERS_MAX = 1_000_000
+#: Hex digits of a matched trade's id after the ``m-`` prefix (128 bits).
+TRADE_ID_HEX_CHARS = 32
+
+
+def fill_trade_id(isin: str, currency: str, maker: OrderKey, taker: OrderKey) -> str:
+    """The trade id of the fill between *maker* and *taker*: deterministic, so a
+    replayed order can never yield a second trade for the same fill."""
+    digest = hashlib.sha256()
+    for part in (isin, currency, *maker, *taker):
+        data = part.encode()
+        digest.update(len(data).to_bytes(4, "big"))
+        digest.update(data)
+    return "m-" + digest.hexdigest()[:TRADE_ID_HEX_CHARS]
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    venue: str
+    order_id: str
+    account: str
+    side: Side
+    quantity: int
+    #: None: a market order.
+    price: Decimal | None
+    time_in_force: TimeInForce = "GTC"
+
+    @property
+    def key(self) -> OrderKey:
+        return (self.venue, self.order_id)
+
+
+@dataclass(slots=True)
+class Resting:
+    """An order on the book (or, with ``remaining`` 0, one just done)."""
+
+    venue: str
+    order_id: str
+    account: str
+    side: Side
+    price: Decimal
+    quantity: int
+    remaining: int
+    #: Arrival number in its book: time priority.
+    seq: int
+
+    @property
+    def key(self) -> OrderKey:
+        return (self.venue, self.order_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    trade_id: str
+    price: Decimal
+    quantity: int
+    buyer: str
+    seller: str
+    maker: OrderKey
+    taker: OrderKey
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """One step of an order's life, in the order they happened."""
+
+    kind: EventKind
+    venue: str
+    order_id: str
+    #: Face filled by this event (fills only).
+    filled: int = 0
+    #: What is left to fill after this event.
+    remaining: int = 0
+    price: Decimal | None = None
+    trade_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one order or cancel did to a book."""
+
+    events: list[OrderEvent] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    #: Orders whose row changed, as they are now (the makers filled, then the order
+    #: itself); ``remaining == 0``: done, off the book.
+    changed: list[Resting] = field(default_factory=list)
+
+
+Level = OrderedDict[OrderKey, Resting]
+
+
+class Book:
+    """The resting orders of one (ISIN, currency), matched by price-time priority."""
+
+    def __init__(self, isin: str, currency: str) -> None:
+        self.isin = isin
+        self.currency = currency
+        #: Best bid first: keys are prices, sorted descending.
+        self._bids: SortedDict = SortedDict(operator.neg)
+        #: Best ask first.
+        self._asks: SortedDict = SortedDict()
+        self._orders: dict[OrderKey, Resting] = {}
+        self._next_seq = 1
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._orders
+
+    def get(self, key: OrderKey) -> Resting | None:
+        return self._orders.get(key)
+
+    @classmethod
+    def restored(
+        cls, isin: str, currency: str, orders: Iterable[Resting], *, last_seq: int = 0
+    ) -> Book:
+        """A book of orders read back from storage, in any order: each keeps its
+        ``seq``, so its time priority. New orders are numbered after *last_seq* (the
+        highest ever given, done orders included: the same numbers as if the book had
+        never stopped) and after every order restored."""
+        book = cls(isin, currency)
+        book._next_seq = last_seq + 1
+        for order in sorted(orders, key=operator.attrgetter("seq")):
+            assert order.remaining > 0 and order.key not in book._orders, order
+            book._rest(order)
+            book._next_seq = max(book._next_seq, order.seq + 1)
+        return book
+
+    def submit(self, order: NewOrder) -> Outcome:
+        """Match *order* against the book; rest what a GTC limit order has left."""
+        assert order.quantity > 0 and order.key not in self._orders, order
+        out = Outcome()
+        out.events.append(
+            OrderEvent("accepted", order.venue, order.order_id, remaining=order.quantity)
+        )
+        taker = Resting(
+            venue=order.venue,
+            order_id=order.order_id,
+            account=order.account,
+            side=order.side,
+            price=order.price if order.price is not None else Decimal(0),
+            quantity=order.quantity,
+            remaining=order.quantity,
+            seq=self._next_seq,
+        )
+        self._next_seq += 1
+        stopped_by = self._take(taker, order.price, out)
+        # The taker's row is written whatever happens: open, or done (its id is used).
+        out.changed.append(taker)
+        if taker.remaining == 0:
+            return out
+        if stopped_by is None:
+            if order.price is None:
+                stopped_by = "no_liquidity"
+            elif order.time_in_force == "IOC":
+                stopped_by = "immediate_or_cancel"
+            elif len(self._orders) >= BOOK_ORDERS_MAX:
+                stopped_by = "book_full"
+        if stopped_by is not None:
+            left = taker.remaining
+            taker.remaining = 0
+            out.events.append(
+                OrderEvent(
+                    "cancelled", taker.venue, taker.order_id, remaining=left, reason=stopped_by
+                )
+            )
+            return out
+        self._rest(taker)
+        return out
+
+    def cancel(self, key: OrderKey, reason: str = "requested") -> Outcome | None:
+        """Take a resting order off the book; None if it is not on it."""
+        order = self._orders.get(key)
+        if order is None:
+            return None
+        self._unrest(order)
+        left = order.remaining
+        order.remaining = 0
+        return Outcome(
+            events=[
+                OrderEvent("cancelled", order.venue, order.order_id, remaining=left, reason=reason)
+            ],
+            changed=[order],
+        )
+
+    def _take(self, taker: Resting, limit: Decimal | None, out: Outcome) -> str | None:
+        """Fill *taker* from the other side while prices cross; the reason it stopped
+        early (``self_match``), or None."""
+        buying = taker.side == "buy"
+        opposite = self._asks if buying else self._bids
+        while taker.remaining and opposite:
+            price, level = opposite.peekitem(0)
+            if limit is not None and (price > limit if buying else price < limit):
+                return None
+            maker: Resting = next(iter(level.values()))
+            if maker.account == taker.account:
+                return "self_match"
+            quantity = min(maker.remaining, taker.remaining)
+            maker.remaining -= quantity
+            taker.remaining -= quantity
+            trade_id = fill_trade_id(self.isin, self.currency, maker.key, taker.key)
+            out.fills.append(
+                Fill(
+                    trade_id=trade_id,
+                    price=price,
+                    quantity=quantity,
+                    buyer=taker.account if buying else maker.account,
+                    seller=maker.account if buying else taker.account,
+                    maker=maker.key,
+                    taker=taker.key,
+                )
+            )
+            for side in (taker, maker):
+                out.events.append(
+                    OrderEvent(
+                        "filled" if side.remaining == 0 else "partially_filled",
+                        side.venue,
+                        side.order_id,
+                        filled=quantity,
+                        remaining=side.remaining,
+                        price=price,
+                        trade_id=trade_id,
+                    )
+                )
+            if maker.remaining == 0:
+                level.popitem(last=False)
+                del self._orders[maker.key]
+                if not level:
+                    del opposite[price]
+            out.changed.append(maker)
+        return None
+
+    def _rest(self, order: Resting) -> None:
+        side = self._bids if order.side == "buy" else self._asks
+        level = side.get(order.price)
+        if level is None:
+            level = side[order.price] = OrderedDict()
+        level[order.key] = order
+        self._orders[order.key] = order
+
+    def _unrest(self, order: Resting) -> None:
+        side = self._bids if order.side == "buy" else self._asks
+        level = side[order.price]
+        del level[order.key]
+        if not level:
+            del side[order.price]
+        del self._orders[order.key]
+
+    def depth(self, levels_max: int | None = None) -> tuple[list[tuple[Decimal, int, int]], ...]:
+        """(bids, asks), best first: each level's (price, face resting, orders)."""
+
+        def side(levels: SortedDict) -> list[tuple[Decimal, int, int]]:
+            out: list[tuple[Decimal, int, int]] = []
+            for price, level in levels.items():
+                if levels_max is not None and len(out) >= levels_max:
+                    break
+                out.append((price, sum(o.remaining for o in level.values()), len(level)))
+            return out
+
+        return side(self._bids), side(self._asks)
+
+    def orders(self) -> Iterator[Resting]:
+        """Every resting order, bids then asks, each in priority order."""
+        for levels in (self._bids, self._asks):
+            for level in levels.values():
+                yield from level.values()

@@ -1,0 +1,240 @@
+"""Orders in, trades and settlements out, through a worker process on the real broker.
+
+A venue sends orders on a bond of this run's own: a resting ask, a limit and a market
+buy that fill against it (two trades, which then settle DvP), a self-match, an IOC
+that finds nothing, a cancel, a cancel too late, a repeated id and a bad order, and a
+bid left resting. Read back with read_committed: every order event in order, the two
+trades, their settlements, the rejections, and ``kessai book``'s view of the book.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from schemas._isin import check_digit
+from streams.config import Settings
+from tests.integration.test_settlement_flow import _free_port, _start_worker
+
+pytestmark = pytest.mark.integration
+
+U = 50_000
+WAIT_S = 120.0
+
+
+async def _tail_until(
+    bootstrap: str, topics: list[str], done: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
+    """Committed records of *topics* from the start until *done*; records that are not
+    JSON objects (other tests' bad input on the shared broker) are skipped."""
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    seen: list[dict[str, Any]] = []
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline and not done(seen):
+            batch = await consumer.getmany(timeout_ms=300)
+            for records in batch.values():
+                for r in records:
+                    try:
+                        value = orjson.loads(r.value)
+                    except orjson.JSONDecodeError:
+                        continue
+                    if isinstance(value, dict):
+                        seen.append({"topic": r.topic, **value})
+        return seen
+    finally:
+        await consumer.stop()
+
+
+async def test_orders_match_into_trades_that_settle(bootstrap: str, tmp_path: Path) -> None:
+    run = f"{random.randrange(16**6):06x}"
+    body = "JP9" + "".join(random.choice("0123456789") for _ in range(8))
+    isin = body + check_digit(body)
+    buyer, seller = f"mbuyer-{run}", f"mseller-{run}"
+    settings = Settings.from_env({"KESSAI_BOOTSTRAP": bootstrap})
+    env = {
+        **os.environ,
+        "KESSAI_BOOTSTRAP": bootstrap,
+        "KESSAI_WEB_PORT": str(_free_port()),
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = (tmp_path / "worker.log").open("wb")
+    worker = _start_worker(env, log)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+
+    async def send(topic: str, key: str, value: dict[str, Any]) -> None:
+        await producer.send_and_wait(topic, orjson.dumps(value), key=key.encode())
+
+    def order(
+        oid: str, account: str, side: str, units: int, price: str | None, **kw: Any
+    ) -> dict[str, Any]:
+        return {
+            "order_id": f"{oid}-{run}",
+            "venue": "v1",
+            "account": account,
+            "isin": isin,
+            "side": side,
+            "quantity": units * U,
+            "price": price,
+            "currency": "JPYC",
+            **kw,
+        }
+
+    try:
+        await send(
+            "payments",
+            buyer,
+            {
+                "payment_id": f"mp-{run}",
+                "account": buyer,
+                "token": "JPYC",
+                "amount": "1000000",
+                "kind": "deposit",
+            },
+        )
+        await send(
+            "custody",
+            seller,
+            {
+                "movement_id": f"mc-{run}",
+                "account": seller,
+                "isin": isin,
+                "quantity": 3 * U,
+                "kind": "deposit",
+            },
+        )
+        flow = [
+            order("s1", seller, "sell", 3, "99.5"),
+            order("b1", buyer, "buy", 1, "100"),  # fills 1 of s1 at 99.5
+            order("b2", buyer, "buy", 1, None),  # market: 1 more of s1
+            order("x1", seller, "buy", 1, "100"),  # seller against its own ask
+            order("b3", buyer, "buy", 2, "99", time_in_force="IOC"),  # nothing at 99
+            {**order("s1", seller, "sell", 3, "99.5"), "action": "cancel"},
+            {**order("s1", seller, "sell", 3, "99.5"), "action": "cancel"},  # too late
+            order("b1", buyer, "buy", 1, "100"),  # the same id again
+            order("bad", buyer, "buy", 1, "100", quantity=12_345),
+            order("b4", buyer, "buy", 2, "98"),  # rests
+        ]
+        for value in flow:
+            await send("orders", isin, value)
+
+        def mine(seen: list[dict[str, Any]], topic: str) -> list[dict[str, Any]]:
+            return [r for r in seen if r["topic"] == topic and r.get("isin") == isin]
+
+        seen = await _tail_until(
+            bootstrap,
+            ["order-events"],
+            lambda s: any(r["order_id"] == f"b4-{run}" for r in mine(s, "order-events")),
+        )
+        events = [
+            (
+                r["order_id"].removesuffix(f"-{run}"),
+                r["event"],
+                r["reason"],
+                r["filled_quantity"],
+                r["remaining_quantity"],
+                r["price"],
+            )
+            for r in mine(seen, "order-events")
+        ]
+        assert events == [
+            ("s1", "accepted", None, 0, 3 * U, "99.5"),
+            ("b1", "accepted", None, 0, U, "100"),
+            ("b1", "filled", None, U, 0, "99.5"),
+            ("s1", "partially_filled", None, U, 2 * U, "99.5"),
+            ("b2", "accepted", None, 0, U, None),
+            ("b2", "filled", None, U, 0, "99.5"),
+            ("s1", "partially_filled", None, U, U, "99.5"),
+            ("x1", "accepted", None, 0, U, "100"),
+            ("x1", "cancelled", "self_match", 0, U, "100"),
+            ("b3", "accepted", None, 0, 2 * U, "99"),
+            ("b3", "cancelled", "immediate_or_cancel", 0, 2 * U, "99"),
+            ("s1", "cancelled", "requested", 0, U, "99.5"),
+            ("s1", "rejected", "order_closed", 0, 0, "99.5"),
+            ("b1", "rejected", "duplicate", 0, 0, "100"),
+            ("bad", "rejected", "invalid_quantity", 0, 0, None),
+            ("b4", "accepted", None, 0, 2 * U, "98"),
+        ], events
+        by_event = {(r["order_id"], r["event"]): r for r in mine(seen, "order-events")}
+        trade_ids = [
+            by_event[f"b1-{run}", "filled"]["trade_id"],
+            by_event[f"b2-{run}", "filled"]["trade_id"],
+        ]
+        assert by_event[f"b1-{run}", "filled"]["account"] == buyer
+
+        # The fills are trades of venue kessai, and they settle.
+        seen = await _tail_until(
+            bootstrap,
+            ["trades", "settlements"],
+            lambda s: (
+                sum(1 for r in mine(s, "settlements") if r["status"] in ("settled", "failed")) >= 2
+            ),
+        )
+        trades = {r["trade_id"]: r for r in mine(seen, "trades") if r["venue"] == "kessai"}
+        assert sorted(trades) == sorted(trade_ids)
+        for tid in trade_ids:
+            t = trades[tid]
+            assert (t["buyer"], t["seller"], t["quantity"], t["price"]) == (
+                buyer,
+                seller,
+                U,
+                "99.5",
+            )
+        statuses = {r["trade_id"]: r["status"] for r in mine(seen, "settlements")}
+        assert statuses == {tid: "settled" for tid in trade_ids}
+
+        seen = await _tail_until(
+            bootstrap,
+            ["rejections"],
+            lambda s: sum(1 for r in s if f"-{run}" in r.get("value", "")) >= 2,
+        )
+        reasons = sorted(r["reason"] for r in seen if f"-{run}" in r.get("value", ""))
+        assert reasons == ["duplicate", "invalid_quantity"]
+    finally:
+        await producer.stop()
+        worker.terminate()
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+    # The book as committed: b4's bid, nothing else.
+    shown = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "book", isin, "--format", "json"],
+        env={**env, "KESSAI_APP_ID": settings.app_id},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(shown.stdout) == {
+        "JPYC": {"bids": [{"price": "98", "quantity": 2 * U, "orders": 1}], "asks": [], "orders": 1}
+    }
+    table = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "book", isin],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "1 resting order\n" in table and "98" in table, table
