@@ -268,9 +268,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run the end-to-end demo against the broker",
         description=(
             "Run the end-to-end demo: fund accounts, let a simulated venue publish "
-            "trades (some short of cash or bonds, some bad), deliver late deposits, and "
-            "show what settled, waited, failed at the deadline or was rejected, with "
-            "the balances; then keep the worker running until Ctrl-C."
+            "trades (some short of cash or bonds, some bad), deliver late deposits, then "
+            "let two venues send orders that kessai's matcher turns into trades, and "
+            "show what settled, waited, failed at the deadline or was rejected, each "
+            "order's events, the matched trades, the order book and the balances; then "
+            "keep the worker running until Ctrl-C."
         ),
     )
     demo.add_argument(

@@ -2,9 +2,10 @@
 
 It runs ``kessai demo --once``: a real worker process (with the demo's short
 settlement deadline), deposits on ``payments`` and ``custody``, a venue's trades on
-``trades``, late deposits, and every expected settlement status, rejection and
-balance read back with read_committed. The demo exits non-zero if any is missing or
-wrong; on top of that, this test reads the summary it prints.
+``trades``, late deposits, two venues' orders on ``orders`` matched into trades that
+settle, and every expected settlement status, order event, matched trade, rejection,
+book level and balance read back with read_committed. The demo exits non-zero if any
+is missing or wrong; on top of that, this test reads the summary and tables it prints.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _line(out: str, pattern: str) -> None:
     assert re.search(pattern, out, re.MULTILINE), f"no line matching {pattern!r} in:\n{out}"
 
 
-def test_demo_settles_pends_fails_and_rejects(bootstrap: str) -> None:
+def test_demo_settles_pends_fails_rejects_and_matches(bootstrap: str) -> None:
     env = {**os.environ, "KESSAI_BOOTSTRAP": bootstrap, "KESSAI_WEB_PORT": str(_free_port())}
     done = subprocess.run(
         [sys.executable, "-m", "streams.cli", "demo", "--once"],
@@ -59,9 +60,15 @@ def test_demo_settles_pends_fails_and_rejects(bootstrap: str) -> None:
     _line(out, r"^  failed +1 \(insufficient_securities 1\)$")
     _line(
         out,
-        r"^  rejected +9 records \(duplicate 2, insufficient_funds 1, invalid_isin 1, "
-        r"malformed 2, same_account 1, unknown_token 2\)$",
+        r"^  rejected +10 records \(duplicate 2, insufficient_funds 1, invalid_isin 1, "
+        r"invalid_quantity 1, malformed 2, same_account 1, unknown_token 2\)$",
     )
+    _line(
+        out,
+        r"^  orders +14 published by 2 venues \(13 orders, 1 cancel\): 12 accepted, 1 rejected$",
+    )
+    _line(out, r"^  cancelled +3 orders \(immediate_or_cancel 1, requested 1, self_match 1\)$")
+    _line(out, r"^  matched +5 trades by the matcher: 5 settled, 0 pending, 0 failed$")
 
     # Each trade's path, and each bad record's reason.
     _line(out, rf"^  t1-{r} .* 995120 JPYC  settled$")
@@ -83,19 +90,64 @@ def test_demo_settles_pends_fails_and_rejects(bootstrap: str) -> None:
         ("t8", "trades", "unknown_token"),
         ("t1", "trades", "duplicate"),
         ("t9", "trades", "malformed"),
+        ("o13", "orders", "invalid_quantity"),
     ):
         _line(out, rf"^  {marker}-{r} +{topic} +{reason} ")
 
+    # Each order's events (act 4), as the order-events topic committed them.
+    for order, events in (
+        ("o1", r"accepted -> partially_filled 100000 @ 99\.60 #2 -> filled 100000 @ 99\.60 #5"),
+        ("o6", r"accepted -> partially_filled 50000 @ 99\.40 #4"),  # time priority at 99.40
+        ("o8", r"accepted -> cancelled \(requested, 100000 left\)"),
+        # A limit buy across two ask levels; a market sell; an IOC filling in part.
+        ("o9", r"accepted -> partially_filled 300000 @ 99\.55 #1 -> filled 100000 @ 99\.60 #2"),
+        ("o10", r"accepted -> partially_filled 200000 @ 99\.40 #3 -> filled 50000 @ 99\.40 #4"),
+        (
+            "o11",
+            r"accepted -> partially_filled 100000 @ 99\.60 #5 "
+            r"-> cancelled \(immediate_or_cancel, 200000 left\)",
+        ),
+        ("o12", r"accepted -> cancelled \(self_match, 100000 left\)"),
+        ("o13", r"rejected \(invalid_quantity\)"),
+    ):
+        _line(out, rf"^  {order}-{r} +venue-(tokyo|osaka) .*  {events}$")
+    # The matched trades: venue kessai, ids the matcher made, each settled.
+    for n, buyer, seller, face, price, cash in (
+        (1, "alice", "carol", 300000, r"99\.55", 298650),
+        (2, "alice", "bob", 100000, r"99\.60", 99600),
+        (3, "alice", "bob", 200000, r"99\.40", 198800),
+        (4, "dave", "bob", 50000, r"99\.40", 49700),
+        (5, "alice", "bob", 100000, r"99\.60", 99600),
+    ):
+        _line(
+            out,
+            rf"^  {n}  m-[0-9a-f]{{32}} {buyer}-{r} +{seller}-{r} +{face} +{price} "
+            rf"+{cash} JPYC  settled$",
+        )
+    # The book left, as `kessai book` prints it.
+    _line(out, r"^  JP1103551Q43 in JPYC: 4 resting orders$")
+    _line(out, r"^ +1 +50,000 +99\.40 \| 99\.70 +500,000 +1$")
+    _line(out, r"^ +1 +300,000 +99\.30 \| 99\.80 +200,000 +1$")
+
     # Positions replayed from the journal: alice paid 995,120 (t1) and 199,600 (t4)
-    # out of 5,000,000 less 1,200,000 withdrawn, and holds both bonds.
-    _line(out, rf"^  alice-{r} +JPYC +2605280 +0$")
+    # out of 5,000,000 less 1,200,000 withdrawn, then 696,650 for 700,000 face of
+    # JP1103551Q43 from the matcher's trades (#1, #2, #3, #5).
+    _line(out, rf"^  alice-{r} +JPYC +1908630 +0$")
     _line(out, rf"^  alice-{r} +USDC +509\.900629 +0\.000000$")
+    _line(out, rf"^  alice-{r} +JP1103551Q43 +1700000 +0$")
     _line(out, rf"^  alice-{r} +JP1201791Q29 +500000 +0$")
-    _line(out, rf"^  bob-{r} +JP1103551Q43 +8500000 +0$")
-    _line(out, rf"^  carol-{r} +JPYC +2500 +0$")
+    # bob sold 450,000 face through the matcher (#2 to #5) for 447,700.
+    _line(out, rf"^  bob-{r} +JP1103551Q43 +8050000 +0$")
+    _line(out, rf"^  bob-{r} +JPYC +2940320 +0$")
+    # carol: 2,500 left after t3, then 298,650 for 300,000 face (#1).
+    _line(out, rf"^  carol-{r} +JPYC +301150 +0$")
+    _line(out, rf"^  carol-{r} +JP1103551Q43 +200000 +0$")
     _line(out, rf"^  dave-{r} +JP1201791Q29 +0 +0$")
+    _line(out, rf"^  dave-{r} +JP1103551Q43 +50000 +0$")
+    _line(out, rf"^  dave-{r} +JPYC +149900 +0$")
     # erin never received anything: no position of hers.
     assert not re.search(rf"^  erin-{r} ", out, re.MULTILINE), out
 
     assert "Where to look:" in out, out
+    _line(out, r"^  order book +kessai book JP1103551Q43 ")
     assert "demo OK" in out, out
