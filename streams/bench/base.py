@@ -55,6 +55,11 @@ class Variant(ABC):
     drain_idle_s_min: float = 0.0
     #: The least output rate (records/s) the drain timeout allows for.
     drain_rate_min: float = 1_000.0
+    #: What the load generator publishes on :meth:`source` (``streams.bench.loadgen``).
+    load_kind: str = "trades"
+    #: With an :meth:`origin`: the output key an input record pairs with, given its
+    #: value (None: it pairs with none); unset, an input pairs by its own key.
+    origin_key: Callable[[bytes], bytes | None] | None = None
 
     def origin(self, ctx: Context) -> str | None:
         """The input topic to pair outputs with by key for latency; None when each

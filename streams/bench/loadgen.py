@@ -26,7 +26,14 @@ from dataclasses import dataclass
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from streams.bench.orders import OrderFactory
 from streams.bench.trades import TradeFactory
+
+#: What the generator can publish: ``trades`` (one per record), ``orders`` (pairs).
+FACTORIES: dict[str, type[TradeFactory] | type[OrderFactory]] = {
+    "trades": TradeFactory,
+    "orders": OrderFactory,
+}
 
 #: Records handed to the producer before we wait for the acks of the chunk before.
 CHUNK_RECORDS = 2_000
@@ -68,13 +75,17 @@ async def generate(
     count: int | None,
     prefix: str,
     seed: int = 7,
+    kind: str = "trades",
 ) -> LoadStats:
-    """Publish trades onto *topic* until *seconds* have passed or *count* were sent."""
+    """Publish *kind* records (``trades``, or ``orders`` in crossing pairs) onto *topic*
+    until *seconds* have passed or *count* were sent."""
     if seconds is None and count is None:
         raise ValueError("give seconds, count or both")
     if rate < 0:
         raise ValueError(f"rate must be >= 0, got {rate}")
-    factory = TradeFactory(prefix, seed=seed)
+    if kind not in FACTORIES:
+        raise ValueError(f"kind must be one of {sorted(FACTORIES)}, got {kind!r}")
+    factory = FACTORIES[kind](prefix, seed=seed)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
@@ -123,7 +134,8 @@ async def generate(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m streams.bench.loadgen",
-        description="Publish realistic trades at a fixed rate or full speed; print JSON stats.",
+        description="Publish realistic trades (or crossing order pairs) at a fixed rate or "
+        "full speed; print JSON stats.",
     )
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
@@ -132,6 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=None)
     parser.add_argument("--prefix", default="bench", help="trade id prefix")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--kind",
+        choices=sorted(FACTORIES),
+        default="trades",
+        help="trades (default), or orders: crossing sell/buy pairs, one trade each",
+    )
     args = parser.parse_args(argv)
     if args.seconds is None and args.count is None:
         parser.error("give --seconds, --count or both")
@@ -144,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             count=args.count,
             prefix=args.prefix,
             seed=args.seed,
+            kind=args.kind,
         )
     )
     sys.stdout.write(orjson.dumps(stats.to_json()).decode() + "\n")

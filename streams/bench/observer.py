@@ -53,12 +53,14 @@ class Observer:
         *,
         pick: Callable[[bytes], bool] | None = None,
         origin: str | None = None,
+        origin_key: Callable[[bytes], bytes | None] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.partitions = partitions
         self.pick = pick
         self.origin = origin
+        self.origin_key = origin_key
         self.records = 0
         self._keys: set[bytes | None] = set()
         self._latencies: array[float] = array("d")
@@ -99,7 +101,13 @@ class Observer:
             before = self.records
             for tp, recs in batch.items():
                 if tp.topic != self.topic:  # the origin: note when each key was published
-                    self._published_ms.update((r.key, r.timestamp) for r in recs)
+                    if self.origin_key is None:
+                        self._published_ms.update((r.key, r.timestamp) for r in recs)
+                    else:
+                        for r in recs:
+                            key = self.origin_key(r.value) if r.value is not None else None
+                            if key is not None:
+                                self._published_ms[key] = r.timestamp
                     continue
                 for r in recs:
                     if self.pick is not None and (r.value is None or not self.pick(r.value)):

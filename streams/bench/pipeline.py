@@ -35,6 +35,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams import localkafka
 from streams.bench.base import READY_TIMEOUT_S, Context, Variant
+from streams.bench.orders import taker_trade_id
 from streams.bench.procs import Child
 from streams.bench.trades import ACCOUNTS, BONDS
 from streams.config import DEFAULT_TOKENS, GUARANTEES, Settings
@@ -97,6 +98,9 @@ class PipelineVariant(Variant):
     private_broker = True
     drain_idle_s_min = 120.0
     drain_rate_min = 20.0
+    #: The topics the outside world writes during a measurement: not counted as the
+    #: worker's records.
+    load_inputs: tuple[str, ...] = INPUT_TOPICS
 
     def __init__(
         self,
@@ -193,7 +197,7 @@ class PipelineVariant(Variant):
         usage = await worker.finish(terminate=True)
         if usage.exit_code != 0:
             raise RuntimeError(f"the funding worker exited {usage.exit_code}; see {ctx.log_dir}")
-        self._marks = await _ends(ctx.bootstrap)
+        self._marks = await _ends(ctx.bootstrap, self.load_inputs)
 
     async def start(self, ctx: Context) -> Child:
         worker = self._worker(ctx, "measured")
@@ -206,7 +210,7 @@ class PipelineVariant(Variant):
         return worker
 
     async def extra(self, ctx: Context, outputs: int, span_s: float) -> dict[str, Any]:
-        written = await _count_since(ctx.bootstrap, self._marks)
+        written = await _count_since(ctx.bootstrap, self._marks, self.load_inputs)
         return {
             "trades_per_s": round(outputs / span_s, 1) if span_s > 0 else 0.0,
             "kafka_records_written": sum(written.values()),
@@ -216,17 +220,19 @@ class PipelineVariant(Variant):
         }
 
 
-def _written(topics: list[str]) -> list[str]:
-    """The topics a worker writes: all but the inputs and Kafka's own."""
-    return sorted(t for t in topics if t not in INPUT_TOPICS and not t.startswith("__"))
+def _written(topics: list[str], inputs: tuple[str, ...] = INPUT_TOPICS) -> list[str]:
+    """The topics a worker writes: all but the load's *inputs* and Kafka's own."""
+    return sorted(t for t in topics if t not in inputs and not t.startswith("__"))
 
 
-async def _written_partitions(bootstrap: str) -> list[TopicPartition]:
+async def _written_partitions(
+    bootstrap: str, inputs: tuple[str, ...] = INPUT_TOPICS
+) -> list[TopicPartition]:
     """Every partition of every topic a worker writes."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
     await admin.start()
     try:
-        topics = _written(await admin.list_topics())
+        topics = _written(await admin.list_topics(), inputs)
         described = await admin.describe_topics(topics) if topics else []
     finally:
         await admin.close()
@@ -237,9 +243,11 @@ async def _written_partitions(bootstrap: str) -> list[TopicPartition]:
     )
 
 
-async def _ends(bootstrap: str) -> dict[TopicPartition, int]:
+async def _ends(
+    bootstrap: str, inputs: tuple[str, ...] = INPUT_TOPICS
+) -> dict[TopicPartition, int]:
     """Where every partition a worker writes ends (read_committed: the last stable offset)."""
-    tps = await _written_partitions(bootstrap)
+    tps = await _written_partitions(bootstrap, inputs)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
     await consumer.start()
     try:
@@ -248,9 +256,11 @@ async def _ends(bootstrap: str) -> dict[TopicPartition, int]:
         await consumer.stop()
 
 
-async def _count_since(bootstrap: str, marks: dict[TopicPartition, int]) -> dict[str, int]:
+async def _count_since(
+    bootstrap: str, marks: dict[TopicPartition, int], inputs: tuple[str, ...] = INPUT_TOPICS
+) -> dict[str, int]:
     """Committed records per written topic from *marks* (0 where none) to its end."""
-    tps = await _written_partitions(bootstrap)
+    tps = await _written_partitions(bootstrap, inputs)
     counts = dict.fromkeys(sorted({tp.topic for tp in tps}), 0)
     if not tps:
         return counts
@@ -310,3 +320,41 @@ async def _wait_records(
             seen += sum(len(recs) for recs in batch.values())
     finally:
         await consumer.stop()
+
+
+class MatchingVariant(PipelineVariant):
+    """Orders in, settlements out: the matcher, then the whole settlement pipeline.
+
+    The load is crossing order pairs on ``orders`` (:mod:`streams.bench.orders`), one
+    trade per pair; outputs are the trades' terminal settlements, paired for latency
+    with the taker order's publish time. ``trades`` is now written by the worker, so
+    its records count among the Kafka records written.
+    """
+
+    load_kind = "orders"
+    load_inputs = tuple(t for t in INPUT_TOPICS if t != "trades")
+
+    def __init__(self, guarantee: str) -> None:
+        super().__init__(guarantee)
+        self.name = f"matching-{guarantee.replace('_', '-')}"
+        self.title = f"orders matched and settled, {guarantee}"
+        self.description = (
+            f"kessai worker (faust, processing_guarantee={guarantee}): crossing order pairs "
+            "on orders (one trade each), matcher, trade intake, DvP saga, ledger; accounts "
+            "funded beforehand; output = one terminal settlement record per matched trade"
+        )
+        self.origin_key = taker_trade_id
+
+    def source(self, ctx: Context) -> str:
+        return "orders"
+
+    def origin(self, ctx: Context) -> str | None:
+        return "orders"
+
+    def expected_outputs(self, published: int) -> int:
+        return published // 2
+
+    async def extra(self, ctx: Context, outputs: int, span_s: float) -> dict[str, Any]:
+        figures = await super().extra(ctx, outputs, span_s)
+        figures["orders_per_s"] = round(2 * outputs / span_s, 1) if span_s > 0 else 0.0
+        return figures

@@ -355,7 +355,9 @@ async def _measure_on(
         await _wait_visible(ctx.bootstrap, [source, sink], ctx.partitions)
         await variant.prepare(ctx)
         if backlog:
-            load, load_usage = await _load(ctx, plan, source, rate, count_max=count_max)
+            load, load_usage = await _load(
+                ctx, plan, source, rate, count_max=count_max, kind=variant.load_kind
+            )
         child = await variant.start(ctx)
         start_ms = time.time() * 1000
         spy = None
@@ -365,12 +367,19 @@ async def _measure_on(
                 child.proc.pid, ctx.log_dir.parent / f"profile-{variant.name}-{slug}.txt"
             )
         observer = Observer(
-            ctx.bootstrap, sink, ctx.partitions, pick=variant.pick, origin=variant.origin(ctx)
+            ctx.bootstrap,
+            sink,
+            ctx.partitions,
+            pick=variant.pick,
+            origin=variant.origin(ctx),
+            origin_key=variant.origin_key,
         )
         try:
             await observer.start()
             if not backlog:
-                load, load_usage = await _load(ctx, plan, source, rate, count_max=count_max)
+                load, load_usage = await _load(
+                    ctx, plan, source, rate, count_max=count_max, kind=variant.load_kind
+                )
                 start_ms = load.first_publish_ms
             expected = variant.expected_outputs(load.records)
             complete = await observer.wait_for(
@@ -448,13 +457,19 @@ async def _stop_profile(spy: profile.Recording) -> dict[str, Any]:
 
 
 async def _load(
-    ctx: Context, plan: Plan, topic: str, rate: float, *, count_max: int | None
+    ctx: Context,
+    plan: Plan,
+    topic: str,
+    rate: float,
+    *,
+    count_max: int | None,
+    kind: str = "trades",
 ) -> tuple[LoadStats, Usage]:
     count = plan.count
     if count_max is not None:
         count = min(count, count_max) if count is not None else count_max
     args = ["--bootstrap", ctx.bootstrap, "--topic", topic, "--rate", str(rate)]
-    args += ["--prefix", ctx.trade_prefix, "--seed", str(plan.seed)]
+    args += ["--prefix", ctx.trade_prefix, "--seed", str(plan.seed), "--kind", kind]
     if plan.seconds is not None:
         args += ["--seconds", str(plan.seconds)]
     if count is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from streams.bench import passthrough
 from streams.bench.base import READY_TIMEOUT_S, Context, Variant
-from streams.bench.pipeline import PipelineVariant
+from streams.bench.pipeline import MatchingVariant, PipelineVariant
 from streams.bench.procs import Child
 
 __all__ = [
@@ -96,6 +96,7 @@ VARIANTS: dict[str, Variant] = {
         RawPassthrough("transactional"),
         PipelineVariant("at_least_once"),
         PipelineVariant("exactly_once"),
+        MatchingVariant("exactly_once"),
         *(PipelineVariant("exactly_once", tweak=t, env=env) for t, env in TWEAKS),
     )
 }
@@ -105,6 +106,7 @@ DEFAULT_VARIANTS: tuple[str, ...] = (
     "raw-transactional",
     "pipeline-at-least-once",
     "pipeline-exactly-once",
+    "matching-exactly-once",
 )
 
 #: Ratios reported when both variants ran at the same rate: (label, numerator, denominator).
@@ -113,6 +115,11 @@ RATIOS: tuple[tuple[str, str, str], ...] = (
     ("exactly_once ÷ at_least_once (pipeline)", "pipeline-exactly-once", "pipeline-at-least-once"),
     ("pipeline ÷ raw, at-least-once", "pipeline-at-least-once", "raw-at-least-once"),
     ("pipeline ÷ raw, exactly-once ÷ transactional", "pipeline-exactly-once", "raw-transactional"),
+    (
+        "orders in ÷ trades in (exactly-once, settled trades)",
+        "matching-exactly-once",
+        "pipeline-exactly-once",
+    ),
     *(
         (f"+{t} ÷ default (pipeline)", f"pipeline-exactly-once+{t}", "pipeline-exactly-once")
         for t, _ in TWEAKS
