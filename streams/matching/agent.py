@@ -45,7 +45,7 @@ from schemas import (
 )
 from streams.config import Settings
 from streams.ledger.agent import raw_topic, rejection
-from streams.matching.core import Handled, Matcher, OrderRequest, OrderUpdate
+from streams.matching.core import Handled, MatchedTrade, Matcher, OrderRequest, OrderUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,21 @@ def request_of(order: SubmitOrder) -> OrderRequest:
         quantity=order.quantity,
         price=order.price,
         time_in_force=order.time_in_force,
+    )
+
+
+def trade_record(t: MatchedTrade, at: datetime) -> TradeExecuted:
+    """The ``trades`` record of a fill, made at *at* (the taking order's record time)."""
+    return TradeExecuted(
+        trade_id=t.trade_id,
+        venue=MATCHING_VENUE,
+        isin=t.isin,
+        buyer=t.buyer,
+        seller=t.seller,
+        quantity=t.quantity,
+        price=t.price,
+        currency=t.currency,
+        trade_time=at,
     )
 
 
@@ -145,18 +160,7 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
 
     async def emit(handled: Handled, at: datetime, key: bytes | None, value: bytes) -> None:
         for t in handled.trades:
-            trade = TradeExecuted(
-                trade_id=t.trade_id,
-                venue=MATCHING_VENUE,
-                isin=t.isin,
-                buyer=t.buyer,
-                seller=t.seller,
-                quantity=t.quantity,
-                price=t.price,
-                currency=t.currency,
-                trade_time=at,
-            )
-            await trades.send(key=t.trade_id.encode(), value=encode(trade))
+            await trades.send(key=t.trade_id.encode(), value=encode(trade_record(t, at)))
         for u in handled.updates:
             await order_events.send(key=u.isin.encode(), value=encode(order_event(u, at)))
         if handled.rejected is not None:

@@ -60,7 +60,7 @@ from schemas._isin import check_digit
 from streams import localkafka
 from streams.config import Settings
 from streams.kafkaio import read_committed
-from streams.matching.agent import order_event, rejected_event, request_of
+from streams.matching.agent import order_event, rejected_event, request_of, trade_record
 from streams.matching.core import Matcher
 from streams.matching.view import changelog_topic
 from streams.topics import ensure_topics
@@ -72,9 +72,9 @@ BONDS = [b + check_digit(b) for b in ("JP110355100", "JP110356100", "JP120144000
 APP_ID = "kessai-match-crash"
 ACCOUNTS = 16
 VENUES = ("venue-a", "venue-b")
-ORDERS_PER_ROUND = 500
+ORDERS_PER_ROUND = 1_000
 #: A new round goes in when fewer orders than this still wait to be processed.
-BACKLOG_MIN = 200
+BACKLOG_MIN = 800
 PROGRESS_TIMEOUT_S = 180.0
 #: Once every order is in, trades still unsettled after this long with no settlement
 #: at all are reported, not waited for.
@@ -88,6 +88,8 @@ U = 50_000
 class Outcome:
     orders: int = 0
     kills: int = 0
+    #: Kills while orders were still waiting to be committed.
+    kills_mid_flow: int = 0
     trades: int = 0
     events: Counter[str] = field(default_factory=Counter)
     rejections: Counter[str] = field(default_factory=Counter)
@@ -99,7 +101,8 @@ class Outcome:
 
     def summary(self) -> str:
         return (
-            f"orders={self.orders} kills={self.kills} trades={self.trades} "
+            f"orders={self.orders} kills={self.kills} (mid-flow {self.kills_mid_flow}) "
+            f"trades={self.trades} "
             f"events={dict(self.events)} rejections={dict(self.rejections)} "
             f"statuses={dict(self.statuses)} duplicates={self.duplicates} "
             f"crashes={len(self.crashes)} elapsed_s={self.elapsed_s:.0f}"
@@ -309,9 +312,15 @@ async def run_scenario(
                 await idle(0.5)
             await idle(rng.uniform(0.0, 2.0))
             victim = rng.choice([w for w in workers if w.alive] or workers)
+            await processed.poll()
             victim.kill()
             outcome.kills += 1
-            log(f"kill {outcome.kills}/{kills} ({victim.name}): {processed.count} orders committed")
+            # A kill counts as mid-flow when orders were still waiting to be committed.
+            outcome.kills_mid_flow += processed.count < sent
+            log(
+                f"kill {outcome.kills}/{kills} ({victim.name}): {processed.count} of {sent} "
+                "orders committed"
+            )
             await idle(rng.choice([0.0, 3.0, 10.0]))
             victim.start()
         while sent < orders:
@@ -368,7 +377,7 @@ class Expected:
 
 async def expected_outputs(bootstrap: str) -> Expected:
     """Replay the committed ``orders`` through the pure matcher, as the agent ran it."""
-    from schemas import TradeExecuted, encode
+    from schemas import encode
 
     out = Expected()
     matcher = Matcher(out.rows, tokens=TOKENS)
@@ -388,18 +397,7 @@ async def expected_outputs(bootstrap: str) -> Expected:
         handled = matcher.handle(request_of(decoded))
         out.rejections += handled.rejected is not None
         for t in handled.trades:
-            trade = TradeExecuted(
-                trade_id=t.trade_id,
-                venue="kessai",
-                isin=t.isin,
-                buyer=t.buyer,
-                seller=t.seller,
-                quantity=t.quantity,
-                price=t.price,
-                currency=t.currency,
-                trade_time=at,
-            )
-            out.trades[t.trade_id] = orjson.loads(encode(trade))
+            out.trades[t.trade_id] = orjson.loads(encode(trade_record(t, at)))
         for u in handled.updates:
             out.events[u.isin].append(orjson.loads(encode(order_event(u, at))))
     return out

@@ -47,6 +47,7 @@ def test_an_order_flow_survives_sigkills_with_no_duplicate_or_missing_fill(
     print(outcome.summary())
     assert outcome.problems == [], outcome.summary() + "\n" + "\n".join(outcome.problems)
     assert outcome.orders >= ORDERS and outcome.kills == KILLS
+    assert outcome.kills_mid_flow > 0, outcome.summary()  # not only kills of idle workers
     assert outcome.duplicates == 0
     # The flow exercised every path: fills of both kinds, cancels, rejections, settling.
     for event in ("accepted", "partially_filled", "filled", "cancelled", "rejected"):
