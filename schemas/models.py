@@ -543,7 +543,10 @@ class OrderStatusChanged(_Record):
         default=0, ge=0, le=QUANTITY_MAX, description="Face filled by this event (fills only)."
     )
     remaining_quantity: int = Field(
-        default=0, ge=0, le=QUANTITY_MAX, description="Face left to fill after this event."
+        default=0,
+        ge=0,
+        le=QUANTITY_MAX,
+        description="Face left to fill after this event; on `cancelled`, the face cancelled.",
     )
     price: PositiveDecimalStr | None = Field(
         default=None, description="A fill's price; otherwise the order's limit (null: market)."

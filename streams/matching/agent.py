@@ -176,14 +176,25 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
             msg = event.message
             key, value = msg.key, event.value
             # The record's own time: a replay makes the same trades, at the same time.
-            at = datetime.fromtimestamp(msg.timestamp, UTC) if msg.timestamp else _now()
+            at = record_time(msg.timestamp)
             try:
+                if at is None:
+                    raise SchemaError(
+                        "malformed", f"record timestamp {msg.timestamp!r} is not a time"
+                    )
                 decoded = decode(ORDERS, value)
+                if key != decoded.isin.encode():
+                    # Every order of a bond must reach the one partition that holds its
+                    # book: keyed by anything else, it would start a second book.
+                    raise SchemaError(
+                        "wrong_key",  # type: ignore[arg-type]
+                        f"an order is keyed by its isin {decoded.isin!r}, not {key!r}",
+                    )
             except SchemaError as err:
                 await rejections.send(
                     key=key, value=rejection(ORDERS, key, value, err.reason, err.detail)
                 )
-                record = rejected_event(value, err.reason, at)
+                record = rejected_event(value, err.reason, at or _now())
                 if record is not None:
                     await order_events.send(key=record.isin.encode(), value=encode(record))
                 continue
@@ -196,3 +207,14 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def record_time(timestamp_s: float | None) -> datetime | None:
+    """A record's Kafka timestamp (faust: seconds) as a time; None when it is none
+    (missing, 0, or past what a datetime holds: any producer can set one)."""
+    if not timestamp_s:
+        return None
+    try:
+        return datetime.fromtimestamp(timestamp_s, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None

@@ -140,8 +140,10 @@ class Book:
     def __init__(self, isin: str, currency: str) -> None:
         self.isin = isin
         self.currency = currency
-        #: Best bid first: keys are prices, sorted descending.
-        self._bids: SortedDict = SortedDict(operator.neg)
+        #: Best bid first: keys are prices, sorted descending. ``copy_negate`` is exact;
+        #: ``operator.neg`` would round to the decimal context's 28 digits and sort
+        #: two bids that differ past it as one price.
+        self._bids: SortedDict = SortedDict(Decimal.copy_negate)
         #: Best ask first.
         self._asks: SortedDict = SortedDict()
         self._orders: dict[OrderKey, Resting] = {}
@@ -235,10 +237,13 @@ class Book:
         buying = taker.side == "buy"
         opposite = self._asks if buying else self._bids
         while taker.remaining and opposite:
-            price, level = opposite.peekitem(0)
-            if limit is not None and (price > limit if buying else price < limit):
+            level_price, level = opposite.peekitem(0)
+            if limit is not None and (level_price > limit if buying else level_price < limit):
                 return None
             maker: Resting = next(iter(level.values()))
+            # The maker's own price, as it was written: "100.0" and "100" share a level,
+            # but each fill says what its resting order said, restart or not.
+            price = maker.price
             if maker.account == taker.account:
                 return "self_match"
             quantity = min(maker.remaining, taker.remaining)
@@ -272,7 +277,7 @@ class Book:
                 level.popitem(last=False)
                 del self._orders[maker.key]
                 if not level:
-                    del opposite[price]
+                    del opposite[level_price]
             out.changed.append(maker)
         return None
 

@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from schemas import MIN_FACE_JPY
+from schemas.models import QUANTITY_MAX
 from streams.matching.book import (
     Book,
     EventKind,
@@ -211,10 +212,7 @@ class Matcher:
             reason = "unknown_token"
         elif row_key(r.isin, r.venue, r.order_id) in self._rows:
             reason = "duplicate"
-        elif r.price is not None and (
-            cash_units(MIN_FACE_JPY, r.price, Decimal(0), self._tokens[r.currency]) <= 0
-        ):
-            # Settlement would refuse every fill of it: its cash leg truncates to 0.
+        elif r.price is not None and not _price_settles(r.price, self._tokens[r.currency]):
             reason = "invalid_price"
         if reason is not None:
             return Handled(updates=[_rejected(r, reason)], rejected=reason)
@@ -290,6 +288,22 @@ class Matcher:
             for f in outcome.fills
         ]
         return handled
+
+
+#: The largest face a fill can have (``schemas`` caps quantities at 2**53 - 1).
+FACE_MAX = QUANTITY_MAX - QUANTITY_MAX % MIN_FACE_JPY
+
+
+def _price_settles(price: Decimal, decimals: int) -> bool:
+    """Whether settlement can compute the cash leg of any fill at *price*: not 0 for
+    the smallest face, and not past the cash arithmetic's precision for the largest
+    (``cash_units`` raises there, and a raise would stop the agent)."""
+    try:
+        smallest = cash_units(MIN_FACE_JPY, price, Decimal(0), decimals)
+        cash_units(FACE_MAX, price, Decimal(0), decimals)
+    except ArithmeticError:  # decimal.InvalidOperation, Overflow
+        return False
+    return smallest > 0
 
 
 def _rejected(r: OrderRequest, reason: str) -> OrderUpdate:

@@ -50,7 +50,7 @@ async def read_books(bootstrap: str, app_id: str, isin: str) -> dict[str, Book]:
 
 def depth_json(books: dict[str, Book], levels: int) -> dict[str, Any]:
     def side(entries: list[tuple[Decimal, int, int]]) -> list[dict[str, Any]]:
-        return [{"price": str(p), "quantity": q, "orders": n} for p, q, n in entries]
+        return [{"price": _plain(p), "quantity": q, "orders": n} for p, q, n in entries]
 
     out: dict[str, Any] = {}
     for currency, book in books.items():
@@ -73,8 +73,13 @@ def depth_table(isin: str, books: dict[str, Book], levels: int) -> str:
         for i in range(max(len(bids), len(asks))):
             b = bids[i] if i < len(bids) else None
             a = asks[i] if i < len(asks) else None
-            left = f"{b[2]:>7,} {b[1]:>16,} {b[0]!s:>10}" if b else " " * 35
-            right = f"{a[0]!s:<10} {a[1]:<16,} {a[2]:,}" if a else ""
+            left = f"{b[2]:>7,} {b[1]:>16,} {_plain(b[0]):>10}" if b else " " * 35
+            right = f"{_plain(a[0]):<10} {a[1]:<16,} {a[2]:,}" if a else ""
             lines.append(f"{left} | {right}".rstrip())
         lines.append("")
     return "\n".join(lines)
+
+
+def _plain(price: Decimal) -> str:
+    """A price as the wire writes it: plain digits, never an exponent (``1E-7``)."""
+    return format(price, "f")

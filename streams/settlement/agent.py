@@ -76,7 +76,10 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
         if t.currency not in tokens:
             known = ", ".join(sorted(tokens))
             return "unknown_token", f"currency {t.currency!r} is not configured ({known})"
-        units = core.cash_units(t.quantity, t.price, t.accrued_interest, tokens[t.currency])
+        try:
+            units = core.cash_units(t.quantity, t.price, t.accrued_interest, tokens[t.currency])
+        except ArithmeticError:  # past the cash arithmetic's precision: a raise would stop us
+            return "invalid_price", f"cash leg of {t.trade_id} is too large to compute exactly"
         if units <= 0:
             return "invalid_price", f"cash leg of {t.trade_id} truncates to 0 {t.currency}"
         return core.Trade(

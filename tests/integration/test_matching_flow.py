@@ -136,6 +136,25 @@ async def test_orders_match_into_trades_that_settle(bootstrap: str, tmp_path: Pa
         ]
         for value in flow:
             await send("orders", isin, value)
+        # Keyed by something else than its ISIN: it would start a second book of the
+        # bond on another partition, so it is refused.
+        await send("orders", f"not-{isin}", order("wk", buyer, "buy", 1, "100"))
+        # A venue's trade whose cash leg is past exact arithmetic: refused, not raised.
+        await send(
+            "trades",
+            f"tbig-{run}",
+            {
+                "trade_id": f"tbig-{run}",
+                "venue": "v1",
+                "isin": isin,
+                "buyer": buyer,
+                "seller": seller,
+                "quantity": 2**53 - 1 - (2**53 - 1) % U,
+                "price": "1" + "0" * 50,
+                "currency": "JPYC",
+                "trade_time": "2026-11-26T00:00:00Z",
+            },
+        )
 
         def mine(seen: list[dict[str, Any]], topic: str) -> list[dict[str, Any]]:
             return [r for r in seen if r["topic"] == topic and r.get("isin") == isin]
@@ -155,6 +174,7 @@ async def test_orders_match_into_trades_that_settle(bootstrap: str, tmp_path: Pa
                 r["price"],
             )
             for r in mine(seen, "order-events")
+            if r["order_id"] != f"wk-{run}"  # another partition: its place is not fixed
         ]
         assert events == [
             ("s1", "accepted", None, 0, 3 * U, "99.5"),
@@ -205,10 +225,20 @@ async def test_orders_match_into_trades_that_settle(bootstrap: str, tmp_path: Pa
         seen = await _tail_until(
             bootstrap,
             ["rejections"],
-            lambda s: sum(1 for r in s if f"-{run}" in r.get("value", "")) >= 2,
+            lambda s: sum(1 for r in s if f"-{run}" in r.get("value", "")) >= 4,
         )
         reasons = sorted(r["reason"] for r in seen if f"-{run}" in r.get("value", ""))
-        assert reasons == ["duplicate", "invalid_quantity"]
+        assert reasons == ["duplicate", "invalid_price", "invalid_quantity", "wrong_key"]
+        seen = await _tail_until(
+            bootstrap,
+            ["order-events"],
+            lambda s: any(r["order_id"] == f"wk-{run}" for r in mine(s, "order-events")),
+        )
+        assert [
+            (r["event"], r["reason"])
+            for r in mine(seen, "order-events")
+            if r["order_id"] == f"wk-{run}"
+        ] == [("rejected", "wrong_key")]
     finally:
         await producer.stop()
         worker.terminate()

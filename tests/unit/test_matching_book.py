@@ -398,3 +398,33 @@ def test_book_full_cancels_instead_of_resting(side: str, monkeypatch: pytest.Mon
     book.submit(order("o2", side, 1, "100"))
     out = book.submit(order("o3", side, 1, "100"))
     assert out.events[-1].reason == "book_full" and len(book) == 2
+
+
+def test_bids_past_28_significant_digits_keep_their_price_order() -> None:
+    # Negating a Decimal in the default context rounds to 28 digits: two such bids
+    # once sorted as one price, a sell filled the worse one, and the book crossed.
+    low, high = "100.00000000000000000000000001", "100.00000000000000000000000002"
+    book = Book("JP1234567890", "JPYC")
+    book.submit(order("b-low", "buy", 1, low))
+    book.submit(order("b-high", "buy", 1, high))
+    assert [f.maker[1] for f in book.submit(order("s1", "sell", 1, None)).fills] == ["b-high"]
+    # A limit sell at the lower bid's price trades with it instead of resting crossed.
+    book.submit(order("b-high2", "buy", 1, high))
+    out = book.submit(order("s2", "sell", 2, low))
+    assert [f.maker[1] for f in out.fills] == ["b-high2", "b-low"]
+    assert len(book) == 0
+
+
+def test_a_fill_trades_at_its_maker_s_price_as_written_even_after_a_restart() -> None:
+    def run(restart: bool) -> list[str]:
+        book = Book("JP1234567890", "JPYC")
+        book.submit(order("a", "buy", 1, "100.0"))
+        b = book.submit(order("b", "buy", 1, "100"))
+        book.cancel(("v1", "a"))
+        if restart:  # the level's key is now whatever the rows bring back first
+            book = Book.restored("JP1234567890", "JPYC", [o for o in b.changed])
+        out = book.submit(order("s", "sell", 1, "100"))
+        return [str(f.price) for f in out.fills] + [str(e.price) for e in out.events]
+
+    assert run(restart=False) == run(restart=True)
+    assert run(restart=False)[0] == "100"

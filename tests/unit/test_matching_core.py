@@ -216,3 +216,14 @@ def test_a_matcher_rebuilt_from_its_rows_carries_on_as_if_it_never_stopped(
         for o in book.orders()
     }
     assert open_rows == on_books
+
+
+def test_a_price_too_large_to_settle_is_rejected_not_raised() -> None:
+    # Schema-valid (64 characters); the cash leg of the largest fill overflows the
+    # settlement arithmetic, which raised decimal.InvalidOperation in the agent.
+    for price in ("9" * 64, "1" + "0" * 50):
+        for currency in ("JPYC", "USDC"):
+            out = Matcher({}, tokens=TOKENS).handle(
+                new("big", "buy", 1, price, "a", currency=currency)
+            )
+            assert out.rejected == "invalid_price", (price, currency)
