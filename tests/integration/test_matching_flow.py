@@ -14,54 +14,20 @@ import os
 import random
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from schemas._isin import check_digit
 from streams.config import Settings
-from tests.integration.test_settlement_flow import _free_port, _start_worker
+from tests.integration.test_settlement_flow import _free_port, _start_worker, _tail_until
 
 pytestmark = pytest.mark.integration
 
 U = 50_000
-WAIT_S = 120.0
-
-
-async def _tail_until(
-    bootstrap: str, topics: list[str], done: Callable[[list[dict[str, Any]]], bool]
-) -> list[dict[str, Any]]:
-    """Committed records of *topics* from the start until *done*; records that are not
-    JSON objects (other tests' bad input on the shared broker) are skipped."""
-    consumer = AIOKafkaConsumer(
-        *topics,
-        bootstrap_servers=bootstrap,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    seen: list[dict[str, Any]] = []
-    await consumer.start()
-    try:
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline and not done(seen):
-            batch = await consumer.getmany(timeout_ms=300)
-            for records in batch.values():
-                for r in records:
-                    try:
-                        value = orjson.loads(r.value)
-                    except orjson.JSONDecodeError:
-                        continue
-                    if isinstance(value, dict):
-                        seen.append({"topic": r.topic, **value})
-        return seen
-    finally:
-        await consumer.stop()
 
 
 async def test_orders_match_into_trades_that_settle(bootstrap: str, tmp_path: Path) -> None:

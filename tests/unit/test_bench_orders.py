@@ -7,7 +7,8 @@ import orjson
 
 from schemas import ORDERS, SubmitOrder, decode
 from streams.bench.orders import OrderFactory, taker_trade_id
-from streams.matching.core import Matcher, OrderRequest
+from streams.matching.agent import request_of
+from streams.matching.core import Matcher
 
 
 def test_each_pair_makes_exactly_the_trade_the_observer_expects() -> None:
@@ -19,18 +20,7 @@ def test_each_pair_makes_exactly_the_trade_the_observer_expects() -> None:
         key, value = factory.record()
         order = decode(ORDERS, value)  # what the agent decodes: valid, byte for byte
         assert isinstance(order, SubmitOrder) and key == order.isin.encode()
-        handled = matcher.handle(
-            OrderRequest(
-                isin=order.isin,
-                currency=order.currency,
-                venue=order.venue,
-                order_id=order.order_id,
-                account=order.account,
-                side=order.side,
-                quantity=order.quantity,
-                price=order.price,
-            )
-        )
+        handled = matcher.handle(request_of(order))
         assert handled.rejected is None
         made += [t.trade_id.encode() for t in handled.trades]
         trade_id = taker_trade_id(value)

@@ -177,6 +177,7 @@ def flows(draw: st.DrawFn) -> list[tuple[str, OrderRequest | None]]:
                         draw(st.integers(1, 4)),
                         None if market else draw(st.sampled_from(["99", "99.5", "100"])),
                         draw(st.sampled_from(["a", "b", "c"])),
+                        # JPYC twice as often; XXX is no configured token (unknown_token).
                         currency=draw(st.sampled_from(["JPYC", "JPYC", "USDC", "XXX"])),
                         tif=draw(st.sampled_from(["GTC", "IOC"])),
                     ),
