@@ -2,8 +2,13 @@
 audit of everything committed against the pure matcher replaying the committed
 orders. See matching_crash.py for the scenario and the checks.
 
-Each test runs on a broker of its own (fresh topics, fresh group); the broker's jars
-are copied from the shared broker's state dir.
+It runs on a broker of its own (fresh topics, fresh group); the broker's jars are
+copied from the shared broker's state dir.
+
+That the audit can fail is shown by the same scenario under at_least_once
+(``python -m tests.integration.matching_crash --guarantee at_least_once``): it found
+problems in 3 of 4 runs, but not in the fourth (its kills happened to repeat nothing
+visible), so it is not a test of the suite: a test that fails only sometimes.
 """
 
 from __future__ import annotations
@@ -55,11 +60,3 @@ def test_an_order_flow_survives_sigkills_with_no_duplicate_or_missing_fill(
     for reason in ("duplicate", "invalid_quantity", "unknown_token", "invalid_isin"):
         assert outcome.rejections[reason] > 0, outcome.rejections
     assert outcome.trades > 0 and outcome.statuses["settled"] > 0
-
-
-def test_the_audit_catches_what_at_least_once_repeats(bootstrap: str, tmp_path: Path) -> None:
-    """The audit can fail: under at_least_once a SIGKILL repeats the killed worker's
-    uncommitted outputs, and the audit names them."""
-    outcome = _run(tmp_path, "at_least_once")
-    print(outcome.summary())
-    assert outcome.problems, outcome.summary()
