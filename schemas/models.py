@@ -266,6 +266,12 @@ Identifier = Annotated[str, PlainValidator(_IDENTIFIER.validate), _IDENTIFIER.js
 Token = Annotated[str, PlainValidator(_TOKEN.validate), _TOKEN.json_schema()]
 ReasonCode = Annotated[str, PlainValidator(_REASON_CODE.validate), _REASON_CODE.json_schema()]
 TopicName = Annotated[str, PlainValidator(_TOPIC_NAME.validate), _TOPIC_NAME.json_schema()]
+_SHA256_HEX = _StrRule(
+    pattern=r"^[0-9a-f]{64}$",
+    message="must be a SHA-256 digest: 64 lower-case hex digits",
+    error_type="sha256_hex",
+)
+Sha256Hex = Annotated[str, PlainValidator(_SHA256_HEX.validate), _SHA256_HEX.json_schema()]
 
 _TOKEN_RE = re.compile(_TOKEN_PATTERN)
 _ISIN_MESSAGE = "must be an ISIN: 2 letters, 9 letters or digits, and a correct check digit"
@@ -371,7 +377,7 @@ class _Record(BaseModel):
     def _schema_version_is_an_integer(cls, value: Any) -> Any:
         # Literal[1] alone would also take `true` and `1.0` (both == 1 in Python).
         if type(value) is not int:
-            _fail("schema_version", "must be the integer 1")
+            _fail("schema_version", "must be an integer")
         return value
 
 
@@ -496,7 +502,13 @@ class BalanceChanged(_Record):
     """Topic ``ledger-events``, key ``account``: one change of one balance.
 
     Replaying these in ``seq`` order rebuilds every account's balances as of any moment.
+    Version 2 added ``prev_hash`` and ``hash``, a SHA-256 chain per account that makes
+    an altered, removed or reordered record evident (:mod:`streams.ledger.journal`).
+    Only the ledger writes these; a reader that meets version 1 (no chain) is reading
+    a journal written before 2026-11-26.
     """
+
+    schema_version: Literal[2] = 2  # type: ignore[assignment]
 
     account: Identifier
     asset: Asset = Field(description="A cash token, or a bond's ISIN.")
@@ -506,6 +518,13 @@ class BalanceChanged(_Record):
     locked: NonNegativeDecimalStr = Field(description="Locked balance after the change.")
     cause: Identifier = Field(description="Id of what caused it: payment, movement, trade, lock.")
     seq: Seq = Field(description="Per account, gap-free, from 1.")
+    prev_hash: Sha256Hex = Field(
+        description="The hash of this account's record seq - 1; 64 zeros for seq 1."
+    )
+    hash: Sha256Hex = Field(
+        description="SHA-256 of this record's canonical bytes: RFC 8785 JSON without "
+        "`hash` (docs/journal.md)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> BalanceChanged:

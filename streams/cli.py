@@ -27,7 +27,8 @@ from aiokafka.errors import KafkaError
 
 from schemas import LEDGER_EVENTS
 from schemas._isin import is_valid_isin
-from streams import kafkaio, localkafka, positions, topics
+from streams import localkafka, positions, topics
+from streams.audit import command as audit_command
 from streams.bench import command as bench_command
 from streams.bench import runner as bench_runner
 from streams.bench import variants as bench_variants
@@ -197,19 +198,18 @@ def _parser() -> argparse.ArgumentParser:
 
     positions_cmd = commands.add_parser(
         "positions",
-        help="show every account's balances per asset, rebuilt from the ledger journal",
+        help="show every account's balances per asset as of any moment, from the journal",
         description=(
             "Show every account's available and locked balance per asset, rebuilt by "
             "replaying the committed records of ledger-events from the beginning (records "
-            "of aborted transactions never count). The replay checks the journal as it "
-            "goes: each account's seq must run 1, 2, 3, ... and each balance must be the "
-            "previous one plus its delta. If it does not, the first broken record is "
-            "named and the exit code is 1."
+            "of aborted transactions never count), up to the head of the log or --as-of. "
+            "The replay checks the journal as it goes: each account's seq must run 1, 2, "
+            "3, ... and each balance must be the previous one plus its delta. If it does "
+            "not, the broken records are named and the exit code is 1. A summary with the "
+            "records read per second goes to stderr."
         ),
     )
-    positions_cmd.add_argument(
-        "--account", metavar="A", default=None, help="only the positions of account A"
-    )
+    _audit_arguments(positions_cmd)
     positions_cmd.add_argument(
         "--asset", metavar="X", default=None, help="only positions in asset X (token or ISIN)"
     )
@@ -219,13 +219,29 @@ def _parser() -> argparse.ArgumentParser:
         default="table",
         help="table (default), json (amounts as decimal strings) or csv",
     )
-    positions_cmd.add_argument(
-        "--topic-name",
-        metavar="NAME",
-        default=LEDGER_EVENTS,
-        help=f"read topic NAME instead of {LEDGER_EVENTS} (tests)",
-    )
     positions_cmd.set_defaults(handler=_positions)
+
+    verify_cmd = commands.add_parser(
+        "verify",
+        help="check the journal's hash chains; print each account's root and the journal's",
+        description=(
+            "Walk every account's hash chain on ledger-events (committed records, up to the "
+            "head or --as-of): recompute each record's SHA-256 over its canonical bytes "
+            "(docs/journal.md) and check it links to the account's record before. Reports "
+            "every gap, reordered, altered or unlinked record, and exits 1 if there is one. "
+            "Prints each account's root (the hash of its last record) and the journal root "
+            "(SHA-256 over the accounts' roots), which a counterparty holding the journal "
+            "can recompute independently."
+        ),
+    )
+    _audit_arguments(verify_cmd)
+    verify_cmd.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="table (default), json (with the problems) or csv",
+    )
+    verify_cmd.set_defaults(handler=_verify)
 
     book_cmd = commands.add_parser(
         "book",
@@ -498,22 +514,68 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _audit_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--as-of",
+        metavar="T",
+        default=None,
+        help=(
+            "stop at T: an ISO-8601 time with a zone (2026-11-28T03:00:00+09:00, or ...Z): "
+            "every record stamped at or before T counts; or offsets: N (every partition "
+            "up to, not including, offset N) or P:O[,P:O...] (partition P up to offset O; "
+            "partitions not named are read to the head). Default: the head of the log"
+        ),
+    )
+    command.add_argument(
+        "--account", metavar="A", default=None, help="only show account A (the fold reads all)"
+    )
+    command.add_argument(
+        "--topic-name",
+        metavar="NAME",
+        default=LEDGER_EVENTS,
+        help=f"read topic NAME instead of {LEDGER_EVENTS} (a copy, or tests)",
+    )
+    command.add_argument(
+        "--jobs",
+        metavar="N",
+        type=_positive_int,
+        default=None,
+        help=(
+            "read and fold in N processes, each with its own partitions "
+            "(default: two per core, at most one per partition)"
+        ),
+    )
+    command.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar on stderr (default: only when stderr is a terminal)",
+    )
+
+
 def _positions(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        records = asyncio.run(kafkaio.read_committed(settings.bootstrap, args.topic_name))
-    except TimeoutError as err:
-        return _fail(str(err))
-    if not records:
-        # An empty journal is normal on a new system; a mistyped --topic-name looks the same.
-        print(
-            f"{PROG}: note: no committed records on topic {args.topic_name!r} "
-            f"(does it exist? `kessai topics list`)",
-            file=sys.stderr,
-        )
-    book = positions.positions_from_events(positions.decode_records(records))
-    chosen = positions.select(book.values(), account=args.account, asset=args.asset)
-    sys.stdout.write(positions.render(chosen, args.format))
-    return 0
+    return audit_command.positions_main(
+        settings,
+        topic=args.topic_name,
+        as_of=args.as_of,
+        account=args.account,
+        asset=args.asset,
+        fmt=args.format,
+        progress=args.progress,
+        jobs=args.jobs,
+    )
+
+
+def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    return audit_command.verify_main(
+        settings,
+        topic=args.topic_name,
+        as_of=args.as_of,
+        account=args.account,
+        fmt=args.format,
+        progress=args.progress,
+        jobs=args.jobs,
+    )
 
 
 def _positive_int(text: str) -> int:

@@ -65,9 +65,10 @@ from faust.serializers import codecs
 
 from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, MoveBonds, MoveCash, encode
 from streams import localkafka
-from streams.config import PROJECT_ROOT, Settings
+from streams.config import DEFAULT_TOKENS, PROJECT_ROOT, Settings
 from streams.kafkaio import TopicSpec, create_topics
 from streams.ledger import agent as ledger_agent
+from streams.ledger import journal
 from streams.ledger.core import AccountState
 from streams.settlement import steps
 from streams.topics import ensure_topics
@@ -289,6 +290,11 @@ def account_value(state: AccountState, codec: TableCodec) -> bytes:
     return codec.dumps_value(state.to_json())
 
 
+def _decimals_of(asset: str) -> int:
+    # The worker the prefill stands for runs with the default tokens.
+    return DEFAULT_TOKENS.get(asset, 0)
+
+
 def ledger_writes(f: Funding, *, partitions: int) -> list[ChangelogRecord]:
     """The changelog records the ledger agent writes while applying *f*'s two deposits.
 
@@ -304,6 +310,7 @@ def ledger_writes(f: Funding, *, partitions: int) -> list[ChangelogRecord]:
     for move in moves(f):
         fx = steps.account_step(state, f.account, move, already_applied=False)
         assert fx.rejection is None and not fx.sends, fx
+        journal.chain(state, fx.state, fx.postings, _decimals_of)
         value = account_value(fx.state, codec[ACCOUNTS_TABLE])
         out.append(ChangelogRecord(ACCOUNTS_TABLE, partition, key, value))
         # What the next command of this account starts from: the stored value, decoded.

@@ -41,7 +41,7 @@ from schemas import (
     rejection_for,
 )
 from streams.config import Settings
-from streams.ledger import core
+from streams.ledger import core, journal
 from streams.settlement import steps, wire
 
 LEDGER_COMMANDS = "kessai-ledger-commands"
@@ -83,6 +83,9 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
     )
     applied = app.Table("applied", default=bool, partitions=n, key_type=str)
     tokens = settings.tokens
+
+    def decimals_of(asset: str) -> int:
+        return tokens.get(asset, 0)  # bonds count whole yen of face value
 
     def to_move(
         command: MoveCash | MoveBonds, source: tuple[str, str | None, str]
@@ -147,8 +150,9 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
                 if isinstance(command, steps.Move)
                 else getattr(command, "cause", None)
             )
+            before = core.AccountState.from_bytes(accounts[account])
             fx = steps.account_step(
-                core.AccountState.from_bytes(accounts[account]),
+                before,
                 account,
                 command,
                 already_applied=bool(command_id and applied[command_id]),
@@ -164,25 +168,17 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
                         ),
                     )
                 continue
+            # The chain's tip goes into the state, so it commits with the records.
+            records = journal.chain(before, fx.state, fx.postings, decimals_of)
             accounts[account] = fx.state.to_bytes()
             for command_id in fx.applied:
                 applied[command_id] = True
-            for posting in fx.postings:
-                decimals = tokens.get(posting.asset, 0)
+            for record in records:
+                # Validated by the model (and so encoded through the codec) like every
+                # record kessai writes; the hash was taken over these same strings.
                 await ledger_events.send(
-                    key=posting.account.encode(),
-                    value=encode(
-                        BalanceChanged(
-                            account=posting.account,
-                            asset=posting.asset,
-                            delta_available=core.from_units(posting.delta_available, decimals),
-                            delta_locked=core.from_units(posting.delta_locked, decimals),
-                            available=core.from_units(posting.available, decimals),
-                            locked=core.from_units(posting.locked, decimals),
-                            cause=posting.cause,
-                            seq=posting.seq,
-                        )
-                    ),
+                    key=record["account"].encode(),
+                    value=encode(BalanceChanged.model_validate(record)),
                 )
             for (kind, to), out in fx.sends:
                 topic_out = commands if kind == "account" else inbox

@@ -65,14 +65,21 @@ class AccountState:
     locks: dict[str, list[Any]] = field(default_factory=dict)
     #: Lock requests waiting for funds, oldest first: [lock id, asset, units].
     waiting: list[list[Any]] = field(default_factory=list)
+    #: The ``hash`` of the account's last ``ledger-events`` record ("": none yet), the
+    #: tip its next record chains to (:mod:`streams.ledger.journal`). The functions of
+    #: this module leave it ""; :func:`streams.ledger.journal.chain` sets it.
+    hash: str = ""
 
     def to_json(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "seq": self.seq,
             "balances": self.balances,
             "locks": self.locks,
             "waiting": self.waiting,
         }
+        if self.hash:
+            out["hash"] = self.hash
+        return out
 
     def to_bytes(self) -> bytes:
         """The compact JSON of :meth:`to_json` (what the ``accounts`` table holds).
@@ -98,9 +105,11 @@ class AccountState:
         assert isinstance(seq, int)
         locks = raw.get("locks") or {}
         waiting = raw.get("waiting") or []
-        assert isinstance(locks, dict) and isinstance(waiting, list)
+        tip = raw.get("hash", "")
+        assert isinstance(locks, dict) and isinstance(waiting, list) and isinstance(tip, str)
         return cls(
             seq=seq,
+            hash=tip,
             balances={k: [int(v[0]), int(v[1])] for k, v in balances.items()},
             locks={k: [str(v[0]), int(v[1])] for k, v in locks.items()},
             waiting=[[str(w[0]), str(w[1]), int(w[2])] for w in waiting],

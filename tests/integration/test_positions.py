@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from decimal import Decimal
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from schemas import LEDGER_EVENTS, BalanceChanged, encode, key_for
+from schemas import LEDGER_EVENTS, encode, key_for
 from streams import cli
 from streams.kafkaio import TopicSpec
+from tests._journal import chained, change
 from tests.integration._topics import create_visible
 
 pytestmark = pytest.mark.integration
@@ -20,21 +20,6 @@ pytestmark = pytest.mark.integration
 #: More than one partition, so that the read spans partitions as the real journal does.
 PARTITIONS = 3
 READ_TIMEOUT_S = 30.0
-
-
-def change(
-    account: str, seq: int, asset: str, d_avail: str, d_lock: str, avail: str, lock: str
-) -> BalanceChanged:
-    return BalanceChanged(
-        account=account,
-        asset=asset,
-        delta_available=Decimal(d_avail),
-        delta_locked=Decimal(d_lock),
-        available=Decimal(avail),
-        locked=Decimal(lock),
-        cause=f"cause-{account}-{seq}",
-        seq=seq,
-    )
 
 
 COMMITTED_FIRST = [
@@ -51,6 +36,11 @@ COMMITTED_LATER = [
     change("acct-alice", 3, "USDC", "10.25", "0", "10.25", "0"),
     change("acct-bob", 2, "USDC", "-1.5", "1.5", "1.0", "1.5"),  # a lock
 ]
+# Chained as the ledger would have: the committed records one journal, the aborted
+# ones a failed attempt that chained onto the first three.
+_COMMITTED = chained([*COMMITTED_FIRST, *COMMITTED_LATER])
+COMMITTED_FIRST, COMMITTED_LATER = _COMMITTED[:3], _COMMITTED[3:]
+ABORTED = chained([*COMMITTED_FIRST, *ABORTED])[3:]
 
 
 async def _produce(bootstrap: str, topic: str, transactional_id: str) -> None:
@@ -128,3 +118,6 @@ def test_positions_count_committed_records_only(
     assert capsys.readouterr().out == (
         "account,asset,available,locked\nacct-alice,USDC,10.25,0\nacct-bob,USDC,1.0,1.5\n"
     )
+
+    # Counted, the aborted records would also break the chains.
+    assert cli.main(["verify", "--topic-name", name]) == 0, capsys.readouterr().err

@@ -6,6 +6,8 @@ Whether the prefill equals what a real worker writes is the integration test's j
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tracemalloc
 from decimal import Decimal
@@ -57,17 +59,39 @@ def test_one_funding_is_four_changelog_records_on_its_commands_partition() -> No
         ("accounts", partition),
         ("applied", partition),
     ]
+
+    # The journal records the two deposits make, hashed here independently of
+    # streams.ledger.journal (docs/journal.md: RFC 8785 bytes without "hash").
+    def record(seq: int, asset: str, units: int, cause: str, prev: str) -> str:
+        body = {
+            "schema_version": 2,
+            "account": "acct-00000042",
+            "asset": asset,
+            "delta_available": str(units),
+            "delta_locked": "0",
+            "available": str(units),
+            "locked": "0",
+            "cause": cause,
+            "seq": seq,
+            "prev_hash": prev,
+        }
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    h1 = record(1, "JPYC", 10_000_000, "payment:cash-00000042", "0" * 64)
+    h2 = record(2, "JP1103551Q43", 1_000_000, "custody:bond-00000042", h1)
     # Byte for byte: faust's json codec, the ledger's state layout, cash first.
     assert [(w.key, w.value) for w in writes] == [
         (
             b'"acct-00000042"',
-            b'{"seq":1,"balances":{"JPYC":[10000000,0]},"locks":{},"waiting":[]}',
+            b'{"seq":1,"balances":{"JPYC":[10000000,0]},"locks":{},"waiting":[],'
+            b'"hash":"' + h1.encode() + b'"}',
         ),
         (b'"payment:cash-00000042"', b"true"),
         (
             b'"acct-00000042"',
             b'{"seq":2,"balances":{"JPYC":[10000000,0],"JP1103551Q43":[1000000,0]},'
-            b'"locks":{},"waiting":[]}',
+            b'"locks":{},"waiting":[],"hash":"' + h2.encode() + b'"}',
         ),
         (b'"custody:bond-00000042"', b"true"),
     ]
@@ -80,7 +104,9 @@ def test_the_final_state_reads_back_as_the_ledger_state() -> None:
     assert state == AccountState(
         seq=2,
         balances={"JPYC": [memory.CASH_UNITS, 0], memory.BOND_ISIN: [memory.BOND_FACE, 0]},
+        hash=state.hash,
     )
+    assert len(state.hash) == 64
 
 
 def test_the_deposits_are_valid_records_and_the_moves_match_them() -> None:

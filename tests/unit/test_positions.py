@@ -6,7 +6,7 @@ No broker: the CLI tests hand `kessai positions` records through a fake reader.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from schemas import LEDGER_EVENTS, BalanceChanged, SchemaError, decode, encode
-from streams import cli, kafkaio
+from streams import cli
+from streams.audit import command as audit_command
+from streams.audit.reader import Cut
 from streams.positions import (
     JournalError,
     Position,
@@ -25,35 +27,15 @@ from streams.positions import (
     render_table,
     select,
 )
+from tests._journal import chained, change
 
 BOND_A = "JP1103551Q43"
 BOND_B = "JP1201551P12"
 
 
-def change(
-    account: str,
-    seq: int,
-    asset: str,
-    delta_available: str,
-    delta_locked: str,
-    available: str,
-    locked: str,
-) -> BalanceChanged:
-    return BalanceChanged(
-        account=account,
-        asset=asset,
-        delta_available=Decimal(delta_available),
-        delta_locked=Decimal(delta_locked),
-        available=Decimal(available),
-        locked=Decimal(locked),
-        cause=f"cause-{account}-{seq}",
-        seq=seq,
-    )
-
-
 #: Two accounts interleaved, as they come off different partitions; locks move
 #: available to locked and back.
-JOURNAL = [
+JOURNAL = chained([
     change("acct-alice", 1, "JPYC", "1000", "0", "1000", "0"),
     change("acct-bob", 1, "USDC", "2.5", "0", "2.5", "0"),
     change("acct-alice", 2, BOND_A, "5000000", "0", "5000000", "0"),
@@ -64,7 +46,7 @@ JOURNAL = [
     change("acct-bob", 4, BOND_B, "-50000", "50000", "50000", "50000"),
     change("acct-alice", 5, "JPYC", "100", "-100", "800", "200"),  # part of a lock voided
     change("acct-alice", 6, "JPYC", "0", "-200", "800", "0"),  # the rest posted away
-]
+])  # fmt: skip
 
 
 def pos(account: str, asset: str, available: str, locked: str, seq: int) -> Position:
@@ -362,12 +344,20 @@ def topic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeTopic:
     monkeypatch.setenv("KESSAI_STATE_DIR", str(tmp_path / "state"))
     fake = FakeTopic(records=[], names_read=[])
 
-    async def read_committed(bootstrap: str, name: str) -> list[FakeRecord]:
+    async def cuts_for(bootstrap: str, name: str, as_of: object = None) -> list[Cut]:
         assert bootstrap == "127.0.0.1:1"
         fake.names_read.append(name)
-        return fake.records
+        partitions = sorted({r.partition for r in fake.records})
+        return [Cut(p, 0, 1 + max(r.offset for r in fake.records)) for p in partitions]
 
-    monkeypatch.setattr(kafkaio, "read_committed", read_committed)
+    async def read_batches(
+        bootstrap: str, name: str, cuts: list[Cut], **_: object
+    ) -> AsyncIterator[tuple[int, list[FakeRecord]]]:
+        for cut in cuts:
+            yield cut.partition, [r for r in fake.records if r.partition == cut.partition]
+
+    monkeypatch.setattr(audit_command, "cuts_for", cuts_for)
+    monkeypatch.setattr(audit_command, "read_batches", read_batches)
     return fake
 
 
@@ -380,7 +370,7 @@ def test_the_command_prints_the_table_by_default(
 
     out, err = capsys.readouterr()
     assert out == render_table(EXPECTED.values())
-    assert err == ""
+    assert "ledger-events as of the head of the log: 10 records, 2 accounts" in err
     assert topic.names_read == ["ledger-events"]
 
 
@@ -397,7 +387,7 @@ def test_the_command_filters_and_formats(
 def test_an_inconsistent_journal_exits_1_naming_the_record(
     topic: FakeTopic, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    gap = change("acct-bob", 6, "USDC", "1", "0", "2.0", "1.5")
+    gap = chained([*JOURNAL, change("acct-bob", 6, "USDC", "1", "0", "2.0", "1.5")])[-1]
     topic.records = records_of([*JOURNAL, gap])
 
     # Filtered to another account: a broken journal is still reported, never hidden.
@@ -405,9 +395,10 @@ def test_an_inconsistent_journal_exits_1_naming_the_record(
 
     out, err = capsys.readouterr()
     assert out == ""
-    assert err == (
-        "kessai: error: ledger journal is inconsistent at account 'acct-bob' seq 6: "
-        "expected seq 5 next, got 6 (missing)\n"
+    assert "kessai: error: ledger journal is inconsistent, no position shown" in err
+    assert (
+        "  gap at partition 0 offset 10 (account 'acct-bob' seq 6): expected seq 5 next, got 6\n"
+        in err
     )
 
 
@@ -418,10 +409,9 @@ def test_an_undecodable_record_exits_1_with_its_partition_and_offset(
 
     assert cli.main(["positions", "--format", "json"]) == 1
 
-    assert capsys.readouterr().err == (
-        "kessai: error: ledger journal is inconsistent: ledger-events[3]@41: "
-        f"does not decode: {schema_error(b'[]')}\n"
-    )
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "  undecodable at partition 3 offset 41: '[]'" in err
 
 
 def test_an_empty_topic_prints_no_positions_and_a_note(

@@ -119,6 +119,9 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "locked": "99875",
         "cause": "t-1",
         "seq": 2,
+        "schema_version": 2,
+        "prev_hash": "5" * 64,
+        "hash": "a" * 64,
     },
     ORDER_EVENTS: {
         "order_id": "o-1",
@@ -171,6 +174,7 @@ LOWER_DIGITS = string.ascii_lowercase + string.digits
 ids = st.text(st.characters(exclude_categories=("Z", "C")), min_size=1, max_size=128)
 any_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=200)
 tokens = st.text(UPPER, min_size=2, max_size=12)
+sha256_hex = st.text("0123456789abcdef", min_size=64, max_size=64)
 codes = st.builds(str.__add__, st.text(string.ascii_lowercase, min_size=1, max_size=1),
                   st.text(LOWER_DIGITS + "_", max_size=20))  # fmt: skip
 isins = st.builds(
@@ -217,6 +221,8 @@ def ledger_events(draw: st.DrawFn) -> BalanceChanged:
         locked=locked,
         cause=draw(ids),
         seq=draw(st.integers(1, 2**63 - 1)),
+        prev_hash=draw(sha256_hex),
+        hash=draw(sha256_hex),
     )
 
 
@@ -342,6 +348,16 @@ def _no_floats(text: str) -> float:
 # --- Models and the codec round trip ---------------------------------------------
 
 
+#: Models past version 1: ledger-events gained its hash chain in version 2.
+SCHEMA_VERSIONS = {LEDGER_EVENTS: 2}
+
+
+def test_a_version_1_ledger_event_is_refused() -> None:
+    # The chain is required: a record without it cannot pass for a chained one.
+    assert reject(LEDGER_EVENTS, schema_version=1).reason == "schema"
+    assert reject(LEDGER_EVENTS, hash="A" * 64).reason == "schema"  # upper-case hex
+
+
 def test_there_is_a_strategy_and_a_sample_for_every_topic() -> None:
     assert set(records) == set(SAMPLES) == set(EXPECTED_KEYS) == set(TOPIC_MODELS)
 
@@ -352,7 +368,7 @@ def test_every_model_is_frozen_strict_and_versioned(topic: str) -> None:
     assert type(model) is TOPIC_MODELS[topic]
     assert model.model_config.get("frozen") is True
     assert model.model_config.get("extra") == "forbid"
-    assert model.schema_version == 1  # type: ignore[attr-defined]
+    assert model.schema_version == SCHEMA_VERSIONS.get(topic, 1)  # type: ignore[attr-defined]
     with pytest.raises(ValidationError):
         model.schema_version = 1  # type: ignore[attr-defined]
 
@@ -374,7 +390,7 @@ def test_encode_is_compact_utf8_json_without_float_numbers(
     text = wire.decode("utf-8")
     obj = json.loads(text, parse_float=_no_floats)
     assert text == json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    assert obj["schema_version"] == 1
+    assert obj["schema_version"] == SCHEMA_VERSIONS.get(topic_record[0], 1)
 
 
 @pytest.mark.parametrize("topic", sorted(TOPIC_MODELS))
@@ -417,6 +433,8 @@ def test_decimals_from_python_never_reach_the_wire_in_exponent_form() -> None:
         locked=Decimal("5E-7"),
         cause="c",
         seq=1,
+        prev_hash="0" * 64,
+        hash="1" * 64,
     )
     obj = orjson.loads(encode(event))
     assert (obj["available"], obj["locked"]) == ("0", "0.0000005")
