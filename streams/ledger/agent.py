@@ -33,16 +33,14 @@ from schemas import (
     PAYMENTS,
     REJECTIONS,
     BalanceChanged,
-    MoveBonds,
-    MoveCash,
     SchemaError,
-    decode,
     encode,
     rejection_for,
 )
 from streams.config import Settings
-from streams.ledger import core, journal
-from streams.settlement import steps, wire
+from streams.ledger import intake as intake_rules
+from streams.ledger.commands import handle_command
+from streams.settlement import wire
 
 LEDGER_COMMANDS = "kessai-ledger-commands"
 #: The settlement saga's single input: trades, the ledger's replies, clock ticks.
@@ -87,101 +85,35 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
     def decimals_of(asset: str) -> int:
         return tokens.get(asset, 0)  # bonds count whole yen of face value
 
-    def to_move(
-        command: MoveCash | MoveBonds, source: tuple[str, str | None, str]
-    ) -> steps.Move | core.LedgerRejection:
-        if isinstance(command, MoveBonds):
-            return steps.Move(
-                f"custody:{command.movement_id}",
-                command.account,
-                command.isin,
-                command.quantity,
-                command.kind,
-                source,
-            )
-        if command.token not in tokens:
-            known = ", ".join(sorted(tokens))
-            return core.LedgerRejection(
-                "unknown_token", f"token {command.token!r} is not configured ({known})"
-            )
-        units = core.to_units(command.amount, tokens[command.token])
-        if units is None or units <= 0:
-            return core.LedgerRejection(
-                "invalid_amount",
-                f"{command.amount} {command.token} has more than {tokens[command.token]} decimals",
-            )
-        return steps.Move(
-            f"payment:{command.payment_id}",
-            command.account,
-            command.token,
-            units,
-            command.kind,
-            source,
-        )
-
     @app.agent(bridges, concurrency=1)
     async def intake(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             topic, key, value = event.message.topic, event.message.key, event.value
-            try:
-                decoded = decode(topic, value)
-            except SchemaError as err:
-                await rejections.send(
-                    key=key, value=rejection(topic, key, value, err.reason, err.detail)
-                )
-                continue
-            assert isinstance(decoded, MoveCash | MoveBonds), type(decoded)
-            text_key = key.decode("utf-8", "replace") if key is not None else None
-            move = to_move(decoded, (topic, text_key, value.decode()))
-            if isinstance(move, core.LedgerRejection):
-                await rejections.send(
-                    key=key, value=rejection(topic, key, value, move.reason, move.detail)
-                )
+            move = intake_rules.intake_record(topic, key, value, tokens)
+            if isinstance(move, tuple):
+                await rejections.send(key=key, value=rejection(topic, key, value, *move))
                 continue
             await commands.send(key=move.account.encode(), value=wire.to_wire(move))
 
     @app.agent(commands, concurrency=1)
     async def ledger(stream: StreamT[bytes]) -> None:
         async for message in stream:
-            command = wire.from_wire(message)
-            account = command.account
-            command_id = (
-                command.command_id
-                if isinstance(command, steps.Move)
-                else getattr(command, "cause", None)
-            )
-            before = core.AccountState.from_bytes(accounts[account])
-            fx = steps.account_step(
-                before,
-                account,
-                command,
-                already_applied=bool(command_id and applied[command_id]),
-            )
-            if fx.rejection is not None:
-                if isinstance(command, steps.Move) and command.source is not None:
-                    topic, text_key, raw = command.source
-                    key = text_key.encode() if text_key is not None else None
-                    await rejections.send(
-                        key=key,
-                        value=rejection(
-                            topic, key, raw.encode(), fx.rejection.reason, fx.rejection.detail
-                        ),
-                    )
-                continue
-            # The chain's tip goes into the state, so it commits with the records.
-            records = journal.chain(before, fx.state, fx.postings, decimals_of)
-            accounts[account] = fx.state.to_bytes()
-            for command_id in fx.applied:
-                applied[command_id] = True
-            for record in records:
+            out = handle_command(accounts, applied, wire.from_wire(message), decimals_of)
+            if out.rejection is not None:
+                topic, text_key, raw, reason, detail = out.rejection
+                key = text_key.encode() if text_key is not None else None
+                await rejections.send(
+                    key=key, value=rejection(topic, key, raw.encode(), reason, detail)
+                )
+            for record in out.records:
                 # Validated by the model (and so encoded through the codec) like every
                 # record kessai writes; the hash was taken over these same strings.
                 await ledger_events.send(
                     key=record["account"].encode(),
                     value=encode(BalanceChanged.model_validate(record)),
                 )
-            for (kind, to), out in fx.sends:
+            for (kind, to), sent in out.sends:
                 topic_out = commands if kind == "account" else inbox
-                await topic_out.send(key=to.encode(), value=wire.to_wire(out))
+                await topic_out.send(key=to.encode(), value=wire.to_wire(sent))
 
     return {"intake": intake, "ledger": ledger, "accounts": accounts, "applied": applied}

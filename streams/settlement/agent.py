@@ -21,7 +21,6 @@ a time signal, so a repeated one is harmless.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from datetime import UTC, datetime
@@ -34,31 +33,20 @@ from faust.types import StreamT
 from schemas import (
     REJECTIONS,
     SETTLEMENTS,
-    SchemaError,
-    SettlementStatusChanged,
-    TradeExecuted,
-    decode,
     encode,
 )
 from streams.config import Settings
-from streams.ledger import core as ledger_core
 from streams.ledger.agent import LEDGER_COMMANDS, SETTLEMENT_INBOX, raw_topic, rejection
 from streams.settlement import core, steps, wire
+from streams.settlement import inbox as handler
+from streams.settlement import intake as trade_rules
+
+# Re-exported: the crash tests and the memory bench read saga rows as the agent writes them.
+from streams.settlement.inbox import saga_from_json, saga_to_json  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
 TRADES = "trades"
-
-
-def saga_to_json(saga: core.Saga, partition: int) -> dict[str, Any]:
-    return {"p": partition, **dataclasses.asdict(saga)}
-
-
-def saga_from_json(raw: dict[str, Any]) -> tuple[core.Saga, int]:
-    data = dict(raw)
-    partition = data.pop("p")
-    trade = core.Trade(**data.pop("trade"))
-    return core.Saga(trade=trade, **data), partition
 
 
 def register(app: faust.App, settings: Settings) -> dict[str, Any]:
@@ -72,74 +60,28 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
     seen = app.Table("seen-trades", default=bool, partitions=n, key_type=str)
     tokens = settings.tokens
 
-    def to_trade(t: TradeExecuted, arrived_s: float) -> core.Trade | tuple[str, str]:
-        if t.currency not in tokens:
-            known = ", ".join(sorted(tokens))
-            return "unknown_token", f"currency {t.currency!r} is not configured ({known})"
-        try:
-            units = core.cash_units(t.quantity, t.price, t.accrued_interest, tokens[t.currency])
-        except ArithmeticError:  # past the cash arithmetic's precision: a raise would stop us
-            return "invalid_price", f"cash leg of {t.trade_id} is too large to compute exactly"
-        if units <= 0:
-            return "invalid_price", f"cash leg of {t.trade_id} truncates to 0 {t.currency}"
-        return core.Trade(
-            t.trade_id,
-            t.isin,
-            t.buyer,
-            t.seller,
-            t.quantity,
-            t.currency,
-            units,
-            arrived_s + settings.settlement_deadline_s,
-        )
-
-    async def emit(fx: steps.TradeEffects, trade: core.Trade) -> None:
-        for (_, account), command in fx.sends:
+    async def emit(out: handler.InboxOutputs) -> None:
+        for account, command in out.commands:
             await commands.send(key=account.encode(), value=wire.to_wire(command))
-        for status in fx.statuses:
-            record = SettlementStatusChanged(
-                trade_id=trade.trade_id,
-                status=status.status,
-                reason=status.reason,
-                isin=trade.isin,
-                buyer=trade.buyer,
-                seller=trade.seller,
-                quantity=trade.quantity,
-                currency=trade.currency,
-                cash_amount=ledger_core.from_units(trade.cash_units, tokens[trade.currency]),
-                at=datetime.now(UTC),
-            )
+        for trade, status in out.statuses:
+            record = handler.status_record(trade, status, tokens, datetime.now(UTC))
             await settlements.send(key=trade.trade_id.encode(), value=encode(record))
-
-    def store(trade_id: str, saga: core.Saga | None, partition: int) -> None:
-        if saga is None or saga.terminal:
-            if trade_id in sagas:
-                del sagas[trade_id]  # finished: only ``seen`` remembers it
-        else:
-            sagas[trade_id] = saga_to_json(saga, partition)
 
     @app.agent(trades, concurrency=1)
     async def trade_intake(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             msg = event.message
             key, value = msg.key, event.value
-            try:
-                decoded = decode(TRADES, value)
-            except SchemaError as err:
-                await rejections.send(
-                    key=key, value=rejection(TRADES, key, value, err.reason, err.detail)
-                )
-                continue
-            assert isinstance(decoded, TradeExecuted)
-            trade = to_trade(decoded, msg.timestamp or time.time())  # faust: seconds
+            trade = trade_rules.intake_record(
+                value,
+                msg.timestamp or time.time(),  # faust: seconds
+                tokens=tokens,
+                deadline_s=settings.settlement_deadline_s,
+            )
+            if isinstance(trade, core.Trade) and seen[trade.trade_id]:
+                trade = trade_rules.duplicate(trade)
             if isinstance(trade, tuple):
                 await rejections.send(key=key, value=rejection(TRADES, key, value, *trade))
-                continue
-            if seen[trade.trade_id]:
-                detail = f"trade {trade.trade_id} was seen before"
-                await rejections.send(
-                    key=key, value=rejection(TRADES, key, value, "duplicate", detail)
-                )
                 continue
             seen[trade.trade_id] = True
             await inbox.send(key=trade.trade_id.encode(), value=wire.to_wire(trade))
@@ -148,34 +90,7 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
     async def settlement(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             message = wire.from_wire(event.value)
-            partition = event.message.partition
-            if isinstance(message, steps.Tick):
-                for trade_id, raw in list(sagas.items()):
-                    # Cheap filter first: a tick only fails sagas of its own
-                    # partition past their deadline (core.on_deadline decides).
-                    if raw["p"] != partition or raw["trade"]["deadline_at_s"] > message.now_s:
-                        continue
-                    saga, home = saga_from_json(raw)
-                    fx = steps.trade_step(saga, message, seen=True)
-                    if fx.saga != saga:
-                        await emit(fx, saga.trade)
-                        store(trade_id, fx.saga, home)
-                continue
-            if isinstance(message, core.Trade):
-                # New: trade_intake forwards each trade_id once.
-                fx = steps.trade_step(None, message, seen=False)
-                await emit(fx, message)
-                store(message.trade_id, fx.saga, partition)
-                continue
-            raw = sagas.get(message.trade_id)
-            if not raw:
-                # The trade finished. A grant that raced its failure is voided by
-                # the VoidCmd the failure sent, which the ledger handles after it.
-                continue
-            saga, home = saga_from_json(raw)
-            fx = steps.trade_step(saga, message, seen=True)
-            await emit(fx, saga.trade)
-            store(message.trade_id, fx.saga, home)
+            await emit(handler.handle_inbox(sagas, event.message.partition, message))
 
     @app.task  # type: ignore[untyped-decorator]  # faust's task decorator is untyped
     async def ticker() -> None:

@@ -1,0 +1,61 @@
+"""What the ledger's intake makes of one ``payments`` or ``custody`` record. Pure.
+
+:func:`intake_record` decodes the record and turns it into a
+:class:`~streams.settlement.steps.Move` for the ledger, or says why it is rejected.
+The ``intake`` agent (:mod:`streams.ledger.agent`) sends the one or the other;
+``kessai replay`` runs the same function over the committed inputs and compares.
+"""
+
+from __future__ import annotations
+
+from schemas import MoveBonds, MoveCash, SchemaError, decode
+from streams.ledger import core
+from streams.settlement import steps
+
+#: Why a record was rejected: (reason code, detail).
+Rejected = tuple[str, str]
+
+
+def to_move(
+    command: MoveCash | MoveBonds, source: tuple[str, str | None, str], tokens: dict[str, int]
+) -> steps.Move | Rejected:
+    """The ledger's move for a decoded deposit or withdrawal, in the asset's units."""
+    if isinstance(command, MoveBonds):
+        return steps.Move(
+            f"custody:{command.movement_id}",
+            command.account,
+            command.isin,
+            command.quantity,
+            command.kind,
+            source,
+        )
+    if command.token not in tokens:
+        known = ", ".join(sorted(tokens))
+        return "unknown_token", f"token {command.token!r} is not configured ({known})"
+    units = core.to_units(command.amount, tokens[command.token])
+    if units is None or units <= 0:
+        return (
+            "invalid_amount",
+            f"{command.amount} {command.token} has more than {tokens[command.token]} decimals",
+        )
+    return steps.Move(
+        f"payment:{command.payment_id}",
+        command.account,
+        command.token,
+        units,
+        command.kind,
+        source,
+    )
+
+
+def intake_record(
+    topic: str, key: bytes | None, value: bytes, tokens: dict[str, int]
+) -> steps.Move | Rejected:
+    """The move for one record of ``payments`` or ``custody``, or why it is rejected."""
+    try:
+        decoded = decode(topic, value)
+    except SchemaError as err:
+        return err.reason, err.detail
+    assert isinstance(decoded, MoveCash | MoveBonds), type(decoded)
+    text_key = key.decode("utf-8", "replace") if key is not None else None
+    return to_move(decoded, (topic, text_key, value.decode()), tokens)

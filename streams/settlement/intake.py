@@ -1,0 +1,62 @@
+"""What the trade intake makes of one ``trades`` record. Pure: no faust, no Kafka.
+
+:func:`intake_record` decodes the record and turns it into the saga's
+:class:`~streams.settlement.core.Trade` (cash leg in units, deadline fixed from the
+record's time), or says why it is rejected. Whether the trade id was seen before is
+the caller's state: the agent's ``seen-trades`` table, or ``kessai replay``'s set.
+"""
+
+from __future__ import annotations
+
+from schemas import TRADES, SchemaError, TradeExecuted, decode
+from streams.settlement import core
+
+#: Why a record was rejected: (reason code, detail).
+Rejected = tuple[str, str]
+
+
+def to_trade(
+    t: TradeExecuted, arrived_s: float, *, tokens: dict[str, int], deadline_s: float
+) -> core.Trade | Rejected:
+    """The saga's trade for a decoded one that arrived at ``arrived_s``."""
+    if t.currency not in tokens:
+        known = ", ".join(sorted(tokens))
+        return "unknown_token", f"currency {t.currency!r} is not configured ({known})"
+    try:
+        units = core.cash_units(t.quantity, t.price, t.accrued_interest, tokens[t.currency])
+    except ArithmeticError:  # past the cash arithmetic's precision: a raise would stop us
+        return "invalid_price", f"cash leg of {t.trade_id} is too large to compute exactly"
+    if units <= 0:
+        return "invalid_price", f"cash leg of {t.trade_id} truncates to 0 {t.currency}"
+    return core.Trade(
+        t.trade_id,
+        t.isin,
+        t.buyer,
+        t.seller,
+        t.quantity,
+        t.currency,
+        units,
+        arrived_s + deadline_s,
+    )
+
+
+def intake_record(
+    value: bytes,
+    arrived_s: float,
+    *,
+    tokens: dict[str, int],
+    deadline_s: float,
+) -> core.Trade | Rejected:
+    """The trade for one record, or why it is rejected (a repeated id aside: the
+    caller checks its ``seen`` state and rejects with :func:`duplicate`)."""
+    try:
+        decoded = decode(TRADES, value)
+    except SchemaError as err:
+        return err.reason, err.detail
+    assert isinstance(decoded, TradeExecuted)
+    return to_trade(decoded, arrived_s, tokens=tokens, deadline_s=deadline_s)
+
+
+def duplicate(trade: core.Trade) -> Rejected:
+    """The rejection of a trade whose id was seen before."""
+    return "duplicate", f"trade {trade.trade_id} was seen before"
