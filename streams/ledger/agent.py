@@ -39,6 +39,7 @@ from schemas import (
 )
 from streams.config import Settings
 from streams.ledger import intake as intake_rules
+from streams.ledger import views
 from streams.ledger.commands import handle_command
 from streams.settlement import wire
 
@@ -116,4 +117,5 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
                 topic_out = commands if kind == "account" else inbox
                 await topic_out.send(key=to.encode(), value=wire.to_wire(sent))
 
+    views.register(app, accounts, tokens)
     return {"intake": intake, "ledger": ledger, "accounts": accounts, "applied": applied}

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import random
 import shutil
@@ -79,13 +80,17 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
     crashes: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    #: ``kessai replay``'s checks, run while the workers still hold their tables.
+    replay_checks: int = 0
+    replay_compared: int = 0
 
     def summary(self) -> str:
         return (
             f"trades={self.trades} kills={self.kills} two_workers_s={self.two_workers_s:.0f} "
             f"statuses={dict(self.statuses)} rejections={dict(self.rejections)} "
             f"duplicates={self.duplicates} conservation_error={self.conservation_error} "
-            f"crashes={len(self.crashes)} elapsed_s={self.elapsed_s:.0f}"
+            f"crashes={len(self.crashes)} replay={self.replay_checks} checks over "
+            f"{self.replay_compared} records elapsed_s={self.elapsed_s:.0f}"
         )
 
 
@@ -413,6 +418,8 @@ async def run_scenario(
             await idle(1.0)
         # Give a duplicate the time of a few commits to show up.
         await asyncio.sleep(5.0)
+        # kessai replay, while both workers still serve their live tables.
+        await reconcile(settings, workers, outcome, say)
     except WorkerCrashed as err:
         outcome.problems.append(str(err))
     finally:
@@ -425,6 +432,22 @@ async def run_scenario(
         await audit(bootstrap, market.fed, outcome)
     outcome.elapsed_s = time.monotonic() - started
     return outcome
+
+
+async def reconcile(
+    settings: Settings, workers: list[Supervised], outcome: Outcome, say: Any
+) -> None:
+    """``kessai replay`` over everything committed, against both workers' live tables."""
+    from streams.audit import replay
+
+    worker_settings = dataclasses.replace(settings, settlement_deadline_s=DEADLINE_S)
+    urls = [f"http://127.0.0.1:{w.env['KESSAI_WEB_PORT']}" for w in workers]
+    report = await asyncio.to_thread(replay.replay, worker_settings, workers=urls)
+    say(report.render().rstrip("\n"))
+    outcome.replay_checks = len(report.checks)
+    outcome.replay_compared = sum(c.compared for c in report.checks)
+    if not report.ok:
+        outcome.problems.append("kessai replay differs:\n" + report.render())
 
 
 async def audit(bootstrap: str, fed: _Fed, outcome: Outcome) -> None:

@@ -1,12 +1,16 @@
 """The auditors' commands on the real broker, over what a real worker wrote.
 
-One scenario, run once: a worker settles a trade between two funded accounts. Then:
+One scenario, run once on a broker of its own (so that the replay reads only what
+this worker wrote, under these settings): a worker settles a trade between two funded
+accounts, and a bad payment is rejected. Then, with the worker still running:
 
 - ``kessai positions --as-of`` a moment between the deposits and the trade (as a time,
   and as offsets) gives the balances that held then; at the head, those after;
 - a copy of the run's journal verifies, with each account's root the hash of its last
   record; a copy with one record altered, one removed and two swapped fails
-  ``kessai verify``, which names each.
+  ``kessai verify``, which names each;
+- ``kessai replay`` agrees with every output, table and the worker's live table; fed
+  the tampered copy as ``ledger-events``, it names the first altered record.
 """
 
 from __future__ import annotations
@@ -27,11 +31,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams import cli
+from streams import cli, localkafka
 from streams.config import Settings
 from streams.kafkaio import TopicSpec, read_committed
 from streams.ledger import journal
-from streams.topics import ensure_topics
 from tests.integration._topics import create_visible
 from tests.integration.test_settlement_flow import _free_port, _start_worker
 
@@ -39,6 +42,8 @@ pytestmark = pytest.mark.integration
 
 BOND = "JP1103551Q43"
 WAIT_S = 120.0
+#: One journal record: (partition, offset, timestamp_ms, value object).
+Row = tuple[int, int, int, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -47,15 +52,13 @@ class Journal:
 
     buyer: str
     seller: str
-    records: list[tuple[int, int, int, dict[str, Any]]]
+    records: list[Row]
 
-    def of(self, account: str) -> list[tuple[int, int, int, dict[str, Any]]]:
+    def of(self, account: str) -> list[Row]:
         return [r for r in self.records if r[3]["account"] == account]
 
 
-async def _journal_of(
-    bootstrap: str, accounts: set[str]
-) -> list[tuple[int, int, int, dict[str, Any]]]:
+async def _journal_of(bootstrap: str, accounts: set[str]) -> list[Row]:
     out = []
     for r in await read_committed(bootstrap, "ledger-events"):
         try:
@@ -69,7 +72,7 @@ async def _journal_of(
 
 async def _wait_for(
     bootstrap: str, accounts: set[str], done: Callable[[list[Any]], bool]
-) -> list[tuple[int, int, int, dict[str, Any]]]:
+) -> list[Row]:
     deadline = time.monotonic() + WAIT_S
     while True:
         found = await _journal_of(bootstrap, accounts)
@@ -83,16 +86,25 @@ def _seqs(found: list[Any], account: str) -> int:
     return max((r[3]["seq"] for r in found if r[3]["account"] == account), default=0)
 
 
+@dataclass(frozen=True)
+class Run:
+    settings: Settings
+    web: str
+    journal: Journal
+
+
 @pytest.fixture(scope="module")
-def scenario(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journal]:
+def scenario(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    # `bootstrap`: the shared broker exists, so the private one copies its jars.
+    workdir = tmp_path_factory.mktemp("audit")
+    settings = localkafka.up_private(workdir, log=lambda line: None)
+    private = settings.bootstrap
     run = uuid.uuid4().hex[:6]
     buyer, seller = f"audit-b-{run}", f"audit-s-{run}"
     accounts = {buyer, seller}
-    log_path = tmp_path_factory.mktemp("audit") / "worker.log"
 
-    async def go() -> list[tuple[int, int, int, dict[str, Any]]]:
-        await ensure_topics(Settings.from_env({"KESSAI_BOOTSTRAP": bootstrap}))
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    async def go() -> list[Row]:
+        producer = AIOKafkaProducer(bootstrap_servers=private, acks="all")
         await producer.start()
         try:
 
@@ -103,7 +115,9 @@ def scenario(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                        "token": "JPYC", "amount": "200000", "kind": "deposit"})  # fmt: skip
             await send("custody", seller, {"movement_id": f"c-{run}", "account": seller,
                        "isin": BOND, "quantity": 200_000, "kind": "deposit"})  # fmt: skip
-            await _wait_for(bootstrap, accounts, lambda f: all(_seqs(f, a) >= 1 for a in accounts))
+            await send("payments", buyer, {"payment_id": f"bad-{run}", "account": buyer,
+                       "token": "JPYC", "amount": "0.5", "kind": "deposit"})  # fmt: skip
+            await _wait_for(private, accounts, lambda f: all(_seqs(f, a) >= 1 for a in accounts))
             # The trade's records must be stamped after the deposits' millisecond.
             await asyncio.sleep(0.05)
             await send("trades", f"t-{run}", {
@@ -112,28 +126,32 @@ def scenario(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 "accrued_interest": "12", "trade_time": "2026-11-25T00:00:00Z"})  # fmt: skip
             # Each side: lock, then the post and the other leg's credit.
             return await _wait_for(
-                bootstrap, accounts, lambda f: all(_seqs(f, a) >= 4 for a in accounts)
+                private, accounts, lambda f: all(_seqs(f, a) >= 4 for a in accounts)
             )
         finally:
             await producer.stop()
 
+    port = _free_port()
     env = {
         **os.environ,
-        "KESSAI_BOOTSTRAP": bootstrap,
-        "KESSAI_WEB_PORT": str(_free_port()),
+        "KESSAI_BOOTSTRAP": private,
+        "KESSAI_WEB_PORT": str(port),
         "PYTHONUNBUFFERED": "1",
     }
-    with log_path.open("wb") as log:
-        worker = _start_worker(env, log)
-        try:
-            records = asyncio.run(go())
-        finally:
-            worker.send_signal(signal.SIGTERM)
+    try:
+        with (workdir / "worker.log").open("wb") as log:
+            worker = _start_worker(env, log)
             try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-    yield Journal(buyer, seller, records)
+                records = asyncio.run(go())
+                yield Run(settings, f"http://127.0.0.1:{port}", Journal(buyer, seller, records))
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+    finally:
+        localkafka.down(settings)
 
 
 def _positions(
@@ -145,15 +163,15 @@ def _positions(
 
 
 def test_positions_as_of_a_moment_between_two_steps(
-    scenario: Journal,
-    bootstrap: str,
+    scenario: Run,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("KESSAI_BOOTSTRAP", bootstrap)
-    b, s = scenario.buyer, scenario.seller
-    deposits = [r for r in scenario.records if r[3]["seq"] == 1]
-    trade = [r for r in scenario.records if r[3]["seq"] > 1]
+    monkeypatch.setenv("KESSAI_BOOTSTRAP", scenario.settings.bootstrap)
+    journal_ = scenario.journal
+    b, s = journal_.buyer, journal_.seller
+    deposits = [r for r in journal_.records if r[3]["seq"] == 1]
+    trade = [r for r in journal_.records if r[3]["seq"] > 1]
     moment_ms = max(r[2] for r in deposits)
     assert moment_ms < min(r[2] for r in trade), "the steps must be apart in time"
     at = datetime.fromtimestamp(moment_ms / 1000, UTC).isoformat(timespec="milliseconds")
@@ -173,7 +191,7 @@ def test_positions_as_of_a_moment_between_two_steps(
         }
 
     # As of offsets: the buyer's partition up to (not including) its lock record.
-    partition, lock_offset = next((r[0], r[1]) for r in scenario.of(b) if r[3]["seq"] == 2)
+    partition, lock_offset = next((r[0], r[1]) for r in journal_.of(b) if r[3]["seq"] == 2)
     got = _positions(["--as-of", f"{partition}:{lock_offset}", "--account", b], capsys)
     assert got == {(b, "JPYC"): ("200000", "0")}
     got = _positions(["--as-of", f"{partition}:{lock_offset + 1}", "--account", b], capsys)
@@ -183,9 +201,7 @@ def test_positions_as_of_a_moment_between_two_steps(
 # --------------------------------------------------------------------- tampering
 
 
-async def _copy(
-    bootstrap: str, topic: str, records: list[tuple[int, int, int, dict[str, Any]]]
-) -> None:
+async def _copy(bootstrap: str, topic: str, records: list[Row]) -> None:
     await create_visible(bootstrap, TopicSpec(name=topic, partitions=4))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
@@ -208,31 +224,12 @@ def _verify(topic: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[s
     return code, json.loads(out), err
 
 
-def test_verify_passes_a_true_copy_and_names_each_tampering(
-    scenario: Journal,
-    bootstrap: str,
-    unique_name: Callable[[str], str],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    monkeypatch.setenv("KESSAI_BOOTSTRAP", bootstrap)
-    b, s = scenario.buyer, scenario.seller
-    true_copy = unique_name("journal-copy")
-    asyncio.run(_copy(bootstrap, true_copy, scenario.records))
-
-    code, doc, err = _verify(true_copy, capsys)
-    assert code == 0, err
-    assert doc["problems_total"] == 0
-    for account in (b, s):
-        last = scenario.of(account)[-1][3]
-        assert doc["accounts"][account] == {"seq": last["seq"], "root": last["hash"]}
-    roots = {a: doc["accounts"][a]["root"] for a in (b, s)}
-    assert doc["journal_root"] == journal.journal_root(roots)
-
-    # The buyer's seq 2 altered (hash left as it was), the seller's seq 2 removed, and
-    # the buyer's seq 3 and 4 swapped.
-    tampered: list[tuple[int, int, int, dict[str, Any]]] = []
-    for p, o, ts, v in scenario.records:
+def _tampered(journal_: Journal) -> list[Row]:
+    """The buyer's seq 2 altered (hash left as it was), the seller's seq 2 removed, and
+    the buyer's seq 3 and 4 swapped."""
+    b, s = journal_.buyer, journal_.seller
+    tampered: list[Row] = []
+    for p, o, ts, v in journal_.records:
         if v["account"] == b and v["seq"] == 2:
             v = {**v, "locked": "1", "delta_locked": "1"}
         if v["account"] == s and v["seq"] == 2:
@@ -241,8 +238,32 @@ def test_verify_passes_a_true_copy_and_names_each_tampering(
     i3 = next(i for i, r in enumerate(tampered) if r[3]["account"] == b and r[3]["seq"] == 3)
     i4 = next(i for i, r in enumerate(tampered) if r[3]["account"] == b and r[3]["seq"] == 4)
     tampered[i3], tampered[i4] = tampered[i4], tampered[i3]
-    bad_copy = unique_name("journal-tampered")
-    asyncio.run(_copy(bootstrap, bad_copy, tampered))
+    return tampered
+
+
+def test_verify_passes_a_true_copy_and_names_each_tampering(
+    scenario: Run,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bootstrap = scenario.settings.bootstrap
+    monkeypatch.setenv("KESSAI_BOOTSTRAP", bootstrap)
+    journal_ = scenario.journal
+    b, s = journal_.buyer, journal_.seller
+    true_copy = "journal-copy"
+    asyncio.run(_copy(bootstrap, true_copy, journal_.records))
+
+    code, doc, err = _verify(true_copy, capsys)
+    assert code == 0, err
+    assert doc["problems_total"] == 0
+    for account in (b, s):
+        last = journal_.of(account)[-1][3]
+        assert doc["accounts"][account] == {"seq": last["seq"], "root": last["hash"]}
+    roots = {a: doc["accounts"][a]["root"] for a in (b, s)}
+    assert doc["journal_root"] == journal.journal_root(roots)
+
+    bad_copy = "journal-tampered"
+    asyncio.run(_copy(bootstrap, bad_copy, _tampered(journal_)))
 
     code, doc, err = _verify(bad_copy, capsys)
     assert code == 1
@@ -255,3 +276,38 @@ def test_verify_passes_a_true_copy_and_names_each_tampering(
     # positions refuses the tampered copy too (the removal and the swap break seq).
     assert cli.main(["positions", "--topic-name", bad_copy]) == 1
     assert "ledger journal is inconsistent" in capsys.readouterr().err
+
+
+def test_replay_agrees_with_everything_and_names_a_tampered_record(
+    scenario: Run,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bootstrap = scenario.settings.bootstrap
+    monkeypatch.setenv("KESSAI_BOOTSTRAP", bootstrap)
+    journal_ = scenario.journal
+
+    code = cli.main(["replay", "--worker", scenario.web])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert "the logs and the state agree" in out
+    lines = {line.split("  ")[0]: line for line in out.splitlines()}
+    for check in ("ledger-events", "settlements", "rejections", "accounts, live (worker HTTP)"):
+        assert lines[check].endswith(" 0  ok"), out
+        assert " 0 " not in lines[check].split(check)[1].split()[0], out  # compared > 0
+
+    # The tampered journal (altered, removed, swapped) as ledger-events.
+    copy = "journal-tampered-for-replay"
+    asyncio.run(_copy(bootstrap, copy, _tampered(journal_)))
+    code = cli.main(["replay", "--topic", f"ledger-events={copy}"])
+    out, _ = capsys.readouterr()
+    assert code == 1
+    assert "ledger-events" in out and "DIFFERENCES FOUND" in out
+    first = out.split("ledger-events: first differences\n")[1].splitlines()
+    # Each account's first difference: where it was derived from and where it was found.
+    b_line = next(line for line in first if repr(journal_.buyer) in line)
+    assert "#2: derived from kessai-ledger-commands[" in b_line
+    assert f"found at {copy}[" in b_line and '"locked":"1"' in b_line
+    s_line = next(line for line in first if repr(journal_.seller) in line)
+    assert "#2: derived from kessai-ledger-commands[" in s_line
+    assert '"seq":3' in s_line  # the seller's seq 3 found where its seq 2 should be

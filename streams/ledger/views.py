@@ -1,0 +1,66 @@
+"""The ledger's HTTP query: ``GET /positions/{account}`` from the live ``accounts`` table.
+
+Served by every worker on its web port (``KESSAI_WEB_PORT``), from the table in its
+memory, the same state its agents read and write. JSON; amounts as decimal strings:
+
+    {"account": "alice", "seq": 4, "hash": "...",
+     "balances": {"JPYC": {"available": "100488", "locked": "0"}, ...},
+     "locks": 0, "queued": 0}
+
+404 for an account this worker holds no state for (never funded, or on a partition
+another worker owns: with several workers, ask each), 400 for a malformed id.
+``kessai replay --worker URL`` compares it with the re-derived state.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+import faust
+from faust.web import Request, Response, View
+
+from schemas.models import IDENTIFIER_CHARS_MAX
+from streams.ledger import core
+
+#: An account id as the schemas accept it: no whitespace, no control characters.
+_ACCOUNT_RE: Final = re.compile(rf"^[^\s\x00-\x1f\x7f]{{1,{IDENTIFIER_CHARS_MAX}}}$")
+
+
+def position_document(
+    account: str, state: core.AccountState, tokens: dict[str, int]
+) -> dict[str, Any]:
+    """The JSON the endpoint answers with for ``account`` in ``state``."""
+
+    def amount(units: int, asset: str) -> str:
+        return format(core.from_units(units, tokens.get(asset, 0)), "f")
+
+    return {
+        "account": account,
+        "seq": state.seq,
+        "hash": state.hash,
+        "balances": {
+            asset: {"available": amount(b[0], asset), "locked": amount(b[1], asset)}
+            for asset, b in sorted(state.balances.items())
+        },
+        "locks": len(state.locks),
+        "queued": len(state.waiting),
+    }
+
+
+def register(app: faust.App, accounts: Any, tokens: dict[str, int]) -> None:
+    """Serve ``GET /positions/{account}`` on ``app`` from the ``accounts`` table."""
+
+    @app.page("/positions/{account}")
+    async def positions(web: View, request: Request, account: str) -> Response:
+        if _ACCOUNT_RE.fullmatch(account) is None:
+            return web.json(
+                {"error": f"not an account id: 1-{IDENTIFIER_CHARS_MAX} characters, "
+                 "no whitespace or control characters"},
+                status=400,
+            )  # fmt: skip
+        raw = accounts.get(account)
+        if not raw:
+            return web.json({"error": f"no account {account!r} on this worker"}, status=404)
+        state = core.AccountState.from_bytes(raw)
+        return web.json(position_document(account, state, tokens))
