@@ -27,7 +27,7 @@ if [ $$rc -eq 5 ]; then echo "make: FAILED: pytest collected no tests ($(strip $
 exit $$rc
 endef
 
-.PHONY: help venv kafka-up kafka-down kafka-status lint test test-unit run bench bench-memory bench-book clean
+.PHONY: help venv kafka-up kafka-down kafka-status lint test test-unit run bench bench-memory bench-book bench-replay clean
 
 help: ## list the targets
 	@echo "usage: make TARGET"
@@ -79,6 +79,10 @@ bench-memory: venv ## worker RSS per funded account (MEMORY_ARGS, default --acco
 BOOK_ARGS ?=
 bench-book: venv ## the order book alone: operations/s at depths 10, 1,000, 100,000 (~70 s; BOOK_ARGS)
 	$(BIN)/python -m streams.bench.book $(BOOK_ARGS)
+
+REPLAY_ARGS ?=
+bench-replay: venv ## kessai positions / verify over a 1,000,000-record journal on a broker of its own (~2 min; REPLAY_ARGS)
+	$(BIN)/python -m streams.bench.replay $(REPLAY_ARGS)
 
 clean: ## remove caches (keeps .venv and the broker's data in .kessai/)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build

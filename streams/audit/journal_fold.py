@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, localcontext
 from typing import Any, Final
 
 import orjson
@@ -98,24 +98,53 @@ class JournalFold:
         """Fold one partition's records (``.offset``, ``.key``, ``.value``), in offset order."""
         accounts = self._accounts
         loads = orjson.loads
-        add = _EXACT.add
         hashes = self.hashes
+        count = 0
+        with localcontext(_EXACT):
+            count = self._feed(partition, records, accounts, loads, hashes)
+        self.records += count
+
+    def _feed(
+        self,
+        partition: int,
+        records: Iterable[RawRecord],
+        accounts: dict[str, _Account],
+        loads: Any,
+        hashes: bool,
+    ) -> int:
         count = 0
         for r in records:
             offset, key, value = r.offset, r.key, r.value
             count += 1
             try:
-                rec = loads(value)  # type: ignore[arg-type]
+                rec = loads(value)
                 account = rec["account"]
                 asset = rec["asset"]
                 seq = rec["seq"]
-                d_avail = Decimal(rec["delta_available"])
-                d_locked = Decimal(rec["delta_locked"])
-                avail = Decimal(rec["available"])
-                locked = Decimal(rec["locked"])
-                if type(seq) is not int or type(account) is not str or type(asset) is not str:
+                texts = (
+                    rec["delta_available"],
+                    rec["delta_locked"],
+                    rec["available"],
+                    rec["locked"],
+                )
+                if (
+                    type(seq) is not int
+                    or type(account) is not str
+                    or type(asset) is not str
+                    or any(type(t) is not str for t in texts)
+                ):
                     raise TypeError
-            except (orjson.JSONDecodeError, KeyError, TypeError, InvalidOperation):
+                d_avail: int | Decimal
+                d_locked: int | Decimal
+                avail: int | Decimal
+                locked: int | Decimal
+                try:
+                    # Whole numbers (cash at 0 decimals, bond face) as ints: twice as
+                    # fast as Decimal, and as exact.
+                    d_avail, d_locked, avail, locked = map(int, texts)
+                except ValueError:
+                    d_avail, d_locked, avail, locked = map(Decimal, texts)
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, InvalidOperation):
                 self._problem(partition, offset, "undecodable", _undecodable(value, key))
                 continue
             state = accounts.get(account)
@@ -178,12 +207,14 @@ class JournalFold:
             # -- balances
             before = state.balances.get(asset)
             if before is None:
-                before_avail = before_locked = _ZERO
+                before_avail = before_locked = 0
             else:
                 before_avail, before_locked = before[0], before[1]
             try:
-                ok = add(before_avail, d_avail) == avail and add(before_locked, d_locked) == locked
-            except (Inexact, InvalidOperation, Overflow):
+                # Exact: under _EXACT (set around the loop) a Decimal sum that would
+                # round raises instead; ints never round.
+                ok = before_avail + d_avail == avail and before_locked + d_locked == locked
+            except ArithmeticError:
                 ok = False
             if not ok or avail < 0 or locked < 0:
                 self._problem(
@@ -196,7 +227,7 @@ class JournalFold:
                     seq,
                 )
             state.balances[asset] = [avail, locked, seq]
-        self.records += count
+        return count
 
     def _problem(
         self,
@@ -242,7 +273,11 @@ class JournalFold:
         """Each ``(account, asset)``'s balances after the last record folded."""
         return {
             (account, asset): Position(
-                account=account, asset=asset, available=b[0], locked=b[1], seq=b[2]
+                account=account,
+                asset=asset,
+                available=Decimal(b[0]),  # exact, from an int or a Decimal
+                locked=Decimal(b[1]),
+                seq=b[2],
             )
             for account, state in self._accounts.items()
             for asset, b in state.balances.items()

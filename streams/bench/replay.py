@@ -12,7 +12,8 @@ On a broker of its own (:func:`streams.localkafka.up_private`):
    fixed start, so ``--as-of`` the middle cuts every partition near its middle;
 2. each command runs as its own process, as a user runs it (``python -m streams.cli
    ...``, stdout to /dev/null), timed whole and with its peak RSS (``wait4``):
-   - ``positions`` at the head, ``positions --as-of`` the middle, ``verify`` at the head;
+   - ``positions`` at the head, in one process (``--jobs 1``) and in the default
+     reader processes; ``positions --as-of`` the middle; ``verify`` at the head;
 3. side by side in the same run, the path ``kessai positions`` took before this
    (pydantic decode per record, :func:`streams.positions.positions_from_events`),
    in-process over the first ``--baseline-records`` records.
@@ -66,6 +67,10 @@ START_MS: Final = int(datetime(2026, 11, 28, tzinfo=UTC).timestamp() * 1000)
 PRODUCE_BATCH_BYTES_MAX: Final = 1_048_576
 SEED: Final = 20261126
 _SUMMARY_RE: Final = re.compile(r"(?P<records>[\d,]+) records, .* in (?P<s>[\d.]+) s \(")
+_MEMORY_RE: Final = re.compile(
+    r"peak memory: (?P<own>[\d,]+) MiB in this process"
+    r"(?:; (?P<n>\d+) reader processes [\d, ]+ MiB \(sum (?P<sum>[\d,]+) MiB)?"
+)
 
 
 def journal(records: int, accounts: int, *, seed: int = SEED) -> Iterator[dict[str, Any]]:
@@ -209,6 +214,10 @@ class Run:
     records: int
     fold_s: float
     exit_code: int
+    #: Peak RSS the command reported: its own, and the sum over its reader processes.
+    own_peak_mib: int = 0
+    readers: int = 0
+    readers_peak_mib_sum: int = 0
 
     @property
     def records_per_s(self) -> float:
@@ -230,7 +239,8 @@ def run_command(name: str, args: list[str], bootstrap: str) -> Run:
         err.seek(0)
         text = err.read().decode("utf-8", "replace")
     match = _SUMMARY_RE.search(text)
-    if child.returncode != 0 or match is None:
+    memory = _MEMORY_RE.search(text)
+    if child.returncode != 0 or match is None or memory is None:
         raise RuntimeError(f"{' '.join(args)} exited {child.returncode}:\n{text[-2000:]}")
     return Run(
         name=name,
@@ -240,6 +250,9 @@ def run_command(name: str, args: list[str], bootstrap: str) -> Run:
         records=int(match["records"].replace(",", "")),
         fold_s=float(match["s"]),
         exit_code=child.returncode,
+        own_peak_mib=int(memory["own"].replace(",", "")),
+        readers=int(memory["n"] or 0),
+        readers_peak_mib_sum=int((memory["sum"] or "0").replace(",", "")),
     )
 
 
@@ -266,28 +279,38 @@ def baseline(bootstrap: str, topic: str, records_max: int) -> tuple[int, float]:
 
 
 def markdown(doc: dict[str, Any]) -> str:
+    m = doc["machine"]
     lines = [
-        f"# Replay bench {doc['started']}",
+        f"# Replay bench, {doc['started']}",
         "",
-        f"`{doc['command']}` on {doc['machine']}.",
+        f"`{doc['command'].strip()}`. Machine: {m['cores']} cores, {m['cpu_model']}, "
+        f"{m['ram_gib']} GiB; Python {m['python']}, Kafka {m['kafka']}, aiokafka "
+        f"{m['aiokafka']}; load average at start {m['load_average_at_start']}. The broker "
+        "runs on the same cores.",
         "",
         f"Journal: {doc['records']:,} `ledger-events` records over {doc['accounts']:,} "
         f"accounts, {PARTITIONS} partitions, transactions of {TXN_RECORDS:,}; written in "
         f"{doc['prefill_s']:.1f} s.",
         "",
-        "| command | records | read + fold | records/s | whole process | peak RSS |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| command | records | read + fold | records/s | whole process "
+        "| peak RSS: command | peak RSS: readers (sum) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in doc["runs"]:
+        shown = " ".join("T" if a.startswith("bench-ledger-events") else a for a in r["command"])
         lines.append(
-            f"| `{' '.join(r['command'])}` | {r['records']:,} | {r['fold_s']:.2f} s | "
-            f"{r['records_per_s']:,.0f} | {r['wall_s']:.2f} s | "
-            f"{r['max_rss_kib'] / 1024:,.0f} MiB |"
+            f"| `{shown}` | {r['records']:,} | {r['fold_s']:.2f} s | "
+            f"{r['records_per_s']:,.0f} | {r['wall_s']:.2f} s | {r['own_peak_mib']:,} MiB | "
+            f"{r['readers']} x, {r['readers_peak_mib_sum']:,} MiB |"
         )
     b = doc["baseline"]
     lines += [
-        f"| before: pydantic decode + fold, in-process | {b['records']:,} | {b['s']:.2f} s | "
-        f"{b['records_per_s']:,.0f} | | |",
+        f"| before (pydantic decode + fold, one process, in-process) | {b['records']:,} | "
+        f"{b['s']:.2f} s | {b['records_per_s']:,.0f} | | | |",
+        "",
+        "Records/s: records folded / the command's own read-and-fold time (it prints it). "
+        "Reader RSS counts the pages each forked reader shares with its parent in each "
+        "reader, so the sum overstates what the machine gives up.",
         "",
     ]
     return "\n".join(lines)
@@ -346,6 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             base = ["--topic-name", topic, "--no-progress"]
             runs = []
             for name, extra in (
+                ("positions-1-process", ["positions", "--format", "csv", "--jobs", "1"]),
                 ("positions", ["positions", "--format", "csv"]),
                 ("positions-as-of", ["positions", "--format", "csv", "--as-of", as_of]),
                 ("verify", ["verify", "--format", "csv"]),
@@ -383,6 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "records": r.records,
                 "fold_s": r.fold_s,
                 "records_per_s": r.records_per_s,
+                "own_peak_mib": r.own_peak_mib,
+                "readers": r.readers,
+                "readers_peak_mib_sum": r.readers_peak_mib_sum,
             }
             for r in runs
         ],

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from streams.config import Settings
 from streams.kafkaio import TopicSpec, create_topics, read_committed
 
 WORKER = Path(__file__).with_name("eos_worker.py")
@@ -373,3 +374,17 @@ def main() -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+async def reconcile(settings: Settings, workers: list[Supervised], say: Any) -> Any:
+    """``kessai replay`` over everything committed, against the workers' live tables.
+
+    Run it with the workers still up and the pipeline quiet (every input consumed):
+    it compares what the logs derive with what the workers hold.
+    """
+    from streams.audit import replay
+
+    urls = [f"http://127.0.0.1:{w.env['KESSAI_WEB_PORT']}" for w in workers]
+    report = await asyncio.to_thread(replay.replay, settings, workers=urls)
+    say(report.render().rstrip("\n"))
+    return report

@@ -64,7 +64,7 @@ from streams.matching.agent import order_event, rejected_event, request_of, trad
 from streams.matching.core import Matcher
 from streams.matching.view import changelog_topic
 from streams.topics import ensure_topics
-from tests.integration.killharness import Supervised, Tail, WorkerCrashed
+from tests.integration.killharness import Supervised, Tail, WorkerCrashed, reconcile
 from tests.integration.settlement_crash import group_lag
 
 TOKENS = {"JPYC": 0, "USDC": 6}
@@ -99,6 +99,9 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
     crashes: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    #: ``kessai replay``'s checks, run while the workers still hold their tables.
+    replay_checks: int = 0
+    replay_compared: int = 0
 
     def summary(self) -> str:
         return (
@@ -106,7 +109,8 @@ class Outcome:
             f"trades={self.trades} "
             f"events={dict(self.events)} rejections={dict(self.rejections)} "
             f"statuses={dict(self.statuses)} duplicates={self.duplicates} "
-            f"crashes={len(self.crashes)} elapsed_s={self.elapsed_s:.0f}"
+            f"crashes={len(self.crashes)} replay={self.replay_checks} checks over "
+            f"{self.replay_compared} records elapsed_s={self.elapsed_s:.0f}"
         )
 
 
@@ -351,7 +355,17 @@ async def run_scenario(
                     f"logs in {workdir}"
                 )
             await idle(1.0)
+        while (lag := await group_lag(bootstrap, APP_ID, QUIET_TOPICS)) > 0:
+            if time.monotonic() > give_up + SETTLE_STALL_S:
+                raise WorkerCrashed(f"the group still lags {lag} records; logs in {workdir}")
+            await idle(1.0)
         await asyncio.sleep(3.0)  # room for a duplicate to show up
+        # kessai replay, while both workers still serve their live tables.
+        report = await reconcile(settings, workers, log)
+        outcome.replay_checks = len(report.checks)
+        outcome.replay_compared = sum(c.compared for c in report.checks)
+        if not report.ok:
+            outcome.problems.append("kessai replay differs:\n" + report.render())
     except WorkerCrashed as err:
         outcome.problems.append(str(err))
     finally:

@@ -51,7 +51,7 @@ from streams.kafkaio import read_committed
 from streams.ledger.core import AccountState, from_units
 from streams.positions import JournalError, decode_records, positions_from_events
 from streams.topics import ensure_topics
-from tests.integration.killharness import Supervised, Tail, WorkerCrashed
+from tests.integration.killharness import Supervised, Tail, WorkerCrashed, reconcile
 
 TOKENS = {"JPYC": 0, "USDC": 6}
 BONDS = [b + check_digit(b) for b in ("JP110355100", "JP110356100", "JP120144000")]
@@ -419,7 +419,13 @@ async def run_scenario(
         # Give a duplicate the time of a few commits to show up.
         await asyncio.sleep(5.0)
         # kessai replay, while both workers still serve their live tables.
-        await reconcile(settings, workers, outcome, say)
+        report = await reconcile(
+            dataclasses.replace(settings, settlement_deadline_s=DEADLINE_S), workers, say
+        )
+        outcome.replay_checks = len(report.checks)
+        outcome.replay_compared = sum(c.compared for c in report.checks)
+        if not report.ok:
+            outcome.problems.append("kessai replay differs:\n" + report.render())
     except WorkerCrashed as err:
         outcome.problems.append(str(err))
     finally:
@@ -432,22 +438,6 @@ async def run_scenario(
         await audit(bootstrap, market.fed, outcome)
     outcome.elapsed_s = time.monotonic() - started
     return outcome
-
-
-async def reconcile(
-    settings: Settings, workers: list[Supervised], outcome: Outcome, say: Any
-) -> None:
-    """``kessai replay`` over everything committed, against both workers' live tables."""
-    from streams.audit import replay
-
-    worker_settings = dataclasses.replace(settings, settlement_deadline_s=DEADLINE_S)
-    urls = [f"http://127.0.0.1:{w.env['KESSAI_WEB_PORT']}" for w in workers]
-    report = await asyncio.to_thread(replay.replay, worker_settings, workers=urls)
-    say(report.render().rstrip("\n"))
-    outcome.replay_checks = len(report.checks)
-    outcome.replay_compared = sum(c.compared for c in report.checks)
-    if not report.ok:
-        outcome.problems.append("kessai replay differs:\n" + report.render())
 
 
 async def audit(bootstrap: str, fed: _Fed, outcome: Outcome) -> None:

@@ -311,3 +311,37 @@ def test_replay_agrees_with_everything_and_names_a_tampered_record(
     s_line = next(line for line in first if repr(journal_.seller) in line)
     assert "#2: derived from kessai-ledger-commands[" in s_line
     assert '"seq":3' in s_line  # the seller's seq 3 found where its seq 2 should be
+
+
+def test_the_worker_serves_positions_with_404_and_400(scenario: Run) -> None:
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    def get(account: str) -> tuple[int, dict[str, Any]]:
+        url = f"{scenario.web}/positions/{urllib.parse.quote(account, safe='')}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    b = scenario.journal.buyer
+    status, doc = get(b)
+    last = scenario.journal.of(b)[-1][3]
+    assert status == 200
+    assert doc == {
+        "account": b,
+        "seq": last["seq"],
+        "hash": last["hash"],
+        "balances": {
+            BOND: {"available": "100000", "locked": "0"},
+            "JPYC": {"available": "100488", "locked": "0"},
+        },
+        "locks": 0,
+        "queued": 0,
+    }
+    status, doc = get("nobody-here")
+    assert status == 404 and "nobody-here" in doc["error"]
+    status, doc = get("x" * 129)
+    assert status == 400 and "not an account id" in doc["error"]
