@@ -262,6 +262,14 @@ _TOPIC_NAME = _StrRule(
     error_type="topic_name",
 )
 Identifier = Annotated[str, PlainValidator(_IDENTIFIER.validate), _IDENTIFIER.json_schema()]
+#: A ledger event's cause: an identifier with a prefix or suffix of kessai's own
+#: (``payment:``, ``credit:``, ``/cash``), so up to twice an identifier's length.
+_CAUSE = _StrRule(
+    pattern=rf"^[^\s\x00-\x1f\x7f]{{1,{2 * IDENTIFIER_CHARS_MAX}}}$",
+    message=f"must be 1-{2 * IDENTIFIER_CHARS_MAX} characters without whitespace",
+    error_type="identifier",
+)
+Cause = Annotated[str, PlainValidator(_CAUSE.validate), _CAUSE.json_schema()]
 #: A cash token's name (JPYC, USDC). Whether it is configured is the agents' check.
 Token = Annotated[str, PlainValidator(_TOKEN.validate), _TOKEN.json_schema()]
 ReasonCode = Annotated[str, PlainValidator(_REASON_CODE.validate), _REASON_CODE.json_schema()]
@@ -516,7 +524,7 @@ class BalanceChanged(_Record):
     delta_locked: DecimalStr
     available: NonNegativeDecimalStr = Field(description="Available balance after the change.")
     locked: NonNegativeDecimalStr = Field(description="Locked balance after the change.")
-    cause: Identifier = Field(description="Id of what caused it: payment, movement, trade, lock.")
+    cause: Cause = Field(description="Id of what caused it: payment, movement, trade, lock.")
     seq: Seq = Field(description="Per account, gap-free, from 1.")
     prev_hash: Sha256Hex = Field(
         description="The hash of this account's record seq - 1; 64 zeros for seq 1."

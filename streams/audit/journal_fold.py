@@ -18,7 +18,8 @@ and locked balance. Every record is checked:
 
 A problem does not stop the fold: the record is taken as written (its seq, hash and
 balances become the account's), so one removed record is reported once, not at every
-record after it. Problems are kept up to :data:`PROBLEMS_MAX`; all are counted.
+record after it. Problems are kept up to :data:`PROBLEMS_MAX` of each kind; all are
+counted, by kind (``kinds``).
 
 Speed: one ``orjson.loads`` per record, dict look-ups, and :class:`~decimal.Decimal`
 sums in an exact context. No pydantic (20 µs a record); the schema's rules that
@@ -28,6 +29,8 @@ matter for a balance are re-checked here instead.
 from __future__ import annotations
 
 import hashlib
+import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, localcontext
@@ -40,13 +43,23 @@ from streams.positions import Position, RawRecord
 
 __all__ = ["PROBLEMS_MAX", "JournalFold", "Problem"]
 
-#: Problems kept for the report (all are counted).
+#: Problems kept for the report, per kind (all are counted): a flood of one kind
+#: (a long unchained history) never hides the first of another.
 PROBLEMS_MAX: Final = 1_000
 #: Exact sums: wire decimals are at most 64 characters, so a sum needs < 130 digits;
 #: the Inexact trap turns any rounding (a wrong sum that looks right) into an error.
 _EXACT: Final = Context(prec=256, traps=[Inexact, InvalidOperation, Overflow])
 _ZERO: Final = Decimal(0)
 _FIELDS: Final = ("account", "asset", "delta_available", "delta_locked", "available", "locked")
+#: The members of a record, by schema_version (version 1 may leave the version out).
+_V1_IMPLICIT: Final = frozenset((*_FIELDS, "cause", "seq"))
+_MEMBERS: Final = {
+    1: _V1_IMPLICIT | {"schema_version"},
+    CHAINED_SCHEMA_VERSION: _V1_IMPLICIT | {"schema_version", "prev_hash", "hash"},
+}
+#: schemas.models' plain decimal notation.
+_AMOUNT_RE: Final = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")
+_HASH_RE: Final = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +102,8 @@ class JournalFold:
         self.problems_max = problems_max
         self.problems: list[Problem] = []
         self.problems_total = 0
+        #: Problems by kind, all counted (``problems`` keeps only the first ones).
+        self.kinds: Counter[str] = Counter()
         self.records = 0
         self._accounts: dict[str, _Account] = {}
 
@@ -118,6 +133,13 @@ class JournalFold:
             count += 1
             try:
                 rec = loads(value)
+                if type(rec) is not dict:
+                    raise TypeError
+                version = rec.get("schema_version", 1)
+                if type(version) is not int or version not in _MEMBERS:
+                    raise TypeError
+                if rec.keys() != _MEMBERS[version] and rec.keys() != _V1_IMPLICIT:
+                    raise TypeError
                 account = rec["account"]
                 asset = rec["asset"]
                 seq = rec["seq"]
@@ -131,7 +153,20 @@ class JournalFold:
                     type(seq) is not int
                     or type(account) is not str
                     or type(asset) is not str
-                    or any(type(t) is not str for t in texts)
+                    or type(rec["cause"]) is not str
+                ):
+                    raise TypeError
+                for t in texts:
+                    # The wire's plain decimals only: int() and Decimal() would also
+                    # take " 5_0", "5e3", "Infinity" or non-ASCII digits.
+                    if type(t) is not str or not (
+                        (t.isascii() and t.isdigit() and (t[0] != "0" or len(t) == 1))
+                        or _AMOUNT_RE.fullmatch(t) is not None
+                    ):
+                        raise TypeError
+                chained = version >= CHAINED_SCHEMA_VERSION
+                if chained and (
+                    type(rec["hash"]) is not str or _HASH_RE.fullmatch(rec["hash"]) is None
                 ):
                     raise TypeError
                 d_avail: int | Decimal
@@ -150,6 +185,16 @@ class JournalFold:
             state = accounts.get(account)
             if state is None:
                 state = accounts[account] = _Account(partition)
+            elif state.partition != partition:
+                # An account's records must all be on one partition (key ``account``).
+                self._problem(
+                    partition,
+                    offset,
+                    "wrong_key",
+                    f"account is on partitions {state.partition} and {partition}",
+                    account,
+                    seq,
+                )
             # -- seq
             expected = state.seq + 1
             if seq != expected:
@@ -163,12 +208,13 @@ class JournalFold:
                     seq,
                 )
             state.seq = seq
-            if key is not None and key != account.encode():
-                self._problem(partition, offset, "wrong_key", f"key {key[:80]!r}", account, seq)
+            if key != account.encode():
+                shown = "no key" if key is None else f"key {key[:80]!r}"
+                self._problem(partition, offset, "wrong_key", shown, account, seq)
             # -- chain
-            if rec.get("schema_version", 1) >= CHAINED_SCHEMA_VERSION:
-                prev_hash = rec.get("prev_hash")
-                record_hash = rec.get("hash")
+            if chained:
+                prev_hash = rec["prev_hash"]
+                record_hash = rec.pop("hash")
                 if prev_hash != state.tip:
                     self._problem(
                         partition,
@@ -180,7 +226,6 @@ class JournalFold:
                         seq,
                     )
                 if hashes:
-                    del rec["hash"]
                     actual = hashlib.sha256(
                         orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)
                     ).hexdigest()
@@ -194,7 +239,7 @@ class JournalFold:
                             account,
                             seq,
                         )
-                state.tip = record_hash if isinstance(record_hash, str) else state.tip
+                state.tip = record_hash  # a 64-digit hex string: checked above
             else:
                 self._problem(
                     partition,
@@ -239,7 +284,8 @@ class JournalFold:
         seq: int | None = None,
     ) -> None:
         self.problems_total += 1
-        if len(self.problems) < self.problems_max:
+        self.kinds[kind] += 1
+        if self.kinds[kind] <= self.problems_max:  # the first ones of each kind
             self.problems.append(Problem(partition, offset, kind, detail, account, seq))
 
     def merge(self, other: JournalFold) -> None:
@@ -263,8 +309,12 @@ class JournalFold:
             self._accounts[account] = state
         self.records += other.records
         self.problems_total += other.problems_total
-        room = self.problems_max - len(self.problems)
-        self.problems.extend(other.problems[: max(0, room)])
+        self.kinds.update(other.kinds)
+        kept = Counter(p.kind for p in self.problems)
+        for problem in other.problems:
+            if kept[problem.kind] < self.problems_max:
+                kept[problem.kind] += 1
+                self.problems.append(problem)
         self.problems.sort(key=lambda p: (p.partition, p.offset))
 
     # -- results ------------------------------------------------------------------------
@@ -302,8 +352,20 @@ def _undecodable(value: bytes | None, key: bytes | None) -> str:
     try:
         obj = orjson.loads(value)
         if isinstance(obj, dict):
-            absent = [f for f in (*_FIELDS, "seq") if f not in obj]
-            missing = f"; missing {absent}" if absent else "; a field has the wrong type"
+            version = obj.get("schema_version", 1)
+            want = _MEMBERS.get(version) if type(version) is int else None
+            if want is None:
+                missing = f"; schema_version {version!r} is not 1 or 2"
+            else:
+                absent = sorted(want - obj.keys() - ({"schema_version"} if version == 1 else set()))
+                extra = sorted(obj.keys() - want)
+                missing = (
+                    f"; missing {absent}" if absent
+                    else f"; unknown members {extra}" if extra
+                    else "; a member has the wrong type or form"
+                )  # fmt: skip
+        else:
+            missing = "; not a JSON object"
     except orjson.JSONDecodeError:
         missing = "; not JSON"
     return f"{head!r}{missing}" + (f" (key {key[:80]!r})" if key is not None else "")

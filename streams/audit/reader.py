@@ -47,7 +47,7 @@ FETCH_BYTES_MAX: Final = 16 * 1024 * 1024
 STALL_S_MAX: Final = 60.0
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_OFFSETS_RE: Final = re.compile(r"^\d+(:\d+)?(,\d+:\d+)*$")
+_OFFSETS_RE: Final = re.compile(r"^(\d+|\d+:\d+(,\d+:\d+)*)$")
 
 
 class AsOfError(ValueError):
@@ -93,6 +93,8 @@ def parse_as_of(text: str) -> AsOf:
         ) from None
     if moment.tzinfo is None:
         raise AsOfError(f"--as-of {text!r} has no time zone; add Z or an offset such as +09:00")
+    if moment < _EPOCH:
+        raise AsOfError(f"--as-of {text!r} is before 1970: Kafka has no timestamps then")
     # Whole ms (Kafka's unit), floored, in integers: a float would turn .001 into .000999.
     ms = (moment - _EPOCH) // timedelta(milliseconds=1)
     return AsOf(timestamp_ms=ms, text=moment.astimezone(UTC).isoformat(timespec="milliseconds"))

@@ -13,13 +13,23 @@ is told ``duplicate=True`` and then changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any, Literal
 
 import orjson
 
 #: Open locks plus queued lock requests one account may have.
 LOCKS_OPEN_MAX = 10_000
+#: Largest amount one deposit, withdrawal or trade may move, in smallest units: 10**30
+#: (the schemas' room for 10**30 with 18 decimals), far beyond any real amount.
+UNITS_MAX = 10**30
+#: Largest balance a deposit may leave. Credits from trades are bounded by UNITS_MAX
+#: each; past 64 bits a state's JSON keeps the number as a string (``to_bytes``).
+BALANCE_UNITS_MAX = 10**33
+#: Digits for exact scaling of a 64-character decimal (Decimal's default is 28).
+_EXACT_SCALE = Context(prec=200)
+#: orjson writes integers up to 64 bits only (and reads larger ones as floats).
+_INT64_MAX = 2**63 - 1
 
 RejectReason = Literal[
     "duplicate", "unknown_token", "invalid_amount", "insufficient_funds", "too_many_locks"
@@ -86,9 +96,19 @@ class AccountState:
 
         Copied to a right-sized object: orjson's own result keeps a ~4 KiB buffer,
         which the table would hold for every account written (4.1 KB each at a
-        million accounts, notes/2026-11-25-bench-memory.md).
+        million accounts, notes/2026-11-25-bench-memory.md). A balance past 64 bits
+        is written as a decimal string (orjson cannot write it, and would read it
+        back as a float); :meth:`from_json` reads either.
         """
-        return memoryview(orjson.dumps(self.to_json())).tobytes()
+        try:
+            return memoryview(orjson.dumps(self.to_json())).tobytes()
+        except TypeError:
+            data = self.to_json()
+            data["balances"] = {
+                asset: [str(v) if abs(v) > _INT64_MAX else v for v in pair]
+                for asset, pair in self.balances.items()
+            }
+            return orjson.dumps(data)
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> AccountState:
@@ -117,9 +137,11 @@ class AccountState:
 
 
 def to_units(amount: Decimal, decimals: int) -> int | None:
-    """``Decimal("1.5")`` at 6 decimals -> 1_500_000; None if it has finer precision."""
-    scaled = amount.scaleb(decimals)
-    if scaled != scaled.to_integral_value():
+    """``Decimal("1.5")`` at 6 decimals -> 1_500_000; None if it has finer precision
+    or is more than :data:`UNITS_MAX` units. Exact: never rounded to 28 digits."""
+    scaled = amount.scaleb(decimals, context=_EXACT_SCALE)
+    # copy_abs, not abs(): abs() rounds to the context's 28 digits.
+    if scaled != scaled.to_integral_value() or scaled.copy_abs() > UNITS_MAX:
         return None
     return int(scaled)
 
@@ -196,6 +218,12 @@ def move_units(
         return LedgerRejection("duplicate", f"{command_id} was already applied to {account}")
     available = state.balances.get(asset, [0, 0])[0]
     delta = units if kind == "deposit" else -units
+    if available + delta > BALANCE_UNITS_MAX:
+        return LedgerRejection(
+            "invalid_amount",
+            f"deposit of {units} units of {asset} would take the balance past "
+            f"{BALANCE_UNITS_MAX} units",
+        )
     if available + delta < 0:
         return LedgerRejection(
             "insufficient_funds",

@@ -36,7 +36,8 @@ def to_move(
     if units is None or units <= 0:
         return (
             "invalid_amount",
-            f"{command.amount} {command.token} has more than {tokens[command.token]} decimals",
+            f"{command.amount} {command.token} has more than {tokens[command.token]} "
+            f"decimals, or is more than {core.UNITS_MAX} units",
         )
     return steps.Move(
         f"payment:{command.payment_id}",

@@ -73,6 +73,7 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
             msg = event.message
             key, value = msg.key, event.value
             trade = trade_rules.intake_record(
+                key,
                 value,
                 msg.timestamp or time.time(),  # faust: seconds
                 tokens=tokens,

@@ -9,6 +9,7 @@ the caller's state: the agent's ``seen-trades`` table, or ``kessai replay``'s se
 from __future__ import annotations
 
 from schemas import TRADES, SchemaError, TradeExecuted, decode
+from streams.ledger import core as ledger_core
 from streams.settlement import core
 
 #: Why a record was rejected: (reason code, detail).
@@ -28,6 +29,11 @@ def to_trade(
         return "invalid_price", f"cash leg of {t.trade_id} is too large to compute exactly"
     if units <= 0:
         return "invalid_price", f"cash leg of {t.trade_id} truncates to 0 {t.currency}"
+    if units > ledger_core.UNITS_MAX:
+        return (
+            "invalid_price",
+            f"cash leg of {t.trade_id} is more than {ledger_core.UNITS_MAX} units",
+        )
     return core.Trade(
         t.trade_id,
         t.isin,
@@ -41,6 +47,7 @@ def to_trade(
 
 
 def intake_record(
+    key: bytes | None,
     value: bytes,
     arrived_s: float,
     *,
@@ -48,12 +55,19 @@ def intake_record(
     deadline_s: float,
 ) -> core.Trade | Rejected:
     """The trade for one record, or why it is rejected (a repeated id aside: the
-    caller checks its ``seen`` state and rejects with :func:`duplicate`)."""
+    caller checks its ``seen`` state and rejects with :func:`duplicate`).
+
+    A trade must be keyed by its ``trade_id``: every copy of an id then reaches the
+    one partition whose ``seen`` state can tell it is a repeat, whichever worker owns
+    it (and ``kessai replay`` decides as the agents did).
+    """
     try:
         decoded = decode(TRADES, value)
     except SchemaError as err:
         return err.reason, err.detail
     assert isinstance(decoded, TradeExecuted)
+    if key != decoded.trade_id.encode():
+        return "wrong_key", f"a trade is keyed by its trade_id {decoded.trade_id!r}, not {key!r}"
     return to_trade(decoded, arrived_s, tokens=tokens, deadline_s=deadline_s)
 
 

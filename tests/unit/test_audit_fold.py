@@ -240,3 +240,83 @@ def test_as_of_offsets() -> None:
     assert parse_as_of("0:10,3:20").offsets == {0: 10, 3: 20}
     with pytest.raises(AsOfError, match="given twice"):
         parse_as_of("0:10,0:20")
+
+
+# ------------------------------------------------- what a forger can craft (review)
+
+
+def _one(record: dict[str, Any] | bytes, *, key: bytes | None = b"acct-0000001") -> JournalFold:
+    value = record if isinstance(record, bytes) else orjson.dumps(record)
+    f = JournalFold(hashes=True)
+    f.feed(0, [Rec("t", 0, 0, key, value)])
+    return f
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"schema_version": "2"},
+        {"schema_version": None},
+        {"schema_version": [2]},
+        {"schema_version": 3},
+        {"hash": "xyz"},
+        {"hash": "A" * 64},
+        {"cause": 7},
+        {"extra": "member"},
+        {"available": " 5"},
+        {"available": "5_0"},
+        {"available": "5e3"},
+        {"available": "Infinity"},
+        {"available": "NaN"},
+        {"available": "٥٠"},
+        {"available": "007"},
+        {"available": "+5"},
+        {"available": 5},
+        {"seq": "1"},
+    ],
+)
+def test_a_crafted_record_is_undecodable_and_nothing_raises(change: dict[str, Any]) -> None:
+    record = {**journal_of_one_account(1)[0], **change}
+    f = _one(record)
+    assert [p.kind for p in f.problems] == ["undecodable"], f.problems
+    assert len(f.journal_root()) == 64  # the roots still compute
+
+
+def test_a_prev_hash_that_is_not_a_hash_is_a_broken_link() -> None:
+    record = {**journal_of_one_account(1)[0], "prev_hash": 5}
+    assert kinds(_one(record)) == [("broken_link", 1), ("altered", 1)]
+
+
+def test_a_chained_record_without_its_hash_or_cause_is_undecodable() -> None:
+    for member in ("hash", "prev_hash", "cause", "seq"):
+        record = {k: v for k, v in journal_of_one_account(1)[0].items() if k != member}
+        f = _one(record)
+        assert [p.kind for p in f.problems] == ["undecodable"], member
+        assert f"missing ['{member}']" in f.problems[0].detail
+
+
+def test_an_account_on_two_partitions_or_without_a_key_is_wrong_key() -> None:
+    records = journal_of_one_account(2)
+    f = JournalFold()
+    f.feed(0, [Rec("t", 0, 0, b"acct-0000001", orjson.dumps(records[0]))])
+    f.feed(1, [Rec("t", 1, 0, b"acct-0000001", orjson.dumps(records[1]))])
+    assert kinds(f) == [("wrong_key", 2)]
+    assert kinds(_one(records[0], key=None)) == [("wrong_key", 1)]
+
+
+def test_every_problem_is_counted_by_kind_beyond_the_ones_kept() -> None:
+    records = journal_of_one_account(1)
+    f = JournalFold(problems_max=2)
+    f.feed(0, [Rec("t", 0, i, b"x", b"[]") for i in range(5)])
+    gap = {**records[0], "seq": 9}
+    f.feed(0, [Rec("t", 0, 5, b"acct-0000001", orjson.dumps(gap))])
+    # Two of each kind are kept: the one gap is not crowded out by the undecodables.
+    assert [p.kind for p in f.problems] == ["undecodable", "undecodable", "gap"]
+    assert f.kinds["undecodable"] == 5 and f.kinds["gap"] == 1
+
+
+def test_as_of_offsets_that_mix_forms_or_times_before_1970_are_refused() -> None:
+    with pytest.raises(AsOfError):
+        parse_as_of("1500,3:20")
+    with pytest.raises(AsOfError, match="before 1970"):
+        parse_as_of("1969-12-31T23:59:59Z")

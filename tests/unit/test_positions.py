@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pytest
 
 from schemas import LEDGER_EVENTS, BalanceChanged, SchemaError, decode, encode
@@ -430,3 +431,23 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert cli.main(["positions", *argv]) == 2
 
     assert "usage: kessai" in capsys.readouterr().err
+
+
+def test_a_gap_after_a_long_unchained_history_still_stops_positions(
+    topic: FakeTopic, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 1,001 version-1 records (each an `unchained` problem: more than the fold keeps),
+    # then a record that skips seq: the gap must still refuse every position.
+    def v1(seq: int, available: int) -> bytes:
+        return orjson.dumps({"account": "old", "asset": "JPYC", "delta_available": "1",
+            "delta_locked": "0", "available": str(available), "locked": "0",
+            "cause": f"c{seq}", "seq": seq})  # fmt: skip
+
+    values = [v1(n, n) for n in range(1, 1002)] + [v1(1500, 999_999)]
+    topic.records = [FakeRecord("ledger-events", 0, i, b"old", v) for i, v in enumerate(values)]
+
+    assert cli.main(["positions"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "ledger journal is inconsistent, no position shown (2 problems" in err
+    assert "gap at partition 0 offset 1001 (account 'old' seq 1500)" in err
