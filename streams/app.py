@@ -10,10 +10,14 @@ import asyncio
 import logging
 import sys
 
+from faust.web import Request, Response, View
+
 from streams.config import Settings
 from streams.eos import KessaiApp
 from streams.ledger import agent as ledger_agent
 from streams.matching import agent as matching_agent
+from streams.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from streams.metrics import Metrics
 from streams.settlement import agent as settlement_agent
 
 logger = logging.getLogger(__name__)
@@ -53,10 +57,21 @@ def create_app(settings: Settings) -> KessaiApp:
         table_standby_replicas=0,
     )
     app.parallel_commits = settings.parallel_commits
-    ledger_agent.register(app, settings)
-    settlement_agent.register(app, settings)
-    matching_agent.register(app, settings)
+    metrics = Metrics()
+    ledger_agent.register(app, settings, metrics)
+    settlement_agent.register(app, settings, metrics)
+    matching_agent.register(app, settings, metrics)
+    serve_metrics(app, metrics)
     return app
+
+
+def serve_metrics(app: KessaiApp, metrics: Metrics) -> None:
+    """``GET /metrics``: the worker's counters in Prometheus' text format."""
+
+    @app.page("/metrics")
+    async def exposition(web: View, request: Request) -> Response:
+        # A header, not content_type=: aiohttp refuses parameters (charset) there.
+        return web.bytes(metrics.exposition(), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 
 settings = Settings.from_env()

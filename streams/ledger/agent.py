@@ -41,6 +41,7 @@ from streams.config import Settings
 from streams.ledger import intake as intake_rules
 from streams.ledger import views
 from streams.ledger.commands import handle_command
+from streams.metrics import Metrics
 from streams.settlement import wire
 
 LEDGER_COMMANDS = "kessai-ledger-commands"
@@ -65,7 +66,7 @@ def rejection(source_topic: str, key: bytes | None, raw: bytes, reason: str, det
     return encode(rejection_for(source_topic, key, raw, error, at=datetime.now(UTC)))
 
 
-def register(app: faust.App, settings: Settings) -> dict[str, Any]:
+def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, Any]:
     """Define the ledger's topics, tables and agents on ``app``."""
     n = settings.partitions
     bridges = raw_topic(app, PAYMENTS, CUSTODY, partitions=n)
@@ -93,6 +94,7 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
             move = intake_rules.intake_record(topic, key, value, tokens)
             if isinstance(move, tuple):
                 await rejections.send(key=key, value=rejection(topic, key, value, *move))
+                metrics.rejected(topic, move[0])
                 continue
             await commands.send(key=move.account.encode(), value=wire.to_wire(move))
 
@@ -106,6 +108,7 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
                 await rejections.send(
                     key=key, value=rejection(topic, key, raw.encode(), reason, detail)
                 )
+                metrics.rejected(topic, reason)
             for record in out.records:
                 # Validated by the model (and so encoded through the codec) like every
                 # record kessai writes; the hash was taken over these same strings.
@@ -116,6 +119,7 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
             for (kind, to), sent in out.sends:
                 topic_out = commands if kind == "account" else inbox
                 await topic_out.send(key=to.encode(), value=wire.to_wire(sent))
+            metrics.ledger_events(len(out.records))
 
     views.register(app, accounts, tokens)
     return {"intake": intake, "ledger": ledger, "accounts": accounts, "applied": applied}

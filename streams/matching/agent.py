@@ -44,6 +44,7 @@ from streams.matching.records import (  # noqa: F401
     request_of,
     trade_record,
 )
+from streams.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class _Books:
     generation: int | None = None
 
 
-def register(app: faust.App, settings: Settings) -> dict[str, Any]:
+def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, Any]:
     n = settings.partitions
     orders = raw_topic(app, ORDERS, partitions=n)
     trades = raw_topic(app, TRADES, partitions=n)
@@ -87,7 +88,10 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
                 await trades.send(key=t.trade_id.encode(), value=encode(t))
             for e in out.order_events:
                 await order_events.send(key=e.isin.encode(), value=encode(e))
+                metrics.order_event(e.event)
+            metrics.fills(len(out.trades))
             if out.rejection is not None:
                 await rejections.send(key=key, value=rejection(ORDERS, key, value, *out.rejection))
+                metrics.rejected(ORDERS, out.rejection[0])
 
     return {"matching": matching, "orders": table}

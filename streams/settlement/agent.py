@@ -37,6 +37,7 @@ from schemas import (
 )
 from streams.config import Settings
 from streams.ledger.agent import LEDGER_COMMANDS, SETTLEMENT_INBOX, raw_topic, rejection
+from streams.metrics import Metrics
 from streams.settlement import core, steps, wire
 from streams.settlement import inbox as handler
 from streams.settlement import intake as trade_rules
@@ -49,7 +50,7 @@ logger = logging.getLogger(__name__)
 TRADES = "trades"
 
 
-def register(app: faust.App, settings: Settings) -> dict[str, Any]:
+def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, Any]:
     n = settings.partitions
     trades = raw_topic(app, TRADES, partitions=n)
     inbox = raw_topic(app, SETTLEMENT_INBOX, partitions=n)
@@ -66,6 +67,7 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
         for trade, status in out.statuses:
             record = handler.status_record(trade, status, tokens, datetime.now(UTC))
             await settlements.send(key=trade.trade_id.encode(), value=encode(record))
+            metrics.settlement(status.status, status.reason)
 
     @app.agent(trades, concurrency=1)
     async def trade_intake(stream: StreamT[bytes]) -> None:
@@ -83,9 +85,11 @@ def register(app: faust.App, settings: Settings) -> dict[str, Any]:
                 trade = trade_rules.duplicate(trade)
             if isinstance(trade, tuple):
                 await rejections.send(key=key, value=rejection(TRADES, key, value, *trade))
+                metrics.rejected(TRADES, trade[0])
                 continue
             seen[trade.trade_id] = True
             await inbox.send(key=trade.trade_id.encode(), value=wire.to_wire(trade))
+            metrics.trade_received()
 
     @app.agent(inbox, concurrency=1)
     async def settlement(stream: StreamT[bytes]) -> None:

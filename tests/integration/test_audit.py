@@ -345,3 +345,26 @@ def test_the_worker_serves_positions_with_404_and_400(scenario: Run) -> None:
     assert status == 404 and "nobody-here" in doc["error"]
     status, doc = get("x" * 129)
     assert status == 400 and "not an account id" in doc["error"]
+
+
+def test_the_worker_serves_its_counters_at_metrics(scenario: Run) -> None:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{scenario.web}/metrics", timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = response.read().decode()
+    got = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    # This worker's run alone (a broker of its own): one trade, settled at once; the
+    # payment of 0.5 JPYC rejected; 8 journal records (4 per side).
+    assert got[("kessai_trades_received_total", ())] == 1
+    assert got[("kessai_settlements_total", (("reason", ""), ("status", "settled")))] == 1
+    assert (
+        got[("kessai_rejections_total", (("reason", "invalid_amount"), ("topic", "payments")))] == 1
+    )
+    assert got[("kessai_ledger_events_total", ())] == 8
