@@ -17,10 +17,13 @@ from streams.eos import KessaiApp
 from streams.ledger import agent as ledger_agent
 from streams.matching import agent as matching_agent
 from streams.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from streams.metrics import Metrics
+from streams.metrics import Metrics, WorkerCollector, health
 from streams.settlement import agent as settlement_agent
 
 logger = logging.getLogger(__name__)
+
+#: How often the event-loop lag is probed.
+LOOP_LAG_PROBE_S = 0.25
 
 #: kessai's own topics between its agents, co-partitioned with the public ones
 #: (faust's table changelogs are created by faust).
@@ -61,12 +64,27 @@ def create_app(settings: Settings) -> KessaiApp:
     ledger_agent.register(app, settings, metrics)
     settlement_agent.register(app, settings, metrics)
     matching_agent.register(app, settings, metrics)
-    serve_metrics(app, metrics)
+    serve_metrics(app, metrics, settings)
     return app
 
 
-def serve_metrics(app: KessaiApp, metrics: Metrics) -> None:
-    """``GET /metrics``: the worker's counters in Prometheus' text format."""
+def serve_metrics(app: KessaiApp, metrics: Metrics, settings: Settings) -> None:
+    """``GET /metrics`` (Prometheus' text format) and ``GET /health``."""
+    worker = WorkerCollector(app)
+    metrics.registry.register(worker)
+
+    @app.task  # type: ignore[untyped-decorator]  # faust's task decorator is untyped
+    async def event_loop_lag() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(LOOP_LAG_PROBE_S)
+            worker.event_loop_lag_s = max(0.0, loop.time() - started - LOOP_LAG_PROBE_S)
+
+    @app.page("/health")
+    async def health_page(web: View, request: Request) -> Response:
+        status, body = health(app, settings.health_lag_max)
+        return web.json(body, status=status)
 
     @app.page("/metrics")
     async def exposition(web: View, request: Request) -> Response:

@@ -92,6 +92,8 @@ class Settings:
     settlement_deadline_s: float = 3600.0
     #: How often the worker publishes clock ticks (deadlines are checked on ticks).
     tick_interval_s: float = 1.0
+    #: ``GET /health`` answers 503 when an input partition lags more records than this.
+    health_lag_max: int = 10_000
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -113,4 +115,5 @@ class Settings:
             web_port=int(e.get("KESSAI_WEB_PORT", "6066")),
             settlement_deadline_s=float(e.get("KESSAI_SETTLEMENT_DEADLINE_S", "3600")),
             tick_interval_s=float(e.get("KESSAI_TICK_INTERVAL_S", "1.0")),
+            health_lag_max=int(e.get("KESSAI_HEALTH_LAG_MAX", "10000")),
         )

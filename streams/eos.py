@@ -615,9 +615,13 @@ class KessaiTableManager(TableManager):
             self._recovery = KessaiRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
         return self._recovery
 
+    #: Rebalances this worker took part in (``kessai_rebalances_total``).
+    rebalances_total = 0
+
     async def on_rebalance(
         self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP], generation_id: int = 0
     ) -> None:
+        self.rebalances_total += 1
         forget_uncommitted_state(self.values(), self.recovery)
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
 

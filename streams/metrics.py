@@ -10,19 +10,34 @@ counters (prometheus_client adds it). Label values come from kessai's own code p
 (topic names, reason codes, statuses), never from input; :data:`LABEL_SETS_MAX` bounds
 them anyway, and ``.labels()`` children are cached, not looked up per event.
 
-This is the first part of issue 5 (operations): business counters. Latency
-histograms, balances and locks per asset, and the technical metrics (lag,
-transactions, rebalances, table sizes, event-loop lag) are still to come; see
-notes/2026-11-26-operations-plan.md.
+:class:`WorkerCollector` adds what is read from the worker itself at scrape time
+(nothing per event): consumer lag per input partition, rows per table, whether it is
+recovering, event-loop lag, rebalances and committed transactions.
+
+Still to come for issue 5: latency histograms, balances and locks per asset, and the
+conservation gauge (notes/2026-11-26-operations-plan.md).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from typing import Any, Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "LABEL_SETS_MAX", "Metrics"]
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CONTENT_TYPE",
+    "LABEL_SETS_MAX",
+    "Metrics",
+    "WorkerCollector",
+    "consumer_lags",
+    "health",
+]
 
 #: The exposition's content type.
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
@@ -111,3 +126,91 @@ class Metrics:
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format."""
         return generate_latest(self.registry)
+
+
+def consumer_lags(app: Any) -> dict[tuple[str, int], int]:
+    """Records waiting per input partition this worker owns: last stable offset minus
+    the committed offset (changelogs aside). Partitions whose offsets the consumer has
+    not learned yet are left out. Read from the consumer's caches: no request."""
+    consumer = app.consumer
+    changelogs = app.tables.changelog_topics
+    committed = getattr(consumer, "_committed_offset", {})
+    out: dict[tuple[str, int], int] = {}
+    for tp in consumer.assignment():
+        if tp.topic in changelogs:
+            continue
+        end = consumer.highwater(tp)
+        if end is None:
+            continue
+        done = committed.get(tp) or 0
+        out[(tp.topic, tp.partition)] = max(0, int(end) - int(done))
+    return out
+
+
+def health(app: Any, lag_max: int) -> tuple[int, dict[str, Any]]:
+    """``GET /health``'s status and body: 503 while recovering or while an input
+    partition lags more than ``lag_max`` records (a supervisor or load balancer should
+    wait), else 200."""
+    if getattr(app, "in_recovery", False):
+        return 503, {"status": "recovering"}
+    lags = consumer_lags(app)
+    behind = {f"{t}[{p}]": n for (t, p), n in sorted(lags.items()) if n > lag_max}
+    if behind:
+        return 503, {"status": "lagging", "lag_max": lag_max, "behind": behind}
+    return 200, {
+        "status": "ok",
+        "lag_records_max": max(lags.values(), default=0),
+        "partitions": len(lags),
+    }
+
+
+class WorkerCollector(Collector):
+    """The worker's technical gauges, read from faust at each scrape."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        #: Set by the worker's loop-lag task: how late its last wake-up was.
+        self.event_loop_lag_s = 0.0
+
+    def collect(self) -> Iterator[Any]:
+        app = self.app
+        try:
+            lags = consumer_lags(app)
+        except Exception:  # a scrape must still answer; the log says what failed
+            logger.exception("metrics: consumer lag unavailable")
+            lags = {}
+        lag = GaugeMetricFamily(
+            "kessai_consumer_lag_records",
+            "Records waiting on an input partition this worker owns.",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), n in sorted(lags.items()):
+            lag.add_metric([topic, str(partition)], n)
+        yield lag
+        rows = GaugeMetricFamily(
+            "kessai_table_rows", "Rows in each table this worker holds.", labels=["table"]
+        )
+        for name, table in sorted(app.tables.items()):
+            rows.add_metric([name], len(table))
+        yield rows
+        yield GaugeMetricFamily(
+            "kessai_recovering",
+            "1 while the worker rebuilds its tables from their changelogs.",
+            value=1 if getattr(app, "in_recovery", False) else 0,
+        )
+        yield GaugeMetricFamily(
+            "kessai_event_loop_lag_seconds",
+            "How late the worker's event loop last woke a timer.",
+            value=self.event_loop_lag_s,
+        )
+        yield CounterMetricFamily(
+            "kessai_rebalances",
+            "Consumer-group rebalances this worker took part in.",
+            value=getattr(app.tables, "rebalances_total", 0),
+        )
+        transactions = getattr(getattr(app.consumer, "transactions", None), "commits_total", 0)
+        yield CounterMetricFamily(
+            "kessai_transactions_committed",
+            "Kafka transactions committed (a failed commit stops the worker, so none abort).",
+            value=transactions,
+        )

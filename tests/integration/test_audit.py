@@ -368,3 +368,28 @@ def test_the_worker_serves_its_counters_at_metrics(scenario: Run) -> None:
         got[("kessai_rejections_total", (("reason", "invalid_amount"), ("topic", "payments")))] == 1
     )
     assert got[("kessai_ledger_events_total", ())] == 8
+
+
+def test_the_worker_reports_its_own_state_and_health(scenario: Run) -> None:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{scenario.web}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    tables = {s.labels["table"]: s.value for s in families["kessai_table_rows"].samples}
+    assert tables["accounts"] == 2  # the buyer and the seller
+    assert tables["sagas"] == 0  # the trade settled
+    lags = families["kessai_consumer_lag_records"].samples
+    assert {s.labels["topic"] for s in lags} >= {"payments", "trades", "kessai-ledger-commands"}
+    assert all(s.value >= 0 for s in lags)
+    assert families["kessai_transactions_committed"].samples[0].value > 0
+    assert families["kessai_recovering"].samples[0].value == 0
+    assert families["kessai_rebalances"].samples[0].value >= 1
+    assert 0 <= families["kessai_event_loop_lag_seconds"].samples[0].value < 5
+
+    with urllib.request.urlopen(f"{scenario.web}/health", timeout=10) as response:
+        assert response.status == 200
+        doc = json.loads(response.read())
+    assert doc["status"] == "ok" and doc["partitions"] > 0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.metrics import LABEL_SETS_MAX, Metrics
+from streams.metrics import LABEL_SETS_MAX, Metrics, consumer_lags, health
 
 
 def samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -61,3 +63,55 @@ def test_label_children_are_cached_and_bounded() -> None:
     kept = [k for k in got if k[0] == "kessai_rejections_total"]
     assert len(kept) == LABEL_SETS_MAX + 1  # the bound, plus "other"
     assert got[("kessai_rejections_total", (("reason", "other"), ("topic", "other")))] == 11
+
+
+class FakeTP:
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic, self.partition = topic, partition
+
+
+class FakeConsumer:
+    def __init__(self, ends: dict[tuple[str, int], int | None], done: dict[tuple[str, int], int]):
+        self.tps = [FakeTP(t, p) for t, p in ends]
+        self.ends = ends
+        self._committed_offset = {tp: done[(tp.topic, tp.partition)] for tp in self.tps
+                                  if (tp.topic, tp.partition) in done}  # fmt: skip
+
+    def assignment(self) -> list[FakeTP]:
+        return self.tps
+
+    def highwater(self, tp: FakeTP) -> int | None:
+        return self.ends[(tp.topic, tp.partition)]
+
+
+class FakeTables(dict):  # type: ignore[type-arg]
+    changelog_topics: ClassVar[set[str]] = {"kessai-accounts-changelog"}
+
+
+class FakeApp:
+    def __init__(self, consumer: FakeConsumer, *, in_recovery: bool = False) -> None:
+        self.consumer, self.tables, self.in_recovery = consumer, FakeTables(), in_recovery
+
+
+def test_lag_is_last_stable_offset_minus_committed_for_inputs_only() -> None:
+    consumer = FakeConsumer(
+        {
+            ("trades", 0): 100,
+            ("trades", 1): 5,
+            ("payments", 0): None,
+            ("kessai-accounts-changelog", 0): 999,
+        },
+        {("trades", 0): 40},
+    )
+    assert consumer_lags(FakeApp(consumer)) == {("trades", 0): 60, ("trades", 1): 5}
+
+
+def test_health_is_503_while_recovering_or_lagging() -> None:
+    idle = FakeConsumer({("trades", 0): 10}, {("trades", 0): 10})
+    assert health(FakeApp(idle), 100) == (
+        200, {"status": "ok", "lag_records_max": 0, "partitions": 1}
+    )  # fmt: skip
+    assert health(FakeApp(idle, in_recovery=True), 100) == (503, {"status": "recovering"})
+    behind = FakeConsumer({("trades", 0): 500, ("trades", 1): 10}, {("trades", 0): 0})
+    status, body = health(FakeApp(behind), 100)
+    assert status == 503 and body["behind"] == {"trades[0]": 500}
