@@ -1,25 +1,21 @@
-"""Small Kafka helpers shared by the CLI, the tests and (later) replay.
+"""Small Kafka helpers shared by the CLI, the tests and the auditors' tools.
 
 - :func:`create_topics`: idempotent topic creation with an admin client.
 - :func:`read_committed`: every committed record of a topic, read from the beginning
   with ``isolation_level="read_committed"`` up to the last stable offset -- how an
-  auditor, and the kill test, see a topic.
-
-Bulk reads use ``getmany`` batches, never a per-record await.
+  auditor, and the kill test, see a topic (over :mod:`streams.audit.reader`, which
+  reads in ``getmany`` batches, never a per-record await).
 """
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-
-#: Records fetched per getmany call in bulk reads.
-FETCH_RECORDS_MAX = 10_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,39 +102,22 @@ async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dic
 async def read_committed(
     bootstrap: str, topic: str, *, timeout_s: float = 60.0
 ) -> list[ConsumerRecord]:
-    """All committed records of ``topic``, partition by partition in offset order."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=FETCH_RECORDS_MAX,
-    )
-    await consumer.start()
+    """All committed records of ``topic``, partition by partition in offset order.
+
+    The head is the last stable offset when the read starts. A thin wrapper over the
+    auditors' bulk reader (:mod:`streams.audit.reader`), which streams the same
+    records in batches.
+    """
+    from streams.audit.reader import cuts_for, read_batches
+
+    async def read() -> list[ConsumerRecord]:
+        records: dict[int, list[ConsumerRecord]] = {}
+        cuts = await cuts_for(bootstrap, topic)
+        async for partition, batch in read_batches(bootstrap, topic, cuts):
+            records.setdefault(partition, []).extend(batch)
+        return [r for p in sorted(records) for r in records[p]]
+
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        # Under read_committed, end_offsets is the last stable offset.
-        end = await consumer.end_offsets(tps)
-        records: dict[TopicPartition, list[ConsumerRecord]] = {tp: [] for tp in tps}
-        deadline = time.monotonic() + timeout_s
-        pending = {tp for tp in tps if end[tp] > 0}
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic}: {sorted(map(str, pending))} not at end")
-            batch = await consumer.getmany(*pending, timeout_ms=500)
-            for tp, recs in batch.items():
-                records[tp].extend(r for r in recs if r.offset < end[tp])
-            for tp in list(pending):
-                if await consumer.position(tp) >= end[tp]:
-                    pending.discard(tp)
-        return [r for tp in tps for r in records[tp]]
-    finally:
-        await consumer.stop()
+        return await asyncio.wait_for(read(), timeout_s)
+    except TimeoutError:
+        raise TimeoutError(f"reading {topic}: not at its end after {timeout_s:.0f} s") from None

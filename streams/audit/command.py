@@ -221,8 +221,27 @@ def _fold_child(
         send.close()
 
 
-def _as_of(text: str | None) -> AsOf | None:
-    return None if text is None else parse_as_of(text)
+def _fold_and_say(
+    settings: Settings,
+    topic: str,
+    as_of: str | None,
+    *,
+    hashes: bool,
+    progress: bool | None,
+    jobs: int | None,
+) -> FoldResult | None:
+    """Fold the journal, saying on stderr how it went; None (the error said) on failure."""
+    try:
+        cut = None if as_of is None else parse_as_of(as_of)
+        result = fold_journal(
+            settings.bootstrap, topic, as_of=cut, hashes=hashes, progress=progress, jobs=jobs
+        )
+    except (AsOfError, TimeoutError, ReaderFailed) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return None
+    print(result.summary(topic), file=sys.stderr)
+    print(result.memory(), file=sys.stderr)
+    return result
 
 
 def _say_problems(problems: list[Problem], total: int) -> None:
@@ -243,15 +262,10 @@ def positions_main(
     progress: bool | None,
     jobs: int | None = None,
 ) -> int:
-    try:
-        cut = _as_of(as_of)
-        result = fold_journal(settings.bootstrap, topic, as_of=cut, progress=progress, jobs=jobs)
-    except (AsOfError, TimeoutError, ReaderFailed) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+    result = _fold_and_say(settings, topic, as_of, hashes=False, progress=progress, jobs=jobs)
+    if result is None:
         return 1
     fold = result.fold
-    print(result.summary(topic), file=sys.stderr)
-    print(result.memory(), file=sys.stderr)
     if fold.records == 0:
         # An empty journal is normal on a new system; a mistyped --topic-name looks the same.
         print(
@@ -294,17 +308,10 @@ def verify_main(
     progress: bool | None,
     jobs: int | None = None,
 ) -> int:
-    try:
-        cut = _as_of(as_of)
-        result = fold_journal(
-            settings.bootstrap, topic, as_of=cut, hashes=True, progress=progress, jobs=jobs
-        )
-    except (AsOfError, TimeoutError, ReaderFailed) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+    result = _fold_and_say(settings, topic, as_of, hashes=True, progress=progress, jobs=jobs)
+    if result is None:
         return 1
     fold = result.fold
-    print(result.summary(topic), file=sys.stderr)
-    print(result.memory(), file=sys.stderr)
     sys.stdout.write(render_roots(result, account=account, fmt=fmt))
     if fold.problems_total:
         print(f"{PROG}: error: {fold.problems_total:,} problems in the journal:", file=sys.stderr)

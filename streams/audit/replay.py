@@ -177,12 +177,6 @@ def _json(value: bytes | None) -> dict[str, Any]:
     return obj if isinstance(obj, dict) else {"(not an object)": obj}
 
 
-def _without(obj: Any, *names: str) -> Any:
-    if isinstance(obj, dict):
-        return {k: v for k, v in obj.items() if k not in names}
-    return obj
-
-
 def _key(obj: Any) -> bytes:
     """A canonical form for counting equal records."""
     return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
@@ -241,7 +235,7 @@ class Derived:
 def _rejection(source_topic: str, key: bytes | None, raw: bytes, reason: str, detail: str) -> bytes:
     error = SchemaError(reason, detail)  # type: ignore[arg-type]
     record = rejection_for(source_topic, key, raw, error, at=datetime.now(UTC))
-    return _key(_without(record.model_dump(mode="json"), "at"))
+    return _key(_without_at(record.model_dump(mode="json")))
 
 
 def derive(
@@ -313,7 +307,7 @@ def derive(
         for trade, status in handled.statuses:
             status_record = saga_inbox.status_record(trade, status, tokens, datetime.now(UTC))
             d.statuses[trade.trade_id].append(
-                (where, _without(status_record.model_dump(mode="json"), "at"))
+                (where, _without_at(status_record.model_dump(mode="json")))
             )
 
     # 4. the matcher
@@ -331,9 +325,18 @@ def derive(
     return d
 
 
+def _same(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj
+
+
+def _without_at(obj: dict[str, Any]) -> dict[str, Any]:
+    # Stamped with the worker's clock when written: no replay can derive it.
+    return {k: v for k, v in obj.items() if k != "at"}
+
+
 def _order_event(obj: dict[str, Any]) -> dict[str, Any]:
     # A rejected record's time may be the worker's clock (its own was not a time).
-    return _without(obj, "at") if obj.get("event") == "rejected" else obj
+    return _without_at(obj) if obj.get("event") == "rejected" else obj
 
 
 # -- the comparisons ---------------------------------------------------------------------
@@ -391,14 +394,34 @@ def _compare_counts(
     check.examples[:] = check.examples[:EXAMPLES_MAX]
 
 
-def _by_type(log: Log, topic: str, types: tuple[str, ...]) -> dict[bytes, list[Where]]:
-    """The records of an internal log whose ``type`` is one of ``types`` (an internal
-    record that is not JSON counts under every type: it can match nothing derived)."""
-    out: dict[bytes, list[Where]] = defaultdict(list)
+ByType = dict[str | None, dict[bytes, list[Where]]]
+
+
+def _by_type(log: Log, topic: str) -> ByType:
+    """An internal log's records by their ``type``, each parsed once (None: not JSON)."""
+    out: ByType = defaultdict(lambda: defaultdict(list))
     for partition, r in _records(log):
-        kind = _json(r.value).get("type")
-        if kind in types or kind is None:
-            out[r.value or b""].append((topic, partition, r.offset))
+        out[_json(r.value).get("type")][r.value or b""].append((topic, partition, r.offset))
+    return out
+
+
+def _of_types(index: ByType, *types: str) -> dict[bytes, list[Where]]:
+    """The records of ``types``; a record that is not JSON counts under every type: it
+    can match nothing derived."""
+    out: dict[bytes, list[Where]] = {}
+    for kind in (*types, None):
+        out.update(index.get(kind, {}))
+    return out
+
+
+def _grouped(
+    log: Log, topic: str, key: str, shape: Callable[[dict[str, Any]], Any]
+) -> dict[str, list[tuple[Where, Any]]]:
+    """A public output's records, each passed through ``shape``, per value of ``key``."""
+    out: dict[str, list[tuple[Where, Any]]] = defaultdict(list)
+    for partition, r in _records(log):
+        value = shape(_json(r.value))
+        out[str(value.get(key))].append(((topic, partition, r.offset), value))
     return out
 
 
@@ -426,31 +449,20 @@ def compare(
     names = {t: (names or {}).get(t, t) for t in TOPICS}
 
     # The internal logs hold what the intakes and the agents sent, no more, no less.
+    commands = _by_type(logs[LEDGER_COMMANDS], names[LEDGER_COMMANDS])
+    inbox = _by_type(logs[SETTLEMENT_INBOX], names[SETTLEMENT_INBOX])
     check = Check("intake: payments, custody -> moves")
-    _compare_counts(
-        check, d.moves, _by_type(logs[LEDGER_COMMANDS], names[LEDGER_COMMANDS], ("Move",))
-    )
+    _compare_counts(check, d.moves, _of_types(commands, "Move"))
     checks.append(check)
     check = Check("intake: trades -> settlement inbox")
-    _compare_counts(
-        check, d.trades_in, _by_type(logs[SETTLEMENT_INBOX], names[SETTLEMENT_INBOX], ("Trade",))
-    )
+    _compare_counts(check, d.trades_in, _of_types(inbox, "Trade"))
     checks.append(check)
     check = Check("messages: sagas -> ledger commands")
-    commands = _by_type(
-        logs[LEDGER_COMMANDS], names[LEDGER_COMMANDS], ("LockCmd", "PostCmd", "VoidCmd")
-    )
-    _compare_counts(check, d.commands, commands)
+    _compare_counts(check, d.commands, _of_types(commands, "LockCmd", "PostCmd", "VoidCmd"))
     checks.append(check)
     check = Check("messages: ledger -> replies, credits")
-    _compare_counts(
-        check,
-        d.replies + d.credits,
-        {
-            **_by_type(logs[SETTLEMENT_INBOX], names[SETTLEMENT_INBOX], ("Reply",)),
-            **_by_type(logs[LEDGER_COMMANDS], names[LEDGER_COMMANDS], ("Credit",)),
-        },
-    )
+    replies_and_credits = {**_of_types(inbox, "Reply"), **_of_types(commands, "Credit")}
+    _compare_counts(check, d.replies + d.credits, replies_and_credits)
     checks.append(check)
 
     # A tick decides deadlines: its clock must be the time it was written at.
@@ -461,34 +473,16 @@ def compare(
             check.differ(f"tick at {_at(where)}: now_s is {skew:+,.1f} s off its record's time")
     checks.append(check)
 
-    # The public outputs.
-    journal: dict[str, list[tuple[Where, Any]]] = defaultdict(list)
-    for partition, r in _records(logs[LEDGER_EVENTS]):
-        value = _json(r.value)
-        journal[str(value.get("account"))].append(
-            ((names[LEDGER_EVENTS], partition, r.offset), value)
-        )
-    check = Check("ledger-events")
-    _compare_sequences(check, "account", d.journal, journal)
-    checks.append(check)
-
-    statuses: dict[str, list[tuple[Where, Any]]] = defaultdict(list)
-    for partition, r in _records(logs[SETTLEMENTS]):
-        value = _without(_json(r.value), "at")
-        statuses[str(value.get("trade_id"))].append(
-            ((names[SETTLEMENTS], partition, r.offset), value)
-        )
-    check = Check("settlements")
-    _compare_sequences(check, "trade", d.statuses, statuses)
-    checks.append(check)
-
-    events: dict[str, list[tuple[Where, Any]]] = defaultdict(list)
-    for partition, r in _records(logs[ORDER_EVENTS]):
-        value = _order_event(_json(r.value))
-        events[str(value.get("isin"))].append(((names[ORDER_EVENTS], partition, r.offset), value))
-    check = Check("order-events")
-    _compare_sequences(check, "book", d.order_events, events)
-    checks.append(check)
+    # The public outputs, each in order per key.
+    for name, topic, key, shape, what, derived in (
+        ("ledger-events", LEDGER_EVENTS, "account", _same, "account", d.journal),
+        ("settlements", SETTLEMENTS, "trade_id", _without_at, "trade", d.statuses),
+        ("order-events", ORDER_EVENTS, "isin", _order_event, "book", d.order_events),
+    ):
+        check = Check(name)
+        committed = _grouped(logs[topic], names[topic], key, shape)
+        _compare_sequences(check, what, derived, committed)
+        checks.append(check)
 
     matched: dict[bytes, list[Where]] = defaultdict(list)
     for partition, r in _records(logs[TRADES]):
@@ -501,9 +495,7 @@ def compare(
 
     rejected: dict[bytes, list[Where]] = defaultdict(list)
     for partition, r in _records(logs[REJECTIONS]):
-        rejected[_key(_without(_json(r.value), "at"))].append(
-            (names[REJECTIONS], partition, r.offset)
-        )
+        rejected[_key(_without_at(_json(r.value)))].append((names[REJECTIONS], partition, r.offset))
     check = Check("rejections")
     _compare_counts(check, Counter({k: len(v) for k, v in d.rejections.items()}), rejected)
     checks.append(check)

@@ -376,15 +376,20 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-async def reconcile(settings: Settings, workers: list[Supervised], say: Any) -> Any:
+async def reconcile(settings: Settings, workers: list[Supervised], outcome: Any, say: Any) -> None:
     """``kessai replay`` over everything committed, against the workers' live tables.
 
     Run it with the workers still up and the pipeline quiet (every input consumed):
-    it compares what the logs derive with what the workers hold.
+    it compares what the logs derive with what the workers hold. The counts go into
+    ``outcome.replay_checks`` and ``outcome.replay_compared``; a difference into
+    ``outcome.problems``.
     """
     from streams.audit import replay
 
     urls = [f"http://127.0.0.1:{w.env['KESSAI_WEB_PORT']}" for w in workers]
     report = await asyncio.to_thread(replay.replay, settings, workers=urls)
     say(report.render().rstrip("\n"))
-    return report
+    outcome.replay_checks = len(report.checks)
+    outcome.replay_compared = sum(c.compared for c in report.checks)
+    if not report.ok:
+        outcome.problems.append("kessai replay differs:\n" + report.render())

@@ -347,7 +347,8 @@ def test_the_worker_serves_positions_with_404_and_400(scenario: Run) -> None:
     assert status == 400 and "not an account id" in doc["error"]
 
 
-def test_the_worker_serves_its_counters_at_metrics(scenario: Run) -> None:
+def _metrics(scenario: Run) -> dict[str, Any]:
+    """The worker's ``/metrics``, parsed: family name -> family."""
     import urllib.request
 
     from prometheus_client.parser import text_string_to_metric_families
@@ -355,9 +356,13 @@ def test_the_worker_serves_its_counters_at_metrics(scenario: Run) -> None:
     with urllib.request.urlopen(f"{scenario.web}/metrics", timeout=10) as response:
         assert response.headers["Content-Type"].startswith("text/plain")
         text = response.read().decode()
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def test_the_worker_serves_its_counters_at_metrics(scenario: Run) -> None:
     got = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
+        for family in _metrics(scenario).values()
         for s in family.samples
     }
     # This worker's run alone (a broker of its own): one trade, settled at once; the
@@ -373,11 +378,7 @@ def test_the_worker_serves_its_counters_at_metrics(scenario: Run) -> None:
 def test_the_worker_reports_its_own_state_and_health(scenario: Run) -> None:
     import urllib.request
 
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(f"{scenario.web}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    families = {f.name: f for f in text_string_to_metric_families(text)}
+    families = _metrics(scenario)
     tables = {s.labels["table"]: s.value for s in families["kessai_table_rows"].samples}
     assert tables["accounts"] == 2  # the buyer and the seller
     assert tables["sagas"] == 0  # the trade settled

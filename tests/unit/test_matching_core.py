@@ -177,8 +177,8 @@ def flows(draw: st.DrawFn) -> list[tuple[str, OrderRequest | None]]:
                         draw(st.integers(1, 4)),
                         None if market else draw(st.sampled_from(["99", "99.5", "100"])),
                         draw(st.sampled_from(["a", "b", "c"])),
-                        # JPYC twice as often; XXX is no configured token (unknown_token).
-                        currency=draw(st.sampled_from(["JPYC", "JPYC", "USDC", "XXX"])),
+                        # JPYC twice as often; EURC is no configured token (unknown_token).
+                        currency=draw(st.sampled_from(["JPYC", "JPYC", "USDC", "EURC"])),
                         tif=draw(st.sampled_from(["GTC", "IOC"])),
                     ),
                 )
