@@ -5,6 +5,11 @@ Run as ``python tests/integration/eos_worker.py worker``; configured by environm
 - ``EOS_PREFIX``: topic-name prefix, fresh per test run;
 - ``EOS_PATCHED``: ``1`` (default) runs on :class:`streams.eos.KessaiApp`, ``0`` on stock
   ``faust.App`` -- the same agents, to show the test fails without the patch;
+- ``EOS_STALE_CHANGELOG``: ``1`` hands faust's changelog queue, after each rebalance, the
+  last committed record of each assigned ``totals`` changelog partition: what a record
+  fetched before the rebalance and delivered after it looks like (hole 13);
+- ``EOS_OWN_RESTORE``: ``0`` restores tables through faust's changelog queue instead of
+  :mod:`streams.restore`, to show the test above fails without it;
 - ``KESSAI_BOOTSTRAP``, ``EOS_PARTITIONS``, ``EOS_COMMIT_INTERVAL_S``.
 
 Flow (every arrow a re-key onto another partition, every box exactly-once):
@@ -17,11 +22,13 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
-from streams.eos import KessaiApp
+from streams.eos import KessaiApp, KessaiRecovery, KessaiTableManager
 
 PREFIX = os.environ["EOS_PREFIX"]
 PARTITIONS = int(os.environ.get("EOS_PARTITIONS", "4"))
@@ -77,6 +84,51 @@ async def running_totals(stream: faust.Stream) -> None:
                 "total": total,
             },
         )
+
+
+async def _last_committed(bootstrap: str, tp: Any) -> Any:
+    """The last committed record of ``tp``, or None."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        ktp = TopicPartition(tp.topic, tp.partition)
+        consumer.assign([ktp])
+        end = (await consumer.end_offsets([ktp]))[ktp]
+        consumer.seek(ktp, max(0, end - 100))
+        last = None
+        while await consumer.position(ktp) < end:
+            for record in (await consumer.getmany(ktp, timeout_ms=500)).get(ktp, []):
+                last = record
+        return last
+    finally:
+        await consumer.stop()
+
+
+def _hand_over_stale_changelog_records() -> None:
+    on_rebalance = KessaiTableManager.on_rebalance
+
+    async def then_a_stale_record(
+        self: Any, assigned: Any, revoked: Any, newly: Any, generation_id: int = 0
+    ) -> None:
+        await on_rebalance(self, assigned, revoked, newly, generation_id)
+        topic = totals.changelog_topic
+        for tp in sorted(assigned):
+            if tp.topic != topic.get_topic_name():
+                continue
+            record = await _last_committed(os.environ.get("KESSAI_BOOTSTRAP", "127.0.0.1:9092"), tp)
+            if record is not None:
+                event = await topic.decode(app.consumer._to_message(tp, record))
+                await self.changelog_queue.put(event)
+
+    KessaiTableManager.on_rebalance = then_a_stale_record  # type: ignore[method-assign,assignment]
+
+
+if os.environ.get("EOS_STALE_CHANGELOG") == "1":
+    _hand_over_stale_changelog_records()
+if os.environ.get("EOS_OWN_RESTORE") == "0":
+    KessaiRecovery.own_restore = False
 
 
 if __name__ == "__main__":

@@ -113,6 +113,7 @@ async def run_scenario(
     workdir: Path,
     seed: int = 7,
     log: object = print,
+    extra_env: dict[str, str] | None = None,
 ) -> Outcome:
     say = log if callable(log) else print
     started = time.monotonic()
@@ -127,6 +128,7 @@ async def run_scenario(
         "EOS_PARTITIONS": str(partitions),
         "KESSAI_BOOTSTRAP": bootstrap,
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     expected: dict[str, int] = defaultdict(int)
     fed = 0

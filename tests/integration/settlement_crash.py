@@ -330,6 +330,7 @@ async def run_scenario(
         "PYTHONUNBUFFERED": "1",
     }
     argv = [sys.executable, "-m", "streams.cli", "worker"]
+    crashed = False
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     terminal = Tail(
@@ -423,6 +424,7 @@ async def run_scenario(
             dataclasses.replace(settings, settlement_deadline_s=DEADLINE_S), workers, outcome, say
         )
     except WorkerCrashed as err:
+        crashed = True
         outcome.problems.append(str(err))
     finally:
         for w in workers:
@@ -430,7 +432,7 @@ async def run_scenario(
         await terminal.stop()
         await producer.stop()
     outcome.trades = len(market.fed.trades)
-    if not outcome.problems:
+    if not crashed:  # the audit also runs after a replay difference: it says more
         await audit(bootstrap, market.fed, outcome)
     outcome.elapsed_s = time.monotonic() - started
     return outcome
@@ -565,6 +567,7 @@ def main() -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kessai-crash-"))
     settings = start_broker(workdir)
     print(f"broker {settings.bootstrap}, logs in {workdir}")
+    outcome = None
     try:
         outcome = asyncio.run(
             run_scenario(
@@ -576,7 +579,10 @@ def main() -> int:
             )
         )
     finally:
-        localkafka.down(settings)
+        if args.keep and (outcome is None or outcome.problems):
+            print(f"--keep: the broker stays up at {settings.bootstrap} for a look")
+        else:
+            localkafka.down(settings)
         if not args.keep:
             shutil.rmtree(workdir / "state", ignore_errors=True)
     print(outcome.summary())
