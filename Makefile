@@ -27,7 +27,7 @@ if [ $$rc -eq 5 ]; then echo "make: FAILED: pytest collected no tests ($(strip $
 exit $$rc
 endef
 
-.PHONY: help venv kafka-up kafka-down kafka-status lint test test-unit run bench bench-memory bench-book bench-replay clean
+.PHONY: help venv tools kafka-up kafka-down kafka-status lint test test-unit run bench bench-memory bench-book bench-replay clean
 
 help: ## list the targets
 	@echo "usage: make TARGET"
@@ -44,6 +44,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	@touch $@
 
+# Debian packages the tests drive: promtool and prometheus (the alert rules, a real
+# scrape) and chromium with its driver (the dashboard's browser test).
+TOOLS_PACKAGES := prometheus chromium chromium-driver
+TOOLS_COMMANDS := promtool prometheus chromium chromedriver
+
+tools: ## install the Debian packages the tests use ($(TOOLS_PACKAGES)) if missing; needs root or sudo
+	@missing=""; for t in $(TOOLS_COMMANDS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -z "$$missing" ]; then echo "tools: $(TOOLS_COMMANDS) are installed"; exit 0; fi; \
+	echo "tools: missing$$missing; installing $(TOOLS_PACKAGES) with apt-get"; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo=sudo; \
+	else echo "make tools: need root or sudo to apt-get install $(TOOLS_PACKAGES)" >&2; exit 1; fi; \
+	install() { DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $(TOOLS_PACKAGES); }; \
+	install || { $$sudo apt-get update -qq && install; }
+
 kafka-up: venv ## start the local Kafka broker (kept running; idempotent)
 	$(KESSAI) kafka up
 
@@ -58,7 +72,7 @@ lint: venv ## ruff (lint and format check) and mypy --strict
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy --strict $(TYPED_PATHS)
 
-test: venv lint ## lint, schema drift check, then all tests (tests/conftest.py starts the broker)
+test: venv tools lint ## lint, schema drift check, then all tests (tests/conftest.py starts the broker)
 	$(BIN)/python -m schemas.gen --check
 	@$(call run_pytest,)
 

@@ -17,8 +17,9 @@ from streams.eos import KessaiApp
 from streams.ledger import agent as ledger_agent
 from streams.matching import agent as matching_agent
 from streams.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from streams.metrics import Metrics, WorkerCollector, health
+from streams.metrics import Metrics, StateCollector, WorkerCollector, health
 from streams.settlement import agent as settlement_agent
+from streams.web import dashboard_routes as dashboard
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def create_app(settings: Settings) -> KessaiApp:
         topic_replication_factor=1,
         topic_allow_declare=True,
         web_port=settings.web_port,
-        web_bind="127.0.0.1",
+        web_bind=settings.web_bind,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
@@ -72,6 +73,8 @@ def serve_metrics(app: KessaiApp, metrics: Metrics, settings: Settings) -> None:
     """``GET /metrics`` (Prometheus' text format) and ``GET /health``."""
     worker = WorkerCollector(app)
     metrics.registry.register(worker)
+    metrics.registry.register(StateCollector(app, settings.tokens))
+    dashboard.register(app, metrics.recent_settlements)
 
     @app.task  # type: ignore[untyped-decorator]  # faust's task decorator is untyped
     async def event_loop_lag() -> None:

@@ -86,8 +86,10 @@ class Settings:
     parallel_commits: bool = True
     #: ``asyncio`` or ``uvloop`` (needs the ``uvloop`` package).
     event_loop: str = "asyncio"
-    #: Port of the worker's web server (metrics, health).
+    #: Port of the worker's web server (dashboard, metrics, health, queries).
     web_port: int = 6066
+    #: Address it listens on: loopback, unless a container must be scraped from outside.
+    web_bind: str = "127.0.0.1"
     #: A trade still locking this long after it arrived fails.
     settlement_deadline_s: float = 3600.0
     #: How often the worker publishes clock ticks (deadlines are checked on ticks).
@@ -113,6 +115,7 @@ class Settings:
             parallel_commits=_flag(e, "KESSAI_PARALLEL_COMMITS", default=True),
             event_loop=_choice(e, "KESSAI_EVENT_LOOP", ("asyncio", "uvloop")),
             web_port=int(e.get("KESSAI_WEB_PORT", "6066")),
+            web_bind=e.get("KESSAI_WEB_BIND", "127.0.0.1"),
             settlement_deadline_s=float(e.get("KESSAI_SETTLEMENT_DEADLINE_S", "3600")),
             tick_interval_s=float(e.get("KESSAI_TICK_INTERVAL_S", "1.0")),
             health_lag_max=int(e.get("KESSAI_HEALTH_LAG_MAX", "10000")),

@@ -1103,7 +1103,12 @@ def main(settings: Settings, *, once: bool = False) -> int:
         f"is {Settings().settlement_deadline_s:.0f} s), so that a trade fails within the "
         f"demo; log: {worker_log}"
     )
-    print(f"run {run}: accounts {', '.join(story.accounts)}", flush=True)
+    print(f"run {run}: accounts {', '.join(story.accounts)}")
+    print(
+        f"dashboard: http://127.0.0.1:{settings.web_port}/  "
+        f"(metrics: http://127.0.0.1:{settings.web_port}/metrics)",
+        flush=True,
+    )
     with worker_log.open("ab") as log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"],
@@ -1153,7 +1158,10 @@ def _where_to_look(settings: Settings, worker_log: Path) -> None:
     print("\nWhere to look:")
     print(f"  worker log        {worker_log}")
     print(f"  broker            {settings.bootstrap}  (kessai kafka status)")
-    print(f"  worker web        http://127.0.0.1:{settings.web_port}/")
+    web = f"http://127.0.0.1:{settings.web_port}"
+    print(f"  dashboard         {web}/  (refreshes itself)")
+    print(f"  metrics           {web}/metrics  (Prometheus: deploy/prometheus/local.yml)")
+    print(f"  health, queries   {web}/health, {web}/positions/ACCOUNT, {web}/trades/TRADE_ID")
     print(
         "  journal           kessai topics list; settlements, ledger-events, order-events, "
         "rejections (read_committed)"

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
@@ -127,6 +128,31 @@ class Outbox:
         return dropped
 
 
+#: Upper bounds of the commit-duration buckets, in seconds.
+COMMIT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass
+class CommitTimes:
+    """A histogram of commit durations, read by the worker's metrics at scrape time."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(COMMIT_BUCKETS_S) + 1))
+    total_s: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        i = next((k for k, le in enumerate(COMMIT_BUCKETS_S) if seconds <= le), -1)
+        self.counts[i] += 1
+        self.total_s += seconds
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """``(le, count at or below)`` per bucket, ``+Inf`` last, as Prometheus wants."""
+        out, running = [], 0
+        for le, n in zip((*map(str, COMMIT_BUCKETS_S), "+Inf"), self.counts, strict=True):
+            running += n
+            out.append((le, running))
+        return out
+
+
 class ExactlyOnceTransactionManager(TransactionManager):
     """faust's TransactionManager, with sends held per source partition."""
 
@@ -135,6 +161,8 @@ class ExactlyOnceTransactionManager(TransactionManager):
         self.outbox = Outbox()
         self._early_commit: asyncio.Task[Any] | None = None
         self.commits_total = 0
+        #: Seconds each transaction's commit took (deliver, add offsets, commit).
+        self.commit_seconds = CommitTimes()
 
     @property
     def _driver(self) -> faust_aiokafka.Producer:
@@ -238,6 +266,7 @@ class ExactlyOnceTransactionManager(TransactionManager):
         producer = self._driver._transaction_producers.get(tid)
         if producer is None:
             raise TransactionFailedError(f"no transactional producer for {tid}")
+        started = time.monotonic()
         held: list[_Held] = []
         for tp, offset in offsets.items():
             held.extend(self.outbox.take_below(tp, offset))
@@ -273,6 +302,7 @@ class ExactlyOnceTransactionManager(TransactionManager):
             )
             await _within(producer.commit_transaction(), tid, "committing")
             self.commits_total += 1
+            self.commit_seconds.observe(time.monotonic() - started)
             if start_new_transaction:
                 await _within(producer.begin_transaction(), tid, "beginning")
 

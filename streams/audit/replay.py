@@ -29,7 +29,8 @@ It then compares what it derived with what is committed, and reports each check:
 - ``rejections``: every rejection, with its reason and detail (its ``at`` aside);
 - the internal logs: moves and trades forwarded by the intakes, commands sent by the
   sagas, replies sent by the ledger;
-- the tables as committed (their changelogs): ``accounts``, ``sagas``, ``orders``;
+- the tables as committed (their changelogs): ``accounts``, ``sagas``, ``outcomes``,
+  ``orders``;
 - with ``--worker URL`` (one per worker), the live ``accounts`` table over the
   workers' HTTP API (:mod:`streams.ledger.views`).
 
@@ -91,7 +92,7 @@ TOPICS: Final = (
     REJECTIONS,
 )
 #: Tables compared through their changelogs.
-TABLES: Final = ("accounts", "sagas", ORDERS_TABLE)
+TABLES: Final = ("accounts", "sagas", "outcomes", ORDERS_TABLE)
 #: Differences described per check; all are counted.
 EXAMPLES_MAX: Final = 3
 #: Characters of a record quoted in a difference.
@@ -227,6 +228,7 @@ class Derived:
     matched: dict[str, tuple[Where, dict[str, Any]]] = field(default_factory=dict)
     accounts: dict[str, bytes] = field(default_factory=dict)
     sagas: dict[str, Any] = field(default_factory=dict)
+    outcomes: dict[str, Any] = field(default_factory=dict)
     order_rows: dict[str, bytes] = field(default_factory=dict)
     #: Each clock tick's ``now_s`` minus its record's timestamp, in seconds.
     tick_skews: list[tuple[Where, float]] = field(default_factory=list)
@@ -301,7 +303,7 @@ def derive(
         message = wire.from_wire(r.value)
         if isinstance(message, steps.Tick):
             d.tick_skews.append((where, message.now_s - r.timestamp / 1000))
-        handled = saga_inbox.handle_inbox(d.sagas, partition, message)
+        handled = saga_inbox.handle_inbox(d.sagas, partition, message, d.outcomes)
         for _account, command in handled.commands:
             d.commands[wire.to_wire(command)] += 1
         for trade, status in handled.statuses:
@@ -513,16 +515,17 @@ def compare(
                          f"committed {_quote(got.to_json() if got else None)}")  # fmt: skip
     checks.append(check)
 
-    check = Check("sagas table (changelog)")
-    committed_sagas = {
-        k: orjson.loads(v) for k, v in _last_values(tables["sagas"]).items() if v is not None
-    }
-    for trade_id in sorted(set(committed_sagas) | set(d.sagas)):
-        check.compared += 1
-        if committed_sagas.get(trade_id) != d.sagas.get(trade_id):
-            check.differ(f"saga {trade_id!r}: derived {_quote(d.sagas.get(trade_id))}; "
-                         f"committed {_quote(committed_sagas.get(trade_id))}")  # fmt: skip
-    checks.append(check)
+    for table, derived_rows in (("sagas", d.sagas), ("outcomes", d.outcomes)):
+        check = Check(f"{table} table (changelog)")
+        committed_rows = {
+            k: orjson.loads(v) for k, v in _last_values(tables[table]).items() if v is not None
+        }
+        for trade_id in sorted(set(committed_rows) | set(derived_rows)):
+            check.compared += 1
+            if committed_rows.get(trade_id) != derived_rows.get(trade_id):
+                check.differ(f"{table} {trade_id!r}: derived {_quote(derived_rows.get(trade_id))}; "
+                             f"committed {_quote(committed_rows.get(trade_id))}")  # fmt: skip
+        checks.append(check)
 
     check = Check("orders table (changelog)")
     committed_rows = {k: v for k, v in _last_values(tables[ORDERS_TABLE]).items() if v is not None}

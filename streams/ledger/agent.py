@@ -6,8 +6,8 @@ Two agents, so that each account partition has exactly one writer:
   decode or validate, and forwards each good record as a ``Move`` command onto
   ``kessai-ledger-commands`` (key account).
 - ``ledger`` reads only ``kessai-ledger-commands``: moves from the intake and locks,
-  posts, voids and credits from the settlement saga. It owns the ``accounts`` and
-  ``applied`` tables and runs each command through
+  posts, voids and credits from the settlement saga. It owns the ``accounts``,
+  ``applied`` and ``inflow`` tables and runs each command through
   :func:`streams.settlement.steps.account_step`, emitting ``ledger-events``, replies
   to the saga's inbox, credits to counterparties, and ``rejections``.
 
@@ -42,7 +42,7 @@ from streams.ledger import intake as intake_rules
 from streams.ledger import views
 from streams.ledger.commands import handle_command
 from streams.metrics import Metrics
-from streams.settlement import wire
+from streams.settlement import steps, wire
 
 LEDGER_COMMANDS = "kessai-ledger-commands"
 #: The settlement saga's single input: trades, the ledger's replies, clock ticks.
@@ -82,6 +82,10 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
         "accounts", default=bytes, partitions=n, key_type=str, value_type=bytes
     )
     applied = app.Table("applied", default=bool, partitions=n, key_type=str)
+    # Net external inflow per asset (deposits - withdrawals applied, smallest units as
+    # decimal strings), one row per command partition, written only while handling
+    # that partition: the conservation gauge compares it with the balances.
+    inflow = app.Table("inflow", default=dict, partitions=n, key_type=str)
     tokens = settings.tokens
 
     def decimals_of(asset: str) -> int:
@@ -100,8 +104,12 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
 
     @app.agent(commands, concurrency=1)
     async def ledger(stream: StreamT[bytes]) -> None:
-        async for message in stream:
-            out = handle_command(accounts, applied, wire.from_wire(message), decimals_of)
+        async for event in stream.events():
+            command = wire.from_wire(event.value)
+            out = handle_command(accounts, applied, command, decimals_of)
+            if isinstance(command, steps.Move) and out.records:  # applied, not refused
+                row = str(event.message.partition)
+                inflow[row] = add_inflow(inflow.get(row), command)
             if out.rejection is not None:
                 topic, text_key, raw, reason, detail = out.rejection
                 key = text_key.encode() if text_key is not None else None
@@ -122,4 +130,18 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
             metrics.ledger_events(len(out.records))
 
     views.register(app, accounts, tokens)
-    return {"intake": intake, "ledger": ledger, "accounts": accounts, "applied": applied}
+    return {
+        "intake": intake,
+        "ledger": ledger,
+        "accounts": accounts,
+        "applied": applied,
+        "inflow": inflow,
+    }
+
+
+def add_inflow(row: dict[str, str] | None, move: steps.Move) -> dict[str, str]:
+    """``row`` (asset -> net inflow in units, as a decimal string) after ``move``."""
+    out = dict(row or {})
+    delta = move.units if move.kind == "deposit" else -move.units
+    out[move.asset] = str(int(out.get(move.asset, "0")) + delta)
+    return out

@@ -38,7 +38,7 @@ from schemas import (
 from streams.config import Settings
 from streams.ledger.agent import LEDGER_COMMANDS, SETTLEMENT_INBOX, raw_topic, rejection
 from streams.metrics import Metrics
-from streams.settlement import core, steps, wire
+from streams.settlement import core, steps, views, wire
 from streams.settlement import inbox as handler
 from streams.settlement import intake as trade_rules
 
@@ -59,7 +59,9 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
     rejections = raw_topic(app, REJECTIONS, partitions=n)
     sagas = app.Table("sagas", default=dict, partitions=n, key_type=str)
     seen = app.Table("seen-trades", default=bool, partitions=n, key_type=str)
+    outcomes = app.Table("outcomes", default=dict, partitions=n, key_type=str)
     tokens = settings.tokens
+    views.register(app, sagas, outcomes, tokens)
 
     async def emit(out: handler.InboxOutputs) -> None:
         for account, command in out.commands:
@@ -68,6 +70,9 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
             record = handler.status_record(trade, status, tokens, datetime.now(UTC))
             await settlements.send(key=trade.trade_id.encode(), value=encode(record))
             metrics.settlement(status.status, status.reason)
+            metrics.recent_settlements.append(record.model_dump(mode="json"))
+            if status.status == "settled":
+                metrics.settled(trade.trade_time_s, trade.arrived_s, time.time())
 
     @app.agent(trades, concurrency=1)
     async def trade_intake(stream: StreamT[bytes]) -> None:
@@ -95,7 +100,11 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
     async def settlement(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             message = wire.from_wire(event.value)
-            await emit(handler.handle_inbox(sagas, event.message.partition, message))
+            out = handler.handle_inbox(sagas, event.message.partition, message, outcomes)
+            if out.repeated is not None:
+                logger.warning("trade %s reached the sagas twice: ignored", out.repeated)
+                metrics.rejected(SETTLEMENT_INBOX, "repeated_trade")
+            await emit(out)
 
     @app.task  # type: ignore[untyped-decorator]  # faust's task decorator is untyped
     async def ticker() -> None:
@@ -116,5 +125,6 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
         "settlement": settlement,
         "sagas": sagas,
         "seen": seen,
+        "outcomes": outcomes,
         "ticker": ticker,
     }

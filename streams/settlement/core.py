@@ -52,6 +52,10 @@ class Trade:
     currency: str
     cash_units: int
     deadline_at_s: float
+    #: The venue's trade_time and the record's arrival on ``trades``, epoch seconds,
+    #: for the latency metrics (0: unknown, as in records written before they existed).
+    trade_time_s: float = 0.0
+    arrived_s: float = 0.0
 
 
 # -- commands to the ledger (keyed by account) and replies to the saga (by trade) -------

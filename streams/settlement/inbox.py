@@ -4,6 +4,12 @@
 ``kessai-settlement-inbox`` (a new trade, a ledger reply, a clock tick), written over a
 ``MutableMapping`` so that the agent runs it on its faust table and ``kessai replay``
 (:mod:`streams.audit.replay`) on a dict. Pure: no faust, no Kafka.
+
+A saga's row lives while its trade settles. When the trade is terminal the row goes,
+and an *outcome* row (:func:`outcome_json`: the trade, its final stage and reason)
+stays in ``outcomes``, for ``GET /trades/{trade_id}`` and as a second line against a
+trade forwarded twice: a ``Trade`` message whose id has a saga or an outcome starts
+nothing (:attr:`InboxOutputs.repeated`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from streams.ledger import core as ledger_core
 from streams.settlement import core, steps
 
 Sagas = MutableMapping[str, Any]
+Outcomes = MutableMapping[str, Any]
 
 
 def saga_to_json(saga: core.Saga, partition: int) -> dict[str, Any]:
@@ -39,12 +46,33 @@ class InboxOutputs:
 
     commands: list[tuple[str, Any]] = field(default_factory=list)
     statuses: list[tuple[core.Trade, core.StatusChanged]] = field(default_factory=list)
+    #: The trade id of a ``Trade`` message that was ignored: it had a saga or an outcome.
+    repeated: str | None = None
 
 
-def _store(sagas: Sagas, trade_id: str, saga: core.Saga | None, partition: int) -> None:
+def outcome_json(saga: core.Saga) -> dict[str, Any]:
+    """The ``outcomes`` row of a terminal saga."""
+    return {
+        "trade": dataclasses.asdict(saga.trade),
+        "stage": saga.stage,
+        "reason": saga.reason,
+        "bonds": saga.bonds,
+        "cash": saga.cash,
+    }
+
+
+def _store(
+    sagas: Sagas,
+    trade_id: str,
+    saga: core.Saga | None,
+    partition: int,
+    outcomes: Outcomes | None,
+) -> None:
     if saga is None or saga.terminal:
         if trade_id in sagas:
-            del sagas[trade_id]  # finished: only ``seen`` remembers it
+            del sagas[trade_id]
+        if saga is not None and outcomes is not None:
+            outcomes[trade_id] = outcome_json(saga)
     else:
         sagas[trade_id] = saga_to_json(saga, partition)
 
@@ -54,8 +82,11 @@ def _collect(out: InboxOutputs, fx: steps.TradeEffects, trade: core.Trade) -> No
     out.statuses.extend((trade, status) for status in fx.statuses)
 
 
-def handle_inbox(sagas: Sagas, partition: int, message: Any) -> InboxOutputs:
-    """Run one inbox message of ``partition`` against ``sagas``; what to send."""
+def handle_inbox(
+    sagas: Sagas, partition: int, message: Any, outcomes: Outcomes | None = None
+) -> InboxOutputs:
+    """Run one inbox message of ``partition`` against ``sagas`` (and ``outcomes``, where
+    finished trades are kept); what to send."""
     out = InboxOutputs()
     if isinstance(message, steps.Tick):
         for trade_id, raw in list(sagas.items()):
@@ -67,13 +98,18 @@ def handle_inbox(sagas: Sagas, partition: int, message: Any) -> InboxOutputs:
             fx = steps.trade_step(saga, message, seen=True)
             if fx.saga != saga:
                 _collect(out, fx, saga.trade)
-                _store(sagas, trade_id, fx.saga, home)
+                _store(sagas, trade_id, fx.saga, home, outcomes)
         return out
     if isinstance(message, core.Trade):
-        # New: trade_intake forwards each trade_id once.
+        tid = message.trade_id
+        if tid in sagas or (outcomes is not None and tid in outcomes):
+            # trade_intake forwards each trade_id once; a second copy here means its
+            # ``seen-trades`` state was lost (hole 13). It must not move money again.
+            out.repeated = tid
+            return out
         fx = steps.trade_step(None, message, seen=False)
         _collect(out, fx, message)
-        _store(sagas, message.trade_id, fx.saga, partition)
+        _store(sagas, tid, fx.saga, partition, outcomes)
         return out
     raw = sagas.get(message.trade_id)
     if not raw:
@@ -83,7 +119,7 @@ def handle_inbox(sagas: Sagas, partition: int, message: Any) -> InboxOutputs:
     saga, home = saga_from_json(raw)
     fx = steps.trade_step(saga, message, seen=True)
     _collect(out, fx, saga.trade)
-    _store(sagas, message.trade_id, fx.saga, home)
+    _store(sagas, message.trade_id, fx.saga, home, outcomes)
     return out
 
 

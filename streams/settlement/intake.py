@@ -43,6 +43,8 @@ def to_trade(
         t.currency,
         units,
         arrived_s + deadline_s,
+        trade_time_s=t.trade_time.timestamp(),
+        arrived_s=arrived_s,
     )
 
 

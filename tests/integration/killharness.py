@@ -395,3 +395,28 @@ async def reconcile(settings: Settings, workers: list[Supervised], outcome: Any,
     outcome.replay_compared = sum(c.compared for c in report.checks)
     if not report.ok:
         outcome.problems.append("kessai replay differs:\n" + report.render())
+    conservation = await asyncio.to_thread(_conservation_errors, urls)
+    say(f"conservation error, summed over {len(urls)} workers' /metrics: {conservation}")
+    if not conservation:
+        outcome.problems.append("/metrics: no kessai_conservation_error_tokens on any worker")
+    off = {asset: e for asset, e in conservation.items() if abs(e) > 1e-9}
+    if off:
+        outcome.problems.append(f"/metrics: the conservation gauge is off zero: {off}")
+
+
+def _conservation_errors(urls: list[str]) -> dict[str, float]:
+    """``kessai_conservation_error_tokens`` per asset, summed over the workers (the
+    gauge is per worker: a trade's two legs may sit on two workers)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total: dict[str, float] = defaultdict(float)
+    for url in urls:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            if family.name == "kessai_conservation_error_tokens":
+                for s in family.samples:
+                    total[s.labels["asset"]] += s.value
+    return dict(total)

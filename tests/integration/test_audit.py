@@ -11,13 +11,20 @@ accounts, and a bad payment is rejected. Then, with the worker still running:
   ``kessai verify``, which names each;
 - ``kessai replay`` agrees with every output, table and the worker's live table; fed
   the tampered copy as ``ledger-events``, it names the first altered record.
+
+The same worker serves the operations checks: ``/positions``, ``/trades``,
+``/metrics`` and ``/health``, and a real Prometheus (Debian's package) scraping it
+with ``deploy/prometheus/alerts.yml`` loaded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import time
@@ -25,6 +32,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -91,6 +99,7 @@ class Run:
     settings: Settings
     web: str
     journal: Journal
+    trade_id: str
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +152,8 @@ def scenario(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             worker = _start_worker(env, log)
             try:
                 records = asyncio.run(go())
-                yield Run(settings, f"http://127.0.0.1:{port}", Journal(buyer, seller, records))
+                journal = Journal(buyer, seller, records)
+                yield Run(settings, f"http://127.0.0.1:{port}", journal, f"t-{run}")
             finally:
                 worker.send_signal(signal.SIGTERM)
                 try:
@@ -313,18 +323,23 @@ def test_replay_agrees_with_everything_and_names_a_tampered_record(
     assert '"seq":3' in s_line  # the seller's seq 3 found where its seq 2 should be
 
 
-def test_the_worker_serves_positions_with_404_and_400(scenario: Run) -> None:
+def _get(scenario: Run, path: str, *parts: str) -> tuple[int, dict[str, Any]]:
+    """GET ``path`` with ``parts`` quoted onto it: (status, JSON body)."""
     import urllib.error
     import urllib.parse
     import urllib.request
 
+    url = scenario.web + path + "".join("/" + urllib.parse.quote(p, safe="") for p in parts)
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_the_worker_serves_positions_with_404_and_400(scenario: Run) -> None:
     def get(account: str) -> tuple[int, dict[str, Any]]:
-        url = f"{scenario.web}/positions/{urllib.parse.quote(account, safe='')}"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
+        return _get(scenario, "/positions", account)
 
     b = scenario.journal.buyer
     status, doc = get(b)
@@ -345,6 +360,46 @@ def test_the_worker_serves_positions_with_404_and_400(scenario: Run) -> None:
     assert status == 404 and "nobody-here" in doc["error"]
     status, doc = get("x" * 129)
     assert status == 400 and "not an account id" in doc["error"]
+
+
+def test_the_worker_serves_a_trade_with_its_locks_404_and_400(scenario: Run) -> None:
+    b, s_ = scenario.journal.buyer, scenario.journal.seller
+    status, doc = _get(scenario, "/trades", scenario.trade_id)
+    assert status == 200
+    assert doc == {
+        "trade_id": scenario.trade_id,
+        "stage": "settled",
+        "terminal": True,
+        "reason": None,
+        "trade": {
+            "isin": BOND,
+            "buyer": b,
+            "seller": s_,
+            "quantity": 100_000,
+            "currency": "JPYC",
+            "cash_amount": "99512",
+        },
+        "locks": {
+            "bonds": {
+                "lock_id": f"{scenario.trade_id}/bonds",
+                "account": s_,
+                "asset": BOND,
+                "amount": "100000",
+                "state": "posted",
+            },
+            "cash": {
+                "lock_id": f"{scenario.trade_id}/cash",
+                "account": b,
+                "asset": "JPYC",
+                "amount": "99512",
+                "state": "posted",
+            },
+        },
+    }
+    status, doc = _get(scenario, "/trades", "t-nobody")
+    assert status == 404 and "t-nobody" in doc["error"]
+    status, doc = _get(scenario, "/trades", "x" * 129)
+    assert status == 400 and "not a trade id" in doc["error"]
 
 
 def _metrics(scenario: Run) -> dict[str, Any]:
@@ -373,6 +428,14 @@ def test_the_worker_serves_its_counters_at_metrics(scenario: Run) -> None:
         got[("kessai_rejections_total", (("reason", "invalid_amount"), ("topic", "payments")))] == 1
     )
     assert got[("kessai_ledger_events_total", ())] == 8
+    # Its settlement latency, once from each start: the venue's trade_time (a day and
+    # more before the test) and the record's arrival (seconds at most).
+    since_trade = (("since", "trade_time"),)
+    since_arrival = (("since", "arrival"),)
+    assert got[("kessai_settlement_latency_seconds_count", since_trade)] == 1
+    assert got[("kessai_settlement_latency_seconds_count", since_arrival)] == 1
+    assert got[("kessai_settlement_latency_seconds_sum", since_trade)] > 86_400
+    assert 0 <= got[("kessai_settlement_latency_seconds_sum", since_arrival)] < 60
 
 
 def test_the_worker_reports_its_own_state_and_health(scenario: Run) -> None:
@@ -382,10 +445,29 @@ def test_the_worker_reports_its_own_state_and_health(scenario: Run) -> None:
     tables = {s.labels["table"]: s.value for s in families["kessai_table_rows"].samples}
     assert tables["accounts"] == 2  # the buyer and the seller
     assert tables["sagas"] == 0  # the trade settled
+    assert tables["outcomes"] == 1  # and is kept as an outcome
+    # This worker holds every partition: what came in is what it holds, to the unit.
+    balances = {
+        (s.labels["asset"], s.labels["kind"]): s.value
+        for s in families["kessai_balance_tokens"].samples
+    }
+    assert balances == {
+        ("JPYC", "available"): 200_000, ("JPYC", "locked"): 0,
+        (BOND, "available"): 200_000, (BOND, "locked"): 0,
+    }  # fmt: skip
+    inflow = {s.labels["asset"]: s.value for s in families["kessai_inflow_tokens"].samples}
+    assert inflow == {"JPYC": 200_000, BOND: 200_000}
+    errors = families["kessai_conservation_error_tokens"].samples
+    assert {s.labels["asset"]: s.value for s in errors} == {"JPYC": 0, BOND: 0}
+    assert families["kessai_open_locks"].samples[0].value == 0
+    assert families["kessai_trades_open"].samples == []
     lags = families["kessai_consumer_lag_records"].samples
     assert {s.labels["topic"] for s in lags} >= {"payments", "trades", "kessai-ledger-commands"}
     assert all(s.value >= 0 for s in lags)
     assert families["kessai_transactions_committed"].samples[0].value > 0
+    commits = {s.name: s.value for s in families["kessai_commit_duration_seconds"].samples}
+    assert commits["kessai_commit_duration_seconds_count"] > 0
+    assert commits["kessai_commit_duration_seconds_sum"] > 0
     assert families["kessai_recovering"].samples[0].value == 0
     assert families["kessai_rebalances"].samples[0].value >= 1
     assert 0 <= families["kessai_event_loop_lag_seconds"].samples[0].value < 5
@@ -394,3 +476,104 @@ def test_the_worker_reports_its_own_state_and_health(scenario: Run) -> None:
         assert response.status == 200
         doc = json.loads(response.read())
     assert doc["status"] == "ok" and doc["partitions"] > 0
+
+
+# -- the deployable Prometheus config, and a real Prometheus scraping this worker -------
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} is not installed: `make tools` installs Debian's prometheus package"
+    return path
+
+
+def test_the_prometheus_config_and_alerts_are_valid_and_their_tests_pass() -> None:
+    promtool = _tool("promtool")
+    for argv in (
+        ["check", "config", "prometheus.yml"],
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts_test.yml"],
+    ):
+        done = subprocess.run(
+            [promtool, *argv], cwd=DEPLOY, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, f"promtool {' '.join(argv)}:\n{done.stdout}{done.stderr}"
+        assert "SUCCESS" in done.stdout
+
+
+def test_a_real_prometheus_scrapes_the_worker_and_evaluates_the_alerts(
+    scenario: Run, tmp_path: Path
+) -> None:
+    import urllib.parse
+    import urllib.request
+
+    port = _free_port()
+    target = scenario.web.removeprefix("http://")
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files: [{DEPLOY / 'alerts.yml'}]\n"
+        "scrape_configs:\n"
+        "  - job_name: kessai\n"
+        f"    static_configs: [{{targets: ['{target}']}}]\n"
+    )
+    server = subprocess.Popen(
+        [_tool("prometheus"), f"--config.file={config}",
+         f"--storage.tsdb.path={tmp_path / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("wb"),
+    )  # fmt: skip
+    api = f"http://127.0.0.1:{port}/api/v1"
+
+    def query(expr: str) -> list[dict[str, Any]]:
+        url = f"{api}/query?{urllib.parse.urlencode({'query': expr})}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            doc = json.loads(response.read())
+        assert doc["status"] == "success", doc
+        return list(doc["data"]["result"])
+
+    try:
+        deadline = time.monotonic() + 60
+        settled: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not settled:
+            with contextlib.suppress(OSError):  # not listening yet
+                settled = query('kessai_settlements_total{status="settled"}')
+            if not settled:
+                time.sleep(0.5)
+        log = (tmp_path / "prometheus.log").read_text()[-2000:]
+        assert settled, f"Prometheus never scraped the worker at {target}:\n{log}"
+        # A business metric, read back through Prometheus' query API.
+        assert [float(r["value"][1]) for r in settled] == [1.0]
+        conservation = query("sum by (asset) (kessai_conservation_error_tokens)")
+        assert {r["metric"]["asset"]: float(r["value"][1]) for r in conservation} == {
+            "JPYC": 0.0,
+            BOND: 0.0,
+        }
+        # Every Grafana panel's query and every alert's expression runs on the real
+        # series, and names only metrics the worker serves.
+        from tests.unit.test_deploy import alert_queries, grafana_queries, metric_names
+
+        for expr in (*grafana_queries(), *alert_queries()):
+            query(expr)  # asserts status "success"
+        with urllib.request.urlopen(f"{scenario.web}/metrics", timeout=10) as response:
+            # Sample names, and the TYPE lines of families with no sample yet (no trade
+            # settling: kessai_trades_open is empty).
+            served = set(
+                re.findall(r"^(?:# TYPE )?(kessai_[a-z_]+)", response.read().decode(), re.M)
+            )
+        missing = metric_names([*grafana_queries(), *alert_queries()]) - served
+        assert not missing, f"queries name metrics the worker does not serve: {missing}"
+        # Every alert rule evaluated against the worker's real series without error.
+        time.sleep(2)
+        with urllib.request.urlopen(f"{api}/rules", timeout=10) as response:
+            groups = json.loads(response.read())["data"]["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        assert len(rules) == 8
+        assert all(r["health"] == "ok" for r in rules), rules
+        firing = [r["name"] for r in rules if r["state"] != "inactive"]
+        assert firing == [], firing
+    finally:
+        server.terminate()
+        server.wait(30)

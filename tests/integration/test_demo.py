@@ -36,7 +36,8 @@ def _line(out: str, pattern: str) -> None:
 
 
 def test_demo_settles_pends_fails_rejects_and_matches(bootstrap: str) -> None:
-    env = {**os.environ, "KESSAI_BOOTSTRAP": bootstrap, "KESSAI_WEB_PORT": str(_free_port())}
+    port = _free_port()
+    env = {**os.environ, "KESSAI_BOOTSTRAP": bootstrap, "KESSAI_WEB_PORT": str(port)}
     done = subprocess.run(
         [sys.executable, "-m", "streams.cli", "demo", "--once"],
         env=env,
@@ -49,6 +50,9 @@ def test_demo_settles_pends_fails_rejects_and_matches(bootstrap: str) -> None:
     assert done.returncode == 0, out
     assert "DEMO FAILED" not in out, out
     _line(out, r"KESSAI_SETTLEMENT_DEADLINE_S=30\b")
+    # The dashboard's address, first thing, and again under "Where to look".
+    _line(out, rf"^dashboard: http://127\.0\.0\.1:{port}/ ")
+    _line(out, rf"^  dashboard +http://127\.0\.0\.1:{port}/ ")
     run = re.search(r"^run ([0-9a-f]{6}):", out, re.MULTILINE)
     assert run is not None, out
     r = run[1]

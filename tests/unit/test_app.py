@@ -10,7 +10,9 @@ def test_the_app_builds_with_its_tables_and_their_codecs() -> None:
     app = create_app(Settings(app_id="kessai-test-app"))
 
     tables = {name: app.tables[name] for name in app.tables}
-    assert set(tables) == {"accounts", "applied", "sagas", "seen-trades", "orders"}
+    assert set(tables) == {
+        "accounts", "applied", "inflow", "sagas", "seen-trades", "outcomes", "orders"
+    }  # fmt: skip
     # The accounts table keeps each state's JSON bytes as they are (memory per account).
     assert tables["accounts"].value_serializer == "raw"
     assert tables["accounts"].key_serializer == "json"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -41,8 +41,30 @@ def test_counters_are_named_by_convention_and_count() -> None:
     assert got[("kessai_ledger_events_total", ())] == 3
     assert got[("kessai_order_events_total", (("event", "filled"),))] == 1
     assert got[("kessai_fills_total", ())] == 2
-    # Counters only end in _total (and their _created timestamps).
-    assert all(name.endswith(("_total", "_created")) for name, _ in got)
+    # Counters end in _total (and their _created timestamps); the one histogram is in
+    # seconds, with its buckets, sum and count.
+    assert all(
+        name.endswith(("_total", "_created"))
+        or name.startswith("kessai_settlement_latency_seconds_")
+        for name, _ in got
+    )
+
+
+def test_settlement_latency_is_observed_in_seconds_since_trade_time_and_arrival() -> None:
+    m = Metrics()
+    m.settled(trade_time_s=1000.0, arrived_s=1010.0, now_s=1010.5)
+    m.settled(trade_time_s=0.0, arrived_s=0.0, now_s=2000.0)  # times unknown: not observed
+    got = samples(m)
+    since_trade = (("since", "trade_time"),)
+    since_arrival = (("since", "arrival"),)
+    assert got[("kessai_settlement_latency_seconds_count", since_trade)] == 1
+    assert got[("kessai_settlement_latency_seconds_sum", since_trade)] == 10.5
+    assert got[("kessai_settlement_latency_seconds_count", since_arrival)] == 1
+    assert got[("kessai_settlement_latency_seconds_sum", since_arrival)] == 0.5
+    le = (("le", "0.5"), ("since", "arrival"))
+    assert got[("kessai_settlement_latency_seconds_bucket", le)] == 1
+    le = (("le", "10.0"), ("since", "trade_time"))
+    assert got[("kessai_settlement_latency_seconds_bucket", le)] == 0
 
 
 def test_two_apps_do_not_share_counts() -> None:
@@ -115,3 +137,80 @@ def test_health_is_503_while_recovering_or_lagging() -> None:
     behind = FakeConsumer({("trades", 0): 500, ("trades", 1): 10}, {("trades", 0): 0})
     status, body = health(FakeApp(behind), 100)
     assert status == 503 and body["behind"] == {"trades[0]": 500}
+
+
+def _account(balances: dict[str, list[int]], locks: dict[str, list[Any]] | None = None) -> bytes:
+    from streams.ledger.core import AccountState
+
+    return AccountState(seq=1, balances=balances, locks=locks or {}).to_bytes()
+
+
+def test_state_sums_balances_locks_inflow_and_open_trades() -> None:
+    from streams.metrics import state_sums
+
+    accounts = {
+        "alice": _account({"JPYC": [100, 50], "JP1": [0, 0]}, {"t1/cash": ["JPYC", 50]}),
+        "bob": _account({"JPYC": [10**40, 0], "JP1": [200_000, 0]}),
+    }
+    inflow = {"0": {"JPYC": str(150 + 10**40)}, "1": {"JP1": "200000"}}
+    sagas = {
+        "t1": {"stage": "cash", "pending_reason": "insufficient_cash", "trade": {"arrived_s": 7.5}},
+        "t2": {"stage": "bonds", "pending_reason": None},
+        "t3": {"stage": "cash", "pending_reason": "insufficient_cash"},
+    }
+    sums = state_sums(accounts, inflow, sagas)
+    assert sums.available == {"JPYC": 100 + 10**40, "JP1": 200_000}
+    assert sums.locked == {"JPYC": 50, "JP1": 0}
+    assert sums.open_locks == 1
+    # Exact past float precision: 10**40 + 150 held, 10**40 + 150 came in.
+    assert sums.conservation_error("JPYC") == 0
+    assert sums.conservation_error("JP1") == 0
+    assert sums.open_trades == {("cash", "insufficient_cash"): 2, ("bonds", ""): 1}
+    assert sums.oldest_arrived_s == 7.5
+    # Half a trade posted (bob paid 30 out, alice not yet credited): the error shows it.
+    accounts["bob"] = _account({"JPYC": [10**40 - 30, 0], "JP1": [200_000, 0]})
+    assert state_sums(accounts, inflow, sagas).conservation_error("JPYC") == -30
+
+
+def test_inflow_rows_add_deposits_and_subtract_withdrawals_exactly() -> None:
+    from streams.ledger.agent import add_inflow
+    from streams.settlement.steps import Move
+
+    row = add_inflow(None, Move("p1", "alice", "USDC", 10**30, "deposit"))
+    row = add_inflow(row, Move("p2", "alice", "USDC", 1, "withdrawal"))
+    row = add_inflow(row, Move("c1", "alice", "JP1", 5, "deposit"))
+    assert row == {"USDC": str(10**30 - 1), "JP1": "5"}
+
+
+def test_the_state_gauges_are_in_tokens_and_cached_between_scrapes() -> None:
+    from types import SimpleNamespace
+
+    from streams.metrics import StateCollector
+
+    accounts = {"alice": _account({"USDC": [1_500_000, 250_000]}, {"t/cash": ["USDC", 250_000]})}
+    tables = {"accounts": accounts, "inflow": {"0": {"USDC": "1750000"}}, "sagas": {}}
+    collector = StateCollector(SimpleNamespace(tables=tables), {"USDC": 6}, cache_s=60.0)
+    m = Metrics()
+    m.registry.register(collector)
+    got = samples(m)
+    assert got[("kessai_balance_tokens", (("asset", "USDC"), ("kind", "available")))] == 1.5
+    assert got[("kessai_balance_tokens", (("asset", "USDC"), ("kind", "locked")))] == 0.25
+    assert got[("kessai_inflow_tokens", (("asset", "USDC"),))] == 1.75
+    assert got[("kessai_conservation_error_tokens", (("asset", "USDC"),))] == 0
+    assert got[("kessai_open_locks", ())] == 1
+    accounts["bob"] = _account({"USDC": [1, 0]})
+    assert samples(m)[("kessai_balance_tokens", (("asset", "USDC"), ("kind", "available")))] == 1.5
+    collector.cache_s = 0.0
+    assert samples(m)[("kessai_conservation_error_tokens", (("asset", "USDC"),))] == 0.000001
+
+
+def test_commit_durations_form_a_cumulative_histogram() -> None:
+    from streams.eos import COMMIT_BUCKETS_S, CommitTimes
+
+    times = CommitTimes()
+    for seconds in (0.001, 0.004, 0.02, 0.3, 99.0):
+        times.observe(seconds)
+    got = dict(times.cumulative())
+    assert got["0.005"] == 2 and got["0.025"] == 3 and got["0.5"] == 4
+    assert got[str(COMMIT_BUCKETS_S[-1])] == 4 and got["+Inf"] == 5
+    assert abs(times.total_s - 99.325) < 1e-9

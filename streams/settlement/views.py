@@ -1,0 +1,113 @@
+"""The settlement's HTTP query: ``GET /trades/{trade_id}`` from the live tables.
+
+Served by every worker on its web port, from its ``sagas`` table while the trade
+settles and from its ``outcomes`` table once it is terminal. JSON:
+
+    {"trade_id": "t1", "stage": "cash", "terminal": false, "reason": null,
+     "trade": {"isin": "JP1103551006", "buyer": "alice", "seller": "bob",
+               "quantity": 100000, "currency": "JPYC", "cash_amount": "100488"},
+     "locks": {"bonds": {"lock_id": "t1/bonds", "account": "bob",
+                         "asset": "JP1103551006", "amount": "100000", "state": "locked"},
+               "cash":  {"lock_id": "t1/cash", "account": "alice", "asset": "JPYC",
+                         "amount": "100488", "state": "queued"}}}
+
+``stage`` is the saga's stage (``bonds``, ``cash``, ``posting``, then ``settled`` or
+``failed``); each lock's ``state`` is its leg's (``none``, ``queued``, ``locked``,
+``posted``, ``voided``).
+404 for a trade this worker has neither settling nor finished (unknown, still in the
+inbox, or on a partition another worker owns: with several workers, ask each), 400
+for a malformed id.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+import faust
+from faust.web import Request, Response, View
+
+from schemas.models import IDENTIFIER_CHARS_MAX
+from streams.ledger import core as ledger_core
+from streams.settlement import core
+from streams.settlement.inbox import saga_from_json
+
+#: A trade id as the schemas accept it: no whitespace, no control characters.
+_TRADE_ID_RE: Final = re.compile(rf"^[^\s\x00-\x1f\x7f]{{1,{IDENTIFIER_CHARS_MAX}}}$")
+
+
+def trade_document(
+    trade: core.Trade,
+    stage: str,
+    reason: str | None,
+    legs: Mapping[str, str],
+    tokens: dict[str, int],
+) -> dict[str, Any]:
+    """The JSON the endpoint answers with."""
+    cash = format(ledger_core.from_units(trade.cash_units, tokens.get(trade.currency, 0)), "f")
+    locks = {
+        "bonds": {
+            "lock_id": core.lock_id(trade.trade_id, "bonds"),
+            "account": trade.seller,
+            "asset": trade.isin,
+            "amount": str(trade.quantity),
+            "state": legs["bonds"],
+        },
+        "cash": {
+            "lock_id": core.lock_id(trade.trade_id, "cash"),
+            "account": trade.buyer,
+            "asset": trade.currency,
+            "amount": cash,
+            "state": legs["cash"],
+        },
+    }
+    return {
+        "trade_id": trade.trade_id,
+        "stage": stage,
+        "terminal": stage in core.TERMINAL,
+        "reason": reason,
+        "trade": {
+            "isin": trade.isin,
+            "buyer": trade.buyer,
+            "seller": trade.seller,
+            "quantity": trade.quantity,
+            "currency": trade.currency,
+            "cash_amount": cash,
+        },
+        "locks": locks,
+    }
+
+
+def lookup(
+    sagas: Any, outcomes: Any, trade_id: str, tokens: dict[str, int]
+) -> dict[str, Any] | None:
+    """The document for ``trade_id`` from the two tables, or None."""
+    raw = sagas.get(trade_id)
+    if raw:
+        saga, _ = saga_from_json(raw)
+        legs = {"bonds": saga.bonds, "cash": saga.cash}
+        return trade_document(saga.trade, saga.stage, saga.reason, legs, tokens)
+    done = outcomes.get(trade_id)
+    if done:
+        trade = core.Trade(**done["trade"])
+        legs = {"bonds": done["bonds"], "cash": done["cash"]}
+        return trade_document(trade, done["stage"], done["reason"], legs, tokens)
+    return None
+
+
+def register(app: faust.App, sagas: Any, outcomes: Any, tokens: dict[str, int]) -> None:
+    """Serve ``GET /trades/{trade_id}`` on ``app``."""
+
+    @app.page("/trades/{trade_id}")
+    async def trades(web: View, request: Request, trade_id: str) -> Response:
+        if _TRADE_ID_RE.fullmatch(trade_id) is None:
+            return web.json(
+                {"error": f"not a trade id: 1-{IDENTIFIER_CHARS_MAX} characters, "
+                 "no whitespace or control characters"},
+                status=400,
+            )  # fmt: skip
+        doc = lookup(sagas, outcomes, trade_id, tokens)
+        if doc is None:
+            return web.json({"error": f"no trade {trade_id!r} on this worker"}, status=404)
+        return web.json(doc)
