@@ -14,17 +14,13 @@ another worker owns: with several workers, ask each), 400 for a malformed id.
 
 from __future__ import annotations
 
-import re
-from typing import Any, Final
+from typing import Any
 
 import faust
 from faust.web import Request, Response, View
 
-from schemas.models import IDENTIFIER_CHARS_MAX
 from streams.ledger import core
-
-#: An account id as the schemas accept it: no whitespace, no control characters.
-_ACCOUNT_RE: Final = re.compile(rf"^[^\s\x00-\x1f\x7f]{{1,{IDENTIFIER_CHARS_MAX}}}$")
+from streams.web.ids import bad_id
 
 
 def position_document(
@@ -53,12 +49,8 @@ def register(app: faust.App, accounts: Any, tokens: dict[str, int]) -> None:
 
     @app.page("/positions/{account}")
     async def positions(web: View, request: Request, account: str) -> Response:
-        if _ACCOUNT_RE.fullmatch(account) is None:
-            return web.json(
-                {"error": f"not an account id: 1-{IDENTIFIER_CHARS_MAX} characters, "
-                 "no whitespace or control characters"},
-                status=400,
-            )  # fmt: skip
+        if (refused := bad_id(web, "an account id", account)) is not None:
+            return refused
         raw = accounts.get(account)
         if not raw:
             return web.json({"error": f"no account {account!r} on this worker"}, status=404)

@@ -21,20 +21,16 @@ for a malformed id.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 import faust
 from faust.web import Request, Response, View
 
-from schemas.models import IDENTIFIER_CHARS_MAX
 from streams.ledger import core as ledger_core
 from streams.settlement import core
 from streams.settlement.inbox import saga_from_json
-
-#: A trade id as the schemas accept it: no whitespace, no control characters.
-_TRADE_ID_RE: Final = re.compile(rf"^[^\s\x00-\x1f\x7f]{{1,{IDENTIFIER_CHARS_MAX}}}$")
+from streams.web.ids import bad_id
 
 
 def trade_document(
@@ -101,12 +97,8 @@ def register(app: faust.App, sagas: Any, outcomes: Any, tokens: dict[str, int]) 
 
     @app.page("/trades/{trade_id}")
     async def trades(web: View, request: Request, trade_id: str) -> Response:
-        if _TRADE_ID_RE.fullmatch(trade_id) is None:
-            return web.json(
-                {"error": f"not a trade id: 1-{IDENTIFIER_CHARS_MAX} characters, "
-                 "no whitespace or control characters"},
-                status=400,
-            )  # fmt: skip
+        if (refused := bad_id(web, "a trade id", trade_id)) is not None:
+            return refused
         doc = lookup(sagas, outcomes, trade_id, tokens)
         if doc is None:
             return web.json({"error": f"no trade {trade_id!r} on this worker"}, status=404)

@@ -22,10 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -39,12 +37,13 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams import cli, localkafka
+from streams import cli
 from streams.config import Settings
 from streams.kafkaio import TopicSpec, read_committed
 from streams.ledger import journal
 from tests.integration._topics import create_visible
-from tests.integration.test_settlement_flow import _free_port, _start_worker
+from tests.integration._worker import private_worker
+from tests.integration.test_settlement_flow import _free_port
 
 pytestmark = pytest.mark.integration
 
@@ -105,14 +104,11 @@ class Run:
 @pytest.fixture(scope="module")
 def scenario(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     # `bootstrap`: the shared broker exists, so the private one copies its jars.
-    workdir = tmp_path_factory.mktemp("audit")
-    settings = localkafka.up_private(workdir, log=lambda line: None)
-    private = settings.bootstrap
     run = uuid.uuid4().hex[:6]
     buyer, seller = f"audit-b-{run}", f"audit-s-{run}"
     accounts = {buyer, seller}
 
-    async def go() -> list[Row]:
+    async def go(private: str) -> list[Row]:
         producer = AIOKafkaProducer(bootstrap_servers=private, acks="all")
         await producer.start()
         try:
@@ -140,28 +136,10 @@ def scenario(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         finally:
             await producer.stop()
 
-    port = _free_port()
-    env = {
-        **os.environ,
-        "KESSAI_BOOTSTRAP": private,
-        "KESSAI_WEB_PORT": str(port),
-        "PYTHONUNBUFFERED": "1",
-    }
-    try:
-        with (workdir / "worker.log").open("wb") as log:
-            worker = _start_worker(env, log)
-            try:
-                records = asyncio.run(go())
-                journal = Journal(buyer, seller, records)
-                yield Run(settings, f"http://127.0.0.1:{port}", journal, f"t-{run}")
-            finally:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(30)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-    finally:
-        localkafka.down(settings)
+    with private_worker(tmp_path_factory.mktemp("audit")) as worker:
+        records = asyncio.run(go(worker.settings.bootstrap))
+        journal = Journal(buyer, seller, records)
+        yield Run(worker.settings, worker.web, journal, f"t-{run}")
 
 
 def _positions(

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import shutil
-import signal
-import subprocess
 import threading
 import time
 import urllib.request
@@ -30,8 +27,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams import localkafka
-from tests.integration.test_settlement_flow import _free_port, _start_worker
+from tests.integration._worker import private_worker
 
 pytestmark = pytest.mark.integration
 
@@ -124,24 +120,9 @@ def worker_web(
     bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, str]]:
     """(the worker's web address, the private broker's bootstrap)."""
-    workdir = tmp_path_factory.mktemp("dashboard")
-    settings = localkafka.up_private(workdir, log=lambda line: None)
-    port = _free_port()
-    env = {**os.environ, "KESSAI_BOOTSTRAP": settings.bootstrap, "KESSAI_WEB_PORT": str(port),
-           "PYTHONUNBUFFERED": "1"}  # fmt: skip
-    try:
-        with (workdir / "worker.log").open("wb") as log:
-            worker = _start_worker(env, log)
-            try:
-                yield f"http://127.0.0.1:{port}", settings.bootstrap
-            finally:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(30)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-    finally:
-        localkafka.down(settings)
+    # `bootstrap`: the shared broker exists, so the private one copies its jars.
+    with private_worker(tmp_path_factory.mktemp("dashboard")) as worker:
+        yield worker.web, worker.settings.bootstrap
 
 
 def _browser() -> Any:
