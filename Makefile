@@ -54,7 +54,7 @@ tools: ## install the Debian packages the tests use ($(TOOLS_PACKAGES)) if missi
 	if [ -z "$$missing" ]; then echo "tools: $(TOOLS_COMMANDS) are installed"; exit 0; fi; \
 	echo "tools: missing$$missing; installing $(TOOLS_PACKAGES) with apt-get"; \
 	if [ "$$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo=sudo; \
-	else echo "make tools: need root or sudo to apt-get install $(TOOLS_PACKAGES)" >&2; exit 1; fi; \
+	else echo "make tools: WARNING: cannot install$$missing without root or sudo; the tests that drive them will fail, naming the package" >&2; exit 0; fi; \
 	install() { DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $(TOOLS_PACKAGES); }; \
 	install || { $$sudo apt-get update -qq && install; }
 

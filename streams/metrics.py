@@ -221,6 +221,13 @@ def health(app: Any, lag_max: int) -> tuple[int, dict[str, Any]]:
     }
 
 
+def ledger_partitions(app: Any) -> tuple[int, int]:
+    """(partitions of ``kessai-ledger-commands`` this worker owns, partitions in all)."""
+    topic = "kessai-ledger-commands"  # streams.ledger.agent.LEDGER_COMMANDS (it imports us)
+    owned = sum(1 for tp in app.consumer.assignment() if tp.topic == topic)
+    return owned, int(app.conf.topic_partitions)
+
+
 class WorkerCollector(Collector):
     """The worker's technical gauges, read from faust at each scrape."""
 
@@ -250,6 +257,18 @@ class WorkerCollector(Collector):
         for name, table in sorted(app.tables.items()):
             rows.add_metric([name], len(table))
         yield rows
+        owned, total = ledger_partitions(app)
+        yield GaugeMetricFamily(
+            "kessai_ledger_partitions_owned",
+            "Partitions of kessai-ledger-commands this worker owns (its accounts' share).",
+            value=owned,
+        )
+        yield GaugeMetricFamily(
+            "kessai_ledger_partitions",
+            "Partitions of kessai-ledger-commands in all: one worker owning them all holds "
+            "every account, and its conservation error alone must be 0.",
+            value=total,
+        )
         yield GaugeMetricFamily(
             "kessai_recovering",
             "1 while the worker rebuilds its tables from their changelogs.",
@@ -321,7 +340,11 @@ def state_sums(accounts: Any, inflow: Any, sagas: Any) -> StateSums:
     for raw in list(sagas.values()):
         if not raw:
             continue
-        key = (str(raw.get("stage", "")), str(raw.get("pending_reason") or ""))
+        # The pending reason stays on the saga after its leg is granted: it only
+        # explains a wait while a leg is still queued.
+        waiting = "queued" in (raw.get("bonds"), raw.get("cash"))
+        reason = str(raw.get("pending_reason") or "") if waiting else ""
+        key = (str(raw.get("stage", "")), reason)
         out.open_trades[key] = out.open_trades.get(key, 0) + 1
         arrived = float((raw.get("trade") or {}).get("arrived_s") or 0.0)
         if arrived > 0 and (out.oldest_arrived_s is None or arrived < out.oldest_arrived_s):
@@ -353,6 +376,10 @@ class StateCollector(Collector):
         return float(units) / float(10 ** self.tokens.get(asset, 0))
 
     def collect(self) -> Iterator[Any]:
+        if getattr(self.app, "in_recovery", False):
+            # The tables are being rebuilt: half-restored sums would page the
+            # conservation alert. Say nothing until they are whole.
+            return
         try:
             sums = self.sums()
         except Exception:  # a scrape must still answer; the log says what failed
@@ -369,9 +396,10 @@ class StateCollector(Collector):
             labels=["asset"],
         )
         error = GaugeMetricFamily(
-            "kessai_conservation_error_tokens",
-            "Balances minus net inflow, by asset; summed over every worker it must be 0 "
-            "(apart from trades half posted at the scrape).",
+            "kessai_conservation_error_units",
+            "Balances minus net inflow, by asset, in the asset's smallest units (exact "
+            "integers below 2**53); summed over every worker it must be 0 (apart from "
+            "trades half posted at the scrape).",
             labels=["asset"],
         )
         for asset in sums.assets:
@@ -380,7 +408,7 @@ class StateCollector(Collector):
             )
             balance.add_metric([asset, "locked"], self._tokens(asset, sums.locked.get(asset, 0)))
             inflow.add_metric([asset], self._tokens(asset, sums.inflow.get(asset, 0)))
-            error.add_metric([asset], self._tokens(asset, sums.conservation_error(asset)))
+            error.add_metric([asset], float(sums.conservation_error(asset)))
         yield balance
         yield inflow
         yield error

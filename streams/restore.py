@@ -67,6 +67,9 @@ def consumer_for(app: Any) -> AIOKafkaConsumer:
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",
+        # An offset out of range (retention deleted the start under us) must fail the
+        # restore, not jump to the end and call a partial table whole.
+        auto_offset_reset="none",
         max_partition_fetch_bytes=conf.consumer_max_fetch_size,
         request_timeout_ms=int(conf.broker_request_timeout * 1000.0),
         **credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context),
@@ -92,8 +95,8 @@ async def restore(
         return Restored(counts, 0.0)
     by_kafka_tp = {TopicPartition(tp.topic, tp.partition): tp for tp in tables}
     consumer = consumer_for(app)
-    await consumer.start()
     try:
+        await consumer.start()
         kafka_tps = list(by_kafka_tp)
         consumer.assign(kafka_tps)
         # The last stable offset: the worker's producers have fenced every earlier
@@ -105,6 +108,7 @@ async def restore(
             consumer.seek(ktp, starts[ktp])
         pending = {tp for tp in kafka_tps if starts[tp] < ends[tp]}
         moved_at = time.monotonic()
+        last_positions: dict[TopicPartition, int] = {}
         while pending:
             batches = await consumer.getmany(*pending, timeout_ms=500, max_records=10_000)
             if not still_current():
@@ -115,17 +119,18 @@ async def restore(
                 table = tables[tp]
                 topic = table.changelog_topic
                 events = [
-                    await topic.decode(app.consumer._to_message(tp, r))
+                    await topic.decode(app.consumer._to_message(tp, r), propagate=True)
                     for r in records
                     if r.offset < ends[ktp]
                 ]
                 table.apply_changelog_batch(events)
                 counts[tp] += len(events)
-            before = len(pending)
-            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
-            if batches or len(pending) < before:
+            positions = {tp: await consumer.position(tp) for tp in pending}
+            if positions != last_positions:  # records, or markers and aborted batches
                 moved_at = time.monotonic()
-            elif time.monotonic() - moved_at > STALL_TIMEOUT_S:
+            last_positions = positions
+            pending = {tp for tp, at in positions.items() if at < ends[tp]}
+            if pending and time.monotonic() - moved_at > STALL_TIMEOUT_S:
                 where = {f"{tp.topic}[{tp.partition}]": ends[tp] for tp in pending}
                 raise RestoreError(f"changelogs stopped moving before their ends: {where}")
     finally:

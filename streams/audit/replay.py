@@ -30,7 +30,7 @@ It then compares what it derived with what is committed, and reports each check:
 - the internal logs: moves and trades forwarded by the intakes, commands sent by the
   sagas, replies sent by the ledger;
 - the tables as committed (their changelogs): ``accounts``, ``sagas``, ``outcomes``,
-  ``orders``;
+  ``inflow``, ``orders``;
 - with ``--worker URL`` (one per worker), the live ``accounts`` table over the
   workers' HTTP API (:mod:`streams.ledger.views`).
 
@@ -67,7 +67,7 @@ from streams.config import Settings
 from streams.ledger import core as ledger_core
 from streams.ledger import intake as ledger_intake
 from streams.ledger.agent import LEDGER_COMMANDS, SETTLEMENT_INBOX
-from streams.ledger.commands import handle_command
+from streams.ledger.commands import add_inflow, handle_command
 from streams.ledger.views import position_document
 from streams.matching.core import Matcher
 from streams.matching.records import MATCHING_VENUE, ORDERS_TABLE, handle_record
@@ -92,7 +92,7 @@ TOPICS: Final = (
     REJECTIONS,
 )
 #: Tables compared through their changelogs.
-TABLES: Final = ("accounts", "sagas", "outcomes", ORDERS_TABLE)
+TABLES: Final = ("accounts", "sagas", "outcomes", "inflow", ORDERS_TABLE)
 #: Differences described per check; all are counted.
 EXAMPLES_MAX: Final = 3
 #: Characters of a record quoted in a difference.
@@ -229,6 +229,7 @@ class Derived:
     accounts: dict[str, bytes] = field(default_factory=dict)
     sagas: dict[str, Any] = field(default_factory=dict)
     outcomes: dict[str, Any] = field(default_factory=dict)
+    inflow: dict[str, Any] = field(default_factory=dict)
     order_rows: dict[str, bytes] = field(default_factory=dict)
     #: Each clock tick's ``now_s`` minus its record's timestamp, in seconds.
     tick_skews: list[tuple[Where, float]] = field(default_factory=list)
@@ -287,7 +288,10 @@ def derive(
     applied: dict[str, bool] = {}
     for partition, r in _records(logs[LEDGER_COMMANDS]):
         where = (names[LEDGER_COMMANDS], partition, r.offset)
-        out = handle_command(d.accounts, applied, wire.from_wire(r.value), decimals_of)
+        command = wire.from_wire(r.value)
+        out = handle_command(d.accounts, applied, command, decimals_of)
+        if isinstance(command, steps.Move) and out.records:  # as the ledger agent does
+            d.inflow[str(partition)] = add_inflow(d.inflow.get(str(partition)), command)
         if out.rejection is not None:
             topic, text_key, raw, reason, detail = out.rejection
             key = text_key.encode() if text_key is not None else None
@@ -515,7 +519,9 @@ def compare(
                          f"committed {_quote(got.to_json() if got else None)}")  # fmt: skip
     checks.append(check)
 
-    for table, derived_rows in (("sagas", d.sagas), ("outcomes", d.outcomes)):
+    for table, derived_rows in (
+        ("sagas", d.sagas), ("outcomes", d.outcomes), ("inflow", d.inflow)
+    ):  # fmt: skip
         check = Check(f"{table} table (changelog)")
         committed_rows = {
             k: orjson.loads(v) for k, v in _last_values(tables[table]).items() if v is not None

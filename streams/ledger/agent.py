@@ -40,7 +40,7 @@ from schemas import (
 from streams.config import Settings
 from streams.ledger import intake as intake_rules
 from streams.ledger import views
-from streams.ledger.commands import handle_command
+from streams.ledger.commands import add_inflow, handle_command
 from streams.metrics import Metrics
 from streams.settlement import steps, wire
 
@@ -137,11 +137,3 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
         "applied": applied,
         "inflow": inflow,
     }
-
-
-def add_inflow(row: dict[str, str] | None, move: steps.Move) -> dict[str, str]:
-    """``row`` (asset -> net inflow in units, as a decimal string) after ``move``."""
-    out = dict(row or {})
-    delta = move.units if move.kind == "deposit" else -move.units
-    out[move.asset] = str(int(out.get(move.asset, "0")) + delta)
-    return out

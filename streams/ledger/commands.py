@@ -66,3 +66,13 @@ def handle_command(
         applied[applied_id] = True
     out.sends = fx.sends
     return out
+
+
+def add_inflow(row: dict[str, str] | None, move: steps.Move) -> dict[str, str]:
+    """An ``inflow`` row (asset -> net external inflow in units, as a decimal string)
+    after an applied ``move``. The ledger agent keeps one row per command partition;
+    the conservation gauge compares their sum with the balances."""
+    out = dict(row or {})
+    delta = move.units if move.kind == "deposit" else -move.units
+    out[move.asset] = str(int(out.get(move.asset, "0")) + delta)
+    return out

@@ -51,13 +51,19 @@ class InboxOutputs:
 
 
 def outcome_json(saga: core.Saga) -> dict[str, Any]:
-    """The ``outcomes`` row of a terminal saga."""
+    """The ``outcomes`` row of a terminal saga: the trade, its stage and reason, and
+    each leg's final state. A failed trade's queued or locked legs are ``voided``: the
+    failure sent their voids in the same step, and their replies find no saga."""
+
+    def final(leg: str) -> str:
+        return "voided" if saga.stage == "failed" and leg in ("queued", "locked") else leg
+
     return {
         "trade": dataclasses.asdict(saga.trade),
         "stage": saga.stage,
         "reason": saga.reason,
-        "bonds": saga.bonds,
-        "cash": saga.cash,
+        "bonds": final(saga.bonds),
+        "cash": final(saga.cash),
     }
 
 

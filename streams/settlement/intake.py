@@ -15,6 +15,10 @@ from streams.settlement import core
 #: Why a record was rejected: (reason code, detail).
 Rejected = tuple[str, str]
 
+#: Largest cash leg, in units: the ledger's limit, and 64 bits, because the saga's
+#: table rows are JSON through faust's codec (orjson), which refuses larger integers.
+TRADE_UNITS_MAX = min(ledger_core.UNITS_MAX, 2**63 - 1)
+
 
 def to_trade(
     t: TradeExecuted, arrived_s: float, *, tokens: dict[str, int], deadline_s: float
@@ -29,10 +33,10 @@ def to_trade(
         return "invalid_price", f"cash leg of {t.trade_id} is too large to compute exactly"
     if units <= 0:
         return "invalid_price", f"cash leg of {t.trade_id} truncates to 0 {t.currency}"
-    if units > ledger_core.UNITS_MAX:
+    if units > TRADE_UNITS_MAX:
         return (
             "invalid_price",
-            f"cash leg of {t.trade_id} is more than {ledger_core.UNITS_MAX} units",
+            f"cash leg of {t.trade_id} is more than {TRADE_UNITS_MAX} units",
         )
     return core.Trade(
         t.trade_id,

@@ -20,8 +20,20 @@ _TYPES: dict[str, type[Any]] = {
 }
 
 
+#: orjson writes integers of 64 bits at most; units go up to ``UNITS_MAX`` (10**30).
+_INT_MAX = 2**63 - 1
+
+
+def _fit(value: Any) -> Any:
+    # An integer past 64 bits travels as its decimal string (from_wire turns it back).
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _INT_MAX:
+        return str(value)
+    return value
+
+
 def to_wire(message: Any) -> bytes:
-    return orjson.dumps({"type": type(message).__name__, **dataclasses.asdict(message)})
+    fields = {k: _fit(v) for k, v in dataclasses.asdict(message).items()}
+    return orjson.dumps({"type": type(message).__name__, **fields})
 
 
 def from_wire(raw: bytes) -> Any:
@@ -29,4 +41,7 @@ def from_wire(raw: bytes) -> Any:
     cls = _TYPES[data.pop("type")]
     if cls is Move and data.get("source") is not None:
         data["source"] = tuple(data["source"])
+    for f in dataclasses.fields(cls):
+        if f.type == "int" and isinstance(data.get(f.name), str):
+            data[f.name] = int(data[f.name])
     return cls(**data)

@@ -398,14 +398,14 @@ async def reconcile(settings: Settings, workers: list[Supervised], outcome: Any,
     conservation = await asyncio.to_thread(_conservation_errors, urls)
     say(f"conservation error, summed over {len(urls)} workers' /metrics: {conservation}")
     if not conservation:
-        outcome.problems.append("/metrics: no kessai_conservation_error_tokens on any worker")
+        outcome.problems.append("/metrics: no kessai_conservation_error_units on any worker")
     off = {asset: e for asset, e in conservation.items() if abs(e) > 1e-9}
     if off:
         outcome.problems.append(f"/metrics: the conservation gauge is off zero: {off}")
 
 
 def _conservation_errors(urls: list[str]) -> dict[str, float]:
-    """``kessai_conservation_error_tokens`` per asset, summed over the workers (the
+    """``kessai_conservation_error_units`` per asset, summed over the workers (the
     gauge is per worker: a trade's two legs may sit on two workers)."""
     import urllib.request
 
@@ -416,7 +416,7 @@ def _conservation_errors(urls: list[str]) -> dict[str, float]:
         with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
             text = response.read().decode()
         for family in text_string_to_metric_families(text):
-            if family.name == "kessai_conservation_error_tokens":
+            if family.name == "kessai_conservation_error_units":
                 for s in family.samples:
                     total[s.labels["asset"]] += s.value
     return dict(total)

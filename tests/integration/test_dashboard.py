@@ -216,15 +216,20 @@ def test_the_dashboard_shows_what_metrics_says_while_trades_flow(
         feeder.join(30)
         assert feeder.error is None, feeder.error
         sent = len(feeder.trade_ids)
-        _wait(f"{sent} trades received", lambda: _metric_totals(web)["received-total"] >= sent)
-        _wait(
-            "nothing settling",
-            lambda: browser.find_element("id", "open-total").get_attribute("data-value") == "0",
-        )
-        time.sleep(5)  # a few more refreshes
+
+        def quiet() -> bool:
+            # Every trade the feeder sent is settled or failed: nothing in between.
+            m = _metric_totals(web)
+            return m["settled-total"] + m["failed-total"] >= sent
+
+        _wait(f"all {sent} trades settled or failed", quiet)
         final = _metric_totals(web)
+        r0 = refreshes()
+        _wait("two refreshes", lambda: refreshes() >= r0 + 2)
+        assert _metric_totals(web) == final, "something moved after the feed stopped"
         for name, _, _ in TILES:
             assert tile(name) == final[name], (name, tile(name), final)
+        assert tile("open-total") == 0
         assert browser.find_element("id", "conservation-status").text == "holds"
         errors = _texts(browser, "#conservation tbody td[data-value]", "dataset.value")
         assert errors and all(float(e) == 0 for e in errors), errors

@@ -39,7 +39,7 @@ def test_twenty_thousand_trades_survive_sigkills_with_two_workers(
     assert outcome.kills == KILLS
     assert outcome.two_workers_s > 0
     # kessai replay re-derived every output and table, live ones included, and agreed.
-    assert outcome.replay_checks == 15 and outcome.replay_compared > TRADES
+    assert outcome.replay_checks == 16 and outcome.replay_compared > TRADES
     assert outcome.duplicates == 0
     assert set(outcome.conservation_error.values()) <= {"0", "0.000000"}
     # The market exercised every path: settled, failed for each reason, pending first.

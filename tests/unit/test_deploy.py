@@ -91,7 +91,7 @@ def test_the_dashboard_and_alerts_watch_what_the_issue_asks_for() -> None:
         "kessai_trades_open",
         "kessai_rejections_total",
         "kessai_consumer_lag_records",
-        "kessai_conservation_error_tokens",
+        "kessai_conservation_error_units",
         "kessai_balance_tokens",
         "kessai_open_locks",
         "kessai_transactions_committed_total",

@@ -104,3 +104,38 @@ def test_a_trade_must_be_keyed_by_its_id() -> None:
 def test_a_trade_whose_cash_leg_is_past_the_limit_is_invalid_price() -> None:
     rejected = trade_intake(b"t1", trade(price="1" + "0" * 29), 0.0, tokens=TOKENS, deadline_s=1)
     assert isinstance(rejected, tuple) and rejected[0] == "invalid_price"
+
+
+def test_units_past_64_bits_cross_the_internal_topics() -> None:
+    """orjson refuses integers past 64 bits: a valid payment of 10**20 USDC units
+    stopped the intake in wire.to_wire. Such units travel as decimal strings."""
+    from streams.ledger import intake as ledger_intake
+    from streams.settlement import wire
+    from streams.settlement.steps import Move
+
+    raw = orjson.dumps({"payment_id": "big", "account": "alice", "token": "USDC",
+                        "amount": "100000000000000", "kind": "deposit"})  # fmt: skip
+    move = ledger_intake.intake_record("payments", b"alice", raw, {"USDC": 6})
+    assert isinstance(move, Move) and move.units == 10**20
+    assert wire.from_wire(wire.to_wire(move)) == move
+    small = Move("m", "alice", "JPYC", 5, "deposit")
+    assert b'"units":5' in wire.to_wire(small)  # what fits stays a number
+    assert wire.from_wire(wire.to_wire(small)) == small
+
+
+def test_a_cash_leg_past_64_bits_is_refused_and_one_below_fits_every_table() -> None:
+    """The saga's rows go through faust's JSON codec (orjson, 64-bit integers): a trade
+    of 10**20 JPYC units would have stopped the worker at its commit."""
+    from faust.utils import json as faust_json
+
+    from streams.settlement.inbox import handle_inbox
+
+    # 100,000 face at 10**14 % = 10**17 JPYC: fits. At 10**16 %: 10**19, past 2**63.
+    fits = trade_intake(b"t1", trade(price="1" + "0" * 14), 0.0, tokens=TOKENS, deadline_s=1)
+    assert isinstance(fits, saga_core.Trade) and fits.cash_units == 10**17
+    sagas: dict[str, object] = {}
+    handle_inbox(sagas, 0, fits, {})
+    faust_json.dumps(sagas["t1"])  # the changelog write does this
+    refused = trade_intake(b"t1", trade(price="1" + "0" * 16), 0.0, tokens=TOKENS, deadline_s=1)
+    assert isinstance(refused, tuple) and refused[0] == "invalid_price"
+    assert str(2**63 - 1) in refused[1]

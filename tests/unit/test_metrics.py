@@ -154,10 +154,14 @@ def test_state_sums_balances_locks_inflow_and_open_trades() -> None:
     }
     inflow = {"0": {"JPYC": str(150 + 10**40)}, "1": {"JP1": "200000"}}
     sagas = {
-        "t1": {"stage": "cash", "pending_reason": "insufficient_cash", "trade": {"arrived_s": 7.5}},
-        "t2": {"stage": "bonds", "pending_reason": None},
-        "t3": {"stage": "cash", "pending_reason": "insufficient_cash"},
-    }
+        "t1": {"stage": "cash", "pending_reason": "insufficient_cash", "cash": "queued",
+               "trade": {"arrived_s": 7.5}},
+        "t2": {"stage": "bonds", "pending_reason": None, "bonds": "queued"},
+        "t3": {"stage": "cash", "pending_reason": "insufficient_cash", "cash": "queued"},
+        # Its bonds waited once; both legs are now locked: no longer pending for that.
+        "t4": {"stage": "posting", "pending_reason": "insufficient_securities",
+               "bonds": "locked", "cash": "locked"},
+    }  # fmt: skip
     sums = state_sums(accounts, inflow, sagas)
     assert sums.available == {"JPYC": 100 + 10**40, "JP1": 200_000}
     assert sums.locked == {"JPYC": 50, "JP1": 0}
@@ -165,7 +169,9 @@ def test_state_sums_balances_locks_inflow_and_open_trades() -> None:
     # Exact past float precision: 10**40 + 150 held, 10**40 + 150 came in.
     assert sums.conservation_error("JPYC") == 0
     assert sums.conservation_error("JP1") == 0
-    assert sums.open_trades == {("cash", "insufficient_cash"): 2, ("bonds", ""): 1}
+    assert sums.open_trades == {
+        ("cash", "insufficient_cash"): 2, ("bonds", ""): 1, ("posting", ""): 1
+    }  # fmt: skip
     assert sums.oldest_arrived_s == 7.5
     # Half a trade posted (bob paid 30 out, alice not yet credited): the error shows it.
     accounts["bob"] = _account({"JPYC": [10**40 - 30, 0], "JP1": [200_000, 0]})
@@ -173,7 +179,7 @@ def test_state_sums_balances_locks_inflow_and_open_trades() -> None:
 
 
 def test_inflow_rows_add_deposits_and_subtract_withdrawals_exactly() -> None:
-    from streams.ledger.agent import add_inflow
+    from streams.ledger.commands import add_inflow
     from streams.settlement.steps import Move
 
     row = add_inflow(None, Move("p1", "alice", "USDC", 10**30, "deposit"))
@@ -196,12 +202,12 @@ def test_the_state_gauges_are_in_tokens_and_cached_between_scrapes() -> None:
     assert got[("kessai_balance_tokens", (("asset", "USDC"), ("kind", "available")))] == 1.5
     assert got[("kessai_balance_tokens", (("asset", "USDC"), ("kind", "locked")))] == 0.25
     assert got[("kessai_inflow_tokens", (("asset", "USDC"),))] == 1.75
-    assert got[("kessai_conservation_error_tokens", (("asset", "USDC"),))] == 0
+    assert got[("kessai_conservation_error_units", (("asset", "USDC"),))] == 0
     assert got[("kessai_open_locks", ())] == 1
     accounts["bob"] = _account({"USDC": [1, 0]})
     assert samples(m)[("kessai_balance_tokens", (("asset", "USDC"), ("kind", "available")))] == 1.5
     collector.cache_s = 0.0
-    assert samples(m)[("kessai_conservation_error_tokens", (("asset", "USDC"),))] == 0.000001
+    assert samples(m)[("kessai_conservation_error_units", (("asset", "USDC"),))] == 1  # a unit
 
 
 def test_commit_durations_form_a_cumulative_histogram() -> None:
@@ -214,3 +220,31 @@ def test_commit_durations_form_a_cumulative_histogram() -> None:
     assert got["0.005"] == 2 and got["0.025"] == 3 and got["0.5"] == 4
     assert got[str(COMMIT_BUCKETS_S[-1])] == 4 and got["+Inf"] == 5
     assert abs(times.total_s - 99.325) < 1e-9
+
+
+def test_the_state_gauges_say_nothing_while_the_tables_are_rebuilt() -> None:
+    from types import SimpleNamespace
+
+    from streams.metrics import StateCollector
+
+    tables = {"accounts": {"a": _account({"JPYC": [5, 0]})}, "inflow": {}, "sagas": {}}
+    app = SimpleNamespace(tables=tables, in_recovery=True)
+    assert list(StateCollector(app, {}).collect()) == []
+    app.in_recovery = False
+    names = {f.name for f in StateCollector(app, {}).collect()}
+    assert "kessai_conservation_error_units" in names
+
+
+def test_ledger_partitions_owned_and_in_all() -> None:
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    from streams.metrics import ledger_partitions
+
+    assigned = {TP("kessai-ledger-commands", 0), TP("kessai-ledger-commands", 2), TP("trades", 1)}
+    app = SimpleNamespace(
+        consumer=SimpleNamespace(assignment=lambda: assigned),
+        conf=SimpleNamespace(topic_partitions=4),
+    )
+    assert ledger_partitions(app) == (2, 4)

@@ -41,6 +41,8 @@ def test_a_finished_trade_is_kept_as_an_outcome_and_a_late_copy_starts_nothing()
     assert outcomes["t1"]["stage"] == "failed"
     assert outcomes["t1"]["reason"] == failed.statuses[0][1].reason
     assert outcomes["t1"]["trade"]["trade_time_s"] == 10.0
+    # Its bonds lock was queued: the failure voided it, whatever reply comes later.
+    assert outcomes["t1"]["bonds"] == "voided" and outcomes["t1"]["cash"] == "none"
     late = handle_inbox(sagas, 0, _trade(), outcomes)
     assert late.repeated == "t1" and late.commands == []
     assert "t1" not in sagas

@@ -14,7 +14,8 @@ function parseLabels(text) {
   const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
   let m;
   while ((m = re.exec(text)) !== null) {
-    labels[m[1]] = m[2].replace(/\\n/g, "\n").replace(/\\"/g, '"').replace(/\\\\/g, "\\");
+    // One pass, so that an escaped backslash followed by "n" stays two characters.
+    labels[m[1]] = m[2].replace(/\\(.)/g, (_, c) => (c === "n" ? "\n" : c));
   }
   return labels;
 }
@@ -173,13 +174,20 @@ async function refresh() {
   const lag = total(samples, "kessai_consumer_lag_records");
   const arrival = buckets(samples, "arrival");
 
+  // A worker restarted since the last point: its counters began again from 0, and
+  // differences with the old points mean nothing. Start the history again.
+  const last = history[history.length - 1];
+  if (last && (settled < last.settled || received < last.received)) history.length = 0;
   const prev = history[history.length - 1];
   const dt = prev ? (now - prev.t) / 1000 : 0;
   const rate = (a, b) => (prev && dt > 0 ? Math.max(0, (a - b) / dt) : null);
+  // Quantiles over the last minute; before a minute of history, or with nothing
+  // settled in it, over everything this worker settled (the tile says which).
   const windowStart = history.find((h) => now - h.t <= LATENCY_WINDOW_MS);
-  const inWindow = windowStart && windowStart !== prev ? minus(arrival, windowStart.buckets) : null;
-  const latency =
-    inWindow && inWindow[inWindow.length - 1][1] > 0 ? inWindow : arrival;
+  const inWindow =
+    windowStart && windowStart !== prev && arrival.length ? minus(arrival, windowStart.buckets) : null;
+  const windowed = inWindow !== null && inWindow[inWindow.length - 1][1] > 0;
+  const latency = windowed ? inWindow : arrival;
   const point = {
     t: now,
     received,
@@ -203,6 +211,7 @@ async function refresh() {
   setTile("received-total", received, fmtInt.format(received));
   setTile("settled-total", settled, fmtInt.format(settled));
   setTile("settled-rate", point.settledRate, point.settledRate === null ? "–" : fmt2.format(point.settledRate));
+  document.getElementById("latency-scope").textContent = windowed ? "last minute" : "since start";
   setTile("latency-p50", point.p50, seconds(point.p50));
   setTile("latency-p99", point.p99, seconds(point.p99));
   setTile("open-total", open, fmtInt.format(open));
@@ -215,18 +224,32 @@ async function refresh() {
     held.set(s.labels.asset, (held.get(s.labels.asset) || 0) + s.value);
   }
   const inflow = new Map(byLabels(samples, "kessai_inflow_tokens", ["asset"]).map((r) => [r.keys[0], r.value]));
-  const errors = byLabels(samples, "kessai_conservation_error_tokens", ["asset"]);
+  const errors = byLabels(samples, "kessai_conservation_error_units", ["asset"]);
   const off = errors.filter((r) => r.value !== 0);
   const status = document.getElementById("conservation-status");
-  setTile("conservation-status", off.length, off.length ? `${off.length} off` : "holds");
-  status.className = `value ${off.length ? "bad" : "ok"}`;
+  // Only a worker that owns every ledger partition holds every account: then its own
+  // error must be 0. Otherwise it shows its share, and the sum over workers is the
+  // check (Grafana, the alert).
+  const owned = total(samples, "kessai_ledger_partitions_owned");
+  const all = total(samples, "kessai_ledger_partitions");
+  const whole = all > 0 && owned === all;
+  if (whole) {
+    setTile("conservation-status", off.length, off.length ? `${off.length} off` : "holds");
+    status.className = `value ${off.length ? "bad" : "ok"}`;
+  } else {
+    setTile("conservation-status", null, `share: ${owned} of ${all}`);
+    status.className = "value";
+  }
+  document.getElementById("conservation-scope").textContent = whole
+    ? "this worker holds every account"
+    : `this worker holds ${owned} of ${all} ledger partitions: its error is its share; the sum over workers must be 0`;
   fillTable(
     "conservation",
     errors.map((r) => [
       r.keys[0],
       fmt2.format(held.get(r.keys[0]) || 0),
       fmt2.format(inflow.get(r.keys[0]) || 0),
-      { text: fmt2.format(r.value), value: r.value, cls: r.value === 0 ? "ok" : "bad" },
+      { text: fmtInt.format(r.value), value: r.value, cls: r.value === 0 ? "ok" : whole ? "bad" : "" },
     ]),
   );
   fillTable(
