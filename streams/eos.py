@@ -114,6 +114,10 @@ class Outbox:
         self.size -= len(taken)
         return taken
 
+    def partitions(self) -> list[TP]:
+        """The source partitions with records held."""
+        return list(self._by_tp)
+
     def drop(self, tps: Iterable[TP]) -> int:
         """Forget records of revoked partitions: their new owner will redo them."""
         dropped = 0
@@ -485,9 +489,22 @@ class KessaiConsumer(faust_aiokafka.Consumer):
         self.callback = remember_then_deliver
 
     async def perform_seek(self) -> None:
-        # Reading starts again from the committed offsets: whatever was delivered
-        # before will be delivered again.
+        # Reading starts again from the committed offsets: whatever was delivered,
+        # acked or held before will be delivered, acked and produced again. Acks of
+        # the previous generation must not survive the seek (hole 14): faust forgets a
+        # revoked partition's acks, but the events still in flight then finish and ack
+        # again, and those late acks would carry the next commit past offsets the new
+        # generation has not processed yet.
         self._delivered_unacked.clear()
+        self._acked.clear()
+        self._acked_index.clear()
+        self._gap.clear()
+        transactions = getattr(self, "transactions", None)
+        outbox = getattr(transactions, "outbox", None)
+        if outbox is not None:
+            dropped = outbox.drop(list(outbox.partitions()))
+            if dropped:
+                logger.info("dropped %d held records from before the seek", dropped)
         await super().perform_seek()
 
     async def seek_to_committed(self) -> Mapping[TP, int]:

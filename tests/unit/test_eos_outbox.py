@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from faust.types import TP
@@ -90,3 +91,46 @@ def test_stock_faust_commits_stop_at_transaction_markers() -> None:
     )
     # Committed 5; 5 and 6 are markers, 9 another: faust waits for 5 and 6 for ever.
     assert Consumer._new_offset(bare, "tp") is None  # type: ignore[arg-type]
+
+
+def _consumer_after_a_revocation(late_acks: list[int], committed: int) -> object:
+    """A KessaiConsumer as a revocation leaves it: faust forgot the partition's acks,
+    then the events still in flight finished and acked again (``late_acks``), and
+    their outputs are still held. faust's thread is reduced to the seek's answer."""
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from streams.eos import KessaiConsumer
+
+    c = object.__new__(KessaiConsumer)
+    c._acked = defaultdict(list, {P0: list(late_acks)})
+    c._acked_index = defaultdict(set, {P0: set(late_acks)})
+    c._gap = defaultdict(list)
+    c._committed_offset = defaultdict(lambda: None)
+    c._read_offset = defaultdict(lambda: None)
+    c._delivered_unacked = defaultdict(set, {P0: set(late_acks)})
+    box = Outbox()
+    for offset in late_acks:
+        box.hold(P0, _held(offset))
+    c.transactions = SimpleNamespace(outbox=box)
+
+    async def seek_to_committed() -> dict[TP, int]:
+        return {P0: committed}
+
+    c.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
+    return c
+
+
+async def test_acks_from_before_a_seek_do_not_carry_the_next_commit() -> None:
+    """Hole 14: the new generation re-reads from 897; late acks of 902..919 from the
+    old one must not make its first commit 920 (899..919 would then never be redone),
+    and their held outputs must not be sent with it."""
+    c: Any = _consumer_after_a_revocation(list(range(902, 920)), committed=897)
+    await c.perform_seek()
+    assert c.transactions.outbox.size == 0
+    # The new generation delivers 897.. and has processed 897 and 898 so far.
+    c._delivered_unacked[P0].update(range(897, 930))
+    for offset in (897, 898):
+        c._acked[P0].append(offset)
+        c._acked_index[P0].add(offset)
+    assert c._new_offset(P0) == 899
