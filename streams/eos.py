@@ -165,6 +165,9 @@ class ExactlyOnceTransactionManager(TransactionManager):
         self.outbox = Outbox()
         self._early_commit: asyncio.Task[Any] | None = None
         self.commits_total = 0
+        #: Transactions left open at a revocation: never committed, their held records
+        #: dropped; the partition's next owner fences them (they abort).
+        self.aborts_total = 0
         #: Seconds each transaction's commit took (deliver, add offsets, commit).
         self.commit_seconds = CommitTimes()
 
@@ -313,6 +316,8 @@ class ExactlyOnceTransactionManager(TransactionManager):
     # -- rebalancing -----------------------------------------------------------------
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        open_tids = {self._tid(tp) for tp in revoked} & set(self._driver._transaction_producers)
+        self.aborts_total += len(open_tids)
         dropped = self.outbox.drop(revoked)
         if dropped:
             logger.info(

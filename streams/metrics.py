@@ -294,6 +294,13 @@ class WorkerCollector(Collector):
                 buckets=times.cumulative(),
                 sum_value=times.total_s,
             )
+        yield CounterMetricFamily(
+            "kessai_transactions_aborted",
+            "Kafka transactions left open at a revocation and aborted by the partition's "
+            "next owner (their records were held, never sent). A failed commit stops the "
+            "worker instead.",
+            value=getattr(manager, "aborts_total", 0),
+        )
         transactions = getattr(manager, "commits_total", 0)
         yield CounterMetricFamily(
             "kessai_transactions_committed",

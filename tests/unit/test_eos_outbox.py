@@ -134,3 +134,23 @@ async def test_acks_from_before_a_seek_do_not_carry_the_next_commit() -> None:
         c._acked[P0].append(offset)
         c._acked_index[P0].add(offset)
     assert c._new_offset(P0) == 899
+
+
+async def test_a_revocation_counts_the_open_transactions_it_abandons() -> None:
+    from types import SimpleNamespace
+
+    from streams.eos import ExactlyOnceTransactionManager
+
+    tm: Any = object.__new__(ExactlyOnceTransactionManager)
+    tm.outbox = Outbox()
+    tm.outbox.hold(P0, _held(3))
+    tm.aborts_total = 0
+    tm.app = SimpleNamespace(
+        conf=SimpleNamespace(id="app"),
+        assignor=SimpleNamespace(group_for_topic=lambda topic: 0),
+    )
+    # Producers (open transactions) for partitions 0 and 1; partition 2 has none.
+    tm.producer = SimpleNamespace(_transaction_producers={"app-0-0": object(), "app-0-1": object()})
+    await tm.on_partitions_revoked({P0, P1, TP("in", 2)})
+    assert tm.aborts_total == 2
+    assert tm.outbox.size == 0
