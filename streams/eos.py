@@ -658,6 +658,13 @@ class KessaiRecovery(Recovery):
         if assignment:
             self.log.info("Seek stream partitions to committed offsets.")
             await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
+        if self.app.consumer_generation_id != generation_id:
+            # A rebalance began during the seek: its own recovery resumes the streams
+            # once its tables are whole. Resuming now would let agents run on tables
+            # that rebalance has just emptied (seen: the matcher rebuilt its books
+            # from an empty orders table, then failed on a cancel).
+            self.log.warning("Recovery rebalancing again")
+            return
         # No await from here until flow resumes: no record can reach a queue that
         # the resume would clear.
         consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
@@ -683,6 +690,9 @@ class KessaiRecovery(Recovery):
         if assignment:
             self.log.info("Seek stream partitions to committed offsets.")
             await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+        if app.consumer_generation_id != generation_id:
+            self.log.warning("Recovery rebalancing again")
+            return
         consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
         self.completed.set()
         app.flow_control.resume()
