@@ -6,6 +6,7 @@ so that a reader finds them in one place (TigerBeetle: "put a limit on everythin
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ DEFAULT_PARTITIONS = 4
 GUARANTEES = ("exactly_once", "at_least_once")
 #: Token -> number of decimals of its smallest unit.
 DEFAULT_TOKENS: dict[str, int] = {"JPYC": 0, "USDC": 6}
+#: How kessai's clients reach Kafka: the open dev profile, or SASL/SCRAM-SHA-512 over
+#: TLS (the secure profile, ``kessai kafka up --secure``; docs/security.md).
+KAFKA_SECURITY = ("plaintext", "sasl_ssl")
 
 
 def _parse_tokens(text: str) -> dict[str, int]:
@@ -47,6 +51,34 @@ def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
     if text.lower() in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{name}: {text!r}, want 1/0, true/false, yes/no or on/off")
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    text = env.get(name)
+    return Path(text) if text else None
+
+
+def _credentials(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """Kafka user name and password: from ``KESSAI_KAFKA_CREDENTIALS_FILE`` (a JSON
+    object ``{"username": ..., "password": ...}``), else from ``KESSAI_KAFKA_USERNAME``
+    and ``KESSAI_KAFKA_PASSWORD``. Never from a command line, where ``ps`` shows it."""
+    path = _path(env, "KESSAI_KAFKA_CREDENTIALS_FILE")
+    if path is None:
+        return env.get("KESSAI_KAFKA_USERNAME"), env.get("KESSAI_KAFKA_PASSWORD")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"KESSAI_KAFKA_CREDENTIALS_FILE {path}: {err}") from err
+    if (
+        not isinstance(document, dict)
+        or not isinstance(document.get("username"), str)
+        or not isinstance(document.get("password"), str)
+    ):
+        raise ValueError(
+            f"KESSAI_KAFKA_CREDENTIALS_FILE {path}: want a JSON object with string "
+            f'"username" and "password"'
+        )
+    return document["username"], document["password"]
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
@@ -96,6 +128,22 @@ class Settings:
     tick_interval_s: float = 1.0
     #: ``GET /health`` answers 503 when an input partition lags more records than this.
     health_lag_max: int = 10_000
+    #: ``plaintext`` (dev: anyone who reaches the port may do anything) or ``sasl_ssl``.
+    kafka_security: str = "plaintext"
+    #: SASL/SCRAM-SHA-512 user and password (``sasl_ssl`` only).
+    kafka_username: str | None = None
+    kafka_password: str | None = field(default=None, repr=False)
+    #: The CA that signed the broker's certificate (``sasl_ssl``); None: the system's.
+    kafka_ca_file: Path | None = None
+    #: Check the Ed25519 signature on every trade, order, payment and custody record
+    #: (on by default under ``sasl_ssl``; ``KESSAI_VERIFY_SIGNATURES`` sets it alone).
+    verify_signatures: bool = False
+    #: The signer registry: each venue's and bridge's public key, and the accounts a
+    #: venue serves (streams/signing.py). Needed when signatures are checked.
+    signers_file: Path | None = None
+    #: ``kessai publish`` signs with this Ed25519 private key (PEM) as ``signer_id``.
+    signing_key_file: Path | None = None
+    signer_id: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -103,6 +151,8 @@ class Settings:
         state_dir = Path(e.get("KESSAI_STATE_DIR", str(PROJECT_ROOT / ".kessai")))
         tokens = _parse_tokens(e["KESSAI_TOKENS"]) if "KESSAI_TOKENS" in e else dict(DEFAULT_TOKENS)
         guarantee = _choice(e, "KESSAI_PROCESSING_GUARANTEE", GUARANTEES)
+        security = _choice(e, "KESSAI_KAFKA_SECURITY", KAFKA_SECURITY)
+        username, password = _credentials(e)
         return cls(
             bootstrap=e.get("KESSAI_BOOTSTRAP", DEFAULT_BOOTSTRAP),
             partitions=int(e.get("KESSAI_PARTITIONS", DEFAULT_PARTITIONS)),
@@ -119,4 +169,14 @@ class Settings:
             settlement_deadline_s=float(e.get("KESSAI_SETTLEMENT_DEADLINE_S", "3600")),
             tick_interval_s=float(e.get("KESSAI_TICK_INTERVAL_S", "1.0")),
             health_lag_max=int(e.get("KESSAI_HEALTH_LAG_MAX", "10000")),
+            kafka_security=security,
+            kafka_username=username,
+            kafka_password=password,
+            kafka_ca_file=_path(e, "KESSAI_KAFKA_CA_FILE"),
+            verify_signatures=_flag(
+                e, "KESSAI_VERIFY_SIGNATURES", default=security == "sasl_ssl"
+            ),
+            signers_file=_path(e, "KESSAI_SIGNERS_FILE"),
+            signing_key_file=_path(e, "KESSAI_SIGNING_KEY_FILE"),
+            signer_id=e.get("KESSAI_SIGNER_ID"),
         )
