@@ -56,6 +56,7 @@ Reason = Literal[
     "invalid_price",  # a price or accrued interest that is not a decimal string in range
     "invalid_amount",  # any other money: not a decimal string in range, or inconsistent
     "same_account",  # buyer == seller
+    "bad_signature",  # a signature that is not 86 base64url characters, or without signer
     "unknown_topic",  # no model for this topic: a caller's mistake, never a rejection
 ]
 
@@ -190,6 +191,7 @@ _REASON_BY_ERROR_TYPE: Final[dict[str, Reason]] = {
     "invalid_isin": "invalid_isin",
     "quantity": "invalid_quantity",
     "buyer_is_seller": "same_account",
+    "signature": "bad_signature",
     # A ledger event's amounts that contradict each other.
     "empty_change": "invalid_amount",
     "negative_balance": "invalid_amount",

@@ -281,6 +281,18 @@ _SHA256_HEX = _StrRule(
 )
 Sha256Hex = Annotated[str, PlainValidator(_SHA256_HEX.validate), _SHA256_HEX.json_schema()]
 
+#: An Ed25519 signature (64 bytes) in unpadded base64url: 86 characters.
+SIGNATURE_CHARS: Final = 86
+_SIGNATURE = _StrRule(
+    pattern=rf"^[A-Za-z0-9_-]{{{SIGNATURE_CHARS - 1}}}[AQgw]$",
+    message="must be an Ed25519 signature: 86 characters of unpadded base64url",
+    error_type="signature",
+)
+Signature = Annotated[str, PlainValidator(_SIGNATURE.validate), _SIGNATURE.json_schema()]
+#: The longest signed trade a settlement record carries (its canonical JSON): four
+#: identifiers at most 128 characters each, and room to spare.
+SIGNED_TRADE_CHARS_MAX: Final = 4_096
+
 _TOKEN_RE = re.compile(_TOKEN_PATTERN)
 _ISIN_MESSAGE = "must be an ISIN: 2 letters, 9 letters or digits, and a correct check digit"
 
@@ -389,7 +401,39 @@ class _Record(BaseModel):
         return value
 
 
-class MoveCash(_Record):
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+class _Signed(_Record):
+    """A record from outside that its sender signs: a venue's trade or order, the
+    bridge's payment or custody movement (streams/signing.py, docs/security.md).
+
+    Both members or neither: whether an unsigned one is accepted is the workers'
+    setting (``KESSAI_VERIFY_SIGNATURES``), not the schema's.
+    """
+
+    # Left out of the wire when absent, so that an unsigned record is byte for byte what
+    # it was before signatures existed (exclude_if: pydantic >= 2.11).
+    signer: Identifier | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="Who signed: a venue's or a bridge's id in the signer registry.",
+    )
+    signature: Signature | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="Ed25519 over the record's canonical bytes (docs/security.md), base64url.",
+    )
+
+    @model_validator(mode="after")
+    def _signer_with_signature(self) -> _Signed:
+        if (self.signer is None) != (self.signature is None):
+            _fail("signature", "signer and signature come together, or neither")
+        return self
+
+
+class MoveCash(_Signed):
     """Topic ``payments``, key ``account``: tokens deposited to or withdrawn from an account."""
 
     payment_id: Identifier
@@ -399,7 +443,7 @@ class MoveCash(_Record):
     kind: MovementKind
 
 
-class MoveBonds(_Record):
+class MoveBonds(_Signed):
     """Topic ``custody``, key ``account``: bonds delivered into or out of an account."""
 
     movement_id: Identifier
@@ -409,7 +453,7 @@ class MoveBonds(_Record):
     kind: MovementKind
 
 
-class TradeExecuted(_Record):
+class TradeExecuted(_Signed):
     """Topic ``trades``, key ``trade_id``: a trade a venue executed, to be settled DvP."""
 
     trade_id: Identifier
@@ -434,7 +478,7 @@ class TradeExecuted(_Record):
         return self
 
 
-class SubmitOrder(_Record):
+class SubmitOrder(_Signed):
     """Topic ``orders``, key ``isin``: a new order for kessai to match, or its cancellation."""
 
     order_id: Identifier
@@ -479,6 +523,16 @@ class SettlementStatusChanged(_Record):
     )
     currency: Token
     at: UtcDatetime
+    signed_trade: str | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        max_length=SIGNED_TRADE_CHARS_MAX,
+        description=(
+            "The venue's signed trade that caused this settlement, as the canonical JSON "
+            "it signed plus its signer and signature (docs/security.md): an auditor checks "
+            "the signature with the venue's public key. Null for an unsigned trade."
+        ),
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SettlementStatusChanged:

@@ -62,6 +62,7 @@ from schemas import (
     SchemaError,
     rejection_for,
 )
+from streams import signing
 from streams.audit.reader import Cut, cuts_for, read_batches
 from streams.config import Settings
 from streams.ledger import core as ledger_core
@@ -251,6 +252,10 @@ def derive(
     d = Derived()
     names = {t: (names or {}).get(t, t) for t in TOPICS}
     tokens = settings.tokens
+    # The workers' own checks, with the registry they read. The matcher's private key
+    # stays with the workers: its trades are compared without their signatures, and
+    # the trade intake below checks those signatures like any venue's.
+    signers = _registry(settings)
 
     def decimals_of(asset: str) -> int:
         return tokens.get(asset, 0)
@@ -258,7 +263,7 @@ def derive(
     # 1. the intakes
     for topic in (PAYMENTS, CUSTODY):
         for partition, r in _records(logs[topic]):
-            move = ledger_intake.intake_record(topic, r.key, r.value, tokens)
+            move = ledger_intake.intake_record(topic, r.key, r.value, tokens, signers)
             if isinstance(move, tuple):
                 d.rejections[_rejection(topic, r.key, r.value, *move)].append(
                     (names[topic], partition, r.offset)
@@ -273,6 +278,7 @@ def derive(
             (r.timestamp / 1000) or time.time(),
             tokens=tokens,
             deadline_s=settings.settlement_deadline_s,
+            signers=signers,
         )
         if isinstance(trade, saga_core.Trade) and trade.trade_id in seen:
             trade = trade_intake.duplicate(trade)
@@ -321,7 +327,7 @@ def derive(
     for partition, r in _records(logs[ORDERS]):
         where = (names[ORDERS], partition, r.offset)
         timestamp_s = r.timestamp / 1000 if r.timestamp is not None else None
-        result = handle_record(lambda: matcher, r.key, r.value, timestamp_s)
+        result = handle_record(lambda: matcher, r.key, r.value, timestamp_s, signers=signers)
         for t in result.trades:
             d.matched[t.trade_id] = (where, t.model_dump(mode="json"))
         for e in result.order_events:
@@ -329,6 +335,21 @@ def derive(
         if result.rejection is not None:
             d.rejections[_rejection(ORDERS, r.key, r.value, *result.rejection)].append(where)
     return d
+
+
+def _registry(settings: Settings) -> signing.Registry | None:
+    if not settings.verify_signatures:
+        return None
+    if settings.signers_file is None:
+        raise signing.RegistryError(
+            "signature checks are on but KESSAI_SIGNERS_FILE is not set: a replay "
+            "checks signatures as the workers did, with their registry"
+        )
+    return signing.load_registry(settings.signers_file)
+
+
+def _unsigned(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in ("signer", "signature")}
 
 
 def _same(obj: dict[str, Any]) -> dict[str, Any]:
@@ -494,9 +515,10 @@ def compare(
     for partition, r in _records(logs[TRADES]):
         value = _json(r.value)
         if value.get("venue") == MATCHING_VENUE:
-            matched[_key(value)].append((names[TRADES], partition, r.offset))
+            matched[_key(_unsigned(value))].append((names[TRADES], partition, r.offset))
     check = Check("trades made by the matcher")
-    _compare_counts(check, Counter(_key(v) for _, v in d.matched.values()), matched)
+    derived_matched = Counter(_key(_unsigned(v)) for _, v in d.matched.values())
+    _compare_counts(check, derived_matched, matched)
     checks.append(check)
 
     rejected: dict[bytes, list[Where]] = defaultdict(list)

@@ -37,6 +37,7 @@ from schemas import (
     encode,
     rejection_for,
 )
+from streams import signing
 from streams.config import Settings
 from streams.ledger import intake as intake_rules
 from streams.ledger import views
@@ -87,6 +88,7 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
     # that partition: the conservation gauge compares it with the balances.
     inflow = app.Table("inflow", default=dict, partitions=n, key_type=str)
     tokens = settings.tokens
+    signers, _ = signing.for_worker(settings)
 
     def decimals_of(asset: str) -> int:
         return tokens.get(asset, 0)  # bonds count whole yen of face value
@@ -95,7 +97,7 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
     async def intake(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             topic, key, value = event.message.topic, event.message.key, event.value
-            move = intake_rules.intake_record(topic, key, value, tokens)
+            move = intake_rules.intake_record(topic, key, value, tokens, signers)
             if isinstance(move, tuple):
                 await rejections.send(key=key, value=rejection(topic, key, value, *move))
                 metrics.rejected(topic, move[0])

@@ -8,7 +8,10 @@ The ``intake`` agent (:mod:`streams.ledger.agent`) sends the one or the other;
 
 from __future__ import annotations
 
+import orjson
+
 from schemas import MoveBonds, MoveCash, SchemaError, decode
+from streams import signing
 from streams.ledger import core
 from streams.settlement import steps
 
@@ -50,13 +53,22 @@ def to_move(
 
 
 def intake_record(
-    topic: str, key: bytes | None, value: bytes, tokens: dict[str, int]
+    topic: str,
+    key: bytes | None,
+    value: bytes,
+    tokens: dict[str, int],
+    signers: signing.Registry | None = None,
 ) -> steps.Move | Rejected:
-    """The move for one record of ``payments`` or ``custody``, or why it is rejected."""
+    """The move for one record of ``payments`` or ``custody``, or why it is rejected.
+    With ``signers``, the bridge's signature is checked first (streams/signing.py)."""
     try:
         decoded = decode(topic, value)
     except SchemaError as err:
         return err.reason, err.detail
     assert isinstance(decoded, MoveCash | MoveBonds), type(decoded)
+    if signers is not None:
+        refused = signers.check(topic, orjson.loads(value))
+        if refused is not None:
+            return refused
     text_key = key.decode("utf-8", "replace") if key is not None else None
     return to_move(decoded, (topic, text_key, value.decode()), tokens)

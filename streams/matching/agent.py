@@ -29,6 +29,7 @@ import faust
 from faust.types import StreamT
 
 from schemas import ORDER_EVENTS, ORDERS, REJECTIONS, TRADES, encode
+from streams import signing
 from streams.config import Settings
 from streams.ledger.agent import raw_topic, rejection
 from streams.matching import records
@@ -66,6 +67,7 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
     # JSON bytes per row, no default: a missing order is a KeyError, not a new row.
     table = app.Table(ORDERS_TABLE, partitions=n, key_type=str, value_type=bytes)
     books = _Books()
+    signers, signing_key = signing.for_worker(settings)
 
     def matcher() -> Matcher:
         # Tables are emptied and recovered at every rebalance (KessaiTableManager):
@@ -83,7 +85,9 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
         async for event in stream.events():
             msg = event.message
             key, value = msg.key, event.value
-            out = records.handle_record(matcher, key, value, msg.timestamp)
+            out = records.handle_record(
+                matcher, key, value, msg.timestamp, signers=signers, signing_key=signing_key
+            )
             for t in out.trades:
                 await trades.send(key=t.trade_id.encode(), value=encode(t))
             for e in out.order_events:

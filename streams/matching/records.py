@@ -18,12 +18,14 @@ from pydantic import ValidationError
 
 from schemas import (
     ORDERS,
+    TRADES,
     OrderStatusChanged,
     SchemaError,
     SubmitOrder,
     TradeExecuted,
     decode,
 )
+from streams import signing
 from streams.matching.core import MatchedTrade, Matcher, OrderRequest, OrderUpdate
 
 #: The ``venue`` of every trade the matcher makes.
@@ -116,9 +118,20 @@ class RecordOutputs:
 
 
 def handle_record(
-    matcher: Callable[[], Matcher], key: bytes | None, value: bytes, timestamp_s: float | None
+    matcher: Callable[[], Matcher],
+    key: bytes | None,
+    value: bytes,
+    timestamp_s: float | None,
+    *,
+    signers: signing.Registry | None = None,
+    signing_key: signing.SigningKey | None = None,
 ) -> RecordOutputs:
-    """Everything the agent sends for one record (``matcher``: the current books, lazily)."""
+    """Everything the agent sends for one record (``matcher``: the current books, lazily).
+
+    With ``signers`` the venue's signature on the order is checked before the books see
+    it; with ``signing_key`` the trades made are signed (the worker's key; a replay,
+    which has no private key, compares them without their signatures).
+    """
     out = RecordOutputs()
     # The record's own time: a replay makes the same trades, at the same time.
     at = record_time(timestamp_s)
@@ -133,6 +146,9 @@ def handle_record(
                 "wrong_key",  # type: ignore[arg-type]
                 f"an order is keyed by its isin {decoded.isin!r}, not {key!r}",
             )
+        refused = signers.check(ORDERS, orjson.loads(value)) if signers is not None else None
+        if refused is not None:
+            raise SchemaError(*refused)  # type: ignore[arg-type]  # the signing reasons
     except SchemaError as err:
         out.rejection = (err.reason, err.detail)
         record = rejected_event(value, err.reason, at or _now())
@@ -142,6 +158,8 @@ def handle_record(
     assert isinstance(decoded, SubmitOrder)
     handled = matcher().handle(request_of(decoded))
     out.trades = [trade_record(t, at) for t in handled.trades]
+    if signing_key is not None:
+        out.trades = [signing.sign_model(TRADES, t, signing_key) for t in out.trades]
     out.order_events = [order_event(u, at) for u in handled.updates]
     if handled.rejected is not None:
         [update] = handled.updates

@@ -35,6 +35,7 @@ from schemas import (
     SETTLEMENTS,
     encode,
 )
+from streams import signing
 from streams.config import Settings
 from streams.ledger.agent import LEDGER_COMMANDS, SETTLEMENT_INBOX, raw_topic, rejection
 from streams.metrics import Metrics
@@ -61,6 +62,7 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
     seen = app.Table("seen-trades", default=bool, partitions=n, key_type=str)
     outcomes = app.Table("outcomes", default=dict, partitions=n, key_type=str)
     tokens = settings.tokens
+    signers, _ = signing.for_worker(settings)
     views.register(app, sagas, outcomes, tokens)
 
     async def emit(out: handler.InboxOutputs) -> None:
@@ -85,6 +87,7 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
                 msg.timestamp or time.time(),  # faust: seconds
                 tokens=tokens,
                 deadline_s=settings.settlement_deadline_s,
+                signers=signers,
             )
             if isinstance(trade, core.Trade) and seen[trade.trade_id]:
                 trade = trade_rules.duplicate(trade)

@@ -56,6 +56,9 @@ class Trade:
     #: for the latency metrics (0: unknown, as in records written before they existed).
     trade_time_s: float = 0.0
     arrived_s: float = 0.0
+    #: The venue's signed trade record (:func:`streams.signing.evidence`), kept for the
+    #: ``settlements`` records; "" when signatures are not checked.
+    signed: str = ""
 
 
 # -- commands to the ledger (keyed by account) and replies to the saga (by trade) -------

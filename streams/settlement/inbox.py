@@ -145,4 +145,5 @@ def status_record(
         currency=trade.currency,
         cash_amount=cash,
         at=at,
+        signed_trade=trade.signed or None,
     )

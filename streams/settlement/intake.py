@@ -8,7 +8,10 @@ the caller's state: the agent's ``seen-trades`` table, or ``kessai replay``'s se
 
 from __future__ import annotations
 
+import orjson
+
 from schemas import TRADES, SchemaError, TradeExecuted, decode
+from streams import signing
 from streams.ledger import core as ledger_core
 from streams.settlement import core
 
@@ -21,7 +24,12 @@ TRADE_UNITS_MAX = min(ledger_core.UNITS_MAX, 2**63 - 1)
 
 
 def to_trade(
-    t: TradeExecuted, arrived_s: float, *, tokens: dict[str, int], deadline_s: float
+    t: TradeExecuted,
+    arrived_s: float,
+    *,
+    tokens: dict[str, int],
+    deadline_s: float,
+    signed: str = "",
 ) -> core.Trade | Rejected:
     """The saga's trade for a decoded one that arrived at ``arrived_s``."""
     if t.currency not in tokens:
@@ -49,6 +57,7 @@ def to_trade(
         arrived_s + deadline_s,
         trade_time_s=t.trade_time.timestamp(),
         arrived_s=arrived_s,
+        signed=signed,
     )
 
 
@@ -59,9 +68,13 @@ def intake_record(
     *,
     tokens: dict[str, int],
     deadline_s: float,
+    signers: signing.Registry | None = None,
 ) -> core.Trade | Rejected:
     """The trade for one record, or why it is rejected (a repeated id aside: the
     caller checks its ``seen`` state and rejects with :func:`duplicate`).
+
+    With ``signers``, the venue's signature is checked first (streams/signing.py), and
+    the signed record travels with the trade to its ``settlements`` records.
 
     A trade must be keyed by its ``trade_id``: every copy of an id then reaches the
     one partition whose ``seen`` state can tell it is a repeat, whichever worker owns
@@ -72,9 +85,16 @@ def intake_record(
     except SchemaError as err:
         return err.reason, err.detail
     assert isinstance(decoded, TradeExecuted)
+    signed = ""
+    if signers is not None:
+        record = orjson.loads(value)
+        refused = signers.check(TRADES, record)
+        if refused is not None:
+            return refused
+        signed = signing.evidence(record)
     if key != decoded.trade_id.encode():
         return "wrong_key", f"a trade is keyed by its trade_id {decoded.trade_id!r}, not {key!r}"
-    return to_trade(decoded, arrived_s, tokens=tokens, deadline_s=deadline_s)
+    return to_trade(decoded, arrived_s, tokens=tokens, deadline_s=deadline_s, signed=signed)
 
 
 def duplicate(trade: core.Trade) -> Rejected:

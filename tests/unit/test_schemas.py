@@ -492,6 +492,20 @@ REASON_CASES = [
     ),
     pytest.param(TRADES, raw(TRADES, price="0"), "invalid_price", "price: must be", id="price-0"),
     pytest.param(
+        TRADES,
+        raw(TRADES, signer="venue-a", signature="A" * 85 + "B"),
+        "bad_signature",
+        "signature: must be an Ed25519 signature",
+        id="signature-form",
+    ),
+    pytest.param(
+        ORDERS,
+        raw(ORDERS, signature="A" * 86),
+        "bad_signature",
+        "signer and signature come together",
+        id="signature-alone",
+    ),
+    pytest.param(
         ORDERS, raw(ORDERS, price=99.5), "invalid_price", "price: must be", id="price-number"
     ),
     pytest.param(
