@@ -99,12 +99,32 @@ settings = Settings.from_env()
 app = create_app(settings)
 
 
+def security_warnings(settings: Settings) -> list[str]:
+    """What a worker with these settings leaves open, for its operator to read first."""
+    warnings = []
+    if settings.kafka_security == "plaintext":
+        warnings.append(
+            f"DEVELOPMENT PROFILE: Kafka at {settings.bootstrap} without TLS, authentication "
+            f"or ACLs (KESSAI_KAFKA_SECURITY=plaintext): anyone who reaches it can publish "
+            f"trades and payments. Use the secure profile for anything real "
+            f"(`kessai kafka up --secure`, docs/security.md)."
+        )
+    if not settings.verify_signatures:
+        warnings.append(
+            "SIGNATURES NOT CHECKED (KESSAI_VERIFY_SIGNATURES=0): a trade, order, payment "
+            "or custody record is taken from whoever wrote it."
+        )
+    return warnings
+
+
 def main(worker_args: list[str] | None = None) -> None:
     """Create the public topics, then run faust's ``worker`` command with ``worker_args``
     (default ``-l info``)."""
     from streams.kafkaio import TopicSpec, create_topics
     from streams.topics import ensure_topics
 
+    for line in security_warnings(settings):
+        print(f"kessai: WARNING: {line}", file=sys.stderr)
     created = asyncio.run(ensure_topics(settings))
     created += asyncio.run(
         create_topics(

@@ -27,7 +27,7 @@ from aiokafka.errors import KafkaError
 
 from schemas import LEDGER_EVENTS
 from schemas._isin import is_valid_isin
-from streams import localkafka, positions, topics
+from streams import localkafka, positions, signers, topics
 from streams.audit import command as audit_command
 from streams.bench import command as bench_command
 from streams.bench import runner as bench_runner
@@ -36,6 +36,7 @@ from streams.bench.procs import ChildFailed
 from streams.config import Settings
 from streams.matching import view as matching_view
 from streams.publish import PublishError, publish_file
+from streams.signing import ROLE_TOPICS, RegistryError
 
 __all__ = ["main"]
 
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         topics.TopicsError,
         PublishError,
         positions.JournalError,
+        RegistryError,
         bench_runner.BenchError,
         ChildFailed,
     ) as err:
@@ -277,6 +279,54 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     replay_cmd.set_defaults(handler=_replay)
+
+    signers_cmd = commands.add_parser(
+        "signers",
+        help="keep the signer registry: venues', the bridge's and the matcher's public keys",
+        description=(
+            "Keep the signer registry (KESSAI_SIGNERS_FILE, or --registry) that workers "
+            "check every trade, order, payment and custody record against when signature "
+            "checks are on (KESSAI_VERIFY_SIGNATURES, or the sasl_ssl profile). A venue "
+            "signs trades and orders for the accounts listed with it; the bridge signs "
+            "payments and custody; the matcher signs the trades it makes. See "
+            "docs/security.md."
+        ),
+    )
+    signer_actions = signers_cmd.add_subparsers(title="actions", dest="action", metavar="ACTION")
+    signer_actions.required = True
+    add_cmd = signer_actions.add_parser(
+        "add",
+        help="add a signer, making its key pair unless --public-key is given",
+        description=(
+            "Add a signer. Without --public-key, a new Ed25519 key pair is made: the "
+            "private key goes to --key-out (mode 0600) for the signer to keep, the public "
+            "key into the registry."
+        ),
+    )
+    add_cmd.add_argument("signer_id", metavar="ID", help="the signer's id: a venue's `venue`")
+    add_cmd.add_argument("--role", required=True, choices=sorted(ROLE_TOPICS))
+    add_cmd.add_argument(
+        "--accounts",
+        default="",
+        help="a venue's accounts, comma-separated; a trailing * is a prefix (desk-7-*)",
+    )
+    add_cmd.add_argument(
+        "--public-key", default=None, help="32 bytes, unpadded base64url, made elsewhere"
+    )
+    add_cmd.add_argument(
+        "--key-out", type=Path, default=None, help="where the new private key goes"
+    )
+    remove_cmd = signer_actions.add_parser("remove", help="remove a signer")
+    remove_cmd.add_argument("signer_id", metavar="ID")
+    list_cmd = signer_actions.add_parser("list", help="who may sign what")
+    for action in (add_cmd, remove_cmd, list_cmd):
+        action.add_argument(
+            "--registry",
+            type=Path,
+            default=None,
+            help="the registry file (default: KESSAI_SIGNERS_FILE)",
+        )
+        action.set_defaults(handler=_signers)
 
     book_cmd = commands.add_parser(
         "book",
@@ -598,6 +648,26 @@ def _positions(args: argparse.Namespace, settings: Settings) -> int:
         fmt=args.format,
         progress=args.progress,
         jobs=args.jobs,
+    )
+
+
+def _signers(args: argparse.Namespace, settings: Settings) -> int:
+    registry = args.registry or settings.signers_file
+    if registry is None:
+        return _fail("no registry: set KESSAI_SIGNERS_FILE or give --registry")
+    if args.action == "list":
+        return signers.show(registry, out=sys.stdout)
+    if args.action == "remove":
+        return signers.remove(registry, args.signer_id, out=sys.stdout)
+    accounts = [a.strip() for a in args.accounts.split(",") if a.strip()]
+    return signers.add(
+        registry,
+        args.signer_id,
+        role=args.role,
+        accounts=accounts,
+        public_key=args.public_key,
+        key_out=args.key_out,
+        out=sys.stdout,
     )
 
 

@@ -7,6 +7,12 @@ detail``, the same reason codes kessai's agents would put on ``rejections``. Wha
 sent is each record's canonical form (:func:`schemas.encode`), keyed by
 :func:`schemas.key_for`, so the wire never carries a producer's spelling of a record.
 
+**Signing.** With ``KESSAI_SIGNING_KEY_FILE`` and ``KESSAI_SIGNER_ID`` set (a venue's or
+the bridge's key, streams/signing.py), every record is signed as it is sent. Without
+them, a record that already carries a ``signature`` is sent byte for byte as it was
+read: the signature covers the members as its signer wrote them, and the canonical
+form could differ (a time written ``+00:00``, a default member added).
+
 Only the input topics (payments, custody, trades, orders) can be published to: the
 other public topics are kessai's own output, and a record slipped into the ledger
 journal by hand would be a balance change nobody made.
@@ -26,6 +32,7 @@ from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
 from schemas import TOPIC_MODELS, SchemaError, decode, encode, key_for
+from streams import signing
 from streams.config import Settings
 from streams.topics import INPUT_TOPICS
 
@@ -71,12 +78,18 @@ class LineError:
 
 
 def validate_lines(
-    topic: str, lines: Iterable[bytes], *, lines_max: int = LINES_MAX
+    topic: str,
+    lines: Iterable[bytes],
+    *,
+    lines_max: int = LINES_MAX,
+    signer: signing.SigningKey | None = None,
 ) -> tuple[list[tuple[bytes, bytes]], list[LineError]]:
     """Check every line against *topic*'s schema.
 
     Returns ``(valid, errors)``: ``valid`` holds ``(key, canonical value)`` of each good
-    line in file order, ``errors`` each bad line. Blank lines are skipped but counted.
+    line in file order (signed by ``signer`` if given; a line that is signed already and
+    no ``signer``: its own bytes), ``errors`` each bad line. Blank lines are skipped but
+    counted.
     Raises :class:`PublishError` for a topic without a schema or more than *lines_max*
     lines: then no line can be trusted to mean what its author meant.
     """
@@ -97,7 +110,13 @@ def validate_lines(
         except SchemaError as err:
             errors.append(LineError(line=number, reason=err.reason, detail=err.detail))
             continue
-        valid.append((key_for(topic, model), encode(model)))
+        if signer is not None:
+            value = encode(signing.sign_model(topic, model, signer))
+        elif getattr(model, "signature", None) is not None:
+            value = record
+        else:
+            value = encode(model)
+        valid.append((key_for(topic, model), value))
     return valid, errors
 
 
@@ -166,12 +185,13 @@ def publish_file(
     if topic not in INPUT_TOPICS:
         raise PublishError(_not_an_input_topic(topic))
     label = STDIN_LABEL if path == "-" else path
+    signer = _signer(settings)
     if path == "-":
-        valid, errors = validate_lines(topic, sys.stdin.buffer)
+        valid, errors = validate_lines(topic, sys.stdin.buffer, signer=signer)
     else:
         try:
             with Path(path).open("rb") as handle:
-                valid, errors = validate_lines(topic, handle)
+                valid, errors = validate_lines(topic, handle, signer=signer)
         except OSError as exc:
             raise PublishError(f"cannot read {path}: {exc.strerror or exc}") from None
     if errors:
@@ -192,6 +212,17 @@ def publish_file(
     took_s = time.monotonic() - started_s
     print(f"published {len(valid)} records to {destination} in {took_s:.2f}s", file=out)
     return 0
+
+
+def _signer(settings: Settings) -> signing.SigningKey | None:
+    if settings.signing_key_file is None:
+        return None
+    if not settings.signer_id:
+        raise PublishError("KESSAI_SIGNING_KEY_FILE is set: set KESSAI_SIGNER_ID, who signs")
+    try:
+        return signing.SigningKey.load(settings.signer_id, settings.signing_key_file)
+    except signing.RegistryError as err:
+        raise PublishError(str(err)) from None
 
 
 def _not_an_input_topic(topic: str) -> str:

@@ -332,3 +332,87 @@ def test_the_matcher_checks_orders_and_signs_its_trades() -> None:
     )
     assert out.rejection is not None and out.rejection[0] == "not_authorized"
     assert [e.event for e in out.order_events] == ["rejected"]
+
+
+# -- kessai publish and the worker's warnings --------------------------------------------
+
+
+def test_publish_signs_every_line_with_the_signers_key() -> None:
+    from streams.publish import validate_lines
+
+    lines = [orjson.dumps(trade(trade_id=f"T-{n}")) + b"\n" for n in range(3)]
+    valid, errors = validate_lines(TRADES, lines, signer=VENUE_A)
+    assert errors == []
+    for key, value in valid:
+        record = orjson.loads(value)
+        assert key == record["trade_id"].encode()
+        assert REGISTRY.check(TRADES, record) is None
+
+
+def test_publish_sends_a_signed_line_byte_for_byte() -> None:
+    from streams.publish import validate_lines
+
+    # A time written +00:00 and no accrued_interest: the canonical form would differ
+    # from what the venue signed, so the line must travel as it is.
+    record = trade(trade_time="2026-11-26T03:00:00+00:00")
+    del record["accrued_interest"]
+    line = orjson.dumps(signing.sign(TRADES, record, VENUE_A))
+    [(key, value)], errors = validate_lines(TRADES, [line + b"\n"])
+    assert errors == [] and value == line and key == b"T-1"
+    assert REGISTRY.check(TRADES, orjson.loads(value)) is None
+
+
+def test_the_worker_says_loudly_what_it_leaves_open() -> None:
+    from streams.app import security_warnings
+
+    warnings = security_warnings(Settings())
+    assert len(warnings) == 2
+    assert warnings[0].startswith("DEVELOPMENT PROFILE") and "kafka up --secure" in warnings[0]
+    assert warnings[1].startswith("SIGNATURES NOT CHECKED")
+    secure = Settings(kafka_security="sasl_ssl", verify_signatures=True)
+    assert security_warnings(secure) == []
+
+
+def test_the_signers_command_builds_a_registry(tmp_path: Path) -> None:
+    import io
+
+    from streams import signers
+
+    registry, out = tmp_path / "signers.json", io.StringIO()
+    signers.add(
+        registry,
+        "venue-a",
+        role="venue",
+        accounts=["alice", "desk-*"],
+        public_key=None,
+        key_out=tmp_path / "a.pem",
+        out=out,
+    )
+    signers.add(
+        registry,
+        "bridge",
+        role="bridge",
+        accounts=[],
+        public_key=BRIDGE.public_text(),
+        key_out=None,
+        out=out,
+    )
+    loaded = signing.load_registry(registry)
+    key = signing.SigningKey.load("venue-a", tmp_path / "a.pem")
+    assert (
+        loaded.check(TRADES, signing.sign(TRADES, trade(buyer="desk-3", seller="alice"), key))
+        is None
+    )
+    assert loaded.check(PAYMENTS, signing.sign(PAYMENTS, payment(), BRIDGE)) is None
+    with pytest.raises(signing.RegistryError, match="exists"):
+        signers.add(
+            registry,
+            "bridge",
+            role="bridge",
+            accounts=[],
+            public_key=None,
+            key_out=tmp_path / "b.pem",
+            out=out,
+        )
+    signers.remove(registry, "venue-a", out=out)
+    assert set(signing.load_registry(registry).signers) == {"bridge"}
