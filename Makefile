@@ -27,7 +27,7 @@ if [ $$rc -eq 5 ]; then echo "make: FAILED: pytest collected no tests ($(strip $
 exit $$rc
 endef
 
-.PHONY: help venv tools kafka-up kafka-down kafka-status lint test test-unit run bench bench-memory bench-book bench-replay clean
+.PHONY: help venv tools kafka-up kafka-down kafka-status lint test test-unit run bench bench-memory bench-book bench-replay bench-signatures clean
 
 help: ## list the targets
 	@echo "usage: make TARGET"
@@ -97,6 +97,10 @@ bench-book: venv ## the order book alone: operations/s at depths 10, 1,000, 100,
 REPLAY_ARGS ?=
 bench-replay: venv ## kessai positions / verify over a 1,000,000-record journal on a broker of its own (~2 min; REPLAY_ARGS)
 	$(BIN)/python -m streams.bench.replay $(REPLAY_ARGS)
+
+bench-signatures: venv ## a signature check's cost per trade in the intake (µs), then the pipeline's trades/s with and without checks (~4 min)
+	$(BIN)/python -m streams.bench.signatures
+	$(KESSAI) bench --variants pipeline-exactly-once,pipeline-exactly-once+signed --rate backlog --count 4000
 
 clean: ## remove caches (keeps .venv and the broker's data in .kessai/)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build

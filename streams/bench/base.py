@@ -92,6 +92,10 @@ class Variant(ABC):
         """Output records on :meth:`sink` once every published record went through."""
         return published
 
+    def load_args(self, ctx: Context) -> list[str]:
+        """More arguments for the load generator (signing keys), after :meth:`prepare`."""
+        return []
+
     async def prepare(self, ctx: Context) -> None:  # noqa: B027  # optional hook
         """Set-up before the process starts (topics beyond source/sink, funding)."""
 

@@ -22,10 +22,12 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from streams import signing
 from streams.bench.orders import OrderFactory
 from streams.bench.trades import TradeFactory
 
@@ -76,6 +78,7 @@ async def generate(
     prefix: str,
     seed: int = 7,
     kind: str = "trades",
+    signer: signing.SigningKey | None = None,
 ) -> LoadStats:
     """Publish *kind* records (``trades``, or ``orders`` in crossing pairs) onto *topic*
     until *seconds* have passed or *count* were sent."""
@@ -85,7 +88,13 @@ async def generate(
         raise ValueError(f"rate must be >= 0, got {rate}")
     if kind not in FACTORIES:
         raise ValueError(f"kind must be one of {sorted(FACTORIES)}, got {kind!r}")
-    factory = FACTORIES[kind](prefix, seed=seed)
+    if signer is not None and kind != "trades":
+        raise ValueError("only trades are signed by the load generator")
+    factory = (
+        TradeFactory(prefix, seed=seed, signer=signer)
+        if signer is not None
+        else FACTORIES[kind](prefix, seed=seed)
+    )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
@@ -150,9 +159,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="trades",
         help="trades (default), or orders: crossing sell/buy pairs, one trade each",
     )
+    parser.add_argument(
+        "--sign-key", type=Path, default=None, help="sign each trade with this Ed25519 key (PEM)"
+    )
+    parser.add_argument("--signer", default=None, help="the signer id of --sign-key (the venue)")
     args = parser.parse_args(argv)
     if args.seconds is None and args.count is None:
         parser.error("give --seconds, --count or both")
+    if (args.sign_key is None) != (args.signer is None):
+        parser.error("--sign-key and --signer come together")
+    signer = signing.SigningKey.load(args.signer, args.sign_key) if args.sign_key else None
     stats = asyncio.run(
         generate(
             args.bootstrap,
@@ -163,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             prefix=args.prefix,
             seed=args.seed,
             kind=args.kind,
+            signer=signer,
         )
     )
     sys.stdout.write(orjson.dumps(stats.to_json()).decode() + "\n")

@@ -33,7 +33,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams import localkafka
+from streams import localkafka, signing
 from streams.bench.base import READY_TIMEOUT_S, Context, Variant
 from streams.bench.orders import taker_trade_id
 from streams.bench.procs import Child
@@ -86,6 +86,32 @@ def funding() -> list[tuple[str, bytes, bytes]]:
     return out
 
 
+#: The signers of the ``+signed`` variant: a venue serving every bench account, the
+#: bridge that funds them, and the worker's matcher (which makes no trades here).
+BENCH_VENUE = "venue-bench"
+BENCH_BRIDGE = "bridge"
+
+
+def _signing_files(ctx: Context) -> Path:
+    """The ``+signed`` variant's keys and registry under the run's log folder (made once)."""
+    folder = ctx.log_dir / f"{ctx.prefix}signers"
+    registry = folder / "signers.json"
+    if registry.exists():
+        return folder
+    entries: list[tuple[str, signing.Role, str, list[str]]] = []
+    for signer_id, role, accounts in (
+        (BENCH_VENUE, "venue", ["acct-*"]),
+        (BENCH_BRIDGE, "bridge", []),
+        (signing.MATCHER_SIGNER, "matcher", []),
+    ):
+        pem = folder / f"{signer_id}.pem"
+        signing.write_private_key(pem, signing.new_private_key_pem())
+        key = signing.SigningKey.load(signer_id, pem)
+        entries.append((signer_id, role, key.public_text(), accounts))  # type: ignore[arg-type]
+    registry.write_bytes(signing.registry_document(entries))
+    return folder
+
+
 def is_terminal(value: bytes) -> bool:
     """Whether a ``settlements`` record is a trade's last (settled or failed)."""
     status: Any = orjson.loads(value).get("status")
@@ -109,12 +135,18 @@ class PipelineVariant(Variant):
         tweak: str = "",
         env: dict[str, str] | None = None,
         checkout: tuple[str, Path] | None = None,
+        signed: bool = False,
     ) -> None:
         """*tweak* names a variation (an optimisation to compare), set by *env*;
         *checkout* is ``(revision, directory)``: run the worker of that git revision
-        (a worktree), the way to measure code before and after a change in one run."""
+        (a worktree), the way to measure code before and after a change in one run.
+        *signed*: every trade and deposit is signed and the worker checks each
+        signature (KESSAI_VERIFY_SIGNATURES), the cost the secure profile adds."""
         assert guarantee in GUARANTEES, guarantee
         assert bool(tweak) == bool(env), (tweak, env)
+        self.signed = signed
+        if signed:
+            tweak = "signed"
         self.guarantee = guarantee
         self.tweaks = dict(env or {})
         self.checkout = checkout
@@ -155,7 +187,19 @@ class PipelineVariant(Variant):
             "PYTHONUNBUFFERED": "1",
             **self.tweaks,
         }
+        if self.signed:
+            keys = _signing_files(ctx)
+            env["KESSAI_VERIFY_SIGNATURES"] = "1"
+            env["KESSAI_SIGNERS_FILE"] = str(keys / "signers.json")
+            env["KESSAI_SIGNING_KEY_FILE"] = str(keys / f"{signing.MATCHER_SIGNER}.pem")
+            env["KESSAI_SIGNER_ID"] = signing.MATCHER_SIGNER
         return env
+
+    def load_args(self, ctx: Context) -> list[str]:
+        if not self.signed:
+            return []
+        key = _signing_files(ctx) / f"{BENCH_VENUE}.pem"
+        return ["--sign-key", str(key), "--signer", BENCH_VENUE]
 
     def _worker(self, ctx: Context, role: str) -> Child:
         return Child(
@@ -178,10 +222,15 @@ class PipelineVariant(Variant):
         )
 
     async def prepare(self, ctx: Context) -> None:
+        bridge = None
+        if self.signed:
+            bridge = signing.SigningKey.load(BENCH_BRIDGE, _signing_files(ctx) / "bridge.pem")
         producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap, acks="all", linger_ms=5)
         await producer.start()
         try:
             for topic, key, value in funding():
+                if bridge is not None:
+                    value = orjson.dumps(signing.sign(topic, orjson.loads(value), bridge))
                 await producer.send(topic, value, key=key)
             await producer.flush()
         finally:

@@ -356,7 +356,13 @@ async def _measure_on(
         await variant.prepare(ctx)
         if backlog:
             load, load_usage = await _load(
-                ctx, plan, source, rate, count_max=count_max, kind=variant.load_kind
+                ctx,
+                plan,
+                source,
+                rate,
+                count_max=count_max,
+                kind=variant.load_kind,
+                extra_args=variant.load_args(ctx),
             )
         child = await variant.start(ctx)
         start_ms = time.time() * 1000
@@ -378,7 +384,13 @@ async def _measure_on(
             await observer.start()
             if not backlog:
                 load, load_usage = await _load(
-                    ctx, plan, source, rate, count_max=count_max, kind=variant.load_kind
+                    ctx,
+                    plan,
+                    source,
+                    rate,
+                    count_max=count_max,
+                    kind=variant.load_kind,
+                    extra_args=variant.load_args(ctx),
                 )
                 start_ms = load.first_publish_ms
             expected = variant.expected_outputs(load.records)
@@ -464,6 +476,7 @@ async def _load(
     *,
     count_max: int | None,
     kind: str = "trades",
+    extra_args: list[str] | None = None,
 ) -> tuple[LoadStats, Usage]:
     count = plan.count
     if count_max is not None:
@@ -474,6 +487,7 @@ async def _load(
         args += ["--seconds", str(plan.seconds)]
     if count is not None:
         args += ["--count", str(count)]
+    args += extra_args or []
     gen = Child("streams.bench.loadgen", args, ctx.log_dir / f"{ctx.prefix}loadgen.log")
     budget = (plan.seconds or 0.0) + LOADGEN_OVERRUN_S
     if count is not None and plan.seconds is None:

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from schemas._isin import check_digit
+from streams import signing
 
 #: Three valid JGB-like ISINs (the settlement crash test's set).
 BONDS: tuple[str, ...] = tuple(
@@ -31,8 +32,13 @@ SCHEMA_VERSION = 1
 class TradeFactory:
     """Makes trade records ``(key, value)`` for one run: ids ``{prefix}-{n:09d}``."""
 
-    def __init__(self, prefix: str, *, seed: int = 7) -> None:
+    def __init__(
+        self, prefix: str, *, seed: int = 7, signer: signing.SigningKey | None = None
+    ) -> None:
+        """With ``signer``, each trade is the signer's (its ``venue``) and signed."""
         self.prefix = prefix
+        self.signer = signer
+        self.venue = signer.signer if signer is not None else "sim"
         self.rng = random.Random(seed)
         self.accounts = [f"acct-{i:05d}" for i in range(ACCOUNTS)]
         self.made = 0
@@ -45,7 +51,7 @@ class TradeFactory:
         return {
             "schema_version": SCHEMA_VERSION,
             "trade_id": f"{self.prefix}-{self.made:09d}",
-            "venue": "sim",
+            "venue": self.venue,
             "isin": rng.choice(BONDS),
             "buyer": buyer,
             "seller": seller,
@@ -59,4 +65,6 @@ class TradeFactory:
     def record(self) -> tuple[bytes, bytes]:
         """The next trade as a Kafka record: key ``trade_id``, value compact JSON."""
         value = self.trade()
+        if self.signer is not None:
+            value = signing.sign("trades", value, self.signer)
         return value["trade_id"].encode(), orjson.dumps(value)

@@ -98,6 +98,7 @@ VARIANTS: dict[str, Variant] = {
         PipelineVariant("exactly_once"),
         MatchingVariant("exactly_once"),
         *(PipelineVariant("exactly_once", tweak=t, env=env) for t, env in TWEAKS),
+        PipelineVariant("exactly_once", signed=True),
     )
 }
 #: What ``kessai bench`` measures unless told: the ceiling and the pipeline.
@@ -123,5 +124,10 @@ RATIOS: tuple[tuple[str, str, str], ...] = (
     *(
         (f"+{t} ÷ default (pipeline)", f"pipeline-exactly-once+{t}", "pipeline-exactly-once")
         for t, _ in TWEAKS
+    ),
+    (
+        "signatures checked ÷ not (pipeline)",
+        "pipeline-exactly-once+signed",
+        "pipeline-exactly-once",
     ),
 )

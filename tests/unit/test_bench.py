@@ -285,3 +285,38 @@ def test_bench_half_without_full_speed_fails_before_touching_a_broker(
 
     assert "needs a full-speed rate (0) before it" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_the_signature_bench_measures_both_ways() -> None:
+    from streams.bench.signatures import measure
+
+    result = measure(records=50, rounds=1)
+    assert set(result) == {"intake_us", "intake_checked_us", "sign_us", "check_us"}
+    assert all(value > 0 for key, value in result.items() if key != "check_us")
+
+
+def test_the_signed_variant_writes_keys_its_worker_accepts(tmp_path: Path) -> None:
+    from streams import signing
+    from streams.bench.base import Context
+    from streams.bench.pipeline import BENCH_VENUE
+    from streams.bench.variants import VARIANTS
+    from streams.config import Settings
+
+    ctx = Context(
+        bootstrap="127.0.0.1:1",
+        partitions=4,
+        prefix="p-",
+        trade_prefix="T",
+        commit_interval_ms=100,
+        log_dir=tmp_path,
+    )
+    variant = VARIANTS["pipeline-exactly-once+signed"]
+    env = variant._env(ctx)  # type: ignore[attr-defined]
+    settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("KESSAI_")})
+    registry, matcher = signing.for_worker(settings)
+    assert registry is not None and matcher is not None
+    args = variant.load_args(ctx)
+    venue = signing.SigningKey.load(BENCH_VENUE, Path(args[args.index("--sign-key") + 1]))
+    _, value = TradeFactory("T", seed=3, signer=venue).record()
+    assert registry.check("trades", orjson.loads(value)) is None
+    assert VARIANTS["pipeline-exactly-once"].load_args(ctx) == []
