@@ -416,3 +416,24 @@ def test_the_signers_command_builds_a_registry(tmp_path: Path) -> None:
         )
     signers.remove(registry, "venue-a", out=out)
     assert set(signing.load_registry(registry).signers) == {"bridge"}
+
+
+def test_the_worked_example_of_docs_security_md() -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    key = signing.SigningKey("venue-a", Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+    record = trade(
+        isin="JP1103551Q43",
+        quantity=100_000,
+        price="99.5",
+        accrued_interest="12",
+        trade_time="2026-11-25T00:00:00Z",
+    )
+    signed = signing.sign(TRADES, record, key)
+    body = signing.signed_bytes(TRADES, signed).decode()
+    assert f"```\n{body}\n```" in doc
+    assert f"`{key.public_text()}`" in doc
+    assert f"`{signed['signature']}`" in doc
+    unsigned = {k: v for k, v in signed.items() if k != "signature"}
+    assert orjson.dumps(unsigned).decode() in doc
