@@ -14,6 +14,7 @@ from faust.web import Request, Response, View
 
 from streams.config import Settings
 from streams.eos import KessaiApp
+from streams.kafkaauth import faust_credentials
 from streams.ledger import agent as ledger_agent
 from streams.matching import agent as matching_agent
 from streams.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -38,6 +39,9 @@ def create_app(settings: Settings) -> KessaiApp:
     app = KessaiApp(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
+        # SASL/SCRAM over TLS on the secure profile (None: plaintext). faust hands it to
+        # every client it makes; streams/restore.py's consumer reads it from the conf.
+        broker_credentials=faust_credentials(settings),
         processing_guarantee=settings.processing_guarantee,
         store="memory://",
         broker_commit_interval=settings.commit_interval_s,
@@ -130,6 +134,7 @@ def main(worker_args: list[str] | None = None) -> None:
         create_topics(
             settings.bootstrap,
             [TopicSpec(name=name, partitions=settings.partitions) for name in INTERNAL_TOPICS],
+            settings=settings,
         )
     )
     if created:

@@ -124,7 +124,11 @@ def _parser() -> argparse.ArgumentParser:
             "Run a local single-node Kafka broker (KRaft) from Maven jars under "
             "KESSAI_STATE_DIR (default .kessai/). It outlives this command; "
             "`kessai kafka down` stops it. With KESSAI_BOOTSTRAP pointing elsewhere, "
-            "nothing is started or stopped."
+            "nothing is started or stopped. Without --secure it is the open development "
+            "profile (no authentication, no ACLs); --secure runs the secure profile: "
+            "SASL/SCRAM-SHA-512 over TLS and Kafka ACLs, on 127.0.0.1:9192 under "
+            "KESSAI_STATE_DIR/kafka-secure, with an env file per principal in "
+            "kafka-secure/secure/env/."
         ),
     )
     kafka_actions = kafka.add_subparsers(title="actions", dest="action", metavar="ACTION")
@@ -138,6 +142,11 @@ def _parser() -> argparse.ArgumentParser:
         action = kafka_actions.add_parser(name, help=text, description=text[0].upper() + text[1:])
         action.add_argument(
             "--timeout-s", type=float, default=None, help="how long to wait for the broker"
+        )
+        action.add_argument(
+            "--secure",
+            action="store_true",
+            help="the secure profile (SASL_SSL + ACLs); implied by KESSAI_KAFKA_SECURITY=sasl_ssl",
         )
         if name == "reset":
             action.add_argument(
@@ -533,13 +542,31 @@ def _kafka(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(str(err))
 
 
+#: Said on stderr each time the open profile is brought up.
+PLAINTEXT_WARNING = (
+    "WARNING: this is the OPEN development profile of Kafka: no authentication, no ACLs. "
+    "Anyone who reaches {bootstrap} can publish trades and payments, and read every "
+    "account's ledger. Use `kessai kafka up --secure` (SASL/SCRAM over TLS with ACLs) "
+    "for anything but development on this machine."
+)
+
+
 def _kafka_action(args: argparse.Namespace, settings: Settings) -> int:
     timeout: dict[str, float] = {} if args.timeout_s is None else {"timeout_s": args.timeout_s}
+    if args.secure:
+        settings = localkafka.secure_profile(settings)
     if args.action == "up":
+        if settings.kafka_security == "plaintext":
+            print(PLAINTEXT_WARNING.format(bootstrap=settings.bootstrap), file=sys.stderr)
         status = localkafka.up(settings, log=lambda line: print(line, file=sys.stderr), **timeout)
         print(status.message)
         if status.managed and str(status.log_file) not in status.message:
             print(f"log: {status.log_file}")
+        if settings.kafka_security == "sasl_ssl" and status.managed:
+            env = localkafka.env_file(settings, "worker")
+            print(
+                f"clients: `set -a; . {env}; set +a` (one env file per principal in {env.parent})"
+            )
         return 0
     if args.action == "down":
         stopped = localkafka.down(settings, **timeout)
@@ -550,7 +577,8 @@ def _kafka_action(args: argparse.Namespace, settings: Settings) -> int:
         if not args.yes:
             return _fail(
                 f"reset deletes every topic and record in {data_dir}, the ledger journal "
-                f"included; run `kessai kafka reset --yes` to do it"
+                f"included; run `kessai kafka reset{' --secure' if args.secure else ''} --yes` "
+                f"to do it"
             )
         localkafka.reset(settings, **timeout)
         print(f"stopped the broker and deleted {data_dir}")

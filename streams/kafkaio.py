@@ -17,6 +17,9 @@ from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from streams.config import Settings
+from streams.kafkaauth import client_kwargs
+
 
 @dataclass(frozen=True, kw_only=True)
 class TopicSpec:
@@ -27,15 +30,24 @@ class TopicSpec:
 
 
 async def create_topics(
-    bootstrap: str, specs: Iterable[TopicSpec], *, replication: int = 1
+    bootstrap: str,
+    specs: Iterable[TopicSpec],
+    *,
+    replication: int = 1,
+    settings: Settings | None = None,
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created.
+
+    ``settings``: whose Kafka credentials to connect with (None: plaintext); in this
+    module's helpers its bootstrap is not used, ``bootstrap`` is.
 
     A topic that exists with another partition count is an error: co-partitioned
     topics must share their count, and Kafka cannot shrink one.
     """
     specs = list(specs)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=30_000, **client_kwargs(settings)
+    )
     await admin.start()
     try:
         existing = await _partition_counts(admin, [s.name for s in specs])
@@ -70,10 +82,14 @@ async def create_topics(
         await admin.close()
 
 
-async def delete_topics_starting_with(bootstrap: str, prefixes: Iterable[str]) -> list[str]:
+async def delete_topics_starting_with(
+    bootstrap: str, prefixes: Iterable[str], *, settings: Settings | None = None
+) -> list[str]:
     """Delete every topic whose name starts with one of ``prefixes``; return their names."""
     prefixes = tuple(prefixes)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=30_000, **client_kwargs(settings)
+    )
     await admin.start()
     try:
         doomed = [t for t in await admin.list_topics() if t.startswith(prefixes)]
@@ -100,7 +116,7 @@ async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dic
 
 
 async def read_committed(
-    bootstrap: str, topic: str, *, timeout_s: float = 60.0
+    bootstrap: str, topic: str, *, timeout_s: float = 60.0, settings: Settings | None = None
 ) -> list[ConsumerRecord]:
     """All committed records of ``topic``, partition by partition in offset order.
 
@@ -112,8 +128,8 @@ async def read_committed(
 
     async def read() -> list[ConsumerRecord]:
         records: dict[int, list[ConsumerRecord]] = {}
-        cuts = await cuts_for(bootstrap, topic)
-        async for partition, batch in read_batches(bootstrap, topic, cuts):
+        cuts = await cuts_for(bootstrap, topic, settings=settings)
+        async for partition, batch in read_batches(bootstrap, topic, cuts, settings=settings):
             records.setdefault(partition, []).extend(batch)
         return [r for p in sorted(records) for r in records[p]]
 

@@ -11,6 +11,14 @@ nothing is started; :func:`up` only waits for that cluster to answer.
 Layout under ``<state_dir>/kafka``: ``libs/`` (jars, with the pom's hash beside them),
 ``data/`` (log dirs and KRaft metadata), ``logs/server.log``, ``server.properties``,
 ``log4j.properties``, ``kafka.pid``.
+
+Two profiles, chosen by ``settings.kafka_security``. ``plaintext`` is the open
+development broker above: no authentication, no ACLs. ``sasl_ssl`` is the secure
+profile (``kessai kafka up --secure``): the same broker with SASL/SCRAM-SHA-512 over
+TLS and Kafka ACLs (:mod:`streams.kafkasecure`), under ``<state_dir>/kafka-secure``
+on port 9192 by default, so that both can run side by side; it uses the dev
+profile's jars. kessai manages it as the admin principal, whatever user the settings
+name.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import contextlib
 import dataclasses
 import fcntl
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -41,7 +50,9 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
+from streams import kafkasecure
 from streams.config import PROJECT_ROOT, Settings
+from streams.kafkaauth import client_kwargs
 
 __all__ = [
     "BrokerError",
@@ -49,8 +60,11 @@ __all__ = [
     "MissingToolError",
     "Status",
     "down",
+    "env_file",
     "free_port",
+    "principal_settings",
     "reset",
+    "secure_profile",
     "status",
     "up",
     "up_private",
@@ -70,6 +84,8 @@ HEAP_DEFAULT = "1G"
 MVN_TIMEOUT_S = 900.0
 JAVA_VERSION_TIMEOUT_S = 30.0
 FORMAT_TIMEOUT_S = 120.0
+#: Installing the secure profile's ACLs: a few short JVMs, run side by side.
+ACL_TIMEOUT_S = 180.0
 #: Waiting for another `up`/`down` that holds the lock; covers a first-run download.
 LOCK_WAIT_S_MAX = MVN_TIMEOUT_S + 120.0
 #: After SIGKILL the kernel frees the process quickly; more means something is wrong.
@@ -127,14 +143,32 @@ class Status:
 @dataclass(frozen=True)
 class _Paths:
     root: Path
+    #: Where ``libs/`` is: the dev profile's folder (None: ``root``, the dev profile).
+    libs_root: Path | None = None
+    secure: bool = False
 
     @classmethod
     def of(cls, settings: Settings) -> _Paths:
-        return cls(settings.state_dir / "kafka")
+        plain = settings.state_dir / "kafka"
+        if _is_secure(settings):
+            return cls(settings.state_dir / kafkasecure.PROFILE_DIR_NAME, plain, secure=True)
+        return cls(plain)
+
+    @property
+    def libs_home(self) -> Path:
+        return self.root if self.libs_root is None else self.libs_root
 
     @property
     def libs(self) -> Path:
-        return self.root / "libs"
+        return self.libs_home / "libs"
+
+    @property
+    def secure_files(self) -> kafkasecure.SecureFiles:
+        return kafkasecure.SecureFiles(self.root / "secure")
+
+    @property
+    def tools_log4j_properties(self) -> Path:
+        return self.root / "tools-log4j.properties"
 
     @property
     def pom_hash(self) -> Path:
@@ -193,13 +227,17 @@ def up(settings: Settings, *, timeout_s: float = 120.0, log: Log = print) -> Sta
     paths = _Paths.of(settings)
     if not _is_local(settings.bootstrap):
         log(f"KESSAI_BOOTSTRAP={settings.bootstrap} is not local: starting nothing, waiting")
-        _wait_ready(settings.bootstrap, deadline, timeout_s, alive=lambda: True)
+        _wait_ready(
+            settings.bootstrap, deadline, timeout_s, alive=lambda: True, auth=_auth(settings, paths)
+        )
         return _external_status(settings, paths, running=True)
 
     with _locked(paths):
         pid = _our_pid(paths)
         if pid is not None:
-            if _answers_metadata(settings.bootstrap, PROBE_TIMEOUT_S):
+            if _answers_metadata(settings.bootstrap, PROBE_TIMEOUT_S, _auth(settings, paths)):
+                if paths.secure:  # an earlier `up` may have stopped before the ACLs
+                    _install_acls(paths, settings, log)
                 return _managed_status(settings, paths, pid, "already running")
             # Alive but silent: still starting (an interrupted `up`), or recovering logs
             # after a crash. Give it the same time a fresh start gets.
@@ -211,7 +249,10 @@ def up(settings: Settings, *, timeout_s: float = 120.0, log: Log = print) -> Sta
                     timeout_s,
                     alive=lambda: _pid_alive(pid),
                     logs=(paths, {}),
+                    auth=_auth(settings, paths),
                 )
+                if paths.secure:
+                    _install_acls(paths, settings, log)
             except BrokerError:
                 if not _pid_alive(pid):
                     paths.pid_file.unlink(missing_ok=True)
@@ -222,7 +263,7 @@ def up(settings: Settings, *, timeout_s: float = 120.0, log: Log = print) -> Sta
         if _tcp_open(LISTEN_HOST, port):
             # Someone else's broker (docker compose, another checkout): use it, never fight
             # it for the port.
-            if _answers_metadata(settings.bootstrap, PROBE_TIMEOUT_S):
+            if _answers_metadata(settings.bootstrap, PROBE_TIMEOUT_S, _auth(settings, paths)):
                 return _foreign_status(settings, paths)
             raise BrokerError(
                 f"port {port} on {LISTEN_HOST} is taken by a program that is not a Kafka "
@@ -237,9 +278,17 @@ def up(settings: Settings, *, timeout_s: float = 120.0, log: Log = print) -> Sta
         java = _require_java()
         heap = _heap(os.environ)
         started_s = time.monotonic()
-        _ensure_jars(paths, log)
+        if paths.secure:
+            # The jars are the dev profile's: fetched under its lock, never twice at once.
+            with _locked(_Paths(paths.libs_home)):
+                _ensure_jars(paths, log)
+        else:
+            _ensure_jars(paths, log)
+        scram_args = _prepare_secure(paths, settings, log) if paths.secure else []
         _write_config(paths, settings)
-        _format_storage(java, paths, log)
+        if _format_storage(java, paths, log, scram_args):
+            # A fresh metadata log holds no ACLs, whatever was installed before.
+            paths.secure_files.acls_digest.unlink(missing_ok=True)
         # Where the logs end now: a failure quotes only what this start wrote.
         log_sizes = _log_sizes(paths)
         proc = _start(java, paths, heap)
@@ -251,7 +300,10 @@ def up(settings: Settings, *, timeout_s: float = 120.0, log: Log = print) -> Sta
                 timeout_s,
                 alive=lambda: proc.poll() is None,
                 logs=(paths, log_sizes),
+                auth=_auth(settings, paths),
             )
+            if paths.secure:
+                _install_acls(paths, settings, log)
         except BrokerError:
             if proc.poll() is not None:
                 paths.pid_file.unlink(missing_ok=True)
@@ -260,8 +312,117 @@ def up(settings: Settings, *, timeout_s: float = 120.0, log: Log = print) -> Sta
         return _managed_status(settings, paths, proc.pid, f"started in {took_s:.1f} s")
 
 
+def _is_secure(settings: Settings) -> bool:
+    return settings.kafka_security == "sasl_ssl"
+
+
+def _auth(settings: Settings, paths: _Paths) -> dict[str, Any]:
+    """How the readiness probe connects: plaintext, or as the secure profile's admin.
+
+    A cluster kessai does not run (KESSAI_BOOTSTRAP elsewhere) is asked as the user
+    the settings name; the local secure broker as its admin, once the admin exists.
+    """
+    if not paths.secure:
+        return {}
+    files = paths.secure_files
+    if _is_local(settings.bootstrap) and files.credentials(kafkasecure.ADMIN).exists():
+        return client_kwargs(principal_settings(settings, kafkasecure.ADMIN))
+    return client_kwargs(settings)
+
+
+def _prepare_secure(paths: _Paths, settings: Settings, log: Log) -> list[str]:
+    """Certificates, passwords and client files of the secure profile; the StorageTool
+    arguments that create its SCRAM users (used only when the storage is formatted)."""
+    files = paths.secure_files
+    formatted = (paths.data / "meta.properties").exists()
+    missing = [p for p in kafkasecure.PRINCIPALS if not files.credentials(p).exists()]
+    if formatted and missing:
+        # Their SCRAM credentials are in the metadata log with passwords nobody knows.
+        raise BrokerError(
+            f"the secure broker's storage {paths.data} exists but the credentials of "
+            f"{missing} in {files.root} do not; `kessai kafka reset --secure --yes` "
+            f"starts over"
+        )
+    if kafkasecure.ensure_certificates(files):
+        log(f"made a local CA and broker certificate in {files.root}")
+    passwords = kafkasecure.ensure_credentials(files)
+    kafkasecure.write_client_files(files, settings.bootstrap, settings.state_dir)
+    kafkasecure.write_private(
+        files.admin_client_properties,
+        kafkasecure.admin_client_properties(files, passwords[kafkasecure.ADMIN]),
+    )
+    return [] if formatted else kafkasecure.scram_format_args(passwords)
+
+
+def _install_acls(paths: _Paths, settings: Settings, log: Log) -> None:
+    """Add the ACL table as the admin, unless this very table is installed already.
+
+    A few AclCommand JVMs, all at once (each spends seconds starting). Adding
+    is idempotent; a rule removed from the table stays on the broker until a reset.
+    """
+    files = paths.secure_files
+    rules = kafkasecure.acl_table(settings.app_id)
+    digest = kafkasecure.table_digest(rules)
+    with contextlib.suppress(OSError):
+        if files.acls_digest.read_text(encoding="ascii").strip() == digest:
+            return
+    java = _require_java()
+    log(f"installing {len(rules)} ACL rules ({', '.join(r.name for r in rules)})")
+    connection = [
+        "--bootstrap-server",
+        settings.bootstrap,
+        "--command-config",
+        str(files.admin_client_properties),
+    ]
+    calls = kafkasecure.acl_command_args(rules)
+    procs = [
+        subprocess.Popen(
+            [*_tool_java(java, paths), "kafka.admin.AclCommand", *connection, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for args in calls
+    ]
+    failed = []
+    try:
+        for args, proc in zip(calls, procs, strict=True):
+            out, _ = proc.communicate(timeout=ACL_TIMEOUT_S)
+            if proc.returncode != 0:
+                failed.append(f"{' '.join(args)} (exit {proc.returncode}):\n{_tail_text(out)}")
+    except subprocess.TimeoutExpired as err:
+        raise BrokerError(f"AclCommand did not finish within {ACL_TIMEOUT_S:.0f} s") from err
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if failed:
+        raise BrokerError("installing the ACLs failed: " + "\n".join(failed))
+    _write_atomic(files.acls_digest, digest + "\n")
+
+
+def _tool_java(java: str, paths: _Paths) -> list[str]:
+    """java and its flags for a short-lived Kafka tool: small heap, fast start."""
+    return [
+        java,
+        "-Xmx256M",
+        "-XX:TieredStopAtLevel=1",
+        "-XX:+UseSerialGC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j.configuration=file:{paths.tools_log4j_properties}",
+        "-cp",
+        _classpath(paths),
+    ]
+
+
 def up_private(
-    workdir: Path, *, tokens: dict[str, int] | None = None, log: Log = print
+    workdir: Path,
+    *,
+    tokens: dict[str, int] | None = None,
+    log: Log = print,
+    secure: bool = False,
 ) -> Settings:
     """A fresh single-node cluster of its own under *workdir*, on free ports.
 
@@ -269,9 +430,14 @@ def up_private(
     pipeline benchmarks: kessai's topic names are fixed). The jars of the project's
     broker are copied when present, so only the first broker on a machine runs Maven.
     Stop it with :func:`down` on the settings returned.
+
+    With ``secure``, the secure profile; the settings returned connect as the admin
+    (a super user): :func:`principal_settings` gives any other principal's.
     """
     settings = Settings(
-        bootstrap=f"{LISTEN_HOST}:{free_port(pair=True)}", state_dir=workdir / "state"
+        bootstrap=f"{LISTEN_HOST}:{free_port(pair=True)}",
+        state_dir=workdir / "state",
+        kafka_security="sasl_ssl" if secure else "plaintext",
     )
     if tokens is not None:
         settings = dataclasses.replace(settings, tokens=dict(tokens))
@@ -281,7 +447,52 @@ def up_private(
     if shared_libs.is_dir():
         shutil.copytree(shared_libs, settings.state_dir / "kafka" / "libs")
     up(settings, log=log)
-    return settings
+    return principal_settings(settings, kafkasecure.ADMIN) if secure else settings
+
+
+def secure_profile(settings: Settings) -> Settings:
+    """The settings of the secure profile's broker (``kessai kafka up --secure``).
+
+    Settings already for ``sasl_ssl`` are kept (their KESSAI_BOOTSTRAP names the
+    secure broker, as the profile's env files set it); plaintext ones name the dev
+    broker, so the secure one goes to its own default port.
+    """
+    if _is_secure(settings):
+        return settings
+    return dataclasses.replace(
+        settings,
+        bootstrap=f"{LISTEN_HOST}:{kafkasecure.SECURE_PORT_DEFAULT}",
+        kafka_security="sasl_ssl",
+        kafka_username=None,
+        kafka_password=None,
+        kafka_ca_file=None,
+    )
+
+
+def env_file(settings: Settings, principal: str) -> Path:
+    """The secure profile's env file for *principal* (``set -a; . FILE; set +a``)."""
+    return _Paths.of(secure_profile(settings)).secure_files.env(principal)
+
+
+def principal_settings(settings: Settings, principal: str) -> Settings:
+    """*settings* connecting to the local secure broker as *principal* (one of
+    :data:`streams.kafkasecure.PRINCIPALS`), with the password and CA it made."""
+    if principal not in kafkasecure.PRINCIPALS:
+        raise ValueError(f"no principal {principal!r}; want one of {kafkasecure.PRINCIPALS}")
+    files = _Paths.of(secure_profile(settings)).secure_files
+    try:
+        document = json.loads(files.credentials(principal).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise BrokerError(
+            f"no credentials for {principal} in {files.root} ({err}); "
+            f"start the secure profile first (`kessai kafka up --secure`)"
+        ) from err
+    return dataclasses.replace(
+        secure_profile(settings),
+        kafka_username=principal,
+        kafka_password=document["password"],
+        kafka_ca_file=files.ca,
+    )
 
 
 def free_port(*, pair: bool = False) -> int:
@@ -319,12 +530,13 @@ def down(settings: Settings, *, timeout_s: float = 60.0) -> bool:
 def status(settings: Settings) -> Status:
     """Whether a broker runs for ``settings``, its pid, and where its data and log are."""
     paths = _Paths.of(settings)
+    auth = _auth(settings, paths)
     if not _is_local(settings.bootstrap):
         return _external_status(
-            settings, paths, running=_answers_metadata(settings.bootstrap, PROBE_TIMEOUT_S)
+            settings, paths, running=_answers_metadata(settings.bootstrap, PROBE_TIMEOUT_S, auth)
         )
     pid = _our_pid(paths)
-    answers = _answers_metadata(settings.bootstrap, PROBE_TIMEOUT_S)
+    answers = _answers_metadata(settings.bootstrap, PROBE_TIMEOUT_S, auth)
     if pid is not None:
         if answers:
             return _managed_status(settings, paths, pid, "running")
@@ -350,7 +562,10 @@ def status(settings: Settings) -> Status:
         state_dir=settings.state_dir,
         log_file=paths.log_file,
         managed=True,
-        message=f"not running (start it with `python -m streams.localkafka up`); data {paths.data}",
+        message=(
+            f"not running (start it with `kessai kafka up{' --secure' if paths.secure else ''}`);"
+            f" data {paths.data}"
+        ),
         data_dir=paths.data,
     )
 
@@ -364,6 +579,8 @@ def reset(settings: Settings, *, timeout_s: float = 60.0) -> None:
         _stop(paths, timeout_s)
         if paths.data.exists():
             shutil.rmtree(paths.data)
+        if paths.secure:
+            paths.secure_files.acls_digest.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------ status helpers
@@ -472,9 +689,32 @@ def _new_cluster_id() -> str:
             return text
 
 
-def _render_server_properties(settings: Settings, data_dir: Path) -> str:
+def _render_server_properties(
+    settings: Settings, data_dir: Path, *, secure: tuple[kafkasecure.SecureFiles, str] | None = None
+) -> str:
+    """The broker's configuration; ``secure``: the secure profile's files and admin
+    password (SASL_SSL listeners, ACLs)."""
     port, controller_port = _ports(settings.bootstrap)
     assert settings.partitions > 0, settings.partitions
+    if secure is None:
+        listeners = [
+            "# The open development profile: no authentication, no ACLs.",
+            f"listeners=PLAINTEXT://{LISTEN_HOST}:{port},"
+            f"CONTROLLER://{LISTEN_HOST}:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://{LISTEN_HOST}:{port}",
+            "inter.broker.listener.name=PLAINTEXT",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        ]
+    else:
+        files, admin_password = secure
+        listeners = kafkasecure.listener_properties(
+            host=LISTEN_HOST,
+            port=port,
+            controller_port=controller_port,
+            files=files,
+            admin_password=admin_password,
+        )
     lines = [
         "# Written by streams/localkafka.py on every `up`: edits here are overwritten.",
         "# One JVM is both broker and controller (KRaft, no ZooKeeper).",
@@ -482,11 +722,8 @@ def _render_server_properties(settings: Settings, data_dir: Path) -> str:
         f"node.id={NODE_ID}",
         # Static voters: formatted without --standalone (kraft.version 0).
         f"controller.quorum.voters={NODE_ID}@{LISTEN_HOST}:{controller_port}",
-        f"listeners=PLAINTEXT://{LISTEN_HOST}:{port},CONTROLLER://{LISTEN_HOST}:{controller_port}",
-        f"advertised.listeners=PLAINTEXT://{LISTEN_HOST}:{port}",
-        "inter.broker.listener.name=PLAINTEXT",
-        "controller.listener.names=CONTROLLER",
-        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        *listeners,
+        "",
         f"log.dirs={data_dir}",
         "",
         "# Kafka's defaults assume three brokers; on one they make groups and transactions",
@@ -549,10 +786,35 @@ def _render_log4j_properties() -> str:
     )
 
 
+def _render_tools_log4j_properties() -> str:
+    # Kafka's tools (AclCommand): warnings and errors on stderr, which kessai captures.
+    return "\n".join(
+        [
+            "# Written by streams/localkafka.py on every `up`: edits here are overwritten.",
+            "log4j.rootLogger=WARN, stderr",
+            "log4j.appender.stderr=org.apache.log4j.ConsoleAppender",
+            "log4j.appender.stderr.Target=System.err",
+            "log4j.appender.stderr.layout=org.apache.log4j.PatternLayout",
+            "log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n",
+            "",
+        ]
+    )
+
+
 def _write_config(paths: _Paths, settings: Settings) -> None:
     for folder in (paths.root, paths.data, paths.logs):
         folder.mkdir(parents=True, exist_ok=True)
-    _write_atomic(paths.server_properties, _render_server_properties(settings, paths.data))
+    if paths.secure:
+        files = paths.secure_files
+        password = kafkasecure.ensure_credentials(files)[kafkasecure.ADMIN]
+        # It holds the admin's password (the broker's own JAAS login): owner only.
+        kafkasecure.write_private(
+            paths.server_properties,
+            _render_server_properties(settings, paths.data, secure=(files, password)),
+        )
+        _write_atomic(paths.tools_log4j_properties, _render_tools_log4j_properties())
+    else:
+        _write_atomic(paths.server_properties, _render_server_properties(settings, paths.data))
     _write_atomic(paths.log4j_properties, _render_log4j_properties())
 
 
@@ -646,12 +908,14 @@ def _ensure_jars(paths: _Paths, log: Log) -> None:
         if paths.pom_hash.read_text(encoding="ascii").strip() == want:
             return
     mvn = _require_mvn()
+    home = paths.libs_home
+    home.mkdir(parents=True, exist_ok=True)
     # Leftovers of an interrupted fetch: never trusted, never reused.
-    for stale in [*paths.root.glob(LIBS_TMP_PREFIX + "*"), *paths.root.glob(LIBS_OLD_PREFIX + "*")]:
+    for stale in [*home.glob(LIBS_TMP_PREFIX + "*"), *home.glob(LIBS_OLD_PREFIX + "*")]:
         shutil.rmtree(stale, ignore_errors=True)
     log(f"fetching Kafka {KAFKA_VERSION} jars with Maven into {paths.libs} (first run downloads)")
     # A fresh folder renamed into place: an interrupted download never leaves a half libs/.
-    tmp = Path(tempfile.mkdtemp(prefix=LIBS_TMP_PREFIX, dir=paths.root))
+    tmp = Path(tempfile.mkdtemp(prefix=LIBS_TMP_PREFIX, dir=home))
     try:
         cmd = [
             mvn,
@@ -685,7 +949,7 @@ def _ensure_jars(paths: _Paths, log: Log) -> None:
         tmp.chmod(0o755)  # mkdtemp makes it private; the jars are not secret.
         old: Path | None = None
         if paths.libs.exists():
-            old = paths.root / f"{LIBS_OLD_PREFIX}{os.getpid()}"
+            old = home / f"{LIBS_OLD_PREFIX}{os.getpid()}"
             paths.libs.rename(old)
         tmp.rename(paths.libs)
         if old is not None:
@@ -698,10 +962,14 @@ def _ensure_jars(paths: _Paths, log: Log) -> None:
 # ---------------------------------------------------------------------- storage and JVM
 
 
-def _format_storage(java: str, paths: _Paths, log: Log) -> None:
-    """Format the log dir once; a formatted one keeps its cluster id and data."""
+def _format_storage(java: str, paths: _Paths, log: Log, extra_args: list[str]) -> bool:
+    """Format the log dir once; a formatted one keeps its cluster id and data.
+
+    ``extra_args``: more ``format`` arguments (the secure profile's SCRAM users).
+    Returns whether it formatted.
+    """
     if (paths.data / "meta.properties").exists():
-        return
+        return False
     cluster_id = _new_cluster_id()
     log(f"formatting {paths.data} (cluster id {cluster_id})")
     cmd = [
@@ -718,6 +986,7 @@ def _format_storage(java: str, paths: _Paths, log: Log) -> None:
         str(paths.server_properties),
         # No --standalone: this config names its voter statically.
         "--ignore-formatted",
+        *extra_args,
     ]
     try:
         done = subprocess.run(
@@ -735,6 +1004,7 @@ def _format_storage(java: str, paths: _Paths, log: Log) -> None:
             f"kafka StorageTool format failed (exit {done.returncode}):\n"
             + _tail_text(done.stdout + done.stderr)
         )
+    return True
 
 
 def _classpath(paths: _Paths) -> str:
@@ -796,6 +1066,7 @@ def _wait_ready(
     *,
     alive: Callable[[], bool],
     logs: tuple[_Paths, dict[Path, int]] | None = None,
+    auth: Mapping[str, Any],
 ) -> None:
     """Poll until ``bootstrap`` answers metadata; fail at once if the process died.
 
@@ -806,7 +1077,7 @@ def _wait_ready(
             assert logs is not None
             raise BrokerError(f"Kafka exited while starting.\n{_log_tails(*logs)}")
         remaining_s = deadline - time.monotonic()
-        if _answers_metadata(bootstrap, max(0.5, min(PROBE_TIMEOUT_S, remaining_s))):
+        if _answers_metadata(bootstrap, max(0.5, min(PROBE_TIMEOUT_S, remaining_s)), auth):
             return
         if time.monotonic() >= deadline:
             where = f"; it is left running, see {logs[0].log_file}" if logs else ""
@@ -956,20 +1227,22 @@ def _tcp_open(host: str, port: int) -> bool:
         return False
 
 
-def _answers_metadata(bootstrap: str, timeout_s: float) -> bool:
+def _answers_metadata(bootstrap: str, timeout_s: float, auth: Mapping[str, Any]) -> bool:
+    """``auth``: :func:`streams.kafkaauth.client_kwargs` of whom the probe connects as."""
     # A plain connect first: while nothing listens it fails at once, and aiokafka is
     # spared logging an error per poll.
     if not any(_tcp_open(host, port) for host, port in _split_hosts(bootstrap)):
         return False
-    return run_sync(_metadata_brokers(bootstrap, timeout_s)) > 0
+    return run_sync(_metadata_brokers(bootstrap, timeout_s, auth)) > 0
 
 
-async def _metadata_brokers(bootstrap: str, timeout_s: float) -> int:
+async def _metadata_brokers(bootstrap: str, timeout_s: float, auth: Mapping[str, Any]) -> int:
     """How many brokers the cluster's metadata lists; 0 when it does not answer in time."""
     client = AIOKafkaClient(
         bootstrap_servers=bootstrap,
         client_id="kessai-localkafka",
         request_timeout_ms=max(1000, int(timeout_s * 1000)),
+        **auth,
     )
     try:
         async with asyncio.timeout(timeout_s):
@@ -1001,8 +1274,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streams.localkafka", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status", "reset"])
     parser.add_argument("--timeout-s", type=float, default=None)
+    parser.add_argument("--secure", action="store_true", help="the secure profile")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
+    if args.secure:
+        settings = secure_profile(settings)
     try:
         if args.command == "up":
             print(up(settings, timeout_s=args.timeout_s or 120.0).message)

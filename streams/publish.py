@@ -34,6 +34,7 @@ from tqdm import tqdm
 from schemas import TOPIC_MODELS, SchemaError, decode, encode, key_for
 from streams import signing
 from streams.config import Settings
+from streams.kafkaauth import client_kwargs
 from streams.topics import INPUT_TOPICS
 
 __all__ = [
@@ -126,6 +127,7 @@ async def publish_records(
     records: Sequence[tuple[bytes, bytes]],
     *,
     progress: tqdm[None] | None = None,
+    settings: Settings | None = None,
 ) -> None:
     """Send ``(key, value)`` records to *topic_name*, in order, acknowledged by all replicas.
 
@@ -139,6 +141,8 @@ async def publish_records(
         enable_idempotence=True,
         request_timeout_ms=REQUEST_TIMEOUT_MS,
         client_id="kessai-publish",
+        # As the user the settings name (a venue, the bridge) on the secure profile.
+        **client_kwargs(settings),
     )
     await producer.start()
     try:
@@ -208,7 +212,9 @@ def publish_file(
     show = progress or err.isatty()
     started_s = time.monotonic()
     with tqdm(total=len(valid), desc=destination, unit="rec", file=err, disable=not show) as bar:
-        asyncio.run(publish_records(settings.bootstrap, destination, valid, progress=bar))
+        asyncio.run(
+            publish_records(settings.bootstrap, destination, valid, progress=bar, settings=settings)
+        )
     took_s = time.monotonic() - started_s
     print(f"published {len(valid)} records to {destination} in {took_s:.2f}s", file=out)
     return 0

@@ -39,6 +39,7 @@ from schemas import (
     TRADES,
 )
 from streams.config import Settings
+from streams.kafkaauth import client_kwargs
 from streams.kafkaio import TopicSpec, create_topics
 
 __all__ = [
@@ -199,7 +200,9 @@ async def describe_topics(settings: Settings, *, prefix: str = "") -> list[Topic
     """Each catalogue topic's partition count and kessai-managed configs on the broker."""
     names = [t.physical_name(prefix) for t in CATALOGUE]
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap, request_timeout_ms=ADMIN_REQUEST_TIMEOUT_MS
+        bootstrap_servers=settings.bootstrap,
+        request_timeout_ms=ADMIN_REQUEST_TIMEOUT_MS,
+        **client_kwargs(settings),
     )
     await admin.start()
     try:
@@ -314,7 +317,9 @@ async def ensure_topics(settings: Settings, *, prefix: str = "") -> list[str]:
     # someone else still fails loudly rather than passing unchecked.
     try:
         created = await create_topics(
-            settings.bootstrap, [t.spec(settings, prefix=prefix) for t in CATALOGUE]
+            settings.bootstrap,
+            [t.spec(settings, prefix=prefix) for t in CATALOGUE],
+            settings=settings,
         )
     except ValueError as err:
         raise TopicsError(
@@ -324,7 +329,9 @@ async def ensure_topics(settings: Settings, *, prefix: str = "") -> list[str]:
         # Return only once they can be used: a producer asking for a topic the broker's
         # metadata cache does not show yet would be told it does not exist.
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.bootstrap, request_timeout_ms=ADMIN_REQUEST_TIMEOUT_MS
+            bootstrap_servers=settings.bootstrap,
+            request_timeout_ms=ADMIN_REQUEST_TIMEOUT_MS,
+            **client_kwargs(settings),
         )
         await admin.start()
         try:

@@ -90,6 +90,7 @@ def fold_journal(
     hashes: bool = False,
     progress: bool | None = None,
     jobs: int | None = None,
+    settings: Settings | None = None,
 ) -> FoldResult:
     """Read ``topic`` up to ``as_of`` and fold it (``hashes``: recompute every hash).
 
@@ -97,13 +98,15 @@ def fold_journal(
     are shared out among that many forked processes, each reading and folding its own
     with a consumer of its own; their folds are merged. Accounts never span
     partitions, so nothing is lost by folding them apart. A journal under
-    :data:`PARALLEL_RECORDS_MIN` records is folded in this process.
+    :data:`PARALLEL_RECORDS_MIN` records is folded in this process. ``settings``:
+    whose Kafka credentials the readers use (None: plaintext).
     """
     # Imported here: nothing else of kessai needs tqdm.
     from tqdm import tqdm
 
     started = time.perf_counter()
-    cuts = [c for c in asyncio.run(cuts_for(bootstrap, topic, as_of)) if c.records_max > 0]
+    found = asyncio.run(cuts_for(bootstrap, topic, as_of, settings=settings))
+    cuts = [c for c in found if c.records_max > 0]
     total = sum(c.records_max for c in cuts)
     # Two per core by default: a reader waits on the broker part of the time
     # (notes/2026-11-26-replay.md: 4 readers on 2 cores beat 2 by ~15 %).
@@ -121,9 +124,11 @@ def fold_journal(
     readers: tuple[int, ...] = ()
     try:
         if jobs == 1:
-            fold = asyncio.run(_fold_cuts(bootstrap, topic, cuts, hashes, bar.update))
+            fold = asyncio.run(_fold_cuts(bootstrap, topic, cuts, hashes, bar.update, settings))
         else:
-            fold, readers = _fold_in_processes(bootstrap, topic, _share(cuts, jobs), hashes, bar)
+            fold, readers = _fold_in_processes(
+                bootstrap, topic, _share(cuts, jobs), hashes, bar, settings
+            )
     finally:
         bar.close()
     return FoldResult(fold, as_of, time.perf_counter() - started, readers)
@@ -135,9 +140,12 @@ async def _fold_cuts(
     cuts: list[Cut],
     hashes: bool,
     advanced: Callable[[int], object] | None,
+    settings: Settings | None,
 ) -> JournalFold:
     fold = JournalFold(hashes=hashes)
-    async for partition, records in read_batches(bootstrap, topic, cuts, advanced=advanced):
+    async for partition, records in read_batches(
+        bootstrap, topic, cuts, advanced=advanced, settings=settings
+    ):
         fold.feed(partition, records)
     return fold
 
@@ -154,7 +162,12 @@ def _share(cuts: list[Cut], jobs: int) -> list[list[Cut]]:
 
 
 def _fold_in_processes(
-    bootstrap: str, topic: str, groups: list[list[Cut]], hashes: bool, bar: Any
+    bootstrap: str,
+    topic: str,
+    groups: list[list[Cut]],
+    hashes: bool,
+    bar: Any,
+    settings: Settings | None,
 ) -> tuple[JournalFold, tuple[int, ...]]:
     context = multiprocessing.get_context("fork")  # no asyncio loop runs here: safe
     counters = context.Array("q", len(groups), lock=False)
@@ -163,7 +176,7 @@ def _fold_in_processes(
         receive, send = context.Pipe(duplex=False)
         child = context.Process(
             target=_fold_child,
-            args=(send, counters, index, bootstrap, topic, group, hashes),
+            args=(send, counters, index, bootstrap, topic, group, hashes, settings),
             daemon=True,
         )
         child.start()
@@ -208,12 +221,13 @@ def _fold_child(
     topic: str,
     cuts: list[Cut],
     hashes: bool,
+    settings: Settings | None,
 ) -> None:
     def advanced(n: int) -> None:
         counters[index] += n
 
     try:
-        fold = asyncio.run(_fold_cuts(bootstrap, topic, cuts, hashes, advanced))
+        fold = asyncio.run(_fold_cuts(bootstrap, topic, cuts, hashes, advanced, settings))
         send.send(("ok", fold, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
     except BaseException as err:
         send.send(("error", f"{type(err).__name__}: {err}", 0))
@@ -234,7 +248,13 @@ def _fold_and_say(
     try:
         cut = None if as_of is None else parse_as_of(as_of)
         result = fold_journal(
-            settings.bootstrap, topic, as_of=cut, hashes=hashes, progress=progress, jobs=jobs
+            settings.bootstrap,
+            topic,
+            as_of=cut,
+            hashes=hashes,
+            progress=progress,
+            jobs=jobs,
+            settings=settings,
         )
     except (AsOfError, TimeoutError, ReaderFailed) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

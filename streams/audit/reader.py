@@ -28,6 +28,9 @@ from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.config import Settings
+from streams.kafkaauth import client_kwargs
+
 __all__ = [
     "AsOf",
     "AsOfError",
@@ -119,10 +122,11 @@ class Cut:
 Batch = tuple[int, list[Any]]
 
 
-def _consumer(bootstrap: str, client_id: str) -> AIOKafkaConsumer:
+def _consumer(bootstrap: str, client_id: str, settings: Settings | None) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         client_id=client_id,
+        **client_kwargs(settings),
         isolation_level="read_committed",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -133,13 +137,19 @@ def _consumer(bootstrap: str, client_id: str) -> AIOKafkaConsumer:
 
 
 async def cuts_for(
-    bootstrap: str, topic: str, as_of: AsOf | None = None, *, client_id: str = "kessai-audit"
+    bootstrap: str,
+    topic: str,
+    as_of: AsOf | None = None,
+    *,
+    client_id: str = "kessai-audit",
+    settings: Settings | None = None,
 ) -> list[Cut]:
     """Each partition's start (the log start) and end (see the module doc) for ``as_of``.
 
-    No partitions (an empty list) if the topic does not exist.
+    No partitions (an empty list) if the topic does not exist. ``settings``: whose
+    Kafka credentials to read with (None: plaintext); ``bootstrap`` is where.
     """
-    consumer = _consumer(bootstrap, client_id)
+    consumer = _consumer(bootstrap, client_id, settings)
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic)
@@ -188,6 +198,7 @@ async def read_batches(
     *,
     advanced: Callable[[int], object] | None = None,
     client_id: str = "kessai-audit",
+    settings: Settings | None = None,
 ) -> AsyncIterator[Batch]:
     """Yield ``(partition, records)`` batches of ``topic``'s committed records within ``cuts``.
 
@@ -197,7 +208,7 @@ async def read_batches(
     pending = {TopicPartition(topic, c.partition): c for c in cuts if c.end > c.start}
     if not pending:
         return
-    consumer = _consumer(bootstrap, client_id)
+    consumer = _consumer(bootstrap, client_id, settings)
     await consumer.start()
     try:
         consumer.assign(sorted(pending, key=lambda tp: tp.partition))

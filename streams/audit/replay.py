@@ -190,10 +190,10 @@ def _key(obj: Any) -> bytes:
 Log = dict[int, list[Any]]
 
 
-async def _read(bootstrap: str, topic: str, cuts: list[Cut]) -> Log:
+async def _read(bootstrap: str, topic: str, cuts: list[Cut], settings: Settings) -> Log:
     """Every committed record of ``topic`` within ``cuts``, per partition in offset order."""
     out: Log = defaultdict(list)
-    async for partition, records in read_batches(bootstrap, topic, cuts):
+    async for partition, records in read_batches(bootstrap, topic, cuts, settings=settings):
         out[partition].extend(records)
     return dict(out)
 
@@ -605,9 +605,12 @@ def replay(
         # quiet pipeline (every input consumed): records written between two
         # cut-offs would show as differences.
         every = [*names.values(), *tables.values()]
-        cuts = [await cuts_for(settings.bootstrap, topic) for topic in every]
+        cuts = [await cuts_for(settings.bootstrap, topic, settings=settings) for topic in every]
         read = await asyncio.gather(
-            *(_read(settings.bootstrap, topic, c) for topic, c in zip(every, cuts, strict=True))
+            *(
+                _read(settings.bootstrap, topic, c, settings)
+                for topic, c in zip(every, cuts, strict=True)
+            )
         )
         return (
             dict(zip(names, read[: len(names)], strict=True)),

@@ -35,7 +35,7 @@ from schemas import (
     SETTLEMENTS,
     encode,
 )
-from streams import signing
+from streams import kafkaauth, signing
 from streams.config import Settings
 from streams.ledger.agent import LEDGER_COMMANDS, SETTLEMENT_INBOX, raw_topic, rejection
 from streams.metrics import Metrics
@@ -112,7 +112,9 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
     @app.task  # type: ignore[untyped-decorator]  # faust's task decorator is untyped
     async def ticker() -> None:
         # A plain producer: ticks are time signals, not outputs of an event.
-        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap, **kafkaauth.client_kwargs(settings)
+        )
         await producer.start()
         try:
             while True:

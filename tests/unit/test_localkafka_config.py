@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import base64
+import datetime
+import hashlib
+import ipaddress
+import json
 import os
 import re
 import shutil
@@ -12,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 
-from streams import localkafka
+from streams import kafkasecure, localkafka
 from streams.config import PROJECT_ROOT, Settings
+from streams.topics import CATALOGUE
 
 
 def _props(text: str) -> dict[str, str]:
@@ -288,7 +294,7 @@ def test_missing_mvn_is_reported_only_when_jars_are_needed(
 
 
 def test_nothing_runs_in_a_fresh_state_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(localkafka, "_answers_metadata", lambda bootstrap, timeout_s: False)
+    monkeypatch.setattr(localkafka, "_answers_metadata", lambda bootstrap, timeout_s, auth: False)
     settings = Settings(bootstrap="127.0.0.1:9092", state_dir=tmp_path)
 
     current = localkafka.status(settings)
@@ -317,13 +323,13 @@ def test_external_bootstrap_starts_nothing(monkeypatch: pytest.MonkeyPatch, tmp_
         raise AssertionError("must not start a process for an external cluster")
 
     monkeypatch.setattr(subprocess, "Popen", no_popen)
-    monkeypatch.setattr(localkafka, "_answers_metadata", lambda bootstrap, timeout_s: False)
+    monkeypatch.setattr(localkafka, "_answers_metadata", lambda bootstrap, timeout_s, auth: False)
     settings = Settings(bootstrap="kafka.example:9092", state_dir=tmp_path)
 
     with pytest.raises(localkafka.BrokerError, match=re.escape("kafka.example:9092")):
         localkafka.up(settings, timeout_s=0.3, log=lambda line: None)
 
-    monkeypatch.setattr(localkafka, "_answers_metadata", lambda bootstrap, timeout_s: True)
+    monkeypatch.setattr(localkafka, "_answers_metadata", lambda bootstrap, timeout_s, auth: True)
     current = localkafka.up(settings, timeout_s=0.3, log=lambda line: None)
     assert (current.running, current.managed, current.pid) == (True, False, None)
     assert not (tmp_path / "kafka").exists()
@@ -374,3 +380,235 @@ def test_compose_file_keeps_in_step_with_the_local_broker(tmp_path: Path) -> Non
         k: v for k, v in local.items() if k not in where
     }
     assert re.search(r"image: apache/kafka:" + re.escape(localkafka.KAFKA_VERSION) + r"\n", compose)
+
+
+# ------------------------------------------------------------------ the secure profile
+
+
+def _secure_props(tmp_path: Path, bootstrap: str = "127.0.0.1:9192") -> dict[str, str]:
+    settings = Settings(bootstrap=bootstrap, state_dir=tmp_path, kafka_security="sasl_ssl")
+    files = kafkasecure.SecureFiles(tmp_path / "secure")
+    text = localkafka._render_server_properties(settings, tmp_path, secure=(files, "pw-admin"))
+    keys = [line.split("=", 1)[0] for line in text.splitlines() if line and line[0] != "#"]
+    assert len(keys) == len(set(keys)), "a key given twice: Kafka would keep the last silently"
+    return _props(text)
+
+
+def test_secure_server_properties_listen_with_sasl_ssl_only(tmp_path: Path) -> None:
+    props = _secure_props(tmp_path)
+
+    assert props["listeners"] == "SASL_SSL://127.0.0.1:9192,CONTROLLER://127.0.0.1:9193"
+    assert props["advertised.listeners"] == "SASL_SSL://127.0.0.1:9192"
+    # No PLAINTEXT listener a client could use; the controller's is loopback SASL/PLAIN.
+    assert props["listener.security.protocol.map"] == "CONTROLLER:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+    assert "PLAINTEXT://" not in props["listeners"]
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["listener.name.sasl_ssl.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["inter.broker.listener.name"] == "SASL_SSL"
+    assert props["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
+    assert props["sasl.mechanism.controller.protocol"] == "PLAIN"
+    assert props["listener.name.controller.sasl.enabled.mechanisms"] == "PLAIN"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:9193"
+
+
+def test_secure_server_properties_deny_what_no_acl_allows(tmp_path: Path) -> None:
+    props = _secure_props(tmp_path)
+
+    assert props["authorizer.class.name"] == (
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
+    assert props["super.users"] == "User:admin"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+
+
+def test_secure_server_properties_use_the_pem_files(tmp_path: Path) -> None:
+    props = _secure_props(tmp_path)
+
+    assert props["ssl.keystore.type"] == "PEM"
+    assert props["ssl.keystore.location"] == str(tmp_path / "secure" / "broker.pem")
+    assert props["ssl.truststore.type"] == "PEM"
+    assert props["ssl.truststore.location"] == str(tmp_path / "secure" / "ca.pem")
+
+
+def test_secure_jaas_lines_log_the_broker_in_as_the_admin(tmp_path: Path) -> None:
+    props = _secure_props(tmp_path)
+
+    scram = props["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"]
+    assert scram.startswith("org.apache.kafka.common.security.scram.ScramLoginModule required ")
+    assert 'username="admin" password="pw-admin";' in scram
+    plain = props["listener.name.controller.plain.sasl.jaas.config"]
+    assert plain.startswith("org.apache.kafka.common.security.plain.PlainLoginModule required ")
+    # The controller's only user is the admin.
+    assert re.findall(r'user_(\S+)="([^"]*)"', plain) == [("admin", "pw-admin")]
+
+
+def test_the_secure_profile_has_its_own_folder_and_port(tmp_path: Path) -> None:
+    plain = Settings(state_dir=tmp_path)
+    secure = localkafka.secure_profile(plain)
+
+    assert secure.bootstrap == "127.0.0.1:9192"
+    assert secure.kafka_security == "sasl_ssl"
+    paths = localkafka._Paths.of(secure)
+    assert paths.root == tmp_path / "kafka-secure"
+    assert paths.libs == tmp_path / "kafka" / "libs"  # the dev profile's jars
+    assert localkafka._Paths.of(plain).root == tmp_path / "kafka"
+    # Settings already for sasl_ssl name the secure broker themselves.
+    given = Settings(bootstrap="127.0.0.1:19192", state_dir=tmp_path, kafka_security="sasl_ssl")
+    assert localkafka.secure_profile(given) is given
+
+
+def test_scram_format_args_carry_salted_passwords_not_passwords() -> None:
+    salt = b"s" * 32
+    args = kafkasecure.scram_format_args({"ops": "hunter2"}, salt_of={"ops": salt})
+
+    assert args[0] == "--add-scram"
+    assert "hunter2" not in " ".join(args)
+    # RFC 5802's SaltedPassword for SCRAM-SHA-512: PBKDF2-HMAC-SHA-512.
+    salted = hashlib.pbkdf2_hmac("sha512", b"hunter2", salt, kafkasecure.SCRAM_ITERATIONS)
+    assert args[1] == (
+        f"SCRAM-SHA-512=[name=ops,iterations={kafkasecure.SCRAM_ITERATIONS},"
+        f'salt="{base64.b64encode(salt).decode()}",'
+        f'saltedpassword="{base64.b64encode(salted).decode()}"]'
+    )
+
+
+def test_credentials_are_private_and_kept(tmp_path: Path) -> None:
+    files = kafkasecure.SecureFiles(tmp_path / "secure")
+
+    first = kafkasecure.ensure_credentials(files)
+    again = kafkasecure.ensure_credentials(files)
+
+    assert first == again
+    assert set(first) == set(kafkasecure.PRINCIPALS)
+    assert len(set(first.values())) == len(first), "each principal its own password"
+    for principal in kafkasecure.PRINCIPALS:
+        path = files.credentials(principal)
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert json.loads(path.read_text()) == {"username": principal, "password": first[principal]}
+
+
+def test_env_files_name_what_a_client_needs(tmp_path: Path) -> None:
+    files = kafkasecure.SecureFiles(tmp_path / "secure")
+    kafkasecure.write_client_files(files, "127.0.0.1:9192", tmp_path)
+
+    text = files.env("venue-a").read_text()
+    env = dict(line.split("=", 1) for line in text.splitlines() if not line.startswith("#"))
+    assert env["KESSAI_BOOTSTRAP"] == "127.0.0.1:9192"
+    assert env["KESSAI_KAFKA_SECURITY"] == "sasl_ssl"
+    assert env["KESSAI_KAFKA_CREDENTIALS_FILE"] == str(files.credentials("venue-a"))
+    assert env["KESSAI_KAFKA_CA_FILE"] == str(files.ca)
+    assert files.env("venue-a").stat().st_mode & 0o777 == 0o600
+
+
+def test_certificates_name_the_loopback_broker_and_chain_to_the_ca(tmp_path: Path) -> None:
+    files = kafkasecure.SecureFiles(tmp_path / "secure")
+
+    assert kafkasecure.ensure_certificates(files) is True
+    assert kafkasecure.ensure_certificates(files) is False  # still valid: kept
+
+    ca = x509.load_pem_x509_certificate(files.ca.read_bytes())
+    pem = files.broker_pem.read_text()
+    assert pem.startswith("-----BEGIN PRIVATE KEY-----")  # PKCS#8, as Kafka's PEM store wants
+    broker, chained_ca = x509.load_pem_x509_certificates(pem.encode())
+    assert chained_ca == ca
+    broker.verify_directly_issued_by(ca)
+    san = broker.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
+    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert files.broker_pem.stat().st_mode & 0o777 == 0o600
+
+
+def test_certificates_near_their_end_are_made_anew(tmp_path: Path) -> None:
+    files = kafkasecure.SecureFiles(tmp_path / "secure")
+    long_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(
+        days=kafkasecure.CERT_VALID_DAYS - kafkasecure.CERT_RENEW_DAYS_MIN + 1
+    )
+    kafkasecure.ensure_certificates(files, now=long_ago)
+
+    assert kafkasecure.ensure_certificates(files) is True
+
+
+# ------------------------------------------------------------------------ the ACLs
+
+
+def _allowed(principal: str, operation: str, kind: str, name: str) -> bool:
+    """Whether the ACL table lets *principal* do *operation* on a resource, as Kafka
+    decides it (All covers every operation; Read, Write imply Describe)."""
+    implied = {"Describe": {"Read", "Write", "Describe", "All"}}.get(operation, {operation, "All"})
+    for rule in kafkasecure.ACLS:
+        if principal not in rule.principals or rule.kind != kind:
+            continue
+        if not implied & set(rule.operations):
+            continue
+        if rule.pattern == "prefixed" and any(name.startswith(r) for r in rule.resources):
+            return True
+        if rule.pattern == "literal" and (name in rule.resources or "*" in rule.resources):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("venue", ["venue-a", "venue-b"])
+def test_venues_write_trades_and_orders_and_read_nothing(venue: str) -> None:
+    for topic in ("trades", "orders"):
+        assert _allowed(venue, "Write", "topic", topic)
+    for topic in ("payments", "custody", "settlements", "ledger-events", "order-events"):
+        assert not _allowed(venue, "Write", "topic", topic)
+    for topic in CATALOGUE_NAMES:
+        assert not _allowed(venue, "Read", "topic", topic)
+
+
+def test_the_bridge_writes_payments_and_custody_only() -> None:
+    assert {t for t in CATALOGUE_NAMES if _allowed("bridge", "Write", "topic", t)} == {
+        "payments",
+        "custody",
+    }
+    assert not any(_allowed("bridge", "Read", "topic", t) for t in CATALOGUE_NAMES)
+
+
+def test_ops_reads_everything_and_writes_nothing() -> None:
+    assert all(_allowed("ops", "Read", "topic", t) for t in [*CATALOGUE_NAMES, "kessai-x"])
+    assert not any(_allowed("ops", "Write", "topic", t) for t in CATALOGUE_NAMES)
+    assert not _allowed("ops", "Read", "group", "kessai")
+
+
+def test_the_worker_owns_its_prefix_and_reads_the_inputs() -> None:
+    for topic in (
+        "kessai-accounts-changelog",
+        "kessai-ledger-commands",
+        "kessai-__assignor-__leader",
+    ):
+        assert _allowed("worker", "Write", "topic", topic)
+        assert _allowed("worker", "Read", "topic", topic)
+    assert _allowed("worker", "Read", "group", "kessai")
+    assert _allowed("worker", "Write", "transactional-id", "kessai-0-1")
+    for topic in ("trades", "orders", "payments", "custody"):
+        assert _allowed("worker", "Read", "topic", topic)
+    for topic in ("settlements", "ledger-events", "order-events", "rejections", "trades"):
+        assert _allowed("worker", "Write", "topic", topic)
+    assert not _allowed("worker", "Write", "topic", "payments")
+    assert not _allowed("worker", "Read", "topic", "other-app-changelog")
+
+
+def test_acl_calls_add_exactly_the_table() -> None:
+    added = set()
+    for call in kafkasecure.acl_command_args(kafkasecure.ACLS):
+        principals = [call[i + 1] for i, a in enumerate(call) if a == "--allow-principal"]
+        operations = [call[i + 1] for i, a in enumerate(call) if a == "--operation"]
+        flags = {"--topic": "topic", "--group": "group", "--transactional-id": "transactional-id"}
+        resources = [(flags[a], call[i + 1]) for i, a in enumerate(call) if a in flags]
+        pattern = call[call.index("--resource-pattern-type") + 1]
+        for p in principals:
+            for o in operations:
+                for kind, name in resources:
+                    added.add((p.removeprefix("User:"), o, kind, name, pattern))
+    wanted = {
+        (p, o, r.kind, n, r.pattern)
+        for r in kafkasecure.ACLS
+        for p in r.principals
+        for o in r.operations
+        for n in r.resources
+    }
+    assert added == wanted
+
+
+CATALOGUE_NAMES = tuple(t.name for t in CATALOGUE)

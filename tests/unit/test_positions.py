@@ -345,7 +345,7 @@ def topic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeTopic:
     monkeypatch.setenv("KESSAI_STATE_DIR", str(tmp_path / "state"))
     fake = FakeTopic(records=[], names_read=[])
 
-    async def cuts_for(bootstrap: str, name: str, as_of: object = None) -> list[Cut]:
+    async def cuts_for(bootstrap: str, name: str, as_of: object = None, **_: object) -> list[Cut]:
         assert bootstrap == "127.0.0.1:1"
         fake.names_read.append(name)
         partitions = sorted({r.partition for r in fake.records})

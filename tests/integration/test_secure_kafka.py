@@ -1,0 +1,234 @@
+"""The secure Kafka profile on a real broker: who gets in, and what each may do.
+
+One private broker of the secure profile (``up_private(..., secure=True)``: SASL/SCRAM
+over TLS, the ACLs of streams/kafkasecure.py) and one ``kessai worker`` on it as the
+``worker`` principal, configured from the profile's own env file. The worker creates
+kessai's topics; the tests then try each principal against the ACL table, and follow
+a deposit from the bridge through the worker to the journal, read back as ops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import ssl
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import (
+    KafkaConnectionError,
+    TopicAuthorizationFailedError,
+)
+from aiokafka.helpers import create_ssl_context
+
+from schemas import LEDGER_EVENTS, PAYMENTS, TRADES
+from streams import localkafka
+from streams.config import Settings
+from streams.kafkaauth import client_kwargs
+from streams.kafkaio import read_committed
+from streams.publish import publish_records
+from streams.topics import CATALOGUE
+from tests.integration._worker import running_worker
+
+pytestmark = pytest.mark.integration
+
+#: The worker must have created its topics and joined its group within this.
+WORKER_START_S_MAX = 90.0
+#: A deposit reaches the journal within this once the worker runs.
+FLOW_S_MAX = 60.0
+#: One client call that is expected to fail; the broker is local.
+REQUEST_TIMEOUT_MS = 10_000
+
+
+@dataclass(frozen=True)
+class Secure:
+    admin: Settings
+    workdir: Path
+
+    def as_(self, principal: str) -> Settings:
+        return localkafka.principal_settings(self.admin, principal)
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    """The ``KEY=value`` lines of an env file, as ``set -a; . FILE`` would read them."""
+    env = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            (env[key],) = shlex.split(value)
+    return env
+
+
+async def _topics_present(settings: Settings) -> set[str]:
+    client = AIOKafkaClient(bootstrap_servers=settings.bootstrap, **client_kwargs(settings))
+    await client.bootstrap()
+    try:
+        return set((await client.fetch_all_metadata()).topics())
+    finally:
+        await client.close()
+
+
+@pytest.fixture(scope="module")
+def secure(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
+    # `bootstrap`: the shared broker exists, so the private one copies its jars.
+    workdir = tmp_path_factory.mktemp("secure-kafka")
+    admin = localkafka.up_private(workdir, secure=True, log=lambda line: None)
+    try:
+        env = _env_file(localkafka.env_file(admin, "worker"))
+        # Record signatures are checked by default under sasl_ssl; they are not what
+        # this module tests (tests/unit/test_signing.py), and need a signer registry.
+        env["KESSAI_VERIFY_SIGNATURES"] = "0"
+        with running_worker(workdir, env):
+            wanted = {t.name for t in CATALOGUE}
+            deadline = time.monotonic() + WORKER_START_S_MAX
+            while not wanted <= localkafka.run_sync(_topics_present(admin)):
+                log = (workdir / "worker.log").read_text(errors="replace")[-3000:]
+                assert time.monotonic() < deadline, f"the worker made no topics:\n{log}"
+                time.sleep(0.5)
+            yield Secure(admin, workdir)
+    finally:
+        localkafka.down(admin)
+
+
+async def _write(settings: Settings, topic: str, key: bytes, value: bytes) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
+        **client_kwargs(settings),
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def _read_some(settings: Settings, topic: str) -> int:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.bootstrap,
+        group_id=None,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
+        **client_kwargs(settings),
+    )
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=3000)
+        return sum(len(records) for records in batches.values())
+    finally:
+        await consumer.stop()
+
+
+async def _bootstrap_with(bootstrap: str, **auth: Any) -> None:
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=REQUEST_TIMEOUT_MS, **auth
+    )
+    try:
+        await client.bootstrap()
+    finally:
+        await client.close()
+
+
+def _deposit(account: str) -> tuple[bytes, bytes]:
+    value = {"payment_id": f"p-{account}", "account": account, "token": "JPYC",
+             "amount": "1000", "kind": "deposit"}  # fmt: skip
+    return account.encode(), orjson.dumps(value)
+
+
+# ------------------------------------------------------------------ authentication
+
+
+def test_a_plaintext_client_is_refused(secure: Secure) -> None:
+    with pytest.raises(KafkaConnectionError):
+        localkafka.run_sync(_bootstrap_with(secure.admin.bootstrap))
+
+
+def test_tls_without_sasl_is_refused(secure: Secure) -> None:
+    context = create_ssl_context(cafile=str(secure.admin.kafka_ca_file))
+    with pytest.raises(KafkaConnectionError):
+        localkafka.run_sync(
+            _bootstrap_with(secure.admin.bootstrap, security_protocol="SSL", ssl_context=context)
+        )
+
+
+def test_a_wrong_password_is_refused(secure: Secure) -> None:
+    right = client_kwargs(secure.as_("ops"))
+    # The same client with the right password gets in: only the password differs.
+    localkafka.run_sync(_bootstrap_with(secure.admin.bootstrap, **right))
+    with pytest.raises(KafkaConnectionError):
+        localkafka.run_sync(
+            _bootstrap_with(
+                secure.admin.bootstrap, **{**right, "sasl_plain_password": "not-the-password"}
+            )
+        )
+
+
+def test_a_certificate_from_another_ca_is_refused(secure: Secure) -> None:
+    # The system's CAs did not sign the local broker's certificate.
+    settings = secure.as_("ops")
+    auth = {**client_kwargs(settings), "ssl_context": ssl.create_default_context()}
+    with pytest.raises(KafkaConnectionError):
+        localkafka.run_sync(_bootstrap_with(settings.bootstrap, **auth))
+
+
+# ----------------------------------------------------------------------------- ACLs
+
+
+def test_a_venue_writes_trades_only_and_reads_nothing(secure: Secure) -> None:
+    venue = secure.as_("venue-a")
+    run = uuid.uuid4().hex[:8]
+    localkafka.run_sync(_write(venue, TRADES, f"t-{run}".encode(), b"{}"))
+    with pytest.raises(TopicAuthorizationFailedError):
+        localkafka.run_sync(_write(venue, PAYMENTS, *_deposit(f"venue-{run}")))
+    with pytest.raises(TopicAuthorizationFailedError):
+        localkafka.run_sync(_read_some(venue, LEDGER_EVENTS))
+
+
+def test_the_bridge_writes_payments_not_trades(secure: Secure) -> None:
+    bridge = secure.as_("bridge")
+    run = uuid.uuid4().hex[:8]
+    # kessai publish's own idempotent producer, as the bridge.
+    localkafka.run_sync(
+        publish_records(bridge.bootstrap, PAYMENTS, [_deposit(f"bridge-{run}")], settings=bridge)
+    )
+    with pytest.raises(TopicAuthorizationFailedError):
+        localkafka.run_sync(_write(bridge, TRADES, f"t-{run}".encode(), b"{}"))
+
+
+def test_ops_reads_the_journal_but_writes_nothing(secure: Secure) -> None:
+    ops = secure.as_("ops")
+    localkafka.run_sync(read_committed(ops.bootstrap, LEDGER_EVENTS, settings=ops))
+    with pytest.raises(TopicAuthorizationFailedError):
+        localkafka.run_sync(_write(ops, TRADES, b"t-ops", b"{}"))
+
+
+# ----------------------------------------------------------------------- the flow
+
+
+def test_the_worker_posts_a_bridge_deposit_to_the_journal(secure: Secure) -> None:
+    bridge, ops = secure.as_("bridge"), secure.as_("ops")
+    account = f"secure-{uuid.uuid4().hex[:8]}"
+    localkafka.run_sync(
+        publish_records(bridge.bootstrap, PAYMENTS, [_deposit(account)], settings=bridge)
+    )
+
+    async def journal() -> list[dict[str, Any]]:
+        records = await read_committed(ops.bootstrap, LEDGER_EVENTS, settings=ops)
+        values = [orjson.loads(r.value) for r in records]
+        return [v for v in values if isinstance(v, dict) and v.get("account") == account]
+
+    deadline = time.monotonic() + FLOW_S_MAX
+    while not (found := localkafka.run_sync(journal())):
+        log = (secure.workdir / "worker.log").read_text(errors="replace")[-3000:]
+        assert time.monotonic() < deadline, f"no journal record for {account}:\n{log}"
+        asyncio.run(asyncio.sleep(0.5))
+    assert [(v["seq"], v["asset"], v["available"]) for v in found] == [(1, "JPYC", "1000")], found
