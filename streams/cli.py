@@ -34,6 +34,7 @@ from streams.bench import runner as bench_runner
 from streams.bench import variants as bench_variants
 from streams.bench.procs import ChildFailed
 from streams.config import Settings
+from streams.kafkaio import CreateTopicsError
 from streams.matching import view as matching_view
 from streams.publish import PublishError, publish_file
 from streams.signing import ROLE_TOPICS, RegistryError
@@ -65,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         PublishError,
         positions.JournalError,
         RegistryError,
+        CreateTopicsError,
         bench_runner.BenchError,
         ChildFailed,
     ) as err:
@@ -747,7 +749,9 @@ def _book(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(f"{args.isin!r} is not an ISIN (2 letters, 9 letters or digits, check digit)")
     try:
         books = asyncio.run(
-            matching_view.read_books(settings.bootstrap, settings.app_id, args.isin)
+            matching_view.read_books(
+                settings.bootstrap, settings.app_id, args.isin, settings=settings
+            )
         )
     except TimeoutError as err:
         return _fail(str(err))

@@ -173,9 +173,7 @@ class Settings:
             kafka_username=username,
             kafka_password=password,
             kafka_ca_file=_path(e, "KESSAI_KAFKA_CA_FILE"),
-            verify_signatures=_flag(
-                e, "KESSAI_VERIFY_SIGNATURES", default=security == "sasl_ssl"
-            ),
+            verify_signatures=_flag(e, "KESSAI_VERIFY_SIGNATURES", default=security == "sasl_ssl"),
             signers_file=_path(e, "KESSAI_SIGNERS_FILE"),
             signing_key_file=_path(e, "KESSAI_SIGNING_KEY_FILE"),
             signer_id=e.get("KESSAI_SIGNER_ID"),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError, for_code
 
 from streams.config import Settings
 from streams.kafkaauth import client_kwargs
@@ -76,10 +76,24 @@ async def create_topics(
                 # A racing worker may create one first: that is what we wanted.
                 if code not in (0, TopicAlreadyExistsError.errno):
                     message = entry[2] if len(entry) > 2 else ""
-                    raise RuntimeError(f"creating topic {name!r}: error {code} {message}")
+                    raise CreateTopicsError(name, code, message)
         return [s.name for s in missing]
     finally:
         await admin.close()
+
+
+class CreateTopicsError(Exception):
+    """The broker refused to create a topic; the message names it and the error."""
+
+    def __init__(self, name: str, code: int, message: str | None) -> None:
+        kind = for_code(code).__name__
+        hint = (
+            ": this Kafka user may not create topics (ACLs); create them as a worker or the admin"
+            if code == TopicAuthorizationFailedError.errno
+            else ""
+        )
+        detail = f" ({message})" if message else ""
+        super().__init__(f"creating topic {name!r}: {kind} (error {code}){detail}{hint}")
 
 
 async def delete_topics_starting_with(

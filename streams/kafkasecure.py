@@ -294,6 +294,14 @@ class SecureFiles:
     def acls_digest(self) -> Path:
         return self.root / "acls.sha256"
 
+    @property
+    def signers(self) -> Path:
+        """The signer registry the profile's workers and auditors check records with."""
+        return self.root / "signers" / "signers.json"
+
+    def signing_key(self, signer: str) -> Path:
+        return self.root / "signers" / f"{signer}.pem"
+
 
 def write_private(path: Path, text: str) -> None:
     """Write *text* to *path*, readable by its owner only, replacing it in one rename."""
@@ -437,9 +445,47 @@ def scram_format_args(
     return args
 
 
+#: Who signs as what in the local profile, and the accounts each venue serves there
+#: (change them with ``kessai signers``; docs/security.md). The worker principal signs
+#: as the matcher.
+LOCAL_SIGNERS: Final[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
+    ("venue-a", "venue", ("a-*",)),
+    ("venue-b", "venue", ("b-*",)),
+    (BRIDGE, "bridge", ()),
+    ("kessai", "matcher", ()),
+)
+#: The signer each principal signs as, in its env file.
+SIGNS_AS: Final[dict[str, str]] = {
+    "venue-a": "venue-a",
+    "venue-b": "venue-b",
+    BRIDGE: BRIDGE,
+    WORKER: "kessai",
+}
+
+
+def ensure_signers(files: SecureFiles) -> bool:
+    """The local signers' Ed25519 keys (0600) and the registry of their public keys,
+    made once; True when made now. An operator's later changes to the registry stay."""
+    from streams import signing  # here: signing imports the settings, this module not
+
+    if files.signers.exists():
+        return False
+    entries: list[tuple[str, signing.Role, str, list[str]]] = []
+    for signer_id, role, accounts in LOCAL_SIGNERS:
+        path = files.signing_key(signer_id)
+        if not path.exists():
+            signing.write_private_key(path, signing.new_private_key_pem())
+        public = signing.SigningKey.load(signer_id, path).public_text()
+        entries.append((signer_id, role, public, list(accounts)))  # type: ignore[arg-type]
+    write_private(files.signers, signing.registry_document(entries).decode())
+    return True
+
+
 def write_client_files(files: SecureFiles, bootstrap: str, state_dir: Path) -> None:
     """Per principal, an env file for ``set -a; . FILE; set +a``; and the admin's
-    client properties for Kafka's own tools."""
+    client properties for Kafka's own tools. A principal that signs gets its key; the
+    workers, ops and the admin get the signer registry (workers check with it, ops'
+    replays check as the workers did)."""
     for principal in PRINCIPALS:
         variables = {
             "KESSAI_BOOTSTRAP": bootstrap,
@@ -448,6 +494,11 @@ def write_client_files(files: SecureFiles, bootstrap: str, state_dir: Path) -> N
             "KESSAI_KAFKA_CREDENTIALS_FILE": str(files.credentials(principal)),
             "KESSAI_KAFKA_CA_FILE": str(files.ca),
         }
+        if principal in (WORKER, OPS, ADMIN):
+            variables["KESSAI_SIGNERS_FILE"] = str(files.signers)
+        if principal in SIGNS_AS:
+            variables["KESSAI_SIGNING_KEY_FILE"] = str(files.signing_key(SIGNS_AS[principal]))
+            variables["KESSAI_SIGNER_ID"] = SIGNS_AS[principal]
         lines = [f"# kessai's secure local Kafka, as {principal} (streams/kafkasecure.py)"]
         lines += [f"{key}={shlex.quote(value)}" for key, value in variables.items()]
         write_private(files.env(principal), "\n".join(lines) + "\n")

@@ -346,6 +346,8 @@ def _prepare_secure(paths: _Paths, settings: Settings, log: Log) -> list[str]:
     if kafkasecure.ensure_certificates(files):
         log(f"made a local CA and broker certificate in {files.root}")
     passwords = kafkasecure.ensure_credentials(files)
+    if kafkasecure.ensure_signers(files):
+        log(f"made the local signers' keys and registry in {files.signers.parent}")
     kafkasecure.write_client_files(files, settings.bootstrap, settings.state_dir)
     kafkasecure.write_private(
         files.admin_client_properties,

@@ -142,6 +142,11 @@ class SigningKey:
             raise RegistryError(f"signing key {path}: not an Ed25519 private key")
         return cls(signer, key)
 
+    @classmethod
+    def generate(cls, signer: str) -> SigningKey:
+        """A fresh key for ``signer`` (tests, benchmarks; real signers keep theirs)."""
+        return cls(signer, Ed25519PrivateKey.generate())
+
     def public_text(self) -> str:
         return public_key_text(self.key.public_key())
 

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import pytest_asyncio
 
 from streams import localkafka
 from streams.config import Settings
 from streams.kafkaio import delete_topics_starting_with
+from tests.integration._profiles import Profile, SecureCluster, plain, start_secure_cluster
 
 T = TypeVar("T")
 
@@ -57,6 +60,40 @@ def bootstrap() -> str:
         pytest.fail(f"no Kafka broker for the integration tests: {err}", pytrace=False)
     assert status.running, status
     return status.bootstrap
+
+
+@pytest.fixture(scope="session")
+def secure_cluster(
+    bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SecureCluster]:
+    """One private broker of the secure profile for the session (SASL/SCRAM over TLS,
+    ACLs, the local signers), stopped at the end. ``bootstrap``: the shared broker
+    exists first, so this one copies its jars instead of running Maven."""
+    workdir: Path = tmp_path_factory.mktemp("secure-kafka")
+    try:
+        cluster = start_secure_cluster(workdir)
+    except localkafka.LocalKafkaError as err:
+        pytest.fail(f"no secure Kafka broker for the tests: {err}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        localkafka.down(cluster.admin)
+
+
+# The test's own loop: the producers it opens are closed where they were made.
+@pytest_asyncio.fixture(params=["plain", "secure"], loop_scope="function")
+async def profile(request: pytest.FixtureRequest, bootstrap: str) -> AsyncIterator[Profile]:
+    """Each test that takes it runs twice: on the open dev broker, and under the secure
+    profile with signed records (tests/integration/_profiles.py)."""
+    chosen = (
+        plain(bootstrap)
+        if request.param == "plain"
+        else request.getfixturevalue("secure_cluster").profile()
+    )
+    try:
+        yield chosen
+    finally:
+        await chosen.close()
 
 
 @pytest.fixture

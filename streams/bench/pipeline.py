@@ -156,10 +156,16 @@ class PipelineVariant(Variant):
         self.title = f"settlement pipeline, {guarantee}" + (f", {suffix[1:]}" if suffix else "")
         settings = "".join(f", {k}={v}" for k, v in self.tweaks.items())
         code = f"; the code of git revision {checkout[0]}" if checkout else ""
+        signs = (
+            "; every trade and deposit signed (Ed25519), the worker checking each "
+            "signature (KESSAI_VERIFY_SIGNATURES=1)"
+            if signed
+            else ""
+        )
         self.description = (
             f"kessai worker (faust, processing_guarantee={guarantee}{settings}{code}): "
             "trade intake, DvP saga, ledger; accounts funded beforehand; output = one "
-            "terminal settlement record per trade"
+            f"terminal settlement record per trade{signs}"
         )
         self.pick = is_terminal
         #: Where each written topic partition ended before the measurement.

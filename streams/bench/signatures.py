@@ -26,18 +26,9 @@ ROUNDS = 7
 TOKENS = {"JPYC": 0, "USDC": 6}
 
 
-def _key(signer: str) -> signing.SigningKey:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = serialization.load_pem_private_key(signing.new_private_key_pem(), password=None)
-    assert isinstance(key, Ed25519PrivateKey)
-    return signing.SigningKey(signer, key)
-
-
 def measure(records: int, rounds: int = ROUNDS) -> dict[str, float]:
     """Microseconds per record: intake unsigned-path, intake checked, and signing."""
-    venue = _key("venue-bench")
+    venue = signing.SigningKey.generate("venue-bench")
     registry = signing.registry_of(
         orjson.loads(
             signing.registry_document([(venue.signer, "venue", venue.public_text(), ["acct-*"])])

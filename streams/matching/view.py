@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from streams.config import Settings
 from streams.kafkaio import read_committed
 from streams.matching.book import Book, Resting
 from streams.matching.core import open_orders
@@ -26,10 +27,12 @@ def changelog_topic(app_id: str) -> str:
     return f"{app_id}-orders-changelog"
 
 
-async def read_books(bootstrap: str, app_id: str, isin: str) -> dict[str, Book]:
-    """The open books of *isin*, by currency."""
+async def read_books(
+    bootstrap: str, app_id: str, isin: str, *, settings: Settings | None = None
+) -> dict[str, Book]:
+    """The open books of *isin*, by currency (``settings``: the credentials to read with)."""
     rows: dict[str, bytes] = {}
-    for record in await read_committed(bootstrap, changelog_topic(app_id)):
+    for record in await read_committed(bootstrap, changelog_topic(app_id), settings=settings):
         if record.key is None:
             continue
         # faust's key codec for key_type=str is JSON: the row key is a JSON string.

@@ -10,7 +10,6 @@ a deposit from the bridge through the worker to the journal, read back as ops.
 from __future__ import annotations
 
 import asyncio
-import shlex
 import ssl
 import time
 import uuid
@@ -29,12 +28,13 @@ from aiokafka.errors import (
 from aiokafka.helpers import create_ssl_context
 
 from schemas import LEDGER_EVENTS, PAYMENTS, TRADES
-from streams import localkafka
+from streams import localkafka, signing
 from streams.config import Settings
 from streams.kafkaauth import client_kwargs
 from streams.kafkaio import read_committed
 from streams.publish import publish_records
 from streams.topics import CATALOGUE
+from tests.integration._profiles import SecureCluster
 from tests.integration._worker import running_worker
 
 pytestmark = pytest.mark.integration
@@ -51,19 +51,10 @@ REQUEST_TIMEOUT_MS = 10_000
 class Secure:
     admin: Settings
     workdir: Path
+    cluster: SecureCluster
 
     def as_(self, principal: str) -> Settings:
         return localkafka.principal_settings(self.admin, principal)
-
-
-def _env_file(path: Path) -> dict[str, str]:
-    """The ``KEY=value`` lines of an env file, as ``set -a; . FILE`` would read them."""
-    env = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            (env[key],) = shlex.split(value)
-    return env
 
 
 async def _topics_present(settings: Settings) -> set[str]:
@@ -76,25 +67,18 @@ async def _topics_present(settings: Settings) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def secure(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
-    # `bootstrap`: the shared broker exists, so the private one copies its jars.
-    workdir = tmp_path_factory.mktemp("secure-kafka")
-    admin = localkafka.up_private(workdir, secure=True, log=lambda line: None)
-    try:
-        env = _env_file(localkafka.env_file(admin, "worker"))
-        # Record signatures are checked by default under sasl_ssl; they are not what
-        # this module tests (tests/unit/test_signing.py), and need a signer registry.
-        env["KESSAI_VERIFY_SIGNATURES"] = "0"
-        with running_worker(workdir, env):
-            wanted = {t.name for t in CATALOGUE}
-            deadline = time.monotonic() + WORKER_START_S_MAX
-            while not wanted <= localkafka.run_sync(_topics_present(admin)):
-                log = (workdir / "worker.log").read_text(errors="replace")[-3000:]
-                assert time.monotonic() < deadline, f"the worker made no topics:\n{log}"
-                time.sleep(0.5)
-            yield Secure(admin, workdir)
-    finally:
-        localkafka.down(admin)
+def secure(secure_cluster: SecureCluster) -> Iterator[Secure]:
+    """The session's secure broker, with one worker (signature checks on) that has
+    created kessai's topics."""
+    admin, workdir = secure_cluster.admin, secure_cluster.workdir
+    with running_worker(workdir, secure_cluster.env("worker")):
+        wanted = {t.name for t in CATALOGUE}
+        deadline = time.monotonic() + WORKER_START_S_MAX
+        while not wanted <= localkafka.run_sync(_topics_present(admin)):
+            log = (workdir / "worker.log").read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, f"the worker made no topics:\n{log}"
+            time.sleep(0.5)
+        yield Secure(admin, workdir, secure_cluster)
 
 
 async def _write(settings: Settings, topic: str, key: bytes, value: bytes) -> None:
@@ -215,10 +199,15 @@ def test_ops_reads_the_journal_but_writes_nothing(secure: Secure) -> None:
 
 
 def test_the_worker_posts_a_bridge_deposit_to_the_journal(secure: Secure) -> None:
-    bridge, ops = secure.as_("bridge"), secure.as_("ops")
+    bridge, ops = secure.cluster.settings_of("bridge"), secure.as_("ops")
     account = f"secure-{uuid.uuid4().hex[:8]}"
+    # The worker checks signatures (the secure profile's default): the bridge signs.
+    assert bridge.signer_id is not None and bridge.signing_key_file is not None
+    key = signing.SigningKey.load(bridge.signer_id, bridge.signing_key_file)
+    record_key, value = _deposit(account)
+    signed = orjson.dumps(signing.sign(PAYMENTS, orjson.loads(value), key))
     localkafka.run_sync(
-        publish_records(bridge.bootstrap, PAYMENTS, [_deposit(account)], settings=bridge)
+        publish_records(bridge.bootstrap, PAYMENTS, [(record_key, signed)], settings=bridge)
     )
 
     async def journal() -> list[dict[str, Any]]:

@@ -1,7 +1,12 @@
 """DvP on the real broker, end to end through a worker process: a funded trade
 settles, a short buyer is pending then settles when cash arrives, a seller who
 never delivers fails at the deadline with the locks released, and a bad trade is
-rejected. Read back with read_committed."""
+rejected. Read back with read_committed.
+
+Each test runs twice (the ``profile`` fixture): on the open dev broker, and under the
+secure profile: SASL/SCRAM over TLS with ACLs, every record written by the principal
+allowed to and signed by its signer, the worker checking each signature, and the
+outputs read as ops (tests/integration/_profiles.py)."""
 
 from __future__ import annotations
 
@@ -19,10 +24,13 @@ from typing import IO
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
+from streams import signing
 from streams.config import Settings
+from streams.kafkaauth import client_kwargs
 from streams.topics import ensure_topics
+from tests.integration._profiles import Profile
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +59,8 @@ async def _tail_until(
     bootstrap: str,
     topics: list[str],
     done: Callable[[list[dict]], bool],  # type: ignore[type-arg]
+    *,
+    settings: Settings | None = None,
 ) -> list[dict]:  # type: ignore[type-arg]
     consumer = AIOKafkaConsumer(
         *topics,
@@ -58,6 +68,7 @@ async def _tail_until(
         isolation_level="read_committed",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        **client_kwargs(settings),
     )
     seen: list[dict] = []  # type: ignore[type-arg]
     await consumer.start()
@@ -79,30 +90,26 @@ async def _tail_until(
         await consumer.stop()
 
 
-async def test_trades_settle_pend_fail_and_reject(bootstrap: str, tmp_path: Path) -> None:
+async def test_trades_settle_pend_fail_and_reject(profile: Profile, tmp_path: Path) -> None:
     run = uuid.uuid4().hex[:6]
     b1, b2, s1, s3 = (f"{x}-{run}" for x in ("buyer1", "buyer2", "seller1", "seller3"))
-    settings = Settings.from_env({"KESSAI_BOOTSTRAP": bootstrap})
-    await ensure_topics(settings)
+    bootstrap, reader = profile.bootstrap, profile.reader
+    await ensure_topics(profile.settings_of("admin"))
     env = {
         **os.environ,
-        "KESSAI_BOOTSTRAP": bootstrap,
+        **profile.worker_env,
         "KESSAI_WEB_PORT": str(_free_port()),
         "KESSAI_SETTLEMENT_DEADLINE_S": "25",
         "PYTHONUNBUFFERED": "1",
     }
     log = (tmp_path / "worker.log").open("wb")
     worker = _start_worker(env, log)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-
-    async def send(topic: str, key: str, value: dict) -> None:  # type: ignore[type-arg]
-        await producer.send_and_wait(topic, orjson.dumps(value), key=key.encode())
+    send = profile.send
 
     def trade(tid: str, buyer: str, seller: str) -> dict:  # type: ignore[type-arg]
         return {
             "trade_id": tid,
-            "venue": "v1",
+            "venue": profile.venue,
             "isin": BOND,
             "buyer": buyer,
             "seller": seller,
@@ -149,7 +156,9 @@ async def test_trades_settle_pend_fail_and_reject(bootstrap: str, tmp_path: Path
                 if r["topic"] == "settlements" and r["trade_id"] == tid
             ]
 
-        seen = await _tail_until(bootstrap, ["settlements"], lambda s: status(s, f"t2-{run}") != [])
+        seen = await _tail_until(
+            bootstrap, ["settlements"], lambda s: status(s, f"t2-{run}") != [], settings=reader
+        )
         assert status(seen, f"t2-{run}") == [("pending", "insufficient_cash")], seen[-5:]
         # Cash arrives late: t2 settles (99.5% of 100,000 + 12 accrued = 99,512 JPYC).
         await send(
@@ -171,7 +180,7 @@ async def test_trades_settle_pend_fail_and_reject(bootstrap: str, tmp_path: Path
                 for i in (1, 2, 3)
             )
 
-        seen = await _tail_until(bootstrap, ["settlements"], finished)
+        seen = await _tail_until(bootstrap, ["settlements"], finished, settings=reader)
         assert status(seen, f"t1-{run}") == [("settled", None)]
         assert status(seen, f"t2-{run}") == [("pending", "insufficient_cash"), ("settled", None)]
         assert status(seen, f"t3-{run}") == [
@@ -185,21 +194,38 @@ async def test_trades_settle_pend_fail_and_reject(bootstrap: str, tmp_path: Path
         assert settled["cash_amount"] == "99512"
 
         rejected = await _tail_until(
-            bootstrap, ["rejections"], lambda s: any(f"t4-{run}" in r.get("value", "") for r in s)
+            bootstrap,
+            ["rejections"],
+            lambda s: any(f"t4-{run}" in r.get("value", "") for r in s),
+            settings=reader,
         )
         assert any(f"t4-{run}" in r["value"] for r in rejected)
 
         # Balances from the journal: b1 paid 99,512 and holds 100,000 face; s1 was paid
         # twice; s3 never had bonds, and t3's cash request left b1 nothing locked.
-        journal = await _read_journal(bootstrap, run)
+        journal = await _read_journal(bootstrap, run, settings=reader)
         last = {(r["account"], r["asset"]): (r["available"], r["locked"]) for r in journal}
         assert last[(b1, "JPYC")] == ("100488", "0")
         assert last[(b1, BOND)] == ("100000", "0")
         assert last[(s1, "JPYC")] == ("199024", "0")
         assert last[(s1, BOND)] == ("0", "0")
         assert last[(b2, BOND)] == ("100000", "0")
+        if profile.secure:
+            # Every settlement carries the venue's signed trade: an auditor checks it
+            # back to the venue with the registry alone.
+            worker_settings = Settings.from_env(profile.worker_env)
+            assert worker_settings.signers_file is not None
+            registry = signing.load_registry(worker_settings.signers_file)
+            ours = [r for r in seen if r["topic"] == "settlements" and r["trade_id"].endswith(run)]
+            assert len(ours) == 5, ours
+            for record in ours:
+                signed = orjson.loads(record["signed_trade"])
+                assert signed["trade_id"] == record["trade_id"]
+                assert signed["signer"] == "venue-a"
+                assert registry.check("trades", signed) is None
+        else:
+            assert all("signed_trade" not in r for r in seen if r["topic"] == "settlements")
     finally:
-        await producer.stop()
         worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(30)
@@ -208,34 +234,34 @@ async def test_trades_settle_pend_fail_and_reject(bootstrap: str, tmp_path: Path
         log.close()
 
 
-async def _read_journal(bootstrap: str, run: str) -> list[dict]:  # type: ignore[type-arg]
+async def _read_journal(
+    bootstrap: str, run: str, *, settings: Settings | None = None
+) -> list[dict]:  # type: ignore[type-arg]
     from streams.kafkaio import read_committed
 
-    records = await read_committed(bootstrap, "ledger-events")
+    records = await read_committed(bootstrap, "ledger-events", settings=settings)
     out = [orjson.loads(r.value) for r in records]
     return sorted(
         (r for r in out if r["account"].endswith(run)), key=lambda r: (r["account"], r["seq"])
     )
 
 
-async def test_a_restarted_worker_keeps_the_balances(bootstrap: str, tmp_path: Path) -> None:
+async def test_a_restarted_worker_keeps_the_balances(profile: Profile, tmp_path: Path) -> None:
     """SIGTERM, restart: the tables rebuild from their changelogs, so an account can
     withdraw exactly what it holds and not a unit more. (Caught two bugs: tables
     declared with value_type=dict, and faust's cached high watermarks, hole 8 in
     docs/exactly-once.md.)"""
     run = uuid.uuid4().hex[:6]
     acct = f"keeper-{run}"
-    await ensure_topics(Settings.from_env({"KESSAI_BOOTSTRAP": bootstrap}))
+    bootstrap, reader = profile.bootstrap, profile.reader
+    await ensure_topics(profile.settings_of("admin"))
     env = {
         **os.environ,
-        "KESSAI_BOOTSTRAP": bootstrap,
+        **profile.worker_env,
         "KESSAI_WEB_PORT": str(_free_port()),
         "PYTHONUNBUFFERED": "1",
     }
     log = (tmp_path / "worker.log").open("wb")
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
 
     async def pay(pid: str, amount: str, kind: str) -> None:
         value = {
@@ -245,7 +271,7 @@ async def test_a_restarted_worker_keeps_the_balances(bootstrap: str, tmp_path: P
             "amount": amount,
             "kind": kind,
         }
-        await producer.send_and_wait("payments", orjson.dumps(value), key=acct.encode())
+        await profile.send("payments", acct, value)
 
     def caused(seen: list[dict], pid: str) -> list[dict]:  # type: ignore[type-arg]
         return [
@@ -258,20 +284,24 @@ async def test_a_restarted_worker_keeps_the_balances(bootstrap: str, tmp_path: P
     worker = _start_worker(env, log)
     try:
         await pay(f"d-{run}", "5000", "deposit")
-        await _tail_until(bootstrap, ["ledger-events"], lambda s: caused(s, f"d-{run}") != [])
+        await _tail_until(
+            bootstrap, ["ledger-events"], lambda s: caused(s, f"d-{run}") != [], settings=reader
+        )
         worker.send_signal(signal.SIGTERM)
         await asyncio.to_thread(worker.wait, 60)
         worker = _start_worker(env, log)
         await pay(f"w1-{run}", "5001", "withdrawal")
         await pay(f"w2-{run}", "5000", "withdrawal")
         seen = await _tail_until(
-            bootstrap, ["ledger-events", "rejections"], lambda s: caused(s, f"w2-{run}") != []
+            bootstrap,
+            ["ledger-events", "rejections"],
+            lambda s: caused(s, f"w2-{run}") != [],
+            settings=reader,
         )
         w1, w2 = caused(seen, f"w1-{run}"), caused(seen, f"w2-{run}")
         assert w1 and w1[0]["reason"] == "insufficient_funds", w1
         assert w2 and w2[0].get("available") == "0", w2
     finally:
-        await producer.stop()
         worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(30)

@@ -1,0 +1,170 @@
+"""Signed records on the real broker, under the secure profile: a forged, altered,
+replayed, unknown-signer or out-of-mandate trade is rejected with its reason and
+moves nothing, while the genuine trade beside them settles. Everything is written by
+the principals allowed to write it (venue-a, bridge) and read back as ops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas import CUSTODY, PAYMENTS, TRADES
+from streams import signing
+from tests.integration._profiles import Profile, SecureCluster
+from tests.integration.test_settlement_flow import (
+    _free_port,
+    _read_journal,
+    _start_worker,
+    _tail_until,
+)
+
+pytestmark = pytest.mark.integration
+
+BOND = "JP1103551Q43"
+
+
+def _trade(tid: str, buyer: str, seller: str, venue: str = "venue-a") -> dict[str, Any]:
+    return {
+        "trade_id": tid,
+        "venue": venue,
+        "isin": BOND,
+        "buyer": buyer,
+        "seller": seller,
+        "quantity": 100_000,
+        "price": "99.5",
+        "currency": "JPYC",
+        "accrued_interest": "0",
+        "trade_time": "2026-11-26T00:00:00Z",
+    }
+
+
+async def test_only_the_genuine_trade_moves_money(
+    secure_cluster: SecureCluster, tmp_path: Path
+) -> None:
+    profile: Profile = secure_cluster.profile()
+    run = uuid.uuid4().hex[:6]
+    alice, bob, carol = f"alice-{run}", f"bob-{run}", f"carol-{run}"  # carol: not venue-a's
+    venue = profile.settings_of("venue-a")
+    assert venue.signing_key_file is not None
+    venue_key = signing.SigningKey.load("venue-a", venue.signing_key_file)
+    env = {
+        **os.environ,
+        **profile.worker_env,
+        "KESSAI_WEB_PORT": str(_free_port()),
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = (tmp_path / "worker.log").open("wb")
+    worker = _start_worker(env, log)
+    try:
+        await profile.send(
+            PAYMENTS,
+            alice,
+            {
+                "payment_id": f"p-{run}",
+                "account": alice,
+                "token": "JPYC",
+                "amount": "1000000",
+                "kind": "deposit",
+            },
+        )
+        await profile.send(
+            CUSTODY,
+            bob,
+            {
+                "movement_id": f"c-{run}",
+                "account": bob,
+                "isin": BOND,
+                "quantity": 1_000_000,
+                "kind": "deposit",
+            },
+        )
+        # An unsigned deposit by the bridge principal: refused, mints nothing.
+        unsigned = {
+            "payment_id": f"u-{run}",
+            "account": alice,
+            "token": "JPYC",
+            "amount": "5000000",
+            "kind": "deposit",
+        }
+        await profile.send_raw(PAYMENTS, alice, orjson.dumps(unsigned))
+
+        genuine = signing.sign(TRADES, _trade(f"good-{run}", alice, bob), venue_key)
+        forged = signing.sign(
+            TRADES, _trade(f"forged-{run}", alice, bob), signing.SigningKey.generate("venue-a")
+        )
+        altered = signing.sign(TRADES, _trade(f"altered-{run}", alice, bob), venue_key)
+        altered["quantity"] = 900_000  # after signing: 9x the bonds for the same signature
+        unknown = signing.sign(
+            TRADES,
+            _trade(f"unknown-{run}", alice, bob, "venue-z"),
+            signing.SigningKey.generate("venue-z"),
+        )
+        foreign = signing.sign(TRADES, _trade(f"foreign-{run}", carol, bob), venue_key)
+        for record in (genuine, forged, altered, unknown, foreign, genuine):  # genuine replayed
+            await profile.send_raw(TRADES, record["trade_id"], orjson.dumps(record))
+
+        want = {
+            f"u-{run}": "bad_signature",
+            f"forged-{run}": "bad_signature",
+            f"altered-{run}": "bad_signature",
+            f"unknown-{run}": "unknown_signer",
+            f"foreign-{run}": "not_authorized",
+            f"good-{run}": "duplicate",
+        }
+
+        def reasons(seen: list[dict[str, Any]]) -> dict[str, str]:
+            found = {}
+            for r in seen:
+                value = orjson.loads(r["value"]) if r.get("topic") == "rejections" else {}
+                rid = value.get("trade_id") or value.get("payment_id")
+                if rid in want:
+                    found[rid] = r["reason"]
+            return found
+
+        rejected = await _tail_until(
+            profile.bootstrap,
+            ["rejections"],
+            lambda seen: reasons(seen).keys() == want.keys(),
+            settings=profile.reader,
+        )
+        assert reasons(rejected) == want
+
+        def settled(seen: list[dict[str, Any]]) -> list[tuple[str, str]]:
+            return [
+                (r["trade_id"], r["status"])
+                for r in seen
+                if r["topic"] == "settlements" and r["trade_id"].endswith(run)
+            ]
+
+        seen = await _tail_until(
+            profile.bootstrap,
+            ["settlements"],
+            lambda s: (f"good-{run}", "settled") in settled(s),
+            settings=profile.reader,
+        )
+        assert settled(seen) == [(f"good-{run}", "settled")]
+        # The journal moved for the genuine trade only: 99,500 JPYC and 100,000 face.
+        journal = await _read_journal(profile.bootstrap, run, settings=profile.reader)
+        last = {(r["account"], r["asset"]): (r["available"], r["locked"]) for r in journal}
+        assert last == {
+            (alice, "JPYC"): ("900500", "0"),
+            (alice, BOND): ("100000", "0"),
+            (bob, BOND): ("900000", "0"),
+            (bob, "JPYC"): ("99500", "0"),
+        }
+        assert all(r["cause"] != f"payment:u-{run}" for r in journal)
+    finally:
+        await profile.close()
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
