@@ -150,6 +150,13 @@ async def publish_records(
         # request timeout before failing, once per record.
         cluster = await producer.client.fetch_all_metadata()
         if cluster.partitions_for_topic(topic_name) is None:
+            # A broker with ACLs leaves the topics a user may not see out of the list.
+            user = settings.kafka_username if settings is not None else None
+            if user:
+                raise PublishError(
+                    f"topic {topic_name!r} does not exist on {bootstrap}, or Kafka user "
+                    f"{user!r} may not write it (ACLs: docs/security.md)"
+                )
             raise PublishError(
                 f"topic {topic_name!r} does not exist on {bootstrap}; "
                 f"create kessai's topics with `kessai topics create`"
