@@ -33,7 +33,7 @@ from streams.bench import command as bench_command
 from streams.bench import runner as bench_runner
 from streams.bench import variants as bench_variants
 from streams.bench.procs import ChildFailed
-from streams.config import Settings
+from streams.config import PROJECT_ROOT, Settings
 from streams.kafkaio import CreateTopicsError
 from streams.matching import view as matching_view
 from streams.publish import PublishError, publish_file
@@ -157,6 +157,24 @@ def _parser() -> argparse.ArgumentParser:
                 help="confirm: every topic, the ledger journal included, is deleted",
             )
         action.set_defaults(handler=_kafka)
+    secrets_cmd = kafka_actions.add_parser(
+        "compose-secrets",
+        help="write deploy/compose.yaml's secure files (certificates, passwords, keys, ACLs)",
+        description=(
+            "Write what the compose stack mounts at /secrets: a CA and a certificate for the "
+            "broker `kafka`, a password per principal, the signers' keys and registry, the "
+            "broker's server.properties, its start script (SCRAM users made at format time) "
+            "and the ACL script, and an env file per principal for the stack (env/) and for "
+            "the host (host-env/). Existing certificates, passwords and keys are kept."
+        ),
+    )
+    secrets_cmd.add_argument(
+        "--out",
+        type=Path,
+        default=PROJECT_ROOT / "deploy" / "secrets",
+        help="the folder (default deploy/secrets, git-ignored)",
+    )
+    secrets_cmd.set_defaults(handler=_compose_secrets)
 
     topics_cmd = commands.add_parser(
         "topics",
@@ -551,6 +569,15 @@ PLAINTEXT_WARNING = (
     "account's ledger. Use `kessai kafka up --secure` (SASL/SCRAM over TLS with ACLs) "
     "for anything but development on this machine."
 )
+
+
+def _compose_secrets(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.deploysecure import write_compose_secrets
+
+    written = write_compose_secrets(args.out, partitions=settings.partitions)
+    print(f"wrote {len(written)} files and the credentials, keys and env files in {args.out}")
+    print("then: docker compose -f deploy/compose.yaml up -d --build (see its header)")
+    return 0
 
 
 def _kafka_action(args: argparse.Namespace, settings: Settings) -> int:

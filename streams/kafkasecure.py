@@ -317,8 +317,11 @@ def write_private(path: Path, text: str) -> None:
 # ------------------------------------------------------------------------ certificates
 
 
-def ensure_certificates(files: SecureFiles, *, now: datetime.datetime | None = None) -> bool:
+def ensure_certificates(
+    files: SecureFiles, *, now: datetime.datetime | None = None, dns_names: tuple[str, ...] = ()
+) -> bool:
     """Make a CA and a broker certificate unless valid ones exist; return whether made.
+    ``dns_names``: more names the broker answers to (``kafka`` in deploy/compose.yaml).
 
     The CA signs the broker's certificate and its key is then dropped: nothing else
     may ever be signed by it, and there is no CA key on disk to steal.
@@ -353,7 +356,11 @@ def ensure_certificates(files: SecureFiles, *, now: datetime.datetime | None = N
         .not_valid_after(not_after)
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                [
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.DNSName("localhost"),
+                    *(x509.DNSName(name) for name in dns_names),
+                ]
             ),
             critical=False,
         )
@@ -481,11 +488,23 @@ def ensure_signers(files: SecureFiles) -> bool:
     return True
 
 
-def write_client_files(files: SecureFiles, bootstrap: str, state_dir: Path) -> None:
+def write_client_files(
+    files: SecureFiles,
+    bootstrap: str,
+    state_dir: Path,
+    *,
+    seen_as: SecureFiles | None = None,
+    env_dir: str = "env",
+) -> None:
     """Per principal, an env file for ``set -a; . FILE; set +a``; and the admin's
     client properties for Kafka's own tools. A principal that signs gets its key; the
     workers, ops and the admin get the signer registry (workers check with it, ops'
-    replays check as the workers did)."""
+    replays check as the workers did).
+
+    ``seen_as``: where the clients find the folder, when not where it is written (a
+    container's mount); ``env_dir``: the env files' folder under it.
+    """
+    written, files = files, seen_as or files
     for principal in PRINCIPALS:
         variables = {
             "KESSAI_BOOTSTRAP": bootstrap,
@@ -501,7 +520,7 @@ def write_client_files(files: SecureFiles, bootstrap: str, state_dir: Path) -> N
             variables["KESSAI_SIGNER_ID"] = SIGNS_AS[principal]
         lines = [f"# kessai's secure local Kafka, as {principal} (streams/kafkasecure.py)"]
         lines += [f"{key}={shlex.quote(value)}" for key, value in variables.items()]
-        write_private(files.env(principal), "\n".join(lines) + "\n")
+        write_private(written.root / env_dir / f"{principal}.env", "\n".join(lines) + "\n")
 
 
 def admin_client_properties(files: SecureFiles, admin_password: str) -> str:
@@ -510,7 +529,7 @@ def admin_client_properties(files: SecureFiles, admin_password: str) -> str:
             "# Kafka's tools as the admin (AclCommand --command-config). Secret: mode 0600.",
             "security.protocol=SASL_SSL",
             f"sasl.mechanism={SCRAM_MECHANISM}",
-            _jaas("scram", ADMIN, admin_password),
+            jaas("scram", ADMIN, admin_password),
             "ssl.truststore.type=PEM",
             f"ssl.truststore.location={files.ca}",
             "",
@@ -518,7 +537,7 @@ def admin_client_properties(files: SecureFiles, admin_password: str) -> str:
     )
 
 
-def _jaas(kind: Literal["scram", "plain"], username: str, password: str, *extra: str) -> str:
+def jaas(kind: Literal["scram", "plain"], username: str, password: str, *extra: str) -> str:
     module = {
         "scram": "org.apache.kafka.common.security.scram.ScramLoginModule",
         "plain": "org.apache.kafka.common.security.plain.PlainLoginModule",
@@ -554,12 +573,11 @@ def listener_properties(
         f"sasl.enabled.mechanisms={SCRAM_MECHANISM}",
         f"sasl.mechanism.inter.broker.protocol={SCRAM_MECHANISM}",
         f"listener.name.sasl_ssl.sasl.enabled.mechanisms={SCRAM_MECHANISM}",
-        f"listener.name.sasl_ssl.{SCRAM_MECHANISM.lower()}."
-        + _jaas("scram", ADMIN, admin_password),
+        f"listener.name.sasl_ssl.{SCRAM_MECHANISM.lower()}." + jaas("scram", ADMIN, admin_password),
         "sasl.mechanism.controller.protocol=PLAIN",
         "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
         "listener.name.controller.plain."
-        + _jaas("plain", ADMIN, admin_password, f'user_{ADMIN}="{admin_password}"'),
+        + jaas("plain", ADMIN, admin_password, f'user_{ADMIN}="{admin_password}"'),
         "",
         "# TLS from PEM files made by kessai (a local CA; no client certificates).",
         "ssl.keystore.type=PEM",

@@ -728,6 +728,15 @@ def _render_server_properties(
         "",
         f"log.dirs={data_dir}",
         "",
+        *base_properties(settings.partitions),
+    ]
+    return "\n".join(lines)
+
+
+def base_properties(partitions: int) -> list[str]:
+    """The lines of ``server.properties`` that every one-node kessai broker shares
+    (this module's, both profiles, and deploy/compose.yaml's: streams/deploysecure.py)."""
+    return [
         "# Kafka's defaults assume three brokers; on one they make groups and transactions",
         "# fail. Internal topics take these values when first created, so they must be",
         "# right before the first start.",
@@ -739,7 +748,7 @@ def _render_server_properties(
         "",
         "# kessai creates its topics itself, co-partitioned; a typo must fail, not create.",
         "auto.create.topics.enable=false",
-        f"num.partitions={settings.partitions}",
+        f"num.partitions={partitions}",
         "",
         "# Faster tests on one node.",
         "# No 3 s wait for more members before the first rebalance.",
@@ -759,7 +768,6 @@ def _render_server_properties(
         "log.cleaner.dedupe.buffer.size=33554432",
         "",
     ]
-    return "\n".join(lines)
 
 
 def _render_log4j_properties() -> str:

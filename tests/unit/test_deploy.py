@@ -41,11 +41,19 @@ def metric_names(exprs: list[str]) -> set[str]:
 def test_the_stack_has_every_service_and_its_files_exist() -> None:
     compose = _yaml(DEPLOY / "compose.yaml")
     services = compose["services"]
-    assert set(services) == {"kafka", "worker-1", "worker-2", "prometheus", "grafana"}
+    assert set(services) == {
+        "kafka",
+        "kafka-acls",
+        "worker-1",
+        "worker-2",
+        "prometheus",
+        "grafana",
+    }
     for name, service in services.items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
-            if source.startswith("."):
+            # ./secrets is made by `kessai kafka compose-secrets` (the test below).
+            if source.startswith(".") and source != "./secrets":
                 assert (DEPLOY / source).exists(), f"{name} mounts {source}, which is missing"
     build = services["worker-1"]["build"]
     assert (DEPLOY / build["context"] / build["dockerfile"]).is_file()
@@ -110,3 +118,66 @@ def test_the_dashboard_and_alerts_watch_what_the_issue_asks_for() -> None:
         "KessaiConservationOffZero",
         "KessaiNoCommits",
     } <= alerts
+
+
+def test_compose_secrets_make_every_file_the_stack_reads(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    from streams import kafkasecure, signing
+    from streams.config import Settings
+    from streams.deploysecure import write_compose_secrets
+
+    out = tmp_path / "secrets"
+    write_compose_secrets(out)
+    compose_text = (DEPLOY / "compose.yaml").read_text()
+    services = _yaml(DEPLOY / "compose.yaml")["services"]
+    # Every /secrets/... path the stack names, and the workers' env file, exist.
+    for path in set(re.findall(r"/secrets/[\w./-]+", compose_text)) - {"/secrets/"}:
+        if path.endswith("/"):  # a folder named in a comment
+            continue
+        assert (out / path.removeprefix("/secrets/")).is_file(), path
+    env_file = services["worker-1"]["env_file"].removeprefix("./secrets/")
+    worker_env = (out / env_file).read_text()
+    for line in worker_env.splitlines()[1:]:
+        _, _, value = line.partition("=")
+        if value.startswith("/secrets/"):
+            assert (out / value.removeprefix("/secrets/")).is_file(), line
+    assert "KESSAI_KAFKA_SECURITY=sasl_ssl" in worker_env
+    assert "KESSAI_BOOTSTRAP=kafka:9092" in worker_env
+    # The broker: SASL_SSL only for clients, ACLs enforced, its certificate names it.
+    props = (out / "server.properties").read_text()
+    assert "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,INTERNAL:SASL_SSL," in props
+    assert "allow.everyone.if.no.acl.found=false" in props
+    assert "PLAINTEXT://" not in props
+    [cert, _ca] = x509.load_pem_x509_certificates((out / "broker.pem").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "kafka" in names.get_values_for_type(x509.DNSName)
+    # The ACL script installs exactly the table; the start script makes every user.
+    acls = (out / "acls.sh").read_text()
+    calls = kafkasecure.acl_command_args(kafkasecure.ACLS)
+    assert acls.count("kafka-acls.sh") == len(calls)
+    for call in calls:
+        assert " ".join(call[:4]) in acls
+    start = (out / "kafka-start.sh").read_text()
+    for principal in kafkasecure.PRINCIPALS:
+        assert f"name={principal}," in start
+    for path in [out / "server.properties", out / "kafka-start.sh", *out.glob("credentials/*")]:
+        assert path.stat().st_mode & 0o077 == 0, path
+    # The host's env files reach the published port, with paths in the folder.
+    host = Settings.from_env(
+        dict(
+            line.split("=", 1)
+            for line in (out / "host-env" / "ops.env").read_text().splitlines()[1:]
+        )
+    )
+    assert host.bootstrap == "127.0.0.1:19092" and host.signers_file is not None
+    assert signing.load_registry(host.signers_file).signers.keys() == {
+        "venue-a",
+        "venue-b",
+        "bridge",
+        "kessai",
+    }
+    # A second run keeps the passwords and keys.
+    before = (out / "credentials" / "worker.json").read_text()
+    write_compose_secrets(out)
+    assert (out / "credentials" / "worker.json").read_text() == before

@@ -1,0 +1,158 @@
+"""The secure profile for deploy/compose.yaml: ``kessai kafka compose-secrets``.
+
+Writes, into ``deploy/secrets/`` (git-ignored), what the compose stack mounts at
+``/secrets``: the same kinds of files :mod:`streams.kafkasecure` makes for the local
+secure broker, for a broker named ``kafka`` in a container network:
+
+- ``ca.pem``, ``broker.pem``: a local CA and the broker's certificate for ``kafka``,
+  ``localhost`` and 127.0.0.1;
+- ``credentials/<principal>.json`` and ``signers/`` (keys and registry), as locally;
+- ``env/<principal>.env``: the ``KESSAI_*`` variables of a client in the stack
+  (bootstrap ``kafka:9092``, paths under ``/secrets``); ``host-env/<principal>.env``:
+  the same for a client on the host (``127.0.0.1:19092``, paths in this folder);
+- ``server.properties``: the broker's whole configuration (two SASL_SSL listeners:
+  ``INTERNAL`` for the stack, ``HOST`` for the host port; the controller on
+  localhost only), with :func:`streams.localkafka.base_properties`;
+- ``kafka-start.sh``: formats the storage once with every principal's SCRAM
+  credential (salted: no password on a command line), then starts the broker;
+- ``acls.sh``: installs :data:`streams.kafkasecure.ACLS` with Kafka's own tool;
+- ``admin-client.properties``: the admin's client settings for those tools.
+
+Every file that holds a secret is mode 0600. The image's ``appuser`` must be able to
+read them: run ``kessai kafka compose-secrets`` as the user the containers run as,
+or see deploy/compose.yaml. Not run on kessai's development machines (no Docker);
+the same configuration pieces run in the local secure profile's tests.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Final
+
+from streams import kafkasecure
+from streams.kafkasecure import ADMIN, SCRAM_MECHANISM, SecureFiles, jaas, write_private
+from streams.localkafka import NODE_ID, base_properties
+
+#: Inside the containers.
+MOUNT: Final = Path("/secrets")
+KAFKA_HOME: Final = "/opt/kafka"
+DATA_DIR: Final = "/var/lib/kafka/data"
+HOSTNAME: Final = "kafka"
+INTERNAL_PORT: Final = 9092
+HOST_PORT: Final = 19092
+CONTROLLER_PORT: Final = 9093
+#: The workers' image keeps its state here (deploy/worker.Dockerfile).
+WORKER_STATE_DIR: Final = Path("/app/.kessai")
+#: A fixed cluster id: the volume formatted with it stays valid across restarts.
+CLUSTER_ID: Final = "HBHb46x8om7Cc8q-ACHVXg"
+
+
+def server_properties(files: SecureFiles, admin_password: str, partitions: int) -> str:
+    """The compose broker's ``server.properties``; ``files`` as the broker sees them."""
+    assert '"' not in admin_password and "\\" not in admin_password
+    scram = SCRAM_MECHANISM.lower()
+    lines = [
+        "# Written by `kessai kafka compose-secrets` (streams/deploysecure.py). Secret.",
+        "process.roles=broker,controller",
+        f"node.id={NODE_ID}",
+        f"controller.quorum.voters={NODE_ID}@localhost:{CONTROLLER_PORT}",
+        "# INTERNAL: the stack's services (kafka:9092). HOST: clients on the host, through",
+        "# the published port; the broker also talks to itself there (127.0.0.1 is in its",
+        "# certificate). The controller listens on the container's loopback only.",
+        f"listeners=INTERNAL://0.0.0.0:{INTERNAL_PORT},HOST://0.0.0.0:{HOST_PORT},"
+        f"CONTROLLER://localhost:{CONTROLLER_PORT}",
+        f"advertised.listeners=INTERNAL://{HOSTNAME}:{INTERNAL_PORT},HOST://127.0.0.1:{HOST_PORT}",
+        "inter.broker.listener.name=HOST",
+        "controller.listener.names=CONTROLLER",
+        "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,INTERNAL:SASL_SSL,HOST:SASL_SSL",
+        f"sasl.enabled.mechanisms={SCRAM_MECHANISM}",
+        f"sasl.mechanism.inter.broker.protocol={SCRAM_MECHANISM}",
+        f"listener.name.internal.sasl.enabled.mechanisms={SCRAM_MECHANISM}",
+        f"listener.name.host.sasl.enabled.mechanisms={SCRAM_MECHANISM}",
+        # Each SASL listener needs its login module, even one the broker never connects
+        # out through (without it: "Could not find a 'KafkaServer' ... entry").
+        f"listener.name.host.{scram}." + jaas("scram", ADMIN, admin_password),
+        f"listener.name.internal.{scram}." + jaas("scram", ADMIN, admin_password),
+        "sasl.mechanism.controller.protocol=PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+        "listener.name.controller.plain."
+        + jaas("plain", ADMIN, admin_password, f'user_{ADMIN}="{admin_password}"'),
+        "ssl.keystore.type=PEM",
+        f"ssl.keystore.location={files.broker_pem}",
+        "ssl.truststore.type=PEM",
+        f"ssl.truststore.location={files.ca}",
+        "ssl.client.auth=none",
+        f"authorizer.class.name={kafkasecure.StandardAuthorizer}",
+        f"super.users=User:{ADMIN}",
+        "allow.everyone.if.no.acl.found=false",
+        "",
+        f"log.dirs={DATA_DIR}",
+        "",
+        *base_properties(partitions),
+    ]
+    return "\n".join(lines)
+
+
+def start_script(format_args: list[str]) -> str:
+    quoted = " ".join(shlex.quote(a) for a in format_args)
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            "# The compose broker: format the volume once, with every principal's SCRAM",
+            "# credential (salted), then run. Written by `kessai kafka compose-secrets`.",
+            "set -euo pipefail",
+            f'if [ ! -f "{DATA_DIR}/meta.properties" ]; then',
+            f"  {KAFKA_HOME}/bin/kafka-storage.sh format -t {CLUSTER_ID} "
+            f"-c {MOUNT}/server.properties --ignore-formatted {quoted}",
+            "fi",
+            f"exec {KAFKA_HOME}/bin/kafka-server-start.sh {MOUNT}/server.properties",
+            "",
+        ]
+    )
+
+
+def acl_script() -> str:
+    connect = (
+        f"--bootstrap-server {HOSTNAME}:{INTERNAL_PORT} "
+        f"--command-config {MOUNT}/admin-client.properties"
+    )
+    calls = [
+        f"{KAFKA_HOME}/bin/kafka-acls.sh {connect} " + " ".join(shlex.quote(a) for a in call)
+        for call in kafkasecure.acl_command_args(kafkasecure.ACLS)
+    ]
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            "# Install kessai's ACL table (streams/kafkasecure.py ACLS) as the admin.",
+            "set -euo pipefail",
+            *calls,
+            'echo "kessai: ACLs installed"',
+            "",
+        ]
+    )
+
+
+def write_compose_secrets(out: Path, *, partitions: int = 4) -> list[Path]:
+    """Write the stack's secure files into ``out`` (kept when they exist: certificates,
+    passwords and keys are made once). Returns the files written."""
+    files = SecureFiles(out)
+    mounted = SecureFiles(MOUNT)
+    kafkasecure.ensure_certificates(files, dns_names=(HOSTNAME,))
+    passwords = kafkasecure.ensure_credentials(files)
+    kafkasecure.ensure_signers(files)
+    bootstrap = f"{HOSTNAME}:{INTERNAL_PORT}"
+    kafkasecure.write_client_files(files, bootstrap, WORKER_STATE_DIR, seen_as=mounted)
+    kafkasecure.write_client_files(
+        files, f"127.0.0.1:{HOST_PORT}", out.resolve() / "state", env_dir="host-env"
+    )
+    admin = passwords[ADMIN]
+    written = {
+        out / "server.properties": server_properties(mounted, admin, partitions),
+        out / "kafka-start.sh": start_script(kafkasecure.scram_format_args(passwords)),
+        out / "acls.sh": acl_script(),
+        out / "admin-client.properties": kafkasecure.admin_client_properties(mounted, admin),
+    }
+    for path, text in written.items():
+        write_private(path, text)
+    return sorted(written)
