@@ -128,6 +128,8 @@ class AclRule:
 #: What kessai's workers write. The matcher publishes the trades it makes on ``trades``.
 WORKER_OUTPUTS: Final = (SETTLEMENTS, LEDGER_EVENTS, ORDER_EVENTS, REJECTIONS, TRADES)
 WORKER_INPUTS: Final = (TRADES, ORDERS, PAYMENTS, CUSTODY)
+#: kessai's internal topics (streams.app.INTERNAL_TOPICS, which imports faust).
+INTERNAL_TOPICS: Final = ("kessai-ledger-commands", "kessai-settlement-inbox")
 PUBLIC_TOPICS: Final = (PAYMENTS, CUSTODY, TRADES, ORDERS, SETTLEMENTS, REJECTIONS,
                         LEDGER_EVENTS, ORDER_EVENTS)  # fmt: skip
 
@@ -183,9 +185,17 @@ def acl_table(app_id: str = "kessai") -> tuple[AclRule, ...]:
             principals=(WORKER,),
             operations=("All",),
             kind="topic",
-            resources=(app_id,),
+            resources=(f"{app_id}-",),
             pattern="prefixed",
-            why="faust's changelogs, kessai's internal topics and the assignor topic",
+            why="faust's changelogs and assignor topic: {app_id}-...",
+        ),
+        AclRule(
+            name="worker-owns-the-internal-topics",
+            principals=(WORKER,),
+            operations=("All",),
+            kind="topic",
+            resources=INTERNAL_TOPICS,
+            why="kessai's own topics between its agents, named the same for any app id",
         ),
         AclRule(
             name="worker-owns-its-group",

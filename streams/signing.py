@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -75,6 +76,7 @@ __all__ = [
     "sign",
     "sign_model",
     "signed_bytes",
+    "signed_members",
 ]
 
 #: Prefix of every signed byte string: a signature made for anything else (another
@@ -117,6 +119,36 @@ def signed_bytes(topic: str, record: Mapping[str, Any]) -> bytes:
     """The bytes a signature on ``record`` (sent to ``topic``) covers; module doc."""
     body = {k: v for k, v in record.items() if k != "signature"}
     return CONTEXT + topic.encode() + b"\n" + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
+class _DuplicateMember(ValueError):
+    pass
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _DuplicateMember(name)
+            seen.add(name)
+    return obj
+
+
+def signed_members(value: bytes) -> dict[str, Any] | Rejected:
+    """The members of a record that decoded, for :meth:`Registry.check`; or why it is
+    refused: a member given twice. JSON readers differ on which copy wins, so such a
+    record would mean different things to kessai and to an auditor's tools, under the
+    same signature."""
+    try:
+        obj: dict[str, Any] = json.loads(value, object_pairs_hook=_unique_members)
+    except _DuplicateMember as err:
+        return (
+            "malformed",
+            f"member {str(err)!r} appears twice; a signed record's members are unique",
+        )
+    return obj
 
 
 def evidence(record: Mapping[str, Any]) -> str:
@@ -190,7 +222,12 @@ def for_worker(settings: Settings) -> tuple[Registry | None, SigningKey | None]:
             "signature checks are on, so the matcher signs its trades: set "
             f"KESSAI_SIGNING_KEY_FILE (and KESSAI_SIGNER_ID, default {MATCHER_SIGNER!r})"
         )
-    key = SigningKey.load(settings.signer_id or MATCHER_SIGNER, settings.signing_key_file)
+    if (settings.signer_id or MATCHER_SIGNER) != MATCHER_SIGNER:
+        raise RegistryError(
+            f"KESSAI_SIGNER_ID={settings.signer_id!r}: a worker signs the trades its matcher "
+            f"makes, whose venue is {MATCHER_SIGNER!r}, so it signs as {MATCHER_SIGNER!r}"
+        )
+    key = SigningKey.load(MATCHER_SIGNER, settings.signing_key_file)
     signer = registry.signers.get(key.signer)
     if signer is None or signer.role != "matcher":
         raise RegistryError(
@@ -341,6 +378,13 @@ def _signer_of(entry: Any, where: str) -> Signer:
         )
     if accounts and role != "venue":
         raise RegistryError(f"{where} ({signer_id}): only a venue lists accounts")
+    if (signer_id == MATCHER_SIGNER) != (role == "matcher"):
+        # The matcher's trades carry venue "kessai": only it may be that signer, and it
+        # may be no other (replay tells the matcher's trades by that venue).
+        raise RegistryError(
+            f"{where} ({signer_id}): the id {MATCHER_SIGNER!r} is the matcher's, and the "
+            f"matcher's id is {MATCHER_SIGNER!r}"
+        )
     exact = frozenset(a for a in accounts if not a.endswith("*"))
     prefixes = tuple(a[:-1] for a in accounts if a.endswith("*"))
     public_key = Ed25519PublicKey.from_public_bytes(_unb64(key_text))

@@ -8,8 +8,6 @@ The ``intake`` agent (:mod:`streams.ledger.agent`) sends the one or the other;
 
 from __future__ import annotations
 
-import orjson
-
 from schemas import MoveBonds, MoveCash, SchemaError, decode
 from streams import signing
 from streams.ledger import core
@@ -67,7 +65,8 @@ def intake_record(
         return err.reason, err.detail
     assert isinstance(decoded, MoveCash | MoveBonds), type(decoded)
     if signers is not None:
-        refused = signers.check(topic, orjson.loads(value))
+        record = signing.signed_members(value)
+        refused = record if isinstance(record, tuple) else signers.check(topic, record)
         if refused is not None:
             return refused
     text_key = key.decode("utf-8", "replace") if key is not None else None

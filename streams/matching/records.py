@@ -146,14 +146,17 @@ def handle_record(
                 "wrong_key",  # type: ignore[arg-type]
                 f"an order is keyed by its isin {decoded.isin!r}, not {key!r}",
             )
-        refused = signers.check(ORDERS, orjson.loads(value)) if signers is not None else None
-        if refused is not None:
-            raise SchemaError(*refused)  # type: ignore[arg-type]  # the signing reasons
+        refused = _signature_refused(signers, value)
     except SchemaError as err:
         out.rejection = (err.reason, err.detail)
         record = rejected_event(value, err.reason, at or _now())
         if record is not None:
             out.order_events.append(record)
+        return out
+    if refused is not None:
+        # Only `rejections` hears of it: an order event would speak for an order of
+        # the venue the record claims, which it cannot prove it is.
+        out.rejection = refused
         return out
     assert isinstance(decoded, SubmitOrder)
     handled = matcher().handle(request_of(decoded))
@@ -166,6 +169,13 @@ def handle_record(
         detail = f"order {update.order_id} of {update.venue}: {handled.rejected}"
         out.rejection = (handled.rejected, detail)
     return out
+
+
+def _signature_refused(signers: signing.Registry | None, value: bytes) -> tuple[str, str] | None:
+    if signers is None:
+        return None
+    record = signing.signed_members(value)
+    return record if isinstance(record, tuple) else signers.check(ORDERS, record)
 
 
 def _now() -> datetime:

@@ -8,8 +8,6 @@ the caller's state: the agent's ``seen-trades`` table, or ``kessai replay``'s se
 
 from __future__ import annotations
 
-import orjson
-
 from schemas import TRADES, SchemaError, TradeExecuted, decode
 from streams import signing
 from streams.ledger import core as ledger_core
@@ -87,7 +85,9 @@ def intake_record(
     assert isinstance(decoded, TradeExecuted)
     signed = ""
     if signers is not None:
-        record = orjson.loads(value)
+        record = signing.signed_members(value)
+        if isinstance(record, tuple):
+            return record
         refused = signers.check(TRADES, record)
         if refused is not None:
             return refused

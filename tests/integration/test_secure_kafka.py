@@ -28,7 +28,7 @@ from aiokafka.errors import (
 from aiokafka.helpers import create_ssl_context
 
 from schemas import LEDGER_EVENTS, PAYMENTS, TRADES
-from streams import localkafka, signing
+from streams import kafkasecure, localkafka, signing
 from streams.config import Settings
 from streams.kafkaauth import client_kwargs
 from streams.kafkaio import read_committed
@@ -193,6 +193,22 @@ def test_ops_reads_the_journal_but_writes_nothing(secure: Secure) -> None:
     localkafka.run_sync(read_committed(ops.bootstrap, LEDGER_EVENTS, settings=ops))
     with pytest.raises(TopicAuthorizationFailedError):
         localkafka.run_sync(_write(ops, TRADES, b"t-ops", b"{}"))
+
+
+@pytest.mark.parametrize("principal", ["venue-a", "bridge", "ops"])
+def test_only_workers_write_the_internal_topics(secure: Secure, principal: str) -> None:
+    # A forged clock tick would fail every pending trade; a forged ledger command
+    # would move money without a trade.
+    settings = secure.as_(principal)
+    for topic in kafkasecure.INTERNAL_TOPICS:
+        with pytest.raises(TopicAuthorizationFailedError):
+            localkafka.run_sync(_write(settings, topic, b"t-1", b'{"type":"Tick","now_s":1e12}'))
+
+
+def test_a_venue_reads_no_settlements(secure: Secure) -> None:
+    for topic in ("settlements", "order-events", "rejections"):
+        with pytest.raises(TopicAuthorizationFailedError):
+            localkafka.run_sync(_read_some(secure.as_("venue-a"), topic))
 
 
 # ----------------------------------------------------------------------- the flow

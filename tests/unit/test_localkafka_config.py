@@ -353,33 +353,37 @@ def test_log_tails_quote_only_what_this_start_wrote(tmp_path: Path) -> None:
 
 
 def test_compose_file_keeps_in_step_with_the_local_broker(tmp_path: Path) -> None:
-    """deploy/compose.yaml (untestable here: no Docker) sets what localkafka sets."""
-    compose = (PROJECT_ROOT / "deploy" / "compose.yaml").read_text()
-    env = dict(re.findall(r'^\s+(KAFKA_[A-Z_]+): "([^"]*)"$', compose, flags=re.MULTILINE))
-    # The image's rule: "." -> "_", "_" -> "__", "-" -> "___", upper case, KAFKA_ prefix.
-    from_compose = {
-        key[len("KAFKA_") :]
-        .replace("___", "-")
-        .replace("__", "\0")
-        .replace("_", ".")
-        .replace("\0", "_")
-        .lower(): value
-        for key, value in env.items()
-    }
-    local = _props(localkafka._render_server_properties(Settings(state_dir=tmp_path), tmp_path))
-    # Addresses and paths differ by design: container hostnames, a volume, two listeners.
+    """deploy/compose.yaml's broker (untestable here: no Docker) runs the configuration
+    `kessai kafka compose-secrets` writes, which must set what the local secure broker
+    sets, addresses and listener names aside."""
+    from streams import deploysecure
+
+    files = kafkasecure.SecureFiles(tmp_path)
+    compose = _props(deploysecure.server_properties(files, "pw", 4))
+    local = _props(
+        localkafka._render_server_properties(
+            Settings(state_dir=tmp_path, kafka_security="sasl_ssl"), tmp_path, secure=(files, "pw")
+        )
+    )
+    # Addresses and paths differ by design: a container hostname, a volume, two
+    # client listeners (the stack's and the host's) instead of one.
     where = {
         "listeners",
         "advertised.listeners",
         "listener.security.protocol.map",
         "controller.quorum.voters",
+        "inter.broker.listener.name",
         "log.dirs",
     }
 
-    assert {k: v for k, v in from_compose.items() if k not in where} == {
-        k: v for k, v in local.items() if k not in where
-    }
-    assert re.search(r"image: apache/kafka:" + re.escape(localkafka.KAFKA_VERSION) + r"\n", compose)
+    def same(props: dict[str, str]) -> dict[str, str]:
+        return {
+            k: v for k, v in props.items() if k not in where and not k.startswith("listener.name.")
+        }
+
+    assert same(compose) == same(local)
+    text = (PROJECT_ROOT / "deploy" / "compose.yaml").read_text()
+    assert re.search(r"image: apache/kafka:" + re.escape(localkafka.KAFKA_VERSION) + r"\n", text)
 
 
 # ------------------------------------------------------------------ the secure profile
@@ -612,3 +616,26 @@ def test_acl_calls_add_exactly_the_table() -> None:
 
 
 CATALOGUE_NAMES = tuple(t.name for t in CATALOGUE)
+
+
+@pytest.mark.parametrize("app_id", ["kessai", "acme"])
+def test_only_workers_use_the_internal_topics_whatever_the_app_id(app_id: str) -> None:
+    rules = kafkasecure.acl_table(app_id)
+    for topic in kafkasecure.INTERNAL_TOPICS:
+        for principal in ("worker", "venue-a", "bridge", "ops"):
+            writes = any(
+                principal in r.principals
+                and r.kind == "topic"
+                and ("All" in r.operations or "Write" in r.operations)
+                and (
+                    topic in r.resources
+                    or (r.pattern == "prefixed" and topic.startswith(r.resources))
+                )
+                for r in rules
+            )
+            assert writes == (principal == "worker"), (principal, topic)
+    from streams.app import INTERNAL_TOPICS
+
+    assert tuple(t.name if hasattr(t, "name") else t for t in INTERNAL_TOPICS) == (
+        kafkasecure.INTERNAL_TOPICS
+    )

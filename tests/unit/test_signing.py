@@ -3,6 +3,7 @@ the agents' per-record functions with the checks on."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -331,7 +332,8 @@ def test_the_matcher_checks_orders_and_signs_its_trades() -> None:
         lambda: matcher, JGB.encode(), orjson.dumps(stolen), 1.7e9, signers=REGISTRY
     )
     assert out.rejection is not None and out.rejection[0] == "not_authorized"
-    assert [e.event for e in out.order_events] == ["rejected"]
+    # No order event: it would speak for venue-b's order book entry on a forger's word.
+    assert out.order_events == []
 
 
 # -- kessai publish and the worker's warnings --------------------------------------------
@@ -437,3 +439,37 @@ def test_the_worked_example_of_docs_security_md() -> None:
     assert f"`{signed['signature']}`" in doc
     unsigned = {k: v for k, v in signed.items() if k != "signature"}
     assert orjson.dumps(unsigned).decode() in doc
+
+
+def test_a_member_given_twice_is_refused() -> None:
+    # JSON readers differ on which copy wins: kessai would apply the payment to bob, a
+    # reader keeping the first copy would see mallory, under one valid signature.
+    signed = orjson.dumps(signing.sign(PAYMENTS, payment(account="bob"), BRIDGE))
+    doubled = signed.replace(b"{", b'{"account":"mallory",', 1)
+    refused = ledger_intake(PAYMENTS, b"bob", doubled, TOKENS, REGISTRY)
+    assert refused == (
+        "malformed",
+        "member 'account' appears twice; a signed record's members are unique",
+    )
+    assert isinstance(ledger_intake(PAYMENTS, b"bob", signed, TOKENS, REGISTRY), steps.Move)
+    trade_doubled = orjson.dumps(signing.sign(TRADES, trade(), VENUE_A)).replace(
+        b"{", b'{"price":"0.01",', 1
+    )
+    got = trade_intake(b"T-1", trade_doubled, 1.0, tokens=TOKENS, deadline_s=60, signers=REGISTRY)
+    assert isinstance(got, tuple) and got[0] == "malformed"
+
+
+def test_the_id_kessai_is_the_matchers_alone(tmp_path: Path) -> None:
+    with pytest.raises(signing.RegistryError, match="the matcher's"):
+        signing.registry_of(
+            {"signers": [{"id": "kessai", "role": "venue", "public_key": VENUE_A.public_text()}]}
+        )
+    with pytest.raises(signing.RegistryError, match="the matcher's"):
+        signing.registry_of(
+            {"signers": [{"id": "m-1", "role": "matcher", "public_key": MATCHER.public_text()}]}
+        )
+    # A worker signing as anything but the matcher's venue would have every trade its
+    # matcher makes refused (venue "kessai" != signer): it does not start.
+    settings = dataclasses.replace(_files(tmp_path, MATCHER), signer_id="matcher-1")
+    with pytest.raises(signing.RegistryError, match="signs as 'kessai'"):
+        signing.for_worker(settings)
