@@ -13,10 +13,13 @@ secure broker, for a broker named ``kafka`` in a container network:
 - ``server.properties``: the broker's whole configuration (two SASL_SSL listeners:
   ``INTERNAL`` for the stack, ``HOST`` for the host port; the controller on
   localhost only), with :func:`streams.localkafka.base_properties`;
-- ``kafka-start.sh``: formats the storage once with every principal's SCRAM
-  credential (salted: no password on a command line), then starts the broker;
+- ``kafka-start.sh`` and ``format.args``: format the storage once with every
+  principal's SCRAM credential (salted, in a java argument file: a salted password
+  is as good as the password for a SCRAM login, so never on a command line), then
+  start the broker;
 - ``acls.sh``: installs :data:`streams.kafkasecure.ACLS` with Kafka's own tool;
-- ``admin-client.properties``: the admin's client settings for those tools.
+- ``admin-client.properties``: the admin's client settings for those tools;
+- ``mounts/<service>/``: the files each service of the stack may see (:data:`MOUNTS`).
 
 Every file that holds a secret is mode 0600. The image's ``appuser`` must be able to
 read them: run ``kessai kafka compose-secrets`` as the user the containers run as,
@@ -32,7 +35,7 @@ from typing import Final
 
 from streams import kafkasecure
 from streams.kafkasecure import ADMIN, SCRAM_MECHANISM, SecureFiles, jaas, write_private
-from streams.localkafka import NODE_ID, base_properties
+from streams.localkafka import NODE_ID, base_properties, java_argfile
 
 #: Inside the containers.
 MOUNT: Final = Path("/secrets")
@@ -46,6 +49,29 @@ CONTROLLER_PORT: Final = 9093
 WORKER_STATE_DIR: Final = Path("/app/.kessai")
 #: A fixed cluster id: the volume formatted with it stays valid across restarts.
 CLUSTER_ID: Final = "HBHb46x8om7Cc8q-ACHVXg"
+
+
+#: What each service of the stack mounts at /secrets (``mounts/<service>/``): its own
+#: files only. A worker gets its password, the CA, the registry and the matcher's key;
+#: never the admin's password or a venue's or the bridge's key.
+MOUNTS: Final[dict[str, tuple[str, ...]]] = {
+    "broker": (
+        "server.properties",
+        "format.args",
+        "kafka-start.sh",
+        "broker.pem",
+        "ca.pem",
+        "admin-client.properties",
+    ),
+    "acls": ("acls.sh", "admin-client.properties", "ca.pem"),
+    "worker": (
+        "env/worker.env",
+        "credentials/worker.json",
+        "ca.pem",
+        "signers/signers.json",
+        "signers/kessai.pem",
+    ),
+}
 
 
 def server_properties(files: SecureFiles, admin_password: str, partitions: int) -> str:
@@ -94,17 +120,34 @@ def server_properties(files: SecureFiles, admin_password: str, partitions: int) 
     return "\n".join(lines)
 
 
-def start_script(format_args: list[str]) -> str:
-    quoted = " ".join(shlex.quote(a) for a in format_args)
+def format_args(scram_args: list[str]) -> str:
+    """The java argument file of the storage format: the SCRAM credentials (salted
+    passwords, as good as passwords for a SCRAM login) stay off the command line."""
+    return java_argfile(
+        [
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            CLUSTER_ID,
+            "-c",
+            f"{MOUNT}/server.properties",
+            "--ignore-formatted",
+            *scram_args,
+        ]
+    )
+
+
+def start_script() -> str:
     return "\n".join(
         [
             "#!/bin/bash",
             "# The compose broker: format the volume once, with every principal's SCRAM",
-            "# credential (salted), then run. Written by `kessai kafka compose-secrets`.",
+            "# credential (format.args), then run. Written by `kessai kafka compose-secrets`.",
             "set -euo pipefail",
             f'if [ ! -f "{DATA_DIR}/meta.properties" ]; then',
-            f"  {KAFKA_HOME}/bin/kafka-storage.sh format -t {CLUSTER_ID} "
-            f"-c {MOUNT}/server.properties --ignore-formatted {quoted}",
+            f'  java -Xmx256M -cp "{KAFKA_HOME}/libs/*" '
+            f"-Dlog4j.configuration=file:{KAFKA_HOME}/config/tools-log4j.properties "
+            f"@{MOUNT}/format.args",
             "fi",
             f"exec {KAFKA_HOME}/bin/kafka-server-start.sh {MOUNT}/server.properties",
             "",
@@ -149,10 +192,15 @@ def write_compose_secrets(out: Path, *, partitions: int = 4) -> list[Path]:
     admin = passwords[ADMIN]
     written = {
         out / "server.properties": server_properties(mounted, admin, partitions),
-        out / "kafka-start.sh": start_script(kafkasecure.scram_format_args(passwords)),
+        out / "format.args": format_args(kafkasecure.scram_format_args(passwords)),
+        out / "kafka-start.sh": start_script(),
         out / "acls.sh": acl_script(),
         out / "admin-client.properties": kafkasecure.admin_client_properties(mounted, admin),
     }
     for path, text in written.items():
         write_private(path, text)
+    for service, names in MOUNTS.items():
+        folder = out / "mounts" / service
+        for name in names:
+            write_private(folder / name, (out / name).read_text(encoding="utf-8"))
     return sorted(written)

@@ -982,12 +982,7 @@ def _format_storage(java: str, paths: _Paths, log: Log, extra_args: list[str]) -
         return False
     cluster_id = _new_cluster_id()
     log(f"formatting {paths.data} (cluster id {cluster_id})")
-    cmd = [
-        java,
-        "-Xmx256M",  # kafka-storage.sh's heap; the tool needs little.
-        *_log_flags(paths),
-        "-cp",
-        _classpath(paths),
+    tool_args = [
         "kafka.tools.StorageTool",
         "format",
         "-t",
@@ -997,6 +992,19 @@ def _format_storage(java: str, paths: _Paths, log: Log, extra_args: list[str]) -
         # No --standalone: this config names its voter statically.
         "--ignore-formatted",
         *extra_args,
+    ]
+    # The SCRAM arguments hold salted passwords, as good as the passwords for a SCRAM
+    # login: they go in a 0600 argument file, never on the command line (/proc, ps).
+    # The main class is in it too: java expands @files only before the main class.
+    argfile = paths.root / "format.args"
+    kafkasecure.write_private(argfile, java_argfile(tool_args))
+    cmd = [
+        java,
+        "-Xmx256M",  # kafka-storage.sh's heap; the tool needs little.
+        *_log_flags(paths),
+        "-cp",
+        _classpath(paths),
+        f"@{argfile}",
     ]
     try:
         done = subprocess.run(
@@ -1009,12 +1017,23 @@ def _format_storage(java: str, paths: _Paths, log: Log, extra_args: list[str]) -
         )
     except subprocess.TimeoutExpired as err:
         raise BrokerError(f"kafka StorageTool format took over {FORMAT_TIMEOUT_S:.0f} s") from err
+    finally:
+        argfile.unlink(missing_ok=True)
     if done.returncode != 0:
         raise BrokerError(
             f"kafka StorageTool format failed (exit {done.returncode}):\n"
             + _tail_text(done.stdout + done.stderr)
         )
     return True
+
+
+def java_argfile(args: list[str]) -> str:
+    """A java ``@argfile`` holding ``args``: each in single quotes, one per line (java
+    keeps double quotes inside single quotes; kessai's arguments hold no single quote
+    or backslash)."""
+    for arg in args:
+        assert "'" not in arg and "\\" not in arg and "\n" not in arg, arg
+    return "".join(f"'{arg}'\n" for arg in args)
 
 
 def _classpath(paths: _Paths) -> str:

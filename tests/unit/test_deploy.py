@@ -53,7 +53,7 @@ def test_the_stack_has_every_service_and_its_files_exist() -> None:
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             # ./secrets is made by `kessai kafka compose-secrets` (the test below).
-            if source.startswith(".") and source != "./secrets":
+            if source.startswith(".") and not source.startswith("./secrets/"):
                 assert (DEPLOY / source).exists(), f"{name} mounts {source}, which is missing"
     build = services["worker-1"]["build"]
     assert (DEPLOY / build["context"] / build["dockerfile"]).is_file()
@@ -129,19 +129,28 @@ def test_compose_secrets_make_every_file_the_stack_reads(tmp_path: Path) -> None
 
     out = tmp_path / "secrets"
     write_compose_secrets(out)
-    compose_text = (DEPLOY / "compose.yaml").read_text()
     services = _yaml(DEPLOY / "compose.yaml")["services"]
-    # Every /secrets/... path the stack names, and the workers' env file, exist.
-    for path in set(re.findall(r"/secrets/[\w./-]+", compose_text)) - {"/secrets/"}:
-        if path.endswith("/"):  # a folder named in a comment
+    # Each service sees its own folder at /secrets; every /secrets path it names (its
+    # command, health check, env file, and the files those name) is in that folder.
+    for name, service in services.items():
+        mounts = [v for v in service.get("volumes", []) if v.endswith(":/secrets:ro")]
+        if not mounts:
             continue
-        assert (out / path.removeprefix("/secrets/")).is_file(), path
+        [mount] = mounts
+        folder = DEPLOY / mount.split(":")[0]
+        assert folder.is_relative_to(DEPLOY / "secrets" / "mounts"), mount
+        local = out / folder.relative_to(DEPLOY / "secrets")
+        # The service's own words, host paths (its mount, its env file) left out.
+        own = {k: v for k, v in service.items() if k not in ("volumes", "env_file")}
+        texts = [json.dumps(own)]
+        texts += [p.read_text() for p in local.rglob("*") if p.is_file()]
+        for path in {m for t in texts for m in re.findall(r"/secrets/[\w./-]+", t)}:
+            assert (local / path.removeprefix("/secrets/")).is_file(), (name, path)
     env_file = services["worker-1"]["env_file"].removeprefix("./secrets/")
     worker_env = (out / env_file).read_text()
-    for line in worker_env.splitlines()[1:]:
-        _, _, value = line.partition("=")
-        if value.startswith("/secrets/"):
-            assert (out / value.removeprefix("/secrets/")).is_file(), line
+    # A worker never holds the admin's password or a venue's or the bridge's key.
+    worker_files = {p.name for p in (out / "mounts" / "worker").rglob("*")}
+    assert not {"admin.json", "admin-client.properties", "bridge.pem", "venue-a.pem"} & worker_files
     assert "KESSAI_KAFKA_SECURITY=sasl_ssl" in worker_env
     assert "KESSAI_BOOTSTRAP=kafka:9092" in worker_env
     # The broker: SASL_SSL only for clients, ACLs enforced, its certificate names it.
@@ -158,10 +167,15 @@ def test_compose_secrets_make_every_file_the_stack_reads(tmp_path: Path) -> None
     assert acls.count("kafka-acls.sh") == len(calls)
     for call in calls:
         assert " ".join(call[:4]) in acls
+    # The SCRAM users are made from an argument file: salted passwords are as good as
+    # passwords for a SCRAM login, and a command line is visible to every local user.
     start = (out / "kafka-start.sh").read_text()
+    assert "@/secrets/format.args" in start and "saltedpassword" not in start
+    args = (out / "format.args").read_text()
     for principal in kafkasecure.PRINCIPALS:
-        assert f"name={principal}," in start
-    for path in [out / "server.properties", out / "kafka-start.sh", *out.glob("credentials/*")]:
+        assert f"name={principal}," in args
+    secret = [out / "server.properties", out / "format.args", *out.glob("credentials/*")]
+    for path in secret:
         assert path.stat().st_mode & 0o077 == 0, path
     # The host's env files reach the published port, with paths in the folder.
     host = Settings.from_env(
