@@ -23,7 +23,8 @@ operators write) before a record can move anything (docs/security.md).
   a public key in the registry is its 32 raw bytes in unpadded base64url (43 chars).
 
 **Who may sign what** (:meth:`Registry.check`): a venue signs ``trades`` and
-``orders`` naming itself as ``venue`` and only accounts it serves; a bridge signs
+``orders`` naming itself as ``venue`` and only accounts it serves, and its trade ids
+start with its id and ``:`` (``venue-a:T-100``), so no venue can use another's; a bridge signs
 ``payments`` and ``custody``; the matcher signs ``trades`` as venue ``kessai`` for
 any account (it only pairs orders whose venues were checked). A failure is a
 rejection with a reason: ``bad_signature``, ``unknown_signer`` or ``not_authorized``.
@@ -92,6 +93,8 @@ ROLE_TOPICS: Final[dict[str, frozenset[str]]] = {
 SIGNED_TOPICS: Final = frozenset().union(*ROLE_TOPICS.values())
 #: The signer id of kessai's own matcher (its trades' ``venue``).
 MATCHER_SIGNER: Final = "kessai"
+#: A venue's trade ids are ``{venue}:{its own id}`` when signatures are checked.
+TRADE_ID_SEPARATOR: Final = ":"
 #: Limits on the registry file (TigerBeetle: a limit on everything).
 REGISTRY_BYTES_MAX: Final = 16 * 1024 * 1024
 SIGNERS_MAX: Final = 10_000
@@ -320,6 +323,17 @@ class Registry:
         venue = record.get("venue")
         if venue is not None and venue != signer_id:
             return "not_authorized", f"{signer_id!r} signed a record of venue {venue!r}"
+        if topic == TRADES and signer.role == "venue":
+            trade_id = record["trade_id"]
+            if not trade_id.startswith(f"{signer_id}{TRADE_ID_SEPARATOR}"):
+                # Trade ids are unique across venues only if each venue has its own
+                # (as a UTI starts with its maker's LEI): else a venue could take
+                # another's next id first and have the genuine trade refused as a repeat.
+                return (
+                    "not_authorized",
+                    f"venue {signer_id!r}'s trade ids start with "
+                    f"{signer_id + TRADE_ID_SEPARATOR!r}, not {trade_id!r}",
+                )
         for account in _parties(topic, record):
             if not signer.serves(account):
                 return "not_authorized", f"venue {signer_id!r} does not serve account {account!r}"

@@ -39,6 +39,8 @@ class TradeFactory:
         self.prefix = prefix
         self.signer = signer
         self.venue = signer.signer if signer is not None else "sim"
+        #: A signing venue's trade ids start with its id (streams/signing.py).
+        self.id_prefix = f"{signer.signer}{signing.TRADE_ID_SEPARATOR}" if signer else ""
         self.rng = random.Random(seed)
         self.accounts = [f"acct-{i:05d}" for i in range(ACCOUNTS)]
         self.made = 0
@@ -50,7 +52,7 @@ class TradeFactory:
         buyer, seller = rng.sample(self.accounts, 2)
         return {
             "schema_version": SCHEMA_VERSION,
-            "trade_id": f"{self.prefix}-{self.made:09d}",
+            "trade_id": f"{self.id_prefix}{self.prefix}-{self.made:09d}",
             "venue": self.venue,
             "isin": rng.choice(BONDS),
             "buyer": buyer,

@@ -106,6 +106,11 @@ async def test_trades_settle_pend_fail_and_reject(profile: Profile, tmp_path: Pa
     worker = _start_worker(env, log)
     send = profile.send
 
+    def tid(n: int) -> str:
+        # A venue's trade ids start with its id (streams/signing.py): under the secure
+        # profile, another's would be refused.
+        return f"{profile.venue}:t{n}-{run}"
+
     def trade(tid: str, buyer: str, seller: str) -> dict:  # type: ignore[type-arg]
         return {
             "trade_id": tid,
@@ -144,10 +149,10 @@ async def test_trades_settle_pend_fail_and_reject(profile: Profile, tmp_path: Pa
                     "kind": "deposit",
                 },
             )
-        await send("trades", f"t1-{run}", trade(f"t1-{run}", b1, s1))  # funded
-        await send("trades", f"t2-{run}", trade(f"t2-{run}", b2, s1))  # buyer short
-        await send("trades", f"t3-{run}", trade(f"t3-{run}", b1, s3))  # seller short
-        await send("trades", f"t4-{run}", trade(f"t4-{run}", b1, b1))  # same account
+        await send("trades", tid(1), trade(tid(1), b1, s1))  # funded
+        await send("trades", tid(2), trade(tid(2), b2, s1))  # buyer short
+        await send("trades", tid(3), trade(tid(3), b1, s3))  # seller short
+        await send("trades", tid(4), trade(tid(4), b1, b1))  # same account
 
         def status(seen: list[dict], tid: str) -> list[tuple[str, str | None]]:  # type: ignore[type-arg]
             return [
@@ -157,9 +162,9 @@ async def test_trades_settle_pend_fail_and_reject(profile: Profile, tmp_path: Pa
             ]
 
         seen = await _tail_until(
-            bootstrap, ["settlements"], lambda s: status(s, f"t2-{run}") != [], settings=reader
+            bootstrap, ["settlements"], lambda s: status(s, tid(2)) != [], settings=reader
         )
-        assert status(seen, f"t2-{run}") == [("pending", "insufficient_cash")], seen[-5:]
+        assert status(seen, tid(2)) == [("pending", "insufficient_cash")], seen[-5:]
         # Cash arrives late: t2 settles (99.5% of 100,000 + 12 accrued = 99,512 JPYC).
         await send(
             "payments",
@@ -175,31 +180,28 @@ async def test_trades_settle_pend_fail_and_reject(profile: Profile, tmp_path: Pa
 
         def finished(s: list[dict]) -> bool:  # type: ignore[type-arg]
             return all(
-                status(s, f"t{i}-{run}")[-1:]
-                and status(s, f"t{i}-{run}")[-1][0] in ("settled", "failed")
+                status(s, tid(i))[-1:] and status(s, tid(i))[-1][0] in ("settled", "failed")
                 for i in (1, 2, 3)
             )
 
         seen = await _tail_until(bootstrap, ["settlements"], finished, settings=reader)
-        assert status(seen, f"t1-{run}") == [("settled", None)]
-        assert status(seen, f"t2-{run}") == [("pending", "insufficient_cash"), ("settled", None)]
-        assert status(seen, f"t3-{run}") == [
+        assert status(seen, tid(1)) == [("settled", None)]
+        assert status(seen, tid(2)) == [("pending", "insufficient_cash"), ("settled", None)]
+        assert status(seen, tid(3)) == [
             ("pending", "insufficient_securities"),
             ("failed", "insufficient_securities"),
         ]
-        assert status(seen, f"t4-{run}") == []
-        settled = next(
-            r for r in seen if r["topic"] == "settlements" and r["trade_id"] == f"t1-{run}"
-        )
+        assert status(seen, tid(4)) == []
+        settled = next(r for r in seen if r["topic"] == "settlements" and r["trade_id"] == tid(1))
         assert settled["cash_amount"] == "99512"
 
         rejected = await _tail_until(
             bootstrap,
             ["rejections"],
-            lambda s: any(f"t4-{run}" in r.get("value", "") for r in s),
+            lambda s: any(tid(4) in r.get("value", "") for r in s),
             settings=reader,
         )
-        assert any(f"t4-{run}" in r["value"] for r in rejected)
+        assert any(tid(4) in r["value"] for r in rejected)
 
         # Balances from the journal: b1 paid 99,512 and holds 100,000 face; s1 was paid
         # twice; s3 never had bonds, and t3's cash request left b1 nothing locked.

@@ -95,28 +95,34 @@ async def test_only_the_genuine_trade_moves_money(
         }
         await profile.send_raw(PAYMENTS, alice, orjson.dumps(unsigned))
 
-        genuine = signing.sign(TRADES, _trade(f"good-{run}", alice, bob), venue_key)
+        genuine = signing.sign(TRADES, _trade(f"venue-a:good-{run}", alice, bob), venue_key)
         forged = signing.sign(
-            TRADES, _trade(f"forged-{run}", alice, bob), signing.SigningKey.generate("venue-a")
+            TRADES,
+            _trade(f"venue-a:forged-{run}", alice, bob),
+            signing.SigningKey.generate("venue-a"),
         )
-        altered = signing.sign(TRADES, _trade(f"altered-{run}", alice, bob), venue_key)
+        altered = signing.sign(TRADES, _trade(f"venue-a:altered-{run}", alice, bob), venue_key)
         altered["quantity"] = 900_000  # after signing: 9x the bonds for the same signature
         unknown = signing.sign(
             TRADES,
-            _trade(f"unknown-{run}", alice, bob, "venue-z"),
+            _trade(f"venue-z:unknown-{run}", alice, bob, "venue-z"),
             signing.SigningKey.generate("venue-z"),
         )
-        foreign = signing.sign(TRADES, _trade(f"foreign-{run}", carol, bob), venue_key)
-        for record in (genuine, forged, altered, unknown, foreign, genuine):  # genuine replayed
+        foreign = signing.sign(TRADES, _trade(f"venue-a:foreign-{run}", carol, bob), venue_key)
+        # venue-a taking an id of venue-b's, which would block venue-b's genuine trade.
+        squat = signing.sign(TRADES, _trade(f"venue-b:squat-{run}", alice, bob), venue_key)
+        records = (genuine, forged, altered, unknown, foreign, squat, genuine)  # genuine again
+        for record in records:
             await profile.send_raw(TRADES, record["trade_id"], orjson.dumps(record))
 
         want = {
             f"u-{run}": "bad_signature",
-            f"forged-{run}": "bad_signature",
-            f"altered-{run}": "bad_signature",
-            f"unknown-{run}": "unknown_signer",
-            f"foreign-{run}": "not_authorized",
-            f"good-{run}": "duplicate",
+            f"venue-a:forged-{run}": "bad_signature",
+            f"venue-a:altered-{run}": "bad_signature",
+            f"venue-z:unknown-{run}": "unknown_signer",
+            f"venue-a:foreign-{run}": "not_authorized",
+            f"venue-b:squat-{run}": "not_authorized",
+            f"venue-a:good-{run}": "duplicate",
         }
 
         def reasons(seen: list[dict[str, Any]]) -> dict[str, str]:
@@ -146,10 +152,10 @@ async def test_only_the_genuine_trade_moves_money(
         seen = await _tail_until(
             profile.bootstrap,
             ["settlements"],
-            lambda s: (f"good-{run}", "settled") in settled(s),
+            lambda s: (f"venue-a:good-{run}", "settled") in settled(s),
             settings=profile.reader,
         )
-        assert settled(seen) == [(f"good-{run}", "settled")]
+        assert settled(seen) == [(f"venue-a:good-{run}", "settled")]
         # The journal moved for the genuine trade only: 99,500 JPYC and 100,000 face.
         journal = await _read_journal(profile.bootstrap, run, settings=profile.reader)
         last = {(r["account"], r["asset"]): (r["available"], r["locked"]) for r in journal}

@@ -63,7 +63,7 @@ REGISTRY = _registry()
 
 def trade(**changes: Any) -> dict[str, Any]:
     record = {
-        "trade_id": "T-1",
+        "trade_id": "venue-a:T-1",
         "venue": "venue-a",
         "isin": JGB,
         "buyer": "alice",
@@ -171,6 +171,20 @@ def test_a_venue_trades_only_for_its_own_accounts() -> None:
     assert reason(ORDERS, signing.sign(ORDERS, order(account="carol"), VENUE_A)) == (
         "not_authorized"
     )
+
+
+def test_a_venue_uses_only_its_own_trade_ids() -> None:
+    # Else venue-a could take venue-b's next id first, and venue-b's genuine trade
+    # would be refused as a repeat.
+    assert reason(TRADES, signing.sign(TRADES, trade(trade_id="T-1"), VENUE_A)) == (
+        "not_authorized"
+    )
+    taken = trade(trade_id="venue-b:T-1", venue="venue-b", buyer="carol", seller="carol-2")
+    assert reason(TRADES, signing.sign(TRADES, taken, VENUE_B)) == "not_authorized"  # carol-2
+    own = trade(trade_id="venue-b:T-1", venue="venue-b", buyer="carol", seller="carol")
+    assert REGISTRY.check(TRADES, signing.sign(TRADES, own, VENUE_B)) is None
+    squat = signing.sign(TRADES, trade(trade_id="venue-b:T-1"), VENUE_A)
+    assert reason(TRADES, squat) == "not_authorized"
 
 
 def test_a_venue_signs_only_as_itself() -> None:
@@ -281,10 +295,10 @@ def test_a_worker_with_checks_on_needs_its_files(tmp_path: Path) -> None:
 def test_the_trade_intake_checks_and_keeps_the_signed_trade() -> None:
     signed = signing.sign(TRADES, trade(), VENUE_A)
     value = orjson.dumps(signed)
-    got = trade_intake(b"T-1", value, 1.0, tokens=TOKENS, deadline_s=60, signers=REGISTRY)
+    got = trade_intake(b"venue-a:T-1", value, 1.0, tokens=TOKENS, deadline_s=60, signers=REGISTRY)
     assert isinstance(got, saga_core.Trade)
     # The settlement records carry the venue's signed trade, which verifies on its own.
-    status = saga_core.StatusChanged("T-1", "settled", None)
+    status = saga_core.StatusChanged("venue-a:T-1", "settled", None)
     from datetime import UTC, datetime
 
     record = status_record(got, status, TOKENS, datetime.now(UTC))
@@ -292,10 +306,12 @@ def test_the_trade_intake_checks_and_keeps_the_signed_trade() -> None:
     kept = orjson.loads(record.signed_trade)
     assert kept == signed and REGISTRY.check(TRADES, kept) is None
     forged = orjson.dumps({**signed, "quantity": 2_000_000})
-    refused = trade_intake(b"T-1", forged, 1.0, tokens=TOKENS, deadline_s=60, signers=REGISTRY)
+    refused = trade_intake(
+        b"venue-a:T-1", forged, 1.0, tokens=TOKENS, deadline_s=60, signers=REGISTRY
+    )
     assert isinstance(refused, tuple) and refused[0] == "bad_signature"
     # Without the registry, a signed trade is taken as any other and keeps nothing.
-    plain = trade_intake(b"T-1", value, 1.0, tokens=TOKENS, deadline_s=60)
+    plain = trade_intake(b"venue-a:T-1", value, 1.0, tokens=TOKENS, deadline_s=60)
     assert isinstance(plain, saga_core.Trade) and plain.signed == ""
 
 
@@ -342,7 +358,7 @@ def test_the_matcher_checks_orders_and_signs_its_trades() -> None:
 def test_publish_signs_every_line_with_the_signers_key() -> None:
     from streams.publish import validate_lines
 
-    lines = [orjson.dumps(trade(trade_id=f"T-{n}")) + b"\n" for n in range(3)]
+    lines = [orjson.dumps(trade(trade_id=f"venue-a:T-{n}")) + b"\n" for n in range(3)]
     valid, errors = validate_lines(TRADES, lines, signer=VENUE_A)
     assert errors == []
     for key, value in valid:
@@ -360,7 +376,7 @@ def test_publish_sends_a_signed_line_byte_for_byte() -> None:
     del record["accrued_interest"]
     line = orjson.dumps(signing.sign(TRADES, record, VENUE_A))
     [(key, value)], errors = validate_lines(TRADES, [line + b"\n"])
-    assert errors == [] and value == line and key == b"T-1"
+    assert errors == [] and value == line and key == b"venue-a:T-1"
     assert REGISTRY.check(TRADES, orjson.loads(value)) is None
 
 
@@ -426,6 +442,7 @@ def test_the_worked_example_of_docs_security_md() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
     key = signing.SigningKey("venue-a", Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
     record = trade(
+        trade_id="venue-a:T-1",
         isin="JP1103551Q43",
         quantity=100_000,
         price="99.5",
@@ -455,7 +472,9 @@ def test_a_member_given_twice_is_refused() -> None:
     trade_doubled = orjson.dumps(signing.sign(TRADES, trade(), VENUE_A)).replace(
         b"{", b'{"price":"0.01",', 1
     )
-    got = trade_intake(b"T-1", trade_doubled, 1.0, tokens=TOKENS, deadline_s=60, signers=REGISTRY)
+    got = trade_intake(
+        b"venue-a:T-1", trade_doubled, 1.0, tokens=TOKENS, deadline_s=60, signers=REGISTRY
+    )
     assert isinstance(got, tuple) and got[0] == "malformed"
 
 
