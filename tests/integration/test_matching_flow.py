@@ -5,6 +5,10 @@ buy that fill against it (two trades, which then settle DvP), a self-match, an I
 that finds nothing, a cancel, a cancel too late, a repeated id and a bad order, and a
 bid left resting. Read back with read_committed: every order event in order, the two
 trades, their settlements, the rejections, and ``kessai book``'s view of the book.
+
+It runs under both profiles (the ``profile`` fixture): under the secure one every
+order is signed by venue-a, the matcher signs the trades it makes, and the worker
+checks both (tests/integration/_profiles.py).
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from schemas._isin import check_digit
+from streams import signing
 from streams.config import Settings
+from tests.integration._profiles import Profile
 from tests.integration.test_settlement_flow import _free_port, _start_worker, _tail_until
 
 pytestmark = pytest.mark.integration
@@ -30,32 +35,30 @@ pytestmark = pytest.mark.integration
 U = 50_000
 
 
-async def test_orders_match_into_trades_that_settle(bootstrap: str, tmp_path: Path) -> None:
+async def test_orders_match_into_trades_that_settle(profile: Profile, tmp_path: Path) -> None:
     run = f"{random.randrange(16**6):06x}"
     body = "JP9" + "".join(random.choice("0123456789") for _ in range(8))
     isin = body + check_digit(body)
-    buyer, seller = f"mbuyer-{run}", f"mseller-{run}"
-    settings = Settings.from_env({"KESSAI_BOOTSTRAP": bootstrap})
+    # Accounts venue-a serves under the secure profile (TEST_VENUE_ACCOUNTS).
+    buyer, seller = f"buyer-m-{run}", f"seller-m-{run}"
+    bootstrap, reader = profile.bootstrap, profile.reader
+    settings = Settings.from_env(profile.worker_env)
     env = {
         **os.environ,
-        "KESSAI_BOOTSTRAP": bootstrap,
+        **profile.worker_env,
         "KESSAI_WEB_PORT": str(_free_port()),
         "PYTHONUNBUFFERED": "1",
     }
     log = (tmp_path / "worker.log").open("wb")
     worker = _start_worker(env, log)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-
-    async def send(topic: str, key: str, value: dict[str, Any]) -> None:
-        await producer.send_and_wait(topic, orjson.dumps(value), key=key.encode())
+    send = profile.send
 
     def order(
         oid: str, account: str, side: str, units: int, price: str | None, **kw: Any
     ) -> dict[str, Any]:
         return {
             "order_id": f"{oid}-{run}",
-            "venue": "v1",
+            "venue": profile.venue,
             "account": account,
             "isin": isin,
             "side": side,
@@ -106,12 +109,13 @@ async def test_orders_match_into_trades_that_settle(bootstrap: str, tmp_path: Pa
         # bond on another partition, so it is refused.
         await send("orders", f"not-{isin}", order("wk", buyer, "buy", 1, "100"))
         # A venue's trade whose cash leg is past exact arithmetic: refused, not raised.
+        big = f"{profile.venue}:tbig-{run}"
         await send(
             "trades",
-            f"tbig-{run}",
+            big,
             {
-                "trade_id": f"tbig-{run}",
-                "venue": "v1",
+                "trade_id": big,
+                "venue": profile.venue,
                 "isin": isin,
                 "buyer": buyer,
                 "seller": seller,
@@ -129,6 +133,7 @@ async def test_orders_match_into_trades_that_settle(bootstrap: str, tmp_path: Pa
             bootstrap,
             ["order-events"],
             lambda s: any(r["order_id"] == f"b4-{run}" for r in mine(s, "order-events")),
+            settings=reader,
         )
         events = [
             (
@@ -174,6 +179,7 @@ async def test_orders_match_into_trades_that_settle(bootstrap: str, tmp_path: Pa
             lambda s: (
                 sum(1 for r in mine(s, "settlements") if r["status"] in ("settled", "failed")) >= 2
             ),
+            settings=reader,
         )
         trades = {r["trade_id"]: r for r in mine(seen, "trades") if r["venue"] == "kessai"}
         assert sorted(trades) == sorted(trade_ids)
@@ -187,11 +193,24 @@ async def test_orders_match_into_trades_that_settle(bootstrap: str, tmp_path: Pa
             )
         statuses = {r["trade_id"]: r["status"] for r in mine(seen, "settlements")}
         assert statuses == {tid: "settled" for tid in trade_ids}
+        if profile.secure:
+            # The matcher signed its trades, and each settlement keeps that signature.
+            assert settings.signers_file is not None
+            registry = signing.load_registry(settings.signers_file)
+            for tid in trade_ids:
+                assert trades[tid]["signer"] == "kessai"
+                assert (
+                    registry.check("trades", {k: v for k, v in trades[tid].items() if k != "topic"})
+                    is None
+                )
+            for r in mine(seen, "settlements"):
+                assert orjson.loads(r["signed_trade"])["signer"] == "kessai"
 
         seen = await _tail_until(
             bootstrap,
             ["rejections"],
             lambda s: sum(1 for r in s if f"-{run}" in r.get("value", "")) >= 4,
+            settings=reader,
         )
         reasons = sorted(r["reason"] for r in seen if f"-{run}" in r.get("value", ""))
         assert reasons == ["duplicate", "invalid_price", "invalid_quantity", "wrong_key"]
@@ -199,6 +218,7 @@ async def test_orders_match_into_trades_that_settle(bootstrap: str, tmp_path: Pa
             bootstrap,
             ["order-events"],
             lambda s: any(r["order_id"] == f"wk-{run}" for r in mine(s, "order-events")),
+            settings=reader,
         )
         assert [
             (r["event"], r["reason"])
@@ -206,7 +226,6 @@ async def test_orders_match_into_trades_that_settle(bootstrap: str, tmp_path: Pa
             if r["order_id"] == f"wk-{run}"
         ] == [("rejected", "wrong_key")]
     finally:
-        await producer.stop()
         worker.terminate()
         try:
             worker.wait(30)
