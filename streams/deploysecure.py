@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Final
 
 from streams import kafkasecure
-from streams.kafkasecure import ADMIN, SCRAM_MECHANISM, SecureFiles, jaas, write_private
+from streams.kafkasecure import ADMIN, SecureFiles, write_private
 from streams.localkafka import NODE_ID, base_properties, java_argfile
 
 #: Inside the containers.
@@ -76,8 +76,6 @@ MOUNTS: Final[dict[str, tuple[str, ...]]] = {
 
 def server_properties(files: SecureFiles, admin_password: str, partitions: int) -> str:
     """The compose broker's ``server.properties``; ``files`` as the broker sees them."""
-    assert '"' not in admin_password and "\\" not in admin_password
-    scram = SCRAM_MECHANISM.lower()
     lines = [
         "# Written by `kessai kafka compose-secrets` (streams/deploysecure.py). Secret.",
         "process.roles=broker,controller",
@@ -86,32 +84,16 @@ def server_properties(files: SecureFiles, admin_password: str, partitions: int) 
         "# INTERNAL: the stack's services (kafka:9092). HOST: clients on the host, through",
         "# the published port; the broker also talks to itself there (127.0.0.1 is in its",
         "# certificate). The controller listens on the container's loopback only.",
-        f"listeners=INTERNAL://0.0.0.0:{INTERNAL_PORT},HOST://0.0.0.0:{HOST_PORT},"
-        f"CONTROLLER://localhost:{CONTROLLER_PORT}",
-        f"advertised.listeners=INTERNAL://{HOSTNAME}:{INTERNAL_PORT},HOST://127.0.0.1:{HOST_PORT}",
-        "inter.broker.listener.name=HOST",
-        "controller.listener.names=CONTROLLER",
-        "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,INTERNAL:SASL_SSL,HOST:SASL_SSL",
-        f"sasl.enabled.mechanisms={SCRAM_MECHANISM}",
-        f"sasl.mechanism.inter.broker.protocol={SCRAM_MECHANISM}",
-        f"listener.name.internal.sasl.enabled.mechanisms={SCRAM_MECHANISM}",
-        f"listener.name.host.sasl.enabled.mechanisms={SCRAM_MECHANISM}",
-        # Each SASL listener needs its login module, even one the broker never connects
-        # out through (without it: "Could not find a 'KafkaServer' ... entry").
-        f"listener.name.host.{scram}." + jaas("scram", ADMIN, admin_password),
-        f"listener.name.internal.{scram}." + jaas("scram", ADMIN, admin_password),
-        "sasl.mechanism.controller.protocol=PLAIN",
-        "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
-        "listener.name.controller.plain."
-        + jaas("plain", ADMIN, admin_password, f'user_{ADMIN}="{admin_password}"'),
-        "ssl.keystore.type=PEM",
-        f"ssl.keystore.location={files.broker_pem}",
-        "ssl.truststore.type=PEM",
-        f"ssl.truststore.location={files.ca}",
-        "ssl.client.auth=none",
-        f"authorizer.class.name={kafkasecure.StandardAuthorizer}",
-        f"super.users=User:{ADMIN}",
-        "allow.everyone.if.no.acl.found=false",
+        *kafkasecure.sasl_listener_properties(
+            clients=[
+                ("INTERNAL", f"0.0.0.0:{INTERNAL_PORT}", f"{HOSTNAME}:{INTERNAL_PORT}"),
+                ("HOST", f"0.0.0.0:{HOST_PORT}", f"127.0.0.1:{HOST_PORT}"),
+            ],
+            inter_broker="HOST",
+            controller=f"localhost:{CONTROLLER_PORT}",
+            files=files,
+            admin_password=admin_password,
+        ),
         "",
         f"log.dirs={DATA_DIR}",
         "",

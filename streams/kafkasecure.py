@@ -562,15 +562,50 @@ def jaas(kind: Literal["scram", "plain"], username: str, password: str, *extra: 
 def listener_properties(
     *, host: str, port: int, controller_port: int, files: SecureFiles, admin_password: str
 ) -> list[str]:
-    """The listener, TLS, SASL and authorizer lines of the secure ``server.properties``."""
+    """The listener, TLS, SASL and authorizer lines of the secure ``server.properties``:
+    one client listener, on which the broker also talks to itself."""
     assert port != controller_port, port
+    return sasl_listener_properties(
+        clients=[("SASL_SSL", f"{host}:{port}", f"{host}:{port}")],
+        inter_broker="SASL_SSL",
+        controller=f"{host}:{controller_port}",
+        files=files,
+        admin_password=admin_password,
+    )
+
+
+def sasl_listener_properties(
+    *,
+    clients: list[tuple[str, str, str]],
+    inter_broker: str,
+    controller: str,
+    files: SecureFiles,
+    admin_password: str,
+) -> list[str]:
+    """The listener, TLS, SASL and authorizer lines for client listeners ``clients``
+    (name, bind address, advertised address), all SASL_SSL with SCRAM-SHA-512; the
+    broker talks to itself on ``inter_broker``; the controller listens on ``controller``.
+    """
     assert '"' not in admin_password and "\\" not in admin_password
+    assert inter_broker in {name for name, _, _ in clients}, inter_broker
+    scram = SCRAM_MECHANISM.lower()
+    per_listener = []
+    for name, _, _ in clients:
+        per_listener += [
+            f"listener.name.{name.lower()}.sasl.enabled.mechanisms={SCRAM_MECHANISM}",
+            # Each SASL listener needs its login module, even one the broker never
+            # connects out through (without: "Could not find a 'KafkaServer' entry").
+            f"listener.name.{name.lower()}.{scram}." + jaas("scram", ADMIN, admin_password),
+        ]
+    protocols = ",".join(f"{name}:SASL_SSL" for name, _, _ in clients)
     return [
         "# Clients: SASL/SCRAM-SHA-512 over TLS, nothing else. The broker talks to itself",
-        "# on this listener as the admin.",
-        f"listeners=SASL_SSL://{host}:{port},CONTROLLER://{host}:{controller_port}",
-        f"advertised.listeners=SASL_SSL://{host}:{port}",
-        "inter.broker.listener.name=SASL_SSL",
+        f"# on {inter_broker} as the admin.",
+        "listeners="
+        + ",".join(f"{name}://{bind}" for name, bind, _ in clients)
+        + f",CONTROLLER://{controller}",
+        "advertised.listeners=" + ",".join(f"{name}://{adv}" for name, _, adv in clients),
+        f"inter.broker.listener.name={inter_broker}",
         "controller.listener.names=CONTROLLER",
         # The controller listener: SASL/PLAIN without TLS, on loopback only, one user (the
         # admin, a super user). SCRAM cannot guard it (KRaft's controllers need to
@@ -579,11 +614,10 @@ def listener_properties(
         # Admin API's --bootstrap-controller (KIP-919). What it exposes: its port to
         # local processes, which must know the admin password to do anything; the
         # password crosses loopback in clear, which only root can watch.
-        "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+        f"listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,{protocols}",
         f"sasl.enabled.mechanisms={SCRAM_MECHANISM}",
         f"sasl.mechanism.inter.broker.protocol={SCRAM_MECHANISM}",
-        f"listener.name.sasl_ssl.sasl.enabled.mechanisms={SCRAM_MECHANISM}",
-        f"listener.name.sasl_ssl.{SCRAM_MECHANISM.lower()}." + jaas("scram", ADMIN, admin_password),
+        *per_listener,
         "sasl.mechanism.controller.protocol=PLAIN",
         "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
         "listener.name.controller.plain."
