@@ -106,9 +106,9 @@ def plain(bootstrap: str) -> Profile:
 
 
 #: The accounts the test venue serves in the secure session: prefixes of the names
-#: the settlement tests make (buyer1-…, seller3-…, keeper-…), and the signed-record
-#: tests' own.
-TEST_VENUE_ACCOUNTS = ["buyer*", "seller*", "keeper*", "alice-*", "bob-*"]
+#: the settlement tests make (buyer1-…, seller3-…, keeper-…), the signed-record
+#: tests' own, and the crash test's market (acct-00…).
+TEST_VENUE_ACCOUNTS = ["buyer*", "seller*", "keeper*", "alice-*", "bob-*", "acct-*"]
 
 
 @dataclass(frozen=True)

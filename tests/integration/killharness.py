@@ -31,6 +31,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.config import Settings
+from streams.kafkaauth import client_kwargs
 from streams.kafkaio import TopicSpec, create_topics, read_committed
 
 WORKER = Path(__file__).with_name("eos_worker.py")
@@ -61,10 +62,16 @@ class Tail:
     """Follows ``topic`` with read_committed and collects the ids ``pick`` finds.
 
     ``pick`` maps a record's JSON value to an id, or None to skip the record.
+    ``settings``: whom to read as (secure profile); None reads in plaintext.
     """
 
     def __init__(
-        self, bootstrap: str, topic: str, pick: Callable[[dict[str, Any]], str | None]
+        self,
+        bootstrap: str,
+        topic: str,
+        pick: Callable[[dict[str, Any]], str | None],
+        *,
+        settings: Settings | None = None,
     ) -> None:
         self.ids: set[str] = set()
         self.records = 0
@@ -75,6 +82,7 @@ class Tail:
             isolation_level="read_committed",
             auto_offset_reset="earliest",
             enable_auto_commit=False,
+            **client_kwargs(settings),
         )
         self._task: asyncio.Task[None] | None = None
 

@@ -17,7 +17,13 @@ a terminal status it stops the workers and audits what was committed
 - nothing left locked or queued, and the ``accounts`` table (as its changelog holds
   it) equal to the positions rebuilt from ``ledger-events``.
 
-    python -m tests.integration.settlement_crash --trades 20000 --kills 6
+Under the secure profile (``profile=``, tests/integration/_profiles.py) the same market
+runs on a SASL/SCRAM + TLS broker with ACLs: the venue's trades are signed and written
+as venue-a, deposits as the bridge, the workers check every signature, everything is
+read back as ops, and the audit also checks that every ``settlements`` record carries
+the venue's signed trade, which verifies against the registry.
+
+    python -m tests.integration.settlement_crash --trades 20000 --kills 6 [--secure]
 
 Exits 1 when there are problems.
 """
@@ -43,14 +49,16 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, REJECTIONS, SETTLEMENTS
+from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, REJECTIONS, SETTLEMENTS, TRADES
 from schemas._isin import check_digit
-from streams import localkafka
+from streams import localkafka, signing
 from streams.config import Settings
+from streams.kafkaauth import client_kwargs
 from streams.kafkaio import read_committed
 from streams.ledger.core import AccountState, from_units
 from streams.positions import JournalError, decode_records, positions_from_events
 from streams.topics import ensure_topics
+from tests.integration._profiles import WRITER, Profile, plain, start_secure_cluster
 from tests.integration.killharness import Supervised, Tail, WorkerCrashed, reconcile
 
 TOKENS = {"JPYC": 0, "USDC": 6}
@@ -83,6 +91,8 @@ class Outcome:
     #: ``kessai replay``'s checks, run while the workers still hold their tables.
     replay_checks: int = 0
     replay_compared: int = 0
+    #: Secure profile: ``settlements`` records whose ``signed_trade`` verifies.
+    signed_settlements: int = 0
 
     def summary(self) -> str:
         return (
@@ -90,7 +100,8 @@ class Outcome:
             f"statuses={dict(self.statuses)} rejections={dict(self.rejections)} "
             f"duplicates={self.duplicates} conservation_error={self.conservation_error} "
             f"crashes={len(self.crashes)} replay={self.replay_checks} checks over "
-            f"{self.replay_compared} records elapsed_s={self.elapsed_s:.0f}"
+            f"{self.replay_compared} records signed_settlements={self.signed_settlements} "
+            f"elapsed_s={self.elapsed_s:.0f}"
         )
 
 
@@ -110,8 +121,11 @@ class _Fed:
 class _Market:
     """A seeded venue and custody bridge; every record it makes is also noted in ``fed``."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, venue: str = "sim", trade_id_prefix: str = "") -> None:
         self.rng = rng
+        self.venue = venue
+        #: Before every trade id: a signing venue's ids start with its own (signing.py).
+        self.trade_id_prefix = trade_id_prefix
         self.fed = _Fed()
         self.accounts = [f"acct-{i:02d}" for i in range(ACCOUNTS)]
         self.unfunded = set(self.accounts[:UNFUNDED])
@@ -174,10 +188,10 @@ class _Market:
     def trade(self) -> tuple[str, dict[str, Any]]:
         rng = self.rng
         buyer, seller = rng.sample(self.accounts, 2)
-        tid = self._id("t")
+        tid = self.trade_id_prefix + self._id("t")
         value = {
             "trade_id": tid,
-            "venue": "sim",
+            "venue": self.venue,
             "isin": rng.choice(BONDS),
             "buyer": buyer,
             "seller": seller,
@@ -252,20 +266,27 @@ def _key(topic: str, value: dict[str, Any]) -> bytes:
 QUIET_TOPICS = ("payments", "custody", "trades", "kessai-ledger-commands")
 
 
-async def group_lag(bootstrap: str, group: str, topics: tuple[str, ...]) -> int:
+async def group_lag(
+    bootstrap: str, group: str, topics: tuple[str, ...], *, settings: Settings | None = None
+) -> int:
     """Committed records of ``topics`` that ``group`` has not committed past.
 
     Counted by reading from the group's offsets to the end: a plain end - committed
-    would count the transaction markers, which take offsets too.
+    would count the transaction markers, which take offsets too. ``settings``: whom
+    to connect as (one who may describe the group and read the topics).
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    auth = client_kwargs(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **auth)
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
     finally:
         await admin.close()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        **auth,
     )
     await consumer.start()
     try:
@@ -312,18 +333,35 @@ async def run_scenario(
     workdir: Path,
     seed: int = 11,
     log: Any = print,
+    profile: Profile | None = None,
 ) -> Outcome:
-    """Play the market against two supervised workers, killing them, then audit."""
+    """Play the market against two supervised workers, killing them, then audit.
+
+    ``profile``: who connects as whom, and who signs what (None: the plain profile,
+    no credentials and nothing signed). Secure: topics are made as the admin, the
+    workers run as the worker principal, each input is signed and written by its
+    principal (``_profiles.WRITER``), and everything is read back as ops.
+    """
     say = log
     started = time.monotonic()
     rng = random.Random(seed)
-    market = _Market(rng)
+    profile = profile or dataclasses.replace(plain(bootstrap), venue="sim")
+    assert profile.bootstrap == bootstrap, (profile.bootstrap, bootstrap)
+
+    def settings_of(principal: str) -> Settings:
+        return dataclasses.replace(profile.settings_of(principal), tokens=TOKENS, app_id=APP_ID)
+
+    market = _Market(
+        rng,
+        venue=profile.venue,
+        trade_id_prefix=profile.venue + signing.TRADE_ID_SEPARATOR if profile.secure else "",
+    )
     outcome = Outcome()
-    settings = Settings(bootstrap=bootstrap, tokens=TOKENS, app_id=APP_ID)
+    settings, reader = settings_of("admin"), settings_of("ops")
     await ensure_topics(settings)
     base_env = {
         **os.environ,
-        "KESSAI_BOOTSTRAP": bootstrap,
+        **profile.worker_env,
         "KESSAI_APP_ID": APP_ID,
         "KESSAI_TOKENS": ",".join(f"{k}:{v}" for k, v in TOKENS.items()),
         "KESSAI_SETTLEMENT_DEADLINE_S": str(DEADLINE_S),
@@ -331,19 +369,35 @@ async def run_scenario(
     }
     argv = [sys.executable, "-m", "streams.cli", "worker"]
     crashed = False
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
+    # One producer per principal that writes an input (plain: one for everything).
+    writers = {t: WRITER[t] if profile.secure else "admin" for t in (TRADES, PAYMENTS, CUSTODY)}
+    producers = {
+        principal: AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            linger_ms=5,
+            **client_kwargs(settings_of(principal)),
+        )
+        for principal in set(writers.values())
+    }
+    for producer in producers.values():
+        await producer.start()
     terminal = Tail(
         bootstrap,
         SETTLEMENTS,
         lambda v: str(v["trade_id"]) if v["status"] in TERMINAL else None,
+        settings=reader,
     )
     await terminal.start()
 
     async def publish(records: list[tuple[str, dict[str, Any]]]) -> None:
         for topic, value in records:
-            await producer.send(topic, orjson.dumps(value), key=_key(topic, value))
-        await producer.flush()
+            signed = profile.sign(topic, value)
+            await producers[writers[topic]].send(
+                topic, orjson.dumps(signed), key=_key(topic, value)
+            )
+        for producer in producers.values():
+            await producer.flush()
 
     workdir.mkdir(parents=True, exist_ok=True)
     workers = [
@@ -413,7 +467,10 @@ async def run_scenario(
         # A terminal status leaves with its voids and credits, not after them: wait
         # until the group has committed every command (and input) there is.
         give_up = time.monotonic() + PROGRESS_TIMEOUT_S
-        while (lag := await group_lag(bootstrap, APP_ID, QUIET_TOPICS)) > 0:
+        # As the worker: the group's owner (ops may read topics, not describe groups).
+        while (
+            lag := await group_lag(bootstrap, APP_ID, QUIET_TOPICS, settings=settings_of("worker"))
+        ) > 0:
             if time.monotonic() > give_up:
                 raise WorkerCrashed(f"the group still lags {lag} records behind; logs in {workdir}")
             await idle(1.0)
@@ -421,7 +478,7 @@ async def run_scenario(
         await asyncio.sleep(5.0)
         # kessai replay, while both workers still serve their live tables.
         await reconcile(
-            dataclasses.replace(settings, settlement_deadline_s=DEADLINE_S), workers, outcome, say
+            dataclasses.replace(reader, settlement_deadline_s=DEADLINE_S), workers, outcome, say
         )
     except WorkerCrashed as err:
         crashed = True
@@ -430,18 +487,37 @@ async def run_scenario(
         for w in workers:
             await w.stop()
         await terminal.stop()
-        await producer.stop()
+        for producer in producers.values():
+            await producer.stop()
     outcome.trades = len(market.fed.trades)
     if not crashed:  # the audit also runs after a replay difference: it says more
-        await audit(bootstrap, market.fed, outcome)
+        registry = None
+        if profile.secure:
+            assert reader.signers_file is not None
+            registry = signing.load_registry(reader.signers_file)
+        await audit(bootstrap, market.fed, outcome, settings=reader, registry=registry)
     outcome.elapsed_s = time.monotonic() - started
     return outcome
 
 
-async def audit(bootstrap: str, fed: _Fed, outcome: Outcome) -> None:
+async def audit(
+    bootstrap: str,
+    fed: _Fed,
+    outcome: Outcome,
+    *,
+    settings: Settings | None = None,
+    registry: signing.Registry | None = None,
+) -> None:
+    """The checks in the module's docstring, over everything committed, read as
+    ``settings``; with ``registry``, also that every ``settlements`` record carries
+    its trade as the venue signed it, and that the signature verifies."""
     problems = outcome.problems
+
+    async def read(topic: str) -> list[Any]:
+        return await read_committed(bootstrap, topic, settings=settings)
+
     # 1. settlements: one terminal record per trade, no record twice.
-    records = [orjson.loads(r.value) for r in await read_committed(bootstrap, SETTLEMENTS)]
+    records = [orjson.loads(r.value) for r in await read(SETTLEMENTS)]
     seen = Counter((v["trade_id"], v["status"], v["reason"]) for v in records)
     outcome.duplicates = sum(c - 1 for c in seen.values() if c > 1)
     if outcome.duplicates:
@@ -463,9 +539,17 @@ async def audit(bootstrap: str, fed: _Fed, outcome: Outcome) -> None:
             f"{vs[0]['status']}" + (f"/{vs[0]['reason']}" if vs[0]["reason"] else "")
         ] += 1
     outcome.statuses["pending (on the way)"] = sum(1 for v in records if v["status"] == "pending")
+    if registry is not None:
+        unverified = [v["trade_id"] for v in records if not _signed_by_venue(v, registry)]
+        outcome.signed_settlements = len(records) - len(unverified)
+        if unverified:
+            problems.append(
+                f"settlements: {len(unverified)} records without a verified signed_trade, "
+                f"e.g. {unverified[:3]}"
+            )
 
     # 2. rejections: every repeat and every bad record, once, with its reason.
-    rejected = [orjson.loads(r.value) for r in await read_committed(bootstrap, REJECTIONS)]
+    rejected = [orjson.loads(r.value) for r in await read(REJECTIONS)]
     outcome.rejections = Counter(v["reason"] for v in rejected)
     dup_trades = sum(
         1 for v in rejected if v["reason"] == "duplicate" and v["source_topic"] == "trades"
@@ -488,7 +572,7 @@ async def audit(bootstrap: str, fed: _Fed, outcome: Outcome) -> None:
     }
 
     # 3. the journal: consistent, every move once, conservation, balances explained.
-    journal = await read_committed(bootstrap, LEDGER_EVENTS)
+    journal = await read(LEDGER_EVENTS)
     events = list(decode_records(journal))
     try:
         positions = positions_from_events(events)
@@ -537,7 +621,7 @@ async def audit(bootstrap: str, fed: _Fed, outcome: Outcome) -> None:
 
     # 4. the live table, as its changelog holds it, equals the rebuilt positions.
     table: dict[str, dict[str, Any] | None] = {}
-    for r in await read_committed(bootstrap, f"{APP_ID}-accounts-changelog"):
+    for r in await read(f"{APP_ID}-accounts-changelog"):
         key = orjson.loads(r.key)
         table[key] = orjson.loads(r.value) if r.value is not None else None
     from_table: dict[tuple[str, str], Decimal] = {}
@@ -556,6 +640,18 @@ async def audit(bootstrap: str, fed: _Fed, outcome: Outcome) -> None:
         problems.append(f"accounts table != ledger-events positions, e.g. {diff}")
 
 
+def _signed_by_venue(settlement: dict[str, Any], registry: signing.Registry) -> bool:
+    """Whether ``settlement`` carries its own trade, signed by a signer the registry
+    allows to sign it (the workers only pass on what they checked)."""
+    signed_text = settlement.get("signed_trade")
+    if not signed_text:
+        return False
+    signed = orjson.loads(signed_text)
+    return bool(
+        signed.get("trade_id") == settlement["trade_id"] and registry.check(TRADES, signed) is None
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trades", type=int, default=20_000)
@@ -563,9 +659,15 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary dir")
     parser.add_argument("--keep", action="store_true", help="leave the broker and logs behind")
+    parser.add_argument("--secure", action="store_true", help="under the secure profile")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kessai-crash-"))
-    settings = start_broker(workdir)
+    profile = None
+    if args.secure:
+        cluster = start_secure_cluster(workdir / "secure")
+        settings, profile = cluster.admin, cluster.profile()
+    else:
+        settings = start_broker(workdir)
     print(f"broker {settings.bootstrap}, logs in {workdir}")
     outcome = None
     try:
@@ -576,6 +678,7 @@ def main() -> int:
                 kills=args.kills,
                 workdir=workdir,
                 seed=args.seed,
+                profile=profile,
             )
         )
     finally:
@@ -584,7 +687,7 @@ def main() -> int:
         else:
             localkafka.down(settings)
         if not args.keep:
-            shutil.rmtree(workdir / "state", ignore_errors=True)
+            shutil.rmtree(settings.state_dir, ignore_errors=True)
     print(outcome.summary())
     for c in outcome.crashes:
         print("crash (restarted):", c)
