@@ -25,7 +25,7 @@ from types import ModuleType
 import orjson
 from aiokafka.errors import KafkaError
 
-from schemas import LEDGER_EVENTS
+from schemas import LEDGER_EVENTS, SETTLEMENTS
 from schemas._isin import is_valid_isin
 from streams import localkafka, positions, signers, topics
 from streams.audit import command as audit_command
@@ -273,6 +273,33 @@ def _parser() -> argparse.ArgumentParser:
         help="table (default), json (with the problems) or csv",
     )
     verify_cmd.set_defaults(handler=_verify)
+
+    evidence_cmd = commands.add_parser(
+        "verify-settlements",
+        help="check every settlement back to the venue that signed its trade",
+        description=(
+            "Read every committed settlements record and check its signed_trade with the "
+            "signer registry (KESSAI_SIGNERS_FILE) alone: the signature verifies and the "
+            "signer may sign that trade; the signed trade is this settlement's (trade_id, "
+            "isin, buyer, seller, quantity, currency); and the cash that settled is what "
+            "the signed trade makes. Prints a summary and each problem (topic/partition@"
+            "offset); exits 1 on any problem, or on an unsigned settlement when signatures "
+            "are required. See docs/security.md."
+        ),
+    )
+    evidence_cmd.add_argument(
+        "--require-signed",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="an unsigned settlement is a problem (default: when signatures are checked)",
+    )
+    evidence_cmd.add_argument(
+        "--topic-name",
+        metavar="NAME",
+        default=SETTLEMENTS,
+        help=f"read topic NAME instead of {SETTLEMENTS} (a copy, or tests)",
+    )
+    evidence_cmd.set_defaults(handler=_verify_settlements)
 
     replay_cmd = commands.add_parser(
         "replay",
@@ -726,6 +753,13 @@ def _signers(args: argparse.Namespace, settings: Settings) -> int:
         key_out=args.key_out,
         out=sys.stdout,
     )
+
+
+def _verify_settlements(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.audit.evidence import verify_settlements_main
+
+    required = settings.verify_signatures if args.require_signed is None else args.require_signed
+    return verify_settlements_main(settings, topic=args.topic_name, require_signed=required)
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:

@@ -52,6 +52,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, REJECTIONS, SETTLEMENTS, TRADES
 from schemas._isin import check_digit
 from streams import localkafka, signing
+from streams.audit.evidence import check_settlement
 from streams.config import Settings
 from streams.kafkaauth import client_kwargs
 from streams.kafkaio import read_committed
@@ -540,7 +541,10 @@ async def audit(
         ] += 1
     outcome.statuses["pending (on the way)"] = sum(1 for v in records if v["status"] == "pending")
     if registry is not None:
-        unverified = [v["trade_id"] for v in records if not _signed_by_venue(v, registry)]
+        # What `kessai verify-settlements` checks: each settlement traces back to the
+        # venue's signed trade, its members and its cash.
+        tokens = (settings or Settings()).tokens
+        unverified = [v["trade_id"] for v in records if check_settlement(v, registry, tokens)]
         outcome.signed_settlements = len(records) - len(unverified)
         if unverified:
             problems.append(
@@ -638,18 +642,6 @@ async def audit(
     if from_table != from_journal:
         diff = sorted(set(from_table.items()) ^ set(from_journal.items()))[:4]
         problems.append(f"accounts table != ledger-events positions, e.g. {diff}")
-
-
-def _signed_by_venue(settlement: dict[str, Any], registry: signing.Registry) -> bool:
-    """Whether ``settlement`` carries its own trade, signed by a signer the registry
-    allows to sign it (the workers only pass on what they checked)."""
-    signed_text = settlement.get("signed_trade")
-    if not signed_text:
-        return False
-    signed = orjson.loads(signed_text)
-    return bool(
-        signed.get("trade_id") == settlement["trade_id"] and registry.check(TRADES, signed) is None
-    )
 
 
 def main() -> int:

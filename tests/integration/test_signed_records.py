@@ -8,15 +8,19 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from schemas import CUSTODY, PAYMENTS, TRADES
 from streams import signing
+from streams.kafkaauth import client_kwargs
+from streams.kafkaio import TopicSpec, create_topics
 from tests.integration._profiles import Profile, SecureCluster
 from tests.integration.test_settlement_flow import (
     _free_port,
@@ -166,6 +170,34 @@ async def test_only_the_genuine_trade_moves_money(
             (bob, "JPYC"): ("99500", "0"),
         }
         assert all(r["cause"] != f"payment:u-{run}" for r in journal)
+
+        # An auditor, as ops, checks every settlement back to the venue that signed it.
+        verify = [sys.executable, "-m", "streams.cli", "verify-settlements"]
+        ops_env = {**os.environ, **secure_cluster.env("ops")}
+        done = subprocess.run(verify, env=ops_env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "0 unsigned, 0 with problems" in done.stdout, done.stdout
+        # A copy of the settlement with the quantity changed is caught.
+        [good] = [r for r in seen if r["topic"] == "settlements" and r["trade_id"].endswith(run)]
+        copy = f"t-settlements-copy-{run}"
+        admin = secure_cluster.settings_of("admin")
+        await create_topics(admin.bootstrap, [TopicSpec(name=copy, partitions=1)], settings=admin)
+        forged = {k: v for k, v in good.items() if k != "topic"} | {"quantity": 900_000}
+        producer = AIOKafkaProducer(bootstrap_servers=admin.bootstrap, **client_kwargs(admin))
+        await producer.start()
+        try:
+            await producer.send_and_wait(copy, orjson.dumps(forged), key=b"k")
+        finally:
+            await producer.stop()
+        done = subprocess.run(
+            [*verify, "--topic-name", copy],
+            env=ops_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "quantity is 900000 here, 100000 in the signed trade" in done.stdout, done.stdout
     finally:
         await profile.close()
         worker.send_signal(signal.SIGTERM)

@@ -492,3 +492,44 @@ def test_the_id_kessai_is_the_matchers_alone(tmp_path: Path) -> None:
     settings = dataclasses.replace(_files(tmp_path, MATCHER), signer_id="matcher-1")
     with pytest.raises(signing.RegistryError, match="signs as 'kessai'"):
         signing.for_worker(settings)
+
+
+# -- kessai verify-settlements ------------------------------------------------------------
+
+
+def _settled(signed: dict[str, Any]) -> dict[str, Any]:
+    """The settlements record the workers write for ``signed`` (a venue's trade)."""
+    from datetime import UTC, datetime
+
+    value = orjson.dumps(signed)
+    got = trade_intake(
+        signed["trade_id"].encode(), value, 1.0, tokens=TOKENS, deadline_s=60, signers=REGISTRY
+    )
+    assert isinstance(got, saga_core.Trade), got
+    status = saga_core.StatusChanged(got.trade_id, "settled", None)
+    record = status_record(got, status, TOKENS, datetime.now(UTC))
+    return orjson.loads(record.model_dump_json())
+
+
+def test_a_settlement_traces_back_to_its_venue() -> None:
+    from streams.audit.evidence import check_settlement
+
+    settlement = _settled(signing.sign(TRADES, trade(accrued_interest="12.5"), VENUE_A))
+    assert check_settlement(settlement, REGISTRY, TOKENS) is None
+    assert check_settlement({**settlement, "signed_trade": None}, REGISTRY, TOKENS) == "unsigned"
+    for name, value, found in (
+        ("quantity", 2_000_000, "quantity is 2000000 here"),
+        ("buyer", "desk-1", "buyer is 'desk-1' here"),
+        ("cash_amount", "995013", "cash_amount 995013 is not what the signed trade makes"),
+    ):
+        problem = check_settlement({**settlement, name: value}, REGISTRY, TOKENS)
+        assert problem is not None and problem.startswith(found), problem
+    # The venue's signed trade altered inside the settlement: the signature breaks.
+    altered = orjson.loads(settlement["signed_trade"]) | {"price": "9.95"}
+    problem = check_settlement(
+        {**settlement, "signed_trade": orjson.dumps(altered).decode()}, REGISTRY, TOKENS
+    )
+    assert problem is not None and problem.startswith("signed_trade refused: bad_signature")
+    for junk in ("{", "[1]", '{"trade_id": 7}'):
+        problem = check_settlement({**settlement, "signed_trade": junk}, REGISTRY, TOKENS)
+        assert problem is not None and problem.startswith("signed_trade"), (junk, problem)

@@ -1,0 +1,149 @@
+"""``kessai verify-settlements``: check every settlement back to the venue that signed it.
+
+Each ``settlements`` record of a signed trade carries ``signed_trade``: the trade as
+the venue signed it (docs/security.md). For every committed settlement record this
+checks, with the signer registry and nothing else:
+
+- the signature verifies, and the signer may sign that trade (:meth:`Registry.check`:
+  role, venue, the venue's accounts, its trade ids);
+- the signed trade is this settlement's: same ``trade_id``, ``isin``, ``buyer``,
+  ``seller``, ``quantity`` and ``currency``;
+- the cash that settled is what the signed trade says: face × price / 100 + accrued,
+  truncated to the token's decimals (:func:`streams.settlement.core.cash_units`).
+
+A settlement without ``signed_trade`` is counted as unsigned; it is a problem when
+signatures are required (``--require-signed``, the default when the settings check
+signatures). Pure but for :func:`verify_settlements_main`'s read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+import orjson
+
+from schemas import SETTLEMENTS, TRADES
+from streams import signing
+from streams.config import Settings
+from streams.kafkaio import read_committed
+from streams.ledger.core import to_units
+from streams.settlement.core import cash_units
+
+#: Problems printed; the rest are counted.
+PROBLEMS_SHOWN_MAX: Final = 20
+#: The members a settlement shares with the trade it settles.
+SHARED: Final = ("trade_id", "isin", "buyer", "seller", "quantity", "currency")
+
+PROG = "kessai"
+
+
+def check_settlement(
+    settlement: dict[str, Any], registry: signing.Registry, tokens: dict[str, int]
+) -> str | None:
+    """Why ``settlement`` does not trace back to a signed trade; None when it does, and
+    ``"unsigned"`` when it carries none."""
+    text = settlement.get("signed_trade")
+    if not text:
+        return "unsigned"
+    try:
+        signed = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return "signed_trade is not JSON"
+    if not isinstance(signed, dict):
+        return "signed_trade is not a JSON object"
+    try:
+        refused = registry.check(TRADES, signed)
+    except (KeyError, TypeError, AttributeError):  # not a trade's members
+        return "signed_trade is not a trade"
+    if refused is not None:
+        return f"signed_trade refused: {refused[0]}: {refused[1]}"
+    for name in SHARED:
+        if signed.get(name) != settlement.get(name):
+            return (
+                f"{name} is {settlement.get(name)!r} here, {signed.get(name)!r} in the signed trade"
+            )
+    decimals = tokens.get(settlement["currency"])
+    if decimals is None:
+        return f"currency {settlement['currency']!r} is not configured"
+    try:
+        signed_units = cash_units(
+            signed["quantity"],
+            Decimal(signed["price"]),
+            Decimal(signed.get("accrued_interest", "0")),
+            decimals,
+        )
+    except (KeyError, TypeError, InvalidOperation):
+        return "signed_trade has no valid price"
+    settled_units = to_units(Decimal(settlement["cash_amount"]), decimals)
+    if settled_units != signed_units:
+        return (
+            f"cash_amount {settlement['cash_amount']} is not what the signed trade "
+            f"makes ({signed_units} units of {settlement['currency']})"
+        )
+    return None
+
+
+@dataclass
+class Report:
+    records: int = 0
+    verified: int = 0
+    unsigned: int = 0
+    signers: Counter[str] = field(default_factory=Counter)
+    #: (partition, offset, trade_id, what is wrong)
+    problems: list[tuple[int, int, str, str]] = field(default_factory=list)
+
+
+def check_records(records: list[Any], registry: signing.Registry, tokens: dict[str, int]) -> Report:
+    report = Report()
+    for r in records:
+        try:
+            value = orjson.loads(r.value)
+        except orjson.JSONDecodeError:
+            value = None
+        report.records += 1
+        if not isinstance(value, dict):
+            report.problems.append((r.partition, r.offset, "?", "not a JSON object"))
+            continue
+        trade_id = str(value.get("trade_id"))
+        try:
+            problem = check_settlement(value, registry, tokens)
+        except (KeyError, TypeError, InvalidOperation) as err:
+            problem = f"not a settlement record ({err!r})"
+        if problem == "unsigned":
+            report.unsigned += 1
+        elif problem is not None:
+            report.problems.append((r.partition, r.offset, trade_id, problem))
+        else:
+            report.verified += 1
+            report.signers[orjson.loads(value["signed_trade"])["signer"]] += 1
+    return report
+
+
+def verify_settlements_main(settings: Settings, *, topic: str, require_signed: bool) -> int:
+    if settings.signers_file is None:
+        print(f"{PROG}: error: set KESSAI_SIGNERS_FILE: the signer registry", file=sys.stderr)
+        return 1
+    registry = signing.load_registry(settings.signers_file)
+    records = asyncio.run(read_committed(settings.bootstrap, topic, settings=settings))
+    report = check_records(records, registry, settings.tokens)
+    by_signer = ", ".join(f"{n:,} by {s}" for s, n in sorted(report.signers.items()))
+    print(
+        f"{topic}: {report.records:,} committed records: {report.verified:,} trace back to a "
+        f"signed trade ({by_signer or 'none'}), {report.unsigned:,} unsigned, "
+        f"{len(report.problems):,} with problems"
+    )
+    for partition, offset, trade_id, problem in report.problems[:PROBLEMS_SHOWN_MAX]:
+        print(f"  {topic}/{partition}@{offset} {trade_id}: {problem}")
+    if len(report.problems) > PROBLEMS_SHOWN_MAX:
+        print(f"  ... and {len(report.problems) - PROBLEMS_SHOWN_MAX:,} more")
+    if report.problems or (require_signed and report.unsigned):
+        return 1
+    return 0
+
+
+__all__ = ["SETTLEMENTS", "check_records", "check_settlement", "verify_settlements_main"]
