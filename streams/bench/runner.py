@@ -355,15 +355,7 @@ async def _measure_on(
         await _wait_visible(ctx.bootstrap, [source, sink], ctx.partitions)
         await variant.prepare(ctx)
         if backlog:
-            load, load_usage = await _load(
-                ctx,
-                plan,
-                source,
-                rate,
-                count_max=count_max,
-                kind=variant.load_kind,
-                extra_args=variant.load_args(ctx),
-            )
+            load, load_usage = await _load(ctx, plan, variant, rate, count_max=count_max)
         child = await variant.start(ctx)
         start_ms = time.time() * 1000
         spy = None
@@ -383,15 +375,7 @@ async def _measure_on(
         try:
             await observer.start()
             if not backlog:
-                load, load_usage = await _load(
-                    ctx,
-                    plan,
-                    source,
-                    rate,
-                    count_max=count_max,
-                    kind=variant.load_kind,
-                    extra_args=variant.load_args(ctx),
-                )
+                load, load_usage = await _load(ctx, plan, variant, rate, count_max=count_max)
                 start_ms = load.first_publish_ms
             expected = variant.expected_outputs(load.records)
             complete = await observer.wait_for(
@@ -469,15 +453,11 @@ async def _stop_profile(spy: profile.Recording) -> dict[str, Any]:
 
 
 async def _load(
-    ctx: Context,
-    plan: Plan,
-    topic: str,
-    rate: float,
-    *,
-    count_max: int | None,
-    kind: str = "trades",
-    extra_args: list[str] | None = None,
+    ctx: Context, plan: Plan, variant: Variant, rate: float, *, count_max: int | None
 ) -> tuple[LoadStats, Usage]:
+    """Run the load generator onto ``variant``'s source, as the variant asks (its
+    ``load_kind``, its ``load_args``: signing keys)."""
+    topic, kind = variant.source(ctx), variant.load_kind
     count = plan.count
     if count_max is not None:
         count = min(count, count_max) if count is not None else count_max
@@ -487,7 +467,7 @@ async def _load(
         args += ["--seconds", str(plan.seconds)]
     if count is not None:
         args += ["--count", str(count)]
-    args += extra_args or []
+    args += variant.load_args(ctx)
     gen = Child("streams.bench.loadgen", args, ctx.log_dir / f"{ctx.prefix}loadgen.log")
     budget = (plan.seconds or 0.0) + LOADGEN_OVERRUN_S
     if count is not None and plan.seconds is None:

@@ -6,7 +6,6 @@ the principals allowed to write it (venue-a, bridge) and read back as ops."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -22,12 +21,8 @@ from streams import signing
 from streams.kafkaauth import client_kwargs
 from streams.kafkaio import TopicSpec, create_topics
 from tests.integration._profiles import Profile, SecureCluster
-from tests.integration.test_settlement_flow import (
-    _free_port,
-    _read_journal,
-    _start_worker,
-    _tail_until,
-)
+from tests.integration._worker import running_worker
+from tests.integration.test_settlement_flow import _read_journal, _tail_until
 
 pytestmark = pytest.mark.integration
 
@@ -58,151 +53,142 @@ async def test_only_the_genuine_trade_moves_money(
     venue = profile.settings_of("venue-a")
     assert venue.signing_key_file is not None
     venue_key = signing.SigningKey.load("venue-a", venue.signing_key_file)
-    env = {
-        **os.environ,
-        **profile.worker_env,
-        "KESSAI_WEB_PORT": str(_free_port()),
-        "PYTHONUNBUFFERED": "1",
-    }
-    log = (tmp_path / "worker.log").open("wb")
-    worker = _start_worker(env, log)
-    try:
-        await profile.send(
-            PAYMENTS,
-            alice,
-            {
-                "payment_id": f"p-{run}",
+    with running_worker(tmp_path, profile.worker_env):
+        try:
+            await profile.send(
+                PAYMENTS,
+                alice,
+                {
+                    "payment_id": f"p-{run}",
+                    "account": alice,
+                    "token": "JPYC",
+                    "amount": "1000000",
+                    "kind": "deposit",
+                },
+            )
+            await profile.send(
+                CUSTODY,
+                bob,
+                {
+                    "movement_id": f"c-{run}",
+                    "account": bob,
+                    "isin": BOND,
+                    "quantity": 1_000_000,
+                    "kind": "deposit",
+                },
+            )
+            # An unsigned deposit by the bridge principal: refused, mints nothing.
+            unsigned = {
+                "payment_id": f"u-{run}",
                 "account": alice,
                 "token": "JPYC",
-                "amount": "1000000",
+                "amount": "5000000",
                 "kind": "deposit",
-            },
-        )
-        await profile.send(
-            CUSTODY,
-            bob,
-            {
-                "movement_id": f"c-{run}",
-                "account": bob,
-                "isin": BOND,
-                "quantity": 1_000_000,
-                "kind": "deposit",
-            },
-        )
-        # An unsigned deposit by the bridge principal: refused, mints nothing.
-        unsigned = {
-            "payment_id": f"u-{run}",
-            "account": alice,
-            "token": "JPYC",
-            "amount": "5000000",
-            "kind": "deposit",
-        }
-        await profile.send_raw(PAYMENTS, alice, orjson.dumps(unsigned))
+            }
+            await profile.send_raw(PAYMENTS, alice, orjson.dumps(unsigned))
 
-        genuine = signing.sign(TRADES, _trade(f"venue-a:good-{run}", alice, bob), venue_key)
-        forged = signing.sign(
-            TRADES,
-            _trade(f"venue-a:forged-{run}", alice, bob),
-            signing.SigningKey.generate("venue-a"),
-        )
-        altered = signing.sign(TRADES, _trade(f"venue-a:altered-{run}", alice, bob), venue_key)
-        altered["quantity"] = 900_000  # after signing: 9x the bonds for the same signature
-        unknown = signing.sign(
-            TRADES,
-            _trade(f"venue-z:unknown-{run}", alice, bob, "venue-z"),
-            signing.SigningKey.generate("venue-z"),
-        )
-        foreign = signing.sign(TRADES, _trade(f"venue-a:foreign-{run}", carol, bob), venue_key)
-        # venue-a taking an id of venue-b's, which would block venue-b's genuine trade.
-        squat = signing.sign(TRADES, _trade(f"venue-b:squat-{run}", alice, bob), venue_key)
-        records = (genuine, forged, altered, unknown, foreign, squat, genuine)  # genuine again
-        for record in records:
-            await profile.send_raw(TRADES, record["trade_id"], orjson.dumps(record))
+            genuine = signing.sign(TRADES, _trade(f"venue-a:good-{run}", alice, bob), venue_key)
+            forged = signing.sign(
+                TRADES,
+                _trade(f"venue-a:forged-{run}", alice, bob),
+                signing.SigningKey.generate("venue-a"),
+            )
+            altered = signing.sign(TRADES, _trade(f"venue-a:altered-{run}", alice, bob), venue_key)
+            altered["quantity"] = 900_000  # after signing: 9x the bonds for the same signature
+            unknown = signing.sign(
+                TRADES,
+                _trade(f"venue-z:unknown-{run}", alice, bob, "venue-z"),
+                signing.SigningKey.generate("venue-z"),
+            )
+            foreign = signing.sign(TRADES, _trade(f"venue-a:foreign-{run}", carol, bob), venue_key)
+            # venue-a taking an id of venue-b's, which would block venue-b's genuine trade.
+            squat = signing.sign(TRADES, _trade(f"venue-b:squat-{run}", alice, bob), venue_key)
+            records = (genuine, forged, altered, unknown, foreign, squat, genuine)  # genuine again
+            for record in records:
+                await profile.send_raw(TRADES, record["trade_id"], orjson.dumps(record))
 
-        want = {
-            f"u-{run}": "bad_signature",
-            f"venue-a:forged-{run}": "bad_signature",
-            f"venue-a:altered-{run}": "bad_signature",
-            f"venue-z:unknown-{run}": "unknown_signer",
-            f"venue-a:foreign-{run}": "not_authorized",
-            f"venue-b:squat-{run}": "not_authorized",
-            f"venue-a:good-{run}": "duplicate",
-        }
+            want = {
+                f"u-{run}": "bad_signature",
+                f"venue-a:forged-{run}": "bad_signature",
+                f"venue-a:altered-{run}": "bad_signature",
+                f"venue-z:unknown-{run}": "unknown_signer",
+                f"venue-a:foreign-{run}": "not_authorized",
+                f"venue-b:squat-{run}": "not_authorized",
+                f"venue-a:good-{run}": "duplicate",
+            }
 
-        def reasons(seen: list[dict[str, Any]]) -> dict[str, str]:
-            found = {}
-            for r in seen:
-                value = orjson.loads(r["value"]) if r.get("topic") == "rejections" else {}
-                rid = value.get("trade_id") or value.get("payment_id")
-                if rid in want:
-                    found[rid] = r["reason"]
-            return found
+            def reasons(seen: list[dict[str, Any]]) -> dict[str, str]:
+                found = {}
+                for r in seen:
+                    value = orjson.loads(r["value"]) if r.get("topic") == "rejections" else {}
+                    rid = value.get("trade_id") or value.get("payment_id")
+                    if rid in want:
+                        found[rid] = r["reason"]
+                return found
 
-        rejected = await _tail_until(
-            profile.bootstrap,
-            ["rejections"],
-            lambda seen: reasons(seen).keys() == want.keys(),
-            settings=profile.reader,
-        )
-        assert reasons(rejected) == want
+            rejected = await _tail_until(
+                profile.bootstrap,
+                ["rejections"],
+                lambda seen: reasons(seen).keys() == want.keys(),
+                settings=profile.reader,
+            )
+            assert reasons(rejected) == want
 
-        def settled(seen: list[dict[str, Any]]) -> list[tuple[str, str]]:
-            return [
-                (r["trade_id"], r["status"])
-                for r in seen
-                if r["topic"] == "settlements" and r["trade_id"].endswith(run)
+            def settled(seen: list[dict[str, Any]]) -> list[tuple[str, str]]:
+                return [
+                    (r["trade_id"], r["status"])
+                    for r in seen
+                    if r["topic"] == "settlements" and r["trade_id"].endswith(run)
+                ]
+
+            seen = await _tail_until(
+                profile.bootstrap,
+                ["settlements"],
+                lambda s: (f"venue-a:good-{run}", "settled") in settled(s),
+                settings=profile.reader,
+            )
+            assert settled(seen) == [(f"venue-a:good-{run}", "settled")]
+            # The journal moved for the genuine trade only: 99,500 JPYC and 100,000 face.
+            journal = await _read_journal(profile.bootstrap, run, settings=profile.reader)
+            last = {(r["account"], r["asset"]): (r["available"], r["locked"]) for r in journal}
+            assert last == {
+                (alice, "JPYC"): ("900500", "0"),
+                (alice, BOND): ("100000", "0"),
+                (bob, BOND): ("900000", "0"),
+                (bob, "JPYC"): ("99500", "0"),
+            }
+            assert all(r["cause"] != f"payment:u-{run}" for r in journal)
+
+            # An auditor, as ops, checks every settlement back to the venue that signed it.
+            verify = [sys.executable, "-m", "streams.cli", "verify-settlements"]
+            ops_env = {**os.environ, **secure_cluster.env("ops")}
+            done = subprocess.run(verify, env=ops_env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert "0 unsigned, 0 with problems" in done.stdout, done.stdout
+            # A copy of the settlement with the quantity changed is caught.
+            [good] = [
+                r for r in seen if r["topic"] == "settlements" and r["trade_id"].endswith(run)
             ]
-
-        seen = await _tail_until(
-            profile.bootstrap,
-            ["settlements"],
-            lambda s: (f"venue-a:good-{run}", "settled") in settled(s),
-            settings=profile.reader,
-        )
-        assert settled(seen) == [(f"venue-a:good-{run}", "settled")]
-        # The journal moved for the genuine trade only: 99,500 JPYC and 100,000 face.
-        journal = await _read_journal(profile.bootstrap, run, settings=profile.reader)
-        last = {(r["account"], r["asset"]): (r["available"], r["locked"]) for r in journal}
-        assert last == {
-            (alice, "JPYC"): ("900500", "0"),
-            (alice, BOND): ("100000", "0"),
-            (bob, BOND): ("900000", "0"),
-            (bob, "JPYC"): ("99500", "0"),
-        }
-        assert all(r["cause"] != f"payment:u-{run}" for r in journal)
-
-        # An auditor, as ops, checks every settlement back to the venue that signed it.
-        verify = [sys.executable, "-m", "streams.cli", "verify-settlements"]
-        ops_env = {**os.environ, **secure_cluster.env("ops")}
-        done = subprocess.run(verify, env=ops_env, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "0 unsigned, 0 with problems" in done.stdout, done.stdout
-        # A copy of the settlement with the quantity changed is caught.
-        [good] = [r for r in seen if r["topic"] == "settlements" and r["trade_id"].endswith(run)]
-        copy = f"t-settlements-copy-{run}"
-        admin = secure_cluster.settings_of("admin")
-        await create_topics(admin.bootstrap, [TopicSpec(name=copy, partitions=1)], settings=admin)
-        forged = {k: v for k, v in good.items() if k != "topic"} | {"quantity": 900_000}
-        producer = AIOKafkaProducer(bootstrap_servers=admin.bootstrap, **client_kwargs(admin))
-        await producer.start()
-        try:
-            await producer.send_and_wait(copy, orjson.dumps(forged), key=b"k")
+            copy = f"t-settlements-copy-{run}"
+            admin = secure_cluster.settings_of("admin")
+            await create_topics(
+                admin.bootstrap, [TopicSpec(name=copy, partitions=1)], settings=admin
+            )
+            forged = {k: v for k, v in good.items() if k != "topic"} | {"quantity": 900_000}
+            producer = AIOKafkaProducer(bootstrap_servers=admin.bootstrap, **client_kwargs(admin))
+            await producer.start()
+            try:
+                await producer.send_and_wait(copy, orjson.dumps(forged), key=b"k")
+            finally:
+                await producer.stop()
+            done = subprocess.run(
+                [*verify, "--topic-name", copy],
+                env=ops_env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 1, done.stdout + done.stderr
+            assert "quantity is 900000 here, 100000 in the signed trade" in done.stdout, done.stdout
         finally:
-            await producer.stop()
-        done = subprocess.run(
-            [*verify, "--topic-name", copy],
-            env=ops_env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 1, done.stdout + done.stderr
-        assert "quantity is 900000 here, 100000 in the signed trade" in done.stdout, done.stdout
-    finally:
-        await profile.close()
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        log.close()
+            await profile.close()
