@@ -88,18 +88,18 @@ bench: venv kafka-up ## the raw ceiling and the settlement pipeline side by side
 
 MEMORY_ARGS ?= --accounts 0,100000
 bench-memory: venv ## worker RSS per funded account (MEMORY_ARGS, default --accounts 0,100000; 1,000,000 takes ~13 min)
-	$(BIN)/python -m streams.bench.memory $(MEMORY_ARGS)
+	$(BIN)/python -m kessai_bench.memory $(MEMORY_ARGS)
 
 BOOK_ARGS ?=
 bench-book: venv ## the order book alone: operations/s at depths 10, 1,000, 100,000 (~70 s; BOOK_ARGS)
-	$(BIN)/python -m streams.bench.book $(BOOK_ARGS)
+	$(BIN)/python -m kessai_bench.book $(BOOK_ARGS)
 
 REPLAY_ARGS ?=
 bench-replay: venv ## kessai positions / verify over a 1,000,000-record journal on a broker of its own (~2 min; REPLAY_ARGS)
-	$(BIN)/python -m streams.bench.replay $(REPLAY_ARGS)
+	$(BIN)/python -m kessai_bench.replay $(REPLAY_ARGS)
 
 bench-signatures: venv ## a signature check's cost per trade in the intake (µs), then the pipeline's trades/s with and without checks (~4 min)
-	$(BIN)/python -m streams.bench.signatures
+	$(BIN)/python -m kessai_bench.signatures
 	$(KESSAI) bench --variants pipeline-exactly-once,pipeline-exactly-once+signed --rate backlog --count 4000
 
 clean: ## remove caches (keeps .venv and the broker's data in .kessai/)

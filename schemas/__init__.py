@@ -1,11 +1,12 @@
 """kessai's wire formats: one frozen pydantic model per public Kafka topic.
 
-Agents in :mod:`streams` import from here and nowhere deeper: :func:`decode` turns a
+Everything outside this package imports from here and nowhere deeper: :func:`decode` turns a
 record's bytes into its model (or raises :class:`SchemaError` with a reason code for
 the ``rejections`` topic), :func:`encode` and :func:`key_for` turn a model back into
 a record. ``python -m schemas.gen`` writes the JSON Schemas in ``schemas/json/``.
 """
 
+from schemas._isin import check_digit, is_valid_isin
 from schemas.codec import (
     VALUE_BYTES_MAX,
     Reason,
@@ -17,11 +18,13 @@ from schemas.codec import (
 )
 from schemas.models import (
     CUSTODY,
+    FACE_JPY_MIN,
+    IDENTIFIER_CHARS_MAX,
     LEDGER_EVENTS,
-    MIN_FACE_JPY,
     ORDER_EVENTS,
     ORDERS,
     PAYMENTS,
+    QUANTITY_MAX,
     REJECTIONS,
     SETTLEMENTS,
     TOPIC_MODELS,
@@ -38,11 +41,13 @@ from schemas.models import (
 
 __all__ = [
     "CUSTODY",
+    "FACE_JPY_MIN",
+    "IDENTIFIER_CHARS_MAX",
     "LEDGER_EVENTS",
-    "MIN_FACE_JPY",
     "ORDERS",
     "ORDER_EVENTS",
     "PAYMENTS",
+    "QUANTITY_MAX",
     "REJECTIONS",
     "SETTLEMENTS",
     "TOPIC_MODELS",
@@ -58,8 +63,10 @@ __all__ = [
     "SettlementStatusChanged",
     "SubmitOrder",
     "TradeExecuted",
+    "check_digit",
     "decode",
     "encode",
+    "is_valid_isin",
     "key_for",
     "rejection_for",
 ]

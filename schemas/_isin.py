@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 
-ISIN_CHARS = 12
 ISIN_BODY_CHARS = 11
 #: Shape only; the check digit is verified by :func:`is_valid_isin`.
 ISIN_PATTERN = r"^[A-Z]{2}[A-Z0-9]{9}[0-9]$"

@@ -52,7 +52,7 @@ Reason = Literal[
     "malformed",  # not UTF-8, not JSON, not a JSON object, or over VALUE_BYTES_MAX
     "schema",  # a field missing, mistyped or unknown; a schema_version we do not know
     "invalid_isin",  # an ISIN with a bad shape or check digit
-    "invalid_quantity",  # not a positive JSON integer, or not a multiple of MIN_FACE_JPY
+    "invalid_quantity",  # not a positive JSON integer, or not a multiple of FACE_JPY_MIN
     "invalid_price",  # a price or accrued interest that is not a decimal string in range
     "invalid_amount",  # any other money: not a decimal string in range, or inconsistent
     "same_account",  # buyer == seller

@@ -52,7 +52,7 @@ ORDER_EVENTS: Final = "order-events"
 # --- Limits (TigerBeetle: put a limit on everything) -------------------------------
 
 #: Minimum face amount of 2-40 year JGBs; traded quantities are whole multiples of it.
-MIN_FACE_JPY: Final = 50_000
+FACE_JPY_MIN: Final = 50_000
 #: Largest integer quantity accepted. 2**53 - 1 is the largest integer every JSON reader
 #: (JavaScript included) holds exactly, and is still ~8x all JGBs outstanding (~¥1.07e15).
 QUANTITY_MAX: Final = 2**53 - 1
@@ -200,10 +200,10 @@ _QUANTITY = _IntRule(
     error_type="quantity",
 )
 _FACE_QUANTITY = _IntRule(
-    minimum=MIN_FACE_JPY,
-    maximum=QUANTITY_MAX - QUANTITY_MAX % MIN_FACE_JPY,
-    multiple_of=MIN_FACE_JPY,
-    message=f"must be a positive multiple of {MIN_FACE_JPY} yen face (a JSON integer)",
+    minimum=FACE_JPY_MIN,
+    maximum=QUANTITY_MAX - QUANTITY_MAX % FACE_JPY_MIN,
+    multiple_of=FACE_JPY_MIN,
+    message=f"must be a positive multiple of {FACE_JPY_MIN} yen face (a JSON integer)",
     error_type="quantity",
 )
 _SEQ = _IntRule(
@@ -214,7 +214,7 @@ _SEQ = _IntRule(
 )
 #: Face value in yen of a bond movement (custody): any whole number of yen > 0.
 Quantity = Annotated[int, PlainValidator(_QUANTITY.validate), _QUANTITY.json_schema()]
-#: Face value in yen of a trade or order: a positive whole multiple of MIN_FACE_JPY.
+#: Face value in yen of a trade or order: a positive whole multiple of FACE_JPY_MIN.
 FaceQuantity = Annotated[int, PlainValidator(_FACE_QUANTITY.validate), _FACE_QUANTITY.json_schema()]
 Seq = Annotated[int, PlainValidator(_SEQ.validate), _SEQ.json_schema()]
 
@@ -407,7 +407,7 @@ def _is_none(value: Any) -> bool:
 
 class _Signed(_Record):
     """A record from outside that its sender signs: a venue's trade or order, the
-    bridge's payment or custody movement (streams/signing.py, docs/security.md).
+    bridge's payment or custody movement (streams/security/signing.py, docs/security.md).
 
     Both members or neither: whether an unsigned one is accepted is the workers'
     setting (``KESSAI_VERIFY_SIGNATURES``), not the schema's.
@@ -462,7 +462,7 @@ class TradeExecuted(_Signed):
     buyer: Identifier
     seller: Identifier
     quantity: FaceQuantity = Field(
-        description=f"Face value in yen, a positive multiple of {MIN_FACE_JPY}."
+        description=f"Face value in yen, a positive multiple of {FACE_JPY_MIN}."
     )
     price: PositiveDecimalStr = Field(description="Clean price per 100 yen of face value.")
     currency: Token = Field(description="The cash token paying the cash leg.")
@@ -487,7 +487,7 @@ class SubmitOrder(_Signed):
     isin: Isin
     side: Side | None = None
     quantity: FaceQuantity | None = Field(
-        default=None, description=f"Face value in yen, a positive multiple of {MIN_FACE_JPY}."
+        default=None, description=f"Face value in yen, a positive multiple of {FACE_JPY_MIN}."
     )
     price: PositiveDecimalStr | None = Field(
         default=None, description="Limit price per 100 yen face; absent or null: market order."

@@ -12,8 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: The checkout's root: pyproject.toml lives here.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from streams.errors import ConfigError
+
+#: Where state goes unless KESSAI_STATE_DIR says otherwise: ``.kessai`` under the
+#: working directory (never inside the installed package).
+STATE_DIR_NAME = ".kessai"
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_PARTITIONS = 4
@@ -35,10 +38,10 @@ def _parse_tokens(text: str) -> dict[str, int]:
             continue
         name, _, decimals = item.partition(":")
         if not name or not decimals.isdigit() or int(decimals) > 18:
-            raise ValueError(f"KESSAI_TOKENS: bad entry {item!r}, want NAME:DECIMALS (0..18)")
+            raise ConfigError(f"KESSAI_TOKENS: bad entry {item!r}, want NAME:DECIMALS (0..18)")
         tokens[name.strip().upper()] = int(decimals)
     if not tokens:
-        raise ValueError("KESSAI_TOKENS: no token given")
+        raise ConfigError("KESSAI_TOKENS: no token given")
     return tokens
 
 
@@ -50,7 +53,7 @@ def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
         return True
     if text.lower() in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"{name}: {text!r}, want 1/0, true/false, yes/no or on/off")
+    raise ConfigError(f"{name}: {text!r}, want 1/0, true/false, yes/no or on/off")
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:
@@ -68,13 +71,13 @@ def _credentials(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise ValueError(f"KESSAI_KAFKA_CREDENTIALS_FILE {path}: {err}") from err
+        raise ConfigError(f"KESSAI_KAFKA_CREDENTIALS_FILE {path}: {err}") from err
     if (
         not isinstance(document, dict)
         or not isinstance(document.get("username"), str)
         or not isinstance(document.get("password"), str)
     ):
-        raise ValueError(
+        raise ConfigError(
             f"KESSAI_KAFKA_CREDENTIALS_FILE {path}: want a JSON object with string "
             f'"username" and "password"'
         )
@@ -85,7 +88,7 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     """The value of *name*, one of *choices* (the first is the default)."""
     text = env.get(name, choices[0])
     if text not in choices:
-        raise ValueError(f"{name}: {text!r}, want one of {', '.join(choices)}")
+        raise ConfigError(f"{name}: {text!r}, want one of {', '.join(choices)}")
     return text
 
 
@@ -100,7 +103,7 @@ class Settings:
     #: Cash tokens accepted on ``payments``/``trades`` and their decimals.
     tokens: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_TOKENS))
     #: Where the local broker keeps its jars, data and logs (git-ignored).
-    state_dir: Path = PROJECT_ROOT / ".kessai"
+    state_dir: Path = field(default_factory=lambda: Path.cwd() / STATE_DIR_NAME)
     #: Faust application id: consumer group and transactional-id prefix.
     app_id: str = "kessai"
     #: ``exactly_once`` (the product) or ``at_least_once`` (benchmarks only: a crash may
@@ -139,7 +142,7 @@ class Settings:
     #: (on by default under ``sasl_ssl``; ``KESSAI_VERIFY_SIGNATURES`` sets it alone).
     verify_signatures: bool = False
     #: The signer registry: each venue's and bridge's public key, and the accounts a
-    #: venue serves (streams/signing.py). Needed when signatures are checked.
+    #: venue serves (streams/security/signing.py). Needed when signatures are checked.
     signers_file: Path | None = None
     #: ``kessai publish`` signs with this Ed25519 private key (PEM) as ``signer_id``.
     signing_key_file: Path | None = None
@@ -148,7 +151,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env
-        state_dir = Path(e.get("KESSAI_STATE_DIR", str(PROJECT_ROOT / ".kessai")))
+        state_dir = Path(e.get("KESSAI_STATE_DIR") or Path.cwd() / STATE_DIR_NAME).absolute()
         tokens = _parse_tokens(e["KESSAI_TOKENS"]) if "KESSAI_TOKENS" in e else dict(DEFAULT_TOKENS)
         guarantee = _choice(e, "KESSAI_PROCESSING_GUARANTEE", GUARANTEES)
         security = _choice(e, "KESSAI_KAFKA_SECURITY", KAFKA_SECURITY)

@@ -17,10 +17,10 @@ from typing import TypeVar
 import pytest
 import pytest_asyncio
 
-from streams import localkafka
 from streams.config import Settings
-from streams.kafkaio import delete_topics_starting_with
-from tests.integration._profiles import Profile, SecureCluster, plain, start_secure_cluster
+from streams.devtools import localkafka
+from streams.kafka.admin import delete_topics_starting_with
+from tests.support.profiles import Profile, SecureCluster, plain, start_secure_cluster
 
 T = TypeVar("T")
 
@@ -84,7 +84,7 @@ def secure_cluster(
 @pytest_asyncio.fixture(params=["plain", "secure"], loop_scope="function")
 async def profile(request: pytest.FixtureRequest, bootstrap: str) -> AsyncIterator[Profile]:
     """Each test that takes it runs twice: on the open dev broker, and under the secure
-    profile with signed records (tests/integration/_profiles.py)."""
+    profile with signed records (tests/support/profiles.py)."""
     chosen = (
         plain(bootstrap)
         if request.param == "plain"
@@ -114,4 +114,5 @@ def unique_name(request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]
 
     yield make
     if made and "bootstrap" in request.fixturenames:
-        localkafka.run_sync(delete_topics_starting_with(request.getfixturevalue("bootstrap"), made))
+        settings = Settings(bootstrap=request.getfixturevalue("bootstrap"))
+        localkafka.run_sync(delete_topics_starting_with(settings, made))

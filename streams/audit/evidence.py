@@ -9,7 +9,7 @@ checks, with the signer registry and nothing else:
 - the signed trade is this settlement's: same ``trade_id``, ``isin``, ``buyer``,
   ``seller``, ``quantity`` and ``currency``;
 - the cash that settled is what the signed trade says: face × price / 100 + accrued,
-  truncated to the token's decimals (:func:`streams.settlement.core.cash_units`).
+  truncated to the token's decimals (:func:`streams.settlement.saga.cash_units`).
 
 A settlement without ``signed_trade`` is counted as unsigned; it is a problem when
 signatures are required (``--require-signed``, the default when the settings check
@@ -28,11 +28,11 @@ from typing import Any, Final
 import orjson
 
 from schemas import SETTLEMENTS, TRADES
-from streams import signing
 from streams.config import Settings
-from streams.kafkaio import read_committed
-from streams.ledger.core import to_units
-from streams.settlement.core import cash_units
+from streams.kafka.reader import read_committed
+from streams.ledger.domain import to_units
+from streams.security import signing
+from streams.settlement.saga import cash_units
 
 #: Problems printed; the rest are counted.
 PROBLEMS_SHOWN_MAX: Final = 20
@@ -129,7 +129,7 @@ def verify_settlements_main(settings: Settings, *, topic: str, require_signed: b
         print(f"{PROG}: error: set KESSAI_SIGNERS_FILE: the signer registry", file=sys.stderr)
         return 1
     registry = signing.load_registry(settings.signers_file)
-    records = asyncio.run(read_committed(settings.bootstrap, topic, settings=settings))
+    records = asyncio.run(read_committed(settings, topic))
     report = check_records(records, registry, settings.tokens)
     by_signer = ", ".join(f"{n:,} by {s}" for s, n in sorted(report.signers.items()))
     print(

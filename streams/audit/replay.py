@@ -8,10 +8,10 @@ re-runs, in this process, the very functions the agents run on each record:
    ``trades`` through :func:`streams.settlement.intake.intake_record` (with its
    ``seen`` set);
 2. **the ledger** over ``kessai-ledger-commands`` through
-   :func:`streams.ledger.commands.handle_command` (balances, locks, the hash chain);
+   :func:`streams.ledger.handler.handle_command` (balances, locks, the hash chain);
 3. **the settlement sagas** over ``kessai-settlement-inbox`` through
-   :func:`streams.settlement.inbox.handle_inbox`;
-4. **the matcher** over ``orders`` through :func:`streams.matching.records.handle_record`.
+   :func:`streams.settlement.handler.handle_inbox`;
+4. **the matcher** over ``orders`` through :func:`streams.matching.handler.handle_record`.
 
 Why the two internal logs and not only the inputs: which of two trades competing for
 the same cash gets it depends on the order their lock requests reached the account's
@@ -62,20 +62,21 @@ from schemas import (
     SchemaError,
     rejection_for,
 )
-from streams import signing
-from streams.audit.reader import Cut, cuts_for, read_batches
+from streams import wire
 from streams.config import Settings
-from streams.ledger import core as ledger_core
+from streams.kafka.reader import Cut, cuts_for, read_batches
+from streams.ledger import domain as ledger_core
 from streams.ledger import intake as ledger_intake
 from streams.ledger.agent import LEDGER_COMMANDS, SETTLEMENT_INBOX
-from streams.ledger.commands import add_inflow, handle_command
+from streams.ledger.handler import add_inflow, handle_command
 from streams.ledger.views import position_document
-from streams.matching.core import Matcher
-from streams.matching.records import MATCHING_VENUE, ORDERS_TABLE, handle_record
-from streams.settlement import core as saga_core
-from streams.settlement import inbox as saga_inbox
+from streams.matching.handler import MATCHING_VENUE, ORDERS_TABLE, handle_record
+from streams.matching.matcher import Matcher
+from streams.security import signing
+from streams.settlement import handler as saga_inbox
 from streams.settlement import intake as trade_intake
-from streams.settlement import steps, wire
+from streams.settlement import saga as saga_core
+from streams.settlement import steps
 
 __all__ = ["Check", "Report", "replay"]
 
@@ -190,10 +191,10 @@ def _key(obj: Any) -> bytes:
 Log = dict[int, list[Any]]
 
 
-async def _read(bootstrap: str, topic: str, cuts: list[Cut], settings: Settings) -> Log:
+async def _read(settings: Settings, topic: str, cuts: list[Cut]) -> Log:
     """Every committed record of ``topic`` within ``cuts``, per partition in offset order."""
     out: Log = defaultdict(list)
-    async for partition, records in read_batches(bootstrap, topic, cuts, settings=settings):
+    async for partition, records in read_batches(settings, topic, cuts):
         out[partition].extend(records)
     return dict(out)
 
@@ -605,12 +606,9 @@ def replay(
         # quiet pipeline (every input consumed): records written between two
         # cut-offs would show as differences.
         every = [*names.values(), *tables.values()]
-        cuts = [await cuts_for(settings.bootstrap, topic, settings=settings) for topic in every]
+        cuts = [await cuts_for(settings, topic) for topic in every]
         read = await asyncio.gather(
-            *(
-                _read(settings.bootstrap, topic, c, settings)
-                for topic, c in zip(every, cuts, strict=True)
-            )
+            *(_read(settings, topic, c) for topic, c in zip(every, cuts, strict=True))
         )
         return (
             dict(zip(names, read[: len(names)], strict=True)),

@@ -37,13 +37,14 @@ from schemas import (
     encode,
     rejection_for,
 )
-from streams import signing
+from streams import wire
 from streams.config import Settings
 from streams.ledger import intake as intake_rules
 from streams.ledger import views
-from streams.ledger.commands import add_inflow, handle_command
-from streams.metrics import Metrics
-from streams.settlement import steps, wire
+from streams.ledger.handler import add_inflow, handle_command
+from streams.runtime.metrics import Metrics
+from streams.security import signing
+from streams.settlement import steps
 
 LEDGER_COMMANDS = "kessai-ledger-commands"
 #: The settlement saga's single input: trades, the ledger's replies, clock ticks.

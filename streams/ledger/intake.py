@@ -9,8 +9,8 @@ The ``intake`` agent (:mod:`streams.ledger.agent`) sends the one or the other;
 from __future__ import annotations
 
 from schemas import MoveBonds, MoveCash, SchemaError, decode
-from streams import signing
-from streams.ledger import core
+from streams.ledger import domain as core
+from streams.security import signing
 from streams.settlement import steps
 
 #: Why a record was rejected: (reason code, detail).
@@ -58,7 +58,7 @@ def intake_record(
     signers: signing.Registry | None = None,
 ) -> steps.Move | Rejected:
     """The move for one record of ``payments`` or ``custody``, or why it is rejected.
-    With ``signers``, the bridge's signature is checked first (streams/signing.py)."""
+    With ``signers``, the bridge's signature is checked first (streams/security/signing.py)."""
     try:
         decoded = decode(topic, value)
     except SchemaError as err:

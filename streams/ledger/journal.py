@@ -33,7 +33,7 @@ from typing import Any, Final
 
 import orjson
 
-from streams.ledger.core import AccountState, Posting, from_units
+from streams.ledger.domain import AccountState, Posting, from_units
 
 #: The ``prev_hash`` of an account's first record.
 GENESIS_HASH: Final = "0" * 64

@@ -19,8 +19,8 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from streams.ledger import core
-from streams.web.ids import bad_id
+from streams.ledger import domain as core
+from streams.runtime.web.ids import bad_id
 
 
 def position_document(

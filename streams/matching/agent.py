@@ -2,8 +2,8 @@
 
 One agent, ``matching``, reads ``orders`` (key ISIN, so one partition holds every
 order of a bond) and owns the ``orders`` table: one row per order
-(:mod:`streams.matching.core`). It decodes each record, hands it to the
-:class:`~streams.matching.core.Matcher` and sends what comes back:
+(:mod:`streams.matching.matcher`). It decodes each record, hands it to the
+:class:`~streams.matching.matcher.Matcher` and sends what comes back:
 
 - each fill as a ``TradeExecuted`` on ``trades`` (key trade_id, venue ``kessai``, the
   time of the order that made it), which the settlement intake takes like any
@@ -29,23 +29,17 @@ import faust
 from faust.types import StreamT
 
 from schemas import ORDER_EVENTS, ORDERS, REJECTIONS, TRADES, encode
-from streams import signing
 from streams.config import Settings
 from streams.ledger.agent import raw_topic, rejection
-from streams.matching import records
-from streams.matching.core import Matcher
+from streams.matching import handler as records
 
 # Re-exported: the bench, the demo and the tests build records as the agent does.
-from streams.matching.records import (  # noqa: F401
-    MATCHING_VENUE,
+from streams.matching.handler import (
     ORDERS_TABLE,
-    order_event,
-    record_time,
-    rejected_event,
-    request_of,
-    trade_record,
 )
-from streams.metrics import Metrics
+from streams.matching.matcher import Matcher
+from streams.runtime.metrics import Metrics
+from streams.security import signing
 
 logger = logging.getLogger(__name__)
 

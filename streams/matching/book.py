@@ -19,7 +19,7 @@ in arrival order, and an index by order: adding, cancelling and taking the best
 order are O(log levels), never a scan of the book.
 
 The book knows resting orders only. Whether an id was used before, the currency
-known, and the rows kept in a table are the matcher's (:mod:`streams.matching.core`).
+known, and the rows kept in a table are the matcher's (:mod:`streams.matching.matcher`).
 """
 
 from __future__ import annotations

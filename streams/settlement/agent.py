@@ -30,21 +30,19 @@ import faust
 from aiokafka import AIOKafkaProducer
 from faust.types import StreamT
 
-from schemas import (
-    REJECTIONS,
-    SETTLEMENTS,
-    encode,
-)
-from streams import kafkaauth, signing
+from schemas import REJECTIONS, SETTLEMENTS, encode
+from streams import wire
 from streams.config import Settings
+from streams.kafka import auth as kafkaauth
 from streams.ledger.agent import LEDGER_COMMANDS, SETTLEMENT_INBOX, raw_topic, rejection
-from streams.metrics import Metrics
-from streams.settlement import core, steps, views, wire
-from streams.settlement import inbox as handler
+from streams.runtime.metrics import Metrics
+from streams.security import signing
+from streams.settlement import handler, steps, views
 from streams.settlement import intake as trade_rules
+from streams.settlement import saga as core
 
 # Re-exported: the crash tests and the memory bench read saga rows as the agent writes them.
-from streams.settlement.inbox import saga_from_json, saga_to_json  # noqa: F401
+from streams.settlement.handler import saga_from_json, saga_to_json  # noqa: F401
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """What the trade intake makes of one ``trades`` record. Pure: no faust, no Kafka.
 
 :func:`intake_record` decodes the record and turns it into the saga's
-:class:`~streams.settlement.core.Trade` (cash leg in units, deadline fixed from the
+:class:`~streams.settlement.saga.Trade` (cash leg in units, deadline fixed from the
 record's time), or says why it is rejected. Whether the trade id was seen before is
 the caller's state: the agent's ``seen-trades`` table, or ``kessai replay``'s set.
 """
@@ -9,9 +9,9 @@ the caller's state: the agent's ``seen-trades`` table, or ``kessai replay``'s se
 from __future__ import annotations
 
 from schemas import TRADES, SchemaError, TradeExecuted, decode
-from streams import signing
-from streams.ledger import core as ledger_core
-from streams.settlement import core
+from streams.ledger import domain as ledger_core
+from streams.security import signing
+from streams.settlement import saga as core
 
 #: Why a record was rejected: (reason code, detail).
 Rejected = tuple[str, str]
@@ -71,7 +71,7 @@ def intake_record(
     """The trade for one record, or why it is rejected (a repeated id aside: the
     caller checks its ``seen`` state and rejects with :func:`duplicate`).
 
-    With ``signers``, the venue's signature is checked first (streams/signing.py), and
+    With ``signers``, the venue's signature is checked first (streams/security/signing.py), and
     the signed record travels with the trade to its ``settlements`` records.
 
     A trade must be keyed by its ``trade_id``: every copy of an id then reaches the

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from streams.ledger import core as ledger
-from streams.settlement import core as saga_core
+from streams.ledger import domain as ledger
+from streams.settlement import saga as saga_core
 
 
 @dataclass(frozen=True, slots=True)

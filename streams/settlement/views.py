@@ -27,10 +27,10 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from streams.ledger import core as ledger_core
-from streams.settlement import core
-from streams.settlement.inbox import saga_from_json
-from streams.web.ids import bad_id
+from streams.ledger import domain as ledger_core
+from streams.runtime.web.ids import bad_id
+from streams.settlement import saga as core
+from streams.settlement.handler import saga_from_json
 
 
 def trade_document(

@@ -39,11 +39,13 @@ from aiokafka import AIOKafkaProducer
 
 from streams import cli
 from streams.config import Settings
-from streams.kafkaio import TopicSpec, read_committed
+from streams.devtools.processes import free_port
+from streams.kafka.reader import read_committed
 from streams.ledger import journal
-from tests.integration._topics import create_visible
-from tests.integration._worker import private_worker
-from tests.integration.test_settlement_flow import _free_port
+from streams.topics import TopicSpec
+from tests.support import paths
+from tests.support.topics import create_fresh
+from tests.support.workers import private_worker
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +69,7 @@ class Journal:
 
 async def _journal_of(bootstrap: str, accounts: set[str]) -> list[Row]:
     out = []
-    for r in await read_committed(bootstrap, "ledger-events"):
+    for r in await read_committed(Settings(bootstrap=bootstrap), "ledger-events"):
         try:
             value = orjson.loads(r.value)
         except orjson.JSONDecodeError:
@@ -190,7 +192,7 @@ def test_positions_as_of_a_moment_between_two_steps(
 
 
 async def _copy(bootstrap: str, topic: str, records: list[Row]) -> None:
-    await create_visible(bootstrap, TopicSpec(name=topic, partitions=4))
+    await create_fresh(bootstrap, TopicSpec(name=topic, partitions=4))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
@@ -463,7 +465,7 @@ def test_the_worker_reports_its_own_state_and_health(scenario: Run) -> None:
 
 # -- the deployable Prometheus config, and a real Prometheus scraping this worker -------
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+DEPLOY = paths.DEPLOY / "prometheus"
 
 
 def _tool(name: str) -> str:
@@ -492,7 +494,7 @@ def test_a_real_prometheus_scrapes_the_worker_and_evaluates_the_alerts(
     import urllib.parse
     import urllib.request
 
-    port = _free_port()
+    port = free_port()
     target = scenario.web.removeprefix("http://")
     config = tmp_path / "prometheus.yml"
     config.write_text(

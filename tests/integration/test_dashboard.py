@@ -20,18 +20,18 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.integration._worker import private_worker
+from tests.support.paths import ARTIFACTS
+from tests.support.workers import private_worker
 
 pytestmark = pytest.mark.integration
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
 BOND = "JP1103551Q43"
 ACCOUNTS = 6
 #: The tiles and the metric each shows: (element id, metric, labels).
@@ -194,7 +194,7 @@ def test_the_dashboard_shows_what_metrics_says_while_trades_flow(
         for _ in range(3):
             before = _metric_totals(web)
             r0 = refreshes()
-            _wait("two refreshes", lambda r0=r0: refreshes() >= r0 + 2)  # type: ignore[misc]
+            _wait("two refreshes", lambda r0=r0: refreshes() >= r0 + 2)
             seen = {name: tile(name) for name, _, _ in TILES}
             after = _metric_totals(web)
             for name in seen:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 
 import pytest
+
+from streams.devtools.processes import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -24,19 +25,12 @@ pytestmark = pytest.mark.integration
 DEMO_TIMEOUT_S = 420
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _line(out: str, pattern: str) -> None:
     assert re.search(pattern, out, re.MULTILINE), f"no line matching {pattern!r} in:\n{out}"
 
 
 def test_demo_settles_pends_fails_rejects_and_matches(bootstrap: str) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "KESSAI_BOOTSTRAP": bootstrap, "KESSAI_WEB_PORT": str(port)}
     done = subprocess.run(
         [sys.executable, "-m", "streams.cli", "demo", "--once"],

@@ -1,4 +1,4 @@
-"""streams.localkafka against the real, shared broker.
+"""streams.devtools.localkafka against the real, shared broker.
 
 These tests start the broker if none runs and never stop it: other tests share it.
 """
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams import localkafka
 from streams.config import Settings
+from streams.devtools import localkafka
 
 pytestmark = pytest.mark.integration
 

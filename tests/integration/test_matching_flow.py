@@ -8,7 +8,7 @@ trades, their settlements, the rejections, and ``kessai book``'s view of the boo
 
 It runs under both profiles (the ``profile`` fixture): under the secure one every
 order is signed by venue-a, the matcher signs the trades it makes, and the worker
-checks both (tests/integration/_profiles.py).
+checks both (tests/support/profiles.py).
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from typing import Any
 import orjson
 import pytest
 
-from schemas._isin import check_digit
-from streams import signing
+from schemas import check_digit
 from streams.config import Settings
-from tests.integration._profiles import Profile
-from tests.integration.test_settlement_flow import _free_port, _start_worker, _tail_until
+from streams.devtools.processes import WorkerProcess
+from streams.security import signing
+from tests.support.logs import collect
+from tests.support.profiles import Profile
 
 pytestmark = pytest.mark.integration
 
@@ -41,16 +42,10 @@ async def test_orders_match_into_trades_that_settle(profile: Profile, tmp_path: 
     isin = body + check_digit(body)
     # Accounts venue-a serves under the secure profile (TEST_VENUE_ACCOUNTS).
     buyer, seller = f"buyer-m-{run}", f"seller-m-{run}"
-    bootstrap, reader = profile.bootstrap, profile.reader
+    reader = profile.reader
     settings = Settings.from_env(profile.worker_env)
-    env = {
-        **os.environ,
-        **profile.worker_env,
-        "KESSAI_WEB_PORT": str(_free_port()),
-        "PYTHONUNBUFFERED": "1",
-    }
-    log = (tmp_path / "worker.log").open("wb")
-    worker = _start_worker(env, log)
+    env = {**os.environ, **profile.worker_env}
+    worker = WorkerProcess(tmp_path / "worker.log", env=profile.worker_env)
     send = profile.send
 
     def order(
@@ -129,11 +124,10 @@ async def test_orders_match_into_trades_that_settle(profile: Profile, tmp_path: 
         def mine(seen: list[dict[str, Any]], topic: str) -> list[dict[str, Any]]:
             return [r for r in seen if r["topic"] == topic and r.get("isin") == isin]
 
-        seen = await _tail_until(
-            bootstrap,
+        seen = await collect(
+            reader,
             ["order-events"],
             lambda s: any(r["order_id"] == f"b4-{run}" for r in mine(s, "order-events")),
-            settings=reader,
         )
         events = [
             (
@@ -173,13 +167,12 @@ async def test_orders_match_into_trades_that_settle(profile: Profile, tmp_path: 
         assert by_event[f"b1-{run}", "filled"]["account"] == buyer
 
         # The fills are trades of venue kessai, and they settle.
-        seen = await _tail_until(
-            bootstrap,
+        seen = await collect(
+            reader,
             ["trades", "settlements"],
             lambda s: (
                 sum(1 for r in mine(s, "settlements") if r["status"] in ("settled", "failed")) >= 2
             ),
-            settings=reader,
         )
         trades = {r["trade_id"]: r for r in mine(seen, "trades") if r["venue"] == "kessai"}
         assert sorted(trades) == sorted(trade_ids)
@@ -206,19 +199,17 @@ async def test_orders_match_into_trades_that_settle(profile: Profile, tmp_path: 
             for r in mine(seen, "settlements"):
                 assert orjson.loads(r["signed_trade"])["signer"] == "kessai"
 
-        seen = await _tail_until(
-            bootstrap,
+        seen = await collect(
+            reader,
             ["rejections"],
             lambda s: sum(1 for r in s if f"-{run}" in r.get("value", "")) >= 4,
-            settings=reader,
         )
         reasons = sorted(r["reason"] for r in seen if f"-{run}" in r.get("value", ""))
         assert reasons == ["duplicate", "invalid_price", "invalid_quantity", "wrong_key"]
-        seen = await _tail_until(
-            bootstrap,
+        seen = await collect(
+            reader,
             ["order-events"],
             lambda s: any(r["order_id"] == f"wk-{run}" for r in mine(s, "order-events")),
-            settings=reader,
         )
         assert [
             (r["event"], r["reason"])
@@ -226,11 +217,7 @@ async def test_orders_match_into_trades_that_settle(profile: Profile, tmp_path: 
             if r["order_id"] == f"wk-{run}"
         ] == [("rejected", "wrong_key")]
     finally:
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        worker.stop()
 
     # The book as committed: b4's bid, nothing else.
     shown = subprocess.run(

@@ -11,9 +11,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas import LEDGER_EVENTS, encode, key_for
 from streams import cli
-from streams.kafkaio import TopicSpec
-from tests._journal import chained, change
-from tests.integration._topics import create_visible
+from streams.topics import TopicSpec
+from tests.support.journal import chained, change
+from tests.support.topics import create_fresh
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +98,7 @@ def test_positions_count_committed_records_only(
 ) -> None:
     monkeypatch.setenv("KESSAI_BOOTSTRAP", bootstrap)
     name = unique_name("positions")
-    asyncio.run(create_visible(bootstrap, TopicSpec(name=name, partitions=PARTITIONS)))
+    asyncio.run(create_fresh(bootstrap, TopicSpec(name=name, partitions=PARTITIONS)))
     asyncio.run(_produce(bootstrap, name, transactional_id=name))
     # The aborted records are really in the log: only read_committed leaves them out.
     on_log = asyncio.run(_every_value(bootstrap, name))

@@ -7,20 +7,21 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from schemas import PAYMENTS
 from streams import cli
 from streams.config import Settings
-from streams.kafkaio import TopicSpec, read_committed
-from streams.publish import validate_lines
-from tests.integration._topics import create_visible
+from streams.kafka.publish import validate_lines
+from streams.kafka.reader import read_committed
+from streams.topics import TopicSpec
+from tests.support.paths import EXAMPLES
+from tests.support.topics import create_fresh
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
 #: A missing topic is found by one metadata request, not by a send timing out.
 MISSING_TOPIC_S_MAX = 10.0
 
@@ -32,14 +33,14 @@ def topic(
     monkeypatch.setenv("KESSAI_BOOTSTRAP", bootstrap)
     name = unique_name("publish")
     spec = TopicSpec(name=name, partitions=Settings.from_env().partitions)
-    asyncio.run(create_visible(bootstrap, spec))
+    asyncio.run(create_fresh(bootstrap, spec))
     return name
 
 
 def _records(bootstrap: str, topic: str) -> list[tuple[int, int, bytes, bytes]]:
     return [
         (r.partition, r.offset, r.key, r.value)
-        for r in asyncio.run(read_committed(bootstrap, topic, timeout_s=30.0))
+        for r in asyncio.run(read_committed(Settings(bootstrap=bootstrap), topic, timeout_s=30.0))
     ]
 
 

@@ -1,7 +1,7 @@
 """The secure Kafka profile on a real broker: who gets in, and what each may do.
 
 One private broker of the secure profile (``up_private(..., secure=True)``: SASL/SCRAM
-over TLS, the ACLs of streams/kafkasecure.py) and one ``kessai worker`` on it as the
+over TLS, the ACLs of streams/devtools/localkafka/secure.py) and one ``kessai worker`` on it as the
 ``worker`` principal, configured from the profile's own env file. The worker creates
 kessai's topics; the tests then try each principal against the ACL table, and follow
 a deposit from the bridge through the worker to the journal, read back as ops.
@@ -28,14 +28,16 @@ from aiokafka.errors import (
 from aiokafka.helpers import create_ssl_context
 
 from schemas import LEDGER_EVENTS, PAYMENTS, TRADES
-from streams import kafkasecure, localkafka, signing
 from streams.config import Settings
-from streams.kafkaauth import client_kwargs
-from streams.kafkaio import read_committed
-from streams.publish import publish_records
+from streams.devtools import localkafka
+from streams.devtools.localkafka import secure as kafkasecure
+from streams.kafka.auth import client_kwargs
+from streams.kafka.publish import publish_records
+from streams.kafka.reader import read_committed
+from streams.security import signing
 from streams.topics import CATALOGUE
-from tests.integration._profiles import SecureCluster
-from tests.integration._worker import running_worker
+from tests.support.profiles import SecureCluster
+from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.integration
 
@@ -181,16 +183,14 @@ def test_the_bridge_writes_payments_not_trades(secure: Secure) -> None:
     bridge = secure.as_("bridge")
     run = uuid.uuid4().hex[:8]
     # kessai publish's own idempotent producer, as the bridge.
-    localkafka.run_sync(
-        publish_records(bridge.bootstrap, PAYMENTS, [_deposit(f"bridge-{run}")], settings=bridge)
-    )
+    localkafka.run_sync(publish_records(bridge, PAYMENTS, [_deposit(f"bridge-{run}")]))
     with pytest.raises(TopicAuthorizationFailedError):
         localkafka.run_sync(_write(bridge, TRADES, f"t-{run}".encode(), b"{}"))
 
 
 def test_ops_reads_the_journal_but_writes_nothing(secure: Secure) -> None:
     ops = secure.as_("ops")
-    localkafka.run_sync(read_committed(ops.bootstrap, LEDGER_EVENTS, settings=ops))
+    localkafka.run_sync(read_committed(ops, LEDGER_EVENTS))
     with pytest.raises(TopicAuthorizationFailedError):
         localkafka.run_sync(_write(ops, TRADES, b"t-ops", b"{}"))
 
@@ -222,12 +222,10 @@ def test_the_worker_posts_a_bridge_deposit_to_the_journal(secure: Secure) -> Non
     key = signing.SigningKey.load(bridge.signer_id, bridge.signing_key_file)
     record_key, value = _deposit(account)
     signed = orjson.dumps(signing.sign(PAYMENTS, orjson.loads(value), key))
-    localkafka.run_sync(
-        publish_records(bridge.bootstrap, PAYMENTS, [(record_key, signed)], settings=bridge)
-    )
+    localkafka.run_sync(publish_records(bridge, PAYMENTS, [(record_key, signed)]))
 
     async def journal() -> list[dict[str, Any]]:
-        records = await read_committed(ops.bootstrap, LEDGER_EVENTS, settings=ops)
+        records = await read_committed(ops, LEDGER_EVENTS)
         values = [orjson.loads(r.value) for r in records]
         return [v for v in values if isinstance(v, dict) and v.get("account") == account]
 

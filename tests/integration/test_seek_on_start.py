@@ -24,8 +24,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
-from streams.eos import KessaiConsumer
-from streams.kafkaio import TopicSpec, create_topics
+from streams.config import Settings
+from streams.kafka.admin import create_topics
+from streams.runtime.eos import KessaiConsumer
+from streams.topics import TopicSpec
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +87,8 @@ async def test_stream_partitions_without_a_committed_offset_are_read_again_from_
     prefix = unique_name("seek")
     stream, changelog = f"{prefix}payments", f"{prefix}app-accounts-changelog"
     await create_topics(
-        bootstrap, [TopicSpec(name=stream, partitions=3), TopicSpec(name=changelog, partitions=1)]
+        Settings(bootstrap=bootstrap),
+        [TopicSpec(name=stream, partitions=3), TopicSpec(name=changelog, partitions=1)],
     )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()

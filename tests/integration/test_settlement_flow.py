@@ -6,108 +6,40 @@ rejected. Read back with read_committed.
 Each test runs twice (the ``profile`` fixture): on the open dev broker, and under the
 secure profile: SASL/SCRAM over TLS with ACLs, every record written by the principal
 allowed to and signed by its signer, the worker checking each signature, and the
-outputs read as ops (tests/integration/_profiles.py)."""
+outputs read as ops (tests/support/profiles.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 
-from streams import signing
 from streams.config import Settings
-from streams.kafkaauth import client_kwargs
-from streams.topics import ensure_topics
-from tests.integration._profiles import Profile
+from streams.devtools.processes import WorkerProcess
+from streams.kafka.admin import ensure_public_topics
+from streams.security import signing
+from tests.support.logs import collect, read_journal
+from tests.support.profiles import Profile
 
 pytestmark = pytest.mark.integration
 
 BOND = "JP1103551Q43"
-WAIT_S = 120.0
-
-
-def _start_worker(env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def _tail_until(
-    bootstrap: str,
-    topics: list[str],
-    done: Callable[[list[dict]], bool],  # type: ignore[type-arg]
-    *,
-    settings: Settings | None = None,
-) -> list[dict]:  # type: ignore[type-arg]
-    consumer = AIOKafkaConsumer(
-        *topics,
-        bootstrap_servers=bootstrap,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        **client_kwargs(settings),
-    )
-    seen: list[dict] = []  # type: ignore[type-arg]
-    await consumer.start()
-    try:
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline and not done(seen):
-            batch = await consumer.getmany(timeout_ms=300)
-            for records in batch.values():
-                for r in records:
-                    # Other tests' bad input on the shared broker is not a JSON object.
-                    try:
-                        value = orjson.loads(r.value)
-                    except orjson.JSONDecodeError:
-                        continue
-                    if isinstance(value, dict):
-                        seen.append({"topic": r.topic, **value})
-        return seen
-    finally:
-        await consumer.stop()
 
 
 async def test_trades_settle_pend_fail_and_reject(profile: Profile, tmp_path: Path) -> None:
     run = uuid.uuid4().hex[:6]
     b1, b2, s1, s3 = (f"{x}-{run}" for x in ("buyer1", "buyer2", "seller1", "seller3"))
-    bootstrap, reader = profile.bootstrap, profile.reader
-    await ensure_topics(profile.settings_of("admin"))
-    env = {
-        **os.environ,
-        **profile.worker_env,
-        "KESSAI_WEB_PORT": str(_free_port()),
-        "KESSAI_SETTLEMENT_DEADLINE_S": "25",
-        "PYTHONUNBUFFERED": "1",
-    }
-    log = (tmp_path / "worker.log").open("wb")
-    worker = _start_worker(env, log)
+    reader = profile.reader
+    await ensure_public_topics(profile.settings_of("admin"))
+    env = {**profile.worker_env, "KESSAI_SETTLEMENT_DEADLINE_S": "25"}
+    worker = WorkerProcess(tmp_path / "worker.log", env=env)
     send = profile.send
 
     def tid(n: int) -> str:
-        # A venue's trade ids start with its id (streams/signing.py): under the secure
+        # A venue's trade ids start with its id (streams/security/signing.py): under the secure
         # profile, another's would be refused.
         return f"{profile.venue}:t{n}-{run}"
 
@@ -161,9 +93,7 @@ async def test_trades_settle_pend_fail_and_reject(profile: Profile, tmp_path: Pa
                 if r["topic"] == "settlements" and r["trade_id"] == tid
             ]
 
-        seen = await _tail_until(
-            bootstrap, ["settlements"], lambda s: status(s, tid(2)) != [], settings=reader
-        )
+        seen = await collect(reader, ["settlements"], lambda s: status(s, tid(2)) != [])
         assert status(seen, tid(2)) == [("pending", "insufficient_cash")], seen[-5:]
         # Cash arrives late: t2 settles (99.5% of 100,000 + 12 accrued = 99,512 JPYC).
         await send(
@@ -184,7 +114,7 @@ async def test_trades_settle_pend_fail_and_reject(profile: Profile, tmp_path: Pa
                 for i in (1, 2, 3)
             )
 
-        seen = await _tail_until(bootstrap, ["settlements"], finished, settings=reader)
+        seen = await collect(reader, ["settlements"], finished)
         assert status(seen, tid(1)) == [("settled", None)]
         assert status(seen, tid(2)) == [("pending", "insufficient_cash"), ("settled", None)]
         assert status(seen, tid(3)) == [
@@ -195,17 +125,14 @@ async def test_trades_settle_pend_fail_and_reject(profile: Profile, tmp_path: Pa
         settled = next(r for r in seen if r["topic"] == "settlements" and r["trade_id"] == tid(1))
         assert settled["cash_amount"] == "99512"
 
-        rejected = await _tail_until(
-            bootstrap,
-            ["rejections"],
-            lambda s: any(tid(4) in r.get("value", "") for r in s),
-            settings=reader,
+        rejected = await collect(
+            reader, ["rejections"], lambda s: any(tid(4) in r.get("value", "") for r in s)
         )
         assert any(tid(4) in r["value"] for r in rejected)
 
         # Balances from the journal: b1 paid 99,512 and holds 100,000 face; s1 was paid
         # twice; s3 never had bonds, and t3's cash request left b1 nothing locked.
-        journal = await _read_journal(bootstrap, run, settings=reader)
+        journal = await read_journal(reader, run)
         last = {(r["account"], r["asset"]): (r["available"], r["locked"]) for r in journal}
         assert last[(b1, "JPYC")] == ("100488", "0")
         assert last[(b1, BOND)] == ("100000", "0")
@@ -228,24 +155,7 @@ async def test_trades_settle_pend_fail_and_reject(profile: Profile, tmp_path: Pa
         else:
             assert all("signed_trade" not in r for r in seen if r["topic"] == "settlements")
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        log.close()
-
-
-async def _read_journal(
-    bootstrap: str, run: str, *, settings: Settings | None = None
-) -> list[dict]:  # type: ignore[type-arg]
-    from streams.kafkaio import read_committed
-
-    records = await read_committed(bootstrap, "ledger-events", settings=settings)
-    out = [orjson.loads(r.value) for r in records]
-    return sorted(
-        (r for r in out if r["account"].endswith(run)), key=lambda r: (r["account"], r["seq"])
-    )
+        worker.stop()
 
 
 async def test_a_restarted_worker_keeps_the_balances(profile: Profile, tmp_path: Path) -> None:
@@ -255,15 +165,9 @@ async def test_a_restarted_worker_keeps_the_balances(profile: Profile, tmp_path:
     docs/exactly-once.md.)"""
     run = uuid.uuid4().hex[:6]
     acct = f"keeper-{run}"
-    bootstrap, reader = profile.bootstrap, profile.reader
-    await ensure_topics(profile.settings_of("admin"))
-    env = {
-        **os.environ,
-        **profile.worker_env,
-        "KESSAI_WEB_PORT": str(_free_port()),
-        "PYTHONUNBUFFERED": "1",
-    }
-    log = (tmp_path / "worker.log").open("wb")
+    reader = profile.reader
+    await ensure_public_topics(profile.settings_of("admin"))
+    log_path = tmp_path / "worker.log"
 
     async def pay(pid: str, amount: str, kind: str) -> None:
         value = {
@@ -283,30 +187,19 @@ async def test_a_restarted_worker_keeps_the_balances(profile: Profile, tmp_path:
             or (r["topic"] == "rejections" and pid in r.get("value", ""))
         ]
 
-    worker = _start_worker(env, log)
+    worker = WorkerProcess(log_path, env=profile.worker_env)
     try:
         await pay(f"d-{run}", "5000", "deposit")
-        await _tail_until(
-            bootstrap, ["ledger-events"], lambda s: caused(s, f"d-{run}") != [], settings=reader
-        )
-        worker.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(worker.wait, 60)
-        worker = _start_worker(env, log)
+        await collect(reader, ["ledger-events"], lambda s: caused(s, f"d-{run}") != [])
+        assert await asyncio.to_thread(worker.stop, 60) == 0
+        worker = WorkerProcess(log_path, env=profile.worker_env)
         await pay(f"w1-{run}", "5001", "withdrawal")
         await pay(f"w2-{run}", "5000", "withdrawal")
-        seen = await _tail_until(
-            bootstrap,
-            ["ledger-events", "rejections"],
-            lambda s: caused(s, f"w2-{run}") != [],
-            settings=reader,
+        seen = await collect(
+            reader, ["ledger-events", "rejections"], lambda s: caused(s, f"w2-{run}") != []
         )
         w1, w2 = caused(seen, f"w1-{run}"), caused(seen, f"w2-{run}")
         assert w1 and w1[0]["reason"] == "insufficient_funds", w1
         assert w2 and w2[0].get("available") == "0", w2
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        log.close()
+        worker.stop()

@@ -17,12 +17,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas import CUSTODY, PAYMENTS, TRADES
-from streams import signing
-from streams.kafkaauth import client_kwargs
-from streams.kafkaio import TopicSpec, create_topics
-from tests.integration._profiles import Profile, SecureCluster
-from tests.integration._worker import running_worker
-from tests.integration.test_settlement_flow import _read_journal, _tail_until
+from streams.kafka.admin import create_topics
+from streams.kafka.auth import client_kwargs
+from streams.security import signing
+from streams.topics import TopicSpec
+from tests.support.logs import collect, read_journal
+from tests.support.profiles import Profile, SecureCluster
+from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,7 @@ async def test_only_the_genuine_trade_moves_money(
     venue = profile.settings_of("venue-a")
     assert venue.signing_key_file is not None
     venue_key = signing.SigningKey.load("venue-a", venue.signing_key_file)
-    with running_worker(tmp_path, profile.worker_env):
+    with running_worker(tmp_path / "worker.log", profile.worker_env):
         try:
             await profile.send(
                 PAYMENTS,
@@ -126,11 +127,8 @@ async def test_only_the_genuine_trade_moves_money(
                         found[rid] = r["reason"]
                 return found
 
-            rejected = await _tail_until(
-                profile.bootstrap,
-                ["rejections"],
-                lambda seen: reasons(seen).keys() == want.keys(),
-                settings=profile.reader,
+            rejected = await collect(
+                profile.reader, ["rejections"], lambda seen: reasons(seen).keys() == want.keys()
             )
             assert reasons(rejected) == want
 
@@ -141,15 +139,14 @@ async def test_only_the_genuine_trade_moves_money(
                     if r["topic"] == "settlements" and r["trade_id"].endswith(run)
                 ]
 
-            seen = await _tail_until(
-                profile.bootstrap,
+            seen = await collect(
+                profile.reader,
                 ["settlements"],
                 lambda s: (f"venue-a:good-{run}", "settled") in settled(s),
-                settings=profile.reader,
             )
             assert settled(seen) == [(f"venue-a:good-{run}", "settled")]
             # The journal moved for the genuine trade only: 99,500 JPYC and 100,000 face.
-            journal = await _read_journal(profile.bootstrap, run, settings=profile.reader)
+            journal = await read_journal(profile.reader, run)
             last = {(r["account"], r["asset"]): (r["available"], r["locked"]) for r in journal}
             assert last == {
                 (alice, "JPYC"): ("900500", "0"),
@@ -171,9 +168,7 @@ async def test_only_the_genuine_trade_moves_money(
             ]
             copy = f"t-settlements-copy-{run}"
             admin = secure_cluster.settings_of("admin")
-            await create_topics(
-                admin.bootstrap, [TopicSpec(name=copy, partitions=1)], settings=admin
-            )
+            await create_topics(admin, [TopicSpec(name=copy, partitions=1)])
             forged = {k: v for k, v in good.items() if k != "topic"} | {"quantity": 900_000}
             producer = AIOKafkaProducer(bootstrap_servers=admin.bootstrap, **client_kwargs(admin))
             await producer.start()

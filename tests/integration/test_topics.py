@@ -8,9 +8,9 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.config import Settings
-from streams.kafkaio import TopicSpec
-from streams.topics import CATALOGUE, TopicsError, describe_topics, ensure_topics
-from tests.integration._topics import create_visible
+from streams.kafka.admin import TopicsError, describe_public_topics, ensure_public_topics
+from streams.topics import CATALOGUE, TopicSpec
+from tests.support.topics import create_fresh
 
 pytestmark = pytest.mark.integration
 
@@ -32,16 +32,16 @@ async def test_creates_the_seven_co_partitioned_and_is_idempotent(
     prefix = unique_name("topics")
     settings = Settings(bootstrap=bootstrap, partitions=PARTITIONS)
 
-    created = await ensure_topics(settings, prefix=prefix)
+    created = await ensure_public_topics(settings, prefix=prefix)
 
     assert created == [f"{prefix}{t.name}" for t in CATALOGUE]
-    states = await describe_topics(settings, prefix=prefix)
+    states = await describe_public_topics(settings, prefix=prefix)
     assert {s.physical_name: s.partitions for s in states} == dict.fromkeys(created, PARTITIONS)
     journal = {s.topic.name: dict(s.config) for s in states if s.topic.config}
     want = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
     assert journal == {"settlements": want, "ledger-events": want}
 
-    assert await ensure_topics(settings, prefix=prefix) == []
+    assert await ensure_public_topics(settings, prefix=prefix) == []
     assert await _existing(bootstrap, prefix) == set(created)
 
 
@@ -49,10 +49,12 @@ async def test_a_topic_with_another_partition_count_fails_and_creates_nothing(
     bootstrap: str, unique_name: Callable[[str], str]
 ) -> None:
     prefix = unique_name("mismatch")
-    await create_visible(bootstrap, TopicSpec(name=f"{prefix}trades", partitions=PARTITIONS - 1))
+    await create_fresh(bootstrap, TopicSpec(name=f"{prefix}trades", partitions=PARTITIONS - 1))
 
     with pytest.raises(TopicsError) as raised:
-        await ensure_topics(Settings(bootstrap=bootstrap, partitions=PARTITIONS), prefix=prefix)
+        await ensure_public_topics(
+            Settings(bootstrap=bootstrap, partitions=PARTITIONS), prefix=prefix
+        )
 
     message = str(raised.value)
     assert (
@@ -68,10 +70,12 @@ async def test_a_journal_topic_that_would_expire_is_refused(
 ) -> None:
     prefix = unique_name("expiring")
     # As a faust worker or a person might have made it: the broker's 7-day default.
-    await create_visible(bootstrap, TopicSpec(name=f"{prefix}ledger-events", partitions=PARTITIONS))
+    await create_fresh(bootstrap, TopicSpec(name=f"{prefix}ledger-events", partitions=PARTITIONS))
 
     with pytest.raises(
         TopicsError,
         match=rf"'{prefix}ledger-events' has retention.ms=\d+, kessai wants retention.ms=-1",
     ):
-        await ensure_topics(Settings(bootstrap=bootstrap, partitions=PARTITIONS), prefix=prefix)
+        await ensure_public_topics(
+            Settings(bootstrap=bootstrap, partitions=PARTITIONS), prefix=prefix
+        )

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+from tests.support.paths import DEPLOY
 
 
 def _yaml(path: Path) -> Any:
@@ -21,7 +21,7 @@ def _yaml(path: Path) -> Any:
 
 def grafana_queries() -> list[str]:
     """Every PromQL expression of the provisioned Grafana dashboards."""
-    out = []
+    out: list[str] = []
     for path in sorted((DEPLOY / "grafana" / "dashboards").glob("*.json")):
         for panel in json.loads(path.read_text())["panels"]:
             out.extend(t["expr"] for t in panel["targets"])
@@ -123,9 +123,10 @@ def test_the_dashboard_and_alerts_watch_what_the_issue_asks_for() -> None:
 def test_compose_secrets_make_every_file_the_stack_reads(tmp_path: Path) -> None:
     from cryptography import x509
 
-    from streams import kafkasecure, signing
     from streams.config import Settings
-    from streams.deploysecure import write_compose_secrets
+    from streams.devtools.localkafka import secure as kafkasecure
+    from streams.devtools.localkafka.compose import write_compose_secrets
+    from streams.security import signing
 
     out = tmp_path / "secrets"
     write_compose_secrets(out)

@@ -7,10 +7,10 @@ from decimal import Decimal
 import orjson
 
 from schemas import BalanceChanged
-from streams.ledger import core
-from streams.ledger.commands import handle_command
+from streams.ledger import domain as core
+from streams.ledger.handler import handle_command
 from streams.ledger.intake import intake_record as ledger_intake
-from streams.settlement import core as saga_core
+from streams.settlement import saga as saga_core
 from streams.settlement import steps
 from streams.settlement.intake import intake_record as trade_intake
 
@@ -109,8 +109,8 @@ def test_a_trade_whose_cash_leg_is_past_the_limit_is_invalid_price() -> None:
 def test_units_past_64_bits_cross_the_internal_topics() -> None:
     """orjson refuses integers past 64 bits: a valid payment of 10**20 USDC units
     stopped the intake in wire.to_wire. Such units travel as decimal strings."""
+    from streams import wire
     from streams.ledger import intake as ledger_intake
-    from streams.settlement import wire
     from streams.settlement.steps import Move
 
     raw = orjson.dumps({"payment_id": "big", "account": "alice", "token": "USDC",
@@ -128,7 +128,7 @@ def test_a_cash_leg_past_64_bits_is_refused_and_one_below_fits_every_table() -> 
     of 10**20 JPYC units would have stopped the worker at its commit."""
     from faust.utils import json as faust_json
 
-    from streams.settlement.inbox import handle_inbox
+    from streams.settlement.handler import handle_inbox
 
     # 100,000 face at 10**14 % = 10**17 JPYC: fits. At 10**16 %: 10**19, past 2**63.
     fits = trade_intake(b"t1", trade(price="1" + "0" * 14), 0.0, tokens=TOKENS, deadline_s=1)

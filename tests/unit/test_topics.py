@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from schemas import TOPIC_MODELS, codec
-from streams.config import Settings
-from streams.topics import CATALOGUE, INPUT_TOPICS, KEEP_FOREVER, by_name
+from streams.topics import CATALOGUE, INPUT_TOPICS, KEEP_FOREVER, by_name, changelog
 
 
 def test_the_catalogue_is_exactly_the_eight_schema_topics() -> None:
@@ -31,9 +32,7 @@ def test_only_the_outside_world_topics_are_inputs() -> None:
 
 
 def test_every_topic_shares_the_configured_partition_count() -> None:
-    settings = Settings(partitions=7)
-
-    specs = [t.spec(settings, prefix="x-") for t in CATALOGUE]
+    specs = [t.spec(7, prefix="x-") for t in CATALOGUE]
 
     assert {s.partitions for s in specs} == {7}
     assert [s.name for s in specs] == [f"x-{t.name}" for t in CATALOGUE]
@@ -44,9 +43,16 @@ def test_the_journal_and_settlements_never_expire_and_the_rest_use_defaults() ->
 
     assert forever == {"ledger-events", "settlements"}
     for name in forever:
-        config = by_name(name).spec(Settings()).config
+        config = by_name(name).spec(4).config
         assert config is not None
         assert config["retention.ms"] == "-1"
         assert config["retention.bytes"] == "-1"
         assert config["cleanup.policy"] == "delete"  # compaction would drop history
     assert dict(KEEP_FOREVER) == dict(by_name("ledger-events").config)
+
+
+def test_changelog_topics_are_named_as_faust_names_them() -> None:
+    assert changelog("kessai", "accounts") == "kessai-accounts-changelog"
+    assert changelog("kessai-x", "applied") == "kessai-x-applied-changelog"
+    with pytest.raises(AssertionError):
+        changelog("kessai", "no-such-table")

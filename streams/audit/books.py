@@ -1,0 +1,42 @@
+"""``kessai book ISIN``'s data: a bond's books as the matcher last committed them.
+
+Read from the ``orders`` table's changelog with read_committed (the last value of
+each row wins, as in faust's recovery), so it needs no running worker and shows
+exactly the state a restarted worker would resume from.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import orjson
+
+from streams.config import Settings
+from streams.kafka.reader import read_committed
+from streams.matching.book import Book, Resting
+from streams.matching.matcher import open_orders
+from streams.topics import ORDERS_TABLE, changelog
+
+__all__ = ["read_books"]
+
+
+async def read_books(settings: Settings, isin: str) -> dict[str, Book]:
+    """The open books of ``isin`` by currency, from the changelog of ``settings.app_id``."""
+    rows: dict[str, bytes] = {}
+    for record in await read_committed(settings, changelog(settings.app_id, ORDERS_TABLE)):
+        if record.key is None:
+            continue
+        # faust's key codec for key_type=str is JSON: the row key is a JSON string.
+        key = orjson.loads(record.key)
+        if record.value is None:
+            rows.pop(key, None)
+        else:
+            rows[key] = record.value
+    by_currency: dict[str, list[Resting]] = defaultdict(list)
+    for row in open_orders(rows.items(), isin):
+        assert row.order is not None
+        by_currency[row.currency].append(row.order)
+    return {
+        currency: Book.restored(isin, currency, orders)
+        for currency, orders in sorted(by_currency.items())
+    }

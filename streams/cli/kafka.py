@@ -1,0 +1,130 @@
+"""``kessai kafka up|down|status|reset|compose-secrets``: the local broker for
+development and tests (:mod:`streams.devtools.localkafka`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from streams.cli._common import PROG, Commands, fail
+from streams.config import Settings
+from streams.devtools import localkafka
+
+#: Said on stderr each time the open profile is brought up.
+PLAINTEXT_WARNING = (
+    "WARNING: this is the OPEN development profile of Kafka: no authentication, no ACLs. "
+    "Anyone who reaches {bootstrap} can publish trades and payments, and read every "
+    "account's ledger. Use `kessai kafka up --secure` (SASL/SCRAM over TLS with ACLs) "
+    "for anything but development on this machine."
+)
+
+_ACTIONS = (
+    ("up", "start the local broker if it is not running; wait until it answers"),
+    ("down", "stop the local broker kessai started"),
+    ("status", "say whether the broker answers; exit 1 if not"),
+    ("reset", "stop the broker and DELETE all its topics and data (needs --yes)"),
+)
+
+
+def add_parser(commands: Commands) -> None:
+    kafka = commands.add_parser(
+        "kafka",
+        help="run a local single-node Kafka for development and tests",
+        description=(
+            "Run a local single-node Kafka broker (KRaft) from Maven jars under "
+            "KESSAI_STATE_DIR (default ./.kessai/). It outlives this command; "
+            "`kessai kafka down` stops it. With KESSAI_BOOTSTRAP pointing elsewhere, "
+            "nothing is started or stopped. Without --secure it is the open development "
+            "profile (no authentication, no ACLs); --secure runs the secure profile: "
+            "SASL/SCRAM-SHA-512 over TLS and Kafka ACLs, on 127.0.0.1:9192 under "
+            "KESSAI_STATE_DIR/kafka-secure, with an env file per principal in "
+            "kafka-secure/secure/env/."
+        ),
+    )
+    actions = kafka.add_subparsers(title="actions", dest="action", metavar="ACTION")
+    actions.required = True
+    for name, text in _ACTIONS:
+        action = actions.add_parser(name, help=text, description=text[0].upper() + text[1:])
+        action.add_argument(
+            "--timeout-s", type=float, default=None, help="how long to wait for the broker"
+        )
+        action.add_argument(
+            "--secure",
+            action="store_true",
+            help="the secure profile (SASL_SSL + ACLs); implied by KESSAI_KAFKA_SECURITY=sasl_ssl",
+        )
+        if name == "reset":
+            action.add_argument(
+                "--yes",
+                action="store_true",
+                help="confirm: every topic, the ledger journal included, is deleted",
+            )
+        action.set_defaults(handler=run)
+    secrets = actions.add_parser(
+        "compose-secrets",
+        help="write deploy/compose.yaml's secure files (certificates, passwords, keys, ACLs)",
+        description=(
+            "Write what the compose stack mounts at /secrets: a CA and a certificate for the "
+            "broker `kafka`, a password per principal, the signers' keys and registry, the "
+            "broker's server.properties, its start script (SCRAM users made at format time) "
+            "and the ACL script, and an env file per principal for the stack (env/) and for "
+            "the host (host-env/). Existing certificates, passwords and keys are kept."
+        ),
+    )
+    secrets.add_argument(
+        "--out",
+        type=Path,
+        default=Path("deploy") / "secrets",
+        help="the folder (default deploy/secrets under the working directory, git-ignored)",
+    )
+    secrets.set_defaults(handler=compose_secrets)
+
+
+def compose_secrets(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.devtools.localkafka.compose import write_compose_secrets
+
+    written = write_compose_secrets(args.out, partitions=settings.partitions)
+    print(f"wrote {len(written)} files and the credentials, keys and env files in {args.out}")
+    print("then: docker compose -f deploy/compose.yaml up -d --build (see its header)")
+    return 0
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    timeout: dict[str, float] = {} if args.timeout_s is None else {"timeout_s": args.timeout_s}
+    if args.secure:
+        settings = localkafka.secure_profile(settings)
+    if args.action == "up":
+        return _up(settings, timeout)
+    if args.action == "down":
+        stopped = localkafka.down(settings, **timeout)
+        print("stopped" if stopped else "nothing to stop: kessai's broker was not running")
+        return 0
+    if args.action == "reset":
+        data_dir = localkafka.status(settings).data_dir
+        if not args.yes:
+            secure = " --secure" if args.secure else ""
+            return fail(
+                f"reset deletes every topic and record in {data_dir}, the ledger journal "
+                f"included; run `{PROG} kafka reset{secure} --yes` to do it"
+            )
+        localkafka.reset(settings, **timeout)
+        print(f"stopped the broker and deleted {data_dir}")
+        return 0
+    assert args.action == "status", args.action
+    status = localkafka.status(settings)
+    print(status.message)
+    return 0 if status.running else 1
+
+
+def _up(settings: Settings, timeout: dict[str, float]) -> int:
+    if settings.kafka_security == "plaintext":
+        print(PLAINTEXT_WARNING.format(bootstrap=settings.bootstrap), file=sys.stderr)
+    status = localkafka.up(settings, log=lambda line: print(line, file=sys.stderr), **timeout)
+    print(status.message)
+    if status.managed and str(status.log_file) not in status.message:
+        print(f"log: {status.log_file}")
+    if settings.kafka_security == "sasl_ssl" and status.managed:
+        env = localkafka.env_file(settings, "worker")
+        print(f"clients: `set -a; . {env}; set +a` (one env file per principal in {env.parent})")
+    return 0

@@ -1,0 +1,188 @@
+"""The secure profile for deploy/compose.yaml: ``kessai kafka compose-secrets``.
+
+Writes, into ``deploy/secrets/`` (git-ignored), what the compose stack mounts at
+``/secrets``: the same kinds of files :mod:`streams.devtools.localkafka.secure` makes for the local
+secure broker, for a broker named ``kafka`` in a container network:
+
+- ``ca.pem``, ``broker.pem``: a local CA and the broker's certificate for ``kafka``,
+  ``localhost`` and 127.0.0.1;
+- ``credentials/<principal>.json`` and ``signers/`` (keys and registry), as locally;
+- ``env/<principal>.env``: the ``KESSAI_*`` variables of a client in the stack
+  (bootstrap ``kafka:9092``, paths under ``/secrets``); ``host-env/<principal>.env``:
+  the same for a client on the host (``127.0.0.1:19092``, paths in this folder);
+- ``server.properties``: the broker's whole configuration (two SASL_SSL listeners:
+  ``INTERNAL`` for the stack, ``HOST`` for the host port; the controller on
+  localhost only), with :func:`streams.devtools.localkafka.base_properties`;
+- ``kafka-start.sh`` and ``format.args``: format the storage once with every
+  principal's SCRAM credential (salted, in a java argument file: a salted password
+  is as good as the password for a SCRAM login, so never on a command line), then
+  start the broker;
+- ``acls.sh``: installs :data:`streams.devtools.localkafka.secure.ACLS` with Kafka's own tool;
+- ``admin-client.properties``: the admin's client settings for those tools;
+- ``mounts/<service>/``: the files each service of the stack may see (:data:`MOUNTS`).
+
+Every file that holds a secret is mode 0600. The image's ``appuser`` must be able to
+read them: run ``kessai kafka compose-secrets`` as the user the containers run as,
+or see deploy/compose.yaml. Not run on kessai's development machines (no Docker);
+the same configuration pieces run in the local secure profile's tests.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Final
+
+from streams.devtools.localkafka import NODE_ID, base_properties, java_argfile
+from streams.devtools.localkafka import secure as kafkasecure
+from streams.devtools.localkafka.secure import ADMIN, SecureFiles, write_private
+
+#: Inside the containers.
+MOUNT: Final = Path("/secrets")
+KAFKA_HOME: Final = "/opt/kafka"
+DATA_DIR: Final = "/var/lib/kafka/data"
+HOSTNAME: Final = "kafka"
+INTERNAL_PORT: Final = 9092
+HOST_PORT: Final = 19092
+CONTROLLER_PORT: Final = 9093
+#: The workers' image keeps its state here (deploy/worker.Dockerfile).
+WORKER_STATE_DIR: Final = Path("/app/.kessai")
+#: A fixed cluster id: the volume formatted with it stays valid across restarts.
+CLUSTER_ID: Final = "HBHb46x8om7Cc8q-ACHVXg"
+
+
+#: What each service of the stack mounts at /secrets (``mounts/<service>/``): its own
+#: files only. A worker gets its password, the CA, the registry and the matcher's key;
+#: never the admin's password or a venue's or the bridge's key.
+MOUNTS: Final[dict[str, tuple[str, ...]]] = {
+    "broker": (
+        "server.properties",
+        "format.args",
+        "kafka-start.sh",
+        "broker.pem",
+        "ca.pem",
+        "admin-client.properties",
+    ),
+    "acls": ("acls.sh", "admin-client.properties", "ca.pem"),
+    "worker": (
+        "env/worker.env",
+        "credentials/worker.json",
+        "ca.pem",
+        "signers/signers.json",
+        "signers/kessai.pem",
+    ),
+}
+
+
+def server_properties(files: SecureFiles, admin_password: str, partitions: int) -> str:
+    """The compose broker's ``server.properties``; ``files`` as the broker sees them."""
+    lines = [
+        "# Written by `kessai kafka compose-secrets` (streams.devtools.localkafka). Secret.",
+        "process.roles=broker,controller",
+        f"node.id={NODE_ID}",
+        f"controller.quorum.voters={NODE_ID}@localhost:{CONTROLLER_PORT}",
+        "# INTERNAL: the stack's services (kafka:9092). HOST: clients on the host, through",
+        "# the published port; the broker also talks to itself there (127.0.0.1 is in its",
+        "# certificate). The controller listens on the container's loopback only.",
+        *kafkasecure.sasl_listener_properties(
+            clients=[
+                ("INTERNAL", f"0.0.0.0:{INTERNAL_PORT}", f"{HOSTNAME}:{INTERNAL_PORT}"),
+                ("HOST", f"0.0.0.0:{HOST_PORT}", f"127.0.0.1:{HOST_PORT}"),
+            ],
+            inter_broker="HOST",
+            controller=f"localhost:{CONTROLLER_PORT}",
+            files=files,
+            admin_password=admin_password,
+        ),
+        "",
+        f"log.dirs={DATA_DIR}",
+        "",
+        *base_properties(partitions),
+    ]
+    return "\n".join(lines)
+
+
+def format_args(scram_args: list[str]) -> str:
+    """The java argument file of the storage format: the SCRAM credentials (salted
+    passwords, as good as passwords for a SCRAM login) stay off the command line."""
+    return java_argfile(
+        [
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            CLUSTER_ID,
+            "-c",
+            f"{MOUNT}/server.properties",
+            "--ignore-formatted",
+            *scram_args,
+        ]
+    )
+
+
+def start_script() -> str:
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            "# The compose broker: format the volume once, with every principal's SCRAM",
+            "# credential (format.args), then run. Written by `kessai kafka compose-secrets`.",
+            "set -euo pipefail",
+            f'if [ ! -f "{DATA_DIR}/meta.properties" ]; then',
+            f'  java -Xmx256M -cp "{KAFKA_HOME}/libs/*" '
+            f"-Dlog4j.configuration=file:{KAFKA_HOME}/config/tools-log4j.properties "
+            f"@{MOUNT}/format.args",
+            "fi",
+            f"exec {KAFKA_HOME}/bin/kafka-server-start.sh {MOUNT}/server.properties",
+            "",
+        ]
+    )
+
+
+def acl_script() -> str:
+    connect = (
+        f"--bootstrap-server {HOSTNAME}:{INTERNAL_PORT} "
+        f"--command-config {MOUNT}/admin-client.properties"
+    )
+    calls = [
+        f"{KAFKA_HOME}/bin/kafka-acls.sh {connect} " + " ".join(shlex.quote(a) for a in call)
+        for call in kafkasecure.acl_command_args(kafkasecure.ACLS)
+    ]
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            "# Install kessai's ACL table (streams.security.acl) as the admin.",
+            "set -euo pipefail",
+            *calls,
+            'echo "kessai: ACLs installed"',
+            "",
+        ]
+    )
+
+
+def write_compose_secrets(out: Path, *, partitions: int = 4) -> list[Path]:
+    """Write the stack's secure files into ``out`` (kept when they exist: certificates,
+    passwords and keys are made once). Returns the files written."""
+    files = SecureFiles(out)
+    mounted = SecureFiles(MOUNT)
+    kafkasecure.ensure_certificates(files, dns_names=(HOSTNAME,))
+    passwords = kafkasecure.ensure_credentials(files)
+    kafkasecure.ensure_signers(files)
+    bootstrap = f"{HOSTNAME}:{INTERNAL_PORT}"
+    kafkasecure.write_client_files(files, bootstrap, WORKER_STATE_DIR, seen_as=mounted)
+    kafkasecure.write_client_files(
+        files, f"127.0.0.1:{HOST_PORT}", out.resolve() / "state", env_dir="host-env"
+    )
+    admin = passwords[ADMIN]
+    written = {
+        out / "server.properties": server_properties(mounted, admin, partitions),
+        out / "format.args": format_args(kafkasecure.scram_format_args(passwords)),
+        out / "kafka-start.sh": start_script(),
+        out / "acls.sh": acl_script(),
+        out / "admin-client.properties": kafkasecure.admin_client_properties(mounted, admin),
+    }
+    for path, text in written.items():
+        write_private(path, text)
+    for service, names in MOUNTS.items():
+        folder = out / "mounts" / service
+        for name in names:
+            write_private(folder / name, (out / name).read_text(encoding="utf-8"))
+    return sorted(written)

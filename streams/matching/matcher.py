@@ -1,0 +1,329 @@
+"""The matcher: every book of a worker's partitions, kept as one row per order. Pure.
+
+The agent hands each decoded ``orders`` record to :meth:`Matcher.handle` and sends
+what comes back: order events, trades, and, for a bad order, a rejection reason.
+
+**Rows.** Each order is one row of a key-value mapping (the ``orders`` table in the
+agent, a dict in the tests), keyed by ``[isin, venue, order_id]``:
+
+- an open order: its book's currency, account, side, limit price, quantity,
+  remaining face and ``seq`` (its time priority);
+- a done one (filled or cancelled): ``{"c": currency, "r": 0, "n": seq}``, kept so
+  that its id cannot be used again (``duplicate``), a late cancel says
+  ``order_closed``, and a rebuilt book numbers new orders as if it had never stopped.
+
+An order or cancel rewrites its own row and the row of every order it fills: the
+changelog carries O(1 + fills) records per order, never a whole book. The sorted
+books live in memory only and are built from the open rows the first time the
+matcher is used (:meth:`Matcher.books`); a new matcher must be made whenever the rows
+are reloaded (a restart or a rebalance).
+
+**Identity.** An order is named by ``(isin, venue, order_id)``: a venue's ids are its
+own, per bond. Its book is ``(isin, currency)``; a cancel finds the order by its
+name, whatever currency it states.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from schemas import FACE_JPY_MIN, QUANTITY_MAX
+from streams.matching.book import (
+    Book,
+    EventKind,
+    NewOrder,
+    Outcome,
+    Resting,
+    Side,
+)
+from streams.settlement.saga import cash_units
+
+#: The value of a done order's row is only this (and its currency).
+DONE = 0
+
+
+def row_key(isin: str, venue: str, order_id: str) -> str:
+    """The row key of an order: JSON, so no separator can make two names collide."""
+    return orjson.dumps([isin, venue, order_id]).decode()
+
+
+def encode_row(order: Resting, currency: str) -> bytes:
+    """The row's JSON, in a bytes object of its own size: orjson's own result keeps
+    its whole ~4 KiB output buffer alive (notes/2026-11-25-bench-memory.md), and the
+    table keeps one row per order ever seen."""
+    if order.remaining == DONE:
+        data = orjson.dumps({"c": currency, "r": DONE, "n": order.seq})
+    else:
+        data = orjson.dumps(
+            {
+                "c": currency,
+                "a": order.account,
+                "s": order.side,
+                "p": str(order.price),
+                "q": order.quantity,
+                "r": order.remaining,
+                "n": order.seq,
+            }
+        )
+    return memoryview(data).tobytes()
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    isin: str
+    currency: str
+    #: The order's arrival number in its book.
+    seq: int
+    #: None when the order is done.
+    order: Resting | None
+
+
+def decode_row(key: str, value: bytes) -> Row:
+    isin, venue, order_id = orjson.loads(key)
+    data: dict[str, Any] = orjson.loads(value)
+    if data["r"] == DONE:
+        return Row(isin, data["c"], data["n"], None)
+    order = Resting(
+        venue=venue,
+        order_id=order_id,
+        account=data["a"],
+        side=data["s"],
+        price=Decimal(data["p"]),
+        quantity=data["q"],
+        remaining=data["r"],
+        seq=data["n"],
+    )
+    return Row(isin, data["c"], order.seq, order)
+
+
+def books_from_rows(rows: Iterable[tuple[str, bytes]]) -> dict[tuple[str, str], Book]:
+    """Every book that ever had an order, built from rows in any order."""
+    open_orders: dict[tuple[str, str], list[Resting]] = defaultdict(list)
+    last_seq: dict[tuple[str, str], int] = defaultdict(int)
+    for key, value in rows:
+        row = decode_row(key, value)
+        book = (row.isin, row.currency)
+        last_seq[book] = max(last_seq[book], row.seq)
+        if row.order is not None:
+            open_orders[book].append(row.order)
+    return {
+        (isin, currency): Book.restored(
+            isin, currency, open_orders.get((isin, currency), ()), last_seq=seq
+        )
+        for (isin, currency), seq in last_seq.items()
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """One step of an order's life, for ``order-events``."""
+
+    kind: EventKind
+    isin: str
+    currency: str
+    venue: str
+    order_id: str
+    account: str | None
+    side: Side | None
+    #: Face filled by this step (fills only).
+    filled: int
+    #: Face left to fill after this step.
+    remaining: int
+    #: The fill's price (fills), else the order's limit (None: a market order).
+    price: Decimal | None
+    trade_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedTrade:
+    """A fill, as the trade settlement will see: the resting order's price."""
+
+    trade_id: str
+    isin: str
+    currency: str
+    buyer: str
+    seller: str
+    quantity: int
+    price: Decimal
+
+
+@dataclass(slots=True)
+class Handled:
+    updates: list[OrderUpdate] = field(default_factory=list)
+    trades: list[MatchedTrade] = field(default_factory=list)
+    #: Set when the order was bad: it goes to ``rejections`` too, and changed nothing.
+    rejected: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """An ``orders`` record, as decoded (``schemas.SubmitOrder``'s fields)."""
+
+    isin: str
+    currency: str
+    venue: str
+    order_id: str
+    account: str
+    action: str = "new"
+    side: Side | None = None
+    quantity: int | None = None
+    price: Decimal | None = None
+    time_in_force: str = "GTC"
+
+
+class Matcher:
+    """Matches orders against the books held in *rows*, writing every change back."""
+
+    def __init__(self, rows: MutableMapping[str, bytes], *, tokens: Mapping[str, int]) -> None:
+        """*tokens*: the cash tokens an order may be priced in, and their decimals."""
+        self._rows = rows
+        self._tokens = dict(tokens)
+        self._books: dict[tuple[str, str], Book] | None = None
+
+    def books(self) -> dict[tuple[str, str], Book]:
+        if self._books is None:
+            self._books = books_from_rows(self._rows.items())
+        return self._books
+
+    def book(self, isin: str, currency: str) -> Book:
+        books = self.books()
+        book = books.get((isin, currency))
+        if book is None:
+            book = books[isin, currency] = Book(isin, currency)
+        return book
+
+    def handle(self, request: OrderRequest) -> Handled:
+        if request.action == "cancel":
+            return self._cancel(request)
+        return self._new(request)
+
+    def _new(self, r: OrderRequest) -> Handled:
+        assert r.side is not None and r.quantity is not None, r  # the schema's rule
+        reason = None
+        if r.currency not in self._tokens:
+            reason = "unknown_token"
+        elif row_key(r.isin, r.venue, r.order_id) in self._rows:
+            reason = "duplicate"
+        elif r.price is not None and not _price_settles(r.price, self._tokens[r.currency]):
+            reason = "invalid_price"
+        if reason is not None:
+            return Handled(updates=[_rejected(r, reason)], rejected=reason)
+        book = self.book(r.isin, r.currency)
+        outcome = book.submit(
+            NewOrder(
+                venue=r.venue,
+                order_id=r.order_id,
+                account=r.account,
+                side=r.side,
+                quantity=r.quantity,
+                price=r.price,
+                time_in_force="IOC" if r.time_in_force == "IOC" else "GTC",
+            )
+        )
+        return self._apply(book, outcome, r)
+
+    def _cancel(self, r: OrderRequest) -> Handled:
+        key = row_key(r.isin, r.venue, r.order_id)
+        raw = self._rows.get(key)
+        if raw is None:
+            return Handled(updates=[_rejected(r, "unknown_order")])
+        row = decode_row(key, raw)
+        if row.order is None:
+            return Handled(updates=[_rejected(r, "order_closed")])
+        book = self.book(r.isin, row.currency)
+        outcome = book.cancel((r.venue, r.order_id))
+        assert outcome is not None, r  # an open row is an order on its book
+        return self._apply(book, outcome, r)
+
+    def _apply(self, book: Book, outcome: Outcome, r: OrderRequest) -> Handled:
+        for row in outcome.changed:
+            self._rows[row_key(book.isin, row.venue, row.order_id)] = encode_row(row, book.currency)
+        changed = {(o.venue, o.order_id): o for o in outcome.changed}
+        handled = Handled()
+        for e in outcome.events:
+            # An order's own row knows its account and side; a new order's request too.
+            order = changed.get((e.venue, e.order_id))
+            mine = (e.venue, e.order_id) == (r.venue, r.order_id)
+            price = e.price
+            if price is None:
+                # A new order's limit (None: market); a cancelled order's, from its row.
+                if mine and r.action == "new":
+                    price = r.price
+                elif order is not None:
+                    price = order.price
+            handled.updates.append(
+                OrderUpdate(
+                    kind=e.kind,
+                    isin=book.isin,
+                    currency=book.currency,
+                    venue=e.venue,
+                    order_id=e.order_id,
+                    account=order.account if order is not None else None,
+                    side=order.side if order is not None else None,
+                    filled=e.filled,
+                    remaining=e.remaining,
+                    price=price,
+                    trade_id=e.trade_id,
+                    reason=e.reason,
+                )
+            )
+        handled.trades = [
+            MatchedTrade(
+                trade_id=f.trade_id,
+                isin=book.isin,
+                currency=book.currency,
+                buyer=f.buyer,
+                seller=f.seller,
+                quantity=f.quantity,
+                price=f.price,
+            )
+            for f in outcome.fills
+        ]
+        return handled
+
+
+#: The largest face a fill can have (``schemas`` caps quantities at 2**53 - 1).
+FACE_MAX = QUANTITY_MAX - QUANTITY_MAX % FACE_JPY_MIN
+
+
+def _price_settles(price: Decimal, decimals: int) -> bool:
+    """Whether settlement can compute the cash leg of any fill at *price*: not 0 for
+    the smallest face, and not past the cash arithmetic's precision for the largest
+    (``cash_units`` raises there, and a raise would stop the agent)."""
+    try:
+        smallest = cash_units(FACE_JPY_MIN, price, Decimal(0), decimals)
+        cash_units(FACE_MAX, price, Decimal(0), decimals)
+    except ArithmeticError:  # decimal.InvalidOperation, Overflow
+        return False
+    return smallest > 0
+
+
+def _rejected(r: OrderRequest, reason: str) -> OrderUpdate:
+    return OrderUpdate(
+        kind="rejected",
+        isin=r.isin,
+        currency=r.currency,
+        venue=r.venue,
+        order_id=r.order_id,
+        account=r.account,
+        side=r.side,
+        filled=0,
+        remaining=0,
+        price=r.price,
+        reason=reason,
+    )
+
+
+def open_orders(rows: Iterable[tuple[str, bytes]], isin: str) -> Iterator[Row]:
+    """The open rows of one bond (``kessai book``)."""
+    for key, value in rows:
+        row = decode_row(key, value)
+        if row.isin == isin and row.order is not None:
+            yield row

@@ -1,0 +1,49 @@
+"""What ``kessai worker`` does: say what the settings leave open, create the topics the
+worker relies on, then run the faust app of :mod:`streams.runtime.app`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from streams.config import Settings
+from streams.kafka.admin import ensure_worker_topics
+from streams.runtime.app import create_app
+
+__all__ = ["run", "security_warnings"]
+
+
+def security_warnings(settings: Settings) -> list[str]:
+    """What a worker with these settings leaves open, for its operator to read first."""
+    warnings = []
+    if settings.kafka_security == "plaintext":
+        warnings.append(
+            f"DEVELOPMENT PROFILE: Kafka at {settings.bootstrap} without TLS, authentication "
+            f"or ACLs (KESSAI_KAFKA_SECURITY=plaintext): anyone who reaches it can publish "
+            f"trades and payments. Use the secure profile for anything real "
+            f"(`kessai kafka up --secure`, docs/security.md)."
+        )
+    if not settings.verify_signatures:
+        warnings.append(
+            "SIGNATURES NOT CHECKED (KESSAI_VERIFY_SIGNATURES=0): a trade, order, payment "
+            "or custody record is taken from whoever wrote it."
+        )
+    return warnings
+
+
+def run(settings: Settings, worker_args: list[str] | None = None) -> None:
+    """Create the topics, then run faust's ``worker`` command with ``worker_args``
+    (default ``-l info``) until it stops."""
+    for line in security_warnings(settings):
+        print(f"kessai: WARNING: {line}", file=sys.stderr)
+    created = asyncio.run(ensure_worker_topics(settings))
+    if created:
+        print(f"kessai: created topics {', '.join(created)}", file=sys.stderr)
+    if settings.event_loop == "uvloop":
+        import uvloop  # an optional dependency: kessai[uvloop]
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    app = create_app(settings)
+    # faust's command line reads sys.argv itself.
+    sys.argv = ["kessai worker", "worker", *(worker_args or ["-l", "info"])]
+    app.main()

@@ -1,0 +1,441 @@
+"""The worker's Prometheus metrics: what the pipeline did, counted where it happens.
+
+One :class:`Metrics` per app, with a registry of its own (never prometheus_client's
+global one: two apps in one process, as in the tests, must not share counts). The
+agents call its methods as they send; ``GET /metrics`` on the worker's web port
+serves the registry in Prometheus' text format (``streams/runtime/app.py`` wires it).
+
+Names follow Prometheus' conventions: a ``kessai_`` prefix, base units, ``_total`` on
+counters (prometheus_client adds it). Label values come from kessai's own code paths
+(topic names, reason codes, statuses), never from input; :data:`LABEL_SETS_MAX` bounds
+them anyway, and ``.labels()`` children are cached, not looked up per event.
+
+:class:`WorkerCollector` adds what is read from the worker itself at scrape time
+(nothing per event): consumer lag per input partition, rows per table, whether it is
+recovering, event-loop lag, rebalances and committed transactions.
+
+:class:`StateCollector` sums the worker's own tables at scrape time (cached for
+:data:`STATE_CACHE_S`): balances and locked value per asset, open locks, net external
+inflow, the conservation error (balances minus inflow, exact in smallest units;
+summed over every worker it is 0 once no trade is half posted), and open trades by
+stage and pending reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from streams.ledger.domain import AccountState
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CONTENT_TYPE",
+    "LABEL_SETS_MAX",
+    "Metrics",
+    "StateCollector",
+    "WorkerCollector",
+    "consumer_lags",
+    "health",
+]
+
+#: The exposition's content type.
+CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+#: Settlement latency buckets, in seconds: from a fast local settle to the deadline.
+LATENCY_BUCKETS_S: Final = (
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+)
+#: Settlement status records the dashboard lists (``/api/settlements/recent``).
+RECENT_SETTLEMENTS_MAX: Final = 50
+#: Seconds a scrape reuses the sums over the tables (O(rows) to compute).
+STATE_CACHE_S: Final = 2.0
+#: Label sets one metric may have; past it, new ones are counted under "other".
+LABEL_SETS_MAX: Final = 200
+_OTHER: Final = "other"
+
+
+class Metrics:
+    """The business counters of one worker."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self._trades_received = Counter(
+            "kessai_trades_received",
+            "Trades accepted by the trade intake and handed to settlement.",
+            registry=r,
+        )
+        self._settlements = Counter(
+            "kessai_settlements",
+            "Settlement status records published, by status and reason.",
+            ["status", "reason"],
+            registry=r,
+        )
+        self._rejections = Counter(
+            "kessai_rejections",
+            "Records rejected, by the topic they came from and the reason code.",
+            ["topic", "reason"],
+            registry=r,
+        )
+        self._ledger_events = Counter(
+            "kessai_ledger_events",
+            "Balance changes written to the ledger journal.",
+            registry=r,
+        )
+        self._order_events = Counter(
+            "kessai_order_events",
+            "Order status changes published, by event.",
+            ["event"],
+            registry=r,
+        )
+        self._fills = Counter(
+            "kessai_fills",
+            "Trades made by the matcher (one per fill).",
+            registry=r,
+        )
+        latency = Histogram(
+            "kessai_settlement_latency_seconds",
+            "Seconds from a trade to its settled status: since the venue's trade_time, or "
+            "since the record arrived on the trades topic.",
+            ["since"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self._since_trade_time = latency.labels("trade_time")
+        self._since_arrival = latency.labels("arrival")
+        self._children: dict[tuple[str, ...], Any] = {}
+        self._label_sets: dict[str, int] = {}
+        #: The last status records published (JSON-ready), oldest first.
+        self.recent_settlements: deque[dict[str, Any]] = deque(maxlen=RECENT_SETTLEMENTS_MAX)
+
+    def _child(self, metric: Counter, name: str, *labels: str) -> Any:
+        key = (name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            overflow = tuple(_OTHER for _ in labels)
+            if self._label_sets.get(name, 0) >= LABEL_SETS_MAX and labels != overflow:
+                return self._child(metric, name, *overflow)
+            child = self._children[key] = metric.labels(*labels)
+            self._label_sets[name] = self._label_sets.get(name, 0) + 1
+        return child
+
+    # -- what the agents report ----------------------------------------------------------
+
+    def trade_received(self) -> None:
+        self._trades_received.inc()
+
+    def settlement(self, status: str, reason: str | None) -> None:
+        self._child(self._settlements, "settlements", status, reason or "").inc()
+
+    def settled(self, trade_time_s: float, arrived_s: float, now_s: float) -> None:
+        """A trade settled at ``now_s``: its latencies (a time of 0 is unknown: a
+        trade forwarded before the saga carried its times)."""
+        if trade_time_s > 0:
+            self._since_trade_time.observe(max(0.0, now_s - trade_time_s))
+        if arrived_s > 0:
+            self._since_arrival.observe(max(0.0, now_s - arrived_s))
+
+    def rejected(self, topic: str, reason: str) -> None:
+        self._child(self._rejections, "rejections", topic, reason).inc()
+
+    def ledger_events(self, n: int) -> None:
+        if n:
+            self._ledger_events.inc(n)
+
+    def order_event(self, event: str) -> None:
+        self._child(self._order_events, "order_events", event).inc()
+
+    def fills(self, n: int) -> None:
+        if n:
+            self._fills.inc(n)
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus' text format."""
+        return generate_latest(self.registry)
+
+
+def consumer_lags(app: Any) -> dict[tuple[str, int], int]:
+    """Records waiting per input partition this worker owns: last stable offset minus
+    the committed offset (changelogs aside). Partitions whose offsets the consumer has
+    not learned yet are left out. Read from the consumer's caches: no request."""
+    consumer = app.consumer
+    changelogs = app.tables.changelog_topics
+    committed = getattr(consumer, "_committed_offset", {})
+    out: dict[tuple[str, int], int] = {}
+    for tp in consumer.assignment():
+        if tp.topic in changelogs:
+            continue
+        end = consumer.highwater(tp)
+        if end is None:
+            continue
+        done = committed.get(tp) or 0
+        out[(tp.topic, tp.partition)] = max(0, int(end) - int(done))
+    return out
+
+
+def health(app: Any, lag_max: int) -> tuple[int, dict[str, Any]]:
+    """``GET /health``'s status and body: 503 until the worker first joined its group and
+    recovered its tables (``starting``), while it recovers after a rebalance
+    (``recovering``) or while an input partition lags more than ``lag_max`` records
+    (``lagging``): a supervisor or load balancer should wait. Else 200 (``ok``)."""
+    if not app.tables.recovery.completed.is_set():
+        return 503, {"status": "starting"}
+    if getattr(app, "in_recovery", False):
+        return 503, {"status": "recovering"}
+    lags = consumer_lags(app)
+    behind = {f"{t}[{p}]": n for (t, p), n in sorted(lags.items()) if n > lag_max}
+    if behind:
+        return 503, {"status": "lagging", "lag_max": lag_max, "behind": behind}
+    return 200, {
+        "status": "ok",
+        "lag_records_max": max(lags.values(), default=0),
+        "partitions": len(lags),
+    }
+
+
+def ledger_partitions(app: Any) -> tuple[int, int]:
+    """(partitions of ``kessai-ledger-commands`` this worker owns, partitions in all)."""
+    topic = "kessai-ledger-commands"  # streams.ledger.agent.LEDGER_COMMANDS (it imports us)
+    owned = sum(1 for tp in app.consumer.assignment() if tp.topic == topic)
+    return owned, int(app.conf.topic_partitions)
+
+
+class WorkerCollector(Collector):
+    """The worker's technical gauges, read from faust at each scrape."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        #: Set by the worker's loop-lag task: how late its last wake-up was.
+        self.event_loop_lag_s = 0.0
+
+    def collect(self) -> Iterator[Any]:
+        app = self.app
+        try:
+            lags = consumer_lags(app)
+        except Exception:  # a scrape must still answer; the log says what failed
+            logger.exception("metrics: consumer lag unavailable")
+            lags = {}
+        lag = GaugeMetricFamily(
+            "kessai_consumer_lag_records",
+            "Records waiting on an input partition this worker owns.",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), n in sorted(lags.items()):
+            lag.add_metric([topic, str(partition)], n)
+        yield lag
+        rows = GaugeMetricFamily(
+            "kessai_table_rows", "Rows in each table this worker holds.", labels=["table"]
+        )
+        for name, table in sorted(app.tables.items()):
+            rows.add_metric([name], len(table))
+        yield rows
+        owned, total = ledger_partitions(app)
+        yield GaugeMetricFamily(
+            "kessai_ledger_partitions_owned",
+            "Partitions of kessai-ledger-commands this worker owns (its accounts' share).",
+            value=owned,
+        )
+        yield GaugeMetricFamily(
+            "kessai_ledger_partitions",
+            "Partitions of kessai-ledger-commands in all: one worker owning them all holds "
+            "every account, and its conservation error alone must be 0.",
+            value=total,
+        )
+        yield GaugeMetricFamily(
+            "kessai_recovering",
+            "1 while the worker rebuilds its tables from their changelogs.",
+            value=1 if getattr(app, "in_recovery", False) else 0,
+        )
+        yield GaugeMetricFamily(
+            "kessai_event_loop_lag_seconds",
+            "How late the worker's event loop last woke a timer.",
+            value=self.event_loop_lag_s,
+        )
+        yield CounterMetricFamily(
+            "kessai_rebalances",
+            "Consumer-group rebalances this worker took part in.",
+            value=getattr(app.tables, "rebalances_total", 0),
+        )
+        manager = getattr(app.consumer, "transactions", None)
+        times = getattr(manager, "commit_seconds", None)
+        if times is not None:
+            yield HistogramMetricFamily(
+                "kessai_commit_duration_seconds",
+                "Seconds each exactly-once commit took: deliver the held records, add the "
+                "offsets, commit the transaction.",
+                buckets=times.cumulative(),
+                sum_value=times.total_s,
+            )
+        yield CounterMetricFamily(
+            "kessai_transactions_aborted",
+            "Kafka transactions left open at a revocation and aborted by the partition's "
+            "next owner (their records were held, never sent). A failed commit stops the "
+            "worker instead.",
+            value=getattr(manager, "aborts_total", 0),
+        )
+        transactions = getattr(manager, "commits_total", 0)
+        yield CounterMetricFamily(
+            "kessai_transactions_committed",
+            "Kafka transactions committed (a failed commit stops the worker, so none abort).",
+            value=transactions,
+        )
+
+
+@dataclass
+class StateSums:
+    """Sums over one worker's tables, exact in smallest units."""
+
+    available: dict[str, int] = field(default_factory=dict)
+    locked: dict[str, int] = field(default_factory=dict)
+    inflow: dict[str, int] = field(default_factory=dict)
+    open_locks: int = 0
+    #: (stage, pending reason or "") -> open trades.
+    open_trades: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: When the oldest open trade arrived (epoch seconds; None: none open, or unknown).
+    oldest_arrived_s: float | None = None
+
+    def conservation_error(self, asset: str) -> int:
+        """Balances minus net inflow, in units (0 on one worker that holds everything)."""
+        held = self.available.get(asset, 0) + self.locked.get(asset, 0)
+        return held - self.inflow.get(asset, 0)
+
+    @property
+    def assets(self) -> list[str]:
+        return sorted(self.available.keys() | self.locked.keys() | self.inflow.keys())
+
+
+def state_sums(accounts: Any, inflow: Any, sagas: Any) -> StateSums:
+    """Sum the rows of the ``accounts``, ``inflow`` and ``sagas`` tables (any mappings)."""
+    out = StateSums()
+    for raw in list(accounts.values()):
+        state = AccountState.from_bytes(raw)
+        for asset, (available, locked) in state.balances.items():
+            out.available[asset] = out.available.get(asset, 0) + available
+            out.locked[asset] = out.locked.get(asset, 0) + locked
+        out.open_locks += len(state.locks)
+    for row in list(inflow.values()):
+        for asset, units in (row or {}).items():
+            out.inflow[asset] = out.inflow.get(asset, 0) + int(units)
+    for raw in list(sagas.values()):
+        if not raw:
+            continue
+        # The pending reason stays on the saga after its leg is granted: it only
+        # explains a wait while a leg is still queued.
+        waiting = "queued" in (raw.get("bonds"), raw.get("cash"))
+        reason = str(raw.get("pending_reason") or "") if waiting else ""
+        key = (str(raw.get("stage", "")), reason)
+        out.open_trades[key] = out.open_trades.get(key, 0) + 1
+        arrived = float((raw.get("trade") or {}).get("arrived_s") or 0.0)
+        if arrived > 0 and (out.oldest_arrived_s is None or arrived < out.oldest_arrived_s):
+            out.oldest_arrived_s = arrived
+    return out
+
+
+class StateCollector(Collector):
+    """Balances, locks, inflow, conservation and open trades, from the worker's tables."""
+
+    def __init__(self, app: Any, tokens: dict[str, int], cache_s: float = STATE_CACHE_S) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.cache_s = cache_s
+        self._sums: StateSums | None = None
+        self._at = 0.0
+
+    def sums(self) -> StateSums:
+        now = time.monotonic()
+        if self._sums is None or now - self._at >= self.cache_s:
+            tables = self.app.tables
+            self._sums = state_sums(
+                tables.get("accounts", {}), tables.get("inflow", {}), tables.get("sagas", {})
+            )
+            self._at = now
+        return self._sums
+
+    def _tokens(self, asset: str, units: int) -> float:
+        return float(units) / float(10 ** self.tokens.get(asset, 0))
+
+    def collect(self) -> Iterator[Any]:
+        if getattr(self.app, "in_recovery", False):
+            # The tables are being rebuilt: half-restored sums would page the
+            # conservation alert. Say nothing until they are whole.
+            return
+        try:
+            sums = self.sums()
+        except Exception:  # a scrape must still answer; the log says what failed
+            logger.exception("metrics: table sums unavailable")
+            return
+        balance = GaugeMetricFamily(
+            "kessai_balance_tokens",
+            "Balances this worker holds, by asset (tokens; bonds in face value) and kind.",
+            labels=["asset", "kind"],
+        )
+        inflow = GaugeMetricFamily(
+            "kessai_inflow_tokens",
+            "Deposits minus withdrawals applied on this worker's partitions, by asset.",
+            labels=["asset"],
+        )
+        error = GaugeMetricFamily(
+            "kessai_conservation_error_units",
+            "Balances minus net inflow, by asset, in the asset's smallest units (exact "
+            "integers below 2**53); summed over every worker it must be 0 (apart from "
+            "trades half posted at the scrape).",
+            labels=["asset"],
+        )
+        for asset in sums.assets:
+            balance.add_metric(
+                [asset, "available"], self._tokens(asset, sums.available.get(asset, 0))
+            )
+            balance.add_metric([asset, "locked"], self._tokens(asset, sums.locked.get(asset, 0)))
+            inflow.add_metric([asset], self._tokens(asset, sums.inflow.get(asset, 0)))
+            error.add_metric([asset], float(sums.conservation_error(asset)))
+        yield balance
+        yield inflow
+        yield error
+        yield GaugeMetricFamily(
+            "kessai_open_locks", "Locks held on this worker's accounts.", value=sums.open_locks
+        )
+        open_trades = GaugeMetricFamily(
+            "kessai_trades_open",
+            "Trades settling on this worker, by saga stage and pending reason.",
+            labels=["stage", "reason"],
+        )
+        for (stage, reason), n in sorted(sums.open_trades.items()):
+            open_trades.add_metric([stage, reason], n)
+        yield open_trades
+        oldest = sums.oldest_arrived_s
+        yield GaugeMetricFamily(
+            "kessai_oldest_open_trade_age_seconds",
+            "Seconds since the oldest trade still settling on this worker arrived (0: none).",
+            value=max(0.0, time.time() - oldest) if oldest is not None else 0.0,
+        )

@@ -1,0 +1,150 @@
+"""What the settlement agent does with one inbox message, over any mapping of sagas.
+
+:func:`handle_inbox` is the agent's whole logic for one record of
+``kessai-settlement-inbox`` (a new trade, a ledger reply, a clock tick), written over a
+``MutableMapping`` so that the agent runs it on its faust table and ``kessai replay``
+(:mod:`streams.audit.replay`) on a dict. Pure: no faust, no Kafka.
+
+A saga's row lives while its trade settles. When the trade is terminal the row goes,
+and an *outcome* row (:func:`outcome_json`: the trade, its final stage and reason)
+stays in ``outcomes``, for ``GET /trades/{trade_id}`` and as a second line against a
+trade forwarded twice: a ``Trade`` message whose id has a saga or an outcome starts
+nothing (:attr:`InboxOutputs.repeated`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from schemas import SettlementStatusChanged
+from streams.ledger import domain as ledger_core
+from streams.settlement import saga as core
+from streams.settlement import steps
+
+Sagas = MutableMapping[str, Any]
+Outcomes = MutableMapping[str, Any]
+
+
+def saga_to_json(saga: core.Saga, partition: int) -> dict[str, Any]:
+    return {"p": partition, **dataclasses.asdict(saga)}
+
+
+def saga_from_json(raw: dict[str, Any]) -> tuple[core.Saga, int]:
+    data = dict(raw)
+    partition = data.pop("p")
+    trade = core.Trade(**data.pop("trade"))
+    return core.Saga(trade=trade, **data), partition
+
+
+@dataclass
+class InboxOutputs:
+    """Ledger commands to send (account, command) and settlement statuses to publish."""
+
+    commands: list[tuple[str, Any]] = field(default_factory=list)
+    statuses: list[tuple[core.Trade, core.StatusChanged]] = field(default_factory=list)
+    #: The trade id of a ``Trade`` message that was ignored: it had a saga or an outcome.
+    repeated: str | None = None
+
+
+def outcome_json(saga: core.Saga) -> dict[str, Any]:
+    """The ``outcomes`` row of a terminal saga: the trade, its stage and reason, and
+    each leg's final state. A failed trade's queued or locked legs are ``voided``: the
+    failure sent their voids in the same step, and their replies find no saga."""
+
+    def final(leg: str) -> str:
+        return "voided" if saga.stage == "failed" and leg in ("queued", "locked") else leg
+
+    return {
+        "trade": dataclasses.asdict(saga.trade),
+        "stage": saga.stage,
+        "reason": saga.reason,
+        "bonds": final(saga.bonds),
+        "cash": final(saga.cash),
+    }
+
+
+def _store(
+    sagas: Sagas,
+    trade_id: str,
+    saga: core.Saga | None,
+    partition: int,
+    outcomes: Outcomes | None,
+) -> None:
+    if saga is None or saga.terminal:
+        if trade_id in sagas:
+            del sagas[trade_id]
+        if saga is not None and outcomes is not None:
+            outcomes[trade_id] = outcome_json(saga)
+    else:
+        sagas[trade_id] = saga_to_json(saga, partition)
+
+
+def _collect(out: InboxOutputs, fx: steps.TradeEffects, trade: core.Trade) -> None:
+    out.commands.extend((account, command) for (_, account), command in fx.sends)
+    out.statuses.extend((trade, status) for status in fx.statuses)
+
+
+def handle_inbox(
+    sagas: Sagas, partition: int, message: Any, outcomes: Outcomes | None = None
+) -> InboxOutputs:
+    """Run one inbox message of ``partition`` against ``sagas`` (and ``outcomes``, where
+    finished trades are kept); what to send."""
+    out = InboxOutputs()
+    if isinstance(message, steps.Tick):
+        for trade_id, raw in list(sagas.items()):
+            # Cheap filter first: a tick only fails sagas of its own
+            # partition past their deadline (core.on_deadline decides).
+            if raw["p"] != partition or raw["trade"]["deadline_at_s"] > message.now_s:
+                continue
+            saga, home = saga_from_json(raw)
+            fx = steps.trade_step(saga, message, seen=True)
+            if fx.saga != saga:
+                _collect(out, fx, saga.trade)
+                _store(sagas, trade_id, fx.saga, home, outcomes)
+        return out
+    if isinstance(message, core.Trade):
+        tid = message.trade_id
+        if tid in sagas or (outcomes is not None and tid in outcomes):
+            # trade_intake forwards each trade_id once; a second copy here means its
+            # ``seen-trades`` state was lost (hole 13). It must not move money again.
+            out.repeated = tid
+            return out
+        fx = steps.trade_step(None, message, seen=False)
+        _collect(out, fx, message)
+        _store(sagas, tid, fx.saga, partition, outcomes)
+        return out
+    raw = sagas.get(message.trade_id)
+    if not raw:
+        # The trade finished. A grant that raced its failure is voided by
+        # the VoidCmd the failure sent, which the ledger handles after it.
+        return out
+    saga, home = saga_from_json(raw)
+    fx = steps.trade_step(saga, message, seen=True)
+    _collect(out, fx, saga.trade)
+    _store(sagas, message.trade_id, fx.saga, home, outcomes)
+    return out
+
+
+def status_record(
+    trade: core.Trade, status: core.StatusChanged, tokens: dict[str, int], at: datetime
+) -> SettlementStatusChanged:
+    """The ``settlements`` record of one status change, stamped ``at``."""
+    cash: Decimal = ledger_core.from_units(trade.cash_units, tokens[trade.currency])
+    return SettlementStatusChanged(
+        trade_id=trade.trade_id,
+        status=status.status,
+        reason=status.reason,
+        isin=trade.isin,
+        buyer=trade.buyer,
+        seller=trade.seller,
+        quantity=trade.quantity,
+        currency=trade.currency,
+        cash_amount=cash,
+        at=at,
+        signed_trade=trade.signed or None,
+    )

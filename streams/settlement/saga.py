@@ -1,0 +1,234 @@
+"""The DvP saga of one trade, pure: states, transitions, and the commands they emit.
+
+A trade settles in BIS model 1 (gross, trade by trade) in three steps, each a
+message to the account's ledger partition and a reply back to the trade's:
+
+1. lock the seller's bonds (``{trade_id}/bonds``);
+2. then lock the buyer's cash (``{trade_id}/cash``) -- bonds first, so a trade whose
+   seller cannot deliver never sits on a buyer's cash and starves another trade;
+3. when both are locked, post both in the same transaction: the bonds go to the
+   buyer, the cash to the seller. Then ``settled``.
+
+A lock that does not fit waits in the account's queue (recycling): the trade is
+``pending`` with ``insufficient_securities`` or ``insufficient_cash``, published once
+per reason, and it goes on as soon as the asset arrives. At its deadline a trade
+still locking ``fails`` with that reason and voids whatever it held or queued. A
+lock granted to a trade that has already failed is voided at once: no lock outlives
+its trade. Every message carries ids, so a repeated one changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import ROUND_DOWN, Context, Decimal, localcontext
+from typing import Literal
+
+Leg = Literal["bonds", "cash"]
+LegState = Literal["none", "queued", "locked", "posted", "voided"]
+Stage = Literal["bonds", "cash", "posting", "settled", "failed"]
+Status = Literal["pending", "settled", "failed"]
+TERMINAL: frozenset[str] = frozenset({"settled", "failed"})
+
+#: Digits of precision for cash arithmetic: 10**15 yen of face at 6 decimals fits.
+CASH_PRECISION_DIGITS = 60
+
+
+def cash_units(quantity: int, price: Decimal, accrued_interest: Decimal, decimals: int) -> int:
+    """Cash leg in the token's smallest unit: quantity × price / 100 + accrued,
+    truncated (never rounded up) to the token's decimals."""
+    with localcontext(Context(prec=CASH_PRECISION_DIGITS)):
+        cash = Decimal(quantity) * price / Decimal(100) + accrued_interest
+        truncated = cash.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_DOWN)
+        return int(truncated.scaleb(decimals))
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    trade_id: str
+    isin: str
+    buyer: str
+    seller: str
+    quantity: int
+    currency: str
+    cash_units: int
+    deadline_at_s: float
+    #: The venue's trade_time and the record's arrival on ``trades``, epoch seconds,
+    #: for the latency metrics (0: unknown, as in records written before they existed).
+    trade_time_s: float = 0.0
+    arrived_s: float = 0.0
+    #: The venue's signed trade record (:func:`streams.security.signing.evidence`), kept for the
+    #: ``settlements`` records; "" when signatures are not checked.
+    signed: str = ""
+
+
+# -- commands to the ledger (keyed by account) and replies to the saga (by trade) -------
+
+
+@dataclass(frozen=True, slots=True)
+class LockCmd:
+    lock_id: str
+    trade_id: str
+    account: str
+    asset: str
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class PostCmd:
+    """Pay out a lock to ``to_account`` and, in the same step, receive the other leg.
+
+    The receiving half (``receive_asset``/``receive_units``) is the counterparty's
+    lock paid out to this account: both PostCmds of a trade leave in one transaction,
+    so each account is debited and credited in one ledger step, and no separate credit
+    message travels (two commands, two table rows and two records fewer per trade).
+    A PostCmd without it (from before that change) sends the credit as a message.
+    """
+
+    lock_id: str
+    trade_id: str
+    account: str
+    to_account: str
+    receive_asset: str = ""
+    receive_units: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VoidCmd:
+    lock_id: str
+    trade_id: str
+    account: str
+
+
+Command = LockCmd | PostCmd | VoidCmd
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    trade_id: str
+    lock_id: str
+    what: Literal["granted", "queued", "posted", "voided"]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanged:
+    trade_id: str
+    status: Status
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Saga:
+    trade: Trade
+    stage: Stage = "bonds"
+    bonds: LegState = "none"
+    cash: LegState = "none"
+    #: The pending reason last published, so each is published once.
+    pending_reason: str | None = None
+    reason: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.stage in TERMINAL
+
+
+Outcome = tuple[Saga, list[Command], list[StatusChanged]]
+
+
+def lock_id(trade_id: str, leg: Leg) -> str:
+    return f"{trade_id}/{leg}"
+
+
+def leg_of(lock: str) -> Leg:
+    leg = lock.rsplit("/", 1)[-1]
+    assert leg in ("bonds", "cash"), lock
+    return leg  # type: ignore[return-value]
+
+
+def _with_leg(saga: Saga, leg: Leg, state: LegState) -> Saga:
+    return replace(saga, bonds=state) if leg == "bonds" else replace(saga, cash=state)
+
+
+def start(trade: Trade) -> Outcome:
+    saga = Saga(trade=trade, bonds="queued")
+    t = trade
+    return (
+        saga,
+        [LockCmd(lock_id(t.trade_id, "bonds"), t.trade_id, t.seller, t.isin, t.quantity)],
+        [],
+    )
+
+
+def on_reply(saga: Saga, reply: Reply) -> Outcome:
+    t = saga.trade
+    leg = leg_of(reply.lock_id)
+    account = t.seller if leg == "bonds" else t.buyer
+    if reply.what == "queued":
+        if saga.terminal:
+            return saga, [], []
+        reason = "insufficient_securities" if leg == "bonds" else "insufficient_cash"
+        if saga.pending_reason == reason:
+            return saga, [], []
+        return (
+            replace(saga, pending_reason=reason),
+            [],
+            [StatusChanged(t.trade_id, "pending", reason)],
+        )
+    if reply.what == "granted":
+        if saga.terminal or getattr(saga, leg) != "queued":
+            # Granted after the trade failed (or a repeat): give it straight back.
+            return saga, [VoidCmd(reply.lock_id, t.trade_id, account)], []
+        saga = _with_leg(saga, leg, "locked")
+        if leg == "bonds":
+            cash = LockCmd(
+                lock_id(t.trade_id, "cash"), t.trade_id, t.buyer, t.currency, t.cash_units
+            )
+            return replace(saga, stage="cash", cash="queued"), [cash], []
+        # Both legs locked: post both, in this one transaction.
+        return (
+            replace(saga, stage="posting"),
+            [
+                PostCmd(
+                    lock_id(t.trade_id, "bonds"),
+                    t.trade_id,
+                    t.seller,
+                    t.buyer,
+                    receive_asset=t.currency,
+                    receive_units=t.cash_units,
+                ),
+                PostCmd(
+                    lock_id(t.trade_id, "cash"),
+                    t.trade_id,
+                    t.buyer,
+                    t.seller,
+                    receive_asset=t.isin,
+                    receive_units=t.quantity,
+                ),
+            ],
+            [],
+        )
+    if reply.what == "posted":
+        if getattr(saga, leg) != "locked":
+            return saga, [], []  # a repeat
+        saga = _with_leg(saga, leg, "posted")
+        if saga.bonds == "posted" and saga.cash == "posted":
+            return replace(saga, stage="settled"), [], [StatusChanged(t.trade_id, "settled", None)]
+        return saga, [], []
+    assert reply.what == "voided", reply
+    if getattr(saga, leg) in ("queued", "locked"):
+        saga = _with_leg(saga, leg, "voided")
+    return saga, [], []
+
+
+def on_deadline(saga: Saga, now_s: float) -> Outcome:
+    """Fail a trade still locking at its deadline, and give back what it holds."""
+    t = saga.trade
+    if saga.stage not in ("bonds", "cash") or now_s < t.deadline_at_s:
+        return saga, [], []
+    reason = "insufficient_securities" if saga.stage == "bonds" else "insufficient_cash"
+    commands: list[Command] = []
+    if saga.bonds in ("queued", "locked"):
+        commands.append(VoidCmd(lock_id(t.trade_id, "bonds"), t.trade_id, t.seller))
+    if saga.cash in ("queued", "locked"):
+        commands.append(VoidCmd(lock_id(t.trade_id, "cash"), t.trade_id, t.buyer))
+    failed = replace(saga, stage="failed", reason=reason)
+    return failed, commands, [StatusChanged(t.trade_id, "failed", reason)]

@@ -1,0 +1,528 @@
+"""The matching crash scenario: thousands of orders, SIGKILLed workers, then an audit.
+
+On a broker of its own, two ``kessai worker`` processes match a seeded order flow
+(limit, market and IOC orders on three bonds in two currencies, cancels of live and
+finished orders, repeated ids and bad records) while one of them is SIGKILLed at
+random moments and restarted. Accounts are funded first, so the trades settle.
+
+When every order is processed and every matched trade has a terminal settlement,
+the workers stop and the audit replays the committed ``orders`` topic through the
+pure matcher (:mod:`streams.matching.matcher`), partition by partition in offset
+order, which is what the agent saw. What the workers committed must be exactly that:
+
+- ``order-events``: per bond, the same events in the same order: none missing,
+  none twice;
+- ``trades``: every fill once, with the same id, accounts, quantity, price and time;
+- the ``orders`` table, as its changelog holds it: the same row for every order, so
+  a restart resumes the same books;
+- ``settlements``: exactly one terminal status per matched trade;
+- ``rejections``: one per bad order.
+
+    python -m tests.crash.scenarios.matching_crash --orders 6000 --kills 4
+
+Exits 1 when there are problems.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from schemas import (
+    CUSTODY,
+    ORDER_EVENTS,
+    ORDERS,
+    PAYMENTS,
+    REJECTIONS,
+    SETTLEMENTS,
+    TRADES,
+    SchemaError,
+    SubmitOrder,
+    check_digit,
+    decode,
+)
+from streams.config import Settings
+from streams.devtools import localkafka
+from streams.devtools.processes import free_port
+from streams.kafka.admin import ensure_public_topics
+from streams.kafka.reader import read_committed
+from streams.matching.handler import order_event, rejected_event, request_of, trade_record
+from streams.matching.matcher import Matcher
+from streams.topics import ORDERS_TABLE, changelog
+from tests.crash.scenarios.killharness import Supervised, Tail, WorkerCrashed, reconcile
+from tests.crash.scenarios.settlement_crash import group_lag
+
+TOKENS = {"JPYC": 0, "USDC": 6}
+BONDS = [b + check_digit(b) for b in ("JP110355100", "JP110356100", "JP120144000")]
+APP_ID = "kessai-match-crash"
+ACCOUNTS = 16
+VENUES = ("venue-a", "venue-b")
+ORDERS_PER_ROUND = 1_000
+#: A new round goes in when fewer orders than this still wait to be processed.
+BACKLOG_MIN = 800
+PROGRESS_TIMEOUT_S = 180.0
+#: Once every order is in, trades still unsettled after this long with no settlement
+#: at all are reported, not waited for. As long as the progress timeout: a rebalance
+#: after the last kill (recovery replays every changelog) went quiet past 45 s in CI.
+SETTLE_STALL_S = PROGRESS_TIMEOUT_S
+TERMINAL = ("settled", "failed")
+QUIET_TOPICS = (ORDERS, TRADES, PAYMENTS, CUSTODY, "kessai-ledger-commands")
+U = 50_000
+
+
+@dataclass
+class Outcome:
+    orders: int = 0
+    kills: int = 0
+    #: Kills while orders were still waiting to be committed.
+    kills_mid_flow: int = 0
+    trades: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+    rejections: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    problems: list[str] = field(default_factory=list)
+    crashes: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    #: ``kessai replay``'s checks, run while the workers still hold their tables.
+    replay_checks: int = 0
+    replay_compared: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"orders={self.orders} kills={self.kills} (mid-flow {self.kills_mid_flow}) "
+            f"trades={self.trades} "
+            f"events={dict(self.events)} rejections={dict(self.rejections)} "
+            f"statuses={dict(self.statuses)} duplicates={self.duplicates} "
+            f"crashes={len(self.crashes)} replay={self.replay_checks} checks over "
+            f"{self.replay_compared} records elapsed_s={self.elapsed_s:.0f}"
+        )
+
+
+class _Committed:
+    """Records of *topic* the group has committed, summed over partitions."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str) -> None:
+        self.group, self.topic = group, topic
+        self.count = 0
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+
+    async def start(self) -> None:
+        await self._admin.start()
+
+    async def poll(self) -> None:
+        try:
+            offsets = await self._admin.list_consumer_group_offsets(self.group)
+        except KafkaError:  # no coordinator yet: the group is still forming
+            return
+        self.count = sum(m.offset for tp, m in offsets.items() if tp.topic == self.topic)
+
+    async def stop(self) -> None:
+        await self._admin.close()
+
+
+class _Flow:
+    """A seeded order flow. Every record is keyed by its ISIN, as venues must."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.accounts = [f"trader-{i:02d}" for i in range(ACCOUNTS)]
+        self.sent: list[dict[str, Any]] = []
+        self.bad = 0
+        self._n = 0
+
+    def funding(self) -> list[tuple[str, bytes, dict[str, Any]]]:
+        out: list[tuple[str, bytes, dict[str, Any]]] = []
+        for account in self.accounts:
+            for token in TOKENS:
+                out.append(
+                    (
+                        PAYMENTS,
+                        account.encode(),
+                        {
+                            "payment_id": f"fund-{account}-{token}",
+                            "account": account,
+                            "token": token,
+                            "amount": str(10**9),
+                            "kind": "deposit",
+                        },
+                    )
+                )
+            for isin in BONDS:
+                out.append(
+                    (
+                        CUSTODY,
+                        account.encode(),
+                        {
+                            "movement_id": f"fund-{account}-{isin}",
+                            "account": account,
+                            "isin": isin,
+                            "quantity": 10**9,
+                            "kind": "deposit",
+                        },
+                    )
+                )
+        return out
+
+    def order(self) -> dict[str, Any]:
+        rng = self.rng
+        self._n += 1
+        market = rng.random() < 0.05
+        return {
+            "order_id": f"o{self._n:07d}",
+            "venue": rng.choice(VENUES),
+            "account": rng.choice(self.accounts),
+            "isin": rng.choice(BONDS),
+            "side": rng.choice(("buy", "sell")),
+            "quantity": U * rng.randint(1, 6),
+            "price": None if market else f"{99 + rng.randrange(9) * 0.25:.2f}",
+            "currency": "JPYC" if rng.random() < 0.8 else "USDC",
+            "time_in_force": "IOC" if rng.random() < 0.15 else "GTC",
+        }
+
+    def round(self, n: int) -> list[tuple[str, bytes, dict[str, Any]]]:
+        rng = self.rng
+        out: list[dict[str, Any]] = []
+        for _ in range(n):
+            roll = rng.random()
+            if roll < 0.15 and self.sent:
+                target = rng.choice(self.sent)
+                out.append({**target, "action": "cancel"})
+            elif roll < 0.16 and self.sent:
+                out.append(dict(rng.choice(self.sent)))  # the venue sends an order twice
+            elif roll < 0.17:
+                bad = self.order()
+                kind = rng.choice(("invalid_quantity", "unknown_token", "invalid_isin"))
+                if kind == "invalid_quantity":
+                    bad["quantity"] = 12_345
+                elif kind == "unknown_token":
+                    bad["currency"] = "XYZC"
+                else:
+                    bad["isin"] = bad["isin"][:-1] + str((int(bad["isin"][-1]) + 1) % 10)
+                self.bad += 1
+                out.append(bad)
+            else:
+                order = self.order()
+                self.sent.append(order)
+                out.append(order)
+        return [(ORDERS, o["isin"].encode(), o) for o in out]
+
+
+async def run_scenario(
+    bootstrap: str,
+    *,
+    orders: int = 6_000,
+    kills: int = 4,
+    workdir: Path,
+    seed: int = 7,
+    guarantee: str = "exactly_once",
+    log: Any = print,
+) -> Outcome:
+    """Play the order flow against two supervised workers, killing them, then audit.
+
+    *guarantee* ``at_least_once`` shows that the audit can fail: a SIGKILL then
+    repeats what the killed worker had sent but not committed."""
+    started = time.monotonic()
+    rng = random.Random(seed)
+    flow = _Flow(rng)
+    outcome = Outcome()
+    settings = Settings(bootstrap=bootstrap, tokens=TOKENS, app_id=APP_ID)
+    await ensure_public_topics(settings)
+    env = {
+        **os.environ,
+        "KESSAI_BOOTSTRAP": bootstrap,
+        "KESSAI_APP_ID": APP_ID,
+        "KESSAI_TOKENS": ",".join(f"{k}:{v}" for k, v in TOKENS.items()),
+        "KESSAI_PROCESSING_GUARANTEE": guarantee,
+        "PYTHONUNBUFFERED": "1",
+    }
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    # Orders processed: the group's committed offsets on `orders` (this producer is not
+    # transactional, so every offset is a record).
+    processed = _Committed(bootstrap, APP_ID, ORDERS)
+    terminal = Tail(
+        settings,
+        SETTLEMENTS,
+        lambda v: str(v["trade_id"]) if v["status"] in TERMINAL else None,
+    )
+    await processed.start()
+    await terminal.start()
+    sent = 0
+    replayed: Expected | None = None
+
+    async def publish(records: list[tuple[str, bytes, dict[str, Any]]]) -> None:
+        for topic, key, value in records:
+            await producer.send(topic, orjson.dumps(value), key=key)
+        await producer.flush()
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    workers = [
+        Supervised(
+            "streams.cli",
+            ["worker"],
+            {**env, "KESSAI_WEB_PORT": str(free_port())},
+            workdir,
+            f"w{i}",
+            outcome.crashes,
+        )
+        for i in range(2)
+    ]
+    try:
+        await publish(flow.funding())
+        first = flow.round(min(ORDERS_PER_ROUND, orders))
+        await publish(first)
+        sent = len(first)
+        for w in workers:
+            w.start()
+        last_growth = (processed.count, time.monotonic())
+
+        async def idle(seconds: float) -> None:
+            nonlocal sent, last_growth
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                now = time.monotonic()
+                for w in workers:
+                    w.restart_if_crashed()
+                await processed.poll()
+                if sent < orders and sent - processed.count < BACKLOG_MIN:
+                    batch = flow.round(min(ORDERS_PER_ROUND, orders - sent))
+                    await publish(batch)
+                    sent += len(batch)
+                if processed.count != last_growth[0] or processed.count >= sent:
+                    last_growth = (processed.count, now)
+                elif now - last_growth[1] > PROGRESS_TIMEOUT_S:
+                    raise WorkerCrashed(
+                        f"no order committed in {PROGRESS_TIMEOUT_S:.0f} s; logs in {workdir}"
+                    )
+                await asyncio.sleep(0.2)
+
+        kill_at = sorted(rng.sample(range(orders // 10, orders * 9 // 10), kills))
+        for at in kill_at:
+            while processed.count < at:
+                await idle(0.5)
+            await idle(rng.uniform(0.0, 2.0))
+            victim = rng.choice([w for w in workers if w.alive] or workers)
+            await processed.poll()
+            victim.kill()
+            outcome.kills += 1
+            # A kill counts as mid-flow when orders were still waiting to be committed.
+            outcome.kills_mid_flow += processed.count < sent
+            log(
+                f"kill {outcome.kills}/{kills} ({victim.name}): {processed.count} of {sent} "
+                "orders committed"
+            )
+            await idle(rng.choice([0.0, 3.0, 10.0]))
+            victim.start()
+        while sent < orders:
+            await idle(1.0)
+        give_up = time.monotonic() + PROGRESS_TIMEOUT_S
+        while (lag := await group_lag(settings, APP_ID, QUIET_TOPICS)) > 0:
+            if time.monotonic() > give_up:
+                raise WorkerCrashed(f"the group still lags {lag} records; logs in {workdir}")
+            await idle(1.0)
+        log(f"all {sent} orders processed; waiting for the trades to settle")
+        replayed = await expected_outputs(settings)
+        # Only trades that were committed can settle: wait for those. A missing one is
+        # the audit's to report, not a reason to wait.
+        committed = {
+            orjson.loads(r.value)["trade_id"] for r in await read_committed(settings, TRADES)
+        }
+        to_settle = set(replayed.trades) & committed
+        settled = (len(terminal.ids), time.monotonic())
+        while not to_settle <= terminal.ids:
+            if len(terminal.ids) != settled[0]:
+                settled = (len(terminal.ids), time.monotonic())
+            elif time.monotonic() - settled[1] > SETTLE_STALL_S:
+                missing = len(to_settle - terminal.ids)
+                raise WorkerCrashed(
+                    f"{missing} matched trades never settled (none for {SETTLE_STALL_S:.0f} s); "
+                    f"logs in {workdir}"
+                )
+            await idle(1.0)
+        while (lag := await group_lag(settings, APP_ID, QUIET_TOPICS)) > 0:
+            if time.monotonic() > give_up + SETTLE_STALL_S:
+                raise WorkerCrashed(f"the group still lags {lag} records; logs in {workdir}")
+            await idle(1.0)
+        await asyncio.sleep(3.0)  # room for a duplicate to show up
+        # kessai replay, while both workers still serve their live tables.
+        await reconcile(settings, workers, outcome, log)
+    except WorkerCrashed as err:
+        outcome.problems.append(str(err))
+    finally:
+        for w in workers:
+            await w.stop()
+        await processed.stop()
+        await terminal.stop()
+        await producer.stop()
+    outcome.orders = sent
+    if not outcome.problems and replayed is not None:
+        # Every order was committed before the replay: it is the audit's expectation.
+        await audit(settings, flow, outcome, replayed)
+    outcome.elapsed_s = time.monotonic() - started
+    return outcome
+
+
+@dataclass
+class Expected:
+    #: Per ISIN, the order events in the order they must appear.
+    events: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    #: trade id -> the trade's JSON.
+    trades: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rows: dict[str, bytes] = field(default_factory=dict)
+    rejections: int = 0
+
+
+async def expected_outputs(settings: Settings) -> Expected:
+    """Replay the committed ``orders`` through the pure matcher, as the agent ran it."""
+    from schemas import encode
+
+    out = Expected()
+    matcher = Matcher(out.rows, tokens=TOKENS)
+    # read_committed returns partition by partition, each in offset order: a bond's
+    # orders are all on one partition, so each book sees them as the agent did.
+    for record in await read_committed(settings, ORDERS):
+        at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+        try:
+            decoded = decode(ORDERS, record.value)
+        except SchemaError as err:
+            out.rejections += 1
+            event = rejected_event(record.value, err.reason, at)
+            if event is not None:
+                out.events[event.isin].append(orjson.loads(encode(event)))
+            continue
+        assert isinstance(decoded, SubmitOrder)
+        handled = matcher.handle(request_of(decoded))
+        out.rejections += handled.rejected is not None
+        for t in handled.trades:
+            out.trades[t.trade_id] = orjson.loads(encode(trade_record(t, at)))
+        for u in handled.updates:
+            out.events[u.isin].append(orjson.loads(encode(order_event(u, at))))
+    return out
+
+
+async def audit(settings: Settings, flow: _Flow, outcome: Outcome, expected: Expected) -> None:
+    problems = outcome.problems
+
+    actual_events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in await read_committed(settings, ORDER_EVENTS):
+        value = orjson.loads(r.value)
+        actual_events[value["isin"]].append(value)
+        outcome.events[value["event"]] += 1
+    for isin in sorted(set(expected.events) | set(actual_events)):
+        want, got = expected.events.get(isin, []), actual_events.get(isin, [])
+        if want != got:
+            first = next(
+                (i for i, (a, b) in enumerate(zip(want, got, strict=False)) if a != b),
+                min(len(want), len(got)),
+            )
+            problems.append(
+                f"order-events of {isin}: {len(got)} committed, {len(want)} expected; first "
+                f"difference at #{first}: got {got[first : first + 1]}, "
+                f"expected {want[first : first + 1]}"
+            )
+
+    matched = [orjson.loads(r.value) for r in await read_committed(settings, TRADES)]
+    matched = [t for t in matched if t["venue"] == "kessai"]
+    counts = Counter(t["trade_id"] for t in matched)
+    outcome.trades = len(counts)
+    outcome.duplicates = sum(c - 1 for c in counts.values())
+    if outcome.duplicates:
+        problems.append(f"{outcome.duplicates} matched trades committed more than once")
+    got_trades = {t["trade_id"]: t for t in matched}
+    if got_trades != expected.trades:
+        missing = sorted(set(expected.trades) - set(got_trades))[:3]
+        extra = sorted(set(got_trades) - set(expected.trades))[:3]
+        changed = [
+            k for k in expected.trades if k in got_trades and got_trades[k] != expected.trades[k]
+        ]
+        problems.append(
+            f"trades: {len(got_trades)} committed, {len(expected.trades)} expected; "
+            f"missing {missing}, unexpected {extra}, different {changed[:3]}"
+        )
+
+    rows: dict[str, bytes] = {}
+    for r in await read_committed(settings, changelog(APP_ID, ORDERS_TABLE)):
+        rows[orjson.loads(r.key)] = r.value
+    if rows != expected.rows:
+        diff = sorted(set(rows.items()) ^ set(expected.rows.items()))[:3]
+        problems.append(f"orders table != the replayed matcher's rows, e.g. {diff}")
+
+    terminal: Counter[str] = Counter()
+    for r in await read_committed(settings, SETTLEMENTS):
+        value = orjson.loads(r.value)
+        if value["trade_id"] in expected.trades and value["status"] in TERMINAL:
+            terminal[value["trade_id"]] += 1
+            outcome.statuses[value["status"]] += 1
+    wrong = {k: terminal[k] for k in expected.trades if terminal[k] != 1}
+    if wrong:
+        problems.append(f"{len(wrong)} matched trades without exactly one terminal status")
+
+    rejections = [orjson.loads(r.value) for r in await read_committed(settings, REJECTIONS)]
+    from_orders = [r for r in rejections if r["source_topic"] == ORDERS]
+    outcome.rejections.update(r["reason"] for r in from_orders)
+    if len(from_orders) != expected.rejections:
+        problems.append(
+            f"rejections of orders: {len(from_orders)} committed, {expected.rejections} expected"
+        )
+    if expected.rejections < flow.bad:
+        problems.append(f"only {expected.rejections} rejections for {flow.bad} bad orders")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=6_000)
+    parser.add_argument("--kills", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--guarantee",
+        choices=("exactly_once", "at_least_once"),
+        default="exactly_once",
+        help="at_least_once: see the audit fail",
+    )
+    parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary dir")
+    parser.add_argument("--keep", action="store_true", help="leave the broker and logs behind")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kessai-match-crash-"))
+    settings = localkafka.up_private(workdir, tokens=TOKENS)
+    print(f"broker {settings.bootstrap}, logs in {workdir}")
+    try:
+        outcome = asyncio.run(
+            run_scenario(
+                settings.bootstrap,
+                orders=args.orders,
+                kills=args.kills,
+                workdir=workdir,
+                seed=args.seed,
+                guarantee=args.guarantee,
+            )
+        )
+    finally:
+        localkafka.down(settings)
+        if not args.keep:
+            shutil.rmtree(workdir / "state", ignore_errors=True)
+    print(outcome.summary())
+    for c in outcome.crashes:
+        print("crash (restarted):", c)
+    for p in outcome.problems:
+        print("PROBLEM:", p)
+    return 1 if outcome.problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

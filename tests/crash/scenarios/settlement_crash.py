@@ -1,0 +1,669 @@
+"""The settlement crash scenario: thousands of trades, SIGKILLed workers, then an audit.
+
+It starts a broker of its own (a fresh cluster, so every topic holds this run only),
+runs ``kessai worker`` processes in one consumer group, and feeds a simulated
+market in rounds: deposits, trades between funded and unfunded accounts competing
+for the same cash and bonds, late top-ups, withdrawals (some too large), repeated
+ids and bad records. Meanwhile it SIGKILLs a random worker at random moments and
+restarts it, with two workers in the group most of the time. When every trade has
+a terminal status it stops the workers and audits what was committed
+(read_committed):
+
+- exactly one terminal ``settlements`` record per trade, and no record twice;
+- ``ledger-events`` is a consistent journal (gap-free seq, balance = previous + delta);
+- every deposit and accepted withdrawal counted once, every repeat rejected;
+- conservation per asset: sum of available + locked = deposits - withdrawals;
+- each account's balance = its deposits - withdrawals + its settled trades;
+- nothing left locked or queued, and the ``accounts`` table (as its changelog holds
+  it) equal to the positions rebuilt from ``ledger-events``.
+
+Under the secure profile (``profile=``, tests/support/profiles.py) the same market
+runs on a SASL/SCRAM + TLS broker with ACLs: the venue's trades are signed and written
+as venue-a, deposits as the bridge, the workers check every signature, everything is
+read back as ops, and the audit also checks that every ``settlements`` record carries
+the venue's signed trade, which verifies against the registry.
+
+    python -m tests.crash.scenarios.settlement_crash --trades 20000 --kills 6 [--secure]
+
+Exits 1 when there are problems.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, REJECTIONS, SETTLEMENTS, TRADES, check_digit
+from streams.audit.evidence import check_settlement
+from streams.audit.positions import JournalError, decode_records, positions_from_events
+from streams.config import Settings
+from streams.devtools import localkafka
+from streams.devtools.processes import free_port
+from streams.kafka.admin import admin_client, ensure_public_topics
+from streams.kafka.auth import client_kwargs
+from streams.kafka.reader import partitions_of, read_committed
+from streams.ledger.domain import AccountState, from_units
+from streams.security import signing
+from tests.crash.scenarios.killharness import Supervised, Tail, WorkerCrashed, reconcile
+from tests.support.profiles import WRITER, Profile, plain, start_secure_cluster
+
+TOKENS = {"JPYC": 0, "USDC": 6}
+BONDS = [b + check_digit(b) for b in ("JP110355100", "JP110356100", "JP120144000")]
+APP_ID = "kessai-crash"
+ACCOUNTS = 60
+#: Accounts that get no opening deposit: their trades wait for late top-ups or fail.
+UNFUNDED = 10
+TRADES_PER_ROUND = 1000
+#: A new round goes in when fewer trades than this are still without a terminal status.
+BACKLOG_MIN = 400
+DEADLINE_S = 60.0
+PROGRESS_TIMEOUT_S = 180.0
+TERMINAL = ("settled", "failed")
+
+
+@dataclass
+class Outcome:
+    trades: int = 0
+    kills: int = 0
+    #: Seconds with two workers in the group (both processes alive).
+    two_workers_s: float = 0.0
+    statuses: Counter[str] = field(default_factory=Counter)
+    rejections: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    conservation_error: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    crashes: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    #: ``kessai replay``'s checks, run while the workers still hold their tables.
+    replay_checks: int = 0
+    replay_compared: int = 0
+    #: Secure profile: ``settlements`` records whose ``signed_trade`` verifies.
+    signed_settlements: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"trades={self.trades} kills={self.kills} two_workers_s={self.two_workers_s:.0f} "
+            f"statuses={dict(self.statuses)} rejections={dict(self.rejections)} "
+            f"duplicates={self.duplicates} conservation_error={self.conservation_error} "
+            f"crashes={len(self.crashes)} replay={self.replay_checks} checks over "
+            f"{self.replay_compared} records signed_settlements={self.signed_settlements} "
+            f"elapsed_s={self.elapsed_s:.0f}"
+        )
+
+
+@dataclass
+class _Fed:
+    """What the venue and the bridges published, by id: the audit's expectations."""
+
+    trades: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: payment or movement id -> (account, asset, signed amount as Decimal)
+    moves: dict[str, tuple[str, str, Decimal]] = field(default_factory=dict)
+    repeated_trades: int = 0
+    repeated_moves: int = 0
+    #: reason code -> records fed that must be rejected with it
+    bad: Counter[str] = field(default_factory=Counter)
+
+
+class _Market:
+    """A seeded venue and custody bridge; every record it makes is also noted in ``fed``."""
+
+    def __init__(self, rng: random.Random, venue: str = "sim", trade_id_prefix: str = "") -> None:
+        self.rng = rng
+        self.venue = venue
+        #: Before every trade id: a signing venue's ids start with its own (signing.py).
+        self.trade_id_prefix = trade_id_prefix
+        self.fed = _Fed()
+        self.accounts = [f"acct-{i:02d}" for i in range(ACCOUNTS)]
+        self.unfunded = set(self.accounts[:UNFUNDED])
+        self._n = 0
+
+    def _id(self, kind: str) -> str:
+        self._n += 1
+        return f"{kind}{self._n:07d}"
+
+    def deposit_cash(self, account: str, token: str, amount: Decimal) -> tuple[str, dict[str, Any]]:
+        pid = self._id("p")
+        self.fed.moves[pid] = (account, token, amount)
+        return PAYMENTS, {
+            "payment_id": pid,
+            "account": account,
+            "token": token,
+            "amount": str(amount),
+            "kind": "deposit",
+        }
+
+    def withdraw_cash(
+        self, account: str, token: str, amount: Decimal
+    ) -> tuple[str, dict[str, Any]]:
+        pid = self._id("w")
+        self.fed.moves[pid] = (account, token, -amount)
+        return PAYMENTS, {
+            "payment_id": pid,
+            "account": account,
+            "token": token,
+            "amount": str(amount),
+            "kind": "withdrawal",
+        }
+
+    def deposit_bonds(self, account: str, isin: str, face: int) -> tuple[str, dict[str, Any]]:
+        mid = self._id("m")
+        self.fed.moves[mid] = (account, isin, Decimal(face))
+        return CUSTODY, {
+            "movement_id": mid,
+            "account": account,
+            "isin": isin,
+            "quantity": face,
+            "kind": "deposit",
+        }
+
+    def opening(self) -> list[tuple[str, dict[str, Any]]]:
+        out = []
+        for account in self.accounts:
+            if account in self.unfunded:
+                continue
+            out.append(
+                self.deposit_cash(account, "JPYC", Decimal(self.rng.randrange(2, 12) * 10**6))
+            )
+            out.append(
+                self.deposit_cash(account, "USDC", Decimal(self.rng.randrange(2, 12) * 10**6))
+            )
+            for isin in BONDS:
+                out.append(self.deposit_bonds(account, isin, self.rng.randrange(4, 40) * 250_000))
+        return out
+
+    def trade(self) -> tuple[str, dict[str, Any]]:
+        rng = self.rng
+        buyer, seller = rng.sample(self.accounts, 2)
+        tid = self.trade_id_prefix + self._id("t")
+        value = {
+            "trade_id": tid,
+            "venue": self.venue,
+            "isin": rng.choice(BONDS),
+            "buyer": buyer,
+            "seller": seller,
+            "quantity": 50_000 * rng.randrange(1, 21),
+            "price": f"{rng.randrange(9_800, 10_200) / 100:.2f}",
+            "currency": "JPYC" if rng.random() < 0.8 else "USDC",
+            "accrued_interest": f"{rng.randrange(0, 5_000) / 100:.2f}",
+            "trade_time": "2026-11-25T09:00:00Z",
+        }
+        self.fed.trades[tid] = value
+        return "trades", value
+
+    def round(self, trades: int) -> list[tuple[str, dict[str, Any]]]:
+        """A round of activity: mostly trades, with top-ups, withdrawals, repeats and junk."""
+        rng = self.rng
+        out: list[tuple[str, dict[str, Any]]] = []
+        for _ in range(trades):
+            out.append(self.trade())
+            roll = rng.random()
+            if roll < 0.04:  # a late top-up, often to an account that had nothing
+                account = rng.choice(sorted(self.unfunded) if rng.random() < 0.5 else self.accounts)
+                out.append(self.deposit_cash(account, "JPYC", Decimal(rng.randrange(1, 4) * 10**6)))
+            elif roll < 0.07:
+                account = rng.choice(self.accounts)
+                out.append(
+                    self.deposit_bonds(account, rng.choice(BONDS), rng.randrange(1, 8) * 250_000)
+                )
+            elif roll < 0.075:
+                account = rng.choice(self.accounts)
+                out.append(self.deposit_cash(account, "USDC", Decimal(rng.randrange(1, 4) * 10**6)))
+            elif roll < 0.080:  # small withdrawals mostly fit; huge ones never do
+                account = rng.choice(self.accounts)
+                amount = Decimal(50_000) if rng.random() < 0.7 else Decimal(10**12)
+                out.append(self.withdraw_cash(account, "JPYC", amount))
+            elif roll < 0.085:  # the venue sends a trade twice
+                tid = rng.choice(list(self.fed.trades))
+                out.append(("trades", self.fed.trades[tid]))
+                self.fed.repeated_trades += 1
+            elif roll < 0.088:  # the bridge sends a deposit twice
+                topic, value = self.deposit_cash(rng.choice(self.accounts), "JPYC", Decimal(1000))
+                out += [(topic, value), (topic, value)]
+                self.fed.repeated_moves += 1
+            elif roll < 0.090:
+                out.append(self._bad())
+        return out
+
+    def _bad(self) -> tuple[str, dict[str, Any]]:
+        _, value = self.trade()
+        del self.fed.trades[value["trade_id"]]
+        kind = self.rng.choice(
+            ["invalid_isin", "same_account", "unknown_token", "invalid_quantity"]
+        )
+        bad = dict(value)
+        if kind == "invalid_isin":
+            bad["isin"] = bad["isin"][:-1] + str((int(bad["isin"][-1]) + 1) % 10)
+        elif kind == "same_account":
+            bad["seller"] = bad["buyer"]
+        elif kind == "unknown_token":
+            bad["currency"] = "XYZC"
+        else:
+            bad["quantity"] = 12_345
+        self.fed.bad[kind] += 1
+        return "trades", bad
+
+
+def _key(topic: str, value: dict[str, Any]) -> bytes:
+    return str(value["trade_id"] if topic == "trades" else value["account"]).encode()
+
+
+#: Topics whose every record must be processed before the audit (the saga's inbox
+#: keeps receiving clock ticks, and what reaches it after the last status changes nothing).
+QUIET_TOPICS = ("payments", "custody", "trades", "kessai-ledger-commands")
+
+
+async def group_lag(settings: Settings, group: str, topics: tuple[str, ...]) -> int:
+    """Committed records of ``topics`` that ``group`` has not committed past.
+
+    Counted by reading from the group's offsets to the end: a plain end - committed
+    would count the transaction markers, which take offsets too. ``settings``: whom
+    to connect as (one who may describe the group and read the topics).
+    """
+    async with admin_client(settings) as admin:
+        committed = await admin.list_consumer_group_offsets(group)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        **client_kwargs(settings),
+    )
+    await consumer.start()
+    try:
+        tps = [tp for t in topics for tp in await partitions_of(consumer, t)]
+        assert tps, f"no partitions of {topics}"
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        pending = []
+        for tp in tps:
+            start = committed[tp].offset if tp in committed else 0
+            if start < ends[tp]:
+                consumer.seek(tp, max(0, start))
+                pending.append(tp)
+        lag = 0
+        while pending:
+            batch = await consumer.getmany(*pending, timeout_ms=500)
+            for tp, records in batch.items():
+                lag += sum(1 for r in records if r.offset < ends[tp])
+            pending = [tp for tp in pending if await consumer.position(tp) < ends[tp]]
+        return lag
+    finally:
+        await consumer.stop()
+
+
+def start_broker(workdir: Path, log: Any = print) -> Settings:
+    """A fresh single-node cluster under ``workdir`` (:func:`localkafka.up_private`)."""
+    return localkafka.up_private(workdir, tokens=TOKENS, log=log)
+
+
+async def run_scenario(
+    bootstrap: str,
+    *,
+    trades: int = 20_000,
+    kills: int = 6,
+    workdir: Path,
+    seed: int = 11,
+    log: Any = print,
+    profile: Profile | None = None,
+) -> Outcome:
+    """Play the market against two supervised workers, killing them, then audit.
+
+    ``profile``: who connects as whom, and who signs what (None: the plain profile,
+    no credentials and nothing signed). Secure: topics are made as the admin, the
+    workers run as the worker principal, each input is signed and written by its
+    principal (``_profiles.WRITER``), and everything is read back as ops.
+    """
+    say = log
+    started = time.monotonic()
+    rng = random.Random(seed)
+    profile = profile or dataclasses.replace(plain(bootstrap), venue="sim")
+    assert profile.bootstrap == bootstrap, (profile.bootstrap, bootstrap)
+
+    def settings_of(principal: str) -> Settings:
+        return dataclasses.replace(profile.settings_of(principal), tokens=TOKENS, app_id=APP_ID)
+
+    market = _Market(
+        rng,
+        venue=profile.venue,
+        trade_id_prefix=profile.venue + signing.TRADE_ID_SEPARATOR if profile.secure else "",
+    )
+    outcome = Outcome()
+    settings, reader = settings_of("admin"), settings_of("ops")
+    await ensure_public_topics(settings)
+    base_env = {
+        **os.environ,
+        **profile.worker_env,
+        "KESSAI_APP_ID": APP_ID,
+        "KESSAI_TOKENS": ",".join(f"{k}:{v}" for k, v in TOKENS.items()),
+        "KESSAI_SETTLEMENT_DEADLINE_S": str(DEADLINE_S),
+        "PYTHONUNBUFFERED": "1",
+    }
+    crashed = False
+    # One producer per principal that writes an input (plain: one for everything).
+    writers = {t: WRITER[t] if profile.secure else "admin" for t in (TRADES, PAYMENTS, CUSTODY)}
+    producers = {
+        principal: AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            linger_ms=5,
+            **client_kwargs(settings_of(principal)),
+        )
+        for principal in set(writers.values())
+    }
+    for producer in producers.values():
+        await producer.start()
+    terminal = Tail(
+        reader, SETTLEMENTS, lambda v: str(v["trade_id"]) if v["status"] in TERMINAL else None
+    )
+    await terminal.start()
+
+    async def publish(records: list[tuple[str, dict[str, Any]]]) -> None:
+        for topic, value in records:
+            signed = profile.sign(topic, value)
+            await producers[writers[topic]].send(
+                topic, orjson.dumps(signed), key=_key(topic, value)
+            )
+        for producer in producers.values():
+            await producer.flush()
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    workers = [
+        Supervised(
+            "streams.cli",
+            ["worker"],
+            {**base_env, "KESSAI_WEB_PORT": str(free_port())},
+            workdir,
+            f"w{i}",
+            outcome.crashes,
+        )
+        for i in range(2)
+    ]
+    try:
+        await publish(market.opening())
+        await publish(market.round(min(TRADES_PER_ROUND, trades)))
+        fed_trades = min(TRADES_PER_ROUND, trades)
+        for w in workers:
+            w.start()
+        last_tick = time.monotonic()
+        last_growth = (len(terminal.ids), time.monotonic())
+
+        async def idle(seconds: float) -> None:
+            """Wait ``seconds``, feeding rounds and restarting crashed workers."""
+            nonlocal fed_trades, last_tick, last_growth
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                now = time.monotonic()
+                if all(w.alive for w in workers):
+                    outcome.two_workers_s += now - last_tick
+                last_tick = now
+                for w in workers:
+                    w.restart_if_crashed()
+                if fed_trades < trades and fed_trades - len(terminal.ids) < BACKLOG_MIN:
+                    n = min(TRADES_PER_ROUND, trades - fed_trades)
+                    await publish(market.round(n))
+                    fed_trades += n
+                if len(terminal.ids) != last_growth[0]:
+                    last_growth = (len(terminal.ids), now)
+                elif now - last_growth[1] > PROGRESS_TIMEOUT_S and len(terminal.ids) < len(
+                    market.fed.trades
+                ):
+                    raise WorkerCrashed(
+                        f"no trade finished in {PROGRESS_TIMEOUT_S:.0f} s "
+                        f"({len(terminal.ids)} of {len(market.fed.trades)}); logs in {workdir}"
+                    )
+                await asyncio.sleep(0.1)
+
+        # Kill points spread over the whole run, as counts of finished trades.
+        kill_at = sorted(rng.sample(range(trades // 20, trades * 9 // 10), kills))
+        for at in kill_at:
+            while len(terminal.ids) < at:
+                await idle(0.5)
+            await idle(rng.uniform(0.0, 3.0))
+            victim = rng.choice([w for w in workers if w.alive] or workers)
+            victim.kill()
+            outcome.kills += 1
+            say(
+                f"kill {outcome.kills}/{kills} ({victim.name}): "
+                f"{len(terminal.ids)}/{len(market.fed.trades)} trades terminal"
+            )
+            # Sometimes the other worker runs alone for a while, sometimes not at all.
+            await idle(rng.choice([0.0, 0.0, 5.0, 15.0]))
+            victim.start()
+        while fed_trades < trades or len(terminal.ids) < len(market.fed.trades):
+            await idle(1.0)
+        say(f"all {len(market.fed.trades)} trades terminal; waiting for the ledger to catch up")
+        # A terminal status leaves with its voids and credits, not after them: wait
+        # until the group has committed every command (and input) there is.
+        give_up = time.monotonic() + PROGRESS_TIMEOUT_S
+        # As the worker: the group's owner (ops may read topics, not describe groups).
+        while (lag := await group_lag(settings_of("worker"), APP_ID, QUIET_TOPICS)) > 0:
+            if time.monotonic() > give_up:
+                raise WorkerCrashed(f"the group still lags {lag} records behind; logs in {workdir}")
+            await idle(1.0)
+        # Give a duplicate the time of a few commits to show up.
+        await asyncio.sleep(5.0)
+        # kessai replay, while both workers still serve their live tables.
+        await reconcile(
+            dataclasses.replace(reader, settlement_deadline_s=DEADLINE_S), workers, outcome, say
+        )
+    except WorkerCrashed as err:
+        crashed = True
+        outcome.problems.append(str(err))
+    finally:
+        for w in workers:
+            await w.stop()
+        await terminal.stop()
+        for producer in producers.values():
+            await producer.stop()
+    outcome.trades = len(market.fed.trades)
+    if not crashed:  # the audit also runs after a replay difference: it says more
+        registry = None
+        if profile.secure:
+            assert reader.signers_file is not None
+            registry = signing.load_registry(reader.signers_file)
+        await audit(reader, market.fed, outcome, registry=registry)
+    outcome.elapsed_s = time.monotonic() - started
+    return outcome
+
+
+async def audit(
+    settings: Settings,
+    fed: _Fed,
+    outcome: Outcome,
+    *,
+    registry: signing.Registry | None = None,
+) -> None:
+    """The checks in the module's docstring, over everything committed, read as
+    ``settings``; with ``registry``, also that every ``settlements`` record carries
+    its trade as the venue signed it, and that the signature verifies."""
+    problems = outcome.problems
+
+    async def read(topic: str) -> list[Any]:
+        return await read_committed(settings, topic)
+
+    # 1. settlements: one terminal record per trade, no record twice.
+    records = [orjson.loads(r.value) for r in await read(SETTLEMENTS)]
+    seen = Counter((v["trade_id"], v["status"], v["reason"]) for v in records)
+    outcome.duplicates = sum(c - 1 for c in seen.values() if c > 1)
+    if outcome.duplicates:
+        problems.append(f"settlements: {outcome.duplicates} records committed more than once")
+    terminal: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for v in records:
+        if v["status"] in TERMINAL:
+            terminal[v["trade_id"]].append(v)
+    unknown = terminal.keys() - fed.trades.keys()
+    missing = fed.trades.keys() - terminal.keys()
+    several = [t for t, vs in terminal.items() if len(vs) > 1]
+    for what, ids in (("unknown trades", unknown), ("no terminal status", missing)):
+        if ids:
+            problems.append(f"settlements: {len(ids)} {what}, e.g. {sorted(ids)[:3]}")
+    if several:
+        problems.append(f"settlements: {len(several)} trades with several terminal statuses")
+    for vs in terminal.values():
+        outcome.statuses[
+            f"{vs[0]['status']}" + (f"/{vs[0]['reason']}" if vs[0]["reason"] else "")
+        ] += 1
+    outcome.statuses["pending (on the way)"] = sum(1 for v in records if v["status"] == "pending")
+    if registry is not None:
+        # What `kessai verify-settlements` checks: each settlement traces back to the
+        # venue's signed trade, its members and its cash.
+        tokens = (settings or Settings()).tokens
+        unverified = [v["trade_id"] for v in records if check_settlement(v, registry, tokens)]
+        outcome.signed_settlements = len(records) - len(unverified)
+        if unverified:
+            problems.append(
+                f"settlements: {len(unverified)} records without a verified signed_trade, "
+                f"e.g. {unverified[:3]}"
+            )
+
+    # 2. rejections: every repeat and every bad record, once, with its reason.
+    rejected = [orjson.loads(r.value) for r in await read(REJECTIONS)]
+    outcome.rejections = Counter(v["reason"] for v in rejected)
+    dup_trades = sum(
+        1 for v in rejected if v["reason"] == "duplicate" and v["source_topic"] == "trades"
+    )
+    dup_moves = sum(
+        1 for v in rejected if v["reason"] == "duplicate" and v["source_topic"] == PAYMENTS
+    )
+    if dup_trades != fed.repeated_trades:
+        problems.append(f"rejections: {dup_trades} duplicate trades, fed {fed.repeated_trades}")
+    if dup_moves != fed.repeated_moves:
+        problems.append(f"rejections: {dup_moves} duplicate payments, fed {fed.repeated_moves}")
+    for reason, n in fed.bad.items():
+        got = sum(1 for v in rejected if v["reason"] == reason and v["source_topic"] == "trades")
+        if got != n:
+            problems.append(f"rejections: {got} {reason}, fed {n}")
+    refused = {
+        orjson.loads(v["value"])["payment_id"]
+        for v in rejected
+        if v["reason"] == "insufficient_funds"
+    }
+
+    # 3. the journal: consistent, every move once, conservation, balances explained.
+    journal = await read(LEDGER_EVENTS)
+    events = list(decode_records(journal))
+    try:
+        positions = positions_from_events(events)
+    except JournalError as err:
+        problems.append(f"ledger-events: {err}")
+        return
+    causes = Counter(e.cause for e in events)
+    expected: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    inflow: dict[str, Decimal] = defaultdict(Decimal)
+    for mid, (account, asset, amount) in fed.moves.items():
+        cause = f"{'custody' if mid.startswith('m') else 'payment'}:{mid}"
+        if mid in refused:
+            if causes[cause]:
+                problems.append(f"{mid}: refused and also applied")
+            continue
+        if causes[cause] != 1:
+            problems.append(f"{mid}: applied {causes[cause]} times")
+        expected[account, asset] += amount
+        inflow[asset] += amount
+    for vs in terminal.values():
+        v = vs[0]
+        if v["status"] != "settled":
+            continue
+        cash = Decimal(v["cash_amount"])
+        expected[v["buyer"], v["currency"]] -= cash
+        expected[v["seller"], v["currency"]] += cash
+        expected[v["buyer"], v["isin"]] += v["quantity"]
+        expected[v["seller"], v["isin"]] -= v["quantity"]
+    held: dict[str, Decimal] = defaultdict(Decimal)
+    for (account, asset), p in positions.items():
+        held[asset] += p.available + p.locked
+        if p.locked:
+            problems.append(f"{account} {asset}: {p.locked} still locked")
+        if p.available + p.locked != expected[account, asset]:
+            problems.append(
+                f"{account} {asset}: holds {p.available + p.locked}, "
+                f"deposits - withdrawals + settled trades = {expected[account, asset]}"
+            )
+    for asset in sorted(inflow.keys() | held.keys()):
+        error = held[asset] - inflow[asset]
+        outcome.conservation_error[asset] = str(error)
+        if error:
+            problems.append(f"conservation {asset}: held {held[asset]} != in - out {inflow[asset]}")
+    if any(e.available < 0 or e.locked < 0 for e in events):
+        problems.append("ledger-events: a negative balance")
+
+    # 4. the live table, as its changelog holds it, equals the rebuilt positions.
+    table: dict[str, dict[str, Any] | None] = {}
+    for r in await read(f"{APP_ID}-accounts-changelog"):
+        key = orjson.loads(r.key)
+        table[key] = orjson.loads(r.value) if r.value is not None else None
+    from_table: dict[tuple[str, str], Decimal] = {}
+    for account, raw in table.items():
+        state = AccountState.from_json(raw)
+        if state.locks or state.waiting:
+            problems.append(
+                f"table {account}: {len(state.locks)} locks, {len(state.waiting)} queued"
+            )
+        for asset, (available, locked) in state.balances.items():
+            decimals = TOKENS.get(asset, 0)
+            from_table[account, asset] = from_units(available + locked, decimals)
+    from_journal = {k: p.available + p.locked for k, p in positions.items()}
+    if from_table != from_journal:
+        diff = sorted(set(from_table.items()) ^ set(from_journal.items()))[:4]
+        problems.append(f"accounts table != ledger-events positions, e.g. {diff}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trades", type=int, default=20_000)
+    parser.add_argument("--kills", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary dir")
+    parser.add_argument("--keep", action="store_true", help="leave the broker and logs behind")
+    parser.add_argument("--secure", action="store_true", help="under the secure profile")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kessai-crash-"))
+    profile = None
+    if args.secure:
+        cluster = start_secure_cluster(workdir / "secure")
+        settings, profile = cluster.admin, cluster.profile()
+    else:
+        settings = start_broker(workdir)
+    print(f"broker {settings.bootstrap}, logs in {workdir}")
+    outcome = None
+    try:
+        outcome = asyncio.run(
+            run_scenario(
+                settings.bootstrap,
+                trades=args.trades,
+                kills=args.kills,
+                workdir=workdir,
+                seed=args.seed,
+                profile=profile,
+            )
+        )
+    finally:
+        if args.keep and (outcome is None or outcome.problems):
+            print(f"--keep: the broker stays up at {settings.bootstrap} for a look")
+        else:
+            localkafka.down(settings)
+        if not args.keep:
+            shutil.rmtree(settings.state_dir, ignore_errors=True)
+    print(outcome.summary())
+    for c in outcome.crashes:
+        print("crash (restarted):", c)
+    for p in outcome.problems:
+        print("PROBLEM:", p)
+    return 1 if outcome.problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,262 @@
+"""The memory bench's prefill is what the pipeline writes, and a worker can live on it.
+
+``kessai_bench.memory`` measures the worker's RSS on changelogs it wrote itself
+instead of funding a million accounts through the pipeline. That is only a
+measurement if those changelogs are the pipeline's, so, on brokers of this test's own:
+
+1. on broker A, 200 accounts are funded through a real worker: their cash deposits,
+   then, once the ledger applied them all, their bond deposits (the order the prefill
+   writes: one order, so that the values match byte for byte);
+2. on broker B, the prefill writes the same accounts and ids;
+3. both brokers' ``accounts`` and ``applied`` changelogs, read with read_committed, are
+   equal partition by partition and key by key (every value of every key, in order),
+   and the topics have the same partitions and configs;
+4. a worker recovers the prefill on broker B and lives on it: deposits repeated under
+   the prefilled ids are refused as duplicates (the ``applied`` table), a new deposit
+   continues its account's ``seq``, and a trade between two prefilled accounts
+   settles, its postings continuing the prefilled balances and ``seq``.
+
+Broker B's inputs are published before its worker starts: a fresh consumer group, a
+non-empty changelog to recover and a backlog waiting is the start that used to skip
+the backlog (hole 12 in docs/exactly-once.md; tests/integration/test_seek_on_start.py
+tests the seek itself).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from kessai_bench import memory
+
+from schemas import (
+    CUSTODY,
+    LEDGER_EVENTS,
+    PAYMENTS,
+    REJECTIONS,
+    SETTLEMENTS,
+    TRADES,
+    MoveCash,
+    encode,
+)
+from streams.config import Settings
+from streams.devtools import localkafka
+from streams.devtools.processes import free_port
+from streams.kafka.reader import read_committed
+from streams.topics import ACCOUNTS_TABLE, changelog
+from tests.support.logs import collect
+
+pytestmark = pytest.mark.integration
+
+ACCOUNTS = 200
+WAIT_S = 60.0
+#: Short transactions: the same records, sooner.
+FAST = {"KESSAI_COMMIT_INTERVAL_S": "0.1"}
+#: Accounts whose deposits are sent again to the prefilled worker.
+REPEATED = 10
+
+Changelog = dict[int, dict[bytes, list[bytes]]]
+
+
+@pytest.fixture(scope="module")
+def brokers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Settings]]:
+    """Two brokers of this module's own, started side by side: whole topics hold this
+    test's records only, and broker B none of broker A's."""
+    workdirs = [tmp_path_factory.mktemp(f"memory-broker-{name}") for name in "ab"]
+
+    def up(workdir: Path) -> Settings:
+        return localkafka.up_private(
+            workdir, tokens=dict(memory.TOKENS), log=lambda line: print(f"[memory broker] {line}")
+        )
+
+    started: list[Settings] = []
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for future in [pool.submit(up, w) for w in workdirs]:
+                started.append(future.result())
+    except localkafka.LocalKafkaError as err:
+        pytest.fail(f"no private Kafka broker: {err}", pytrace=False)
+    finally:
+        if len(started) < 2:
+            for settings in started:
+                localkafka.down(settings)
+    yield started[0], started[1]
+    for settings in started:
+        localkafka.down(settings)
+
+
+def _app(broker: Settings, app_id: str) -> Settings:
+    return replace(
+        broker,
+        app_id=app_id,
+        partitions=4,
+        web_port=free_port(),
+        tokens=dict(memory.TOKENS),
+    )
+
+
+async def _read_until(
+    bootstrap: str, topic: str, done: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
+    """Committed records of *topic* from the start until ``done(records)``."""
+    seen = await collect(Settings(bootstrap=bootstrap), [topic], done, timeout_s=WAIT_S)
+    assert done(seen), f"{topic}: gave up after {len(seen)} records"
+    return seen
+
+
+def _at_least(n: int) -> Callable[[list[dict[str, Any]]], bool]:
+    return lambda seen: len(seen) >= n
+
+
+async def _changelogs(settings: Settings) -> dict[str, Changelog]:
+    """Each table's changelog: partition -> key -> every value, in offset order."""
+    out: dict[str, Changelog] = {}
+    for table in memory.TABLES:
+        log: Changelog = defaultdict(lambda: defaultdict(list))
+        for r in await read_committed(settings, changelog(settings.app_id, table)):
+            assert not r.headers, r  # neither writer adds any
+            log[r.partition][r.key].append(r.value)
+        out[table] = {p: dict(keys) for p, keys in log.items()}
+    return out
+
+
+async def _topic_shape(bootstrap: str, topic: str) -> tuple[int, dict[str, str]]:
+    """Partition count and every config value of *topic*."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_public_topics([topic])
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        [resource] = response.to_object()["resources"]
+        config = {
+            str(e["config_names"]): str(e["config_value"]) for e in resource["config_entries"]
+        }
+        return len(described["partitions"]), config
+    finally:
+        await admin.close()
+
+
+async def _publish(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def test_the_prefill_is_what_the_pipeline_writes_and_a_worker_lives_on_it(
+    brokers: tuple[Settings, Settings], tmp_path: Path
+) -> None:
+    broker_a, broker_b = brokers
+    fundings = [memory.funding(i) for i in range(ACCOUNTS)]
+    real, pre = _app(broker_a, "kessai-real"), _app(broker_b, "kessai-prefill")
+    await memory.create_kessai_topics(real)
+    await memory.create_kessai_topics(pre)
+
+    # 1. Through the pipeline: every cash deposit applied, then every bond deposit.
+    worker = memory.Worker(real, log_path=tmp_path / "real.log", cwd=tmp_path, extra_env=FAST)
+    try:
+        applied = 0
+        for topic in (PAYMENTS, CUSTODY):
+            await _publish(
+                real.bootstrap, [d for f in fundings for d in memory.deposits(f) if d[0] == topic]
+            )
+            applied += ACCOUNTS
+            await _read_until(real.bootstrap, LEDGER_EVENTS, _at_least(applied))
+        assert await worker.stop() == 0, worker.watch.tail
+    finally:
+        worker.kill()
+    through_pipeline = await _changelogs(real)
+
+    # 2. and 3. The prefill, read back the same way: equal record for record.
+    filled = await memory.prefill(pre, fundings)
+    assert filled.records == {changelog(pre.app_id, t): 2 * ACCOUNTS for t in memory.TABLES}
+    prefilled = await _changelogs(pre)
+    for table in memory.TABLES:
+        a, b = through_pipeline[table], prefilled[table]
+        assert sorted(a) == sorted(b) == list(range(4)), table  # every partition used
+        for partition in a:
+            assert a[partition] == b[partition], (table, partition)
+        keys = ACCOUNTS if table == ACCOUNTS_TABLE else 2 * ACCOUNTS
+        assert sum(len(keys_) for keys_ in a.values()) == keys
+        shape_real = await _topic_shape(real.bootstrap, changelog(real.app_id, table))
+        shape_pre = await _topic_shape(pre.bootstrap, changelog(pre.app_id, table))
+        assert shape_real == shape_pre and shape_real[1]["cleanup.policy"] == "compact"
+    # Not vacuous: each account's two states, on the partition of its commands.
+    key = orjson.dumps(fundings[7].account)
+    partition = memory.command_partition(fundings[7].account, 4)
+    states = [orjson.loads(v) for v in prefilled[ACCOUNTS_TABLE][partition][key]]
+    assert [s["seq"] for s in states] == [1, 2]
+    assert states[1]["balances"] == {
+        memory.CASH_TOKEN: [memory.CASH_UNITS, 0],
+        memory.BOND_ISIN: [memory.BOND_FACE, 0],
+    }
+
+    # 4. A worker recovers the prefill and lives on it.
+    buyer, seller, topped = (f.account for f in fundings[:3])
+    top_up = MoveCash(
+        payment_id="top-up-1", account=topped, token="JPYC", amount=Decimal(1000), kind="deposit"
+    )
+    trade = {
+        "trade_id": "t-memory-1",
+        "venue": "bench",
+        "isin": memory.BOND_ISIN,
+        "buyer": buyer,
+        "seller": seller,
+        "quantity": 100_000,
+        "price": "99.5",
+        "currency": memory.CASH_TOKEN,
+        "accrued_interest": "0",
+        "trade_time": "2026-11-25T00:00:00Z",
+    }
+    await _publish(
+        pre.bootstrap,
+        [
+            *(d for f in fundings[ACCOUNTS - REPEATED :] for d in memory.deposits(f)),
+            (PAYMENTS, topped.encode(), encode(top_up)),
+            (TRADES, b"t-memory-1", orjson.dumps(trade)),
+        ],
+    )
+    worker = memory.Worker(pre, log_path=tmp_path / "prefill.log", cwd=tmp_path, extra_env=FAST)
+    try:
+        assert await worker.wait_ready(WAIT_S), worker.watch.tail
+        statuses = await _read_until(
+            pre.bootstrap, SETTLEMENTS, lambda s: any(r["status"] != "pending" for r in s)
+        )
+        assert [r["status"] for r in statuses] == ["settled"], statuses
+        await _read_until(pre.bootstrap, REJECTIONS, lambda s: len(s) >= 2 * REPEATED)
+        assert await worker.stop() == 0, worker.watch.tail
+    finally:
+        worker.kill()
+    rejected = [orjson.loads(r.value) for r in await read_committed(pre, REJECTIONS)]
+    assert Counter(r["reason"] for r in rejected) == {"duplicate": 2 * REPEATED}
+    repeated = {f.account for f in fundings[ACCOUNTS - REPEATED :]}
+    assert {r["key"] for r in rejected} == repeated
+
+    events = [orjson.loads(r.value) for r in await read_committed(pre, LEDGER_EVENTS)]
+    assert {e["account"] for e in events} == {buyer, seller, topped}  # nothing repeated
+    [top] = [e for e in events if e["account"] == topped]
+    assert (top["seq"], top["available"]) == (3, str(memory.CASH_UNITS + 1000))
+    for account in (buyer, seller):
+        # The prefilled seq was 2: the trade's postings continue it, gap-free.
+        seqs = [e["seq"] for e in events if e["account"] == account]
+        assert seqs == list(range(3, 3 + len(seqs))) and len(seqs) >= 2, seqs
+    cash = 99_500  # 100,000 face at 99.5, no accrued interest
+    last = {(e["account"], e["asset"]): (e["available"], e["locked"]) for e in events}
+    assert last[buyer, memory.CASH_TOKEN] == (str(memory.CASH_UNITS - cash), "0")
+    assert last[buyer, memory.BOND_ISIN] == (str(memory.BOND_FACE + 100_000), "0")
+    assert last[seller, memory.CASH_TOKEN] == (str(memory.CASH_UNITS + cash), "0")
+    assert last[seller, memory.BOND_ISIN] == (str(memory.BOND_FACE - 100_000), "0")

@@ -1,0 +1,263 @@
+"""The worker's metrics: names, labels, exposition, bounded label sets."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.runtime.metrics import LABEL_SETS_MAX, Metrics, consumer_lags, health
+
+
+def samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(m.exposition().decode()):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_counters_are_named_by_convention_and_count() -> None:
+    m = Metrics()
+    m.trade_received()
+    m.trade_received()
+    m.settlement("pending", "insufficient_cash")
+    m.settlement("settled", None)
+    m.rejected("payments", "invalid_amount")
+    m.ledger_events(3)
+    m.ledger_events(0)
+    m.order_event("filled")
+    m.fills(2)
+    got = samples(m)
+    assert got[("kessai_trades_received_total", ())] == 2
+    assert (
+        got[("kessai_settlements_total", (("reason", "insufficient_cash"), ("status", "pending")))]
+        == 1
+    )
+    assert got[("kessai_settlements_total", (("reason", ""), ("status", "settled")))] == 1
+    assert (
+        got[("kessai_rejections_total", (("reason", "invalid_amount"), ("topic", "payments")))] == 1
+    )
+    assert got[("kessai_ledger_events_total", ())] == 3
+    assert got[("kessai_order_events_total", (("event", "filled"),))] == 1
+    assert got[("kessai_fills_total", ())] == 2
+    # Counters end in _total (and their _created timestamps); the one histogram is in
+    # seconds, with its buckets, sum and count.
+    assert all(
+        name.endswith(("_total", "_created"))
+        or name.startswith("kessai_settlement_latency_seconds_")
+        for name, _ in got
+    )
+
+
+def test_settlement_latency_is_observed_in_seconds_since_trade_time_and_arrival() -> None:
+    m = Metrics()
+    m.settled(trade_time_s=1000.0, arrived_s=1010.0, now_s=1010.5)
+    m.settled(trade_time_s=0.0, arrived_s=0.0, now_s=2000.0)  # times unknown: not observed
+    got = samples(m)
+    since_trade = (("since", "trade_time"),)
+    since_arrival = (("since", "arrival"),)
+    assert got[("kessai_settlement_latency_seconds_count", since_trade)] == 1
+    assert got[("kessai_settlement_latency_seconds_sum", since_trade)] == 10.5
+    assert got[("kessai_settlement_latency_seconds_count", since_arrival)] == 1
+    assert got[("kessai_settlement_latency_seconds_sum", since_arrival)] == 0.5
+    le = (("le", "0.5"), ("since", "arrival"))
+    assert got[("kessai_settlement_latency_seconds_bucket", le)] == 1
+    le = (("le", "10.0"), ("since", "trade_time"))
+    assert got[("kessai_settlement_latency_seconds_bucket", le)] == 0
+
+
+def test_two_apps_do_not_share_counts() -> None:
+    a, b = Metrics(), Metrics()
+    a.trade_received()
+    assert samples(b)[("kessai_trades_received_total", ())] == 0
+
+
+def test_label_children_are_cached_and_bounded() -> None:
+    m = Metrics()
+    m.rejected("trades", "schema")
+    first = m._children[("rejections", "trades", "schema")]
+    m.rejected("trades", "schema")
+    assert m._children[("rejections", "trades", "schema")] is first
+    for n in range(LABEL_SETS_MAX + 10):
+        m.rejected("trades", f"r{n}")
+    got = samples(m)
+    kept = [k for k in got if k[0] == "kessai_rejections_total"]
+    assert len(kept) == LABEL_SETS_MAX + 1  # the bound, plus "other"
+    assert got[("kessai_rejections_total", (("reason", "other"), ("topic", "other")))] == 11
+
+
+class FakeTP:
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic, self.partition = topic, partition
+
+
+class FakeConsumer:
+    def __init__(self, ends: dict[tuple[str, int], int | None], done: dict[tuple[str, int], int]):
+        self.tps = [FakeTP(t, p) for t, p in ends]
+        self.ends = ends
+        self._committed_offset = {tp: done[(tp.topic, tp.partition)] for tp in self.tps
+                                  if (tp.topic, tp.partition) in done}  # fmt: skip
+
+    def assignment(self) -> list[FakeTP]:
+        return self.tps
+
+    def highwater(self, tp: FakeTP) -> int | None:
+        return self.ends[(tp.topic, tp.partition)]
+
+
+class FakeTables(dict):  # type: ignore[type-arg]
+    changelog_topics: ClassVar[set[str]] = {"kessai-accounts-changelog"}
+
+    def __init__(self, *, recovered: bool) -> None:
+        super().__init__()
+        self.recovery = SimpleNamespace(completed=asyncio.Event())
+        if recovered:
+            self.recovery.completed.set()
+
+
+class FakeApp:
+    def __init__(
+        self, consumer: FakeConsumer, *, in_recovery: bool = False, recovered: bool = True
+    ) -> None:
+        self.consumer, self.in_recovery = consumer, in_recovery
+        self.tables = FakeTables(recovered=recovered)
+
+
+def test_lag_is_last_stable_offset_minus_committed_for_inputs_only() -> None:
+    consumer = FakeConsumer(
+        {
+            ("trades", 0): 100,
+            ("trades", 1): 5,
+            ("payments", 0): None,
+            ("kessai-accounts-changelog", 0): 999,
+        },
+        {("trades", 0): 40},
+    )
+    assert consumer_lags(FakeApp(consumer)) == {("trades", 0): 60, ("trades", 1): 5}
+
+
+def test_health_is_503_until_first_recovered_while_recovering_or_lagging() -> None:
+    idle = FakeConsumer({("trades", 0): 10}, {("trades", 0): 10})
+    assert health(FakeApp(idle), 100) == (
+        200, {"status": "ok", "lag_records_max": 0, "partitions": 1}
+    )  # fmt: skip
+    assert health(FakeApp(idle, in_recovery=True), 100) == (503, {"status": "recovering"})
+    # Before its first assignment and recovery it has no partitions, and is not ready.
+    assert health(FakeApp(idle, recovered=False), 100) == (503, {"status": "starting"})
+    behind = FakeConsumer({("trades", 0): 500, ("trades", 1): 10}, {("trades", 0): 0})
+    status, body = health(FakeApp(behind), 100)
+    assert status == 503 and body["behind"] == {"trades[0]": 500}
+
+
+def _account(balances: dict[str, list[int]], locks: dict[str, list[Any]] | None = None) -> bytes:
+    from streams.ledger.domain import AccountState
+
+    return AccountState(seq=1, balances=balances, locks=locks or {}).to_bytes()
+
+
+def test_state_sums_balances_locks_inflow_and_open_trades() -> None:
+    from streams.runtime.metrics import state_sums
+
+    accounts = {
+        "alice": _account({"JPYC": [100, 50], "JP1": [0, 0]}, {"t1/cash": ["JPYC", 50]}),
+        "bob": _account({"JPYC": [10**40, 0], "JP1": [200_000, 0]}),
+    }
+    inflow = {"0": {"JPYC": str(150 + 10**40)}, "1": {"JP1": "200000"}}
+    sagas = {
+        "t1": {"stage": "cash", "pending_reason": "insufficient_cash", "cash": "queued",
+               "trade": {"arrived_s": 7.5}},
+        "t2": {"stage": "bonds", "pending_reason": None, "bonds": "queued"},
+        "t3": {"stage": "cash", "pending_reason": "insufficient_cash", "cash": "queued"},
+        # Its bonds waited once; both legs are now locked: no longer pending for that.
+        "t4": {"stage": "posting", "pending_reason": "insufficient_securities",
+               "bonds": "locked", "cash": "locked"},
+    }  # fmt: skip
+    sums = state_sums(accounts, inflow, sagas)
+    assert sums.available == {"JPYC": 100 + 10**40, "JP1": 200_000}
+    assert sums.locked == {"JPYC": 50, "JP1": 0}
+    assert sums.open_locks == 1
+    # Exact past float precision: 10**40 + 150 held, 10**40 + 150 came in.
+    assert sums.conservation_error("JPYC") == 0
+    assert sums.conservation_error("JP1") == 0
+    assert sums.open_trades == {
+        ("cash", "insufficient_cash"): 2, ("bonds", ""): 1, ("posting", ""): 1
+    }  # fmt: skip
+    assert sums.oldest_arrived_s == 7.5
+    # Half a trade posted (bob paid 30 out, alice not yet credited): the error shows it.
+    accounts["bob"] = _account({"JPYC": [10**40 - 30, 0], "JP1": [200_000, 0]})
+    assert state_sums(accounts, inflow, sagas).conservation_error("JPYC") == -30
+
+
+def test_inflow_rows_add_deposits_and_subtract_withdrawals_exactly() -> None:
+    from streams.ledger.handler import add_inflow
+    from streams.settlement.steps import Move
+
+    row = add_inflow(None, Move("p1", "alice", "USDC", 10**30, "deposit"))
+    row = add_inflow(row, Move("p2", "alice", "USDC", 1, "withdrawal"))
+    row = add_inflow(row, Move("c1", "alice", "JP1", 5, "deposit"))
+    assert row == {"USDC": str(10**30 - 1), "JP1": "5"}
+
+
+def test_the_state_gauges_are_in_tokens_and_cached_between_scrapes() -> None:
+    from types import SimpleNamespace
+
+    from streams.runtime.metrics import StateCollector
+
+    accounts = {"alice": _account({"USDC": [1_500_000, 250_000]}, {"t/cash": ["USDC", 250_000]})}
+    tables = {"accounts": accounts, "inflow": {"0": {"USDC": "1750000"}}, "sagas": {}}
+    collector = StateCollector(SimpleNamespace(tables=tables), {"USDC": 6}, cache_s=60.0)
+    m = Metrics()
+    m.registry.register(collector)
+    got = samples(m)
+    assert got[("kessai_balance_tokens", (("asset", "USDC"), ("kind", "available")))] == 1.5
+    assert got[("kessai_balance_tokens", (("asset", "USDC"), ("kind", "locked")))] == 0.25
+    assert got[("kessai_inflow_tokens", (("asset", "USDC"),))] == 1.75
+    assert got[("kessai_conservation_error_units", (("asset", "USDC"),))] == 0
+    assert got[("kessai_open_locks", ())] == 1
+    accounts["bob"] = _account({"USDC": [1, 0]})
+    assert samples(m)[("kessai_balance_tokens", (("asset", "USDC"), ("kind", "available")))] == 1.5
+    collector.cache_s = 0.0
+    assert samples(m)[("kessai_conservation_error_units", (("asset", "USDC"),))] == 1  # a unit
+
+
+def test_commit_durations_form_a_cumulative_histogram() -> None:
+    from streams.runtime.eos import COMMIT_BUCKETS_S, CommitTimes
+
+    times = CommitTimes()
+    for seconds in (0.001, 0.004, 0.02, 0.3, 99.0):
+        times.observe(seconds)
+    got = dict(times.cumulative())
+    assert got["0.005"] == 2 and got["0.025"] == 3 and got["0.5"] == 4
+    assert got[str(COMMIT_BUCKETS_S[-1])] == 4 and got["+Inf"] == 5
+    assert abs(times.total_s - 99.325) < 1e-9
+
+
+def test_the_state_gauges_say_nothing_while_the_tables_are_rebuilt() -> None:
+    from types import SimpleNamespace
+
+    from streams.runtime.metrics import StateCollector
+
+    tables = {"accounts": {"a": _account({"JPYC": [5, 0]})}, "inflow": {}, "sagas": {}}
+    app = SimpleNamespace(tables=tables, in_recovery=True)
+    assert list(StateCollector(app, {}).collect()) == []
+    app.in_recovery = False
+    names = {f.name for f in StateCollector(app, {}).collect()}
+    assert "kessai_conservation_error_units" in names
+
+
+def test_ledger_partitions_owned_and_in_all() -> None:
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    from streams.runtime.metrics import ledger_partitions
+
+    assigned = {TP("kessai-ledger-commands", 0), TP("kessai-ledger-commands", 2), TP("trades", 1)}
+    app = SimpleNamespace(
+        consumer=SimpleNamespace(assignment=lambda: assigned),
+        conf=SimpleNamespace(topic_partitions=4),
+    )
+    assert ledger_partitions(app) == (2, 4)
