@@ -8,7 +8,7 @@ for each account count N, on a broker of its own (:func:`streams.devtools.localk
 2. the ``accounts`` and ``applied`` changelog topics are written with the records the
    ledger agent writes when it applies one cash deposit (JPYC) and one bond deposit
    (one ISIN) per account (:func:`ledger_writes`): the states come from the ledger's
-   own pure step (:func:`streams.settlement.steps.account_step`), keys and values are
+   own pure step (:func:`streams.ledger.handler.account_step`), keys and values are
    serialized with each table's own codec (:func:`table_codecs`, read from the
    worker's faust app), and each record goes to the partition
    faust sends it to -- the partition of ``kessai-ledger-commands`` that the account's
@@ -70,7 +70,8 @@ from streams.errors import KessaiError
 from streams.kafka.admin import create_topics, ensure_worker_topics
 from streams.ledger import journal
 from streams.ledger.domain import AccountState
-from streams.settlement import steps
+from streams.ledger.handler import account_step
+from streams.ledger.messages import Move
 from streams.topics import ACCOUNTS_TABLE, APPLIED_TABLE, TopicSpec, changelog
 
 # -- what one funded account is -------------------------------------------------------
@@ -175,15 +176,15 @@ def deposits(f: Funding) -> list[tuple[str, bytes, bytes]]:
     return [(PAYMENTS, key, encode(cash)), (CUSTODY, key, encode(bonds))]
 
 
-def moves(f: Funding) -> tuple[steps.Move, steps.Move]:
+def moves(f: Funding) -> tuple[Move, Move]:
     """The two commands the ledger's intake forwards for *f*'s deposits, cash first.
 
     Command ids as the intake builds them (``payment:<payment_id>``,
     ``custody:<movement_id>``); ``source`` only ever feeds a rejection, so it is left out.
     """
     return (
-        steps.Move(f"payment:{f.payment_id}", f.account, CASH_TOKEN, CASH_UNITS, "deposit"),
-        steps.Move(f"custody:{f.movement_id}", f.account, BOND_ISIN, BOND_FACE, "deposit"),
+        Move(f"payment:{f.payment_id}", f.account, CASH_TOKEN, CASH_UNITS, "deposit"),
+        Move(f"custody:{f.movement_id}", f.account, BOND_ISIN, BOND_FACE, "deposit"),
     )
 
 
@@ -301,7 +302,7 @@ def ledger_writes(f: Funding, *, partitions: int) -> list[ChangelogRecord]:
     state = AccountState()
     out: list[ChangelogRecord] = []
     for move in moves(f):
-        fx = steps.account_step(state, f.account, move, already_applied=False)
+        fx = account_step(state, f.account, move, already_applied=False)
         assert fx.rejection is None and not fx.sends, fx
         journal.chain(state, fx.state, fx.postings, _decimals_of)
         value = account_value(fx.state, codec[ACCOUNTS_TABLE])

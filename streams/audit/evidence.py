@@ -30,9 +30,8 @@ import orjson
 from schemas import SETTLEMENTS, TRADES
 from streams.config import Settings
 from streams.kafka.reader import read_committed
-from streams.ledger.domain import to_units
+from streams.money import cash_units, to_units
 from streams.security import signing
-from streams.settlement.saga import cash_units
 
 #: Problems printed; the rest are counted.
 PROBLEMS_SHOWN_MAX: Final = 20

@@ -67,16 +67,24 @@ from streams.config import Settings
 from streams.kafka.reader import Cut, cuts_for, read_batches
 from streams.ledger import domain as ledger_core
 from streams.ledger import intake as ledger_intake
-from streams.ledger.agent import LEDGER_COMMANDS, SETTLEMENT_INBOX
-from streams.ledger.handler import add_inflow, handle_command
-from streams.ledger.views import position_document
-from streams.matching.handler import MATCHING_VENUE, ORDERS_TABLE, handle_record
+from streams.ledger.documents import position_document
+from streams.ledger.handler import Ledger, handle_command
+from streams.matching.handler import MATCHING_VENUE, handle_record
 from streams.matching.matcher import Matcher
 from streams.security import signing
-from streams.settlement import handler as saga_inbox
+from streams.settlement import handler as saga_handler
 from streams.settlement import intake as trade_intake
-from streams.settlement import saga as saga_core
-from streams.settlement import steps
+from streams.settlement.messages import Tick
+from streams.topics import (
+    ACCOUNTS_TABLE,
+    INFLOW_TABLE,
+    LEDGER_COMMANDS,
+    ORDERS_TABLE,
+    OUTCOMES_TABLE,
+    SAGAS_TABLE,
+    SETTLEMENT_INBOX,
+    changelog,
+)
 
 __all__ = ["Check", "Report", "replay"]
 
@@ -94,7 +102,7 @@ TOPICS: Final = (
     REJECTIONS,
 )
 #: Tables compared through their changelogs.
-TABLES: Final = ("accounts", "sagas", "outcomes", "inflow", ORDERS_TABLE)
+TABLES: Final = (ACCOUNTS_TABLE, SAGAS_TABLE, OUTCOMES_TABLE, INFLOW_TABLE, ORDERS_TABLE)
 #: Differences described per check; all are counted.
 EXAMPLES_MAX: Final = 3
 #: Characters of a record quoted in a difference.
@@ -246,22 +254,32 @@ def _rejection(source_topic: str, key: bytes | None, raw: bytes, reason: str, de
 def derive(
     logs: Mapping[str, Log], settings: Settings, names: Mapping[str, str] | None = None
 ) -> Derived:
-    """Run every agent's logic over the logs, as :mod:`streams.audit.replay` explains.
+    """Run every agent's handler over the logs, as :mod:`streams.audit.replay` explains.
 
     ``names``: the topic each log was read from, where it is not the usual one.
     """
     d = Derived()
     names = {t: (names or {}).get(t, t) for t in TOPICS}
-    tokens = settings.tokens
     # The workers' own checks, with the registry they read. The matcher's private key
     # stays with the workers: its trades are compared without their signatures, and
     # the trade intake below checks those signatures like any venue's.
     signers = _registry(settings)
+    _derive_intakes(d, logs, names, settings, signers)
+    _derive_ledger(d, logs, names, settings)
+    _derive_sagas(d, logs, names, settings)
+    _derive_matcher(d, logs, names, settings, signers)
+    return d
 
-    def decimals_of(asset: str) -> int:
-        return tokens.get(asset, 0)
 
-    # 1. the intakes
+def _derive_intakes(
+    d: Derived,
+    logs: Mapping[str, Log],
+    names: Mapping[str, str],
+    settings: Settings,
+    signers: signing.Registry | None,
+) -> None:
+    """1. The intakes: ``payments`` and ``custody`` into moves, ``trades`` into the inbox."""
+    tokens = settings.tokens
     for topic in (PAYMENTS, CUSTODY):
         for partition, r in _records(logs[topic]):
             move = ledger_intake.intake_record(topic, r.key, r.value, tokens, signers)
@@ -271,9 +289,10 @@ def derive(
                 )
             else:
                 d.moves[wire.to_wire(move)] += 1
-    seen: set[str] = set()
+    seen: dict[str, bool] = {}
     for partition, r in _records(logs[TRADES]):
-        trade = trade_intake.intake_record(
+        trade = trade_intake.handle_trade(
+            seen,
             r.key,
             r.value,
             (r.timestamp / 1000) or time.time(),
@@ -281,24 +300,27 @@ def derive(
             deadline_s=settings.settlement_deadline_s,
             signers=signers,
         )
-        if isinstance(trade, saga_core.Trade) and trade.trade_id in seen:
-            trade = trade_intake.duplicate(trade)
         if isinstance(trade, tuple):
             d.rejections[_rejection(TRADES, r.key, r.value, *trade)].append(
                 (names[TRADES], partition, r.offset)
             )
-            continue
-        seen.add(trade.trade_id)
-        d.trades_in[wire.to_wire(trade)] += 1
+        else:
+            d.trades_in[wire.to_wire(trade)] += 1
 
-    # 2. the ledger
-    applied: dict[str, bool] = {}
+
+def _derive_ledger(
+    d: Derived, logs: Mapping[str, Log], names: Mapping[str, str], settings: Settings
+) -> None:
+    """2. The ledger, over its command log."""
+    tokens = settings.tokens
+
+    def decimals_of(asset: str) -> int:
+        return tokens.get(asset, 0)
+
+    ledger = Ledger(d.accounts, {}, d.inflow)
     for partition, r in _records(logs[LEDGER_COMMANDS]):
         where = (names[LEDGER_COMMANDS], partition, r.offset)
-        command = wire.from_wire(r.value)
-        out = handle_command(d.accounts, applied, command, decimals_of)
-        if isinstance(command, steps.Move) and out.records:  # as the ledger agent does
-            d.inflow[str(partition)] = add_inflow(d.inflow.get(str(partition)), command)
+        out = handle_command(ledger, partition, wire.ledger_command(r.value), decimals_of)
         if out.rejection is not None:
             topic, text_key, raw, reason, detail = out.rejection
             key = text_key.encode() if text_key is not None else None
@@ -308,23 +330,33 @@ def derive(
         for (kind, _to), sent in out.sends:
             (d.credits if kind == "account" else d.replies)[wire.to_wire(sent)] += 1
 
-    # 3. the sagas
+
+def _derive_sagas(
+    d: Derived, logs: Mapping[str, Log], names: Mapping[str, str], settings: Settings
+) -> None:
+    """3. The settlement sagas, over their inbox."""
     for partition, r in _records(logs[SETTLEMENT_INBOX]):
         where = (names[SETTLEMENT_INBOX], partition, r.offset)
-        message = wire.from_wire(r.value)
-        if isinstance(message, steps.Tick):
+        message = wire.inbox_message(r.value)
+        if isinstance(message, Tick):
             d.tick_skews.append((where, message.now_s - r.timestamp / 1000))
-        handled = saga_inbox.handle_inbox(d.sagas, partition, message, d.outcomes)
-        for _account, command in handled.commands:
+        handled = saga_handler.handle_inbox(d.sagas, partition, message, d.outcomes)
+        for command in handled.commands:
             d.commands[wire.to_wire(command)] += 1
         for trade, status in handled.statuses:
-            status_record = saga_inbox.status_record(trade, status, tokens, datetime.now(UTC))
-            d.statuses[trade.trade_id].append(
-                (where, _without_at(status_record.model_dump(mode="json")))
-            )
+            record = saga_handler.status_record(trade, status, settings.tokens, datetime.now(UTC))
+            d.statuses[trade.trade_id].append((where, _without_at(record.model_dump(mode="json"))))
 
-    # 4. the matcher
-    matcher = Matcher(d.order_rows, tokens=tokens)
+
+def _derive_matcher(
+    d: Derived,
+    logs: Mapping[str, Log],
+    names: Mapping[str, str],
+    settings: Settings,
+    signers: signing.Registry | None,
+) -> None:
+    """4. The matcher, over ``orders``."""
+    matcher = Matcher(d.order_rows, tokens=settings.tokens)
     for partition, r in _records(logs[ORDERS]):
         where = (names[ORDERS], partition, r.offset)
         timestamp_s = r.timestamp / 1000 if r.timestamp is not None else None
@@ -335,7 +367,6 @@ def derive(
             d.order_events[e.isin].append((where, _order_event(e.model_dump(mode="json"))))
         if result.rejection is not None:
             d.rejections[_rejection(ORDERS, r.key, r.value, *result.rejection)].append(where)
-    return d
 
 
 def _registry(settings: Settings) -> signing.Registry | None:
@@ -598,7 +629,7 @@ def replay(
     """Read, derive, compare. ``topics``: a name here -> the topic to read instead."""
     started = time.perf_counter()
     names = {t: (topics or {}).get(t, t) for t in TOPICS}
-    tables = {t: f"{settings.app_id}-{t}-changelog" for t in TABLES}
+    tables = {t: changelog(settings.app_id, t) for t in TABLES}
 
     async def read_all() -> tuple[dict[str, Log], dict[str, Log]]:
         # Every cut-off first, one after the other (milliseconds apart), then the

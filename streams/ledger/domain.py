@@ -13,21 +13,14 @@ is told ``duplicate=True`` and then changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Context, Decimal
 from typing import Any, Literal
 
 import orjson
 
+from streams.money import BALANCE_UNITS_MAX
+
 #: Open locks plus queued lock requests one account may have.
 LOCKS_OPEN_MAX = 10_000
-#: Largest amount one deposit, withdrawal or trade may move, in smallest units: 10**30
-#: (the schemas' room for 10**30 with 18 decimals), far beyond any real amount.
-UNITS_MAX = 10**30
-#: Largest balance a deposit may leave. Credits from trades are bounded by UNITS_MAX
-#: each; past 64 bits a state's JSON keeps the number as a string (``to_bytes``).
-BALANCE_UNITS_MAX = 10**33
-#: Digits for exact scaling of a 64-character decimal (Decimal's default is 28).
-_EXACT_SCALE = Context(prec=200)
 #: orjson writes integers up to 64 bits only (and reads larger ones as floats).
 _INT64_MAX = 2**63 - 1
 
@@ -130,73 +123,6 @@ class AccountState:
             locks={k: [str(v[0]), int(v[1])] for k, v in locks.items()},
             waiting=[[str(w[0]), str(w[1]), int(w[2])] for w in waiting],
         )
-
-
-def to_units(amount: Decimal, decimals: int) -> int | None:
-    """``Decimal("1.5")`` at 6 decimals -> 1_500_000; None if it has finer precision
-    or is more than :data:`UNITS_MAX` units. Exact: never rounded to 28 digits."""
-    scaled = amount.scaleb(decimals, context=_EXACT_SCALE)
-    # copy_abs, not abs(): abs() rounds to the context's 28 digits.
-    if scaled != scaled.to_integral_value() or scaled.copy_abs() > UNITS_MAX:
-        return None
-    return int(scaled)
-
-
-def from_units(units: int, decimals: int) -> Decimal:
-    return Decimal(units).scaleb(-decimals)
-
-
-def move_cash(
-    state: AccountState,
-    *,
-    command_id: str,
-    account: str,
-    token: str,
-    amount: Decimal,
-    kind: Literal["deposit", "withdrawal"],
-    tokens: dict[str, int],
-    duplicate: bool = False,
-) -> tuple[AccountState, list[Posting]] | LedgerRejection:
-    """Apply a deposit or withdrawal of a cash token."""
-    if token not in tokens:
-        known = ", ".join(sorted(tokens))
-        return LedgerRejection("unknown_token", f"token {token!r} is not configured ({known})")
-    units = to_units(amount, tokens[token])
-    if units is None or units <= 0:
-        return LedgerRejection(
-            "invalid_amount", f"{amount} {token} has more than {tokens[token]} decimals"
-        )
-    return move_units(
-        state,
-        command_id=command_id,
-        account=account,
-        asset=token,
-        units=units,
-        kind=kind,
-        duplicate=duplicate,
-    )
-
-
-def move_bonds(
-    state: AccountState,
-    *,
-    command_id: str,
-    account: str,
-    isin: str,
-    quantity: int,
-    kind: Literal["deposit", "withdrawal"],
-    duplicate: bool = False,
-) -> tuple[AccountState, list[Posting]] | LedgerRejection:
-    """Apply a custody deposit or withdrawal of bonds (face value in yen)."""
-    return move_units(
-        state,
-        command_id=command_id,
-        account=account,
-        asset=isin,
-        units=quantity,
-        kind=kind,
-        duplicate=duplicate,
-    )
 
 
 def move_units(

@@ -1,7 +1,8 @@
-"""What the ledger's intake makes of one ``payments`` or ``custody`` record. Pure.
+"""The ledger intake's per-record handler: what one ``payments`` or ``custody`` record
+becomes. Pure.
 
 :func:`intake_record` decodes the record and turns it into a
-:class:`~streams.settlement.steps.Move` for the ledger, or says why it is rejected.
+:class:`~streams.ledger.messages.Move` for the ledger, or says why it is rejected.
 The ``intake`` agent (:mod:`streams.ledger.agent`) sends the one or the other;
 ``kessai replay`` runs the same function over the committed inputs and compares.
 """
@@ -9,9 +10,9 @@ The ``intake`` agent (:mod:`streams.ledger.agent`) sends the one or the other;
 from __future__ import annotations
 
 from schemas import MoveBonds, MoveCash, SchemaError, decode
-from streams.ledger import domain as core
+from streams.ledger.messages import Move
+from streams.money import UNITS_MAX, to_units
 from streams.security import signing
-from streams.settlement import steps
 
 #: Why a record was rejected: (reason code, detail).
 Rejected = tuple[str, str]
@@ -19,10 +20,10 @@ Rejected = tuple[str, str]
 
 def to_move(
     command: MoveCash | MoveBonds, source: tuple[str, str | None, str], tokens: dict[str, int]
-) -> steps.Move | Rejected:
+) -> Move | Rejected:
     """The ledger's move for a decoded deposit or withdrawal, in the asset's units."""
     if isinstance(command, MoveBonds):
-        return steps.Move(
+        return Move(
             f"custody:{command.movement_id}",
             command.account,
             command.isin,
@@ -33,14 +34,14 @@ def to_move(
     if command.token not in tokens:
         known = ", ".join(sorted(tokens))
         return "unknown_token", f"token {command.token!r} is not configured ({known})"
-    units = core.to_units(command.amount, tokens[command.token])
+    units = to_units(command.amount, tokens[command.token])
     if units is None or units <= 0:
         return (
             "invalid_amount",
             f"{command.amount} {command.token} has more than {tokens[command.token]} "
-            f"decimals, or is more than {core.UNITS_MAX} units",
+            f"decimals, or is more than {UNITS_MAX} units",
         )
-    return steps.Move(
+    return Move(
         f"payment:{command.payment_id}",
         command.account,
         command.token,
@@ -56,7 +57,7 @@ def intake_record(
     value: bytes,
     tokens: dict[str, int],
     signers: signing.Registry | None = None,
-) -> steps.Move | Rejected:
+) -> Move | Rejected:
     """The move for one record of ``payments`` or ``custody``, or why it is rejected.
     With ``signers``, the bridge's signature is checked first (streams/security/signing.py)."""
     try:

@@ -33,7 +33,8 @@ from typing import Any, Final
 
 import orjson
 
-from streams.ledger.domain import AccountState, Posting, from_units
+from streams.ledger.domain import AccountState, Posting
+from streams.money import from_units
 
 #: The ``prev_hash`` of an account's first record.
 GENESIS_HASH: Final = "0" * 64

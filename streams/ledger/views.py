@@ -20,28 +20,8 @@ import faust
 from faust.web import Request, Response, View
 
 from streams.ledger import domain as core
+from streams.ledger.documents import position_document
 from streams.runtime.web.ids import bad_id
-
-
-def position_document(
-    account: str, state: core.AccountState, tokens: dict[str, int]
-) -> dict[str, Any]:
-    """The JSON the endpoint answers with for ``account`` in ``state``."""
-
-    def amount(units: int, asset: str) -> str:
-        return format(core.from_units(units, tokens.get(asset, 0)), "f")
-
-    return {
-        "account": account,
-        "seq": state.seq,
-        "hash": state.hash,
-        "balances": {
-            asset: {"available": amount(b[0], asset), "locked": amount(b[1], asset)}
-            for asset, b in sorted(state.balances.items())
-        },
-        "locks": len(state.locks),
-        "queued": len(state.waiting),
-    }
 
 
 def register(app: faust.App, accounts: Any, tokens: dict[str, int]) -> None:

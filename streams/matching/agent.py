@@ -30,16 +30,12 @@ from faust.types import StreamT
 
 from schemas import ORDER_EVENTS, ORDERS, REJECTIONS, TRADES, encode
 from streams.config import Settings
-from streams.ledger.agent import raw_topic, rejection
 from streams.matching import handler as records
-
-# Re-exported: the bench, the demo and the tests build records as the agent does.
-from streams.matching.handler import (
-    ORDERS_TABLE,
-)
 from streams.matching.matcher import Matcher
+from streams.runtime.agentkit import raw_topic, rejection
 from streams.runtime.metrics import Metrics
 from streams.security import signing
+from streams.topics import ORDERS_TABLE
 
 logger = logging.getLogger(__name__)
 

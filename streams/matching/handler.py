@@ -30,8 +30,6 @@ from streams.security import signing
 
 #: The ``venue`` of every trade the matcher makes.
 MATCHING_VENUE = "kessai"
-#: The table of order rows.
-ORDERS_TABLE = "orders"
 
 
 def request_of(order: SubmitOrder) -> OrderRequest:

@@ -42,7 +42,7 @@ from streams.matching.book import (
     Resting,
     Side,
 )
-from streams.settlement.saga import cash_units
+from streams.money import cash_units
 
 #: The value of a done order's row is only this (and its currency).
 DONE = 0

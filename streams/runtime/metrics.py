@@ -40,6 +40,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from streams import topics
 from streams.ledger.domain import AccountState
 
 logger = logging.getLogger(__name__)
@@ -226,8 +227,7 @@ def health(app: Any, lag_max: int) -> tuple[int, dict[str, Any]]:
 
 def ledger_partitions(app: Any) -> tuple[int, int]:
     """(partitions of ``kessai-ledger-commands`` this worker owns, partitions in all)."""
-    topic = "kessai-ledger-commands"  # streams.ledger.agent.LEDGER_COMMANDS (it imports us)
-    owned = sum(1 for tp in app.consumer.assignment() if tp.topic == topic)
+    owned = sum(1 for tp in app.consumer.assignment() if tp.topic == topics.LEDGER_COMMANDS)
     return owned, int(app.conf.topic_partitions)
 
 
@@ -377,7 +377,9 @@ class StateCollector(Collector):
         if self._sums is None or now - self._at >= self.cache_s:
             tables = self.app.tables
             self._sums = state_sums(
-                tables.get("accounts", {}), tables.get("inflow", {}), tables.get("sagas", {})
+                tables.get(topics.ACCOUNTS_TABLE, {}),
+                tables.get(topics.INFLOW_TABLE, {}),
+                tables.get(topics.SAGAS_TABLE, {}),
             )
             self._at = now
         return self._sums

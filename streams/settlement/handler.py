@@ -1,9 +1,10 @@
-"""What the settlement agent does with one inbox message, over any mapping of sagas.
+"""The settlement sagas' per-record handler: everything one inbox message does.
 
-:func:`handle_inbox` is the agent's whole logic for one record of
-``kessai-settlement-inbox`` (a new trade, a ledger reply, a clock tick), written over a
-``MutableMapping`` so that the agent runs it on its faust table and ``kessai replay``
-(:mod:`streams.audit.replay`) on a dict. Pure: no faust, no Kafka.
+:func:`handle_inbox` is the settlement agent's whole logic for one record of
+``kessai-settlement-inbox`` (a new trade, a ledger reply, a clock tick), and
+``kessai replay`` runs the very same function. It is written over ``MutableMapping`` s
+so that the agent runs it on its faust tables and the replay on dicts. Pure: no
+faust, no Kafka.
 
 A saga's row lives while its trade settles. When the trade is terminal the row goes,
 and an *outcome* row (:func:`outcome_json`: the trade, its final stage and reason)
@@ -22,12 +23,44 @@ from decimal import Decimal
 from typing import Any
 
 from schemas import SettlementStatusChanged
-from streams.ledger import domain as ledger_core
+from streams.ledger.messages import Command
+from streams.money import from_units
 from streams.settlement import saga as core
-from streams.settlement import steps
+from streams.settlement.messages import InboxMessage, Tick, Trade
+
+__all__ = [
+    "InboxOutputs",
+    "TradeEffects",
+    "handle_inbox",
+    "outcome_json",
+    "saga_from_json",
+    "saga_to_json",
+    "status_record",
+    "trade_step",
+]
 
 Sagas = MutableMapping[str, Any]
 Outcomes = MutableMapping[str, Any]
+
+
+@dataclass
+class TradeEffects:
+    saga: core.Saga | None
+    commands: list[Command] = field(default_factory=list)
+    statuses: list[core.StatusChanged] = field(default_factory=list)
+
+
+def trade_step(saga: core.Saga | None, m: InboxMessage) -> TradeEffects:
+    """One message on one trade's saga (None: the trade has none, or it finished)."""
+    if isinstance(m, Trade):
+        new, commands, statuses = core.start(m)
+    elif saga is None:
+        return TradeEffects(None)  # a reply or tick for a trade long finished
+    elif isinstance(m, Tick):
+        new, commands, statuses = core.on_deadline(saga, m.now_s)
+    else:
+        new, commands, statuses = core.on_reply(saga, m)
+    return TradeEffects(new, commands, statuses)
 
 
 def saga_to_json(saga: core.Saga, partition: int) -> dict[str, Any]:
@@ -37,16 +70,16 @@ def saga_to_json(saga: core.Saga, partition: int) -> dict[str, Any]:
 def saga_from_json(raw: dict[str, Any]) -> tuple[core.Saga, int]:
     data = dict(raw)
     partition = data.pop("p")
-    trade = core.Trade(**data.pop("trade"))
+    trade = Trade(**data.pop("trade"))
     return core.Saga(trade=trade, **data), partition
 
 
 @dataclass
 class InboxOutputs:
-    """Ledger commands to send (account, command) and settlement statuses to publish."""
+    """Ledger commands to send (each to its ``account``) and statuses to publish."""
 
-    commands: list[tuple[str, Any]] = field(default_factory=list)
-    statuses: list[tuple[core.Trade, core.StatusChanged]] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
+    statuses: list[tuple[Trade, core.StatusChanged]] = field(default_factory=list)
     #: The trade id of a ``Trade`` message that was ignored: it had a saga or an outcome.
     repeated: str | None = None
 
@@ -84,37 +117,37 @@ def _store(
         sagas[trade_id] = saga_to_json(saga, partition)
 
 
-def _collect(out: InboxOutputs, fx: steps.TradeEffects, trade: core.Trade) -> None:
-    out.commands.extend((account, command) for (_, account), command in fx.sends)
+def _collect(out: InboxOutputs, fx: TradeEffects, trade: Trade) -> None:
+    out.commands.extend(fx.commands)
     out.statuses.extend((trade, status) for status in fx.statuses)
 
 
 def handle_inbox(
-    sagas: Sagas, partition: int, message: Any, outcomes: Outcomes | None = None
+    sagas: Sagas, partition: int, message: InboxMessage, outcomes: Outcomes | None = None
 ) -> InboxOutputs:
     """Run one inbox message of ``partition`` against ``sagas`` (and ``outcomes``, where
     finished trades are kept); what to send."""
     out = InboxOutputs()
-    if isinstance(message, steps.Tick):
+    if isinstance(message, Tick):
         for trade_id, raw in list(sagas.items()):
             # Cheap filter first: a tick only fails sagas of its own
             # partition past their deadline (core.on_deadline decides).
             if raw["p"] != partition or raw["trade"]["deadline_at_s"] > message.now_s:
                 continue
             saga, home = saga_from_json(raw)
-            fx = steps.trade_step(saga, message, seen=True)
+            fx = trade_step(saga, message)
             if fx.saga != saga:
                 _collect(out, fx, saga.trade)
                 _store(sagas, trade_id, fx.saga, home, outcomes)
         return out
-    if isinstance(message, core.Trade):
+    if isinstance(message, Trade):
         tid = message.trade_id
         if tid in sagas or (outcomes is not None and tid in outcomes):
             # trade_intake forwards each trade_id once; a second copy here means its
             # ``seen-trades`` state was lost (hole 13). It must not move money again.
             out.repeated = tid
             return out
-        fx = steps.trade_step(None, message, seen=False)
+        fx = trade_step(None, message)
         _collect(out, fx, message)
         _store(sagas, tid, fx.saga, partition, outcomes)
         return out
@@ -124,17 +157,17 @@ def handle_inbox(
         # the VoidCmd the failure sent, which the ledger handles after it.
         return out
     saga, home = saga_from_json(raw)
-    fx = steps.trade_step(saga, message, seen=True)
+    fx = trade_step(saga, message)
     _collect(out, fx, saga.trade)
     _store(sagas, message.trade_id, fx.saga, home, outcomes)
     return out
 
 
 def status_record(
-    trade: core.Trade, status: core.StatusChanged, tokens: dict[str, int], at: datetime
+    trade: Trade, status: core.StatusChanged, tokens: dict[str, int], at: datetime
 ) -> SettlementStatusChanged:
     """The ``settlements`` record of one status change, stamped ``at``."""
-    cash: Decimal = ledger_core.from_units(trade.cash_units, tokens[trade.currency])
+    cash: Decimal = from_units(trade.cash_units, tokens[trade.currency])
     return SettlementStatusChanged(
         trade_id=trade.trade_id,
         status=status.status,

@@ -1,24 +1,37 @@
-"""What the trade intake makes of one ``trades`` record. Pure: no faust, no Kafka.
+"""The trade intake's per-record handler: what one ``trades`` record becomes. Pure.
 
-:func:`intake_record` decodes the record and turns it into the saga's
-:class:`~streams.settlement.saga.Trade` (cash leg in units, deadline fixed from the
-record's time), or says why it is rejected. Whether the trade id was seen before is
-the caller's state: the agent's ``seen-trades`` table, or ``kessai replay``'s set.
+:func:`handle_trade` is the ``trade_intake`` agent's whole logic for one record, and
+``kessai replay`` runs the very same function: :func:`intake_record` decodes the record
+and turns it into the saga's :class:`~streams.settlement.messages.Trade` (cash leg in
+units, deadline fixed from the record's time), or says why it is rejected; a trade id
+seen before (the ``seen-trades`` table, or the replay's dict) is a ``duplicate``.
 """
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+
 from schemas import TRADES, SchemaError, TradeExecuted, decode
-from streams.ledger import domain as ledger_core
+from streams.money import UNITS_MAX, cash_units
 from streams.security import signing
-from streams.settlement import saga as core
+from streams.settlement.messages import Trade
+
+__all__ = [
+    "TRADE_UNITS_MAX",
+    "Rejected",
+    "duplicate",
+    "forward_once",
+    "handle_trade",
+    "intake_record",
+    "to_trade",
+]
 
 #: Why a record was rejected: (reason code, detail).
 Rejected = tuple[str, str]
 
 #: Largest cash leg, in units: the ledger's limit, and 64 bits, because the saga's
 #: table rows are JSON through faust's codec (orjson), which refuses larger integers.
-TRADE_UNITS_MAX = min(ledger_core.UNITS_MAX, 2**63 - 1)
+TRADE_UNITS_MAX = min(UNITS_MAX, 2**63 - 1)
 
 
 def to_trade(
@@ -28,13 +41,13 @@ def to_trade(
     tokens: dict[str, int],
     deadline_s: float,
     signed: str = "",
-) -> core.Trade | Rejected:
+) -> Trade | Rejected:
     """The saga's trade for a decoded one that arrived at ``arrived_s``."""
     if t.currency not in tokens:
         known = ", ".join(sorted(tokens))
         return "unknown_token", f"currency {t.currency!r} is not configured ({known})"
     try:
-        units = core.cash_units(t.quantity, t.price, t.accrued_interest, tokens[t.currency])
+        units = cash_units(t.quantity, t.price, t.accrued_interest, tokens[t.currency])
     except ArithmeticError:  # past the cash arithmetic's precision: a raise would stop us
         return "invalid_price", f"cash leg of {t.trade_id} is too large to compute exactly"
     if units <= 0:
@@ -44,7 +57,7 @@ def to_trade(
             "invalid_price",
             f"cash leg of {t.trade_id} is more than {TRADE_UNITS_MAX} units",
         )
-    return core.Trade(
+    return Trade(
         t.trade_id,
         t.isin,
         t.buyer,
@@ -67,7 +80,7 @@ def intake_record(
     tokens: dict[str, int],
     deadline_s: float,
     signers: signing.Registry | None = None,
-) -> core.Trade | Rejected:
+) -> Trade | Rejected:
     """The trade for one record, or why it is rejected (a repeated id aside: the
     caller checks its ``seen`` state and rejects with :func:`duplicate`).
 
@@ -97,6 +110,33 @@ def intake_record(
     return to_trade(decoded, arrived_s, tokens=tokens, deadline_s=deadline_s, signed=signed)
 
 
-def duplicate(trade: core.Trade) -> Rejected:
+def duplicate(trade: Trade) -> Rejected:
     """The rejection of a trade whose id was seen before."""
     return "duplicate", f"trade {trade.trade_id} was seen before"
+
+
+def handle_trade(
+    seen: MutableMapping[str, bool],
+    key: bytes | None,
+    value: bytes,
+    arrived_s: float,
+    *,
+    tokens: dict[str, int],
+    deadline_s: float,
+    signers: signing.Registry | None = None,
+) -> Trade | Rejected:
+    """The trade to forward to the sagas for one record, or why it is rejected
+    (:func:`intake_record`, then :func:`forward_once`)."""
+    trade = intake_record(
+        key, value, arrived_s, tokens=tokens, deadline_s=deadline_s, signers=signers
+    )
+    return trade if isinstance(trade, tuple) else forward_once(seen, trade)
+
+
+def forward_once(seen: MutableMapping[str, bool], trade: Trade) -> Trade | Rejected:
+    """``trade`` if its id was never forwarded (it is remembered in ``seen`` now), else
+    its ``duplicate`` rejection."""
+    if seen.get(trade.trade_id):
+        return duplicate(trade)
+    seen[trade.trade_id] = True
+    return trade

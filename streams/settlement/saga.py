@@ -20,93 +20,34 @@ its trade. Every message carries ids, so a repeated one changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from decimal import ROUND_DOWN, Context, Decimal, localcontext
 from typing import Literal
 
-Leg = Literal["bonds", "cash"]
+from streams.ledger.messages import (
+    Command,
+    Leg,
+    LockCmd,
+    PostCmd,
+    Reply,
+    VoidCmd,
+    leg_of,
+    lock_id,
+)
+from streams.settlement.messages import Trade
+
+__all__ = [
+    "TERMINAL",
+    "Outcome",
+    "Saga",
+    "StatusChanged",
+    "on_deadline",
+    "on_reply",
+    "start",
+]
+
 LegState = Literal["none", "queued", "locked", "posted", "voided"]
 Stage = Literal["bonds", "cash", "posting", "settled", "failed"]
 Status = Literal["pending", "settled", "failed"]
 TERMINAL: frozenset[str] = frozenset({"settled", "failed"})
-
-#: Digits of precision for cash arithmetic: 10**15 yen of face at 6 decimals fits.
-CASH_PRECISION_DIGITS = 60
-
-
-def cash_units(quantity: int, price: Decimal, accrued_interest: Decimal, decimals: int) -> int:
-    """Cash leg in the token's smallest unit: quantity × price / 100 + accrued,
-    truncated (never rounded up) to the token's decimals."""
-    with localcontext(Context(prec=CASH_PRECISION_DIGITS)):
-        cash = Decimal(quantity) * price / Decimal(100) + accrued_interest
-        truncated = cash.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_DOWN)
-        return int(truncated.scaleb(decimals))
-
-
-@dataclass(frozen=True, slots=True)
-class Trade:
-    trade_id: str
-    isin: str
-    buyer: str
-    seller: str
-    quantity: int
-    currency: str
-    cash_units: int
-    deadline_at_s: float
-    #: The venue's trade_time and the record's arrival on ``trades``, epoch seconds,
-    #: for the latency metrics (0: unknown, as in records written before they existed).
-    trade_time_s: float = 0.0
-    arrived_s: float = 0.0
-    #: The venue's signed trade record (:func:`streams.security.signing.evidence`), kept for the
-    #: ``settlements`` records; "" when signatures are not checked.
-    signed: str = ""
-
-
-# -- commands to the ledger (keyed by account) and replies to the saga (by trade) -------
-
-
-@dataclass(frozen=True, slots=True)
-class LockCmd:
-    lock_id: str
-    trade_id: str
-    account: str
-    asset: str
-    units: int
-
-
-@dataclass(frozen=True, slots=True)
-class PostCmd:
-    """Pay out a lock to ``to_account`` and, in the same step, receive the other leg.
-
-    The receiving half (``receive_asset``/``receive_units``) is the counterparty's
-    lock paid out to this account: both PostCmds of a trade leave in one transaction,
-    so each account is debited and credited in one ledger step, and no separate credit
-    message travels (two commands, two table rows and two records fewer per trade).
-    A PostCmd without it (from before that change) sends the credit as a message.
-    """
-
-    lock_id: str
-    trade_id: str
-    account: str
-    to_account: str
-    receive_asset: str = ""
-    receive_units: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class VoidCmd:
-    lock_id: str
-    trade_id: str
-    account: str
-
-
-Command = LockCmd | PostCmd | VoidCmd
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    trade_id: str
-    lock_id: str
-    what: Literal["granted", "queued", "posted", "voided"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,16 +73,6 @@ class Saga:
 
 
 Outcome = tuple[Saga, list[Command], list[StatusChanged]]
-
-
-def lock_id(trade_id: str, leg: Leg) -> str:
-    return f"{trade_id}/{leg}"
-
-
-def leg_of(lock: str) -> Leg:
-    leg = lock.rsplit("/", 1)[-1]
-    assert leg in ("bonds", "cash"), lock
-    return leg  # type: ignore[return-value]
 
 
 def _with_leg(saga: Saga, leg: Leg, state: LegState) -> Saga:

@@ -27,31 +27,33 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from streams.ledger import domain as ledger_core
+from streams.ledger.messages import lock_id
+from streams.money import from_units
 from streams.runtime.web.ids import bad_id
 from streams.settlement import saga as core
 from streams.settlement.handler import saga_from_json
+from streams.settlement.messages import Trade
 
 
 def trade_document(
-    trade: core.Trade,
+    trade: Trade,
     stage: str,
     reason: str | None,
     legs: Mapping[str, str],
     tokens: dict[str, int],
 ) -> dict[str, Any]:
     """The JSON the endpoint answers with."""
-    cash = format(ledger_core.from_units(trade.cash_units, tokens.get(trade.currency, 0)), "f")
+    cash = format(from_units(trade.cash_units, tokens.get(trade.currency, 0)), "f")
     locks = {
         "bonds": {
-            "lock_id": core.lock_id(trade.trade_id, "bonds"),
+            "lock_id": lock_id(trade.trade_id, "bonds"),
             "account": trade.seller,
             "asset": trade.isin,
             "amount": str(trade.quantity),
             "state": legs["bonds"],
         },
         "cash": {
-            "lock_id": core.lock_id(trade.trade_id, "cash"),
+            "lock_id": lock_id(trade.trade_id, "cash"),
             "account": trade.buyer,
             "asset": trade.currency,
             "amount": cash,
@@ -86,7 +88,7 @@ def lookup(
         return trade_document(saga.trade, saga.stage, saga.reason, legs, tokens)
     done = outcomes.get(trade_id)
     if done:
-        trade = core.Trade(**done["trade"])
+        trade = Trade(**done["trade"])
         legs = {"bonds": done["bonds"], "cash": done["cash"]}
         return trade_document(trade, done["stage"], done["reason"], legs, tokens)
     return None

@@ -28,9 +28,9 @@ from aiokafka.errors import (
 from aiokafka.helpers import create_ssl_context
 
 from schemas import LEDGER_EVENTS, PAYMENTS, TRADES
+from streams import topics
 from streams.config import Settings
 from streams.devtools import localkafka
-from streams.devtools.localkafka import secure as kafkasecure
 from streams.kafka.auth import client_kwargs
 from streams.kafka.publish import publish_records
 from streams.kafka.reader import read_committed
@@ -200,7 +200,7 @@ def test_only_workers_write_the_internal_topics(secure: Secure, principal: str) 
     # A forged clock tick would fail every pending trade; a forged ledger command
     # would move money without a trade.
     settings = secure.as_(principal)
-    for topic in kafkasecure.INTERNAL_TOPICS:
+    for topic in topics.INTERNAL_TOPICS:
         with pytest.raises(TopicAuthorizationFailedError):
             localkafka.run_sync(_write(settings, topic, b"t-1", b'{"type":"Tick","now_s":1e12}'))
 

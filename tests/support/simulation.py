@@ -1,48 +1,101 @@
-"""The ledger and the settlement saga in one process, routed as the agents route them.
+"""The ledger and the settlement sagas in one process, through the agents' own handlers.
 
-Each key (an account, a trade) has its own FIFO inbox, as a Kafka partition keeps
-order per key; which inbox moves next is the caller's choice. Property tests choose
-at random to explore interleavings; replay (a later issue) can choose in log order.
-No I/O, no clock: time enters as ``tick(now_s)`` records, as it does on Kafka.
+Every message goes where the agents would send it, encoded and decoded by
+:mod:`streams.wire`, and is handled by the same functions the agents and
+``kessai replay`` call: :func:`streams.settlement.intake.forward_once` (the trade
+intake's duplicate check), :func:`streams.ledger.handler.handle_command` and
+:func:`streams.settlement.handler.handle_inbox`, over dicts instead of faust tables. So
+the property tests explore exactly what runs in production, under interleavings Kafka
+allows.
+
+Each key (an account, a trade) has its own FIFO inbox, as a Kafka partition keeps the
+order of one key's records; which inbox moves next is the caller's choice (property
+tests choose at random). Clock ticks go to a partition's own inbox, as the ticker
+sends one per partition. No I/O, no clock: time enters as ``tick(now_s)``.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import Any, Literal
 
-from streams.ledger import domain as ledger
-from streams.settlement import saga as saga_core
-from streams.settlement import steps
-from streams.settlement.steps import Key, Move, Tick
+from streams import wire
+from streams.ledger import domain
+from streams.ledger.handler import Ledger, handle_command
+from streams.ledger.messages import Move, Route
+from streams.money import to_units
+from streams.settlement import saga
+from streams.settlement.handler import handle_inbox
+from streams.settlement.intake import forward_once
+from streams.settlement.messages import Tick, Trade
 
-__all__ = ["Engine", "Key", "Move", "Tick"]
+__all__ = ["PARTITIONS", "Engine", "Entry", "Move"]
+
+#: Partitions of the internal topics, for the ticks and the sagas' partition of record.
+PARTITIONS = 4
+#: Decimals of the assets the tests use (bonds count whole yen of face value).
+DECIMALS = {"JPYC": 0, "USDC": 6}
+
+Key = Route | tuple[Literal["tick"], str]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ``ledger-events`` record, amounts back in units."""
+
+    account: str
+    asset: str
+    delta_available: int
+    delta_locked: int
+    available: int
+    locked: int
+    seq: int
+    prev_hash: str
+    hash: str
+
+
+def partition_of(trade_id: str) -> int:
+    return zlib.crc32(trade_id.encode()) % PARTITIONS
+
+
+def _units(text: str, asset: str) -> int:
+    units = to_units(Decimal(text), DECIMALS.get(asset, 0))
+    assert units is not None, text
+    return units
 
 
 @dataclass
 class Engine:
-    accounts: dict[str, ledger.AccountState] = field(default_factory=dict)
-    applied: set[str] = field(default_factory=set)
-    sagas: dict[str, saga_core.Saga] = field(default_factory=dict)
-    seen: set[str] = field(default_factory=set)
-    journal: list[ledger.Posting] = field(default_factory=list)
-    statuses: list[saga_core.StatusChanged] = field(default_factory=list)
+    #: The ledger's three tables and the sagas' three, as the handlers keep them.
+    ledger: Ledger = field(default_factory=lambda: Ledger({}, {}, {}))
+    sagas: dict[str, Any] = field(default_factory=dict)
+    outcomes: dict[str, Any] = field(default_factory=dict)
+    seen: dict[str, bool] = field(default_factory=dict)
+    journal: list[Entry] = field(default_factory=list)
+    statuses: list[saga.StatusChanged] = field(default_factory=list)
     rejections: list[tuple[str, str]] = field(default_factory=list)
-    inbox: dict[Key, deque[Any]] = field(default_factory=dict)
+    inbox: dict[Key, deque[bytes]] = field(default_factory=dict)
 
     # -- inputs --------------------------------------------------------------------
 
     def submit_move(self, move: Move) -> None:
         self._send(("account", move.account), move)
 
-    def submit_trade(self, trade: saga_core.Trade) -> None:
-        self._send(("trade", trade.trade_id), trade)
+    def submit_trade(self, trade: Trade) -> None:
+        """What the trade intake forwards (or rejects as a duplicate)."""
+        forwarded = forward_once(self.seen, trade)
+        if isinstance(forwarded, tuple):
+            self.rejections.append((trade.trade_id, forwarded[0]))
+            return
+        self._send(("trade", trade.trade_id), forwarded)
 
     def tick(self, now_s: float) -> None:
-        for trade_id in self.sagas:
-            self._send(("trade", trade_id), Tick(now_s))
+        for p in range(PARTITIONS):
+            self._send(("tick", str(p)), Tick(now_s))
 
     # -- running -------------------------------------------------------------------
 
@@ -54,49 +107,60 @@ class Engine:
             self.step(choose(keys))
 
     def step(self, key: Key) -> None:
-        message = self.inbox[key].popleft()
+        raw = self.inbox[key].popleft()
         if key[0] == "account":
-            self._on_account(key[1], message)
+            self._on_command(raw)
+        elif key[0] == "trade":
+            self._on_inbox(partition_of(key[1]), raw)
         else:
-            self._on_trade(key[1], message)
+            self._on_inbox(int(key[1]), raw)
 
     def _send(self, key: Key, message: Any) -> None:
-        self.inbox.setdefault(key, deque()).append(message)
+        self.inbox.setdefault(key, deque()).append(wire.to_wire(message))
 
     # -- what the agents do -------------------------------------------------------
 
-    def _on_account(self, account: str, m: Any) -> None:
-        command_id = m.command_id if isinstance(m, Move) else getattr(m, "cause", None)
-        fx = steps.account_step(
-            self.accounts.get(account) or ledger.AccountState(),
-            account,
-            m,
-            already_applied=command_id in self.applied,
-        )
-        if fx.rejection is not None:
-            self.rejections.append(
-                (getattr(m, "command_id", getattr(m, "lock_id", "")), fx.rejection.reason)
+    def _on_command(self, raw: bytes) -> None:
+        command = wire.ledger_command(raw)
+        out = handle_command(self.ledger, 0, command, lambda asset: DECIMALS.get(asset, 0))
+        if out.refused:
+            self.rejections.append((getattr(command, "command_id", ""), "refused"))
+        for r in out.records:
+            asset = r["asset"]
+            self.journal.append(
+                Entry(
+                    account=r["account"],
+                    asset=asset,
+                    delta_available=_units(r["delta_available"], asset),
+                    delta_locked=_units(r["delta_locked"], asset),
+                    available=_units(r["available"], asset),
+                    locked=_units(r["locked"], asset),
+                    seq=r["seq"],
+                    prev_hash=r["prev_hash"],
+                    hash=r["hash"],
+                )
             )
-        self.accounts[account] = fx.state
-        self.journal.extend(fx.postings)
-        self.applied.update(fx.applied)
-        for key, message in fx.sends:
-            self._send(key, message)
+        for route, sent in out.sends:
+            self._send(route, sent)
 
-    def _on_trade(self, trade_id: str, m: Any) -> None:
-        fx = steps.trade_step(self.sagas.get(trade_id), m, seen=trade_id in self.seen)
-        if fx.duplicate:
-            self.rejections.append((trade_id, "duplicate"))
-            return
-        if isinstance(m, saga_core.Trade):
-            self.seen.add(trade_id)
-        if fx.saga is not None:
-            self.sagas[trade_id] = fx.saga
-        self.statuses.extend(fx.statuses)
-        for key, message in fx.sends:
-            self._send(key, message)
+    def _on_inbox(self, partition: int, raw: bytes) -> None:
+        out = handle_inbox(self.sagas, partition, wire.inbox_message(raw), self.outcomes)
+        if out.repeated is not None:
+            self.rejections.append((out.repeated, "repeated_trade"))
+        self.statuses.extend(status for _, status in out.statuses)
+        for command in out.commands:
+            self._send(("account", command.account), command)
 
     # -- views ---------------------------------------------------------------------
+
+    @property
+    def accounts(self) -> dict[str, domain.AccountState]:
+        """Every account's state, decoded from the table's bytes."""
+        return {a: domain.AccountState.from_bytes(raw) for a, raw in self.ledger.accounts.items()}
+
+    @property
+    def applied(self) -> set[str]:
+        return {cid for cid, done in self.ledger.applied.items() if done}
 
     def totals(self) -> dict[str, int]:
         """available + locked per asset over all accounts."""

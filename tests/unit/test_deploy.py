@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from streams.security import acl
 from tests.support.paths import DEPLOY
 
 
@@ -124,7 +125,6 @@ def test_compose_secrets_make_every_file_the_stack_reads(tmp_path: Path) -> None
     from cryptography import x509
 
     from streams.config import Settings
-    from streams.devtools.localkafka import secure as kafkasecure
     from streams.devtools.localkafka.compose import write_compose_secrets
     from streams.security import signing
 
@@ -164,7 +164,7 @@ def test_compose_secrets_make_every_file_the_stack_reads(tmp_path: Path) -> None
     assert "kafka" in names.get_values_for_type(x509.DNSName)
     # The ACL script installs exactly the table; the start script makes every user.
     acls = (out / "acls.sh").read_text()
-    calls = kafkasecure.acl_command_args(kafkasecure.ACLS)
+    calls = acl.acl_command_args(acl.ACLS)
     assert acls.count("kafka-acls.sh") == len(calls)
     for call in calls:
         assert " ".join(call[:4]) in acls
@@ -173,7 +173,7 @@ def test_compose_secrets_make_every_file_the_stack_reads(tmp_path: Path) -> None
     start = (out / "kafka-start.sh").read_text()
     assert "@/secrets/format.args" in start and "saltedpassword" not in start
     args = (out / "format.args").read_text()
-    for principal in kafkasecure.PRINCIPALS:
+    for principal in acl.PRINCIPALS:
         assert f"name={principal}," in args
     secret = [out / "server.properties", out / "format.args", *out.glob("credentials/*")]
     for path in secret:

@@ -91,6 +91,7 @@ from streams.devtools.processes import WorkerProcess
 from streams.kafka.reader import Tail
 from streams.matching.book import Book
 from streams.matching.depth import LEVELS_DEFAULT, depth_table
+from streams.matching.handler import MATCHING_VENUE
 
 #: The worker's settlement deadline during the demo (the default is an hour).
 DEMO_DEADLINE_S = 30
@@ -118,9 +119,6 @@ BAD_ISIN = "JP1103551Q44"
 #: Act 4's simulated venues: venue-tokyo sends bob's and dave's orders, venue-osaka
 #: alice's and carol's.
 VENUES = ("venue-tokyo", "venue-osaka")
-#: The venue of the trades the matcher makes (``streams.matching.agent.MATCHING_VENUE``;
-#: not imported, as that module imports faust).
-MATCHER_VENUE = "kessai"
 #: Terminal settlement statuses.
 TERMINAL = ("settled", "failed")
 
@@ -996,7 +994,7 @@ def _report_orders(story: _Story, seen: _Seen, problems: list[str]) -> dict[int,
 
 
 def _report_matches(story: _Story, seen: _Seen, bound: dict[int, str], problems: list[str]) -> None:
-    print(f"\nMatched trades (committed trades of venue {MATCHER_VENUE}, and their settlements):")
+    print(f"\nMatched trades (committed trades of venue {MATCHING_VENUE}, and their settlements):")
     print(
         f"  {'#':<2} {'trade':<34} {'buyer':<13} {'seller':<13} {'face':>7} {'price':>6} "
         f"{'cash':>12}  statuses"
@@ -1020,7 +1018,7 @@ def _report_matches(story: _Story, seen: _Seen, bound: dict[int, str], problems:
         )
         if trade_id in seen.matched:
             made = tuple(trade[k] for k in ("venue", "buyer", "seller", "quantity", "price"))
-            if made != (MATCHER_VENUE, want.buyer, want.seller, want.quantity, want.price):
+            if made != (MATCHING_VENUE, want.buyer, want.seller, want.quantity, want.price):
                 problems.append(
                     f"matched trade {name} {trade_id}: on trades, venue {trade['venue']}: "
                     f"{trade['buyer']} buys {trade['quantity']} at {trade['price']} "

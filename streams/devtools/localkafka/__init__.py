@@ -55,6 +55,7 @@ from streams.devtools.localkafka import secure as kafkasecure
 from streams.devtools.processes import free_port
 from streams.errors import ConfigError, KessaiError
 from streams.kafka.auth import client_kwargs
+from streams.security import acl
 
 __all__ = [
     "BrokerError",
@@ -327,8 +328,8 @@ def _auth(settings: Settings, paths: _Paths) -> dict[str, Any]:
     if not paths.secure:
         return {}
     files = paths.secure_files
-    if _is_local(settings.bootstrap) and files.credentials(kafkasecure.ADMIN).exists():
-        return client_kwargs(principal_settings(settings, kafkasecure.ADMIN))
+    if _is_local(settings.bootstrap) and files.credentials(acl.ADMIN).exists():
+        return client_kwargs(principal_settings(settings, acl.ADMIN))
     return client_kwargs(settings)
 
 
@@ -337,7 +338,7 @@ def _prepare_secure(paths: _Paths, settings: Settings, log: Log) -> list[str]:
     arguments that create its SCRAM users (used only when the storage is formatted)."""
     files = paths.secure_files
     formatted = (paths.data / "meta.properties").exists()
-    missing = [p for p in kafkasecure.PRINCIPALS if not files.credentials(p).exists()]
+    missing = [p for p in acl.PRINCIPALS if not files.credentials(p).exists()]
     if formatted and missing:
         # Their SCRAM credentials are in the metadata log with passwords nobody knows.
         raise BrokerError(
@@ -353,7 +354,7 @@ def _prepare_secure(paths: _Paths, settings: Settings, log: Log) -> list[str]:
     kafkasecure.write_client_files(files, settings.bootstrap, settings.state_dir)
     kafkasecure.write_private(
         files.admin_client_properties,
-        kafkasecure.admin_client_properties(files, passwords[kafkasecure.ADMIN]),
+        kafkasecure.admin_client_properties(files, passwords[acl.ADMIN]),
     )
     return [] if formatted else kafkasecure.scram_format_args(passwords)
 
@@ -365,8 +366,8 @@ def _install_acls(paths: _Paths, settings: Settings, log: Log) -> None:
     is idempotent; a rule removed from the table stays on the broker until a reset.
     """
     files = paths.secure_files
-    rules = kafkasecure.acl_table(settings.app_id)
-    digest = kafkasecure.table_digest(rules)
+    rules = acl.acl_table(settings.app_id)
+    digest = acl.table_digest(rules)
     with contextlib.suppress(OSError):
         if files.acls_digest.read_text(encoding="ascii").strip() == digest:
             return
@@ -378,7 +379,7 @@ def _install_acls(paths: _Paths, settings: Settings, log: Log) -> None:
         "--command-config",
         str(files.admin_client_properties),
     ]
-    calls = kafkasecure.acl_command_args(rules)
+    calls = acl.acl_command_args(rules)
     procs = [
         subprocess.Popen(
             [*_tool_java(java, paths), "kafka.admin.AclCommand", *connection, *args],
@@ -449,7 +450,7 @@ def up_private(
     if shared_libs.is_dir():
         shutil.copytree(shared_libs, settings.state_dir / "kafka" / "libs")
     up(settings, log=log)
-    return principal_settings(settings, kafkasecure.ADMIN) if secure else settings
+    return principal_settings(settings, acl.ADMIN) if secure else settings
 
 
 def secure_profile(settings: Settings) -> Settings:
@@ -478,9 +479,9 @@ def env_file(settings: Settings, principal: str) -> Path:
 
 def principal_settings(settings: Settings, principal: str) -> Settings:
     """*settings* connecting to the local secure broker as *principal* (one of
-    :data:`streams.devtools.localkafka.secure.PRINCIPALS`), with the password and CA it made."""
-    if principal not in kafkasecure.PRINCIPALS:
-        raise ValueError(f"no principal {principal!r}; want one of {kafkasecure.PRINCIPALS}")
+    :data:`streams.security.acl.PRINCIPALS`), with the password and CA it made."""
+    if principal not in acl.PRINCIPALS:
+        raise ValueError(f"no principal {principal!r}; want one of {acl.PRINCIPALS}")
     files = _Paths.of(secure_profile(settings)).secure_files
     try:
         document = json.loads(files.credentials(principal).read_text(encoding="utf-8"))
@@ -797,7 +798,7 @@ def _write_config(paths: _Paths, settings: Settings) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     if paths.secure:
         files = paths.secure_files
-        password = kafkasecure.ensure_credentials(files)[kafkasecure.ADMIN]
+        password = kafkasecure.ensure_credentials(files)[acl.ADMIN]
         # It holds the admin's password (the broker's own JAAS login): owner only.
         kafkasecure.write_private(
             paths.server_properties,

@@ -17,7 +17,7 @@ secure broker, for a broker named ``kafka`` in a container network:
   principal's SCRAM credential (salted, in a java argument file: a salted password
   is as good as the password for a SCRAM login, so never on a command line), then
   start the broker;
-- ``acls.sh``: installs :data:`streams.devtools.localkafka.secure.ACLS` with Kafka's own tool;
+- ``acls.sh``: installs :data:`streams.security.acl.ACLS` with Kafka's own tool;
 - ``admin-client.properties``: the admin's client settings for those tools;
 - ``mounts/<service>/``: the files each service of the stack may see (:data:`MOUNTS`).
 
@@ -35,7 +35,9 @@ from typing import Final
 
 from streams.devtools.localkafka import NODE_ID, base_properties, java_argfile
 from streams.devtools.localkafka import secure as kafkasecure
-from streams.devtools.localkafka.secure import ADMIN, SecureFiles, write_private
+from streams.devtools.localkafka.secure import SecureFiles, write_private
+from streams.security import acl
+from streams.security.acl import ADMIN
 
 #: Inside the containers.
 MOUNT: Final = Path("/secrets")
@@ -144,7 +146,7 @@ def acl_script() -> str:
     )
     calls = [
         f"{KAFKA_HOME}/bin/kafka-acls.sh {connect} " + " ".join(shlex.quote(a) for a in call)
-        for call in kafkasecure.acl_command_args(kafkasecure.ACLS)
+        for call in acl.acl_command_args(acl.ACLS)
     ]
     return "\n".join(
         [

@@ -1,18 +1,17 @@
-"""The secure local Kafka profile: TLS certificates, SCRAM principals and the ACL table.
+"""The secure local Kafka profile: TLS certificates, SCRAM principals and their files.
 
 ``kessai kafka up --secure`` runs the same one-node KRaft broker as the open dev
 profile (:mod:`streams.devtools.localkafka`), but its client listener is SASL_SSL with
-SCRAM-SHA-512, and Kafka's StandardAuthorizer denies whatever :data:`ACLS` does not
-allow. This module holds what is particular to that profile, as pure functions over
-a folder (``<state_dir>/kafka-secure/secure/``):
+SCRAM-SHA-512, and Kafka's StandardAuthorizer denies whatever the ACL table
+(:mod:`streams.security.acl`) does not allow. This module holds what is particular to
+that profile, as pure functions over a folder (``<state_dir>/kafka-secure/secure/``):
 
 - a local CA and a broker certificate for 127.0.0.1 and localhost (PEM), made with
   ``cryptography``; the CA's key is thrown away once it has signed;
 - one random password per principal (:data:`PRINCIPALS`), a JSON credentials file
   and a ``KESSAI_*`` env file for each, all mode 0600;
-- the broker's listener and authorizer properties, the StorageTool ``--add-scram``
-  arguments that create the SCRAM users when the storage is formatted, and the
-  ``kafka.admin.AclCommand`` calls that install :data:`ACLS`.
+- the broker's listener and authorizer properties, and the StorageTool
+  ``--add-scram`` arguments that create the SCRAM users when the storage is formatted.
 
 localkafka starts and stops the JVM; :mod:`streams.kafka.auth` turns settings into
 client arguments.
@@ -28,7 +27,6 @@ import json
 import os
 import secrets
 import shlex
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -38,25 +36,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from schemas import (
-    CUSTODY,
-    LEDGER_EVENTS,
-    ORDER_EVENTS,
-    ORDERS,
-    PAYMENTS,
-    REJECTIONS,
-    SETTLEMENTS,
-    TRADES,
-)
+from streams.security.acl import ADMIN, BRIDGE, OPS, PRINCIPALS, WORKER
 
 __all__ = [
-    "ACLS",
-    "ADMIN",
-    "PRINCIPALS",
-    "AclRule",
     "SecureFiles",
-    "acl_command_args",
-    "acl_table",
     "ensure_certificates",
     "ensure_credentials",
     "listener_properties",
@@ -68,14 +51,6 @@ __all__ = [
 PROFILE_DIR_NAME = "kafka-secure"
 #: Its default client port (controller: +1), clear of the dev profile's 9092/9093.
 SECURE_PORT_DEFAULT = 9192
-
-#: The super user: inter-broker and controller traffic, and installing the ACLs.
-ADMIN: Final = "admin"
-VENUES: Final = ("venue-a", "venue-b")
-BRIDGE: Final = "bridge"
-WORKER: Final = "worker"
-OPS: Final = "ops"
-PRINCIPALS: Final[tuple[str, ...]] = (ADMIN, *VENUES, BRIDGE, WORKER, OPS)
 
 SCRAM_MECHANISM: Final = "SCRAM-SHA-512"
 #: Kafka refuses fewer than 4096 for SCRAM-SHA-512; twice that costs a client ~10 ms.
@@ -91,185 +66,6 @@ CERT_RENEW_DAYS_MIN = 30
 BROKER_HOSTS: Final = ("127.0.0.1", "localhost")
 
 StandardAuthorizer: Final = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
-
-Operation = Literal[
-    "All",
-    "Read",
-    "Write",
-    "Create",
-    "Describe",
-    "DescribeConfigs",
-    "IdempotentWrite",
-]
-ResourceKind = Literal["topic", "group", "transactional-id", "cluster"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class AclRule:
-    """One ``AclCommand --add`` call: every principal gets every operation on every
-    resource (a cross product, as AclCommand makes it)."""
-
-    name: str
-    principals: tuple[str, ...]
-    operations: tuple[Operation, ...]
-    kind: ResourceKind
-    #: Resource names; ``("*",)`` is every resource of the kind; empty for ``cluster``.
-    resources: tuple[str, ...]
-    #: ``prefixed`` matches every name that starts with the resource name.
-    pattern: Literal["literal", "prefixed"] = "literal"
-    why: str
-
-    def __post_init__(self) -> None:
-        assert self.principals and self.operations, self
-        assert all(p in PRINCIPALS and p != ADMIN for p in self.principals), self
-        assert (self.kind == "cluster") == (not self.resources), self
-
-
-#: What kessai's workers write. The matcher publishes the trades it makes on ``trades``.
-WORKER_OUTPUTS: Final = (SETTLEMENTS, LEDGER_EVENTS, ORDER_EVENTS, REJECTIONS, TRADES)
-WORKER_INPUTS: Final = (TRADES, ORDERS, PAYMENTS, CUSTODY)
-#: kessai's internal topics (streams.runtime.app.INTERNAL_TOPICS, which imports faust).
-INTERNAL_TOPICS: Final = ("kessai-ledger-commands", "kessai-settlement-inbox")
-PUBLIC_TOPICS: Final = (PAYMENTS, CUSTODY, TRADES, ORDERS, SETTLEMENTS, REJECTIONS,
-                        LEDGER_EVENTS, ORDER_EVENTS)  # fmt: skip
-
-
-def acl_table(app_id: str = "kessai") -> tuple[AclRule, ...]:
-    """The secure profile's ACLs; ``app_id`` is the workers' faust app id."""
-    return (
-        # Venues only write. Kafka ACLs are per topic, not per key: a venue allowed to
-        # read `settlements` or `order-events` would see every other venue's
-        # counterparties, volumes and resting orders. Venues learn outcomes another way.
-        AclRule(
-            name="venues-write-trades-orders",
-            principals=VENUES,
-            operations=("Write", "Describe"),
-            kind="topic",
-            resources=(TRADES, ORDERS),
-            why="venues publish executed trades and orders to match; they read nothing",
-        ),
-        AclRule(
-            name="bridge-writes-payments-custody",
-            principals=(BRIDGE,),
-            operations=("Write", "Describe"),
-            kind="topic",
-            resources=(PAYMENTS, CUSTODY),
-            why="the custody/payments bridge publishes cash and bond movements only",
-        ),
-        AclRule(
-            name="worker-reads-inputs",
-            principals=(WORKER,),
-            operations=("Read",),
-            kind="topic",
-            resources=WORKER_INPUTS,
-            why="the workers consume the four input topics",
-        ),
-        AclRule(
-            name="worker-writes-outputs",
-            principals=(WORKER,),
-            operations=("Write",),
-            kind="topic",
-            resources=WORKER_OUTPUTS,
-            why="the workers publish outcomes, the journal, and the matcher's trades",
-        ),
-        AclRule(
-            name="worker-manages-public-topics",
-            principals=(WORKER,),
-            operations=("Create", "Describe", "DescribeConfigs"),
-            kind="topic",
-            resources=PUBLIC_TOPICS,
-            why="a worker creates missing public topics and checks their configs at start",
-        ),
-        AclRule(
-            name="worker-owns-its-app-prefix",
-            principals=(WORKER,),
-            operations=("All",),
-            kind="topic",
-            resources=(f"{app_id}-",),
-            pattern="prefixed",
-            why="faust's changelogs and assignor topic: {app_id}-...",
-        ),
-        AclRule(
-            name="worker-owns-the-internal-topics",
-            principals=(WORKER,),
-            operations=("All",),
-            kind="topic",
-            resources=INTERNAL_TOPICS,
-            why="kessai's own topics between its agents, named the same for any app id",
-        ),
-        AclRule(
-            name="worker-owns-its-group",
-            principals=(WORKER,),
-            operations=("All",),
-            kind="group",
-            resources=(app_id,),
-            pattern="prefixed",
-            why="the workers' consumer group is the app id",
-        ),
-        AclRule(
-            name="worker-owns-its-transactions",
-            principals=(WORKER,),
-            operations=("All",),
-            kind="transactional-id",
-            resources=(app_id,),
-            pattern="prefixed",
-            why="faust's exactly-once producers: one transactional id per partition",
-        ),
-        AclRule(
-            name="ops-reads-everything",
-            principals=(OPS,),
-            operations=("Read", "Describe", "DescribeConfigs"),
-            kind="topic",
-            resources=("*",),
-            why="operations and auditors (positions, verify, replay) read; never write",
-        ),
-    )
-
-
-#: The table for the default app id; docs and tests read it.
-ACLS: Final[tuple[AclRule, ...]] = acl_table()
-
-_RESOURCE_FLAGS: Final[dict[ResourceKind, str]] = {
-    "topic": "--topic",
-    "group": "--group",
-    "transactional-id": "--transactional-id",
-    "cluster": "--cluster",
-}
-
-
-def acl_command_args(rules: Iterable[AclRule]) -> list[list[str]]:
-    """``kafka.admin.AclCommand`` arguments (after the connection), one list per JVM,
-    that add *rules*.
-
-    Each JVM takes seconds to start, so rules with the same principals, operations
-    and pattern type share one call: AclCommand adds the cross product of its
-    principals, operations and resources (of any kinds), which is then exactly the
-    union of those rules.
-    """
-    calls: dict[tuple[tuple[str, ...], tuple[str, ...], str], list[str]] = {}
-    for rule in rules:
-        key = (rule.principals, rule.operations, rule.pattern)
-        resources = calls.setdefault(key, [])
-        if rule.kind == "cluster":
-            resources.append("--cluster")
-        for name in rule.resources:
-            resources += [_RESOURCE_FLAGS[rule.kind], name]
-    out = []
-    for (principals, operations, pattern), resources in calls.items():
-        args = ["--add", "--force"]
-        for principal in principals:
-            args += ["--allow-principal", f"User:{principal}"]
-        for operation in operations:
-            args += ["--operation", operation]
-        out.append([*args, *resources, "--resource-pattern-type", pattern])
-    return out
-
-
-def table_digest(rules: Iterable[AclRule]) -> str:
-    """Changes when the table does: the broker's ACLs are installed again then."""
-    text = "\n".join(" ".join(call) for call in acl_command_args(rules))
-    return hashlib.sha256(text.encode()).hexdigest()
-
 
 # ------------------------------------------------------------------------------ files
 

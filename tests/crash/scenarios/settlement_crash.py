@@ -56,7 +56,8 @@ from streams.devtools.processes import free_port
 from streams.kafka.admin import admin_client, ensure_public_topics
 from streams.kafka.auth import client_kwargs
 from streams.kafka.reader import partitions_of, read_committed
-from streams.ledger.domain import AccountState, from_units
+from streams.ledger.domain import AccountState
+from streams.money import from_units
 from streams.security import signing
 from tests.crash.scenarios.killharness import Supervised, Tail, WorkerCrashed, reconcile
 from tests.support.profiles import WRITER, Profile, plain, start_secure_cluster

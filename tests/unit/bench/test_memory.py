@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from kessai_bench import memory
 
 from schemas import CUSTODY, PAYMENTS, MoveBonds, MoveCash, decode
-from streams.ledger.domain import AccountState, to_units
+from streams.ledger.domain import AccountState
+from streams.money import to_units
 
 # Kafka's own murmur2 test vectors (clients' UtilsTest.testMurmur2), as signed ints.
 JAVA_MURMUR2 = {

@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from streams import topics
 from streams.config import Settings
 from streams.devtools import localkafka
 from streams.devtools.localkafka import secure as kafkasecure
+from streams.security import acl
 from streams.topics import CATALOGUE
 from tests.support import paths
 
@@ -485,9 +487,9 @@ def test_credentials_are_private_and_kept(tmp_path: Path) -> None:
     again = kafkasecure.ensure_credentials(files)
 
     assert first == again
-    assert set(first) == set(kafkasecure.PRINCIPALS)
+    assert set(first) == set(acl.PRINCIPALS)
     assert len(set(first.values())) == len(first), "each principal its own password"
-    for principal in kafkasecure.PRINCIPALS:
+    for principal in acl.PRINCIPALS:
         path = files.credentials(principal)
         assert path.stat().st_mode & 0o777 == 0o600
         assert json.loads(path.read_text()) == {"username": principal, "password": first[principal]}
@@ -541,7 +543,7 @@ def _allowed(principal: str, operation: str, kind: str, name: str) -> bool:
     """Whether the ACL table lets *principal* do *operation* on a resource, as Kafka
     decides it (All covers every operation; Read, Write imply Describe)."""
     implied = {"Describe": {"Read", "Write", "Describe", "All"}}.get(operation, {operation, "All"})
-    for rule in kafkasecure.ACLS:
+    for rule in acl.ACLS:
         if principal not in rule.principals or rule.kind != kind:
             continue
         if not implied & set(rule.operations):
@@ -597,7 +599,7 @@ def test_the_worker_owns_its_prefix_and_reads_the_inputs() -> None:
 
 def test_acl_calls_add_exactly_the_table() -> None:
     added = set()
-    for call in kafkasecure.acl_command_args(kafkasecure.ACLS):
+    for call in acl.acl_command_args(acl.ACLS):
         principals = [call[i + 1] for i, a in enumerate(call) if a == "--allow-principal"]
         operations = [call[i + 1] for i, a in enumerate(call) if a == "--operation"]
         flags = {"--topic": "topic", "--group": "group", "--transactional-id": "transactional-id"}
@@ -609,7 +611,7 @@ def test_acl_calls_add_exactly_the_table() -> None:
                     added.add((p.removeprefix("User:"), o, kind, name, pattern))
     wanted = {
         (p, o, r.kind, n, r.pattern)
-        for r in kafkasecure.ACLS
+        for r in acl.ACLS
         for p in r.principals
         for o in r.operations
         for n in r.resources
@@ -622,8 +624,8 @@ CATALOGUE_NAMES = tuple(t.name for t in CATALOGUE)
 
 @pytest.mark.parametrize("app_id", ["kessai", "acme"])
 def test_only_workers_use_the_internal_topics_whatever_the_app_id(app_id: str) -> None:
-    rules = kafkasecure.acl_table(app_id)
-    for topic in kafkasecure.INTERNAL_TOPICS:
+    rules = acl.acl_table(app_id)
+    for topic in topics.INTERNAL_TOPICS:
         for principal in ("worker", "venue-a", "bridge", "ops"):
             writes = any(
                 principal in r.principals
@@ -639,5 +641,5 @@ def test_only_workers_use_the_internal_topics_whatever_the_app_id(app_id: str) -
     from streams.topics import INTERNAL_TOPICS
 
     assert tuple(t.name if hasattr(t, "name") else t for t in INTERNAL_TOPICS) == (
-        kafkasecure.INTERNAL_TOPICS
+        topics.INTERNAL_TOPICS
     )

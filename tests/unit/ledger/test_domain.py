@@ -3,26 +3,51 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas import MoveCash
 from streams.ledger import domain as core
+from streams.ledger.intake import to_move
+from streams.money import from_units
 
 TOKENS = {"JPYC": 0, "USDC": 6}
 
 
-def test_units_are_exact_and_refuse_finer_precision() -> None:
-    assert core.to_units(Decimal("1.5"), 6) == 1_500_000
-    assert core.to_units(Decimal("1000"), 0) == 1000
-    assert core.to_units(Decimal("0.0000001"), 6) is None
-    assert core.to_units(Decimal("1.5"), 0) is None
-    assert core.from_units(1_500_000, 6) == Decimal("1.5")
+def move_cash(
+    state: core.AccountState,
+    *,
+    command_id: str,
+    account: str,
+    token: str,
+    amount: Decimal,
+    kind: Literal["deposit", "withdrawal"],
+    tokens: dict[str, int],
+    duplicate: bool = False,
+) -> tuple[core.AccountState, list[core.Posting]] | core.LedgerRejection:
+    """A payment as the worker applies it: the intake's units (:func:`to_move`), then
+    the ledger's :func:`~streams.ledger.domain.move_units`."""
+    payment = MoveCash(payment_id=command_id, account=account, token=token, amount=amount,
+                       kind=kind)  # fmt: skip
+    move = to_move(payment, ("payments", account, ""), tokens)
+    if isinstance(move, tuple):
+        return core.LedgerRejection(*move)  # type: ignore[arg-type]
+    return core.move_units(
+        state,
+        command_id=command_id,
+        account=account,
+        asset=move.asset,
+        units=move.units,
+        kind=kind,
+        duplicate=duplicate,
+    )
 
 
 def test_deposit_then_withdrawal() -> None:
     s0 = core.AccountState()
-    r1 = core.move_cash(
+    r1 = move_cash(
         s0,
         command_id="p1",
         account="a",
@@ -35,7 +60,7 @@ def test_deposit_then_withdrawal() -> None:
     s1, (post1,) = r1
     assert s1.balances == {"USDC": [10_250_000, 0]}
     assert (post1.delta_available, post1.available, post1.seq) == (10_250_000, 10_250_000, 1)
-    r2 = core.move_cash(
+    r2 = move_cash(
         s1,
         command_id="p2",
         account="a",
@@ -58,9 +83,9 @@ def test_overdraft_unknown_token_precision_and_duplicate_are_rejected() -> None:
         (dict(token="JPYC", amount=Decimal("0.5"), kind="deposit"), "invalid_amount"),
     ]
     for kwargs, reason in cases:
-        r = core.move_cash(s, command_id="x", account="a", tokens=TOKENS, **kwargs)  # type: ignore[arg-type]
+        r = move_cash(s, command_id="x", account="a", tokens=TOKENS, **kwargs)  # type: ignore[arg-type]
         assert isinstance(r, core.LedgerRejection) and r.reason == reason, (kwargs, r)
-    dup = core.move_cash(
+    dup = move_cash(
         s,
         command_id="x",
         account="a",
@@ -103,18 +128,18 @@ def test_conservation_no_negatives_gap_free_seq_and_exactly_once(cmds: list) -> 
         cid = f"{account}-{n}"
         state = states.get(account, core.AccountState())
         if asset == "JP1103551Q43":
-            r = core.move_bonds(
+            r = core.move_units(
                 state,
                 command_id=cid,
                 account=account,
-                isin=asset,
-                quantity=units,
+                asset=asset,
+                units=units,
                 kind=kind,
                 duplicate=cid in applied,
             )
         else:
-            amount = core.from_units(units, TOKENS[asset])
-            r = core.move_cash(
+            amount = from_units(units, TOKENS[asset])
+            r = move_cash(
                 state,
                 command_id=cid,
                 account=account,

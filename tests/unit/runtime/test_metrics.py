@@ -192,12 +192,12 @@ def test_state_sums_balances_locks_inflow_and_open_trades() -> None:
 
 
 def test_inflow_rows_add_deposits_and_subtract_withdrawals_exactly() -> None:
-    from streams.ledger.handler import add_inflow
-    from streams.settlement.steps import Move
+    from streams.ledger.handler import _add_inflow
+    from streams.ledger.messages import Move
 
-    row = add_inflow(None, Move("p1", "alice", "USDC", 10**30, "deposit"))
-    row = add_inflow(row, Move("p2", "alice", "USDC", 1, "withdrawal"))
-    row = add_inflow(row, Move("c1", "alice", "JP1", 5, "deposit"))
+    row = _add_inflow(None, Move("p1", "alice", "USDC", 10**30, "deposit"))
+    row = _add_inflow(row, Move("p2", "alice", "USDC", 1, "withdrawal"))
+    row = _add_inflow(row, Move("c1", "alice", "JP1", 5, "deposit"))
     assert row == {"USDC": str(10**30 - 1), "JP1": "5"}
 
 

@@ -16,13 +16,14 @@ from hypothesis import strategies as st
 from schemas import CUSTODY, ORDERS, PAYMENTS, TRADES, TradeExecuted, decode
 from streams.config import Settings
 from streams.ledger.intake import intake_record as ledger_intake
+from streams.ledger.messages import Move
 from streams.matching.handler import handle_record
 from streams.matching.matcher import Matcher
 from streams.security import signing
 from streams.settlement import saga as saga_core
-from streams.settlement import steps
 from streams.settlement.handler import status_record
 from streams.settlement.intake import intake_record as trade_intake
+from streams.settlement.messages import Trade
 from tests.support import paths
 
 TOKENS = {"JPYC": 0, "USDC": 6}
@@ -297,7 +298,7 @@ def test_the_trade_intake_checks_and_keeps_the_signed_trade() -> None:
     signed = signing.sign(TRADES, trade(), VENUE_A)
     value = orjson.dumps(signed)
     got = trade_intake(b"venue-a:T-1", value, 1.0, tokens=TOKENS, deadline_s=60, signers=REGISTRY)
-    assert isinstance(got, saga_core.Trade)
+    assert isinstance(got, Trade)
     # The settlement records carry the venue's signed trade, which verifies on its own.
     status = saga_core.StatusChanged("venue-a:T-1", "settled", None)
     from datetime import UTC, datetime
@@ -313,12 +314,12 @@ def test_the_trade_intake_checks_and_keeps_the_signed_trade() -> None:
     assert isinstance(refused, tuple) and refused[0] == "bad_signature"
     # Without the registry, a signed trade is taken as any other and keeps nothing.
     plain = trade_intake(b"venue-a:T-1", value, 1.0, tokens=TOKENS, deadline_s=60)
-    assert isinstance(plain, saga_core.Trade) and plain.signed == ""
+    assert isinstance(plain, Trade) and plain.signed == ""
 
 
 def test_the_ledger_intake_checks_the_bridge() -> None:
     value = orjson.dumps(signing.sign(PAYMENTS, payment(), BRIDGE))
-    assert isinstance(ledger_intake(PAYMENTS, b"alice", value, TOKENS, REGISTRY), steps.Move)
+    assert isinstance(ledger_intake(PAYMENTS, b"alice", value, TOKENS, REGISTRY), Move)
     venue_paid = orjson.dumps(signing.sign(PAYMENTS, payment(), VENUE_A))
     refused = ledger_intake(PAYMENTS, b"alice", venue_paid, TOKENS, REGISTRY)
     assert isinstance(refused, tuple) and refused[0] == "not_authorized"
@@ -469,7 +470,7 @@ def test_a_member_given_twice_is_refused() -> None:
         "malformed",
         "member 'account' appears twice; a signed record's members are unique",
     )
-    assert isinstance(ledger_intake(PAYMENTS, b"bob", signed, TOKENS, REGISTRY), steps.Move)
+    assert isinstance(ledger_intake(PAYMENTS, b"bob", signed, TOKENS, REGISTRY), Move)
     trade_doubled = orjson.dumps(signing.sign(TRADES, trade(), VENUE_A)).replace(
         b"{", b'{"price":"0.01",', 1
     )
@@ -506,7 +507,7 @@ def _settled(signed: dict[str, Any]) -> dict[str, Any]:
     got = trade_intake(
         signed["trade_id"].encode(), value, 1.0, tokens=TOKENS, deadline_s=60, signers=REGISTRY
     )
-    assert isinstance(got, saga_core.Trade), got
+    assert isinstance(got, Trade), got
     status = saga_core.StatusChanged(got.trade_id, "settled", None)
     record = status_record(got, status, TOKENS, datetime.now(UTC))
     document: dict[str, Any] = orjson.loads(record.model_dump_json())

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.settlement import saga as core
-from streams.settlement import steps
 from streams.settlement.handler import handle_inbox
+from streams.settlement.messages import Tick, Trade
 from streams.settlement.views import lookup
 
 TOKENS = {"JPYC": 0}
 
 
-def _trade(trade_id: str = "t1", deadline_at_s: float = 100.0) -> core.Trade:
-    return core.Trade(
+def _trade(trade_id: str = "t1", deadline_at_s: float = 100.0) -> Trade:
+    return Trade(
         trade_id, "JP1103551006", "alice", "bob", 100_000, "JPYC", 100_488, deadline_at_s,
         trade_time_s=10.0, arrived_s=11.0,
     )  # fmt: skip
@@ -36,7 +35,7 @@ def test_a_finished_trade_is_kept_as_an_outcome_and_a_late_copy_starts_nothing()
     sagas: dict[str, Any] = {}
     outcomes: dict[str, Any] = {}
     handle_inbox(sagas, 0, _trade(deadline_at_s=100.0), outcomes)
-    failed = handle_inbox(sagas, 0, steps.Tick(now_s=101.0), outcomes)
+    failed = handle_inbox(sagas, 0, Tick(now_s=101.0), outcomes)
     assert [s.status for _, s in failed.statuses] == ["failed"]
     assert "t1" not in sagas
     assert outcomes["t1"]["stage"] == "failed"
@@ -52,7 +51,7 @@ def test_a_finished_trade_is_kept_as_an_outcome_and_a_late_copy_starts_nothing()
 def test_without_an_outcomes_table_the_handler_behaves_as_before() -> None:
     sagas: dict[str, Any] = {}
     handle_inbox(sagas, 0, _trade(deadline_at_s=100.0))
-    handle_inbox(sagas, 0, steps.Tick(now_s=101.0))
+    handle_inbox(sagas, 0, Tick(now_s=101.0))
     assert sagas == {}
     assert handle_inbox(sagas, 0, _trade()).repeated is None
 
@@ -73,7 +72,7 @@ def test_the_trade_document_shows_the_stage_and_both_locks() -> None:
     }
     assert live["locks"]["cash"]["account"] == "alice"
     assert live["locks"]["cash"]["amount"] == "100488"
-    handle_inbox(sagas, 0, steps.Tick(now_s=101.0), outcomes)
+    handle_inbox(sagas, 0, Tick(now_s=101.0), outcomes)
     done = lookup(sagas, outcomes, "t1", TOKENS)
     assert done is not None
     assert done["stage"] == "failed" and done["terminal"] is True
