@@ -12,9 +12,9 @@ KESSAI := $(BIN)/kessai
 STAMP := $(VENV)/.installed
 # The interpreter a new venv is made with: 3.11 (what CI pins), else any python3.
 PYTHON_FOR_VENV := $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
-LINT_PATHS := streams schemas tests
-TYPED_PATHS := schemas streams
-# Extra pytest arguments, e.g. make test PYTEST_ARGS="-k publish -x".
+LINT_PATHS := streams schemas tests bench
+TYPED_PATHS := schemas streams bench/kessai_bench tests
+# Extra pytest arguments, e.g. make check PYTEST_ARGS="-k publish -x".
 PYTEST_ARGS ?=
 # Extra `kessai bench` arguments, e.g. make bench BENCH_ARGS="--rate 2000 --seconds 30".
 BENCH_ARGS ?=
@@ -23,25 +23,27 @@ BENCH_ARGS ?=
 # so say so loudly (the exit code stays 5, a failure for make).
 define run_pytest
 rc=0; $(BIN)/pytest $(1) $(PYTEST_ARGS) || rc=$$?; \
-if [ $$rc -eq 5 ]; then echo "make: FAILED: pytest collected no tests ($(strip $(1) $(PYTEST_ARGS)))" >&2; fi; \
+if [ $$rc -eq 5 ]; then echo 'make: FAILED: pytest collected no tests ($(strip $(1) $(PYTEST_ARGS)))' >&2; fi; \
 exit $$rc
 endef
 
-.PHONY: help venv tools kafka-up kafka-down kafka-status lint test test-unit run bench bench-memory bench-book bench-replay bench-signatures clean
+.PHONY: help venv tools kafka-up kafka-down kafka-status lint check test test-unit test-integration test-crash run bench bench-memory bench-book bench-replay bench-signatures clean
 
 help: ## list the targets
 	@echo "usage: make TARGET"
-	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z-]*:.*## / { printf "  %-13s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z-]*:.*## / { printf "  %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 venv: $(STAMP) ## create .venv if missing and install kessai with its dev tools (idempotent)
 
-$(STAMP): pyproject.toml
+# kessai itself (editable, with its dev tools) and the benchmarks, a distribution of
+# their own (bench/pyproject.toml; not in the kessai wheel).
+$(STAMP): pyproject.toml bench/pyproject.toml
 	@if [ ! -x $(BIN)/python ]; then \
 	  if [ -z "$(PYTHON_FOR_VENV)" ]; then echo "make: need python3.11 (or python3) on PATH" >&2; exit 1; fi; \
 	  echo "creating $(VENV) with $(PYTHON_FOR_VENV)"; \
 	  $(PYTHON_FOR_VENV) -m venv $(VENV); \
 	fi
-	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/pip install -q -e '.[dev,uvloop]' -e ./bench
 	@touch $@
 
 # Debian packages the tests drive: promtool and prometheus (the alert rules, a real
@@ -49,7 +51,7 @@ $(STAMP): pyproject.toml
 TOOLS_PACKAGES := prometheus chromium chromium-driver
 TOOLS_COMMANDS := promtool prometheus chromium chromedriver
 
-tools: ## install the Debian packages the tests use ($(TOOLS_PACKAGES)) if missing; needs root or sudo
+tools: ## install the Debian packages the tests use (prometheus, chromium, chromium-driver) if missing; needs root or sudo
 	@missing=""; for t in $(TOOLS_COMMANDS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -z "$$missing" ]; then echo "tools: $(TOOLS_COMMANDS) are installed"; exit 0; fi; \
 	echo "tools: missing$$missing; installing $(TOOLS_PACKAGES) with apt-get"; \
@@ -72,12 +74,22 @@ lint: venv ## ruff (lint and format check) and mypy --strict
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy --strict $(TYPED_PATHS)
 
-test: venv tools lint ## lint, schema drift check, then all tests (tests/conftest.py starts the broker)
+check: venv lint ## the fast loop (~3 min): lint, types, schema drift, unit tests and the fast integration tests
+	$(BIN)/python -m schemas.gen --check
+	@$(call run_pytest,-m "not slow and not kill")
+
+test: venv tools lint ## everything, as CI runs it: lint, types, schema drift, every test, crash tests included (~25 min)
 	$(BIN)/python -m schemas.gen --check
 	@$(call run_pytest,)
 
-test-unit: venv ## unit tests only: fast, no broker
+test-unit: venv ## unit tests only: no broker
 	@$(call run_pytest,tests/unit)
+
+test-integration: venv ## the integration tests on the real broker, the crash tests aside
+	@$(call run_pytest,-m "integration and not kill")
+
+test-crash: venv ## the SIGKILL crash tests only, each on brokers of its own (~15 min)
+	@$(call run_pytest,-m kill)
 
 run: venv kafka-up ## start the broker, create the topics, run the demo
 	$(KESSAI) topics create

@@ -567,7 +567,7 @@ class BalanceChanged(_Record):
     Version 2 added ``prev_hash`` and ``hash``, a SHA-256 chain per account that makes
     an altered, removed or reordered record evident (:mod:`streams.ledger.journal`).
     Only the ledger writes these; a reader that meets version 1 (no chain) is reading
-    a journal written before 2026-11-26.
+    a journal written before the chain existed (docs/known-limitations.md).
     """
 
     schema_version: Literal[2] = 2  # type: ignore[assignment]

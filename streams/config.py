@@ -112,7 +112,7 @@ class Settings:
     #: Exactly-once transaction length (faust's ``broker_commit_interval``). A trade
     #: crosses ~8 transactions on its way to settled, each visible downstream only once
     #: committed: 1.0 s gave a p50 of 9 s, 0.1 s of 1.4 s, at no cost in throughput
-    #: (notes/2026-11-25-bench-part2.md).
+    #: (docs/performance.md).
     commit_interval_s: float = 0.1
     #: How long the producer waits to fill a batch (faust's ``producer_linger``).
     producer_linger_ms: float = 0.0

@@ -30,7 +30,19 @@ NAME_RANDOM_BYTES = 6
 NAME_PREFIX_CHARS_MAX = 40
 
 
+#: Seconds a crash test may take before pytest-timeout fails it with every stack (the
+#: settlement one takes ~7 min on 2 cores; the default for other tests is pyproject's).
+KILL_TEST_TIMEOUT_S = 1800
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        # A crash test is marked `kill`, so that `make check` can leave it out; it gets
+        # a longer timeout than the rest.
+        if "tests/crash/" in item.nodeid and item.get_closest_marker("kill") is None:
+            raise pytest.UsageError(f"{item.nodeid} is a crash test but not marked kill")
+        if item.get_closest_marker("kill") and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(KILL_TEST_TIMEOUT_S))
     # `-m "not integration"` must leave out every test that needs the broker.
     for item in items:
         callspec = getattr(item, "callspec", None)

@@ -135,148 +135,108 @@ class JournalFold:
     ) -> int:
         count = 0
         for r in records:
-            offset, key, value = r.offset, r.key, r.value
             count += 1
             try:
-                rec = loads(value)
-                if type(rec) is not dict:
-                    raise TypeError
-                version = rec.get("schema_version", 1)
-                # Exactly the version's members: their count here, and each one read
-                # by name below (a missing one is a KeyError).
-                if type(version) is not int or len(rec) not in _MEMBER_COUNTS.get(version, ()):
-                    raise TypeError
-                account = rec["account"]
-                asset = rec["asset"]
-                seq = rec["seq"]
-                texts = (
-                    rec["delta_available"],
-                    rec["delta_locked"],
-                    rec["available"],
-                    rec["locked"],
-                )
-                chained = version >= CHAINED_SCHEMA_VERSION
-                if (
-                    type(seq) is not int
-                    or type(account) is not str
-                    or type(asset) is not str
-                    or type(rec["cause"]) is not str
-                    # The wire's plain decimals only: int() and Decimal() would also
-                    # take " 5_0", "5e3", "Infinity" or non-ASCII digits. (join raises
-                    # TypeError if one is not a string.)
-                    or _AMOUNTS_RE.fullmatch("\x00".join(texts)) is None
-                    or (chained and (type(rec["hash"]) is not str or len(rec["hash"]) != 64))
-                    or (chained and type(rec["prev_hash"]) is not str)
-                ):
-                    raise TypeError
-                d_avail: int | Decimal
-                d_locked: int | Decimal
-                avail: int | Decimal
-                locked: int | Decimal
-                try:
-                    # Whole numbers (cash at 0 decimals, bond face) as ints: twice as
-                    # fast as Decimal, and as exact.
-                    d_avail, d_locked, avail, locked = map(int, texts)
-                except ValueError:
-                    d_avail, d_locked, avail, locked = map(Decimal, texts)
+                rec, amounts = _decode(loads(r.value))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, InvalidOperation):
-                self._problem(partition, offset, "undecodable", _undecodable(value, key))
+                self._problem(partition, r.offset, "undecodable", _undecodable(r.value, r.key))
                 continue
+            account, seq = rec["account"], rec["seq"]
             state = accounts.get(account)
             if state is None:
                 state = accounts[account] = _Account(partition)
-            elif state.partition != partition:
-                # An account's records must all be on one partition (key ``account``).
-                self._problem(
-                    partition,
-                    offset,
-                    "wrong_key",
-                    f"account is on partitions {state.partition} and {partition}",
-                    account,
-                    seq,
-                )
-            # -- seq
-            expected = state.seq + 1
-            if seq != expected:
-                kind = "gap" if seq > expected else "out_of_order"
-                self._problem(
-                    partition,
-                    offset,
-                    kind,
-                    f"expected seq {expected} next, got {seq}",
-                    account,
-                    seq,
-                )
-            state.seq = seq
-            if key != account.encode():
-                shown = "no key" if key is None else f"key {key[:80]!r}"
-                self._problem(partition, offset, "wrong_key", shown, account, seq)
-            # -- chain
-            if chained:
-                prev_hash = rec["prev_hash"]
-                record_hash = rec.pop("hash")
-                if prev_hash != state.tip:
-                    self._problem(
-                        partition,
-                        offset,
-                        "broken_link",
-                        f"prev_hash {str(prev_hash)[:16]}... is not the hash of the "
-                        f"account's record before ({state.tip[:16]}...)",
-                        account,
-                        seq,
-                    )
-                if hashes:
-                    actual = hashlib.sha256(
-                        orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)
-                    ).hexdigest()
-                    if actual != record_hash:
-                        self._problem(
-                            partition,
-                            offset,
-                            "altered",
-                            f"hash {str(record_hash)[:16]}... but its canonical bytes "
-                            f"hash to {actual[:16]}...",
-                            account,
-                            seq,
-                        )
-                        if _HASH_RE.fullmatch(record_hash) is None:
-                            # Not even a hash: the account's root is what it should be.
-                            record_hash = actual
-                # 64 characters; hex when verified (a fold without hashes prints no root).
-                state.tip = record_hash
+            where = (partition, r.offset, account, seq)
+            self._check_place(state, where, r.key)
+            if "hash" in rec:
+                self._check_link(state, where, rec, hashes)
             else:
                 self._problem(
                     partition,
-                    offset,
+                    r.offset,
                     "unchained",
                     "schema_version 1 carries no hash: nothing proves it unaltered",
                     account,
                     seq,
                 )
-            # -- balances
-            before = state.balances.get(asset)
-            if before is None:
-                before_avail = before_locked = 0
-            else:
-                before_avail, before_locked = before[0], before[1]
-            try:
-                # Exact: under _EXACT (set around the loop) a Decimal sum that would
-                # round raises instead; ints never round.
-                ok = before_avail + d_avail == avail and before_locked + d_locked == locked
-            except ArithmeticError:
-                ok = False
-            if not ok or avail < 0 or locked < 0:
-                self._problem(
-                    partition,
-                    offset,
-                    "bad_balance",
-                    f"{asset}: {before_avail} + {d_avail} available / {before_locked} + "
-                    f"{d_locked} locked is not {avail} / {locked} (cause {rec.get('cause')})",
-                    account,
-                    seq,
-                )
-            state.balances[asset] = [avail, locked, seq]
+            self._check_balance(state, where, rec, amounts)
         return count
+
+    def _check_place(
+        self, state: _Account, where: tuple[int, int, str, int], key: bytes | None
+    ) -> None:
+        """The record's partition, seq and key, against the account's records before."""
+        partition, offset, account, seq = where
+        if state.partition != partition:
+            # An account's records must all be on one partition (key ``account``).
+            detail = f"account is on partitions {state.partition} and {partition}"
+            self._problem(partition, offset, "wrong_key", detail, account, seq)
+        expected = state.seq + 1
+        if seq != expected:
+            kind = "gap" if seq > expected else "out_of_order"
+            detail = f"expected seq {expected} next, got {seq}"
+            self._problem(partition, offset, kind, detail, account, seq)
+        state.seq = seq
+        if key != account.encode():
+            shown = "no key" if key is None else f"key {key[:80]!r}"
+            self._problem(partition, offset, "wrong_key", shown, account, seq)
+
+    def _check_link(
+        self, state: _Account, where: tuple[int, int, str, int], rec: dict[str, Any], hashes: bool
+    ) -> None:
+        """A chained record: it links to the account's record before and, with
+        ``hashes``, its hash is its canonical bytes'. Moves the account's tip."""
+        partition, offset, account, seq = where
+        prev_hash = rec["prev_hash"]
+        record_hash = rec.pop("hash")
+        if prev_hash != state.tip:
+            detail = (
+                f"prev_hash {str(prev_hash)[:16]}... is not the hash of the "
+                f"account's record before ({state.tip[:16]}...)"
+            )
+            self._problem(partition, offset, "broken_link", detail, account, seq)
+        if hashes:
+            actual = hashlib.sha256(orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)).hexdigest()
+            if actual != record_hash:
+                detail = (
+                    f"hash {str(record_hash)[:16]}... but its canonical bytes "
+                    f"hash to {actual[:16]}..."
+                )
+                self._problem(partition, offset, "altered", detail, account, seq)
+                if _HASH_RE.fullmatch(record_hash) is None:
+                    # Not even a hash: the account's root is what it should be.
+                    record_hash = actual
+        # 64 characters; hex when verified (a fold without hashes prints no root).
+        state.tip = record_hash
+
+    def _check_balance(
+        self,
+        state: _Account,
+        where: tuple[int, int, str, int],
+        rec: dict[str, Any],
+        amounts: tuple[Any, Any, Any, Any],
+    ) -> None:
+        """The record's balances are the account's before plus its deltas."""
+        partition, offset, account, seq = where
+        asset = rec["asset"]
+        d_avail, d_locked, avail, locked = amounts
+        before = state.balances.get(asset)
+        if before is None:
+            before_avail = before_locked = 0
+        else:
+            before_avail, before_locked = before[0], before[1]
+        try:
+            # Exact: under _EXACT (set around the loop) a Decimal sum that would
+            # round raises instead; ints never round.
+            ok = before_avail + d_avail == avail and before_locked + d_locked == locked
+        except ArithmeticError:
+            ok = False
+        if not ok or avail < 0 or locked < 0:
+            detail = (
+                f"{asset}: {before_avail} + {d_avail} available / {before_locked} + "
+                f"{d_locked} locked is not {avail} / {locked} (cause {rec.get('cause')})"
+            )
+            self._problem(partition, offset, "bad_balance", detail, account, seq)
+        state.balances[asset] = [avail, locked, seq]
 
     def _problem(
         self,
@@ -346,6 +306,44 @@ class JournalFold:
 
     def journal_root(self) -> str:
         return journal_root(self.roots())
+
+
+def _decode(rec: Any) -> tuple[dict[str, Any], tuple[Any, Any, Any, Any]]:
+    """A parsed record checked member by member, and its four amounts; raises
+    ``TypeError`` or ``KeyError`` (or ``ValueError``) for anything not a journal record of
+    a known version. A chained record keeps ``hash``; a version 1 record has none."""
+    if type(rec) is not dict:
+        raise TypeError
+    version = rec.get("schema_version", 1)
+    # Exactly the version's members: their count here, and each one read by name
+    # below (a missing one is a KeyError).
+    if type(version) is not int or len(rec) not in _MEMBER_COUNTS.get(version, ()):
+        raise TypeError
+    texts = (rec["delta_available"], rec["delta_locked"], rec["available"], rec["locked"])
+    chained = version >= CHAINED_SCHEMA_VERSION
+    if (
+        type(rec["seq"]) is not int
+        or type(rec["account"]) is not str
+        or type(rec["asset"]) is not str
+        or type(rec["cause"]) is not str
+        # The wire's plain decimals only: int() and Decimal() would also take " 5_0",
+        # "5e3", "Infinity" or non-ASCII digits. (join raises TypeError if one is not
+        # a string.)
+        or _AMOUNTS_RE.fullmatch("\x00".join(texts)) is None
+        or (chained and (type(rec["hash"]) is not str or len(rec["hash"]) != 64))
+        or (chained and type(rec["prev_hash"]) is not str)
+    ):
+        raise TypeError
+    if not chained:
+        rec.pop("hash", None)
+    try:
+        # Whole numbers (cash at 0 decimals, bond face) as ints: twice as fast as
+        # Decimal, and as exact.
+        d_avail, d_locked, avail, locked = map(int, texts)
+        return rec, (d_avail, d_locked, avail, locked)
+    except ValueError:
+        d_avail_d, d_locked_d, avail_d, locked_d = map(Decimal, texts)
+        return rec, (d_avail_d, d_locked_d, avail_d, locked_d)
 
 
 def _undecodable(value: bytes | None, key: bytes | None) -> str:

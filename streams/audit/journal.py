@@ -107,8 +107,8 @@ def fold_journal(
     found = asyncio.run(cuts_for(settings, topic, as_of))
     cuts = [c for c in found if c.records_max > 0]
     total = sum(c.records_max for c in cuts)
-    # Two per core by default: a reader waits on the broker part of the time
-    # (notes/2026-11-26-replay.md: 4 readers on 2 cores beat 2 by ~15 %).
+    # Two per core by default: a reader waits on the broker part of the time (4 readers
+    # on 2 cores beat 2 by ~15 %: docs/performance.md).
     wanted = jobs if jobs is not None else 2 * (os.cpu_count() or 1)
     jobs = max(1, min(wanted, len(cuts))) if total >= PARALLEL_RECORDS_MIN else 1
     bar = tqdm(

@@ -1,15 +1,15 @@
-"""``kessai positions``: every account's balances, rebuilt from the ledger journal.
+"""Positions: one account's balance in one asset, how they print, and the reference fold.
 
-The ``ledger-events`` topic is the journal the balances are kept in; this module
-replays it, the way an auditor would, and shows each account's ``available`` and
-``locked`` amount per asset. The replay is also a check: each account's ``seq`` must
-run 1, 2, 3, ... without a gap, and every record's balance must be the previous one
-plus its delta. A journal that breaks either rule raises :class:`JournalError`: a
-position shown from an inconsistent journal would be a number nobody can stand behind.
+What ``kessai positions`` prints (:func:`render`: a table, JSON or CSV) comes from the
+journal fold of :mod:`streams.audit.fold`. :func:`positions_from_events` folds the same
+journal the slow and obvious way, through the pydantic models: it is the reference the
+fast fold is tested against (and what the demo and the crash tests check balances
+with). Both refuse a journal whose ``seq`` or balances contradict themselves
+(:class:`JournalError`): a position read from it would be a number nobody can stand
+behind.
 
-Pure: reading the topic is the caller's job (the CLI uses
-:func:`streams.kafka.admin.read_committed`, so aborted transactions never count); this
-module imports nothing from aiokafka and turns records into positions and text.
+Pure: reading the topic is the caller's job (read_committed, so aborted transactions
+never count).
 """
 
 from __future__ import annotations

@@ -504,35 +504,56 @@ def compare(
     live: Mapping[str, Any] | None = None,
     names: Mapping[str, str] | None = None,
 ) -> list[Check]:
-    checks: list[Check] = []
+    """Every check of derived against committed (and live), in the report's order."""
     names = {t: (names or {}).get(t, t) for t in TOPICS}
+    checks = [
+        *_compare_internal_logs(d, logs, names),
+        _compare_ticks(d),
+        *_compare_outputs(d, logs, names),
+        *_compare_tables(d, tables),
+    ]
+    if live is not None:
+        checks.append(_compare_live(d, live, tokens))
+    return checks
 
-    # The internal logs hold what the intakes and the agents sent, no more, no less.
+
+def _compare_internal_logs(
+    d: Derived, logs: Mapping[str, Log], names: Mapping[str, str]
+) -> list[Check]:
+    """The internal logs hold what the intakes and the agents sent, no more, no less."""
     commands = _by_type(logs[LEDGER_COMMANDS], names[LEDGER_COMMANDS])
     inbox = _by_type(logs[SETTLEMENT_INBOX], names[SETTLEMENT_INBOX])
-    check = Check("intake: payments, custody -> moves")
-    _compare_counts(check, d.moves, _of_types(commands, "Move"))
-    checks.append(check)
-    check = Check("intake: trades -> settlement inbox")
-    _compare_counts(check, d.trades_in, _of_types(inbox, "Trade"))
-    checks.append(check)
-    check = Check("messages: sagas -> ledger commands")
-    _compare_counts(check, d.commands, _of_types(commands, "LockCmd", "PostCmd", "VoidCmd"))
-    checks.append(check)
-    check = Check("messages: ledger -> replies, credits")
     replies_and_credits = {**_of_types(inbox, "Reply"), **_of_types(commands, "Credit")}
-    _compare_counts(check, d.replies + d.credits, replies_and_credits)
-    checks.append(check)
+    out = []
+    for name, derived, committed in (
+        ("intake: payments, custody -> moves", d.moves, _of_types(commands, "Move")),
+        ("intake: trades -> settlement inbox", d.trades_in, _of_types(inbox, "Trade")),
+        (
+            "messages: sagas -> ledger commands",
+            d.commands,
+            _of_types(commands, "LockCmd", "PostCmd", "VoidCmd"),
+        ),
+        ("messages: ledger -> replies, credits", d.replies + d.credits, replies_and_credits),
+    ):
+        check = Check(name)
+        _compare_counts(check, derived, committed)
+        out.append(check)
+    return out
 
-    # A tick decides deadlines: its clock must be the time it was written at.
+
+def _compare_ticks(d: Derived) -> Check:
+    """A tick decides deadlines: its clock must be the time it was written at."""
     check = Check("ticks: clock vs record time")
     for where, skew in d.tick_skews:
         check.compared += 1
         if abs(skew) > TICK_SKEW_S_MAX:
             check.differ(f"tick at {_at(where)}: now_s is {skew:+,.1f} s off its record's time")
-    checks.append(check)
+    return check
 
-    # The public outputs, each in order per key.
+
+def _compare_outputs(d: Derived, logs: Mapping[str, Log], names: Mapping[str, str]) -> list[Check]:
+    """The public outputs: each in order per key, the matcher's trades, the rejections."""
+    out = []
     for name, topic, key, shape, what, derived in (
         ("ledger-events", LEDGER_EVENTS, "account", _same, "account", d.journal),
         ("settlements", SETTLEMENTS, "trade_id", _without_at, "trade", d.statuses),
@@ -541,7 +562,7 @@ def compare(
         check = Check(name)
         committed = _grouped(logs[topic], names[topic], key, shape)
         _compare_sequences(check, what, derived, committed)
-        checks.append(check)
+        out.append(check)
 
     matched: dict[bytes, list[Where]] = defaultdict(list)
     for partition, r in _records(logs[TRADES]):
@@ -551,18 +572,21 @@ def compare(
     check = Check("trades made by the matcher")
     derived_matched = Counter(_key(_unsigned(v)) for _, v in d.matched.values())
     _compare_counts(check, derived_matched, matched)
-    checks.append(check)
+    out.append(check)
 
     rejected: dict[bytes, list[Where]] = defaultdict(list)
     for partition, r in _records(logs[REJECTIONS]):
         rejected[_key(_without_at(_json(r.value)))].append((names[REJECTIONS], partition, r.offset))
     check = Check("rejections")
     _compare_counts(check, Counter({k: len(v) for k, v in d.rejections.items()}), rejected)
-    checks.append(check)
+    out.append(check)
+    return out
 
-    # The tables as committed.
+
+def _compare_tables(d: Derived, tables: Mapping[str, Log]) -> list[Check]:
+    """The tables as committed: the last value of each key on each changelog."""
     check = Check("accounts table (changelog)")
-    committed_accounts = _last_values(tables["accounts"])
+    committed_accounts = _last_values(tables[ACCOUNTS_TABLE])
     for account in sorted(set(committed_accounts) | set(d.accounts)):
         check.compared += 1
         want = ledger_core.AccountState.from_bytes(d.accounts.get(account))
@@ -571,10 +595,10 @@ def compare(
         if got != want:
             check.differ(f"account {account!r}: derived {_quote(want.to_json())}; "
                          f"committed {_quote(got.to_json() if got else None)}")  # fmt: skip
-    checks.append(check)
+    out = [check]
 
     for table, derived_rows in (
-        ("sagas", d.sagas), ("outcomes", d.outcomes), ("inflow", d.inflow)
+        (SAGAS_TABLE, d.sagas), (OUTCOMES_TABLE, d.outcomes), (INFLOW_TABLE, d.inflow)
     ):  # fmt: skip
         check = Check(f"{table} table (changelog)")
         committed_rows = {
@@ -585,7 +609,7 @@ def compare(
             if committed_rows.get(trade_id) != derived_rows.get(trade_id):
                 check.differ(f"{table} {trade_id!r}: derived {_quote(derived_rows.get(trade_id))}; "
                              f"committed {_quote(committed_rows.get(trade_id))}")  # fmt: skip
-        checks.append(check)
+        out.append(check)
 
     check = Check("orders table (changelog)")
     committed_rows = {k: v for k, v in _last_values(tables[ORDERS_TABLE]).items() if v is not None}
@@ -594,11 +618,8 @@ def compare(
         if committed_rows.get(key) != d.order_rows.get(key):
             check.differ(f"order {key!r}: derived {_quote(_json(d.order_rows.get(key)))}; "
                          f"committed {_quote(_json(committed_rows.get(key)))}")  # fmt: skip
-    checks.append(check)
-
-    if live is not None:
-        checks.append(_compare_live(d, live, tokens))
-    return checks
+    out.append(check)
+    return out
 
 
 def _compare_live(d: Derived, live: Mapping[str, Any], tokens: Mapping[str, int]) -> Check:

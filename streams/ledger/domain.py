@@ -85,7 +85,7 @@ class AccountState:
 
         Copied to a right-sized object: orjson's own result keeps a ~4 KiB buffer,
         which the table would hold for every account written (4.1 KB each at a
-        million accounts, notes/2026-11-25-bench-memory.md). A balance past 64 bits
+        million accounts: docs/adr/0003-table-rows-as-bytes.md). A balance past 64 bits
         is written as a decimal string (orjson cannot write it, and would read it
         back as a float); :meth:`from_json` reads either.
         """

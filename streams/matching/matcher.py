@@ -55,8 +55,8 @@ def row_key(isin: str, venue: str, order_id: str) -> str:
 
 def encode_row(order: Resting, currency: str) -> bytes:
     """The row's JSON, in a bytes object of its own size: orjson's own result keeps
-    its whole ~4 KiB output buffer alive (notes/2026-11-25-bench-memory.md), and the
-    table keeps one row per order ever seen."""
+    its whole ~4 KiB output buffer alive (docs/adr/0003-table-rows-as-bytes.md), and
+    the table keeps one row per order ever seen."""
     if order.remaining == DONE:
         data = orjson.dumps({"c": currency, "r": DONE, "n": order.seq})
     else:

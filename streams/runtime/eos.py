@@ -1,7 +1,7 @@
 """Exactly-once that holds: kessai's patch over faust-streaming 0.15.3's transactions.
 
 faust's ``processing_guarantee="exactly_once"`` opens one transactional producer per
-source partition, but then (see docs/exactly-once.md and ../shared/faust-eos.md):
+source partition, but then (see docs/exactly-once.md and docs/faust-eos.md):
 
 1. sends join the transaction of their *destination* partition, so a re-keyed output
    commits with someone else's input offsets;

@@ -241,6 +241,10 @@ class WorkerCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         app = self.app
+        yield from self._partitions_and_tables(app)
+        yield from self._transactions(app)
+
+    def _partitions_and_tables(self, app: Any) -> Iterator[Any]:
         try:
             lags = consumer_lags(app)
         except Exception:  # a scrape must still answer; the log says what failed
@@ -287,6 +291,8 @@ class WorkerCollector(Collector):
             "Consumer-group rebalances this worker took part in.",
             value=getattr(app.tables, "rebalances_total", 0),
         )
+
+    def _transactions(self, app: Any) -> Iterator[Any]:
         manager = getattr(app.consumer, "transactions", None)
         times = getattr(manager, "commit_seconds", None)
         if times is not None:

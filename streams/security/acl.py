@@ -78,6 +78,11 @@ class AclRule:
 
 def acl_table(app_id: str = "kessai") -> tuple[AclRule, ...]:
     """The secure profile's ACLs; ``app_id`` is the workers' faust app id."""
+    return (*_writer_rules(), *_worker_rules(app_id), *_reader_rules())
+
+
+def _writer_rules() -> tuple[AclRule, ...]:
+    """The venues and the bridge: they write their inputs and read nothing."""
     return (
         # Venues only write. Kafka ACLs are per topic, not per key: a venue allowed to
         # read `settlements` or `order-events` would see every other venue's
@@ -98,6 +103,13 @@ def acl_table(app_id: str = "kessai") -> tuple[AclRule, ...]:
             resources=(PAYMENTS, CUSTODY),
             why="the custody/payments bridge publishes cash and bond movements only",
         ),
+    )
+
+
+def _worker_rules(app_id: str) -> tuple[AclRule, ...]:
+    """The workers: read the inputs, write the outputs, own kessai's own topics, group
+    and transactional ids."""
+    return (
         AclRule(
             name="worker-reads-inputs",
             principals=(WORKER,),
@@ -157,6 +169,12 @@ def acl_table(app_id: str = "kessai") -> tuple[AclRule, ...]:
             pattern="prefixed",
             why="faust's exactly-once producers: one transactional id per partition",
         ),
+    )
+
+
+def _reader_rules() -> tuple[AclRule, ...]:
+    """Operations and auditors: read everything, write nothing."""
+    return (
         AclRule(
             name="ops-reads-everything",
             principals=(OPS,),

@@ -159,6 +159,32 @@ def _wait(what: str, predicate: Any, timeout_s: float = 120.0) -> Any:
         time.sleep(0.5)
 
 
+#: How long the worker's counters may stand still before a wait on them gives up: a
+#: worker that moves, however slowly (the full suite loads both cores), is waited for;
+#: one that stalls fails the test in this time, with what it last showed.
+STALL_S = 90.0
+#: An upper bound on any one wait on the worker, stall or not.
+PROGRESS_WAIT_S_MAX = 900.0
+
+
+def _wait_on_metrics(web: str, what: str, done: Any) -> dict[str, float]:
+    """Wait until ``done(totals)`` over the tiles' metrics; fail if they stop moving
+    for :data:`STALL_S` (a stall) or after :data:`PROGRESS_WAIT_S_MAX`."""
+    started = last_move = time.monotonic()
+    seen = _metric_totals(web)
+    while not done(seen):
+        now = time.monotonic()
+        assert now - last_move < STALL_S, (
+            f"{what}: the worker's counters did not move for {STALL_S:.0f} s: {seen}"
+        )
+        assert now - started < PROGRESS_WAIT_S_MAX, f"{what}: still waiting, at {seen}"
+        time.sleep(0.5)
+        got = _metric_totals(web)
+        if got != seen:
+            seen, last_move = got, time.monotonic()
+    return seen
+
+
 def _health_ok(web: str) -> bool:
     try:
         with urllib.request.urlopen(f"{web}/health", timeout=5) as response:
@@ -171,13 +197,15 @@ def test_the_dashboard_shows_what_metrics_says_while_trades_flow(
     worker_web: tuple[str, str],
 ) -> None:
     web, bootstrap = worker_web
-    _wait("the worker's /health", lambda: _health_ok(web))
+    # Joined its group and recovered its tables (/health "ok"); a loaded machine may
+    # take minutes to start a worker beside its broker.
+    _wait("the worker's /health", lambda: _health_ok(web), timeout_s=300.0)
     feeder = Feeder(bootstrap, uuid.uuid4().hex[:6])
     feeder.start()
     browser = _browser()
     try:
         assert feeder.funded.wait(60), feeder.error
-        _wait("settlements", lambda: _metric_totals(web)["settled-total"] >= 5)
+        _wait_on_metrics(web, "5 settlements", lambda m: m["settled-total"] >= 5)
         browser.get(f"{web}/")
         body = browser.find_element("tag name", "body")
         _wait("three refreshes", lambda: int(body.get_attribute("data-refreshes") or 0) >= 3)
@@ -217,12 +245,12 @@ def test_the_dashboard_shows_what_metrics_says_while_trades_flow(
         assert feeder.error is None, feeder.error
         sent = len(feeder.trade_ids)
 
-        def quiet() -> bool:
-            # Every trade the feeder sent is settled or failed: nothing in between.
-            m = _metric_totals(web)
-            return m["settled-total"] + m["failed-total"] >= sent
-
-        _wait(f"all {sent} trades settled or failed", quiet)
+        # Every trade the feeder sent is settled or failed: nothing in between.
+        _wait_on_metrics(
+            web,
+            f"all {sent} trades settled or failed",
+            lambda m: m["settled-total"] + m["failed-total"] >= sent,
+        )
         final = _metric_totals(web)
         r0 = refreshes()
         _wait("two refreshes", lambda: refreshes() >= r0 + 2)

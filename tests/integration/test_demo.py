@@ -31,6 +31,23 @@ def _line(out: str, pattern: str) -> None:
 
 def test_demo_settles_pends_fails_rejects_and_matches(bootstrap: str) -> None:
     port = free_port()
+    out = _run_demo(bootstrap, port)
+    run = re.search(r"^run ([0-9a-f]{6}):", out, re.MULTILINE)
+    assert run is not None, out
+    r = run[1]
+    _assert_summary(out)
+    _assert_trades_and_rejections(out, r)
+    _assert_orders_and_matches(out, r)
+    _assert_book(out)
+    _assert_positions(out, r)
+    assert "Where to look:" in out, out
+    _line(out, r"^  order book +kessai book JP1103551Q43 ")
+    assert "demo OK" in out, out
+
+
+def _run_demo(bootstrap: str, port: int) -> str:
+    """``kessai demo --once`` against *bootstrap*, the dashboard on *port*: what it
+    printed, once its exit code and first lines are checked."""
     env = {**os.environ, "KESSAI_BOOTSTRAP": bootstrap, "KESSAI_WEB_PORT": str(port)}
     done = subprocess.run(
         [sys.executable, "-m", "streams.cli", "demo", "--once"],
@@ -47,11 +64,11 @@ def test_demo_settles_pends_fails_rejects_and_matches(bootstrap: str) -> None:
     # The dashboard's address, first thing, and again under "Where to look".
     _line(out, rf"^dashboard: http://127\.0\.0\.1:{port}/ ")
     _line(out, rf"^  dashboard +http://127\.0\.0\.1:{port}/ ")
-    run = re.search(r"^run ([0-9a-f]{6}):", out, re.MULTILINE)
-    assert run is not None, out
-    r = run[1]
+    return out
 
-    # The summary: what arrived, counted.
+
+def _assert_summary(out: str) -> None:
+    """The summary: what arrived, counted."""
     _line(out, r"^  trades +10 published by the venue: 5 accepted, 5 rejected$")
     _line(out, r"^  settled +4 \(2 of them pending first\)$")
     _line(out, r"^  pending +0$")
@@ -68,7 +85,9 @@ def test_demo_settles_pends_fails_rejects_and_matches(bootstrap: str) -> None:
     _line(out, r"^  cancelled +3 orders \(immediate_or_cancel 1, requested 1, self_match 1\)$")
     _line(out, r"^  matched +5 trades by the matcher: 5 settled, 0 pending, 0 failed$")
 
-    # Each trade's path, and each bad record's reason.
+
+def _assert_trades_and_rejections(out: str, r: str) -> None:
+    """Each trade's path, and each bad record's reason."""
     _line(out, rf"^  t1-{r} .* 995120 JPYC  settled$")
     _line(out, rf"^  t2-{r} .* 1990\.224371 USDC  settled$")
     _line(out, rf"^  t3-{r} .*  pending \(insufficient_cash\) -> settled$")
@@ -92,7 +111,9 @@ def test_demo_settles_pends_fails_rejects_and_matches(bootstrap: str) -> None:
     ):
         _line(out, rf"^  {marker}-{r} +{topic} +{reason} ")
 
-    # Each order's events (act 4), as the order-events topic committed them.
+
+def _assert_orders_and_matches(out: str, r: str) -> None:
+    """Each order's events (act 4), as the order-events topic committed them."""
     for order, events in (
         ("o1", r"accepted -> partially_filled 100000 @ 99\.60 #2 -> filled 100000 @ 99\.60 #5"),
         ("o6", r"accepted -> partially_filled 50000 @ 99\.40 #4"),  # time priority at 99.40
@@ -122,14 +143,20 @@ def test_demo_settles_pends_fails_rejects_and_matches(bootstrap: str) -> None:
             rf"^  {n}  m-[0-9a-f]{{32}} {buyer}-{r} +{seller}-{r} +{face} +{price} "
             rf"+{cash} JPYC  settled$",
         )
-    # The book left, as `kessai book` prints it.
+
+
+def _assert_book(out: str) -> None:
+    """The book left, as `kessai book` prints it."""
     _line(out, r"^  JP1103551Q43 in JPYC: 4 resting orders$")
     _line(out, r"^ +1 +50,000 +99\.40 \| 99\.70 +500,000 +1$")
     _line(out, r"^ +1 +300,000 +99\.30 \| 99\.80 +200,000 +1$")
 
-    # Positions replayed from the journal: alice paid 995,120 (t1) and 199,600 (t4)
-    # out of 5,000,000 less 1,200,000 withdrawn, then 696,650 for 700,000 face of
-    # JP1103551Q43 from the matcher's trades (#1, #2, #3, #5).
+
+def _assert_positions(out: str, r: str) -> None:
+    """Positions replayed from the journal."""
+    # alice paid 995,120 (t1) and 199,600 (t4) out of 5,000,000 less 1,200,000
+    # withdrawn, then 696,650 for 700,000 face of JP1103551Q43 from the matcher's
+    # trades (#1, #2, #3, #5).
     _line(out, rf"^  alice-{r} +JPYC +1908630 +0$")
     _line(out, rf"^  alice-{r} +USDC +509\.900629 +0\.000000$")
     _line(out, rf"^  alice-{r} +JP1103551Q43 +1700000 +0$")
@@ -145,7 +172,3 @@ def test_demo_settles_pends_fails_rejects_and_matches(bootstrap: str) -> None:
     _line(out, rf"^  dave-{r} +JPYC +149900 +0$")
     # erin never received anything: no position of hers.
     assert not re.search(rf"^  erin-{r} ", out, re.MULTILINE), out
-
-    assert "Where to look:" in out, out
-    _line(out, r"^  order book +kessai book JP1103551Q43 ")
-    assert "demo OK" in out, out

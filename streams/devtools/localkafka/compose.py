@@ -33,8 +33,9 @@ import shlex
 from pathlib import Path
 from typing import Final
 
-from streams.devtools.localkafka import NODE_ID, base_properties, java_argfile
 from streams.devtools.localkafka import secure as kafkasecure
+from streams.devtools.localkafka.config import NODE_ID, base_properties
+from streams.devtools.localkafka.jvm import java_argfile
 from streams.devtools.localkafka.secure import SecureFiles, write_private
 from streams.security import acl
 from streams.security.acl import ADMIN

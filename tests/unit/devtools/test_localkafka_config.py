@@ -21,7 +21,9 @@ from cryptography import x509
 from streams import topics
 from streams.config import Settings
 from streams.devtools import localkafka
+from streams.devtools.localkafka import config, jars, jvm, probes, process, storage
 from streams.devtools.localkafka import secure as kafkasecure
+from streams.devtools.localkafka.layout import Paths
 from streams.security import acl
 from streams.topics import CATALOGUE
 from tests.support import paths
@@ -37,7 +39,7 @@ def _props(text: str) -> dict[str, str]:
 
 def test_server_properties_single_node_kraft_with_transactions(tmp_path: Path) -> None:
     settings = Settings(bootstrap="127.0.0.1:9092", partitions=6, state_dir=tmp_path)
-    props = _props(localkafka._render_server_properties(settings, tmp_path / "data"))
+    props = _props(config.render_server_properties(settings, tmp_path / "data"))
 
     assert props["process.roles"] == "broker,controller"
     assert props["node.id"] == "1"
@@ -61,7 +63,7 @@ def test_server_properties_single_node_kraft_with_transactions(tmp_path: Path) -
 
 def test_server_properties_follow_the_bootstrap_port(tmp_path: Path) -> None:
     settings = Settings(bootstrap="localhost:19092", state_dir=tmp_path)
-    props = _props(localkafka._render_server_properties(settings, tmp_path))
+    props = _props(config.render_server_properties(settings, tmp_path))
 
     assert props["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
     assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:19092"
@@ -69,13 +71,13 @@ def test_server_properties_follow_the_bootstrap_port(tmp_path: Path) -> None:
 
 
 def test_server_properties_have_no_duplicate_keys(tmp_path: Path) -> None:
-    text = localkafka._render_server_properties(Settings(state_dir=tmp_path), tmp_path)
+    text = config.render_server_properties(Settings(state_dir=tmp_path), tmp_path)
     keys = [line.split("=", 1)[0] for line in text.splitlines() if line and line[0] != "#"]
     assert len(keys) == len(set(keys))
 
 
 def test_log4j_logs_to_one_file_and_not_to_stdout() -> None:
-    props = _props(localkafka._render_log4j_properties())
+    props = _props(config.render_log4j_properties())
 
     assert props["log4j.rootLogger"] == "INFO, file"
     assert props["log4j.appender.file.File"] == "${kafka.logs.dir}/server.log"
@@ -83,8 +85,8 @@ def test_log4j_logs_to_one_file_and_not_to_stdout() -> None:
 
 
 def test_broker_command_flags(tmp_path: Path) -> None:
-    paths = localkafka._Paths(tmp_path / "kafka")
-    cmd = localkafka._broker_command("/usr/bin/java", paths, "512M")
+    paths = Paths(tmp_path / "kafka")
+    cmd = jvm.broker_command("/usr/bin/java", paths, "512M")
 
     assert cmd[0] == "/usr/bin/java"
     assert "-Xmx512M" in cmd and "-Xms512M" in cmd
@@ -98,24 +100,24 @@ def test_broker_command_flags(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("heap", ["1G", "512M", "768m", "2097152k"])
 def test_heap_accepts_jvm_sizes(heap: str) -> None:
-    assert localkafka._heap({"KESSAI_KAFKA_HEAP": heap}) == heap
+    assert jvm.heap({"KESSAI_KAFKA_HEAP": heap}) == heap
 
 
 def test_heap_defaults_to_1g() -> None:
-    assert localkafka._heap({}) == "1G"
+    assert jvm.heap({}) == "1G"
 
 
 @pytest.mark.parametrize("heap", ["", "lots", "1 G", "-1G", "0", "1G -XX:+Evil"])
 def test_heap_rejects_other_text(heap: str) -> None:
     with pytest.raises(localkafka.LocalKafkaError, match="KESSAI_KAFKA_HEAP"):
-        localkafka._heap({"KESSAI_KAFKA_HEAP": heap})
+        jvm.heap({"KESSAI_KAFKA_HEAP": heap})
 
 
 # ---------------------------------------------------------------------- cluster id
 
 
 def test_cluster_id_is_22_chars_of_urlsafe_base64_of_16_bytes() -> None:
-    ids = {localkafka._new_cluster_id() for _ in range(500)}
+    ids = {storage.new_cluster_id() for _ in range(500)}
 
     assert len(ids) == 500
     for cluster_id in ids:
@@ -137,18 +139,18 @@ def test_cluster_id_is_22_chars_of_urlsafe_base64_of_16_bytes() -> None:
     ],
 )
 def test_ports_derive_controller_as_broker_plus_one(bootstrap: str, ports: tuple[int, int]) -> None:
-    assert localkafka._ports(bootstrap) == ports
+    assert probes.ports(bootstrap) == ports
 
 
 def test_ports_leave_room_for_the_controller() -> None:
     with pytest.raises(ValueError, match="controller"):
-        localkafka._ports("127.0.0.1:65535")
+        probes.ports("127.0.0.1:65535")
 
 
 @pytest.mark.parametrize("bootstrap", ["", ",", "127.0.0.1:", "127.0.0.1:x", ":9092", "h:70000"])
 def test_bad_bootstrap_is_rejected(bootstrap: str) -> None:
     with pytest.raises(ValueError, match="KESSAI_BOOTSTRAP"):
-        localkafka._split_hosts(bootstrap)
+        probes.split_hosts(bootstrap)
 
 
 @pytest.mark.parametrize(
@@ -162,7 +164,7 @@ def test_bad_bootstrap_is_rejected(bootstrap: str) -> None:
     ],
 )
 def test_only_one_loopback_address_is_ours_to_run(bootstrap: str, local: bool) -> None:
-    assert localkafka._is_local(bootstrap) is local
+    assert probes.is_local(bootstrap) is local
 
 
 # ---------------------------------------------------------------------- java, mvn
@@ -179,14 +181,14 @@ def test_only_one_loopback_address_is_ours_to_run(bootstrap: str, local: bool) -
     ],
 )
 def test_java_major(output: str, major: int | None) -> None:
-    assert localkafka._java_major(output) == major
+    assert jvm.java_major(output) == major
 
 
 def test_missing_java_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
 
     with pytest.raises(localkafka.MissingToolError) as caught:
-        localkafka._require_java({})
+        jvm.require_java({})
     assert "Java 17+" in str(caught.value)
     assert "apt-get install openjdk-17-jre-headless" in str(caught.value)
 
@@ -194,11 +196,11 @@ def test_missing_java_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> 
 def test_old_java_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: "/opt/old/bin/java")
     monkeypatch.setattr(
-        localkafka, "_java_version_output", lambda java: 'openjdk version "11.0.2" 2019-01-15'
+        jvm, "java_version_output", lambda java: 'openjdk version "11.0.2" 2019-01-15'
     )
 
     with pytest.raises(localkafka.MissingToolError, match=r"Java 11.*Java 17\+"):
-        localkafka._require_java({})
+        jvm.require_java({})
 
 
 def test_java_home_wins_over_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -207,9 +209,9 @@ def test_java_home_wins_over_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     java.write_text("#!/bin/sh\n")
     java.chmod(0o755)
     monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/java")
-    monkeypatch.setattr(localkafka, "_java_version_output", lambda java: 'version "17.0.1"')
+    monkeypatch.setattr(jvm, "java_version_output", lambda java: 'version "17.0.1"')
 
-    assert localkafka._require_java({"JAVA_HOME": str(tmp_path)}) == str(java)
+    assert jvm.require_java({"JAVA_HOME": str(tmp_path)}) == str(java)
 
 
 def test_missing_mvn_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -218,7 +220,7 @@ def test_missing_mvn_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(
         localkafka.MissingToolError, match=r"Apache Maven \(apt-get install maven\)"
     ):
-        localkafka._require_mvn()
+        jars.require_mvn()
 
 
 # --------------------------------------------------------------------------- jars
@@ -238,67 +240,109 @@ def _fake_mvn(monkeypatch: pytest.MonkeyPatch, *, returncode: int, calls: list[l
 
 
 def test_jars_are_fetched_once_per_pom(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    paths = localkafka._Paths(tmp_path)
+    paths = Paths(tmp_path)
     calls: list[list[str]] = []
     _fake_mvn(monkeypatch, returncode=0, calls=calls)
 
-    localkafka._ensure_jars(paths, log=lambda line: None)
-    localkafka._ensure_jars(paths, log=lambda line: None)
+    jars.ensure_jars(paths, log=lambda line: None)
+    jars.ensure_jars(paths, log=lambda line: None)
 
     assert len(calls) == 1
     assert "dependency:copy-dependencies" in calls[0]
     assert "-DincludeScope=runtime" in calls[0]
     assert (paths.libs / f"kafka_2.13-{localkafka.KAFKA_VERSION}.jar").exists()
-    assert paths.pom_hash.read_text().strip() == localkafka._pom_digest()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["libs"]  # no temp folder left
+    assert paths.pom_hash.read_text().strip() == jars.pom_digest()
+    # No temp folder left; beside libs/, only the pom Maven ran on.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["libs", "pom.xml"]
+
+
+def test_mvn_runs_on_a_copy_of_the_pom_beside_the_jars(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The packaged pom may sit in a read-only site-packages: Maven must not write there."""
+    paths = Paths(tmp_path / "kafka")
+    calls: list[list[str]] = []
+    _fake_mvn(monkeypatch, returncode=0, calls=calls)
+
+    jars.ensure_jars(paths, log=lambda line: None)
+
+    [cmd] = calls
+    pom = Path(cmd[cmd.index("-f") + 1])
+    assert pom == paths.pom == tmp_path / "kafka" / "pom.xml"
+    assert pom.read_bytes() == jars.POM_PATH.read_bytes()
+    assert str(jars.POM_PATH) not in cmd
+
+
+def test_an_edited_pom_is_fetched_again_from_its_new_copy(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    packaged = tmp_path / "site-packages" / "pom.xml"
+    packaged.parent.mkdir()
+    packaged.write_text("<project>one</project>\n")
+    monkeypatch.setattr(jars, "POM_PATH", packaged)
+    paths = Paths(tmp_path / "kafka")
+    calls: list[list[str]] = []
+    _fake_mvn(monkeypatch, returncode=0, calls=calls)
+
+    jars.ensure_jars(paths, log=lambda line: None)
+    jars.ensure_jars(paths, log=lambda line: None)  # the same pom: nothing to fetch
+    packaged.write_text("<project>two</project>\n")
+    jars.ensure_jars(paths, log=lambda line: None)
+
+    assert len(calls) == 2
+    assert paths.pom.read_text() == "<project>two</project>\n"
+    two = hashlib.sha256(b"<project>two</project>\n").hexdigest()
+    assert paths.pom_hash.read_text().strip() == two == jars.pom_digest()
+    assert [p.name for p in packaged.parent.iterdir()] == ["pom.xml"]  # nothing beside it
 
 
 def test_a_changed_pom_fetches_again(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    paths = localkafka._Paths(tmp_path)
+    paths = Paths(tmp_path)
     paths.libs.mkdir()
     (paths.libs / "stale-1.0.jar").write_bytes(b"old")
     paths.pom_hash.write_text("0" * 64)
     calls: list[list[str]] = []
     _fake_mvn(monkeypatch, returncode=0, calls=calls)
 
-    localkafka._ensure_jars(paths, log=lambda line: None)
+    jars.ensure_jars(paths, log=lambda line: None)
 
     assert len(calls) == 1
     assert not (paths.libs / "stale-1.0.jar").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["libs"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["libs", "pom.xml"]
 
 
 def test_a_failed_fetch_leaves_no_half_folder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    paths = localkafka._Paths(tmp_path)
+    paths = Paths(tmp_path)
     _fake_mvn(monkeypatch, returncode=1, calls=[])
 
     with pytest.raises(localkafka.BrokerError, match="no network"):
-        localkafka._ensure_jars(paths, log=lambda line: None)
+        jars.ensure_jars(paths, log=lambda line: None)
 
-    assert list(tmp_path.iterdir()) == []
+    # Neither libs/ nor a temp folder: only the pom Maven ran on.
+    assert [p.name for p in tmp_path.iterdir()] == ["pom.xml"]
 
 
 def test_missing_mvn_is_reported_only_when_jars_are_needed(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    paths = localkafka._Paths(tmp_path)
+    paths = Paths(tmp_path)
     monkeypatch.setattr(shutil, "which", lambda name: None)
 
     with pytest.raises(localkafka.MissingToolError, match="mvn not found"):
-        localkafka._ensure_jars(paths, log=lambda line: None)
+        jars.ensure_jars(paths, log=lambda line: None)
 
     paths.libs.mkdir()
-    paths.pom_hash.write_text(localkafka._pom_digest() + "\n")
-    localkafka._ensure_jars(paths, log=lambda line: None)  # current jars: no mvn needed
+    paths.pom_hash.write_text(jars.pom_digest() + "\n")
+    jars.ensure_jars(paths, log=lambda line: None)  # current jars: no mvn needed
 
 
 # ------------------------------------------------------------------ state, no broker
 
 
 def test_nothing_runs_in_a_fresh_state_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(localkafka, "_answers_metadata", lambda bootstrap, timeout_s, auth: False)
+    monkeypatch.setattr(probes, "answers_metadata", lambda bootstrap, timeout_s, auth: False)
     settings = Settings(bootstrap="127.0.0.1:9092", state_dir=tmp_path)
 
     current = localkafka.status(settings)
@@ -309,16 +353,16 @@ def test_nothing_runs_in_a_fresh_state_dir(monkeypatch: pytest.MonkeyPatch, tmp_
 
 
 def test_a_recycled_pid_is_not_our_broker(tmp_path: Path) -> None:
-    paths = localkafka._Paths(tmp_path)
+    paths = Paths(tmp_path)
     paths.root.mkdir(parents=True, exist_ok=True)
     paths.pid_file.write_text(f"{os.getpid()}\n")  # alive, but pytest, not Kafka
 
-    if localkafka._cmdline(os.getpid()) is None:
+    if process.cmdline(os.getpid()) is None:
         # Linux always has /proc; only another OS may lack it.
         assert not sys.platform.startswith("linux"), "no /proc on Linux"
         pytest.skip("no /proc: cannot tell processes apart here")
-    assert localkafka._our_pid(paths) is None
-    assert localkafka._stop(paths, timeout_s=1.0) is False
+    assert process.our_pid(paths) is None
+    assert process.stop(paths, timeout_s=1.0) is False
     assert not paths.pid_file.exists()
 
 
@@ -327,27 +371,27 @@ def test_external_bootstrap_starts_nothing(monkeypatch: pytest.MonkeyPatch, tmp_
         raise AssertionError("must not start a process for an external cluster")
 
     monkeypatch.setattr(subprocess, "Popen", no_popen)
-    monkeypatch.setattr(localkafka, "_answers_metadata", lambda bootstrap, timeout_s, auth: False)
+    monkeypatch.setattr(probes, "answers_metadata", lambda bootstrap, timeout_s, auth: False)
     settings = Settings(bootstrap="kafka.example:9092", state_dir=tmp_path)
 
     with pytest.raises(localkafka.BrokerError, match=re.escape("kafka.example:9092")):
         localkafka.up(settings, timeout_s=0.3, log=lambda line: None)
 
-    monkeypatch.setattr(localkafka, "_answers_metadata", lambda bootstrap, timeout_s, auth: True)
+    monkeypatch.setattr(probes, "answers_metadata", lambda bootstrap, timeout_s, auth: True)
     current = localkafka.up(settings, timeout_s=0.3, log=lambda line: None)
     assert (current.running, current.managed, current.pid) == (True, False, None)
     assert not (tmp_path / "kafka").exists()
 
 
 def test_log_tails_quote_only_what_this_start_wrote(tmp_path: Path) -> None:
-    paths = localkafka._Paths(tmp_path)
+    paths = Paths(tmp_path)
     paths.logs.mkdir(parents=True)
     paths.log_file.write_text("old line\n")
-    before = localkafka._log_sizes(paths)
+    before = process.log_sizes(paths)
     with paths.log_file.open("a") as log:
         log.writelines(f"new line {i}\n" for i in range(30))
 
-    tails = localkafka._log_tails(paths, before)
+    tails = process.log_tails(paths, before)
 
     assert "old line" not in tails
     assert "new line 29" in tails and "new line 10" in tails and "new line 9\n" not in tails
@@ -365,7 +409,7 @@ def test_compose_file_keeps_in_step_with_the_local_broker(tmp_path: Path) -> Non
     files = kafkasecure.SecureFiles(tmp_path)
     compose = _props(deploysecure.server_properties(files, "pw", 4))
     local = _props(
-        localkafka._render_server_properties(
+        config.render_server_properties(
             Settings(state_dir=tmp_path, kafka_security="sasl_ssl"), tmp_path, secure=(files, "pw")
         )
     )
@@ -396,7 +440,7 @@ def test_compose_file_keeps_in_step_with_the_local_broker(tmp_path: Path) -> Non
 def _secure_props(tmp_path: Path, bootstrap: str = "127.0.0.1:9192") -> dict[str, str]:
     settings = Settings(bootstrap=bootstrap, state_dir=tmp_path, kafka_security="sasl_ssl")
     files = kafkasecure.SecureFiles(tmp_path / "secure")
-    text = localkafka._render_server_properties(settings, tmp_path, secure=(files, "pw-admin"))
+    text = config.render_server_properties(settings, tmp_path, secure=(files, "pw-admin"))
     keys = [line.split("=", 1)[0] for line in text.splitlines() if line and line[0] != "#"]
     assert len(keys) == len(set(keys)), "a key given twice: Kafka would keep the last silently"
     return _props(text)
@@ -456,10 +500,11 @@ def test_the_secure_profile_has_its_own_folder_and_port(tmp_path: Path) -> None:
 
     assert secure.bootstrap == "127.0.0.1:9192"
     assert secure.kafka_security == "sasl_ssl"
-    paths = localkafka._Paths.of(secure)
+    paths = Paths.of(secure)
     assert paths.root == tmp_path / "kafka-secure"
     assert paths.libs == tmp_path / "kafka" / "libs"  # the dev profile's jars
-    assert localkafka._Paths.of(plain).root == tmp_path / "kafka"
+    assert paths.pom == tmp_path / "kafka" / "pom.xml"
+    assert Paths.of(plain).root == tmp_path / "kafka"
     # Settings already for sasl_ssl name the secure broker themselves.
     given = Settings(bootstrap="127.0.0.1:19192", state_dir=tmp_path, kafka_security="sasl_ssl")
     assert localkafka.secure_profile(given) is given

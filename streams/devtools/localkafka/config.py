@@ -1,0 +1,172 @@
+"""The broker's configuration files, rendered from settings.
+
+- :func:`render_server_properties`: ``server.properties`` of the one-node KRaft broker,
+  the open dev profile's or the secure profile's (SASL_SSL listeners, ACLs), on top of
+  :func:`base_properties`, the lines every one-node kessai broker shares (deploy/compose.yaml's
+  too, through :mod:`streams.devtools.localkafka.compose`);
+- :func:`render_log4j_properties`, :func:`render_tools_log4j_properties`: where the
+  broker and the Kafka tools log;
+- :func:`write_config`: all of them into a profile's folder, on every start.
+
+The renderers are pure: settings in, text out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streams.config import Settings
+from streams.devtools.localkafka import secure as kafkasecure
+from streams.devtools.localkafka.layout import Paths, write_atomic
+from streams.devtools.localkafka.probes import LISTEN_HOST, ports
+from streams.security import acl
+
+__all__ = [
+    "NODE_ID",
+    "base_properties",
+    "render_log4j_properties",
+    "render_server_properties",
+    "render_tools_log4j_properties",
+    "write_config",
+]
+
+#: The one node, broker and controller at once.
+NODE_ID = 1
+
+
+def render_server_properties(
+    settings: Settings, data_dir: Path, *, secure: tuple[kafkasecure.SecureFiles, str] | None = None
+) -> str:
+    """The broker's configuration; ``secure``: the secure profile's files and admin
+    password (SASL_SSL listeners, ACLs)."""
+    port, controller_port = ports(settings.bootstrap)
+    assert settings.partitions > 0, settings.partitions
+    if secure is None:
+        listeners = [
+            "# The open development profile: no authentication, no ACLs.",
+            f"listeners=PLAINTEXT://{LISTEN_HOST}:{port},"
+            f"CONTROLLER://{LISTEN_HOST}:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://{LISTEN_HOST}:{port}",
+            "inter.broker.listener.name=PLAINTEXT",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        ]
+    else:
+        files, admin_password = secure
+        listeners = kafkasecure.listener_properties(
+            host=LISTEN_HOST,
+            port=port,
+            controller_port=controller_port,
+            files=files,
+            admin_password=admin_password,
+        )
+    lines = [
+        "# Written by `kessai kafka up` on every start: edits here are overwritten.",
+        "# One JVM is both broker and controller (KRaft, no ZooKeeper).",
+        "process.roles=broker,controller",
+        f"node.id={NODE_ID}",
+        # Static voters: formatted without --standalone (kraft.version 0).
+        f"controller.quorum.voters={NODE_ID}@{LISTEN_HOST}:{controller_port}",
+        *listeners,
+        "",
+        f"log.dirs={data_dir}",
+        "",
+        *base_properties(settings.partitions),
+    ]
+    return "\n".join(lines)
+
+
+def base_properties(partitions: int) -> list[str]:
+    """The lines of ``server.properties`` that every one-node kessai broker shares
+    (localkafka's, both profiles, and deploy/compose.yaml's: localkafka/compose.py)."""
+    return [
+        "# Kafka's defaults assume three brokers; on one they make groups and transactions",
+        "# fail. Internal topics take these values when first created, so they must be",
+        "# right before the first start.",
+        "offsets.topic.replication.factor=1",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "default.replication.factor=1",
+        "min.insync.replicas=1",
+        "",
+        "# kessai creates its topics itself, co-partitioned; a typo must fail, not create.",
+        "auto.create.topics.enable=false",
+        f"num.partitions={partitions}",
+        "",
+        "# Faster tests on one node.",
+        "# No 3 s wait for more members before the first rebalance.",
+        "group.initial.rebalance.delay.ms=0",
+        "# Lets crash tests pick short consumer session timeouts.",
+        "group.min.session.timeout.ms=1000",
+        "# 50 partitions each by default: slow to create on first use, pointless on one node.",
+        "offsets.topic.num.partitions=8",
+        "transaction.state.log.num.partitions=8",
+        "# Timed-out transactions are aborted within a second, not ten.",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms=1000",
+        "transaction.remove.expired.transaction.cleanup.interval.ms=60000",
+        "# Small segments roll often, so compaction and retention act within a test.",
+        "log.segment.bytes=16777216",
+        "log.cleaner.backoff.ms=1000",
+        "# The 128 MiB default would take a large share of a small heap (KESSAI_KAFKA_HEAP).",
+        "log.cleaner.dedupe.buffer.size=33554432",
+        "",
+    ]
+
+
+def render_log4j_properties() -> str:
+    # reload4j (log4j 1.2 API). One file for everything, so that a failed start can be
+    # explained by the tail of one log; nothing on stdout, which goes to kafka.out.
+    return "\n".join(
+        [
+            "# Written by `kessai kafka up` on every start: edits here are overwritten.",
+            "log4j.rootLogger=INFO, file",
+            "log4j.appender.file=org.apache.log4j.RollingFileAppender",
+            "log4j.appender.file.File=${kafka.logs.dir}/server.log",
+            "log4j.appender.file.Append=true",
+            "log4j.appender.file.MaxFileSize=20MB",
+            "log4j.appender.file.MaxBackupIndex=5",
+            "log4j.appender.file.layout=org.apache.log4j.PatternLayout",
+            "log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n",
+            "# As in Kafka's shipped config: one line per request is far too chatty.",
+            "log4j.logger.kafka.request.logger=WARN",
+            "log4j.logger.kafka.network.RequestChannel$=WARN",
+            "# Kafka ships these at TRACE into their own files; INFO is enough here.",
+            "log4j.logger.kafka.controller=INFO",
+            "log4j.logger.org.apache.kafka.controller=INFO",
+            "log4j.logger.state.change.logger=INFO",
+            "",
+        ]
+    )
+
+
+def render_tools_log4j_properties() -> str:
+    # Kafka's tools (AclCommand): warnings and errors on stderr, which kessai captures.
+    return "\n".join(
+        [
+            "# Written by `kessai kafka up` on every start: edits here are overwritten.",
+            "log4j.rootLogger=WARN, stderr",
+            "log4j.appender.stderr=org.apache.log4j.ConsoleAppender",
+            "log4j.appender.stderr.Target=System.err",
+            "log4j.appender.stderr.layout=org.apache.log4j.PatternLayout",
+            "log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n",
+            "",
+        ]
+    )
+
+
+def write_config(paths: Paths, settings: Settings) -> None:
+    """The profile's configuration files, and its data and log folders."""
+    for folder in (paths.root, paths.data, paths.logs):
+        folder.mkdir(parents=True, exist_ok=True)
+    if paths.secure:
+        files = paths.secure_files
+        password = kafkasecure.ensure_credentials(files)[acl.ADMIN]
+        # It holds the admin's password (the broker's own JAAS login): owner only.
+        kafkasecure.write_private(
+            paths.server_properties,
+            render_server_properties(settings, paths.data, secure=(files, password)),
+        )
+        write_atomic(paths.tools_log4j_properties, render_tools_log4j_properties())
+    else:
+        write_atomic(paths.server_properties, render_server_properties(settings, paths.data))
+    write_atomic(paths.log4j_properties, render_log4j_properties())
