@@ -50,6 +50,7 @@ __all__ = [
     "INTERNAL_TOPICS",
     "KEEP_FOREVER",
     "LEDGER_COMMANDS",
+    "OUTPUT_TOPICS",
     "PUBLIC_TOPICS",
     "SETTLEMENT_INBOX",
     "TABLES",
@@ -171,6 +172,8 @@ _BY_NAME: Final[Mapping[str, PublicTopic]] = MappingProxyType({t.name: t for t i
 PUBLIC_TOPICS: Final[tuple[str, ...]] = tuple(t.name for t in CATALOGUE)
 #: The topics records come in on: the only ones ``kessai publish`` writes to.
 INPUT_TOPICS: Final[tuple[str, ...]] = tuple(t.name for t in CATALOGUE if t.writer == "outside")
+#: The topics only kessai writes (the matcher's trades aside, which go on ``trades``).
+OUTPUT_TOPICS: Final[tuple[str, ...]] = tuple(t.name for t in CATALOGUE if t.writer == "kessai")
 #: What kessai's workers read, and what they write (the matcher publishes the trades
 #: it makes on ``trades``); the secure profile's ACL table grants exactly these.
 WORKER_INPUTS: Final[tuple[str, ...]] = (TRADES, ORDERS, PAYMENTS, CUSTODY)

@@ -78,9 +78,12 @@ from streams.settlement.messages import Tick
 from streams.topics import (
     ACCOUNTS_TABLE,
     INFLOW_TABLE,
+    INPUT_TOPICS,
+    INTERNAL_TOPICS,
     LEDGER_COMMANDS,
     ORDERS_TABLE,
     OUTCOMES_TABLE,
+    OUTPUT_TOPICS,
     SAGAS_TABLE,
     SETTLEMENT_INBOX,
     changelog,
@@ -89,18 +92,7 @@ from streams.topics import (
 __all__ = ["Check", "Report", "replay"]
 
 #: Every topic the replay reads, by the name it goes by here.
-TOPICS: Final = (
-    PAYMENTS,
-    CUSTODY,
-    TRADES,
-    ORDERS,
-    LEDGER_COMMANDS,
-    SETTLEMENT_INBOX,
-    LEDGER_EVENTS,
-    SETTLEMENTS,
-    ORDER_EVENTS,
-    REJECTIONS,
-)
+TOPICS: Final = (*INPUT_TOPICS, *INTERNAL_TOPICS, *OUTPUT_TOPICS)
 #: Tables compared through their changelogs.
 TABLES: Final = (ACCOUNTS_TABLE, SAGAS_TABLE, OUTCOMES_TABLE, INFLOW_TABLE, ORDERS_TABLE)
 #: Differences described per check; all are counted.

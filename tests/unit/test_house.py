@@ -105,3 +105,25 @@ def test_ci_runs_make_test() -> None:
     script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
     commands = [line.strip() for line in script.splitlines() if not line.lstrip().startswith("#")]
     assert "make test" in commands, ".ci/run must call `make test`, as the README says"
+
+
+def _notes_citations(files: list[Path], root: Path = REPO) -> list[str]:
+    return [
+        f"{path.relative_to(root)}:{n}"
+        for path in files
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"\bnotes/\d{4}-", line)
+    ]
+
+
+def test_no_code_cites_the_dated_notes() -> None:
+    """Knowledge lives in docs/ (ADRs, performance, known limitations); the dated notes
+    are history that nothing may depend on."""
+    cited = _notes_citations(_python_files())
+    assert not cited, f"cite docs/ instead: {cited}"
+
+
+def test_the_notes_check_finds_a_planted_citation(tmp_path: Path) -> None:
+    planted = tmp_path / "x.py"
+    planted.write_text("# as measured (" + "notes/2026-11-25-bench.md)\nx = 1\n")
+    assert _notes_citations([planted], tmp_path) == ["x.py:1"]
