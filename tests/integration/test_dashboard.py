@@ -193,6 +193,41 @@ def _health_ok(web: str) -> bool:
         return False
 
 
+def _check_when_quiet(web: str, browser: Any, feeder: Feeder) -> None:
+    """Quiet: every trade terminal, every command applied. Then the page must say
+    exactly what /metrics says, and conservation must hold."""
+    body = browser.find_element("tag name", "body")
+
+    def refreshes() -> int:
+        return int(body.get_attribute("data-refreshes") or 0)
+
+    def tile(element_id: str) -> float:
+        raw = browser.find_element("id", element_id).get_attribute("data-value")
+        return float(raw) if raw else float("nan")
+
+    feeder.stop.set()
+    feeder.join(30)
+    assert feeder.error is None, feeder.error
+    sent = len(feeder.trade_ids)
+    # Every trade the feeder sent is settled or failed: nothing in between.
+    _wait_on_metrics(
+        web,
+        f"all {sent} trades settled or failed",
+        lambda m: m["settled-total"] + m["failed-total"] >= sent,
+    )
+    final = _metric_totals(web)
+    r0 = refreshes()
+    _wait("two refreshes", lambda: refreshes() >= r0 + 2)
+    assert _metric_totals(web) == final, "something moved after the feed stopped"
+    for name, _, _ in TILES:
+        assert tile(name) == final[name], (name, tile(name), final)
+    assert tile("open-total") == 0
+    assert browser.find_element("id", "conservation-status").text == "holds"
+    errors = _texts(browser, "#conservation tbody td[data-value]", "dataset.value")
+    assert errors and all(float(e) == 0 for e in errors), errors
+    browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+
+
 def test_the_dashboard_shows_what_metrics_says_while_trades_flow(
     worker_web: tuple[str, str],
 ) -> None:
@@ -238,30 +273,7 @@ def test_the_dashboard_shows_what_metrics_says_while_trades_flow(
         ARTIFACTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "dashboard-flowing.png"))
 
-        # Quiet: every trade terminal, every command applied. Then the page must say
-        # exactly what /metrics says, and conservation must hold.
-        feeder.stop.set()
-        feeder.join(30)
-        assert feeder.error is None, feeder.error
-        sent = len(feeder.trade_ids)
-
-        # Every trade the feeder sent is settled or failed: nothing in between.
-        _wait_on_metrics(
-            web,
-            f"all {sent} trades settled or failed",
-            lambda m: m["settled-total"] + m["failed-total"] >= sent,
-        )
-        final = _metric_totals(web)
-        r0 = refreshes()
-        _wait("two refreshes", lambda: refreshes() >= r0 + 2)
-        assert _metric_totals(web) == final, "something moved after the feed stopped"
-        for name, _, _ in TILES:
-            assert tile(name) == final[name], (name, tile(name), final)
-        assert tile("open-total") == 0
-        assert browser.find_element("id", "conservation-status").text == "holds"
-        errors = _texts(browser, "#conservation tbody td[data-value]", "dataset.value")
-        assert errors and all(float(e) == 0 for e in errors), errors
-        browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+        _check_when_quiet(web, browser, feeder)
     finally:
         feeder.stop.set()
         browser.quit()

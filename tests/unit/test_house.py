@@ -125,5 +125,5 @@ def test_no_code_cites_the_dated_notes() -> None:
 
 def test_the_notes_check_finds_a_planted_citation(tmp_path: Path) -> None:
     planted = tmp_path / "x.py"
-    planted.write_text("# as measured (" + "notes/2026-11-25-bench.md)\nx = 1\n")
+    planted.write_text("# as measured (notes/" + "2026-11-25-bench.md)\nx = 1\n")
     assert _notes_citations([planted], tmp_path) == ["x.py:1"]
