@@ -42,7 +42,7 @@ import orjson
 
 from kessai_bench import RESULTS
 from kessai_bench.report import machine
-from streams.matching.book import Book, NewOrder
+from streams.matching.book import Book, NewOrder, OrderKey, Resting
 from streams.matching.matcher import Matcher, OrderRequest, encode_row, row_key
 
 ISIN = "JP1234567890"
@@ -85,24 +85,55 @@ class Flow:
     final_depth: int
 
 
-def generate(depth: int, orders: int, seed: int = 1) -> Flow:
-    rng = random.Random(seed)
-    levels = _levels(depth)
-    n = 0
+class _Orders:
+    """Makes the flow's new orders: ids in sequence, accounts at random."""
 
-    def new(side: str, price: Decimal | None, units: int, tif: str = "GTC") -> NewOrder:
-        nonlocal n
-        n += 1
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.n = 0
+
+    def __call__(self, side: str, price: Decimal | None, units: int, tif: str = "GTC") -> NewOrder:
+        self.n += 1
         return NewOrder(
             venue=VENUE,
-            order_id=f"o{n}",
-            account=f"acct-{rng.randrange(ACCOUNTS)}",
+            order_id=f"o{self.n}",
+            account=f"acct-{self.rng.randrange(ACCOUNTS)}",
             side=side,  # type: ignore[arg-type]
             quantity=units * UNIT,
             price=price,
             time_in_force=tif,  # type: ignore[arg-type]
         )
 
+
+class _Resting:
+    """The keys of the book's resting orders, so that a cancel can pick one at random."""
+
+    def __init__(self, keys: list[OrderKey]) -> None:
+        self.keys = keys
+        self.index = {key: i for i, key in enumerate(keys)}
+
+    def forget(self, key: OrderKey) -> None:
+        # O(1) removal from the list of resting keys: swap with the last.
+        i = self.index.pop(key)
+        last = self.keys.pop()
+        if i < len(self.keys):
+            self.keys[i] = last
+            self.index[last] = i
+
+    def follow(self, changed: Sequence[Resting]) -> None:
+        """Keep up with the rows an operation changed: done ones leave, new ones rest."""
+        for row in changed:
+            if row.remaining == 0 and row.key in self.index:
+                self.forget(row.key)
+            elif row.remaining and row.key not in self.index:
+                self.index[row.key] = len(self.keys)
+                self.keys.append(row.key)
+
+
+def generate(depth: int, orders: int, seed: int = 1) -> Flow:
+    rng = random.Random(seed)
+    levels = _levels(depth)
+    new = _Orders(rng)
     filled = [
         new(side, _price(side, rng.randrange(levels)), rng.randint(1, ORDER_UNITS_MAX))
         for side in ("buy", "sell")
@@ -111,39 +142,12 @@ def generate(depth: int, orders: int, seed: int = 1) -> Flow:
     book = Book(ISIN, CURRENCY)
     for order in filled:
         book.submit(order)
-    resting = [o.key for o in book.orders()]
-    index = {key: i for i, key in enumerate(resting)}
-
-    def forget(key: tuple[str, str]) -> None:
-        # O(1) removal from the list of resting keys: swap with the last.
-        i = index.pop(key)
-        last = resting.pop()
-        if i < len(resting):
-            resting[i] = last
-            index[last] = i
-
+    resting = _Resting([o.key for o in book.orders()])
     ops: list[Op] = []
     mix = dict.fromkeys(("passive", "crossing", "cancel"), 0)
     fills = 0
     for _ in range(orders):
-        r = rng.random()
-        if len(book) < depth or (len(book) <= depth * 1.1 and r < PASSIVE):
-            side = rng.choice(("buy", "sell"))
-            op: Op = ("new", new(side, _price(side, rng.randrange(levels)), rng.randint(1, 10)))
-            mix["passive"] += 1
-        elif r < PASSIVE + CANCEL or len(book) > depth * 1.1:
-            op = ("cancel", resting[rng.randrange(len(resting))])
-            mix["cancel"] += 1
-        else:
-            mix["crossing"] += 1
-            side = rng.choice(("buy", "sell"))
-            kind = rng.random()
-            units = rng.randint(1, 3 * ORDER_UNITS_MAX // 2)
-            if kind < 0.1:
-                op = ("new", new(side, None, units))
-            else:
-                through = _price("sell" if side == "buy" else "buy", rng.randrange(3))
-                op = ("new", new(side, through, units, "IOC" if kind < 0.3 else "GTC"))
+        op = _next_op(rng, new, len(book), depth, levels, resting.keys, mix)
         ops.append(op)
         if op[0] == "cancel":
             out = book.cancel(op[1])
@@ -151,13 +155,36 @@ def generate(depth: int, orders: int, seed: int = 1) -> Flow:
         else:
             out = book.submit(op[1])
             fills += len(out.fills)
-        for row in out.changed:
-            if row.remaining == 0 and row.key in index:
-                forget(row.key)
-            elif row.remaining and row.key not in index:
-                index[row.key] = len(resting)
-                resting.append(row.key)
+        resting.follow(out.changed)
     return Flow(depth, filled, ops, mix, fills, len(book))
+
+
+def _next_op(
+    rng: random.Random,
+    new: _Orders,
+    resting_now: int,
+    depth: int,
+    levels: int,
+    resting: Sequence[OrderKey],
+    mix: dict[str, int],
+) -> Op:
+    """The flow's next step, chosen by the depth the book has now (counted in *mix*)."""
+    r = rng.random()
+    if resting_now < depth or (resting_now <= depth * 1.1 and r < PASSIVE):
+        side = rng.choice(("buy", "sell"))
+        mix["passive"] += 1
+        return ("new", new(side, _price(side, rng.randrange(levels)), rng.randint(1, 10)))
+    if r < PASSIVE + CANCEL or resting_now > depth * 1.1:
+        mix["cancel"] += 1
+        return ("cancel", resting[rng.randrange(len(resting))])
+    mix["crossing"] += 1
+    side = rng.choice(("buy", "sell"))
+    kind = rng.random()
+    units = rng.randint(1, 3 * ORDER_UNITS_MAX // 2)
+    if kind < 0.1:
+        return ("new", new(side, None, units))
+    through = _price("sell" if side == "buy" else "buy", rng.randrange(3))
+    return ("new", new(side, through, units, "IOC" if kind < 0.3 else "GTC"))
 
 
 def _filled_book(flow: Flow) -> Book:

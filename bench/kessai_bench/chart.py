@@ -187,8 +187,6 @@ def _bars(
 
 def _latency_panel(ax: Axes, grid: _Grid) -> None:
     """p50 to p99 as a line with a marker per percentile, per variant, per load."""
-    from matplotlib.lines import Line2D
-
     loads = [
         load
         for load in grid.loads
@@ -210,55 +208,68 @@ def _latency_panel(ax: Axes, grid: _Grid) -> None:
     width = 0.8 / len(grid.variants)
     values: list[float] = []
     for j, variant in enumerate(grid.variants):
-        color = grid.color(variant)
         for i, load in enumerate(loads):
             r = grid.cells.get((load, variant))
             lat = _latency(r) if r is not None else None
             if r is None or lat is None:
                 continue
-            incomplete = not r.get("complete", True)
             x = i + _offset(j, len(grid.variants), width)
-            ys = [lat[k] for k, _, _ in PERCENTILES if k in lat]
-            values += ys
-            ax.vlines(x, min(ys), max(ys), color=color, linewidth=2)
-            for k, _, marker in PERCENTILES:
-                if k in lat:
-                    ax.plot(
-                        [x],
-                        [lat[k]],
-                        marker=marker,
-                        markersize=7,
-                        color=color,
-                        markerfacecolor="white" if incomplete else color,
-                        markeredgecolor="black",
-                        markeredgewidth=0.6,
-                        linestyle="none",
-                    )
-            top, bottom = max(ys), lat["p50_ms"]
-            ax.annotate(
-                _number(top),
-                (x, top),
-                xytext=(0, 6),
-                textcoords="offset points",
-                ha="center",
-                va="bottom",
-                fontsize=LABEL_FONT_SIZE,
-            )
-            ax.annotate(
-                _number(bottom) + (" (incomplete)" if incomplete else ""),
-                (x, bottom),
-                xytext=(0, -7),
-                textcoords="offset points",
-                ha="center",
-                va="top",
-                fontsize=LABEL_FONT_SIZE,
-            )
+            values += _percentiles(ax, x, lat, grid.color(variant), not r.get("complete", True))
     _scale(ax, values, log=True)
     ax.set_xticks(range(len(loads)), loads)
     ax.set_xlim(-0.6, len(loads) - 0.4)
     ax.set_ylabel("latency, ms (log scale)")
     ax.grid(axis="y", which="major", alpha=0.3)
     ax.set_axisbelow(True)
+    _percentile_key(ax)
+
+
+def _percentiles(
+    ax: Axes, x: float, lat: Mapping[str, float], color: str, incomplete: bool
+) -> list[float]:
+    """One variant at one load: a line from p50 to p99, a marker per percentile, the
+    top and bottom values labelled. Returns the values drawn."""
+    ys = [lat[k] for k, _, _ in PERCENTILES if k in lat]
+    ax.vlines(x, min(ys), max(ys), color=color, linewidth=2)
+    for k, _, marker in PERCENTILES:
+        if k in lat:
+            ax.plot(
+                [x],
+                [lat[k]],
+                marker=marker,
+                markersize=7,
+                color=color,
+                markerfacecolor="white" if incomplete else color,
+                markeredgecolor="black",
+                markeredgewidth=0.6,
+                linestyle="none",
+            )
+    top, bottom = max(ys), lat["p50_ms"]
+    ax.annotate(
+        _number(top),
+        (x, top),
+        xytext=(0, 6),
+        textcoords="offset points",
+        ha="center",
+        va="bottom",
+        fontsize=LABEL_FONT_SIZE,
+    )
+    ax.annotate(
+        _number(bottom) + (" (incomplete)" if incomplete else ""),
+        (x, bottom),
+        xytext=(0, -7),
+        textcoords="offset points",
+        ha="center",
+        va="top",
+        fontsize=LABEL_FONT_SIZE,
+    )
+    return ys
+
+
+def _percentile_key(ax: Axes) -> None:
+    """The legend of the percentile markers, beside the panel."""
+    from matplotlib.lines import Line2D
+
     ax.legend(
         handles=[
             Line2D([], [], marker=m, color="black", markerfacecolor="white", linestyle="none")

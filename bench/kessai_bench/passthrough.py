@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -65,19 +65,65 @@ class PassStats:
         return {**dataclasses.asdict(self), "rate": round(self.rate, 1)}
 
 
-async def run(
-    *,
-    mode: Mode,
-    bootstrap: str,
-    source: str,
-    sink: str,
-    partitions: int,
-    group: str,
-    commit_interval_s: float,
-    stop: asyncio.Event,
-    on_ready: Callable[[], None] | None = None,
-) -> PassStats:
-    """Copy *source* to *sink* until *stop* is set; return what was done."""
+class _Copier:
+    """The loop's state: what was sent and not yet acknowledged, the offsets to commit
+    with it, and the counts :class:`PassStats` reports."""
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        *,
+        sink: str,
+        group: str,
+        transactional: bool,
+    ) -> None:
+        self.consumer, self.producer = consumer, producer
+        self.sink, self.group, self.transactional = sink, group, transactional
+        self.records = self.commits = 0
+        self.first_fetch: float | None = None
+        self.busy_s = 0.0
+        self.acks: list[asyncio.Future[object]] = []
+        self.offsets: dict[TopicPartition, int] = {}
+
+    async def copy(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Send every record of *batch* to the same partition of the sink, unchanged."""
+        for tp, recs in batch.items():
+            if self.first_fetch is None:
+                self.first_fetch = time.monotonic()
+            for r in recs:
+                self.acks.append(
+                    await self.producer.send(
+                        self.sink,
+                        r.value,
+                        key=r.key,
+                        partition=tp.partition,
+                        timestamp_ms=r.timestamp,
+                    )
+                )
+            self.offsets[tp] = recs[-1].offset + 1
+            self.records += len(recs)
+
+    async def commit(self) -> None:
+        """Wait for the acks, then commit the offsets (in the transaction, if any)."""
+        if self.acks:
+            await asyncio.gather(*self.acks)
+            self.acks.clear()
+        if not self.offsets:
+            return
+        if self.transactional:
+            await self.producer.send_offsets_to_transaction(dict(self.offsets), self.group)
+            await self.producer.commit_transaction()
+            await self.producer.begin_transaction()
+        else:
+            await self.consumer.commit(dict(self.offsets))
+        self.offsets.clear()
+        self.commits += 1
+        if self.first_fetch is not None:
+            self.busy_s = time.monotonic() - self.first_fetch
+
+
+def _clients(mode: Mode, bootstrap: str, group: str) -> tuple[AIOKafkaConsumer, AIOKafkaProducer]:
     transactional = mode == "transactional"
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -93,11 +139,27 @@ async def run(
         enable_idempotence=True,
         transactional_id=f"{group}-txn" if transactional else None,
     )
+    return consumer, producer
+
+
+async def run(
+    *,
+    mode: Mode,
+    bootstrap: str,
+    source: str,
+    sink: str,
+    partitions: int,
+    group: str,
+    commit_interval_s: float,
+    stop: asyncio.Event,
+    on_ready: Callable[[], None] | None = None,
+) -> PassStats:
+    """Copy *source* to *sink* until *stop* is set; return what was done."""
+    transactional = mode == "transactional"
+    consumer, producer = _clients(mode, bootstrap, group)
     await consumer.start()
     await producer.start()
-    records = commits = 0
-    first_fetch: float | None = None
-    busy_s = 0.0
+    copier = _Copier(consumer, producer, sink=sink, group=group, transactional=transactional)
     try:
         tps = [TopicPartition(source, p) for p in range(partitions)]
         consumer.assign(tps)  # no group rebalances: one process owns every partition
@@ -107,53 +169,19 @@ async def run(
             await producer.begin_transaction()
         if on_ready is not None:
             on_ready()
-        acks: list[asyncio.Future[object]] = []
-        offsets: dict[TopicPartition, int] = {}
         last_commit = time.monotonic()
-
-        async def commit() -> None:
-            nonlocal commits, busy_s
-            if acks:
-                await asyncio.gather(*acks)
-                acks.clear()
-            if not offsets:
-                return
-            if transactional:
-                await producer.send_offsets_to_transaction(dict(offsets), group)
-                await producer.commit_transaction()
-                await producer.begin_transaction()
-            else:
-                await consumer.commit(dict(offsets))
-            offsets.clear()
-            commits += 1
-            if first_fetch is not None:
-                busy_s = time.monotonic() - first_fetch
-
         while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
-            for tp, recs in batch.items():
-                if first_fetch is None:
-                    first_fetch = time.monotonic()
-                for r in recs:
-                    acks.append(
-                        await producer.send(
-                            sink,
-                            r.value,
-                            key=r.key,
-                            partition=tp.partition,
-                            timestamp_ms=r.timestamp,
-                        )
-                    )
-                offsets[tp] = recs[-1].offset + 1
-                records += len(recs)
+            await copier.copy(await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS))
             if time.monotonic() - last_commit >= commit_interval_s:
-                await commit()
+                await copier.commit()
                 last_commit = time.monotonic()
-        await commit()
+        await copier.commit()
     finally:
         await producer.stop()
         await consumer.stop()
-    return PassStats(mode=mode, records=records, commits=commits, busy_s=busy_s)
+    return PassStats(
+        mode=mode, records=copier.records, commits=copier.commits, busy_s=copier.busy_s
+    )
 
 
 async def _main(args: argparse.Namespace) -> PassStats:

@@ -8,8 +8,10 @@ On a broker of its own (:func:`streams.devtools.localkafka.up_private`):
    leg, voids) and are chained with :func:`streams.ledger.journal.chain`, so the
    journal is consistent by construction. They are written in transactions of
    :data:`TXN_RECORDS` (a worker commits every 0.1 s), so the read skips commit
-   markers as it would on a real journal, and stamped one millisecond apart from a
-   fixed start, so ``--as-of`` the middle cuts every partition near its middle;
+   markers as it would on a real journal, and stamped one millisecond apart, so
+   ``--as-of`` the middle cuts every partition near its middle. The stamps start a
+   little ahead of the clock (:func:`journal_start_ms`), never at a fixed date: see
+   :func:`prefill` for why;
 2. each command runs as its own process, as a user runs it (``python -m streams.cli
    ...``, stdout to /dev/null), timed whole and with its peak RSS (``wait4``):
    - ``positions`` at the head, in one process (``--jobs 1``) and in the default
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import re
@@ -51,6 +54,7 @@ from kessai_bench.report import machine
 from streams.audit.positions import decode_records, positions_from_events
 from streams.config import DEFAULT_TOKENS, Settings
 from streams.devtools import localkafka
+from streams.errors import KessaiError
 from streams.kafka.admin import create_topics
 from streams.ledger import domain as core
 from streams.ledger.journal import chain as journal_chain
@@ -64,8 +68,13 @@ BASELINE_RECORDS_DEFAULT: Final = 100_000
 PARTITIONS: Final = 4
 #: Records per producer transaction (a worker at ~5,000 records/s commits every 0.1 s).
 TXN_RECORDS: Final = 2_000
-#: The journal's first timestamp; records are 1 ms apart.
-START_MS: Final = int(datetime(2026, 11, 28, tzinfo=UTC).timestamp() * 1000)
+#: How far ahead of the clock the journal's first stamp is, at least; records are
+#: 1 ms apart from it. A longer journal gets a longer lead: it takes longer to write,
+#: and it must be written in full before its first stamp comes (see :func:`prefill`).
+STAMP_LEAD_S_MIN: Final = 60.0
+#: The slowest prefill the lead allows for (the prefill writes about 35,000 records/s
+#: on two cores shared with the broker).
+PREFILL_RECORDS_PER_S_MIN: Final = 5_000
 PRODUCE_BATCH_BYTES_MAX: Final = 1_048_576
 SEED: Final = 20261126
 _SUMMARY_RE: Final = re.compile(r"(?P<records>[\d,]+) records, .* in (?P<s>[\d.]+) s \(")
@@ -73,6 +82,10 @@ _MEMORY_RE: Final = re.compile(
     r"peak memory: (?P<own>[\d,]+) MiB in this process"
     r"(?:; (?P<n>\d+) reader processes [\d, ]+ MiB \(sum (?P<sum>[\d,]+) MiB)?"
 )
+
+
+class ReplayBenchError(KessaiError):
+    """The journal could not be written as the measurement needs it."""
 
 
 def journal(records: int, accounts: int, *, seed: int = SEED) -> Iterator[dict[str, Any]]:
@@ -86,24 +99,35 @@ def journal(records: int, accounts: int, *, seed: int = SEED) -> Iterator[dict[s
     assert records > 0 and accounts > 0, (records, accounts)
     rng = random.Random(seed)
     names = [f"acct-{i:07d}" for i in range(accounts)]
-    states: dict[str, core.AccountState] = {}
-    n = 0
-    lock_no = 0
+    chain = _Chain()
+    steps = itertools.chain(_fundings(chain, names), _activity(chain, names, rng))
+    yield from itertools.islice((record for step in steps for record in step), records)
 
-    def decimals_of(asset: str) -> int:
-        return DEFAULT_TOKENS.get(asset, 0)
+
+def _decimals_of(asset: str) -> int:
+    return DEFAULT_TOKENS.get(asset, 0)
+
+
+class _Chain:
+    """Every account's state so far; each step's records chained onto its account's."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, core.AccountState] = {}
 
     def step(
-        account: str, after: core.AccountState, postings: list[core.Posting]
+        self, account: str, after: core.AccountState, postings: list[core.Posting]
     ) -> list[dict[str, Any]]:
-        before = states.get(account) or core.AccountState()
-        out = journal_chain(before, after, postings, decimals_of)
-        states[account] = after
+        before = self.states.get(account) or core.AccountState()
+        out = journal_chain(before, after, postings, _decimals_of)
+        self.states[account] = after
         return out
 
+
+def _fundings(chain: _Chain, names: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
+    """Each account's two deposits, cash then bonds, account by account."""
     for account in names:
         for asset, units in ((CASH, 100_000_000), (ISIN, 1_000_000_000)):
-            state = states.get(account) or core.AccountState()
+            state = chain.states.get(account) or core.AccountState()
             moved = core.move_units(
                 state,
                 command_id=f"fund:{account}:{asset}",
@@ -114,55 +138,102 @@ def journal(records: int, accounts: int, *, seed: int = SEED) -> Iterator[dict[s
                 duplicate=False,
             )
             assert not isinstance(moved, core.LedgerRejection), moved
-            for record in step(account, *moved):
-                yield record
-                n += 1
-                if n == records:
-                    return
+            yield chain.step(account, *moved)
+
+
+def _activity(
+    chain: _Chain, names: Sequence[str], rng: random.Random
+) -> Iterator[list[dict[str, Any]]]:
+    """Endless random steps: a lock, or a post or void of an account's oldest lock."""
+    lock_no = 0
     while True:
-        account = names[rng.randrange(accounts)]
-        state = states[account]
+        account = names[rng.randrange(len(names))]
+        state = chain.states[account]
         roll = rng.random()
         if state.locks and roll < 0.5:
-            lock_id = next(iter(state.locks))
-            if roll < 0.35:
-                posted = core.post_lock(state, lock_id=lock_id, account=account)
-                other = ISIN if posted.asset == CASH else CASH
-                after, credit = core.credit(
-                    posted.state,
-                    cause=f"credit:{lock_id}",
-                    account=account,
-                    asset=other,
-                    units=rng.randrange(1, 1_000_000),
-                )
-                out = step(account, after, [*posted.postings, *credit])
-            else:
-                voided = core.void_lock(state, lock_id=lock_id, account=account)
-                out = step(account, voided.state, voided.postings)
-        else:
-            asset = CASH if rng.random() < 0.5 else ISIN
-            available = state.balances.get(asset, [0, 0])[0]
-            if available < 2:
-                continue
-            lock_no += 1
-            locked = core.request_lock(
-                state,
-                lock_id=f"t{lock_no}/{'cash' if asset == CASH else 'bonds'}",
-                account=account,
-                asset=asset,
-                units=rng.randrange(1, available // 2 + 1),
-            )
-            assert isinstance(locked, core.Locked), locked
-            out = step(account, locked.state, locked.postings)
-        for record in out:
-            yield record
-            n += 1
-            if n == records:
-                return
+            yield _post_or_void(chain, rng, account, state, roll)
+            continue
+        asset = CASH if rng.random() < 0.5 else ISIN
+        available = state.balances.get(asset, [0, 0])[0]
+        if available < 2:
+            continue
+        lock_no += 1
+        locked = core.request_lock(
+            state,
+            lock_id=f"t{lock_no}/{'cash' if asset == CASH else 'bonds'}",
+            account=account,
+            asset=asset,
+            units=rng.randrange(1, available // 2 + 1),
+        )
+        assert isinstance(locked, core.Locked), locked
+        yield chain.step(account, locked.state, locked.postings)
 
 
-async def prefill(bootstrap: str, topic: str, records: int, accounts: int) -> float:
-    """Write the journal on ``topic`` (created with :data:`PARTITIONS`); return seconds."""
+def _post_or_void(
+    chain: _Chain, rng: random.Random, account: str, state: core.AccountState, roll: float
+) -> list[dict[str, Any]]:
+    """Post the account's oldest lock (the other leg credited) or, less often, void it."""
+    lock_id = next(iter(state.locks))
+    if roll < 0.35:
+        posted = core.post_lock(state, lock_id=lock_id, account=account)
+        other = ISIN if posted.asset == CASH else CASH
+        after, credit = core.credit(
+            posted.state,
+            cause=f"credit:{lock_id}",
+            account=account,
+            asset=other,
+            units=rng.randrange(1, 1_000_000),
+        )
+        return chain.step(account, after, [*posted.postings, *credit])
+    voided = core.void_lock(state, lock_id=lock_id, account=account)
+    return chain.step(account, voided.state, voided.postings)
+
+
+def journal_start_ms(now_ms: int, records: int) -> int:
+    """The first stamp of a journal of *records* records whose writing starts at *now_ms*:
+    ahead of it by :data:`STAMP_LEAD_S_MIN`, or by the time the slowest prefill allowed
+    for (:data:`PREFILL_RECORDS_PER_S_MIN`) takes, whichever is longer."""
+    assert records > 0, records
+    lead_s = max(STAMP_LEAD_S_MIN, records / PREFILL_RECORDS_PER_S_MIN)
+    return now_ms + round(lead_s * 1000)
+
+
+def as_of_middle(start_ms: int, records: int) -> str:
+    """``--as-of`` the stamp of the journal's middle record (``records // 2``), as given
+    to ``kessai positions``: that record and every one before it count."""
+    middle = datetime.fromtimestamp((start_ms + records // 2) / 1000, UTC)
+    return middle.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def check_written_before(start_ms: int, now_ms: int) -> None:
+    """Raise unless the journal was written in full (*now_ms*) before its first stamp."""
+    if now_ms >= start_ms:
+        late_s = (now_ms - start_ms) / 1000
+        raise ReplayBenchError(
+            f"writing the journal took {late_s:,.1f} s longer than its stamps allow: its "
+            "commit markers are stamped later than some of its records, so --as-of would "
+            "cut it at a marker; write fewer records or on a less busy machine"
+        )
+
+
+async def prefill(
+    bootstrap: str, topic: str, records: int, accounts: int, *, start_ms: int
+) -> float:
+    """Write the journal on ``topic`` (created with :data:`PARTITIONS`), record *i*
+    stamped ``start_ms + i``; return seconds.
+
+    The broker stamps each commit marker with its own clock when the transaction
+    commits, whatever the records' stamps, and ``--as-of T`` cuts a partition at the
+    first offset stamped later than T, markers included (``offsets_for_times``). In a
+    journal a worker writes, the markers come right after their records, in time as in
+    offsets. Records stamped earlier than their markers (a fixed date in the past)
+    would be cut at the first marker; stamped days back, they also fall to the
+    broker's retention by time. So the stamps start ahead of the clock
+    (:func:`journal_start_ms`) and the journal must be written before they begin:
+    every marker is then stamped earlier than every record. Raises
+    :class:`ReplayBenchError` if it was not (a prefill slower than allowed for). The
+    broker's clock is taken to be this machine's (a broker elsewhere: keep it in sync).
+    """
     started = time.perf_counter()
     spec = TopicSpec(name=topic, partitions=PARTITIONS)
     await create_topics(Settings(bootstrap=bootstrap), [spec])
@@ -188,7 +259,7 @@ async def prefill(bootstrap: str, topic: str, records: int, accounts: int) -> fl
             if builder is None:
                 builder = builders[partition] = producer.create_batch()
             key, value = account.encode(), orjson.dumps(record)
-            while builder.append(key=key, value=value, timestamp=START_MS + i) is None:
+            while builder.append(key=key, value=value, timestamp=start_ms + i) is None:
                 await producer.send_batch(builders.pop(partition), topic, partition=partition)
                 builder = builders[partition] = producer.create_batch()
             in_txn += 1
@@ -204,6 +275,7 @@ async def prefill(bootstrap: str, topic: str, records: int, accounts: int) -> fl
         await producer.commit_transaction()
     finally:
         await producer.stop()
+    check_written_before(start_ms, time.time_ns() // 1_000_000)
     return time.perf_counter() - started
 
 
@@ -348,6 +420,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@dataclass(frozen=True, slots=True)
+class _Measured:
+    prefill_s: float
+    #: ``--as-of`` the middle of the journal, as given to the command.
+    as_of: str
+    runs: list[Run]
+    baseline_records: int
+    baseline_s: float
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     started = datetime.now(UTC)
@@ -362,43 +444,69 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             bootstrap = args.bootstrap
         try:
-            print(f"writing {args.records:,} journal records ...", file=sys.stderr)
-            prefill_s = asyncio.run(prefill(bootstrap, topic, args.records, args.accounts))
-            print(f"  written in {prefill_s:.1f} s", file=sys.stderr)
-            middle = datetime.fromtimestamp((START_MS + args.records // 2) / 1000, UTC)
-            as_of = middle.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            base = ["--topic-name", topic, "--no-progress"]
-            runs = []
-            for name, extra in (
-                ("positions-1-process", ["positions", "--format", "csv", "--jobs", "1"]),
-                ("positions", ["positions", "--format", "csv"]),
-                ("positions-as-of", ["positions", "--format", "csv", "--as-of", as_of]),
-                ("verify", ["verify", "--format", "csv"]),
-            ):
-                print(f"running {name} ...", file=sys.stderr)
-                run = run_command(name, [*extra, *base], bootstrap)
-                runs.append(run)
-                print(
-                    f"  {run.records:,} records in {run.fold_s:.2f} s "
-                    f"({run.records_per_s:,.0f}/s), whole {run.wall_s:.2f} s, "
-                    f"peak RSS {run.max_rss_kib / 1024:,.0f} MiB",
-                    file=sys.stderr,
-                )
-            b_records, b_s = (0, 0.0)
-            if args.baseline_records:
-                print("running the pydantic baseline ...", file=sys.stderr)
-                b_records, b_s = baseline(bootstrap, topic, args.baseline_records)
+            measured = _measure(bootstrap, topic, args)
         finally:
             if broker is not None:
                 localkafka.down(broker)
-    doc = {
+    doc = _document(started, argv, args, measured)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    text = markdown(doc)
+    (out / "results.md").write_text(text)
+    print(text)
+    print(f"results in {out}", file=sys.stderr)
+    return 0
+
+
+def _measure(bootstrap: str, topic: str, args: argparse.Namespace) -> _Measured:
+    """Write the journal on *topic*, then run each command over it, then the baseline."""
+    print(f"writing {args.records:,} journal records ...", file=sys.stderr)
+    start_ms = journal_start_ms(time.time_ns() // 1_000_000, args.records)
+    prefill_s = asyncio.run(
+        prefill(bootstrap, topic, args.records, args.accounts, start_ms=start_ms)
+    )
+    print(f"  written in {prefill_s:.1f} s", file=sys.stderr)
+    as_of = as_of_middle(start_ms, args.records)
+    base = ["--topic-name", topic, "--no-progress"]
+    runs = []
+    for name, extra in (
+        ("positions-1-process", ["positions", "--format", "csv", "--jobs", "1"]),
+        ("positions", ["positions", "--format", "csv"]),
+        ("positions-as-of", ["positions", "--format", "csv", "--as-of", as_of]),
+        ("verify", ["verify", "--format", "csv"]),
+    ):
+        print(f"running {name} ...", file=sys.stderr)
+        run = run_command(name, [*extra, *base], bootstrap)
+        runs.append(run)
+        print(
+            f"  {run.records:,} records in {run.fold_s:.2f} s "
+            f"({run.records_per_s:,.0f}/s), whole {run.wall_s:.2f} s, "
+            f"peak RSS {run.max_rss_kib / 1024:,.0f} MiB",
+            file=sys.stderr,
+        )
+    b_records, b_s = (0, 0.0)
+    if args.baseline_records:
+        print("running the pydantic baseline ...", file=sys.stderr)
+        b_records, b_s = baseline(bootstrap, topic, args.baseline_records)
+    return _Measured(prefill_s, as_of, runs, b_records, b_s)
+
+
+def _document(
+    started: datetime,
+    argv: Sequence[str] | None,
+    args: argparse.Namespace,
+    measured: _Measured,
+) -> dict[str, Any]:
+    """``results.json``: the run, the machine, each command's figures, the baseline."""
+    b_records, b_s = measured.baseline_records, measured.baseline_s
+    return {
         "started": started.isoformat(timespec="seconds"),
         "command": "python -m kessai_bench.replay " + " ".join(argv or sys.argv[1:]),
         "machine": machine(localkafka.KAFKA_VERSION),
         "records": args.records,
         "accounts": args.accounts,
-        "prefill_s": prefill_s,
-        "as_of": as_of,
+        "prefill_s": measured.prefill_s,
+        "as_of": measured.as_of,
         "runs": [
             {
                 "name": r.name,
@@ -412,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "readers": r.readers,
                 "readers_peak_mib_sum": r.readers_peak_mib_sum,
             }
-            for r in runs
+            for r in measured.runs
         ],
         "baseline": {
             "records": b_records,
@@ -420,13 +528,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "records_per_s": b_records / b_s if b_s else 0.0,
         },
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-    text = markdown(doc)
-    (out / "results.md").write_text(text)
-    print(text)
-    print(f"results in {out}", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

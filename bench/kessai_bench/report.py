@@ -103,8 +103,24 @@ def _num(value: float | None, digits: int = 0) -> str:
 
 def markdown(doc: Mapping[str, Any]) -> str:
     """The results as a Markdown page: machine, table, ratios, notes."""
+    run = doc["run"]
+    lines = [*_intro(doc), *_table(doc["results"])]
+    if run.get("chart"):
+        lines += ["", f"![throughput and latency per variant]({run['chart']})"]
+    lines += _ratio_table(doc["ratios"])
+    lines += _variants(doc["results"])
+    for r in doc["results"]:
+        if r.get("profile"):
+            lines += profile.markdown(r["variant"], r["load"], r["profile"])
+    if doc.get("notes"):
+        lines += ["", *[f"- {n}" for n in doc["notes"]]]
+    return "\n".join(lines) + "\n"
+
+
+def _intro(doc: Mapping[str, Any]) -> list[str]:
+    """The title, the command, the machine, the code and the load."""
     m, run = doc["machine"], doc["run"]
-    lines = [
+    return [
         f"# kessai bench {run['id']}",
         "",
         f"`{run['command']}`, started {run['started_utc']}, finished {run['finished_utc']}.",
@@ -141,12 +157,18 @@ def markdown(doc: Mapping[str, Any]) -> str:
         "consumer. CPU s: the process under test, start-up included; CPU per output "
         "leaves the start-up out. Peak RSS: the process under test (VmHWM).",
         "",
+    ]
+
+
+def _table(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One row per measurement (variant × load)."""
+    lines = [
         "| variant | load | published | published/s | out | out/s | Kafka records/s "
         "| records per out | p50 ms | p95 ms | p99 ms | CPU s | CPU ms / 1k out "
         "| peak RSS MiB |",
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    for r in doc["results"]:
+    for r in results:
         lat = r["latency_ms"] or {}
         flag = "" if r["complete"] else " (incomplete)"
         cells = [
@@ -166,33 +188,36 @@ def markdown(doc: Mapping[str, Any]) -> str:
             _num(r["peak_rss_mib"], 1),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    if run.get("chart"):
-        lines += ["", f"![throughput and latency per variant]({run['chart']})"]
-    if doc["ratios"]:
-        lines += [
-            "",
-            "| ratio | load | out/s | Kafka records/s | p50 | p99 | CPU per out |",
-            "|---|---|--:|--:|--:|--:|--:|",
-        ]
-        for q in doc["ratios"]:
-            lines.append(
-                f"| {q['label']} | {q['load']} | {_num(q['through_rps'], 3)} "
-                f"| {_num(q.get('kafka_records_per_s'), 3)} "
-                f"| {_num(q['p50_ms'], 3)} | {_num(q['p99_ms'], 3)} "
-                f"| {_num(q['cpu_ms_per_1k'], 3)} |"
-            )
-    lines += ["", "Variants:", ""]
+    return lines
+
+
+def _ratio_table(ratios_: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The ratios as a table (none: nothing)."""
+    if not ratios_:
+        return []
+    return [
+        "",
+        "| ratio | load | out/s | Kafka records/s | p50 | p99 | CPU per out |",
+        "|---|---|--:|--:|--:|--:|--:|",
+        *(
+            f"| {q['label']} | {q['load']} | {_num(q['through_rps'], 3)} "
+            f"| {_num(q.get('kafka_records_per_s'), 3)} "
+            f"| {_num(q['p50_ms'], 3)} | {_num(q['p99_ms'], 3)} "
+            f"| {_num(q['cpu_ms_per_1k'], 3)} |"
+            for q in ratios_
+        ),
+    ]
+
+
+def _variants(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each variant measured, once, with what it is."""
+    lines = ["", "Variants:", ""]
     seen: set[str] = set()
-    for r in doc["results"]:
+    for r in results:
         if r["variant"] not in seen:
             seen.add(r["variant"])
             lines.append(f"- `{r['variant']}`: {r['description']}.")
-    for r in doc["results"]:
-        if r.get("profile"):
-            lines += profile.markdown(r["variant"], r["load"], r["profile"])
-    if doc.get("notes"):
-        lines += ["", *[f"- {n}" for n in doc["notes"]]]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def write(doc: Mapping[str, Any], directory: Path) -> tuple[Path, Path]:

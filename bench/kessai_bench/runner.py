@@ -41,7 +41,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from kessai_bench import CHECKOUT, chart, profile, report
 from kessai_bench.loadgen import LoadStats
-from kessai_bench.observer import Observer
+from kessai_bench.observer import Observed, Observer
 from kessai_bench.report import FULL_SPEED
 from kessai_bench.stats import Latency
 from kessai_bench.variants import (
@@ -346,65 +346,118 @@ async def _measure(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Observed:
+    """What one measurement saw, from the load to the process's exit."""
+
+    load: LoadStats
+    load_usage: Usage
+    #: What the process said when it was ready (its start-up CPU time).
+    ready_info: dict[str, Any]
+    expected: int
+    complete: bool
+    profiled: dict[str, Any] | None
+    usage: Usage
+    seen: Observed
+    span_s: float
+    extra: dict[str, Any]
+
+
 async def _measure_on(
     variant: Variant, ctx: Context, plan: Plan, rate: float, *, backlog: bool
 ) -> dict[str, Any]:
     source, sink = variant.source(ctx), variant.sink(ctx)
-    count_max = plan.pipeline_count if variant.private_broker else None
     await variant.create_topics(ctx)
     try:
         await _wait_visible(ctx.bootstrap, [source, sink], ctx.partitions)
         await variant.prepare(ctx)
-        if backlog:
-            load, load_usage = await _load(ctx, plan, variant, rate, count_max=count_max)
-        child = await variant.start(ctx)
-        start_ms = time.time() * 1000
-        spy = None
-        if variant.name in plan.profile:
-            slug = "".join(c if c.isalnum() else "-" for c in (BACKLOG if backlog else str(rate)))
-            spy = profile.Recording.start(
-                child.proc.pid, ctx.log_dir.parent / f"profile-{variant.name}-{slug}.txt"
-            )
-        observer = Observer(
-            ctx.bootstrap,
-            sink,
-            ctx.partitions,
-            pick=variant.pick,
-            origin=variant.origin(ctx),
-            origin_key=variant.origin_key,
-        )
-        try:
-            await observer.start()
-            if not backlog:
-                load, load_usage = await _load(ctx, plan, variant, rate, count_max=count_max)
-                start_ms = load.first_publish_ms
-            expected = variant.expected_outputs(load.records)
-            complete = await observer.wait_for(
-                expected,
-                idle_s=max(plan.drain_idle_s, variant.drain_idle_s_min),
-                timeout_s=DRAIN_TIMEOUT_S + expected / variant.drain_rate_min,
-            )
-            profiled = await _stop_profile(spy) if spy is not None else None
-        except BaseException:
-            child.kill()
-            await observer.stop()
-            raise
-        usage = await child.finish(terminate=True)
-        seen = await observer.stop()
-        span_s = (seen.last_seen_ms - start_ms) / 1000
-        extra = await variant.extra(ctx, seen.records, span_s)
+        observed = await _observe(variant, ctx, plan, rate, sink, backlog=backlog)
     finally:
         if not plan.keep_topics and not variant.private_broker:
             await delete_topics_starting_with(Settings(bootstrap=ctx.bootstrap), [ctx.prefix])
-    if usage.exit_code != 0:
-        raise ChildFailed(f"{variant.name} exited {usage.exit_code}; see {ctx.log_dir}")
+    if observed.usage.exit_code != 0:
+        raise ChildFailed(f"{variant.name} exited {observed.usage.exit_code}; see {ctx.log_dir}")
+    result = _result(variant, plan, rate, observed, backlog=backlog)
+    result["topics"] = {"source": source, "sink": sink, "kept": plan.keep_topics}
+    result["loadgen"] = {
+        "cpu_s": round(observed.load_usage.cpu_s, 3),
+        "peak_rss_mib": round(observed.load_usage.peak_rss_mib, 1),
+        "elapsed_s": round(observed.load.elapsed_s, 3),
+    }
+    result.update(observed.extra)
+    if observed.profiled is not None:
+        result["profile"] = observed.profiled
+    return result
+
+
+async def _observe(
+    variant: Variant, ctx: Context, plan: Plan, rate: float, sink: str, *, backlog: bool
+) -> _Observed:
+    """Start the process, load it (before, for a backlog), wait for its outputs, stop it."""
+    count_max = plan.pipeline_count if variant.private_broker else None
+    if backlog:
+        load, load_usage = await _load(ctx, plan, variant, rate, count_max=count_max)
+    child = await variant.start(ctx)
+    start_ms = time.time() * 1000
+    spy = None
+    if variant.name in plan.profile:
+        slug = "".join(c if c.isalnum() else "-" for c in (BACKLOG if backlog else str(rate)))
+        spy = profile.Recording.start(
+            child.proc.pid, ctx.log_dir.parent / f"profile-{variant.name}-{slug}.txt"
+        )
+    observer = Observer(
+        ctx.bootstrap,
+        sink,
+        ctx.partitions,
+        pick=variant.pick,
+        origin=variant.origin(ctx),
+        origin_key=variant.origin_key,
+    )
+    try:
+        await observer.start()
+        if not backlog:
+            load, load_usage = await _load(ctx, plan, variant, rate, count_max=count_max)
+            start_ms = load.first_publish_ms
+        expected = variant.expected_outputs(load.records)
+        complete = await observer.wait_for(
+            expected,
+            idle_s=max(plan.drain_idle_s, variant.drain_idle_s_min),
+            timeout_s=DRAIN_TIMEOUT_S + expected / variant.drain_rate_min,
+        )
+        profiled = await _stop_profile(spy) if spy is not None else None
+    except BaseException:
+        child.kill()
+        await observer.stop()
+        raise
+    usage = await child.finish(terminate=True)
+    seen = await observer.stop()
+    span_s = (seen.last_seen_ms - start_ms) / 1000
+    return _Observed(
+        load=load,
+        load_usage=load_usage,
+        ready_info=child.ready_info,
+        expected=expected,
+        complete=complete,
+        profiled=profiled,
+        usage=usage,
+        seen=seen,
+        span_s=span_s,
+        extra=await variant.extra(ctx, seen.records, span_s),
+    )
+
+
+def _result(
+    variant: Variant, plan: Plan, rate: float, o: _Observed, *, backlog: bool
+) -> dict[str, Any]:
+    """One measurement's figures, up to its ``topics`` (the report's order)."""
+    load, usage, seen, span_s = o.load, o.usage, o.seen, o.span_s
     process: dict[str, Any] = orjson.loads(usage.last_line) if usage.last_line else {}
     # CPU per record leaves out the start-up (imports, connecting) when the process says
     # what it was.
-    startup_cpu: float | None = child.ready_info.get("cpu_s")
+    startup_cpu: float | None = o.ready_info.get("cpu_s")
     latency = None if backlog else Latency.of(seen.latencies_ms)
-    written = extra.get("kafka_records_written")
-    result: dict[str, Any] = {
+    written = o.extra.get("kafka_records_written")
+    return {
         "variant": variant.name,
         "title": variant.title,
         "description": variant.description,
@@ -413,10 +466,10 @@ async def _measure_on(
         "published": load.records,
         "publish_rate": round(load.rate, 1),
         "value_bytes_mean": round(load.value_bytes / load.records, 1) if load.records else None,
-        "expected_outputs": expected,
+        "expected_outputs": o.expected,
         "outputs": seen.records,
         "distinct_keys": seen.distinct_keys,
-        "complete": complete and seen.records >= expected,
+        "complete": o.complete and seen.records >= o.expected,
         "through_rps": round(seen.records / span_s, 1) if seen.records and span_s > 0 else 0.0,
         "kafka_records_per_s": round(written / span_s, 1) if written and span_s > 0 else 0.0,
         "process_rps": process.get("rate"),
@@ -431,17 +484,7 @@ async def _measure_on(
         else None,
         "peak_rss_mib": round(usage.peak_rss_mib, 1),
         "peak_rss_source": usage.peak_rss_source,
-        "topics": {"source": source, "sink": sink, "kept": plan.keep_topics},
-        "loadgen": {
-            "cpu_s": round(load_usage.cpu_s, 3),
-            "peak_rss_mib": round(load_usage.peak_rss_mib, 1),
-            "elapsed_s": round(load.elapsed_s, 3),
-        },
     }
-    result.update(extra)
-    if profiled is not None:
-        result["profile"] = profiled
-    return result
 
 
 async def _stop_profile(spy: profile.Recording) -> dict[str, Any]:

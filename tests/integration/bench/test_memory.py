@@ -135,7 +135,7 @@ async def _topic_shape(bootstrap: str, topic: str) -> tuple[int, dict[str, str]]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        [described] = await admin.describe_public_topics([topic])
+        [described] = await admin.describe_topics([topic])
         [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
         [resource] = response.to_object()["resources"]
         config = {
@@ -166,7 +166,16 @@ async def test_the_prefill_is_what_the_pipeline_writes_and_a_worker_lives_on_it(
     await memory.create_kessai_topics(real)
     await memory.create_kessai_topics(pre)
 
-    # 1. Through the pipeline: every cash deposit applied, then every bond deposit.
+    through_pipeline = await _fund_through_the_pipeline(real, fundings, tmp_path)
+    prefilled = await _prefill_equals(pre, real, fundings, through_pipeline)
+    _check_not_vacuous(prefilled, fundings)
+    await _live_on_the_prefill(pre, fundings, tmp_path)
+
+
+async def _fund_through_the_pipeline(
+    real: Settings, fundings: list[memory.Funding], tmp_path: Path
+) -> dict[str, Changelog]:
+    """1. Through the pipeline: every cash deposit applied, then every bond deposit."""
     worker = memory.Worker(real, log_path=tmp_path / "real.log", cwd=tmp_path, extra_env=FAST)
     try:
         applied = 0
@@ -179,9 +188,16 @@ async def test_the_prefill_is_what_the_pipeline_writes_and_a_worker_lives_on_it(
         assert await worker.stop() == 0, worker.watch.tail
     finally:
         worker.kill()
-    through_pipeline = await _changelogs(real)
+    return await _changelogs(real)
 
-    # 2. and 3. The prefill, read back the same way: equal record for record.
+
+async def _prefill_equals(
+    pre: Settings,
+    real: Settings,
+    fundings: list[memory.Funding],
+    through_pipeline: dict[str, Changelog],
+) -> dict[str, Changelog]:
+    """2. and 3. The prefill, read back the same way: equal record for record."""
     filled = await memory.prefill(pre, fundings)
     assert filled.records == {changelog(pre.app_id, t): 2 * ACCOUNTS for t in memory.TABLES}
     prefilled = await _changelogs(pre)
@@ -195,7 +211,11 @@ async def test_the_prefill_is_what_the_pipeline_writes_and_a_worker_lives_on_it(
         shape_real = await _topic_shape(real.bootstrap, changelog(real.app_id, table))
         shape_pre = await _topic_shape(pre.bootstrap, changelog(pre.app_id, table))
         assert shape_real == shape_pre and shape_real[1]["cleanup.policy"] == "compact"
-    # Not vacuous: each account's two states, on the partition of its commands.
+    return prefilled
+
+
+def _check_not_vacuous(prefilled: dict[str, Changelog], fundings: list[memory.Funding]) -> None:
+    """Not vacuous: each account's two states, on the partition of its commands."""
     key = orjson.dumps(fundings[7].account)
     partition = memory.command_partition(fundings[7].account, 4)
     states = [orjson.loads(v) for v in prefilled[ACCOUNTS_TABLE][partition][key]]
@@ -205,7 +225,11 @@ async def test_the_prefill_is_what_the_pipeline_writes_and_a_worker_lives_on_it(
         memory.BOND_ISIN: [memory.BOND_FACE, 0],
     }
 
-    # 4. A worker recovers the prefill and lives on it.
+
+async def _live_on_the_prefill(
+    pre: Settings, fundings: list[memory.Funding], tmp_path: Path
+) -> None:
+    """4. A worker recovers the prefill and lives on it."""
     buyer, seller, topped = (f.account for f in fundings[:3])
     top_up = MoveCash(
         payment_id="top-up-1", account=topped, token="JPYC", amount=Decimal(1000), kind="deposit"
@@ -245,7 +269,11 @@ async def test_the_prefill_is_what_the_pipeline_writes_and_a_worker_lives_on_it(
     assert Counter(r["reason"] for r in rejected) == {"duplicate": 2 * REPEATED}
     repeated = {f.account for f in fundings[ACCOUNTS - REPEATED :]}
     assert {r["key"] for r in rejected} == repeated
+    await _check_postings(pre, buyer, seller, topped)
 
+
+async def _check_postings(pre: Settings, buyer: str, seller: str, topped: str) -> None:
+    """The new deposit and the trade's postings continue the prefilled balances and seq."""
     events = [orjson.loads(r.value) for r in await read_committed(pre, LEDGER_EVENTS)]
     assert {e["account"] for e in events} == {buyer, seller, topped}  # nothing repeated
     [top] = [e for e in events if e["account"] == topped]

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from kessai_bench import replay
+
+from streams.config import Settings
+from streams.kafka.reader import cuts_for, parse_as_of, read_committed
 
 pytestmark = pytest.mark.integration
 
@@ -27,3 +32,29 @@ def test_the_replay_bench_runs_and_counts_what_it_wrote(bootstrap: str, tmp_path
     assert runs["positions-1-process"]["readers"] == 0
     assert doc["baseline"]["records"] == 2_000
     assert "| `kessai verify" in (out / "results.md").read_text()
+
+
+async def test_as_of_the_middle_cuts_each_partition_right_after_the_middle_record(
+    bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    """Whatever the day: the cut falls after the last record stamped at or before the
+    middle, never at a commit marker (the broker stamps those with its own clock)."""
+    records, topic = 3 * replay.TXN_RECORDS, unique_name("replay-journal")
+    start_ms = replay.journal_start_ms(time.time_ns() // 1_000_000, records)
+    await replay.prefill(bootstrap, topic, records, 50, start_ms=start_ms)
+    settings = Settings(bootstrap=bootstrap)
+    written = await read_committed(settings, topic)
+    assert sorted(r.timestamp for r in written) == list(range(start_ms, start_ms + records))
+
+    as_of = parse_as_of(replay.as_of_middle(start_ms, records))
+    ends = {c.partition: c.end for c in await cuts_for(settings, topic, as_of)}
+    heads = {c.partition: c.end for c in await cuts_for(settings, topic)}
+    middle = start_ms + records // 2
+    after: dict[int, int] = {}
+    for r in written:
+        if r.timestamp > middle:
+            after.setdefault(r.partition, r.offset)
+    assert ends == {p: after.get(p, head) for p, head in heads.items()}
+    kept = [r for r in written if r.offset < ends[r.partition]]
+    assert len(kept) == records // 2 + 1
+    assert max(r.timestamp for r in kept) == middle

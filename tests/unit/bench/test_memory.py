@@ -143,7 +143,7 @@ def test_fundings_are_distinct() -> None:
 @given(st.integers(min_value=0, max_value=50), st.integers(min_value=1, max_value=7))
 def test_chunks_keep_every_item_in_order(n: int, size: int) -> None:
     items = [memory.funding(i) for i in range(n)]
-    chunks = list(memory._chunks(iter(items), size))
+    chunks = list(memory.chunks(iter(items), size))
 
     assert [f for c in chunks for f in c] == items
     assert all(0 < len(c) <= size for c in chunks)
