@@ -297,6 +297,11 @@ class ChildProcess:
         self._log.close()
 
 
+def _consuming(health: dict[str, Any]) -> bool:
+    status = health.get("status")
+    return status == "lagging" or (status == "ok" and int(health.get("partitions") or 0) > 0)
+
+
 class WorkerProcess(ChildProcess):
     """``kessai worker`` (``python -m streams.cli worker``) with ``env`` over this
     process's environment, serving its web port ``port`` (default: a free one).
@@ -351,12 +356,17 @@ class WorkerProcess(ChildProcess):
 
     async def ready(self, timeout_s: float = READY_TIMEOUT_S) -> dict[str, Any]:
         """Wait until ``GET /health`` says the worker joined its group, recovered its
-        tables and resumed its streams (``ok``, or ``lagging`` behind a backlog);
-        raise :class:`ChildFailed` with its log's tail if it exits or times out first."""
+        tables and consumes its partitions (``lagging`` behind a backlog, or ``ok`` with
+        at least one partition); raise :class:`ChildFailed` with its log's tail if it
+        exits or times out first.
+
+        A worker that owns no partition (more workers than partitions) is never ready
+        by this test. Workers of older revisions (the bench's ``--baseline``) answer
+        ``ok`` with no partition before they first join: that is not ready either."""
         deadline = time.monotonic() + timeout_s
         while True:
             body = await asyncio.to_thread(self.health)
-            if body is not None and body.get("status") in ("ok", "lagging"):
+            if body is not None and _consuming(body):
                 return body
             if self.proc.poll() is not None:
                 raise ChildFailed(
