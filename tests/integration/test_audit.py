@@ -491,76 +491,25 @@ def test_the_prometheus_config_and_alerts_are_valid_and_their_tests_pass() -> No
 def test_a_real_prometheus_scrapes_the_worker_and_evaluates_the_alerts(
     scenario: Run, tmp_path: Path
 ) -> None:
-    import urllib.parse
-    import urllib.request
-
     port = free_port()
     target = scenario.web.removeprefix("http://")
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        f"rule_files: [{DEPLOY / 'alerts.yml'}]\n"
-        "scrape_configs:\n"
-        "  - job_name: kessai\n"
-        f"    static_configs: [{{targets: ['{target}']}}]\n"
-    )
-    server = subprocess.Popen(
-        [_tool("prometheus"), f"--config.file={config}",
-         f"--storage.tsdb.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("wb"),
-    )  # fmt: skip
-    api = f"http://127.0.0.1:{port}/api/v1"
-
-    def query(expr: str) -> list[dict[str, Any]]:
-        url = f"{api}/query?{urllib.parse.urlencode({'query': expr})}"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            doc = json.loads(response.read())
-        assert doc["status"] == "success", doc
-        return list(doc["data"]["result"])
-
+    server = _start_prometheus(target, port, tmp_path)
+    prometheus = _Prometheus(f"http://127.0.0.1:{port}/api/v1")
     try:
-        deadline = time.monotonic() + 60
-        settled: list[dict[str, Any]] = []
-        while time.monotonic() < deadline and not settled:
-            with contextlib.suppress(OSError):  # not listening yet
-                settled = query('kessai_settlements_total{status="settled"}')
-            if not settled:
-                time.sleep(0.5)
+        settled = prometheus.wait_for_settled()
         log = (tmp_path / "prometheus.log").read_text()[-2000:]
         assert settled, f"Prometheus never scraped the worker at {target}:\n{log}"
         # A business metric, read back through Prometheus' query API.
         assert [float(r["value"][1]) for r in settled] == [1.0]
-        conservation = query("sum by (asset) (kessai_conservation_error_units)")
+        conservation = prometheus.query("sum by (asset) (kessai_conservation_error_units)")
         assert {r["metric"]["asset"]: float(r["value"][1]) for r in conservation} == {
             "JPYC": 0.0,
             BOND: 0.0,
         }
-        # Every Grafana panel's query and every alert's expression runs on the real
-        # series, and names only metrics the worker serves.
-        from tests.unit.test_deploy import alert_queries, grafana_queries, metric_names
-
-        for expr in (*grafana_queries(), *alert_queries()):
-            query(expr)  # asserts status "success"
-        with urllib.request.urlopen(f"{scenario.web}/metrics", timeout=10) as response:
-            # Sample names, and the TYPE lines of families with no sample yet (no trade
-            # settling: kessai_trades_open is empty).
-            served = set(
-                re.findall(r"^(?:# TYPE )?(kessai_[a-z_]+)", response.read().decode(), re.M)
-            )
-        missing = metric_names([*grafana_queries(), *alert_queries()]) - served
-        assert not missing, f"queries name metrics the worker does not serve: {missing}"
-
+        _check_every_query_runs_on_served_metrics(scenario, prometheus)
         # Every alert rule evaluated against the worker's real series without error.
-        def evaluated() -> list[dict[str, Any]]:
-            with urllib.request.urlopen(f"{api}/rules", timeout=10) as response:
-                groups = json.loads(response.read())["data"]["groups"]
-            rules = [r for g in groups for r in g["rules"]]
-            done = all(not r["lastEvaluation"].startswith("0001") for r in rules)
-            return rules if rules and done else []
-
         deadline = time.monotonic() + 30
-        while not (rules := evaluated()):
+        while not (rules := prometheus.evaluated_rules()):
             assert time.monotonic() < deadline, "Prometheus never evaluated the rules"
             time.sleep(0.5)
         assert len(rules) == 8
@@ -570,3 +519,77 @@ def test_a_real_prometheus_scrapes_the_worker_and_evaluates_the_alerts(
     finally:
         server.terminate()
         server.wait(30)
+
+
+def _start_prometheus(target: str, port: int, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """Prometheus on ``port``, scraping ``target`` every second with the deployed alerts
+    (data and log under ``tmp_path``)."""
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files: [{DEPLOY / 'alerts.yml'}]\n"
+        "scrape_configs:\n"
+        "  - job_name: kessai\n"
+        f"    static_configs: [{{targets: ['{target}']}}]\n"
+    )
+    return subprocess.Popen(
+        [_tool("prometheus"), f"--config.file={config}",
+         f"--storage.tsdb.path={tmp_path / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("wb"),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Prometheus:
+    """Prometheus' HTTP API at ``api`` (``http://HOST:PORT/api/v1``)."""
+
+    api: str
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        import urllib.parse
+        import urllib.request
+
+        url = f"{self.api}/query?{urllib.parse.urlencode({'query': expr})}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            doc = json.loads(response.read())
+        assert doc["status"] == "success", doc
+        return list(doc["data"]["result"])
+
+    def wait_for_settled(self) -> list[dict[str, Any]]:
+        """The settled trades' counter, once scraped; empty if it is not within 60 s."""
+        deadline = time.monotonic() + 60
+        settled: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not settled:
+            with contextlib.suppress(OSError):  # not listening yet
+                settled = self.query('kessai_settlements_total{status="settled"}')
+            if not settled:
+                time.sleep(0.5)
+        return settled
+
+    def evaluated_rules(self) -> list[dict[str, Any]]:
+        """Every alert rule, once each has been evaluated; empty until then."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.api}/rules", timeout=10) as response:
+            groups = json.loads(response.read())["data"]["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        done = all(not r["lastEvaluation"].startswith("0001") for r in rules)
+        return rules if rules and done else []
+
+
+def _check_every_query_runs_on_served_metrics(scenario: Run, prometheus: _Prometheus) -> None:
+    """Every Grafana panel's query and every alert's expression runs on the real
+    series, and names only metrics the worker serves."""
+    import urllib.request
+
+    from tests.unit.test_deploy import alert_queries, grafana_queries, metric_names
+
+    for expr in (*grafana_queries(), *alert_queries()):
+        prometheus.query(expr)  # asserts status "success"
+    with urllib.request.urlopen(f"{scenario.web}/metrics", timeout=10) as response:
+        # Sample names, and the TYPE lines of families with no sample yet (no trade
+        # settling: kessai_trades_open is empty).
+        served = set(re.findall(r"^(?:# TYPE )?(kessai_[a-z_]+)", response.read().decode(), re.M))
+    missing = metric_names([*grafana_queries(), *alert_queries()]) - served
+    assert not missing, f"queries name metrics the worker does not serve: {missing}"

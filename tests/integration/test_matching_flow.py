@@ -18,6 +18,7 @@ import os
 import random
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,36 +27,35 @@ import pytest
 
 from schemas import check_digit
 from streams.config import Settings
-from streams.devtools.processes import WorkerProcess
 from streams.security import signing
-from tests.support.logs import collect
+from tests.support.logs import Seen, collect
 from tests.support.profiles import Profile
+from tests.support.records import bond_deposit, cash_deposit
+from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.integration
 
 U = 50_000
 
 
-async def test_orders_match_into_trades_that_settle(profile: Profile, tmp_path: Path) -> None:
-    run = f"{random.randrange(16**6):06x}"
-    body = "JP9" + "".join(random.choice("0123456789") for _ in range(8))
-    isin = body + check_digit(body)
-    # Accounts venue-a serves under the secure profile (TEST_VENUE_ACCOUNTS).
-    buyer, seller = f"buyer-m-{run}", f"seller-m-{run}"
-    reader = profile.reader
-    settings = Settings.from_env(profile.worker_env)
-    env = {**os.environ, **profile.worker_env}
-    worker = WorkerProcess(tmp_path / "worker.log", env=profile.worker_env)
-    send = profile.send
+@dataclass(frozen=True)
+class _Bond:
+    """This run's bond, the two accounts that trade it, and the venue of its orders."""
+
+    run: str
+    isin: str
+    buyer: str
+    seller: str
+    venue: str
 
     def order(
-        oid: str, account: str, side: str, units: int, price: str | None, **kw: Any
+        self, oid: str, account: str, side: str, units: int, price: str | None, **kw: Any
     ) -> dict[str, Any]:
         return {
-            "order_id": f"{oid}-{run}",
-            "venue": profile.venue,
+            "order_id": f"{oid}-{self.run}",
+            "venue": self.venue,
             "account": account,
-            "isin": isin,
+            "isin": self.isin,
             "side": side,
             "quantity": units * U,
             "price": price,
@@ -63,166 +63,196 @@ async def test_orders_match_into_trades_that_settle(profile: Profile, tmp_path: 
             **kw,
         }
 
-    try:
-        await send(
-            "payments",
-            buyer,
-            {
-                "payment_id": f"mp-{run}",
-                "account": buyer,
-                "token": "JPYC",
-                "amount": "1000000",
-                "kind": "deposit",
-            },
-        )
-        await send(
-            "custody",
-            seller,
-            {
-                "movement_id": f"mc-{run}",
-                "account": seller,
-                "isin": isin,
-                "quantity": 3 * U,
-                "kind": "deposit",
-            },
-        )
-        flow = [
-            order("s1", seller, "sell", 3, "99.5"),
-            order("b1", buyer, "buy", 1, "100"),  # fills 1 of s1 at 99.5
-            order("b2", buyer, "buy", 1, None),  # market: 1 more of s1
-            order("x1", seller, "buy", 1, "100"),  # seller against its own ask
-            order("b3", buyer, "buy", 2, "99", time_in_force="IOC"),  # nothing at 99
-            {**order("s1", seller, "sell", 3, "99.5"), "action": "cancel"},
-            {**order("s1", seller, "sell", 3, "99.5"), "action": "cancel"},  # too late
-            order("b1", buyer, "buy", 1, "100"),  # the same id again
-            order("bad", buyer, "buy", 1, "100", quantity=12_345),
-            order("b4", buyer, "buy", 2, "98"),  # rests
-        ]
-        for value in flow:
-            await send("orders", isin, value)
-        # Keyed by something else than its ISIN: it would start a second book of the
-        # bond on another partition, so it is refused.
-        await send("orders", f"not-{isin}", order("wk", buyer, "buy", 1, "100"))
-        # A venue's trade whose cash leg is past exact arithmetic: refused, not raised.
-        big = f"{profile.venue}:tbig-{run}"
-        await send(
-            "trades",
-            big,
-            {
-                "trade_id": big,
-                "venue": profile.venue,
-                "isin": isin,
-                "buyer": buyer,
-                "seller": seller,
-                "quantity": 2**53 - 1 - (2**53 - 1) % U,
-                "price": "1" + "0" * 50,
-                "currency": "JPYC",
-                "trade_time": "2026-11-26T00:00:00Z",
-            },
-        )
+    def mine(self, seen: Seen, topic: str) -> Seen:
+        """The records of ``topic`` in ``seen`` that are about this bond."""
+        return [r for r in seen if r["topic"] == topic and r.get("isin") == self.isin]
 
-        def mine(seen: list[dict[str, Any]], topic: str) -> list[dict[str, Any]]:
-            return [r for r in seen if r["topic"] == topic and r.get("isin") == isin]
 
-        seen = await collect(
-            reader,
-            ["order-events"],
-            lambda s: any(r["order_id"] == f"b4-{run}" for r in mine(s, "order-events")),
-        )
-        events = [
-            (
-                r["order_id"].removesuffix(f"-{run}"),
-                r["event"],
-                r["reason"],
-                r["filled_quantity"],
-                r["remaining_quantity"],
-                r["price"],
-            )
-            for r in mine(seen, "order-events")
-            if r["order_id"] != f"wk-{run}"  # another partition: its place is not fixed
-        ]
-        assert events == [
-            ("s1", "accepted", None, 0, 3 * U, "99.5"),
-            ("b1", "accepted", None, 0, U, "100"),
-            ("b1", "filled", None, U, 0, "99.5"),
-            ("s1", "partially_filled", None, U, 2 * U, "99.5"),
-            ("b2", "accepted", None, 0, U, None),
-            ("b2", "filled", None, U, 0, "99.5"),
-            ("s1", "partially_filled", None, U, U, "99.5"),
-            ("x1", "accepted", None, 0, U, "100"),
-            ("x1", "cancelled", "self_match", 0, U, "100"),
-            ("b3", "accepted", None, 0, 2 * U, "99"),
-            ("b3", "cancelled", "immediate_or_cancel", 0, 2 * U, "99"),
-            ("s1", "cancelled", "requested", 0, U, "99.5"),
-            ("s1", "rejected", "order_closed", 0, 0, "99.5"),
-            ("b1", "rejected", "duplicate", 0, 0, "100"),
-            ("bad", "rejected", "invalid_quantity", 0, 0, None),
-            ("b4", "accepted", None, 0, 2 * U, "98"),
-        ], events
-        by_event = {(r["order_id"], r["event"]): r for r in mine(seen, "order-events")}
-        trade_ids = [
-            by_event[f"b1-{run}", "filled"]["trade_id"],
-            by_event[f"b2-{run}", "filled"]["trade_id"],
-        ]
-        assert by_event[f"b1-{run}", "filled"]["account"] == buyer
+def _new_bond(venue: str) -> _Bond:
+    run = f"{random.randrange(16**6):06x}"
+    body = "JP9" + "".join(random.choice("0123456789") for _ in range(8))
+    # Accounts venue-a serves under the secure profile (TEST_VENUE_ACCOUNTS).
+    return _Bond(run, body + check_digit(body), f"buyer-m-{run}", f"seller-m-{run}", venue)
 
-        # The fills are trades of venue kessai, and they settle.
-        seen = await collect(
-            reader,
-            ["trades", "settlements"],
-            lambda s: (
-                sum(1 for r in mine(s, "settlements") if r["status"] in ("settled", "failed")) >= 2
-            ),
+
+async def test_orders_match_into_trades_that_settle(profile: Profile, tmp_path: Path) -> None:
+    bond = _new_bond(profile.venue)
+    reader = profile.reader
+    settings = Settings.from_env(profile.worker_env)
+    env = {**os.environ, **profile.worker_env}
+    with running_worker(tmp_path / "worker.log", profile.worker_env):
+        await _fund(profile, bond)
+        await _send_orders(profile, bond)
+        await _send_a_trade_past_exact_arithmetic(profile, bond)
+        trade_ids = await _check_order_events(reader, bond)
+        await _check_the_fills_settle(profile, settings, bond, trade_ids)
+        await _check_rejections(reader, bond)
+    _check_the_book(bond.isin, env, settings.app_id)
+
+
+async def _fund(profile: Profile, bond: _Bond) -> None:
+    """Cash for the buyer, bonds for the seller."""
+    await profile.send(
+        "payments", bond.buyer, cash_deposit(f"mp-{bond.run}", bond.buyer, "1000000")
+    )
+    await profile.send(
+        "custody", bond.seller, bond_deposit(f"mc-{bond.run}", bond.seller, bond.isin, 3 * U)
+    )
+
+
+async def _send_orders(profile: Profile, bond: _Bond) -> None:
+    order, buyer, seller = bond.order, bond.buyer, bond.seller
+    flow = [
+        order("s1", seller, "sell", 3, "99.5"),
+        order("b1", buyer, "buy", 1, "100"),  # fills 1 of s1 at 99.5
+        order("b2", buyer, "buy", 1, None),  # market: 1 more of s1
+        order("x1", seller, "buy", 1, "100"),  # seller against its own ask
+        order("b3", buyer, "buy", 2, "99", time_in_force="IOC"),  # nothing at 99
+        {**order("s1", seller, "sell", 3, "99.5"), "action": "cancel"},
+        {**order("s1", seller, "sell", 3, "99.5"), "action": "cancel"},  # too late
+        order("b1", buyer, "buy", 1, "100"),  # the same id again
+        order("bad", buyer, "buy", 1, "100", quantity=12_345),
+        order("b4", buyer, "buy", 2, "98"),  # rests
+    ]
+    for value in flow:
+        await profile.send("orders", bond.isin, value)
+    # Keyed by something else than its ISIN: it would start a second book of the
+    # bond on another partition, so it is refused.
+    await profile.send("orders", f"not-{bond.isin}", order("wk", buyer, "buy", 1, "100"))
+
+
+async def _send_a_trade_past_exact_arithmetic(profile: Profile, bond: _Bond) -> None:
+    """A venue's trade whose cash leg is past exact arithmetic: refused, not raised."""
+    big = f"{profile.venue}:tbig-{bond.run}"
+    await profile.send(
+        "trades",
+        big,
+        {
+            "trade_id": big,
+            "venue": profile.venue,
+            "isin": bond.isin,
+            "buyer": bond.buyer,
+            "seller": bond.seller,
+            "quantity": 2**53 - 1 - (2**53 - 1) % U,
+            "price": "1" + "0" * 50,
+            "currency": "JPYC",
+            "trade_time": "2026-11-26T00:00:00Z",
+        },
+    )
+
+
+async def _check_order_events(reader: Settings, bond: _Bond) -> list[str]:
+    """Every order event of the bond, in order; the ids of the two fills' trades."""
+    run = bond.run
+    seen = await collect(
+        reader,
+        ["order-events"],
+        lambda s: any(r["order_id"] == f"b4-{run}" for r in bond.mine(s, "order-events")),
+    )
+    events = [
+        (
+            r["order_id"].removesuffix(f"-{run}"),
+            r["event"],
+            r["reason"],
+            r["filled_quantity"],
+            r["remaining_quantity"],
+            r["price"],
         )
-        trades = {r["trade_id"]: r for r in mine(seen, "trades") if r["venue"] == "kessai"}
-        assert sorted(trades) == sorted(trade_ids)
+        for r in bond.mine(seen, "order-events")
+        if r["order_id"] != f"wk-{run}"  # another partition: its place is not fixed
+    ]
+    assert events == [
+        ("s1", "accepted", None, 0, 3 * U, "99.5"),
+        ("b1", "accepted", None, 0, U, "100"),
+        ("b1", "filled", None, U, 0, "99.5"),
+        ("s1", "partially_filled", None, U, 2 * U, "99.5"),
+        ("b2", "accepted", None, 0, U, None),
+        ("b2", "filled", None, U, 0, "99.5"),
+        ("s1", "partially_filled", None, U, U, "99.5"),
+        ("x1", "accepted", None, 0, U, "100"),
+        ("x1", "cancelled", "self_match", 0, U, "100"),
+        ("b3", "accepted", None, 0, 2 * U, "99"),
+        ("b3", "cancelled", "immediate_or_cancel", 0, 2 * U, "99"),
+        ("s1", "cancelled", "requested", 0, U, "99.5"),
+        ("s1", "rejected", "order_closed", 0, 0, "99.5"),
+        ("b1", "rejected", "duplicate", 0, 0, "100"),
+        ("bad", "rejected", "invalid_quantity", 0, 0, None),
+        ("b4", "accepted", None, 0, 2 * U, "98"),
+    ], events
+    by_event = {(r["order_id"], r["event"]): r for r in bond.mine(seen, "order-events")}
+    trade_ids = [
+        by_event[f"b1-{run}", "filled"]["trade_id"],
+        by_event[f"b2-{run}", "filled"]["trade_id"],
+    ]
+    assert by_event[f"b1-{run}", "filled"]["account"] == bond.buyer
+    return trade_ids
+
+
+async def _check_the_fills_settle(
+    profile: Profile, settings: Settings, bond: _Bond, trade_ids: list[str]
+) -> None:
+    """The fills are trades of venue kessai, and they settle (secure: signed by the
+    matcher, the signature kept in each settlement)."""
+    seen = await collect(
+        profile.reader,
+        ["trades", "settlements"],
+        lambda s: (
+            sum(1 for r in bond.mine(s, "settlements") if r["status"] in ("settled", "failed")) >= 2
+        ),
+    )
+    trades = {r["trade_id"]: r for r in bond.mine(seen, "trades") if r["venue"] == "kessai"}
+    assert sorted(trades) == sorted(trade_ids)
+    for tid in trade_ids:
+        t = trades[tid]
+        assert (t["buyer"], t["seller"], t["quantity"], t["price"]) == (
+            bond.buyer,
+            bond.seller,
+            U,
+            "99.5",
+        )
+    statuses = {r["trade_id"]: r["status"] for r in bond.mine(seen, "settlements")}
+    assert statuses == {tid: "settled" for tid in trade_ids}
+    if profile.secure:
+        # The matcher signed its trades, and each settlement keeps that signature.
+        assert settings.signers_file is not None
+        registry = signing.load_registry(settings.signers_file)
         for tid in trade_ids:
-            t = trades[tid]
-            assert (t["buyer"], t["seller"], t["quantity"], t["price"]) == (
-                buyer,
-                seller,
-                U,
-                "99.5",
+            assert trades[tid]["signer"] == "kessai"
+            assert (
+                registry.check("trades", {k: v for k, v in trades[tid].items() if k != "topic"})
+                is None
             )
-        statuses = {r["trade_id"]: r["status"] for r in mine(seen, "settlements")}
-        assert statuses == {tid: "settled" for tid in trade_ids}
-        if profile.secure:
-            # The matcher signed its trades, and each settlement keeps that signature.
-            assert settings.signers_file is not None
-            registry = signing.load_registry(settings.signers_file)
-            for tid in trade_ids:
-                assert trades[tid]["signer"] == "kessai"
-                assert (
-                    registry.check("trades", {k: v for k, v in trades[tid].items() if k != "topic"})
-                    is None
-                )
-            for r in mine(seen, "settlements"):
-                assert orjson.loads(r["signed_trade"])["signer"] == "kessai"
+        for r in bond.mine(seen, "settlements"):
+            assert orjson.loads(r["signed_trade"])["signer"] == "kessai"
 
-        seen = await collect(
-            reader,
-            ["rejections"],
-            lambda s: sum(1 for r in s if f"-{run}" in r.get("value", "")) >= 4,
-        )
-        reasons = sorted(r["reason"] for r in seen if f"-{run}" in r.get("value", ""))
-        assert reasons == ["duplicate", "invalid_price", "invalid_quantity", "wrong_key"]
-        seen = await collect(
-            reader,
-            ["order-events"],
-            lambda s: any(r["order_id"] == f"wk-{run}" for r in mine(s, "order-events")),
-        )
-        assert [
-            (r["event"], r["reason"])
-            for r in mine(seen, "order-events")
-            if r["order_id"] == f"wk-{run}"
-        ] == [("rejected", "wrong_key")]
-    finally:
-        worker.stop()
 
-    # The book as committed: b4's bid, nothing else.
+async def _check_rejections(reader: Settings, bond: _Bond) -> None:
+    """One rejection per bad record, and the wrongly keyed order's own event."""
+    run = bond.run
+    seen = await collect(
+        reader,
+        ["rejections"],
+        lambda s: sum(1 for r in s if f"-{run}" in r.get("value", "")) >= 4,
+    )
+    reasons = sorted(r["reason"] for r in seen if f"-{run}" in r.get("value", ""))
+    assert reasons == ["duplicate", "invalid_price", "invalid_quantity", "wrong_key"]
+    seen = await collect(
+        reader,
+        ["order-events"],
+        lambda s: any(r["order_id"] == f"wk-{run}" for r in bond.mine(s, "order-events")),
+    )
+    assert [
+        (r["event"], r["reason"])
+        for r in bond.mine(seen, "order-events")
+        if r["order_id"] == f"wk-{run}"
+    ] == [("rejected", "wrong_key")]
+
+
+def _check_the_book(isin: str, env: dict[str, str], app_id: str) -> None:
+    """The book as committed, through ``kessai book``: b4's bid, nothing else."""
     shown = subprocess.run(
         [sys.executable, "-m", "streams.cli", "book", isin, "--format", "json"],
-        env={**env, "KESSAI_APP_ID": settings.app_id},
+        env={**env, "KESSAI_APP_ID": app_id},
         capture_output=True,
         text=True,
         timeout=120,

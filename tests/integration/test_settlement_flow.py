@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -21,32 +23,32 @@ from streams.config import Settings
 from streams.devtools.processes import WorkerProcess
 from streams.kafka.admin import ensure_public_topics
 from streams.security import signing
-from tests.support.logs import collect, read_journal
+from tests.support.logs import Seen, collect, read_journal
 from tests.support.profiles import Profile
+from tests.support.records import bond_deposit, cash_deposit
+from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.integration
 
 BOND = "JP1103551Q43"
 
 
-async def test_trades_settle_pend_fail_and_reject(profile: Profile, tmp_path: Path) -> None:
-    run = uuid.uuid4().hex[:6]
-    b1, b2, s1, s3 = (f"{x}-{run}" for x in ("buyer1", "buyer2", "seller1", "seller3"))
-    reader = profile.reader
-    await ensure_public_topics(profile.settings_of("admin"))
-    env = {**profile.worker_env, "KESSAI_SETTLEMENT_DEADLINE_S": "25"}
-    worker = WorkerProcess(tmp_path / "worker.log", env=env)
-    send = profile.send
+@dataclass(frozen=True)
+class _Venue:
+    """The venue's trades of this run: ``tid(n)`` is trade n's id."""
 
-    def tid(n: int) -> str:
+    name: str
+    run: str
+
+    def tid(self, n: int) -> str:
         # A venue's trade ids start with its id (streams/security/signing.py): under the secure
         # profile, another's would be refused.
-        return f"{profile.venue}:t{n}-{run}"
+        return f"{self.name}:t{n}-{self.run}"
 
-    def trade(tid: str, buyer: str, seller: str) -> dict:  # type: ignore[type-arg]
+    def trade(self, tid: str, buyer: str, seller: str) -> dict[str, Any]:
         return {
             "trade_id": tid,
-            "venue": profile.venue,
+            "venue": self.name,
             "isin": BOND,
             "buyer": buyer,
             "seller": seller,
@@ -57,79 +59,40 @@ async def test_trades_settle_pend_fail_and_reject(profile: Profile, tmp_path: Pa
             "trade_time": "2026-11-25T00:00:00Z",
         }
 
-    try:
-        await send(
-            "payments",
-            b1,
-            {
-                "payment_id": f"p1-{run}",
-                "account": b1,
-                "token": "JPYC",
-                "amount": "200000",
-                "kind": "deposit",
-            },
-        )
-        for seller in (s1,):
-            await send(
-                "custody",
-                seller,
-                {
-                    "movement_id": f"c-{seller}",
-                    "account": seller,
-                    "isin": BOND,
-                    "quantity": 200_000,
-                    "kind": "deposit",
-                },
-            )
-        await send("trades", tid(1), trade(tid(1), b1, s1))  # funded
-        await send("trades", tid(2), trade(tid(2), b2, s1))  # buyer short
-        await send("trades", tid(3), trade(tid(3), b1, s3))  # seller short
-        await send("trades", tid(4), trade(tid(4), b1, b1))  # same account
 
-        def status(seen: list[dict], tid: str) -> list[tuple[str, str | None]]:  # type: ignore[type-arg]
-            return [
-                (r["status"], r["reason"])
-                for r in seen
-                if r["topic"] == "settlements" and r["trade_id"] == tid
-            ]
+def _status(seen: Seen, tid: str) -> list[tuple[str, str | None]]:
+    """The statuses of trade ``tid`` in ``seen``, with their reasons, in order."""
+    return [
+        (r["status"], r["reason"])
+        for r in seen
+        if r["topic"] == "settlements" and r["trade_id"] == tid
+    ]
 
-        seen = await collect(reader, ["settlements"], lambda s: status(s, tid(2)) != [])
-        assert status(seen, tid(2)) == [("pending", "insufficient_cash")], seen[-5:]
+
+async def test_trades_settle_pend_fail_and_reject(profile: Profile, tmp_path: Path) -> None:
+    run = uuid.uuid4().hex[:6]
+    b1, b2, s1, s3 = (f"{x}-{run}" for x in ("buyer1", "buyer2", "seller1", "seller3"))
+    venue = _Venue(profile.venue, run)
+    tid = venue.tid
+    reader = profile.reader
+    await ensure_public_topics(profile.settings_of("admin"))
+    env = {**profile.worker_env, "KESSAI_SETTLEMENT_DEADLINE_S": "25"}
+    with running_worker(tmp_path / "worker.log", env):
+        await profile.send("payments", b1, cash_deposit(f"p1-{run}", b1, "200000"))
+        await profile.send("custody", s1, bond_deposit(f"c-{s1}", s1, BOND, 200_000))
+        await profile.send("trades", tid(1), venue.trade(tid(1), b1, s1))  # funded
+        await profile.send("trades", tid(2), venue.trade(tid(2), b2, s1))  # buyer short
+        await profile.send("trades", tid(3), venue.trade(tid(3), b1, s3))  # seller short
+        await profile.send("trades", tid(4), venue.trade(tid(4), b1, b1))  # same account
+        seen = await collect(reader, ["settlements"], lambda s: _status(s, tid(2)) != [])
+        assert _status(seen, tid(2)) == [("pending", "insufficient_cash")], seen[-5:]
         # Cash arrives late: t2 settles (99.5% of 100,000 + 12 accrued = 99,512 JPYC).
-        await send(
-            "payments",
-            b2,
-            {
-                "payment_id": f"p2-{run}",
-                "account": b2,
-                "token": "JPYC",
-                "amount": "99512",
-                "kind": "deposit",
-            },
-        )
-
-        def finished(s: list[dict]) -> bool:  # type: ignore[type-arg]
-            return all(
-                status(s, tid(i))[-1:] and status(s, tid(i))[-1][0] in ("settled", "failed")
-                for i in (1, 2, 3)
-            )
-
-        seen = await collect(reader, ["settlements"], finished)
-        assert status(seen, tid(1)) == [("settled", None)]
-        assert status(seen, tid(2)) == [("pending", "insufficient_cash"), ("settled", None)]
-        assert status(seen, tid(3)) == [
-            ("pending", "insufficient_securities"),
-            ("failed", "insufficient_securities"),
-        ]
-        assert status(seen, tid(4)) == []
-        settled = next(r for r in seen if r["topic"] == "settlements" and r["trade_id"] == tid(1))
-        assert settled["cash_amount"] == "99512"
-
+        await profile.send("payments", b2, cash_deposit(f"p2-{run}", b2, "99512"))
+        seen = await _check_statuses(reader, venue)
         rejected = await collect(
             reader, ["rejections"], lambda s: any(tid(4) in r.get("value", "") for r in s)
         )
         assert any(tid(4) in r["value"] for r in rejected)
-
         # Balances from the journal: b1 paid 99,512 and holds 100,000 face; s1 was paid
         # twice; s3 never had bonds, and t3's cash request left b1 nothing locked.
         journal = await read_journal(reader, run)
@@ -139,23 +102,48 @@ async def test_trades_settle_pend_fail_and_reject(profile: Profile, tmp_path: Pa
         assert last[(s1, "JPYC")] == ("199024", "0")
         assert last[(s1, BOND)] == ("0", "0")
         assert last[(b2, BOND)] == ("100000", "0")
-        if profile.secure:
-            # Every settlement carries the venue's signed trade: an auditor checks it
-            # back to the venue with the registry alone.
-            worker_settings = Settings.from_env(profile.worker_env)
-            assert worker_settings.signers_file is not None
-            registry = signing.load_registry(worker_settings.signers_file)
-            ours = [r for r in seen if r["topic"] == "settlements" and r["trade_id"].endswith(run)]
-            assert len(ours) == 5, ours
-            for record in ours:
-                signed = orjson.loads(record["signed_trade"])
-                assert signed["trade_id"] == record["trade_id"]
-                assert signed["signer"] == "venue-a"
-                assert registry.check("trades", signed) is None
-        else:
-            assert all("signed_trade" not in r for r in seen if r["topic"] == "settlements")
-    finally:
-        worker.stop()
+        _check_signed_trades(profile, seen, run)
+
+
+async def _check_statuses(reader: Settings, venue: _Venue) -> Seen:
+    """t1 settles, t2 settles after pending, t3 fails at the deadline, t4 has none."""
+    tid = venue.tid
+
+    def finished(s: Seen) -> bool:
+        return all(
+            _status(s, tid(i))[-1:] and _status(s, tid(i))[-1][0] in ("settled", "failed")
+            for i in (1, 2, 3)
+        )
+
+    seen = await collect(reader, ["settlements"], finished)
+    assert _status(seen, tid(1)) == [("settled", None)]
+    assert _status(seen, tid(2)) == [("pending", "insufficient_cash"), ("settled", None)]
+    assert _status(seen, tid(3)) == [
+        ("pending", "insufficient_securities"),
+        ("failed", "insufficient_securities"),
+    ]
+    assert _status(seen, tid(4)) == []
+    settled = next(r for r in seen if r["topic"] == "settlements" and r["trade_id"] == tid(1))
+    assert settled["cash_amount"] == "99512"
+    return seen
+
+
+def _check_signed_trades(profile: Profile, seen: Seen, run: str) -> None:
+    if profile.secure:
+        # Every settlement carries the venue's signed trade: an auditor checks it
+        # back to the venue with the registry alone.
+        worker_settings = Settings.from_env(profile.worker_env)
+        assert worker_settings.signers_file is not None
+        registry = signing.load_registry(worker_settings.signers_file)
+        ours = [r for r in seen if r["topic"] == "settlements" and r["trade_id"].endswith(run)]
+        assert len(ours) == 5, ours
+        for record in ours:
+            signed = orjson.loads(record["signed_trade"])
+            assert signed["trade_id"] == record["trade_id"]
+            assert signed["signer"] == "venue-a"
+            assert registry.check("trades", signed) is None
+    else:
+        assert all("signed_trade" not in r for r in seen if r["topic"] == "settlements")
 
 
 async def test_a_restarted_worker_keeps_the_balances(profile: Profile, tmp_path: Path) -> None:

@@ -21,8 +21,9 @@ from streams.kafka.admin import create_topics
 from streams.kafka.auth import client_kwargs
 from streams.security import signing
 from streams.topics import TopicSpec
-from tests.support.logs import collect, read_journal
+from tests.support.logs import Seen, collect, read_journal
 from tests.support.profiles import Profile, SecureCluster
+from tests.support.records import bond_deposit, cash_deposit
 from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.integration
@@ -56,134 +57,135 @@ async def test_only_the_genuine_trade_moves_money(
     venue_key = signing.SigningKey.load("venue-a", venue.signing_key_file)
     with running_worker(tmp_path / "worker.log", profile.worker_env):
         try:
-            await profile.send(
-                PAYMENTS,
-                alice,
-                {
-                    "payment_id": f"p-{run}",
-                    "account": alice,
-                    "token": "JPYC",
-                    "amount": "1000000",
-                    "kind": "deposit",
-                },
-            )
-            await profile.send(
-                CUSTODY,
-                bob,
-                {
-                    "movement_id": f"c-{run}",
-                    "account": bob,
-                    "isin": BOND,
-                    "quantity": 1_000_000,
-                    "kind": "deposit",
-                },
-            )
-            # An unsigned deposit by the bridge principal: refused, mints nothing.
-            unsigned = {
-                "payment_id": f"u-{run}",
-                "account": alice,
-                "token": "JPYC",
-                "amount": "5000000",
-                "kind": "deposit",
-            }
-            await profile.send_raw(PAYMENTS, alice, orjson.dumps(unsigned))
-
-            genuine = signing.sign(TRADES, _trade(f"venue-a:good-{run}", alice, bob), venue_key)
-            forged = signing.sign(
-                TRADES,
-                _trade(f"venue-a:forged-{run}", alice, bob),
-                signing.SigningKey.generate("venue-a"),
-            )
-            altered = signing.sign(TRADES, _trade(f"venue-a:altered-{run}", alice, bob), venue_key)
-            altered["quantity"] = 900_000  # after signing: 9x the bonds for the same signature
-            unknown = signing.sign(
-                TRADES,
-                _trade(f"venue-z:unknown-{run}", alice, bob, "venue-z"),
-                signing.SigningKey.generate("venue-z"),
-            )
-            foreign = signing.sign(TRADES, _trade(f"venue-a:foreign-{run}", carol, bob), venue_key)
-            # venue-a taking an id of venue-b's, which would block venue-b's genuine trade.
-            squat = signing.sign(TRADES, _trade(f"venue-b:squat-{run}", alice, bob), venue_key)
-            records = (genuine, forged, altered, unknown, foreign, squat, genuine)  # genuine again
-            for record in records:
+            await _fund(profile, run, alice, bob)
+            for record in _trades(venue_key, run, alice, bob, carol):
                 await profile.send_raw(TRADES, record["trade_id"], orjson.dumps(record))
-
-            want = {
-                f"u-{run}": "bad_signature",
-                f"venue-a:forged-{run}": "bad_signature",
-                f"venue-a:altered-{run}": "bad_signature",
-                f"venue-z:unknown-{run}": "unknown_signer",
-                f"venue-a:foreign-{run}": "not_authorized",
-                f"venue-b:squat-{run}": "not_authorized",
-                f"venue-a:good-{run}": "duplicate",
-            }
-
-            def reasons(seen: list[dict[str, Any]]) -> dict[str, str]:
-                found = {}
-                for r in seen:
-                    value = orjson.loads(r["value"]) if r.get("topic") == "rejections" else {}
-                    rid = value.get("trade_id") or value.get("payment_id")
-                    if rid in want:
-                        found[rid] = r["reason"]
-                return found
-
-            rejected = await collect(
-                profile.reader, ["rejections"], lambda seen: reasons(seen).keys() == want.keys()
-            )
-            assert reasons(rejected) == want
-
-            def settled(seen: list[dict[str, Any]]) -> list[tuple[str, str]]:
-                return [
-                    (r["trade_id"], r["status"])
-                    for r in seen
-                    if r["topic"] == "settlements" and r["trade_id"].endswith(run)
-                ]
-
-            seen = await collect(
-                profile.reader,
-                ["settlements"],
-                lambda s: (f"venue-a:good-{run}", "settled") in settled(s),
-            )
-            assert settled(seen) == [(f"venue-a:good-{run}", "settled")]
-            # The journal moved for the genuine trade only: 99,500 JPYC and 100,000 face.
-            journal = await read_journal(profile.reader, run)
-            last = {(r["account"], r["asset"]): (r["available"], r["locked"]) for r in journal}
-            assert last == {
-                (alice, "JPYC"): ("900500", "0"),
-                (alice, BOND): ("100000", "0"),
-                (bob, BOND): ("900000", "0"),
-                (bob, "JPYC"): ("99500", "0"),
-            }
-            assert all(r["cause"] != f"payment:u-{run}" for r in journal)
-
+            await _check_rejections(profile, run)
+            good = await _check_only_the_genuine_trade_settles(profile, run, alice, bob)
             # An auditor, as ops, checks every settlement back to the venue that signed it.
-            verify = [sys.executable, "-m", "streams.cli", "verify-settlements"]
-            ops_env = {**os.environ, **secure_cluster.env("ops")}
-            done = subprocess.run(verify, env=ops_env, capture_output=True, text=True, timeout=120)
-            assert done.returncode == 0, done.stdout + done.stderr
-            assert "0 unsigned, 0 with problems" in done.stdout, done.stdout
-            # A copy of the settlement with the quantity changed is caught.
-            [good] = [
-                r for r in seen if r["topic"] == "settlements" and r["trade_id"].endswith(run)
-            ]
-            copy = f"t-settlements-copy-{run}"
-            admin = secure_cluster.settings_of("admin")
-            await create_topics(admin, [TopicSpec(name=copy, partitions=1)])
-            forged = {k: v for k, v in good.items() if k != "topic"} | {"quantity": 900_000}
-            producer = AIOKafkaProducer(bootstrap_servers=admin.bootstrap, **client_kwargs(admin))
-            await producer.start()
-            try:
-                await producer.send_and_wait(copy, orjson.dumps(forged), key=b"k")
-            finally:
-                await producer.stop()
-            done = subprocess.run(
-                [*verify, "--topic-name", copy],
-                env=ops_env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            assert done.returncode == 1, done.stdout + done.stderr
-            assert "quantity is 900000 here, 100000 in the signed trade" in done.stdout, done.stdout
+            await _check_verify_settlements(secure_cluster, run, good)
         finally:
             await profile.close()
+
+
+async def _fund(profile: Profile, run: str, alice: str, bob: str) -> None:
+    """Cash for alice, bonds for bob, and an unsigned deposit that must mint nothing."""
+    await profile.send(PAYMENTS, alice, cash_deposit(f"p-{run}", alice, "1000000"))
+    await profile.send(CUSTODY, bob, bond_deposit(f"c-{run}", bob, BOND, 1_000_000))
+    # An unsigned deposit by the bridge principal: refused, mints nothing.
+    unsigned = cash_deposit(f"u-{run}", alice, "5000000")
+    await profile.send_raw(PAYMENTS, alice, orjson.dumps(unsigned))
+
+
+def _trades(
+    venue_key: signing.SigningKey, run: str, alice: str, bob: str, carol: str
+) -> tuple[dict[str, Any], ...]:
+    """The genuine trade, each kind of bad one, and the genuine one again, in the order sent."""
+    genuine = signing.sign(TRADES, _trade(f"venue-a:good-{run}", alice, bob), venue_key)
+    forged = signing.sign(
+        TRADES,
+        _trade(f"venue-a:forged-{run}", alice, bob),
+        signing.SigningKey.generate("venue-a"),
+    )
+    altered = signing.sign(TRADES, _trade(f"venue-a:altered-{run}", alice, bob), venue_key)
+    altered["quantity"] = 900_000  # after signing: 9x the bonds for the same signature
+    unknown = signing.sign(
+        TRADES,
+        _trade(f"venue-z:unknown-{run}", alice, bob, "venue-z"),
+        signing.SigningKey.generate("venue-z"),
+    )
+    foreign = signing.sign(TRADES, _trade(f"venue-a:foreign-{run}", carol, bob), venue_key)
+    # venue-a taking an id of venue-b's, which would block venue-b's genuine trade.
+    squat = signing.sign(TRADES, _trade(f"venue-b:squat-{run}", alice, bob), venue_key)
+    return (genuine, forged, altered, unknown, foreign, squat, genuine)  # genuine again
+
+
+async def _check_rejections(profile: Profile, run: str) -> None:
+    """Every bad record rejected, with its reason."""
+    want = {
+        f"u-{run}": "bad_signature",
+        f"venue-a:forged-{run}": "bad_signature",
+        f"venue-a:altered-{run}": "bad_signature",
+        f"venue-z:unknown-{run}": "unknown_signer",
+        f"venue-a:foreign-{run}": "not_authorized",
+        f"venue-b:squat-{run}": "not_authorized",
+        f"venue-a:good-{run}": "duplicate",
+    }
+
+    def reasons(seen: Seen) -> dict[str, str]:
+        found = {}
+        for r in seen:
+            value = orjson.loads(r["value"]) if r.get("topic") == "rejections" else {}
+            rid = value.get("trade_id") or value.get("payment_id")
+            if rid in want:
+                found[rid] = r["reason"]
+        return found
+
+    rejected = await collect(
+        profile.reader, ["rejections"], lambda seen: reasons(seen).keys() == want.keys()
+    )
+    assert reasons(rejected) == want
+
+
+async def _check_only_the_genuine_trade_settles(
+    profile: Profile, run: str, alice: str, bob: str
+) -> dict[str, Any]:
+    """The genuine trade settles and the journal moves for it alone; its settlement."""
+
+    def settled(seen: Seen) -> list[tuple[str, str]]:
+        return [
+            (r["trade_id"], r["status"])
+            for r in seen
+            if r["topic"] == "settlements" and r["trade_id"].endswith(run)
+        ]
+
+    seen = await collect(
+        profile.reader,
+        ["settlements"],
+        lambda s: (f"venue-a:good-{run}", "settled") in settled(s),
+    )
+    assert settled(seen) == [(f"venue-a:good-{run}", "settled")]
+    # The journal moved for the genuine trade only: 99,500 JPYC and 100,000 face.
+    journal = await read_journal(profile.reader, run)
+    last = {(r["account"], r["asset"]): (r["available"], r["locked"]) for r in journal}
+    assert last == {
+        (alice, "JPYC"): ("900500", "0"),
+        (alice, BOND): ("100000", "0"),
+        (bob, BOND): ("900000", "0"),
+        (bob, "JPYC"): ("99500", "0"),
+    }
+    assert all(r["cause"] != f"payment:u-{run}" for r in journal)
+    [good] = [r for r in seen if r["topic"] == "settlements" and r["trade_id"].endswith(run)]
+    return good
+
+
+async def _check_verify_settlements(
+    secure_cluster: SecureCluster, run: str, good: dict[str, Any]
+) -> None:
+    """``kessai verify-settlements`` passes the run's settlements, and catches a copy of
+    ``good`` with its quantity changed."""
+    verify = [sys.executable, "-m", "streams.cli", "verify-settlements"]
+    ops_env = {**os.environ, **secure_cluster.env("ops")}
+    done = subprocess.run(verify, env=ops_env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 unsigned, 0 with problems" in done.stdout, done.stdout
+    # A copy of the settlement with the quantity changed is caught.
+    copy = f"t-settlements-copy-{run}"
+    admin = secure_cluster.settings_of("admin")
+    await create_topics(admin, [TopicSpec(name=copy, partitions=1)])
+    forged = {k: v for k, v in good.items() if k != "topic"} | {"quantity": 900_000}
+    producer = AIOKafkaProducer(bootstrap_servers=admin.bootstrap, **client_kwargs(admin))
+    await producer.start()
+    try:
+        await producer.send_and_wait(copy, orjson.dumps(forged), key=b"k")
+    finally:
+        await producer.stop()
+    done = subprocess.run(
+        [*verify, "--topic-name", copy],
+        env=ops_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "quantity is 900000 here, 100000 in the signed trade" in done.stdout, done.stdout

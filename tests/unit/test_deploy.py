@@ -122,15 +122,24 @@ def test_the_dashboard_and_alerts_watch_what_the_issue_asks_for() -> None:
 
 
 def test_compose_secrets_make_every_file_the_stack_reads(tmp_path: Path) -> None:
-    from cryptography import x509
-
-    from streams.config import Settings
     from streams.devtools.localkafka.compose import write_compose_secrets
-    from streams.security import signing
 
     out = tmp_path / "secrets"
     write_compose_secrets(out)
     services = _yaml(DEPLOY / "compose.yaml")["services"]
+    _assert_each_service_finds_the_secrets_it_names(services, out)
+    _assert_a_worker_holds_only_its_own_secrets(services, out)
+    _assert_the_broker_takes_only_sasl_ssl_clients(out)
+    _assert_the_acls_and_users_are_made(out)
+    _assert_the_secret_files_are_private(out)
+    _assert_the_host_env_files_reach_the_published_port(out)
+    # A second run keeps the passwords and keys.
+    before = (out / "credentials" / "worker.json").read_text()
+    write_compose_secrets(out)
+    assert (out / "credentials" / "worker.json").read_text() == before
+
+
+def _assert_each_service_finds_the_secrets_it_names(services: dict[str, Any], out: Path) -> None:
     # Each service sees its own folder at /secrets; every /secrets path it names (its
     # command, health check, env file, and the files those name) is in that folder.
     for name, service in services.items():
@@ -147,6 +156,9 @@ def test_compose_secrets_make_every_file_the_stack_reads(tmp_path: Path) -> None
         texts += [p.read_text() for p in local.rglob("*") if p.is_file()]
         for path in {m for t in texts for m in re.findall(r"/secrets/[\w./-]+", t)}:
             assert (local / path.removeprefix("/secrets/")).is_file(), (name, path)
+
+
+def _assert_a_worker_holds_only_its_own_secrets(services: dict[str, Any], out: Path) -> None:
     env_file = services["worker-1"]["env_file"].removeprefix("./secrets/")
     worker_env = (out / env_file).read_text()
     # A worker never holds the admin's password or a venue's or the bridge's key.
@@ -154,6 +166,11 @@ def test_compose_secrets_make_every_file_the_stack_reads(tmp_path: Path) -> None
     assert not {"admin.json", "admin-client.properties", "bridge.pem", "venue-a.pem"} & worker_files
     assert "KESSAI_KAFKA_SECURITY=sasl_ssl" in worker_env
     assert "KESSAI_BOOTSTRAP=kafka:9092" in worker_env
+
+
+def _assert_the_broker_takes_only_sasl_ssl_clients(out: Path) -> None:
+    from cryptography import x509
+
     # The broker: SASL_SSL only for clients, ACLs enforced, its certificate names it.
     props = (out / "server.properties").read_text()
     assert "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,INTERNAL:SASL_SSL," in props
@@ -162,6 +179,9 @@ def test_compose_secrets_make_every_file_the_stack_reads(tmp_path: Path) -> None
     [cert, _ca] = x509.load_pem_x509_certificates((out / "broker.pem").read_bytes())
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "kafka" in names.get_values_for_type(x509.DNSName)
+
+
+def _assert_the_acls_and_users_are_made(out: Path) -> None:
     # The ACL script installs exactly the table; the start script makes every user.
     acls = (out / "acls.sh").read_text()
     calls = acl.acl_command_args(acl.ACLS)
@@ -175,9 +195,18 @@ def test_compose_secrets_make_every_file_the_stack_reads(tmp_path: Path) -> None
     args = (out / "format.args").read_text()
     for principal in acl.PRINCIPALS:
         assert f"name={principal}," in args
+
+
+def _assert_the_secret_files_are_private(out: Path) -> None:
     secret = [out / "server.properties", out / "format.args", *out.glob("credentials/*")]
     for path in secret:
         assert path.stat().st_mode & 0o077 == 0, path
+
+
+def _assert_the_host_env_files_reach_the_published_port(out: Path) -> None:
+    from streams.config import Settings
+    from streams.security import signing
+
     # The host's env files reach the published port, with paths in the folder.
     host = Settings.from_env(
         dict(
@@ -192,7 +221,3 @@ def test_compose_secrets_make_every_file_the_stack_reads(tmp_path: Path) -> None
         "bridge",
         "kessai",
     }
-    # A second run keeps the passwords and keys.
-    before = (out / "credentials" / "worker.json").read_text()
-    write_compose_secrets(out)
-    assert (out / "credentials" / "worker.json").read_text() == before

@@ -127,23 +127,9 @@ async def run_scenario(
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }
-    expected: dict[str, int] = defaultdict(int)
-    fed = 0
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
-
-    async def feed(n: int) -> None:
-        nonlocal fed
-        for _ in range(n):
-            account = f"acct-{rng.randrange(ACCOUNTS):02d}"
-            amount = rng.randrange(1, 1000)
-            eid = f"e{fed:07d}"
-            expected[account] += amount
-            value = orjson.dumps({"id": eid, "account": account, "amount": amount})
-            await producer.send(f"{prefix}in", value, key=eid.encode())
-            fed += 1
-        await producer.flush()
-
+    feed = _Feed(producer, f"{prefix}in", rng)
     tail = Tail(settings, f"{prefix}totals-out", lambda v: str(v["id"]))
     await tail.start()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -151,30 +137,15 @@ async def run_scenario(
     try:
         await feed(BATCH_EVENTS * 2)
         for run_no in range(kills + 1):
-            last = run_no == kills
             worker = _Worker(env, workdir, f"worker-{run_no}", outcome)
             try:
-                if last:
-                    await worker.wait_for(
-                        lambda: len(tail.ids) >= fed,
-                        DRAIN_TIMEOUT_S,
-                        lambda: f"drain: {len(tail.ids)} of {fed} ids",
-                    )
-                    # Give a duplicate the time of a few commits to show up.
-                    await asyncio.sleep(3.0)
-                    await worker.stop()
+                if run_no == kills:
+                    await _drain(worker, tail, feed)
                 else:
-                    base = len(tail.ids)
-                    await worker.wait_for(
-                        lambda base=base: len(tail.ids) > base,
-                        PROGRESS_TIMEOUT_S,
-                        lambda run_no=run_no: f"progress after start {run_no}",
-                    )
-                    await asyncio.sleep(rng.uniform(0.3, 2.5))
-                    await worker.kill()
+                    await _kill_mid_stream(worker, run_no, tail, rng)
                     outcome.kills += 1
-                    say(f"kill {outcome.kills}/{kills}: {len(tail.ids)}/{fed} ids committed")
-                    if fed - len(tail.ids) < BACKLOG_MIN:
+                    say(f"kill {outcome.kills}/{kills}: {len(tail.ids)}/{feed.fed} ids committed")
+                    if feed.fed - len(tail.ids) < BACKLOG_MIN:
                         await feed(BATCH_EVENTS)
             except _Stuck as stuck:
                 outcome.problems.append(str(stuck))
@@ -185,11 +156,57 @@ async def run_scenario(
         await tail.stop()
         await producer.stop()
 
-    outcome.events = fed
+    outcome.events = feed.fed
     if not outcome.problems:
-        await _check(settings, prefix, fed, expected, outcome)
+        await _check(settings, prefix, feed.fed, feed.expected, outcome)
     outcome.elapsed_s = time.monotonic() - started
     return outcome
+
+
+class _Feed:
+    """Writes events to the input topic: ``await feed(n)`` sends ``n`` more, each a
+    random amount to a random account, and notes each account's expected total."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str, rng: random.Random) -> None:
+        self.producer, self.topic, self.rng = producer, topic, rng
+        #: Events sent so far; their ids are ``e0000000`` up to ``fed - 1``.
+        self.fed = 0
+        self.expected: dict[str, int] = defaultdict(int)
+
+    async def __call__(self, n: int) -> None:
+        for _ in range(n):
+            account = f"acct-{self.rng.randrange(ACCOUNTS):02d}"
+            amount = self.rng.randrange(1, 1000)
+            eid = f"e{self.fed:07d}"
+            self.expected[account] += amount
+            value = orjson.dumps({"id": eid, "account": account, "amount": amount})
+            await self.producer.send(self.topic, value, key=eid.encode())
+            self.fed += 1
+        await self.producer.flush()
+
+
+async def _kill_mid_stream(worker: _Worker, run_no: int, tail: Tail, rng: random.Random) -> None:
+    """Wait until the worker commits something, let it run a random moment, SIGKILL it."""
+    base = len(tail.ids)
+    await worker.wait_for(
+        lambda: len(tail.ids) > base,
+        PROGRESS_TIMEOUT_S,
+        lambda: f"progress after start {run_no}",
+    )
+    await asyncio.sleep(rng.uniform(0.3, 2.5))
+    await worker.kill()
+
+
+async def _drain(worker: _Worker, tail: Tail, feed: _Feed) -> None:
+    """The last run: wait until every event fed is committed, then stop the worker."""
+    await worker.wait_for(
+        lambda: len(tail.ids) >= feed.fed,
+        DRAIN_TIMEOUT_S,
+        lambda: f"drain: {len(tail.ids)} of {feed.fed} ids",
+    )
+    # Give a duplicate the time of a few commits to show up.
+    await asyncio.sleep(3.0)
+    await worker.stop()
 
 
 class _Stuck(Exception):
@@ -265,7 +282,9 @@ class _Worker(Supervised):
         super().__init__(WORKER, args, env, workdir, name, outcome.crashes)
         self.start()
 
-    async def wait_for(self, cond, timeout_s: float, what) -> None:  # type: ignore[no-untyped-def]
+    async def wait_for(
+        self, cond: Callable[[], bool], timeout_s: float, what: Callable[[], str]
+    ) -> None:
         deadline = time.monotonic() + timeout_s
         while not cond():
             self.restart_if_crashed()

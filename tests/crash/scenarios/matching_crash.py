@@ -243,14 +243,6 @@ async def run_scenario(
     outcome = Outcome()
     settings = Settings(bootstrap=bootstrap, tokens=TOKENS, app_id=APP_ID)
     await ensure_public_topics(settings)
-    env = {
-        **os.environ,
-        "KESSAI_BOOTSTRAP": bootstrap,
-        "KESSAI_APP_ID": APP_ID,
-        "KESSAI_TOKENS": ",".join(f"{k}:{v}" for k, v in TOKENS.items()),
-        "KESSAI_PROCESSING_GUARANTEE": guarantee,
-        "PYTHONUNBUFFERED": "1",
-    }
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     # Orders processed: the group's committed offsets on `orders` (this producer is not
@@ -263,102 +255,21 @@ async def run_scenario(
     )
     await processed.start()
     await terminal.start()
-    sent = 0
     replayed: Expected | None = None
-
-    async def publish(records: list[tuple[str, bytes, dict[str, Any]]]) -> None:
-        for topic, key, value in records:
-            await producer.send(topic, orjson.dumps(value), key=key)
-        await producer.flush()
-
     workdir.mkdir(parents=True, exist_ok=True)
-    workers = [
-        Supervised(
-            "streams.cli",
-            ["worker"],
-            {**env, "KESSAI_WEB_PORT": str(free_port())},
-            workdir,
-            f"w{i}",
-            outcome.crashes,
-        )
-        for i in range(2)
-    ]
+    workers = _workers(_worker_env(bootstrap, guarantee), workdir, outcome)
+    run = _Run(settings, flow, orders, workdir, producer, processed, terminal, workers)
     try:
-        await publish(flow.funding())
-        first = flow.round(min(ORDERS_PER_ROUND, orders))
-        await publish(first)
-        sent = len(first)
-        for w in workers:
-            w.start()
-        last_growth = (processed.count, time.monotonic())
-
-        async def idle(seconds: float) -> None:
-            nonlocal sent, last_growth
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                now = time.monotonic()
-                for w in workers:
-                    w.restart_if_crashed()
-                await processed.poll()
-                if sent < orders and sent - processed.count < BACKLOG_MIN:
-                    batch = flow.round(min(ORDERS_PER_ROUND, orders - sent))
-                    await publish(batch)
-                    sent += len(batch)
-                if processed.count != last_growth[0] or processed.count >= sent:
-                    last_growth = (processed.count, now)
-                elif now - last_growth[1] > PROGRESS_TIMEOUT_S:
-                    raise WorkerCrashed(
-                        f"no order committed in {PROGRESS_TIMEOUT_S:.0f} s; logs in {workdir}"
-                    )
-                await asyncio.sleep(0.2)
-
-        kill_at = sorted(rng.sample(range(orders // 10, orders * 9 // 10), kills))
-        for at in kill_at:
-            while processed.count < at:
-                await idle(0.5)
-            await idle(rng.uniform(0.0, 2.0))
-            victim = rng.choice([w for w in workers if w.alive] or workers)
-            await processed.poll()
-            victim.kill()
-            outcome.kills += 1
-            # A kill counts as mid-flow when orders were still waiting to be committed.
-            outcome.kills_mid_flow += processed.count < sent
-            log(
-                f"kill {outcome.kills}/{kills} ({victim.name}): {processed.count} of {sent} "
-                "orders committed"
-            )
-            await idle(rng.choice([0.0, 3.0, 10.0]))
-            victim.start()
-        while sent < orders:
-            await idle(1.0)
+        await run.start()
+        await _kill_workers(run, rng, kills, outcome, log)
+        while run.sent < orders:
+            await run.idle(1.0)
         give_up = time.monotonic() + PROGRESS_TIMEOUT_S
-        while (lag := await group_lag(settings, APP_ID, QUIET_TOPICS)) > 0:
-            if time.monotonic() > give_up:
-                raise WorkerCrashed(f"the group still lags {lag} records; logs in {workdir}")
-            await idle(1.0)
-        log(f"all {sent} orders processed; waiting for the trades to settle")
+        await run.wait_for_no_lag(give_up)
+        log(f"all {run.sent} orders processed; waiting for the trades to settle")
         replayed = await expected_outputs(settings)
-        # Only trades that were committed can settle: wait for those. A missing one is
-        # the audit's to report, not a reason to wait.
-        committed = {
-            orjson.loads(r.value)["trade_id"] for r in await read_committed(settings, TRADES)
-        }
-        to_settle = set(replayed.trades) & committed
-        settled = (len(terminal.ids), time.monotonic())
-        while not to_settle <= terminal.ids:
-            if len(terminal.ids) != settled[0]:
-                settled = (len(terminal.ids), time.monotonic())
-            elif time.monotonic() - settled[1] > SETTLE_STALL_S:
-                missing = len(to_settle - terminal.ids)
-                raise WorkerCrashed(
-                    f"{missing} matched trades never settled (none for {SETTLE_STALL_S:.0f} s); "
-                    f"logs in {workdir}"
-                )
-            await idle(1.0)
-        while (lag := await group_lag(settings, APP_ID, QUIET_TOPICS)) > 0:
-            if time.monotonic() > give_up + SETTLE_STALL_S:
-                raise WorkerCrashed(f"the group still lags {lag} records; logs in {workdir}")
-            await idle(1.0)
+        await run.wait_for_settlements(replayed)
+        await run.wait_for_no_lag(give_up + SETTLE_STALL_S)
         await asyncio.sleep(3.0)  # room for a duplicate to show up
         # kessai replay, while both workers still serve their live tables.
         await reconcile(settings, workers, outcome, log)
@@ -370,12 +281,145 @@ async def run_scenario(
         await processed.stop()
         await terminal.stop()
         await producer.stop()
-    outcome.orders = sent
+    outcome.orders = run.sent
     if not outcome.problems and replayed is not None:
         # Every order was committed before the replay: it is the audit's expectation.
         await audit(settings, flow, outcome, replayed)
     outcome.elapsed_s = time.monotonic() - started
     return outcome
+
+
+def _worker_env(bootstrap: str, guarantee: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "KESSAI_BOOTSTRAP": bootstrap,
+        "KESSAI_APP_ID": APP_ID,
+        "KESSAI_TOKENS": ",".join(f"{k}:{v}" for k, v in TOKENS.items()),
+        "KESSAI_PROCESSING_GUARANTEE": guarantee,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _workers(env: dict[str, str], workdir: Path, outcome: Outcome) -> list[Supervised]:
+    """The two workers of the group, not started yet, each with a web port of its own."""
+    return [
+        Supervised(
+            "streams.cli",
+            ["worker"],
+            {**env, "KESSAI_WEB_PORT": str(free_port())},
+            workdir,
+            f"w{i}",
+            outcome.crashes,
+        )
+        for i in range(2)
+    ]
+
+
+@dataclass
+class _Run:
+    """A run in progress: the venue's producer, the workers, and what watches them."""
+
+    settings: Settings
+    flow: _Flow
+    #: Orders to send in all.
+    orders: int
+    workdir: Path
+    producer: AIOKafkaProducer
+    processed: _Committed
+    terminal: Tail
+    workers: list[Supervised]
+    #: Orders sent so far.
+    sent: int = 0
+    #: (orders processed, when that count last grew).
+    last_growth: tuple[int, float] = (0, 0.0)
+
+    async def publish(self, records: list[tuple[str, bytes, dict[str, Any]]]) -> None:
+        for topic, key, value in records:
+            await self.producer.send(topic, orjson.dumps(value), key=key)
+        await self.producer.flush()
+
+    async def start(self) -> None:
+        """Fund the accounts, send the first round, start the workers."""
+        await self.publish(self.flow.funding())
+        first = self.flow.round(min(ORDERS_PER_ROUND, self.orders))
+        await self.publish(first)
+        self.sent = len(first)
+        for w in self.workers:
+            w.start()
+        self.last_growth = (self.processed.count, time.monotonic())
+
+    async def idle(self, seconds: float) -> None:
+        """Wait ``seconds``, restarting crashed workers and sending a round whenever
+        the backlog runs low; raise :class:`WorkerCrashed` when nothing is processed
+        for ``PROGRESS_TIMEOUT_S``."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            for w in self.workers:
+                w.restart_if_crashed()
+            await self.processed.poll()
+            if self.sent < self.orders and self.sent - self.processed.count < BACKLOG_MIN:
+                batch = self.flow.round(min(ORDERS_PER_ROUND, self.orders - self.sent))
+                await self.publish(batch)
+                self.sent += len(batch)
+            if self.processed.count != self.last_growth[0] or self.processed.count >= self.sent:
+                self.last_growth = (self.processed.count, now)
+            elif now - self.last_growth[1] > PROGRESS_TIMEOUT_S:
+                raise WorkerCrashed(
+                    f"no order committed in {PROGRESS_TIMEOUT_S:.0f} s; logs in {self.workdir}"
+                )
+            await asyncio.sleep(0.2)
+
+    async def wait_for_no_lag(self, give_up: float) -> None:
+        """Idle until the group has committed every record of :data:`QUIET_TOPICS`."""
+        while (lag := await group_lag(self.settings, APP_ID, QUIET_TOPICS)) > 0:
+            if time.monotonic() > give_up:
+                raise WorkerCrashed(f"the group still lags {lag} records; logs in {self.workdir}")
+            await self.idle(1.0)
+
+    async def wait_for_settlements(self, replayed: Expected) -> None:
+        """Idle until every replayed trade that was committed has a terminal status."""
+        # Only trades that were committed can settle: wait for those. A missing one is
+        # the audit's to report, not a reason to wait.
+        committed = {
+            orjson.loads(r.value)["trade_id"] for r in await read_committed(self.settings, TRADES)
+        }
+        to_settle = set(replayed.trades) & committed
+        settled = (len(self.terminal.ids), time.monotonic())
+        while not to_settle <= self.terminal.ids:
+            if len(self.terminal.ids) != settled[0]:
+                settled = (len(self.terminal.ids), time.monotonic())
+            elif time.monotonic() - settled[1] > SETTLE_STALL_S:
+                missing = len(to_settle - self.terminal.ids)
+                raise WorkerCrashed(
+                    f"{missing} matched trades never settled (none for {SETTLE_STALL_S:.0f} s); "
+                    f"logs in {self.workdir}"
+                )
+            await self.idle(1.0)
+
+
+async def _kill_workers(
+    run: _Run, rng: random.Random, kills: int, outcome: Outcome, log: Any
+) -> None:
+    """SIGKILL a random worker ``kills`` times at random points of the flow, each
+    restarted after a random pause."""
+    kill_at = sorted(rng.sample(range(run.orders // 10, run.orders * 9 // 10), kills))
+    for at in kill_at:
+        while run.processed.count < at:
+            await run.idle(0.5)
+        await run.idle(rng.uniform(0.0, 2.0))
+        victim = rng.choice([w for w in run.workers if w.alive] or run.workers)
+        await run.processed.poll()
+        victim.kill()
+        outcome.kills += 1
+        # A kill counts as mid-flow when orders were still waiting to be committed.
+        outcome.kills_mid_flow += run.processed.count < run.sent
+        log(
+            f"kill {outcome.kills}/{kills} ({victim.name}): {run.processed.count} of {run.sent} "
+            "orders committed"
+        )
+        await run.idle(rng.choice([0.0, 3.0, 10.0]))
+        victim.start()
 
 
 @dataclass

@@ -47,9 +47,23 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, REJECTIONS, SETTLEMENTS, TRADES, check_digit
+from schemas import (
+    CUSTODY,
+    LEDGER_EVENTS,
+    PAYMENTS,
+    REJECTIONS,
+    SETTLEMENTS,
+    TRADES,
+    BalanceChanged,
+    check_digit,
+)
 from streams.audit.evidence import check_settlement
-from streams.audit.positions import JournalError, decode_records, positions_from_events
+from streams.audit.positions import (
+    JournalError,
+    Position,
+    decode_records,
+    positions_from_events,
+)
 from streams.config import Settings
 from streams.devtools import localkafka
 from streams.devtools.processes import free_port
@@ -332,128 +346,28 @@ async def run_scenario(
     rng = random.Random(seed)
     profile = profile or dataclasses.replace(plain(bootstrap), venue="sim")
     assert profile.bootstrap == bootstrap, (profile.bootstrap, bootstrap)
-
-    def settings_of(principal: str) -> Settings:
-        return dataclasses.replace(profile.settings_of(principal), tokens=TOKENS, app_id=APP_ID)
-
     market = _Market(
         rng,
         venue=profile.venue,
         trade_id_prefix=profile.venue + signing.TRADE_ID_SEPARATOR if profile.secure else "",
     )
     outcome = Outcome()
-    settings, reader = settings_of("admin"), settings_of("ops")
+    settings, reader = _settings_of(profile, "admin"), _settings_of(profile, "ops")
     await ensure_public_topics(settings)
-    base_env = {
-        **os.environ,
-        **profile.worker_env,
-        "KESSAI_APP_ID": APP_ID,
-        "KESSAI_TOKENS": ",".join(f"{k}:{v}" for k, v in TOKENS.items()),
-        "KESSAI_SETTLEMENT_DEADLINE_S": str(DEADLINE_S),
-        "PYTHONUNBUFFERED": "1",
-    }
     crashed = False
-    # One producer per principal that writes an input (plain: one for everything).
-    writers = {t: WRITER[t] if profile.secure else "admin" for t in (TRADES, PAYMENTS, CUSTODY)}
-    producers = {
-        principal: AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            acks="all",
-            linger_ms=5,
-            **client_kwargs(settings_of(principal)),
-        )
-        for principal in set(writers.values())
-    }
-    for producer in producers.values():
-        await producer.start()
+    venue = _Venue(profile)
+    await venue.start()
     terminal = Tail(
         reader, SETTLEMENTS, lambda v: str(v["trade_id"]) if v["status"] in TERMINAL else None
     )
     await terminal.start()
-
-    async def publish(records: list[tuple[str, dict[str, Any]]]) -> None:
-        for topic, value in records:
-            signed = profile.sign(topic, value)
-            await producers[writers[topic]].send(
-                topic, orjson.dumps(signed), key=_key(topic, value)
-            )
-        for producer in producers.values():
-            await producer.flush()
-
     workdir.mkdir(parents=True, exist_ok=True)
-    workers = [
-        Supervised(
-            "streams.cli",
-            ["worker"],
-            {**base_env, "KESSAI_WEB_PORT": str(free_port())},
-            workdir,
-            f"w{i}",
-            outcome.crashes,
-        )
-        for i in range(2)
-    ]
+    workers = _workers(_worker_env(profile), workdir, outcome)
+    run = _Run(market, trades, workdir, venue, terminal, workers, outcome)
     try:
-        await publish(market.opening())
-        await publish(market.round(min(TRADES_PER_ROUND, trades)))
-        fed_trades = min(TRADES_PER_ROUND, trades)
-        for w in workers:
-            w.start()
-        last_tick = time.monotonic()
-        last_growth = (len(terminal.ids), time.monotonic())
-
-        async def idle(seconds: float) -> None:
-            """Wait ``seconds``, feeding rounds and restarting crashed workers."""
-            nonlocal fed_trades, last_tick, last_growth
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                now = time.monotonic()
-                if all(w.alive for w in workers):
-                    outcome.two_workers_s += now - last_tick
-                last_tick = now
-                for w in workers:
-                    w.restart_if_crashed()
-                if fed_trades < trades and fed_trades - len(terminal.ids) < BACKLOG_MIN:
-                    n = min(TRADES_PER_ROUND, trades - fed_trades)
-                    await publish(market.round(n))
-                    fed_trades += n
-                if len(terminal.ids) != last_growth[0]:
-                    last_growth = (len(terminal.ids), now)
-                elif now - last_growth[1] > PROGRESS_TIMEOUT_S and len(terminal.ids) < len(
-                    market.fed.trades
-                ):
-                    raise WorkerCrashed(
-                        f"no trade finished in {PROGRESS_TIMEOUT_S:.0f} s "
-                        f"({len(terminal.ids)} of {len(market.fed.trades)}); logs in {workdir}"
-                    )
-                await asyncio.sleep(0.1)
-
-        # Kill points spread over the whole run, as counts of finished trades.
-        kill_at = sorted(rng.sample(range(trades // 20, trades * 9 // 10), kills))
-        for at in kill_at:
-            while len(terminal.ids) < at:
-                await idle(0.5)
-            await idle(rng.uniform(0.0, 3.0))
-            victim = rng.choice([w for w in workers if w.alive] or workers)
-            victim.kill()
-            outcome.kills += 1
-            say(
-                f"kill {outcome.kills}/{kills} ({victim.name}): "
-                f"{len(terminal.ids)}/{len(market.fed.trades)} trades terminal"
-            )
-            # Sometimes the other worker runs alone for a while, sometimes not at all.
-            await idle(rng.choice([0.0, 0.0, 5.0, 15.0]))
-            victim.start()
-        while fed_trades < trades or len(terminal.ids) < len(market.fed.trades):
-            await idle(1.0)
-        say(f"all {len(market.fed.trades)} trades terminal; waiting for the ledger to catch up")
-        # A terminal status leaves with its voids and credits, not after them: wait
-        # until the group has committed every command (and input) there is.
-        give_up = time.monotonic() + PROGRESS_TIMEOUT_S
-        # As the worker: the group's owner (ops may read topics, not describe groups).
-        while (lag := await group_lag(settings_of("worker"), APP_ID, QUIET_TOPICS)) > 0:
-            if time.monotonic() > give_up:
-                raise WorkerCrashed(f"the group still lags {lag} records behind; logs in {workdir}")
-            await idle(1.0)
+        await run.start()
+        await _kill_workers(run, rng, kills, say)
+        await _wait_until_quiet(run, _settings_of(profile, "worker"), say)
         # Give a duplicate the time of a few commits to show up.
         await asyncio.sleep(5.0)
         # kessai replay, while both workers still serve their live tables.
@@ -467,17 +381,182 @@ async def run_scenario(
         for w in workers:
             await w.stop()
         await terminal.stop()
-        for producer in producers.values():
-            await producer.stop()
+        await venue.stop()
     outcome.trades = len(market.fed.trades)
     if not crashed:  # the audit also runs after a replay difference: it says more
-        registry = None
-        if profile.secure:
-            assert reader.signers_file is not None
-            registry = signing.load_registry(reader.signers_file)
-        await audit(reader, market.fed, outcome, registry=registry)
+        await audit(reader, market.fed, outcome, registry=_registry(profile, reader))
     outcome.elapsed_s = time.monotonic() - started
     return outcome
+
+
+def _settings_of(profile: Profile, principal: str) -> Settings:
+    """``principal``'s settings in ``profile``, with this scenario's tokens and app id."""
+    return dataclasses.replace(profile.settings_of(principal), tokens=TOKENS, app_id=APP_ID)
+
+
+def _registry(profile: Profile, reader: Settings) -> signing.Registry | None:
+    """The signers' registry the audit checks settlements against (secure), else None."""
+    if not profile.secure:
+        return None
+    assert reader.signers_file is not None
+    return signing.load_registry(reader.signers_file)
+
+
+def _worker_env(profile: Profile) -> dict[str, str]:
+    return {
+        **os.environ,
+        **profile.worker_env,
+        "KESSAI_APP_ID": APP_ID,
+        "KESSAI_TOKENS": ",".join(f"{k}:{v}" for k, v in TOKENS.items()),
+        "KESSAI_SETTLEMENT_DEADLINE_S": str(DEADLINE_S),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _workers(env: dict[str, str], workdir: Path, outcome: Outcome) -> list[Supervised]:
+    """The two workers of the group, not started yet, each with a web port of its own."""
+    return [
+        Supervised(
+            "streams.cli",
+            ["worker"],
+            {**env, "KESSAI_WEB_PORT": str(free_port())},
+            workdir,
+            f"w{i}",
+            outcome.crashes,
+        )
+        for i in range(2)
+    ]
+
+
+class _Venue:
+    """Writes the market's records: each signed by its topic's signer and sent by the
+    principal that writes the topic (secure), or all by the admin, unsigned (plain)."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        # One producer per principal that writes an input (plain: one for everything).
+        self.writers = {
+            t: WRITER[t] if profile.secure else "admin" for t in (TRADES, PAYMENTS, CUSTODY)
+        }
+        self.producers = {
+            principal: AIOKafkaProducer(
+                bootstrap_servers=profile.bootstrap,
+                acks="all",
+                linger_ms=5,
+                **client_kwargs(_settings_of(profile, principal)),
+            )
+            for principal in set(self.writers.values())
+        }
+
+    async def start(self) -> None:
+        for producer in self.producers.values():
+            await producer.start()
+
+    async def publish(self, records: list[tuple[str, dict[str, Any]]]) -> None:
+        for topic, value in records:
+            signed = self.profile.sign(topic, value)
+            await self.producers[self.writers[topic]].send(
+                topic, orjson.dumps(signed), key=_key(topic, value)
+            )
+        for producer in self.producers.values():
+            await producer.flush()
+
+    async def stop(self) -> None:
+        for producer in self.producers.values():
+            await producer.stop()
+
+
+@dataclass
+class _Run:
+    """A run in progress: the market, the workers, and what watches them."""
+
+    market: _Market
+    #: Trades to feed in all.
+    trades: int
+    workdir: Path
+    venue: _Venue
+    terminal: Tail
+    workers: list[Supervised]
+    outcome: Outcome
+    #: Trades fed so far.
+    fed_trades: int = 0
+    #: When :meth:`idle` last counted the time with two workers alive.
+    last_tick: float = 0.0
+    #: (trades terminal, when that count last grew).
+    last_growth: tuple[int, float] = (0, 0.0)
+
+    async def start(self) -> None:
+        """Fund the market, feed the first round, start the workers."""
+        await self.venue.publish(self.market.opening())
+        await self.venue.publish(self.market.round(min(TRADES_PER_ROUND, self.trades)))
+        self.fed_trades = min(TRADES_PER_ROUND, self.trades)
+        for w in self.workers:
+            w.start()
+        self.last_tick = time.monotonic()
+        self.last_growth = (len(self.terminal.ids), time.monotonic())
+
+    async def idle(self, seconds: float) -> None:
+        """Wait ``seconds``, feeding rounds and restarting crashed workers."""
+        terminal, fed = self.terminal.ids, self.market.fed
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            if all(w.alive for w in self.workers):
+                self.outcome.two_workers_s += now - self.last_tick
+            self.last_tick = now
+            for w in self.workers:
+                w.restart_if_crashed()
+            if self.fed_trades < self.trades and self.fed_trades - len(terminal) < BACKLOG_MIN:
+                n = min(TRADES_PER_ROUND, self.trades - self.fed_trades)
+                await self.venue.publish(self.market.round(n))
+                self.fed_trades += n
+            if len(terminal) != self.last_growth[0]:
+                self.last_growth = (len(terminal), now)
+            elif now - self.last_growth[1] > PROGRESS_TIMEOUT_S and len(terminal) < len(fed.trades):
+                raise WorkerCrashed(
+                    f"no trade finished in {PROGRESS_TIMEOUT_S:.0f} s "
+                    f"({len(terminal)} of {len(fed.trades)}); logs in {self.workdir}"
+                )
+            await asyncio.sleep(0.1)
+
+
+async def _kill_workers(run: _Run, rng: random.Random, kills: int, say: Any) -> None:
+    """SIGKILL a random worker ``kills`` times at random points of the run, each
+    restarted after a random pause."""
+    terminal, outcome = run.terminal.ids, run.outcome
+    # Kill points spread over the whole run, as counts of finished trades.
+    kill_at = sorted(rng.sample(range(run.trades // 20, run.trades * 9 // 10), kills))
+    for at in kill_at:
+        while len(terminal) < at:
+            await run.idle(0.5)
+        await run.idle(rng.uniform(0.0, 3.0))
+        victim = rng.choice([w for w in run.workers if w.alive] or run.workers)
+        victim.kill()
+        outcome.kills += 1
+        say(
+            f"kill {outcome.kills}/{kills} ({victim.name}): "
+            f"{len(terminal)}/{len(run.market.fed.trades)} trades terminal"
+        )
+        # Sometimes the other worker runs alone for a while, sometimes not at all.
+        await run.idle(rng.choice([0.0, 0.0, 5.0, 15.0]))
+        victim.start()
+
+
+async def _wait_until_quiet(run: _Run, worker: Settings, say: Any) -> None:
+    """Idle until every trade is fed and terminal, and the group (described as
+    ``worker``) has committed every record of :data:`QUIET_TOPICS`."""
+    terminal, fed = run.terminal.ids, run.market.fed
+    while run.fed_trades < run.trades or len(terminal) < len(fed.trades):
+        await run.idle(1.0)
+    say(f"all {len(fed.trades)} trades terminal; waiting for the ledger to catch up")
+    # A terminal status leaves with its voids and credits, not after them: wait
+    # until the group has committed every command (and input) there is.
+    give_up = time.monotonic() + PROGRESS_TIMEOUT_S
+    # As the worker: the group's owner (ops may read topics, not describe groups).
+    while (lag := await group_lag(worker, APP_ID, QUIET_TOPICS)) > 0:
+        if time.monotonic() > give_up:
+            raise WorkerCrashed(f"the group still lags {lag} records behind; logs in {run.workdir}")
+        await run.idle(1.0)
 
 
 async def audit(
@@ -490,18 +569,43 @@ async def audit(
     """The checks in the module's docstring, over everything committed, read as
     ``settings``; with ``registry``, also that every ``settlements`` record carries
     its trade as the venue signed it, and that the signature verifies."""
-    problems = outcome.problems
 
     async def read(topic: str) -> list[Any]:
         return await read_committed(settings, topic)
 
     # 1. settlements: one terminal record per trade, no record twice.
     records = [orjson.loads(r.value) for r in await read(SETTLEMENTS)]
+    terminal = _audit_settlements(records, fed, outcome)
+    if registry is not None:
+        _audit_signatures(records, registry, (settings or Settings()).tokens, outcome)
+    # 2. rejections: every repeat and every bad record, once, with its reason.
+    rejected = [orjson.loads(r.value) for r in await read(REJECTIONS)]
+    refused = _audit_rejections(rejected, fed, outcome)
+    # 3. the journal: consistent, every move once, conservation, balances explained.
+    events = list(decode_records(await read(LEDGER_EVENTS)))
+    try:
+        positions = positions_from_events(events)
+    except JournalError as err:
+        outcome.problems.append(f"ledger-events: {err}")
+        return
+    _audit_journal(events, positions, fed, terminal, refused, outcome)
+    # 4. the live table, as its changelog holds it, equals the rebuilt positions.
+    _audit_table(await read(f"{APP_ID}-accounts-changelog"), positions, outcome)
+
+
+#: Per trade id, its terminal ``settlements`` records (values).
+_Terminal = dict[str, list[dict[str, Any]]]
+
+
+def _audit_settlements(records: list[dict[str, Any]], fed: _Fed, outcome: Outcome) -> _Terminal:
+    """One terminal record per trade fed, none for another, no record twice; counts the
+    statuses into ``outcome``. Returns the terminal records by trade."""
+    problems = outcome.problems
     seen = Counter((v["trade_id"], v["status"], v["reason"]) for v in records)
     outcome.duplicates = sum(c - 1 for c in seen.values() if c > 1)
     if outcome.duplicates:
         problems.append(f"settlements: {outcome.duplicates} records committed more than once")
-    terminal: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    terminal: _Terminal = defaultdict(list)
     for v in records:
         if v["status"] in TERMINAL:
             terminal[v["trade_id"]].append(v)
@@ -518,20 +622,30 @@ async def audit(
             f"{vs[0]['status']}" + (f"/{vs[0]['reason']}" if vs[0]["reason"] else "")
         ] += 1
     outcome.statuses["pending (on the way)"] = sum(1 for v in records if v["status"] == "pending")
-    if registry is not None:
-        # What `kessai verify-settlements` checks: each settlement traces back to the
-        # venue's signed trade, its members and its cash.
-        tokens = (settings or Settings()).tokens
-        unverified = [v["trade_id"] for v in records if check_settlement(v, registry, tokens)]
-        outcome.signed_settlements = len(records) - len(unverified)
-        if unverified:
-            problems.append(
-                f"settlements: {len(unverified)} records without a verified signed_trade, "
-                f"e.g. {unverified[:3]}"
-            )
+    return terminal
 
-    # 2. rejections: every repeat and every bad record, once, with its reason.
-    rejected = [orjson.loads(r.value) for r in await read(REJECTIONS)]
+
+def _audit_signatures(
+    records: list[dict[str, Any]],
+    registry: signing.Registry,
+    tokens: dict[str, int],
+    outcome: Outcome,
+) -> None:
+    # What `kessai verify-settlements` checks: each settlement traces back to the
+    # venue's signed trade, its members and its cash.
+    unverified = [v["trade_id"] for v in records if check_settlement(v, registry, tokens)]
+    outcome.signed_settlements = len(records) - len(unverified)
+    if unverified:
+        outcome.problems.append(
+            f"settlements: {len(unverified)} records without a verified signed_trade, "
+            f"e.g. {unverified[:3]}"
+        )
+
+
+def _audit_rejections(rejected: list[dict[str, Any]], fed: _Fed, outcome: Outcome) -> set[str]:
+    """Every repeat and every bad record rejected once, with its reason; counts the
+    reasons into ``outcome``. Returns the ids of the payments refused for want of funds."""
+    problems = outcome.problems
     outcome.rejections = Counter(v["reason"] for v in rejected)
     dup_trades = sum(
         1 for v in rejected if v["reason"] == "duplicate" and v["source_topic"] == "trades"
@@ -547,20 +661,55 @@ async def audit(
         got = sum(1 for v in rejected if v["reason"] == reason and v["source_topic"] == "trades")
         if got != n:
             problems.append(f"rejections: {got} {reason}, fed {n}")
-    refused = {
+    return {
         orjson.loads(v["value"])["payment_id"]
         for v in rejected
         if v["reason"] == "insufficient_funds"
     }
 
-    # 3. the journal: consistent, every move once, conservation, balances explained.
-    journal = await read(LEDGER_EVENTS)
-    events = list(decode_records(journal))
-    try:
-        positions = positions_from_events(events)
-    except JournalError as err:
-        problems.append(f"ledger-events: {err}")
-        return
+
+def _audit_journal(
+    events: list[BalanceChanged],
+    positions: dict[tuple[str, str], Position],
+    fed: _Fed,
+    terminal: _Terminal,
+    refused: set[str],
+    outcome: Outcome,
+) -> None:
+    """Every move applied once (none refused), each balance = its deposits -
+    withdrawals + settled trades, nothing locked, conservation per asset, no negative
+    balance; the error per asset into ``outcome``."""
+    problems = outcome.problems
+    expected, inflow = _expected_balances(events, fed, terminal, refused, problems)
+    held: dict[str, Decimal] = defaultdict(Decimal)
+    for (account, asset), p in positions.items():
+        held[asset] += p.available + p.locked
+        if p.locked:
+            problems.append(f"{account} {asset}: {p.locked} still locked")
+        if p.available + p.locked != expected[account, asset]:
+            problems.append(
+                f"{account} {asset}: holds {p.available + p.locked}, "
+                f"deposits - withdrawals + settled trades = {expected[account, asset]}"
+            )
+    for asset in sorted(inflow.keys() | held.keys()):
+        error = held[asset] - inflow[asset]
+        outcome.conservation_error[asset] = str(error)
+        if error:
+            problems.append(f"conservation {asset}: held {held[asset]} != in - out {inflow[asset]}")
+    if any(e.available < 0 or e.locked < 0 for e in events):
+        problems.append("ledger-events: a negative balance")
+
+
+def _expected_balances(
+    events: list[BalanceChanged],
+    fed: _Fed,
+    terminal: _Terminal,
+    refused: set[str],
+    problems: list[str],
+) -> tuple[dict[tuple[str, str], Decimal], dict[str, Decimal]]:
+    """What each (account, asset) must hold, from the moves fed and the settled trades,
+    and the net inflow per asset; a move refused but applied, or applied other than
+    once, is a problem."""
     causes = Counter(e.cause for e in events)
     expected: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     inflow: dict[str, Decimal] = defaultdict(Decimal)
@@ -583,27 +732,17 @@ async def audit(
         expected[v["seller"], v["currency"]] += cash
         expected[v["buyer"], v["isin"]] += v["quantity"]
         expected[v["seller"], v["isin"]] -= v["quantity"]
-    held: dict[str, Decimal] = defaultdict(Decimal)
-    for (account, asset), p in positions.items():
-        held[asset] += p.available + p.locked
-        if p.locked:
-            problems.append(f"{account} {asset}: {p.locked} still locked")
-        if p.available + p.locked != expected[account, asset]:
-            problems.append(
-                f"{account} {asset}: holds {p.available + p.locked}, "
-                f"deposits - withdrawals + settled trades = {expected[account, asset]}"
-            )
-    for asset in sorted(inflow.keys() | held.keys()):
-        error = held[asset] - inflow[asset]
-        outcome.conservation_error[asset] = str(error)
-        if error:
-            problems.append(f"conservation {asset}: held {held[asset]} != in - out {inflow[asset]}")
-    if any(e.available < 0 or e.locked < 0 for e in events):
-        problems.append("ledger-events: a negative balance")
+    return expected, inflow
 
-    # 4. the live table, as its changelog holds it, equals the rebuilt positions.
+
+def _audit_table(
+    changelog: list[Any], positions: dict[tuple[str, str], Position], outcome: Outcome
+) -> None:
+    """The ``accounts`` table, as ``changelog`` holds it: no lock or queued request
+    left, and every balance equal to the positions rebuilt from the journal."""
+    problems = outcome.problems
     table: dict[str, dict[str, Any] | None] = {}
-    for r in await read(f"{APP_ID}-accounts-changelog"):
+    for r in changelog:
         key = orjson.loads(r.key)
         table[key] = orjson.loads(r.value) if r.value is not None else None
     from_table: dict[tuple[str, str], Decimal] = {}
