@@ -583,7 +583,7 @@ def _check_every_query_runs_on_served_metrics(scenario: Run, prometheus: _Promet
     series, and names only metrics the worker serves."""
     import urllib.request
 
-    from tests.unit.test_deploy import alert_queries, grafana_queries, metric_names
+    from tests.support.deploy import alert_queries, grafana_queries, metric_names
 
     for expr in (*grafana_queries(), *alert_queries()):
         prometheus.query(expr)  # asserts status "success"

@@ -10,37 +10,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from streams.security import acl
+from tests.support.deploy import grafana_queries, metric_names, read_yaml
 from tests.support.paths import DEPLOY
 
 
-def _yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text())
-
-
-def grafana_queries() -> list[str]:
-    """Every PromQL expression of the provisioned Grafana dashboards."""
-    out: list[str] = []
-    for path in sorted((DEPLOY / "grafana" / "dashboards").glob("*.json")):
-        for panel in json.loads(path.read_text())["panels"]:
-            out.extend(t["expr"] for t in panel["targets"])
-    return out
-
-
-def alert_queries() -> list[str]:
-    rules = _yaml(DEPLOY / "prometheus" / "alerts.yml")
-    return [r["expr"] for g in rules["groups"] for r in g["rules"]]
-
-
-def metric_names(exprs: list[str]) -> set[str]:
-    """The kessai metric names the expressions use."""
-    return {m for e in exprs for m in re.findall(r"\bkessai_[a-z_]+\b", e)}
-
-
 def test_the_stack_has_every_service_and_its_files_exist() -> None:
-    compose = _yaml(DEPLOY / "compose.yaml")
+    compose = read_yaml(DEPLOY / "compose.yaml")
     services = compose["services"]
     assert set(services) == {
         "kafka",
@@ -64,9 +40,9 @@ def test_the_stack_has_every_service_and_its_files_exist() -> None:
 
 
 def test_prometheus_scrapes_each_worker_of_the_stack() -> None:
-    compose = _yaml(DEPLOY / "compose.yaml")
+    compose = read_yaml(DEPLOY / "compose.yaml")
     workers = {n for n in compose["services"] if n.startswith("worker-")}
-    config = _yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    config = read_yaml(DEPLOY / "prometheus" / "prometheus.yml")
     [job] = config["scrape_configs"]
     targets = {t for c in job["static_configs"] for t in c["targets"]}
     assert targets == {f"{w}:6066" for w in workers}
@@ -74,12 +50,12 @@ def test_prometheus_scrapes_each_worker_of_the_stack() -> None:
 
 
 def test_grafana_reads_the_stacks_prometheus_and_loads_the_dashboards() -> None:
-    sources = _yaml(DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
+    sources = read_yaml(DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
     [source] = sources["datasources"]
     assert source["url"] == "http://prometheus:9090" and source["type"] == "prometheus"
-    providers = _yaml(DEPLOY / "grafana" / "provisioning" / "dashboards" / "kessai.yml")
+    providers = read_yaml(DEPLOY / "grafana" / "provisioning" / "dashboards" / "kessai.yml")
     [provider] = providers["providers"]
-    grafana = _yaml(DEPLOY / "compose.yaml")["services"]["grafana"]
+    grafana = read_yaml(DEPLOY / "compose.yaml")["services"]["grafana"]
     mounted = {v.split(":")[1] for v in grafana["volumes"]}
     assert provider["options"]["path"] in mounted
     for path in (DEPLOY / "grafana" / "dashboards").glob("*.json"):
@@ -108,7 +84,7 @@ def test_the_dashboard_and_alerts_watch_what_the_issue_asks_for() -> None:
         assert needed in used, f"no Grafana panel shows {needed}"
     alerts = {
         r["alert"]
-        for g in _yaml(DEPLOY / "prometheus" / "alerts.yml")["groups"]
+        for g in read_yaml(DEPLOY / "prometheus" / "alerts.yml")["groups"]
         for r in g["rules"]
     }
     assert {
@@ -126,7 +102,7 @@ def test_compose_secrets_make_every_file_the_stack_reads(tmp_path: Path) -> None
 
     out = tmp_path / "secrets"
     write_compose_secrets(out)
-    services = _yaml(DEPLOY / "compose.yaml")["services"]
+    services = read_yaml(DEPLOY / "compose.yaml")["services"]
     _assert_each_service_finds_the_secrets_it_names(services, out)
     _assert_a_worker_holds_only_its_own_secrets(services, out)
     _assert_the_broker_takes_only_sasl_ssl_clients(out)

@@ -377,10 +377,6 @@ def main() -> int:
     return 1 if outcome.problems else 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 async def reconcile(settings: Settings, workers: list[Supervised], outcome: Any, say: Any) -> None:
     """``kessai replay`` over everything committed, against the workers' live tables.
 
@@ -423,3 +419,7 @@ def _conservation_errors(urls: list[str]) -> dict[str, float]:
                 for s in family.samples:
                     total[s.labels["asset"]] += s.value
     return dict(total)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
