@@ -29,7 +29,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from streams.config import Settings
-from streams.devtools.processes import ChildProcess
+from streams.devtools.processes import ChildProcess, free_port
 from streams.kafka import reader
 from streams.kafka.admin import create_topics
 from streams.kafka.reader import read_committed
@@ -274,6 +274,32 @@ class Supervised:
         self.child = None
 
 
+def supervised_workers(env: dict[str, str], workdir: Path, crashes: list[str]) -> list[Supervised]:
+    """The two ``kessai worker`` s of a crash test's group, not started yet, each with a
+    web port of its own."""
+    return [
+        Supervised(
+            "streams.cli",
+            ["worker"],
+            {**env, "KESSAI_WEB_PORT": str(free_port())},
+            workdir,
+            f"w{i}",
+            crashes,
+        )
+        for i in range(2)
+    ]
+
+
+def exit_code(summary: str, crashes: list[str], problems: list[str]) -> int:
+    """Print a scenario's outcome for a person; 1 if it found problems."""
+    print(summary)
+    for c in crashes:
+        print("crash (restarted):", c)
+    for p in problems:
+        print("PROBLEM:", p)
+    return 1 if problems else 0
+
+
 class _Worker(Supervised):
     """The eos worker, started at once; ``wait_for`` restarts it when it crashes."""
 
@@ -366,15 +392,11 @@ def main() -> int:
             seed=args.seed,
         )
     )
-    print(
+    summary = (
         f"events={outcome.events} kills={outcome.kills} counts={outcome.counts} "
         f"crashes={len(outcome.crashes)} elapsed_s={outcome.elapsed_s:.1f}"
     )
-    for c in outcome.crashes:
-        print("crash (restarted):", c)
-    for p in outcome.problems:
-        print("PROBLEM:", p)
-    return 1 if outcome.problems else 0
+    return exit_code(summary, outcome.crashes, outcome.problems)
 
 
 async def reconcile(settings: Settings, workers: list[Supervised], outcome: Any, say: Any) -> None:

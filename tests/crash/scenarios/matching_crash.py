@@ -58,13 +58,19 @@ from schemas import (
 )
 from streams.config import Settings
 from streams.devtools import localkafka
-from streams.devtools.processes import free_port
 from streams.kafka.admin import ensure_public_topics
 from streams.kafka.reader import read_committed
 from streams.matching.handler import order_event, rejected_event, request_of, trade_record
 from streams.matching.matcher import Matcher
 from streams.topics import ORDERS_TABLE, changelog
-from tests.crash.scenarios.killharness import Supervised, Tail, WorkerCrashed, reconcile
+from tests.crash.scenarios.killharness import (
+    Supervised,
+    Tail,
+    WorkerCrashed,
+    exit_code,
+    reconcile,
+    supervised_workers,
+)
 from tests.crash.scenarios.settlement_crash import group_lag
 
 TOKENS = {"JPYC": 0, "USDC": 6}
@@ -257,7 +263,7 @@ async def run_scenario(
     await terminal.start()
     replayed: Expected | None = None
     workdir.mkdir(parents=True, exist_ok=True)
-    workers = _workers(_worker_env(bootstrap, guarantee), workdir, outcome)
+    workers = supervised_workers(_worker_env(bootstrap, guarantee), workdir, outcome.crashes)
     run = _Run(settings, flow, orders, workdir, producer, processed, terminal, workers)
     try:
         await run.start()
@@ -298,21 +304,6 @@ def _worker_env(bootstrap: str, guarantee: str) -> dict[str, str]:
         "KESSAI_PROCESSING_GUARANTEE": guarantee,
         "PYTHONUNBUFFERED": "1",
     }
-
-
-def _workers(env: dict[str, str], workdir: Path, outcome: Outcome) -> list[Supervised]:
-    """The two workers of the group, not started yet, each with a web port of its own."""
-    return [
-        Supervised(
-            "streams.cli",
-            ["worker"],
-            {**env, "KESSAI_WEB_PORT": str(free_port())},
-            workdir,
-            f"w{i}",
-            outcome.crashes,
-        )
-        for i in range(2)
-    ]
 
 
 @dataclass
@@ -560,12 +551,7 @@ def main() -> int:
         localkafka.down(settings)
         if not args.keep:
             shutil.rmtree(workdir / "state", ignore_errors=True)
-    print(outcome.summary())
-    for c in outcome.crashes:
-        print("crash (restarted):", c)
-    for p in outcome.problems:
-        print("PROBLEM:", p)
-    return 1 if outcome.problems else 0
+    return exit_code(outcome.summary(), outcome.crashes, outcome.problems)
 
 
 if __name__ == "__main__":

@@ -66,14 +66,20 @@ from streams.audit.positions import (
 )
 from streams.config import Settings
 from streams.devtools import localkafka
-from streams.devtools.processes import free_port
 from streams.kafka.admin import admin_client, ensure_public_topics
 from streams.kafka.auth import client_kwargs
 from streams.kafka.reader import partitions_of, read_committed
 from streams.ledger.domain import AccountState
 from streams.money import from_units
 from streams.security import signing
-from tests.crash.scenarios.killharness import Supervised, Tail, WorkerCrashed, reconcile
+from tests.crash.scenarios.killharness import (
+    Supervised,
+    Tail,
+    WorkerCrashed,
+    exit_code,
+    reconcile,
+    supervised_workers,
+)
 from tests.support.profiles import WRITER, Profile, plain, start_secure_cluster
 
 TOKENS = {"JPYC": 0, "USDC": 6}
@@ -362,7 +368,7 @@ async def run_scenario(
     )
     await terminal.start()
     workdir.mkdir(parents=True, exist_ok=True)
-    workers = _workers(_worker_env(profile), workdir, outcome)
+    workers = supervised_workers(_worker_env(profile), workdir, outcome.crashes)
     run = _Run(market, trades, workdir, venue, terminal, workers, outcome)
     try:
         await run.start()
@@ -411,21 +417,6 @@ def _worker_env(profile: Profile) -> dict[str, str]:
         "KESSAI_SETTLEMENT_DEADLINE_S": str(DEADLINE_S),
         "PYTHONUNBUFFERED": "1",
     }
-
-
-def _workers(env: dict[str, str], workdir: Path, outcome: Outcome) -> list[Supervised]:
-    """The two workers of the group, not started yet, each with a web port of its own."""
-    return [
-        Supervised(
-            "streams.cli",
-            ["worker"],
-            {**env, "KESSAI_WEB_PORT": str(free_port())},
-            workdir,
-            f"w{i}",
-            outcome.crashes,
-        )
-        for i in range(2)
-    ]
 
 
 class _Venue:
@@ -797,12 +788,7 @@ def main() -> int:
             localkafka.down(settings)
         if not args.keep:
             shutil.rmtree(settings.state_dir, ignore_errors=True)
-    print(outcome.summary())
-    for c in outcome.crashes:
-        print("crash (restarted):", c)
-    for p in outcome.problems:
-        print("PROBLEM:", p)
-    return 1 if outcome.problems else 0
+    return exit_code(outcome.summary(), outcome.crashes, outcome.problems)
 
 
 if __name__ == "__main__":
