@@ -93,7 +93,11 @@ def secure_cluster(
 
 
 # The test's own loop: the producers it opens are closed where they were made.
-@pytest_asyncio.fixture(params=["plain", "secure"], loop_scope="function")
+# The secure runs start a broker of the secure profile for the session: `make check`
+# leaves them to `make test` (marked slow).
+@pytest_asyncio.fixture(
+    params=["plain", pytest.param("secure", marks=pytest.mark.slow)], loop_scope="function"
+)
 async def profile(request: pytest.FixtureRequest, bootstrap: str) -> AsyncIterator[Profile]:
     """Each test that takes it runs twice: on the open dev broker, and under the secure
     profile with signed records (tests/support/profiles.py)."""

@@ -47,7 +47,7 @@ from tests.support import paths
 from tests.support.topics import create_fresh
 from tests.support.workers import private_worker
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BOND = "JP1103551Q43"
 WAIT_S = 120.0

@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaProducer
 from tests.support.paths import ARTIFACTS
 from tests.support.workers import private_worker
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 BOND = "JP1103551Q43"

@@ -19,7 +19,7 @@ import pytest
 
 from streams.devtools.processes import free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 #: Worker start (~12 s on a busy machine), the 30 s deadline, commits: about a minute.
 DEMO_TIMEOUT_S = 420

@@ -39,7 +39,7 @@ from streams.topics import CATALOGUE
 from tests.support.profiles import SecureCluster
 from tests.support.workers import running_worker
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 #: The worker must have created its topics and joined its group within this.
 WORKER_START_S_MAX = 90.0
@@ -73,7 +73,7 @@ def secure(secure_cluster: SecureCluster) -> Iterator[Secure]:
     """The session's secure broker, with one worker (signature checks on) that has
     created kessai's topics."""
     admin, workdir = secure_cluster.admin, secure_cluster.workdir
-    with running_worker(workdir, secure_cluster.env("worker")):
+    with running_worker(workdir / "worker.log", secure_cluster.env("worker")):
         wanted = {t.name for t in CATALOGUE}
         deadline = time.monotonic() + WORKER_START_S_MAX
         while not wanted <= localkafka.run_sync(_topics_present(admin)):

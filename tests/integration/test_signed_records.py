@@ -26,7 +26,7 @@ from tests.support.profiles import Profile, SecureCluster
 from tests.support.records import bond_deposit, cash_deposit
 from tests.support.workers import running_worker
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BOND = "JP1103551Q43"
 

@@ -56,7 +56,7 @@ from streams.kafka.reader import read_committed
 from streams.topics import ACCOUNTS_TABLE, changelog
 from tests.support.logs import collect
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ACCOUNTS = 200
 WAIT_S = 60.0

@@ -51,6 +51,7 @@ def _bench(
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_a_tiny_bench_writes_every_variant_with_sane_figures(
     bootstrap: str, tmp_path: Path
 ) -> None:
@@ -118,6 +119,7 @@ def _may_ptrace_children_of_others() -> bool:
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_a_tiny_pipeline_bench_settles_every_trade_on_brokers_of_its_own(
     bootstrap: str, tmp_path: Path
 ) -> None:
