@@ -59,7 +59,7 @@ def module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
-def _imports(path: Path, module: str) -> Iterator[str]:
+def imports(path: Path, module: str) -> Iterator[str]:
     """Every module ``path`` (the module ``module``) imports, as absolute names; for
     ``from package import name``, both the package and ``package.name``."""
     is_package = path.name == "__init__.py"
@@ -87,7 +87,7 @@ def forbidden_imports(
     framework, through modules of ``packages`` (the project's own, found under
     ``roots``); empty when it reaches none."""
     files = {module_name(p, root): p for r in roots for p in r.rglob("*.py")}
-    graph = {m: sorted(set(_imports(p, m))) for m, p in files.items()}
+    graph = {m: sorted(set(imports(p, m))) for m, p in files.items()}
     found: dict[str, list[str]] = {}
     for start in core:
         chains: list[str] = []

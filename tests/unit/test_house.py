@@ -127,3 +127,29 @@ def test_the_notes_check_finds_a_planted_citation(tmp_path: Path) -> None:
     planted = tmp_path / "x.py"
     planted.write_text("# as measured (notes/" + "2026-11-25-bench.md)\nx = 1\n")
     assert _notes_citations([planted], tmp_path) == ["x.py:1"]
+
+
+def _agent_importers(root: Path, streams: Path) -> list[str]:
+    """Modules that import a flow's agent, other than the app that wires them."""
+    out = []
+    for path in sorted(streams.rglob("*.py")):
+        module = house.module_name(path, root)
+        for target in house.imports(path, module):
+            flow_agent = any(target == f"streams.{f}.agent" for f in house.FLOWS)
+            if flow_agent and module != "streams.runtime.app":
+                out.append(f"{module} -> {target}")
+    return out
+
+
+def test_only_the_app_imports_a_flows_agent() -> None:
+    assert _agent_importers(REPO, REPO / "streams") == []
+
+
+def test_the_agent_check_finds_a_planted_import(tmp_path: Path) -> None:
+    (tmp_path / "streams" / "matching").mkdir(parents=True)
+    (tmp_path / "streams" / "matching" / "handler.py").write_text(
+        "from streams.ledger.agent import something\n"
+    )
+    assert _agent_importers(tmp_path, tmp_path / "streams") == [
+        "streams.matching.handler -> streams.ledger.agent"
+    ]

@@ -134,3 +134,18 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert cli.main(argv) == 2
 
     assert "usage: kessai" in capsys.readouterr().err
+
+
+def test_any_kessai_error_is_a_message_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.kafka import admin
+    from streams.kafka.admin import TopicsError
+
+    async def refuse(settings: object) -> list[str]:
+        raise TopicsError("topic 'trades' has 3 partitions, kessai wants 4")
+
+    monkeypatch.setattr(admin, "ensure_public_topics", refuse)
+    assert cli.main(["topics", "create"]) == 1
+    err = capsys.readouterr().err
+    assert err == "kessai: error: topic 'trades' has 3 partitions, kessai wants 4\n"
