@@ -60,6 +60,7 @@ __all__ = [
     "TopicSpec",
     "by_name",
     "changelog",
+    "changelog_specs",
 ]
 
 #: History that must never expire: no time limit, no size limit, no compaction (a
@@ -230,3 +231,16 @@ def changelog(app_id: str, table: str) -> str:
     """faust's name for the changelog topic of ``table`` in the app ``app_id``."""
     assert table in TABLES, table
     return f"{app_id}-{table}-changelog"
+
+
+#: A table's changelog as faust declares it for a table that is not windowed
+#: (``faust.tables.base``: compacting, not deleting).
+CHANGELOG_CONFIG: Final[Mapping[str, str]] = MappingProxyType({"cleanup.policy": "compact"})
+
+
+def changelog_specs(app_id: str, partitions: int) -> list[TopicSpec]:
+    """Every table's changelog topic, as faust would create it."""
+    return [
+        TopicSpec(name=changelog(app_id, t), partitions=partitions, config=dict(CHANGELOG_CONFIG))
+        for t in TABLES
+    ]

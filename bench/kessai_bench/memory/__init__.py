@@ -69,7 +69,6 @@ from kessai_bench.memory.records import (
     BOND_ISIN,
     CASH_TOKEN,
     CASH_UNITS,
-    CHANGELOG_CONFIG,
     RAW_CODEC,
     TABLES,
     TOKENS,
@@ -105,6 +104,7 @@ from kessai_bench.memory.worker import (
     proc_status_kib,
     remaining,
 )
+from streams.topics import CHANGELOG_CONFIG
 
 __all__ = [
     "ACCOUNTS_MAX",

@@ -17,10 +17,10 @@ from typing import Any, Final
 from aiokafka import AIOKafkaProducer
 
 from kessai_bench.memory.common import PROGRESS_EVERY_S, Log
-from kessai_bench.memory.records import CHANGELOG_CONFIG, TABLES, Funding, ledger_writes
+from kessai_bench.memory.records import TABLES, Funding, ledger_writes
 from streams.config import Settings
 from streams.kafka.admin import create_topics, ensure_worker_topics
-from streams.topics import TopicSpec, changelog
+from streams.topics import changelog, changelog_specs
 
 #: The bulk producer: records wait this long for their batch to fill.
 PRODUCE_LINGER_MS: Final = 50
@@ -35,22 +35,15 @@ async def create_kessai_topics(settings: Settings) -> None:
 
 
 async def create_changelogs(settings: Settings) -> list[str]:
-    """Both changelog topics, as faust would declare them; returns those created.
+    """The ledger's two changelog topics, as faust would declare them; returns those
+    created (a worker's own topics, :func:`create_kessai_topics`, include them).
 
     Created here rather than left to the worker, so that they exist before the
     prefill writes; faust then finds them and creates nothing.
     """
-    return await create_topics(
-        settings,
-        [
-            TopicSpec(
-                name=changelog(settings.app_id, table),
-                partitions=settings.partitions,
-                config=dict(CHANGELOG_CONFIG),
-            )
-            for table in TABLES
-        ],
-    )
+    names = {changelog(settings.app_id, table) for table in TABLES}
+    specs = changelog_specs(settings.app_id, settings.partitions)
+    return await create_topics(settings, [s for s in specs if s.name in names])
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -32,10 +32,9 @@ BOND_FACE: Final = 1_000_000
 #: The worker's tokens (KESSAI_TOKENS); the default set, so "JPYC" has 0 decimals.
 TOKENS: Final[Mapping[str, int]] = {"JPYC": 0, "USDC": 6}
 
-#: The ledger's two tables (streams/ledger/agent.py) and their changelogs' config as
-#: faust declares it for a non-windowed table (faust.tables.base, compacting=True).
+#: The ledger's two tables (streams/ledger/agent.py); their changelogs' config is
+#: streams.topics.CHANGELOG_CONFIG, as faust declares it.
 TABLES: Final = (ACCOUNTS_TABLE, APPLIED_TABLE)
-CHANGELOG_CONFIG: Final[Mapping[str, str]] = {"cleanup.policy": "compact"}
 #: faust's codec for a table declared with ``value_type=bytes`` (tables/base.py); any
 #: other type gets "json" (orjson with OPT_NON_STR_KEYS | OPT_UTC_Z).
 RAW_CODEC: Final = "raw"
