@@ -62,13 +62,18 @@ class _Grid:
 
     @classmethod
     def of(cls, results: Sequence[Mapping[str, Any]]) -> _Grid:
+        """A load given more than once (``--rate backlog,backlog``) is a group per
+        repeat: ``backlog``, ``backlog #2``, ... (the n-th result of a variant at a
+        load belongs to the n-th repeat)."""
         cells: dict[tuple[str, str], Mapping[str, Any]] = {}
+        seen: dict[tuple[str, str], int] = {}
+        loads: list[str] = []
         for r in results:
-            key = (r["load"], r["variant"])
-            if key in cells:
-                raise ValueError(f"two results for variant {key[1]!r} at load {key[0]!r}")
-            cells[key] = r
-        loads = list(dict.fromkeys(r["load"] for r in results))
+            n = seen[(r["load"], r["variant"])] = seen.get((r["load"], r["variant"]), 0) + 1
+            load = r["load"] if n == 1 else f"{r['load']} #{n}"
+            cells[(load, r["variant"])] = r
+            if load not in loads:
+                loads.append(load)
         variants = list(dict.fromkeys(r["variant"] for r in results))
         return cls(loads, variants, cells)
 
