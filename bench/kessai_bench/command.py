@@ -11,14 +11,12 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeAlias
 
 from kessai_bench import RESULTS, report, variants
 from kessai_bench.runner import BACKLOG, HALF, BenchError, Plan, RateSpec, parse_rates, run
+from streams.cli._common import Commands
 from streams.config import Settings
 from streams.devtools import localkafka
-
-Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 #: Where results go unless --out says otherwise: one directory per run.
 DEFAULT_OUT = RESULTS

@@ -49,6 +49,7 @@ __all__ = [
     "Batch",
     "Cut",
     "Tail",
+    "committed_consumer",
     "cuts_for",
     "parse_as_of",
     "read_batches",
@@ -136,9 +137,10 @@ class Cut:
 Batch = tuple[int, list[Any]]
 
 
-def _consumer(settings: Settings, client_id: str, *topics: str) -> AIOKafkaConsumer:
+def committed_consumer(settings: Settings, client_id: str = "kessai-reader") -> AIOKafkaConsumer:
+    """A consumer of committed records only, with no group, started by the caller: what
+    every reader here is built on, for readers that need a consumer of their own."""
     return AIOKafkaConsumer(
-        *topics,
         bootstrap_servers=settings.bootstrap,
         client_id=client_id,
         **client_kwargs(settings),
@@ -176,7 +178,7 @@ async def cuts_for(
 
     No partitions (an empty list) if the topic does not exist.
     """
-    consumer = _consumer(settings, client_id)
+    consumer = committed_consumer(settings, client_id)
     await consumer.start()
     try:
         tps = await partitions_of(consumer, topic)
@@ -230,7 +232,7 @@ async def read_batches(
     pending = {TopicPartition(topic, c.partition): c for c in cuts if c.end > c.start}
     if not pending:
         return
-    consumer = _consumer(settings, client_id)
+    consumer = committed_consumer(settings, client_id)
     await consumer.start()
     try:
         consumer.assign(sorted(pending, key=lambda tp: tp.partition))
@@ -305,7 +307,7 @@ class Tail:
     ) -> None:
         self.topics = tuple(topics)
         self.from_end = from_end
-        self.consumer = _consumer(settings, client_id)
+        self.consumer = committed_consumer(settings, client_id)
 
     async def start(self) -> None:
         await self.consumer.start()

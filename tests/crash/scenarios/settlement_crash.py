@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from schemas import (
     CUSTODY,
@@ -68,7 +68,7 @@ from streams.config import Settings
 from streams.devtools import localkafka
 from streams.kafka.admin import admin_client, ensure_public_topics
 from streams.kafka.auth import client_kwargs
-from streams.kafka.reader import partitions_of, read_committed
+from streams.kafka.reader import committed_consumer, partitions_of, read_committed
 from streams.ledger.domain import AccountState
 from streams.money import from_units
 from streams.security import signing
@@ -296,12 +296,7 @@ async def group_lag(settings: Settings, group: str, topics: tuple[str, ...]) -> 
     """
     async with admin_client(settings) as admin:
         committed = await admin.list_consumer_group_offsets(group)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        **client_kwargs(settings),
-    )
+    consumer = committed_consumer(settings, "kessai-crash-lag")
     await consumer.start()
     try:
         tps = [tp for t in topics for tp in await partitions_of(consumer, t)]
