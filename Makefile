@@ -47,11 +47,12 @@ $(STAMP): pyproject.toml bench/pyproject.toml
 	@touch $@
 
 # Debian packages the tests drive: promtool and prometheus (the alert rules, a real
-# scrape) and chromium with its driver (the dashboard's browser test).
-TOOLS_PACKAGES := prometheus chromium chromium-driver
-TOOLS_COMMANDS := promtool prometheus chromium chromedriver
+# scrape), chromium with its driver (the dashboard's browser test) and kcat (a
+# librdkafka producer, as a venue's client would be: compressed batches).
+TOOLS_PACKAGES := prometheus chromium chromium-driver kcat
+TOOLS_COMMANDS := promtool prometheus chromium chromedriver kcat
 
-tools: ## install the Debian packages the tests use (prometheus, chromium, chromium-driver) if missing; needs root or sudo
+tools: ## install the Debian packages the tests use (prometheus, chromium, chromium-driver, kcat) if missing; needs root or sudo
 	@missing=""; for t in $(TOOLS_COMMANDS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -z "$$missing" ]; then echo "tools: $(TOOLS_COMMANDS) are installed"; exit 0; fi; \
 	echo "tools: missing$$missing; installing $(TOOLS_PACKAGES) with apt-get"; \
@@ -74,11 +75,11 @@ lint: venv ## ruff (lint and format check) and mypy --strict
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy --strict $(TYPED_PATHS)
 
-check: venv lint ## the fast loop (~3 min): lint, types, schema drift, unit tests and the fast integration tests
+check: venv tools lint ## the fast loop (~3 min): lint, types, schema drift, unit tests and the fast integration tests
 	$(BIN)/python -m schemas.gen --check
 	@$(call run_pytest,-m "not slow and not kill")
 
-test: venv tools lint ## everything, as CI runs it: lint, types, schema drift, every test, crash tests included (~25 min)
+test: venv tools lint ## everything, as CI runs it: lint, types, schema drift, every test, crash tests included (~30 min)
 	$(BIN)/python -m schemas.gen --check
 	@$(call run_pytest,)
 

@@ -35,6 +35,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -90,6 +91,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        # process_start_time_seconds (a restart loop's alert), memory and CPU.
+        ProcessCollector(registry=r)
         self._trades_received = Counter(
             "kessai_trades_received",
             "Trades accepted by the trade intake and handed to settlement.",

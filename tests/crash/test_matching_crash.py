@@ -50,7 +50,9 @@ def test_an_order_flow_survives_sigkills_with_no_duplicate_or_missing_fill(
     # `bootstrap` makes sure the shared broker (and so its jars) exists first.
     outcome = _run(tmp_path, "exactly_once")
     print(outcome.summary())
-    assert outcome.problems == [], outcome.summary() + "\n" + "\n".join(outcome.problems)
+    # The crashes' reasons too: a stall after a crash is best read with its cause.
+    report = "\n".join([outcome.summary(), *outcome.problems, *outcome.crashes])
+    assert outcome.problems == [], report
     assert outcome.orders >= ORDERS and outcome.kills == KILLS
     assert outcome.kills_mid_flow > 0, outcome.summary()  # not only kills of idle workers
     assert outcome.duplicates == 0

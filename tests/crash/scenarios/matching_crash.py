@@ -381,12 +381,24 @@ class _Run:
             if len(self.terminal.ids) != settled[0]:
                 settled = (len(self.terminal.ids), time.monotonic())
             elif time.monotonic() - settled[1] > SETTLE_STALL_S:
-                missing = len(to_settle - self.terminal.ids)
+                missing = sorted(to_settle - self.terminal.ids)
                 raise WorkerCrashed(
-                    f"{missing} matched trades never settled (none for {SETTLE_STALL_S:.0f} s); "
-                    f"logs in {self.workdir}"
+                    f"{len(missing)} matched trades never settled (none for "
+                    f"{SETTLE_STALL_S:.0f} s); last statuses: "
+                    f"{await _last_statuses(self.settings, missing[:5])}; logs in {self.workdir}"
                 )
             await self.idle(1.0)
+
+
+async def _last_statuses(settings: Settings, trade_ids: list[str]) -> dict[str, str]:
+    """Each trade's last committed status and reason, or "none": what a stall report
+    needs to tell a lost command from a trade left waiting."""
+    last = dict.fromkeys(trade_ids, "none")
+    for r in await read_committed(settings, SETTLEMENTS):
+        value = orjson.loads(r.value)
+        if value["trade_id"] in last:
+            last[value["trade_id"]] = f"{value['status']} ({value.get('reason')})"
+    return last
 
 
 async def _kill_workers(

@@ -44,10 +44,12 @@ def test_counters_are_named_by_convention_and_count() -> None:
     assert got[("kessai_order_events_total", (("event", "filled"),))] == 1
     assert got[("kessai_fills_total", ())] == 2
     # Counters end in _total (and their _created timestamps); the one histogram is in
-    # seconds, with its buckets, sum and count.
+    # seconds, with its buckets, sum and count. The process's own series (start time:
+    # the crash-loop alert) come from prometheus-client's process collector.
+    assert got[("process_start_time_seconds", ())] > 0
     assert all(
         name.endswith(("_total", "_created"))
-        or name.startswith("kessai_settlement_latency_seconds_")
+        or name.startswith(("kessai_settlement_latency_seconds_", "process_"))
         for name, _ in got
     )
 
