@@ -8,18 +8,22 @@ a record. ``python -m schemas.gen`` writes the JSON Schemas in ``schemas/json/``
 
 from schemas._isin import check_digit, is_valid_isin
 from schemas.codec import (
-    VALUE_BYTES_MAX,
     Reason,
     SchemaError,
+    Source,
+    check_key,
     decode,
     encode,
     key_for,
     rejection_for,
+    source_of,
 )
 from schemas.models import (
     CUSTODY,
     FACE_JPY_MIN,
+    IDENTIFIER_CHARS,
     IDENTIFIER_CHARS_MAX,
+    KEY_BYTES_MAX,
     LEDGER_EVENTS,
     ORDER_EVENTS,
     ORDERS,
@@ -29,6 +33,7 @@ from schemas.models import (
     SETTLEMENTS,
     TOPIC_MODELS,
     TRADES,
+    VALUE_BYTES_MAX,
     BalanceChanged,
     MoveBonds,
     MoveCash,
@@ -42,7 +47,9 @@ from schemas.models import (
 __all__ = [
     "CUSTODY",
     "FACE_JPY_MIN",
+    "IDENTIFIER_CHARS",
     "IDENTIFIER_CHARS_MAX",
+    "KEY_BYTES_MAX",
     "LEDGER_EVENTS",
     "ORDERS",
     "ORDER_EVENTS",
@@ -61,12 +68,15 @@ __all__ = [
     "RecordRejected",
     "SchemaError",
     "SettlementStatusChanged",
+    "Source",
     "SubmitOrder",
     "TradeExecuted",
     "check_digit",
+    "check_key",
     "decode",
     "encode",
     "is_valid_isin",
     "key_for",
     "rejection_for",
+    "source_of",
 ]

@@ -9,6 +9,7 @@ that goes straight into a :class:`~schemas.models.RecordRejected`
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any, Final, Literal, overload
 
@@ -19,16 +20,17 @@ from pydantic_core import ErrorDetails
 from schemas.models import (
     CUSTODY,
     DETAIL_CHARS_MAX,
+    KEY_BYTES_MAX,
     LEDGER_EVENTS,
     ORDER_EVENTS,
     ORDERS,
     PAYMENTS,
     REJECTED_KEY_CHARS_MAX,
-    REJECTED_VALUE_CHARS_MAX,
     REJECTIONS,
     SETTLEMENTS,
     TOPIC_MODELS,
     TRADES,
+    VALUE_BYTES_MAX,
     BalanceChanged,
     MoveBonds,
     MoveCash,
@@ -37,11 +39,9 @@ from schemas.models import (
     SettlementStatusChanged,
     SubmitOrder,
     TradeExecuted,
+    is_identifier,
 )
 
-#: Largest value decode() looks at. Real records are well under 1 KiB; this is the
-#: broker's default message size, so anything larger is not one of ours.
-VALUE_BYTES_MAX: Final = 1_048_576
 #: How much of an offending input value an error detail quotes.
 _QUOTED_CHARS_MAX: Final = 40
 
@@ -49,7 +49,7 @@ _QUOTED_CHARS_MAX: Final = 40
 #: ``detail`` says which field and what came instead. The ledger adds its own codes
 #: (``unknown_token``, ``duplicate``, ``insufficient_funds``) for records that decode.
 Reason = Literal[
-    "malformed",  # not UTF-8, not JSON, not a JSON object, or over VALUE_BYTES_MAX
+    "malformed",  # no value; not UTF-8, JSON or an object; key or value over its limit
     "schema",  # a field missing, mistyped or unknown; a schema_version we do not know
     "invalid_isin",  # an ISIN with a bad shape or check digit
     "invalid_quantity",  # not a positive JSON integer, or not a multiple of FACE_JPY_MIN
@@ -72,6 +72,18 @@ _KEY_FIELDS: Final[dict[str, str]] = {
     ORDER_EVENTS: "isin",
 }
 assert _KEY_FIELDS.keys() == TOPIC_MODELS.keys(), "every topic needs a key"
+#: The field of an input record that is its own id: a rejection's ``ref``.
+_ID_FIELDS: Final[dict[str, str]] = {
+    PAYMENTS: "payment_id",
+    CUSTODY: "movement_id",
+    TRADES: "trade_id",
+    ORDERS: "order_id",
+}
+
+#: Where a rejected record is and what identifies it, without its bytes:
+#: ``(topic, partition, offset, key as text, value's SHA-256, value's size, ref)``; a
+#: plain tuple, so that it travels inside a ledger command as it is.
+Source = tuple[str, int, int, str | None, str | None, int, str | None]
 
 
 class SchemaError(Exception):
@@ -88,28 +100,31 @@ class SchemaError(Exception):
 
 
 @overload
-def decode(topic: Literal["payments"], raw: bytes) -> MoveCash: ...
+def decode(topic: Literal["payments"], raw: bytes | None) -> MoveCash: ...
 @overload
-def decode(topic: Literal["custody"], raw: bytes) -> MoveBonds: ...
+def decode(topic: Literal["custody"], raw: bytes | None) -> MoveBonds: ...
 @overload
-def decode(topic: Literal["trades"], raw: bytes) -> TradeExecuted: ...
+def decode(topic: Literal["trades"], raw: bytes | None) -> TradeExecuted: ...
 @overload
-def decode(topic: Literal["orders"], raw: bytes) -> SubmitOrder: ...
+def decode(topic: Literal["orders"], raw: bytes | None) -> SubmitOrder: ...
 @overload
-def decode(topic: Literal["settlements"], raw: bytes) -> SettlementStatusChanged: ...
+def decode(topic: Literal["settlements"], raw: bytes | None) -> SettlementStatusChanged: ...
 @overload
-def decode(topic: Literal["rejections"], raw: bytes) -> RecordRejected: ...
+def decode(topic: Literal["rejections"], raw: bytes | None) -> RecordRejected: ...
 @overload
-def decode(topic: Literal["ledger-events"], raw: bytes) -> BalanceChanged: ...
+def decode(topic: Literal["ledger-events"], raw: bytes | None) -> BalanceChanged: ...
 @overload
-def decode(topic: Literal["order-events"], raw: bytes) -> OrderStatusChanged: ...
+def decode(topic: Literal["order-events"], raw: bytes | None) -> OrderStatusChanged: ...
 @overload
-def decode(topic: str, raw: bytes) -> BaseModel: ...
-def decode(topic: str, raw: bytes) -> BaseModel:
+def decode(topic: str, raw: bytes | None) -> BaseModel: ...
+def decode(topic: str, raw: bytes | None) -> BaseModel:
     """The model for one record value of *topic*. Raises :class:`SchemaError` only."""
     model = TOPIC_MODELS.get(topic)
     if model is None:
         raise SchemaError("unknown_topic", f"no schema for topic {topic[:80]!r}")
+    if raw is None:
+        # A tombstone: faust hands its value over as None.
+        raise SchemaError("malformed", "no value (a tombstone)")
     if len(raw) > VALUE_BYTES_MAX:
         raise SchemaError("malformed", f"{len(raw)} bytes, more than {VALUE_BYTES_MAX}")
     try:
@@ -149,22 +164,60 @@ def key_for(topic: str, model: BaseModel) -> bytes:
     return b"" if key is None else key.encode("utf-8")
 
 
-def rejection_for(
-    source_topic: str, key: bytes | None, raw: bytes, error: SchemaError, *, at: datetime
-) -> RecordRejected:
-    """The rejection record for a value that :func:`decode` refused.
+def check_key(key: bytes | None) -> None:
+    """Raise ``malformed`` for an input key longer than any id (KEY_BYTES_MAX bytes)."""
+    if key is not None and len(key) > KEY_BYTES_MAX:
+        raise SchemaError("malformed", f"key of {len(key)} bytes, more than {KEY_BYTES_MAX}")
 
-    Bytes that are not UTF-8 are kept as ``\\xNN`` escapes rather than dropped, so that
-    the rejection still shows what arrived.
+
+def source_of(
+    topic: str, partition: int, offset: int, key: bytes | None, raw: bytes | None
+) -> Source:
+    """The :data:`Source` of an input record: bounded whatever its size."""
+    return (
+        topic,
+        partition,
+        offset,
+        None if key is None else _as_text(key, REJECTED_KEY_CHARS_MAX),
+        None if raw is None else hashlib.sha256(raw).hexdigest(),
+        0 if raw is None else len(raw),
+        _ref(topic, raw),
+    )
+
+
+def rejection_for(source: Source, error: SchemaError, *, at: datetime) -> RecordRejected:
+    """The rejection record of the input at ``source``, refused with ``error``.
+
+    A key that is not UTF-8 is kept as ``\\xNN`` escapes rather than dropped, so that
+    the rejection still shows what arrived. Whatever the input's size, the record is at
+    most a few KiB (tests/unit/schemas/test_rejection_bounds.py).
     """
+    topic, partition, offset, key, sha256, size, ref = source
     return RecordRejected(
-        source_topic=source_topic,
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
         reason=error.reason,
-        detail=error.detail[:DETAIL_CHARS_MAX],
-        key=None if key is None else _as_text(key, REJECTED_KEY_CHARS_MAX),
-        value=_as_text(raw, REJECTED_VALUE_CHARS_MAX),
+        detail=_clip(error.detail),
+        key=key,
+        ref=ref,
+        value_sha256=sha256,
+        value_bytes=size,
         at=at,
     )
+
+
+def _ref(topic: str, raw: bytes | None) -> str | None:
+    """The record's own id, where it is a JSON object with a valid one."""
+    field = _ID_FIELDS.get(topic)
+    if field is None or raw is None or len(raw) > VALUE_BYTES_MAX:
+        return None
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    ref = obj.get(field) if isinstance(obj, dict) else None
+    return ref if isinstance(ref, str) and is_identifier(ref) else None
 
 
 def _as_text(data: bytes, chars_max: int) -> str:

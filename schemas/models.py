@@ -18,6 +18,7 @@ integers of yen.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -65,10 +66,15 @@ REASON_CHARS_MAX: Final = 64
 #: Kafka's own limit on topic-name length.
 TOPIC_CHARS_MAX: Final = 249
 DETAIL_CHARS_MAX: Final = 1_000
-#: A rejection carries a prefix of the bad record, enough to diagnose it, small enough
-#: that the rejection itself always fits under the broker's default message size.
-REJECTED_VALUE_CHARS_MAX: Final = 65_536
-REJECTED_KEY_CHARS_MAX: Final = 1_024
+#: A rejection carries the bad record's key (cut to this many characters) and points at
+#: its value (topic, partition, offset, SHA-256) instead of quoting it: every rejection
+#: stays far below the producer's request limit whatever came in (docs/security.md).
+REJECTED_KEY_CHARS_MAX: Final = 256
+#: Largest input key and value kessai reads: a key is an id (at most
+#: IDENTIFIER_CHARS_MAX characters of up to 4 UTF-8 bytes), a value one JSON record
+#: (real ones are under 2 KiB, signed ones included). Larger is rejected `malformed`.
+KEY_BYTES_MAX: Final = 4 * IDENTIFIER_CHARS_MAX
+VALUE_BYTES_MAX: Final = 65_536
 TIME_CHARS_MAX: Final = 40
 
 # --- Field types -------------------------------------------------------------------
@@ -217,6 +223,14 @@ Quantity = Annotated[int, PlainValidator(_QUANTITY.validate), _QUANTITY.json_sch
 #: Face value in yen of a trade or order: a positive whole multiple of FACE_JPY_MIN.
 FaceQuantity = Annotated[int, PlainValidator(_FACE_QUANTITY.validate), _FACE_QUANTITY.json_schema()]
 Seq = Annotated[int, PlainValidator(_SEQ.validate), _SEQ.json_schema()]
+_KAFKA_INT = _IntRule(
+    minimum=0,
+    maximum=SEQ_MAX,
+    message="must be an integer >= 0 (a JSON integer)",
+    error_type="kafka_int",
+)
+#: A Kafka partition number, offset or size in bytes.
+KafkaInt = Annotated[int, PlainValidator(_KAFKA_INT.validate), _KAFKA_INT.json_schema()]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -238,13 +252,48 @@ class _StrRule:
         return WithJsonSchema({"type": "string", "pattern": self.pattern})
 
 
-# No whitespace and no control characters: ids are keys, and an invisible difference
-# between two keys is a bug nobody can see in a log.
-_IDENTIFIER = _StrRule(
-    pattern=rf"^[^\s\x00-\x1f\x7f]{{1,{IDENTIFIER_CHARS_MAX}}}$",
-    message=f"must be 1-{IDENTIFIER_CHARS_MAX} characters without whitespace",
-    error_type="identifier",
-)
+#: The characters of an id (accounts, trades, orders, payments, movements, venues,
+#: signers): printable ASCII letters, digits and ``- _ . : @ /``. Ids are keys, and two
+#: keys that look the same must be the same: no zero-width, bidirectional, BOM,
+#: combining, full-width or look-alike characters (docs/security.md, M12).
+IDENTIFIER_CHARS: Final = "A-Za-z0-9._:@/-"
+
+
+@dataclass(frozen=True, kw_only=True)
+class _IdRule(_StrRule):
+    """An id: the rule's error names the first character that is not allowed."""
+
+    chars_max: int
+
+    def validate(self, value: Any) -> str:
+        if isinstance(value, str) and self._compiled.fullmatch(value) is None:
+            bad = next((c for c in value if re.fullmatch(f"[{IDENTIFIER_CHARS}]", c) is None), None)
+            if bad is not None and len(value) <= self.chars_max:
+                name = unicodedata.name(bad, "unnamed")
+                _fail(
+                    self.error_type,
+                    f"{self.message}; U+{ord(bad):04X} ({name}) at {value.index(bad)} is not",
+                )
+        return super().validate(value)
+
+
+def _id_rule(chars_max: int) -> _IdRule:
+    return _IdRule(
+        pattern=rf"^[{IDENTIFIER_CHARS}]{{1,{chars_max}}}$",
+        message=f"must be 1-{chars_max} characters of A-Z a-z 0-9 - _ . : @ /",
+        error_type="identifier",
+        chars_max=chars_max,
+    )
+
+
+_IDENTIFIER = _id_rule(IDENTIFIER_CHARS_MAX)
+
+
+def is_identifier(value: str) -> bool:
+    """Whether ``value`` is a valid id."""
+    return _IDENTIFIER._compiled.fullmatch(value) is not None
+
+
 _TOKEN_PATTERN = r"^[A-Z]{2,12}$"
 _TOKEN = _StrRule(
     pattern=_TOKEN_PATTERN,
@@ -264,11 +313,7 @@ _TOPIC_NAME = _StrRule(
 Identifier = Annotated[str, PlainValidator(_IDENTIFIER.validate), _IDENTIFIER.json_schema()]
 #: A ledger event's cause: an identifier with a prefix or suffix of kessai's own
 #: (``payment:``, ``credit:``, ``/cash``), so up to twice an identifier's length.
-_CAUSE = _StrRule(
-    pattern=rf"^[^\s\x00-\x1f\x7f]{{1,{2 * IDENTIFIER_CHARS_MAX}}}$",
-    message=f"must be 1-{2 * IDENTIFIER_CHARS_MAX} characters without whitespace",
-    error_type="identifier",
-)
+_CAUSE = _id_rule(2 * IDENTIFIER_CHARS_MAX)
 Cause = Annotated[str, PlainValidator(_CAUSE.validate), _CAUSE.json_schema()]
 #: A cash token's name (JPYC, USDC). Whether it is configured is the agents' check.
 Token = Annotated[str, PlainValidator(_TOKEN.validate), _TOKEN.json_schema()]
@@ -546,17 +591,34 @@ class SettlementStatusChanged(_Record):
 
 
 class RecordRejected(_Record):
-    """Topic ``rejections``, key: the rejected record's key. Bad input, kept for people.
+    """Topic ``rejections``, key: the rejected record's key as ``key`` has it. Bad input,
+    kept for people.
 
-    ``key`` and ``value`` are the rejected record's bytes as text (invalid UTF-8 escaped
-    as ``\\xNN``); ``value`` is cut to its first REJECTED_VALUE_CHARS_MAX characters.
+    It points at the record instead of quoting it: ``source_topic``,
+    ``source_partition`` and ``source_offset`` find it, ``value_sha256`` and
+    ``value_bytes`` identify its bytes (``null`` and 0 for a tombstone). ``key`` is the
+    rejected record's key as text (invalid UTF-8 escaped as ``\\xNN``), cut to
+    REJECTED_KEY_CHARS_MAX characters; ``ref`` is the record's own id (``trade_id``,
+    ``order_id``, ``payment_id`` or ``movement_id``) where it has a readable one.
+
+    Version 2 replaced version 1's ``value``, a quote of up to 65,536 characters: a
+    rejection could then outgrow the producer's request limit and stop the worker, and
+    it kept a rejected signed record for anyone to send again (docs/security.md).
     """
 
+    schema_version: Literal[2] = 2  # type: ignore[assignment]
+
     source_topic: TopicName
+    source_partition: KafkaInt
+    source_offset: KafkaInt
     reason: ReasonCode
     detail: str = Field(max_length=DETAIL_CHARS_MAX, description="What was wrong, for people.")
     key: str | None = Field(max_length=REJECTED_KEY_CHARS_MAX)
-    value: str = Field(max_length=REJECTED_VALUE_CHARS_MAX)
+    ref: str | None = Field(
+        max_length=IDENTIFIER_CHARS_MAX, description="The rejected record's own id, if readable."
+    )
+    value_sha256: Sha256Hex | None = Field(description="SHA-256 of the value; null: no value.")
+    value_bytes: KafkaInt
     at: UtcDatetime
 
 

@@ -29,6 +29,10 @@ DEFAULT_TOKENS: dict[str, int] = {"JPYC": 0, "USDC": 6}
 KAFKA_SECURITY = ("plaintext", "sasl_ssl")
 
 
+#: Longest settlement deadline: 30 days.
+DEADLINE_S_MAX = 30 * 86_400
+
+
 def _parse_tokens(text: str) -> dict[str, int]:
     """``"JPYC:0,USDC:6"`` -> ``{"JPYC": 0, "USDC": 6}``."""
     tokens: dict[str, int] = {}
@@ -84,6 +88,36 @@ def _credentials(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     return document["username"], document["password"]
 
 
+def _number(
+    env: Mapping[str, str], name: str, default: str, *, minimum: float, maximum: float
+) -> float:
+    """The finite number *name* in [minimum, maximum]: ``inf``, ``nan``, a negative or
+    zero interval is a mistake to name at start, not a crash at the first tick."""
+    text = env.get(name, default)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name}: {text!r} is not a number") from None
+    if not minimum <= value <= maximum:  # False for nan
+        raise ConfigError(f"{name}: {text!r}, want a number from {minimum:g} to {maximum:g}")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: str, *, minimum: int, maximum: int) -> int:
+    text = env.get(name, default)
+    if not text.strip().isdigit() or not minimum <= int(text) <= maximum:
+        raise ConfigError(f"{name}: {text!r}, want a whole number from {minimum} to {maximum}")
+    return int(text)
+
+
+def _hosts(env: Mapping[str, str], bind: str) -> tuple[str, ...]:
+    """The Host header values the web server answers (DNS rebinding): loopback names,
+    the bind address when it is a specific one, and ``KESSAI_WEB_HOSTS``."""
+    extra = [h.strip().lower() for h in env.get("KESSAI_WEB_HOSTS", "").split(",") if h.strip()]
+    specific = [] if bind in ("0.0.0.0", "::", "") else [bind]
+    return tuple(dict.fromkeys(["localhost", "127.0.0.1", "::1", *specific, *extra]))
+
+
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     """The value of *name*, one of *choices* (the first is the default)."""
     text = env.get(name, choices[0])
@@ -125,6 +159,12 @@ class Settings:
     web_port: int = 6066
     #: Address it listens on: loopback, unless a container must be scraped from outside.
     web_bind: str = "127.0.0.1"
+    #: Host header values it answers; any other gets 403 (a DNS-rebinding page cannot
+    #: read it). Loopback names and the bind address, plus ``KESSAI_WEB_HOSTS``.
+    web_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+    #: A file holding the bearer token that ``/metrics`` and the queries require
+    #: (``Authorization: Bearer ...``); None: no token. The secure profile makes one.
+    web_token_file: Path | None = None
     #: A trade still locking this long after it arrived fails.
     settlement_deadline_s: float = 3600.0
     #: How often the worker publishes clock ticks (deadlines are checked on ticks).
@@ -156,22 +196,33 @@ class Settings:
         guarantee = _choice(e, "KESSAI_PROCESSING_GUARANTEE", GUARANTEES)
         security = _choice(e, "KESSAI_KAFKA_SECURITY", KAFKA_SECURITY)
         username, password = _credentials(e)
+        bind = e.get("KESSAI_WEB_BIND", "127.0.0.1")
         return cls(
             bootstrap=e.get("KESSAI_BOOTSTRAP", DEFAULT_BOOTSTRAP),
-            partitions=int(e.get("KESSAI_PARTITIONS", DEFAULT_PARTITIONS)),
+            partitions=_integer(
+                e, "KESSAI_PARTITIONS", str(DEFAULT_PARTITIONS), minimum=1, maximum=1_000
+            ),
             tokens=tokens,
             state_dir=state_dir,
             app_id=e.get("KESSAI_APP_ID", "kessai"),
             processing_guarantee=guarantee,
-            commit_interval_s=float(e.get("KESSAI_COMMIT_INTERVAL_S", "0.1")),
-            producer_linger_ms=float(e.get("KESSAI_PRODUCER_LINGER_MS", "0")),
+            commit_interval_s=_number(
+                e, "KESSAI_COMMIT_INTERVAL_S", "0.1", minimum=0.001, maximum=60
+            ),
+            producer_linger_ms=_number(
+                e, "KESSAI_PRODUCER_LINGER_MS", "0", minimum=0, maximum=10_000
+            ),
             parallel_commits=_flag(e, "KESSAI_PARALLEL_COMMITS", default=True),
             event_loop=_choice(e, "KESSAI_EVENT_LOOP", ("asyncio", "uvloop")),
-            web_port=int(e.get("KESSAI_WEB_PORT", "6066")),
-            web_bind=e.get("KESSAI_WEB_BIND", "127.0.0.1"),
-            settlement_deadline_s=float(e.get("KESSAI_SETTLEMENT_DEADLINE_S", "3600")),
-            tick_interval_s=float(e.get("KESSAI_TICK_INTERVAL_S", "1.0")),
-            health_lag_max=int(e.get("KESSAI_HEALTH_LAG_MAX", "10000")),
+            web_port=_integer(e, "KESSAI_WEB_PORT", "6066", minimum=0, maximum=65_535),
+            web_bind=bind,
+            web_hosts=_hosts(e, bind),
+            web_token_file=_path(e, "KESSAI_WEB_TOKEN_FILE"),
+            settlement_deadline_s=_number(
+                e, "KESSAI_SETTLEMENT_DEADLINE_S", "3600", minimum=1, maximum=DEADLINE_S_MAX
+            ),
+            tick_interval_s=_number(e, "KESSAI_TICK_INTERVAL_S", "1.0", minimum=0.05, maximum=60),
+            health_lag_max=_integer(e, "KESSAI_HEALTH_LAG_MAX", "10000", minimum=0, maximum=2**62),
             kafka_security=security,
             kafka_username=username,
             kafka_password=password,

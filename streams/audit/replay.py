@@ -60,7 +60,9 @@ from schemas import (
     SETTLEMENTS,
     TRADES,
     SchemaError,
+    Source,
     rejection_for,
+    source_of,
 )
 from streams import wire
 from streams.config import Settings
@@ -237,9 +239,9 @@ class Derived:
     tick_skews: list[tuple[Where, float]] = field(default_factory=list)
 
 
-def _rejection(source_topic: str, key: bytes | None, raw: bytes, reason: str, detail: str) -> bytes:
+def _rejection(source: Source, reason: str, detail: str) -> bytes:
     error = SchemaError(reason, detail)  # type: ignore[arg-type]
-    record = rejection_for(source_topic, key, raw, error, at=datetime.now(UTC))
+    record = rejection_for(source, error, at=datetime.now(UTC))
     return _key(_without_at(record.model_dump(mode="json")))
 
 
@@ -274,11 +276,11 @@ def _derive_intakes(
     tokens = settings.tokens
     for topic in (PAYMENTS, CUSTODY):
         for partition, r in _records(logs[topic]):
-            move = ledger_intake.intake_record(topic, r.key, r.value, tokens, signers)
+            where = (partition, r.offset)
+            move = ledger_intake.intake_record(topic, r.key, r.value, tokens, signers, where=where)
             if isinstance(move, tuple):
-                d.rejections[_rejection(topic, r.key, r.value, *move)].append(
-                    (names[topic], partition, r.offset)
-                )
+                source = source_of(topic, *where, r.key, r.value)
+                d.rejections[_rejection(source, *move)].append((names[topic], partition, r.offset))
             else:
                 d.moves[wire.to_wire(move)] += 1
     seen: dict[str, bool] = {}
@@ -293,9 +295,8 @@ def _derive_intakes(
             signers=signers,
         )
         if isinstance(trade, tuple):
-            d.rejections[_rejection(TRADES, r.key, r.value, *trade)].append(
-                (names[TRADES], partition, r.offset)
-            )
+            source = source_of(TRADES, partition, r.offset, r.key, r.value)
+            d.rejections[_rejection(source, *trade)].append((names[TRADES], partition, r.offset))
         else:
             d.trades_in[wire.to_wire(trade)] += 1
 
@@ -314,9 +315,7 @@ def _derive_ledger(
         where = (names[LEDGER_COMMANDS], partition, r.offset)
         out = handle_command(ledger, partition, wire.ledger_command(r.value), decimals_of)
         if out.rejection is not None:
-            topic, text_key, raw, reason, detail = out.rejection
-            key = text_key.encode() if text_key is not None else None
-            d.rejections[_rejection(topic, key, raw.encode(), reason, detail)].append(where)
+            d.rejections[_rejection(*out.rejection)].append(where)
         for record in out.records:
             d.journal[record["account"]].append((where, record))
         for (kind, _to), sent in out.sends:
@@ -358,7 +357,8 @@ def _derive_matcher(
         for e in result.order_events:
             d.order_events[e.isin].append((where, _order_event(e.model_dump(mode="json"))))
         if result.rejection is not None:
-            d.rejections[_rejection(ORDERS, r.key, r.value, *result.rejection)].append(where)
+            source = source_of(ORDERS, partition, r.offset, r.key, r.value)
+            d.rejections[_rejection(source, *result.rejection)].append(where)
 
 
 def _registry(settings: Settings) -> signing.Registry | None:

@@ -22,7 +22,15 @@ from typing import Any
 import faust
 from faust.types import StreamT
 
-from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, REJECTIONS, BalanceChanged, encode
+from schemas import (
+    CUSTODY,
+    LEDGER_EVENTS,
+    PAYMENTS,
+    REJECTIONS,
+    BalanceChanged,
+    encode,
+    source_of,
+)
 from streams import topics, wire
 from streams.config import Settings
 from streams.ledger import intake as intake_rules
@@ -59,11 +67,16 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
     @app.agent(bridges, concurrency=1)
     async def intake(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            topic, key, value = event.message.topic, event.message.key, event.value
-            move = intake_rules.intake_record(topic, key, value, tokens, signers)
+            msg = event.message
+            where = (msg.partition, msg.offset)
+            move = intake_rules.intake_record(
+                msg.topic, msg.key, event.value, tokens, signers, where=where
+            )
             if isinstance(move, tuple):
-                await rejections.send(key=key, value=rejection(topic, key, value, *move))
-                metrics.rejected(topic, move[0])
+                source = source_of(msg.topic, *where, msg.key, event.value)
+                key, value = rejection(source, *move)
+                await rejections.send(key=key, value=value)
+                metrics.rejected(msg.topic, move[0])
                 continue
             await commands.send(key=move.account.encode(), value=wire.to_wire(move))
 
@@ -73,12 +86,9 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
             command = wire.ledger_command(event.value)
             out = handle_command(ledger_state, event.message.partition, command, decimals_of)
             if out.rejection is not None:
-                topic, text_key, raw, reason, detail = out.rejection
-                key = text_key.encode() if text_key is not None else None
-                await rejections.send(
-                    key=key, value=rejection(topic, key, raw.encode(), reason, detail)
-                )
-                metrics.rejected(topic, reason)
+                key, value = rejection(*out.rejection)
+                await rejections.send(key=key, value=value)
+                metrics.rejected(out.rejection[0][0], out.rejection[1])
             for record in out.records:
                 # Validated by the model (and so encoded through the codec) like every
                 # record kessai writes; the hash was taken over these same strings.

@@ -15,6 +15,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from schemas import Source
 from streams.ledger import domain, journal
 from streams.ledger.messages import (
     Credit,
@@ -195,8 +196,8 @@ class CommandOutputs:
     records: list[dict[str, Any]] = field(default_factory=list)
     #: Messages on: replies to sagas, credits to accounts.
     sends: list[Send] = field(default_factory=list)
-    #: A refused move's public source and why: ``(topic, key, raw value, reason, detail)``.
-    rejection: tuple[str, str | None, str, str, str] | None = None
+    #: A refused move's public source and why: ``(source, reason, detail)``.
+    rejection: tuple[Source, str, str] | None = None
     #: Refused, but nothing to report (a repeated lock, a move without its source).
     refused: bool = False
 
@@ -222,8 +223,7 @@ def handle_command(
     if fx.rejection is not None:
         out.refused = True
         if isinstance(command, Move) and command.source is not None:
-            topic, text_key, raw = command.source
-            out.rejection = (topic, text_key, raw, fx.rejection.reason, fx.rejection.detail)
+            out.rejection = (command.source, fx.rejection.reason, fx.rejection.detail)
         return out
     # The chain's tip goes into the state, so it commits with the records.
     out.records = journal.chain(before, fx.state, fx.postings, decimals_of)

@@ -9,7 +9,7 @@ The ``intake`` agent (:mod:`streams.ledger.agent`) sends the one or the other;
 
 from __future__ import annotations
 
-from schemas import MoveBonds, MoveCash, SchemaError, decode
+from schemas import MoveBonds, MoveCash, SchemaError, Source, check_key, decode, source_of
 from streams.ledger.messages import Move
 from streams.money import UNITS_MAX, to_units
 from streams.security import signing
@@ -19,7 +19,7 @@ Rejected = tuple[str, str]
 
 
 def to_move(
-    command: MoveCash | MoveBonds, source: tuple[str, str | None, str], tokens: dict[str, int]
+    command: MoveCash | MoveBonds, source: Source, tokens: dict[str, int]
 ) -> Move | Rejected:
     """The ledger's move for a decoded deposit or withdrawal, in the asset's units."""
     if isinstance(command, MoveBonds):
@@ -54,21 +54,26 @@ def to_move(
 def intake_record(
     topic: str,
     key: bytes | None,
-    value: bytes,
+    value: bytes | None,
     tokens: dict[str, int],
     signers: signing.Registry | None = None,
+    *,
+    where: tuple[int, int],
 ) -> Move | Rejected:
-    """The move for one record of ``payments`` or ``custody``, or why it is rejected.
-    With ``signers``, the bridge's signature is checked first (streams/security/signing.py)."""
+    """The move for one record of ``payments`` or ``custody`` at ``where`` (partition,
+    offset), or why it is rejected. With ``signers``, the bridge's signature is checked
+    first (streams/security/signing.py). The move carries where the record is and its
+    digest, never its bytes: a command stays small whatever came in."""
     try:
+        check_key(key)
         decoded = decode(topic, value)
     except SchemaError as err:
         return err.reason, err.detail
     assert isinstance(decoded, MoveCash | MoveBonds), type(decoded)
+    assert value is not None  # decode refuses a tombstone
     if signers is not None:
         record = signing.signed_members(value)
         refused = record if isinstance(record, tuple) else signers.check(topic, record)
         if refused is not None:
             return refused
-    text_key = key.decode("utf-8", "replace") if key is not None else None
-    return to_move(decoded, (topic, text_key, value.decode()), tokens)
+    return to_move(decoded, source_of(topic, *where, key, value), tokens)

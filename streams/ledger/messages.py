@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from schemas import Source
+
 __all__ = [
     "LEDGER_COMMAND_TYPES",
     "Credit",
@@ -65,8 +67,9 @@ class Move:
     asset: str
     units: int
     kind: Literal["deposit", "withdrawal"]
-    #: The public record it came from, ``(topic, key, value)``, quoted by a rejection.
-    source: tuple[str, str | None, str] | None = None
+    #: Where the public record it came from is (:data:`schemas.Source`): what the
+    #: rejection of a refused move points at.
+    source: Source | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from typing import Any
 import faust
 from faust.types import StreamT
 
-from schemas import ORDER_EVENTS, ORDERS, REJECTIONS, TRADES, encode
+from schemas import ORDER_EVENTS, ORDERS, REJECTIONS, TRADES, encode, source_of
 from streams.config import Settings
 from streams.matching import handler as records
 from streams.matching.matcher import Matcher
@@ -85,7 +85,9 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
                 metrics.order_event(e.event)
             metrics.fills(len(out.trades))
             if out.rejection is not None:
-                await rejections.send(key=key, value=rejection(ORDERS, key, value, *out.rejection))
+                source = source_of(ORDERS, msg.partition, msg.offset, key, value)
+                out_key, out_value = rejection(source, *out.rejection)
+                await rejections.send(key=out_key, value=out_value)
                 metrics.rejected(ORDERS, out.rejection[0])
 
     return {"matching": matching, "orders": table}

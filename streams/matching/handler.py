@@ -19,10 +19,12 @@ from pydantic import ValidationError
 from schemas import (
     ORDERS,
     TRADES,
+    VALUE_BYTES_MAX,
     OrderStatusChanged,
     SchemaError,
     SubmitOrder,
     TradeExecuted,
+    check_key,
     decode,
 )
 from streams.matching.matcher import MatchedTrade, Matcher, OrderRequest, OrderUpdate
@@ -80,10 +82,12 @@ def order_event(u: OrderUpdate, at: datetime) -> OrderStatusChanged:
     )
 
 
-def rejected_event(raw: bytes, reason: str, at: datetime) -> OrderStatusChanged | None:
+def rejected_event(raw: bytes | None, reason: str, at: datetime) -> OrderStatusChanged | None:
     """The ``rejected`` order event of a record that did not decode, if it names its
     order validly (``order_id``, ``venue``, ``isin``, ``currency``); else None, and only
     ``rejections`` hears of it (an order event with a bad ISIN would be bad itself)."""
+    if raw is None or len(raw) > VALUE_BYTES_MAX:
+        return None
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -118,7 +122,7 @@ class RecordOutputs:
 def handle_record(
     matcher: Callable[[], Matcher],
     key: bytes | None,
-    value: bytes,
+    value: bytes | None,
     timestamp_s: float | None,
     *,
     signers: signing.Registry | None = None,
@@ -136,6 +140,7 @@ def handle_record(
     try:
         if at is None:
             raise SchemaError("malformed", f"record timestamp {timestamp_s!r} is not a time")
+        check_key(key)
         decoded = decode(ORDERS, value)
         if key != decoded.isin.encode():
             # Every order of a bond must reach the one partition that holds its
@@ -144,6 +149,7 @@ def handle_record(
                 "wrong_key",  # type: ignore[arg-type]
                 f"an order is keyed by its isin {decoded.isin!r}, not {key!r}",
             )
+        assert value is not None  # decode refuses a tombstone
         refused = _signature_refused(signers, value)
     except SchemaError as err:
         out.rejection = (err.reason, err.detail)

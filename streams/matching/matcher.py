@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from schemas import FACE_JPY_MIN, QUANTITY_MAX
+from schemas import FACE_JPY_MIN
 from streams.matching.book import (
     Book,
     EventKind,
@@ -42,7 +42,7 @@ from streams.matching.book import (
     Resting,
     Side,
 )
-from streams.money import cash_units
+from streams.money import TRADE_UNITS_MAX, cash_units
 
 #: The value of a done order's row is only this (and its currency).
 DONE = 0
@@ -211,7 +211,9 @@ class Matcher:
             reason = "unknown_token"
         elif row_key(r.isin, r.venue, r.order_id) in self._rows:
             reason = "duplicate"
-        elif r.price is not None and not _price_settles(r.price, self._tokens[r.currency]):
+        elif r.price is not None and not _price_settles(
+            r.price, r.quantity, self._tokens[r.currency]
+        ):
             reason = "invalid_price"
         if reason is not None:
             return Handled(updates=[_rejected(r, reason)], rejected=reason)
@@ -289,20 +291,17 @@ class Matcher:
         return handled
 
 
-#: The largest face a fill can have (``schemas`` caps quantities at 2**53 - 1).
-FACE_MAX = QUANTITY_MAX - QUANTITY_MAX % FACE_JPY_MIN
-
-
-def _price_settles(price: Decimal, decimals: int) -> bool:
-    """Whether settlement can compute the cash leg of any fill at *price*: not 0 for
-    the smallest face, and not past the cash arithmetic's precision for the largest
-    (``cash_units`` raises there, and a raise would stop the agent)."""
+def _price_settles(price: Decimal, quantity: int, decimals: int) -> bool:
+    """Whether settlement will take the cash leg of every fill of an order of
+    ``quantity`` at ``price``: not 0 for the smallest face, and at most
+    :data:`~streams.money.TRADE_UNITS_MAX` for the whole order (a fill the settlement
+    rejects would show "filled" for a trade that never settles)."""
     try:
         smallest = cash_units(FACE_JPY_MIN, price, Decimal(0), decimals)
-        cash_units(FACE_MAX, price, Decimal(0), decimals)
-    except ArithmeticError:  # decimal.InvalidOperation, Overflow
+        largest = cash_units(quantity, price, Decimal(0), decimals)
+    except ArithmeticError:  # not a finite short decimal: the schema's rules prevent it
         return False
-    return smallest > 0
+    return smallest > 0 and largest <= TRADE_UNITS_MAX
 
 
 def _rejected(r: OrderRequest, reason: str) -> OrderUpdate:

@@ -7,7 +7,7 @@
   their changelogs with a consumer of kessai's own;
 - :mod:`~streams.runtime.metrics`: Prometheus metrics and ``/health``;
   :mod:`~streams.runtime.web`: the dashboard;
-- :mod:`~streams.runtime.agentkit`: what every agent needs (raw topics, rejections).
+- :mod:`~streams.runtime.agentkit`: what every agent needs (raw topics, rejections, fail-stop).
 
 Nothing in a flow's pure code imports this package (tests/unit/test_house.py checks).
 """

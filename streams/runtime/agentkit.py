@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import faust
 from faust.types import TopicT
 
-from schemas import SchemaError, encode, rejection_for
+from schemas import SchemaError, Source, encode, rejection_for
 
 __all__ = ["raw_topic", "rejection"]
 
@@ -24,7 +24,11 @@ def raw_topic(app: faust.App, *names: str, partitions: int) -> TopicT:
     )
 
 
-def rejection(source_topic: str, key: bytes | None, raw: bytes, reason: str, detail: str) -> bytes:
-    """The ``rejections`` record of an input refused with ``reason``, stamped now."""
+def rejection(source: Source, reason: str, detail: str) -> tuple[bytes | None, bytes]:
+    """The ``rejections`` record (key, value) of the input at ``source``, refused with
+    ``reason``, stamped now. Both are bounded whatever the input's size: the key is the
+    input's key cut to its first characters, the value points at the input."""
     error = SchemaError(reason, detail)  # type: ignore[arg-type]
-    return encode(rejection_for(source_topic, key, raw, error, at=datetime.now(UTC)))
+    key = source[3]
+    record = rejection_for(source, error, at=datetime.now(UTC))
+    return (None if key is None else key.encode()), encode(record)

@@ -18,7 +18,7 @@ from streams.matching import agent as matching_agent
 from streams.runtime.eos import KessaiApp
 from streams.runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from streams.runtime.metrics import Metrics, StateCollector, WorkerCollector, health
-from streams.runtime.web import dashboard
+from streams.runtime.web import dashboard, guard
 from streams.settlement import agent as settlement_agent
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,13 @@ def create_app(settings: Settings) -> KessaiApp:
         topic_allow_declare=True,
         web_port=settings.web_port,
         web_bind=settings.web_bind,
+        # Host check and bearer token (streams/runtime/web/guard.py); faust's own pages
+        # showed every table, uncommitted, to anyone who asked.
+        web_application_options={"middlewares": [guard.middleware(settings)]},
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,

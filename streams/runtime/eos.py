@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -45,7 +47,7 @@ from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP
+from faust.types import TP, AgentT
 from faust.types.enums import ProcessingGuarantee
 from mode import Service
 
@@ -53,6 +55,9 @@ from streams.errors import KessaiError
 from streams.runtime import restore
 
 logger = logging.getLogger(__name__)
+
+#: The exit status of a worker stopped by an agent's unexpected exception (EX_SOFTWARE).
+FAIL_STOP_EXIT = 70
 
 #: The transactional id whose commit is draining its outbox in this task, if any.
 _draining: ContextVar[str | None] = ContextVar("kessai_eos_draining", default=None)
@@ -773,6 +778,30 @@ class KessaiApp(faust.App):
                 raise EosError("producer_threaded=True bypasses transactions entirely")
             if not str(self.conf.store).startswith("memory:"):
                 raise EosError("exactly-once tables must use store='memory://'")
+
+    async def _on_agent_error(self, agent: AgentT[Any], exc: BaseException) -> None:
+        """Fail-stop: log the exception and end the process at once.
+
+        Every input record must end as an output or a rejection, so an exception
+        escaping an agent is a bug. faust's default supervisor restarts the agent on
+        the same stream, and the abandoned record is acked as processed with half its
+        outputs (docs/security.md, H4). Ending the process commits nothing more: the
+        open transaction is aborted when the restarted worker's producer fences it,
+        and the restart resumes before the record, as after a SIGKILL (which the
+        crash tests prove safe). The supervisor (systemd, Kubernetes) restarts it; a
+        loop pages (KessaiWorkerRestarting).
+        """
+        logger.critical(
+            "agent %s raised on a record; stopping the worker without committing it "
+            "(fail-stop, exit %d): %r",
+            agent.name,
+            FAIL_STOP_EXIT,
+            exc,
+            exc_info=exc,
+        )
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(FAIL_STOP_EXIT)
 
     def _new_transport(self) -> Any:
         return KessaiTransport(self.conf.broker_consumer, self)

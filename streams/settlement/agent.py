@@ -31,7 +31,7 @@ import faust
 from aiokafka import AIOKafkaProducer
 from faust.types import StreamT
 
-from schemas import REJECTIONS, SETTLEMENTS, TRADES, encode
+from schemas import REJECTIONS, SETTLEMENTS, TRADES, encode, source_of
 from streams import topics, wire
 from streams.config import Settings
 from streams.kafka import auth
@@ -72,7 +72,9 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
                 signers=signers,
             )
             if isinstance(trade, tuple):
-                await rejections.send(key=key, value=rejection(TRADES, key, value, *trade))
+                source = source_of(TRADES, msg.partition, msg.offset, key, value)
+                out_key, out_value = rejection(source, *trade)
+                await rejections.send(key=out_key, value=out_value)
                 metrics.rejected(TRADES, trade[0])
                 continue
             await inbox.send(key=trade.trade_id.encode(), value=wire.to_wire(trade))

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 
-from schemas import TRADES, SchemaError, TradeExecuted, decode
-from streams.money import UNITS_MAX, cash_units
+from schemas import TRADES, SchemaError, TradeExecuted, check_key, decode
+from streams.money import TRADE_UNITS_MAX, cash_units
 from streams.security import signing
 from streams.settlement.messages import Trade
 
@@ -29,10 +29,6 @@ __all__ = [
 #: Why a record was rejected: (reason code, detail).
 Rejected = tuple[str, str]
 
-#: Largest cash leg, in units: the ledger's limit, and 64 bits, because the saga's
-#: table rows are JSON through faust's codec (orjson), which refuses larger integers.
-TRADE_UNITS_MAX = min(UNITS_MAX, 2**63 - 1)
-
 
 def to_trade(
     t: TradeExecuted,
@@ -46,10 +42,8 @@ def to_trade(
     if t.currency not in tokens:
         known = ", ".join(sorted(tokens))
         return "unknown_token", f"currency {t.currency!r} is not configured ({known})"
-    try:
-        units = cash_units(t.quantity, t.price, t.accrued_interest, tokens[t.currency])
-    except ArithmeticError:  # past the cash arithmetic's precision: a raise would stop us
-        return "invalid_price", f"cash leg of {t.trade_id} is too large to compute exactly"
+    # Exact (streams/money.py); the schema's decimals never make it raise.
+    units = cash_units(t.quantity, t.price, t.accrued_interest, tokens[t.currency])
     if units <= 0:
         return "invalid_price", f"cash leg of {t.trade_id} truncates to 0 {t.currency}"
     if units > TRADE_UNITS_MAX:
@@ -74,7 +68,7 @@ def to_trade(
 
 def intake_record(
     key: bytes | None,
-    value: bytes,
+    value: bytes | None,
     arrived_s: float,
     *,
     tokens: dict[str, int],
@@ -92,10 +86,12 @@ def intake_record(
     it (and ``kessai replay`` decides as the agents did).
     """
     try:
+        check_key(key)
         decoded = decode(TRADES, value)
     except SchemaError as err:
         return err.reason, err.detail
     assert isinstance(decoded, TradeExecuted)
+    assert value is not None  # decode refuses a tombstone
     signed = ""
     if signers is not None:
         record = signing.signed_members(value)
@@ -118,7 +114,7 @@ def duplicate(trade: Trade) -> Rejected:
 def handle_trade(
     seen: MutableMapping[str, bool],
     key: bytes | None,
-    value: bytes,
+    value: bytes | None,
     arrived_s: float,
     *,
     tokens: dict[str, int],

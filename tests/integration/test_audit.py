@@ -35,6 +35,7 @@ from typing import Any
 
 import orjson
 import pytest
+import yaml
 from aiokafka import AIOKafkaProducer
 
 from streams import cli
@@ -512,7 +513,8 @@ def test_a_real_prometheus_scrapes_the_worker_and_evaluates_the_alerts(
         while not (rules := prometheus.evaluated_rules()):
             assert time.monotonic() < deadline, "Prometheus never evaluated the rules"
             time.sleep(0.5)
-        assert len(rules) == 8
+        alerts = yaml.safe_load((DEPLOY / "alerts.yml").read_text())
+        assert len(rules) == len(alerts["groups"][0]["rules"]) == 9
         assert all(r["health"] == "ok" for r in rules), rules
         firing = [r["name"] for r in rules if r["state"] != "inactive"]
         assert firing == [], firing

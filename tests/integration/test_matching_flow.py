@@ -232,9 +232,9 @@ async def _check_rejections(reader: Settings, bond: _Bond) -> None:
     seen = await collect(
         reader,
         ["rejections"],
-        lambda s: sum(1 for r in s if f"-{run}" in r.get("value", "")) >= 4,
+        lambda s: sum(1 for r in s if f"-{run}" in (r.get("ref") or "")) >= 4,
     )
-    reasons = sorted(r["reason"] for r in seen if f"-{run}" in r.get("value", ""))
+    reasons = sorted(r["reason"] for r in seen if f"-{run}" in (r.get("ref") or ""))
     assert reasons == ["duplicate", "invalid_price", "invalid_quantity", "wrong_key"]
     seen = await collect(
         reader,

@@ -115,8 +115,7 @@ async def _check_rejections(profile: Profile, run: str) -> None:
     def reasons(seen: Seen) -> dict[str, str]:
         found = {}
         for r in seen:
-            value = orjson.loads(r["value"]) if r.get("topic") == "rejections" else {}
-            rid = value.get("trade_id") or value.get("payment_id")
+            rid = r.get("ref") if r.get("topic") == "rejections" else None
             if rid in want:
                 found[rid] = r["reason"]
         return found

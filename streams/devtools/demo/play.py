@@ -94,8 +94,9 @@ class _Tail:
         return True
 
 
-async def _publish(producer: AIOKafkaProducer, records: list[Raw]) -> None:
+async def _publish(producer: AIOKafkaProducer, records: list[Raw], seen: Seen) -> None:
     for topic, key, value in records:
+        seen.sent(value)
         # One at a time, in order: a replayed id must arrive after the original.
         await producer.send_and_wait(topic, value, key=key)
 
@@ -136,7 +137,7 @@ async def _fund(story: Story, producer: AIOKafkaProducer, tail: _Tail) -> bool:
         "(deposits, a withdrawal, 4 bad payments) ...",
         flush=True,
     )
-    await _publish(producer, story.funding)
+    await _publish(producer, story.funding, tail.seen)
     return await tail.until(
         lambda: story.funded <= seen.causes,
         FUNDING_TIMEOUT_S,
@@ -156,7 +157,7 @@ async def _trade(story: Story, producer: AIOKafkaProducer, tail: _Tail) -> None:
         f"({good} to settle, {len(story.trades) - good} to be rejected) ...",
         flush=True,
     )
-    await _publish(producer, story.trades)
+    await _publish(producer, story.trades, tail.seen)
 
     def pending() -> list[str]:
         return [t for t in story.unfunded if t in seen.statuses]
@@ -181,7 +182,7 @@ async def _deliver_late(story: Story, producer: AIOKafkaProducer, tail: _Tail) -
         f"erin's bonds never come: t5-{run} fails at its deadline ...",
         flush=True,
     )
-    await _publish(producer, story.late)
+    await _publish(producer, story.late, tail.seen)
 
     def trades_left() -> int:
         return sum(
@@ -223,7 +224,7 @@ async def _match(story: Story, settings: Settings, producer: AIOKafkaProducer, t
     )
     cancels = await _clear_book(settings)
     # Cancels first: the orders of a bond are matched in the order they arrive.
-    await _publish(producer, cancels + story.orders)
+    await _publish(producer, cancels + story.orders, tail.seen)
     # The quiet time of the balances counts from now, not from act 3's last change.
     seen.last_ledger_at = time.monotonic()
 

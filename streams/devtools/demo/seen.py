@@ -4,6 +4,7 @@ as it arrives, for :mod:`.play` to wait on and :mod:`.report` to show."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -44,12 +45,20 @@ class Seen:
     causes: set[str] = field(default_factory=set)
     last_ledger_at: float = field(default_factory=time.monotonic)
     _marker: re.Pattern[str] = field(init=False)
+    #: SHA-256 of each value the story sent -> the id of ours in it: a rejection points
+    #: at its record by digest, also when the record is too broken to name itself.
+    _sent: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # The first id of ours in a rejected record's text: its payment, custody,
-        # trade or order id (accounts are "name-<run>", never a letter, digits and
-        # "-<run>").
-        self._marker = re.compile(rf'"([pcto][0-9]+-{re.escape(self.run)})"')
+        # An id of ours: a payment, custody, trade or order id (accounts are
+        # "name-<run>", never a letter, digits and "-<run>").
+        self._marker = re.compile(rf"([pcto][0-9]+-{re.escape(self.run)})")
+
+    def sent(self, value: bytes) -> None:
+        """Remember a value the story publishes, to know its rejection by digest."""
+        found = self._marker.search(value.decode("utf-8", "replace"))
+        if found is not None:
+            self._sent[hashlib.sha256(value).hexdigest()] = found[1]
 
     def add(self, record: ConsumerRecord) -> None:
         if record.value is None:
@@ -73,10 +82,14 @@ class Seen:
                 self.cash[value["trade_id"]] = f"{value['cash_amount']} {value['currency']}"
         elif record.topic == REJECTIONS:
             value = orjson.loads(record.value)
-            # The rejected record may not even parse: find our id in its text.
-            found = self._marker.search(value.get("value", ""))
-            if found is not None:
-                self.rejections[found[1]] = value
+            # The record the story sent with that digest; else its own id or key.
+            ours = self._sent.get(value.get("value_sha256") or "")
+            for text in (value.get("ref"), value.get("key")):
+                found = self._marker.fullmatch(text or "")
+                if ours is None and found is not None:
+                    ours = found[1]
+            if ours is not None:
+                self.rejections[ours] = value
         elif record.topic == ORDER_EVENTS:
             value = orjson.loads(record.value)
             if value["order_id"].endswith(suffix):

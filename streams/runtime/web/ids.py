@@ -7,10 +7,10 @@ from typing import Final
 
 from faust.web import Response, View
 
-from schemas import IDENTIFIER_CHARS_MAX
+from schemas import IDENTIFIER_CHARS, IDENTIFIER_CHARS_MAX
 
-#: An id (account, trade) as the schemas accept it: no whitespace, no control characters.
-ID_RE: Final = re.compile(rf"^[^\s\x00-\x1f\x7f]{{1,{IDENTIFIER_CHARS_MAX}}}$")
+#: An id (account, trade) as the schemas accept it (schemas.models.IDENTIFIER_CHARS).
+ID_RE: Final = re.compile(rf"^[{IDENTIFIER_CHARS}]{{1,{IDENTIFIER_CHARS_MAX}}}$")
 
 
 def bad_id(web: View, what: str, value: str) -> Response | None:

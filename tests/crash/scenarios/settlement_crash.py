@@ -647,11 +647,7 @@ def _audit_rejections(rejected: list[dict[str, Any]], fed: _Fed, outcome: Outcom
         got = sum(1 for v in rejected if v["reason"] == reason and v["source_topic"] == "trades")
         if got != n:
             problems.append(f"rejections: {got} {reason}, fed {n}")
-    return {
-        orjson.loads(v["value"])["payment_id"]
-        for v in rejected
-        if v["reason"] == "insufficient_funds"
-    }
+    return {v["ref"] for v in rejected if v["reason"] == "insufficient_funds"}
 
 
 def _audit_journal(

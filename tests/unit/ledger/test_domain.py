@@ -31,7 +31,7 @@ def move_cash(
     the ledger's :func:`~streams.ledger.domain.move_units`."""
     payment = MoveCash(payment_id=command_id, account=account, token=token, amount=amount,
                        kind=kind)  # fmt: skip
-    move = to_move(payment, ("payments", account, ""), tokens)
+    move = to_move(payment, ("payments", 0, 0, account, None, 0, None), tokens)
     if isinstance(move, tuple):
         return core.LedgerRejection(*move)  # type: ignore[arg-type]
     return core.move_units(

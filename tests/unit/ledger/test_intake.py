@@ -34,20 +34,20 @@ def apply(ledger: Ledger, move: Move) -> list[dict[str, object]]:
 
 
 def test_a_huge_payment_is_rejected_not_a_crash() -> None:
-    rejected = ledger_intake("payments", b"a", payment("1" + "0" * 31), TOKENS)
+    rejected = ledger_intake("payments", b"a", payment("1" + "0" * 31), TOKENS, where=(0, 0))
     assert isinstance(rejected, tuple) and rejected[0] == "invalid_amount"
 
 
 def test_a_balance_past_64_bits_survives_the_table_exactly() -> None:
     ledger = new_ledger()
     big = 2**70
-    move = ledger_intake("payments", b"a", payment(str(big)), TOKENS)
+    move = ledger_intake("payments", b"a", payment(str(big)), TOKENS, where=(0, 0))
     assert isinstance(move, Move)
     [record] = apply(ledger, move)
     assert record["available"] == str(big)
     state = core.AccountState.from_bytes(ledger.accounts["a"])
     assert state.balances["JPYC"] == [big, 0]  # not a float
-    again = ledger_intake("payments", b"a", payment("1", payment_id="p-2"), TOKENS)
+    again = ledger_intake("payments", b"a", payment("1", payment_id="p-2"), TOKENS, where=(0, 0))
     assert isinstance(again, Move)
     assert apply(ledger, again)[0]["available"] == str(big + 1)
 
@@ -55,11 +55,13 @@ def test_a_balance_past_64_bits_survives_the_table_exactly() -> None:
 def test_a_deposit_past_the_balance_limit_is_refused() -> None:
     ledger = new_ledger()
     for n in range(1_002):
-        move = ledger_intake("payments", b"a", payment(str(10**30), payment_id=f"p{n}"), TOKENS)
+        move = ledger_intake(
+            "payments", b"a", payment(str(10**30), payment_id=f"p{n}"), TOKENS, where=(0, 0)
+        )
         assert isinstance(move, Move)
         out = handle_command(ledger, 0, move, lambda asset: 0)
         if out.rejection is not None:
-            assert out.rejection[3] == "invalid_amount"
+            assert out.rejection[1] == "invalid_amount"
             assert n == BALANCE_UNITS_MAX // 10**30
             return
     raise AssertionError("never refused")
@@ -68,7 +70,7 @@ def test_a_deposit_past_the_balance_limit_is_refused() -> None:
 def test_the_longest_ids_still_make_valid_journal_records() -> None:
     ledger = new_ledger()
     long_id = "p" * 128
-    move = ledger_intake("payments", b"a", payment("100", payment_id=long_id), TOKENS)
+    move = ledger_intake("payments", b"a", payment("100", payment_id=long_id), TOKENS, where=(0, 0))
     assert isinstance(move, Move)
     apply(ledger, move)  # cause "payment:" + 128 characters
     lock = LockCmd(
@@ -81,7 +83,7 @@ def test_the_longest_ids_still_make_valid_journal_records() -> None:
 
 def test_an_applied_move_counts_in_its_partitions_inflow_and_a_refused_one_does_not() -> None:
     ledger = new_ledger()
-    deposit = ledger_intake("payments", b"a", payment("100"), TOKENS)
+    deposit = ledger_intake("payments", b"a", payment("100"), TOKENS, where=(0, 0))
     assert isinstance(deposit, Move)
     apply(ledger, deposit)
     handle_command(ledger, 3, deposit, lambda asset: 0)  # a repeat: refused
@@ -96,7 +98,7 @@ def test_units_past_64_bits_cross_the_internal_topics() -> None:
     stopped the intake in wire.to_wire. Such units travel as decimal strings."""
     raw = orjson.dumps({"payment_id": "big", "account": "alice", "token": "USDC",
                         "amount": "100000000000000", "kind": "deposit"})  # fmt: skip
-    move = ledger_intake("payments", b"alice", raw, {"USDC": 6})
+    move = ledger_intake("payments", b"alice", raw, {"USDC": 6}, where=(0, 0))
     assert isinstance(move, Move) and move.units == 10**20
     assert wire.ledger_command(wire.to_wire(move)) == move
     small = Move("m", "alice", "JPYC", 5, "deposit")

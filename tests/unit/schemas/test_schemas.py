@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import string
 import subprocess
 import sys
+import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 from pathlib import Path
@@ -45,6 +47,7 @@ from schemas import (
     gen,
     key_for,
     rejection_for,
+    source_of,
 )
 from schemas._isin import check_digit
 from schemas.models import DECIMAL_CHARS_MAX, OrderAction, OrderEventKind, SettlementStatus
@@ -106,8 +109,12 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "source_topic": "trades",
         "reason": "invalid_isin",
         "detail": "isin: bad check digit",
+        "source_partition": 2,
+        "source_offset": 17,
         "key": "t-9",
-        "value": '{"isin":"JP3633400002"}',
+        "ref": "t-9",
+        "value_sha256": "ab" * 32,
+        "value_bytes": 24,
         "at": AT,
     },
     LEDGER_EVENTS: {
@@ -171,7 +178,7 @@ def reject(topic: str, **changes: Any) -> SchemaError:
 # checkout trips the too_slow health check.
 UPPER = string.ascii_uppercase
 LOWER_DIGITS = string.ascii_lowercase + string.digits
-ids = st.text(st.characters(exclude_categories=("Z", "C")), min_size=1, max_size=128)
+ids = st.text(string.ascii_letters + string.digits + "-_.:@/", min_size=1, max_size=128)
 any_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=200)
 tokens = st.text(UPPER, min_size=2, max_size=12)
 sha256_hex = st.text("0123456789abcdef", min_size=64, max_size=64)
@@ -329,8 +336,13 @@ records: dict[str, st.SearchStrategy[Any]] = {
         source_topic=st.text(string.ascii_letters + string.digits + "._-", min_size=1, max_size=40),
         reason=codes,
         detail=any_text,
-        key=st.none() | any_text,
-        value=any_text,
+        source_partition=st.integers(0, 2**31 - 1),
+        source_offset=st.integers(0, 2**63 - 1),
+        key=st.none() | st.text(max_size=256),
+        ref=st.none()
+        | st.text(string.ascii_letters + string.digits + "-:", min_size=1, max_size=128),
+        value_sha256=st.none() | st.text("0123456789abcdef", min_size=64, max_size=64),
+        value_bytes=st.integers(0, 2**20),
         at=utc_times,
     ),
     LEDGER_EVENTS: ledger_events(),
@@ -349,7 +361,7 @@ def _no_floats(text: str) -> float:
 
 
 #: Models past version 1: ledger-events gained its hash chain in version 2.
-SCHEMA_VERSIONS = {LEDGER_EVENTS: 2}
+SCHEMA_VERSIONS = {LEDGER_EVENTS: 2, REJECTIONS: 2}
 
 
 def test_a_version_1_ledger_event_is_refused() -> None:
@@ -706,16 +718,53 @@ def test_token_names_are_2_to_12_upper_case_ascii_letters(token: Any) -> None:
     assert error.detail.startswith("token: must be a token name")
 
 
-@pytest.mark.parametrize("bad_id", ["", "a b", "a\tb", "a\nb", "a\u3000b", "a\x00b", "x" * 129, 5])
-def test_ids_are_short_and_have_no_whitespace(bad_id: Any) -> None:
+@pytest.mark.parametrize(
+    ("bad_id", "named"),
+    [
+        ("", None),
+        ("x" * 129, None),
+        (5, None),
+        ("a b", "U+0020 (SPACE) at 1"),
+        ("a\tb", "U+0009 (unnamed) at 1"),
+        ("a\u3000b", "U+3000 (IDEOGRAPHIC SPACE) at 1"),
+        ("a\x00b", "U+0000 (unnamed) at 1"),
+        # M12: invisible, reordering and look-alike characters (security-review.md).
+        ("alice\u200b", "U+200B (ZERO WIDTH SPACE) at 5"),
+        ("\ufeffalice", "U+FEFF (ZERO WIDTH NO-BREAK SPACE) at 0"),
+        ("ali\u202ece", "U+202E (RIGHT-TO-LEFT OVERRIDE) at 3"),
+        ("a\x9bb", "U+009B (unnamed) at 1"),
+        ("\u0430lice", "U+0430 (CYRILLIC SMALL LETTER A) at 0"),
+        ("\uff41lice", "U+FF41 (FULLWIDTH LATIN SMALL LETTER A) at 0"),
+        ("e\u0301", "U+0301 (COMBINING ACUTE ACCENT) at 1"),
+        ("口座-1", "U+53E3 (CJK UNIFIED IDEOGRAPH-53E3) at 0"),
+    ],
+)
+def test_ids_are_short_ascii_and_a_refusal_names_the_character(
+    bad_id: Any, named: str | None
+) -> None:
     error = reject(TRADES, trade_id=bad_id)
     assert error.reason == "schema"
-    assert error.detail.startswith("trade_id: must be 1-128 characters without whitespace")
+    assert error.detail.startswith(
+        "trade_id: must be 1-128 characters of A-Z a-z 0-9 - _ . : @ /"
+    ), error.detail
+    if named is not None:
+        assert f"{named} is not" in error.detail, error.detail
 
 
-@pytest.mark.parametrize("good_id", ["x" * 128, "口座-1", "a:b/c@d"])
-def test_ids_may_be_any_visible_text(good_id: str) -> None:
+@pytest.mark.parametrize("good_id", ["x" * 128, "venue-a:T-1", "a:b/c@d", "acct_1.2"])
+def test_ids_of_the_safe_set_pass(good_id: str) -> None:
     assert decode(TRADES, raw(TRADES, trade_id=good_id)).trade_id == good_id
+
+
+@given(st.text(min_size=1, max_size=40))
+def test_every_accepted_id_is_nfc_ascii_without_format_characters(text: str) -> None:
+    try:
+        decoded = decode(TRADES, raw(TRADES, trade_id=text))
+    except SchemaError:
+        return
+    assert decoded.trade_id.isascii() and decoded.trade_id.isprintable()
+    assert unicodedata.normalize("NFC", decoded.trade_id) == decoded.trade_id
+    assert not any(unicodedata.category(c) == "Cf" for c in decoded.trade_id)
 
 
 @pytest.mark.parametrize(
@@ -905,20 +954,34 @@ def test_one_bad_field_is_named_in_the_detail(
         assert len(error.detail) <= 1000
 
 
-def test_a_rejection_keeps_what_arrived() -> None:
-    value = b'{"isin": "\xff"}'
+def test_a_rejection_points_at_what_arrived_without_quoting_it() -> None:
+    value = b'{"trade_id": "venue-a:t1", "isin": "\xff"}'
     with pytest.raises(SchemaError) as caught:
         decode(TRADES, value)
     at = datetime(2026, 1, 2, tzinfo=UTC)
-    rejection = rejection_for(TRADES, b"t-\xfe", value, caught.value, at=at)
+    rejection = rejection_for(source_of(TRADES, 3, 41, b"t-\xfe", value), caught.value, at=at)
     assert rejection.reason == "malformed"
-    assert rejection.value == '{"isin": "\\xff"}'
+    assert (rejection.source_partition, rejection.source_offset) == (3, 41)
+    assert rejection.value_sha256 == hashlib.sha256(value).hexdigest()
+    assert rejection.value_bytes == len(value)
     assert rejection.key == "t-\\xfe"
+    assert rejection.ref is None  # not JSON: no id to read
     assert decode(REJECTIONS, encode(rejection)) == rejection
     assert key_for(REJECTIONS, rejection) == b"t-\\xfe"
-    keyless = rejection_for(TRADES, None, b" " * 100_000, SchemaError("malformed", "x"), at=at)
-    assert keyless.key is None
-    assert len(keyless.value) == 65_536
+    good_id = orjson.dumps({"trade_id": "venue-a:t2", "price": "x"})
+    assert rejection_for(source_of(TRADES, 0, 0, None, good_id), caught.value, at=at).ref == (
+        "venue-a:t2"
+    )
+    tombstone = rejection_for(source_of(TRADES, 0, 7, None, None), caught.value, at=at)
+    assert tombstone.key is None and tombstone.value_sha256 is None
+    assert tombstone.value_bytes == 0
+
+
+def test_a_tombstone_is_malformed_with_its_reason() -> None:
+    for topic in (PAYMENTS, CUSTODY, TRADES, ORDERS):
+        with pytest.raises(SchemaError) as caught:
+            decode(topic, None)
+        assert (caught.value.reason, caught.value.detail) == ("malformed", "no value (a tombstone)")
 
 
 # --- JSON Schemas --------------------------------------------------------------------

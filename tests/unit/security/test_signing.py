@@ -319,11 +319,15 @@ def test_the_trade_intake_checks_and_keeps_the_signed_trade() -> None:
 
 def test_the_ledger_intake_checks_the_bridge() -> None:
     value = orjson.dumps(signing.sign(PAYMENTS, payment(), BRIDGE))
-    assert isinstance(ledger_intake(PAYMENTS, b"alice", value, TOKENS, REGISTRY), Move)
+    assert isinstance(
+        ledger_intake(PAYMENTS, b"alice", value, TOKENS, REGISTRY, where=(0, 0)), Move
+    )
     venue_paid = orjson.dumps(signing.sign(PAYMENTS, payment(), VENUE_A))
-    refused = ledger_intake(PAYMENTS, b"alice", venue_paid, TOKENS, REGISTRY)
+    refused = ledger_intake(PAYMENTS, b"alice", venue_paid, TOKENS, REGISTRY, where=(0, 0))
     assert isinstance(refused, tuple) and refused[0] == "not_authorized"
-    unsigned = ledger_intake(PAYMENTS, b"alice", orjson.dumps(payment()), TOKENS, REGISTRY)
+    unsigned = ledger_intake(
+        PAYMENTS, b"alice", orjson.dumps(payment()), TOKENS, REGISTRY, where=(0, 0)
+    )
     assert isinstance(unsigned, tuple) and unsigned[0] == "bad_signature"
 
 
@@ -465,12 +469,12 @@ def test_a_member_given_twice_is_refused() -> None:
     # reader keeping the first copy would see mallory, under one valid signature.
     signed = orjson.dumps(signing.sign(PAYMENTS, payment(account="bob"), BRIDGE))
     doubled = signed.replace(b"{", b'{"account":"mallory",', 1)
-    refused = ledger_intake(PAYMENTS, b"bob", doubled, TOKENS, REGISTRY)
+    refused = ledger_intake(PAYMENTS, b"bob", doubled, TOKENS, REGISTRY, where=(0, 0))
     assert refused == (
         "malformed",
         "member 'account' appears twice; a signed record's members are unique",
     )
-    assert isinstance(ledger_intake(PAYMENTS, b"bob", signed, TOKENS, REGISTRY), Move)
+    assert isinstance(ledger_intake(PAYMENTS, b"bob", signed, TOKENS, REGISTRY, where=(0, 0)), Move)
     trade_doubled = orjson.dumps(signing.sign(TRADES, trade(), VENUE_A)).replace(
         b"{", b'{"price":"0.01",', 1
     )

@@ -156,11 +156,26 @@ function drawChart(id, series) {
 
 // -- one refresh --------------------------------------------------------------------
 
+// A worker with KESSAI_WEB_TOKEN_FILE wants its token: opened as /#token=..., the page
+// keeps it for this tab and drops it from the address bar.
+const TOKEN = (() => {
+  const given = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (given) {
+    sessionStorage.setItem("kessai-token", given);
+    window.history.replaceState(null, "", location.pathname);
+  }
+  return sessionStorage.getItem("kessai-token");
+})();
+const FETCH_OPTIONS = {
+  cache: "no-store",
+  headers: TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {},
+};
+
 async function refresh() {
   const [metricsText, healthResponse, recent] = await Promise.all([
-    fetch("/metrics", { cache: "no-store" }).then((r) => r.text()),
-    fetch("/health", { cache: "no-store" }),
-    fetch("/api/settlements/recent", { cache: "no-store" }).then((r) => r.json()),
+    fetch("/metrics", FETCH_OPTIONS).then((r) => r.text()),
+    fetch("/health", FETCH_OPTIONS),
+    fetch("/api/settlements/recent", FETCH_OPTIONS).then((r) => r.json()),
   ]);
   const health = await healthResponse.json();
   const samples = parseMetrics(metricsText);

@@ -1,0 +1,49 @@
+"""Every hostile record (tests/support/hostile.py) is rejected by the pure intakes, with
+a reason, without raising, and its rejection is small: the fuzz test's fast half (the
+real-broker half is tests/integration/test_fuzz.py)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from schemas import CUSTODY, ORDERS, PAYMENTS, TRADES, source_of
+from streams.ledger.intake import intake_record as ledger_intake
+from streams.matching.handler import handle_record
+from streams.matching.matcher import Matcher
+from streams.runtime.agentkit import rejection
+from streams.settlement.intake import handle_trade
+from tests.support.hostile import Hostile, hostile_records
+
+TOKENS = {"JPYC": 0, "USDC": 6}
+#: A rejection record's bound: far below the producer's 1,000,000-byte request limit.
+REJECTION_BYTES_MAX = 16_384
+
+
+def _reason(h: Hostile) -> tuple[str, str]:
+    """The intake's rejection of ``h``; AssertionError if it was accepted."""
+    if h.topic in (PAYMENTS, CUSTODY):
+        got = ledger_intake(h.topic, h.key, h.value, TOKENS, where=(0, 0))
+        assert isinstance(got, tuple), h
+        return got
+    if h.topic == TRADES:
+        trade = handle_trade({}, h.key, h.value, 1.0, tokens=TOKENS, deadline_s=60)
+        assert isinstance(trade, tuple), h
+        return trade
+    assert h.topic == ORDERS
+    out = handle_record(lambda: Matcher({}, tokens=TOKENS), h.key, h.value, 1.0)
+    assert out.rejection is not None and not out.trades, h
+    return out.rejection
+
+
+def test_every_hostile_record_is_rejected_with_a_reason_and_a_small_rejection() -> None:
+    records = hostile_records(seed=18, count=4_000, oversized=16)
+    reasons: Counter[str] = Counter()
+    for h in records:
+        reason, detail = _reason(h)
+        assert reason and detail, h
+        reasons[reason] += 1
+        key, value = rejection(source_of(h.topic, 0, 0, h.key, h.value), reason, detail)
+        assert len(value) + len(key or b"") < REJECTION_BYTES_MAX, (h.kind, reason)
+    kinds = Counter(h.kind for h in records)
+    assert len(kinds) >= 10 and kinds["big_key"] + kinds["big_value"] == 16, kinds
+    assert {"malformed", "schema", "wrong_key"} <= reasons.keys(), reasons
