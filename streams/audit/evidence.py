@@ -8,8 +8,9 @@ checks, with the signer registry and nothing else:
   role, venue, the venue's accounts, its trade ids);
 - the signed trade is this settlement's: same ``trade_id``, ``isin``, ``buyer``,
   ``seller``, ``quantity`` and ``currency``;
+- each trade has one terminal status (settled or failed), never two;
 - the cash that settled is what the signed trade says: face × price / 100 + accrued,
-  truncated to the token's decimals (:func:`streams.settlement.saga.cash_units`).
+  truncated to the token's decimals (:func:`streams.money.cash_units`).
 
 A settlement without ``signed_trade`` is counted as unsigned; it is a problem when
 signatures are required (``--require-signed``, the default when the settings check
@@ -22,7 +23,7 @@ import asyncio
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Final
 
 import orjson
@@ -37,6 +38,8 @@ from streams.security import signing
 PROBLEMS_SHOWN_MAX: Final = 20
 #: The members a settlement shares with the trade it settles.
 SHARED: Final = ("trade_id", "isin", "buyer", "seller", "quantity", "currency")
+#: Statuses that end a trade: each trade has exactly one.
+TERMINAL: Final = ("settled", "failed")
 
 PROG = "kessai"
 
@@ -76,7 +79,7 @@ def check_settlement(
             Decimal(signed.get("accrued_interest", "0")),
             decimals,
         )
-    except (KeyError, TypeError, InvalidOperation):
+    except (KeyError, TypeError, ArithmeticError):  # InvalidOperation, Overflow
         return "signed_trade has no valid price"
     settled_units = to_units(Decimal(settlement["cash_amount"]), decimals)
     if settled_units != signed_units:
@@ -99,9 +102,10 @@ class Report:
 
 def check_records(records: list[Any], registry: signing.Registry, tokens: dict[str, int]) -> Report:
     report = Report()
+    terminal: Counter[str] = Counter()
     for r in records:
         try:
-            value = orjson.loads(r.value)
+            value = orjson.loads(r.value) if r.value is not None else None
         except orjson.JSONDecodeError:
             value = None
         report.records += 1
@@ -109,9 +113,15 @@ def check_records(records: list[Any], registry: signing.Registry, tokens: dict[s
             report.problems.append((r.partition, r.offset, "?", "not a JSON object"))
             continue
         trade_id = str(value.get("trade_id"))
+        if value.get("status") in TERMINAL:
+            terminal[trade_id] += 1
+            if terminal[trade_id] == 2:  # once per trade: a trade settles or fails once
+                report.problems.append(
+                    (r.partition, r.offset, trade_id, "a second terminal status")
+                )
         try:
             problem = check_settlement(value, registry, tokens)
-        except (KeyError, TypeError, InvalidOperation) as err:
+        except (KeyError, TypeError, ArithmeticError) as err:  # InvalidOperation, Overflow
             problem = f"not a settlement record ({err!r})"
         if problem == "unsigned":
             report.unsigned += 1

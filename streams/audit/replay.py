@@ -73,6 +73,7 @@ from streams.ledger.documents import position_document
 from streams.ledger.handler import Ledger, handle_command
 from streams.matching.handler import MATCHING_VENUE, handle_record
 from streams.matching.matcher import Matcher
+from streams.runtime.web.guard import web_auth_headers
 from streams.security import signing
 from streams.settlement import handler as saga_handler
 from streams.settlement import intake as trade_intake
@@ -665,13 +666,16 @@ def replay(
     derived = derive(logs, settings, names)
     live = None
     if workers:
-        live = asyncio.run(_fetch_live(workers, sorted(derived.accounts)))
+        headers = web_auth_headers(settings)
+        live = asyncio.run(_fetch_live(workers, sorted(derived.accounts), headers))
         log(f"asked {len(workers)} worker(s) for {len(derived.accounts):,} accounts")
     checks = compare(derived, logs, changelogs, tokens=settings.tokens, live=live, names=names)
     return Report(checks, count, time.perf_counter() - started)
 
 
-async def _fetch_live(workers: Sequence[str], accounts: list[str]) -> dict[str, Any]:
+async def _fetch_live(
+    workers: Sequence[str], accounts: list[str], headers: Mapping[str, str]
+) -> dict[str, Any]:
     """``GET {worker}/positions/{account}`` of each worker for each account.
 
     A worker answers 404 for an account on a partition it does not own; an account
@@ -684,7 +688,8 @@ async def _fetch_live(workers: Sequence[str], accounts: list[str]) -> dict[str, 
 
     out: dict[str, Any] = {}
     limit = asyncio.Semaphore(HTTP_CONCURRENCY_MAX)
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
 
         async def one(worker: str, account: str) -> None:
             url = f"{worker.rstrip('/')}/positions/{urllib.parse.quote(account, safe='')}"

@@ -222,8 +222,14 @@ def handle_command(
     )
     if fx.rejection is not None:
         out.refused = True
-        if isinstance(command, Move) and command.source is not None:
-            out.rejection = (command.source, fx.rejection.reason, fx.rejection.detail)
+        if isinstance(command, Move):
+            if command_id and fx.rejection.reason != "duplicate":
+                # Used up like an applied one: the same record sent again (after a
+                # deposit, say) is a duplicate, never applied. A retry carries a new
+                # id (docs/security.md, H3).
+                ledger.applied[command_id] = True
+            if command.source is not None:
+                out.rejection = (command.source, fx.rejection.reason, fx.rejection.detail)
         return out
     # The chain's tip goes into the state, so it commits with the records.
     out.records = journal.chain(before, fx.state, fx.postings, decimals_of)

@@ -71,6 +71,10 @@ def intake_record(
         return err.reason, err.detail
     assert isinstance(decoded, MoveCash | MoveBonds), type(decoded)
     assert value is not None  # decode refuses a tombstone
+    if key != decoded.account.encode():
+        # One account's moves must stay in order: keyed by anything else, a withdrawal
+        # could pass the deposit meant to fund it (docs/security.md, L1).
+        return "wrong_key", f"a {topic} record is keyed by its account, not {key!r}"
     if signers is not None:
         record = signing.signed_members(value)
         refused = record if isinstance(record, tuple) else signers.check(topic, record)

@@ -94,6 +94,8 @@ ROLE_TOPICS: Final[dict[str, frozenset[str]]] = {
 SIGNED_TOPICS: Final = frozenset().union(*ROLE_TOPICS.values())
 #: The signer id of kessai's own matcher (its trades' ``venue``).
 MATCHER_SIGNER: Final = "kessai"
+#: A signer's id: lower-case letters, digits and '-' (docs/security.md, L2).
+SIGNER_ID_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 #: A venue's trade ids are ``{venue}:{its own id}`` when signatures are checked.
 TRADE_ID_SEPARATOR: Final = ":"
 #: Limits on the registry file (TigerBeetle: a limit on everything).
@@ -375,8 +377,11 @@ def _signer_of(entry: Any, where: str) -> Signer:
     if unknown:
         raise RegistryError(f"{where}: unknown members {sorted(unknown)}")
     signer_id, role, key_text = entry.get("id"), entry.get("role"), entry.get("public_key")
-    if not isinstance(signer_id, str) or not signer_id or len(signer_id) > 128:
-        raise RegistryError(f"{where}: id must be a string of 1-128 characters")
+    if not isinstance(signer_id, str) or SIGNER_ID_RE.fullmatch(signer_id) is None:
+        raise RegistryError(
+            f"{where}: id must be 1-64 characters of a-z, 0-9 and '-' (a signer id is "
+            f"the prefix of its trade ids: with ':' venue 'a' could take 'a:b''s)"
+        )
     if role not in ROLE_TOPICS:
         raise RegistryError(f"{where} ({signer_id}): role must be one of {sorted(ROLE_TOPICS)}")
     if not isinstance(key_text, str) or _KEY_RE.fullmatch(key_text) is None:

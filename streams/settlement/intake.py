@@ -10,6 +10,7 @@ seen before (the ``seen-trades`` table, or the replay's dict) is a ``duplicate``
 from __future__ import annotations
 
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 
 from schemas import TRADES, SchemaError, TradeExecuted, check_key, decode
 from streams.money import TRADE_UNITS_MAX, cash_units
@@ -17,8 +18,9 @@ from streams.security import signing
 from streams.settlement.messages import Trade
 
 __all__ = [
-    "TRADE_UNITS_MAX",
+    "Checked",
     "Rejected",
+    "check_record",
     "duplicate",
     "forward_once",
     "handle_trade",
@@ -66,20 +68,21 @@ def to_trade(
     )
 
 
-def intake_record(
-    key: bytes | None,
-    value: bytes | None,
-    arrived_s: float,
-    *,
-    tokens: dict[str, int],
-    deadline_s: float,
-    signers: signing.Registry | None = None,
-) -> Trade | Rejected:
-    """The trade for one record, or why it is rejected (a repeated id aside: the
-    caller checks its ``seen`` state and rejects with :func:`duplicate`).
+@dataclass(frozen=True)
+class Checked:
+    """A trade that decoded, is keyed by its id, and (when checked) is signed by a
+    signer who may: from here on its id is used up, whatever follows."""
 
-    With ``signers``, the venue's signature is checked first (streams/security/signing.py), and
-    the signed record travels with the trade to its ``settlements`` records.
+    trade: TradeExecuted
+    #: The signed record, as settlements carry it ("" when signatures are off).
+    signed: str
+
+
+def check_record(
+    key: bytes | None, value: bytes | None, *, signers: signing.Registry | None = None
+) -> Checked | Rejected:
+    """Decode, check the key and (with ``signers``) the venue's signature
+    (streams/security/signing.py).
 
     A trade must be keyed by its ``trade_id``: every copy of an id then reaches the
     one partition whose ``seen`` state can tell it is a repeat, whichever worker owns
@@ -103,7 +106,26 @@ def intake_record(
         signed = signing.evidence(record)
     if key != decoded.trade_id.encode():
         return "wrong_key", f"a trade is keyed by its trade_id {decoded.trade_id!r}, not {key!r}"
-    return to_trade(decoded, arrived_s, tokens=tokens, deadline_s=deadline_s, signed=signed)
+    return Checked(decoded, signed)
+
+
+def intake_record(
+    key: bytes | None,
+    value: bytes | None,
+    arrived_s: float,
+    *,
+    tokens: dict[str, int],
+    deadline_s: float,
+    signers: signing.Registry | None = None,
+) -> Trade | Rejected:
+    """The trade for one record, or why it is rejected (a repeated id aside: the
+    caller checks its ``seen`` state, as :func:`handle_trade` does)."""
+    checked = check_record(key, value, signers=signers)
+    if not isinstance(checked, Checked):
+        return checked
+    return to_trade(
+        checked.trade, arrived_s, tokens=tokens, deadline_s=deadline_s, signed=checked.signed
+    )
 
 
 def duplicate(trade: Trade) -> Rejected:
@@ -121,12 +143,23 @@ def handle_trade(
     deadline_s: float,
     signers: signing.Registry | None = None,
 ) -> Trade | Rejected:
-    """The trade to forward to the sagas for one record, or why it is rejected
-    (:func:`intake_record`, then :func:`forward_once`)."""
-    trade = intake_record(
-        key, value, arrived_s, tokens=tokens, deadline_s=deadline_s, signers=signers
+    """The trade to forward to the sagas for one record, or why it is rejected.
+
+    Once a record is checked (:func:`check_record`), its id is used up even when the
+    trade is then rejected (``unknown_token``, ``invalid_price``): the same signed
+    bytes sent again later, when the token is configured, are a ``duplicate``, not a
+    second chance (docs/security.md, H3). A venue corrects a trade under a new id.
+    """
+    checked = check_record(key, value, signers=signers)
+    if not isinstance(checked, Checked):
+        return checked
+    trade_id = checked.trade.trade_id
+    if seen.get(trade_id):
+        return "duplicate", f"trade {trade_id} was seen before"
+    seen[trade_id] = True
+    return to_trade(
+        checked.trade, arrived_s, tokens=tokens, deadline_s=deadline_s, signed=checked.signed
     )
-    return trade if isinstance(trade, tuple) else forward_once(seen, trade)
 
 
 def forward_once(seen: MutableMapping[str, bool], trade: Trade) -> Trade | Rejected:

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from streams import wire
 from streams.ledger import domain
 from streams.ledger.handler import Ledger, handle_command
-from streams.ledger.messages import Move, Route
+from streams.ledger.messages import Credit, Move, Route
 from streams.money import to_units
 from streams.settlement import saga
 from streams.settlement.handler import handle_inbox
@@ -78,6 +78,9 @@ class Engine:
     journal: list[Entry] = field(default_factory=list)
     statuses: list[saga.StatusChanged] = field(default_factory=list)
     rejections: list[tuple[str, str]] = field(default_factory=list)
+    #: Moves and credits that changed balances (a refused move's id is used up in the
+    #: ledger's ``applied`` too, but moved nothing).
+    moved: set[str] = field(default_factory=set)
     inbox: dict[Key, deque[bytes]] = field(default_factory=dict)
 
     # -- inputs --------------------------------------------------------------------
@@ -125,6 +128,8 @@ class Engine:
         out = handle_command(self.ledger, 0, command, lambda asset: DECIMALS.get(asset, 0))
         if out.refused:
             self.rejections.append((getattr(command, "command_id", ""), "refused"))
+        elif isinstance(command, Move | Credit):
+            self.moved.add(command.command_id if isinstance(command, Move) else command.cause)
         for r in out.records:
             asset = r["asset"]
             self.journal.append(
@@ -160,7 +165,8 @@ class Engine:
 
     @property
     def applied(self) -> set[str]:
-        return {cid for cid, done in self.ledger.applied.items() if done}
+        """Ids of the moves and credits that changed balances."""
+        return set(self.moved)
 
     def totals(self) -> dict[str, int]:
         """available + locked per asset over all accounts."""

@@ -5,8 +5,11 @@ the alerts and every Grafana query against a real worker: tests/integration/test
 
 from __future__ import annotations
 
+import configparser
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -109,10 +112,16 @@ def test_compose_secrets_make_every_file_the_stack_reads(tmp_path: Path) -> None
     _assert_the_acls_and_users_are_made(out)
     _assert_the_secret_files_are_private(out)
     _assert_the_host_env_files_reach_the_published_port(out)
-    # A second run keeps the passwords and keys.
+    # A second run keeps the passwords, keys and cluster id; another deployment's
+    # cluster id differs, so that the broker refuses a volume formatted for the other.
     before = (out / "credentials" / "worker.json").read_text()
+    cluster_id = (out / "cluster-id").read_text()
     write_compose_secrets(out)
     assert (out / "credentials" / "worker.json").read_text() == before
+    assert (out / "cluster-id").read_text() == cluster_id
+    assert f"'{cluster_id.strip()}'\n" in (out / "format.args").read_text()
+    write_compose_secrets(tmp_path / "other")
+    assert (tmp_path / "other" / "cluster-id").read_text() != cluster_id
 
 
 def _assert_each_service_finds_the_secrets_it_names(services: dict[str, Any], out: Path) -> None:
@@ -197,3 +206,57 @@ def _assert_the_host_env_files_reach_the_published_port(out: Path) -> None:
         "bridge",
         "kessai",
     }
+
+
+def test_the_systemd_unit_restarts_a_worker_for_ever_and_verifies(tmp_path: Path) -> None:
+    """M14: systemd's default start limit (5 starts in 10 s) left a worker down for
+    good after a burst of fail-stop exits."""
+    text = (DEPLOY / "systemd" / "kessai-worker.service").read_text()
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+    unit.read_string(text)
+    assert unit["Unit"]["StartLimitIntervalSec"] == "0"
+    assert unit["Service"]["Restart"] == "always"
+    assert int(unit["Service"]["RestartSec"]) >= 5
+    assert unit["Service"]["User"] != "root"
+    assert unit["Service"]["ExecStart"].endswith("kessai worker")
+    # systemd's own check, with a command and environment that exist on this machine.
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is missing (Debian's systemd package)"
+    runnable = text.replace(unit["Service"]["ExecStart"], "/usr/bin/env true").replace(
+        "EnvironmentFile=/", "EnvironmentFile=-/"
+    )
+    (tmp_path / "kessai-worker.service").write_text(runnable)
+    done = subprocess.run(
+        [analyze, "verify", str(tmp_path / "kessai-worker.service")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+
+
+def test_the_kubernetes_worker_restarts_for_ever_answers_its_probes_and_mounts_its_files() -> None:
+    deployment = read_yaml(DEPLOY / "kubernetes" / "worker.yaml")
+    spec = deployment["spec"]["template"]["spec"]
+    assert spec["restartPolicy"] == "Always"
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    [container] = spec["containers"]
+    # The probes come with a Host the worker answers (a foreign Host gets 403), and
+    # Prometheus' scrape by pod IP is one (KESSAI_WEB_HOSTS).
+    probe = container["readinessProbe"]["httpGet"]
+    assert probe["path"] == "/health"
+    assert {"name": "Host", "value": "localhost"} in probe["httpHeaders"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["KESSAI_WEB_HOSTS"]["value"] == "$(POD_IP)"
+    # Every /secrets file the worker's env names is mounted where it names it.
+    mounted = {i["path"] for i in spec["volumes"][0]["secret"]["items"]}
+    from streams.devtools.localkafka.compose import MOUNTS
+
+    wanted = {name for name in MOUNTS["worker"] if not name.startswith("env/")}
+    assert mounted == wanted, (mounted, wanted)
+
+
+def test_the_worker_image_does_not_run_as_root() -> None:
+    """L9."""
+    dockerfile = (DEPLOY / "worker.Dockerfile").read_text()
+    users = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
+    assert users and users[-1] not in ("root", "0"), users

@@ -29,7 +29,9 @@ the same configuration pieces run in the local secure profile's tests.
 
 from __future__ import annotations
 
+import base64
 import shlex
+import uuid
 from pathlib import Path
 from typing import Final
 
@@ -50,8 +52,21 @@ HOST_PORT: Final = 19092
 CONTROLLER_PORT: Final = 9093
 #: The workers' image keeps its state here (deploy/worker.Dockerfile).
 WORKER_STATE_DIR: Final = Path("/app/.kessai")
-#: A fixed cluster id: the volume formatted with it stays valid across restarts.
-CLUSTER_ID: Final = "HBHb46x8om7Cc8q-ACHVXg"
+#: Where ``compose-secrets`` keeps the stack's cluster id: made once per deployment
+#: (random), so that a data volume formatted for another deployment is refused by the
+#: broker instead of silently served (docs/security.md, L9).
+CLUSTER_ID_FILE: Final = "cluster-id"
+
+
+def ensure_cluster_id(out: Path) -> str:
+    """The deployment's cluster id in ``out``, made (22 base64url characters, as Kafka's
+    own ``random-uuid``) the first time."""
+    path = out / CLUSTER_ID_FILE
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    write_private(path, cluster_id + "\n")
+    return cluster_id
 
 
 #: What each service of the stack mounts at /secrets (``mounts/<service>/``): its own
@@ -73,7 +88,10 @@ MOUNTS: Final[dict[str, tuple[str, ...]]] = {
         "ca.pem",
         "signers/signers.json",
         "signers/kessai.pem",
+        "web-token",
     ),
+    # Prometheus scrapes the workers' /metrics with their token.
+    "prometheus": ("web-token",),
 }
 
 
@@ -105,7 +123,7 @@ def server_properties(files: SecureFiles, admin_password: str, partitions: int) 
     return "\n".join(lines)
 
 
-def format_args(scram_args: list[str]) -> str:
+def format_args(scram_args: list[str], cluster_id: str) -> str:
     """The java argument file of the storage format: the SCRAM credentials (salted
     passwords, as good as passwords for a SCRAM login) stay off the command line."""
     return java_argfile(
@@ -113,7 +131,7 @@ def format_args(scram_args: list[str]) -> str:
             "kafka.tools.StorageTool",
             "format",
             "-t",
-            CLUSTER_ID,
+            cluster_id,
             "-c",
             f"{MOUNT}/server.properties",
             "--ignore-formatted",
@@ -169,6 +187,7 @@ def write_compose_secrets(out: Path, *, partitions: int = 4) -> list[Path]:
     kafkasecure.ensure_certificates(files, dns_names=(HOSTNAME,))
     passwords = kafkasecure.ensure_credentials(files)
     kafkasecure.ensure_signers(files)
+    kafkasecure.ensure_web_token(files)
     bootstrap = f"{HOSTNAME}:{INTERNAL_PORT}"
     kafkasecure.write_client_files(files, bootstrap, WORKER_STATE_DIR, seen_as=mounted)
     kafkasecure.write_client_files(
@@ -177,7 +196,9 @@ def write_compose_secrets(out: Path, *, partitions: int = 4) -> list[Path]:
     admin = passwords[ADMIN]
     written = {
         out / "server.properties": server_properties(mounted, admin, partitions),
-        out / "format.args": format_args(kafkasecure.scram_format_args(passwords)),
+        out / "format.args": format_args(
+            kafkasecure.scram_format_args(passwords), ensure_cluster_id(out)
+        ),
         out / "kafka-start.sh": start_script(),
         out / "acls.sh": acl_script(),
         out / "admin-client.properties": kafkasecure.admin_client_properties(mounted, admin),

@@ -118,6 +118,8 @@ def prepare_secure(paths: Paths, settings: Settings, log: Log) -> list[str]:
     passwords = kafkasecure.ensure_credentials(files)
     if kafkasecure.ensure_signers(files):
         log(f"made the local signers' keys and registry in {files.signers.parent}")
+    if kafkasecure.ensure_web_token(files):
+        log(f"made the workers' web token {files.web_token}")
     kafkasecure.write_client_files(files, settings.bootstrap, settings.state_dir)
     kafkasecure.write_private(
         files.admin_client_properties,

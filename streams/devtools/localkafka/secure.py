@@ -42,6 +42,7 @@ __all__ = [
     "SecureFiles",
     "ensure_certificates",
     "ensure_credentials",
+    "ensure_web_token",
     "listener_properties",
     "scram_format_args",
     "write_client_files",
@@ -107,6 +108,19 @@ class SecureFiles:
 
     def signing_key(self, signer: str) -> Path:
         return self.root / "signers" / f"{signer}.pem"
+
+    @property
+    def web_token(self) -> Path:
+        """The bearer token of the workers' HTTP API (streams/runtime/web/guard.py)."""
+        return self.root / "web-token"
+
+
+def ensure_web_token(files: SecureFiles) -> bool:
+    """The workers' web token (0600), made once; True when made now."""
+    if files.web_token.exists():
+        return False
+    write_private(files.web_token, secrets.token_urlsafe(32) + "\n")
+    return True
 
 
 def write_private(path: Path, text: str) -> None:
@@ -321,6 +335,8 @@ def write_client_files(
         }
         if principal in (WORKER, OPS, ADMIN):
             variables["KESSAI_SIGNERS_FILE"] = str(files.signers)
+            # The worker wants it on its HTTP API; ops and the admin send it.
+            variables["KESSAI_WEB_TOKEN_FILE"] = str(files.web_token)
         if principal in SIGNS_AS:
             variables["KESSAI_SIGNING_KEY_FILE"] = str(files.signing_key(SIGNS_AS[principal]))
             variables["KESSAI_SIGNER_ID"] = SIGNS_AS[principal]

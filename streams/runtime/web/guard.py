@@ -47,6 +47,13 @@ def read_token(path: Path | None) -> bytes | None:
     return token
 
 
+def web_auth_headers(settings: Settings) -> dict[str, str]:
+    """The headers a client of the workers' HTTP API sends: the token, when the
+    settings name one (``kessai replay --worker``)."""
+    token = read_token(settings.web_token_file)
+    return {} if token is None else {"Authorization": f"Bearer {token.decode()}"}
+
+
 def host_name(host: str | None) -> str:
     """``"127.0.0.1:6066"`` -> ``"127.0.0.1"``, ``"[::1]:6066"`` -> ``"::1"``, lower case."""
     text = (host or "").strip().lower()

@@ -408,6 +408,7 @@ async def reconcile(settings: Settings, workers: list[Supervised], outcome: Any,
     ``outcome.problems``.
     """
     from streams.audit import replay
+    from streams.runtime.web.guard import web_auth_headers
 
     urls = [f"http://127.0.0.1:{w.env['KESSAI_WEB_PORT']}" for w in workers]
     report = await asyncio.to_thread(replay.replay, settings, workers=urls)
@@ -416,7 +417,8 @@ async def reconcile(settings: Settings, workers: list[Supervised], outcome: Any,
     outcome.replay_compared = sum(c.compared for c in report.checks)
     if not report.ok:
         outcome.problems.append("kessai replay differs:\n" + report.render())
-    conservation = await asyncio.to_thread(_conservation_errors, urls)
+    headers = web_auth_headers(settings)  # the secure profile's workers want their token
+    conservation = await asyncio.to_thread(_conservation_errors, urls, headers)
     say(f"conservation error, summed over {len(urls)} workers' /metrics: {conservation}")
     if not conservation:
         outcome.problems.append("/metrics: no kessai_conservation_error_units on any worker")
@@ -425,7 +427,7 @@ async def reconcile(settings: Settings, workers: list[Supervised], outcome: Any,
         outcome.problems.append(f"/metrics: the conservation gauge is off zero: {off}")
 
 
-def _conservation_errors(urls: list[str]) -> dict[str, float]:
+def _conservation_errors(urls: list[str], headers: dict[str, str]) -> dict[str, float]:
     """``kessai_conservation_error_units`` per asset, summed over the workers (the
     gauge is per worker: a trade's two legs may sit on two workers)."""
     import urllib.request
@@ -434,7 +436,8 @@ def _conservation_errors(urls: list[str]) -> dict[str, float]:
 
     total: dict[str, float] = defaultdict(float)
     for url in urls:
-        with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
+        request = urllib.request.Request(f"{url}/metrics", headers=headers)
+        with urllib.request.urlopen(request, timeout=30) as response:
             text = response.read().decode()
         for family in text_string_to_metric_families(text):
             if family.name == "kessai_conservation_error_units":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from schemas import BalanceChanged
@@ -104,3 +106,30 @@ def test_units_past_64_bits_cross_the_internal_topics() -> None:
     small = Move("m", "alice", "JPYC", 5, "deposit")
     assert b'"units":5' in wire.to_wire(small)  # what fits stays a number
     assert wire.ledger_command(wire.to_wire(small)) == small
+
+
+def test_a_payment_keyed_by_anything_but_its_account_is_wrong_key() -> None:
+    """L1: a wrong key spread one account's moves over partitions, out of order."""
+    refused = ledger_intake("payments", b"not-a", payment("100"), TOKENS, where=(0, 0))
+    assert isinstance(refused, tuple) and refused[0] == "wrong_key", refused
+    assert isinstance(ledger_intake("payments", b"a", payment("100"), TOKENS, where=(0, 0)), Move)
+
+
+def test_a_refused_withdrawal_sent_again_after_a_deposit_is_a_duplicate() -> None:
+    """H3: ids were used up only on success, so the bridge's signed withdrawal refused
+    for want of funds debited the account when anyone sent it again days later."""
+    ledger = new_ledger()
+
+    def pay(payment_id: str, amount: str, kind: str) -> Any:
+        raw = orjson.dumps({"payment_id": payment_id, "account": "a", "token": "JPYC",
+                            "amount": amount, "kind": kind})  # fmt: skip
+        move = ledger_intake("payments", b"a", raw, TOKENS, where=(0, 0))
+        assert isinstance(move, Move)
+        return handle_command(ledger, 0, move, lambda asset: 0)
+
+    assert pay("w-9", "100", "withdrawal").rejection[1] == "insufficient_funds"
+    assert pay("d-1", "500", "deposit").rejection is None
+    again = pay("w-9", "100", "withdrawal")
+    assert again.rejection is not None and again.rejection[1] == "duplicate"
+    assert not again.records
+    assert pay("w-10", "100", "withdrawal").rejection is None  # a retry under a new id

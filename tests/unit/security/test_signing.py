@@ -248,6 +248,11 @@ def test_any_changed_member_breaks_the_signature(field: str, data: st.DataObject
             {"id": "v", "role": "venue", "public_key": VENUE_A.public_text(), "accounts": ["a b"]},
             "accounts must be",
         ),
+        # L2: venue "a" could take venue "a:b"'s trade ids ("a:b:T-1" starts with "a:").
+        ({"id": "a:b", "role": "venue", "public_key": VENUE_A.public_text()}, "id must be"),
+        ({"id": "Venue", "role": "venue", "public_key": VENUE_A.public_text()}, "id must be"),
+        ({"id": "v w", "role": "venue", "public_key": VENUE_A.public_text()}, "id must be"),
+        ({"id": "", "role": "venue", "public_key": VENUE_A.public_text()}, "id must be"),
     ],
 )
 def test_a_bad_registry_entry_is_named(entry: dict[str, Any], message: str) -> None:
@@ -540,3 +545,29 @@ def test_a_settlement_traces_back_to_its_venue() -> None:
     for junk in ("{", "[1]", '{"trade_id": 7}'):
         problem = check_settlement({**settlement, "signed_trade": junk}, REGISTRY, TOKENS)
         assert problem is not None and problem.startswith("signed_trade"), (junk, problem)
+
+
+def test_verify_settlements_survives_crafted_numbers_and_names_a_second_terminal_status() -> None:
+    """L7: a cash_amount past Decimal's exponent range raised Overflow out of the
+    command, and two terminal statuses of one trade passed unnoticed."""
+    from aiokafka.structs import ConsumerRecord
+
+    from streams.audit.evidence import check_records
+
+    settlement = _settled(signing.sign(TRADES, trade(), VENUE_A))
+
+    def record(offset: int, value: dict[str, Any] | None) -> ConsumerRecord[bytes, bytes]:
+        raw = None if value is None else orjson.dumps(value)
+        return ConsumerRecord("settlements", 0, offset, 0, 0, b"k", raw, None, 0, 0, ())
+
+    records = [
+        record(0, settlement),
+        record(1, {**settlement, "status": "pending", "cash_amount": "1e999999999"}),
+        record(2, None),  # a tombstone
+        record(3, settlement),  # the trade's second "settled"
+    ]
+    report = check_records(records, REGISTRY, TOKENS)
+    problems = {offset: problem for _, offset, _, problem in report.problems}
+    assert problems[1].startswith("not a settlement record"), problems
+    assert problems[2] == "not a JSON object"
+    assert problems[3] == "a second terminal status", problems

@@ -25,7 +25,7 @@ def test_a_trade_must_be_keyed_by_its_id() -> None:
         assert isinstance(rejected, tuple) and rejected[0] == "wrong_key", key
 
 
-def test_a_trade_id_is_forwarded_once_and_a_rejected_one_is_not_remembered() -> None:
+def test_a_trade_id_is_forwarded_once_and_a_record_that_does_not_decode_uses_none() -> None:
     seen: dict[str, bool] = {}
     bad = handle_trade(seen, b"t1", trade(price="0"), 0.0, tokens=TOKENS, deadline_s=1)
     assert isinstance(bad, tuple) and seen == {}
@@ -56,3 +56,16 @@ def test_a_cash_leg_past_64_bits_is_refused_and_one_below_fits_every_table() -> 
     refused = trade_intake(b"t1", trade(price="1" + "0" * 16), 0.0, tokens=TOKENS, deadline_s=1)
     assert isinstance(refused, tuple) and refused[0] == "invalid_price"
     assert str(2**63 - 1) in refused[1]
+
+
+def test_a_checked_trade_rejected_after_uses_its_id_up() -> None:
+    """H3: a trade rejected `unknown_token` settled when sent again once the token was
+    configured: the same economic trade, twice if the venue had re-issued it."""
+    seen: dict[str, bool] = {}
+    eurc = orjson.loads(trade("t7"))
+    eurc["currency"] = "EURC"
+    first = handle_trade(seen, b"t7", orjson.dumps(eurc), 0.0, tokens=TOKENS, deadline_s=1)
+    assert isinstance(first, tuple) and first[0] == "unknown_token"
+    later = {**TOKENS, "EURC": 2}
+    again = handle_trade(seen, b"t7", orjson.dumps(eurc), 9.0, tokens=later, deadline_s=1)
+    assert again == ("duplicate", "trade t7 was seen before")

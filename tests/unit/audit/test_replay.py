@@ -1,0 +1,27 @@
+"""kessai replay's derivation over hand-made logs (the real-broker runs are in
+tests/integration/test_audit.py)."""
+
+from __future__ import annotations
+
+from aiokafka.structs import ConsumerRecord
+
+from schemas import CUSTODY, ORDERS, PAYMENTS, TRADES
+from streams.audit.replay import TOPICS, Log, derive
+from streams.config import Settings
+
+
+def _record(
+    topic: str, offset: int, key: bytes | None, value: bytes | None
+) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(topic, 0, offset, 1_700_000_000_000, 0, key, value, None, 0, 0, ())
+
+
+def test_a_tombstone_on_every_input_topic_is_a_rejection_not_a_crash() -> None:
+    """L8: a null value on an input topic crashed the replay: a denial of service on
+    the auditors."""
+    logs: dict[str, Log] = {topic: {} for topic in TOPICS}
+    for topic in (PAYMENTS, CUSTODY, TRADES, ORDERS):
+        logs[topic] = {0: [_record(topic, 5, b"k", None)]}
+    derived = derive(logs, Settings())
+    assert len(derived.rejections) == 4
+    assert all(where[0][2] == 5 for where in derived.rejections.values())
