@@ -27,7 +27,7 @@ if [ $$rc -eq 5 ]; then echo 'make: FAILED: pytest collected no tests ($(strip $
 exit $$rc
 endef
 
-.PHONY: help venv tools kafka-up kafka-down kafka-status lint check test test-unit test-integration test-crash run bench bench-memory bench-book bench-replay bench-signatures clean
+.PHONY: help venv tools kafka-up kafka-down kafka-status lint check test test-unit test-integration test-crash run bench bench-memory bench-book bench-replay bench-scrape bench-signatures clean
 
 help: ## list the targets
 	@echo "usage: make TARGET"
@@ -110,6 +110,10 @@ bench-book: venv ## the order book alone: operations/s at depths 10, 1,000, 100,
 REPLAY_ARGS ?=
 bench-replay: venv ## kessai positions / verify over a 1,000,000-record journal on a broker of its own (~2 min; REPLAY_ARGS)
 	$(BIN)/python -m kessai_bench.replay $(REPLAY_ARGS)
+
+SCRAPE_ARGS ?= --accounts 1000000
+bench-scrape: venv ## a /metrics scrape summing every account vs the running sums, and a write's cost (~1 min; SCRAPE_ARGS)
+	$(BIN)/python -m kessai_bench.scrape $(SCRAPE_ARGS)
 
 bench-signatures: venv ## a signature check's cost per trade in the intake (µs), then the pipeline's trades/s with and without checks (~4 min)
 	$(BIN)/python -m kessai_bench.signatures

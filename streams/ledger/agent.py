@@ -85,6 +85,8 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
         async for event in stream.events():
             command = wire.ledger_command(event.value)
             out = handle_command(ledger_state, event.message.partition, command, decimals_of)
+            # The metrics' running sums (a scrape no longer walks every account).
+            metrics.live.apply(out.postings, out.locks_delta)
             if out.rejection is not None:
                 key, value = rejection(*out.rejection)
                 await rejections.send(key=key, value=value)

@@ -200,6 +200,10 @@ class CommandOutputs:
     rejection: tuple[Source, str, str] | None = None
     #: Refused, but nothing to report (a repeated lock, a move without its source).
     refused: bool = False
+    #: The balance changes in smallest units, and the change in the account's open
+    #: locks: what the metrics' running sums add (streams/runtime/livesums.py).
+    postings: list[domain.Posting] = field(default_factory=list)
+    locks_delta: int = 0
 
 
 def handle_command(
@@ -233,6 +237,8 @@ def handle_command(
         return out
     # The chain's tip goes into the state, so it commits with the records.
     out.records = journal.chain(before, fx.state, fx.postings, decimals_of)
+    out.postings = fx.postings
+    out.locks_delta = len(fx.state.locks) - len(before.locks)
     ledger.accounts[account] = fx.state.to_bytes()
     for applied_id in fx.applied:
         ledger.applied[applied_id] = True

@@ -76,7 +76,7 @@ def serve_metrics(app: KessaiApp, metrics: Metrics, settings: Settings) -> None:
     """``GET /metrics`` (Prometheus' text format) and ``GET /health``."""
     worker = WorkerCollector(app)
     metrics.registry.register(worker)
-    metrics.registry.register(StateCollector(app, settings.tokens))
+    metrics.registry.register(StateCollector(app, settings.tokens, metrics.live))
     dashboard.register(app, metrics.recent_settlements)
 
     @app.task  # type: ignore[untyped-decorator]  # faust's task decorator is untyped

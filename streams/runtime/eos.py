@@ -608,6 +608,9 @@ class KessaiRecovery(Recovery):
     own_restore: bool = True
     #: Changelog records that reached faust's queue and were dropped (hole 13).
     stale_changelog_records: int = 0
+    #: Times the tables were whole again after a rebalance, before any record was
+    #: processed: what rebuilds the metrics' running sums (streams/runtime/livesums.py).
+    tables_whole: int = 0
 
     async def _build_offsets(
         self, consumer: Any, tps: set[TP], destination: Any, title: str
@@ -673,6 +676,7 @@ class KessaiRecovery(Recovery):
             return
         # No await from here until flow resumes: no record can reach a queue that
         # the resume would clear.
+        self.tables_whole += 1
         consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
         self.completed.set()
         self.app.flow_control.resume()
@@ -699,6 +703,7 @@ class KessaiRecovery(Recovery):
         if app.consumer_generation_id != generation_id:
             self.log.warning("Recovery rebalancing again")
             return
+        self.tables_whole += 1
         consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
         self.completed.set()
         app.flow_control.resume()

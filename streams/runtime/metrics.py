@@ -14,11 +14,12 @@ them anyway, and ``.labels()`` children are cached, not looked up per event.
 (nothing per event): consumer lag per input partition, rows per table, whether it is
 recovering, event-loop lag, rebalances and committed transactions.
 
-:class:`StateCollector` sums the worker's own tables at scrape time (cached for
-:data:`STATE_CACHE_S`): balances and locked value per asset, open locks, net external
-inflow, the conservation error (balances minus inflow, exact in smallest units;
-summed over every worker it is 0 once no trade is half posted), and open trades by
-stage and pending reason.
+:class:`StateCollector` reads running sums of the worker's own tables, which the
+agents keep on every write (:mod:`streams.runtime.livesums`; a scrape is O(assets)):
+balances and locked value per asset, open locks, net external inflow, the
+conservation error (balances minus inflow, exact in smallest units; summed over every
+worker it is 0 once no trade is half posted), and open trades by stage and pending
+reason.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from streams import topics
-from streams.ledger.domain import AccountState
+from streams.runtime.livesums import LiveSums
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +79,6 @@ LATENCY_BUCKETS_S: Final = (
 )
 #: Settlement status records the dashboard lists (``/api/settlements/recent``).
 RECENT_SETTLEMENTS_MAX: Final = 50
-#: Seconds a scrape reuses the sums over the tables (O(rows) to compute).
-STATE_CACHE_S: Final = 2.0
 #: Label sets one metric may have; past it, new ones are counted under "other".
 LABEL_SETS_MAX: Final = 200
 _OTHER: Final = "other"
@@ -91,6 +90,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        #: Balances and open trades, kept by the agents' writes (streams/runtime/livesums.py).
+        self.live = LiveSums()
         # process_start_time_seconds (a restart loop's alert), memory and CPU.
         ProcessCollector(registry=r)
         self._trades_received = Counter(
@@ -345,53 +346,47 @@ class StateSums:
 
 
 def state_sums(accounts: Any, inflow: Any, sagas: Any) -> StateSums:
-    """Sum the rows of the ``accounts``, ``inflow`` and ``sagas`` tables (any mappings)."""
-    out = StateSums()
-    for raw in list(accounts.values()):
-        state = AccountState.from_bytes(raw)
-        for asset, (available, locked) in state.balances.items():
-            out.available[asset] = out.available.get(asset, 0) + available
-            out.locked[asset] = out.locked.get(asset, 0) + locked
-        out.open_locks += len(state.locks)
+    """Sum every row of the ``accounts``, ``inflow`` and ``sagas`` tables (any mappings):
+    what the running sums must always equal."""
+    live = LiveSums()
+    live.rebuild(accounts, sagas, 0)
+    return live_state_sums(live, inflow)
+
+
+def live_state_sums(live: LiveSums, inflow: Any) -> StateSums:
+    """:class:`StateSums` from the running sums and the ``inflow`` table (a row per
+    partition: small)."""
+    out = StateSums(
+        available=dict(live.available),
+        locked=dict(live.locked),
+        open_locks=live.open_locks,
+        open_trades={k: n for k, n in live.open_trades.items() if n},
+        oldest_arrived_s=live.oldest_arrived_s,
+    )
     for row in list(inflow.values()):
         for asset, units in (row or {}).items():
             out.inflow[asset] = out.inflow.get(asset, 0) + int(units)
-    for raw in list(sagas.values()):
-        if not raw:
-            continue
-        # The pending reason stays on the saga after its leg is granted: it only
-        # explains a wait while a leg is still queued.
-        waiting = "queued" in (raw.get("bonds"), raw.get("cash"))
-        reason = str(raw.get("pending_reason") or "") if waiting else ""
-        key = (str(raw.get("stage", "")), reason)
-        out.open_trades[key] = out.open_trades.get(key, 0) + 1
-        arrived = float((raw.get("trade") or {}).get("arrived_s") or 0.0)
-        if arrived > 0 and (out.oldest_arrived_s is None or arrived < out.oldest_arrived_s):
-            out.oldest_arrived_s = arrived
     return out
 
 
 class StateCollector(Collector):
-    """Balances, locks, inflow, conservation and open trades, from the worker's tables."""
+    """Balances, locks, inflow, conservation and open trades, from the running sums the
+    agents keep (:class:`~streams.runtime.livesums.LiveSums`): a scrape is O(assets).
+    After each rebalance's restore, the first scrape sums the restored tables once."""
 
-    def __init__(self, app: Any, tokens: dict[str, int], cache_s: float = STATE_CACHE_S) -> None:
+    def __init__(self, app: Any, tokens: dict[str, int], live: LiveSums) -> None:
         self.app = app
         self.tokens = tokens
-        self.cache_s = cache_s
-        self._sums: StateSums | None = None
-        self._at = 0.0
+        self.live = live
 
     def sums(self) -> StateSums:
-        now = time.monotonic()
-        if self._sums is None or now - self._at >= self.cache_s:
-            tables = self.app.tables
-            self._sums = state_sums(
-                tables.get(topics.ACCOUNTS_TABLE, {}),
-                tables.get(topics.INFLOW_TABLE, {}),
-                tables.get(topics.SAGAS_TABLE, {}),
+        tables = self.app.tables
+        whole = getattr(getattr(tables, "recovery", None), "tables_whole", 0)
+        if self.live.built_at != whole:
+            self.live.rebuild(
+                tables.get(topics.ACCOUNTS_TABLE, {}), tables.get(topics.SAGAS_TABLE, {}), whole
             )
-            self._at = now
-        return self._sums
+        return live_state_sums(self.live, tables.get(topics.INFLOW_TABLE, {}))
 
     def _tokens(self, asset: str, units: int) -> float:
         return float(units) / float(10 ** self.tokens.get(asset, 0))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -28,6 +28,7 @@ from streams.ledger import domain
 from streams.ledger.handler import Ledger, handle_command
 from streams.ledger.messages import Credit, Move, Route
 from streams.money import to_units
+from streams.runtime.livesums import LiveSums, SummedTable
 from streams.settlement import saga
 from streams.settlement.handler import handle_inbox
 from streams.settlement.intake import forward_once
@@ -70,9 +71,12 @@ def _units(text: str, asset: str) -> int:
 
 @dataclass
 class Engine:
+    #: The metrics' running sums, kept by every write to ``accounts`` and ``sagas`` as
+    #: the agents keep them (streams/runtime/livesums.py).
+    live: LiveSums = field(default_factory=LiveSums)
     #: The ledger's three tables and the sagas' three, as the handlers keep them.
     ledger: Ledger = field(default_factory=lambda: Ledger({}, {}, {}))
-    sagas: dict[str, Any] = field(default_factory=dict)
+    sagas: MutableMapping[str, Any] = field(default_factory=dict)
     outcomes: dict[str, Any] = field(default_factory=dict)
     seen: dict[str, bool] = field(default_factory=dict)
     journal: list[Entry] = field(default_factory=list)
@@ -82,6 +86,10 @@ class Engine:
     #: ledger's ``applied`` too, but moved nothing).
     moved: set[str] = field(default_factory=set)
     inbox: dict[Key, deque[bytes]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Saga writes keep the running sums, as the settlement agent's do.
+        self.sagas = SummedTable(self.sagas, self.live.saga)
 
     # -- inputs --------------------------------------------------------------------
 
@@ -126,6 +134,7 @@ class Engine:
     def _on_command(self, raw: bytes) -> None:
         command = wire.ledger_command(raw)
         out = handle_command(self.ledger, 0, command, lambda asset: DECIMALS.get(asset, 0))
+        self.live.apply(out.postings, out.locks_delta)
         if out.refused:
             self.rejections.append((getattr(command, "command_id", ""), "refused"))
         elif isinstance(command, Move | Credit):

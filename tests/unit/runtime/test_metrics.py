@@ -203,26 +203,35 @@ def test_inflow_rows_add_deposits_and_subtract_withdrawals_exactly() -> None:
     assert row == {"USDC": str(10**30 - 1), "JP1": "5"}
 
 
-def test_the_state_gauges_are_in_tokens_and_cached_between_scrapes() -> None:
+def test_the_state_gauges_are_in_tokens_kept_by_writes_and_rebuilt_after_a_restore() -> None:
     from types import SimpleNamespace
 
+    from streams.runtime.livesums import LiveSums, SummedTable
     from streams.runtime.metrics import StateCollector
 
     accounts = {"alice": _account({"USDC": [1_500_000, 250_000]}, {"t/cash": ["USDC", 250_000]})}
-    tables = {"accounts": accounts, "inflow": {"0": {"USDC": "1750000"}}, "sagas": {}}
-    collector = StateCollector(SimpleNamespace(tables=tables), {"USDC": 6}, cache_s=60.0)
+    recovery = SimpleNamespace(tables_whole=1)
+    tables = SimpleNamespace(
+        recovery=recovery,
+        get={"accounts": accounts, "inflow": {"0": {"USDC": "1750000"}}, "sagas": {}}.get,
+    )
+    live = LiveSums()
     m = Metrics()
-    m.registry.register(collector)
+    m.registry.register(StateCollector(SimpleNamespace(tables=tables), {"USDC": 6}, live))
     got = samples(m)
     assert got[("kessai_balance_tokens", (("asset", "USDC"), ("kind", "available")))] == 1.5
     assert got[("kessai_balance_tokens", (("asset", "USDC"), ("kind", "locked")))] == 0.25
     assert got[("kessai_inflow_tokens", (("asset", "USDC"),))] == 1.75
     assert got[("kessai_conservation_error_units", (("asset", "USDC"),))] == 0
     assert got[("kessai_open_locks", ())] == 1
-    accounts["bob"] = _account({"USDC": [1, 0]})
-    assert samples(m)[("kessai_balance_tokens", (("asset", "USDC"), ("kind", "available")))] == 1.5
-    collector.cache_s = 0.0
+    # An agent's write moves the sums at once; the scrape walks no account.
+    SummedTable(accounts, live.account)["bob"] = _account({"USDC": [1, 0]})
     assert samples(m)[("kessai_conservation_error_units", (("asset", "USDC"),))] == 1  # a unit
+    # A restore writes around the agents: the first scrape after it sums the tables.
+    accounts["carol"] = _account({"USDC": [2, 0]})
+    assert samples(m)[("kessai_conservation_error_units", (("asset", "USDC"),))] == 1
+    recovery.tables_whole = 2
+    assert samples(m)[("kessai_conservation_error_units", (("asset", "USDC"),))] == 3
 
 
 def test_commit_durations_form_a_cumulative_histogram() -> None:
@@ -240,13 +249,14 @@ def test_commit_durations_form_a_cumulative_histogram() -> None:
 def test_the_state_gauges_say_nothing_while_the_tables_are_rebuilt() -> None:
     from types import SimpleNamespace
 
+    from streams.runtime.livesums import LiveSums
     from streams.runtime.metrics import StateCollector
 
     tables = {"accounts": {"a": _account({"JPYC": [5, 0]})}, "inflow": {}, "sagas": {}}
-    app = SimpleNamespace(tables=tables, in_recovery=True)
-    assert list(StateCollector(app, {}).collect()) == []
+    app = SimpleNamespace(tables=SimpleNamespace(get=tables.get), in_recovery=True)
+    assert list(StateCollector(app, {}, LiveSums()).collect()) == []
     app.in_recovery = False
-    names = {f.name for f in StateCollector(app, {}).collect()}
+    names = {f.name for f in StateCollector(app, {}, LiveSums()).collect()}
     assert "kessai_conservation_error_units" in names
 
 

@@ -13,6 +13,7 @@ from streams.ledger import domain as ledger
 from streams.ledger import journal
 from streams.ledger.handler import account_step
 from streams.ledger.messages import Credit, PostCmd, Reply
+from streams.runtime.metrics import live_state_sums, state_sums
 from streams.settlement.messages import Trade
 from tests.support.simulation import Engine, Move
 
@@ -177,6 +178,7 @@ def test_invariants_hold_over_random_flows_and_interleavings(flow, rnd) -> None:
     held = e.totals()
     for asset in set(net) | set(held):
         assert held.get(asset, 0) == net.get(asset, 0), asset
+    _check_running_sums(e)
     # Exactly one terminal status per trade, and nothing after it.
     for tid in trade_ids:
         mine = [s.status for s in e.statuses if s.trade_id == tid]
@@ -200,13 +202,7 @@ def test_invariants_hold_over_random_flows_and_interleavings(flow, rnd) -> None:
         assert seq == list(range(1, len(seq) + 1)), account
     for (account, asset), bal in replayed.items():
         assert e.accounts[account].balances[asset] == bal
-    # Each account's journal is one hash chain, and its state keeps the chain's tip.
-    tips: dict[str, str] = {}
-    for entry in e.journal:
-        assert entry.prev_hash == tips.get(entry.account, journal.GENESIS_HASH), entry
-        tips[entry.account] = entry.hash
-    for account, tip in tips.items():
-        assert e.accounts[account].hash == tip, account
+    _check_hash_chains(e)
 
 
 # ------------------------------------------------------- posting: debit and credit in one
@@ -263,3 +259,18 @@ def test_a_posting_from_before_the_change_still_sends_its_credit() -> None:
     assert to == ("account", "buyer")
     assert credit == Credit("credit:t1/bonds", "buyer", BOND, FACE)
     assert isinstance(reply, Reply) and reply.what == "posted"
+
+
+def _check_running_sums(e: Engine) -> None:
+    """The metrics' running sums, kept by every write, equal a full pass over the tables."""
+    assert live_state_sums(e.live, {}) == state_sums(e.ledger.accounts, {}, e.sagas)
+
+
+def _check_hash_chains(e: Engine) -> None:
+    """Each account's journal is one hash chain, and its state keeps the chain's tip."""
+    tips: dict[str, str] = {}
+    for entry in e.journal:
+        assert entry.prev_hash == tips.get(entry.account, journal.GENESIS_HASH), entry
+        tips[entry.account] = entry.hash
+    for account, tip in tips.items():
+        assert e.accounts[account].hash == tip, account
