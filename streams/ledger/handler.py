@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from schemas import Source
 from streams.ledger import domain, journal
@@ -25,6 +25,7 @@ from streams.ledger.messages import (
     Move,
     PostCmd,
     Reply,
+    ReplyKind,
     Route,
     VoidCmd,
     leg_of,
@@ -73,7 +74,7 @@ class AccountEffects:
     rejection: domain.LedgerRejection | None = None
 
 
-def _reply(lock: str, what: Literal["granted", "queued", "posted", "voided"]) -> Send:
+def _reply(lock: str, what: ReplyKind) -> Send:
     trade_id = lock.rsplit("/", 1)[0]
     return ("trade", trade_id), Reply(trade_id, lock, what)
 
@@ -132,6 +133,10 @@ def _lock(fx: AccountEffects, account: str, m: LockCmd) -> None:
         fx.sends.append(_reply(m.lock_id, "queued"))
     else:
         fx.rejection = r  # a repeated lock id: nothing changes
+        if r.reason == "too_many_locks":
+            # Said at once, with its reason: the trade fails now, not at its deadline
+            # as if the assets were short (docs/security.md, M13).
+            fx.sends.append(_reply(m.lock_id, "refused"))
 
 
 def _post(fx: AccountEffects, account: str, m: PostCmd) -> None:
@@ -234,6 +239,7 @@ def handle_command(
                 ledger.applied[command_id] = True
             if command.source is not None:
                 out.rejection = (command.source, fx.rejection.reason, fx.rejection.detail)
+        out.sends = fx.sends  # a refused lock's reply
         return out
     # The chain's tip goes into the state, so it commits with the records.
     out.records = journal.chain(before, fx.state, fx.postings, decimals_of)

@@ -118,13 +118,18 @@ class VoidCmd:
     account: str
 
 
+#: What the ledger says about a lock.
+ReplyKind = Literal["granted", "queued", "refused", "posted", "voided"]
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """The ledger's answer about one lock, to the trade's saga."""
 
     trade_id: str
     lock_id: str
-    what: Literal["granted", "queued", "posted", "voided"]
+    #: ``refused``: the account holds LOCKS_OPEN_MAX locks and requests already.
+    what: ReplyKind
 
 
 #: What the saga sends the ledger.

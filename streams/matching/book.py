@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import operator
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -43,6 +43,10 @@ OrderKey = tuple[str, str]
 #: Resting orders one book holds at most; an order that would rest past it is
 #: cancelled ``book_full``.
 BOOK_ORDERS_MAX = 1_000_000
+#: Resting orders one venue may have in one book: a tenth of it, so that no venue can
+#: fill a book and have every other venue's orders cancelled ``book_full`` (a new
+#: order past it is rejected ``too_many_open_orders``; docs/security.md, M13).
+VENUE_ORDERS_MAX = BOOK_ORDERS_MAX // 10
 #: Hex digits of a matched trade's id after the ``m-`` prefix (128 bits).
 TRADE_ID_HEX_CHARS = 32
 
@@ -147,6 +151,8 @@ class Book:
         #: Best ask first.
         self._asks: SortedDict = SortedDict()
         self._orders: dict[OrderKey, Resting] = {}
+        #: Resting orders per venue.
+        self._per_venue: Counter[str] = Counter()
         self._next_seq = 1
 
     def __len__(self) -> int:
@@ -157,6 +163,10 @@ class Book:
 
     def get(self, key: OrderKey) -> Resting | None:
         return self._orders.get(key)
+
+    def resting_of(self, venue: str) -> int:
+        """How many orders of ``venue`` rest in this book."""
+        return self._per_venue[venue]
 
     @classmethod
     def restored(
@@ -276,6 +286,7 @@ class Book:
             if maker.remaining == 0:
                 level.popitem(last=False)
                 del self._orders[maker.key]
+                self._per_venue[maker.venue] -= 1
                 if not level:
                     del opposite[level_price]
             out.changed.append(maker)
@@ -288,6 +299,7 @@ class Book:
             level = side[order.price] = OrderedDict()
         level[order.key] = order
         self._orders[order.key] = order
+        self._per_venue[order.venue] += 1
 
     def _unrest(self, order: Resting) -> None:
         side = self._bids if order.side == "buy" else self._asks
@@ -296,6 +308,7 @@ class Book:
         if not level:
             del side[order.price]
         del self._orders[order.key]
+        self._per_venue[order.venue] -= 1
 
     def depth(self, levels_max: int | None = None) -> tuple[list[tuple[Decimal, int, int]], ...]:
         """(bids, asks), best first: each level's (price, face resting, orders)."""

@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from schemas import FACE_JPY_MIN
+from streams.matching import book as book_rules
 from streams.matching.book import (
     Book,
     EventKind,
@@ -215,6 +216,8 @@ class Matcher:
             r.price, r.quantity, self._tokens[r.currency]
         ):
             reason = "invalid_price"
+        elif self.book(r.isin, r.currency).resting_of(r.venue) >= book_rules.VENUE_ORDERS_MAX:
+            reason = "too_many_open_orders"
         if reason is not None:
             return Handled(updates=[_rejected(r, reason)], rejected=reason)
         book = self.book(r.isin, r.currency)

@@ -137,6 +137,8 @@ def on_reply(saga: Saga, reply: Reply) -> Outcome:
             ],
             [],
         )
+    if reply.what == "refused":
+        return _refused(saga, leg)
     if reply.what == "posted":
         if getattr(saga, leg) != "locked":
             return saga, [], []  # a repeat
@@ -148,6 +150,22 @@ def on_reply(saga: Saga, reply: Reply) -> Outcome:
     if getattr(saga, leg) in ("queued", "locked"):
         saga = _with_leg(saga, leg, "voided")
     return saga, [], []
+
+
+def _refused(saga: Saga, leg: Leg) -> Outcome:
+    """The account of ``leg`` holds as many locks as it may (``LOCKS_OPEN_MAX``): the
+    trade fails now with that reason, and the other leg's lock is given back."""
+    t = saga.trade
+    if saga.terminal or getattr(saga, leg) != "queued":
+        return saga, [], []  # a repeat, or after the trade ended
+    saga = _with_leg(saga, leg, "voided")
+    commands: list[Command] = []
+    if saga.bonds in ("queued", "locked"):
+        commands.append(VoidCmd(lock_id(t.trade_id, "bonds"), t.trade_id, t.seller))
+    if saga.cash in ("queued", "locked"):
+        commands.append(VoidCmd(lock_id(t.trade_id, "cash"), t.trade_id, t.buyer))
+    failed = replace(saga, stage="failed", reason="too_many_locks")
+    return failed, commands, [StatusChanged(t.trade_id, "failed", "too_many_locks")]
 
 
 def on_deadline(saga: Saga, now_s: float) -> Outcome:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.matching import book as book_rules
 from streams.matching.matcher import (
     Matcher,
     OrderRequest,
@@ -234,3 +236,26 @@ def test_a_price_too_large_to_settle_is_rejected_not_raised() -> None:
                 new("big", "buy", 1, price, "a", currency=currency)
             )
             assert out.rejected == "invalid_price", (price, currency)
+
+
+def test_a_venue_at_its_resting_order_limit_is_refused_and_others_are_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """M13: one venue could fill a book to BOOK_ORDERS_MAX, and every other venue's
+    orders were then cancelled `book_full`."""
+    monkeypatch.setattr(book_rules, "VENUE_ORDERS_MAX", 2)
+    rows: dict[str, bytes] = {}
+    m = Matcher(rows, tokens=TOKENS)
+    assert m.handle(new("s1", "sell", 1, "101", venue="flood")).rejected is None
+    assert m.handle(new("s2", "sell", 1, "102", venue="flood")).rejected is None
+    before = dict(rows)
+    out = m.handle(new("s3", "sell", 1, "103", venue="flood"))
+    assert out.rejected == "too_many_open_orders" and rows == before
+    assert m.handle(new("s4", "sell", 1, "104", venue="other")).rejected is None
+    # A fill frees room; a matcher rebuilt from its rows counts the same.
+    assert m.handle(new("b1", "buy", 1, "101", venue="other")).trades
+    rebuilt = Matcher(rows, tokens=TOKENS)
+    assert rebuilt.handle(new("s5", "sell", 1, "105", venue="flood")).rejected is None
+    assert rebuilt.handle(new("s6", "sell", 1, "106", venue="flood")).rejected == (
+        "too_many_open_orders"
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -54,6 +55,24 @@ def test_short_buyer_is_pending_then_settles_when_cash_arrives() -> None:
     e.submit_move(Move("p-late", "buyer", "JPYC", 600_000, "deposit"))
     e.run()
     assert [s.status for s in e.statuses] == ["pending", "settled"]
+
+
+def test_a_lock_refused_for_too_many_locks_fails_the_trade_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """M13: a lock refused at LOCKS_OPEN_MAX got no reply; the trade waited for its
+    deadline and failed as `insufficient_cash`, the wrong reason."""
+    monkeypatch.setattr(ledger, "LOCKS_OPEN_MAX", 1)
+    e = Engine()
+    e.submit_move(Move("c-s", "seller", BOND, 2 * FACE, "deposit"))
+    e.submit_trade(_trade("t1", "buyer", "seller", FACE, 600_000))  # buyer short: queued
+    e.run()
+    e.submit_trade(_trade("t2", "buyer", "seller", FACE, 600_000))
+    e.run()
+    t2 = [(s.status, s.reason) for s in e.statuses if s.trade_id == "t2"]
+    assert t2 == [("failed", "too_many_locks")], e.statuses
+    # t2's bonds were locked, then given back: only t1's are still held.
+    assert e.accounts["seller"].balances[BOND] == [FACE, FACE]
 
 
 def test_deadline_fails_the_trade_and_releases_its_locks() -> None:
