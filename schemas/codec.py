@@ -171,9 +171,21 @@ def check_key(key: bytes | None) -> None:
 
 
 def source_of(
-    topic: str, partition: int, offset: int, key: bytes | None, raw: bytes | None
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    raw: bytes | None,
+    *,
+    decoded: BaseModel | None = None,
 ) -> Source:
-    """The :data:`Source` of an input record: bounded whatever its size."""
+    """The :data:`Source` of an input record: bounded whatever its size. ``decoded``:
+    the record's model, when the caller has it (its id is then read, not parsed again)."""
+    field = _ID_FIELDS.get(topic)
+    if decoded is not None and field is not None:
+        ref: str | None = getattr(decoded, field)
+    else:
+        ref = _ref(topic, raw)
     return (
         topic,
         partition,
@@ -181,7 +193,7 @@ def source_of(
         None if key is None else _as_text(key, REJECTED_KEY_CHARS_MAX),
         None if raw is None else hashlib.sha256(raw).hexdigest(),
         0 if raw is None else len(raw),
-        _ref(topic, raw),
+        ref,
     )
 
 

@@ -80,4 +80,4 @@ def intake_record(
         refused = record if isinstance(record, tuple) else signers.check(topic, record)
         if refused is not None:
             return refused
-    return to_move(decoded, source_of(topic, *where, key, value), tokens)
+    return to_move(decoded, source_of(topic, *where, key, value, decoded=decoded), tokens)
