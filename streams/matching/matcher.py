@@ -10,7 +10,11 @@ agent, a dict in the tests), keyed by ``[isin, venue, order_id]``:
   remaining face and ``seq`` (its time priority);
 - a done one (filled or cancelled): ``{"c": currency, "r": 0, "n": seq}``, kept so
   that its id cannot be used again (``duplicate``), a late cancel says
-  ``order_closed``, and a rebuilt book numbers new orders as if it had never stopped.
+  ``order_closed``, and a rebuilt book numbers new orders as if it had never stopped;
+- a rejected one (``unknown_token``, ``invalid_price``, ``too_many_open_orders``):
+  ``{"c": currency, "r": 0, "n": 0}``, done without ever having had a place in a
+  book. Its id is used up like a done order's: the same signed order sent again later,
+  when it would pass, is a ``duplicate``, not a second chance (docs/security.md, H3).
 
 An order or cancel rewrites its own row and the row of every order it fills: the
 changelog carries O(1 + fills) records per order, never a whole book. The sorted
@@ -47,6 +51,8 @@ from streams.money import TRADE_UNITS_MAX, cash_units
 
 #: The value of a done order's row is only this (and its currency).
 DONE = 0
+#: The ``seq`` of a rejected order's row: it never had a place in a book (seqs start at 1).
+REJECTED_SEQ = 0
 
 
 def row_key(isin: str, venue: str, order_id: str) -> str:
@@ -109,6 +115,8 @@ def books_from_rows(rows: Iterable[tuple[str, bytes]]) -> dict[tuple[str, str], 
     last_seq: dict[tuple[str, str], int] = defaultdict(int)
     for key, value in rows:
         row = decode_row(key, value)
+        if row.seq == REJECTED_SEQ:
+            continue  # a rejected order: it had no book (its currency may be unknown)
         book = (row.isin, row.currency)
         last_seq[book] = max(last_seq[book], row.seq)
         if row.order is not None:
@@ -159,7 +167,8 @@ class MatchedTrade:
 class Handled:
     updates: list[OrderUpdate] = field(default_factory=list)
     trades: list[MatchedTrade] = field(default_factory=list)
-    #: Set when the order was bad: it goes to ``rejections`` too, and changed nothing.
+    #: Set when the order was bad: it goes to ``rejections`` too, and changed no book
+    #: (its id is used up all the same, unless it was a duplicate: module doc).
     rejected: str | None = None
 
 
@@ -208,10 +217,10 @@ class Matcher:
     def _new(self, r: OrderRequest) -> Handled:
         assert r.side is not None and r.quantity is not None, r  # the schema's rule
         reason = None
-        if r.currency not in self._tokens:
-            reason = "unknown_token"
-        elif row_key(r.isin, r.venue, r.order_id) in self._rows:
+        if row_key(r.isin, r.venue, r.order_id) in self._rows:
             reason = "duplicate"
+        elif r.currency not in self._tokens:
+            reason = "unknown_token"
         elif r.price is not None and not _price_settles(
             r.price, r.quantity, self._tokens[r.currency]
         ):
@@ -219,6 +228,8 @@ class Matcher:
         elif self.book(r.isin, r.currency).resting_of(r.venue) >= book_rules.VENUE_ORDERS_MAX:
             reason = "too_many_open_orders"
         if reason is not None:
+            if reason != "duplicate":  # the id is used up (module doc)
+                self._rows[row_key(r.isin, r.venue, r.order_id)] = _rejected_row(r.currency)
             return Handled(updates=[_rejected(r, reason)], rejected=reason)
         book = self.book(r.isin, r.currency)
         outcome = book.submit(
@@ -305,6 +316,10 @@ def _price_settles(price: Decimal, quantity: int, decimals: int) -> bool:
     except ArithmeticError:  # not a finite short decimal: the schema's rules prevent it
         return False
     return smallest > 0 and largest <= TRADE_UNITS_MAX
+
+
+def _rejected_row(currency: str) -> bytes:
+    return memoryview(orjson.dumps({"c": currency, "r": DONE, "n": REJECTED_SEQ})).tobytes()
 
 
 def _rejected(r: OrderRequest, reason: str) -> OrderUpdate:

@@ -98,23 +98,33 @@ def test_a_fill_becomes_a_trade_and_each_side_an_update_with_its_account() -> No
     assert out.updates[1].trade_id == out.updates[2].trade_id == trade.trade_id
 
 
-def test_bad_orders_are_rejected_and_change_nothing() -> None:
+def test_bad_orders_are_rejected_change_no_book_and_use_their_ids_up() -> None:
     rows: dict[str, bytes] = {}
     m = Matcher(rows, tokens=TOKENS)
     m.handle(new("s1", "sell", 1, "100", "seller"))
-    before = dict(rows)
     for request, reason in [
         (new("s1", "sell", 1, "100", "seller"), "duplicate"),
         (new("b1", "buy", 1, "100", "buyer", currency="EURC"), "unknown_token"),
         # 50,000 face at 0.001 is 0.5 JPYC: the cash leg truncates to 0 yen.
-        (new("b1", "buy", 1, "0.001", "buyer"), "invalid_price"),
+        (new("b3", "buy", 1, "0.001", "buyer"), "invalid_price"),
     ]:
+        before = dict(rows)
         out = m.handle(request)
         assert out.rejected == reason
         assert [(u.kind, u.reason) for u in out.updates] == [("rejected", reason)]
-        assert out.trades == [] and rows == before
+        assert out.trades == []
+        assert [len(b) for b in m.books().values()] == [1]  # s1 alone rests
+        changed = {k: v for k, v in rows.items() if before.get(k) != v}
+        # A duplicate writes nothing; any other rejection uses its id up (H3): the
+        # same order sent again later, when it would pass, is a duplicate.
+        assert len(changed) == (reason != "duplicate")
+        assert m.handle(request).rejected == "duplicate"
+        assert Matcher(rows, tokens=TOKENS).handle(request).rejected == "duplicate"
+    # The rows of rejected orders make no book, and cancels of them say order_closed.
+    assert list(Matcher(rows, tokens=TOKENS).books()) == [(ISIN, "JPYC")]
+    assert m.handle(cancel("b3")).updates[0].reason == "order_closed"
     # The same price in a token with 6 decimals is 0.5 USDC: fine.
-    assert m.handle(new("b1", "buy", 1, "0.001", "buyer", currency="USDC")).rejected is None
+    assert m.handle(new("b4", "buy", 1, "0.001", "buyer", currency="USDC")).rejected is None
     # An id used by a done order is a duplicate too.
     m.handle(new("b2", "buy", 1, "100", "buyer"))
     assert not m.book(ISIN, "JPYC")  # b2 filled s1: both done
@@ -248,9 +258,8 @@ def test_a_venue_at_its_resting_order_limit_is_refused_and_others_are_not(
     m = Matcher(rows, tokens=TOKENS)
     assert m.handle(new("s1", "sell", 1, "101", venue="flood")).rejected is None
     assert m.handle(new("s2", "sell", 1, "102", venue="flood")).rejected is None
-    before = dict(rows)
     out = m.handle(new("s3", "sell", 1, "103", venue="flood"))
-    assert out.rejected == "too_many_open_orders" and rows == before
+    assert out.rejected == "too_many_open_orders" and len(m.book(ISIN, "JPYC")) == 2
     assert m.handle(new("s4", "sell", 1, "104", venue="other")).rejected is None
     # A fill frees room; a matcher rebuilt from its rows counts the same.
     assert m.handle(new("b1", "buy", 1, "101", venue="other")).trades
