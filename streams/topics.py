@@ -48,6 +48,7 @@ __all__ = [
     "CATALOGUE",
     "INPUT_TOPICS",
     "INTERNAL_TOPICS",
+    "BROKER_TIME",
     "KEEP_FOREVER",
     "LEDGER_COMMANDS",
     "OUTPUT_TOPICS",
@@ -69,6 +70,12 @@ KEEP_FOREVER: Final[Mapping[str, str]] = MappingProxyType(
     {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
 )
 _NO_CONFIG: Final[Mapping[str, str]] = MappingProxyType({})
+#: The inputs' timestamps are the broker's clock when it appended the record, never the
+#: producer's: a trade's deadline, a signed record's ``valid_until`` and a replay all
+#: read time from it, and any producer could set its own (docs/security.md, M1, H3).
+BROKER_TIME: Final[Mapping[str, str]] = MappingProxyType(
+    {"message.timestamp.type": "LogAppendTime"}
+)
 
 Writer = Literal["outside", "kessai"]
 
@@ -111,28 +118,28 @@ CATALOGUE: Final[tuple[PublicTopic, ...]] = (
         name=PAYMENTS,
         key_field="account",
         writer="outside",
-        config=_NO_CONFIG,
+        config=BROKER_TIME,
         description="stablecoin deposits and withdrawals (MoveCash)",
     ),
     PublicTopic(
         name=CUSTODY,
         key_field="account",
         writer="outside",
-        config=_NO_CONFIG,
+        config=BROKER_TIME,
         description="bond deliveries into and out of accounts (MoveBonds)",
     ),
     PublicTopic(
         name=TRADES,
         key_field="trade_id",
         writer="outside",
-        config=_NO_CONFIG,
+        config=BROKER_TIME,
         description="trades executed by venues, to settle DvP (TradeExecuted)",
     ),
     PublicTopic(
         name=ORDERS,
         key_field="isin",
         writer="outside",
-        config=_NO_CONFIG,
+        config=BROKER_TIME,
         description="orders for kessai to match, and cancellations (SubmitOrder)",
     ),
     PublicTopic(

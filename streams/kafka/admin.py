@@ -252,7 +252,9 @@ async def ensure_public_topics(settings: Settings, *, prefix: str = "") -> list[
             )
         for key, (have, want) in state.config_drift().items():
             problems.append(
-                f"topic {state.physical_name!r} has {key}={have}, kessai wants {key}={want}"
+                f"topic {state.physical_name!r} has {key}={have}, kessai wants {key}={want} "
+                f"(kafka-configs.sh --alter --entity-type topics --entity-name "
+                f"{state.physical_name} --add-config {key}={want})"
             )
     if problems:
         raise TopicsError(

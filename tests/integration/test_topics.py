@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.config import Settings
@@ -43,9 +46,14 @@ async def test_creates_the_seven_co_partitioned_and_is_idempotent(
     assert created == [f"{prefix}{t.name}" for t in CATALOGUE]
     states = await describe_public_topics(settings, prefix=prefix)
     assert {s.physical_name: s.partitions for s in states} == dict.fromkeys(created, PARTITIONS)
-    journal = {s.topic.name: dict(s.config) for s in states if s.topic.config}
+    configs = {s.topic.name: dict(s.config) for s in states if s.topic.config}
     want = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
-    assert journal == {"settlements": want, "ledger-events": want}
+    broker_time = {"message.timestamp.type": "LogAppendTime"}
+    assert configs == {
+        "settlements": want,
+        "ledger-events": want,
+        **dict.fromkeys(["payments", "custody", "trades", "orders"], broker_time),
+    }
 
     assert await ensure_public_topics(settings, prefix=prefix) == []
     assert await _existing(bootstrap, prefix) == set(created)
@@ -109,3 +117,30 @@ async def test_a_worker_finds_its_tables_changelogs_made_before_it_starts(
     [entry] = response.to_object()["resources"][0]["config_entries"]
     assert entry["config_value"] == CHANGELOG_CONFIG["cleanup.policy"]
     assert await ensure_worker_topics(settings) == []  # idempotent
+
+
+async def test_an_input_records_time_is_the_brokers_whatever_its_producer_says(
+    bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    """A deadline or a signed record's valid_until read from a producer's timestamp
+    would be the producer's to choose (M1, H3): a replayed record stamped in the past
+    would pass as fresh."""
+    prefix = unique_name("brokertime")
+    await ensure_public_topics(Settings(bootstrap=bootstrap, partitions=1), prefix=prefix)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        before_ms = int(time.time() * 1000)
+        sent = await producer.send_and_wait(f"{prefix}trades", b"{}", timestamp_ms=1_000)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        f"{prefix}trades", bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        record = await asyncio.wait_for(consumer.getone(), 30)
+    finally:
+        await consumer.stop()
+    assert record.timestamp_type == 1  # LogAppendTime
+    assert record.timestamp >= before_ms - 5_000, (record.timestamp, sent)

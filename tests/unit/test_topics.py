@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from schemas import TOPIC_MODELS, codec
-from streams.topics import CATALOGUE, INPUT_TOPICS, KEEP_FOREVER, by_name, changelog
+from streams.topics import BROKER_TIME, CATALOGUE, INPUT_TOPICS, KEEP_FOREVER, by_name, changelog
 
 
 def test_the_catalogue_is_exactly_the_eight_schema_topics() -> None:
@@ -38,8 +38,8 @@ def test_every_topic_shares_the_configured_partition_count() -> None:
     assert [s.name for s in specs] == [f"x-{t.name}" for t in CATALOGUE]
 
 
-def test_the_journal_and_settlements_never_expire_and_the_rest_use_defaults() -> None:
-    forever = {t.name for t in CATALOGUE if t.config}
+def test_the_journal_and_settlements_never_expire_and_inputs_carry_broker_time() -> None:
+    forever = {t.name for t in CATALOGUE if "retention.ms" in t.config}
 
     assert forever == {"ledger-events", "settlements"}
     for name in forever:
@@ -49,6 +49,10 @@ def test_the_journal_and_settlements_never_expire_and_the_rest_use_defaults() ->
         assert config["retention.bytes"] == "-1"
         assert config["cleanup.policy"] == "delete"  # compaction would drop history
     assert dict(KEEP_FOREVER) == dict(by_name("ledger-events").config)
+    # Deadlines and valid_until read the broker's clock, never a producer's.
+    broker_time = {t.name for t in CATALOGUE if t.config == BROKER_TIME}
+    assert broker_time == set(INPUT_TOPICS)
+    assert {t.name for t in CATALOGUE if not t.config} == {"rejections", "order-events"}
 
 
 def test_changelog_topics_are_named_as_faust_names_them() -> None:
