@@ -471,6 +471,16 @@ class _Signed(_Record):
         description="Ed25519 over the record's canonical bytes (docs/security.md), base64url.",
     )
 
+    valid_until: UtcDatetime | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description=(
+            "Signed: the record is refused `expired` if the broker receives it later, and "
+            "`invalid_validity` if this is more than 24 h after it does (docs/security.md). "
+            "Required of signed venues' and bridges' records; the matcher's carry none."
+        ),
+    )
+
     @model_validator(mode="after")
     def _signer_with_signature(self) -> _Signed:
         if (self.signer is None) != (self.signature is None):

@@ -184,6 +184,14 @@ class Settings:
     #: The signer registry: each venue's and bridge's public key, and the accounts a
     #: venue serves (streams/security/signing.py). Needed when signatures are checked.
     signers_file: Path | None = None
+    #: The public half of the operators' admin key (43 characters of base64url): a
+    #: signer registry counts only if this key signed it. Needed when signatures are checked.
+    registry_key: str | None = None
+    #: ``kessai signers`` signs the registry with this Ed25519 private key (PEM).
+    registry_admin_key_file: Path | None = None
+    #: This deployment's id, inside every signed record's bytes: a record signed for
+    #: another deployment (a test cluster, another market) never verifies here.
+    deployment: str | None = None
     #: ``kessai publish`` signs with this Ed25519 private key (PEM) as ``signer_id``.
     signing_key_file: Path | None = None
     signer_id: str | None = None
@@ -229,6 +237,9 @@ class Settings:
             kafka_ca_file=_path(e, "KESSAI_KAFKA_CA_FILE"),
             verify_signatures=_flag(e, "KESSAI_VERIFY_SIGNATURES", default=security == "sasl_ssl"),
             signers_file=_path(e, "KESSAI_SIGNERS_FILE"),
+            registry_key=e.get("KESSAI_REGISTRY_KEY") or None,
+            registry_admin_key_file=_path(e, "KESSAI_REGISTRY_ADMIN_KEY_FILE"),
+            deployment=e.get("KESSAI_DEPLOYMENT") or None,
             signing_key_file=_path(e, "KESSAI_SIGNING_KEY_FILE"),
             signer_id=e.get("KESSAI_SIGNER_ID"),
         )

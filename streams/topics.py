@@ -45,10 +45,10 @@ from schemas import (
 )
 
 __all__ = [
+    "BROKER_TIME",
     "CATALOGUE",
     "INPUT_TOPICS",
     "INTERNAL_TOPICS",
-    "BROKER_TIME",
     "KEEP_FOREVER",
     "LEDGER_COMMANDS",
     "OUTPUT_TOPICS",

@@ -163,12 +163,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--sign-key", type=Path, default=None, help="sign each trade with this Ed25519 key (PEM)"
     )
     parser.add_argument("--signer", default=None, help="the signer id of --sign-key (the venue)")
+    parser.add_argument(
+        "--deployment", default="kessai-bench", help="the deployment id the records are signed for"
+    )
     args = parser.parse_args(argv)
     if args.seconds is None and args.count is None:
         parser.error("give --seconds, --count or both")
     if (args.sign_key is None) != (args.signer is None):
         parser.error("--sign-key and --signer come together")
-    signer = signing.SigningKey.load(args.signer, args.sign_key) if args.sign_key else None
+    signer = (
+        signing.SigningKey.load(args.signer, args.sign_key, args.deployment)
+        if args.sign_key
+        else None
+    )
     stats = asyncio.run(
         generate(
             args.bootstrap,

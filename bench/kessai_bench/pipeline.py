@@ -80,6 +80,8 @@ def funding() -> list[tuple[str, bytes, bytes]]:
     return out
 
 
+#: The deployment id the ``+signed`` variant signs for.
+BENCH_DEPLOYMENT = "kessai-bench"
 #: The signers of the ``+signed`` variant: a venue serving every bench account, the
 #: bridge that funds them, and the worker's matcher (which makes no trades here).
 BENCH_VENUE = "venue-bench"
@@ -92,7 +94,7 @@ def _signing_files(ctx: Context) -> Path:
     registry = folder / "signers.json"
     if registry.exists():
         return folder
-    entries: list[tuple[str, signing.Role, str, list[str]]] = []
+    entries = []
     for signer_id, role, accounts in (
         (BENCH_VENUE, "venue", ["acct-*"]),
         (BENCH_BRIDGE, "bridge", []),
@@ -100,10 +102,20 @@ def _signing_files(ctx: Context) -> Path:
     ):
         pem = folder / f"{signer_id}.pem"
         signing.write_private_key(pem, signing.new_private_key_pem())
-        key = signing.SigningKey.load(signer_id, pem)
-        entries.append((signer_id, role, key.public_text(), accounts))  # type: ignore[arg-type]
-    registry.write_bytes(signing.registry_document(entries))
+        key = signing.SigningKey.load(signer_id, pem, BENCH_DEPLOYMENT)
+        entries.append(signing.entry(signer_id, role, key.public_text(), accounts))
+    admin = folder / "registry-admin.pem"
+    signing.write_private_key(admin, signing.new_private_key_pem())
+    document = signing.registry_document(
+        entries, deployment=BENCH_DEPLOYMENT, admin=signing.load_admin_key(admin)
+    )
+    registry.write_bytes(document)
     return folder
+
+
+def _registry_key(folder: Path) -> str:
+    admin = signing.load_admin_key(folder / "registry-admin.pem")
+    return signing.public_key_text(admin.public_key())
 
 
 def is_terminal(value: bytes) -> bool:
@@ -188,6 +200,7 @@ class PipelineVariant(Variant):
             keys = _signing_files(ctx)
             env["KESSAI_VERIFY_SIGNATURES"] = "1"
             env["KESSAI_SIGNERS_FILE"] = str(keys / "signers.json")
+            env["KESSAI_REGISTRY_KEY"] = _registry_key(keys)
             env["KESSAI_SIGNING_KEY_FILE"] = str(keys / f"{signing.MATCHER_SIGNER}.pem")
             env["KESSAI_SIGNER_ID"] = signing.MATCHER_SIGNER
         return env
@@ -196,7 +209,7 @@ class PipelineVariant(Variant):
         if not self.signed:
             return []
         key = _signing_files(ctx) / f"{BENCH_VENUE}.pem"
-        return ["--sign-key", str(key), "--signer", BENCH_VENUE]
+        return ["--sign-key", str(key), "--signer", BENCH_VENUE, "--deployment", BENCH_DEPLOYMENT]
 
     def _worker(self, ctx: Context, role: str) -> WorkerProcess:
         return WorkerProcess(
@@ -213,7 +226,9 @@ class PipelineVariant(Variant):
     async def prepare(self, ctx: Context) -> None:
         bridge = None
         if self.signed:
-            bridge = signing.SigningKey.load(BENCH_BRIDGE, _signing_files(ctx) / "bridge.pem")
+            bridge = signing.SigningKey.load(
+                BENCH_BRIDGE, _signing_files(ctx) / "bridge.pem", BENCH_DEPLOYMENT
+            )
         producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap, acks="all", linger_ms=5)
         await producer.start()
         try:

@@ -28,12 +28,15 @@ TOKENS = {"JPYC": 0, "USDC": 6}
 
 def measure(records: int, rounds: int = ROUNDS) -> dict[str, float]:
     """Microseconds per record: intake unsigned-path, intake checked, and signing."""
-    venue = signing.SigningKey.generate("venue-bench")
-    registry = signing.registry_of(
-        orjson.loads(
-            signing.registry_document([(venue.signer, "venue", venue.public_text(), ["acct-*"])])
-        )
+    venue = signing.SigningKey.generate("venue-bench", "kessai-bench")
+    admin = signing.SigningKey.generate("admin", "-").key
+    document = signing.registry_document(
+        [signing.entry(venue.signer, "venue", venue.public_text(), ["acct-*"])],
+        deployment=venue.deployment,
+        admin=admin,
     )
+    registry = signing.registry_of(orjson.loads(document), admin.public_key())
+    now = time.time()
     factory = TradeFactory("T", seed=1, signer=venue)
     batch = [factory.record() for _ in range(records)]
     # The same trades (same seed), unsigned.
@@ -42,7 +45,7 @@ def measure(records: int, rounds: int = ROUNDS) -> dict[str, float]:
 
     def intake(items: list[tuple[bytes, bytes]], signers: signing.Registry | None) -> None:
         for key, value in items:
-            got = intake_record(key, value, 1.0, tokens=TOKENS, deadline_s=60, signers=signers)
+            got = intake_record(key, value, now, tokens=TOKENS, deadline_s=60, signers=signers)
             assert not isinstance(got, tuple), got
 
     def sign() -> None:

@@ -59,8 +59,11 @@ def check_settlement(
     if not isinstance(signed, dict):
         return "signed_trade is not a JSON object"
     try:
-        refused = registry.check(TRADES, signed)
-    except (KeyError, TypeError, AttributeError):  # not a trade's members
+        # A trade is keyed by its id; the broker's time is not kept, so each key of the
+        # signer valid while the trade's valid_until allows is tried.
+        key = str(signed.get("trade_id")).encode()
+        refused = registry.check(TRADES, key, signed, None)
+    except (KeyError, TypeError, AttributeError, ValueError):  # not a trade's members
         return "signed_trade is not a trade"
     if refused is not None:
         return f"signed_trade refused: {refused[0]}: {refused[1]}"
@@ -134,10 +137,11 @@ def check_records(records: list[Any], registry: signing.Registry, tokens: dict[s
 
 
 def verify_settlements_main(settings: Settings, *, topic: str, require_signed: bool) -> int:
-    if settings.signers_file is None:
-        print(f"{PROG}: error: set KESSAI_SIGNERS_FILE: the signer registry", file=sys.stderr)
+    try:
+        registry = signing.registry_for(settings, what="verify-settlements")
+    except signing.RegistryError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
-    registry = signing.load_registry(settings.signers_file)
     records = asyncio.run(read_committed(settings, topic))
     report = check_records(records, registry, settings.tokens)
     by_signer = ", ".join(f"{n:,} by {s}" for s, n in sorted(report.signers.items()))

@@ -278,7 +278,9 @@ def _derive_intakes(
     for topic in (PAYMENTS, CUSTODY):
         for partition, r in _records(logs[topic]):
             where = (partition, r.offset)
-            move = ledger_intake.intake_record(topic, r.key, r.value, tokens, signers, where=where)
+            move = ledger_intake.intake_record(
+                topic, r.key, r.value, tokens, signers, where=where, arrived_s=r.timestamp / 1000
+            )
             if isinstance(move, tuple):
                 source = source_of(topic, *where, r.key, r.value)
                 d.rejections[_rejection(source, *move)].append((names[topic], partition, r.offset))
@@ -365,12 +367,9 @@ def _derive_matcher(
 def _registry(settings: Settings) -> signing.Registry | None:
     if not settings.verify_signatures:
         return None
-    if settings.signers_file is None:
-        raise signing.RegistryError(
-            "signature checks are on but KESSAI_SIGNERS_FILE is not set: a replay "
-            "checks signatures as the workers did, with their registry"
-        )
-    return signing.load_registry(settings.signers_file)
+    # A replay checks signatures as the workers did, with their registry: each record
+    # with the key valid when the broker appended it.
+    return signing.registry_for(settings, what="a replay")
 
 
 def _unsigned(obj: dict[str, Any]) -> dict[str, Any]:

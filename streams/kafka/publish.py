@@ -231,8 +231,15 @@ def _signer(settings: Settings) -> signing.SigningKey | None:
         return None
     if not settings.signer_id:
         raise PublishError("KESSAI_SIGNING_KEY_FILE is set: set KESSAI_SIGNER_ID, who signs")
+    if not settings.deployment:
+        raise PublishError(
+            "KESSAI_SIGNING_KEY_FILE is set: set KESSAI_DEPLOYMENT, the deployment the "
+            "records are signed for (the registry's deployment)"
+        )
     try:
-        return signing.SigningKey.load(settings.signer_id, settings.signing_key_file)
+        return signing.SigningKey.load(
+            settings.signer_id, settings.signing_key_file, settings.deployment
+        )
     except signing.RegistryError as err:
         raise PublishError(str(err)) from None
 

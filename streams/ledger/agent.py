@@ -69,9 +69,8 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
         async for event in stream.events():
             msg = event.message
             where = (msg.partition, msg.offset)
-            move = intake_rules.intake_record(
-                msg.topic, msg.key, event.value, tokens, signers, where=where
-            )
+            move = intake_rules.intake_record(msg.topic, msg.key, event.value, tokens,
+                signing.current(signers), where=where, arrived_s=msg.timestamp)  # fmt: skip
             if isinstance(move, tuple):
                 source = source_of(msg.topic, *where, msg.key, event.value)
                 key, value = rejection(source, *move)

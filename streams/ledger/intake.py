@@ -59,6 +59,7 @@ def intake_record(
     signers: signing.Registry | None = None,
     *,
     where: tuple[int, int],
+    arrived_s: float = 0.0,
 ) -> Move | Rejected:
     """The move for one record of ``payments`` or ``custody`` at ``where`` (partition,
     offset), or why it is rejected. With ``signers``, the bridge's signature is checked
@@ -76,8 +77,8 @@ def intake_record(
         # could pass the deposit meant to fund it (docs/security.md, L1).
         return "wrong_key", f"a {topic} record is keyed by its account, not {key!r}"
     if signers is not None:
-        record = signing.signed_members(value)
-        refused = record if isinstance(record, tuple) else signers.check(topic, record)
-        if refused is not None:
+        at = signing.broker_time(arrived_s)
+        refused = signing.verify(signers, topic, key, value, at)
+        if isinstance(refused, tuple):
             return refused
     return to_move(decoded, source_of(topic, *where, key, value, decoded=decoded), tokens)

@@ -76,7 +76,12 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
             msg = event.message
             key, value = msg.key, event.value
             out = records.handle_record(
-                matcher, key, value, msg.timestamp, signers=signers, signing_key=signing_key
+                matcher,
+                key,
+                value,
+                msg.timestamp,
+                signers=signing.current(signers),
+                signing_key=signing_key,
             )
             for t in out.trades:
                 await trades.send(key=t.trade_id.encode(), value=encode(t))

@@ -150,7 +150,7 @@ def handle_record(
                 f"an order is keyed by its isin {decoded.isin!r}, not {key!r}",
             )
         assert value is not None  # decode refuses a tombstone
-        refused = _signature_refused(signers, value)
+        refused = _signature_refused(signers, key, value, at)
     except SchemaError as err:
         out.rejection = (err.reason, err.detail)
         record = rejected_event(value, err.reason, at or _now())
@@ -175,11 +175,13 @@ def handle_record(
     return out
 
 
-def _signature_refused(signers: signing.Registry | None, value: bytes) -> tuple[str, str] | None:
+def _signature_refused(
+    signers: signing.Registry | None, key: bytes, value: bytes, at: datetime
+) -> tuple[str, str] | None:
     if signers is None:
         return None
-    record = signing.signed_members(value)
-    return record if isinstance(record, tuple) else signers.check(ORDERS, record)
+    refused = signing.verify(signers, ORDERS, key, value, at)
+    return refused if isinstance(refused, tuple) else None
 
 
 def _now() -> datetime:

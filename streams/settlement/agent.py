@@ -72,7 +72,7 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
                 msg.timestamp or time.time(),  # faust: seconds
                 tokens=settings.tokens,
                 deadline_s=settings.settlement_deadline_s,
-                signers=signers,
+                signers=signing.current(signers),
             )
             if isinstance(trade, tuple):
                 source = source_of(TRADES, msg.partition, msg.offset, key, value)

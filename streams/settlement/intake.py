@@ -79,7 +79,11 @@ class Checked:
 
 
 def check_record(
-    key: bytes | None, value: bytes | None, *, signers: signing.Registry | None = None
+    key: bytes | None,
+    value: bytes | None,
+    *,
+    signers: signing.Registry | None = None,
+    arrived_s: float = 0.0,
 ) -> Checked | Rejected:
     """Decode, check the key and (with ``signers``) the venue's signature
     (streams/security/signing.py).
@@ -96,16 +100,13 @@ def check_record(
     assert isinstance(decoded, TradeExecuted)
     assert value is not None  # decode refuses a tombstone
     signed = ""
-    if signers is not None:
-        record = signing.signed_members(value)
-        if isinstance(record, tuple):
-            return record
-        refused = signers.check(TRADES, record)
-        if refused is not None:
-            return refused
-        signed = signing.evidence(record)
     if key != decoded.trade_id.encode():
         return "wrong_key", f"a trade is keyed by its trade_id {decoded.trade_id!r}, not {key!r}"
+    if signers is not None:
+        record = signing.verify(signers, TRADES, key, value, signing.broker_time(arrived_s))
+        if isinstance(record, tuple):
+            return record
+        signed = signing.evidence(record)
     return Checked(decoded, signed)
 
 
@@ -120,7 +121,7 @@ def intake_record(
 ) -> Trade | Rejected:
     """The trade for one record, or why it is rejected (a repeated id aside: the
     caller checks its ``seen`` state, as :func:`handle_trade` does)."""
-    checked = check_record(key, value, signers=signers)
+    checked = check_record(key, value, signers=signers, arrived_s=arrived_s)
     if not isinstance(checked, Checked):
         return checked
     return to_trade(
@@ -150,7 +151,7 @@ def handle_trade(
     bytes sent again later, when the token is configured, are a ``duplicate``, not a
     second chance (docs/security.md, H3). A venue corrects a trade under a new id.
     """
-    checked = check_record(key, value, signers=signers)
+    checked = check_record(key, value, signers=signers, arrived_s=arrived_s)
     if not isinstance(checked, Checked):
         return checked
     trade_id = checked.trade.trade_id

@@ -214,14 +214,11 @@ async def _check_the_fills_settle(
     assert statuses == {tid: "settled" for tid in trade_ids}
     if profile.secure:
         # The matcher signed its trades, and each settlement keeps that signature.
-        assert settings.signers_file is not None
-        registry = signing.load_registry(settings.signers_file)
+        registry = signing.registry_for(settings)
         for tid in trade_ids:
             assert trades[tid]["signer"] == "kessai"
-            assert (
-                registry.check("trades", {k: v for k, v in trades[tid].items() if k != "topic"})
-                is None
-            )
+            made = {k: v for k, v in trades[tid].items() if k != "topic"}
+            assert registry.check("trades", tid.encode(), made, None) is None
         for r in bond.mine(seen, "settlements"):
             assert orjson.loads(r["signed_trade"])["signer"] == "kessai"
 

@@ -219,7 +219,8 @@ def test_the_worker_posts_a_bridge_deposit_to_the_journal(secure: Secure) -> Non
     account = f"secure-{uuid.uuid4().hex[:8]}"
     # The worker checks signatures (the secure profile's default): the bridge signs.
     assert bridge.signer_id is not None and bridge.signing_key_file is not None
-    key = signing.SigningKey.load(bridge.signer_id, bridge.signing_key_file)
+    assert bridge.deployment is not None
+    key = signing.SigningKey.load(bridge.signer_id, bridge.signing_key_file, bridge.deployment)
     record_key, value = _deposit(account)
     signed = orjson.dumps(signing.sign(PAYMENTS, orjson.loads(value), key))
     localkafka.run_sync(publish_records(bridge, PAYMENTS, [(record_key, signed)]))

@@ -69,8 +69,10 @@ class Profile:
         settings = self.principals[WRITER[topic]]
         if not self.secure or settings.signing_key_file is None:
             return record
-        assert settings.signer_id is not None
-        key = signing.SigningKey.load(settings.signer_id, settings.signing_key_file)
+        assert settings.signer_id is not None and settings.deployment is not None
+        key = signing.SigningKey.load(
+            settings.signer_id, settings.signing_key_file, settings.deployment
+        )
         return signing.sign(topic, record, key)
 
     async def send(self, topic: str, key: str, record: dict[str, Any]) -> None:
@@ -152,9 +154,12 @@ def start_secure_cluster(workdir: Path) -> SecureCluster:
     assert registry is not None
     venue = cluster.settings_of("venue-a")
     assert venue.signing_key_file is not None
-    public = signing.SigningKey.load("venue-a", venue.signing_key_file).public_text()
+    public = signing.SigningKey.load("venue-a", venue.signing_key_file, "-").public_text()
+    admin_key = cluster.settings_of("admin").registry_admin_key_file
+    assert admin_key is not None
+    operator = signing.load_admin_key(admin_key)
     out = io.StringIO()
-    signers.remove(registry, "venue-a", out=out)
+    signers.remove(registry, "venue-a", admin=operator, out=out)
     signers.add(registry, "venue-a", role="venue", accounts=TEST_VENUE_ACCOUNTS,
-                public_key=public, key_out=None, out=out)  # fmt: skip
+                public_key=public, key_out=None, admin=operator, out=out)  # fmt: skip
     return cluster

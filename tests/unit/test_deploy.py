@@ -200,7 +200,11 @@ def _assert_the_host_env_files_reach_the_published_port(out: Path) -> None:
         )
     )
     assert host.bootstrap == "127.0.0.1:19092" and host.signers_file is not None
-    assert signing.load_registry(host.signers_file).signers.keys() == {
+    assert host.registry_key is not None and host.deployment is not None
+    admin_key = signing.public_key_of(host.registry_key, where="ops.env")
+    registry = signing.load_registry(host.signers_file, admin_key)
+    assert registry.deployment == host.deployment
+    assert registry.entries.keys() == {
         "venue-a",
         "venue-b",
         "bridge",

@@ -110,6 +110,11 @@ class SecureFiles:
         return self.root / "signers" / f"{signer}.pem"
 
     @property
+    def registry_admin_key(self) -> Path:
+        """The operators' admin key, which signs the registry (``kessai signers``)."""
+        return self.root / "signers" / "registry-admin.pem"
+
+    @property
     def web_token(self) -> Path:
         """The bearer token of the workers' HTTP API (streams/runtime/web/guard.py)."""
         return self.root / "web-token"
@@ -291,21 +296,38 @@ SIGNS_AS: Final[dict[str, str]] = {
 
 
 def ensure_signers(files: SecureFiles) -> bool:
-    """The local signers' Ed25519 keys (0600) and the registry of their public keys,
-    made once; True when made now. An operator's later changes to the registry stay."""
+    """The local signers' Ed25519 keys (0600), the admin key, and the registry of the
+    signers' public keys for a new deployment id, signed by the admin key, made once;
+    True when made now. An operator's later changes to the registry stay."""
     from streams.security import signing  # here: signing imports the settings, this module not
 
     if files.signers.exists():
         return False
-    entries: list[tuple[str, signing.Role, str, list[str]]] = []
+    if not files.registry_admin_key.exists():
+        signing.write_private_key(files.registry_admin_key, signing.new_private_key_pem())
+    entries = []
     for signer_id, role, accounts in LOCAL_SIGNERS:
         path = files.signing_key(signer_id)
         if not path.exists():
             signing.write_private_key(path, signing.new_private_key_pem())
-        public = signing.SigningKey.load(signer_id, path).public_text()
-        entries.append((signer_id, role, public, list(accounts)))  # type: ignore[arg-type]
-    write_private(files.signers, signing.registry_document(entries).decode())
+        public = signing.SigningKey.load(signer_id, path, "-").public_text()
+        entries.append(signing.entry(signer_id, role, public, accounts))
+    document = signing.registry_document(
+        entries,
+        deployment=signing.new_deployment_id(),
+        admin=signing.load_admin_key(files.registry_admin_key),
+    )
+    write_private(files.signers, document.decode())
     return True
+
+
+def registry_identity(files: SecureFiles) -> tuple[str, str]:
+    """The deployment id the registry names, and the admin key's public half."""
+    from streams.security import signing
+
+    deployment = str(json.loads(files.signers.read_bytes())["deployment"])
+    admin = signing.load_admin_key(files.registry_admin_key)
+    return deployment, signing.public_key_text(admin.public_key())
 
 
 def write_client_files(
@@ -324,6 +346,7 @@ def write_client_files(
     ``seen_as``: where the clients find the folder, when not where it is written (a
     container's mount); ``env_dir``: the env files' folder under it.
     """
+    deployment, registry_key = registry_identity(files)
     written, files = files, seen_as or files
     for principal in PRINCIPALS:
         variables = {
@@ -333,8 +356,12 @@ def write_client_files(
             "KESSAI_KAFKA_CREDENTIALS_FILE": str(files.credentials(principal)),
             "KESSAI_KAFKA_CA_FILE": str(files.ca),
         }
+        variables["KESSAI_DEPLOYMENT"] = deployment
         if principal in (WORKER, OPS, ADMIN):
             variables["KESSAI_SIGNERS_FILE"] = str(files.signers)
+            variables["KESSAI_REGISTRY_KEY"] = registry_key
+        if principal == ADMIN:
+            variables["KESSAI_REGISTRY_ADMIN_KEY_FILE"] = str(files.registry_admin_key)
             # The worker wants it on its HTTP API; ops and the admin send it.
             variables["KESSAI_WEB_TOKEN_FILE"] = str(files.web_token)
         if principal in SIGNS_AS:

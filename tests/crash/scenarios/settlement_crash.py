@@ -399,8 +399,7 @@ def _registry(profile: Profile, reader: Settings) -> signing.Registry | None:
     """The signers' registry the audit checks settlements against (secure), else None."""
     if not profile.secure:
         return None
-    assert reader.signers_file is not None
-    return signing.load_registry(reader.signers_file)
+    return signing.registry_for(reader)
 
 
 def _worker_env(profile: Profile) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -320,7 +321,11 @@ def test_the_signed_variant_writes_keys_its_worker_accepts(tmp_path: Path) -> No
     registry, matcher = signing.for_worker(settings)
     assert registry is not None and matcher is not None
     args = variant.load_args(ctx)
-    venue = signing.SigningKey.load(BENCH_VENUE, Path(args[args.index("--sign-key") + 1]))
-    _, value = TradeFactory("T", seed=3, signer=venue).record()
-    assert registry.check("trades", orjson.loads(value)) is None
+    deployment = args[args.index("--deployment") + 1]
+    venue = signing.SigningKey.load(
+        BENCH_VENUE, Path(args[args.index("--sign-key") + 1]), deployment
+    )
+    key, value = TradeFactory("T", seed=3, signer=venue).record()
+    record = orjson.loads(value)
+    assert registry.current().check("trades", key, record, datetime.now(UTC)) is None
     assert VARIANTS["pipeline-exactly-once"].load_args(ctx) == []

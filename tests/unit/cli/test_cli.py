@@ -149,3 +149,34 @@ def test_any_kessai_error_is_a_message_and_exit_1(
     assert cli.main(["topics", "create"]) == 1
     err = capsys.readouterr().err
     assert err == "kessai: error: topic 'trades' has 3 partitions, kessai wants 4\n"
+
+
+def test_the_signers_command_keeps_a_signed_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """init, add, rotate, revoke and list as an operator types them; without the admin
+    key nothing is written, and a registry edited by hand no longer lists."""
+    from streams.security import signing
+
+    registry, admin = tmp_path / "signers.json", tmp_path / "admin.pem"
+    signing.write_private_key(admin, signing.new_private_key_pem())
+    monkeypatch.setenv("KESSAI_SIGNERS_FILE", str(registry))
+    assert cli.main(["signers", "init", "--deployment", "kessai-t"]) == 1
+    assert "KESSAI_REGISTRY_ADMIN_KEY_FILE" in capsys.readouterr().err
+    monkeypatch.setenv("KESSAI_REGISTRY_ADMIN_KEY_FILE", str(admin))
+    assert cli.main(["signers", "init", "--deployment", "kessai-t"]) == 0
+    key_out = str(tmp_path / "venue-a.pem")
+    add = ["signers", "add", "venue-a", "--role", "venue", "--accounts", "a-*"]
+    assert cli.main([*add, "--key-out", key_out]) == 0
+    assert cli.main(["signers", "rotate", "venue-a", "--key-out", key_out + ".2"]) == 0
+    assert cli.main(["signers", "revoke", "venue-a", "--at", "2099-01-01T09:00:00+09:00"]) == 0
+    public = signing.public_key_text(signing.load_admin_key(admin).public_key())
+    monkeypatch.setenv("KESSAI_REGISTRY_KEY", public)
+    capsys.readouterr()
+    assert cli.main(["signers", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "deployment kessai-t, version 4 (signature checked)" in listing
+    assert listing.count("venue-a ") == 2 and "2099-01-01T00:00:00Z" in listing
+    registry.write_text(registry.read_text().replace('"a-*"', '"*"'))  # by hand
+    assert cli.main(["signers", "list"]) == 1
+    assert "not signed by the admin key" in capsys.readouterr().err

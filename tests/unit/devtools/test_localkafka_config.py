@@ -542,15 +542,29 @@ def test_credentials_are_private_and_kept(tmp_path: Path) -> None:
 
 def test_env_files_name_what_a_client_needs(tmp_path: Path) -> None:
     files = kafkasecure.SecureFiles(tmp_path / "secure")
+    assert kafkasecure.ensure_signers(files) is True
     kafkasecure.write_client_files(files, "127.0.0.1:9192", tmp_path)
 
-    text = files.env("venue-a").read_text()
-    env = dict(line.split("=", 1) for line in text.splitlines() if not line.startswith("#"))
+    def env_of(principal: str) -> dict[str, str]:
+        text = files.env(principal).read_text()
+        return dict(line.split("=", 1) for line in text.splitlines() if not line.startswith("#"))
+
+    env = env_of("venue-a")
     assert env["KESSAI_BOOTSTRAP"] == "127.0.0.1:9192"
     assert env["KESSAI_KAFKA_SECURITY"] == "sasl_ssl"
     assert env["KESSAI_KAFKA_CREDENTIALS_FILE"] == str(files.credentials("venue-a"))
     assert env["KESSAI_KAFKA_CA_FILE"] == str(files.ca)
     assert files.env("venue-a").stat().st_mode & 0o777 == 0o600
+    # Signers sign for the deployment; the workers and ops trust the admin-signed
+    # registry; only the admin holds the admin key.
+    deployment, registry_key = kafkasecure.registry_identity(files)
+    assert deployment.startswith("kessai-") and env["KESSAI_DEPLOYMENT"] == deployment
+    assert "KESSAI_REGISTRY_KEY" not in env
+    for principal in ("worker", "ops", "admin"):
+        assert env_of(principal)["KESSAI_REGISTRY_KEY"] == registry_key
+    assert env_of("admin")["KESSAI_REGISTRY_ADMIN_KEY_FILE"] == str(files.registry_admin_key)
+    assert "KESSAI_REGISTRY_ADMIN_KEY_FILE" not in env_of("worker")
+    assert files.registry_admin_key.stat().st_mode & 0o777 == 0o600
 
 
 def test_certificates_name_the_loopback_broker_and_chain_to_the_ca(tmp_path: Path) -> None:
