@@ -14,8 +14,16 @@ topic, partition and offset it points at, with a reason; every valid trade settl
 once; the balances sum to what was deposited (conservation); and the worker never
 stopped or restarted.
 
+The signed run does it all again with signature checks on (the secure profile's
+checks, on a plain broker): the funding and the valid trades are signed, and among
+the records sent again are signed ones that must each fail for their own reason: a
+valid trade replayed (``duplicate``), one signed two hours before it is sent
+(``expired``), one signed for another deployment (``bad_signature``), one sent under
+another Kafka key (``wrong_key``), and one rejected once (``unknown_token``) and then
+sent again when it would be a second chance (``duplicate``).
+
 Not here yet: records on a partition other than their key's (accepted today: the
-routing issue's), and replayed signed records (the secure profile's fuzz run).
+routing issue's).
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ import asyncio
 import random
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +47,7 @@ from streams.devtools import localkafka
 from streams.devtools.processes import WorkerProcess
 from streams.kafka.admin import ensure_public_topics
 from streams.kafka.reader import read_committed
+from streams.security import signing
 from tests.support.hostile import BOND, RECORD_BYTES_MAX, Hostile, hostile_records
 from tests.support.records import bond_deposit, cash_deposit
 
@@ -52,7 +63,7 @@ Where = tuple[str, int, int]
 
 
 def _trade(n: int) -> tuple[str, dict[str, Any]]:
-    tid = f"fz-trade-{n}"
+    tid = f"fz-venue:trade-{n}"
     return tid, {
         "trade_id": tid, "venue": "fz-venue", "isin": BOND,
         "buyer": f"fz-buyer-{n % PAIRS}", "seller": f"fz-seller-{n % PAIRS}",
@@ -61,24 +72,98 @@ def _trade(n: int) -> tuple[str, dict[str, Any]]:
     }  # fmt: skip
 
 
-def _plan(seed: int) -> tuple[list[Hostile], list[Hostile], list[Hostile]]:
+@dataclass(frozen=True)
+class Keys:
+    """The signed run's signers and the worker's settings that check them."""
+
+    venue: signing.SigningKey
+    bridge: signing.SigningKey
+    env: dict[str, str]
+
+    @classmethod
+    def make(cls, folder: Path) -> Keys:
+        deployment = "kessai-fuzz"
+        keys = {s: signing.SigningKey.generate(s, deployment) for s in ("fz-venue", "bridge")}
+        matcher_pem, admin_pem = folder / "kessai.pem", folder / "admin.pem"
+        signing.write_private_key(matcher_pem, signing.new_private_key_pem())
+        signing.write_private_key(admin_pem, signing.new_private_key_pem())
+        matcher = signing.SigningKey.load("kessai", matcher_pem, deployment)
+        admin = signing.load_admin_key(admin_pem)
+        registry = folder / "signers.json"
+        registry.write_bytes(signing.registry_document([
+            signing.entry("fz-venue", "venue", keys["fz-venue"].public_text(), ["fz-*"]),
+            signing.entry("bridge", "bridge", keys["bridge"].public_text()),
+            signing.entry("kessai", "matcher", matcher.public_text()),
+        ], deployment=deployment, admin=admin))  # fmt: skip
+        env = {
+            "KESSAI_VERIFY_SIGNATURES": "1",
+            "KESSAI_SIGNERS_FILE": str(registry),
+            "KESSAI_REGISTRY_KEY": signing.public_key_text(admin.public_key()),
+            "KESSAI_SIGNING_KEY_FILE": str(matcher_pem),
+            "KESSAI_SIGNER_ID": "kessai",
+        }
+        return cls(keys["fz-venue"], keys["bridge"], env)
+
+    def sign(self, topic: str, record: dict[str, Any]) -> dict[str, Any]:
+        return signing.sign(topic, record, self.venue if topic == TRADES else self.bridge)
+
+
+#: What each kind of record sent again must be rejected as.
+EXPECTED = {
+    "replay": "duplicate",
+    "expired": "expired",
+    "elsewhere": "bad_signature",
+    "rekeyed": "wrong_key",
+    "refused": "unknown_token",
+    "resent": "duplicate",
+}
+
+
+def _plan(seed: int, keys: Keys | None) -> tuple[list[Hostile], list[Hostile], list[Hostile]]:
     """(funding, the mix of hostile and valid records, replays), each to send in order."""
+
+    def record(topic: str, key: str, value: dict[str, Any], kind: str) -> Hostile:
+        signed = value if keys is None else keys.sign(topic, value)
+        return Hostile(topic, key.encode(), orjson.dumps(signed), kind)
+
     funding = []
     amount = 100_000 * TRADES_VALID
     for i in range(PAIRS):
         buyer, seller = f"fz-buyer-{i}", f"fz-seller-{i}"
         cash = cash_deposit(f"fz-fund-{i}", buyer, str(amount))
         bonds = bond_deposit(f"fz-fund-{i}", seller, BOND, amount)
-        funding.append(Hostile(PAYMENTS, buyer.encode(), orjson.dumps(cash), "valid"))
-        funding.append(Hostile(CUSTODY, seller.encode(), orjson.dumps(bonds), "valid"))
+        funding.append(record(PAYMENTS, buyer, cash, "valid"))
+        funding.append(record(CUSTODY, seller, bonds, "valid"))
     trades = [
-        Hostile(TRADES, tid.encode(), orjson.dumps(value), "valid")
-        for tid, value in map(_trade, range(TRADES_VALID))
+        record(TRADES, tid, value, "valid") for tid, value in map(_trade, range(TRADES_VALID))
     ]
     mix = hostile_records(seed, HOSTILE, oversized=OVERSIZED) + trades
     random.Random(seed).shuffle(mix)
-    replays = [Hostile(h.topic, h.key, h.value, "replay") for h in funding + trades[::10]]
+    replays = [replace(h, kind="replay") for h in funding + trades[::10]]
+    if keys is not None:
+        replays += _signed_replays(keys)
     return funding, mix, replays
+
+
+def _signed_replays(keys: Keys) -> list[Hostile]:
+    """Signed records that verify as bytes, and must still be refused (module doc)."""
+    out = []
+    for n in range(TRADES_VALID, TRADES_VALID + 20):
+        tid, value = _trade(n)
+        past = datetime.now(UTC) - timedelta(hours=2)
+        stale = signing.sign(TRADES, value, keys.venue, now=past)
+        staging = replace(keys.venue, deployment="kessai-staging")
+        elsewhere = signing.sign(TRADES, {**value, "trade_id": tid + "-s"}, staging)
+        moved = keys.sign(TRADES, {**value, "trade_id": tid + "-k"})
+        eurc = keys.sign(TRADES, {**value, "trade_id": tid + "-e", "currency": "EURC"})
+        out += [
+            Hostile(TRADES, tid.encode(), orjson.dumps(stale), "expired"),
+            Hostile(TRADES, (tid + "-s").encode(), orjson.dumps(elsewhere), "elsewhere"),
+            Hostile(TRADES, (tid + "-x").encode(), orjson.dumps(moved), "rekeyed"),
+            Hostile(TRADES, (tid + "-e").encode(), orjson.dumps(eurc), "refused"),
+            Hostile(TRADES, (tid + "-e").encode(), orjson.dumps(eurc), "resent"),
+        ]
+    return out
 
 
 async def _send(producer: AIOKafkaProducer, records: list[Hostile]) -> list[Where]:
@@ -91,17 +176,18 @@ async def _committed(settings: Settings, topic: str) -> list[dict[str, Any]]:
     return [orjson.loads(r.value) for r in await read_committed(settings, topic)]
 
 
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
 async def test_ten_thousand_hostile_records_are_rejected_and_every_valid_trade_settles(
-    bootstrap: str, tmp_path: Path
+    bootstrap: str, tmp_path: Path, signed: bool
 ) -> None:
     settings = localkafka.up_private(tmp_path, log=lambda line: print(f"[fuzz broker] {line}"))
     worker: WorkerProcess | None = None
     try:
         await ensure_public_topics(settings)
-        funding, mix, replays = _plan(seed=18)
-        worker = WorkerProcess(
-            tmp_path / "worker.log", env={"KESSAI_BOOTSTRAP": settings.bootstrap}
-        )
+        keys = Keys.make(tmp_path) if signed else None
+        funding, mix, replays = _plan(seed=18, keys=keys)
+        env = {"KESSAI_BOOTSTRAP": settings.bootstrap, **(keys.env if keys else {})}
+        worker = WorkerProcess(tmp_path / "worker.log", env=env)
         await worker.ready()
         producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap, acks="all", linger_ms=5,
@@ -164,8 +250,8 @@ def _check_rejections(
         assert len(got) == 1, (h.kind, got)
         reasons[got[0]["reason"]] += 1
         assert got[0]["reason"], got
-        if h.kind == "replay":
-            assert got[0]["reason"] == "duplicate", (h, got)
+        if h.kind in EXPECTED:
+            assert got[0]["reason"] == EXPECTED[h.kind], (h, got)
     extra = rejections.keys() - bad.keys()
     assert not extra, f"rejections of valid records: {[rejections[w] for w in list(extra)[:5]]}"
     assert reasons["malformed"] and reasons["schema"] and reasons["duplicate"], reasons
