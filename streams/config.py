@@ -192,6 +192,10 @@ class Settings:
     #: This deployment's id, inside every signed record's bytes: a record signed for
     #: another deployment (a test cluster, another market) never verifies here.
     deployment: str | None = None
+    #: Records a second a venue may send on each partition of ``trades`` and ``orders``,
+    #: and its largest burst (streams/security/quota.py); past that, ``rate_limited``.
+    venue_rate_per_s: int = 1_000
+    venue_burst: int = 10_000
     #: ``kessai publish`` signs with this Ed25519 private key (PEM) as ``signer_id``.
     signing_key_file: Path | None = None
     signer_id: str | None = None
@@ -237,6 +241,12 @@ class Settings:
             kafka_ca_file=_path(e, "KESSAI_KAFKA_CA_FILE"),
             verify_signatures=_flag(e, "KESSAI_VERIFY_SIGNATURES", default=security == "sasl_ssl"),
             signers_file=_path(e, "KESSAI_SIGNERS_FILE"),
+            venue_rate_per_s=_integer(
+                e, "KESSAI_VENUE_RATE", "1000", minimum=1, maximum=1_000_000_000
+            ),
+            venue_burst=_integer(
+                e, "KESSAI_VENUE_BURST", "10000", minimum=1, maximum=1_000_000_000
+            ),
             registry_key=e.get("KESSAI_REGISTRY_KEY") or None,
             registry_admin_key_file=_path(e, "KESSAI_REGISTRY_ADMIN_KEY_FILE"),
             deployment=e.get("KESSAI_DEPLOYMENT") or None,

@@ -218,6 +218,10 @@ SEEN_TRADES_TABLE: Final = "seen-trades"
 OUTCOMES_TABLE: Final = "outcomes"
 #: ``[isin, venue, order_id]`` -> one order's row (the matcher's books).
 ORDERS_TABLE: Final = "orders"
+#: ``[venue, partition]`` -> a venue's token bucket on one partition of ``trades`` /
+#: ``orders`` (streams/security/quota.py).
+TRADE_RATES_TABLE: Final = "trade-rates"
+ORDER_RATES_TABLE: Final = "order-rates"
 TABLES: Final[tuple[str, ...]] = (
     ACCOUNTS_TABLE,
     APPLIED_TABLE,
@@ -226,6 +230,8 @@ TABLES: Final[tuple[str, ...]] = (
     SEEN_TRADES_TABLE,
     OUTCOMES_TABLE,
     ORDERS_TABLE,
+    TRADE_RATES_TABLE,
+    ORDER_RATES_TABLE,
 )
 
 

@@ -75,6 +75,7 @@ from streams.matching.handler import MATCHING_VENUE, handle_record
 from streams.matching.matcher import Matcher
 from streams.runtime.web.guard import web_auth_headers
 from streams.security import signing
+from streams.security.quota import Limit, Quota
 from streams.settlement import handler as saga_handler
 from streams.settlement import intake as trade_intake
 from streams.settlement.messages import Tick
@@ -287,6 +288,7 @@ def _derive_intakes(
             else:
                 d.moves[wire.to_wire(move)] += 1
     seen: dict[str, bool] = {}
+    quota = _quota(settings)
     for partition, r in _records(logs[TRADES]):
         trade = trade_intake.handle_trade(
             seen,
@@ -296,6 +298,8 @@ def _derive_intakes(
             tokens=tokens,
             deadline_s=settings.settlement_deadline_s,
             signers=signers,
+            quota=quota,
+            partition=partition,
         )
         if isinstance(trade, tuple):
             source = source_of(TRADES, partition, r.offset, r.key, r.value)
@@ -351,10 +355,12 @@ def _derive_matcher(
 ) -> None:
     """4. The matcher, over ``orders``."""
     matcher = Matcher(d.order_rows, tokens=settings.tokens)
+    quota = _quota(settings)
     for partition, r in _records(logs[ORDERS]):
         where = (names[ORDERS], partition, r.offset)
         timestamp_s = r.timestamp / 1000 if r.timestamp is not None else None
-        result = handle_record(lambda: matcher, r.key, r.value, timestamp_s, signers=signers)
+        result = handle_record(lambda: matcher, r.key, r.value, timestamp_s, signers=signers,
+                               quota=quota, partition=partition)  # fmt: skip
         for t in result.trades:
             d.matched[t.trade_id] = (where, t.model_dump(mode="json"))
         for e in result.order_events:
@@ -362,6 +368,11 @@ def _derive_matcher(
         if result.rejection is not None:
             source = source_of(ORDERS, partition, r.offset, r.key, r.value)
             d.rejections[_rejection(source, *result.rejection)].append(where)
+
+
+def _quota(settings: Settings) -> Quota:
+    """Buckets of the replay's own, filled as the agents filled theirs (broker time)."""
+    return Quota({}, Limit(settings.venue_rate_per_s, settings.venue_burst))
 
 
 def _registry(settings: Settings) -> signing.Registry | None:

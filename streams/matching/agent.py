@@ -35,7 +35,8 @@ from streams.matching.matcher import Matcher
 from streams.runtime.agentkit import raw_topic, rejection
 from streams.runtime.metrics import Metrics
 from streams.security import signing
-from streams.topics import ORDERS_TABLE
+from streams.security.quota import Limit, Quota
+from streams.topics import ORDER_RATES_TABLE, ORDERS_TABLE
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
     table = app.Table(ORDERS_TABLE, partitions=n, key_type=str, value_type=bytes)
     books = _Books()
     signers, signing_key = signing.for_worker(settings)
+    rates = app.Table(ORDER_RATES_TABLE, partitions=n, key_type=str, value_type=bytes)
+    quota = Quota(rates, Limit(settings.venue_rate_per_s, settings.venue_burst))
 
     def matcher() -> Matcher:
         # Tables are emptied and recovered at every rebalance (KessaiTableManager):
@@ -82,6 +85,8 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
                 msg.timestamp,
                 signers=signing.current(signers),
                 signing_key=signing_key,
+                quota=quota,
+                partition=msg.partition,
             )
             for t in out.trades:
                 await trades.send(key=t.trade_id.encode(), value=encode(t))

@@ -27,8 +27,15 @@ from schemas import (
     check_key,
     decode,
 )
-from streams.matching.matcher import MatchedTrade, Matcher, OrderRequest, OrderUpdate
+from streams.matching.matcher import (
+    MatchedTrade,
+    Matcher,
+    OrderRequest,
+    OrderUpdate,
+    rejected_update,
+)
 from streams.security import signing
+from streams.security.quota import Quota
 
 #: The ``venue`` of every trade the matcher makes.
 MATCHING_VENUE = "kessai"
@@ -127,12 +134,16 @@ def handle_record(
     *,
     signers: signing.Registry | None = None,
     signing_key: signing.SigningKey | None = None,
+    quota: Quota | None = None,
+    partition: int = 0,
 ) -> RecordOutputs:
     """Everything the agent sends for one record (``matcher``: the current books, lazily).
 
     With ``signers`` the venue's signature on the order is checked before the books see
     it; with ``signing_key`` the trades made are signed (the worker's key; a replay,
-    which has no private key, compares them without their signatures).
+    which has no private key, compares them without their signatures). With ``quota``,
+    an order past its venue's rate on ``partition`` is ``rate_limited`` (its id stays
+    free for a retry).
     """
     out = RecordOutputs()
     # The record's own time: a replay makes the same trades, at the same time.
@@ -163,7 +174,14 @@ def handle_record(
         out.rejection = refused
         return out
     assert isinstance(decoded, SubmitOrder)
-    handled = matcher().handle(request_of(decoded))
+    request = request_of(decoded)
+    limited = quota.admit(decoded.venue, partition, at.timestamp()) if quota else None
+    if limited is not None:
+        # Its venue is who it says (checked above), so it hears why; the id stays free.
+        out.rejection = limited
+        out.order_events = [order_event(rejected_update(request, limited[0]), at)]
+        return out
+    handled = matcher().handle(request)
     out.trades = [trade_record(t, at) for t in handled.trades]
     if signing_key is not None:
         out.trades = [signing.sign_model(TRADES, t, signing_key) for t in out.trades]

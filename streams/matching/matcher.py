@@ -322,6 +322,11 @@ def _rejected_row(currency: str) -> bytes:
     return memoryview(orjson.dumps({"c": currency, "r": DONE, "n": REJECTED_SEQ})).tobytes()
 
 
+def rejected_update(r: OrderRequest, reason: str) -> OrderUpdate:
+    """The ``rejected`` event of an order refused before the books saw it."""
+    return _rejected(r, reason)
+
+
 def _rejected(r: OrderRequest, reason: str) -> OrderUpdate:
     return OrderUpdate(
         kind="rejected",

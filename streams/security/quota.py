@@ -23,13 +23,16 @@ A row is ``[level, last_ms]`` as JSON bytes, keyed ``[venue, partition]``
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Final
 
 import orjson
 
-__all__ = ["MILLI", "Limit", "row_key", "take"]
+__all__ = ["MILLI", "Limit", "Quota", "admit", "row_key", "take"]
 
+#: The matcher's trades' venue: kessai's own, never limited.
+MATCHER_VENUE: Final = "kessai"
 #: A bucket's level counts thousandths of a record.
 MILLI: Final = 1_000
 
@@ -68,3 +71,34 @@ def take(row: bytes | None, at_ms: int, limit: Limit) -> tuple[bool, bytes]:
     if passed:
         level -= MILLI
     return passed, memoryview(orjson.dumps([level, last_ms])).tobytes()
+
+
+def admit(
+    rows: MutableMapping[str, bytes], venue: str, partition: int, at_s: float, limit: Limit
+) -> tuple[str, str] | None:
+    """Take one record of ``venue`` on ``partition`` at broker time ``at_s`` (seconds)
+    from its bucket in ``rows``; why it is refused, or None. The row is written either
+    way (its time moved on)."""
+    key = row_key(venue, partition)
+    passed, rows[key] = take(rows.get(key), round(at_s * 1000), limit)
+    if passed:
+        return None
+    return (
+        "rate_limited",
+        f"venue {venue!r} sent more than {limit.per_s} records a second (bursts of "
+        f"{limit.burst}) on partition {partition}; send it again later",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """An agent's buckets (its table) and the limit they keep."""
+
+    rows: MutableMapping[str, bytes]
+    limit: Limit
+
+    def admit(self, venue: str, partition: int, at_s: float) -> tuple[str, str] | None:
+        """:func:`admit`, except for the matcher's own trades (venue ``kessai``)."""
+        if venue == MATCHER_VENUE:
+            return None
+        return admit(self.rows, venue, partition, at_s, self.limit)

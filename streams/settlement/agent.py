@@ -39,6 +39,7 @@ from streams.runtime.agentkit import raw_topic, rejection
 from streams.runtime.livesums import SummedTable
 from streams.runtime.metrics import Metrics
 from streams.security import signing
+from streams.security.quota import Limit, Quota
 from streams.settlement import handler, views
 from streams.settlement import intake as trade_rules
 from streams.settlement.messages import Tick
@@ -59,6 +60,8 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
     emit = _emitter(app, settings, metrics)
     signers, _ = signing.for_worker(settings)
     rejections = raw_topic(app, REJECTIONS, partitions=n)
+    rates = app.Table(topics.TRADE_RATES_TABLE, partitions=n, key_type=str, value_type=bytes)
+    quota = Quota(rates, Limit(settings.venue_rate_per_s, settings.venue_burst))
 
     @app.agent(trades, concurrency=1)
     async def trade_intake(stream: StreamT[bytes]) -> None:
@@ -73,6 +76,8 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
                 tokens=settings.tokens,
                 deadline_s=settings.settlement_deadline_s,
                 signers=signing.current(signers),
+                quota=quota,
+                partition=msg.partition,
             )
             if isinstance(trade, tuple):
                 source = source_of(TRADES, msg.partition, msg.offset, key, value)

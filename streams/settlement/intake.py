@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from schemas import TRADES, SchemaError, TradeExecuted, check_key, decode
 from streams.money import TRADE_UNITS_MAX, cash_units
 from streams.security import signing
+from streams.security.quota import Quota
 from streams.settlement.messages import Trade
 
 __all__ = [
@@ -143,8 +144,13 @@ def handle_trade(
     tokens: dict[str, int],
     deadline_s: float,
     signers: signing.Registry | None = None,
+    quota: Quota | None = None,
+    partition: int = 0,
 ) -> Trade | Rejected:
     """The trade to forward to the sagas for one record, or why it is rejected.
+
+    With ``quota``, a checked record past its venue's rate on ``partition`` is
+    ``rate_limited`` before its id is looked at: its id stays free for a retry.
 
     Once a record is checked (:func:`check_record`), its id is used up even when the
     trade is then rejected (``unknown_token``, ``invalid_price``): the same signed
@@ -154,6 +160,10 @@ def handle_trade(
     checked = check_record(key, value, signers=signers, arrived_s=arrived_s)
     if not isinstance(checked, Checked):
         return checked
+    if quota is not None:
+        limited = quota.admit(checked.trade.venue, partition, arrived_s)
+        if limited is not None:
+            return limited
     trade_id = checked.trade.trade_id
     if seen.get(trade_id):
         return "duplicate", f"trade {trade_id} was seen before"

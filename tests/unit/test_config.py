@@ -25,6 +25,8 @@ def test_the_defaults_are_what_a_newcomer_runs() -> None:
         # 0 flooded the inbox with ticks.
         ("KESSAI_TICK_INTERVAL_S", "0"),
         ("KESSAI_TICK_INTERVAL_S", "soon"),
+        ("KESSAI_VENUE_RATE", "0"),
+        ("KESSAI_VENUE_BURST", "-1"),
         ("KESSAI_COMMIT_INTERVAL_S", "0"),
         ("KESSAI_PRODUCER_LINGER_MS", "-1"),
         ("KESSAI_PARTITIONS", "0"),

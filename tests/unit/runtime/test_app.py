@@ -13,8 +13,12 @@ def test_the_app_builds_with_its_tables_and_their_codecs() -> None:
 
     tables: dict[str, Any] = {name: app.tables[name] for name in app.tables}
     assert set(tables) == {
-        "accounts", "applied", "inflow", "sagas", "seen-trades", "outcomes", "orders"
+        "accounts", "applied", "inflow", "sagas", "seen-trades", "outcomes", "orders",
+        "trade-rates", "order-rates",
     }  # fmt: skip
+    # The venues' token buckets: raw JSON bytes per [venue, partition].
+    assert tables["trade-rates"].value_serializer == "raw"
+    assert tables["order-rates"].value_serializer == "raw"
     # The accounts table keeps each state's JSON bytes as they are (memory per account).
     assert tables["accounts"].value_serializer == "raw"
     assert tables["accounts"].key_serializer == "json"

@@ -69,3 +69,33 @@ def test_a_checked_trade_rejected_after_uses_its_id_up() -> None:
     later = {**TOKENS, "EURC": 2}
     again = handle_trade(seen, b"t7", orjson.dumps(eurc), 9.0, tokens=later, deadline_s=1)
     assert again == ("duplicate", "trade t7 was seen before")
+
+
+def test_a_venue_past_its_rate_is_rate_limited_and_its_id_stays_free() -> None:
+    """M13: one venue could flood a partition; a refused record must not use its id."""
+    from streams.security.quota import Limit, Quota
+
+    seen: dict[str, bool] = {}
+    quota = Quota({}, Limit(per_s=1, burst=2))
+
+    def send(tid: str, at_s: float, venue: str = "v", partition: int = 0) -> object:
+        value = orjson.loads(trade(tid))
+        value["venue"] = venue
+        return handle_trade(seen, tid.encode(), orjson.dumps(value), at_s, tokens=TOKENS,
+                            deadline_s=1, quota=quota, partition=partition)  # fmt: skip
+
+    assert isinstance(send("t1", 100.0), Trade) and isinstance(send("t2", 100.0), Trade)
+    limited = send("t3", 100.0)
+    assert limited == (
+        "rate_limited",
+        "venue 'v' sent more than 1 records a second (bursts of 2) on partition 0; "
+        "send it again later",
+    )
+    assert "t3" not in seen
+    # Other venues, other partitions and the matcher's own trades have buckets of their own.
+    assert isinstance(send("t4", 100.0, venue="w"), Trade)
+    assert isinstance(send("t5", 100.0, partition=1), Trade)
+    assert all(isinstance(send(f"k{n}", 100.0, venue="kessai"), Trade) for n in range(5))
+    # A second later the venue has earned one more: t3 sent again settles.
+    assert isinstance(send("t3", 101.0), Trade)
+    assert send("t6", 101.0)[0] == "rate_limited"  # type: ignore[index]
