@@ -40,6 +40,30 @@ def _order(venue: str, n: int) -> dict[str, Any]:
             "side": "buy", "quantity": 100_000, "price": "90", "currency": "JPYC"}  # fmt: skip
 
 
+async def _flood(bootstrap: str) -> float:
+    """Send the flood and the quiet venue's records; the seconds the sends took."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        sends = []
+        for n in range(FLOOD):  # the flood, interleaved with a quiet venue
+            for venue in ("flood",) + (("quiet",) if n < 3 else ()):
+                trade, order = _trade(venue, n), _order(venue, n)
+                # One partition for all (buckets are per partition).
+                sends.append(
+                    await producer.send(
+                        TRADES, orjson.dumps(trade), key=trade["trade_id"].encode(), partition=0
+                    )
+                )
+                sends.append(await producer.send(
+                    ORDERS, orjson.dumps(order), key=BOND.encode()))  # fmt: skip
+        started = time.monotonic()
+        await asyncio.gather(*sends)
+        return time.monotonic() - started
+    finally:
+        await producer.stop()
+
+
 async def test_a_flooding_venue_is_rate_limited_and_replay_agrees(
     bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -49,29 +73,7 @@ async def test_a_flooding_venue_is_rate_limited_and_replay_agrees(
         env = {"KESSAI_BOOTSTRAP": settings.bootstrap, **LIMITS}
         with running_worker(tmp_path / "worker.log", env) as worker:
             await worker.ready()
-            producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
-            await producer.start()
-            try:
-                sends = []
-                for n in range(FLOOD):  # the flood, interleaved with a quiet venue
-                    for venue in ("flood",) + (("quiet",) if n < 3 else ()):
-                        trade, order = _trade(venue, n), _order(venue, n)
-                        # One partition for all (buckets are per partition).
-                        sends.append(
-                            await producer.send(
-                                TRADES,
-                                orjson.dumps(trade),
-                                key=trade["trade_id"].encode(),
-                                partition=0,
-                            )
-                        )
-                        sends.append(await producer.send(
-                            ORDERS, orjson.dumps(order), key=BOND.encode()))  # fmt: skip
-                started = time.monotonic()
-                await asyncio.gather(*sends)
-                sent_s = time.monotonic() - started
-            finally:
-                await producer.stop()
+            sent_s = await _flood(settings.bootstrap)
 
             def limited(seen: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
                 return Counter(
