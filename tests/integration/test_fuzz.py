@@ -22,8 +22,11 @@ valid trade replayed (``duplicate``), one signed two hours before it is sent
 another Kafka key (``wrong_key``), and one rejected once (``unknown_token``) and then
 sent again when it would be a second chance (``duplicate``).
 
-Not here yet: records on a partition other than their key's (accepted today: the
-routing issue's).
+Records sent again include copies on a partition other than their key's (as a
+client with another partitioner would send them, or an attacker hoping to miss the
+partition that remembers the id): still ``duplicate``. Not here: new orders on
+another partition than their bond's, which start a second book (H2, the routing
+issue's: kessai's own hash).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, REJECTIONS, SETTLEMENTS, TRADES
 from streams.config import Settings
@@ -111,6 +115,7 @@ class Keys:
 #: What each kind of record sent again must be rejected as.
 EXPECTED = {
     "replay": "duplicate",
+    "moved": "duplicate",
     "expired": "expired",
     "elsewhere": "bad_signature",
     "rekeyed": "wrong_key",
@@ -140,6 +145,8 @@ def _plan(seed: int, keys: Keys | None) -> tuple[list[Hostile], list[Hostile], l
     mix = hostile_records(seed, HOSTILE, oversized=OVERSIZED) + trades
     random.Random(seed).shuffle(mix)
     replays = [replace(h, kind="replay") for h in funding + trades[::10]]
+    replays += [replace(h, kind="moved", partition=_other_partition(h))
+                for h in funding[::4] + trades[5::10]]  # fmt: skip
     if keys is not None:
         replays += _signed_replays(keys)
     return funding, mix, replays
@@ -166,8 +173,17 @@ def _signed_replays(keys: Keys) -> list[Hostile]:
     return out
 
 
+def _other_partition(h: Hostile) -> int:
+    """A partition that is not the one the producer's partitioner gives ``h``'s key."""
+    partitions = list(range(Settings().partitions))
+    natural: int = DefaultPartitioner()(h.key, partitions, partitions)
+    return (natural + 1) % len(partitions)
+
+
 async def _send(producer: AIOKafkaProducer, records: list[Hostile]) -> list[Where]:
-    futures = [await producer.send(h.topic, h.value, key=h.key) for h in records]
+    futures = [
+        await producer.send(h.topic, h.value, key=h.key, partition=h.partition) for h in records
+    ]
     metadata = await asyncio.gather(*futures)
     return [(m.topic, m.partition, m.offset) for m in metadata]
 

@@ -51,6 +51,8 @@ class Hostile:
     key: bytes | None
     value: bytes | None
     kind: str
+    #: Where to send it; None: where the producer's partitioner puts its key.
+    partition: int | None = None
 
 
 def valid(topic: str, n: str) -> dict[str, Any]:
