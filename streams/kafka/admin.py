@@ -261,9 +261,11 @@ async def ensure_public_topics(settings: Settings, *, prefix: str = "") -> list[
             "the broker's topics do not match kessai's catalogue:\n  "
             + "\n  ".join(problems)
             + "\nAll public topics share one partition count (they are co-partitioned), and "
-            "Kafka cannot shrink a topic; the journal topics must never expire. Fix the "
+            "Kafka cannot shrink a topic; the journal topics must never expire; the inputs "
+            "carry the broker's time (LogAppendTime). Fix the "
             "topics by hand (or delete them if they hold nothing you need), or set "
-            "KESSAI_PARTITIONS to the count they have."
+            "KESSAI_PARTITIONS to the count they have. On kessai's own development broker, "
+            "`kessai kafka reset --yes` starts over."
         )
     # create_topics checks the counts again: a topic made in between by someone else
     # still fails loudly rather than passing unchecked.

@@ -5,6 +5,7 @@ the principals allowed to write it (venue-a, bridge) and read back as ops."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import subprocess
@@ -211,3 +212,49 @@ async def _check_verify_settlements(
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "quantity is 900000 here, 100000 in the signed trade" in done.stdout, done.stdout
+
+
+async def test_a_rotated_key_stops_verifying_in_a_running_worker_without_a_restart(
+    secure_cluster: SecureCluster, tmp_path: Path
+) -> None:
+    """M10: the registry was read once at start, so a revocation or a rotation took a
+    restart of every worker. Here venue-a's key is rotated while the worker runs: its
+    old key's next record is refused, its new key's is taken, and the key is rotated
+    back (the session's other tests sign with it)."""
+    import io
+
+    from streams.security import signers
+
+    profile: Profile = secure_cluster.profile()
+    run = uuid.uuid4().hex[:6]
+    venue = profile.settings_of("venue-a")
+    admin_file = secure_cluster.settings_of("admin").registry_admin_key_file
+    registry = secure_cluster.settings_of("worker").signers_file
+    assert venue.signing_key_file and venue.deployment and admin_file and registry
+    old = signing.SigningKey.load("venue-a", venue.signing_key_file, venue.deployment)
+    admin, out = signing.load_admin_key(admin_file), io.StringIO()
+    buyer, seller = "alice-" + run, "bob-" + run
+    with running_worker(tmp_path / "worker.log", profile.worker_env) as worker:
+        try:
+            await worker.ready()
+            signers.rotate(registry, "venue-a", public_key=None, key_out=tmp_path / "new.pem",
+                           admin=admin, out=out)  # fmt: skip
+            new = signing.SigningKey.load("venue-a", tmp_path / "new.pem", venue.deployment)
+            await asyncio.sleep(2 * signing.RELOAD_EVERY_S + 0.5)  # the worker looks again
+            for name, key in (("old", old), ("new", new)):
+                record = signing.sign(TRADES, _trade(f"venue-a:{name}-{run}", buyer, seller), key)
+                await profile.send_raw(TRADES, record["trade_id"], orjson.dumps(record))
+            seen = await collect(
+                profile.reader, ["rejections", "settlements"],
+                lambda s: {r.get("ref") or r.get("trade_id") for r in s} >= {
+                    f"venue-a:old-{run}", f"venue-a:new-{run}"},
+            )  # fmt: skip
+            refused = [r["reason"] for r in seen if r.get("ref") == f"venue-a:old-{run}"]
+            assert refused == ["bad_signature"], refused
+            taken = [r["status"] for r in seen if r.get("trade_id") == f"venue-a:new-{run}"]
+            assert taken and not [r for r in seen if r.get("ref") == f"venue-a:new-{run}"]
+            assert "signer registry" in worker.log_path.read_text()  # it said it reloaded
+        finally:
+            signers.rotate(registry, "venue-a", public_key=old.public_text(), key_out=None,
+                           admin=admin, out=out)  # fmt: skip
+            await profile.close()
