@@ -69,6 +69,17 @@ def _open_entry(entries: list[dict[str, Any]], signer_id: str) -> dict[str, Any]
     return mine[0] if mine else None
 
 
+def _in_force(
+    registry: Path, signer_id: str, admin: Ed25519PrivateKey
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The registry's document, and the signer's entry whose key is in force."""
+    document = _document(registry, admin)
+    current = _open_entry(document["signers"], signer_id)
+    if current is None:
+        raise RegistryError(f"{registry}: signer {signer_id!r} has no key in force")
+    return document, current
+
+
 def _new_public_key(
     signer_id: str, public_key: str | None, key_out: Path | None, out: IO[str]
 ) -> str:
@@ -112,10 +123,7 @@ def revoke(
     registry: Path, signer_id: str, *, at: datetime | None, admin: Ed25519PrivateKey, out: IO[str]
 ) -> int:
     """End the signer's current key at ``at`` (default now)."""
-    document = _document(registry, admin)
-    current = _open_entry(document["signers"], signer_id)
-    if current is None:
-        raise RegistryError(f"{registry}: signer {signer_id!r} has no key in force")
+    document, current = _in_force(registry, signer_id, admin)
     when = at or datetime.now(UTC)
     current["valid_until"] = signing.utc_text(when)
     version = _write(registry, document, admin)
@@ -135,10 +143,7 @@ def rotate(
     at: datetime | None = None,
 ) -> int:
     """End the signer's current key at ``at`` (default now) and add a new one from then."""
-    document = _document(registry, admin)
-    current = _open_entry(document["signers"], signer_id)
-    if current is None:
-        raise RegistryError(f"{registry}: signer {signer_id!r} has no key in force")
+    document, current = _in_force(registry, signer_id, admin)
     when = at or datetime.now(UTC)
     public_key = _new_public_key(signer_id, public_key, key_out, out)
     current["valid_until"] = signing.utc_text(when)
