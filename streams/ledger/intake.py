@@ -77,8 +77,7 @@ def intake_record(
         # could pass the deposit meant to fund it (docs/security.md, L1).
         return "wrong_key", f"a {topic} record is keyed by its account, not {key!r}"
     if signers is not None:
-        at = signing.broker_time(arrived_s)
-        refused = signing.verify(signers, topic, key, value, at)
-        if isinstance(refused, tuple):
-            return refused
+        verified = signing.verify(signers, topic, key, value, signing.broker_time(arrived_s))
+        if isinstance(verified, tuple):
+            return verified
     return to_move(decoded, source_of(topic, *where, key, value, decoded=decoded), tokens)

@@ -29,10 +29,10 @@ from typing import Final
 
 import orjson
 
+from streams.security.signing import MATCHER_SIGNER
+
 __all__ = ["MILLI", "Limit", "Quota", "admit", "row_key", "take"]
 
-#: The matcher's trades' venue: kessai's own, never limited.
-MATCHER_VENUE: Final = "kessai"
 #: A bucket's level counts thousandths of a record.
 MILLI: Final = 1_000
 
@@ -99,6 +99,6 @@ class Quota:
 
     def admit(self, venue: str, partition: int, at_s: float) -> tuple[str, str] | None:
         """:func:`admit`, except for the matcher's own trades (venue ``kessai``)."""
-        if venue == MATCHER_VENUE:
+        if venue == MATCHER_SIGNER:  # the matcher's own trades
             return None
         return admit(self.rows, venue, partition, at_s, self.limit)

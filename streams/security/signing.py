@@ -89,6 +89,7 @@ from pydantic import BaseModel
 from schemas import CUSTODY, ORDERS, PAYMENTS, TRADES, encode, key_for
 from streams.config import Settings
 from streams.errors import KessaiError
+from streams.topics import by_name
 
 __all__ = [
     "CONTEXT",
@@ -300,8 +301,6 @@ def sign(
 
 
 def _key_of(topic: str, record: Mapping[str, Any]) -> bytes:
-    from streams.topics import by_name  # here: topics imports schemas only, but late is cheap
-
     value = record.get(by_name(topic).key_field)
     return str(value).encode() if value is not None else b""
 
