@@ -62,6 +62,8 @@ __all__ = [
     "by_name",
     "changelog",
     "changelog_specs",
+    "engine_specs",
+    "engine_topic",
 ]
 
 #: History that must never expire: no time limit, no size limit, no compaction (a
@@ -222,6 +224,23 @@ ORDERS_TABLE: Final = "orders"
 #: ``orders`` (streams/security/quota.py).
 TRADE_RATES_TABLE: Final = "trade-rates"
 ORDER_RATES_TABLE: Final = "order-rates"
+#: The settlement engine's state (streams/engine/): its changelogs, compacted, one
+#: partition each, named ``{app_id}-{name}`` (:func:`engine_topic`).
+ENGINE_ACCOUNTS: Final = "engine-accounts"
+ENGINE_TRADES: Final = "engine-trades"
+ENGINE_APPLIED: Final = "engine-applied"
+ENGINE_INFLOW: Final = "engine-inflow"
+ENGINE_RATES: Final = "engine-rates"
+ENGINE_CHANGELOGS: Final[tuple[str, ...]] = (
+    ENGINE_ACCOUNTS,
+    ENGINE_TRADES,
+    ENGINE_APPLIED,
+    ENGINE_INFLOW,
+    ENGINE_RATES,
+)
+#: The engine's manifest: one record per batch (its inputs, in order, its clock and
+#: its rules), kept forever, one partition: what ``kessai replay`` re-runs.
+ENGINE_LOG: Final = "engine-log"
 TABLES: Final[tuple[str, ...]] = (
     ACCOUNTS_TABLE,
     APPLIED_TABLE,
@@ -233,6 +252,26 @@ TABLES: Final[tuple[str, ...]] = (
     TRADE_RATES_TABLE,
     ORDER_RATES_TABLE,
 )
+
+
+def engine_topic(app_id: str, name: str) -> str:
+    """The engine's topic ``name`` (a changelog, or the log) in the app ``app_id``."""
+    assert name in (*ENGINE_CHANGELOGS, ENGINE_LOG), name
+    return f"{app_id}-{name}"
+
+
+def engine_specs(app_id: str) -> list[TopicSpec]:
+    """The engine's topics: its changelogs (compacted) and its log (kept forever), one
+    partition each: one writer needs no more, and each transaction then writes one
+    marker per topic."""
+    specs = [
+        TopicSpec(name=engine_topic(app_id, n), partitions=1, config=dict(CHANGELOG_CONFIG))
+        for n in ENGINE_CHANGELOGS
+    ]
+    specs.append(
+        TopicSpec(name=engine_topic(app_id, ENGINE_LOG), partitions=1, config=dict(KEEP_FOREVER))
+    )
+    return specs
 
 
 def by_name(name: str) -> PublicTopic:

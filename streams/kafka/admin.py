@@ -31,7 +31,14 @@ from aiokafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedErr
 from streams.config import Settings
 from streams.errors import KessaiError
 from streams.kafka.auth import client_kwargs
-from streams.topics import CATALOGUE, INTERNAL_TOPICS, PublicTopic, TopicSpec, changelog_specs
+from streams.topics import (
+    CATALOGUE,
+    INTERNAL_TOPICS,
+    PublicTopic,
+    TopicSpec,
+    changelog_specs,
+    engine_specs,
+)
 
 __all__ = [
     "CreateTopicsError",
@@ -291,7 +298,9 @@ async def ensure_worker_topics(settings: Settings) -> list[str]:
     created = await ensure_public_topics(settings)
     internal = [TopicSpec(name=name, partitions=settings.partitions) for name in INTERNAL_TOPICS]
     changelogs = changelog_specs(settings.app_id, settings.partitions)
-    return created + await create_topics(settings, [*internal, *changelogs])
+    return created + await create_topics(
+        settings, [*internal, *changelogs, *engine_specs(settings.app_id)]
+    )
 
 
 async def delete_topics_starting_with(settings: Settings, prefixes: Iterable[str]) -> list[str]:

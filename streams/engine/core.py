@@ -1,0 +1,520 @@
+"""The settlement engine's state machine: one writer for every account and trade. Pure.
+
+One :class:`Engine` holds every account's balances, locks and queues, every open DvP
+saga, the ids already used (trades, payments, custody movements) and the deadlines.
+A :class:`Batch` applies input records to it in order and collects everything they
+cause: ``ledger-events``, ``settlements``, ``rejections`` and one changelog row per
+key the batch touched. The service (:mod:`streams.engine.service`) commits a batch's
+outputs and input offsets in one Kafka transaction; ``kessai replay`` runs the same
+batches again and compares.
+
+The rules are the pure functions the property tests cover, unchanged: the trade
+intake's checks (:mod:`streams.settlement.intake`), the ledger intake's
+(:mod:`streams.ledger.intake`), the saga (:mod:`streams.settlement.saga`), the
+account step (:func:`streams.ledger.handler.account_step`) and the journal's chain
+(:mod:`streams.ledger.journal`). What the agents sent each other over
+``kessai-ledger-commands`` and ``kessai-settlement-inbox`` goes through one
+in-memory FIFO instead: a funded trade locks, posts and settles inside the
+processing of its own record.
+
+Time: ``now_s`` is the batch's clock, the engine's only one. It stamps ``at`` on
+every record the batch writes and decides the deadlines due at the batch's end.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+
+from schemas import (
+    CUSTODY,
+    LEDGER_EVENTS,
+    PAYMENTS,
+    REJECTIONS,
+    SETTLEMENTS,
+    TRADES,
+    SchemaError,
+    Source,
+    source_of,
+)
+from schemas.codec import encode, rejection_for
+from streams import topics
+from streams.engine import wire
+from streams.ledger import domain, journal
+from streams.ledger import intake as move_rules
+from streams.ledger.handler import account_step
+from streams.ledger.messages import Credit, LedgerCommand, Move, Reply
+from streams.security import signing
+from streams.security.quota import Limit, Quota
+from streams.settlement import intake as trade_rules
+from streams.settlement import saga as dvp
+from streams.settlement.handler import outcome_json, trade_step
+from streams.settlement.messages import Trade
+
+__all__ = ["Batch", "Engine", "Outputs", "Rules", "StatusOut"]
+
+#: The changelog row of a trade id used up without a saga (rejected after its checks).
+USED: Final = b"{}"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The settings that change what a record does. The manifest records them with
+    every batch, so a replay needs nothing re-supplied."""
+
+    tokens: Mapping[str, int]
+    deadline_s: float
+    #: Per-venue rate limit on ``trades`` (None: unlimited).
+    trade_limit: Limit | None = None
+
+    def decimals_of(self, asset: str) -> int:
+        return self.tokens.get(asset, 0)  # bonds count whole yen of face value
+
+    def to_json(self) -> dict[str, Any]:
+        limit = self.trade_limit
+        return {
+            "tokens": dict(self.tokens),
+            "deadline_s": self.deadline_s,
+            "trade_limit": None if limit is None else [limit.per_s, limit.burst],
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Rules:
+        limit = raw.get("trade_limit")
+        return cls(
+            tokens=dict(raw["tokens"]),
+            deadline_s=float(raw["deadline_s"]),
+            trade_limit=None if limit is None else Limit(int(limit[0]), int(limit[1])),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StatusOut:
+    """A ``settlements`` record the batch wrote, for the metrics and the dashboard."""
+
+    trade: Trade
+    status: str
+    reason: str | None
+    record: dict[str, Any]
+
+
+@dataclass
+class Outputs:
+    """Everything one batch writes, in order."""
+
+    #: (topic, key, value) of the public outputs, in the order they were caused.
+    records: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+    #: (changelog topic, key, value or None: delete), one per touched key.
+    changelog: list[tuple[str, bytes, bytes | None]] = field(default_factory=list)
+    statuses: list[StatusOut] = field(default_factory=list)
+    #: (input topic, reason) of each rejection.
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    #: Trades accepted (started a saga).
+    received: int = 0
+    ledger_events: int = 0
+    #: asset -> [change in available, change in locked] (units), and the change in
+    #: open locks: the metrics' running sums.
+    balances: dict[str, list[int]] = field(default_factory=dict)
+    locks_delta: int = 0
+
+    def moved(self, asset: str, delta_available: int, delta_locked: int) -> None:
+        pair = self.balances.get(asset)
+        if pair is None:
+            self.balances[asset] = [delta_available, delta_locked]
+        else:
+            pair[0] += delta_available
+            pair[1] += delta_locked
+
+
+class Engine:
+    """Every account and trade, as committed. Changed only by a :class:`Batch`."""
+
+    def __init__(self) -> None:
+        #: account -> its state's JSON bytes (:meth:`domain.AccountState.to_bytes`).
+        self.accounts: dict[str, bytes] = {}
+        #: Open sagas, by trade id.
+        self.open: dict[str, dvp.Saga] = {}
+        #: Finished or used-up trade ids -> their row (:data:`USED`, or an outcome).
+        self.finished: dict[str, bytes] = {}
+        #: Payment and custody command ids already applied or used up.
+        self.applied: set[str] = set()
+        #: asset -> deposits minus withdrawals applied, in units (conservation).
+        self.inflow: dict[str, int] = {}
+        #: Rate-limit buckets (:mod:`streams.security.quota`).
+        self.rates: dict[str, bytes] = {}
+        #: (deadline, trade id) of open sagas; stale entries are skipped when popped.
+        self.deadlines: list[tuple[float, str]] = []
+
+    def seen(self, trade_id: str) -> bool:
+        return trade_id in self.open or trade_id in self.finished
+
+    def restore_row(self, table: str, key: str, value: bytes | None) -> None:
+        """Apply one changelog row read back at a restore."""
+        if table == topics.ENGINE_ACCOUNTS:
+            _set(self.accounts, key, value)
+        elif table == topics.ENGINE_TRADES:
+            self.open.pop(key, None)
+            self.finished.pop(key, None)
+            if value is not None:
+                raw = orjson.loads(value)
+                if "saga" in raw:
+                    self.open[key] = wire.saga_from_row(raw["saga"])
+                else:
+                    self.finished[key] = value
+        elif table == topics.ENGINE_APPLIED:
+            self.applied.add(key)
+        elif table == topics.ENGINE_INFLOW:
+            self.inflow[key] = int(orjson.loads(value)) if value is not None else 0
+        elif table == topics.ENGINE_RATES:
+            _set(self.rates, key, value)
+
+    def restored(self) -> None:
+        """Rebuild what is derived from the rows: the deadline heap."""
+        self.deadlines = [(s.trade.deadline_at_s, tid) for tid, s in self.open.items()]
+        heapq.heapify(self.deadlines)
+
+
+def _set(table: dict[str, bytes], key: str, value: bytes | None) -> None:
+    if value is None:
+        table.pop(key, None)
+    else:
+        table[key] = value
+
+
+class Batch:
+    """One batch of input records applied to an :class:`Engine`, at ``now_s``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        rules: Rules,
+        now_s: float,
+        *,
+        signers: signing.Registry | None = None,
+        fast: bool = True,
+    ) -> None:
+        """``fast=False`` takes every trade down the saga's path (the tests compare)."""
+        self.engine = engine
+        self.fast = fast
+        self.rules = rules
+        self.now_s = now_s
+        self.at = datetime.fromtimestamp(now_s, UTC)
+        self.at_text = wire.utc_text(self.at)
+        self.signers = signers
+        self.out = Outputs()
+        #: Accounts this batch touched, decoded once and written back at the end.
+        self._accounts: dict[str, domain.AccountState] = {}
+        self._trades: set[str] = set()
+        #: Trades whose saga opened in this batch: their deadlines join the heap at its end.
+        self._opened: list[str] = []
+        self._applied: list[str] = []
+        self._inflow: set[str] = set()
+        self._rates = _Tracked(engine.rates)
+        self._quota = None if rules.trade_limit is None else Quota(self._rates, rules.trade_limit)
+        self._queue: deque[LedgerCommand | Reply] = deque()
+
+    # -- inputs ---------------------------------------------------------------------
+
+    def record(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_s: float,
+    ) -> None:
+        """Apply one input record (``trades``, ``payments`` or ``custody``)."""
+        if topic == TRADES:
+            self._trade(partition, offset, key, value, timestamp_s)
+        else:
+            assert topic in (PAYMENTS, CUSTODY), topic
+            move = move_rules.intake_record(
+                topic,
+                key,
+                value,
+                dict(self.rules.tokens),
+                self.signers,
+                where=(partition, offset),
+                arrived_s=timestamp_s,
+            )
+            if isinstance(move, tuple):
+                self._reject(source_of(topic, partition, offset, key, value), topic, *move)
+                return
+            self._queue.append(move)
+            self._run()
+
+    def _trade(
+        self,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        arrived_s: float,
+    ) -> None:
+        checked = trade_rules.check_record(key, value, signers=self.signers, arrived_s=arrived_s)
+        rejected: tuple[str, str] | None = None
+        trade: Trade | tuple[str, str] | None = None
+        if not isinstance(checked, trade_rules.Checked):
+            rejected = checked
+        elif self._quota is not None and (
+            limited := self._quota.admit(checked.trade.venue, partition, arrived_s)
+        ):
+            rejected = limited
+        elif self.engine.seen(tid := checked.trade.trade_id):
+            rejected = "duplicate", f"trade {tid} was seen before"
+        else:
+            trade = trade_rules.to_trade(
+                checked.trade,
+                arrived_s,
+                tokens=dict(self.rules.tokens),
+                deadline_s=self.rules.deadline_s,
+                signed=checked.signed,
+            )
+            if isinstance(trade, tuple):
+                rejected = trade
+                # Used up even so (docs/security.md, H3): a retry carries a new id.
+                self.engine.finished[tid] = USED
+                self._trades.add(tid)
+        if rejected is not None:
+            self._reject(source_of(TRADES, partition, offset, key, value), TRADES, *rejected)
+            return
+        assert isinstance(trade, Trade)
+        self.start(trade)
+
+    def start(self, trade: Trade) -> None:
+        """Settle an accepted trade, or start its saga."""
+        self.out.received += 1
+        if not (self.fast and self._settle_now(trade)):
+            self._saga(trade.trade_id, None, trade)
+            self._run()
+
+    # -- the fast path: a trade both parties can settle at once ------------------------
+
+    def _settle_now(self, t: Trade) -> bool:
+        """Settle ``t`` now if nothing can make the saga's path differ: the seller holds
+        the bonds and the buyer the cash, available, neither has a request waiting (so
+        no grant follows a credit) and neither is at its lock limit. The postings,
+        records and rows are exactly those of the saga's path (start, lock bonds, lock
+        cash, post both with their credits: ``tests/unit/engine/test_fast_path.py``
+        checks it against :meth:`_saga` over random states), without the messages in
+        between. False: nothing was done; the saga's path takes it."""
+        seller, buyer = self._peek(t.seller), self._peek(t.buyer)
+        if seller.waiting or buyer.waiting or t.seller == t.buyer:
+            return False
+        if len(seller.locks) >= domain.LOCKS_OPEN_MAX or len(buyer.locks) >= domain.LOCKS_OPEN_MAX:
+            return False
+        q, c = t.quantity, t.cash_units
+        bonds, cash = seller.balances.get(t.isin), buyer.balances.get(t.currency)
+        if bonds is None or bonds[0] < q or cash is None or cash[0] < c:
+            return False
+        # Touched from here on: their rows are written at the batch's end.
+        self._accounts[t.seller], self._accounts[t.buyer] = seller, buyer
+        bonds_lock, cash_lock = f"{t.trade_id}/bonds", f"{t.trade_id}/cash"
+        decimals = self.rules.decimals_of(t.currency)
+        post = self._post
+        post(seller, t.seller, t.isin, -q, q, bonds_lock, 0)
+        post(buyer, t.buyer, t.currency, -c, c, cash_lock, decimals)
+        post(seller, t.seller, t.isin, 0, -q, bonds_lock, 0)
+        post(seller, t.seller, t.currency, c, 0, f"credit:{cash_lock}", decimals)
+        post(buyer, t.buyer, t.currency, 0, -c, cash_lock, decimals)
+        post(buyer, t.buyer, t.isin, q, 0, f"credit:{bonds_lock}", 0)
+        settled = dvp.Saga(t, stage="settled", bonds="posted", cash="posted")
+        self.engine.finished[t.trade_id] = orjson.dumps(outcome_json(settled))
+        self._trades.add(t.trade_id)
+        self._status(t, "settled", None)
+        return True
+
+    def _post(
+        self,
+        state: domain.AccountState,
+        account: str,
+        asset: str,
+        delta_available: int,
+        delta_locked: int,
+        cause: str,
+        decimals: int,
+    ) -> None:
+        """One balance change of the fast path, journaled onto the account's chain."""
+        available, locked = state.balances.get(asset, (0, 0))
+        available += delta_available
+        locked += delta_locked
+        state.balances[asset] = [available, locked]
+        state.seq += 1
+        record = journal.entry(
+            account, asset, delta_available, delta_locked, available, locked, cause,
+            state.seq, decimals, state.hash or journal.GENESIS_HASH,
+        )  # fmt: skip
+        state.hash = record["hash"]
+        self.out.records.append((LEDGER_EVENTS, account.encode(), orjson.dumps(record)))
+        self.out.ledger_events += 1
+        self.out.moved(asset, delta_available, delta_locked)
+
+    def _status(self, trade: Trade, status: str, reason: str | None) -> None:
+        record = wire.settlement(trade, status, reason, self.rules.tokens, self.at_text)
+        self.out.records.append((SETTLEMENTS, trade.trade_id.encode(), orjson.dumps(record)))
+        self.out.statuses.append(StatusOut(trade, status, reason, record))
+
+    def expire(self) -> None:
+        """Fail the open trades whose deadline is due at the batch's time."""
+        heap, now = self.engine.deadlines, self.now_s
+        while heap and heap[0][0] <= now:
+            _, trade_id = heapq.heappop(heap)
+            saga = self.engine.open.get(trade_id)
+            if saga is not None:
+                self._saga_step(trade_id, saga, dvp.on_deadline(saga, now))
+        self._run()
+
+    # -- the in-memory routing ---------------------------------------------------------
+
+    def _run(self) -> None:
+        """Deliver queued commands and replies, oldest first, until none is left."""
+        queue = self._queue
+        while queue:
+            message = queue.popleft()
+            if isinstance(message, Reply):
+                saga = self.engine.open.get(message.trade_id)
+                if saga is not None:  # else the trade finished: nothing to do
+                    self._saga(message.trade_id, saga, message)
+            else:
+                self._command(message)
+
+    def _saga(self, trade_id: str, saga: dvp.Saga | None, message: Trade | Reply) -> None:
+        fx = trade_step(saga, message)
+        assert fx.saga is not None
+        self._saga_step(trade_id, saga, (fx.saga, fx.commands, fx.statuses))
+
+    def _saga_step(self, trade_id: str, before: dvp.Saga | None, outcome: dvp.Outcome) -> None:
+        saga, commands, statuses = outcome
+        engine = self.engine
+        if saga is not before:
+            self._trades.add(trade_id)
+            if saga.terminal:
+                engine.open.pop(trade_id, None)
+                engine.finished[trade_id] = orjson.dumps(outcome_json(saga))
+            else:
+                if before is None:
+                    self._opened.append(trade_id)
+                engine.open[trade_id] = saga
+        self._queue.extend(commands)
+        for status in statuses:
+            self._status(saga.trade, status.status, status.reason)
+
+    def _account(self, account: str) -> domain.AccountState:
+        state = self._accounts.get(account)
+        if state is None:
+            state = domain.AccountState.from_bytes(self.engine.accounts.get(account))
+            self._accounts[account] = state
+        return state
+
+    def _peek(self, account: str) -> domain.AccountState:
+        """``account``'s state without marking it touched."""
+        state = self._accounts.get(account)
+        if state is None:
+            state = domain.AccountState.from_bytes(self.engine.accounts.get(account))
+        return state
+
+    def _command(self, command: LedgerCommand) -> None:
+        account = command.account
+        before = self._account(account)
+        command_id = _command_id(command)
+        applied = command_id is not None and command_id in self.engine.applied
+        fx = account_step(before, account, command, already_applied=applied)
+        if fx.rejection is not None:
+            if isinstance(command, Move):
+                if command_id is not None and fx.rejection.reason != "duplicate":
+                    self._use(command_id)  # used up like an applied one (H3)
+                if command.source is not None:
+                    topic = command.source[0]
+                    self._reject(command.source, topic, fx.rejection.reason, fx.rejection.detail)
+            self._queue.extend(reply for _, reply in fx.sends)
+            return
+        records = journal.chain(before, fx.state, fx.postings, self.rules.decimals_of)
+        self._accounts[account] = fx.state
+        out = self.out
+        for record in records:
+            out.records.append((LEDGER_EVENTS, account.encode(), orjson.dumps(record)))
+        out.ledger_events += len(records)
+        for p in fx.postings:
+            out.moved(p.asset, p.delta_available, p.delta_locked)
+        out.locks_delta += len(fx.state.locks) - len(before.locks)
+        for applied_id in fx.applied:
+            self._use(applied_id)
+        if isinstance(command, Move) and records:
+            delta = command.units if command.kind == "deposit" else -command.units
+            inflow = self.engine.inflow
+            inflow[command.asset] = inflow.get(command.asset, 0) + delta
+            self._inflow.add(command.asset)
+        self._queue.extend(sent for _, sent in fx.sends)
+
+    def _use(self, command_id: str) -> None:
+        self.engine.applied.add(command_id)
+        self._applied.append(command_id)
+
+    def _reject(self, source: Source, topic: str, reason: str, detail: str) -> None:
+        record = rejection_for(source, SchemaError(reason, detail), at=self.at)  # type: ignore[arg-type]
+        key = source[3]
+        self.out.records.append((REJECTIONS, None if key is None else key.encode(), encode(record)))
+        self.out.rejected.append((topic, reason))
+
+    # -- the end of the batch ------------------------------------------------------------
+
+    def finish(self) -> Outputs:
+        """Write back the touched state and add one changelog row per touched key."""
+        engine, rows = self.engine, self.out.changelog
+        for trade_id in self._opened:
+            saga = engine.open.get(trade_id)
+            if saga is not None:
+                heapq.heappush(engine.deadlines, (saga.trade.deadline_at_s, trade_id))
+        for account, state in self._accounts.items():
+            raw = state.to_bytes()
+            engine.accounts[account] = raw
+            rows.append((topics.ENGINE_ACCOUNTS, account.encode(), raw))
+        for trade_id in self._trades:
+            saga = engine.open.get(trade_id)
+            value = wire.saga_row(saga) if saga is not None else engine.finished[trade_id]
+            rows.append((topics.ENGINE_TRADES, trade_id.encode(), value))
+        rows.extend((topics.ENGINE_APPLIED, i.encode(), b"1") for i in self._applied)
+        for asset in self._inflow:
+            rows.append((topics.ENGINE_INFLOW, asset.encode(), b"%d" % engine.inflow[asset]))
+        rows.extend((topics.ENGINE_RATES, k.encode(), engine.rates[k]) for k in self._rates.touched)
+        return self.out
+
+
+def _command_id(command: LedgerCommand) -> str | None:
+    if isinstance(command, Move):
+        return command.command_id
+    if isinstance(command, Credit):
+        return command.cause
+    return None
+
+
+class _Tracked(MutableMapping[str, bytes]):
+    """A dict that remembers which keys were written (the quota's rows)."""
+
+    def __init__(self, base: dict[str, bytes]) -> None:
+        self.base = base
+        self.touched: set[str] = set()
+
+    def __getitem__(self, key: str) -> bytes:
+        return self.base[key]
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.base[key] = value
+        self.touched.add(key)
+
+    def __delitem__(self, key: str) -> None:
+        del self.base[key]
+        self.touched.add(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.base)
+
+    def __len__(self) -> int:
+        return len(self.base)

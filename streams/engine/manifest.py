@@ -1,0 +1,68 @@
+"""The engine's log: one record per batch, what replay needs to run it again. Pure.
+
+A batch's outcome depends on its input records, the order they were applied in, the
+batch's clock and the rules (tokens, deadline, limits). The records are in the input
+topics for good; the rest is not, so each batch writes one :class:`Manifest` to
+``{app_id}-engine-log`` in its own transaction: its number, its clock, the input
+segments in the order they were applied, and the rules. ``kessai replay`` reads the
+log, fetches each segment and applies it with the recorded clock and rules.
+
+The segments tile each input partition without gaps or overlaps from the group's
+first committed offset on: a segment starts where the same partition's previous one
+ended (a replay checks that nothing was skipped or applied twice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+__all__ = ["Manifest", "Segment"]
+
+#: The version of the log's records.
+VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Records ``start`` up to ``end`` (exclusive) of one input partition, applied in
+    offset order. Offsets taken by transaction markers are inside, records are not."""
+
+    topic: str
+    partition: int
+    start: int
+    end: int
+
+
+@dataclass
+class Manifest:
+    """One batch: its number (from 1, gap-free), clock, segments and rules."""
+
+    seq: int
+    now_s: float
+    rules: dict[str, Any]
+    segments: list[Segment] = field(default_factory=list)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "v": VERSION,
+                "seq": self.seq,
+                "now_s": self.now_s,
+                "segments": [[s.topic, s.partition, s.start, s.end] for s in self.segments],
+                "rules": self.rules,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Manifest:
+        data = orjson.loads(raw)
+        assert data["v"] == VERSION, data["v"]
+        return cls(
+            seq=data["seq"],
+            now_s=data["now_s"],
+            rules=data["rules"],
+            segments=[Segment(t, p, s, e) for t, p, s, e in data["segments"]],
+        )

@@ -1,0 +1,327 @@
+"""The settlement engine at work: read a batch, apply it, commit it in one transaction.
+
+One loop per worker (a task of the faust app, :mod:`streams.runtime.app`). Its
+consumer joins ``{app_id}-engine``; the group gives every input partition to one
+worker (:mod:`streams.engine.leader`) and the others stand by. The worker given them:
+
+1. starts a transactional producer with the fixed id ``{app_id}-engine``. Kafka's
+   ``InitProducerId`` fences any earlier holder (a paused one cannot commit again) and
+   ends its open transaction, so what follows sees only committed batches;
+2. restores the :class:`~streams.engine.core.Engine` from its changelogs, read
+   committed to their ends (:mod:`streams.engine.restore`), and seeks the inputs to the
+   group's committed offsets;
+3. loops: fetch what arrived (``getmany``, read_committed), apply it as one
+   :class:`~streams.engine.core.Batch`, and write the batch's outputs, its changelog
+   rows, its manifest (:mod:`streams.engine.manifest`) and its input offsets in one
+   Kafka transaction. The next batch starts when the commit is done: batches grow
+   under load and shrink when it is quiet, with no timer in the way. A batch is capped
+   by count (``getmany``'s ``max_records``) and by processing time.
+
+A worker that loses the partitions, and any error at all, ends the process
+(:func:`streams.runtime.eos.fail_stop`): a restart is a standby that restores from
+what was committed, as after a SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.partitioner import murmur2
+from aiokafka.structs import OffsetAndMetadata
+
+from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, TRADES
+from streams import topics
+from streams.config import Settings
+from streams.engine import restore
+from streams.engine.core import Batch, Engine, Outputs, Rules
+from streams.engine.leader import one_engine
+from streams.engine.manifest import Manifest, Segment
+from streams.kafka.auth import client_kwargs
+from streams.security import signing
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["INPUTS", "EngineService", "Stats"]
+
+#: What the engine reads.
+INPUTS: Final = (TRADES, PAYMENTS, CUSTODY)
+#: Records applied in one batch at most, and its processing time at most: a cap by time
+#: keeps a batch's commit close behind its first record under a backlog.
+BATCH_RECORDS_MAX: Final = 4_000
+BATCH_SECONDS_MAX: Final = 0.05
+#: How long a fetch waits for records when nothing is due.
+IDLE_WAIT_MS: Final = 100
+#: The engine's group: a worker whose heartbeats stop is replaced after this long.
+SESSION_TIMEOUT_MS: Final = 6_000
+HEARTBEAT_MS: Final = 1_000
+
+
+@dataclass
+class Stats:
+    """What the engine did since it started, for logs, metrics and the bench."""
+
+    batches: int = 0
+    records: int = 0
+    commit_s: list[float] = field(default_factory=list)
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2 of the key, as aiokafka's and Java's)."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class _Leadership(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """Remembers what the group gave this worker; the engine loop reads it."""
+
+    def __init__(self) -> None:
+        self.assigned: set[TopicPartition] = set()
+        self.changed = asyncio.Event()
+        self.lock = asyncio.Lock()
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        # Waits for a batch being committed: a revocation never lands mid-transaction.
+        async with self.lock:
+            self.assigned = set()
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.assigned = set(assigned)
+        self.changed.set()
+
+
+class EngineService:
+    """The engine loop of one worker (see the module doc)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_batch: Callable[[Outputs, float], None] | None = None,
+        signers: signing.LiveRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.rules = rules_of(settings)
+        self.on_batch = on_batch
+        self.signers = signers
+        self.engine = Engine()
+        self.stats = Stats()
+        self.leading = False
+        self.group = f"{settings.app_id}-engine"
+        self._partitions: dict[tuple[str, bytes], int] = {}
+        self._seq = 0
+
+    def topic(self, name: str) -> str:
+        return topics.engine_topic(self.settings.app_id, name)
+
+    async def run(self) -> None:
+        """Stand by until the group gives this worker the inputs, then lead. Returns
+        only when leadership is lost (the caller ends the process)."""
+        leadership = _Leadership()
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            consumer.subscribe(list(INPUTS), listener=leadership)
+            while not leadership.assigned:
+                leadership.changed.clear()
+                fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=IDLE_WAIT_MS))
+                await asyncio.wait(
+                    [fetch, asyncio.ensure_future(leadership.changed.wait())],
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                fetch.cancel()
+            logger.info("engine: this worker holds the inputs; taking over")
+            await self._lead(consumer, leadership)
+        finally:
+            await consumer.stop()
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        s = self.settings
+        return AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap,
+            client_id=f"{s.app_id}-engine",
+            group_id=self.group,
+            partition_assignment_strategy=(one_engine(),),
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_MS,
+            fetch_max_wait_ms=IDLE_WAIT_MS,
+            max_partition_fetch_bytes=1 << 20,
+            **client_kwargs(s),
+        )
+
+    def _producer(self) -> AIOKafkaProducer:
+        s = self.settings
+        return AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap,
+            client_id=f"{s.app_id}-engine",
+            transactional_id=f"{s.app_id}-engine",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=0,
+            max_batch_size=1 << 20,
+            max_request_size=4 << 20,
+            **client_kwargs(s),
+        )
+
+    async def _lead(self, consumer: AIOKafkaConsumer, leadership: _Leadership) -> None:
+        producer = self._producer()
+        await producer.start()  # InitProducerId: the previous holder is fenced now
+        try:
+            started = time.monotonic()
+            self.engine = Engine()
+            restored = await restore.restore(self.settings, self.engine)
+            last = await restore.last_manifest(self.settings)
+            self._seq = last.seq if last is not None else 0
+            await self._seek(consumer, leadership.assigned)
+            logger.info(
+                "engine: restored %d rows in %.2f s (%d accounts, %d open trades, batch %d)",
+                restored, time.monotonic() - started, len(self.engine.accounts),
+                len(self.engine.open), self._seq,
+            )  # fmt: skip
+            self.leading = True
+            await self._loop(consumer, producer, leadership)
+        finally:
+            self.leading = False
+            await producer.stop()
+
+    async def _seek(self, consumer: AIOKafkaConsumer, tps: set[TopicPartition]) -> None:
+        """Each input partition to the group's committed offset (its start if none)."""
+        starts = await consumer.beginning_offsets(list(tps))
+        for tp in tps:
+            committed = await consumer.committed(tp)
+            consumer.seek(tp, committed if committed is not None else starts[tp])
+
+    async def _loop(
+        self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, leadership: _Leadership
+    ) -> None:
+        leftover: list[tuple[TopicPartition, list[ConsumerRecord]]] = []
+        while True:
+            if not leftover:
+                wait = self._wait_ms()
+                fetched = await consumer.getmany(timeout_ms=wait, max_records=BATCH_RECORDS_MAX)
+                leftover = [(tp, rs) for tp, rs in fetched.items() if rs]
+            async with leadership.lock:
+                if not leadership.assigned:
+                    logger.warning("engine: the inputs were taken from this worker")
+                    return
+                now = time.time()
+                if not leftover and not self._due(now):
+                    continue
+                leftover = await self._batch(producer, leftover, now)
+
+    def _wait_ms(self) -> int:
+        heap = self.engine.deadlines
+        if not heap:
+            return IDLE_WAIT_MS
+        return max(0, min(IDLE_WAIT_MS, int((heap[0][0] - time.time()) * 1000) + 1))
+
+    def _due(self, now: float) -> bool:
+        heap = self.engine.deadlines
+        return bool(heap) and heap[0][0] <= now
+
+    async def _batch(
+        self,
+        producer: AIOKafkaProducer,
+        fetched: list[tuple[TopicPartition, list[ConsumerRecord]]],
+        now: float,
+    ) -> list[tuple[TopicPartition, list[ConsumerRecord]]]:
+        """Apply records (as many as the time cap allows) and commit them; what is left."""
+        manifest = Manifest(seq=self._seq + 1, now_s=now, rules=self.rules.to_json())
+        batch = Batch(self.engine, self.rules, now, signers=signing.current(self.signers))
+        deadline = time.monotonic() + BATCH_SECONDS_MAX
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        leftover = []
+        for i, (tp, records) in enumerate(fetched):
+            if time.monotonic() > deadline and manifest.segments:
+                leftover = fetched[i:]
+                break
+            for r in records:
+                batch.record(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp / 1000)
+            end = records[-1].offset + 1
+            manifest.segments.append(Segment(tp.topic, tp.partition, records[0].offset, end))
+            offsets[tp] = OffsetAndMetadata(end, "")
+        batch.expire()
+        out = batch.finish()
+        await self._commit(producer, out, manifest, offsets)
+        self._seq = manifest.seq
+        self.stats.batches += 1
+        self.stats.records += sum(s.end - s.start for s in manifest.segments)
+        if self.on_batch is not None:
+            self.on_batch(out, now)
+        return leftover
+
+    async def _commit(
+        self,
+        producer: AIOKafkaProducer,
+        out: Outputs,
+        manifest: Manifest,
+        offsets: dict[TopicPartition, OffsetAndMetadata],
+    ) -> None:
+        started = time.monotonic()
+        await producer.begin_transaction()
+        builders: dict[tuple[str, int], Any] = {}
+        futures: list[asyncio.Future[Any]] = []
+        n = self.settings.partitions
+        for topic, key, value in out.records:
+            p = self._partition(topic, key, n)
+            await self._append(producer, builders, futures, topic, p, key, value)
+        for name, row_key, row in out.changelog:
+            await self._append(producer, builders, futures, self.topic(name), 0, row_key, row)
+        log = self.topic(topics.ENGINE_LOG)
+        await self._append(producer, builders, futures, log, 0, None, manifest.to_bytes())
+        for (topic, p), builder in builders.items():
+            futures.append(await producer.send_batch(builder, topic, partition=p))
+        await asyncio.gather(*futures)
+        if offsets:
+            await producer.send_offsets_to_transaction(offsets, self.group)
+        await producer.commit_transaction()
+        self.stats.commit_s.append(time.monotonic() - started)
+
+    def _partition(self, topic: str, key: bytes | None, n: int) -> int:
+        if key is None:
+            return 0
+        if topic == LEDGER_EVENTS:  # accounts repeat: remember them
+            cached = self._partitions.get((topic, key))
+            if cached is None:
+                cached = self._partitions[(topic, key)] = partition_of(key, n)
+            return cached
+        return partition_of(key, n)
+
+    @staticmethod
+    async def _append(
+        producer: AIOKafkaProducer,
+        builders: dict[tuple[str, int], Any],
+        futures: list[asyncio.Future[Any]],
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes | None,
+    ) -> None:
+        builder = builders.get((topic, partition))
+        if builder is None:
+            builder = builders[(topic, partition)] = producer.create_batch()
+        if builder.append(key=key, value=value, timestamp=None) is None:
+            # Full: send it and start another for the same partition.
+            futures.append(await producer.send_batch(builder, topic, partition=partition))
+            builder = builders[(topic, partition)] = producer.create_batch()
+            metadata = builder.append(key=key, value=value, timestamp=None)
+            assert metadata is not None, f"a record larger than a batch for {topic}"
+
+
+def rules_of(settings: Settings) -> Rules:
+    """The engine's rules from the worker's settings."""
+    from streams.security.quota import Limit
+
+    return Rules(
+        tokens=dict(settings.tokens),
+        deadline_s=settings.settlement_deadline_s,
+        trade_limit=Limit(settings.venue_rate_per_s, settings.venue_burst),
+    )
