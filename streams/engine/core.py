@@ -151,6 +151,15 @@ class Engine:
         #: (deadline, trade id) of open sagas; stale entries are skipped when popped.
         self.deadlines: list[tuple[float, str]] = []
 
+    def sizes(self) -> dict[str, int]:
+        """Rows held, by kind (the ``kessai_table_rows`` gauge)."""
+        return {
+            "engine-accounts": len(self.accounts),
+            "engine-open-trades": len(self.open),
+            "engine-finished-trades": len(self.finished),
+            "engine-applied": len(self.applied),
+        }
+
     def seen(self, trade_id: str) -> bool:
         return trade_id in self.open or trade_id in self.finished
 

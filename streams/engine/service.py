@@ -82,6 +82,9 @@ class _Leadership(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
 
     def __init__(self) -> None:
         self.assigned: set[TopicPartition] = set()
+        #: Counts assignments: records fetched under an older one are dropped (the
+        #: positions go back to the committed offsets at each assignment).
+        self.generation = 0
         self.changed = asyncio.Event()
         self.lock = asyncio.Lock()
 
@@ -92,6 +95,7 @@ class _Leadership(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self.assigned = set(assigned)
+        self.generation += 1
         self.changed.set()
 
 
@@ -111,10 +115,20 @@ class EngineService:
         self.signers = signers
         self.engine = Engine()
         self.stats = Stats()
-        self.leading = False
+        #: "standby", "restoring" or "leading".
+        self.state = "standby"
+        #: Restores done: the metrics sum the accounts again after each.
+        self.restores = 0
+        self.consumer: AIOKafkaConsumer | None = None
         self.group = f"{settings.app_id}-engine"
         self._partitions: dict[tuple[str, bytes], int] = {}
+        #: Each input partition's committed offset, as this engine committed it.
+        self._positions: dict[TopicPartition, int] = {}
         self._seq = 0
+
+    @property
+    def leading(self) -> bool:
+        return self.state == "leading"
 
     def topic(self, name: str) -> str:
         return topics.engine_topic(self.settings.app_id, name)
@@ -123,7 +137,7 @@ class EngineService:
         """Stand by until the group gives this worker the inputs, then lead. Returns
         only when leadership is lost (the caller ends the process)."""
         leadership = _Leadership()
-        consumer = self._consumer()
+        consumer = self.consumer = self._consumer()
         await consumer.start()
         try:
             consumer.subscribe(list(INPUTS), listener=leadership)
@@ -172,6 +186,7 @@ class EngineService:
         )
 
     async def _lead(self, consumer: AIOKafkaConsumer, leadership: _Leadership) -> None:
+        self.state = "restoring"
         producer = self._producer()
         await producer.start()  # InitProducerId: the previous holder is fenced now
         try:
@@ -186,36 +201,64 @@ class EngineService:
                 restored, time.monotonic() - started, len(self.engine.accounts),
                 len(self.engine.open), self._seq,
             )  # fmt: skip
-            self.leading = True
+            self.restores += 1
+            self.state = "leading"
             await self._loop(consumer, producer, leadership)
         finally:
-            self.leading = False
+            self.state = "standby"
             await producer.stop()
 
     async def _seek(self, consumer: AIOKafkaConsumer, tps: set[TopicPartition]) -> None:
         """Each input partition to the group's committed offset (its start if none)."""
         starts = await consumer.beginning_offsets(list(tps))
+        self._positions = {}
         for tp in tps:
             committed = await consumer.committed(tp)
-            consumer.seek(tp, committed if committed is not None else starts[tp])
+            self._positions[tp] = committed if committed is not None else starts[tp]
+            consumer.seek(tp, self._positions[tp])
 
     async def _loop(
         self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, leadership: _Leadership
     ) -> None:
+        held = leadership.assigned
         leftover: list[tuple[TopicPartition, list[ConsumerRecord]]] = []
+        generation = leadership.generation
         while True:
             if not leftover:
                 wait = self._wait_ms()
                 fetched = await consumer.getmany(timeout_ms=wait, max_records=BATCH_RECORDS_MAX)
-                leftover = [(tp, rs) for tp, rs in fetched.items() if rs]
+                leftover = sorted(
+                    ((tp, rs) for tp, rs in fetched.items() if rs), key=_moves_first
+                )
+            if not leadership.assigned:  # a rebalance: wait for its assignment
+                leadership.changed.clear()
+                await leadership.changed.wait()
             async with leadership.lock:
-                if not leadership.assigned:
-                    logger.warning("engine: the inputs were taken from this worker")
+                if leadership.assigned != held:
+                    logger.warning("engine: the inputs were given to another worker")
                     return
+                if leadership.generation != generation:
+                    # Kept, but the positions went back to the committed offsets: what
+                    # was fetched before comes again.
+                    generation, leftover = leadership.generation, []
+                    continue
                 now = time.time()
                 if not leftover and not self._due(now):
                     continue
                 leftover = await self._batch(producer, leftover, now)
+
+    def lags(self) -> dict[tuple[str, int], int]:
+        """Records waiting per input partition: its last stable offset (the consumer's
+        cache, no request) minus what the engine committed. Empty unless leading."""
+        consumer = self.consumer
+        if consumer is None or not self.leading:
+            return {}
+        out = {}
+        for tp, done in list(self._positions.items()):
+            end = consumer.last_stable_offset(tp)
+            if end is not None:
+                out[(tp.topic, tp.partition)] = max(0, int(end) - done)
+        return out
 
     def _wait_ms(self) -> int:
         heap = self.engine.deadlines
@@ -252,6 +295,7 @@ class EngineService:
         out = batch.finish()
         await self._commit(producer, out, manifest, offsets)
         self._seq = manifest.seq
+        self._positions.update((tp, o.offset) for tp, o in offsets.items())
         self.stats.batches += 1
         self.stats.records += sum(s.end - s.start for s in manifest.segments)
         if self.on_batch is not None:
@@ -314,6 +358,14 @@ class EngineService:
             builder = builders[(topic, partition)] = producer.create_batch()
             metadata = builder.append(key=key, value=value, timestamp=None)
             assert metadata is not None, f"a record larger than a batch for {topic}"
+
+
+def _moves_first(fetched: tuple[TopicPartition, list[ConsumerRecord]]) -> tuple[int, str, int]:
+    """Deposits and withdrawals before trades, within a batch: a deposit published before
+    a trade is applied before it whenever both arrive together (then by topic and
+    partition: an order the manifest records)."""
+    tp = fetched[0]
+    return (tp.topic == TRADES, tp.topic, tp.partition)
 
 
 def rules_of(settings: Settings) -> Rules:

@@ -12,14 +12,14 @@ import logging
 from faust.web import Request, Response, View
 
 from streams.config import Settings
+from streams.engine import agent as engine_agent
+from streams.engine.service import EngineService
 from streams.kafka.auth import faust_credentials
-from streams.ledger import agent as ledger_agent
 from streams.matching import agent as matching_agent
 from streams.runtime.eos import KessaiApp
 from streams.runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from streams.runtime.metrics import Metrics, StateCollector, WorkerCollector, health
 from streams.runtime.web import dashboard, guard
-from streams.settlement import agent as settlement_agent
 
 logger = logging.getLogger(__name__)
 
@@ -65,18 +65,20 @@ def create_app(settings: Settings) -> KessaiApp:
     )
     app.parallel_commits = settings.parallel_commits
     metrics = Metrics()
-    ledger_agent.register(app, settings, metrics)
-    settlement_agent.register(app, settings, metrics)
+    engine = engine_agent.register(app, settings, metrics)
     matching_agent.register(app, settings, metrics)
-    serve_metrics(app, metrics, settings)
+    serve_metrics(app, metrics, settings, engine)
     return app
 
 
-def serve_metrics(app: KessaiApp, metrics: Metrics, settings: Settings) -> None:
+def serve_metrics(
+    app: KessaiApp, metrics: Metrics, settings: Settings, engine: EngineService
+) -> None:
     """``GET /metrics`` (Prometheus' text format) and ``GET /health``."""
-    worker = WorkerCollector(app)
+    worker = WorkerCollector(app, engine)
     metrics.registry.register(worker)
-    metrics.registry.register(StateCollector(app, settings.tokens, metrics.live))
+    sums = StateCollector(lambda: engine_agent.state_sums(engine, metrics.live), settings.tokens)
+    metrics.registry.register(sums)
     dashboard.register(app, metrics.recent_settlements)
 
     @app.task  # type: ignore[untyped-decorator]  # faust's task decorator is untyped
@@ -89,7 +91,7 @@ def serve_metrics(app: KessaiApp, metrics: Metrics, settings: Settings) -> None:
 
     @app.page("/health")
     async def health_page(web: View, request: Request) -> Response:
-        status, body = health(app, settings.health_lag_max)
+        status, body = health(app, settings.health_lag_max, engine)
         return web.json(body, status=status)
 
     @app.page("/metrics")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -42,7 +42,6 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from streams import topics
 from streams.runtime.livesums import LiveSums
 
 logger = logging.getLogger(__name__)
@@ -155,8 +154,9 @@ class Metrics:
 
     # -- what the agents report ----------------------------------------------------------
 
-    def trade_received(self) -> None:
-        self._trades_received.inc()
+    def trade_received(self, n: int = 1) -> None:
+        if n:
+            self._trades_received.inc(n)
 
     def settlement(self, status: str, reason: str | None) -> None:
         self._child(self._settlements, "settlements", status, reason or "").inc()
@@ -209,37 +209,40 @@ def consumer_lags(app: Any) -> dict[tuple[str, int], int]:
     return out
 
 
-def health(app: Any, lag_max: int) -> tuple[int, dict[str, Any]]:
+def health(app: Any, lag_max: int, engine: Any = None) -> tuple[int, dict[str, Any]]:
     """``GET /health``'s status and body: 503 until the worker first joined its group and
-    recovered its tables (``starting``), while it recovers after a rebalance
-    (``recovering``) or while an input partition lags more than ``lag_max`` records
-    (``lagging``): a supervisor or load balancer should wait. Else 200 (``ok``)."""
+    recovered its tables (``starting``), while it recovers after a rebalance or its
+    engine restores (``recovering``) or while an input partition lags more than
+    ``lag_max`` records (``lagging``): a supervisor or load balancer should wait. Else
+    200 (``ok``), with the engine's state (``leading`` or ``standby``) when it has one
+    (``engine``: the worker's :class:`streams.engine.service.EngineService`)."""
     if not app.tables.recovery.completed.is_set():
         return 503, {"status": "starting"}
-    if getattr(app, "in_recovery", False):
+    if getattr(app, "in_recovery", False) or getattr(engine, "state", "") == "restoring":
         return 503, {"status": "recovering"}
     lags = consumer_lags(app)
+    if engine is not None:
+        lags.update(engine.lags())
     behind = {f"{t}[{p}]": n for (t, p), n in sorted(lags.items()) if n > lag_max}
     if behind:
         return 503, {"status": "lagging", "lag_max": lag_max, "behind": behind}
-    return 200, {
+    body: dict[str, Any] = {
         "status": "ok",
         "lag_records_max": max(lags.values(), default=0),
         "partitions": len(lags),
     }
-
-
-def ledger_partitions(app: Any) -> tuple[int, int]:
-    """(partitions of ``kessai-ledger-commands`` this worker owns, partitions in all)."""
-    owned = sum(1 for tp in app.consumer.assignment() if tp.topic == topics.LEDGER_COMMANDS)
-    return owned, int(app.conf.topic_partitions)
+    if engine is not None:
+        body["engine"] = engine.state
+    return 200, body
 
 
 class WorkerCollector(Collector):
     """The worker's technical gauges, read from faust at each scrape."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, engine: Any = None) -> None:
+        """``engine``: the worker's :class:`streams.engine.service.EngineService`."""
         self.app = app
+        self.engine = engine
         #: Set by the worker's loop-lag task: how late its last wake-up was.
         self.event_loop_lag_s = 0.0
 
@@ -249,8 +252,11 @@ class WorkerCollector(Collector):
         yield from self._transactions(app)
 
     def _partitions_and_tables(self, app: Any) -> Iterator[Any]:
+        engine = self.engine
         try:
             lags = consumer_lags(app)
+            if engine is not None:
+                lags.update(engine.lags())
         except Exception:  # a scrape must still answer; the log says what failed
             logger.exception("metrics: consumer lag unavailable")
             lags = {}
@@ -267,23 +273,29 @@ class WorkerCollector(Collector):
         )
         for name, table in sorted(app.tables.items()):
             rows.add_metric([name], len(table))
+        leading = engine is not None and engine.leading
+        if leading:
+            for name, n in engine.engine.sizes().items():
+                rows.add_metric([name], n)
         yield rows
-        owned, total = ledger_partitions(app)
+        total = int(app.conf.topic_partitions)
         yield GaugeMetricFamily(
             "kessai_ledger_partitions_owned",
-            "Partitions of kessai-ledger-commands this worker owns (its accounts' share).",
-            value=owned,
+            "Account partitions whose state this worker holds: all of them on the worker "
+            "that runs the settlement engine, none on a standby.",
+            value=total if leading else 0,
         )
         yield GaugeMetricFamily(
             "kessai_ledger_partitions",
-            "Partitions of kessai-ledger-commands in all: one worker owning them all holds "
-            "every account, and its conservation error alone must be 0.",
+            "Account partitions in all: the worker holding them all holds every account, "
+            "and its conservation error alone must be 0.",
             value=total,
         )
+        restoring = engine is not None and engine.state == "restoring"
         yield GaugeMetricFamily(
             "kessai_recovering",
-            "1 while the worker rebuilds its tables from their changelogs.",
-            value=1 if getattr(app, "in_recovery", False) else 0,
+            "1 while the worker rebuilds its tables or its engine's state from changelogs.",
+            value=1 if getattr(app, "in_recovery", False) or restoring else 0,
         )
         yield GaugeMetricFamily(
             "kessai_event_loop_lag_seconds",
@@ -315,6 +327,8 @@ class WorkerCollector(Collector):
             value=getattr(manager, "aborts_total", 0),
         )
         transactions = getattr(manager, "commits_total", 0)
+        if self.engine is not None:
+            transactions += self.engine.stats.batches
         yield CounterMetricFamily(
             "kessai_transactions_committed",
             "Kafka transactions committed (a failed commit stops the worker, so none abort).",
@@ -370,36 +384,29 @@ def live_state_sums(live: LiveSums, inflow: Any) -> StateSums:
 
 
 class StateCollector(Collector):
-    """Balances, locks, inflow, conservation and open trades, from the running sums the
-    agents keep (:class:`~streams.runtime.livesums.LiveSums`): a scrape is O(assets).
-    After each rebalance's restore, the first scrape sums the restored tables once."""
+    """Balances, locks, inflow, conservation and open trades, from ``sums`` (the
+    settlement engine's running sums, :func:`streams.engine.agent.state_sums`): a scrape
+    is O(assets + open trades). Nothing while ``sums`` has none (a standby, a restore)."""
 
-    def __init__(self, app: Any, tokens: dict[str, int], live: LiveSums) -> None:
-        self.app = app
+    def __init__(self, sums: Callable[[], StateSums | None], tokens: dict[str, int]) -> None:
+        self.source = sums
         self.tokens = tokens
-        self.live = live
 
-    def sums(self) -> StateSums:
-        tables = self.app.tables
-        whole = getattr(getattr(tables, "recovery", None), "tables_whole", 0)
-        if self.live.built_at != whole:
-            self.live.rebuild(
-                tables.get(topics.ACCOUNTS_TABLE, {}), tables.get(topics.SAGAS_TABLE, {}), whole
-            )
-        return live_state_sums(self.live, tables.get(topics.INFLOW_TABLE, {}))
+    def sums(self) -> StateSums | None:
+        return self.source()
 
     def _tokens(self, asset: str, units: int) -> float:
         return float(units) / float(10 ** self.tokens.get(asset, 0))
 
     def collect(self) -> Iterator[Any]:
-        if getattr(self.app, "in_recovery", False):
-            # The tables are being rebuilt: half-restored sums would page the
-            # conservation alert. Say nothing until they are whole.
-            return
         try:
             sums = self.sums()
         except Exception:  # a scrape must still answer; the log says what failed
             logger.exception("metrics: table sums unavailable")
+            return
+        if sums is None:
+            # A standby, or an engine restoring: half-restored sums would page the
+            # conservation alert. Say nothing until they are whole.
             return
         balance = GaugeMetricFamily(
             "kessai_balance_tokens",

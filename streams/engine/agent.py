@@ -1,0 +1,110 @@
+"""The engine in the faust worker: its task, its metrics and its HTTP queries.
+
+The engine is not a faust agent (docs/adr/0031): it reads and writes with aiokafka
+directly, one transaction per batch, and it runs on one worker at a time. faust hosts
+it: :func:`register` adds it to the app as a task, reports each committed batch to
+the worker's :class:`~streams.runtime.metrics.Metrics` and the dashboard, and serves
+``/positions`` and ``/trades`` from its memory (:mod:`streams.engine.views`).
+
+Fail-stop: an error anywhere in the engine, or the loss of its inputs to another
+worker, ends the process at once (exit 70, as an agent's error does:
+docs/adr/0028-fail-stop-by-process-exit.md). Nothing uncommitted survives it; the
+supervisor's restart stands by and restores from what was committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+
+import faust
+
+from streams.config import Settings
+from streams.engine import views
+from streams.engine.core import Outputs
+from streams.engine.service import EngineService
+from streams.runtime.eos import FAIL_STOP_EXIT
+from streams.runtime.livesums import LiveSums
+from streams.runtime.metrics import Metrics, StateSums, live_state_sums
+from streams.security import signing
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["register", "report", "state_sums"]
+
+
+def register(app: faust.App, settings: Settings, metrics: Metrics) -> EngineService:
+    """Add the engine to ``app``; the service, for the metrics' collectors."""
+    signers, _ = signing.for_worker(settings)
+
+    def on_batch(out: Outputs, now_s: float) -> None:
+        report(metrics, out, time.time())
+
+    service = EngineService(settings, on_batch=on_batch, signers=signers)
+    views.register(app, service, settings.tokens)
+
+    @app.task  # type: ignore[untyped-decorator]  # faust's task decorator is untyped
+    async def engine() -> None:
+        try:
+            await service.run()
+            reason = "its inputs were given to another worker"
+        except asyncio.CancelledError:
+            raise  # the worker is stopping
+        except BaseException as exc:
+            logger.critical("engine: %r", exc, exc_info=exc)
+            reason = f"it raised {exc!r}"
+        logger.critical(
+            "engine: stopping the worker without committing anything more (fail-stop, exit %d): %s",
+            FAIL_STOP_EXIT,
+            reason,
+        )
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(FAIL_STOP_EXIT)
+
+    return service
+
+
+def state_sums(service: EngineService, live: LiveSums) -> StateSums | None:
+    """The balances, inflow and open trades the engine holds (None: not running here).
+
+    Balances and locks are running sums kept by :func:`report`, summed afresh once after
+    each restore; open trades are counted at each scrape (few: a funded trade never
+    stays open past its batch)."""
+    if not service.leading:
+        return None
+    engine = service.engine
+    if live.built_at != service.restores:
+        live.rebuild(engine.accounts, {}, service.restores)
+    out = live_state_sums(live, {"engine": engine.inflow})
+    oldest: float | None = None
+    for saga in list(engine.open.values()):
+        waiting = "queued" in (saga.bonds, saga.cash)
+        key = (saga.stage, (saga.pending_reason or "") if waiting else "")
+        out.open_trades[key] = out.open_trades.get(key, 0) + 1
+        arrived = saga.trade.arrived_s
+        if arrived > 0 and (oldest is None or arrived < oldest):
+            oldest = arrived
+    out.oldest_arrived_s = oldest
+    return out
+
+
+def report(metrics: Metrics, out: Outputs, now_s: float) -> None:
+    """Count one committed batch: what the agents counted one record at a time."""
+    metrics.trade_received(out.received)
+    for topic, reason in out.rejected:
+        metrics.rejected(topic, reason)
+    metrics.ledger_events(out.ledger_events)
+    for status in out.statuses:
+        metrics.settlement(status.status, status.reason)
+        metrics.recent_settlements.append(status.record)
+        if status.status == "settled":
+            metrics.settled(status.trade.trade_time_s, status.trade.arrived_s, now_s)
+    live = metrics.live
+    for asset, (available, locked) in out.balances.items():
+        live.available[asset] += available
+        live.locked[asset] += locked
+    live.open_locks += out.locks_delta
