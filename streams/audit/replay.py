@@ -1,38 +1,37 @@
-"""``kessai replay``: re-run the pure cores over the committed logs and reconcile.
+"""``kessai replay``: re-run the engine and the matcher over the committed logs and
+reconcile.
 
 Reads every committed record of kessai's topics (read_committed, nothing written) and
-re-runs, in this process, the very functions the agents run on each record:
+re-runs, in this process, the very code the workers run:
 
-1. **intakes** over the public inputs, each partition in offset order:
-   ``payments`` and ``custody`` through :func:`streams.ledger.intake.intake_record`,
-   ``trades`` through :func:`streams.settlement.intake.intake_record` (with its
-   ``seen`` set);
-2. **the ledger** over ``kessai-ledger-commands`` through
-   :func:`streams.ledger.handler.handle_command` (balances, locks, the hash chain);
-3. **the settlement sagas** over ``kessai-settlement-inbox`` through
-   :func:`streams.settlement.handler.handle_inbox`;
-4. **the matcher** over ``orders`` through :func:`streams.matching.handler.handle_record`.
+1. **the settlement engine** (:mod:`streams.engine.core`), batch by batch as its log
+   (``{app_id}-engine-log``, :mod:`streams.engine.manifest`) recorded them: each
+   batch's input segments of ``payments``, ``custody`` and ``trades`` in the recorded
+   order, at the recorded clock, under the recorded rules (tokens, deadline, rate
+   limits). Nothing is re-supplied by the operator: a worker run with another deadline
+   replays with that deadline;
+2. **the matcher** over ``orders`` through :func:`streams.matching.handler.handle_record`.
 
-Why the two internal logs and not only the inputs: which of two trades competing for
-the same cash gets it depends on the order their lock requests reached the account's
-ledger partition, and which trades fail depends on when the clock ticked. Neither is
-in ``payments``, ``custody``, ``trades`` or ``orders``; both are recorded, in order, in
-each stateful agent's single input log (docs/exactly-once.md, hole 9). The replay
-checks that those logs hold exactly what the inputs and the other agents put there
-(checks *intake* and *messages*), then re-derives every output from them.
+Why the engine's log and not only the inputs: which of two trades competing for the
+same cash gets it depends on the order the engine applied them in, and which trades
+fail depends on the engine's clock. Neither is in the inputs; both are in the log,
+which the engine commits with each batch's outputs. The replay checks the log itself
+(its batches numbered without a gap, its segments tiling every input partition from
+its start: nothing skipped, nothing applied twice, nothing left unapplied) and its
+clock against the time the broker appended each batch.
 
 It then compares what it derived with what is committed, and reports each check:
 
 - ``ledger-events``: every account's journal, record for record (hash included);
-- ``settlements``: every trade's statuses, in order (their ``at`` aside);
+- ``settlements``: every trade's statuses, in order (``at`` included: it is the batch's
+  recorded clock);
 - ``order-events`` and the matcher's ``trades``;
-- ``rejections``: every rejection, with its reason and detail (its ``at`` aside);
-- the internal logs: moves and trades forwarded by the intakes, commands sent by the
-  sagas, replies sent by the ledger;
-- the tables as committed (their changelogs): ``accounts``, ``sagas``, ``outcomes``,
-  ``inflow``, ``orders``;
-- with ``--worker URL`` (one per worker), the live ``accounts`` table over the
-  workers' HTTP API (:mod:`streams.ledger.views`).
+- ``rejections``: every rejection, with its reason and detail (its ``at`` aside: the
+  matcher stamps its own);
+- the engine's state as committed (its changelogs): accounts, trades, applied ids,
+  inflow, rate buckets; and the matcher's ``orders`` table;
+- with ``--worker URL`` (one per worker), the live accounts over the workers' HTTP API
+  (:mod:`streams.engine.views`; a standby's 503 is skipped).
 
 Every check names its first difference: where it is on its topic, what was derived
 and what was found. The exit code is 1 if any check differs.
@@ -64,48 +63,50 @@ from schemas import (
     rejection_for,
     source_of,
 )
-from streams import wire
 from streams.config import Settings
+from streams.engine import wire
+from streams.engine.core import Batch, Engine, Rules
+from streams.engine.manifest import Manifest
 from streams.kafka.reader import Cut, cuts_for, read_batches
 from streams.ledger import domain as ledger_core
-from streams.ledger import intake as ledger_intake
 from streams.ledger.documents import position_document
-from streams.ledger.handler import Ledger, handle_command
 from streams.matching.handler import MATCHING_VENUE, handle_record
 from streams.matching.matcher import Matcher
 from streams.runtime.web.guard import web_auth_headers
 from streams.security import signing
 from streams.security.quota import Limit, Quota
-from streams.settlement import handler as saga_handler
-from streams.settlement import intake as trade_intake
-from streams.settlement.messages import Tick
 from streams.topics import (
-    ACCOUNTS_TABLE,
-    INFLOW_TABLE,
+    ENGINE_ACCOUNTS,
+    ENGINE_APPLIED,
+    ENGINE_CHANGELOGS,
+    ENGINE_INFLOW,
+    ENGINE_LOG,
+    ENGINE_RATES,
+    ENGINE_TRADES,
     INPUT_TOPICS,
-    INTERNAL_TOPICS,
-    LEDGER_COMMANDS,
     ORDERS_TABLE,
-    OUTCOMES_TABLE,
     OUTPUT_TOPICS,
-    SAGAS_TABLE,
-    SETTLEMENT_INBOX,
     changelog,
+    engine_topic,
 )
 
 __all__ = ["Check", "Report", "replay"]
 
-#: Every topic the replay reads, by the name it goes by here.
-TOPICS: Final = (*INPUT_TOPICS, *INTERNAL_TOPICS, *OUTPUT_TOPICS)
-#: Tables compared through their changelogs.
-TABLES: Final = (ACCOUNTS_TABLE, SAGAS_TABLE, OUTCOMES_TABLE, INFLOW_TABLE, ORDERS_TABLE)
+#: Every topic the replay reads, by the name it goes by here (the engine's log is
+#: ``{app_id}-engine-log`` on the broker).
+TOPICS: Final = (*INPUT_TOPICS, *OUTPUT_TOPICS, ENGINE_LOG)
+#: What the engine reads.
+ENGINE_INPUTS: Final = (PAYMENTS, CUSTODY, TRADES)
+#: Tables compared through their changelogs: the engine's, and the matcher's orders.
+TABLES: Final = (*ENGINE_CHANGELOGS, ORDERS_TABLE)
 #: Differences described per check; all are counted.
 EXAMPLES_MAX: Final = 3
 #: Characters of a record quoted in a difference.
 QUOTE_CHARS_MAX: Final = 400
-#: How far a clock tick's own time may be from its record's timestamp: the ticker
-#: stamps both within one send, so anything near this is a forged or replayed tick.
-TICK_SKEW_S_MAX: Final = 30.0
+#: How far a batch's clock may be from the time the broker appended its log record: the
+#: engine commits within seconds of reading its clock, so anything near this is a
+#: forged or replayed batch.
+CLOCK_SKEW_S_MAX: Final = 30.0
 #: Concurrent requests to a worker's HTTP API.
 HTTP_CONCURRENCY_MAX: Final = 16
 
@@ -216,15 +217,10 @@ def _records(log: Log) -> Iterable[tuple[int, Any]]:
 class Derived:
     """What the replay derived, each output with where its cause is."""
 
-    moves: Counter[bytes] = field(default_factory=Counter)
-    trades_in: Counter[bytes] = field(default_factory=Counter)
     rejections: dict[bytes, list[Where]] = field(default_factory=lambda: defaultdict(list))
     journal: dict[str, list[tuple[Where, dict[str, Any]]]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    replies: Counter[bytes] = field(default_factory=Counter)
-    credits: Counter[bytes] = field(default_factory=Counter)
-    commands: Counter[bytes] = field(default_factory=Counter)
     statuses: dict[str, list[tuple[Where, dict[str, Any]]]] = field(
         default_factory=lambda: defaultdict(list)
     )
@@ -232,13 +228,11 @@ class Derived:
         default_factory=lambda: defaultdict(list)
     )
     matched: dict[str, tuple[Where, dict[str, Any]]] = field(default_factory=dict)
-    accounts: dict[str, bytes] = field(default_factory=dict)
-    sagas: dict[str, Any] = field(default_factory=dict)
-    outcomes: dict[str, Any] = field(default_factory=dict)
-    inflow: dict[str, Any] = field(default_factory=dict)
+    #: The engine's state after the last batch of its log.
+    engine: Engine = field(default_factory=Engine)
     order_rows: dict[str, bytes] = field(default_factory=dict)
-    #: Each clock tick's ``now_s`` minus its record's timestamp, in seconds.
-    tick_skews: list[tuple[Where, float]] = field(default_factory=list)
+    #: The checks of the engine's log itself.
+    log_checks: list[Check] = field(default_factory=list)
 
 
 def _rejection(source: Source, reason: str, detail: str) -> bytes:
@@ -250,7 +244,8 @@ def _rejection(source: Source, reason: str, detail: str) -> bytes:
 def derive(
     logs: Mapping[str, Log], settings: Settings, names: Mapping[str, str] | None = None
 ) -> Derived:
-    """Run every agent's handler over the logs, as :mod:`streams.audit.replay` explains.
+    """Run the engine and the matcher over the logs, as :mod:`streams.audit.replay`
+    explains.
 
     ``names``: the topic each log was read from, where it is not the usual one.
     """
@@ -258,92 +253,105 @@ def derive(
     names = {t: (names or {}).get(t, t) for t in TOPICS}
     # The workers' own checks, with the registry they read. The matcher's private key
     # stays with the workers: its trades are compared without their signatures, and
-    # the trade intake below checks those signatures like any venue's.
+    # the engine below checks those signatures like any venue's.
     signers = _registry(settings)
-    _derive_intakes(d, logs, names, settings, signers)
-    _derive_ledger(d, logs, names, settings)
-    _derive_sagas(d, logs, names, settings)
+    _derive_engine(d, logs, names, signers)
     _derive_matcher(d, logs, names, settings, signers)
     return d
 
 
-def _derive_intakes(
+def _derive_engine(
     d: Derived,
     logs: Mapping[str, Log],
     names: Mapping[str, str],
-    settings: Settings,
     signers: signing.Registry | None,
 ) -> None:
-    """1. The intakes: ``payments`` and ``custody`` into moves, ``trades`` into the inbox."""
-    tokens = settings.tokens
-    for topic in (PAYMENTS, CUSTODY):
-        for partition, r in _records(logs[topic]):
-            where = (partition, r.offset)
-            move = ledger_intake.intake_record(
-                topic, r.key, r.value, tokens, signers, where=where, arrived_s=r.timestamp / 1000
-            )
-            if isinstance(move, tuple):
-                source = source_of(topic, *where, r.key, r.value)
-                d.rejections[_rejection(source, *move)].append((names[topic], partition, r.offset))
-            else:
-                d.moves[wire.to_wire(move)] += 1
-    seen: dict[str, bool] = {}
-    quota = _quota(settings)
-    for partition, r in _records(logs[TRADES]):
-        trade = trade_intake.handle_trade(
-            seen,
-            r.key,
-            r.value,
-            (r.timestamp / 1000) or time.time(),
-            tokens=tokens,
-            deadline_s=settings.settlement_deadline_s,
-            signers=signers,
-            quota=quota,
-            partition=partition,
-        )
-        if isinstance(trade, tuple):
-            source = source_of(TRADES, partition, r.offset, r.key, r.value)
-            d.rejections[_rejection(source, *trade)].append((names[TRADES], partition, r.offset))
+    """1. The engine, batch by batch as its log recorded them."""
+    inputs = {topic: _by_offset(logs[topic]) for topic in ENGINE_INPUTS}
+    tiling = _Tiling({topic: logs[topic] for topic in ENGINE_INPUTS})
+    numbering, clock = (
+        Check("engine log: batches numbered from 1, no gap"),
+        Check("engine log: batch clock vs broker time"),
+    )
+    for partition, r in _records(logs[ENGINE_LOG]):
+        where_log = (names[ENGINE_LOG], partition, r.offset)
+        manifest = Manifest.from_bytes(r.value)
+        numbering.compared += 1
+        if manifest.seq != numbering.compared:
+            numbering.differ(f"batch at {_at(where_log)} is #{manifest.seq}, "
+                             f"expected #{numbering.compared}")  # fmt: skip
+            numbering.compared = manifest.seq
+        clock.compared += 1
+        skew = manifest.now_s - r.timestamp / 1000
+        if abs(skew) > CLOCK_SKEW_S_MAX:
+            clock.differ(f"batch #{manifest.seq} at {_at(where_log)}: its clock is "
+                         f"{skew:+,.1f} s off the broker's")  # fmt: skip
+        batch = Batch(d.engine, Rules.from_json(manifest.rules), manifest.now_s, signers=signers)
+        for seg in manifest.segments:
+            tiling.applied(seg, where_log)
+            for record in inputs[seg.topic].get(seg.partition, {}).values():
+                if seg.start <= record.offset < seg.end:
+                    batch.record(seg.topic, seg.partition, record.offset, record.key,
+                                 record.value, record.timestamp / 1000)  # fmt: skip
+        batch.expire()
+        _collect(d, batch.finish().records, where_log)
+    d.log_checks = [numbering, clock, tiling.check()]
+
+
+def _by_offset(log: Log) -> dict[int, dict[int, Any]]:
+    return {p: {r.offset: r for r in records} for p, records in log.items()}
+
+
+def _collect(d: Derived, records: Iterable[tuple[str, bytes | None, bytes]], where: Where) -> None:
+    """A batch's outputs, by what they are compared as."""
+    for topic, _key_bytes, value in records:
+        obj = orjson.loads(value)
+        if topic == LEDGER_EVENTS:
+            d.journal[obj["account"]].append((where, obj))
+        elif topic == SETTLEMENTS:
+            d.statuses[obj["trade_id"]].append((where, obj))
         else:
-            d.trades_in[wire.to_wire(trade)] += 1
+            assert topic == REJECTIONS, topic
+            d.rejections[_key(_without_at(obj))].append(where)
 
 
-def _derive_ledger(
-    d: Derived, logs: Mapping[str, Log], names: Mapping[str, str], settings: Settings
-) -> None:
-    """2. The ledger, over its command log."""
-    tokens = settings.tokens
+class _Tiling:
+    """The engine's segments must cover each input partition from its start to its end,
+    each committed record once: nothing skipped, nothing applied twice, nothing left."""
 
-    def decimals_of(asset: str) -> int:
-        return tokens.get(asset, 0)
+    def __init__(self, inputs: Mapping[str, Log]) -> None:
+        self.inputs = inputs
+        self.ends: dict[tuple[str, int], int] = {}
+        self.result = Check("engine log: segments tile every input partition")
 
-    ledger = Ledger(d.accounts, {}, d.inflow)
-    for partition, r in _records(logs[LEDGER_COMMANDS]):
-        where = (names[LEDGER_COMMANDS], partition, r.offset)
-        out = handle_command(ledger, partition, wire.ledger_command(r.value), decimals_of)
-        if out.rejection is not None:
-            d.rejections[_rejection(*out.rejection)].append(where)
-        for record in out.records:
-            d.journal[record["account"]].append((where, record))
-        for (kind, _to), sent in out.sends:
-            (d.credits if kind == "account" else d.replies)[wire.to_wire(sent)] += 1
+    def applied(self, seg: Any, where: Where) -> None:
+        self.result.compared += 1
+        first = self.inputs[seg.topic].get(seg.partition, [])
+        start = self.ends.get((seg.topic, seg.partition))
+        if start is None:
+            start = first[0].offset if first else 0
+            if seg.start > start:
+                self.result.differ(f"{seg.topic}[{seg.partition}] {start}..{seg.start} "
+                                   f"skipped before the batch at {_at(where)}")  # fmt: skip
+        elif seg.start != start:
+            what = "skipped" if seg.start > start else "applied twice"
+            self.result.differ(f"{seg.topic}[{seg.partition}] from {min(start, seg.start)} "
+                               f"to {max(start, seg.start)} {what} at {_at(where)}")  # fmt: skip
+        self.ends[(seg.topic, seg.partition)] = seg.end
 
-
-def _derive_sagas(
-    d: Derived, logs: Mapping[str, Log], names: Mapping[str, str], settings: Settings
-) -> None:
-    """3. The settlement sagas, over their inbox."""
-    for partition, r in _records(logs[SETTLEMENT_INBOX]):
-        where = (names[SETTLEMENT_INBOX], partition, r.offset)
-        message = wire.inbox_message(r.value)
-        if isinstance(message, Tick):
-            d.tick_skews.append((where, message.now_s - r.timestamp / 1000))
-        handled = saga_handler.handle_inbox(d.sagas, partition, message, d.outcomes)
-        for command in handled.commands:
-            d.commands[wire.to_wire(command)] += 1
-        for trade, status in handled.statuses:
-            record = saga_handler.status_record(trade, status, settings.tokens, datetime.now(UTC))
-            d.statuses[trade.trade_id].append((where, _without_at(record.model_dump(mode="json"))))
+    def check(self) -> Check:
+        for topic, log in self.inputs.items():
+            for partition, records in log.items():
+                if not records:
+                    continue
+                end = self.ends.get((topic, partition), records[0].offset)
+                left = sum(1 for r in records if r.offset >= end)
+                if left:
+                    self.result.differ(
+                        f"{topic}[{partition}]: {left} committed record(s) from offset "
+                        f"{end} never applied by the engine"
+                    )
+        return self.result
 
 
 def _derive_matcher(
@@ -456,26 +464,6 @@ def _compare_counts(
     check.examples[:] = check.examples[:EXAMPLES_MAX]
 
 
-ByType = dict[str | None, dict[bytes, list[Where]]]
-
-
-def _by_type(log: Log, topic: str) -> ByType:
-    """An internal log's records by their ``type``, each parsed once (None: not JSON)."""
-    out: ByType = defaultdict(lambda: defaultdict(list))
-    for partition, r in _records(log):
-        out[_json(r.value).get("type")][r.value or b""].append((topic, partition, r.offset))
-    return out
-
-
-def _of_types(index: ByType, *types: str) -> dict[bytes, list[Where]]:
-    """The records of ``types``; a record that is not JSON counts under every type: it
-    can match nothing derived."""
-    out: dict[bytes, list[Where]] = {}
-    for kind in (*types, None):
-        out.update(index.get(kind, {}))
-    return out
-
-
 def _grouped(
     log: Log, topic: str, key: str, shape: Callable[[dict[str, Any]], Any]
 ) -> dict[str, list[tuple[Where, Any]]]:
@@ -484,17 +472,6 @@ def _grouped(
     for partition, r in _records(log):
         value = shape(_json(r.value))
         out[str(value.get(key))].append(((topic, partition, r.offset), value))
-    return out
-
-
-def _last_values(log: Log) -> dict[str, bytes | None]:
-    out: dict[str, bytes | None] = {}
-    for _, r in _records(log):
-        try:
-            key = orjson.loads(r.key) if r.key is not None else None
-        except orjson.JSONDecodeError:
-            key = None
-        out[key if isinstance(key, str) else repr(r.key)] = r.value
     return out
 
 
@@ -510,8 +487,7 @@ def compare(
     """Every check of derived against committed (and live), in the report's order."""
     names = {t: (names or {}).get(t, t) for t in TOPICS}
     checks = [
-        *_compare_internal_logs(d, logs, names),
-        _compare_ticks(d),
+        *d.log_checks,
         *_compare_outputs(d, logs, names),
         *_compare_tables(d, tables),
     ]
@@ -520,46 +496,12 @@ def compare(
     return checks
 
 
-def _compare_internal_logs(
-    d: Derived, logs: Mapping[str, Log], names: Mapping[str, str]
-) -> list[Check]:
-    """The internal logs hold what the intakes and the agents sent, no more, no less."""
-    commands = _by_type(logs[LEDGER_COMMANDS], names[LEDGER_COMMANDS])
-    inbox = _by_type(logs[SETTLEMENT_INBOX], names[SETTLEMENT_INBOX])
-    replies_and_credits = {**_of_types(inbox, "Reply"), **_of_types(commands, "Credit")}
-    out = []
-    for name, derived, committed in (
-        ("intake: payments, custody -> moves", d.moves, _of_types(commands, "Move")),
-        ("intake: trades -> settlement inbox", d.trades_in, _of_types(inbox, "Trade")),
-        (
-            "messages: sagas -> ledger commands",
-            d.commands,
-            _of_types(commands, "LockCmd", "PostCmd", "VoidCmd"),
-        ),
-        ("messages: ledger -> replies, credits", d.replies + d.credits, replies_and_credits),
-    ):
-        check = Check(name)
-        _compare_counts(check, derived, committed)
-        out.append(check)
-    return out
-
-
-def _compare_ticks(d: Derived) -> Check:
-    """A tick decides deadlines: its clock must be the time it was written at."""
-    check = Check("ticks: clock vs record time")
-    for where, skew in d.tick_skews:
-        check.compared += 1
-        if abs(skew) > TICK_SKEW_S_MAX:
-            check.differ(f"tick at {_at(where)}: now_s is {skew:+,.1f} s off its record's time")
-    return check
-
-
 def _compare_outputs(d: Derived, logs: Mapping[str, Log], names: Mapping[str, str]) -> list[Check]:
     """The public outputs: each in order per key, the matcher's trades, the rejections."""
     out = []
     for name, topic, key, shape, what, derived in (
         ("ledger-events", LEDGER_EVENTS, "account", _same, "account", d.journal),
-        ("settlements", SETTLEMENTS, "trade_id", _without_at, "trade", d.statuses),
+        ("settlements", SETTLEMENTS, "trade_id", _same, "trade", d.statuses),
         ("order-events", ORDER_EVENTS, "isin", _order_event, "book", d.order_events),
     ):
         check = Check(name)
@@ -587,52 +529,68 @@ def _compare_outputs(d: Derived, logs: Mapping[str, Log], names: Mapping[str, st
 
 
 def _compare_tables(d: Derived, tables: Mapping[str, Log]) -> list[Check]:
-    """The tables as committed: the last value of each key on each changelog."""
-    check = Check("accounts table (changelog)")
-    committed_accounts = _last_values(tables[ACCOUNTS_TABLE])
-    for account in sorted(set(committed_accounts) | set(d.accounts)):
+    """The state as committed: the last value of each key on each changelog."""
+    engine = d.engine
+    check = Check("engine accounts (changelog)")
+    committed_accounts = _last_rows(tables[ENGINE_ACCOUNTS])
+    for account in sorted(set(committed_accounts) | set(engine.accounts)):
         check.compared += 1
-        want = ledger_core.AccountState.from_bytes(d.accounts.get(account))
+        want = ledger_core.AccountState.from_bytes(engine.accounts.get(account))
         got_raw = committed_accounts.get(account)
         got = ledger_core.AccountState.from_bytes(got_raw) if got_raw else None
         if got != want:
             check.differ(f"account {account!r}: derived {_quote(want.to_json())}; "
                          f"committed {_quote(got.to_json() if got else None)}")  # fmt: skip
     out = [check]
-
-    for table, derived_rows in (
-        (SAGAS_TABLE, d.sagas), (OUTCOMES_TABLE, d.outcomes), (INFLOW_TABLE, d.inflow)
-    ):  # fmt: skip
-        check = Check(f"{table} table (changelog)")
-        committed_rows = {
-            k: orjson.loads(v) for k, v in _last_values(tables[table]).items() if v is not None
-        }
-        for trade_id in sorted(set(committed_rows) | set(derived_rows)):
+    trades = {tid: wire.saga_row(saga) for tid, saga in engine.open.items()}
+    trades.update(engine.finished)
+    inflow = {asset: b"%d" % units for asset, units in engine.inflow.items()}
+    for name, table, derived_rows in (
+        ("engine trades (changelog)", ENGINE_TRADES, trades),
+        ("engine applied ids (changelog)", ENGINE_APPLIED, dict.fromkeys(engine.applied, b"1")),
+        ("engine inflow (changelog)", ENGINE_INFLOW, inflow),
+        ("engine rate buckets (changelog)", ENGINE_RATES, engine.rates),
+        ("orders table (changelog)", ORDERS_TABLE, d.order_rows),
+    ):
+        check = Check(name)
+        committed_rows = _last_rows(tables[table])
+        for key in sorted(set(committed_rows) | set(derived_rows)):
             check.compared += 1
-            if committed_rows.get(trade_id) != derived_rows.get(trade_id):
-                check.differ(f"{table} {trade_id!r}: derived {_quote(derived_rows.get(trade_id))}; "
-                             f"committed {_quote(committed_rows.get(trade_id))}")  # fmt: skip
+            want_row, got_row = derived_rows.get(key), committed_rows.get(key)
+            if _json_or_none(want_row) != _json_or_none(got_row):
+                check.differ(f"{key!r}: derived {_quote(_json_or_none(want_row))}; "
+                             f"committed {_quote(_json_or_none(got_row))}")  # fmt: skip
         out.append(check)
-
-    check = Check("orders table (changelog)")
-    committed_rows = {k: v for k, v in _last_values(tables[ORDERS_TABLE]).items() if v is not None}
-    for key in sorted(set(committed_rows) | set(d.order_rows)):
-        check.compared += 1
-        if committed_rows.get(key) != d.order_rows.get(key):
-            check.differ(f"order {key!r}: derived {_quote(_json(d.order_rows.get(key)))}; "
-                         f"committed {_quote(_json(committed_rows.get(key)))}")  # fmt: skip
-    out.append(check)
     return out
 
 
+def _json_or_none(raw: bytes | None) -> Any:
+    return None if raw is None else _json(raw)
+
+
+def _last_rows(log: Log) -> dict[str, bytes]:
+    """A changelog's rows as they stand: each key's last value, deletes dropped.
+    The matcher's keys are JSON (faust's key serializer), the engine's plain text."""
+    out: dict[str, bytes | None] = {}
+    for _, r in _records(log):
+        raw = r.key or b""
+        try:
+            key = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            key = None
+        out[key if isinstance(key, str) else raw.decode("utf-8", "backslashreplace")] = r.value
+    return {k: v for k, v in out.items() if v is not None}
+
+
 def _compare_live(d: Derived, live: Mapping[str, Any], tokens: Mapping[str, int]) -> Check:
-    """The live ``accounts`` table (``GET /positions/{account}``) against the derived one."""
+    """The live accounts (``GET /positions/{account}``) against the derived ones."""
     check = Check("accounts, live (worker HTTP)")
-    for account in sorted(set(d.accounts) | set(live)):
+    accounts = d.engine.accounts
+    for account in sorted(set(accounts) | set(live)):
         check.compared += 1
-        want = ledger_core.AccountState.from_bytes(d.accounts.get(account))
+        want = ledger_core.AccountState.from_bytes(accounts.get(account))
         # Any account with a row (a queued request alone makes one) is served.
-        held = account in d.accounts and d.accounts[account]
+        held = account in accounts and accounts[account]
         expected = position_document(account, want, dict(tokens)) if held else None
         got = live.get(account)
         if expected != got:
@@ -653,7 +611,12 @@ def replay(
     """Read, derive, compare. ``topics``: a name here -> the topic to read instead."""
     started = time.perf_counter()
     names = {t: (topics or {}).get(t, t) for t in TOPICS}
-    tables = {t: changelog(settings.app_id, t) for t in TABLES}
+    if ENGINE_LOG not in (topics or {}):
+        names[ENGINE_LOG] = engine_topic(settings.app_id, ENGINE_LOG)
+    tables = {
+        t: changelog(settings.app_id, t) if t == ORDERS_TABLE else engine_topic(settings.app_id, t)
+        for t in TABLES
+    }
 
     async def read_all() -> tuple[dict[str, Log], dict[str, Log]]:
         # Every cut-off first, one after the other (milliseconds apart), then the
@@ -677,8 +640,9 @@ def replay(
     live = None
     if workers:
         headers = web_auth_headers(settings)
-        live = asyncio.run(_fetch_live(workers, sorted(derived.accounts), headers))
-        log(f"asked {len(workers)} worker(s) for {len(derived.accounts):,} accounts")
+        accounts = sorted(derived.engine.accounts)
+        live = asyncio.run(_fetch_live(workers, accounts, headers))
+        log(f"asked {len(workers)} worker(s) for {len(accounts):,} accounts")
     checks = compare(derived, logs, changelogs, tokens=settings.tokens, live=live, names=names)
     return Report(checks, count, time.perf_counter() - started)
 
@@ -688,9 +652,9 @@ async def _fetch_live(
 ) -> dict[str, Any]:
     """``GET {worker}/positions/{account}`` of each worker for each account.
 
-    A worker answers 404 for an account on a partition it does not own; an account
-    that more than one worker answers for must get the same answer from each, or it
-    is kept as a conflict (and so differs from anything derived).
+    A standby answers 503 (the engine runs elsewhere) and is skipped; an account that
+    more than one worker answers for must get the same answer from each, or it is kept
+    as a conflict (and so differs from anything derived).
     """
     import urllib.parse
 
@@ -704,7 +668,7 @@ async def _fetch_live(
         async def one(worker: str, account: str) -> None:
             url = f"{worker.rstrip('/')}/positions/{urllib.parse.quote(account, safe='')}"
             async with limit, session.get(url) as response:
-                if response.status == 404:
+                if response.status in (404, 503):
                     return
                 response.raise_for_status()
                 answer = await response.json()

@@ -44,6 +44,7 @@ from streams.engine.core import Batch, Engine, Outputs, Rules
 from streams.engine.leader import one_engine
 from streams.engine.manifest import Manifest, Segment
 from streams.kafka.auth import client_kwargs
+from streams.runtime.eos import CommitTimes
 from streams.security import signing
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ class Stats:
 
     batches: int = 0
     records: int = 0
-    commit_s: list[float] = field(default_factory=list)
+    #: How long each batch's transaction took, from its first record sent to its commit.
+    commits: CommitTimes = field(default_factory=CommitTimes)
 
 
 def partition_of(key: bytes, partitions: int) -> int:
@@ -327,7 +329,7 @@ class EngineService:
         if offsets:
             await producer.send_offsets_to_transaction(offsets, self.group)
         await producer.commit_transaction()
-        self.stats.commit_s.append(time.monotonic() - started)
+        self.stats.commits.observe(time.monotonic() - started)
 
     def _partition(self, topic: str, key: bytes | None, n: int) -> int:
         if key is None:

@@ -311,11 +311,14 @@ class WorkerCollector(Collector):
     def _transactions(self, app: Any) -> Iterator[Any]:
         manager = getattr(app.consumer, "transactions", None)
         times = getattr(manager, "commit_seconds", None)
+        if self.engine is not None:
+            engine_times = self.engine.stats.commits
+            times = engine_times if times is None else times.plus(engine_times)
         if times is not None:
             yield HistogramMetricFamily(
                 "kessai_commit_duration_seconds",
-                "Seconds each exactly-once commit took: deliver the held records, add the "
-                "offsets, commit the transaction.",
+                "Seconds each exactly-once commit took (the matcher's and the settlement "
+                "engine's): deliver the records, add the offsets, commit the transaction.",
                 buckets=times.cumulative(),
                 sum_value=times.total_s,
             )

@@ -297,10 +297,10 @@ def test_replay_agrees_with_everything_and_names_a_tampered_record(
     first = out.split("ledger-events: first differences\n")[1].splitlines()
     # Each account's first difference: where it was derived from and where it was found.
     b_line = next(line for line in first if repr(journal_.buyer) in line)
-    assert "#2: derived from kessai-ledger-commands[" in b_line
+    assert "#2: derived from kessai-engine-log[" in b_line
     assert f"found at {copy}[" in b_line and '"locked":"1"' in b_line
     s_line = next(line for line in first if repr(journal_.seller) in line)
-    assert "#2: derived from kessai-ledger-commands[" in s_line
+    assert "#2: derived from kessai-engine-log[" in s_line
     assert '"seq":3' in s_line  # the seller's seq 3 found where its seq 2 should be
 
 
@@ -428,9 +428,9 @@ def test_the_worker_reports_its_own_state_and_health(scenario: Run) -> None:
 
     families = _metrics(scenario)
     tables = {s.labels["table"]: s.value for s in families["kessai_table_rows"].samples}
-    assert tables["accounts"] == 2  # the buyer and the seller
-    assert tables["sagas"] == 0  # the trade settled
-    assert tables["outcomes"] == 1  # and is kept as an outcome
+    assert tables["engine-accounts"] == 2  # the buyer and the seller
+    assert tables["engine-open-trades"] == 0  # the trade settled
+    assert tables["engine-finished-trades"] == 1  # and is kept as an outcome
     # This worker holds every partition: what came in is what it holds, to the unit.
     balances = {
         (s.labels["asset"], s.labels["kind"]): s.value
@@ -447,7 +447,7 @@ def test_the_worker_reports_its_own_state_and_health(scenario: Run) -> None:
     assert families["kessai_open_locks"].samples[0].value == 0
     assert families["kessai_trades_open"].samples == []
     lags = families["kessai_consumer_lag_records"].samples
-    assert {s.labels["topic"] for s in lags} >= {"payments", "trades", "kessai-ledger-commands"}
+    assert {s.labels["topic"] for s in lags} >= {"payments", "custody", "trades", "orders"}
     assert all(s.value >= 0 for s in lags)
     assert families["kessai_transactions_committed"].samples[0].value > 0
     assert families["kessai_transactions_aborted"].samples[0].value >= 0  # served
@@ -461,7 +461,7 @@ def test_the_worker_reports_its_own_state_and_health(scenario: Run) -> None:
     with urllib.request.urlopen(f"{scenario.web}/health", timeout=10) as response:
         assert response.status == 200
         doc = json.loads(response.read())
-    assert doc["status"] == "ok" and doc["partitions"] > 0
+    assert doc["status"] == "ok" and doc["partitions"] > 0 and doc["engine"] == "leading"
 
 
 # -- the deployable Prometheus config, and a real Prometheus scraping this worker -------

@@ -3,11 +3,15 @@ tests/integration/test_audit.py)."""
 
 from __future__ import annotations
 
+import orjson
 from aiokafka.structs import ConsumerRecord
 
 from schemas import CUSTODY, ORDERS, PAYMENTS, TRADES
 from streams.audit.replay import TOPICS, Log, derive
 from streams.config import Settings
+from streams.engine.manifest import Manifest, Segment
+from streams.engine.service import rules_of
+from streams.topics import ENGINE_LOG
 
 
 def _record(
@@ -22,6 +26,12 @@ def test_a_tombstone_on_every_input_topic_is_a_rejection_not_a_crash() -> None:
     logs: dict[str, Log] = {topic: {} for topic in TOPICS}
     for topic in (PAYMENTS, CUSTODY, TRADES, ORDERS):
         logs[topic] = {0: [_record(topic, 5, b"k", None)]}
+    batch = Manifest(1, 1_700_000_000.0, rules_of(Settings()).to_json())
+    batch.segments = [Segment(t, 0, 5, 6) for t in (PAYMENTS, CUSTODY, TRADES)]
+    logs[ENGINE_LOG] = {0: [_record(ENGINE_LOG, 0, None, batch.to_bytes())]}
     derived = derive(logs, Settings())
     assert len(derived.rejections) == 4
-    assert all(where[0][2] == 5 for where in derived.rejections.values())
+    assert sorted(orjson.loads(r)["source_topic"] for r in derived.rejections) == sorted(
+        (PAYMENTS, CUSTODY, TRADES, ORDERS)
+    )
+    assert all(orjson.loads(r)["source_offset"] == 5 for r in derived.rejections)

@@ -1,0 +1,193 @@
+"""The engine over random input streams cut into random batches: money is conserved,
+every accepted trade ends exactly once (settled or failed), no lock outlives its trade,
+ids are used once, and an engine restored from its changelog rows at any batch
+boundary writes exactly what an engine that never stopped writes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, REJECTIONS, SETTLEMENTS, TRADES
+from streams.engine.core import Batch, Engine, Outputs, Rules
+from streams.ledger import domain
+from streams.topics import ENGINE_CHANGELOGS
+
+BOND = "JP1103551Q43"
+ACCOUNTS = ("a", "b", "c")
+RULES = Rules(tokens={"JPYC": 0, "USDC": 6}, deadline_s=30.0)
+T0 = 1_800_000_000.0
+
+#: An input: (topic, key, value, broker time offset in seconds).
+Input = tuple[str, bytes, bytes, float]
+
+
+def trade(n: int, buyer: str, seller: str, quantity: int, price: str) -> Input:
+    value = {
+        "trade_id": f"t{n}",
+        "venue": "v",
+        "isin": BOND,
+        "buyer": buyer,
+        "seller": seller,
+        "quantity": quantity,
+        "price": price,
+        "currency": "JPYC",
+        "accrued_interest": "0",
+        "trade_time": "2027-01-15T08:00:00Z",
+    }
+    return TRADES, f"t{n}".encode(), orjson.dumps(value), 0.0
+
+
+def cash(n: int, account: str, amount: int, kind: str = "deposit") -> Input:
+    value = {"payment_id": f"p{n}", "account": account, "token": "JPYC",
+             "amount": str(amount), "kind": kind}  # fmt: skip
+    return PAYMENTS, account.encode(), orjson.dumps(value), 0.0
+
+
+def bonds(n: int, account: str, quantity: int) -> Input:
+    value = {"movement_id": f"m{n}", "account": account, "isin": BOND,
+             "quantity": quantity, "kind": "deposit"}  # fmt: skip
+    return CUSTODY, account.encode(), orjson.dumps(value), 0.0
+
+
+@st.composite
+def inputs(draw: st.DrawFn) -> list[Input]:
+    out: list[Input] = []
+    for n in range(draw(st.integers(1, 25))):
+        kind = draw(st.sampled_from(["trade", "trade", "cash", "bonds", "withdraw", "again"]))
+        buyer, seller = draw(st.permutations(ACCOUNTS))[:2]
+        if kind == "trade":
+            qty = 50_000 * draw(st.integers(1, 4))
+            out.append(trade(n, buyer, seller, qty, draw(st.sampled_from(["99.5", "100", "101.25"]))))
+        elif kind == "cash":
+            out.append(cash(n, buyer, draw(st.integers(1, 400_000))))
+        elif kind == "withdraw":
+            out.append(cash(n, buyer, draw(st.integers(1, 200_000)), "withdrawal"))
+        elif kind == "bonds":
+            out.append(bonds(n, seller, 50_000 * draw(st.integers(1, 4))))
+        elif out:
+            out.append(draw(st.sampled_from(out)))  # the same record again
+    return out
+
+
+def run(
+    records: list[Input], cuts: list[int], *, restore_at: int | None = None
+) -> tuple[Engine, list[Outputs]]:
+    """Apply ``records`` in batches ending at ``cuts`` (indices), the clock moving 10 s a
+    batch; with ``restore_at``, a fresh engine restored from the rows committed so far
+    takes over before that batch."""
+    engine, outs, rows = Engine(), [], []
+    bounds = [0, *sorted({min(c, len(records)) for c in cuts}), len(records)]
+    for i, (start, end) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        if i == restore_at:
+            engine = Engine()
+            for name, key, value in rows:
+                engine.restore_row(name, key.decode(), value)
+            engine.restored()
+        now = T0 + 10 * i
+        batch = Batch(engine, RULES, now)
+        for offset in range(start, end):
+            topic, key, value, _ = records[offset]
+            batch.record(topic, 0, offset, key, value, now)
+        batch.expire()
+        out = batch.finish()
+        rows.extend(out.changelog)
+        outs.append(out)
+    return engine, outs
+
+
+def totals(engine: Engine) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for raw in engine.accounts.values():
+        for asset, (available, locked) in domain.AccountState.from_bytes(raw).balances.items():
+            out[asset] += available + locked
+    return out
+
+
+def _statuses(outs: list[Outputs]) -> list[tuple[str, str]]:
+    return [(s.trade.trade_id, s.status) for out in outs for s in out.statuses]
+
+
+cases = st.tuples(inputs(), st.lists(st.integers(0, 25), max_size=6))
+
+
+@settings(max_examples=300, deadline=None)
+@given(cases)
+def test_money_is_conserved_and_every_accepted_trade_ends_once(case: Any) -> None:
+    records, cuts = case
+    engine, outs = run(records, cuts)
+    # Conservation: balances are exactly deposits minus withdrawals applied.
+    for asset in set(totals(engine)) | set(engine.inflow):
+        assert totals(engine)[asset] == engine.inflow.get(asset, 0), asset
+    # Each trade: at most one terminal status, and none after it.
+    ended: dict[str, str] = {}
+    for trade_id, status in _statuses(outs):
+        assert trade_id not in ended, (trade_id, status, ended[trade_id])
+        if status in ("settled", "failed"):
+            ended[trade_id] = status
+    received = sum(out.received for out in outs)
+    # Past every deadline, nothing stays open and nothing stays locked.
+    late = Batch(engine, RULES, T0 + 10 * (len(cuts) + 2) + RULES.deadline_s)
+    late.expire()
+    outs.append(late.finish())
+    ended = {t: s for t, s in _statuses(outs) if s in ("settled", "failed")}
+    assert len(ended) == received and not engine.open
+    for raw in engine.accounts.values():
+        state = domain.AccountState.from_bytes(raw)
+        assert not state.locks and not state.waiting
+        assert all(locked == 0 and available >= 0 for available, locked in state.balances.values())
+
+
+@settings(max_examples=300, deadline=None)
+@given(cases, st.integers(0, 7))
+def test_an_engine_restored_from_its_rows_writes_what_one_that_never_stopped_writes(
+    case: Any, restore_at: int
+) -> None:
+    records, cuts = case
+    whole_engine, whole = run(records, cuts)
+    again_engine, again = run(records, cuts, restore_at=restore_at)
+    assert [o.records for o in again] == [o.records for o in whole]
+    assert again_engine.accounts == whole_engine.accounts
+    assert again_engine.finished == whole_engine.finished
+    assert again_engine.applied == whole_engine.applied
+    assert again_engine.inflow == whole_engine.inflow
+
+
+@settings(max_examples=200, deadline=None)
+@given(cases)
+def test_each_id_is_used_once_a_repeat_is_a_duplicate_and_moves_nothing(case: Any) -> None:
+    records, cuts = case
+    _, outs = run(records, cuts)
+    seen: set[bytes] = set()
+    for out in outs:
+        for topic, _, value in out.records:
+            if topic == REJECTIONS:
+                continue
+            if topic == SETTLEMENTS:
+                obj = orjson.loads(value)
+                seen.add(f"{obj['trade_id']}:{obj['status']}".encode())
+    # Every record sent twice or more was rejected as a duplicate after its first time.
+    sent = Counter((topic, value) for topic, _, value, _ in records)
+    duplicates = sum(
+        1 for out in outs for topic, reason in out.rejected if reason == "duplicate"
+    )
+    assert duplicates == sum(n - 1 for n in sent.values())
+
+
+def test_a_pending_trade_fails_at_its_deadline_and_gives_back_its_lock() -> None:
+    records = [bonds(1, "s", 50_000), trade(2, "b", "s", 50_000, "100")]
+    engine, outs = run(records, [])
+    assert _statuses(outs) == [("t2", "pending")]
+    assert engine.deadlines == [(T0 + RULES.deadline_s, "t2")]
+    late = Batch(engine, RULES, T0 + RULES.deadline_s)
+    late.expire()
+    out = late.finish()
+    assert [(s.status, s.reason) for s in out.statuses] == [("failed", "insufficient_cash")]
+    seller = domain.AccountState.from_bytes(engine.accounts["s"])
+    assert seller.balances[BOND] == [50_000, 0] and not seller.locks
+    assert [t for t, _, _ in out.records] == [SETTLEMENTS, LEDGER_EVENTS]  # failed, then void
+    assert {name for name, _, _ in out.changelog} <= set(ENGINE_CHANGELOGS)
