@@ -229,9 +229,7 @@ class EngineService:
             if not leftover:
                 wait = self._wait_ms()
                 fetched = await consumer.getmany(timeout_ms=wait, max_records=BATCH_RECORDS_MAX)
-                leftover = sorted(
-                    ((tp, rs) for tp, rs in fetched.items() if rs), key=_moves_first
-                )
+                leftover = sorted(((tp, rs) for tp, rs in fetched.items() if rs), key=_moves_first)
             if not leadership.assigned:  # a rebalance: wait for its assignment
                 leadership.changed.clear()
                 await leadership.changed.wait()

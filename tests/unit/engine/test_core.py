@@ -5,6 +5,7 @@ boundary writes exactly what an engine that never stopped writes."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from typing import Any
 
@@ -62,7 +63,8 @@ def inputs(draw: st.DrawFn) -> list[Input]:
         buyer, seller = draw(st.permutations(ACCOUNTS))[:2]
         if kind == "trade":
             qty = 50_000 * draw(st.integers(1, 4))
-            out.append(trade(n, buyer, seller, qty, draw(st.sampled_from(["99.5", "100", "101.25"]))))
+            price = draw(st.sampled_from(["99.5", "100", "101.25"]))
+            out.append(trade(n, buyer, seller, qty, price))
         elif kind == "cash":
             out.append(cash(n, buyer, draw(st.integers(1, 400_000))))
         elif kind == "withdraw":
@@ -80,9 +82,10 @@ def run(
     """Apply ``records`` in batches ending at ``cuts`` (indices), the clock moving 10 s a
     batch; with ``restore_at``, a fresh engine restored from the rows committed so far
     takes over before that batch."""
-    engine, outs, rows = Engine(), [], []
+    engine, outs = Engine(), []
+    rows: list[tuple[str, bytes, bytes | None]] = []
     bounds = [0, *sorted({min(c, len(records)) for c in cuts}), len(records)]
-    for i, (start, end) in enumerate(zip(bounds, bounds[1:], strict=False)):
+    for i, (start, end) in enumerate(itertools.pairwise(bounds)):
         if i == restore_at:
             engine = Engine()
             for name, key, value in rows:
@@ -172,9 +175,7 @@ def test_each_id_is_used_once_a_repeat_is_a_duplicate_and_moves_nothing(case: An
                 seen.add(f"{obj['trade_id']}:{obj['status']}".encode())
     # Every record sent twice or more was rejected as a duplicate after its first time.
     sent = Counter((topic, value) for topic, _, value, _ in records)
-    duplicates = sum(
-        1 for out in outs for topic, reason in out.rejected if reason == "duplicate"
-    )
+    duplicates = sum(1 for out in outs for topic, reason in out.rejected if reason == "duplicate")
     assert duplicates == sum(n - 1 for n in sent.values())
 
 
