@@ -167,8 +167,6 @@ class Settings:
     web_token_file: Path | None = None
     #: A trade still locking this long after it arrived fails.
     settlement_deadline_s: float = 3600.0
-    #: How often the worker publishes clock ticks (deadlines are checked on ticks).
-    tick_interval_s: float = 1.0
     #: ``GET /health`` answers 503 when an input partition lags more records than this.
     health_lag_max: int = 10_000
     #: ``plaintext`` (dev: anyone who reaches the port may do anything) or ``sasl_ssl``.
@@ -233,7 +231,6 @@ class Settings:
             settlement_deadline_s=_number(
                 e, "KESSAI_SETTLEMENT_DEADLINE_S", "3600", minimum=1, maximum=DEADLINE_S_MAX
             ),
-            tick_interval_s=_number(e, "KESSAI_TICK_INTERVAL_S", "1.0", minimum=0.05, maximum=60),
             health_lag_max=_integer(e, "KESSAI_HEALTH_LAG_MAX", "10000", minimum=0, maximum=2**62),
             kafka_security=security,
             kafka_username=username,

@@ -14,11 +14,11 @@ that silently, so :func:`streams.kafka.admin.ensure_public_topics` refuses it.
 ``ledger-events`` (the journal every balance is rebuilt from) and ``settlements`` (the
 record of what was settled) are kept forever; the rest use the broker's defaults.
 
-**Internal topics.** Two topics between kessai's own agents, one per stateful agent
-(docs/adr/0001-one-input-topic-per-stateful-agent.md): ``kessai-ledger-commands``
-(key account) and ``kessai-settlement-inbox`` (key trade id).
+**The settlement engine's topics.** Its state's changelogs and its log (one record per
+batch), one partition each, named ``{app_id}-engine-...`` (:func:`engine_topic`,
+:func:`engine_specs`; streams/engine/).
 
-**Tables.** The faust tables the agents keep, and :func:`changelog`, the name of the
+**Tables.** The faust tables the matcher keeps, and :func:`changelog`, the name of the
 topic each is rebuilt from.
 
 Everything that names a topic (the worker, the ACL table, the metrics, the auditors'
@@ -48,12 +48,9 @@ __all__ = [
     "BROKER_TIME",
     "CATALOGUE",
     "INPUT_TOPICS",
-    "INTERNAL_TOPICS",
     "KEEP_FOREVER",
-    "LEDGER_COMMANDS",
     "OUTPUT_TOPICS",
     "PUBLIC_TOPICS",
-    "SETTLEMENT_INBOX",
     "TABLES",
     "WORKER_INPUTS",
     "WORKER_OUTPUTS",
@@ -195,34 +192,11 @@ WORKER_OUTPUTS: Final[tuple[str, ...]] = (
     TRADES,
 )
 
-#: The ledger's single input: moves from the intake; locks, posts, voids and credits
-#: from the settlement sagas (key: account).
-LEDGER_COMMANDS: Final = "kessai-ledger-commands"
-#: The settlement sagas' single input: new trades, the ledger's replies, clock ticks
-#: (key: trade id).
-SETTLEMENT_INBOX: Final = "kessai-settlement-inbox"
-#: kessai's topics between its agents, co-partitioned with the public ones. Named the
-#: same whatever the app id (the ACL table relies on that).
-INTERNAL_TOPICS: Final[tuple[str, ...]] = (LEDGER_COMMANDS, SETTLEMENT_INBOX)
-
 # The tables (faust's changelog of each: ``{app_id}-{table}-changelog``).
-#: account -> the account's state (balances, locks, queued requests, chain tip).
-ACCOUNTS_TABLE: Final = "accounts"
-#: command id -> True once the ledger applied it (duplicate detection).
-APPLIED_TABLE: Final = "applied"
-#: ledger command partition -> net external inflow per asset (the conservation gauge).
-INFLOW_TABLE: Final = "inflow"
-#: trade id -> the DvP saga of a trade still settling.
-SAGAS_TABLE: Final = "sagas"
-#: trade id -> True once the trade intake forwarded it (duplicate trades).
-SEEN_TRADES_TABLE: Final = "seen-trades"
-#: trade id -> a finished trade's outcome.
-OUTCOMES_TABLE: Final = "outcomes"
 #: ``[isin, venue, order_id]`` -> one order's row (the matcher's books).
 ORDERS_TABLE: Final = "orders"
-#: ``[venue, partition]`` -> a venue's token bucket on one partition of ``trades`` /
-#: ``orders`` (streams/security/quota.py).
-TRADE_RATES_TABLE: Final = "trade-rates"
+#: ``[venue, partition]`` -> a venue's token bucket on one partition of ``orders``
+#: (streams/security/quota.py; the engine keeps those of ``trades``).
 ORDER_RATES_TABLE: Final = "order-rates"
 #: The settlement engine's state (streams/engine/): its changelogs, compacted, one
 #: partition each, named ``{app_id}-{name}`` (:func:`engine_topic`).
@@ -241,17 +215,7 @@ ENGINE_CHANGELOGS: Final[tuple[str, ...]] = (
 #: The engine's manifest: one record per batch (its inputs, in order, its clock and
 #: its rules), kept forever, one partition: what ``kessai replay`` re-runs.
 ENGINE_LOG: Final = "engine-log"
-TABLES: Final[tuple[str, ...]] = (
-    ACCOUNTS_TABLE,
-    APPLIED_TABLE,
-    INFLOW_TABLE,
-    SAGAS_TABLE,
-    SEEN_TRADES_TABLE,
-    OUTCOMES_TABLE,
-    ORDERS_TABLE,
-    TRADE_RATES_TABLE,
-    ORDER_RATES_TABLE,
-)
+TABLES: Final[tuple[str, ...]] = (ORDERS_TABLE, ORDER_RATES_TABLE)
 
 
 def engine_topic(app_id: str, name: str) -> str:

@@ -49,11 +49,11 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from kessai_bench import CHECKOUT, RESULTS
-from kessai_bench.memory import command_partition
 from kessai_bench.report import machine
 from streams.audit.positions import decode_records, positions_from_events
 from streams.config import DEFAULT_TOKENS, Settings
 from streams.devtools import localkafka
+from streams.engine.service import partition_of as partition_of_key
 from streams.errors import KessaiError
 from streams.kafka.admin import create_topics
 from streams.ledger import domain as core
@@ -254,7 +254,7 @@ async def prefill(
             account = record["account"]
             partition = partition_of.get(account)
             if partition is None:
-                partition = partition_of[account] = command_partition(account, PARTITIONS)
+                partition = partition_of[account] = partition_of_key(account.encode(), PARTITIONS)
             builder = builders.get(partition)
             if builder is None:
                 builder = builders[partition] = producer.create_batch()

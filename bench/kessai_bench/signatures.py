@@ -1,9 +1,9 @@
 """What checking a signature costs per record, in process: ``python -m kessai_bench.signatures``.
 
-Times the trade intake (:func:`streams.settlement.intake.intake_record`, what the
-worker runs per ``trades`` record) on the same signed trades with the registry and
-without it, interleaved in rounds so that a noisy neighbour hits both alike, and the
-signing a venue does. The whole pipeline's trades/s with and without the checks is
+Times the trade checks (:func:`streams.settlement.intake.check_record`, what the engine
+runs per ``trades`` record) on the same signed trades with the registry and without it,
+interleaved in rounds so that a noisy neighbour hits both alike, and the signing a
+venue does. The whole pipeline's trades/s with and without the checks is
 ``kessai bench --variants pipeline-exactly-once,pipeline-exactly-once+signed``.
 """
 
@@ -19,7 +19,7 @@ import orjson
 
 from kessai_bench.trades import TradeFactory
 from streams.security import signing
-from streams.settlement.intake import intake_record
+from streams.settlement.intake import check_record
 
 #: Rounds of each way, interleaved; the median round is reported.
 ROUNDS = 7
@@ -45,7 +45,7 @@ def measure(records: int, rounds: int = ROUNDS) -> dict[str, float]:
 
     def intake(items: list[tuple[bytes, bytes]], signers: signing.Registry | None) -> None:
         for key, value in items:
-            got = intake_record(key, value, now, tokens=TOKENS, deadline_s=60, signers=signers)
+            got = check_record(key, value, signers=signers, arrived_s=now)
             assert not isinstance(got, tuple), got
 
     def sign() -> None:

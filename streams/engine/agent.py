@@ -78,7 +78,7 @@ def state_sums(service: EngineService, live: LiveSums) -> StateSums | None:
         return None
     engine = service.engine
     if live.built_at != service.restores:
-        live.rebuild(engine.accounts, {}, service.restores)
+        live.rebuild(engine.accounts, service.restores)
     out = live_state_sums(live, {"engine": engine.inflow})
     oldest: float | None = None
     for saga in list(engine.open.values()):
@@ -103,8 +103,4 @@ def report(metrics: Metrics, out: Outputs, now_s: float) -> None:
         metrics.recent_settlements.append(status.record)
         if status.status == "settled":
             metrics.settled(status.trade.trade_time_s, status.trade.arrived_s, now_s)
-    live = metrics.live
-    for asset, (available, locked) in out.balances.items():
-        live.available[asset] += available
-        live.locked[asset] += locked
-    live.open_locks += out.locks_delta
+    metrics.live.add(out.balances, out.locks_delta)

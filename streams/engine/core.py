@@ -49,7 +49,7 @@ from streams.engine import wire
 from streams.ledger import domain, journal
 from streams.ledger import intake as move_rules
 from streams.ledger.handler import account_step
-from streams.ledger.messages import Credit, LedgerCommand, Move, Reply
+from streams.ledger.messages import LedgerCommand, Move, Reply
 from streams.security import signing
 from streams.security.quota import Limit, Quota
 from streams.settlement import intake as trade_rules
@@ -102,6 +102,10 @@ class StatusOut:
     status: str
     reason: str | None
     record: dict[str, Any]
+
+    @property
+    def trade_id(self) -> str:
+        return self.trade.trade_id
 
 
 @dataclass
@@ -256,8 +260,7 @@ class Batch:
             if isinstance(move, tuple):
                 self._reject(source_of(topic, partition, offset, key, value), topic, *move)
                 return
-            self._queue.append(move)
-            self._run()
+            self.move(move)
 
     def _trade(
         self,
@@ -296,6 +299,11 @@ class Batch:
             return
         assert isinstance(trade, Trade)
         self.start(trade)
+
+    def move(self, move: Move) -> None:
+        """Apply a checked deposit or withdrawal (and whatever it lets settle)."""
+        self._queue.append(move)
+        self._run()
 
     def start(self, trade: Trade) -> None:
         """Settle an accepted trade, or start its saga."""
@@ -396,7 +404,6 @@ class Batch:
 
     def _saga(self, trade_id: str, saga: dvp.Saga | None, message: Trade | Reply) -> None:
         fx = trade_step(saga, message)
-        assert fx.saga is not None
         self._saga_step(trade_id, saga, (fx.saga, fx.commands, fx.statuses))
 
     def _saga_step(self, trade_id: str, before: dvp.Saga | None, outcome: dvp.Outcome) -> None:
@@ -432,7 +439,7 @@ class Batch:
     def _command(self, command: LedgerCommand) -> None:
         account = command.account
         before = self._account(account)
-        command_id = _command_id(command)
+        command_id = command.command_id if isinstance(command, Move) else None
         applied = command_id is not None and command_id in self.engine.applied
         fx = account_step(before, account, command, already_applied=applied)
         if fx.rejection is not None:
@@ -442,7 +449,7 @@ class Batch:
                 if command.source is not None:
                     topic = command.source[0]
                     self._reject(command.source, topic, fx.rejection.reason, fx.rejection.detail)
-            self._queue.extend(reply for _, reply in fx.sends)
+            self._queue.extend(fx.replies)
             return
         records = journal.chain(before, fx.state, fx.postings, self.rules.decimals_of)
         self._accounts[account] = fx.state
@@ -460,7 +467,7 @@ class Batch:
             inflow = self.engine.inflow
             inflow[command.asset] = inflow.get(command.asset, 0) + delta
             self._inflow.add(command.asset)
-        self._queue.extend(sent for _, sent in fx.sends)
+        self._queue.extend(fx.replies)
 
     def _use(self, command_id: str) -> None:
         self.engine.applied.add(command_id)
@@ -494,14 +501,6 @@ class Batch:
             rows.append((topics.ENGINE_INFLOW, asset.encode(), b"%d" % engine.inflow[asset]))
         rows.extend((topics.ENGINE_RATES, k.encode(), engine.rates[k]) for k in self._rates.touched)
         return self.out
-
-
-def _command_id(command: LedgerCommand) -> str | None:
-    if isinstance(command, Move):
-        return command.command_id
-    if isinstance(command, Credit):
-        return command.cause
-    return None
 
 
 class _Tracked(MutableMapping[str, bytes]):

@@ -33,7 +33,6 @@ from streams.errors import KessaiError
 from streams.kafka.auth import client_kwargs
 from streams.topics import (
     CATALOGUE,
-    INTERNAL_TOPICS,
     PublicTopic,
     TopicSpec,
     changelog_specs,
@@ -287,8 +286,8 @@ async def ensure_public_topics(settings: Settings, *, prefix: str = "") -> list[
 
 async def ensure_worker_topics(settings: Settings) -> list[str]:
     """The topics a worker relies on, created if missing: the public catalogue (checked
-    as :func:`ensure_public_topics` checks it), the internal topics, and the tables'
-    changelogs.
+    as :func:`ensure_public_topics` checks it), the matcher's changelogs, and the
+    settlement engine's changelogs and log.
 
     faust would create the changelogs itself at start, then join its group at once: a
     changelog the broker's metadata did not show yet was left out of the assignment
@@ -296,11 +295,8 @@ async def ensure_worker_topics(settings: Settings) -> list[str]:
     ``PartitionsMismatch`` (seen: the matcher crashed on every order of the demo).
     Created here, and waited for, they are whole before faust starts."""
     created = await ensure_public_topics(settings)
-    internal = [TopicSpec(name=name, partitions=settings.partitions) for name in INTERNAL_TOPICS]
     changelogs = changelog_specs(settings.app_id, settings.partitions)
-    return created + await create_topics(
-        settings, [*internal, *changelogs, *engine_specs(settings.app_id)]
-    )
+    return created + await create_topics(settings, [*changelogs, *engine_specs(settings.app_id)])
 
 
 async def delete_topics_starting_with(settings: Settings, prefixes: Iterable[str]) -> list[str]:

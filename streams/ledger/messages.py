@@ -1,49 +1,40 @@
-"""What travels to and from the ledger on kessai's internal topics. Pure.
+"""What the settlement engine asks of an account, and what the account answers. Pure.
 
-The ledger reads one topic, ``kessai-ledger-commands`` (key: account), and every
-record on it is a :data:`LedgerCommand`:
+The engine (:mod:`streams.engine.core`) applies these to one account's state with
+:func:`streams.ledger.handler.account_step`, in memory, in the order they arise:
 
-- :class:`Move`: a deposit or withdrawal, forwarded by the intake from ``payments``
-  or ``custody``;
+- :class:`Move`: a deposit or withdrawal, from a ``payments`` or ``custody`` record;
 - :class:`LockCmd`, :class:`PostCmd`, :class:`VoidCmd`: a two-phase lock and its
-  resolution, sent by the settlement saga for one leg of a trade;
-- :class:`Credit`: units posted from a counterparty's lock (only from a
-  :class:`PostCmd` without its receiving half, see there).
+  resolution, asked by a trade's DvP saga for one leg of the trade.
 
-It answers each lock command with a :class:`Reply` to the trade's saga (key: trade id).
+Each lock command is answered with a :class:`Reply` to the trade's saga.
 
 A lock's id is ``{trade_id}/{leg}`` (:func:`lock_id`): the trade it serves and which of
 its two legs, so that a reply finds its saga and a post can name the other leg.
-
-Class and field names are the wire format (:mod:`streams.wire`): renaming one changes
-what is on the topics.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Literal
 
 from schemas import Source
 
 __all__ = [
-    "LEDGER_COMMAND_TYPES",
-    "Credit",
+    "Command",
     "LedgerCommand",
     "Leg",
     "LockCmd",
     "Move",
     "PostCmd",
     "Reply",
-    "Route",
+    "ReplyKind",
     "VoidCmd",
     "leg_of",
     "lock_id",
 ]
 
 Leg = Literal["bonds", "cash"]
-#: Where a message goes: to an account's ledger partition, or to a trade's saga.
-Route = tuple[Literal["account", "trade"], str]
 
 
 def lock_id(trade_id: str, leg: Leg) -> str:
@@ -73,16 +64,6 @@ class Move:
 
 
 @dataclass(frozen=True, slots=True)
-class Credit:
-    """Units posted from a counterparty's lock, arriving on the receiver's partition."""
-
-    cause: str
-    account: str
-    asset: str
-    units: int
-
-
-@dataclass(frozen=True, slots=True)
 class LockCmd:
     lock_id: str
     trade_id: str
@@ -93,22 +74,16 @@ class LockCmd:
 
 @dataclass(frozen=True, slots=True)
 class PostCmd:
-    """Pay out a lock to ``to_account`` and, in the same step, receive the other leg.
-
-    The receiving half (``receive_asset``/``receive_units``) is the counterparty's
-    lock paid out to this account: both PostCmds of a trade leave in one transaction,
-    so each account is debited and credited in one ledger step, and no separate credit
-    message travels (two commands, two table rows and two records fewer per trade).
-    A PostCmd without it (written by workers before that change) sends the credit as
-    a :class:`Credit` message (docs/known-limitations.md: compatibility paths).
-    """
+    """Pay out a lock to ``to_account`` and, in the same step, receive the other leg:
+    the counterparty's lock, paid out to this account by the trade's other PostCmd, so
+    each account is debited and credited in one step (docs/adr/0004-one-step-posts.md)."""
 
     lock_id: str
     trade_id: str
     account: str
     to_account: str
-    receive_asset: str = ""
-    receive_units: int = 0
+    receive_asset: str
+    receive_units: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +107,7 @@ class Reply:
     what: ReplyKind
 
 
-#: What the saga sends the ledger.
+#: What the saga asks of an account.
 Command = LockCmd | PostCmd | VoidCmd
-#: Everything on ``kessai-ledger-commands``.
-LedgerCommand = Move | Credit | LockCmd | PostCmd | VoidCmd
-#: Their classes by wire name (:func:`streams.wire.from_wire`).
-LEDGER_COMMAND_TYPES: Final = {
-    cls.__name__: cls for cls in (Move, Credit, LockCmd, PostCmd, VoidCmd)
-}
+#: Everything an account step applies.
+LedgerCommand = Move | LockCmd | PostCmd | VoidCmd

@@ -362,11 +362,11 @@ class StateSums:
         return sorted(self.available.keys() | self.locked.keys() | self.inflow.keys())
 
 
-def state_sums(accounts: Any, inflow: Any, sagas: Any) -> StateSums:
-    """Sum every row of the ``accounts``, ``inflow`` and ``sagas`` tables (any mappings):
-    what the running sums must always equal."""
+def state_sums(accounts: Any, inflow: Any) -> StateSums:
+    """Sum every account (any mapping of account rows) and the ``inflow`` rows: what the
+    running sums must always equal."""
     live = LiveSums()
-    live.rebuild(accounts, sagas, 0)
+    live.rebuild(accounts, 0)
     return live_state_sums(live, inflow)
 
 
@@ -374,11 +374,7 @@ def live_state_sums(live: LiveSums, inflow: Any) -> StateSums:
     """:class:`StateSums` from the running sums and the ``inflow`` table (a row per
     partition: small)."""
     out = StateSums(
-        available=dict(live.available),
-        locked=dict(live.locked),
-        open_locks=live.open_locks,
-        open_trades={k: n for k, n in live.open_trades.items() if n},
-        oldest_arrived_s=live.oldest_arrived_s,
+        available=dict(live.available), locked=dict(live.locked), open_locks=live.open_locks
     )
     for row in list(inflow.values()):
         for asset, units in (row or {}).items():

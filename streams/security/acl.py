@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from schemas import CUSTODY, ORDERS, PAYMENTS, TRADES
-from streams.topics import INTERNAL_TOPICS, PUBLIC_TOPICS, WORKER_INPUTS, WORKER_OUTPUTS
+from streams.topics import PUBLIC_TOPICS, WORKER_INPUTS, WORKER_OUTPUTS
 
 __all__ = [
     "ACLS",
@@ -141,15 +141,7 @@ def _worker_rules(app_id: str) -> tuple[AclRule, ...]:
             kind="topic",
             resources=(f"{app_id}-",),
             pattern="prefixed",
-            why="faust's changelogs and assignor topic: {app_id}-...",
-        ),
-        AclRule(
-            name="worker-owns-the-internal-topics",
-            principals=(WORKER,),
-            operations=("All",),
-            kind="topic",
-            resources=INTERNAL_TOPICS,
-            why="kessai's own topics between its agents, named the same for any app id",
+            why="the engine's changelogs and log, the matcher's changelogs: {app_id}-...",
         ),
         AclRule(
             name="worker-owns-its-group",
@@ -167,7 +159,7 @@ def _worker_rules(app_id: str) -> tuple[AclRule, ...]:
             kind="transactional-id",
             resources=(app_id,),
             pattern="prefixed",
-            why="faust's exactly-once producers: one transactional id per partition",
+            why="the engine's producer ({app_id}-engine) and the matcher's, one per partition",
         ),
     )
 

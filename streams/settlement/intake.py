@@ -1,33 +1,23 @@
-"""The trade intake's per-record handler: what one ``trades`` record becomes. Pure.
+"""What one ``trades`` record becomes: its checks, and the saga's trade. Pure.
 
-:func:`handle_trade` is the ``trade_intake`` agent's whole logic for one record, and
-``kessai replay`` runs the very same function: :func:`intake_record` decodes the record
-and turns it into the saga's :class:`~streams.settlement.messages.Trade` (cash leg in
-units, deadline fixed from the record's time), or says why it is rejected; a trade id
-seen before (the ``seen-trades`` table, or the replay's dict) is a ``duplicate``.
+:func:`check_record` decodes the record, checks its key and (when signatures are
+checked) the venue's signature; :func:`to_trade` turns a checked trade into the saga's
+:class:`~streams.settlement.messages.Trade` (cash leg in units, deadline fixed from the
+record's broker time), or says why it is rejected. The engine
+(:mod:`streams.engine.core`) calls both, and looks the trade id up in between: a
+repeated id is a ``duplicate``.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 from schemas import TRADES, SchemaError, TradeExecuted, check_key, decode
 from streams.money import TRADE_UNITS_MAX, cash_units
 from streams.security import signing
-from streams.security.quota import Quota
 from streams.settlement.messages import Trade
 
-__all__ = [
-    "Checked",
-    "Rejected",
-    "check_record",
-    "duplicate",
-    "forward_once",
-    "handle_trade",
-    "intake_record",
-    "to_trade",
-]
+__all__ = ["Checked", "Rejected", "check_record", "to_trade"]
 
 #: Why a record was rejected: (reason code, detail).
 Rejected = tuple[str, str]
@@ -109,74 +99,3 @@ def check_record(
             return record
         signed = signing.evidence(record)
     return Checked(decoded, signed)
-
-
-def intake_record(
-    key: bytes | None,
-    value: bytes | None,
-    arrived_s: float,
-    *,
-    tokens: dict[str, int],
-    deadline_s: float,
-    signers: signing.Registry | None = None,
-) -> Trade | Rejected:
-    """The trade for one record, or why it is rejected (a repeated id aside: the
-    caller checks its ``seen`` state, as :func:`handle_trade` does)."""
-    checked = check_record(key, value, signers=signers, arrived_s=arrived_s)
-    if not isinstance(checked, Checked):
-        return checked
-    return to_trade(
-        checked.trade, arrived_s, tokens=tokens, deadline_s=deadline_s, signed=checked.signed
-    )
-
-
-def duplicate(trade: Trade) -> Rejected:
-    """The rejection of a trade whose id was seen before."""
-    return "duplicate", f"trade {trade.trade_id} was seen before"
-
-
-def handle_trade(
-    seen: MutableMapping[str, bool],
-    key: bytes | None,
-    value: bytes | None,
-    arrived_s: float,
-    *,
-    tokens: dict[str, int],
-    deadline_s: float,
-    signers: signing.Registry | None = None,
-    quota: Quota | None = None,
-    partition: int = 0,
-) -> Trade | Rejected:
-    """The trade to forward to the sagas for one record, or why it is rejected.
-
-    With ``quota``, a checked record past its venue's rate on ``partition`` is
-    ``rate_limited`` before its id is looked at: its id stays free for a retry.
-
-    Once a record is checked (:func:`check_record`), its id is used up even when the
-    trade is then rejected (``unknown_token``, ``invalid_price``): the same signed
-    bytes sent again later, when the token is configured, are a ``duplicate``, not a
-    second chance (docs/security.md, H3). A venue corrects a trade under a new id.
-    """
-    checked = check_record(key, value, signers=signers, arrived_s=arrived_s)
-    if not isinstance(checked, Checked):
-        return checked
-    if quota is not None:
-        limited = quota.admit(checked.trade.venue, partition, arrived_s)
-        if limited is not None:
-            return limited
-    trade_id = checked.trade.trade_id
-    if seen.get(trade_id):
-        return "duplicate", f"trade {trade_id} was seen before"
-    seen[trade_id] = True
-    return to_trade(
-        checked.trade, arrived_s, tokens=tokens, deadline_s=deadline_s, signed=checked.signed
-    )
-
-
-def forward_once(seen: MutableMapping[str, bool], trade: Trade) -> Trade | Rejected:
-    """``trade`` if its id was never forwarded (it is remembered in ``seen`` now), else
-    its ``duplicate`` rejection."""
-    if seen.get(trade.trade_id):
-        return duplicate(trade)
-    seen[trade.trade_id] = True
-    return trade

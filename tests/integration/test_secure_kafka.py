@@ -196,13 +196,16 @@ def test_ops_reads_the_journal_but_writes_nothing(secure: Secure) -> None:
 
 
 @pytest.mark.parametrize("principal", ["venue-a", "bridge", "ops"])
-def test_only_workers_write_the_internal_topics(secure: Secure, principal: str) -> None:
-    # A forged clock tick would fail every pending trade; a forged ledger command
-    # would move money without a trade.
+def test_only_workers_write_the_engines_topics(secure: Secure, principal: str) -> None:
+    # A forged account row would be restored as a balance at the next takeover; a
+    # forged manifest would make a replay apply other records.
     settings = secure.as_(principal)
-    for topic in topics.INTERNAL_TOPICS:
+    app_id = secure.as_("worker").app_id
+    for name in (*topics.ENGINE_CHANGELOGS, topics.ENGINE_LOG):
         with pytest.raises(TopicAuthorizationFailedError):
-            localkafka.run_sync(_write(settings, topic, b"t-1", b'{"type":"Tick","now_s":1e12}'))
+            localkafka.run_sync(
+                _write(settings, topics.engine_topic(app_id, name), b"a", b'{"seq":1}')
+            )
 
 
 def test_a_venue_reads_no_settlements(secure: Secure) -> None:

@@ -1,47 +1,39 @@
-"""The ledger and the settlement sagas in one process, through the agents' own handlers.
+"""The settlement engine fed decoded moves and trades, in an order the caller chooses.
 
-Every message goes where the agents would send it, encoded and decoded by
-:mod:`streams.wire`, and is handled by the same functions the agents and
-``kessai replay`` call: :func:`streams.settlement.intake.forward_once` (the trade
-intake's duplicate check), :func:`streams.ledger.handler.handle_command` and
-:func:`streams.settlement.handler.handle_inbox`, over dicts instead of faust tables. So
-the property tests explore exactly what runs in production, under interleavings Kafka
-allows.
-
-Each key (an account, a trade) has its own FIFO inbox, as a Kafka partition keeps the
-order of one key's records; which inbox moves next is the caller's choice (property
-tests choose at random). Clock ticks go to a partition's own inbox, as the ticker
-sends one per partition. No I/O, no clock: time enters as ``tick(now_s)``.
+Every input goes through the engine's own :class:`~streams.engine.core.Batch`, the code
+that runs in production and in ``kessai replay``. Inputs wait per key (an account's
+moves, a trade id's copies) in FIFO order, as a Kafka partition keeps one key's
+records in order; which key's next input goes next is the caller's choice (property
+tests choose at random), and a clock tick ends the batch in progress and runs the
+deadlines due at its time. No I/O, no wall clock.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections import deque
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
-from streams import wire
+import orjson
+
+from schemas import LEDGER_EVENTS
+from streams.engine.core import Batch, Outputs, Rules, StatusOut
+from streams.engine.core import Engine as Core
 from streams.ledger import domain
-from streams.ledger.handler import Ledger, handle_command
-from streams.ledger.messages import Credit, Move, Route
+from streams.ledger.messages import Move
 from streams.money import to_units
-from streams.runtime.livesums import LiveSums, SummedTable
-from streams.settlement import saga
-from streams.settlement.handler import handle_inbox
-from streams.settlement.intake import forward_once
-from streams.settlement.messages import Tick, Trade
+from streams.runtime.livesums import LiveSums
+from streams.settlement.messages import Trade
 
-__all__ = ["PARTITIONS", "Engine", "Entry", "Move"]
+__all__ = ["Engine", "Entry", "Move"]
 
-#: Partitions of the internal topics, for the ticks and the sagas' partition of record.
-PARTITIONS = 4
 #: Decimals of the assets the tests use (bonds count whole yen of face value).
 DECIMALS = {"JPYC": 0, "USDC": 6}
+RULES = Rules(tokens=DECIMALS, deadline_s=3600.0)
 
-Key = Route | tuple[Literal["tick"], str]
+Key = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -54,13 +46,10 @@ class Entry:
     delta_locked: int
     available: int
     locked: int
+    cause: str
     seq: int
     prev_hash: str
     hash: str
-
-
-def partition_of(trade_id: str) -> int:
-    return zlib.crc32(trade_id.encode()) % PARTITIONS
 
 
 def _units(text: str, asset: str) -> int:
@@ -71,42 +60,31 @@ def _units(text: str, asset: str) -> int:
 
 @dataclass
 class Engine:
-    #: The metrics' running sums, kept by every write to ``accounts`` and ``sagas`` as
-    #: the agents keep them (streams/runtime/livesums.py).
+    core: Core = field(default_factory=Core)
+    #: The metrics' running sums, kept from each batch as the worker keeps them.
     live: LiveSums = field(default_factory=LiveSums)
-    #: The ledger's three tables and the sagas' three, as the handlers keep them.
-    ledger: Ledger = field(default_factory=lambda: Ledger({}, {}, {}))
-    sagas: MutableMapping[str, Any] = field(default_factory=dict)
-    outcomes: dict[str, Any] = field(default_factory=dict)
-    seen: dict[str, bool] = field(default_factory=dict)
     journal: list[Entry] = field(default_factory=list)
-    statuses: list[saga.StatusChanged] = field(default_factory=list)
+    statuses: list[StatusOut] = field(default_factory=list)
+    #: (id, reason) of each rejection.
     rejections: list[tuple[str, str]] = field(default_factory=list)
-    #: Moves and credits that changed balances (a refused move's id is used up in the
-    #: ledger's ``applied`` too, but moved nothing).
-    moved: set[str] = field(default_factory=set)
-    inbox: dict[Key, deque[bytes]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        # Saga writes keep the running sums, as the settlement agent's do.
-        self.sagas = SummedTable(self.sagas, self.live.saga)
+    inbox: dict[Key, deque[Move | Trade]] = field(default_factory=dict)
+    now: float = 0.0
+    _batch: Batch | None = None
 
     # -- inputs --------------------------------------------------------------------
 
     def submit_move(self, move: Move) -> None:
-        self._send(("account", move.account), move)
+        self.inbox.setdefault(("account", move.account), deque()).append(move)
 
     def submit_trade(self, trade: Trade) -> None:
-        """What the trade intake forwards (or rejects as a duplicate)."""
-        forwarded = forward_once(self.seen, trade)
-        if isinstance(forwarded, tuple):
-            self.rejections.append((trade.trade_id, forwarded[0]))
-            return
-        self._send(("trade", trade.trade_id), forwarded)
+        self.inbox.setdefault(("trade", trade.trade_id), deque()).append(trade)
 
     def tick(self, now_s: float) -> None:
-        for p in range(PARTITIONS):
-            self._send(("tick", str(p)), Tick(now_s))
+        """End the batch in progress; run the deadlines due at ``now_s``."""
+        self._finish()
+        self.now = max(self.now, now_s)
+        self._open().expire()
+        self._finish()
 
     # -- running -------------------------------------------------------------------
 
@@ -116,30 +94,36 @@ class Engine:
     def run(self, choose: Callable[[list[Key]], Key] = lambda keys: keys[0]) -> None:
         while keys := self.busy():
             self.step(choose(keys))
+        self._finish()
 
     def step(self, key: Key) -> None:
-        raw = self.inbox[key].popleft()
-        if key[0] == "account":
-            self._on_command(raw)
-        elif key[0] == "trade":
-            self._on_inbox(partition_of(key[1]), raw)
+        item = self.inbox[key].popleft()
+        batch = self._open()
+        if isinstance(item, Move):
+            batch.move(item)
+        elif batch.engine.seen(item.trade_id):
+            self.rejections.append((item.trade_id, "duplicate"))
         else:
-            self._on_inbox(int(key[1]), raw)
+            batch.start(item)
 
-    def _send(self, key: Key, message: Any) -> None:
-        self.inbox.setdefault(key, deque()).append(wire.to_wire(message))
+    def _open(self) -> Batch:
+        if self._batch is None:
+            self._batch = Batch(self.core, RULES, self.now)
+        return self._batch
 
-    # -- what the agents do -------------------------------------------------------
+    def _finish(self) -> None:
+        if self._batch is not None:
+            self._collect(self._batch.finish())
+            self._batch = None
 
-    def _on_command(self, raw: bytes) -> None:
-        command = wire.ledger_command(raw)
-        out = handle_command(self.ledger, 0, command, lambda asset: DECIMALS.get(asset, 0))
-        self.live.apply(out.postings, out.locks_delta)
-        if out.refused:
-            self.rejections.append((getattr(command, "command_id", ""), "refused"))
-        elif isinstance(command, Move | Credit):
-            self.moved.add(command.command_id if isinstance(command, Move) else command.cause)
-        for r in out.records:
+    def _collect(self, out: Outputs) -> None:
+        self.live.add(out.balances, out.locks_delta)
+        self.statuses.extend(out.statuses)
+        self.rejections.extend(("", reason) for _, reason in out.rejected)
+        for topic, _, value in out.records:
+            if topic != LEDGER_EVENTS:
+                continue
+            r: dict[str, Any] = orjson.loads(value)
             asset = r["asset"]
             self.journal.append(
                 Entry(
@@ -149,33 +133,25 @@ class Engine:
                     delta_locked=_units(r["delta_locked"], asset),
                     available=_units(r["available"], asset),
                     locked=_units(r["locked"], asset),
+                    cause=r["cause"],
                     seq=r["seq"],
                     prev_hash=r["prev_hash"],
                     hash=r["hash"],
                 )
             )
-        for route, sent in out.sends:
-            self._send(route, sent)
-
-    def _on_inbox(self, partition: int, raw: bytes) -> None:
-        out = handle_inbox(self.sagas, partition, wire.inbox_message(raw), self.outcomes)
-        if out.repeated is not None:
-            self.rejections.append((out.repeated, "repeated_trade"))
-        self.statuses.extend(status for _, status in out.statuses)
-        for command in out.commands:
-            self._send(("account", command.account), command)
 
     # -- views ---------------------------------------------------------------------
 
     @property
     def accounts(self) -> dict[str, domain.AccountState]:
-        """Every account's state, decoded from the table's bytes."""
-        return {a: domain.AccountState.from_bytes(raw) for a, raw in self.ledger.accounts.items()}
+        """Every account's state, decoded from the engine's rows."""
+        self._finish()
+        return {a: domain.AccountState.from_bytes(raw) for a, raw in self.core.accounts.items()}
 
     @property
     def applied(self) -> set[str]:
-        """Ids of the moves and credits that changed balances."""
-        return set(self.moved)
+        """Ids of the moves that were applied or used up."""
+        return set(self.core.applied)
 
     def totals(self) -> dict[str, int]:
         """available + locked per asset over all accounts."""

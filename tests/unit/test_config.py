@@ -10,21 +10,19 @@ from streams.errors import ConfigError
 
 def test_the_defaults_are_what_a_newcomer_runs() -> None:
     s = Settings.from_env({})
-    assert (s.settlement_deadline_s, s.tick_interval_s, s.commit_interval_s) == (3600, 1.0, 0.1)
+    assert (s.settlement_deadline_s, s.commit_interval_s) == (3600, 0.1)
     assert (s.web_port, s.web_bind, s.web_token_file) == (6066, "127.0.0.1", None)
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        # inf became JSON null in every trade and every tick then raised.
+        # inf became JSON null in every trade, and every deadline check then raised.
         ("KESSAI_SETTLEMENT_DEADLINE_S", "inf"),
         ("KESSAI_SETTLEMENT_DEADLINE_S", "nan"),
         ("KESSAI_SETTLEMENT_DEADLINE_S", "-5"),
         ("KESSAI_SETTLEMENT_DEADLINE_S", str(DEADLINE_S_MAX + 1)),
-        # 0 flooded the inbox with ticks.
-        ("KESSAI_TICK_INTERVAL_S", "0"),
-        ("KESSAI_TICK_INTERVAL_S", "soon"),
+        ("KESSAI_SETTLEMENT_DEADLINE_S", "soon"),
         ("KESSAI_VENUE_RATE", "0"),
         ("KESSAI_VENUE_BURST", "-1"),
         ("KESSAI_COMMIT_INTERVAL_S", "0"),
@@ -41,5 +39,5 @@ def test_a_number_out_of_its_range_is_named_at_start(name: str, value: str) -> N
 
 
 def test_numbers_in_range_are_taken() -> None:
-    s = Settings.from_env({"KESSAI_SETTLEMENT_DEADLINE_S": "25", "KESSAI_TICK_INTERVAL_S": "0.5"})
-    assert (s.settlement_deadline_s, s.tick_interval_s) == (25.0, 0.5)
+    s = Settings.from_env({"KESSAI_SETTLEMENT_DEADLINE_S": "25", "KESSAI_VENUE_RATE": "5"})
+    assert (s.settlement_deadline_s, s.venue_rate_per_s) == (25.0, 5)

@@ -11,8 +11,8 @@ from streams.ledger.intake import intake_record as ledger_intake
 from streams.matching.handler import handle_record
 from streams.matching.matcher import Matcher
 from streams.runtime.agentkit import rejection
-from streams.settlement.intake import handle_trade
 from tests.support.hostile import Hostile, hostile_records
+from tests.support.intake import trade_intake
 
 TOKENS = {"JPYC": 0, "USDC": 6}
 #: A rejection record's bound: far below the producer's 1,000,000-byte request limit.
@@ -26,7 +26,7 @@ def _reason(h: Hostile) -> tuple[str, str]:
         assert isinstance(got, tuple), h
         return got
     if h.topic == TRADES:
-        trade = handle_trade({}, h.key, h.value, 1.0, tokens=TOKENS, deadline_s=60)
+        trade = trade_intake(h.key, h.value, 1.0, tokens=TOKENS, deadline_s=60)
         assert isinstance(trade, tuple), h
         return trade
     assert h.topic == ORDERS

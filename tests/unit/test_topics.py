@@ -56,7 +56,7 @@ def test_the_journal_and_settlements_never_expire_and_inputs_carry_broker_time()
 
 
 def test_changelog_topics_are_named_as_faust_names_them() -> None:
-    assert changelog("kessai", "accounts") == "kessai-accounts-changelog"
-    assert changelog("kessai-x", "applied") == "kessai-x-applied-changelog"
+    assert changelog("kessai", "orders") == "kessai-orders-changelog"
+    assert changelog("kessai-x", "order-rates") == "kessai-x-order-rates-changelog"
     with pytest.raises(AssertionError):
-        changelog("kessai", "no-such-table")
+        changelog("kessai", "accounts")  # the engine's state: engine_topic

@@ -11,11 +11,11 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kessai_bench.memory import command_partition
 from kessai_bench.replay import journal as bench_journal
 
 from streams.audit.fold import JournalFold
 from streams.audit.positions import decode_records, positions_from_events
+from streams.engine.service import partition_of
 from streams.kafka.reader import AsOfError, parse_as_of
 from streams.ledger import journal
 
@@ -35,7 +35,7 @@ def partitioned(records: list[dict[str, Any]]) -> dict[int, list[Rec]]:
     """The records as the topic would hold them: by the account's partition, in order."""
     out: dict[int, list[Rec]] = {p: [] for p in range(PARTITIONS)}
     for record in records:
-        p = command_partition(record["account"], PARTITIONS)
+        p = partition_of(record["account"].encode(), PARTITIONS)
         out[p].append(Rec("ledger-events", p, len(out[p]), record["account"].encode(),
                           orjson.dumps(record)))  # fmt: skip
     return out

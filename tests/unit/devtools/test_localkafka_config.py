@@ -682,9 +682,10 @@ CATALOGUE_NAMES = tuple(t.name for t in CATALOGUE)
 
 
 @pytest.mark.parametrize("app_id", ["kessai", "acme"])
-def test_only_workers_use_the_internal_topics_whatever_the_app_id(app_id: str) -> None:
+def test_only_workers_use_the_engines_topics_whatever_the_app_id(app_id: str) -> None:
     rules = acl.acl_table(app_id)
-    for topic in topics.INTERNAL_TOPICS:
+    names = [topics.engine_topic(app_id, n) for n in (*topics.ENGINE_CHANGELOGS, topics.ENGINE_LOG)]
+    for topic in names:
         for principal in ("worker", "venue-a", "bridge", "ops"):
             writes = any(
                 principal in r.principals
@@ -697,8 +698,3 @@ def test_only_workers_use_the_internal_topics_whatever_the_app_id(app_id: str) -
                 for r in rules
             )
             assert writes == (principal == "worker"), (principal, topic)
-    from streams.topics import INTERNAL_TOPICS
-
-    assert tuple(t.name if hasattr(t, "name") else t for t in INTERNAL_TOPICS) == (
-        topics.INTERNAL_TOPICS
-    )

@@ -1,4 +1,4 @@
-"""The ledger's intake and handler on input that once stopped a worker."""
+"""The ledger's intake and the engine's moves on input that once stopped a worker."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from typing import Any
 
 import orjson
 
-from schemas import BalanceChanged
-from streams import wire
+from schemas import LEDGER_EVENTS, BalanceChanged
+from streams.engine.core import Batch, Engine, Outputs, Rules
 from streams.ledger import domain as core
-from streams.ledger.handler import Ledger, handle_command
 from streams.ledger.intake import intake_record as ledger_intake
-from streams.ledger.messages import LockCmd, Move
+from streams.ledger.messages import Move
 from streams.money import BALANCE_UNITS_MAX
+from streams.settlement.messages import Trade
 
 TOKENS = {"JPYC": 0, "USDC": 6}
 
@@ -22,17 +22,39 @@ def payment(amount: str, *, payment_id: str = "p-1", account: str = "a") -> byte
                          "amount": amount, "kind": "deposit"})  # fmt: skip
 
 
-def new_ledger() -> Ledger:
-    return Ledger({}, {}, {})
+RULES = Rules(tokens=TOKENS, deadline_s=60.0)
 
 
-def apply(ledger: Ledger, move: Move) -> list[dict[str, object]]:
-    out = handle_command(ledger, 0, move, lambda asset: TOKENS.get(asset, 0))
-    assert out.rejection is None, out.rejection
-    # Every record must be one the codec accepts: the agent validates it.
-    for record in out.records:
+def new_ledger() -> Engine:
+    return Engine()
+
+
+def handle(engine: Engine, item: Move | Trade) -> Outputs:
+    """One move (or trade) in a batch of its own; what the batch wrote."""
+    batch = Batch(engine, RULES, 1_800_000_000.0)
+    if isinstance(item, Move):
+        batch.move(item)
+    else:
+        batch.start(item)
+    return batch.finish()
+
+
+def journal(out: Outputs) -> list[dict[str, object]]:
+    records = [orjson.loads(v) for t, _, v in out.records if t == LEDGER_EVENTS]
+    # Every record must be one the codec accepts.
+    for record in records:
         BalanceChanged.model_validate(record)
-    return out.records
+    return records
+
+
+def apply(engine: Engine, move: Move) -> list[dict[str, object]]:
+    out = handle(engine, move)
+    assert not out.rejected, out.rejected
+    return journal(out)
+
+
+def reason(out: Outputs) -> str | None:
+    return out.rejected[0][1] if out.rejected else None
 
 
 def test_a_huge_payment_is_rejected_not_a_crash() -> None:
@@ -47,7 +69,7 @@ def test_a_balance_past_64_bits_survives_the_table_exactly() -> None:
     assert isinstance(move, Move)
     [record] = apply(ledger, move)
     assert record["available"] == str(big)
-    state = core.AccountState.from_bytes(ledger.accounts["a"])
+    state = core.AccountState.from_bytes(ledger.accounts["a"])  # the engine's row
     assert state.balances["JPYC"] == [big, 0]  # not a float
     again = ledger_intake("payments", b"a", payment("1", payment_id="p-2"), TOKENS, where=(0, 0))
     assert isinstance(again, Move)
@@ -61,9 +83,9 @@ def test_a_deposit_past_the_balance_limit_is_refused() -> None:
             "payments", b"a", payment(str(10**30), payment_id=f"p{n}"), TOKENS, where=(0, 0)
         )
         assert isinstance(move, Move)
-        out = handle_command(ledger, 0, move, lambda asset: 0)
-        if out.rejection is not None:
-            assert out.rejection[1] == "invalid_amount"
+        out = handle(ledger, move)
+        if out.rejected:
+            assert reason(out) == "invalid_amount"
             assert n == BALANCE_UNITS_MAX // 10**30
             return
     raise AssertionError("never refused")
@@ -75,37 +97,22 @@ def test_the_longest_ids_still_make_valid_journal_records() -> None:
     move = ledger_intake("payments", b"a", payment("100", payment_id=long_id), TOKENS, where=(0, 0))
     assert isinstance(move, Move)
     apply(ledger, move)  # cause "payment:" + 128 characters
-    lock = LockCmd(
-        lock_id="t" * 128 + "/cash", trade_id="t" * 128, account="a", asset="JPYC", units=5
-    )
-    out = handle_command(ledger, 0, lock, lambda asset: 0)
-    for record in out.records:
-        BalanceChanged.model_validate(record)
+    bonds = Move("custody:" + "m" * 128, "s" * 128, "JP1103551Q43", 100_000, "deposit")
+    apply(ledger, bonds)
+    trade = Trade("t" * 128, "JP1103551Q43", "a", "s" * 128, 100_000, "JPYC", 5, 60.0)
+    assert len(journal(handle(ledger, trade))) == 6  # locks, posts, credits
 
 
-def test_an_applied_move_counts_in_its_partitions_inflow_and_a_refused_one_does_not() -> None:
+def test_an_applied_move_counts_in_the_inflow_and_a_refused_one_does_not() -> None:
     ledger = new_ledger()
     deposit = ledger_intake("payments", b"a", payment("100"), TOKENS, where=(0, 0))
     assert isinstance(deposit, Move)
     apply(ledger, deposit)
-    handle_command(ledger, 3, deposit, lambda asset: 0)  # a repeat: refused
+    handle(ledger, deposit)  # a repeat: refused
     withdrawal = Move("payment:w", "a", "JPYC", 30, "withdrawal")
-    handle_command(ledger, 1, withdrawal, lambda asset: 0)
-    assert ledger.inflow == {"0": {"JPYC": "100"}, "1": {"JPYC": "-30"}}
-    assert ledger.applied == {"payment:p-1": True, "payment:w": True}
-
-
-def test_units_past_64_bits_cross_the_internal_topics() -> None:
-    """orjson refuses integers past 64 bits: a valid payment of 10**20 USDC units
-    stopped the intake in wire.to_wire. Such units travel as decimal strings."""
-    raw = orjson.dumps({"payment_id": "big", "account": "alice", "token": "USDC",
-                        "amount": "100000000000000", "kind": "deposit"})  # fmt: skip
-    move = ledger_intake("payments", b"alice", raw, {"USDC": 6}, where=(0, 0))
-    assert isinstance(move, Move) and move.units == 10**20
-    assert wire.ledger_command(wire.to_wire(move)) == move
-    small = Move("m", "alice", "JPYC", 5, "deposit")
-    assert b'"units":5' in wire.to_wire(small)  # what fits stays a number
-    assert wire.ledger_command(wire.to_wire(small)) == small
+    handle(ledger, withdrawal)
+    assert ledger.inflow == {"JPYC": 70}
+    assert ledger.applied == {"payment:p-1", "payment:w"}
 
 
 def test_a_payment_keyed_by_anything_but_its_account_is_wrong_key() -> None:
@@ -125,11 +132,11 @@ def test_a_refused_withdrawal_sent_again_after_a_deposit_is_a_duplicate() -> Non
                             "amount": amount, "kind": kind})  # fmt: skip
         move = ledger_intake("payments", b"a", raw, TOKENS, where=(0, 0))
         assert isinstance(move, Move)
-        return handle_command(ledger, 0, move, lambda asset: 0)
+        return handle(ledger, move)
 
-    assert pay("w-9", "100", "withdrawal").rejection[1] == "insufficient_funds"
-    assert pay("d-1", "500", "deposit").rejection is None
+    assert reason(pay("w-9", "100", "withdrawal")) == "insufficient_funds"
+    assert reason(pay("d-1", "500", "deposit")) is None
     again = pay("w-9", "100", "withdrawal")
-    assert again.rejection is not None and again.rejection[1] == "duplicate"
-    assert not again.records
-    assert pay("w-10", "100", "withdrawal").rejection is None  # a retry under a new id
+    assert reason(again) == "duplicate"
+    assert not journal(again)
+    assert reason(pay("w-10", "100", "withdrawal")) is None  # a retry under a new id

@@ -1,4 +1,4 @@
-"""The worker's faust app builds, with the tables and codecs the agents expect."""
+"""The worker's faust app builds, with the tables and codecs the matcher expects."""
 
 from __future__ import annotations
 
@@ -12,18 +12,11 @@ def test_the_app_builds_with_its_tables_and_their_codecs() -> None:
     app = create_app(Settings(app_id="kessai-test-app"))
 
     tables: dict[str, Any] = {name: app.tables[name] for name in app.tables}
-    assert set(tables) == {
-        "accounts", "applied", "inflow", "sagas", "seen-trades", "outcomes", "orders",
-        "trade-rates", "order-rates",
-    }  # fmt: skip
+    # The matcher's: the settlement engine keeps its state itself (streams/engine/).
+    assert set(tables) == {"orders", "order-rates"}
     # The venues' token buckets: raw JSON bytes per [venue, partition].
-    assert tables["trade-rates"].value_serializer == "raw"
     assert tables["order-rates"].value_serializer == "raw"
-    # The accounts table keeps each state's JSON bytes as they are (memory per account).
-    assert tables["accounts"].value_serializer == "raw"
-    assert tables["accounts"].key_serializer == "json"
-    assert tables["applied"].value_serializer == "json"
-    # Order rows too; their keys are JSON strings (`kessai book` reads them back).
+    # Order rows as JSON bytes; their keys are JSON strings (`kessai book` reads them back).
     assert tables["orders"].value_serializer == "raw"
     assert tables["orders"].key_serializer == "json"
     assert app.parallel_commits is True

@@ -160,24 +160,42 @@ def _account(balances: dict[str, list[int]], locks: dict[str, list[Any]] | None 
     return AccountState(seq=1, balances=balances, locks=locks or {}).to_bytes()
 
 
+def _engine_with(accounts: dict[str, bytes], inflow: dict[str, int]) -> Any:
+    """A leading engine service holding ``accounts`` (rows) and ``inflow``."""
+    from types import SimpleNamespace
+
+    from streams.engine.core import Engine
+
+    engine = Engine()
+    engine.accounts.update(accounts)
+    engine.inflow.update(inflow)
+    return SimpleNamespace(leading=True, engine=engine, restores=1)
+
+
 def test_state_sums_balances_locks_inflow_and_open_trades() -> None:
-    from streams.runtime.metrics import state_sums
+    from streams.engine.agent import state_sums
+    from streams.runtime.livesums import LiveSums
+    from streams.settlement.messages import Trade
+    from streams.settlement.saga import Saga
 
     accounts = {
         "alice": _account({"JPYC": [100, 50], "JP1": [0, 0]}, {"t1/cash": ["JPYC", 50]}),
         "bob": _account({"JPYC": [10**40, 0], "JP1": [200_000, 0]}),
     }
-    inflow = {"0": {"JPYC": str(150 + 10**40)}, "1": {"JP1": "200000"}}
-    sagas = {
-        "t1": {"stage": "cash", "pending_reason": "insufficient_cash", "cash": "queued",
-               "trade": {"arrived_s": 7.5}},
-        "t2": {"stage": "bonds", "pending_reason": None, "bonds": "queued"},
-        "t3": {"stage": "cash", "pending_reason": "insufficient_cash", "cash": "queued"},
+    service = _engine_with(accounts, {"JPYC": 150 + 10**40, "JP1": 200_000})
+
+    def trade(tid: str, arrived_s: float = 0.0) -> Trade:
+        return Trade(tid, "JP1", "alice", "bob", 1, "JPYC", 1, 99.0, arrived_s=arrived_s)
+
+    service.engine.open.update({
+        "t1": Saga(trade("t1", 7.5), "cash", "locked", "queued", "insufficient_cash"),
+        "t2": Saga(trade("t2", 9.0), "bonds", "queued"),
+        "t3": Saga(trade("t3"), "cash", "locked", "queued", "insufficient_cash"),
         # Its bonds waited once; both legs are now locked: no longer pending for that.
-        "t4": {"stage": "posting", "pending_reason": "insufficient_securities",
-               "bonds": "locked", "cash": "locked"},
-    }  # fmt: skip
-    sums = state_sums(accounts, inflow, sagas)
+        "t4": Saga(trade("t4"), "posting", "locked", "locked", "insufficient_securities"),
+    })  # fmt: skip
+    sums = state_sums(service, LiveSums())
+    assert sums is not None
     assert sums.available == {"JPYC": 100 + 10**40, "JP1": 200_000}
     assert sums.locked == {"JPYC": 50, "JP1": 0}
     assert sums.open_locks == 1
@@ -188,50 +206,36 @@ def test_state_sums_balances_locks_inflow_and_open_trades() -> None:
         ("cash", "insufficient_cash"): 2, ("bonds", ""): 1, ("posting", ""): 1
     }  # fmt: skip
     assert sums.oldest_arrived_s == 7.5
-    # Half a trade posted (bob paid 30 out, alice not yet credited): the error shows it.
-    accounts["bob"] = _account({"JPYC": [10**40 - 30, 0], "JP1": [200_000, 0]})
-    assert state_sums(accounts, inflow, sagas).conservation_error("JPYC") == -30
+    service.leading = False
+    assert state_sums(service, LiveSums()) is None  # a standby holds nothing
 
 
-def test_inflow_rows_add_deposits_and_subtract_withdrawals_exactly() -> None:
-    from streams.ledger.handler import _add_inflow
-    from streams.ledger.messages import Move
-
-    row = _add_inflow(None, Move("p1", "alice", "USDC", 10**30, "deposit"))
-    row = _add_inflow(row, Move("p2", "alice", "USDC", 1, "withdrawal"))
-    row = _add_inflow(row, Move("c1", "alice", "JP1", 5, "deposit"))
-    assert row == {"USDC": str(10**30 - 1), "JP1": "5"}
-
-
-def test_the_state_gauges_are_in_tokens_kept_by_writes_and_rebuilt_after_a_restore() -> None:
-    from types import SimpleNamespace
-
-    from streams.runtime.livesums import LiveSums, SummedTable
+def test_the_state_gauges_are_in_tokens_kept_by_batches_and_rebuilt_after_a_restore() -> None:
+    from streams.engine.agent import state_sums
+    from streams.runtime.livesums import LiveSums
     from streams.runtime.metrics import StateCollector
 
     accounts = {"alice": _account({"USDC": [1_500_000, 250_000]}, {"t/cash": ["USDC", 250_000]})}
-    recovery = SimpleNamespace(tables_whole=1)
-    tables = SimpleNamespace(
-        recovery=recovery,
-        get={"accounts": accounts, "inflow": {"0": {"USDC": "1750000"}}, "sagas": {}}.get,
-    )
+    service = _engine_with(accounts, {"USDC": 1_750_000})
     live = LiveSums()
     m = Metrics()
-    m.registry.register(StateCollector(SimpleNamespace(tables=tables), {"USDC": 6}, live))
+    m.registry.register(StateCollector(lambda: state_sums(service, live), {"USDC": 6}))
     got = samples(m)
     assert got[("kessai_balance_tokens", (("asset", "USDC"), ("kind", "available")))] == 1.5
     assert got[("kessai_balance_tokens", (("asset", "USDC"), ("kind", "locked")))] == 0.25
     assert got[("kessai_inflow_tokens", (("asset", "USDC"),))] == 1.75
     assert got[("kessai_conservation_error_units", (("asset", "USDC"),))] == 0
     assert got[("kessai_open_locks", ())] == 1
-    # An agent's write moves the sums at once; the scrape walks no account.
-    SummedTable(accounts, live.account)["bob"] = _account({"USDC": [1, 0]})
+    # A batch moves the sums at once; the scrape walks no account.
+    live.add({"USDC": [1, 0]}, 0)
     assert samples(m)[("kessai_conservation_error_units", (("asset", "USDC"),))] == 1  # a unit
-    # A restore writes around the agents: the first scrape after it sums the tables.
-    accounts["carol"] = _account({"USDC": [2, 0]})
+    # A restore writes around the batches: the first scrape after it sums the accounts.
+    service.engine.accounts["carol"] = _account({"USDC": [2, 0]})
     assert samples(m)[("kessai_conservation_error_units", (("asset", "USDC"),))] == 1
-    recovery.tables_whole = 2
-    assert samples(m)[("kessai_conservation_error_units", (("asset", "USDC"),))] == 3
+    service.restores = 2
+    assert samples(m)[("kessai_conservation_error_units", (("asset", "USDC"),))] == 2
+    service.leading = False
+    assert not [k for k in samples(m) if k[0] == "kessai_balance_tokens"]
 
 
 def test_commit_durations_form_a_cumulative_histogram() -> None:
@@ -246,30 +250,25 @@ def test_commit_durations_form_a_cumulative_histogram() -> None:
     assert abs(times.total_s - 99.325) < 1e-9
 
 
-def test_the_state_gauges_say_nothing_while_the_tables_are_rebuilt() -> None:
+def test_account_partitions_are_all_on_the_engines_worker_and_none_on_a_standby() -> None:
     from types import SimpleNamespace
 
-    from streams.runtime.livesums import LiveSums
-    from streams.runtime.metrics import StateCollector
+    from streams.runtime.metrics import WorkerCollector
 
-    tables = {"accounts": {"a": _account({"JPYC": [5, 0]})}, "inflow": {}, "sagas": {}}
-    app = SimpleNamespace(tables=SimpleNamespace(get=tables.get), in_recovery=True)
-    assert list(StateCollector(app, {}, LiveSums()).collect()) == []
-    app.in_recovery = False
-    names = {f.name for f in StateCollector(app, {}, LiveSums()).collect()}
-    assert "kessai_conservation_error_units" in names
-
-
-def test_ledger_partitions_owned_and_in_all() -> None:
-    from types import SimpleNamespace
-
-    from faust.types import TP
-
-    from streams.runtime.metrics import ledger_partitions
-
-    assigned = {TP("kessai-ledger-commands", 0), TP("kessai-ledger-commands", 2), TP("trades", 1)}
+    engine = SimpleNamespace(leading=True, state="leading", lags=dict,
+                             engine=SimpleNamespace(sizes=dict))  # fmt: skip
     app = SimpleNamespace(
-        consumer=SimpleNamespace(assignment=lambda: assigned),
+        consumer=SimpleNamespace(assignment=set, highwater=lambda tp: None),
         conf=SimpleNamespace(topic_partitions=4),
+        tables=SimpleNamespace(changelog_topics=set(), items=dict().items),
     )
-    assert ledger_partitions(app) == (2, 4)
+
+    def owned() -> tuple[float, float]:
+        families = WorkerCollector(app, engine)._partitions_and_tables(app)
+        got = {f.name: f.samples[0].value for f in families
+               if f.name.startswith("kessai_ledger_partitions")}  # fmt: skip
+        return got["kessai_ledger_partitions_owned"], got["kessai_ledger_partitions"]
+
+    assert owned() == (4, 4)
+    engine.leading, engine.state = False, "standby"
+    assert owned() == (0, 4)

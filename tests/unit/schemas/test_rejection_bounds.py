@@ -25,14 +25,13 @@ from schemas import (
     encode,
     source_of,
 )
-from streams import wire
-from streams.ledger.handler import Ledger, handle_command
+from streams.engine.core import Batch, Engine, Rules
 from streams.ledger.intake import intake_record as ledger_intake
 from streams.ledger.messages import Move
 from streams.matching.handler import handle_record
 from streams.matching.matcher import Matcher
 from streams.runtime.agentkit import rejection
-from streams.settlement.intake import handle_trade
+from tests.support.intake import trade_intake
 
 #: The broker's default largest record (message.max.bytes, 1 MiB + overhead).
 BROKER_RECORD_MAX = 1_048_588
@@ -81,7 +80,7 @@ def test_every_rejection_path_stays_small(
         move = ledger_intake(topic, key, value, TOKENS, where=(3, 2**62))
         assert isinstance(move, tuple), (label, topic)
         _check(f"{topic} {label}", *rejection(source_of(topic, 3, 2**62, key, value), *move))
-    trade = handle_trade({}, key, value, 0.0, tokens=TOKENS, deadline_s=60)
+    trade = trade_intake(key, value, 0.0, tokens=TOKENS, deadline_s=60)
     assert isinstance(trade, tuple), label
     _check(f"trades {label}", *rejection(source_of(TRADES, 0, 1, key, value), *trade))
     out = handle_record(lambda: Matcher({}, tokens=TOKENS), key, value, 1.0)
@@ -101,10 +100,13 @@ def test_a_valid_payment_of_the_largest_size_makes_a_small_command_and_rejection
     key = b"a" * 128
     move = ledger_intake(topic, key, value, TOKENS, where=(1, 99))
     assert isinstance(move, Move)
-    _check(f"{topic} command", move.account.encode(), wire.to_wire(move))
-    out = handle_command(Ledger({}, {}, {}), 1, move, lambda asset: 0)  # nothing to withdraw
-    assert out.rejection is not None and out.rejection[1].startswith("insufficient")
-    _check(f"{topic} refused move", *rejection(*out.rejection))
+    batch = Batch(Engine(), Rules(tokens=TOKENS, deadline_s=60), 1_800_000_000.0)
+    batch.move(move)  # nothing to withdraw
+    out = batch.finish()
+    [(_, reason)] = out.rejected
+    assert reason.startswith("insufficient")
+    [(_, rejection_key, rejection_value)] = out.records
+    _check(f"{topic} refused move", rejection_key, rejection_value)
     too_big = _padded(topic, _valid(topic), VALUE_BYTES_MAX + 1)
     refused = ledger_intake(topic, key, too_big, TOKENS, where=(1, 100))
     assert refused == ("malformed", f"{VALUE_BYTES_MAX + 1} bytes, more than {VALUE_BYTES_MAX}")

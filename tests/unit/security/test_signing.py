@@ -17,18 +17,25 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import CUSTODY, ORDERS, PAYMENTS, TRADES, TradeExecuted, decode
+from schemas import (
+    CUSTODY,
+    ORDERS,
+    PAYMENTS,
+    TRADES,
+    SettlementStatusChanged,
+    TradeExecuted,
+    decode,
+)
 from streams.config import Settings
+from streams.engine import wire
 from streams.ledger.intake import intake_record as ledger_intake
 from streams.ledger.messages import Move
 from streams.matching.handler import handle_record
 from streams.matching.matcher import Matcher
 from streams.security import signing
-from streams.settlement import saga as saga_core
-from streams.settlement.handler import status_record
-from streams.settlement.intake import intake_record as trade_intake
 from streams.settlement.messages import Trade
 from tests.support import paths
+from tests.support.intake import trade_intake
 
 TOKENS = {"JPYC": 0, "USDC": 6}
 JGB = "JP3633400001"
@@ -349,10 +356,7 @@ def test_the_trade_intake_checks_and_keeps_the_signed_trade() -> None:
     got = trade_intake(b"venue-a:T-1", value, NOW_S, tokens=TOKENS, deadline_s=60, signers=REGISTRY)
     assert isinstance(got, Trade)
     # The settlement records carry the venue's signed trade, which verifies on its own.
-    status = saga_core.StatusChanged("venue-a:T-1", "settled", None)
-    from datetime import UTC, datetime
-
-    record = status_record(got, status, TOKENS, datetime.now(UTC))
+    record = _status_record(got)
     assert record.signed_trade is not None
     kept = orjson.loads(record.signed_trade)
     assert kept == signed and check(TRADES, kept) is None
@@ -684,17 +688,23 @@ def test_the_id_kessai_is_the_matchers_alone(tmp_path: Path) -> None:
 # -- kessai verify-settlements ------------------------------------------------------------
 
 
+def _status_record(trade: Trade) -> SettlementStatusChanged:
+    """The ``settlements`` record the engine writes when ``trade`` settles."""
+    at = wire.utc_text(datetime.now(UTC))
+    return SettlementStatusChanged.model_validate(
+        wire.settlement(trade, "settled", None, TOKENS, at)
+    )
+
+
 def _settled(signed: dict[str, Any]) -> dict[str, Any]:
     """The settlements record the workers write for ``signed`` (a venue's trade)."""
-    from datetime import UTC, datetime
 
     value = orjson.dumps(signed)
     got = trade_intake(
         signed["trade_id"].encode(), value, NOW_S, tokens=TOKENS, deadline_s=60, signers=REGISTRY
     )
     assert isinstance(got, Trade), got
-    status = saga_core.StatusChanged(got.trade_id, "settled", None)
-    record = status_record(got, status, TOKENS, datetime.now(UTC))
+    record = _status_record(got)
     document: dict[str, Any] = orjson.loads(record.model_dump_json())
     return document
 
