@@ -7,9 +7,12 @@ topics for good; the rest is not, so each batch writes one :class:`Manifest` to
 segments in the order they were applied, and the rules. ``kessai replay`` reads the
 log, fetches each segment and applies it with the recorded clock and rules.
 
-The segments tile each input partition without gaps or overlaps from the group's
-first committed offset on: a segment starts where the same partition's previous one
-ended (a replay checks that nothing was skipped or applied twice).
+The segments tile each input partition without gaps or overlaps from its start: a
+segment starts where the same partition's previous one ended (a replay checks that
+nothing was skipped or applied twice). Each manifest also carries every input
+partition's position after the batch: where the next holder of the engine resumes,
+whatever the consumer group's committed offsets say (they are reset by hand, or
+expire, without the engine's state following them).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class Manifest:
     now_s: float
     rules: dict[str, Any]
     segments: list[Segment] = field(default_factory=list)
+    #: (topic, partition) -> the next offset to apply, every input partition.
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -52,6 +57,7 @@ class Manifest:
                 "seq": self.seq,
                 "now_s": self.now_s,
                 "segments": [[s.topic, s.partition, s.start, s.end] for s in self.segments],
+                "positions": [[t, p, o] for (t, p), o in sorted(self.positions.items())],
                 "rules": self.rules,
             }
         )
@@ -65,4 +71,5 @@ class Manifest:
             now_s=data["now_s"],
             rules=data["rules"],
             segments=[Segment(t, p, s, e) for t, p, s, e in data["segments"]],
+            positions={(t, p): o for t, p, o in data.get("positions", [])},
         )

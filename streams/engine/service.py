@@ -197,7 +197,7 @@ class EngineService:
             restored = await restore.restore(self.settings, self.engine)
             last = await restore.last_manifest(self.settings)
             self._seq = last.seq if last is not None else 0
-            await self._seek(consumer, leadership.assigned)
+            await self._seek(consumer, leadership.assigned, last)
             logger.info(
                 "engine: restored %d rows in %.2f s (%d accounts, %d open trades, batch %d)",
                 restored, time.monotonic() - started, len(self.engine.accounts),
@@ -210,14 +210,31 @@ class EngineService:
             self.state = "standby"
             await producer.stop()
 
-    async def _seek(self, consumer: AIOKafkaConsumer, tps: set[TopicPartition]) -> None:
-        """Each input partition to the group's committed offset (its start if none)."""
+    async def _seek(
+        self, consumer: AIOKafkaConsumer, tps: set[TopicPartition], last: Manifest | None
+    ) -> None:
+        """Each input partition to where the engine's log says it stopped; to the group's
+        committed offset (or the partition's start) only where the log says nothing.
+
+        The log commits with the state; the group's offsets can be reset by hand or
+        expire. Resumed from them, a rate-limited trade (whose id stays free) could be
+        taken the second time round (docs/security.md, H1)."""
         starts = await consumer.beginning_offsets(list(tps))
+        logged = last.positions if last is not None else {}
         self._positions = {}
         for tp in tps:
             committed = await consumer.committed(tp)
-            self._positions[tp] = committed if committed is not None else starts[tp]
-            consumer.seek(tp, self._positions[tp])
+            position = logged.get((tp.topic, tp.partition))
+            if position is None:
+                position = committed if committed is not None else starts[tp]
+            elif committed != position:
+                logger.warning(
+                    "engine: %s[%d]: the group's committed offset is %s, the engine's log "
+                    "says %d: resuming at %d", tp.topic, tp.partition, committed, position,
+                    position,
+                )  # fmt: skip
+            self._positions[tp] = position
+            consumer.seek(tp, position)
 
     async def _loop(
         self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, leadership: _Leadership
@@ -293,9 +310,11 @@ class EngineService:
             offsets[tp] = OffsetAndMetadata(end, "")
         batch.expire()
         out = batch.finish()
+        positions = {**self._positions, **{tp: o.offset for tp, o in offsets.items()}}
+        manifest.positions = {(tp.topic, tp.partition): o for tp, o in positions.items()}
         await self._commit(producer, out, manifest, offsets)
         self._seq = manifest.seq
-        self._positions.update((tp, o.offset) for tp, o in offsets.items())
+        self._positions = positions
         self.stats.batches += 1
         self.stats.records += sum(s.end - s.start for s in manifest.segments)
         if self.on_batch is not None:

@@ -17,7 +17,7 @@ from streams.money import TRADE_UNITS_MAX, cash_units
 from streams.security import signing
 from streams.settlement.messages import Trade
 
-__all__ = ["Checked", "Rejected", "check_record", "to_trade"]
+__all__ = ["Checked", "Rejected", "check_record", "deadline_at", "to_trade"]
 
 #: Why a record was rejected: (reason code, detail).
 Rejected = tuple[str, str]
@@ -31,7 +31,13 @@ def to_trade(
     deadline_s: float,
     signed: str = "",
 ) -> Trade | Rejected:
-    """The saga's trade for a decoded one that arrived at ``arrived_s``."""
+    """The saga's trade for a decoded one that arrived at ``arrived_s`` (broker time).
+
+    Its deadline is ``deadline_s`` after the venue's signed ``trade_time``, bounded by
+    the arrival: a trade stamped ahead of its arrival counts from its arrival (a venue
+    cannot buy itself time), one that arrives more than ``deadline_s`` after its
+    ``trade_time`` has until its arrival (it settles in its own batch or fails)
+    (docs/security.md, M1)."""
     if t.currency not in tokens:
         known = ", ".join(sorted(tokens))
         return "unknown_token", f"currency {t.currency!r} is not configured ({known})"
@@ -52,11 +58,17 @@ def to_trade(
         t.quantity,
         t.currency,
         units,
-        arrived_s + deadline_s,
+        deadline_at(t.trade_time.timestamp(), arrived_s, deadline_s),
         trade_time_s=t.trade_time.timestamp(),
         arrived_s=arrived_s,
         signed=signed,
     )
+
+
+def deadline_at(trade_time_s: float, arrived_s: float, deadline_s: float) -> float:
+    """``trade_time_s`` + ``deadline_s``, with ``trade_time_s`` bounded to
+    [``arrived_s`` - ``deadline_s``, ``arrived_s``]: see :func:`to_trade`."""
+    return min(max(trade_time_s, arrived_s - deadline_s), arrived_s) + deadline_s
 
 
 @dataclass(frozen=True)

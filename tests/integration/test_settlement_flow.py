@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,8 @@ class _Venue:
             "price": "99.5",
             "currency": "JPYC",
             "accrued_interest": "12",
-            "trade_time": "2026-11-25T00:00:00Z",
+            # Now: its deadline counts from it (docs/security.md, M1).
+            "trade_time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
 
 

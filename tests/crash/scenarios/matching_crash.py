@@ -87,7 +87,9 @@ PROGRESS_TIMEOUT_S = 180.0
 #: after the last kill (recovery replays every changelog) went quiet past 45 s in CI.
 SETTLE_STALL_S = PROGRESS_TIMEOUT_S
 TERMINAL = ("settled", "failed")
-QUIET_TOPICS = (ORDERS, TRADES, PAYMENTS, CUSTODY, "kessai-ledger-commands")
+#: What the matcher's group (the app id) and the settlement engine's group must have
+#: committed to the end before the audit.
+QUIET = ((APP_ID, (ORDERS,)), (f"{APP_ID}-engine", (TRADES, PAYMENTS, CUSTODY)))
 U = 50_000
 
 
@@ -362,11 +364,14 @@ class _Run:
             await asyncio.sleep(0.2)
 
     async def wait_for_no_lag(self, give_up: float) -> None:
-        """Idle until the group has committed every record of :data:`QUIET_TOPICS`."""
-        while (lag := await group_lag(self.settings, APP_ID, QUIET_TOPICS)) > 0:
-            if time.monotonic() > give_up:
-                raise WorkerCrashed(f"the group still lags {lag} records; logs in {self.workdir}")
-            await self.idle(1.0)
+        """Idle until both groups have committed every record of :data:`QUIET`."""
+        for group, topics in QUIET:
+            while (lag := await group_lag(self.settings, group, topics)) > 0:
+                if time.monotonic() > give_up:
+                    raise WorkerCrashed(
+                        f"group {group} still lags {lag} records; logs in {self.workdir}"
+                    )
+                await self.idle(1.0)
 
     async def wait_for_settlements(self, replayed: Expected) -> None:
         """Idle until every replayed trade that was committed has a terminal status."""

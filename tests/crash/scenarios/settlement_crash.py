@@ -38,8 +38,10 @@ import random
 import shutil
 import tempfile
 import time
+import urllib.request
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -100,6 +102,8 @@ TERMINAL = ("settled", "failed")
 class Outcome:
     trades: int = 0
     kills: int = 0
+    #: Kills of the worker that ran the engine (each one a takeover by the other).
+    engine_kills: int = 0
     #: Seconds with two workers in the group (both processes alive).
     two_workers_s: float = 0.0
     statuses: Counter[str] = field(default_factory=Counter)
@@ -117,7 +121,8 @@ class Outcome:
 
     def summary(self) -> str:
         return (
-            f"trades={self.trades} kills={self.kills} two_workers_s={self.two_workers_s:.0f} "
+            f"trades={self.trades} kills={self.kills} engine_kills={self.engine_kills} "
+            f"two_workers_s={self.two_workers_s:.0f} "
             f"statuses={dict(self.statuses)} rejections={dict(self.rejections)} "
             f"duplicates={self.duplicates} conservation_error={self.conservation_error} "
             f"crashes={len(self.crashes)} replay={self.replay_checks} checks over "
@@ -220,7 +225,8 @@ class _Market:
             "price": f"{rng.randrange(9_800, 10_200) / 100:.2f}",
             "currency": "JPYC" if rng.random() < 0.8 else "USDC",
             "accrued_interest": f"{rng.randrange(0, 5_000) / 100:.2f}",
-            "trade_time": "2026-11-25T09:00:00Z",
+            # Now: a trade's deadline counts from its trade_time (docs/security.md, M1).
+            "trade_time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
         self.fed.trades[tid] = value
         return "trades", value
@@ -282,9 +288,10 @@ def _key(topic: str, value: dict[str, Any]) -> bytes:
     return str(value["trade_id"] if topic == "trades" else value["account"]).encode()
 
 
-#: Topics whose every record must be processed before the audit (the saga's inbox
-#: keeps receiving clock ticks, and what reaches it after the last status changes nothing).
-QUIET_TOPICS = ("payments", "custody", "trades", "kessai-ledger-commands")
+#: Topics whose every record the engine must have committed before the audit.
+QUIET_TOPICS = ("payments", "custody", "trades")
+#: The engine's consumer group (streams/engine/service.py).
+ENGINE_GROUP = f"{APP_ID}-engine"
 
 
 async def group_lag(settings: Settings, group: str, topics: tuple[str, ...]) -> int:
@@ -515,16 +522,34 @@ async def _kill_workers(run: _Run, rng: random.Random, kills: int, say: Any) -> 
         while len(terminal) < at:
             await run.idle(0.5)
         await run.idle(rng.uniform(0.0, 3.0))
-        victim = rng.choice([w for w in run.workers if w.alive] or run.workers)
+        alive = [w for w in run.workers if w.alive] or run.workers
+        holder = await asyncio.to_thread(engine_holder, alive)
+        # Mostly the engine's worker (a takeover), sometimes the standby.
+        victim = holder if holder is not None and rng.random() < 0.75 else rng.choice(alive)
         victim.kill()
         outcome.kills += 1
+        outcome.engine_kills += victim is holder
         say(
-            f"kill {outcome.kills}/{kills} ({victim.name}): "
+            f"kill {outcome.kills}/{kills} ({victim.name}"
+            f"{', the engine' if victim is holder else ''}): "
             f"{len(terminal)}/{len(run.market.fed.trades)} trades terminal"
         )
         # Sometimes the other worker runs alone for a while, sometimes not at all.
         await run.idle(rng.choice([0.0, 0.0, 5.0, 15.0]))
         victim.start()
+
+
+def engine_holder(workers: list[Supervised]) -> Supervised | None:
+    """The worker whose ``/health`` says it runs the engine, if one does now."""
+    for w in workers:
+        url = f"http://127.0.0.1:{w.env['KESSAI_WEB_PORT']}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if orjson.loads(response.read()).get("engine") == "leading":
+                    return w
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 async def _wait_until_quiet(run: _Run, worker: Settings, say: Any) -> None:
@@ -538,7 +563,7 @@ async def _wait_until_quiet(run: _Run, worker: Settings, say: Any) -> None:
     # until the group has committed every command (and input) there is.
     give_up = time.monotonic() + PROGRESS_TIMEOUT_S
     # As the worker: the group's owner (ops may read topics, not describe groups).
-    while (lag := await group_lag(worker, APP_ID, QUIET_TOPICS)) > 0:
+    while (lag := await group_lag(worker, ENGINE_GROUP, QUIET_TOPICS)) > 0:
         if time.monotonic() > give_up:
             raise WorkerCrashed(f"the group still lags {lag} records behind; logs in {run.workdir}")
         await run.idle(1.0)
@@ -575,7 +600,7 @@ async def audit(
         return
     _audit_journal(events, positions, fed, terminal, refused, outcome)
     # 4. the live table, as its changelog holds it, equals the rebuilt positions.
-    _audit_table(await read(f"{APP_ID}-accounts-changelog"), positions, outcome)
+    _audit_table(await read(f"{APP_ID}-engine-accounts"), positions, outcome)
 
 
 #: Per trade id, its terminal ``settlements`` records (values).
@@ -719,13 +744,12 @@ def _expected_balances(
 def _audit_table(
     changelog: list[Any], positions: dict[tuple[str, str], Position], outcome: Outcome
 ) -> None:
-    """The ``accounts`` table, as ``changelog`` holds it: no lock or queued request
+    """The engine's accounts, as their changelog holds them: no lock or queued request
     left, and every balance equal to the positions rebuilt from the journal."""
     problems = outcome.problems
     table: dict[str, dict[str, Any] | None] = {}
     for r in changelog:
-        key = orjson.loads(r.key)
-        table[key] = orjson.loads(r.value) if r.value is not None else None
+        table[r.key.decode()] = orjson.loads(r.value) if r.value is not None else None
     from_table: dict[tuple[str, str], Decimal] = {}
     for account, raw in table.items():
         state = AccountState.from_json(raw)

@@ -154,3 +154,31 @@ async def test_a_revocation_counts_the_open_transactions_it_abandons() -> None:
     await tm.on_partitions_revoked({P0, P1, TP("in", 2)})
     assert tm.aborts_total == 2
     assert tm.outbox.size == 0
+
+
+async def test_the_livelock_check_skips_a_partition_aiokafka_has_no_position_for() -> None:
+    """Right after an assignment aiokafka knows a partition's highwater before its
+    position; faust's livelock check then read ``TopicPartitionState.position``, which
+    asserts, and the AssertionError crashed the worker (crash test, 2026-12-04)."""
+    from types import SimpleNamespace
+
+    import pytest
+    from aiokafka import TopicPartition
+    from aiokafka.consumer.subscription_state import SubscriptionState
+    from faust.types import TP
+
+    from streams.runtime.eos import position_known
+
+    subscriptions = SubscriptionState()
+    subscriptions.assign_from_user({TopicPartition("orders", 0)})
+    thread = SimpleNamespace(
+        _consumer=SimpleNamespace(_fetcher=SimpleNamespace(_subscriptions=subscriptions))
+    )
+    state = subscriptions.subscription.assignment.state_value(TopicPartition("orders", 0))
+    with pytest.raises(AssertionError):
+        state.position  # noqa: B018  # what faust's check reads
+    assert not position_known(thread, TP("orders", 0))
+    state.seek(5)
+    assert position_known(thread, TP("orders", 0))
+    assert not position_known(thread, TP("orders", 1))  # not assigned here
+    assert not position_known(SimpleNamespace(_consumer=None), TP("orders", 0))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.engine.core import Batch, Engine, Outputs, Rules
 from streams.money import TRADE_UNITS_MAX
 from streams.security.quota import Limit
-from streams.settlement.intake import Checked, check_record, to_trade
+from streams.settlement.intake import Checked, check_record, deadline_at, to_trade
 from streams.settlement.messages import Trade
 
 TOKENS = {"JPYC": 0, "USDC": 6}
@@ -92,3 +94,26 @@ def test_a_venue_past_its_rate_is_rate_limited_and_its_id_stays_free() -> None:
     # A second later the venue has earned one more: t3 sent again is accepted.
     assert send("t3", 101.0) == "accepted"
     assert send("t6", 101.0) == "rate_limited"
+
+
+@given(
+    st.floats(0, 4e9, allow_nan=False),
+    st.floats(0, 4e9, allow_nan=False),
+    st.floats(1, 86_400, allow_nan=False),
+)
+def test_a_deadline_counts_from_the_trade_time_within_the_arrivals_bounds(
+    trade_time_s: float, arrived_s: float, deadline_s: float
+) -> None:
+    """M1: the deadline follows the venue's signed trade_time, but a trade stamped in the
+    future counts from its arrival, and one stamped long before has until its arrival."""
+    due = deadline_at(trade_time_s, arrived_s, deadline_s)
+    assert arrived_s <= due <= arrived_s + deadline_s
+    if arrived_s - deadline_s <= trade_time_s <= arrived_s:
+        assert due == trade_time_s + deadline_s
+
+
+def test_a_trade_stamped_a_year_ahead_counts_from_its_arrival() -> None:
+    checked = check_record(b"t1", trade(trade_time="2027-12-04T00:00:00Z"))
+    assert isinstance(checked, Checked)
+    made = to_trade(checked.trade, 1_800_000_000.0, tokens=TOKENS, deadline_s=30)
+    assert isinstance(made, Trade) and made.deadline_at_s == 1_800_000_030.0
