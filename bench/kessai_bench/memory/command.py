@@ -110,21 +110,21 @@ def _measurement_options(parser: argparse.ArgumentParser) -> None:
         "--recovery-timeout-s",
         type=float,
         default=RECOVERY_TIMEOUT_S,
-        help="give up on a worker not ready after this long; its RSS and recovery rate "
-        "so far are reported (default %(default)g)",
+        help="give up on a worker whose engine has not restored after this long; its RSS "
+        "so far is reported (default %(default)g)",
     )
     parser.add_argument(
         "--settle-s",
         type=float,
         default=SETTLE_S,
-        help="wait this long after 'Worker ready' before reading RSS (default %(default)g)",
+        help="wait this long after the engine leads before reading RSS (default %(default)g)",
     )
     parser.add_argument(
         "--profile-accounts",
         type=int,
         default=PROFILE_ACCOUNTS,
-        help="accounts in the in-process profile (tracemalloc, and a replay's RSS in a "
-        "fresh process); 0 skips it (default %(default)s)",
+        help="accounts in the in-process profile of the engine's state (tracemalloc, and "
+        "a restore's RSS in a fresh process); 0 skips it (default %(default)s)",
     )
     parser.add_argument(
         "--touch",
@@ -208,7 +208,7 @@ def _profile(args: argparse.Namespace) -> dict[str, Any] | None:
     """The in-process profile and a fresh process's replay, unless skipped (0 accounts)."""
     if args.profile_accounts <= 0:
         return None
-    _log(f"profiling the tables in-process with {args.profile_accounts:,} accounts")
+    _log(f"profiling the engine's state in-process with {args.profile_accounts:,} accounts")
     profile = profile_tables(args.profile_accounts, partitions=args.partitions)
     profile["replay"] = replay_rss_in_child(args.profile_accounts, partitions=args.partitions)
     return profile

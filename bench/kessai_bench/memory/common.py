@@ -7,7 +7,7 @@ from typing import Final
 
 from streams.errors import KessaiError
 
-#: A long step (a prefill, a recovery) says how far it got this often.
+#: A long step (a prefill, a restore) says how far it got this often.
 PROGRESS_EVERY_S: Final = 30.0
 
 Log = Callable[[str], None]

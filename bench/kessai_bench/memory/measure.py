@@ -1,6 +1,6 @@
 """One measurement per account count, each on a broker of its own: prefill, let a
-worker recover, read its RSS; optionally make it write accounts itself and read again.
-Then what each account costs, from the counts side by side."""
+worker's engine restore, read its RSS; optionally make it write accounts itself and
+read again. Then what each account costs, from the counts side by side."""
 
 from __future__ import annotations
 
@@ -15,30 +15,19 @@ from typing import Any, Final
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from kessai_bench.memory.common import Log, MemoryBenchError, mib
-from kessai_bench.memory.prefill import (
-    PRODUCE_LINGER_MS,
-    Prefill,
-    create_kessai_topics,
-    prefill,
-)
-from kessai_bench.memory.records import (
-    ACCOUNTS_MAX,
-    CASH_TOKEN,
-    TABLES,
-    TOKENS,
-    funding,
-)
+from kessai_bench.memory.prefill import PRODUCE_LINGER_MS, Prefill, prefill
+from kessai_bench.memory.records import ACCOUNTS_MAX, CASH_TOKEN, CHANGELOGS, TOKENS, funding
 from kessai_bench.memory.worker import RECOVERY_TIMEOUT_S, Watch, Worker
 from schemas import LEDGER_EVENTS, PAYMENTS, MoveCash, encode
 from streams.config import Settings
 from streams.devtools import localkafka
 from streams.devtools.processes import free_port
-from streams.topics import changelog
+from streams.topics import engine_topic
 
-#: Left to a ready worker before its RSS is read (start-up garbage, first commits).
+#: Left to a restored worker before its RSS is read (start-up garbage, first commits).
 SETTLE_S: Final = 5.0
 RSS_SAMPLES: Final = 5
-#: Accounts the worker is made to write after recovery (``--touch``), and how long
+#: Accounts the worker is made to write after its restore (``--touch``), and how long
 #: it gets to apply their deposits.
 TOUCH_ACCOUNTS: Final = 20_000
 TOUCH_TIMEOUT_S: Final = 600.0
@@ -55,7 +44,7 @@ async def measure(
     touch_accounts: int = 0,
     log: Log,
 ) -> dict[str, Any]:
-    """One account count on a broker of its own: prefill, recover, read the worker's RSS;
+    """One account count on a broker of its own: prefill, restore, read the worker's RSS;
     then, with *touch_accounts*, make the worker write that many accounts and read it again.
     """
     assert 0 <= accounts <= ACCOUNTS_MAX, accounts
@@ -86,8 +75,6 @@ async def measure(
         if ready:
             await asyncio.sleep(settle_s)
         samples = await _rss_samples(worker)
-        # faust's last progress line as recovery left it, before the touch's traffic.
-        left = worker.watch.remaining
         touched: dict[str, Any] = {"touched_accounts": 0}
         if ready and touch_accounts and accounts:
             touched = await _touch(
@@ -97,13 +84,14 @@ async def measure(
         result = {
             "accounts": accounts,
             "ready": ready,
-            **_after_recovery(filled, on_disk, samples, worker.watch, left),
+            **_after_restore(filled, on_disk, samples, worker.watch),
             **touched,
             "worker_exit_code": exit_code,
         }
         log(
             f"  {accounts:,} accounts: ready={ready} RSS {mib(result['rss_kib'])} MiB, "
-            f"peak {mib(result['peak_rss_kib'])} MiB, recovery {result['recovery_s']} s"
+            f"peak {mib(result['peak_rss_kib'])} MiB, restored {result['restore_rows']} rows "
+            f"in {result['restore_s']} s"
         )
         return result
     finally:
@@ -113,12 +101,11 @@ async def measure(
 
 
 async def _prefill(settings: Settings, accounts: int, log: Log) -> Prefill:
-    """kessai's topics, then the changelogs of *accounts* funded accounts."""
-    await create_kessai_topics(settings)
+    """kessai's topics, then the engine's changelogs of *accounts* funded accounts."""
     filled = await prefill(settings, (funding(i) for i in range(accounts)), log=log)
     log(
         f"  prefill: {accounts:,} accounts, {sum(filled.records.values()):,} changelog "
-        f"records in {filled.seconds:,.1f} s"
+        f"rows in {filled.seconds:,.1f} s"
     )
     return filled
 
@@ -148,19 +135,16 @@ async def _touch(
     return touched
 
 
-def _after_recovery(
+def _after_restore(
     filled: Prefill,
     on_disk: int,
     samples: Sequence[Mapping[str, int]],
     watch: Watch,
-    left: tuple[float, int] | None,
 ) -> dict[str, Any]:
-    """The figures of one count up to the RSS read after recovery, in report order;
-    *left*: faust's last "records remaining" as recovery left it."""
-    records = sum(filled.records.values())
+    """The figures of one count up to the RSS read after the restore, in report order."""
     memory = samples[-1]
     return {
-        "changelog_records": records,
+        "changelog_records": sum(filled.records.values()),
         "changelog_records_by_topic": filled.records,
         "changelog_bytes_on_disk_at_start": on_disk,
         "prefill_s": round(filled.seconds, 2),
@@ -168,12 +152,9 @@ def _after_recovery(
         "rss_anon_kib": memory.get("RssAnon"),
         "peak_rss_kib": memory.get("VmHWM"),
         "rss_kib_samples": [s.get("VmRSS") for s in samples],
-        **recovery_figures(
-            {name: at - watch.started for name, at in watch.seen.items()},
-            records=records,
-            remaining=None if left is None else (left[0] - watch.started, left[1]),
+        **restore_figures(
+            {name: at - watch.started for name, at in watch.seen.items()}, watch.restored
         ),
-        "recovery_restarts": watch.restarts,
     }
 
 
@@ -187,12 +168,12 @@ async def touch(
     timeout_s: float = TOUCH_TIMEOUT_S,
 ) -> dict[str, Any]:
     """Deposit 1 JPYC into each of the first *accounts* accounts through the pipeline,
-    wait until the ledger applied them all, and read the worker's RSS again.
+    wait until the engine applied them all (their ``ledger-events``: the prefill wrote
+    none), and read the worker's RSS again.
 
-    Recovery fills the tables with values read from Kafka; a worker that runs also
-    holds the values its agents wrote, and those are made differently (for a raw
-    table: whatever bytes object the agent built). Each touch also adds one id to
-    ``applied``.
+    A restore fills the engine with rows read from Kafka; a worker that runs also holds
+    the rows its batches built (``AccountState.to_bytes``), and those are made
+    differently. Each touch also adds one id to ``applied``.
     """
     assert accounts > 0, accounts
     started = time.monotonic()
@@ -253,46 +234,39 @@ async def _count_committed(bootstrap: str, topic: str, wanted: int, timeout_s: f
         await consumer.stop()
 
 
-def recovery_figures(
-    seen_s: Mapping[str, float], *, records: int, remaining: tuple[float, int] | None
+def restore_figures(
+    seen_s: Mapping[str, float], restored: tuple[int, float] | None
 ) -> dict[str, Any]:
-    """Times from the worker's start (s) and the changelog records read per second.
+    """Times from the worker's start (s), and the engine's restore as its log line
+    reported it (*restored*: rows, seconds; None if it never restored)."""
 
-    Recovery = "Restoring state" to "Done reading"; with no changelog to read faust
-    skips both lines and recovery is 0. A worker that never got there is rated on
-    faust's last progress line (records remaining at some time).
-    """
-    started, read = seen_s.get("recovery_started"), seen_s.get("recovery_read")
-    ready = seen_s.get("ready")
-    recovery_s: float | None
-    rate: float | None = None
-    if started is not None and read is not None:
-        recovery_s = read - started
-        rate = records / recovery_s if recovery_s > 0 else None
-    elif started is None and ready is not None:
-        recovery_s = 0.0
-    else:
-        recovery_s = None
-        if started is not None and remaining is not None and remaining[0] > started:
-            rate = (records - remaining[1]) / (remaining[0] - started)
+    def since_start(name: str) -> float | None:
+        at = seen_s.get(name)
+        return None if at is None else round(at, 2)
+
+    rows, seconds = restored if restored is not None else (None, None)
+    rate = None if not rows or not seconds else round(rows / seconds)  # none: no rate
     return {
-        "start_to_ready_s": None if ready is None else round(ready, 2),
-        "recovery_s": None if recovery_s is None else round(recovery_s, 2),
-        "recovery_records_per_s": None if rate is None else round(rate),
-        "last_remaining": None if remaining is None else remaining[1],
+        "start_to_ready_s": since_start("ready"),
+        "start_to_takeover_s": since_start("takeover"),
+        "start_to_leading_s": since_start("leading"),
+        "restore_rows": rows,
+        "restore_s": seconds,
+        "restore_rows_per_s": rate,
     }
 
 
 def _changelog_bytes(broker: Settings, app_id: str) -> int:
-    """Bytes of the changelogs' log segments on the broker's disk right now.
+    """Bytes of the engine's changelogs' log segments on the broker's disk right now.
 
-    The changelogs are compacted: the log cleaner may drop each account's first
-    state before or while the worker reads them, so this says how much was there.
+    The changelogs are compacted: the log cleaner may drop superseded rows (the
+    ``inflow`` totals of earlier batches) before or while the worker reads them, so
+    this says how much was there.
     """
     data = broker.state_dir / "kafka" / "data"
     total = 0
-    for table in TABLES:
-        for segment in data.glob(f"{changelog(app_id, table)}-*/*.log"):
+    for name in CHANGELOGS:
+        for segment in data.glob(f"{engine_topic(app_id, name)}-*/*.log"):
             with contextlib.suppress(OSError):
                 total += segment.stat().st_size
     return total
@@ -303,7 +277,7 @@ def per_account(results: Sequence[MutableMapping[str, Any]]) -> None:
 
     ``bytes_per_account`` (and ``anon_bytes_per_account``, from RssAnon): against the
     worker with 0 accounts. ``marginal_bytes_per_account``: against the next smaller
-    count measured, which leaves out what recovery costs once whatever the count.
+    count measured, which leaves out what a restore costs once whatever the count.
     """
     base = next((r for r in results if r["accounts"] == 0), None)
     by_count = sorted(results, key=lambda r: r["accounts"])

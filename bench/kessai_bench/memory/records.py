@@ -1,28 +1,24 @@
-"""What one funded account is, and the changelog records the ledger leaves for it.
+"""What one funded account is, and the changelog rows the engine writes for it.
 
-Pure (no broker): the prefill writes these records, the in-process profile builds
-the tables from them, and the tests compare them with what a real worker writes.
+Pure (no broker): the prefill writes these rows, the in-process profile restores an
+engine from them, and the tests compare them with what a real worker writes. They
+are not written out by hand: :class:`Funder` runs the engine's own
+:class:`~streams.engine.core.Batch` over the deposits, so they are what the pipeline
+writes by construction.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final
+from typing import Final
 
-import orjson
-from aiokafka.partitioner import DefaultPartitioner
-from faust.serializers import codecs
-
-from schemas import CUSTODY, PAYMENTS, MoveBonds, MoveCash, encode
-from streams.config import DEFAULT_TOKENS, Settings
-from streams.ledger import journal
-from streams.ledger.domain import AccountState
-from streams.ledger.handler import account_step
-from streams.ledger.messages import Move
-from streams.topics import ACCOUNTS_TABLE, APPLIED_TABLE
+from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, MoveBonds, MoveCash, encode
+from streams.config import Settings
+from streams.engine.core import Batch, Engine, Rules
+from streams.engine.service import BATCH_RECORDS_MAX, partition_of, rules_of
+from streams.topics import ENGINE_ACCOUNTS, ENGINE_APPLIED, ENGINE_INFLOW
 
 #: The cash token and bond each account is funded with, and how much of each.
 CASH_TOKEN: Final = "JPYC"
@@ -32,12 +28,14 @@ BOND_FACE: Final = 1_000_000
 #: The worker's tokens (KESSAI_TOKENS); the default set, so "JPYC" has 0 decimals.
 TOKENS: Final[Mapping[str, int]] = {"JPYC": 0, "USDC": 6}
 
-#: The ledger's two tables (streams/ledger/agent.py); their changelogs' config is
-#: streams.topics.CHANGELOG_CONFIG, as faust declares it.
-TABLES: Final = (ACCOUNTS_TABLE, APPLIED_TABLE)
-#: faust's codec for a table declared with ``value_type=bytes`` (tables/base.py); any
-#: other type gets "json" (orjson with OPT_NON_STR_KEYS | OPT_UTC_Z).
-RAW_CODEC: Final = "raw"
+#: The engine's changelogs a deposit writes to (streams/topics.py; one partition each).
+CHANGELOGS: Final = (ENGINE_ACCOUNTS, ENGINE_APPLIED, ENGINE_INFLOW)
+#: Accounts funded per batch: two deposits each, as many records as the engine's
+#: largest batch holds.
+FUND_BATCH_ACCOUNTS: Final = BATCH_RECORDS_MAX // 2
+#: The funding batches' clock. No row of a deposit depends on it (the journal's hash
+#: chain has no time in it); fixed, so that the rows are the same at every run.
+FUND_CLOCK_S: Final = 1_795_564_800.0  # 2026-11-25T00:00:00Z
 
 ACCOUNTS_MAX: Final = 10_000_000
 
@@ -58,7 +56,7 @@ def funding(i: int) -> Funding:
 
 
 def deposits(f: Funding) -> list[tuple[str, bytes, bytes]]:
-    """The two records the bridges publish to fund *f*: ``(topic, key, value)``."""
+    """The two records the bridges publish to fund *f*, cash first: ``(topic, key, value)``."""
     cash = MoveCash(
         payment_id=f.payment_id,
         account=f.account,
@@ -77,144 +75,84 @@ def deposits(f: Funding) -> list[tuple[str, bytes, bytes]]:
     return [(PAYMENTS, key, encode(cash)), (CUSTODY, key, encode(bonds))]
 
 
-def moves(f: Funding) -> tuple[Move, Move]:
-    """The two commands the ledger's intake forwards for *f*'s deposits, cash first.
-
-    Command ids as the intake builds them (``payment:<payment_id>``,
-    ``custody:<movement_id>``); ``source`` only ever feeds a rejection, so it is left out.
-    """
-    return (
-        Move(f"payment:{f.payment_id}", f.account, CASH_TOKEN, CASH_UNITS, "deposit"),
-        Move(f"custody:{f.movement_id}", f.account, BOND_ISIN, BOND_FACE, "deposit"),
-    )
-
-
-_PARTITIONER = DefaultPartitioner()
-
-
-def command_partition(account: str, partitions: int) -> int:
-    """The partition of ``kessai-ledger-commands`` that *account*'s commands go to.
-
-    The intake sends them with ``key=account.encode()`` and no partition; faust's
-    transactional producers are aiokafka producers with its default partitioner (the
-    Java client's murmur2), unless ``producer_partitioner`` is set (kessai does not).
-    faust writes every table change to the changelog partition of the event being
-    processed (``Collection._send_changelog``: ``event.message.partition``), so this is
-    also the account's partition in both changelogs.
-    """
-    assert partitions > 0, partitions
-    every = list(range(partitions))
-    partition: int = _PARTITIONER(account.encode(), every, every)
-    return partition
+def command_ids(f: Funding) -> tuple[str, str]:
+    """The ids the engine records in ``engine-applied`` for *f*'s deposits, as the
+    ledger's intake builds them (``payment:<payment_id>``, ``custody:<movement_id>``)."""
+    return f"payment:{f.payment_id}", f"custody:{f.movement_id}"
 
 
 @dataclass(frozen=True, slots=True)
-class TableCodec:
-    """How faust serializes one table's keys and values: the table's own declaration."""
+class ChangelogRow:
+    """One row of an engine changelog (partition 0): its name in
+    :data:`streams.topics.ENGINE_CHANGELOGS`, its key and its value."""
 
-    key_serializer: str
-    value_serializer: str
-
-    def dumps_key(self, key: object) -> bytes:
-        return right_sized(codecs.dumps(self.key_serializer, key))
-
-    def dumps_value(self, value: object) -> bytes:
-        return right_sized(codecs.dumps(self.value_serializer, value))
-
-    def loads_key(self, raw: bytes) -> Any:
-        return codecs.loads(self.key_serializer, raw)
-
-    def loads_value(self, raw: bytes) -> Any:
-        """What faust's memory store keeps for a changelog value.
-
-        A raw value is the record's own bytes object, one per record as aiokafka
-        hands it over: copied here, so that it is counted like one.
-        """
-        if self.value_serializer == RAW_CODEC:
-            return right_sized(raw)
-        return codecs.loads(self.value_serializer, raw)
-
-
-def right_sized(data: bytes) -> bytes:
-    """A copy of *data* in a block of its own size.
-
-    orjson 3.13's ``dumps`` returns bytes objects that keep its whole output buffer:
-    about 4 KiB of memory each, whatever their length (measured: 4,106 bytes of RSS
-    per kept 93-byte value, 144 for a copy). A record read from Kafka is sized to
-    its length; so are the records built here.
-    """
-    return memoryview(data).tobytes()
-
-
-@functools.cache
-def table_codecs(partitions: int = 4) -> dict[str, TableCodec]:
-    """The ledger's tables' codecs, read from the worker's own faust app (no broker).
-
-    So the prefill and the profile follow the tables as ``streams/ledger/agent.py``
-    declares them today (the accounts table went from JSON dicts to raw bytes).
-    """
-    from streams.runtime.app import create_app  # builds faust apps: only when needed
-
-    app = create_app(Settings(app_id="kessai-memory-bench", partitions=partitions))
-    tables: Mapping[str, Any] = app.tables  # faust types them without their codecs
-    return {
-        name: TableCodec(
-            key_serializer=str(tables[name].key_serializer),
-            value_serializer=str(tables[name].value_serializer),
-        )
-        for name in TABLES
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class ChangelogRecord:
     table: str
-    partition: int
     key: bytes
     value: bytes
 
 
-def account_value(state: AccountState, codec: TableCodec) -> bytes:
-    """The changelog value the ledger agent writes for *state*.
+def rules() -> Rules:
+    """The engine's rules as a worker with the bench's tokens has them."""
+    return rules_of(Settings(tokens=dict(TOKENS)))
 
-    A raw table holds ``AccountState.to_bytes()``; a json one gets
-    ``AccountState.to_json()`` through faust's json codec. Both are the same JSON.
+
+class Funder:
+    """Applies funding deposits with the engine's own :class:`Batch`, a batch at a time.
+
+    Each account is funded once and no batch reads another's account or ids, so the
+    engine forgets them after each batch (the prefill's memory stays flat); it keeps
+    ``inflow``, whose rows are running totals.
     """
-    if codec.value_serializer == RAW_CODEC:
-        return right_sized(state.to_bytes())
-    return codec.dumps_value(state.to_json())
+
+    def __init__(self, *, partitions: int) -> None:
+        self.engine = Engine()
+        self.rules = rules()
+        self.partitions = partitions
+        #: The next offset of each input partition, as a broker would number them.
+        self.offsets: dict[tuple[str, int], int] = {}
+
+    def rows(self, fundings: Iterable[Funding]) -> list[ChangelogRow]:
+        """The changelog rows one batch writes applying *fundings*' deposits, in order."""
+        batch = Batch(self.engine, self.rules, FUND_CLOCK_S)
+        for f in fundings:
+            for topic, key, value in deposits(f):
+                partition = partition_of(key, self.partitions)
+                offset = self.offsets.get((topic, partition), 0)
+                self.offsets[topic, partition] = offset + 1
+                batch.record(topic, partition, offset, key, value, FUND_CLOCK_S)
+        out = batch.finish()
+        assert not out.rejected and not out.statuses, out.rejected
+        assert all(topic == LEDGER_EVENTS for topic, _, _ in out.records)
+        self.engine.accounts.clear()
+        self.engine.applied.clear()
+        rows = []
+        for table, row_key, row in out.changelog:
+            assert table in CHANGELOGS and row is not None, (table, row_key)
+            rows.append(ChangelogRow(table, row_key, row))
+        return rows
 
 
-def _decimals_of(asset: str) -> int:
-    # The worker the prefill stands for runs with the default tokens.
-    return DEFAULT_TOKENS.get(asset, 0)
+def engine_rows(
+    fundings: Iterable[Funding], *, partitions: int = 4, batch_accounts: int = FUND_BATCH_ACCOUNTS
+) -> list[ChangelogRow]:
+    """Every changelog row of funding *fundings*, :data:`FUND_BATCH_ACCOUNTS` per batch."""
+    funder = Funder(partitions=partitions)
+    return [r for chunk in chunks(fundings, batch_accounts) for r in funder.rows(chunk)]
 
 
-def ledger_writes(f: Funding, *, partitions: int) -> list[ChangelogRecord]:
-    """The changelog records the ledger agent writes while applying *f*'s two deposits.
+def chunks(items: Iterable[Funding], size: int) -> Iterator[list[Funding]]:
+    """*items* in lists of *size* (the last one shorter), in order."""
+    chunk: list[Funding] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
-    In the agent's order: ``accounts[account] = state`` then ``applied[id] = True``,
-    once per deposit; the states come from the ledger's own step, starting from an
-    empty account (the table's default), as ``streams/ledger/agent.py`` does.
-    """
-    codec = table_codecs(partitions)
-    partition = command_partition(f.account, partitions)
-    key = codec[ACCOUNTS_TABLE].dumps_key(f.account)
-    state = AccountState()
-    out: list[ChangelogRecord] = []
-    for move in moves(f):
-        fx = account_step(state, f.account, move, already_applied=False)
-        assert fx.rejection is None and not fx.sends, fx
-        journal.chain(state, fx.state, fx.postings, _decimals_of)
-        value = account_value(fx.state, codec[ACCOUNTS_TABLE])
-        out.append(ChangelogRecord(ACCOUNTS_TABLE, partition, key, value))
-        # What the next command of this account starts from: the stored value, decoded.
-        state = AccountState.from_json(orjson.loads(value))
-        applied = codec[APPLIED_TABLE]
-        out.extend(
-            ChangelogRecord(
-                APPLIED_TABLE, partition, applied.dumps_key(command_id), applied.dumps_value(True)
-            )
-            for command_id in fx.applied
-        )
-    return out
+
+def right_sized(data: bytes) -> bytes:
+    """A copy of *data* in a block of its own size, as aiokafka hands over a record's
+    value: one bytes object per record read (the profile restores from copies)."""
+    return memoryview(data).tobytes()

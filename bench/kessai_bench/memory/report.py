@@ -17,16 +17,18 @@ MARKDOWN_NAME: Final = "memory.md"
 
 NOTES: Final = (
     "RSS is VmRSS (shared libraries included), RssAnon the process's own anonymous "
-    "memory; peak RSS is VmHWM, reached during recovery.",
-    "Recovery: faust's 'Restoring state' to 'Done reading' lines. Offsets/s: changelog "
-    "records written / that time; the log cleaner may have compacted some away before "
-    "the worker read them (then fewer records were read: compare 'on disk', the "
-    "changelogs' bytes when the worker started, with the smaller counts').",
-    "Marginal bytes / account: against the next smaller count, so without what "
-    "recovery leaves behind whatever the count (fetch buffers, allocator leftovers).",
-    "Replay RSS: a fresh Python process rebuilding the same tables from the same "
-    "records (no Kafka, no faust): what the tables cost once the allocator has "
-    "been through a recovery, without the worker's own fetch buffers and events.",
+    "memory; peak RSS is VmHWM, reached during the restore.",
+    "Restore: the engine's own figure, from its log line 'engine: restored N rows in "
+    "S s' (the changelogs read to their ends, the last manifest, the inputs' offsets). "
+    "Rows/s: N / S. The log cleaner may have compacted superseded rows away before the "
+    "worker read them (compare 'on disk', the changelogs' bytes when it started).",
+    "Start → leading: from the worker's start to GET /health answering 200 with the "
+    "engine leading (faust's start-up, the engine's group, its restore).",
+    "Marginal bytes / account: against the next smaller count, so without what a "
+    "restore leaves behind whatever the count (fetch buffers, allocator leftovers).",
+    "Replay RSS: a fresh Python process restoring an engine from the same rows (no "
+    "Kafka, no faust): what the state costs once the allocator has been through a "
+    "restore, without the worker's own fetch buffers.",
 )
 
 
@@ -56,10 +58,11 @@ def _intro(doc: Mapping[str, Any]) -> list[str]:
         f"{m['python']}, Kafka {m['kafka']}, faust-streaming {m['faust_streaming']}; load "
         f"average at start {', '.join(map(str, m['load_average_at_start']))}.",
         "",
-        f"Each account: one {run['cash']} deposit and one {run['bond']} deposit, written "
-        f"straight into the `accounts` and `applied` changelogs ({run['partitions']} "
-        "partitions) exactly as the ledger writes them; then `kessai worker` recovers them. "
-        "RSS read a few seconds after `Worker ready`; bytes / account = (RSS(N) − RSS(0)) / N."
+        f"Each account: one {run['cash']} deposit and one {run['bond']} deposit, applied "
+        "by the engine's own batches in the bench and their rows written straight into "
+        "the engine's `accounts`, `applied` and `inflow` changelogs; then `kessai worker` "
+        f"({run['partitions']} partitions) restores them. RSS read a few seconds after "
+        "the engine leads; bytes / account = (RSS(N) − RSS(0)) / N."
         + (
             " Worker environment: "
             + ", ".join(f"`{k}={v}`" for k, v in run["worker_env"].items())
@@ -74,9 +77,9 @@ def _intro(doc: Mapping[str, Any]) -> list[str]:
 def _table(results: Sequence[Mapping[str, Any]]) -> list[str]:
     """One row per account count."""
     lines = [
-        "| accounts | changelog records | on disk MiB | RSS MiB | RssAnon MiB | peak RSS MiB "
-        "| bytes / account | marginal bytes / account | start → ready s | recovery s "
-        "| offsets/s |",
+        "| accounts | changelog rows | on disk MiB | RSS MiB | RssAnon MiB | peak RSS MiB "
+        "| bytes / account | marginal bytes / account | start → leading s | restore s "
+        "| rows/s |",
         "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results:
@@ -90,9 +93,9 @@ def _table(results: Sequence[Mapping[str, Any]]) -> list[str]:
             mib(r["peak_rss_kib"]),
             _num(r["bytes_per_account"]),
             _num(r.get("marginal_bytes_per_account")),
-            _num(r["start_to_ready_s"], 1),
-            _num(r["recovery_s"], 1),
-            _num(r["recovery_records_per_s"]),
+            _num(r["start_to_leading_s"], 1),
+            _num(r["restore_s"], 2),
+            _num(r["restore_rows_per_s"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -106,8 +109,8 @@ def _touched(results: Sequence[Mapping[str, Any]]) -> list[str]:
     return [
         "",
         "Then the worker wrote accounts itself: 1 JPYC deposited into each of the first K "
-        "accounts through the pipeline (each account's value replaced by the one the "
-        "agent built, and one more `applied` id):",
+        "accounts through the pipeline (each account's row replaced by the one the "
+        "engine built, and one more `applied` id):",
         "",
         "| accounts | K touched | seconds | RSS before MiB | RSS after MiB "
         "| bytes / touched account |",
@@ -126,11 +129,11 @@ def _verdict(results: Sequence[Mapping[str, Any]], target: int) -> list[str]:
     measured = [r for r in results if r["bytes_per_account"]]
     if not measured:
         return []
-    # The largest count: the one least diluted by what recovery costs once.
+    # The largest count: the one least diluted by what a restore costs once.
     biggest = max(measured, key=lambda r: r["accounts"])
     verdict = "under" if biggest["bytes_per_account"] <= target else "over"
     line = (
-        f"Target: at most {target:,} bytes per account. After recovery, at "
+        f"Target: at most {target:,} bytes per account. After the restore, at "
         f"{biggest['accounts']:,} accounts: {biggest['bytes_per_account']:,}: **{verdict}**."
     )
     if biggest.get("touch_bytes_per_account") is not None:
@@ -142,34 +145,29 @@ def _verdict(results: Sequence[Mapping[str, Any]], target: int) -> list[str]:
 
 
 def _profile(prof: Mapping[str, Any] | None) -> list[str]:
-    """The in-process profile: the tables part by part, the replay, the value shapes."""
+    """The in-process profile: the engine's state part by part, and the replay."""
     if not prof:
         return []
     lines = [
         "",
-        f"In-process (tracemalloc, {prof['accounts']:,} accounts, no Kafka): the two "
-        f"tables hold {prof['tables_bytes_per_account']:,.0f} bytes per account "
-        f"(account ids of {prof['key_chars']['account']} characters, command ids of "
-        f"{prof['key_chars']['command_id']}):",
+        f"In-process (tracemalloc, {prof['accounts']:,} accounts, no Kafka): an engine "
+        f"restored from the prefill's rows holds {prof['engine_bytes_per_account']:,.0f} "
+        f"bytes per account (account ids of {prof['key_chars']['account']} characters, "
+        f"command ids of {prof['key_chars']['command_id']}, account rows of "
+        f"{prof['value_bytes']['accounts']} bytes); part by part:",
         "",
         "| part | bytes / account |",
         "|---|--:|",
     ]
     lines += [f"| {k} | {v:,.0f} |" for k, v in prof["parts_bytes_per_account"].items()]
+    lines.append(f"| all parts | {prof['tables_bytes_per_account']:,.0f} |")
     replay = prof.get("replay")
     if replay:
         lines += [
             "",
-            "A fresh Python process replaying the same changelog records into the same "
-            f"dicts (no Kafka, no faust) grows by {replay['rss_bytes_per_account']:,} "
-            "bytes of RSS per account.",
+            "A fresh Python process restoring an engine from the same rows (no Kafka, no "
+            f"faust) grows by {replay['rss_bytes_per_account']:,} bytes of RSS per account.",
         ]
-    lines += ["", "The accounts' values in each shape (the worker keeps the one marked):", ""]
-    lines += ["| shape | bytes / account |", "|---|--:|"]
-    lines += [
-        f"| {k}{' (the worker)' if k == prof['current_shape'] else ''} | {v:,.0f} |"
-        for k, v in prof["value_shapes_bytes_per_account"].items()
-    ]
     return lines
 
 

@@ -1,8 +1,9 @@
-"""In-process, no Kafka: what the ledger's two tables themselves cost per account.
+"""In-process, no Kafka: what the engine's state itself costs per funded account.
 
-:func:`profile_tables` splits the cost between the values, the keys and faust's
-store (tracemalloc) and prices the values in other shapes; :func:`replay_rss` reads
-a fresh process's RSS growth while it rebuilds the tables as faust's memory store does.
+:func:`profile_tables` restores an :class:`~streams.engine.core.Engine` from the
+prefill's rows under tracemalloc and splits its cost between the accounts' rows (JSON
+bytes), their keys, the ``applied`` ids and the containers; :func:`replay_rss` reads
+a fresh process's RSS growth while it restores the same rows.
 """
 
 from __future__ import annotations
@@ -12,90 +13,82 @@ import os
 import subprocess
 import sys
 import tracemalloc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import orjson
 
 from kessai_bench.memory.records import (
     ACCOUNTS_MAX,
-    RAW_CODEC,
-    TABLES,
-    ChangelogRecord,
-    TableCodec,
+    ChangelogRow,
+    engine_rows,
     funding,
-    ledger_writes,
-    table_codecs,
+    right_sized,
 )
 from kessai_bench.memory.worker import proc_status_kib
-from streams.topics import ACCOUNTS_TABLE, APPLIED_TABLE
+from streams.engine.core import Engine
+from streams.topics import ENGINE_ACCOUNTS, ENGINE_APPLIED
 
 #: Accounts in the in-process tracemalloc profile (the cost per account is linear).
 PROFILE_ACCOUNTS: Final = 100_000
 
-#: The accounts' values in the shapes priced by the profile; the one the worker keeps
-#: follows from the table's codec (:func:`current_shape`).
-SHAPE_DICTS: Final = "JSON dicts (json table)"
-SHAPE_BYTES: Final = "JSON bytes (raw table)"
-SHAPE_TUPLES: Final = "tuples (seq, ((asset, available, locked), ...))"
-#: What a raw table holds for a state the agent has just written: orjson's own bytes.
-SHAPE_ORJSON: Final = "JSON bytes as orjson.dumps returns them (a raw table, once written)"
-
-
-def current_shape(codec: TableCodec) -> str:
-    return SHAPE_BYTES if codec.value_serializer == RAW_CODEC else SHAPE_DICTS
-
 
 def profile_tables(accounts: int, *, partitions: int = 4) -> dict[str, Any]:
-    """Bytes the two tables hold for *accounts* funded accounts, part by part (tracemalloc).
+    """Bytes the engine holds for *accounts* funded accounts, in all and part by part
+    (tracemalloc).
 
-    Built the way faust's memory store rebuilds them (``stores/memory.py``): per
-    changelog record, ``data[key] = value`` and ``_key_partition[key] = partition``,
-    keys and values decoded with each table's codec as the worker declares it. Only
-    the final state of each key is kept, as after recovery. The accounts' values are
-    also priced in the other shapes. Scaffolding lists are left out of every figure.
+    In all: an engine restored from the rows as :mod:`streams.engine.restore` does it
+    (``Engine.restore_row``, every row in order, each value a bytes object of its own
+    as aiokafka hands it over). Part by part: the same keys, values and containers
+    built one at a time, each kept alive until the end so that its bytes are its own.
+    ``inflow`` (one entry per asset) costs nothing per account and is left out of the
+    parts. Scaffolding lists are left out of every figure.
     """
     assert 0 < accounts <= ACCOUNTS_MAX, accounts
-    codec = table_codecs(partitions)
-    acct, appl = _final_records(accounts, partitions)
+    rows = engine_rows((funding(i) for i in range(accounts)), partitions=partitions)
+    acct = _last(rows, ENGINE_ACCOUNTS)
+    appl = _last(rows, ENGINE_APPLIED)
+    assert len(acct) == accounts, len(acct)
     gc.collect()
-    shape = current_shape(codec[ACCOUNTS_TABLE])
-    parts, shapes = _Tracer(codec[ACCOUNTS_TABLE], codec[APPLIED_TABLE]).run(acct, appl, shape)
+    tracemalloc.start()
+    try:
+        tracer = _Tracer()
+        tracer.engine(rows)
+        tracer.parts_of(acct, appl)
+    finally:
+        tracemalloc.stop()
+    parts = tracer.parts
     return {
         "accounts": accounts,
-        "codecs": {
-            name: {"key": c.key_serializer, "value": c.value_serializer}
-            for name, c in codec.items()
-        },
-        "key_chars": {"account": len(acct[0].key) - 2, "command_id": len(appl[0].key) - 2},
-        "value_bytes": {"accounts": len(acct[-1].value), "applied": len(appl[-1].value)},
+        "key_chars": {"account": len(acct[0].key), "command_id": len(appl[0].key)},
+        "value_bytes": {"accounts": len(acct[-1].value)},
+        "engine_bytes_per_account": round(tracer.engine_bytes / accounts, 1),
         "parts_bytes_per_account": {k: round(v / accounts, 1) for k, v in parts.items()},
         "tables_bytes_per_account": round(sum(parts.values()) / accounts, 1),
-        "current_shape": shape,
-        "value_shapes_bytes_per_account": {k: round(v / accounts, 1) for k, v in shapes.items()},
     }
 
 
-def _final_records(
-    accounts: int, partitions: int
-) -> tuple[list[ChangelogRecord], list[ChangelogRecord]]:
-    """Each key's last changelog record, as recovery keeps it: ``accounts``, ``applied``."""
-    final: dict[tuple[str, bytes], ChangelogRecord] = {}
-    for i in range(accounts):
-        for r in ledger_writes(funding(i), partitions=partitions):
-            final[r.table, r.key] = r  # a key's last write is what recovery keeps
-    acct = [r for (t, _), r in final.items() if t == ACCOUNTS_TABLE]
-    appl = [r for (t, _), r in final.items() if t == APPLIED_TABLE]
-    return acct, appl
+def _last(rows: Sequence[ChangelogRow], table: str) -> list[ChangelogRow]:
+    """Each key's last row of *table*, as a restore keeps it."""
+    return list({r.key: r for r in rows if r.table == table}.values())
+
+
+def _restore(rows: Sequence[ChangelogRow]) -> Engine:
+    """An engine restored from *rows* as the worker restores it from Kafka."""
+    engine = Engine()
+    for r in rows:
+        engine.restore_row(r.table, r.key.decode(), right_sized(r.value))
+    engine.restored()
+    return engine
 
 
 class _Tracer:
-    """Builds the tables part by part under tracemalloc, keeping every part alive until
-    the end so that each one's bytes are its own."""
+    """Builds things under tracemalloc (already started), keeping each alive until the
+    end so that each one's bytes are its own."""
 
-    def __init__(self, accounts: TableCodec, applied: TableCodec) -> None:
-        self.a_codec, self.p_codec = accounts, applied
+    def __init__(self) -> None:
         self.parts: dict[str, int] = {}
+        self.engine_bytes = 0
         self.keep: list[object] = []
 
     def traced(self, build: Callable[[], object]) -> tuple[object, int]:
@@ -110,76 +103,34 @@ class _Tracer:
         built, self.parts[name] = self.traced(build)
         return built
 
-    def run(
-        self, acct: list[ChangelogRecord], appl: list[ChangelogRecord], shape: str
-    ) -> tuple[dict[str, int], dict[str, int]]:
-        """(bytes per part of the tables, bytes of the accounts' values per shape)."""
-        tracemalloc.start()
-        try:
-            self._tables(acct, appl, shape)
-            traced = self.traced
-            dicts: list[Any] = [orjson.loads(r.value) for r in acct]  # outside the count
-            shapes = {
-                SHAPE_DICTS: traced(lambda: [orjson.loads(r.value) for r in acct])[1],
-                SHAPE_BYTES: traced(lambda: [bytes(bytearray(r.value)) for r in acct])[1],
-                SHAPE_TUPLES: traced(lambda: [_as_tuple(v) for v in dicts])[1],
-                SHAPE_ORJSON: traced(lambda: [orjson.dumps(v) for v in dicts])[1],
-            }
-        finally:
-            tracemalloc.stop()
-        self.keep.clear()
-        return self.parts, shapes
+    def engine(self, rows: Sequence[ChangelogRow]) -> None:
+        _, self.engine_bytes = self.traced(lambda: _restore(rows))
 
-    def _tables(self, acct: list[ChangelogRecord], appl: list[ChangelogRecord], shape: str) -> None:
-        part, a_codec, p_codec = self.part, self.a_codec, self.p_codec
-        a_keys = part("accounts: keys (str)", lambda: [a_codec.loads_key(r.key) for r in acct])
-        a_vals = part(
-            f"accounts: values, {shape}", lambda: [a_codec.loads_value(r.value) for r in acct]
-        )
-        part("accounts: store dict", lambda: dict(zip(a_keys, a_vals, strict=True)))
-        part(
-            "accounts: store key->partition dict",
-            lambda: {k: r.partition for k, r in zip(a_keys, acct, strict=True)},
-        )
-        p_keys = part("applied: keys (str)", lambda: [p_codec.loads_key(r.key) for r in appl])
-        part(
-            "applied: store dict",
-            lambda: {k: p_codec.loads_value(r.value) for k, r in zip(p_keys, appl, strict=True)},
-        )
-        part(
-            "applied: store key->partition dict",
-            lambda: {k: r.partition for k, r in zip(p_keys, appl, strict=True)},
-        )
+    def parts_of(self, acct: Sequence[ChangelogRow], appl: Sequence[ChangelogRow]) -> None:
+        part = self.part
+        keys = part("accounts: keys (str)", lambda: [r.key.decode() for r in acct])
+        values = part("accounts: rows (JSON bytes)", lambda: [right_sized(r.value) for r in acct])
+        part("accounts: dict", lambda: dict(zip(keys, values, strict=True)))
+        ids = part("applied: ids (str)", lambda: [r.key.decode() for r in appl])
+        part("applied: set", lambda: set(ids))
 
 
 def replay_rss(accounts: int, *, partitions: int = 4) -> dict[str, Any]:
-    """This process's RSS growth per account while it rebuilds the tables from the
-    changelog records, as faust's memory store does, with no Kafka and no faust.
+    """This process's RSS growth per account while it restores an engine from the
+    prefill's rows (``Engine.restore_row``), with no Kafka and no faust.
 
-    Every record, superseded states included, partition by partition in offset order:
-    what the allocator is left with after a replay, without the worker's fetch
-    buffers and events. Run it in a fresh process (``--replay-rss N``): an RSS delta
-    means nothing in one that has already grown and shrunk.
+    What the allocator is left with after a restore, without the worker's fetch
+    buffers. Run it in a fresh process (``--replay-rss N``): an RSS delta means nothing
+    in one that has already grown and shrunk.
     """
     assert 0 < accounts <= ACCOUNTS_MAX, accounts
-    by_tp: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
-    for i in range(accounts):
-        for r in ledger_writes(funding(i), partitions=partitions):
-            by_tp.setdefault((r.table, r.partition), []).append((r.key, r.value))
+    rows = engine_rows((funding(i) for i in range(accounts)), partitions=partitions)
     gc.collect()
     before = proc_status_kib(os.getpid())
-    codec = table_codecs(partitions)
-    stores: dict[str, tuple[dict[Any, Any], dict[Any, int]]] = {t: ({}, {}) for t in TABLES}
-    for (table, partition), items in sorted(by_tp.items()):
-        data, key_partition = stores[table]
-        loads_key, loads_value = codec[table].loads_key, codec[table].loads_value
-        for raw_key, raw_value in items:
-            key = loads_key(raw_key)
-            data[key] = loads_value(raw_value)
-            key_partition[key] = partition
+    engine = _restore(rows)
     gc.collect()
     after = proc_status_kib(os.getpid())
-    assert len(stores[ACCOUNTS_TABLE][0]) == accounts, len(stores[ACCOUNTS_TABLE][0])
+    assert len(engine.accounts) == accounts, len(engine.accounts)
     return {
         "accounts": accounts,
         "rss_bytes_per_account": round((after["VmRSS"] - before["VmRSS"]) * 1024 / accounts),
@@ -204,8 +155,3 @@ def replay_rss_in_child(accounts: int, *, partitions: int) -> dict[str, Any]:
     )
     result: dict[str, Any] = orjson.loads(done.stdout.splitlines()[-1])
     return result
-
-
-def _as_tuple(value: Mapping[str, Any]) -> tuple[int, tuple[tuple[str, int, int], ...]]:
-    balances = value["balances"]
-    return (value["seq"], tuple((a, int(b[0]), int(b[1])) for a, b in balances.items()))

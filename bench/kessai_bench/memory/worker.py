@@ -1,10 +1,11 @@
 """The worker under measurement: ``kessai worker`` whose log is watched as it is written,
-so that its recovery is timed, and whose memory is read from ``/proc``."""
+so that its engine's restore is timed, and whose memory is read from ``/proc``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -16,24 +17,21 @@ from kessai_bench.memory.common import PROGRESS_EVERY_S, Log, MemoryBenchError
 from streams.config import Settings
 from streams.devtools.processes import WorkerProcess
 
-#: A worker that has not said "Worker ready" by then is given up on (recovering a
-#: million accounts takes minutes on a small machine).
+#: A worker whose engine has not restored by then is given up on (restoring a
+#: million accounts takes a while on a small machine).
 RECOVERY_TIMEOUT_S: Final = 1_800.0
 STOP_GRACE_S: Final = 30.0
 LOG_TAIL_LINES: Final = 15
 
-#: Lines of the worker's log that mark its progress (faust's recovery, then
-#: streams/runtime/eos.py's KessaiRecovery), by the name they are reported under.
+#: Lines of the worker's log that mark its progress (faust's, then the engine's:
+#: streams/engine/service.py), by the name they are reported under.
 MILESTONES: Final[Mapping[str, str]] = {
-    "recovery_started": "Restoring state from changelog topics",
-    "recovery_read": "Done reading from changelog topics",
-    "recovery_complete": "Recovery complete",
     "ready": "Worker ready",
+    "takeover": "engine: this worker holds the inputs; taking over",
+    "restored": "engine: restored ",
 }
-#: faust's progress line while it reads changelogs: "... (total remaining=1234):".
-_REMAINING_MARK: Final = "total remaining="
-#: faust's lines when a rebalance interrupts recovery (it then starts over).
-_RESTART_MARKS: Final = ("Recovery rebalancing again", "Restarting Recovery")
+#: The engine's line once it has restored: "engine: restored 123 rows in 4.56 s (...)".
+_RESTORED: Final = re.compile(r"engine: restored (\d+) rows in ([0-9.]+) s")
 
 
 def milestone(line: str) -> str | None:
@@ -44,13 +42,10 @@ def milestone(line: str) -> str | None:
     return None
 
 
-def remaining(line: str) -> int | None:
-    """faust's "records still to read" from a recovery progress line, if it is one."""
-    _, found, rest = line.partition(_REMAINING_MARK)
-    if not found:
-        return None
-    digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
-    return int(digits) if digits else None
+def restored(line: str) -> tuple[int, float] | None:
+    """(rows, seconds) from the engine's "restored" line, if it is one."""
+    found = _RESTORED.search(line)
+    return None if found is None else (int(found[1]), float(found[2]))
 
 
 def proc_status_kib(
@@ -72,15 +67,14 @@ class Watch:
 
     started: float
     seen: dict[str, float] = field(default_factory=dict)
-    restarts: int = 0
-    #: (time, records remaining) from faust's last recovery progress line.
-    remaining: tuple[float, int] | None = None
+    #: (rows, seconds) from the engine's "restored" line.
+    restored: tuple[int, float] | None = None
     tail: list[str] = field(default_factory=list)
 
 
 class Worker:
     """``kessai worker`` (:class:`~streams.devtools.processes.WorkerProcess`) whose log
-    is watched for its milestones as they are printed, so that recovery is timed."""
+    is watched for its milestones as they are printed, so that the restore is timed."""
 
     def __init__(
         self,
@@ -118,22 +112,31 @@ class Worker:
             name = milestone(line)
             if name is not None:
                 watch.seen.setdefault(name, now)
-            if any(mark in line for mark in _RESTART_MARKS):
-                watch.restarts += 1
-            left = remaining(line)
-            if left is not None:
-                watch.remaining = (now, left)
+            figures = restored(line)
+            if figures is not None and watch.restored is None:
+                watch.restored = figures
 
     def since_start(self, name: str) -> float | None:
         with self._lock:
             at = self.watch.seen.get(name)
         return None if at is None else at - self.watch.started
 
+    async def leading(self) -> bool:
+        """Whether ``GET /health`` answers 200 with ``"engine": "leading"``; the first
+        time it does is the milestone ``leading``."""
+        body = await asyncio.to_thread(self.process.health)
+        if body is None or body.get("status") != "ok" or body.get("engine") != "leading":
+            return False
+        with self._lock:
+            self.watch.seen.setdefault("leading", time.monotonic())
+        return True
+
     async def wait_ready(self, timeout_s: float, *, log: Log | None = None) -> bool:
-        """Wait for ``Worker ready`` and the web port; False on timeout, raise if it died."""
+        """Wait until the engine has restored (its log line) and leads (``/health``);
+        False on timeout, raise if the worker died."""
         deadline = time.monotonic() + timeout_s
         last_said = time.monotonic()
-        while self.since_start("ready") is None or self.process.health() is None:
+        while self.since_start("restored") is None or not await self.leading():
             if not self.process.alive:
                 raise MemoryBenchError(
                     f"the worker exited with {self.process.proc.returncode} before it was "
@@ -144,11 +147,10 @@ class Worker:
             if log is not None and time.monotonic() - last_said > PROGRESS_EVERY_S:
                 last_said = time.monotonic()
                 rss = proc_status_kib(self.pid).get("VmRSS", 0)
-                left = self.watch.remaining
+                restoring = self.since_start("takeover") is not None
                 log(
                     f"  worker: {time.monotonic() - self.watch.started:,.0f} s, "
-                    f"RSS {rss / 1024:,.0f} MiB"
-                    + (f", {left[1]:,} changelog records to go" if left else "")
+                    f"RSS {rss / 1024:,.0f} MiB" + (", restoring" if restoring else "")
                 )
             await asyncio.sleep(0.2)
         return True

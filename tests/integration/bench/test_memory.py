@@ -1,23 +1,25 @@
 """The memory bench's prefill is what the pipeline writes, and a worker can live on it.
 
-``kessai_bench.memory`` measures the worker's RSS on changelogs it wrote itself
+``kessai_bench.memory`` measures the worker's RSS on engine changelogs it wrote itself
 instead of funding a million accounts through the pipeline. That is only a
-measurement if those changelogs are the pipeline's, so, on brokers of this test's own:
+measurement if those changelogs are the engine's, so, on brokers of this test's own:
 
 1. on broker A, 200 accounts are funded through a real worker: their cash deposits,
-   then, once the ledger applied them all, their bond deposits (the order the prefill
-   writes: one order, so that the values match byte for byte);
+   then, once the engine applied them all, their bond deposits (the order the prefill
+   applies them in, so that the account rows match byte for byte);
 2. on broker B, the prefill writes the same accounts and ids;
-3. both brokers' ``accounts`` and ``applied`` changelogs, read with read_committed, are
-   equal partition by partition and key by key (every value of every key, in order),
-   and the topics have the same partitions and configs;
-4. a worker recovers the prefill on broker B and lives on it: deposits repeated under
-   the prefilled ids are refused as duplicates (the ``applied`` table), a new deposit
-   continues its account's ``seq``, and a trade between two prefilled accounts
-   settles, its postings continuing the prefilled balances and ``seq``.
+3. both brokers' engine changelogs, read with read_committed, hold the same keys with
+   the same last row each (the engine writes a key again in each batch that touches
+   it, and batches are cut differently; the last row is what a restore keeps), and
+   neither wrote anything to the other changelogs;
+4. a worker restores the prefill on broker B (its log says how many rows) and lives
+   on it: deposits repeated under the prefilled ids are refused as duplicates (the
+   ``applied`` rows), a new deposit continues its account's ``seq``, and a trade
+   between two prefilled accounts settles, its postings continuing the prefilled
+   balances and ``seq``.
 
 Broker B's inputs are published before its worker starts: a fresh consumer group, a
-non-empty changelog to recover and a backlog waiting is the start that used to skip
+non-empty changelog to restore and a backlog waiting is the start that used to skip
 the backlog (hole 12 in docs/exactly-once.md; tests/integration/test_seek_on_start.py
 tests the seek itself).
 """
@@ -35,8 +37,6 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from kessai_bench import memory
 
 from schemas import (
@@ -53,19 +53,24 @@ from streams.config import Settings
 from streams.devtools import localkafka
 from streams.devtools.processes import free_port
 from streams.kafka.reader import read_committed
-from streams.topics import ACCOUNTS_TABLE, changelog
+from streams.topics import (
+    ENGINE_ACCOUNTS,
+    ENGINE_APPLIED,
+    ENGINE_CHANGELOGS,
+    ENGINE_INFLOW,
+    engine_topic,
+)
 from tests.support.logs import collect
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ACCOUNTS = 200
 WAIT_S = 60.0
-#: Short transactions: the same records, sooner.
-FAST = {"KESSAI_COMMIT_INTERVAL_S": "0.1"}
 #: Accounts whose deposits are sent again to the prefilled worker.
 REPEATED = 10
 
-Changelog = dict[int, dict[bytes, list[bytes]]]
+#: changelog name -> key -> every row of that key, in offset order.
+Changelogs = dict[str, dict[bytes, list[bytes]]]
 
 
 @pytest.fixture(scope="module")
@@ -118,32 +123,21 @@ def _at_least(n: int) -> Callable[[list[dict[str, Any]]], bool]:
     return lambda seen: len(seen) >= n
 
 
-async def _changelogs(settings: Settings) -> dict[str, Changelog]:
-    """Each table's changelog: partition -> key -> every value, in offset order."""
-    out: dict[str, Changelog] = {}
-    for table in memory.TABLES:
-        log: Changelog = defaultdict(lambda: defaultdict(list))
-        for r in await read_committed(settings, changelog(settings.app_id, table)):
-            assert not r.headers, r  # neither writer adds any
-            log[r.partition][r.key].append(r.value)
-        out[table] = {p: dict(keys) for p, keys in log.items()}
+async def _changelogs(settings: Settings) -> Changelogs:
+    """Every engine changelog, read committed: key -> every row, in offset order."""
+    out: Changelogs = {}
+    for name in ENGINE_CHANGELOGS:
+        rows: defaultdict[bytes, list[bytes]] = defaultdict(list)
+        for r in await read_committed(settings, engine_topic(settings.app_id, name)):
+            assert r.partition == 0 and not r.headers, r  # neither writer adds any
+            rows[r.key].append(r.value)
+        out[name] = dict(rows)
     return out
 
 
-async def _topic_shape(bootstrap: str, topic: str) -> tuple[int, dict[str, str]]:
-    """Partition count and every config value of *topic*."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        [described] = await admin.describe_topics([topic])
-        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
-        [resource] = response.to_object()["resources"]
-        config = {
-            str(e["config_names"]): str(e["config_value"]) for e in resource["config_entries"]
-        }
-        return len(described["partitions"]), config
-    finally:
-        await admin.close()
+def _last(changelogs: Changelogs) -> dict[str, dict[bytes, bytes]]:
+    """Each key's last row: what a restore keeps."""
+    return {name: {k: v[-1] for k, v in rows.items()} for name, rows in changelogs.items()}
 
 
 async def _publish(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:
@@ -164,20 +158,21 @@ async def test_the_prefill_is_what_the_pipeline_writes_and_a_worker_lives_on_it(
     fundings = [memory.funding(i) for i in range(ACCOUNTS)]
     real, pre = _app(broker_a, "kessai-real"), _app(broker_b, "kessai-prefill")
     await memory.create_kessai_topics(real)
-    await memory.create_kessai_topics(pre)
 
     through_pipeline = await _fund_through_the_pipeline(real, fundings, tmp_path)
-    prefilled = await _prefill_equals(pre, real, fundings, through_pipeline)
+    prefilled = await _prefill_equals(pre, fundings, through_pipeline)
     _check_not_vacuous(prefilled, fundings)
-    await _live_on_the_prefill(pre, fundings, tmp_path)
+    rows = sum(len(v) for keys in prefilled.values() for v in keys.values())
+    await _live_on_the_prefill(pre, fundings, rows, tmp_path)
 
 
 async def _fund_through_the_pipeline(
     real: Settings, fundings: list[memory.Funding], tmp_path: Path
-) -> dict[str, Changelog]:
+) -> Changelogs:
     """1. Through the pipeline: every cash deposit applied, then every bond deposit."""
-    worker = memory.Worker(real, log_path=tmp_path / "real.log", cwd=tmp_path, extra_env=FAST)
+    worker = memory.Worker(real, log_path=tmp_path / "real.log", cwd=tmp_path / "real")
     try:
+        assert await worker.wait_ready(WAIT_S), worker.watch.tail
         applied = 0
         for topic in (PAYMENTS, CUSTODY):
             await _publish(
@@ -192,44 +187,52 @@ async def _fund_through_the_pipeline(
 
 
 async def _prefill_equals(
-    pre: Settings,
-    real: Settings,
-    fundings: list[memory.Funding],
-    through_pipeline: dict[str, Changelog],
-) -> dict[str, Changelog]:
-    """2. and 3. The prefill, read back the same way: equal record for record."""
+    pre: Settings, fundings: list[memory.Funding], through_pipeline: Changelogs
+) -> Changelogs:
+    """2. and 3. The prefill, read back the same way: each key's last row equal."""
     filled = await memory.prefill(pre, fundings)
-    assert filled.records == {changelog(pre.app_id, t): 2 * ACCOUNTS for t in memory.TABLES}
+    assert filled.records == {
+        engine_topic(pre.app_id, ENGINE_ACCOUNTS): ACCOUNTS,
+        engine_topic(pre.app_id, ENGINE_APPLIED): 2 * ACCOUNTS,
+        engine_topic(pre.app_id, ENGINE_INFLOW): 2,  # one batch: each asset's total once
+    }
     prefilled = await _changelogs(pre)
-    for table in memory.TABLES:
-        a, b = through_pipeline[table], prefilled[table]
-        assert sorted(a) == sorted(b) == list(range(4)), table  # every partition used
-        for partition in a:
-            assert a[partition] == b[partition], (table, partition)
-        keys = ACCOUNTS if table == ACCOUNTS_TABLE else 2 * ACCOUNTS
-        assert sum(len(keys_) for keys_ in a.values()) == keys
-        shape_real = await _topic_shape(real.bootstrap, changelog(real.app_id, table))
-        shape_pre = await _topic_shape(pre.bootstrap, changelog(pre.app_id, table))
-        assert shape_real == shape_pre and shape_real[1]["cleanup.policy"] == "compact"
+    for name, rows in prefilled.items():
+        assert sum(map(len, rows.values())) == filled.records.get(engine_topic(pre.app_id, name), 0)
+    real_last, pre_last = _last(through_pipeline), _last(prefilled)
+    for name in ENGINE_CHANGELOGS:
+        assert real_last[name].keys() == pre_last[name].keys(), name
+        for key, value in real_last[name].items():
+            assert pre_last[name][key] == value, (name, key)
+    # The pipeline wrote an account's row once per batch that touched it: a row with
+    # the cash alone first (its bonds came later), then the last one.
+    seven = fundings[7].account.encode()
+    assert len(through_pipeline[ENGINE_ACCOUNTS][seven]) == 2
     return prefilled
 
 
-def _check_not_vacuous(prefilled: dict[str, Changelog], fundings: list[memory.Funding]) -> None:
-    """Not vacuous: each account's two states, on the partition of its commands."""
-    key = orjson.dumps(fundings[7].account)
-    partition = memory.command_partition(fundings[7].account, 4)
-    states = [orjson.loads(v) for v in prefilled[ACCOUNTS_TABLE][partition][key]]
-    assert [s["seq"] for s in states] == [1, 2]
-    assert states[1]["balances"] == {
+def _check_not_vacuous(prefilled: Changelogs, fundings: list[memory.Funding]) -> None:
+    """Not vacuous: each account's state, its ids and the inflow, as they should be."""
+    last = _last(prefilled)
+    assert len(last[ENGINE_ACCOUNTS]) == ACCOUNTS
+    state = orjson.loads(last[ENGINE_ACCOUNTS][fundings[7].account.encode()])
+    assert state["seq"] == 2
+    assert state["balances"] == {
         memory.CASH_TOKEN: [memory.CASH_UNITS, 0],
         memory.BOND_ISIN: [memory.BOND_FACE, 0],
+    }
+    ids = {i.encode() for f in fundings for i in memory.command_ids(f)}
+    assert last[ENGINE_APPLIED] == dict.fromkeys(ids, b"1")
+    assert last[ENGINE_INFLOW] == {
+        memory.CASH_TOKEN.encode(): b"%d" % (ACCOUNTS * memory.CASH_UNITS),
+        memory.BOND_ISIN.encode(): b"%d" % (ACCOUNTS * memory.BOND_FACE),
     }
 
 
 async def _live_on_the_prefill(
-    pre: Settings, fundings: list[memory.Funding], tmp_path: Path
+    pre: Settings, fundings: list[memory.Funding], rows: int, tmp_path: Path
 ) -> None:
-    """4. A worker recovers the prefill and lives on it."""
+    """4. A worker restores the prefill's *rows* and lives on them."""
     buyer, seller, topped = (f.account for f in fundings[:3])
     top_up = MoveCash(
         payment_id="top-up-1", account=topped, token="JPYC", amount=Decimal(1000), kind="deposit"
@@ -254,9 +257,10 @@ async def _live_on_the_prefill(
             (TRADES, b"t-memory-1", orjson.dumps(trade)),
         ],
     )
-    worker = memory.Worker(pre, log_path=tmp_path / "prefill.log", cwd=tmp_path, extra_env=FAST)
+    worker = memory.Worker(pre, log_path=tmp_path / "prefill.log", cwd=tmp_path / "prefill")
     try:
         assert await worker.wait_ready(WAIT_S), worker.watch.tail
+        assert worker.watch.restored is not None and worker.watch.restored[0] == rows
         statuses = await _read_until(
             pre.bootstrap, SETTLEMENTS, lambda s: any(r["status"] != "pending" for r in s)
         )

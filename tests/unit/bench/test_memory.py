@@ -1,4 +1,4 @@
-"""The memory bench's pure parts: the records it prefills, parsing, figures, report.
+"""The memory bench's pure parts: the rows it prefills, parsing, figures, report.
 
 Whether the prefill equals what a real worker writes is the integration test's job
 (tests/integration/bench/test_memory.py); these pin down each piece on its own.
@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import tracemalloc
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -20,6 +19,8 @@ from hypothesis import strategies as st
 from kessai_bench import memory
 
 from schemas import CUSTODY, PAYMENTS, MoveBonds, MoveCash, decode
+from streams.engine.core import Batch, Engine
+from streams.engine.service import partition_of
 from streams.ledger.domain import AccountState
 from streams.money import to_units
 
@@ -38,70 +39,88 @@ JAVA_MURMUR2 = {
 
 
 @pytest.mark.parametrize("partitions", [1, 4, 7, 12])
-def test_command_partition_is_the_java_clients_partition(partitions: int) -> None:
+def test_the_engines_partition_is_the_java_clients_partition(partitions: int) -> None:
+    # The partition the funder gives each deposit, as the bridges' producers choose it.
     for key, signed in JAVA_MURMUR2.items():
         expected = (signed & 0x7FFFFFFF) % partitions
-        assert memory.command_partition(key.decode(), partitions) == expected, key
+        assert partition_of(key, partitions) == expected, key
 
 
-def test_accounts_spread_over_every_partition() -> None:
-    seen = {memory.command_partition(memory.funding(i).account, 4) for i in range(100)}
-    assert seen == {0, 1, 2, 3}
+def _journal_hash(seq: int, asset: str, units: int, cause: str, prev: str) -> str:
+    """A deposit's journal record hash, computed here independently of
+    streams.ledger.journal (docs/journal.md: RFC 8785 bytes without "hash")."""
+    body = {
+        "schema_version": 2,
+        "account": "acct-00000042",
+        "asset": asset,
+        "delta_available": str(units),
+        "delta_locked": "0",
+        "available": str(units),
+        "locked": "0",
+        "cause": cause,
+        "seq": seq,
+        "prev_hash": prev,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def test_one_funding_is_four_changelog_records_on_its_commands_partition() -> None:
-    f = memory.funding(42)
-    writes = memory.ledger_writes(f, partitions=4)
+def test_one_funding_is_one_account_row_two_applied_ids_and_the_inflow() -> None:
+    rows = memory.engine_rows([memory.funding(42)])
 
-    partition = memory.command_partition("acct-00000042", 4)
-    assert [(w.table, w.partition) for w in writes] == [
-        ("accounts", partition),
-        ("applied", partition),
-        ("accounts", partition),
-        ("applied", partition),
-    ]
-
-    # The journal records the two deposits make, hashed here independently of
-    # streams.ledger.journal (docs/journal.md: RFC 8785 bytes without "hash").
-    def record(seq: int, asset: str, units: int, cause: str, prev: str) -> str:
-        body = {
-            "schema_version": 2,
-            "account": "acct-00000042",
-            "asset": asset,
-            "delta_available": str(units),
-            "delta_locked": "0",
-            "available": str(units),
-            "locked": "0",
-            "cause": cause,
-            "seq": seq,
-            "prev_hash": prev,
-        }
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
-    h1 = record(1, "JPYC", 10_000_000, "payment:cash-00000042", "0" * 64)
-    h2 = record(2, "JP1103551Q43", 1_000_000, "custody:bond-00000042", h1)
-    # Byte for byte: faust's json codec, the ledger's state layout, cash first.
-    assert [(w.key, w.value) for w in writes] == [
+    h1 = _journal_hash(1, "JPYC", 10_000_000, "payment:cash-00000042", "0" * 64)
+    h2 = _journal_hash(2, "JP1103551Q43", 1_000_000, "custody:bond-00000042", h1)
+    # Byte for byte: plain UTF-8 keys, the ledger's state layout, cash first.
+    assert [(r.table, r.key, r.value) for r in rows[:3]] == [
         (
-            b'"acct-00000042"',
-            b'{"seq":1,"balances":{"JPYC":[10000000,0]},"locks":{},"waiting":[],'
-            b'"hash":"' + h1.encode() + b'"}',
-        ),
-        (b'"payment:cash-00000042"', b"true"),
-        (
-            b'"acct-00000042"',
+            "engine-accounts",
+            b"acct-00000042",
             b'{"seq":2,"balances":{"JPYC":[10000000,0],"JP1103551Q43":[1000000,0]},'
             b'"locks":{},"waiting":[],"hash":"' + h2.encode() + b'"}',
         ),
-        (b'"custody:bond-00000042"', b"true"),
+        ("engine-applied", b"payment:cash-00000042", b"1"),
+        ("engine-applied", b"custody:bond-00000042", b"1"),
+    ]
+    # The inflow's rows come in no particular order (the engine keeps a set).
+    assert sorted((r.table, r.key, r.value) for r in rows[3:]) == [
+        ("engine-inflow", b"JP1103551Q43", b"1000000"),
+        ("engine-inflow", b"JPYC", b"10000000"),
     ]
 
 
-def test_the_final_state_reads_back_as_the_ledger_state() -> None:
-    final = memory.ledger_writes(memory.funding(3), partitions=4)[2]
-    state = AccountState.from_json(orjson.loads(final.value))
+def test_the_inflow_is_a_running_total_across_batches() -> None:
+    fundings = [memory.funding(i) for i in range(5)]
+    rows = memory.engine_rows(fundings, batch_accounts=2)
 
+    accounts = [r for r in rows if r.table == "engine-accounts"]
+    assert [r.key.decode() for r in accounts] == [f.account for f in fundings]
+    assert len({r.value for r in accounts}) == 5  # each its own chain
+    inflow = [(r.key, int(r.value)) for r in rows if r.table == "engine-inflow"]
+    assert len(inflow) == 2 * 3  # both assets, once per batch
+    last = dict(inflow)
+    assert last == {b"JPYC": 5 * memory.CASH_UNITS, memory.BOND_ISIN.encode(): 5 * memory.BOND_FACE}
+    # Cut into batches or not, each key's last row is the same.
+    whole = {(r.table, r.key): r.value for r in memory.engine_rows(fundings)}
+    assert {(r.table, r.key): r.value for r in rows} == whole
+
+
+def test_the_rows_restore_the_engine_the_deposits_leave() -> None:
+    fundings = [memory.funding(i) for i in range(3)]
+    restored = Engine()
+    for r in memory.engine_rows(fundings, batch_accounts=2):
+        restored.restore_row(r.table, r.key.decode(), r.value)
+    applied = Engine()
+    batch = Batch(applied, memory.rules(), memory.FUND_CLOCK_S)
+    for i, (topic, key, value) in enumerate(d for f in fundings for d in memory.deposits(f)):
+        batch.record(topic, 0, i, key, value, memory.FUND_CLOCK_S)
+    batch.finish()
+
+    assert restored.accounts == applied.accounts
+    assert (
+        restored.applied == applied.applied == {i for f in fundings for i in memory.command_ids(f)}
+    )
+    assert restored.inflow == applied.inflow
+    state = AccountState.from_bytes(restored.accounts["acct-00000001"])
     assert state == AccountState(
         seq=2,
         balances={"JPYC": [memory.CASH_UNITS, 0], memory.BOND_ISIN: [memory.BOND_FACE, 0]},
@@ -110,26 +129,23 @@ def test_the_final_state_reads_back_as_the_ledger_state() -> None:
     assert len(state.hash) == 64
 
 
-def test_the_deposits_are_valid_records_and_the_moves_match_them() -> None:
+def test_the_deposits_are_valid_records_and_the_ids_match_them() -> None:
     f = memory.funding(5)
     (cash_topic, cash_key, cash_raw), (bond_topic, bond_key, bond_raw) = memory.deposits(f)
     cash, bonds = decode(PAYMENTS, cash_raw), decode(CUSTODY, bond_raw)
-    cash_move, bond_move = memory.moves(f)
 
     assert (cash_topic, bond_topic) == (PAYMENTS, CUSTODY)
     assert cash_key == bond_key == f.account.encode()
     assert isinstance(cash, MoveCash) and isinstance(bonds, MoveBonds)
-    # What the intake makes of them (streams/ledger/agent.py, to_move).
-    assert cash_move.command_id == f"payment:{cash.payment_id}"
-    assert cash_move.units == to_units(cash.amount, memory.TOKENS[cash.token])
-    assert (cash_move.asset, cash_move.kind) == (cash.token, cash.kind) == ("JPYC", "deposit")
-    assert bond_move.command_id == f"custody:{bonds.movement_id}"
-    assert (bond_move.asset, bond_move.units, bond_move.kind) == (
-        bonds.isin,
-        bonds.quantity,
-        bonds.kind,
+    assert memory.command_ids(f) == (f"payment:{cash.payment_id}", f"custody:{bonds.movement_id}")
+    assert (cash.token, cash.kind, bonds.isin, bonds.kind) == (
+        "JPYC",
+        "deposit",
+        memory.BOND_ISIN,
+        "deposit",
     )
-    assert cash.amount == Decimal(memory.CASH_UNITS)
+    assert to_units(cash.amount, memory.TOKENS[cash.token]) == memory.CASH_UNITS
+    assert bonds.quantity == memory.BOND_FACE
 
 
 def test_fundings_are_distinct() -> None:
@@ -152,24 +168,19 @@ def test_chunks_keep_every_item_in_order(n: int, size: int) -> None:
 # ------------------------------------------------------------ the worker's log
 
 
-def test_milestones_are_recognised_in_faust_log_lines() -> None:
-    prefix = "[2026-11-25 20:21:57,732] [19237] [INFO] [^---KessaiRecovery]: "
-    assert memory.milestone(prefix + "Restoring state from changelog topics... ") == (
-        "recovery_started"
-    )
-    assert memory.milestone(prefix + "Done reading from changelog topics ") == "recovery_read"
-    assert memory.milestone(prefix + "Worker ready ") == "ready"
-    assert memory.milestone(prefix + "Seek stream partitions to committed offsets.") is None
+def test_milestones_are_recognised_in_the_workers_log_lines() -> None:
+    prefix = "[2026-11-25 20:21:57,732] [19237] [INFO] "
+    takeover = prefix + "engine: this worker holds the inputs; taking over"
+    restored = prefix + "engine: restored 300004 rows in 4.27 s (100000 accounts, 0 open trades)"
+    nothing = prefix + "engine: restored 0 rows in 0.05 s (0 accounts, 0 open trades, batch 0)"
 
-
-def test_remaining_records_are_read_from_faust_progress_lines() -> None:
-    line = (
-        "[^---KessaiRecovery]: Still fetching changelog topics for recovery, estimated "
-        "time remaining 31.13 seconds (total remaining=322343):"
-    )
-    assert memory.remaining(line) == 322343
-    assert memory.remaining("Worker ready") is None
-    assert memory.remaining("(total remaining=):") is None
+    assert memory.milestone(prefix + "[^Worker]: Worker ready ") == "ready"
+    assert memory.milestone(takeover) == "takeover"
+    assert memory.milestone(restored) == memory.milestone(nothing) == "restored"
+    assert memory.milestone(prefix + "[^Worker]: Starting...") is None
+    assert memory.restored(restored) == (300_004, 4.27)
+    assert memory.restored(nothing) == (0, 0.05)
+    assert memory.restored(takeover) is None
 
 
 def test_proc_status_reads_this_processes_memory() -> None:
@@ -182,26 +193,26 @@ def test_proc_status_reads_this_processes_memory() -> None:
 # --------------------------------------------------------------------- figures
 
 
-def test_recovery_figures_from_milestones() -> None:
-    done = memory.recovery_figures(
-        {"recovery_started": 4.0, "recovery_read": 44.0, "ready": 44.5},
-        records=400_000,
-        remaining=(40.0, 10_000),
+def test_restore_figures_from_milestones_and_the_restore_line() -> None:
+    done = memory.restore_figures(
+        {"ready": 3.004, "takeover": 6.0, "restored": 46.0, "leading": 46.3},
+        (400_000, 40.0),
     )
-    assert done["recovery_s"] == 40.0 and done["recovery_records_per_s"] == 10_000
-    assert done["start_to_ready_s"] == 44.5
-
-    # No changelog to read: faust skips the lines, recovery is nothing.
-    empty = memory.recovery_figures({"ready": 5.0}, records=0, remaining=None)
-    assert empty["recovery_s"] == 0.0 and empty["recovery_records_per_s"] is None
-
-    # Given up on: the rate so far, from faust's last progress line.
-    stuck = memory.recovery_figures(
-        {"recovery_started": 10.0}, records=4_000_000, remaining=(110.0, 3_000_000)
-    )
-    assert stuck["recovery_s"] is None and stuck["start_to_ready_s"] is None
-    assert stuck["recovery_records_per_s"] == 10_000
-    assert stuck["last_remaining"] == 3_000_000
+    assert done == {
+        "start_to_ready_s": 3.0,
+        "start_to_takeover_s": 6.0,
+        "start_to_leading_s": 46.3,
+        "restore_rows": 400_000,
+        "restore_s": 40.0,
+        "restore_rows_per_s": 10_000,
+    }
+    # Nothing to restore: no rate.
+    empty = memory.restore_figures({"ready": 5.0, "leading": 5.5}, (0, 0.13))
+    assert empty["restore_s"] == 0.13 and empty["restore_rows_per_s"] is None
+    # Given up on before the engine restored.
+    stuck = memory.restore_figures({"takeover": 10.0}, None)
+    assert stuck["restore_s"] is None and stuck["start_to_leading_s"] is None
+    assert stuck["start_to_takeover_s"] == 10.0
 
 
 def _result(accounts: int, rss_kib: int, anon_kib: int) -> dict[str, Any]:
@@ -252,24 +263,22 @@ def test_worker_env_parses_name_value_pairs() -> None:
             memory.parse_env([bad])
 
 
-def test_the_profile_splits_the_tables_cost_into_parts() -> None:
+def test_the_profile_splits_the_engines_state_into_parts() -> None:
     prof = memory.profile_tables(2_000, partitions=4)
     parts = prof["parts_bytes_per_account"]
-    shapes = prof["value_shapes_bytes_per_account"]
 
     assert prof["key_chars"] == {"account": 13, "command_id": 21}
     assert all(v > 0 for v in parts.values()), parts
     assert prof["tables_bytes_per_account"] == pytest.approx(sum(parts.values()), abs=1)
+    # The parts are the engine's state: its keys, rows and containers, no more.
+    assert prof["engine_bytes_per_account"] == pytest.approx(
+        prof["tables_bytes_per_account"], rel=0.05
+    )
     # Two applied ids per account, one account key: the ids weigh about twice as much.
-    assert 1.5 < parts["applied: keys (str)"] / parts["accounts: keys (str)"] < 3
-    # The values are counted in the shape the worker keeps them in.
-    current = prof["current_shape"]
-    assert parts[f"accounts: values, {current}"] == pytest.approx(shapes[current], rel=0.05)
-    # Right-sized JSON bytes are the cheapest shape, a dict per account dearer, and
-    # bytes straight from orjson.dumps dearest of all (its whole buffer, ~4 KiB).
-    assert min(shapes, key=shapes.__getitem__) == memory.SHAPE_BYTES
-    assert shapes[memory.SHAPE_DICTS] > 3 * shapes[memory.SHAPE_BYTES]
-    assert max(shapes, key=shapes.__getitem__) == memory.SHAPE_ORJSON
+    assert 1.5 < parts["applied: ids (str)"] / parts["accounts: keys (str)"] < 3
+    # Right-sized rows: about their length each, not orjson's ~4 KiB buffer.
+    row = parts["accounts: rows (JSON bytes)"]
+    assert prof["value_bytes"]["accounts"] < row < prof["value_bytes"]["accounts"] + 64
 
 
 def test_right_sized_bytes_are_an_equal_copy_in_a_block_of_their_size() -> None:
@@ -283,20 +292,6 @@ def test_right_sized_bytes_are_an_equal_copy_in_a_block_of_their_size() -> None:
         tracemalloc.stop()
     assert copy == value and copy is not value
     assert grown < len(value) + 64
-
-
-def test_the_profile_follows_the_ledgers_table_declarations() -> None:
-    codecs = memory.table_codecs(4)
-    # As streams/ledger/agent.py declares them: string keys through faust's json codec.
-    assert codecs["accounts"].key_serializer == codecs["applied"].key_serializer == "json"
-    assert memory.current_shape(codecs["accounts"]) == (
-        memory.SHAPE_BYTES if codecs["accounts"].value_serializer == "raw" else memory.SHAPE_DICTS
-    )
-    raw = memory.TableCodec(key_serializer="json", value_serializer="raw")
-    value = b'{"seq":1}'
-    kept = raw.loads_value(value)
-    assert kept == value and kept is not value  # one bytes object per record
-    assert memory.TableCodec("json", "json").loads_value(value) == {"seq": 1}
 
 
 # ---------------------------------------------------------------------- report
@@ -315,16 +310,16 @@ def _doc(bytes_per_account: int) -> dict[str, Any]:
     result = {
         "accounts": 100_000,
         "ready": True,
-        "changelog_records": 400_000,
+        "changelog_records": 300_100,
         "changelog_bytes_on_disk_at_start": 28_445_025,
         "rss_kib": 230_000,
         "rss_anon_kib": 210_000,
         "peak_rss_kib": 260_000,
         "bytes_per_account": bytes_per_account,
         "marginal_bytes_per_account": 1_184,
-        "start_to_ready_s": 49.2,
-        "recovery_s": 45.7,
-        "recovery_records_per_s": 8_751,
+        "start_to_leading_s": 49.2,
+        "restore_s": 45.7,
+        "restore_rows_per_s": 6_567,
     }
     run = {
         "command": "python -m kessai_bench.memory",
@@ -340,7 +335,9 @@ def _doc(bytes_per_account: int) -> dict[str, Any]:
 
 def test_markdown_has_a_row_per_count_and_the_verdict(tmp_path: Any) -> None:
     over = memory.markdown(_doc(1_670))
-    row = "| 100,000 | 400,000 | 27 | 224.6 | 205.1 | 253.9 | 1,670 | 1,184 | 49.2 | 45.7 | 8,751 |"
+    row = (
+        "| 100,000 | 300,100 | 27 | 224.6 | 205.1 | 253.9 | 1,670 | 1,184 | 49.2 | 45.70 | 6,567 |"
+    )
     assert row in over
     assert "**over**" in over
     assert "**under**" in memory.markdown(_doc(900))
@@ -348,8 +345,8 @@ def test_markdown_has_a_row_per_count_and_the_verdict(tmp_path: Any) -> None:
     doc = _doc(900)
     doc["profile"] = memory.profile_tables(500, partitions=4)
     with_profile = memory.markdown(doc)
-    assert f"| {doc['profile']['current_shape']} (the worker) |" in with_profile
-    assert "| applied: keys (str) |" in with_profile
+    assert "| applied: ids (str) |" in with_profile
+    assert "| all parts |" in with_profile
 
     touched = _doc(900)
     touched["results"][0].update(
