@@ -165,8 +165,12 @@ class Settings:
     #: A file holding the bearer token that ``/metrics`` and the queries require
     #: (``Authorization: Bearer ...``); None: no token. The secure profile makes one.
     web_token_file: Path | None = None
-    #: A trade still locking this long after it arrived fails.
+    #: A trade still locking this long after its trade_time (bounded by its arrival) fails.
     settlement_deadline_s: float = 3600.0
+    #: The settlement engine's producers share one transactional id per app, so a new
+    #: holder fences the old one. Off (``KESSAI_ENGINE_FENCING=0``) only in the test
+    #: that shows what fencing prevents (tests/crash/test_engine_takeover.py).
+    engine_fencing: bool = True
     #: ``GET /health`` answers 503 when an input partition lags more records than this.
     health_lag_max: int = 10_000
     #: ``plaintext`` (dev: anyone who reaches the port may do anything) or ``sasl_ssl``.
@@ -228,6 +232,7 @@ class Settings:
             web_bind=bind,
             web_hosts=_hosts(e, bind),
             web_token_file=_path(e, "KESSAI_WEB_TOKEN_FILE"),
+            engine_fencing=e.get("KESSAI_ENGINE_FENCING", "1") != "0",
             settlement_deadline_s=_number(
                 e, "KESSAI_SETTLEMENT_DEADLINE_S", "3600", minimum=1, maximum=DEADLINE_S_MAX
             ),

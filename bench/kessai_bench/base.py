@@ -39,6 +39,8 @@ class Context:
     commit_interval_ms: float
     #: Where the variant's process writes its stderr.
     log_dir: Path
+    #: The broker's process (its CPU time is measured too); None: unknown.
+    broker_pid: int | None = None
 
 
 class Variant(ABC):

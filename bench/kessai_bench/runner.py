@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import secrets
 import shutil
 import subprocess
@@ -229,6 +230,7 @@ async def _run_loads(
                 trade_prefix=f"T{tag}",
                 commit_interval_ms=plan.commit_interval_ms,
                 log_dir=logs,
+                broker_pid=broker_pid(Settings.from_env()),
             )
             log(f"{name}, {label} ({plan.limit})")
             result = await _measure(variant, ctx, plan, rate, backlog=backlog, log=log)
@@ -338,12 +340,34 @@ async def _measure(
             localkafka.up_private, workdir, log=lambda line: log(f"  broker: {line}")
         )
         try:
-            own = dataclasses.replace(ctx, bootstrap=settings.bootstrap)
+            own = dataclasses.replace(
+                ctx, bootstrap=settings.bootstrap, broker_pid=broker_pid(settings)
+            )
             return await _measure_on(variant, own, plan, rate, backlog=backlog)
         finally:
             await asyncio.to_thread(localkafka.down, settings)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def broker_pid(settings: Settings) -> int | None:
+    """The pid of the local broker of *settings* (None: not one kessai started)."""
+    from streams.devtools.localkafka.layout import Paths
+    from streams.devtools.localkafka.process import read_pid
+
+    return read_pid(Paths.of(settings))
+
+
+def process_cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of process *pid* so far (None: unknown)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # Fields 14 and 15 of proc(5), counted from the state field (3) here.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -361,6 +385,9 @@ class _Observed:
     seen: Observed
     span_s: float
     extra: dict[str, Any]
+    #: The broker's CPU seconds from the process's start to its last output (None:
+    #: unknown).
+    broker_cpu_s: float | None = None
 
 
 async def _measure_on(
@@ -398,6 +425,7 @@ async def _observe(
     if backlog:
         load, load_usage = await _load(ctx, plan, variant, rate, count_max=count_max)
     child = await variant.start(ctx)
+    broker_before = process_cpu_s(ctx.broker_pid)
     start_ms = time.time() * 1000
     spy = None
     if variant.name in plan.profile:
@@ -424,6 +452,7 @@ async def _observe(
             idle_s=max(plan.drain_idle_s, variant.drain_idle_s_min),
             timeout_s=DRAIN_TIMEOUT_S + expected / variant.drain_rate_min,
         )
+        broker_after = process_cpu_s(ctx.broker_pid)
         profiled = await _stop_profile(spy) if spy is not None else None
     except BaseException:
         child.kill()
@@ -443,6 +472,9 @@ async def _observe(
         seen=seen,
         span_s=span_s,
         extra=await variant.extra(ctx, seen.records, span_s),
+        broker_cpu_s=None
+        if broker_before is None or broker_after is None
+        else broker_after - broker_before,
     )
 
 
@@ -484,6 +516,10 @@ def _result(
         else None,
         "peak_rss_mib": round(usage.peak_rss_mib, 1),
         "peak_rss_source": usage.peak_rss_source,
+        "broker_cpu_s": None if o.broker_cpu_s is None else round(o.broker_cpu_s, 3),
+        "broker_cpu_ms_per_1k": round(o.broker_cpu_s * 1e6 / seen.records, 2)
+        if o.broker_cpu_s is not None and seen.records
+        else None,
     }
 
 

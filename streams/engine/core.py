@@ -174,12 +174,10 @@ class Engine:
         elif table == topics.ENGINE_TRADES:
             self.open.pop(key, None)
             self.finished.pop(key, None)
-            if value is not None:
-                raw = orjson.loads(value)
-                if "saga" in raw:
-                    self.open[key] = wire.saga_from_row(raw["saga"])
-                else:
-                    self.finished[key] = value
+            if value is not None and value.startswith(wire.SAGA_ROW_START):
+                self.open[key] = wire.saga_from_row(orjson.loads(value)["saga"])
+            elif value is not None:
+                self.finished[key] = value  # kept as its bytes: parsed only when asked
         elif table == topics.ENGINE_APPLIED:
             self.applied.add(key)
         elif table == topics.ENGINE_INFLOW:

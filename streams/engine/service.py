@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ BATCH_RECORDS_MAX: Final = 4_000
 BATCH_SECONDS_MAX: Final = 0.05
 #: How long a fetch waits for records when nothing is due.
 IDLE_WAIT_MS: Final = 100
+#: How often the loop looks for the assignment that ends a rebalance.
+REBALANCE_POLL_S: Final = 0.05
 #: The engine's group: a worker whose heartbeats stop is replaced after this long.
 SESSION_TIMEOUT_MS: Final = 6_000
 HEARTBEAT_MS: Final = 1_000
@@ -87,7 +90,6 @@ class _Leadership(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
         #: Counts assignments: records fetched under an older one are dropped (the
         #: positions go back to the committed offsets at each assignment).
         self.generation = 0
-        self.changed = asyncio.Event()
         self.lock = asyncio.Lock()
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
@@ -98,7 +100,6 @@ class _Leadership(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self.assigned = set(assigned)
         self.generation += 1
-        self.changed.set()
 
 
 class EngineService:
@@ -123,6 +124,9 @@ class EngineService:
         self.restores = 0
         self.consumer: AIOKafkaConsumer | None = None
         self.group = f"{settings.app_id}-engine"
+        #: at_least_once: the same batches, their outputs flushed and then the offsets
+        #: committed, no transaction (the bench's comparison).
+        self.exactly_once = settings.processing_guarantee == "exactly_once"
         self._partitions: dict[tuple[str, bytes], int] = {}
         #: Each input partition's committed offset, as this engine committed it.
         self._positions: dict[TopicPartition, int] = {}
@@ -136,24 +140,29 @@ class EngineService:
         return topics.engine_topic(self.settings.app_id, name)
 
     async def run(self) -> None:
-        """Stand by until the group gives this worker the inputs, then lead. Returns
-        only when leadership is lost (the caller ends the process)."""
+        """Stand by, tailing the engine's changelogs, until the group gives this worker
+        the inputs; then lead. Returns only when leadership is lost (the caller ends the
+        process)."""
         leadership = _Leadership()
         consumer = self.consumer = self._consumer()
+        self.engine = Engine()
+        tail = restore.ChangelogTail(self.settings, self.engine)
         await consumer.start()
+        logger.info("engine: reading the engine's state from its changelogs, standing by "
+                    "until the group gives this worker the inputs")  # fmt: skip
+        await tail.start()
         try:
             consumer.subscribe(list(INPUTS), listener=leadership)
             while not leadership.assigned:
-                leadership.changed.clear()
-                fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=IDLE_WAIT_MS))
-                await asyncio.wait(
-                    [fetch, asyncio.ensure_future(leadership.changed.wait())],
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                fetch.cancel()
-            logger.info("engine: this worker holds the inputs; taking over")
-            await self._lead(consumer, leadership)
+                # A hot standby: the holder's rows as they commit, so that a takeover
+                # only reads what came after.
+                await tail.poll(IDLE_WAIT_MS)
+                await consumer.getmany(timeout_ms=0)  # stays a live member of the group
+            logger.info("engine: this worker holds the inputs; taking over (%d rows read "
+                        "as a standby)", tail.rows)  # fmt: skip
+            await self._lead(consumer, leadership, tail)
         finally:
+            await tail.stop()
             await consumer.stop()
 
     def _consumer(self) -> AIOKafkaConsumer:
@@ -178,7 +187,7 @@ class EngineService:
         return AIOKafkaProducer(
             bootstrap_servers=s.bootstrap,
             client_id=f"{s.app_id}-engine",
-            transactional_id=f"{s.app_id}-engine",
+            transactional_id=transactional_id(s) if self.exactly_once else None,
             enable_idempotence=True,
             acks="all",
             linger_ms=0,
@@ -187,21 +196,24 @@ class EngineService:
             **client_kwargs(s),
         )
 
-    async def _lead(self, consumer: AIOKafkaConsumer, leadership: _Leadership) -> None:
+    async def _lead(
+        self, consumer: AIOKafkaConsumer, leadership: _Leadership, tail: restore.ChangelogTail
+    ) -> None:
         self.state = "restoring"
         producer = self._producer()
         await producer.start()  # InitProducerId: the previous holder is fenced now
         try:
             started = time.monotonic()
-            self.engine = Engine()
-            restored = await restore.restore(self.settings, self.engine)
+            caught_up = await tail.catch_up()
+            await tail.stop()
             last = await restore.last_manifest(self.settings)
             self._seq = last.seq if last is not None else 0
             await self._seek(consumer, leadership.assigned, last)
             logger.info(
-                "engine: restored %d rows in %.2f s (%d accounts, %d open trades, batch %d)",
-                restored, time.monotonic() - started, len(self.engine.accounts),
-                len(self.engine.open), self._seq,
+                "engine: restored %d rows in %.2f s (%d of them in %.2f s after the "
+                "takeover; %d accounts, %d open trades, batch %d)", tail.rows,
+                time.monotonic() - tail.started_at, caught_up, time.monotonic() - started,
+                len(self.engine.accounts), len(self.engine.open), self._seq,
             )  # fmt: skip
             self.restores += 1
             self.state = "leading"
@@ -227,7 +239,7 @@ class EngineService:
             position = logged.get((tp.topic, tp.partition))
             if position is None:
                 position = committed if committed is not None else starts[tp]
-            elif committed != position:
+            elif committed is not None and committed != position:
                 logger.warning(
                     "engine: %s[%d]: the group's committed offset is %s, the engine's log "
                     "says %d: resuming at %d", tp.topic, tp.partition, committed, position,
@@ -247,18 +259,21 @@ class EngineService:
                 wait = self._wait_ms()
                 fetched = await consumer.getmany(timeout_ms=wait, max_records=BATCH_RECORDS_MAX)
                 leftover = sorted(((tp, rs) for tp, rs in fetched.items() if rs), key=_moves_first)
-            if not leadership.assigned:  # a rebalance: wait for its assignment
-                leadership.changed.clear()
-                await leadership.changed.wait()
+            while not leadership.assigned and leadership.generation == generation:
+                await asyncio.sleep(REBALANCE_POLL_S)  # revoked: wait for the assignment
             async with leadership.lock:
-                if leadership.assigned != held:
-                    logger.warning("engine: the inputs were given to another worker")
-                    return
                 if leadership.generation != generation:
-                    # Kept, but the positions went back to the committed offsets: what
-                    # was fetched before comes again.
+                    if leadership.assigned != held:
+                        logger.warning("engine: the inputs were given to another worker")
+                        return
+                    # Kept: go on from where the last batch committed, dropping what
+                    # was fetched meanwhile (it comes again).
                     generation, leftover = leadership.generation, []
+                    for tp in held:
+                        consumer.seek(tp, self._positions[tp])
                     continue
+                if not leadership.assigned:
+                    continue  # revoked while this waited for the lock
                 now = time.time()
                 if not leftover and not self._due(now):
                     continue
@@ -329,7 +344,8 @@ class EngineService:
         offsets: dict[TopicPartition, OffsetAndMetadata],
     ) -> None:
         started = time.monotonic()
-        await producer.begin_transaction()
+        if self.exactly_once:
+            await producer.begin_transaction()
         builders: dict[tuple[str, int], Any] = {}
         futures: list[asyncio.Future[Any]] = []
         n = self.settings.partitions
@@ -343,9 +359,12 @@ class EngineService:
         for (topic, p), builder in builders.items():
             futures.append(await producer.send_batch(builder, topic, partition=p))
         await asyncio.gather(*futures)
-        if offsets:
-            await producer.send_offsets_to_transaction(offsets, self.group)
-        await producer.commit_transaction()
+        if self.exactly_once:
+            if offsets:
+                await producer.send_offsets_to_transaction(offsets, self.group)
+            await producer.commit_transaction()
+        elif offsets and self.consumer is not None:
+            await self.consumer.commit(offsets)
         self.stats.commits.observe(time.monotonic() - started)
 
     def _partition(self, topic: str, key: bytes | None, n: int) -> int:
@@ -385,6 +404,14 @@ def _moves_first(fetched: tuple[TopicPartition, list[ConsumerRecord]]) -> tuple[
     partition: an order the manifest records)."""
     tp = fetched[0]
     return (tp.topic == TRADES, tp.topic, tp.partition)
+
+
+def transactional_id(settings: Settings) -> str:
+    """One per app: a new holder's producer fences the old one. With fencing off (the
+    zombie test only), one per process."""
+    if settings.engine_fencing:
+        return f"{settings.app_id}-engine"
+    return f"{settings.app_id}-engine-unfenced-{os.getpid()}"
 
 
 def rules_of(settings: Settings) -> Rules:

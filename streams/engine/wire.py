@@ -24,7 +24,7 @@ from streams.money import from_units
 from streams.settlement import saga as dvp
 from streams.settlement.messages import Trade
 
-__all__ = ["saga_from_row", "saga_row", "settlement", "utc_text"]
+__all__ = ["SAGA_ROW_START", "saga_from_row", "saga_row", "settlement", "utc_text"]
 
 
 def utc_text(at: datetime) -> str:
@@ -53,6 +53,11 @@ def settlement(
     if trade.signed:
         record["signed_trade"] = trade.signed
     return record
+
+
+#: How an open saga's row starts (:func:`saga_row`): a restore tells open from finished
+#: trades without parsing every row.
+SAGA_ROW_START = b'{"saga":'
 
 
 def saga_row(saga: dvp.Saga) -> bytes:

@@ -216,24 +216,23 @@ def health(app: Any, lag_max: int, engine: Any = None) -> tuple[int, dict[str, A
     ``lag_max`` records (``lagging``): a supervisor or load balancer should wait. Else
     200 (``ok``), with the engine's state (``leading`` or ``standby``) when it has one
     (``engine``: the worker's :class:`streams.engine.service.EngineService`)."""
+    said = {} if engine is None else {"engine": engine.state}
     if not app.tables.recovery.completed.is_set():
-        return 503, {"status": "starting"}
+        return 503, {"status": "starting", **said}
     if getattr(app, "in_recovery", False) or getattr(engine, "state", "") == "restoring":
-        return 503, {"status": "recovering"}
+        return 503, {"status": "recovering", **said}
     lags = consumer_lags(app)
     if engine is not None:
         lags.update(engine.lags())
     behind = {f"{t}[{p}]": n for (t, p), n in sorted(lags.items()) if n > lag_max}
     if behind:
-        return 503, {"status": "lagging", "lag_max": lag_max, "behind": behind}
+        return 503, {"status": "lagging", "lag_max": lag_max, "behind": behind, **said}
     body: dict[str, Any] = {
         "status": "ok",
         "lag_records_max": max(lags.values(), default=0),
         "partitions": len(lags),
     }
-    if engine is not None:
-        body["engine"] = engine.state
-    return 200, body
+    return 200, {**body, **said}
 
 
 class WorkerCollector(Collector):

@@ -90,9 +90,12 @@ APP_ID = "kessai-crash"
 ACCOUNTS = 60
 #: Accounts that get no opening deposit: their trades wait for late top-ups or fail.
 UNFUNDED = 10
-TRADES_PER_ROUND = 1000
+TRADES_PER_ROUND = 300
+#: Rounds go in at most this often: the engine settles a round in a fraction of a second,
+#: so the feed, not the engine, paces the run, and the kills land while trades flow.
+ROUND_INTERVAL_S = 1.0
 #: A new round goes in when fewer trades than this are still without a terminal status.
-BACKLOG_MIN = 400
+BACKLOG_MIN = 1_500
 DEADLINE_S = 60.0
 PROGRESS_TIMEOUT_S = 180.0
 TERMINAL = ("settled", "failed")
@@ -470,8 +473,9 @@ class _Run:
     terminal: Tail
     workers: list[Supervised]
     outcome: Outcome
-    #: Trades fed so far.
+    #: Trades fed so far, and when the next round may go in.
     fed_trades: int = 0
+    next_round_at: float = 0.0
     #: When :meth:`idle` last counted the time with two workers alive.
     last_tick: float = 0.0
     #: (trades terminal, when that count last grew).
@@ -498,7 +502,13 @@ class _Run:
             self.last_tick = now
             for w in self.workers:
                 w.restart_if_crashed()
-            if self.fed_trades < self.trades and self.fed_trades - len(terminal) < BACKLOG_MIN:
+            due = now >= self.next_round_at
+            if (
+                due
+                and self.fed_trades < self.trades
+                and self.fed_trades - len(terminal) < BACKLOG_MIN
+            ):
+                self.next_round_at = now + ROUND_INTERVAL_S
                 n = min(TRADES_PER_ROUND, self.trades - self.fed_trades)
                 await self.venue.publish(self.market.round(n))
                 self.fed_trades += n
@@ -516,10 +526,10 @@ async def _kill_workers(run: _Run, rng: random.Random, kills: int, say: Any) -> 
     """SIGKILL a random worker ``kills`` times at random points of the run, each
     restarted after a random pause."""
     terminal, outcome = run.terminal.ids, run.outcome
-    # Kill points spread over the whole run, as counts of finished trades.
+    # Kill points spread over the whole run, as counts of trades fed.
     kill_at = sorted(rng.sample(range(run.trades // 20, run.trades * 9 // 10), kills))
     for at in kill_at:
-        while len(terminal) < at:
+        while run.fed_trades < at:
             await run.idle(0.5)
         await run.idle(rng.uniform(0.0, 3.0))
         alive = [w for w in run.workers if w.alive] or run.workers
