@@ -130,6 +130,9 @@ class EngineService:
         self._partitions: dict[tuple[str, bytes], int] = {}
         #: Each input partition's committed offset, as this engine committed it.
         self._positions: dict[TopicPartition, int] = {}
+        #: The group's offsets differ from the engine's log (reset by hand, expired):
+        #: the next batch commits every partition's, even an idle one's.
+        self._offsets_stale = False
         self._seq = 0
 
     @property
@@ -234,12 +237,14 @@ class EngineService:
         starts = await consumer.beginning_offsets(list(tps))
         logged = last.positions if last is not None else {}
         self._positions = {}
+        self._offsets_stale = False
         for tp in tps:
             committed = await consumer.committed(tp)
             position = logged.get((tp.topic, tp.partition))
             if position is None:
                 position = committed if committed is not None else starts[tp]
-            elif committed is not None and committed != position:
+            elif position != (committed if committed is not None else starts[tp]):
+                self._offsets_stale = True
                 logger.warning(
                     "engine: %s[%d]: the group's committed offset is %s, the engine's log "
                     "says %d: resuming at %d", tp.topic, tp.partition, committed, position,
@@ -275,7 +280,7 @@ class EngineService:
                 if not leadership.assigned:
                     continue  # revoked while this waited for the lock
                 now = time.time()
-                if not leftover and not self._due(now):
+                if not leftover and not self._due(now) and not self._offsets_stale:
                     continue
                 leftover = await self._batch(producer, leftover, now)
 
@@ -325,6 +330,10 @@ class EngineService:
             offsets[tp] = OffsetAndMetadata(end, "")
         batch.expire()
         out = batch.finish()
+        if self._offsets_stale:  # bring the group's offsets back to the log's
+            for tp, position in self._positions.items():
+                offsets.setdefault(tp, OffsetAndMetadata(position, ""))
+            self._offsets_stale = False
         positions = {**self._positions, **{tp: o.offset for tp, o in offsets.items()}}
         manifest.positions = {(tp.topic, tp.partition): o for tp, o in positions.items()}
         await self._commit(producer, out, manifest, offsets)
