@@ -16,8 +16,11 @@ LINT_PATHS := streams schemas tests bench
 TYPED_PATHS := schemas streams bench/kessai_bench tests
 # Extra pytest arguments, e.g. make check PYTEST_ARGS="-k publish -x".
 PYTEST_ARGS ?=
-# Extra `kessai bench` arguments, e.g. make bench BENCH_ARGS="--rate 2000 --seconds 30".
-BENCH_ARGS ?=
+# `kessai bench` arguments. The default measures issue 17's rows in one run: the raw
+# ceiling, the engine under both guarantees, matching, signatures, and the previous
+# design (36aa8b2, the last revision of the faust agents) beside it, on a backlog, at
+# half the engine's top speed and at 10 trades/s.
+BENCH_ARGS ?= --variants raw-at-least-once,raw-transactional,pipeline-at-least-once,pipeline-exactly-once,matching-exactly-once,pipeline-exactly-once+signed --rate backlog,half,10 --pipeline-count 30000 --baseline 36aa8b2
 
 # pytest exits 5 when it collected no tests: a suite that tests nothing must not pass,
 # so say so loudly (the exit code stays 5, a failure for make).
@@ -27,7 +30,7 @@ if [ $$rc -eq 5 ]; then echo 'make: FAILED: pytest collected no tests ($(strip $
 exit $$rc
 endef
 
-.PHONY: help venv tools kafka-up kafka-down kafka-status lint check test test-unit test-integration test-crash run bench bench-memory bench-book bench-replay bench-scrape bench-signatures clean
+.PHONY: help venv tools kafka-up kafka-down kafka-status lint check test test-unit test-integration test-crash run bench bench-takeover bench-memory bench-book bench-replay bench-scrape bench-signatures clean
 
 help: ## list the targets
 	@echo "usage: make TARGET"
@@ -96,8 +99,12 @@ run: venv kafka-up ## start the broker, create the topics, run the demo
 	$(KESSAI) topics create
 	$(KESSAI) demo
 
-bench: venv kafka-up ## the raw ceiling and the settlement pipeline side by side, into bench/results/ (BENCH_ARGS)
+bench: venv kafka-up ## issue 17's rows side by side with the raw ceiling and the previous design, into bench/results/ (~15 min; BENCH_ARGS)
 	$(KESSAI) bench $(BENCH_ARGS)
+	$(BIN)/python -m kessai_bench.takeover --accounts 100000
+
+bench-takeover: venv ## SIGKILL of the engine's worker to the first settlement under the standby, 100,000 funded accounts (~2 min)
+	$(BIN)/python -m kessai_bench.takeover --accounts 100000
 
 MEMORY_ARGS ?= --accounts 0,100000
 bench-memory: venv ## worker RSS per funded account (MEMORY_ARGS, default --accounts 0,100000; 1,000,000 takes ~13 min)

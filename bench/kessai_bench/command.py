@@ -129,7 +129,8 @@ def _load_arguments(bench: argparse.ArgumentParser) -> None:
         metavar="R[,R...]",
         help=(
             "loads, each measured for every variant: records/s, 0 for full speed, `half` "
-            "for half the slowest variant's full-speed throughput of this run, or "
+            "for half the exactly-once pipeline's top speed measured earlier in this run "
+            "(its backlog or full-speed throughput; else the slowest full-speed one), or "
             "`backlog`: publish first, then start the process and time how fast it "
             "drains (its own top speed; no latency) (default: 0,half,backlog)"
         ),

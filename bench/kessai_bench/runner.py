@@ -114,8 +114,10 @@ class Plan:
             raise BenchError("no variant to run")
         for i, rate in enumerate(self.rates):
             if rate == HALF:
-                if 0.0 not in self.rates[:i]:
-                    raise BenchError("--rate half needs a full-speed rate (0) before it")
+                if 0.0 not in self.rates[:i] and BACKLOG not in self.rates[:i]:
+                    raise BenchError(
+                        "--rate half needs a full-speed rate (0) or the backlog before it"
+                    )
             elif rate != BACKLOG and (not isinstance(rate, float) or rate < 0):
                 raise BenchError(
                     f"rate must be a number >= 0, {HALF!r} or {BACKLOG!r}, got {rate!r}"
@@ -250,12 +252,20 @@ async def _run_loads(
 
 
 def _resolve(spec: RateSpec, results: Sequence[dict[str, Any]]) -> float:
+    """A rate: the number given, or for ``half`` half the exactly-once pipeline's top
+    speed measured so far in this run (its backlog or full-speed throughput; without
+    one, the slowest complete full-speed measurement's)."""
     if spec != HALF:
         assert isinstance(spec, float)
         return spec
+    ours = [r["through_rps"] for r in results
+            if r["variant"] == BASELINE_BESIDE and r["load"] in (FULL_SPEED, BACKLOG)
+            and r["complete"]]  # fmt: skip
+    if ours:
+        return float(round(max(ours) / 2))
     full = [r["through_rps"] for r in results if r["load"] == FULL_SPEED and r["complete"]]
     if not full:
-        raise BenchError("--rate half: no complete full-speed measurement to halve")
+        raise BenchError("--rate half: no complete full-speed or backlog measurement to halve")
     return float(round(min(full) / 2))
 
 

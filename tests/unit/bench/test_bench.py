@@ -108,7 +108,7 @@ def test_rates_parse_numbers_full_speed_and_half() -> None:
         ({"seconds": None, "count": None}, "duration"),
         ({"variants": ("nope",)}, "unknown variant"),
         ({"variants": ()}, "no variant"),
-        ({"rates": (HALF, 0.0)}, "full-speed rate (0) before it"),
+        ({"rates": (HALF, 0.0)}, "full-speed rate (0) or the backlog before it"),
         ({"rates": (-1.0,)}, ">= 0"),
     ],
 )
@@ -287,7 +287,7 @@ def test_bench_half_without_full_speed_fails_before_touching_a_broker(
 ) -> None:
     assert cli.main(["bench", "--rate", "half", "--out", str(tmp_path)]) == 1
 
-    assert "needs a full-speed rate (0) before it" in capsys.readouterr().err
+    assert "needs a full-speed rate (0) or the backlog before it" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
@@ -329,3 +329,19 @@ def test_the_signed_variant_writes_keys_its_worker_accepts(tmp_path: Path) -> No
     record = orjson.loads(value)
     assert registry.current().check("trades", key, record, datetime.now(UTC)) is None
     assert VARIANTS["pipeline-exactly-once"].load_args(ctx) == []
+
+
+def test_half_is_half_the_exactly_once_engines_top_speed_in_this_run() -> None:
+    from kessai_bench.runner import _resolve
+
+    def result(variant: str, load: str, rps: float) -> dict[str, object]:
+        return {"variant": variant, "load": load, "through_rps": rps, "complete": True}
+
+    results = [
+        result("raw-transactional", BACKLOG, 80_000.0),
+        result("pipeline-exactly-once", BACKLOG, 7_900.0),
+        result("pipeline-exactly-once@36aa8b2", BACKLOG, 222.0),
+    ]
+    assert _resolve(HALF, results) == 3_950.0
+    # Without the engine's: half the slowest full-speed measurement, as before.
+    assert _resolve(HALF, [result("raw-transactional", "full speed", 60_000.0)]) == 30_000.0
