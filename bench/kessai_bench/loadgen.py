@@ -75,6 +75,23 @@ class LoadStats:
         return {**dataclasses.asdict(self), "rate": round(self.rate, 1)}
 
 
+def _check_args(
+    seconds: float | None,
+    count: int | None,
+    rate: float,
+    kind: str,
+    signer: signing.SigningKey | None,
+) -> None:
+    if seconds is None and count is None:
+        raise ValueError("give seconds, count or both")
+    if rate < 0:
+        raise ValueError(f"rate must be >= 0, got {rate}")
+    if kind not in FACTORIES:
+        raise ValueError(f"kind must be one of {sorted(FACTORIES)}, got {kind!r}")
+    if signer is not None and kind != "trades":
+        raise ValueError("only trades are signed by the load generator")
+
+
 async def generate(
     bootstrap: str,
     topic: str,
@@ -89,14 +106,7 @@ async def generate(
 ) -> LoadStats:
     """Publish *kind* records (``trades``, or ``orders`` in crossing pairs) onto *topic*
     until *seconds* have passed or *count* were sent."""
-    if seconds is None and count is None:
-        raise ValueError("give seconds, count or both")
-    if rate < 0:
-        raise ValueError(f"rate must be >= 0, got {rate}")
-    if kind not in FACTORIES:
-        raise ValueError(f"kind must be one of {sorted(FACTORIES)}, got {kind!r}")
-    if signer is not None and kind != "trades":
-        raise ValueError("only trades are signed by the load generator")
+    _check_args(seconds, count, rate, kind, signer)
     factory = (
         TradeFactory(prefix, seed=seed, signer=signer)
         if signer is not None
