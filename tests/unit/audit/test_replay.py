@@ -35,3 +35,26 @@ def test_a_tombstone_on_every_input_topic_is_a_rejection_not_a_crash() -> None:
         (PAYMENTS, CUSTODY, TRADES, ORDERS)
     )
     assert all(orjson.loads(r)["source_offset"] == 5 for r in derived.rejections)
+
+
+def test_replay_runs_each_batch_under_the_rules_it_ran_with_not_its_own_settings() -> None:
+    """A worker run with KESSAI_SETTLEMENT_DEADLINE_S=20, replayed with the default
+    (3,600 s), used to differ on every trade that failed at its deadline: the deadline
+    now comes from the engine's log."""
+    from streams.engine.core import Rules
+
+    trade = orjson.dumps({"trade_id": "t1", "venue": "v", "isin": "JP1103551Q43",
+        "buyer": "b", "seller": "s", "quantity": 100_000, "price": "100",
+        "currency": "JPYC", "trade_time": "2023-11-14T22:13:20Z"})  # fmt: skip
+    rules = Rules(tokens={"JPYC": 0, "USDC": 6}, deadline_s=20.0).to_json()
+    first = Manifest(1, 1_700_000_000.0, rules, [Segment(TRADES, 0, 0, 1)])
+    later = Manifest(2, 1_700_000_021.0, rules)  # no input: its clock fails t1
+    logs: dict[str, Log] = {topic: {} for topic in TOPICS}
+    logs[TRADES] = {0: [_record(TRADES, 0, b"t1", trade)]}
+    logs[ENGINE_LOG] = {0: [_record(ENGINE_LOG, 0, None, first.to_bytes()),
+                            _record(ENGINE_LOG, 1, None, later.to_bytes())]}  # fmt: skip
+    derived = derive(logs, Settings())  # the default deadline: 3,600 s
+    assert [(w[1]["status"], w[1]["reason"]) for w in derived.statuses["t1"]] == [
+        ("pending", "insufficient_securities"),
+        ("failed", "insufficient_securities"),
+    ]
