@@ -18,6 +18,7 @@ import os
 import random
 import sys
 import time
+import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -45,6 +46,8 @@ BACKLOG_MIN = 600
 PROGRESS_TIMEOUT_S = 120.0
 DRAIN_TIMEOUT_S = 180.0
 CRASH_RESTARTS_MAX = 5
+#: How long the audit waits for a worker to run the engine (a late restart restores).
+ENGINE_LEADER_WAIT_S = 90.0
 
 
 @dataclass
@@ -410,6 +413,14 @@ async def reconcile(settings: Settings, workers: list[Supervised], outcome: Any,
     from streams.audit import replay
     from streams.runtime.web.guard import web_auth_headers
 
+    # A worker restarted just before the pipeline went quiet may still be starting:
+    # the live comparison needs the engine's holder serving.
+    give_up = time.monotonic() + ENGINE_LEADER_WAIT_S
+    while await asyncio.to_thread(engine_holder, workers) is None:
+        if time.monotonic() > give_up:
+            outcome.problems.append(f"no worker runs the engine after {ENGINE_LEADER_WAIT_S} s")
+            return
+        await asyncio.sleep(0.5)
     urls = [f"http://127.0.0.1:{w.env['KESSAI_WEB_PORT']}" for w in workers]
     report = await asyncio.to_thread(replay.replay, settings, workers=urls)
     say(report.render().rstrip("\n"))
@@ -425,6 +436,19 @@ async def reconcile(settings: Settings, workers: list[Supervised], outcome: Any,
     off = {asset: e for asset, e in conservation.items() if abs(e) > 1e-9}
     if off:
         outcome.problems.append(f"/metrics: the conservation gauge is off zero: {off}")
+
+
+def engine_holder(workers: list[Supervised]) -> Supervised | None:
+    """The worker whose ``/health`` says it runs the engine, if one does now."""
+    for w in workers:
+        url = f"http://127.0.0.1:{w.env['KESSAI_WEB_PORT']}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if orjson.loads(response.read()).get("engine") == "leading":
+                    return w
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _conservation_errors(urls: list[str], headers: dict[str, str]) -> dict[str, float]:

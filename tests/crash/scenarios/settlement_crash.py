@@ -38,7 +38,6 @@ import random
 import shutil
 import tempfile
 import time
-import urllib.request
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,6 +77,7 @@ from tests.crash.scenarios.killharness import (
     Supervised,
     Tail,
     WorkerCrashed,
+    engine_holder,
     exit_code,
     reconcile,
     supervised_workers,
@@ -547,19 +547,6 @@ async def _kill_workers(run: _Run, rng: random.Random, kills: int, say: Any) -> 
         # Sometimes the other worker runs alone for a while, sometimes not at all.
         await run.idle(rng.choice([0.0, 0.0, 5.0, 15.0]))
         victim.start()
-
-
-def engine_holder(workers: list[Supervised]) -> Supervised | None:
-    """The worker whose ``/health`` says it runs the engine, if one does now."""
-    for w in workers:
-        url = f"http://127.0.0.1:{w.env['KESSAI_WEB_PORT']}/health"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if orjson.loads(response.read()).get("engine") == "leading":
-                    return w
-        except (OSError, ValueError):
-            continue
-    return None
 
 
 async def _wait_until_quiet(run: _Run, worker: Settings, say: Any) -> None:

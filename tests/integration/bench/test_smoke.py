@@ -163,7 +163,9 @@ def test_a_tiny_pipeline_bench_settles_every_trade_on_brokers_of_its_own(
         assert profiled["samples"] > 0, profiled
         assert (directory / profiled["file"]).stat().st_size > 0
         assert "### Profile: `pipeline-exactly-once`" in markdown
-        assert any(p["package"] == "faust" for p in profiled["self_by_package"])
+        # The worker's own code shows by name (the engine's hot path is kessai's, not faust's).
+        packages = {p["package"] for p in profiled["self_by_package"]}
+        assert {"kessai (streams/)", "aiokafka"} & packages, packages
     else:
         assert "error" in profiled and "Not taken" in markdown
     chart = directory / "chart.png"
