@@ -384,9 +384,9 @@ def _derive_matcher(
         result = handle_record(lambda: matcher, r.key, r.value, timestamp_s, signers=signers,
                                quota=quota, partition=partition)  # fmt: skip
         for t in result.trades:
-            d.matched[t.trade_id] = (where, t.model_dump(mode="json"))
+            d.matched[t["trade_id"]] = (where, t)
         for e in result.order_events:
-            d.order_events[e.isin].append((where, _order_event(e.model_dump(mode="json"))))
+            d.order_events[e["isin"]].append((where, _order_event(e)))
         if result.rejection is not None:
             source = source_of(ORDERS, partition, r.offset, r.key, r.value)
             d.rejections[_rejection(source, *result.rejection)].append(where)

@@ -5,8 +5,10 @@ Every worker's engine consumer joins the group ``{app_id}-engine`` with the same
 subscription (``trades``, ``payments``, ``custody``). The group's leader runs
 :meth:`OneEngine.assign`: all partitions go to one member and the others get none,
 so exactly one engine is active and the rest stand by. The member that holds them
-says so in its join metadata, and keeps them: a worker joining or leaving never
-moves the engine unless it was the engine.
+says so in its join metadata, with the time it was given them, and keeps them: a
+worker joining or leaving never moves the engine unless it was the engine. When two
+claim them (a holder paused past its session, replaced, then resumed: it rejoins still
+claiming), the later holder keeps them; the fenced one exits on its own.
 
 Leadership is not what protects the money: a consumer group cannot stop a paused
 former holder from acting on what it fetched. The engine's fixed transactional id
@@ -15,6 +17,7 @@ does (:mod:`streams.engine.service`): a new holder's producer fences the old one
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -25,17 +28,33 @@ from aiokafka.coordinator.protocol import (
     ConsumerProtocolMemberMetadata,
 )
 
-__all__ = ["HOLDING", "OneEngine", "choose", "one_engine"]
+__all__ = ["HOLDING", "OneEngine", "choose", "holding_data", "one_engine"]
 
-#: The join metadata's user data of the member that holds the engine.
+#: How the join metadata's user data of the member that holds the engine starts; then
+#: when it was given the engine (ms since the epoch, decimal).
 HOLDING = b"engine"
+
+
+def holding_data(since_ms: int) -> bytes:
+    return HOLDING + b":%d" % since_ms
+
+
+def _since(data: bytes) -> int | None:
+    """When a member says it was given the engine; None if it does not hold it."""
+    if not data.startswith(HOLDING):
+        return None
+    _, _, since = data.partition(b":")
+    return int(since) if since.isdigit() else 0
 
 
 def choose(members: Mapping[str, bytes]) -> str:
     """The member to run the engine, from each member's user data: the holder if there
-    is one (the smallest id if, after a split, several claim it), else the smallest id."""
-    holders = sorted(m for m, data in members.items() if data == HOLDING)
-    return holders[0] if holders else min(members)
+    is one; if several claim it, the one given it last (the earlier one was fenced when
+    the later took over), the smallest id on a tie; else the smallest id."""
+    holders = [(since, m) for m, data in members.items() if (since := _since(data)) is not None]
+    if not holders:
+        return min(members)
+    return min(holders, key=lambda h: (-h[0], h[1]))[1]
 
 
 class OneEngine(AbstractPartitionAssignor):  # type: ignore[misc]  # aiokafka is untyped
@@ -45,7 +64,8 @@ class OneEngine(AbstractPartitionAssignor):  # type: ignore[misc]  # aiokafka is
 
     name = "kessai-one-engine"
     version = 0
-    holding: ClassVar[bool] = False
+    #: When this engine was given the partitions (ms since the epoch); None: it was not.
+    holding_since: ClassVar[int | None] = None
 
     @classmethod
     def assign(
@@ -65,16 +85,19 @@ class OneEngine(AbstractPartitionAssignor):  # type: ignore[misc]  # aiokafka is
 
     @classmethod
     def metadata(cls, topics: Iterable[str]) -> ConsumerProtocolMemberMetadata:
-        return ConsumerProtocolMemberMetadata(
-            cls.version, sorted(topics), HOLDING if cls.holding else b""
-        )
+        since = cls.holding_since
+        data = b"" if since is None else holding_data(since)
+        return ConsumerProtocolMemberMetadata(cls.version, sorted(topics), data)
 
     @classmethod
     def on_assignment(cls, assignment: ConsumerProtocolMemberAssignment) -> None:
-        cls.holding = bool(assignment.assignment)
+        if not assignment.assignment:
+            cls.holding_since = None
+        elif cls.holding_since is None:
+            cls.holding_since = time.time_ns() // 1_000_000
 
 
 def one_engine() -> type[OneEngine]:
-    """A :class:`OneEngine` of one's own (its ``holding`` is per engine)."""
-    assignor: Any = type("OneEngineOfThisWorker", (OneEngine,), {"holding": False})
+    """A :class:`OneEngine` of one's own (its ``holding_since`` is per engine)."""
+    assignor: Any = type("OneEngineOfThisWorker", (OneEngine,), {"holding_since": None})
     return assignor  # type: ignore[no-any-return]

@@ -5,7 +5,7 @@ order of a bond) and owns the ``orders`` table: one row per order
 (:mod:`streams.matching.matcher`). It decodes each record, hands it to the
 :class:`~streams.matching.matcher.Matcher` and sends what comes back:
 
-- each fill as a ``TradeExecuted`` on ``trades`` (key trade_id, venue ``kessai``, the
+- each fill as a ``TradeExecuted`` record on ``trades`` (key trade_id, venue ``kessai``, the
   time of the order that made it), which the settlement intake takes like any
   venue's trade;
 - each step of each order's life as an ``OrderStatusChanged`` on ``order-events``
@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+import orjson
 from faust.types import StreamT
 
-from schemas import ORDER_EVENTS, ORDERS, REJECTIONS, TRADES, encode, source_of
+from schemas import ORDER_EVENTS, ORDERS, REJECTIONS, TRADES, source_of
 from streams.config import Settings
 from streams.matching import handler as records
 from streams.matching.matcher import Matcher
@@ -89,10 +90,10 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> dict[str, 
                 partition=msg.partition,
             )
             for t in out.trades:
-                await trades.send(key=t.trade_id.encode(), value=encode(t))
+                await trades.send(key=t["trade_id"].encode(), value=orjson.dumps(t))
             for e in out.order_events:
-                await order_events.send(key=e.isin.encode(), value=encode(e))
-                metrics.order_event(e.event)
+                await order_events.send(key=e["isin"].encode(), value=orjson.dumps(e))
+                metrics.order_event(e["event"])
             metrics.fills(len(out.trades))
             if out.rejection is not None:
                 source = source_of(ORDERS, msg.partition, msg.offset, key, value)

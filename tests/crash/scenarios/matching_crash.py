@@ -60,7 +60,7 @@ from streams.config import Settings
 from streams.devtools import localkafka
 from streams.kafka.admin import ensure_public_topics
 from streams.kafka.reader import read_committed
-from streams.matching.handler import order_event, rejected_event, request_of, trade_record
+from streams.matching.handler import rejected_event, request_of
 from streams.matching.matcher import Matcher
 from streams.topics import ORDERS_TABLE, changelog
 from tests.crash.scenarios.killharness import (
@@ -72,6 +72,7 @@ from tests.crash.scenarios.killharness import (
     supervised_workers,
 )
 from tests.crash.scenarios.settlement_crash import group_lag
+from tests.support.matching_models import order_event_model, trade_model
 
 TOKENS = {"JPYC": 0, "USDC": 6}
 BONDS = [b + check_digit(b) for b in ("JP110355100", "JP110356100", "JP120144000")]
@@ -456,15 +457,16 @@ async def expected_outputs(settings: Settings) -> Expected:
             out.rejections += 1
             event = rejected_event(record.value, err.reason, at)
             if event is not None:
-                out.events[event.isin].append(orjson.loads(encode(event)))
+                out.events[event["isin"]].append(event)
             continue
         assert isinstance(decoded, SubmitOrder)
         handled = matcher.handle(request_of(decoded))
         out.rejections += handled.rejected is not None
         for t in handled.trades:
-            out.trades[t.trade_id] = orjson.loads(encode(trade_record(t, at)))
+            # Through the models: an oracle apart from the matcher's own builders.
+            out.trades[t.trade_id] = orjson.loads(encode(trade_model(t, at)))
         for u in handled.updates:
-            out.events[u.isin].append(orjson.loads(encode(order_event(u, at))))
+            out.events[u.isin].append(orjson.loads(encode(order_event_model(u, at))))
     return out
 
 

@@ -28,7 +28,7 @@ def test_an_order_past_its_venues_rate_is_rate_limited_and_its_id_stays_free() -
     def send(order_id: str, at_s: float, venue: str = "v") -> tuple[object, list[str]]:
         out = handle_record(lambda: matcher, ISIN.encode(), _order(order_id, venue), at_s,
                             quota=quota, partition=3)  # fmt: skip
-        return out.rejection, [f"{e.event}:{e.reason}" for e in out.order_events]
+        return out.rejection, [f"{e['event']}:{e['reason']}" for e in out.order_events]
 
     assert send("o1", 50.0) == (None, ["accepted:None"])
     reason, events = send("o2", 50.0)

@@ -402,7 +402,7 @@ def test_the_matcher_checks_orders_and_signs_its_trades() -> None:
         )
         assert out.rejection is None, out.rejection
     [made] = out.trades
-    wire = orjson.loads(made.model_dump_json())
+    wire = orjson.loads(orjson.dumps(made))
     assert wire["signer"] == "kessai" and check(TRADES, wire) is None
     assert isinstance(decode(TRADES, orjson.dumps(wire)), TradeExecuted)
     stolen = sign(ORDERS, order(order_id="c", account="carol"), VENUE_A)
