@@ -7,17 +7,12 @@ the worker's :class:`~streams.runtime.metrics.Metrics` and the dashboard, and se
 ``/positions`` and ``/trades`` from its memory (:mod:`streams.engine.views`).
 
 Fail-stop: an error anywhere in the engine, or the loss of its inputs to another
-worker, ends the process at once (exit 70, as an agent's error does:
-docs/adr/0028-fail-stop-by-process-exit.md). Nothing uncommitted survives it; the
-supervisor's restart stands by and restores from what was committed.
+worker, ends the process at once (:func:`streams.runtime.batches.run_or_stop`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import sys
 import time
 
 import faust
@@ -26,7 +21,7 @@ from streams.config import Settings
 from streams.engine import views
 from streams.engine.core import Outputs
 from streams.engine.service import EngineService
-from streams.runtime.eos import FAIL_STOP_EXIT
+from streams.runtime.batches import run_or_stop
 from streams.runtime.livesums import LiveSums
 from streams.runtime.metrics import Metrics, StateSums, live_state_sums
 from streams.security import signing
@@ -46,25 +41,7 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> EngineServ
     service = EngineService(settings, on_batch=on_batch, signers=signers)
     views.register(app, service, settings.tokens)
 
-    @app.task  # type: ignore[untyped-decorator]  # faust's task decorator is untyped
-    async def engine() -> None:
-        try:
-            await service.run()
-            reason = "its inputs were given to another worker"
-        except asyncio.CancelledError:
-            raise  # the worker is stopping
-        except BaseException as exc:
-            logger.critical("engine: %r", exc, exc_info=exc)
-            reason = f"it raised {exc!r}"
-        logger.critical(
-            "engine: stopping the worker without committing anything more (fail-stop, exit %d): %s",
-            FAIL_STOP_EXIT,
-            reason,
-        )
-        logging.shutdown()
-        sys.stderr.flush()
-        os._exit(FAIL_STOP_EXIT)
-
+    run_or_stop(app, "engine", service.run)
     return service
 
 

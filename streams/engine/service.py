@@ -2,7 +2,7 @@
 
 One loop per worker (a task of the faust app, :mod:`streams.runtime.app`). Its
 consumer joins ``{app_id}-engine``; the group gives every input partition to one
-worker (:mod:`streams.engine.leader`) and the others stand by. The worker given them:
+worker (:mod:`streams.runtime.leader`) and the others stand by. The worker given them:
 
 1. starts a transactional producer with the fixed id ``{app_id}-engine``. Kafka's
    ``InitProducerId`` fences any earlier holder (a paused one cannot commit again) and
@@ -28,13 +28,11 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.partitioner import murmur2
 from aiokafka.structs import OffsetAndMetadata
 
 from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, TRADES
@@ -42,10 +40,11 @@ from streams import topics
 from streams.config import Settings
 from streams.engine import restore
 from streams.engine.core import Batch, Engine, Outputs, Rules
-from streams.engine.leader import one_engine
 from streams.engine.manifest import Manifest, Segment
 from streams.kafka.auth import client_kwargs
+from streams.runtime.batches import Leadership, Outbox, partition_of
 from streams.runtime.eos import CommitTimes
+from streams.runtime.leader import one_holder
 from streams.security import signing
 
 logger = logging.getLogger(__name__)
@@ -75,31 +74,6 @@ class Stats:
     records: int = 0
     #: How long each batch's transaction took, from its first record sent to its commit.
     commits: CommitTimes = field(default_factory=CommitTimes)
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """Kafka's default partitioner (murmur2 of the key, as aiokafka's and Java's)."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-class _Leadership(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
-    """Remembers what the group gave this worker; the engine loop reads it."""
-
-    def __init__(self) -> None:
-        self.assigned: set[TopicPartition] = set()
-        #: Counts assignments: records fetched under an older one are dropped (the
-        #: positions go back to the committed offsets at each assignment).
-        self.generation = 0
-        self.lock = asyncio.Lock()
-
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        # Waits for a batch being committed: a revocation never lands mid-transaction.
-        async with self.lock:
-            self.assigned = set()
-
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        self.assigned = set(assigned)
-        self.generation += 1
 
 
 class EngineService:
@@ -146,7 +120,7 @@ class EngineService:
         """Stand by, tailing the engine's changelogs, until the group gives this worker
         the inputs; then lead. Returns only when leadership is lost (the caller ends the
         process)."""
-        leadership = _Leadership()
+        leadership = Leadership()
         consumer = self.consumer = self._consumer()
         self.engine = Engine()
         tail = restore.ChangelogTail(self.settings, self.engine)
@@ -174,7 +148,7 @@ class EngineService:
             bootstrap_servers=s.bootstrap,
             client_id=f"{s.app_id}-engine",
             group_id=self.group,
-            partition_assignment_strategy=(one_engine(),),
+            partition_assignment_strategy=(one_holder(),),
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="earliest",
@@ -200,7 +174,7 @@ class EngineService:
         )
 
     async def _lead(
-        self, consumer: AIOKafkaConsumer, leadership: _Leadership, tail: restore.ChangelogTail
+        self, consumer: AIOKafkaConsumer, leadership: Leadership, tail: restore.ChangelogTail
     ) -> None:
         self.state = "restoring"
         producer = self._producer()
@@ -254,7 +228,7 @@ class EngineService:
             consumer.seek(tp, position)
 
     async def _loop(
-        self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, leadership: _Leadership
+        self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, leadership: Leadership
     ) -> None:
         held = leadership.assigned
         leftover: list[tuple[TopicPartition, list[ConsumerRecord]]] = []
@@ -355,19 +329,14 @@ class EngineService:
         started = time.monotonic()
         if self.exactly_once:
             await producer.begin_transaction()
-        builders: dict[tuple[str, int], Any] = {}
-        futures: list[asyncio.Future[Any]] = []
+        outbox = Outbox(producer)
         n = self.settings.partitions
         for topic, key, value in out.records:
-            p = self._partition(topic, key, n)
-            await self._append(producer, builders, futures, topic, p, key, value)
+            await outbox.add(topic, self._partition(topic, key, n), key, value)
         for name, row_key, row in out.changelog:
-            await self._append(producer, builders, futures, self.topic(name), 0, row_key, row)
-        log = self.topic(topics.ENGINE_LOG)
-        await self._append(producer, builders, futures, log, 0, None, manifest.to_bytes())
-        for (topic, p), builder in builders.items():
-            futures.append(await producer.send_batch(builder, topic, partition=p))
-        await asyncio.gather(*futures)
+            await outbox.add(self.topic(name), 0, row_key, row)
+        await outbox.add(self.topic(topics.ENGINE_LOG), 0, None, manifest.to_bytes())
+        await outbox.flush()
         if self.exactly_once:
             if offsets:
                 await producer.send_offsets_to_transaction(offsets, self.group)
@@ -385,26 +354,6 @@ class EngineService:
                 cached = self._partitions[(topic, key)] = partition_of(key, n)
             return cached
         return partition_of(key, n)
-
-    @staticmethod
-    async def _append(
-        producer: AIOKafkaProducer,
-        builders: dict[tuple[str, int], Any],
-        futures: list[asyncio.Future[Any]],
-        topic: str,
-        partition: int,
-        key: bytes | None,
-        value: bytes | None,
-    ) -> None:
-        builder = builders.get((topic, partition))
-        if builder is None:
-            builder = builders[(topic, partition)] = producer.create_batch()
-        if builder.append(key=key, value=value, timestamp=None) is None:
-            # Full: send it and start another for the same partition.
-            futures.append(await producer.send_batch(builder, topic, partition=partition))
-            builder = builders[(topic, partition)] = producer.create_batch()
-            metadata = builder.append(key=key, value=value, timestamp=None)
-            assert metadata is not None, f"a record larger than a batch for {topic}"
 
 
 def _moves_first(fetched: tuple[TopicPartition, list[ConsumerRecord]]) -> tuple[int, str, int]:

@@ -16,6 +16,7 @@ from streams.engine import agent as engine_agent
 from streams.engine.service import EngineService
 from streams.kafka.auth import faust_credentials
 from streams.matching import agent as matching_agent
+from streams.matching.service import MatcherService
 from streams.runtime.eos import KessaiApp
 from streams.runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from streams.runtime.metrics import Metrics, StateCollector, WorkerCollector, health
@@ -34,7 +35,10 @@ def create_app(settings: Settings) -> KessaiApp:
         # SASL/SCRAM over TLS on the secure profile (None: plaintext). faust hands it to
         # every client it makes; streams/runtime/restore.py's consumer reads it from the conf.
         broker_credentials=faust_credentials(settings),
-        processing_guarantee=settings.processing_guarantee,
+        # faust reads and writes nothing itself any more: the engine and the matcher
+        # commit their own transactions (docs/adr/0032). Its consumer only keeps the
+        # worker in the app's group (faust's leader topic).
+        processing_guarantee="at_least_once",
         store="memory://",
         broker_commit_interval=settings.commit_interval_s,
         producer_linger=settings.producer_linger_ms / 1000,
@@ -66,16 +70,20 @@ def create_app(settings: Settings) -> KessaiApp:
     app.parallel_commits = settings.parallel_commits
     metrics = Metrics()
     engine = engine_agent.register(app, settings, metrics)
-    matching_agent.register(app, settings, metrics)
-    serve_metrics(app, metrics, settings, engine)
+    matcher = matching_agent.register(app, settings, metrics)
+    serve_metrics(app, metrics, settings, engine, matcher)
     return app
 
 
 def serve_metrics(
-    app: KessaiApp, metrics: Metrics, settings: Settings, engine: EngineService
+    app: KessaiApp,
+    metrics: Metrics,
+    settings: Settings,
+    engine: EngineService,
+    matcher: MatcherService,
 ) -> None:
     """``GET /metrics`` (Prometheus' text format) and ``GET /health``."""
-    worker = WorkerCollector(app, engine)
+    worker = WorkerCollector(app, engine, matcher)
     metrics.registry.register(worker)
     sums = StateCollector(lambda: engine_agent.state_sums(engine, metrics.live), settings.tokens)
     metrics.registry.register(sums)
@@ -91,7 +99,7 @@ def serve_metrics(
 
     @app.page("/health")
     async def health_page(web: View, request: Request) -> Response:
-        status, body = health(app, settings.health_lag_max, engine)
+        status, body = health(app, settings.health_lag_max, engine, matcher)
         return web.json(body, status=status)
 
     @app.page("/metrics")

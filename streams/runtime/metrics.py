@@ -43,6 +43,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from streams.runtime.livesums import LiveSums
+from streams.topics import ORDER_RATES_TABLE, ORDERS_TABLE
 
 logger = logging.getLogger(__name__)
 
@@ -209,21 +210,25 @@ def consumer_lags(app: Any) -> dict[tuple[str, int], int]:
     return out
 
 
-def health(app: Any, lag_max: int, engine: Any = None) -> tuple[int, dict[str, Any]]:
+def health(
+    app: Any, lag_max: int, engine: Any = None, matcher: Any = None
+) -> tuple[int, dict[str, Any]]:
     """``GET /health``'s status and body: 503 until the worker first joined its group and
     recovered its tables (``starting``), while it recovers after a rebalance or its
     engine restores (``recovering``) or while an input partition lags more than
     ``lag_max`` records (``lagging``): a supervisor or load balancer should wait. Else
     200 (``ok``), with the engine's state (``leading`` or ``standby``) when it has one
-    (``engine``: the worker's :class:`streams.engine.service.EngineService`)."""
-    said = {} if engine is None else {"engine": engine.state}
+    (``engine``: the worker's :class:`streams.engine.service.EngineService`), and the
+    matcher's likewise (``matcher``: its :class:`streams.matching.service.MatcherService`)."""
+    loops = {n: loop for n, loop in (("engine", engine), ("matcher", matcher)) if loop is not None}
+    said = {name: loop.state for name, loop in loops.items()}
     if not app.tables.recovery.completed.is_set():
         return 503, {"status": "starting", **said}
-    if getattr(app, "in_recovery", False) or getattr(engine, "state", "") == "restoring":
+    if getattr(app, "in_recovery", False) or "restoring" in said.values():
         return 503, {"status": "recovering", **said}
     lags = consumer_lags(app)
-    if engine is not None:
-        lags.update(engine.lags())
+    for loop in loops.values():
+        lags.update(loop.lags())
     behind = {f"{t}[{p}]": n for (t, p), n in sorted(lags.items()) if n > lag_max}
     if behind:
         return 503, {"status": "lagging", "lag_max": lag_max, "behind": behind, **said}
@@ -238,10 +243,12 @@ def health(app: Any, lag_max: int, engine: Any = None) -> tuple[int, dict[str, A
 class WorkerCollector(Collector):
     """The worker's technical gauges, read from faust at each scrape."""
 
-    def __init__(self, app: Any, engine: Any = None) -> None:
-        """``engine``: the worker's :class:`streams.engine.service.EngineService`."""
+    def __init__(self, app: Any, engine: Any = None, matcher: Any = None) -> None:
+        """``engine``: the worker's :class:`streams.engine.service.EngineService`;
+        ``matcher``: its :class:`streams.matching.service.MatcherService`."""
         self.app = app
         self.engine = engine
+        self.matcher = matcher
         #: Set by the worker's loop-lag task: how late its last wake-up was.
         self.event_loop_lag_s = 0.0
 
@@ -251,11 +258,12 @@ class WorkerCollector(Collector):
         yield from self._transactions(app)
 
     def _partitions_and_tables(self, app: Any) -> Iterator[Any]:
-        engine = self.engine
+        engine, matcher = self.engine, self.matcher
         try:
             lags = consumer_lags(app)
-            if engine is not None:
-                lags.update(engine.lags())
+            for loop in (engine, matcher):
+                if loop is not None:
+                    lags.update(loop.lags())
         except Exception:  # a scrape must still answer; the log says what failed
             logger.exception("metrics: consumer lag unavailable")
             lags = {}
@@ -276,6 +284,9 @@ class WorkerCollector(Collector):
         if leading:
             for name, n in engine.engine.sizes().items():
                 rows.add_metric([name], n)
+        if matcher is not None and matcher.leading:
+            rows.add_metric([ORDERS_TABLE], len(matcher.orders))
+            rows.add_metric([ORDER_RATES_TABLE], len(matcher.rates))
         yield rows
         total = int(app.conf.topic_partitions)
         yield GaugeMetricFamily(
@@ -290,7 +301,7 @@ class WorkerCollector(Collector):
             "and its conservation error alone must be 0.",
             value=total,
         )
-        restoring = engine is not None and engine.state == "restoring"
+        restoring = any(getattr(loop, "state", "") == "restoring" for loop in (engine, matcher))
         yield GaugeMetricFamily(
             "kessai_recovering",
             "1 while the worker rebuilds its tables or its engine's state from changelogs.",

@@ -5,10 +5,11 @@ orders. See matching_crash.py for the scenario and the checks.
 It runs on a broker of its own (fresh topics, fresh group); the broker's jars are
 copied from the shared broker's state dir.
 
-That the audit can fail is shown by the same scenario under at_least_once
-(``python -m tests.crash.scenarios.matching_crash --guarantee at_least_once``): it found
-problems in 3 of 4 runs, but not in the fourth (its kills happened to repeat nothing
-visible), so it is not a test of the suite: a test that fails only sometimes.
+The matcher and the engine each commit a whole batch in one transaction
+(streams/matching/service.py, streams/engine/service.py); ``--guarantee
+at_least_once`` now switches the engine only. That the audits can fail is shown by the
+takeover tests (tests/crash/test_engine_takeover.py: with fencing off, a zombie's
+batch settles twice and the audit says so).
 """
 
 from __future__ import annotations

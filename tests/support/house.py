@@ -21,7 +21,7 @@ FUNCTION_LINES_MAX: Final = 70
 RUNTIME: Final = ("faust", "aiokafka", "mode", "prometheus_client")
 #: The flows; in each, every module but these is pure core.
 FLOWS: Final = ("ledger", "settlement", "matching")
-FLOW_RUNTIME_MODULES: Final = ("agent", "views")
+FLOW_RUNTIME_MODULES: Final = ("agent", "service", "views")
 
 
 @dataclass(frozen=True, order=True)
@@ -108,7 +108,7 @@ def forbidden_imports(
 
 def flow_cores(streams: Path, root: Path) -> list[str]:
     """The modules of the flows' pure cores: every module of ``streams/<flow>/`` but
-    its agent and views."""
+    its agent, service (its batch loop) and views."""
     out = []
     for flow in FLOWS:
         for path in sorted((streams / flow).glob("*.py")):

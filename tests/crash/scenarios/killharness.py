@@ -416,7 +416,7 @@ async def reconcile(settings: Settings, workers: list[Supervised], outcome: Any,
     # A worker restarted just before the pipeline went quiet may still be starting:
     # the live comparison needs the engine's holder serving.
     give_up = time.monotonic() + ENGINE_LEADER_WAIT_S
-    while await asyncio.to_thread(engine_holder, workers) is None:
+    while await asyncio.to_thread(holder_of, workers) is None:
         if time.monotonic() > give_up:
             outcome.problems.append(f"no worker runs the engine after {ENGINE_LEADER_WAIT_S} s")
             return
@@ -438,13 +438,14 @@ async def reconcile(settings: Settings, workers: list[Supervised], outcome: Any,
         outcome.problems.append(f"/metrics: the conservation gauge is off zero: {off}")
 
 
-def engine_holder(workers: list[Supervised]) -> Supervised | None:
-    """The worker whose ``/health`` says it runs the engine, if one does now."""
+def holder_of(workers: list[Supervised], loop: str = "engine") -> Supervised | None:
+    """The worker whose ``/health`` says it runs ``loop`` (``engine`` or ``matcher``),
+    if one does now."""
     for w in workers:
         url = f"http://127.0.0.1:{w.env['KESSAI_WEB_PORT']}/health"
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
-                if orjson.loads(response.read()).get("engine") == "leading":
+                if orjson.loads(response.read()).get(loop) == "leading":
                     return w
         except (OSError, ValueError):
             continue

@@ -68,6 +68,7 @@ from tests.crash.scenarios.killharness import (
     Tail,
     WorkerCrashed,
     exit_code,
+    holder_of,
     reconcile,
     supervised_workers,
 )
@@ -88,9 +89,9 @@ PROGRESS_TIMEOUT_S = 180.0
 #: after the last kill (recovery replays every changelog) went quiet past 45 s in CI.
 SETTLE_STALL_S = PROGRESS_TIMEOUT_S
 TERMINAL = ("settled", "failed")
-#: What the matcher's group (the app id) and the settlement engine's group must have
+#: What the matcher's group and the settlement engine's group must have
 #: committed to the end before the audit.
-QUIET = ((APP_ID, (ORDERS,)), (f"{APP_ID}-engine", (TRADES, PAYMENTS, CUSTODY)))
+QUIET = ((f"{APP_ID}-matcher", (ORDERS,)), (f"{APP_ID}-engine", (TRADES, PAYMENTS, CUSTODY)))
 U = 50_000
 
 
@@ -256,7 +257,7 @@ async def run_scenario(
     await producer.start()
     # Orders processed: the group's committed offsets on `orders` (this producer is not
     # transactional, so every offset is a record).
-    processed = _Committed(bootstrap, APP_ID, ORDERS)
+    processed = _Committed(bootstrap, f"{APP_ID}-matcher", ORDERS)
     terminal = Tail(
         settings,
         SETTLEMENTS,
@@ -416,16 +417,25 @@ async def _kill_workers(
     for at in kill_at:
         while run.processed.count < at:
             await run.idle(0.5)
-        await run.idle(rng.uniform(0.0, 2.0))
-        victim = rng.choice([w for w in run.workers if w.alive] or run.workers)
+        # Right after a round goes out, while the matcher works through it: it takes
+        # a round of 1,000 orders in well under a second.
+        sent = run.sent
+        while run.sent == sent and run.sent < run.orders:
+            await run.idle(0.05)
+        await asyncio.sleep(rng.uniform(0.0, 0.3))
+        alive = [w for w in run.workers if w.alive] or run.workers
+        holder = await asyncio.to_thread(holder_of, alive, "matcher")
+        # Mostly the matcher's worker (a takeover), sometimes the standby.
+        victim = holder if holder is not None and rng.random() < 0.75 else rng.choice(alive)
         await run.processed.poll()
         victim.kill()
         outcome.kills += 1
         # A kill counts as mid-flow when orders were still waiting to be committed.
         outcome.kills_mid_flow += run.processed.count < run.sent
         log(
-            f"kill {outcome.kills}/{kills} ({victim.name}): {run.processed.count} of {run.sent} "
-            "orders committed"
+            f"kill {outcome.kills}/{kills} ({victim.name}"
+            f"{', the matcher' if victim is holder else ''}): {run.processed.count} of "
+            f"{run.sent} orders committed"
         )
         await run.idle(rng.choice([0.0, 3.0, 10.0]))
         victim.start()

@@ -77,8 +77,8 @@ from tests.crash.scenarios.killharness import (
     Supervised,
     Tail,
     WorkerCrashed,
-    engine_holder,
     exit_code,
+    holder_of,
     reconcile,
     supervised_workers,
 )
@@ -533,7 +533,7 @@ async def _kill_workers(run: _Run, rng: random.Random, kills: int, say: Any) -> 
             await run.idle(0.5)
         await run.idle(rng.uniform(0.0, 3.0))
         alive = [w for w in run.workers if w.alive] or run.workers
-        holder = await asyncio.to_thread(engine_holder, alive)
+        holder = await asyncio.to_thread(holder_of, alive)
         # Mostly the engine's worker (a takeover), sometimes the standby.
         victim = holder if holder is not None and rng.random() < 0.75 else rng.choice(alive)
         victim.kill()

@@ -15,9 +15,9 @@ from kessai_bench.replay import journal as bench_journal
 
 from streams.audit.fold import JournalFold
 from streams.audit.positions import decode_records, positions_from_events
-from streams.engine.service import partition_of
 from streams.kafka.reader import AsOfError, parse_as_of
 from streams.ledger import journal
+from streams.runtime.batches import partition_of
 
 PARTITIONS = 4
 

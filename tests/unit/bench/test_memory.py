@@ -20,9 +20,9 @@ from kessai_bench import memory
 
 from schemas import CUSTODY, PAYMENTS, MoveBonds, MoveCash, decode
 from streams.engine.core import Batch, Engine
-from streams.engine.service import partition_of
 from streams.ledger.domain import AccountState
 from streams.money import to_units
+from streams.runtime.batches import partition_of
 
 # Kafka's own murmur2 test vectors (clients' UtilsTest.testMurmur2), as signed ints.
 JAVA_MURMUR2 = {

@@ -8,19 +8,17 @@ from streams.config import Settings
 from streams.runtime.app import create_app
 
 
-def test_the_app_builds_with_its_tables_and_their_codecs() -> None:
+def test_the_app_builds_with_no_faust_table_and_its_two_loops_as_tasks() -> None:
+    """The engine and the matcher keep their state themselves (streams/engine/,
+    streams/matching/service.py) and commit their own transactions: faust holds no
+    table and runs no agent, so it needs no exactly-once of its own."""
     app = create_app(Settings(app_id="kessai-test-app"))
-
-    tables: dict[str, Any] = {name: app.tables[name] for name in app.tables}
-    # The matcher's: the settlement engine keeps its state itself (streams/engine/).
-    assert set(tables) == {"orders", "order-rates"}
-    # The venues' token buckets: raw JSON bytes per [venue, partition].
-    assert tables["order-rates"].value_serializer == "raw"
-    # Order rows as JSON bytes; their keys are JSON strings (`kessai book` reads them back).
-    assert tables["orders"].value_serializer == "raw"
-    assert tables["orders"].key_serializer == "json"
-    assert app.parallel_commits is True
-    assert app.conf.broker_commit_interval == 0.1
+    assert list(app.tables) == []
+    assert list(app.agents) == []
+    names = {getattr(t, "__name__", "") for t in app._app_tasks}
+    assert {"engine", "matcher"} <= names, names
+    guarantee: Any = app.conf.processing_guarantee  # typed as the enum class
+    assert guarantee.value == "at_least_once"
 
 
 def test_the_guarantee_and_tuning_settings_reach_faust() -> None:

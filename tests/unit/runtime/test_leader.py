@@ -1,10 +1,10 @@
-"""Which member runs the engine (:mod:`streams.engine.leader`)."""
+"""Which member runs the engine (:mod:`streams.runtime.leader`)."""
 
 from __future__ import annotations
 
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
-from streams.engine.leader import choose, holding_data, one_engine
+from streams.runtime.leader import choose, holding_data, one_holder
 
 
 def test_nobody_holds_it_the_smallest_id_gets_it() -> None:
@@ -26,7 +26,7 @@ def test_of_two_claimants_the_one_given_it_last_keeps_it() -> None:
 
 
 def test_a_member_says_when_it_was_given_the_engine_and_forgets_it_when_it_is_not() -> None:
-    assignor = one_engine()
+    assignor = one_holder()
     assert assignor.metadata(["trades"]).user_data == b""
     assignor.on_assignment(ConsumerProtocolMemberAssignment(0, [("trades", [0])], b""))
     claim = assignor.metadata(["trades"]).user_data
@@ -35,4 +35,4 @@ def test_a_member_says_when_it_was_given_the_engine_and_forgets_it_when_it_is_no
     assert assignor.metadata(["trades"]).user_data == claim  # kept: the same time
     assignor.on_assignment(ConsumerProtocolMemberAssignment(0, [], b""))
     assert assignor.metadata(["trades"]).user_data == b""
-    assert one_engine().metadata(["trades"]).user_data == b""  # per engine
+    assert one_holder().metadata(["trades"]).user_data == b""  # per engine

@@ -1,18 +1,22 @@
-"""Which worker runs the engine: a consumer-group assignor that gives every partition to
-one member.
+"""Which worker runs a batch loop: a consumer-group assignor that gives every partition
+to one member.
 
 Every worker's engine consumer joins the group ``{app_id}-engine`` with the same
-subscription (``trades``, ``payments``, ``custody``). The group's leader runs
-:meth:`OneEngine.assign`: all partitions go to one member and the others get none,
-so exactly one engine is active and the rest stand by. The member that holds them
-says so in its join metadata, with the time it was given them, and keeps them: a
-worker joining or leaving never moves the engine unless it was the engine. When two
-claim them (a holder paused past its session, replaced, then resumed: it rejoins still
-claiming), the later holder keeps them; the fenced one exits on its own.
+subscription (``trades``, ``payments``, ``custody``), and its matcher's consumer
+``{app_id}-matcher`` (``orders``). The group's leader runs :meth:`OneHolder.assign`:
+all partitions go to one member and the others get none, so exactly one engine (one
+matcher) is active and the rest stand by. Below, "the engine" is either loop.
+
+The member that holds them says so in its join metadata, with the time it was given
+them, and keeps them: a worker joining or leaving never moves the engine unless it was
+the engine. When two claim them (a holder paused past its session, replaced, then
+resumed: it rejoins still claiming), the later holder keeps them; the fenced one exits
+on its own.
 
 Leadership is not what protects the money: a consumer group cannot stop a paused
-former holder from acting on what it fetched. The engine's fixed transactional id
-does (:mod:`streams.engine.service`): a new holder's producer fences the old one.
+former holder from acting on what it fetched. The loop's fixed transactional id does
+(:mod:`streams.engine.service`, :mod:`streams.matching.service`): a new holder's
+producer fences the old one.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from aiokafka.coordinator.protocol import (
     ConsumerProtocolMemberMetadata,
 )
 
-__all__ = ["HOLDING", "OneEngine", "choose", "holding_data", "one_engine"]
+__all__ = ["HOLDING", "OneHolder", "choose", "holding_data", "one_holder"]
 
 #: How the join metadata's user data of the member that holds the engine starts; then
 #: when it was given the engine (ms since the epoch, decimal).
@@ -57,12 +61,12 @@ def choose(members: Mapping[str, bytes]) -> str:
     return min(holders, key=lambda h: (-h[0], h[1]))[1]
 
 
-class OneEngine(AbstractPartitionAssignor):  # type: ignore[misc]  # aiokafka is untyped
+class OneHolder(AbstractPartitionAssignor):  # type: ignore[misc]  # aiokafka is untyped
     """All partitions to one member (see the module doc). aiokafka calls assignors'
-    class methods, so each engine gets a subclass of its own (:func:`one_engine`)
+    class methods, so each engine gets a subclass of its own (:func:`one_holder`)
     whose :attr:`holding` says whether that engine holds the partitions now."""
 
-    name = "kessai-one-engine"
+    name = "kessai-one-holder"
     version = 0
     #: When this engine was given the partitions (ms since the epoch); None: it was not.
     holding_since: ClassVar[int | None] = None
@@ -97,7 +101,7 @@ class OneEngine(AbstractPartitionAssignor):  # type: ignore[misc]  # aiokafka is
             cls.holding_since = time.time_ns() // 1_000_000
 
 
-def one_engine() -> type[OneEngine]:
-    """A :class:`OneEngine` of one's own (its ``holding_since`` is per engine)."""
-    assignor: Any = type("OneEngineOfThisWorker", (OneEngine,), {"holding_since": None})
+def one_holder() -> type[OneHolder]:
+    """A :class:`OneHolder` of one's own (its ``holding_since`` is per engine)."""
+    assignor: Any = type("OneHolderOfThisWorker", (OneHolder,), {"holding_since": None})
     return assignor  # type: ignore[no-any-return]

@@ -1,0 +1,312 @@
+"""The matcher at work: read a batch of orders, match it, commit it in one transaction.
+
+One loop per worker, like the settlement engine's (:mod:`streams.engine.service`,
+docs/adr/0031), on the same runtime (:mod:`streams.runtime.batches`). Its consumer
+joins ``{app_id}-matcher``; the group gives every ``orders`` partition to one worker
+(:mod:`streams.runtime.leader`) and the others stand by. The worker given them:
+
+1. starts a transactional producer with the fixed id ``{app_id}-matcher``: Kafka's
+   ``InitProducerId`` fences any earlier holder and ends its open transaction;
+2. reads the matcher's tables back from their changelogs (``{app_id}-orders-changelog``:
+   one row per order, :mod:`streams.matching.matcher`; ``{app_id}-order-rates-changelog``:
+   each venue's token bucket per partition), committed rows only, to their ends, and
+   seeks ``orders`` to the group's committed offsets;
+3. loops: fetch what arrived (read_committed), hand each record, in partition and
+   offset order, to :func:`streams.matching.handler.handle_record` (the pure rules
+   ``kessai replay`` runs too), and write the trades, order events, rejections, the
+   rows the batch changed and the input offsets in one Kafka transaction. The next
+   batch starts when the commit is done.
+
+The trades go to ``trades``, where the engine takes them as any venue's: one committed
+hop beyond the matcher's own. A worker that loses the partitions, and any error at all,
+ends the process (fail-stop, as the engine's loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Final
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from schemas import ORDER_EVENTS, ORDERS, REJECTIONS, TRADES, source_of
+from streams.config import Settings
+from streams.kafka.auth import client_kwargs
+from streams.kafka.reader import cuts_for, read_batches
+from streams.matching.handler import RecordOutputs, handle_record
+from streams.matching.matcher import Matcher
+from streams.runtime.agentkit import rejection
+from streams.runtime.batches import Leadership, Outbox, partition_of
+from streams.runtime.eos import CommitTimes
+from streams.runtime.leader import one_holder
+from streams.security import signing
+from streams.security.quota import Limit, Quota
+from streams.topics import ORDER_RATES_TABLE, ORDERS_TABLE, changelog
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MatcherService", "Rows"]
+
+#: Orders matched in one batch at most.
+BATCH_RECORDS_MAX: Final = 4_000
+#: How long a fetch waits for orders.
+IDLE_WAIT_MS: Final = 100
+REBALANCE_POLL_S: Final = 0.05
+SESSION_TIMEOUT_MS: Final = 6_000
+HEARTBEAT_MS: Final = 1_000
+
+
+class Rows(MutableMapping[str, bytes]):
+    """A table in memory that remembers which rows a batch wrote, and on which
+    partition of ``orders`` (the partition of the changelog they go to)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, bytes] = {}
+        #: key -> (partition, value) written since :meth:`take_written`.
+        self.written: dict[str, tuple[int, bytes]] = {}
+        #: The partition of the record being handled.
+        self.partition = 0
+
+    def __getitem__(self, key: str) -> bytes:
+        return self.rows[key]
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.rows[key] = value
+        self.written[key] = (self.partition, value)
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("the matcher's tables never delete a row")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def take_written(self) -> dict[str, tuple[int, bytes]]:
+        written, self.written = self.written, {}
+        return written
+
+
+@dataclass
+class Stats:
+    batches: int = 0
+    records: int = 0
+    commits: CommitTimes = field(default_factory=CommitTimes)
+
+
+class MatcherService:
+    """The matching loop of one worker (see the module doc)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_record: Callable[[RecordOutputs], None] | None = None,
+        signers: signing.LiveRegistry | None = None,
+        signing_key: signing.SigningKey | None = None,
+    ) -> None:
+        self.settings = settings
+        self.on_record = on_record
+        self.signers = signers
+        self.signing_key = signing_key
+        self.group = f"{settings.app_id}-matcher"
+        self.orders = Rows()
+        self.rates = Rows()
+        self.stats = Stats()
+        #: "standby", "restoring" or "leading".
+        self.state = "standby"
+        self.consumer: AIOKafkaConsumer | None = None
+        self._positions: dict[TopicPartition, int] = {}
+
+    @property
+    def leading(self) -> bool:
+        return self.state == "leading"
+
+    async def run(self) -> None:
+        """Stand by until the group gives this worker ``orders``; then lead. Returns
+        only when leadership is lost (the caller ends the process)."""
+        leadership = Leadership()
+        consumer = self.consumer = self._consumer()
+        await consumer.start()
+        try:
+            consumer.subscribe([ORDERS], listener=leadership)
+            while not leadership.assigned:
+                await consumer.getmany(timeout_ms=IDLE_WAIT_MS)  # a live member of the group
+            logger.info("matcher: this worker holds the orders; taking over")
+            await self._lead(consumer, leadership)
+        finally:
+            await consumer.stop()
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        s = self.settings
+        return AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap,
+            client_id=self.group,
+            group_id=self.group,
+            partition_assignment_strategy=(one_holder(),),
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_MS,
+            fetch_max_wait_ms=IDLE_WAIT_MS,
+            max_partition_fetch_bytes=1 << 20,
+            **client_kwargs(s),
+        )
+
+    def _producer(self) -> AIOKafkaProducer:
+        s = self.settings
+        return AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap,
+            client_id=self.group,
+            transactional_id=self.group,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=0,
+            max_batch_size=1 << 20,
+            max_request_size=4 << 20,
+            **client_kwargs(s),
+        )
+
+    async def _lead(self, consumer: AIOKafkaConsumer, leadership: Leadership) -> None:
+        self.state = "restoring"
+        producer = self._producer()
+        await producer.start()  # InitProducerId: the previous holder is fenced now
+        try:
+            started = time.monotonic()
+            self.orders, self.rates = Rows(), Rows()
+            rows = await self._restore(self.orders, ORDERS_TABLE)
+            rows += await self._restore(self.rates, ORDER_RATES_TABLE)
+            await self._seek(consumer, leadership.assigned)
+            matcher = Matcher(self.orders, tokens=self.settings.tokens)
+            logger.info("matcher: restored %d rows in %.2f s (%d books)", rows,
+                        time.monotonic() - started, len(matcher.books()))  # fmt: skip
+            self.state = "leading"
+            await self._loop(consumer, producer, leadership, matcher)
+        finally:
+            self.state = "standby"
+            await producer.stop()
+
+    async def _restore(self, table: Rows, name: str) -> int:
+        """``table``'s committed rows, read from its changelog's start to its end."""
+        topic = changelog(self.settings.app_id, name)
+        client_id = f"{self.group}-restore"
+        count = 0
+        cuts = await cuts_for(self.settings, topic, client_id=client_id)
+        async for _, records in read_batches(self.settings, topic, cuts, client_id=client_id):
+            for r in records:
+                key = orjson.loads(r.key)
+                if r.value is None:
+                    table.rows.pop(key, None)
+                else:
+                    table.rows[key] = r.value
+            count += len(records)
+        return count
+
+    async def _seek(self, consumer: AIOKafkaConsumer, tps: set[TopicPartition]) -> None:
+        """Each partition to the group's committed offset (committed with the rows)."""
+        starts = await consumer.beginning_offsets(list(tps))
+        self._positions = {}
+        for tp in tps:
+            committed = await consumer.committed(tp)
+            position = committed if committed is not None else starts[tp]
+            self._positions[tp] = position
+            consumer.seek(tp, position)
+
+    async def _loop(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        leadership: Leadership,
+        matcher: Matcher,
+    ) -> None:
+        held, generation = leadership.assigned, leadership.generation
+        while True:
+            fetched = await consumer.getmany(timeout_ms=IDLE_WAIT_MS, max_records=BATCH_RECORDS_MAX)
+            while not leadership.assigned and leadership.generation == generation:
+                await asyncio.sleep(REBALANCE_POLL_S)  # revoked: wait for the assignment
+            async with leadership.lock:
+                if leadership.generation != generation:
+                    if leadership.assigned != held:
+                        logger.warning("matcher: the orders were given to another worker")
+                        return
+                    # Kept: go on from where the last batch committed (what was fetched
+                    # meanwhile comes again).
+                    generation = leadership.generation
+                    for tp in held:
+                        consumer.seek(tp, self._positions[tp])
+                    continue
+                batch = sorted(((tp, rs) for tp, rs in fetched.items() if rs),
+                               key=lambda f: f[0].partition)  # fmt: skip
+                if batch and leadership.assigned:
+                    await self._batch(producer, batch, matcher)
+
+    async def _batch(
+        self,
+        producer: AIOKafkaProducer,
+        fetched: list[tuple[TopicPartition, list[ConsumerRecord]]],
+        matcher: Matcher,
+    ) -> None:
+        """Match the records and commit what they caused, in one transaction."""
+        s = self.settings
+        quota = Quota(self.rates, Limit(s.venue_rate_per_s, s.venue_burst))
+        signers = signing.current(self.signers)
+        outbox = Outbox(producer)
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        started = time.monotonic()
+        await producer.begin_transaction()
+        for tp, records in fetched:
+            self.orders.partition = self.rates.partition = tp.partition
+            for r in records:
+                out = handle_record(lambda: matcher, r.key, r.value, r.timestamp / 1000,
+                                    signers=signers, signing_key=self.signing_key, quota=quota,
+                                    partition=tp.partition)  # fmt: skip
+                await self._send(outbox, tp.partition, r, out)
+            offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+        for name, table in ((ORDERS_TABLE, self.orders), (ORDER_RATES_TABLE, self.rates)):
+            topic = changelog(s.app_id, name)
+            for key, (partition, value) in table.take_written().items():
+                await outbox.add(topic, partition, orjson.dumps(key), value)
+        await outbox.flush()
+        await producer.send_offsets_to_transaction(offsets, self.group)
+        await producer.commit_transaction()
+        self.stats.commits.observe(time.monotonic() - started)
+        self._positions.update({tp: o.offset for tp, o in offsets.items()})
+        self.stats.batches += 1
+        self.stats.records += sum(len(rs) for _, rs in fetched)
+
+    async def _send(
+        self, outbox: Outbox, partition: int, r: ConsumerRecord, out: RecordOutputs
+    ) -> None:
+        n = self.settings.partitions
+        for t in out.trades:
+            key = t["trade_id"].encode()
+            await outbox.add(TRADES, partition_of(key, n), key, orjson.dumps(t))
+        for e in out.order_events:
+            key = e["isin"].encode()
+            await outbox.add(ORDER_EVENTS, partition_of(key, n), key, orjson.dumps(e))
+        if out.rejection is not None:
+            source = source_of(ORDERS, partition, r.offset, r.key, r.value)
+            key, value = rejection(source, *out.rejection)
+            await outbox.add(REJECTIONS, 0 if key is None else partition_of(key, n), key, value)
+        if self.on_record is not None:
+            self.on_record(out)
+
+    def lags(self) -> dict[tuple[str, int], int]:
+        """Orders waiting per partition (empty unless leading)."""
+        consumer = self.consumer
+        if consumer is None or not self.leading:
+            return {}
+        out = {}
+        for tp, done in list(self._positions.items()):
+            end = consumer.last_stable_offset(tp)
+            if end is not None:
+                out[(tp.topic, tp.partition)] = max(0, int(end) - done)
+        return out
