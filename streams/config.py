@@ -20,7 +20,8 @@ STATE_DIR_NAME = ".kessai"
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_PARTITIONS = 4
-#: faust's processing guarantees; kessai runs exactly_once unless benchmarking.
+#: The settlement engine's processing guarantees; kessai runs exactly_once unless
+#: benchmarking.
 GUARANTEES = ("exactly_once", "at_least_once")
 #: Token -> number of decimals of its smallest unit.
 DEFAULT_TOKENS: dict[str, int] = {"JPYC": 0, "USDC": 6}
@@ -143,16 +144,6 @@ class Settings:
     #: ``exactly_once`` (the product) or ``at_least_once`` (benchmarks only: a crash may
     #: then repeat ledger moves and settlement records).
     processing_guarantee: str = "exactly_once"
-    #: Exactly-once transaction length (faust's ``broker_commit_interval``). A trade
-    #: crosses ~8 transactions on its way to settled, each visible downstream only once
-    #: committed: 1.0 s gave a p50 of 9 s, 0.1 s of 1.4 s, at no cost in throughput
-    #: (docs/performance.md).
-    commit_interval_s: float = 0.1
-    #: How long the producer waits to fill a batch (faust's ``producer_linger``).
-    producer_linger_ms: float = 0.0
-    #: Commit the transactions of the source partitions concurrently, not one by one
-    #: (the bench measured +55 % trades/s; 0 only to measure the difference).
-    parallel_commits: bool = True
     #: ``asyncio`` or ``uvloop`` (needs the ``uvloop`` package).
     event_loop: str = "asyncio"
     #: Port of the worker's web server (dashboard, metrics, health, queries).
@@ -220,13 +211,6 @@ class Settings:
             state_dir=state_dir,
             app_id=e.get("KESSAI_APP_ID", "kessai"),
             processing_guarantee=guarantee,
-            commit_interval_s=_number(
-                e, "KESSAI_COMMIT_INTERVAL_S", "0.1", minimum=0.001, maximum=60
-            ),
-            producer_linger_ms=_number(
-                e, "KESSAI_PRODUCER_LINGER_MS", "0", minimum=0, maximum=10_000
-            ),
-            parallel_commits=_flag(e, "KESSAI_PARALLEL_COMMITS", default=True),
             event_loop=_choice(e, "KESSAI_EVENT_LOOP", ("asyncio", "uvloop")),
             web_port=_integer(e, "KESSAI_WEB_PORT", "6066", minimum=0, maximum=65_535),
             web_bind=bind,

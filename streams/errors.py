@@ -8,13 +8,14 @@ eventsourcing: a small tree):
 - ``TopicsError``, ``CreateTopicsError`` (``streams.kafka.admin``), ``PublishError``
   (``streams.kafka.publish``), ``AsOfError`` (``streams.kafka.reader``);
 - ``JournalError`` (``streams.audit``), ``RegistryError`` (``streams.security``);
-- ``EosError``, ``RestoreError`` (``streams.runtime``): a worker stops on them
-  (fail-stop), its supervisor restarts it;
+- ``RestoreError`` (``streams.engine``): a worker stops on it (fail-stop), its
+  supervisor restarts it;
 - ``LocalKafkaError`` (``streams.devtools.localkafka``); the bench's ``BenchError``.
 
 Bad *input* is not an error here: a record that does not decode or validate gets a
-:class:`schemas.SchemaError` verdict, which the agents turn into a rejection record and
-``kessai publish`` into a ``FILE:LINE`` message. It never reaches the CLI's handler.
+:class:`schemas.SchemaError` verdict, which the engine and the matcher turn into a
+rejection record and ``kessai publish`` into a ``FILE:LINE`` message. It never reaches
+the CLI's handler.
 """
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ class Context:
     #: Trade ids are ``{trade_prefix}-{n:09d}``: short, as a venue's would be, so the
     #: payload has the real pipeline's size.
     trade_prefix: str
-    #: The exactly-once commit interval (transaction length).
+    #: The raw passthrough's commit interval (offset commit or transaction); the
+    #: pipeline commits each batch as soon as it is applied.
     commit_interval_ms: float
     #: Where the variant's process writes its stderr.
     log_dir: Path

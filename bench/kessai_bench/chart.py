@@ -293,7 +293,7 @@ def _title(doc: Mapping[str, Any]) -> str:
     interval = run.get("commit_interval_ms")
     parts = [
         f"{m.get('cores', '?')} cores, {m.get('cpu_model') or 'unknown CPU'}",
-        f"commit interval {interval:,g} ms" if interval is not None else None,
+        f"raw commit interval {interval:,g} ms" if interval is not None else None,
         f"{run['partitions']} partitions" if run.get("partitions") else None,
         run.get("limit"),
         f"Kafka {m['kafka']}" if m.get("kafka") else None,

@@ -20,6 +20,8 @@ from streams.devtools import localkafka
 
 #: Where results go unless --out says otherwise: one directory per run.
 DEFAULT_OUT = RESULTS
+#: The raw passthrough's commit interval unless --commit-interval-ms says otherwise.
+RAW_COMMIT_INTERVAL_MS = 100.0
 
 
 def main(
@@ -164,8 +166,11 @@ def _run_arguments(bench: argparse.ArgumentParser) -> None:
     bench.add_argument(
         "--commit-interval-ms",
         type=float,
-        default=None,
-        help="offset commit / transaction interval (default KESSAI_COMMIT_INTERVAL_S)",
+        default=RAW_COMMIT_INTERVAL_MS,
+        help=(
+            "the raw passthrough's offset commit / transaction interval (default "
+            f"{RAW_COMMIT_INTERVAL_MS:g}); the pipeline commits each batch when it is applied"
+        ),
     )
     bench.add_argument(
         "--out",
@@ -229,18 +234,13 @@ def _rate_list(text: str) -> list[RateSpec]:
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     """The handler of ``kessai bench``."""
     seconds = args.seconds if args.seconds is not None or args.count is not None else 10.0
-    interval = (
-        args.commit_interval_ms
-        if args.commit_interval_ms is not None
-        else settings.commit_interval_s * 1000
-    )
     return main(
         settings,
         variants=args.variants,
         rates=args.rate,
         seconds=seconds,
         count=args.count,
-        commit_interval_ms=interval,
+        commit_interval_ms=args.commit_interval_ms,
         out=args.out,
         drain_idle_s=args.drain_idle_s,
         keep_topics=args.keep_topics,

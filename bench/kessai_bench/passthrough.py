@@ -11,8 +11,8 @@ number of the output topic. Two modes:
   commit interval the loop waits for the acks, adds the offsets to the transaction
   (``send_offsets_to_transaction``) and commits it, then begins the next. Outputs
   become visible to read_committed readers at the commit: the same model as kessai's
-  exactly-once worker (:mod:`streams.runtime.eos`), minus faust and one producer per
-  partition.
+  batch loops (:mod:`streams.runtime.batches`), which commit when a batch is applied
+  rather than on a timer.
 
 Run by the bench runner in a process of its own, so that its CPU time and peak RSS
 are its own: ``python -m kessai_bench.passthrough --mode transactional ...``. It

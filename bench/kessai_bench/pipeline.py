@@ -193,7 +193,6 @@ class PipelineVariant(Variant):
             "KESSAI_APP_ID": APP_ID,
             "KESSAI_TOKENS": ",".join(f"{k}:{d}" for k, d in DEFAULT_TOKENS.items()),
             "KESSAI_PROCESSING_GUARANTEE": self.guarantee,
-            "KESSAI_COMMIT_INTERVAL_S": str(ctx.commit_interval_ms / 1000),
             # One venue sends every trade, faster than a venue's default rate: the
             # buckets are still kept (their cost is measured), and never refuse.
             "KESSAI_VENUE_RATE": "1000000000",

@@ -147,7 +147,7 @@ def _intro(doc: Mapping[str, Any]) -> list[str]:
             if run.get("pipeline_count")
             else ""
         )
-        + f", commit interval {run['commit_interval_ms']:g} ms.",
+        + f", raw commit interval {run['commit_interval_ms']:g} ms.",
         "",
         "Out: output records (raw: copies; pipeline: one terminal settlement per trade, "
         "so out/s is trades settled per second). Out/s: outputs ÷ (last output visible − "

@@ -80,14 +80,8 @@ class RawPassthrough(Variant):
 #: Settings tried on the exactly-once pipeline: (name, settings). Each ``+name``
 #: variant is the same code as ``pipeline-exactly-once`` with that one change, measured
 #: in the same run. An optimisation that was adopted is the default now, and its
-#: variant names the old way (``+serial-commits``): its ratio to the default is then
-#: "before ÷ after".
-TWEAKS: tuple[tuple[str, dict[str, str]], ...] = (
-    ("linger5ms", {"KESSAI_PRODUCER_LINGER_MS": "5"}),
-    ("serial-commits", {"KESSAI_PARALLEL_COMMITS": "0"}),
-    ("uvloop", {"KESSAI_EVENT_LOOP": "uvloop"}),
-    ("commit1s", {"KESSAI_COMMIT_INTERVAL_S": "1.0"}),
-)
+#: variant names the old way: its ratio to the default is then "before ÷ after".
+TWEAKS: tuple[tuple[str, dict[str, str]], ...] = (("uvloop", {"KESSAI_EVENT_LOOP": "uvloop"}),)
 
 #: Every variant, by name, in the order a run measures them.
 VARIANTS: dict[str, Variant] = {

@@ -42,8 +42,7 @@ from streams.engine import restore
 from streams.engine.core import Batch, Engine, Outputs, Rules
 from streams.engine.manifest import Manifest, Segment
 from streams.kafka.auth import client_kwargs
-from streams.runtime.batches import Leadership, Outbox, partition_of
-from streams.runtime.eos import CommitTimes
+from streams.runtime.batches import CommitTimes, Leadership, Outbox, partition_of
 from streams.runtime.leader import one_holder
 from streams.security import signing
 

@@ -41,9 +41,7 @@ from streams.kafka.auth import client_kwargs
 from streams.kafka.reader import cuts_for, read_batches
 from streams.matching.handler import RecordOutputs, handle_record
 from streams.matching.matcher import Matcher
-from streams.runtime.agentkit import rejection
-from streams.runtime.batches import Leadership, Outbox, partition_of
-from streams.runtime.eos import CommitTimes
+from streams.runtime.batches import CommitTimes, Leadership, Outbox, partition_of, rejection
 from streams.runtime.leader import one_holder
 from streams.security import signing
 from streams.security.quota import Limit, Quota

@@ -1,13 +1,13 @@
-"""The runtime that hosts the flows: one faust worker, exactly once.
+"""The runtime that hosts the flows: one faust worker, the batch loops as its tasks.
 
 - :mod:`~streams.runtime.main`: what ``kessai worker`` does (topics, then faust);
-- :mod:`~streams.runtime.app`: the faust app, each flow's agents wired onto it;
-- :mod:`~streams.runtime.eos`: kessai's patch over faust-streaming's transactions
-  (docs/exactly-once.md), and :mod:`~streams.runtime.restore`: tables rebuilt from
-  their changelogs with a consumer of kessai's own;
+- :mod:`~streams.runtime.app`: the faust app, the engine and the matcher wired onto it;
+- :mod:`~streams.runtime.batches`: what the engine's and the matcher's loops share
+  (fail-stop, membership, the outbox, commit times, rejections), and
+  :mod:`~streams.runtime.leader`: the assignor that gives one worker every input;
 - :mod:`~streams.runtime.metrics`: Prometheus metrics and ``/health``;
-  :mod:`~streams.runtime.web`: the dashboard;
-- :mod:`~streams.runtime.agentkit`: what every agent needs (raw topics, rejections, fail-stop).
+  :mod:`~streams.runtime.livesums`: the engine's running sums for them;
+  :mod:`~streams.runtime.web`: the dashboard.
 
 Nothing in a flow's pure code imports this package (tests/unit/test_house.py checks).
 """

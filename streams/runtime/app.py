@@ -1,4 +1,4 @@
-"""The kessai worker's faust app: each flow's agents wired onto one exactly-once app.
+"""The kessai worker's faust app: the engine and the matcher wired onto it as tasks.
 
 Nothing but wiring lives here (house style: one place per flow). :mod:`streams.runtime.main`
 creates the topics and runs it (``kessai worker``, ``make run``).
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import faust
 from faust.web import Request, Response, View
 
 from streams.config import Settings
@@ -17,7 +18,6 @@ from streams.engine.service import EngineService
 from streams.kafka.auth import faust_credentials
 from streams.matching import agent as matching_agent
 from streams.matching.service import MatcherService
-from streams.runtime.eos import KessaiApp
 from streams.runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from streams.runtime.metrics import Metrics, StateCollector, WorkerCollector, health
 from streams.runtime.web import dashboard, guard
@@ -28,20 +28,17 @@ logger = logging.getLogger(__name__)
 LOOP_LAG_PROBE_S = 0.25
 
 
-def create_app(settings: Settings) -> KessaiApp:
-    app = KessaiApp(
+def create_app(settings: Settings) -> faust.App:
+    app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
-        # SASL/SCRAM over TLS on the secure profile (None: plaintext). faust hands it to
-        # every client it makes; streams/runtime/restore.py's consumer reads it from the conf.
+        # SASL/SCRAM over TLS on the secure profile (None: plaintext); faust hands it to
+        # every client it makes.
         broker_credentials=faust_credentials(settings),
         # faust reads and writes nothing itself any more: the engine and the matcher
         # commit their own transactions (docs/adr/0032). Its consumer only keeps the
         # worker in the app's group (faust's leader topic).
         processing_guarantee="at_least_once",
-        store="memory://",
-        broker_commit_interval=settings.commit_interval_s,
-        producer_linger=settings.producer_linger_ms / 1000,
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         topic_allow_declare=True,
@@ -57,17 +54,7 @@ def create_app(settings: Settings) -> KessaiApp:
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
-        # faust compares a memory table's last applied changelog offset with the
-        # read_committed high watermark, which can trail it while the transaction
-        # that wrote it commits; it then crashes recovery on a rebalance
-        # (ConsistencyError). Memory tables are rebuilt from the changelog in this
-        # very process, so the check guards nothing here.
-        recovery_consistency_check=False,
-        # Tables are rebuilt from their changelogs at every rebalance (streams/runtime/eos.py,
-        # KessaiTableManager): a standby copy would be thrown away unused.
-        table_standby_replicas=0,
     )
-    app.parallel_commits = settings.parallel_commits
     metrics = Metrics()
     engine = engine_agent.register(app, settings, metrics)
     matcher = matching_agent.register(app, settings, metrics)
@@ -76,7 +63,7 @@ def create_app(settings: Settings) -> KessaiApp:
 
 
 def serve_metrics(
-    app: KessaiApp,
+    app: faust.App,
     metrics: Metrics,
     settings: Settings,
     engine: EngineService,

@@ -1,6 +1,7 @@
 """What the batch loops share (the engine's, :mod:`streams.engine.service`, and the
-matcher's, :mod:`streams.matching.service`): their group membership, and a
-transaction's records sent one produce batch per partition.
+matcher's, :mod:`streams.matching.service`): fail-stop, their group membership, a
+transaction's records sent one produce batch per partition, the histogram of their
+commit times and the rejection record of a refused input.
 
 Both loops read with aiokafka directly, apply a whole batch of records in memory and
 write everything it causes, with the input offsets, in one Kafka transaction
@@ -15,6 +16,8 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -22,16 +25,30 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.partitioner import murmur2
 
-from streams.runtime.eos import FAIL_STOP_EXIT
+from schemas import SchemaError, Source, encode, rejection_for
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Leadership", "Outbox", "partition_of", "run_or_stop"]
+__all__ = [
+    "COMMIT_BUCKETS_S",
+    "FAIL_STOP_EXIT",
+    "CommitTimes",
+    "Leadership",
+    "Outbox",
+    "partition_of",
+    "rejection",
+    "run_or_stop",
+]
+
+#: The exit status of a worker whose batch loop ended (EX_SOFTWARE).
+FAIL_STOP_EXIT = 70
+#: Upper bounds of the commit-duration buckets, in seconds.
+COMMIT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 def run_or_stop(app: faust.App, name: str, run: Callable[[], Awaitable[None]]) -> None:
     """Run a loop as a task of ``app``; when it ends, whatever the cause, end the process
-    (fail-stop, exit 70, as an agent's error does: docs/adr/0028-fail-stop-by-process-exit.md).
+    (fail-stop, exit 70: docs/adr/0028-fail-stop-by-process-exit.md).
     Nothing uncommitted survives it; the supervisor's restart stands by and restores
     from what was committed. ``run`` returns only when its inputs went elsewhere."""
 
@@ -112,3 +129,39 @@ class Outbox:
         self.builders = {}
         await asyncio.gather(*self.futures)
         self.futures = []
+
+
+@dataclass
+class CommitTimes:
+    """A histogram of commit durations, read by the worker's metrics at scrape time."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(COMMIT_BUCKETS_S) + 1))
+    total_s: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        i = next((k for k, le in enumerate(COMMIT_BUCKETS_S) if seconds <= le), -1)
+        self.counts[i] += 1
+        self.total_s += seconds
+
+    def plus(self, other: CommitTimes) -> CommitTimes:
+        """Both histograms in one (the engine's commits and the matcher's)."""
+        counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        return CommitTimes(counts, self.total_s + other.total_s)
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """``(le, count at or below)`` per bucket, ``+Inf`` last, as Prometheus wants."""
+        out, running = [], 0
+        for le, n in zip((*map(str, COMMIT_BUCKETS_S), "+Inf"), self.counts, strict=True):
+            running += n
+            out.append((le, running))
+        return out
+
+
+def rejection(source: Source, reason: str, detail: str) -> tuple[bytes | None, bytes]:
+    """The ``rejections`` record (key, value) of the input at ``source``, refused with
+    ``reason``, stamped now. Both are bounded whatever the input's size: the key is the
+    input's key cut to its first characters, the value points at the input."""
+    error = SchemaError(reason, detail)  # type: ignore[arg-type]
+    key = source[3]
+    record = rejection_for(source, error, at=datetime.now(UTC))
+    return (None if key is None else key.encode()), encode(record)

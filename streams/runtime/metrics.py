@@ -42,6 +42,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from streams.runtime.batches import CommitTimes
 from streams.runtime.livesums import LiveSums
 from streams.topics import ORDER_RATES_TABLE, ORDERS_TABLE
 
@@ -255,7 +256,7 @@ class WorkerCollector(Collector):
     def collect(self) -> Iterator[Any]:
         app = self.app
         yield from self._partitions_and_tables(app)
-        yield from self._transactions(app)
+        yield from self._transactions()
 
     def _partitions_and_tables(self, app: Any) -> Iterator[Any]:
         engine, matcher = self.engine, self.matcher
@@ -314,38 +315,27 @@ class WorkerCollector(Collector):
         )
         yield CounterMetricFamily(
             "kessai_rebalances",
-            "Consumer-group rebalances this worker took part in.",
-            value=getattr(app.tables, "rebalances_total", 0),
+            "Rebalances of the worker's faust group this worker took part in.",
+            value=app.rebalancing_count,
         )
 
-    def _transactions(self, app: Any) -> Iterator[Any]:
-        manager = getattr(app.consumer, "transactions", None)
-        times = getattr(manager, "commit_seconds", None)
-        if self.engine is not None:
-            engine_times = self.engine.stats.commits
-            times = engine_times if times is None else times.plus(engine_times)
-        if times is not None:
-            yield HistogramMetricFamily(
-                "kessai_commit_duration_seconds",
-                "Seconds each exactly-once commit took (the matcher's and the settlement "
-                "engine's): deliver the records, add the offsets, commit the transaction.",
-                buckets=times.cumulative(),
-                sum_value=times.total_s,
-            )
-        yield CounterMetricFamily(
-            "kessai_transactions_aborted",
-            "Kafka transactions left open at a revocation and aborted by the partition's "
-            "next owner (their records were held, never sent). A failed commit stops the "
-            "worker instead.",
-            value=getattr(manager, "aborts_total", 0),
+    def _transactions(self) -> Iterator[Any]:
+        loops = [loop for loop in (self.engine, self.matcher) if loop is not None]
+        times, committed = CommitTimes(), 0
+        for loop in loops:
+            times = times.plus(loop.stats.commits)
+            committed += loop.stats.batches
+        yield HistogramMetricFamily(
+            "kessai_commit_duration_seconds",
+            "Seconds each exactly-once commit took (the matcher's and the settlement "
+            "engine's): deliver the records, add the offsets, commit the transaction.",
+            buckets=times.cumulative(),
+            sum_value=times.total_s,
         )
-        transactions = getattr(manager, "commits_total", 0)
-        if self.engine is not None:
-            transactions += self.engine.stats.batches
         yield CounterMetricFamily(
             "kessai_transactions_committed",
             "Kafka transactions committed (a failed commit stops the worker, so none abort).",
-            value=transactions,
+            value=committed,
         )
 
 

@@ -450,7 +450,6 @@ def test_the_worker_reports_its_own_state_and_health(scenario: Run) -> None:
     assert {s.labels["topic"] for s in lags} >= {"payments", "custody", "trades", "orders"}
     assert all(s.value >= 0 for s in lags)
     assert families["kessai_transactions_committed"].samples[0].value > 0
-    assert families["kessai_transactions_aborted"].samples[0].value >= 0  # served
     commits = {s.name: s.value for s in families["kessai_commit_duration_seconds"].samples}
     assert commits["kessai_commit_duration_seconds_count"] > 0
     assert commits["kessai_commit_duration_seconds_sum"] > 0

@@ -1,11 +1,13 @@
-"""H4: an exception escaping an agent stops the worker without committing the record.
+"""Fail-stop: a batch loop that ends, whatever the cause, ends the worker's process.
 
-faust's default supervisor restarts a crashed agent inside the worker, and the record
-it raised on is acked as processed: its half-made outputs commit and the rest of its
-processing is lost. KessaiApp ends the process instead (exit 70), so nothing of the
-record commits and a restart resumes before it. ``RAISE_STOCK=1`` runs the same worker
-with faust's own handling: the test then fails (the worker goes on, ``half:boom`` and
-``ok-2`` commit).
+The engine and the matcher run as faust tasks under
+:func:`streams.runtime.batches.run_or_stop`. A loop that raises must not leave the
+worker up without it (nothing would read the inputs, /health would still answer), and
+a loop that returns has lost its inputs to another worker: either way the process
+exits 70, so that its supervisor restarts it and the restart restores what was
+committed (docs/adr/0028-fail-stop-by-process-exit.md). Here a real worker process
+(tests/support/stopping_worker.py) joins the real broker, reports ready, and is then
+told to end its loop.
 """
 
 from __future__ import annotations
@@ -17,46 +19,52 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from streams.config import Settings
 from streams.devtools.processes import ChildProcess
-from streams.kafka.admin import create_topics
-from streams.kafka.reader import read_committed
-from streams.runtime.eos import FAIL_STOP_EXIT
-from streams.topics import TopicSpec
+from streams.runtime.batches import FAIL_STOP_EXIT
 
 pytestmark = pytest.mark.integration
 
-#: Seconds for the worker to start, reach ``boom`` and stop.
-EXIT_TIMEOUT_S = 90
+#: Seconds for the worker to join its group and report ready.
+READY_TIMEOUT_S = 90
+#: Seconds for it to exit once its loop ended.
+EXIT_TIMEOUT_S = 30
 
 
-async def test_an_exception_in_an_agent_stops_the_worker_and_commits_nothing_of_the_record(
-    bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [
+        ("raise", "it raised RuntimeError('a bug in the loop')"),
+        ("return", "its inputs were given to another worker"),
+    ],
+)
+async def test_a_loop_that_ends_stops_the_worker_with_exit_70(
+    bootstrap: str,
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+    how: str,
+    reason: str,
 ) -> None:
-    prefix = unique_name("failstop")
-    settings = Settings(bootstrap=bootstrap)
-    await create_topics(
-        settings, [TopicSpec(name=f"{prefix}{t}", partitions=1) for t in ("in", "out")]
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
+    trigger = tmp_path / "end-the-loop"
+    env = {
+        **os.environ,
+        "KESSAI_BOOTSTRAP": bootstrap,
+        "STOP_APP_ID": unique_name("failstop"),
+        "STOP_HOW": how,
+        "STOP_TRIGGER": str(trigger),
+    }
+    args = ["--datadir", str(tmp_path / "data"), "worker", "--loglevel=info"]
+    worker = ChildProcess("tests.support.stopping_worker", args, tmp_path / "w.log", env=env)
     try:
-        for value in (b"ok-1", b"boom", b"ok-2"):
-            await producer.send_and_wait(f"{prefix}in", value)
+        await worker.wait_log("Worker ready", timeout_s=READY_TIMEOUT_S)
+        trigger.touch()
+        deadline = time.monotonic() + EXIT_TIMEOUT_S
+        while worker.alive and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
     finally:
-        await producer.stop()
-    env = {**os.environ, "KESSAI_BOOTSTRAP": bootstrap, "RAISE_PREFIX": prefix}
-    worker = ChildProcess("tests.support.raising_worker", ["worker"], tmp_path / "w.log", env=env)
-    deadline = time.monotonic() + EXIT_TIMEOUT_S
-    while worker.alive and time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-    outputs = [r.value for r in await read_committed(settings, f"{prefix}out")]
-    if worker.alive:
-        worker.kill()
-    assert worker.proc.returncode == FAIL_STOP_EXIT, (outputs, worker.log_tail())
-    assert "fail-stop" in worker.log_tail()
-    # ok-1 committed (or not yet: the worker may stop before its commit), nothing of
-    # boom and nothing after it.
-    assert outputs in ([], [b"half:ok-1", b"ok-1"]), outputs
+        alive = worker.alive
+        worker.kill()  # a no-op when it exited
+    log = worker.log_tail()
+    assert not alive and worker.proc.returncode == FAIL_STOP_EXIT, log
+    said = "stopping the worker without committing anything more (fail-stop, exit 70)"
+    assert f"stopping-loop: {said}: {reason}" in log, log

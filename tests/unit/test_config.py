@@ -10,7 +10,7 @@ from streams.errors import ConfigError
 
 def test_the_defaults_are_what_a_newcomer_runs() -> None:
     s = Settings.from_env({})
-    assert (s.settlement_deadline_s, s.commit_interval_s) == (3600, 0.1)
+    assert (s.settlement_deadline_s, s.processing_guarantee) == (3600, "exactly_once")
     assert (s.web_port, s.web_bind, s.web_token_file) == (6066, "127.0.0.1", None)
 
 
@@ -25,8 +25,6 @@ def test_the_defaults_are_what_a_newcomer_runs() -> None:
         ("KESSAI_SETTLEMENT_DEADLINE_S", "soon"),
         ("KESSAI_VENUE_RATE", "0"),
         ("KESSAI_VENUE_BURST", "-1"),
-        ("KESSAI_COMMIT_INTERVAL_S", "0"),
-        ("KESSAI_PRODUCER_LINGER_MS", "-1"),
         ("KESSAI_PARTITIONS", "0"),
         ("KESSAI_PARTITIONS", "four"),
         ("KESSAI_WEB_PORT", "70000"),

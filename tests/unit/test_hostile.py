@@ -10,7 +10,7 @@ from schemas import CUSTODY, ORDERS, PAYMENTS, TRADES, source_of
 from streams.ledger.intake import intake_record as ledger_intake
 from streams.matching.handler import handle_record
 from streams.matching.matcher import Matcher
-from streams.runtime.agentkit import rejection
+from streams.runtime.batches import rejection
 from tests.support.hostile import Hostile, hostile_records
 from tests.support.intake import trade_intake
 

@@ -1,66 +1,31 @@
-"""The exactly-once kill scenario, shared by the pytest test and a command line.
+"""What the crash scenarios share: supervised worker processes, a read_committed
+follower, the final reconciliation and how an outcome is printed.
 
-It feeds ``{prefix}in`` with events, runs ``eos_worker.py`` as a subprocess, SIGKILLs it
-mid-stream again and again, restarts it, lets the last run drain, then reads every
-output with read_committed and lists each way the outputs break exactly-once.
-
-    python -m tests.crash.scenarios.killharness --kills 6            # patched: no problems
-    python -m tests.crash.scenarios.killharness --kills 6 --unpatched  # stock faust
-
-Exits 1 when there are problems. The pytest test runs the patched variant.
+Used by :mod:`tests.crash.scenarios.settlement_crash` and
+:mod:`tests.crash.scenarios.matching_crash`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
-import random
 import sys
 import time
 import urllib.request
-import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
 
 from streams.config import Settings
 from streams.devtools.processes import ChildProcess, free_port
 from streams.kafka import reader
-from streams.kafka.admin import create_topics
-from streams.kafka.reader import read_committed
-from streams.topics import TopicSpec
 
-#: The toy faust app the kill test runs (a module: it runs from the checkout's root).
-WORKER = "tests.crash.scenarios.eos_worker"
-ACCOUNTS = 37
-#: Events fed per batch; a new batch goes in whenever the backlog runs low.
-BATCH_EVENTS = 1500
-#: Backlog below which another batch is fed, so every kill lands mid-stream.
-BACKLOG_MIN = 600
-PROGRESS_TIMEOUT_S = 120.0
-DRAIN_TIMEOUT_S = 180.0
+#: Worker exits restarted in one scenario before it gives up (:class:`WorkerCrashed`).
 CRASH_RESTARTS_MAX = 5
 #: How long the audit waits for a worker to run the engine (a late restart restores).
 ENGINE_LEADER_WAIT_S = 90.0
-
-
-@dataclass
-class Outcome:
-    #: Prefix of every topic the scenario made (inputs, outputs, faust's own).
-    prefix: str
-    events: int
-    kills: int
-    problems: list[str] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    #: Worker exits the harness restarted (see _Worker), with the reason logged.
-    crashes: list[str] = field(default_factory=list)
-    elapsed_s: float = 0.0
 
 
 class Tail:
@@ -103,120 +68,7 @@ class Tail:
         await self._tail.stop()
 
 
-async def run_scenario(
-    bootstrap: str,
-    *,
-    kills: int = 6,
-    patched: bool = True,
-    partitions: int = 4,
-    workdir: Path,
-    seed: int = 7,
-    log: object = print,
-    extra_env: dict[str, str] | None = None,
-) -> Outcome:
-    say = log if callable(log) else print
-    started = time.monotonic()
-    rng = random.Random(seed)
-    prefix = f"eos-{uuid.uuid4().hex[:8]}-"
-    names = [f"{prefix}{t}" for t in ("in", "by-account", "audit", "totals-out")]
-    settings = Settings(bootstrap=bootstrap)
-    await create_topics(settings, [TopicSpec(name=n, partitions=partitions) for n in names])
-    env = {
-        **os.environ,
-        "EOS_PREFIX": prefix,
-        "EOS_PATCHED": "1" if patched else "0",
-        "EOS_PARTITIONS": str(partitions),
-        "KESSAI_BOOTSTRAP": bootstrap,
-        "PYTHONUNBUFFERED": "1",
-        **(extra_env or {}),
-    }
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    feed = _Feed(producer, f"{prefix}in", rng)
-    tail = Tail(settings, f"{prefix}totals-out", lambda v: str(v["id"]))
-    await tail.start()
-    workdir.mkdir(parents=True, exist_ok=True)
-    outcome = Outcome(prefix=prefix, events=0, kills=0)
-    try:
-        await feed(BATCH_EVENTS * 2)
-        for run_no in range(kills + 1):
-            worker = _Worker(env, workdir, f"worker-{run_no}", outcome)
-            try:
-                if run_no == kills:
-                    await _drain(worker, tail, feed)
-                else:
-                    await _kill_mid_stream(worker, run_no, tail, rng)
-                    outcome.kills += 1
-                    say(f"kill {outcome.kills}/{kills}: {len(tail.ids)}/{feed.fed} ids committed")
-                    if feed.fed - len(tail.ids) < BACKLOG_MIN:
-                        await feed(BATCH_EVENTS)
-            except _Stuck as stuck:
-                outcome.problems.append(str(stuck))
-                break
-            finally:
-                await worker.kill()
-    finally:
-        await tail.stop()
-        await producer.stop()
-
-    outcome.events = feed.fed
-    if not outcome.problems:
-        await _check(settings, prefix, feed.fed, feed.expected, outcome)
-    outcome.elapsed_s = time.monotonic() - started
-    return outcome
-
-
-class _Feed:
-    """Writes events to the input topic: ``await feed(n)`` sends ``n`` more, each a
-    random amount to a random account, and notes each account's expected total."""
-
-    def __init__(self, producer: AIOKafkaProducer, topic: str, rng: random.Random) -> None:
-        self.producer, self.topic, self.rng = producer, topic, rng
-        #: Events sent so far; their ids are ``e0000000`` up to ``fed - 1``.
-        self.fed = 0
-        self.expected: dict[str, int] = defaultdict(int)
-
-    async def __call__(self, n: int) -> None:
-        for _ in range(n):
-            account = f"acct-{self.rng.randrange(ACCOUNTS):02d}"
-            amount = self.rng.randrange(1, 1000)
-            eid = f"e{self.fed:07d}"
-            self.expected[account] += amount
-            value = orjson.dumps({"id": eid, "account": account, "amount": amount})
-            await self.producer.send(self.topic, value, key=eid.encode())
-            self.fed += 1
-        await self.producer.flush()
-
-
-async def _kill_mid_stream(worker: _Worker, run_no: int, tail: Tail, rng: random.Random) -> None:
-    """Wait until the worker commits something, let it run a random moment, SIGKILL it."""
-    base = len(tail.ids)
-    await worker.wait_for(
-        lambda: len(tail.ids) > base,
-        PROGRESS_TIMEOUT_S,
-        lambda: f"progress after start {run_no}",
-    )
-    await asyncio.sleep(rng.uniform(0.3, 2.5))
-    await worker.kill()
-
-
-async def _drain(worker: _Worker, tail: Tail, feed: _Feed) -> None:
-    """The last run: wait until every event fed is committed, then stop the worker."""
-    await worker.wait_for(
-        lambda: len(tail.ids) >= feed.fed,
-        DRAIN_TIMEOUT_S,
-        lambda: f"drain: {len(tail.ids)} of {feed.fed} ids",
-    )
-    # Give a duplicate the time of a few commits to show up.
-    await asyncio.sleep(3.0)
-    await worker.stop()
-
-
-class _Stuck(Exception):
-    pass
-
-
-class WorkerCrashed(_Stuck):
+class WorkerCrashed(Exception):
     """A supervised worker crashed more often than ``CRASH_RESTARTS_MAX``, or stalled."""
 
 
@@ -303,30 +155,6 @@ def exit_code(summary: str, crashes: list[str], problems: list[str]) -> int:
     return 1 if problems else 0
 
 
-class _Worker(Supervised):
-    """The eos worker, started at once; ``wait_for`` restarts it when it crashes."""
-
-    def __init__(self, env: dict[str, str], workdir: Path, name: str, outcome: Outcome) -> None:
-        args = ["worker", "--loglevel=info", "--without-web"]
-        super().__init__(WORKER, args, env, workdir, name, outcome.crashes)
-        self.start()
-
-    async def wait_for(
-        self, cond: Callable[[], bool], timeout_s: float, what: Callable[[], str]
-    ) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not cond():
-            self.restart_if_crashed()
-            if time.monotonic() > deadline:
-                raise _Stuck(
-                    f"timed out after {timeout_s:.0f}s waiting for {what()}; log: {self.log_path}"
-                )
-            await asyncio.sleep(0.1)
-
-    async def kill(self) -> None:  # type: ignore[override]
-        await asyncio.to_thread(Supervised.kill, self)
-
-
 def _last_critical(log: Path) -> str:
     lines = [
         ln
@@ -334,72 +162,6 @@ def _last_critical(log: Path) -> str:
         if "CRITICAL" in ln or "Error" in ln
     ]
     return lines[-1][-300:] if lines else "(no error in the log)"
-
-
-async def _check(
-    settings: Settings, prefix: str, fed: int, expected: dict[str, int], outcome: Outcome
-) -> None:
-    problems = outcome.problems
-    all_ids = {f"e{i:07d}" for i in range(fed)}
-    for name in ("by-account", "audit", "totals-out"):
-        recs = await read_committed(settings, f"{prefix}{name}")
-        ids = Counter(orjson.loads(r.value)["id"] for r in recs)
-        outcome.counts[name] = len(recs)
-        dups = sum(1 for c in ids.values() if c > 1)
-        missing = len(all_ids - ids.keys())
-        if dups:
-            problems.append(f"{name}: {dups} ids committed more than once")
-        if missing:
-            problems.append(f"{name}: {missing} ids never committed")
-    # Running totals: per account, in offset order, each total = previous + amount.
-    recs = await read_committed(settings, f"{prefix}totals-out")
-    running: dict[str, int] = defaultdict(int)
-    broken = 0
-    for r in recs:
-        v = orjson.loads(r.value)
-        running[v["account"]] += v["amount"]
-        if v["total"] != running[v["account"]]:
-            broken += 1
-    if broken:
-        problems.append(
-            f"totals-out: {broken} running totals disagree with the amounts before them"
-        )
-    # The table, as its changelog holds it: the last value per account.
-    changelog = await read_committed(settings, f"{prefix}app-totals-changelog")
-    outcome.counts["changelog"] = len(changelog)
-    table: dict[str, int] = {}
-    for r in changelog:
-        table[orjson.loads(r.key)] = orjson.loads(r.value)
-    wrong = {a for a in expected if table.get(a) != expected[a]}
-    if wrong:
-        a = sorted(wrong)[0]
-        problems.append(
-            f"table totals: {len(wrong)} accounts wrong, e.g. {a}: {table.get(a)} != {expected[a]}"
-        )
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kills", type=int, default=6)
-    parser.add_argument("--unpatched", action="store_true", help="run on stock faust.App")
-    parser.add_argument("--bootstrap", default=os.environ.get("KESSAI_BOOTSTRAP", "127.0.0.1:9092"))
-    parser.add_argument("--workdir", type=Path, default=Path(".kessai/killtest"))
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
-    outcome = asyncio.run(
-        run_scenario(
-            args.bootstrap,
-            kills=args.kills,
-            patched=not args.unpatched,
-            workdir=args.workdir,
-            seed=args.seed,
-        )
-    )
-    summary = (
-        f"events={outcome.events} kills={outcome.kills} counts={outcome.counts} "
-        f"crashes={len(outcome.crashes)} elapsed_s={outcome.elapsed_s:.1f}"
-    )
-    return exit_code(summary, outcome.crashes, outcome.problems)
 
 
 async def reconcile(settings: Settings, workers: list[Supervised], outcome: Any, say: Any) -> None:
@@ -469,7 +231,3 @@ def _conservation_errors(urls: list[str], headers: dict[str, str]) -> dict[str, 
                 for s in family.samples:
                     total[s.labels["asset"]] += s.value
     return dict(total)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

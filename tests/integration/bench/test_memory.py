@@ -20,8 +20,7 @@ measurement if those changelogs are the engine's, so, on brokers of this test's 
 
 Broker B's inputs are published before its worker starts: a fresh consumer group, a
 non-empty changelog to restore and a backlog waiting is the start that used to skip
-the backlog (hole 12 in docs/exactly-once.md; tests/integration/test_seek_on_start.py
-tests the seek itself).
+the backlog (hole 12 in docs/exactly-once.md).
 """
 
 from __future__ import annotations

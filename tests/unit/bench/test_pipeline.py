@@ -105,13 +105,8 @@ def test_a_tweak_needs_settings_and_settings_need_a_name() -> None:
 @pytest.mark.parametrize(
     ("env", "field", "want"),
     [
-        ({}, "parallel_commits", True),
-        ({"KESSAI_PARALLEL_COMMITS": "0"}, "parallel_commits", False),
-        ({"KESSAI_PARALLEL_COMMITS": "yes"}, "parallel_commits", True),
         ({}, "event_loop", "asyncio"),
         ({"KESSAI_EVENT_LOOP": "uvloop"}, "event_loop", "uvloop"),
-        ({}, "producer_linger_ms", 0.0),
-        ({"KESSAI_PRODUCER_LINGER_MS": "5"}, "producer_linger_ms", 5.0),
         ({}, "processing_guarantee", "exactly_once"),
         ({"KESSAI_PROCESSING_GUARANTEE": "at_least_once"}, "processing_guarantee", "at_least_once"),
     ],
@@ -125,7 +120,6 @@ def test_tuning_settings_read_from_the_environment(
 @pytest.mark.parametrize(
     "env",
     [
-        {"KESSAI_PARALLEL_COMMITS": "maybe"},
         {"KESSAI_EVENT_LOOP": "trio"},
         {"KESSAI_PROCESSING_GUARANTEE": "at_most_once"},
     ],
@@ -208,22 +202,3 @@ def test_a_baseline_that_is_not_a_revision_is_refused_before_anything_runs() -> 
         _worktree("no-such-rev", log=print),
     ):
         pass
-
-
-def test_both_guarantees_commit_at_the_run_s_interval() -> None:
-    from kessai_bench.base import Context
-
-    ctx = Context(
-        bootstrap="x",
-        partitions=4,
-        prefix="p-",
-        trade_prefix="T",
-        commit_interval_ms=100,
-        log_dir=Path("/tmp"),
-    )
-    for name in ("pipeline-at-least-once", "pipeline-exactly-once"):
-        variant = VARIANTS[name]
-        assert isinstance(variant, PipelineVariant)
-        assert variant._env(ctx)["KESSAI_COMMIT_INTERVAL_S"] == "0.1"
-    at_least_once = Settings.from_env({"KESSAI_PROCESSING_GUARANTEE": "at_least_once"})
-    assert at_least_once.commit_interval_s == Settings.from_env({}).commit_interval_s == 0.1

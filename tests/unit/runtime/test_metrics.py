@@ -239,7 +239,7 @@ def test_the_state_gauges_are_in_tokens_kept_by_batches_and_rebuilt_after_a_rest
 
 
 def test_commit_durations_form_a_cumulative_histogram() -> None:
-    from streams.runtime.eos import COMMIT_BUCKETS_S, CommitTimes
+    from streams.runtime.batches import COMMIT_BUCKETS_S, CommitTimes
 
     times = CommitTimes()
     for seconds in (0.001, 0.004, 0.02, 0.3, 99.0):
@@ -248,6 +248,24 @@ def test_commit_durations_form_a_cumulative_histogram() -> None:
     assert got["0.005"] == 2 and got["0.025"] == 3 and got["0.5"] == 4
     assert got[str(COMMIT_BUCKETS_S[-1])] == 4 and got["+Inf"] == 5
     assert abs(times.total_s - 99.325) < 1e-9
+
+
+def test_the_transactions_are_the_engines_and_the_matchers() -> None:
+    from streams.runtime.batches import CommitTimes
+    from streams.runtime.metrics import WorkerCollector
+
+    def loop(*seconds: float) -> SimpleNamespace:
+        times = CommitTimes()
+        for s in seconds:
+            times.observe(s)
+        return SimpleNamespace(stats=SimpleNamespace(commits=times, batches=len(seconds)))
+
+    collector = WorkerCollector(None, loop(0.01, 0.2), loop(0.03))
+    families = {f.name: f for f in collector._transactions()}
+    assert families["kessai_transactions_committed"].samples[0].value == 3
+    histogram = {s.name: s.value for s in families["kessai_commit_duration_seconds"].samples}
+    assert histogram["kessai_commit_duration_seconds_count"] == 3
+    assert abs(histogram["kessai_commit_duration_seconds_sum"] - 0.24) < 1e-9
 
 
 def test_account_partitions_are_all_on_the_engines_worker_and_none_on_a_standby() -> None:
@@ -261,6 +279,7 @@ def test_account_partitions_are_all_on_the_engines_worker_and_none_on_a_standby(
         consumer=SimpleNamespace(assignment=set, highwater=lambda tp: None),
         conf=SimpleNamespace(topic_partitions=4),
         tables=SimpleNamespace(changelog_topics=set(), items=dict().items),
+        rebalancing_count=0,
     )
 
     def owned() -> tuple[float, float]:

@@ -29,7 +29,7 @@ from streams.ledger.intake import intake_record as ledger_intake
 from streams.ledger.messages import Move
 from streams.matching.handler import handle_record
 from streams.matching.matcher import Matcher
-from streams.runtime.agentkit import rejection
+from streams.runtime.batches import rejection
 from tests.support.intake import trade_intake
 
 #: The broker's default largest record (message.max.bytes, 1 MiB + overhead).
