@@ -327,6 +327,8 @@ class _Run:
     sent: int = 0
     #: (orders processed, when that count last grew).
     last_growth: tuple[int, float] = (0, 0.0)
+    #: While set, :meth:`idle` sends no round: the kills send their own.
+    feed_held: bool = False
 
     async def publish(self, records: list[tuple[str, bytes, dict[str, Any]]]) -> None:
         for topic, key, value in records:
@@ -353,10 +355,9 @@ class _Run:
             for w in self.workers:
                 w.restart_if_crashed()
             await self.processed.poll()
-            if self.sent < self.orders and self.sent - self.processed.count < BACKLOG_MIN:
-                batch = self.flow.round(min(ORDERS_PER_ROUND, self.orders - self.sent))
-                await self.publish(batch)
-                self.sent += len(batch)
+            low = self.sent - self.processed.count < BACKLOG_MIN
+            if low and not self.feed_held:
+                await self.send_round()
             if self.processed.count != self.last_growth[0] or self.processed.count >= self.sent:
                 self.last_growth = (self.processed.count, now)
             elif now - self.last_growth[1] > PROGRESS_TIMEOUT_S:
@@ -364,6 +365,15 @@ class _Run:
                     f"no order committed in {PROGRESS_TIMEOUT_S:.0f} s; logs in {self.workdir}"
                 )
             await asyncio.sleep(0.2)
+
+    async def send_round(self) -> int:
+        """Send the next round of the flow, if any is left; how many orders."""
+        if self.sent >= self.orders:
+            return 0
+        batch = self.flow.round(min(ORDERS_PER_ROUND, self.orders - self.sent))
+        await self.publish(batch)
+        self.sent += len(batch)
+        return len(batch)
 
     async def wait_for_no_lag(self, give_up: float) -> None:
         """Idle until both groups have committed every record of :data:`QUIET`."""
@@ -411,34 +421,35 @@ async def _last_statuses(settings: Settings, trade_ids: list[str]) -> dict[str, 
 async def _kill_workers(
     run: _Run, rng: random.Random, kills: int, outcome: Outcome, log: Any
 ) -> None:
-    """SIGKILL a random worker ``kills`` times at random points of the flow, each
-    restarted after a random pause."""
-    kill_at = sorted(rng.sample(range(run.orders // 10, run.orders * 9 // 10), kills))
-    for at in kill_at:
-        while run.processed.count < at:
-            await run.idle(0.5)
-        # Right after a round goes out, while the matcher works through it: it takes
-        # a round of 1,000 orders in well under a second.
-        sent = run.sent
-        while run.sent == sent and run.sent < run.orders:
-            await run.idle(0.05)
-        await asyncio.sleep(rng.uniform(0.0, 0.3))
-        alive = [w for w in run.workers if w.alive] or run.workers
-        holder = await asyncio.to_thread(holder_of, alive, "matcher")
-        # Mostly the matcher's worker (a takeover), sometimes the standby.
-        victim = holder if holder is not None and rng.random() < 0.75 else rng.choice(alive)
-        await run.processed.poll()
-        victim.kill()
-        outcome.kills += 1
-        # A kill counts as mid-flow when orders were still waiting to be committed.
-        outcome.kills_mid_flow += run.processed.count < run.sent
-        log(
-            f"kill {outcome.kills}/{kills} ({victim.name}"
-            f"{', the matcher' if victim is holder else ''}): {run.processed.count} of "
-            f"{run.sent} orders committed"
-        )
-        await run.idle(rng.choice([0.0, 3.0, 10.0]))
-        victim.start()
+    """SIGKILL a worker ``kills`` times, each restarted after a random pause. Each kill
+    lands just after a fresh round goes out, while it is being matched (the matcher
+    takes a round of 1,000 orders in a few hundred milliseconds): the feed waits for
+    the kills."""
+    run.feed_held = True
+    try:
+        for _ in range(kills):
+            while run.processed.count < run.sent:
+                await run.idle(0.2)
+            await run.send_round()
+            await asyncio.sleep(rng.uniform(0.0, 0.15))
+            alive = [w for w in run.workers if w.alive] or run.workers
+            holder = await asyncio.to_thread(holder_of, alive, "matcher")
+            # Mostly the matcher's worker (a takeover), sometimes the standby.
+            victim = holder if holder is not None and rng.random() < 0.75 else rng.choice(alive)
+            await run.processed.poll()
+            victim.kill()
+            outcome.kills += 1
+            # A kill counts as mid-flow when orders were still waiting to be committed.
+            outcome.kills_mid_flow += run.processed.count < run.sent
+            log(
+                f"kill {outcome.kills}/{kills} ({victim.name}"
+                f"{', the matcher' if victim is holder else ''}): {run.processed.count} of "
+                f"{run.sent} orders committed"
+            )
+            await run.idle(rng.choice([0.0, 3.0, 10.0]))
+            victim.start()
+    finally:
+        run.feed_held = False
 
 
 @dataclass
