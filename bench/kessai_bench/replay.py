@@ -53,11 +53,11 @@ from kessai_bench.report import machine
 from streams.audit.positions import decode_records, positions_from_events
 from streams.config import DEFAULT_TOKENS, Settings
 from streams.devtools import localkafka
-from streams.engine.service import partition_of as partition_of_key
 from streams.errors import KessaiError
 from streams.kafka.admin import create_topics
 from streams.ledger import domain as core
 from streams.ledger.journal import chain as journal_chain
+from streams.runtime.batches import partition_of as partition_of_key
 from streams.topics import TopicSpec
 
 ISIN: Final = "JP1103551Q43"

@@ -17,7 +17,8 @@ from typing import Final
 from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, MoveBonds, MoveCash, encode
 from streams.config import Settings
 from streams.engine.core import Batch, Engine, Rules
-from streams.engine.service import BATCH_RECORDS_MAX, partition_of, rules_of
+from streams.engine.service import BATCH_RECORDS_MAX, rules_of
+from streams.runtime.batches import partition_of
 from streams.topics import ENGINE_ACCOUNTS, ENGINE_APPLIED, ENGINE_INFLOW
 
 #: The cash token and bond each account is funded with, and how much of each.
