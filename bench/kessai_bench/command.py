@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from kessai_bench import RESULTS, report, variants
+from kessai_bench import RESULTS, report, variants, warmup
 from kessai_bench.runner import BACKLOG, HALF, BenchError, Plan, RateSpec, parse_rates, run
 from streams.cli._common import Commands
 from streams.config import Settings
@@ -39,6 +39,7 @@ def main(
     profile: Sequence[str] = (),
     baseline: str | None = None,
     pipeline_count: int = 5_000,
+    broker_warmup_s: float = warmup.WARMUP_S,
 ) -> int:
     """Run the bench; print the Markdown table and where the results are. Exit code."""
     plan = Plan(
@@ -53,6 +54,7 @@ def main(
         profile=tuple(profile),
         baseline=baseline,
         pipeline_count=pipeline_count,
+        broker_warmup_s=broker_warmup_s,
         command=command,
     )
 
@@ -205,6 +207,17 @@ def _run_arguments(bench: argparse.ArgumentParser) -> None:
         ),
     )
     bench.add_argument(
+        "--broker-warmup-s",
+        type=float,
+        default=warmup.WARMUP_S,
+        metavar="S",
+        help=(
+            "load each pipeline measurement's own fresh broker this long before measuring "
+            "(default %(default)g; 0: none): a just-started JVM's JIT compiler otherwise "
+            "takes about a core during the measurement"
+        ),
+    )
+    bench.add_argument(
         "--keep-topics",
         action="store_true",
         help="keep the bench topics afterwards (default: deleted after each measurement)",
@@ -247,6 +260,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         profile=args.profile,
         baseline=args.baseline,
         pipeline_count=args.pipeline_count,
+        broker_warmup_s=args.broker_warmup_s,
         command=_command_line(),
     )
 

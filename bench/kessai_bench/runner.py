@@ -40,7 +40,7 @@ from typing import Any
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient
 
-from kessai_bench import CHECKOUT, chart, profile, report
+from kessai_bench import CHECKOUT, chart, profile, report, warmup
 from kessai_bench.loadgen import LoadStats
 from kessai_bench.observer import Observed, Observer
 from kessai_bench.report import FULL_SPEED
@@ -98,6 +98,9 @@ class Plan:
     #: A git revision: its exactly-once pipeline is measured after each
     #: ``pipeline-exactly-once`` measurement (the code before a change, side by side).
     baseline: str | None = None
+    #: Seconds of load a variant's own broker gets before it is measured
+    #: (:mod:`kessai_bench.warmup`: a fresh JVM's JIT otherwise takes a core).
+    broker_warmup_s: float = warmup.WARMUP_S
     seed: int = 7
     command: str = "kessai bench"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -353,6 +356,11 @@ async def _measure(
             own = dataclasses.replace(
                 ctx, bootstrap=settings.bootstrap, broker_pid=broker_pid(settings)
             )
+            if plan.broker_warmup_s > 0:
+                log(f"  broker: warming up for {plan.broker_warmup_s:.0f} s")
+                copied = await warmup.warm(settings.bootstrap, ctx.partitions,
+                                           plan.broker_warmup_s)  # fmt: skip
+                log(f"  broker: warm ({copied:,} records copied)")
             return await _measure_on(variant, own, plan, rate, backlog=backlog)
         finally:
             await asyncio.to_thread(localkafka.down, settings)

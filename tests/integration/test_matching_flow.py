@@ -196,8 +196,10 @@ async def _check_the_fills_settle(
     seen = await collect(
         profile.reader,
         ["trades", "settlements"],
+        # Both topics read far enough: one can be read ahead of the other.
         lambda s: (
             sum(1 for r in bond.mine(s, "settlements") if r["status"] in ("settled", "failed")) >= 2
+            and sum(1 for r in bond.mine(s, "trades") if r["venue"] == "kessai") >= 2
         ),
     )
     trades = {r["trade_id"]: r for r in bond.mine(seen, "trades") if r["venue"] == "kessai"}
