@@ -18,7 +18,7 @@ worker (:mod:`streams.runtime.leader`) and the others stand by. The worker given
    by count (``getmany``'s ``max_records``) and by processing time.
 
 A worker that loses the partitions, and any error at all, ends the process
-(:func:`streams.runtime.eos.fail_stop`): a restart is a standby that restores from
+(:func:`streams.runtime.batches.run_or_stop`): a restart is a standby that restores from
 what was committed, as after a SIGKILL.
 """
 
