@@ -41,9 +41,15 @@ from streams.config import Settings
 from streams.engine import restore
 from streams.engine.core import Batch, Engine, Outputs, Rules
 from streams.engine.manifest import Manifest, Segment
-from streams.kafka.auth import client_kwargs
-from streams.runtime.batches import CommitTimes, Leadership, Outbox, partition_of
-from streams.runtime.leader import one_holder
+from streams.runtime import batches
+from streams.runtime.batches import (
+    CommitTimes,
+    Leadership,
+    Outbox,
+    holder_consumer,
+    partition_of,
+    transactional_producer,
+)
 from streams.security import signing
 
 logger = logging.getLogger(__name__)
@@ -60,9 +66,6 @@ BATCH_SECONDS_MAX: Final = 0.05
 IDLE_WAIT_MS: Final = 100
 #: How often the loop looks for the assignment that ends a rebalance.
 REBALANCE_POLL_S: Final = 0.05
-#: The engine's group: a worker whose heartbeats stop is replaced after this long.
-SESSION_TIMEOUT_MS: Final = 6_000
-HEARTBEAT_MS: Final = 1_000
 
 
 @dataclass
@@ -142,35 +145,14 @@ class EngineService:
             await consumer.stop()
 
     def _consumer(self) -> AIOKafkaConsumer:
-        s = self.settings
-        return AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap,
-            client_id=f"{s.app_id}-engine",
-            group_id=self.group,
-            partition_assignment_strategy=(one_holder(),),
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=HEARTBEAT_MS,
-            fetch_max_wait_ms=IDLE_WAIT_MS,
-            max_partition_fetch_bytes=1 << 20,
-            **client_kwargs(s),
-        )
+        client_id = f"{self.settings.app_id}-engine"
+        return holder_consumer(self.settings, self.group, client_id=client_id,
+                               fetch_wait_ms=IDLE_WAIT_MS)  # fmt: skip
 
     def _producer(self) -> AIOKafkaProducer:
         s = self.settings
-        return AIOKafkaProducer(
-            bootstrap_servers=s.bootstrap,
-            client_id=f"{s.app_id}-engine",
-            transactional_id=transactional_id(s) if self.exactly_once else None,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=0,
-            max_batch_size=1 << 20,
-            max_request_size=4 << 20,
-            **client_kwargs(s),
-        )
+        tid = transactional_id(s) if self.exactly_once else None
+        return transactional_producer(s, client_id=f"{s.app_id}-engine", transactional_id=tid)
 
     async def _lead(
         self, consumer: AIOKafkaConsumer, leadership: Leadership, tail: restore.ChangelogTail
@@ -258,17 +240,8 @@ class EngineService:
                 leftover = await self._batch(producer, leftover, now)
 
     def lags(self) -> dict[tuple[str, int], int]:
-        """Records waiting per input partition: its last stable offset (the consumer's
-        cache, no request) minus what the engine committed. Empty unless leading."""
-        consumer = self.consumer
-        if consumer is None or not self.leading:
-            return {}
-        out = {}
-        for tp, done in list(self._positions.items()):
-            end = consumer.last_stable_offset(tp)
-            if end is not None:
-                out[(tp.topic, tp.partition)] = max(0, int(end) - done)
-        return out
+        """Records waiting per input partition (empty unless leading)."""
+        return batches.lags(self.consumer, self._positions) if self.leading else {}
 
     def _wait_ms(self) -> int:
         heap = self.engine.deadlines

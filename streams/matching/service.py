@@ -37,12 +37,19 @@ from aiokafka.structs import OffsetAndMetadata
 
 from schemas import ORDER_EVENTS, ORDERS, REJECTIONS, TRADES, source_of
 from streams.config import Settings
-from streams.kafka.auth import client_kwargs
 from streams.kafka.reader import cuts_for, read_batches
 from streams.matching.handler import RecordOutputs, handle_record
 from streams.matching.matcher import Matcher
-from streams.runtime.batches import CommitTimes, Leadership, Outbox, partition_of, rejection
-from streams.runtime.leader import one_holder
+from streams.runtime import batches
+from streams.runtime.batches import (
+    CommitTimes,
+    Leadership,
+    Outbox,
+    holder_consumer,
+    partition_of,
+    rejection,
+    transactional_producer,
+)
 from streams.security import signing
 from streams.security.quota import Limit, Quota
 from streams.topics import ORDER_RATES_TABLE, ORDERS_TABLE, changelog
@@ -56,8 +63,6 @@ BATCH_RECORDS_MAX: Final = 4_000
 #: How long a fetch waits for orders.
 IDLE_WAIT_MS: Final = 100
 REBALANCE_POLL_S: Final = 0.05
-SESSION_TIMEOUT_MS: Final = 6_000
-HEARTBEAT_MS: Final = 1_000
 
 
 class Rows(MutableMapping[str, bytes]):
@@ -143,34 +148,12 @@ class MatcherService:
             await consumer.stop()
 
     def _consumer(self) -> AIOKafkaConsumer:
-        s = self.settings
-        return AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap,
-            client_id=self.group,
-            group_id=self.group,
-            partition_assignment_strategy=(one_holder(),),
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=HEARTBEAT_MS,
-            fetch_max_wait_ms=IDLE_WAIT_MS,
-            max_partition_fetch_bytes=1 << 20,
-            **client_kwargs(s),
-        )
+        return holder_consumer(self.settings, self.group, client_id=self.group,
+                               fetch_wait_ms=IDLE_WAIT_MS)  # fmt: skip
 
     def _producer(self) -> AIOKafkaProducer:
-        s = self.settings
-        return AIOKafkaProducer(
-            bootstrap_servers=s.bootstrap,
-            client_id=self.group,
-            transactional_id=self.group,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=0,
-            max_batch_size=1 << 20,
-            max_request_size=4 << 20,
-            **client_kwargs(s),
+        return transactional_producer(
+            self.settings, client_id=self.group, transactional_id=self.group
         )
 
     async def _lead(self, consumer: AIOKafkaConsumer, leadership: Leadership) -> None:
@@ -299,12 +282,4 @@ class MatcherService:
 
     def lags(self) -> dict[tuple[str, int], int]:
         """Orders waiting per partition (empty unless leading)."""
-        consumer = self.consumer
-        if consumer is None or not self.leading:
-            return {}
-        out = {}
-        for tp, done in list(self._positions.items()):
-            end = consumer.last_stable_offset(tp)
-            if end is not None:
-                out[(tp.topic, tp.partition)] = max(0, int(end) - done)
-        return out
+        return batches.lags(self.consumer, self._positions) if self.leading else {}

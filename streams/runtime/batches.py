@@ -18,26 +18,33 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import faust
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.partitioner import murmur2
 
 from schemas import SchemaError, Source, encode, rejection_for
+from streams.config import Settings
+from streams.kafka.auth import client_kwargs
+from streams.runtime.leader import one_holder
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "COMMIT_BUCKETS_S",
     "FAIL_STOP_EXIT",
+    "SESSION_TIMEOUT_MS",
     "CommitTimes",
     "Leadership",
     "Outbox",
+    "holder_consumer",
+    "lags",
     "partition_of",
     "rejection",
     "run_or_stop",
+    "transactional_producer",
 ]
 
 #: The exit status of a worker whose batch loop ended (EX_SOFTWARE).
@@ -73,6 +80,65 @@ def run_or_stop(app: faust.App, name: str, run: Callable[[], Awaitable[None]]) -
 
     task.__name__ = task.__qualname__ = name
     app.task(task)
+
+
+#: A loop's group: a worker whose heartbeats stop is replaced after this long.
+SESSION_TIMEOUT_MS: Final = 6_000
+HEARTBEAT_MS: Final = 1_000
+
+
+def holder_consumer(
+    settings: Settings, group: str, *, client_id: str, fetch_wait_ms: int
+) -> AIOKafkaConsumer:
+    """A loop's consumer: in ``group`` under the one-holder assignor
+    (:mod:`streams.runtime.leader`), read_committed, offsets committed by the loop."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap,
+        client_id=client_id,
+        group_id=group,
+        partition_assignment_strategy=(one_holder(),),
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=HEARTBEAT_MS,
+        fetch_max_wait_ms=fetch_wait_ms,
+        max_partition_fetch_bytes=1 << 20,
+        **client_kwargs(settings),
+    )
+
+
+def transactional_producer(
+    settings: Settings, *, client_id: str, transactional_id: str | None
+) -> AIOKafkaProducer:
+    """A loop's producer: idempotent, acks=all, no linger (a batch is sent whole by
+    :class:`Outbox`), transactional unless ``transactional_id`` is None."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap,
+        client_id=client_id,
+        transactional_id=transactional_id,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=0,
+        max_batch_size=1 << 20,
+        max_request_size=4 << 20,
+        **client_kwargs(settings),
+    )
+
+
+def lags(
+    consumer: AIOKafkaConsumer | None, positions: dict[TopicPartition, int]
+) -> dict[tuple[str, int], int]:
+    """Records waiting per input partition: its last stable offset (the consumer's
+    cache, no request) minus the loop's committed position."""
+    if consumer is None:
+        return {}
+    out = {}
+    for tp, done in list(positions.items()):
+        end = consumer.last_stable_offset(tp)
+        if end is not None:
+            out[(tp.topic, tp.partition)] = max(0, int(end) - done)
+    return out
 
 
 def partition_of(key: bytes, partitions: int) -> int:
