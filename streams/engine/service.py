@@ -29,7 +29,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -43,9 +42,9 @@ from streams.engine.core import Batch, Engine, Outputs, Rules
 from streams.engine.manifest import Manifest, Segment
 from streams.runtime import batches
 from streams.runtime.batches import (
-    CommitTimes,
     Leadership,
     Outbox,
+    Stats,
     holder_consumer,
     partition_of,
     transactional_producer,
@@ -54,7 +53,7 @@ from streams.security import signing
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["INPUTS", "EngineService", "Stats"]
+__all__ = ["INPUTS", "EngineService"]
 
 #: What the engine reads.
 INPUTS: Final = (TRADES, PAYMENTS, CUSTODY)
@@ -66,16 +65,6 @@ BATCH_SECONDS_MAX: Final = 0.05
 IDLE_WAIT_MS: Final = 100
 #: How often the loop looks for the assignment that ends a rebalance.
 REBALANCE_POLL_S: Final = 0.05
-
-
-@dataclass
-class Stats:
-    """What the engine did since it started, for logs, metrics and the bench."""
-
-    batches: int = 0
-    records: int = 0
-    #: How long each batch's transaction took, from its first record sent to its commit.
-    commits: CommitTimes = field(default_factory=CommitTimes)
 
 
 class EngineService:

@@ -28,7 +28,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator, MutableMapping
-from dataclasses import dataclass, field
 from typing import Final
 
 import orjson
@@ -42,9 +41,9 @@ from streams.matching.handler import RecordOutputs, handle_record
 from streams.matching.matcher import Matcher
 from streams.runtime import batches
 from streams.runtime.batches import (
-    CommitTimes,
     Leadership,
     Outbox,
+    Stats,
     holder_consumer,
     partition_of,
     rejection,
@@ -95,13 +94,6 @@ class Rows(MutableMapping[str, bytes]):
     def take_written(self) -> dict[str, tuple[int, bytes]]:
         written, self.written = self.written, {}
         return written
-
-
-@dataclass
-class Stats:
-    batches: int = 0
-    records: int = 0
-    commits: CommitTimes = field(default_factory=CommitTimes)
 
 
 class MatcherService:

@@ -39,6 +39,7 @@ __all__ = [
     "CommitTimes",
     "Leadership",
     "Outbox",
+    "Stats",
     "holder_consumer",
     "lags",
     "partition_of",
@@ -221,6 +222,16 @@ class CommitTimes:
             running += n
             out.append((le, running))
         return out
+
+
+@dataclass
+class Stats:
+    """What a loop did since it started, for logs, metrics and the bench."""
+
+    batches: int = 0
+    records: int = 0
+    #: How long each batch's transaction took, from its first record sent to its commit.
+    commits: CommitTimes = field(default_factory=CommitTimes)
 
 
 def rejection(source: Source, reason: str, detail: str) -> tuple[bytes | None, bytes]:
