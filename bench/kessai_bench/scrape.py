@@ -39,7 +39,7 @@ def _row(n: int) -> bytes:
 def measure(accounts: int, rounds: int = ROUNDS) -> dict[str, float]:
     table = {f"acct-{i:07d}": _row(i) for i in range(accounts)}
     live = LiveSums()
-    live.rebuild(table, 0)
+    live.rebuild(table, {})
     batch = {"JPYC": [-99_500, 0], "JP1103551Q43": [0, 0]}
 
     def add() -> None:
@@ -48,7 +48,7 @@ def measure(accounts: int, rounds: int = ROUNDS) -> dict[str, float]:
 
     ways: dict[str, tuple[Callable[[], object], float]] = {
         "full_pass_ms": (lambda: state_sums(table, {}), 1e3),
-        "scrape_ms": (lambda: live_state_sums(live, {}), 1e3),
+        "scrape_ms": (lambda: live_state_sums(live), 1e3),
         "add_us": (add, 1e6 / WRITES),
     }
     times: dict[str, list[float]] = {name: [] for name in ways}

@@ -22,7 +22,6 @@ from streams.engine import views
 from streams.engine.core import Outputs
 from streams.engine.service import EngineService
 from streams.runtime.batches import run_or_stop
-from streams.runtime.livesums import LiveSums
 from streams.runtime.metrics import Metrics, StateSums, live_state_sums
 from streams.security import signing
 
@@ -45,18 +44,16 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> EngineServ
     return service
 
 
-def state_sums(service: EngineService, live: LiveSums) -> StateSums | None:
+def state_sums(service: EngineService) -> StateSums | None:
     """The balances, inflow and open trades the engine holds (None: not running here).
 
-    Balances and locks are running sums kept by :func:`report`, summed afresh once after
-    each restore; open trades are counted at each scrape (few: a funded trade never
-    stays open past its batch)."""
+    Balances, locks and inflow are the service's running sums of what is committed
+    (:mod:`streams.runtime.livesums`); open trades are counted at each scrape (few: a
+    funded trade never stays open past its batch)."""
     if not service.leading:
         return None
     engine = service.engine
-    if live.built_at != service.restores:
-        live.rebuild(engine.accounts, service.restores)
-    out = live_state_sums(live, {"engine": engine.inflow})
+    out = live_state_sums(service.sums)
     oldest: float | None = None
     for saga in list(engine.open.values()):
         waiting = "queued" in (saga.bonds, saga.cash)
@@ -80,4 +77,3 @@ def report(metrics: Metrics, out: Outputs, now_s: float) -> None:
         metrics.recent_settlements.append(status.record)
         if status.status == "settled":
             metrics.settled(status.trade.trade_time_s, status.trade.arrived_s, now_s)
-    metrics.live.add(out.balances, out.locks_delta)

@@ -49,6 +49,7 @@ from streams.runtime.batches import (
     partition_of,
     transactional_producer,
 )
+from streams.runtime.livesums import LiveSums
 from streams.security import signing
 
 logger = logging.getLogger(__name__)
@@ -85,8 +86,10 @@ class EngineService:
         self.stats = Stats()
         #: "standby", "restoring" or "leading".
         self.state = "standby"
-        #: Restores done: the metrics sum the accounts again after each.
+        #: Restores done.
         self.restores = 0
+        #: Balances, locks and inflow as committed: what ``/metrics`` reports.
+        self.sums = LiveSums()
         self.consumer: AIOKafkaConsumer | None = None
         self.group = f"{settings.app_id}-engine"
         #: at_least_once: the same batches, their outputs flushed and then the offsets
@@ -163,6 +166,7 @@ class EngineService:
                 len(self.engine.accounts), len(self.engine.open), self._seq,
             )  # fmt: skip
             self.restores += 1
+            self.sums.rebuild(self.engine.accounts, self.engine.inflow)
             self.state = "leading"
             await self._loop(consumer, producer, leadership)
         finally:
@@ -272,6 +276,7 @@ class EngineService:
         positions = {**self._positions, **{tp: o.offset for tp, o in offsets.items()}}
         manifest.positions = {(tp.topic, tp.partition): o for tp, o in positions.items()}
         await self._commit(producer, out, manifest, offsets)
+        self.sums.add(out.balances, out.locks_delta, self.engine.inflow)
         self._seq = manifest.seq
         self._positions = positions
         self.stats.batches += 1

@@ -72,7 +72,7 @@ def serve_metrics(
     """``GET /metrics`` (Prometheus' text format) and ``GET /health``."""
     worker = WorkerCollector(app, engine, matcher)
     metrics.registry.register(worker)
-    sums = StateCollector(lambda: engine_agent.state_sums(engine, metrics.live), settings.tokens)
+    sums = StateCollector(lambda: engine_agent.state_sums(engine), settings.tokens)
     metrics.registry.register(sums)
     dashboard.register(app, metrics.recent_settlements)
 

@@ -3,9 +3,16 @@
 A ``/metrics`` scrape used to sum every account on the event loop (8.7 µs an account on
 this 2-core machine: 8.7 s at 1,000,000 accounts) while nothing else of the worker ran
 (docs/security.md, M4). Now the engine hands each committed batch's balance changes to
-a :class:`LiveSums` (:func:`streams.engine.agent.report`), and a scrape reads the sums:
-O(assets). After each restore the sums are rebuilt once from the restored accounts
-(:meth:`LiveSums.rebuild`), when the first scrape asks.
+a :class:`LiveSums` (:class:`streams.engine.service.EngineService`, right after the
+commit), and a scrape reads the sums: O(assets). After each restore the sums are rebuilt
+once from the restored accounts (:meth:`LiveSums.rebuild`), before the first batch.
+
+The sums are what is *committed*: a batch changes the engine's memory before its
+commit and the sums only after it, so a scrape during a commit (the event loop serves
+``/metrics`` while the engine waits for the broker) sees the last committed batch's
+balances and inflow together. A scrape that rebuilt the sums from memory mid-commit,
+as they once did, counted that batch twice once its commit added it again: the
+dashboard's conservation tile said "2 off" for ever after (CI, 2026-12-04).
 """
 
 from __future__ import annotations
@@ -26,15 +33,23 @@ class LiveSums:
     available: Counter[str] = field(default_factory=Counter)
     locked: Counter[str] = field(default_factory=Counter)
     open_locks: int = 0
-    #: The engine's restore count when the sums were last rebuilt (-1: never).
-    built_at: int = -1
+    #: asset -> deposits minus withdrawals, as committed with the balances above.
+    inflow: dict[str, int] = field(default_factory=dict)
 
-    def add(self, balances: Mapping[str, Iterable[int]], locks_delta: int) -> None:
-        """Add one batch's changes: asset -> (change in available, change in locked)."""
+    def add(
+        self,
+        balances: Mapping[str, Iterable[int]],
+        locks_delta: int,
+        inflow: Mapping[str, int] | None = None,
+    ) -> None:
+        """Add one batch's changes: asset -> (change in available, change in locked);
+        ``inflow``: the engine's inflow after the batch (a few assets: copied)."""
         for asset, (available, locked) in balances.items():
             self.available[asset] += available
             self.locked[asset] += locked
         self.open_locks += locks_delta
+        if inflow is not None:
+            self.inflow = dict(inflow)
 
     def account(self, raw: bytes | None, sign: int) -> None:
         """Add (``sign`` 1) or take out (-1) one account's row."""
@@ -46,9 +61,9 @@ class LiveSums:
             self.locked[asset] += sign * locked
         self.open_locks += sign * len(state.locks)
 
-    def rebuild(self, accounts: Mapping[str, bytes], at: int) -> None:
+    def rebuild(self, accounts: Mapping[str, bytes], inflow: Mapping[str, int]) -> None:
         """Sum every account again (after a restore, which writes around the batches)."""
-        fresh = LiveSums(built_at=at)
+        fresh = LiveSums(inflow=dict(inflow))
         for raw in list(accounts.values()):
             fresh.account(raw, 1)
         self.__dict__.update(fresh.__dict__)

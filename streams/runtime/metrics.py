@@ -14,12 +14,11 @@ them anyway, and ``.labels()`` children are cached, not looked up per event.
 (nothing per event): consumer lag per input partition, rows per table, whether it is
 recovering, event-loop lag, rebalances and committed transactions.
 
-:class:`StateCollector` reads running sums of the worker's own tables, which the
-agents keep on every write (:mod:`streams.runtime.livesums`; a scrape is O(assets)):
-balances and locked value per asset, open locks, net external inflow, the
-conservation error (balances minus inflow, exact in smallest units; summed over every
-worker it is 0 once no trade is half posted), and open trades by stage and pending
-reason.
+:class:`StateCollector` reads the settlement engine's running sums of what it has
+committed, moved after each commit (:mod:`streams.runtime.livesums`; a scrape is
+O(assets)): balances and locked value per asset, open locks, net external inflow, the
+conservation error (balances minus inflow, exact in smallest units: 0 at every
+scrape), and open trades by stage and pending reason.
 """
 
 from __future__ import annotations
@@ -91,8 +90,6 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        #: Balances and open trades, kept by the agents' writes (streams/runtime/livesums.py).
-        self.live = LiveSums()
         # process_start_time_seconds (a restart loop's alert), memory and CPU.
         ProcessCollector(registry=r)
         self._trades_received = Counter(
@@ -363,23 +360,25 @@ class StateSums:
 
 
 def state_sums(accounts: Any, inflow: Any) -> StateSums:
-    """Sum every account (any mapping of account rows) and the ``inflow`` rows: what the
-    running sums must always equal."""
-    live = LiveSums()
-    live.rebuild(accounts, 0)
-    return live_state_sums(live, inflow)
-
-
-def live_state_sums(live: LiveSums, inflow: Any) -> StateSums:
-    """:class:`StateSums` from the running sums and the ``inflow`` table (a row per
-    partition: small)."""
-    out = StateSums(
-        available=dict(live.available), locked=dict(live.locked), open_locks=live.open_locks
-    )
+    """Sum every account (any mapping of account rows) and the ``inflow`` rows (asset ->
+    units, one row per source): what the running sums must always equal."""
+    total: dict[str, int] = {}
     for row in list(inflow.values()):
         for asset, units in (row or {}).items():
-            out.inflow[asset] = out.inflow.get(asset, 0) + int(units)
-    return out
+            total[asset] = total.get(asset, 0) + int(units)
+    live = LiveSums()
+    live.rebuild(accounts, total)
+    return live_state_sums(live)
+
+
+def live_state_sums(live: LiveSums) -> StateSums:
+    """:class:`StateSums` from the running sums (balances, locks and inflow)."""
+    return StateSums(
+        available=dict(live.available),
+        locked=dict(live.locked),
+        inflow=dict(live.inflow),
+        open_locks=live.open_locks,
+    )
 
 
 class StateCollector(Collector):
@@ -420,8 +419,7 @@ class StateCollector(Collector):
         error = GaugeMetricFamily(
             "kessai_conservation_error_units",
             "Balances minus net inflow, by asset, in the asset's smallest units (exact "
-            "integers below 2**53); summed over every worker it must be 0 (apart from "
-            "trades half posted at the scrape).",
+            "integers below 2**53), both as committed: it must be 0 at every scrape.",
             labels=["asset"],
         )
         for asset in sums.assets:

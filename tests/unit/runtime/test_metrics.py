@@ -6,6 +6,7 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
+import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.runtime.metrics import LABEL_SETS_MAX, Metrics, consumer_lags, health
@@ -161,20 +162,21 @@ def _account(balances: dict[str, list[int]], locks: dict[str, list[Any]] | None 
 
 
 def _engine_with(accounts: dict[str, bytes], inflow: dict[str, int]) -> Any:
-    """A leading engine service holding ``accounts`` (rows) and ``inflow``."""
-    from types import SimpleNamespace
-
+    """A leading engine service holding ``accounts`` (rows) and ``inflow``, its sums
+    taken as a restore takes them."""
     from streams.engine.core import Engine
+    from streams.runtime.livesums import LiveSums
 
     engine = Engine()
     engine.accounts.update(accounts)
     engine.inflow.update(inflow)
-    return SimpleNamespace(leading=True, engine=engine, restores=1)
+    sums = LiveSums()
+    sums.rebuild(engine.accounts, engine.inflow)
+    return SimpleNamespace(leading=True, engine=engine, sums=sums)
 
 
 def test_state_sums_balances_locks_inflow_and_open_trades() -> None:
     from streams.engine.agent import state_sums
-    from streams.runtime.livesums import LiveSums
     from streams.settlement.messages import Trade
     from streams.settlement.saga import Saga
 
@@ -194,7 +196,7 @@ def test_state_sums_balances_locks_inflow_and_open_trades() -> None:
         # Its bonds waited once; both legs are now locked: no longer pending for that.
         "t4": Saga(trade("t4"), "posting", "locked", "locked", "insufficient_securities"),
     })  # fmt: skip
-    sums = state_sums(service, LiveSums())
+    sums = state_sums(service)
     assert sums is not None
     assert sums.available == {"JPYC": 100 + 10**40, "JP1": 200_000}
     assert sums.locked == {"JPYC": 50, "JP1": 0}
@@ -207,19 +209,17 @@ def test_state_sums_balances_locks_inflow_and_open_trades() -> None:
     }  # fmt: skip
     assert sums.oldest_arrived_s == 7.5
     service.leading = False
-    assert state_sums(service, LiveSums()) is None  # a standby holds nothing
+    assert state_sums(service) is None  # a standby holds nothing
 
 
-def test_the_state_gauges_are_in_tokens_kept_by_batches_and_rebuilt_after_a_restore() -> None:
+def test_the_state_gauges_are_in_tokens_and_kept_by_batches() -> None:
     from streams.engine.agent import state_sums
-    from streams.runtime.livesums import LiveSums
     from streams.runtime.metrics import StateCollector
 
     accounts = {"alice": _account({"USDC": [1_500_000, 250_000]}, {"t/cash": ["USDC", 250_000]})}
     service = _engine_with(accounts, {"USDC": 1_750_000})
-    live = LiveSums()
     m = Metrics()
-    m.registry.register(StateCollector(lambda: state_sums(service, live), {"USDC": 6}))
+    m.registry.register(StateCollector(lambda: state_sums(service), {"USDC": 6}))
     got = samples(m)
     assert got[("kessai_balance_tokens", (("asset", "USDC"), ("kind", "available")))] == 1.5
     assert got[("kessai_balance_tokens", (("asset", "USDC"), ("kind", "locked")))] == 0.25
@@ -227,15 +227,52 @@ def test_the_state_gauges_are_in_tokens_kept_by_batches_and_rebuilt_after_a_rest
     assert got[("kessai_conservation_error_units", (("asset", "USDC"),))] == 0
     assert got[("kessai_open_locks", ())] == 1
     # A batch moves the sums at once; the scrape walks no account.
-    live.add({"USDC": [1, 0]}, 0)
+    service.sums.add({"USDC": [1, 0]}, 0)
     assert samples(m)[("kessai_conservation_error_units", (("asset", "USDC"),))] == 1  # a unit
-    # A restore writes around the batches: the first scrape after it sums the accounts.
-    service.engine.accounts["carol"] = _account({"USDC": [2, 0]})
+    # A deposit committed: balance and inflow move together.
+    service.sums.add({"USDC": [2, 0]}, 0, {"USDC": 1_750_002})
     assert samples(m)[("kessai_conservation_error_units", (("asset", "USDC"),))] == 1
-    service.restores = 2
-    assert samples(m)[("kessai_conservation_error_units", (("asset", "USDC"),))] == 2
     service.leading = False
     assert not [k for k in samples(m) if k[0] == "kessai_balance_tokens"]
+
+
+def test_a_scrape_during_a_commit_sees_the_last_committed_sums_and_counts_nothing_twice() -> None:
+    """CI, 2026-12-04: the dashboard's conservation tile said "2 off" on a quiet worker.
+    The first scrape after a restore summed the accounts from memory while a batch
+    was committing (its effects already in memory), and the batch added them again
+    once committed. The sums are now taken at the restore and moved after commits."""
+    from aiokafka import ConsumerRecord, TopicPartition
+
+    from streams.config import Settings
+    from streams.engine.agent import state_sums
+    from streams.engine.service import EngineService
+
+    service = EngineService(Settings(app_id="kessai-sums"))
+    service.state = "leading"
+    service.sums.rebuild(service.engine.accounts, service.engine.inflow)  # as _lead does
+    seen: list[Any] = []
+
+    async def commit(*_: Any) -> None:
+        seen.append(state_sums(service))  # a scrape while the broker works
+        await asyncio.sleep(0)
+
+    service._commit = commit  # type: ignore[method-assign,assignment]
+    deposit = {"token": "JPYC", "amount": "1000", "kind": "deposit"}
+    deposits = [
+        orjson.dumps({**deposit, "payment_id": f"p{i}", "account": f"a{i}"}) for i in range(3)
+    ]
+    tp = TopicPartition("payments", 0)
+    records = [
+        ConsumerRecord("payments", 0, i, 1_700_000_000_000, 0, f"a{i}".encode(), v, None, 0, 0, ())
+        for i, v in enumerate(deposits)
+    ]
+    asyncio.run(service._batch(None, [(tp, records)], 1_700_000_000.0))
+    during = seen[0]
+    assert during.available == {} and during.inflow == {}, "a scrape saw an uncommitted batch"
+    after = state_sums(service)
+    assert after is not None
+    assert after.available == {"JPYC": 3000} and after.inflow == {"JPYC": 3000}
+    assert after.conservation_error("JPYC") == 0
 
 
 def test_commit_durations_form_a_cumulative_histogram() -> None:

@@ -269,7 +269,7 @@ def test_posting_credits_the_other_leg_in_the_same_step_with_no_credit_message()
 def _check_running_sums(e: Engine) -> None:
     """The metrics' running sums, kept from every batch, equal a full pass over the rows."""
     whole = LiveSums()
-    whole.rebuild(e.core.accounts, 0)
+    whole.rebuild(e.core.accounts, e.core.inflow)
     assert +e.live.available == +whole.available and +e.live.locked == +whole.locked
     assert e.live.open_locks == whole.open_locks
 
