@@ -10,6 +10,10 @@ variant, that includes waiting for the commit):
 - with an *origin* topic (the settlement pipeline, whose records are new records
   with timestamps of their own), the observer reads the input too and pairs each
   picked output with the input record of the same key: ``seen - input timestamp``.
+  It splits that in two at the output's own timestamp (when the process appended it
+  to its produce batch: after it applied the input, before its commit):
+  ``written - published`` (the broker, the process's fetch, the batch's queue and its
+  work) and ``seen - written`` (the commit and the reader's fetch).
 
 It also counts distinct keys, so a repeated record shows.
 """
@@ -20,7 +24,7 @@ import asyncio
 import time
 from array import array
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -40,6 +44,9 @@ class Observed:
     first_seen_ms: float
     last_seen_ms: float
     latencies_ms: array[float]  # one per record
+    #: With an origin: publish -> output written, and output written -> seen.
+    to_written_ms: array[float] = field(default_factory=lambda: array("d"))
+    to_seen_ms: array[float] = field(default_factory=lambda: array("d"))
 
 
 class Observer:
@@ -67,6 +74,7 @@ class Observer:
         #: With an origin topic: publish time per input key, seen time per output key.
         self._published_ms: dict[bytes | None, float] = {}
         self._seen_ms: dict[bytes | None, float] = {}
+        self._written_ms: dict[bytes | None, float] = {}
         self._first_ms = 0.0
         self._last_ms = 0.0
         self._stop = asyncio.Event()
@@ -116,6 +124,7 @@ class Observer:
                         self._latencies.append(now_ms - r.timestamp)
                     else:
                         self._seen_ms.setdefault(r.key, now_ms)
+                        self._written_ms.setdefault(r.key, r.timestamp)
                     self._keys.add(r.key)
                     self.records += 1
             if self.records != before:
@@ -147,15 +156,20 @@ class Observer:
         finally:
             if self._consumer is not None:
                 await self._consumer.stop()
+        to_written, to_seen = array("d"), array("d")
         if self.origin is not None:
-            published = self._published_ms
-            self._latencies.extend(
-                seen - published[key] for key, seen in self._seen_ms.items() if key in published
-            )
+            published, written = self._published_ms, self._written_ms
+            for key, seen in self._seen_ms.items():
+                if key in published:
+                    self._latencies.append(seen - published[key])
+                    to_written.append(written[key] - published[key])
+                    to_seen.append(seen - written[key])
         return Observed(
             records=self.records,
             distinct_keys=len(self._keys),
             first_seen_ms=self._first_ms,
             last_seen_ms=self._last_ms,
             latencies_ms=self._latencies,
+            to_written_ms=to_written,
+            to_seen_ms=to_seen,
         )

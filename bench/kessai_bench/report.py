@@ -108,6 +108,7 @@ def markdown(doc: Mapping[str, Any]) -> str:
     if run.get("chart"):
         lines += ["", f"![throughput and latency per variant]({run['chart']})"]
     lines += _ratio_table(doc["ratios"])
+    lines += _split_table(doc["results"])
     lines += _variants(doc["results"])
     for r in doc["results"]:
         if r.get("profile"):
@@ -210,6 +211,32 @@ def _ratio_table(ratios_: Sequence[Mapping[str, Any]]) -> list[str]:
             for q in ratios_
         ),
     ]
+
+
+def _split_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Where the pipeline's latency goes: publish -> its output written (the broker,
+    the fetch, the batch's queue and work), then written -> visible (the commit and
+    the reader's fetch). Percentiles of each part, so they do not add up."""
+    rows = [r for r in results if r.get("latency_split_ms")]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Where the latency goes: publish → output written by the process (broker, "
+        "fetch, queue, work), then written → visible to a read_committed reader "
+        "(commit, reader's fetch). Each part's own percentiles: they do not add up.",
+        "",
+        "| variant | load | written p50 ms | written p99 ms | visible p50 ms "
+        "| visible p99 ms |",
+        "|---|---|--:|--:|--:|--:|",
+    ]
+    for r in rows:
+        w, v = r["latency_split_ms"]["written"], r["latency_split_ms"]["visible"]
+        lines.append(
+            f"| {r['variant']} | {r['load']} | {_num(w['p50_ms'])} | {_num(w['p99_ms'])} "
+            f"| {_num(v['p50_ms'])} | {_num(v['p99_ms'])} |"
+        )
+    return lines
 
 
 def _variants(results: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -525,6 +525,7 @@ def _result(
         "process_rps": process.get("rate"),
         "commits": process.get("commits"),
         "latency_ms": None if latency is None else latency.__dict__,
+        "latency_split_ms": None if backlog else _split(seen),
         "cpu_s": round(usage.cpu_s, 3),
         "cpu_user_s": round(usage.cpu_user_s, 3),
         "cpu_system_s": round(usage.cpu_system_s, 3),
@@ -539,6 +540,14 @@ def _result(
         if o.broker_cpu_s is not None and seen.records
         else None,
     }
+
+
+def _split(seen: Observed) -> dict[str, Any] | None:
+    """Publish -> written and written -> seen (see :mod:`kessai_bench.observer`)."""
+    written, visible = Latency.of(seen.to_written_ms), Latency.of(seen.to_seen_ms)
+    if written is None or visible is None:
+        return None
+    return {"written": written.__dict__, "visible": visible.__dict__}
 
 
 async def _stop_profile(spy: profile.Recording) -> dict[str, Any]:

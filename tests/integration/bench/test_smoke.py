@@ -137,6 +137,11 @@ def test_a_tiny_pipeline_bench_settles_every_trade_on_brokers_of_its_own(
         trades = TRADES // 2 if r["variant"].startswith("matching") else TRADES
         assert r["outputs"] == r["distinct_keys"] == trades  # one terminal record each
         assert r["latency_ms"]["count"] == trades  # every one paired with its publish
+        # Split at the output's own timestamp: each part within the whole.
+        split = r["latency_split_ms"]
+        assert split["written"]["count"] == split["visible"]["count"] == trades
+        for part in ("written", "visible"):
+            assert 0 <= split[part]["p50_ms"] <= r["latency_ms"]["max_ms"], split
         assert r["trades_per_s"] == r["through_rps"] > 0
         by_topic = r["kafka_records_by_topic"]
         # Funded beforehand, so every trade settles at once: one status record, two

@@ -152,6 +152,13 @@ def _doc() -> dict[str, Any]:
         _result("raw-transactional", 0.0, 15_000.0, 600.0, 1200.0),
         _result("raw-at-least-once", 7500.0, 7_400.0, 10.0, 50.0),
         {**_result("pipeline-exactly-once", 0.0, 1_500.0, 900.0, 1500.0), "records_per_trade": 12},
+        {
+            **_result("pipeline-exactly-once", 7500.0, 7_400.0, 45.0, 120.0),
+            "latency_split_ms": {
+                "written": {"p50_ms": 4.0, "p99_ms": 30.0},
+                "visible": {"p50_ms": 40.0, "p99_ms": 95.0},
+            },
+        },
     ]
     return {
         "run": {
@@ -215,6 +222,7 @@ def test_markdown_has_one_row_per_measurement_and_the_ratio(tmp_path: Path) -> N
     )
     assert "| transactional ÷ at-least-once (raw) | full speed | 0.750 | 0.750 |" in text
     assert "7,500/s" in text
+    assert "| pipeline-exactly-once | 7,500/s | 4 | 30 | 40 | 95 |" in text
     assert "- no chart: ModuleNotFoundError: matplotlib" in text
     assert orjson.loads(json_path.read_bytes())["results"][0]["variant"] == "raw-at-least-once"
 
