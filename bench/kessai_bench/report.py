@@ -226,8 +226,7 @@ def _split_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
         "fetch, queue, work), then written → visible to a read_committed reader "
         "(commit, reader's fetch). Each part's own percentiles: they do not add up.",
         "",
-        "| variant | load | written p50 ms | written p99 ms | visible p50 ms "
-        "| visible p99 ms |",
+        "| variant | load | written p50 ms | written p99 ms | visible p50 ms | visible p99 ms |",
         "|---|---|--:|--:|--:|--:|",
     ]
     for r in rows:
