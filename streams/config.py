@@ -32,6 +32,8 @@ KAFKA_SECURITY = ("plaintext", "sasl_ssl")
 
 #: Longest settlement deadline: 30 days.
 DEADLINE_S_MAX = 30 * 86_400
+#: Threads that check signatures ahead of each engine batch, unless told: the cores, up to 4.
+SIGNATURE_THREADS = min(4, os.cpu_count() or 1)
 
 
 def _parse_tokens(text: str) -> dict[str, int]:
@@ -174,6 +176,10 @@ class Settings:
     #: Check the Ed25519 signature on every trade, order, payment and custody record
     #: (on by default under ``sasl_ssl``; ``KESSAI_VERIFY_SIGNATURES`` sets it alone).
     verify_signatures: bool = False
+    #: Threads that check signatures ahead of each batch of the settlement engine
+    #: (streams/engine/signatures.py): the machine's cores, at most 4; 0 checks each
+    #: on the event loop's thread as the batch applies it.
+    signature_threads: int = SIGNATURE_THREADS
     #: The signer registry: each venue's and bridge's public key, and the accounts a
     #: venue serves (streams/security/signing.py). Needed when signatures are checked.
     signers_file: Path | None = None
@@ -227,6 +233,9 @@ class Settings:
             kafka_ca_file=_path(e, "KESSAI_KAFKA_CA_FILE"),
             verify_signatures=_flag(e, "KESSAI_VERIFY_SIGNATURES", default=security == "sasl_ssl"),
             signers_file=_path(e, "KESSAI_SIGNERS_FILE"),
+            signature_threads=_integer(
+                e, "KESSAI_SIGNATURE_THREADS", str(SIGNATURE_THREADS), minimum=0, maximum=64
+            ),
             venue_rate_per_s=_integer(
                 e, "KESSAI_VENUE_RATE", "1000", minimum=1, maximum=1_000_000_000
             ),

@@ -150,9 +150,10 @@ class PipelineVariant(Variant):
         signature (KESSAI_VERIFY_SIGNATURES), the cost the secure profile adds."""
         assert guarantee in GUARANTEES, guarantee
         assert bool(tweak) == bool(env), (tweak, env)
+        # *signed* with a *tweak*: "+signed-{tweak}".
         self.signed = signed
         if signed:
-            tweak = "signed"
+            tweak = f"signed-{tweak}" if tweak else "signed"
         self.guarantee = guarantee
         self.tweaks = dict(env or {})
         self.checkout = checkout

@@ -94,6 +94,9 @@ VARIANTS: dict[str, Variant] = {
         MatchingVariant("exactly_once"),
         *(PipelineVariant("exactly_once", tweak=t, env=env) for t, env in TWEAKS),
         PipelineVariant("exactly_once", signed=True),
+        PipelineVariant(
+            "exactly_once", signed=True, tweak="inline", env={"KESSAI_SIGNATURE_THREADS": "0"}
+        ),
     )
 }
 #: What ``kessai bench`` measures unless told: the ceiling and the pipeline.
@@ -124,5 +127,10 @@ RATIOS: tuple[tuple[str, str, str], ...] = (
         "signatures checked ÷ not (pipeline)",
         "pipeline-exactly-once+signed",
         "pipeline-exactly-once",
+    ),
+    (
+        "signatures on the event loop's thread ÷ on a pool (pipeline)",
+        "pipeline-exactly-once+signed-inline",
+        "pipeline-exactly-once+signed",
     ),
 )

@@ -208,9 +208,12 @@ class Batch:
         now_s: float,
         *,
         signers: signing.Registry | None = None,
+        verified: Mapping[tuple[str, int, int], Any] | None = None,
         fast: bool = True,
     ) -> None:
-        """``fast=False`` takes every trade down the saga's path (the tests compare)."""
+        """``fast=False`` takes every trade down the saga's path (the tests compare);
+        ``verified``: signature checks done ahead, by the records' places
+        (:mod:`streams.engine.signatures`)."""
         self.engine = engine
         self.fast = fast
         self.rules = rules
@@ -218,6 +221,7 @@ class Batch:
         self.at = datetime.fromtimestamp(now_s, UTC)
         self.at_text = wire.utc_text(self.at)
         self.signers = signers
+        self.verified = verified or {}
         self.out = Outputs()
         #: Accounts this batch touched, decoded once and written back at the end.
         self._accounts: dict[str, domain.AccountState] = {}
@@ -254,6 +258,7 @@ class Batch:
                 self.signers,
                 where=(partition, offset),
                 arrived_s=timestamp_s,
+                verified=self.verified.get((topic, partition, offset)),
             )
             if isinstance(move, tuple):
                 self._reject(source_of(topic, partition, offset, key, value), topic, *move)
@@ -268,7 +273,13 @@ class Batch:
         value: bytes | None,
         arrived_s: float,
     ) -> None:
-        checked = trade_rules.check_record(key, value, signers=self.signers, arrived_s=arrived_s)
+        checked = trade_rules.check_record(
+            key,
+            value,
+            signers=self.signers,
+            arrived_s=arrived_s,
+            verified=self.verified.get((TRADES, partition, offset)),
+        )
         rejected: tuple[str, str] | None = None
         trade: Trade | tuple[str, str] | None = None
         if not isinstance(checked, trade_rules.Checked):

@@ -40,6 +40,7 @@ from streams.config import Settings
 from streams.engine import restore
 from streams.engine.core import Batch, Engine, Outputs, Rules
 from streams.engine.manifest import Manifest, Segment
+from streams.engine.signatures import Checker
 from streams.runtime import batches
 from streams.runtime.batches import (
     Leadership,
@@ -82,6 +83,12 @@ class EngineService:
         self.rules = rules_of(settings)
         self.on_batch = on_batch
         self.signers = signers
+        #: Checks signatures ahead of each batch, off the event loop's thread.
+        self.checker = (
+            Checker(settings.signature_threads)
+            if signers is not None and settings.signature_threads > 0
+            else None
+        )
         self.engine = Engine()
         self.stats = Stats()
         #: "standby", "restoring" or "leading".
@@ -254,7 +261,11 @@ class EngineService:
     ) -> list[tuple[TopicPartition, list[ConsumerRecord]]]:
         """Apply records (as many as the time cap allows) and commit them; what is left."""
         manifest = Manifest(seq=self._seq + 1, now_s=now, rules=self.rules.to_json())
-        batch = Batch(self.engine, self.rules, now, signers=signing.current(self.signers))
+        registry = signing.current(self.signers)
+        verified = None
+        if registry is not None and self.checker is not None:
+            verified = await self.checker.check(registry, fetched)
+        batch = Batch(self.engine, self.rules, now, signers=registry, verified=verified)
         deadline = time.monotonic() + BATCH_SECONDS_MAX
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         leftover = []
@@ -277,6 +288,8 @@ class EngineService:
         manifest.positions = {(tp.topic, tp.partition): o for tp, o in positions.items()}
         await self._commit(producer, out, manifest, offsets)
         self.sums.add(out.balances, out.locks_delta, self.engine.inflow)
+        if self.checker is not None:
+            self.checker.applied(fetched[: len(fetched) - len(leftover)])
         self._seq = manifest.seq
         self._positions = positions
         self.stats.batches += 1

@@ -9,6 +9,8 @@ The ``intake`` agent (:mod:`streams.ledger.agent`) sends the one or the other;
 
 from __future__ import annotations
 
+from typing import Any
+
 from schemas import MoveBonds, MoveCash, SchemaError, Source, check_key, decode, source_of
 from streams.ledger.messages import Move
 from streams.money import UNITS_MAX, to_units
@@ -60,11 +62,14 @@ def intake_record(
     *,
     where: tuple[int, int],
     arrived_s: float = 0.0,
+    verified: dict[str, Any] | Rejected | None = None,
 ) -> Move | Rejected:
     """The move for one record of ``payments`` or ``custody`` at ``where`` (partition,
     offset), or why it is rejected. With ``signers``, the bridge's signature is checked
-    first (streams/security/signing.py). The move carries where the record is and its
-    digest, never its bytes: a command stays small whatever came in."""
+    first (streams/security/signing.py), unless ``verified`` holds what
+    :func:`signing.verify` answered for these bytes with ``signers`` already. The move
+    carries where the record is and its digest, never its bytes: a command stays small
+    whatever came in."""
     try:
         check_key(key)
         decoded = decode(topic, value)
@@ -77,7 +82,8 @@ def intake_record(
         # could pass the deposit meant to fund it (docs/security.md, L1).
         return "wrong_key", f"a {topic} record is keyed by its account, not {key!r}"
     if signers is not None:
-        verified = signing.verify(signers, topic, key, value, signing.broker_time(arrived_s))
+        if verified is None:
+            verified = signing.verify(signers, topic, key, value, signing.broker_time(arrived_s))
         if isinstance(verified, tuple):
             return verified
     return to_move(decoded, source_of(topic, *where, key, value, decoded=decoded), tokens)

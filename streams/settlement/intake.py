@@ -11,6 +11,7 @@ repeated id is a ``duplicate``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from schemas import TRADES, SchemaError, TradeExecuted, check_key, decode
 from streams.money import TRADE_UNITS_MAX, cash_units
@@ -87,9 +88,11 @@ def check_record(
     *,
     signers: signing.Registry | None = None,
     arrived_s: float = 0.0,
+    verified: dict[str, Any] | Rejected | None = None,
 ) -> Checked | Rejected:
     """Decode, check the key and (with ``signers``) the venue's signature
-    (streams/security/signing.py).
+    (streams/security/signing.py). ``verified``: what :func:`signing.verify` answered
+    for these bytes with ``signers``, already (:mod:`streams.engine.signatures`).
 
     A trade must be keyed by its ``trade_id``: every copy of an id then reaches the
     one partition whose ``seen`` state can tell it is a repeat, whichever worker owns
@@ -106,7 +109,11 @@ def check_record(
     if key != decoded.trade_id.encode():
         return "wrong_key", f"a trade is keyed by its trade_id {decoded.trade_id!r}, not {key!r}"
     if signers is not None:
-        record = signing.verify(signers, TRADES, key, value, signing.broker_time(arrived_s))
+        record = (
+            verified
+            if verified is not None
+            else signing.verify(signers, TRADES, key, value, signing.broker_time(arrived_s))
+        )
         if isinstance(record, tuple):
             return record
         signed = signing.evidence(record)

@@ -29,6 +29,8 @@ def test_the_defaults_are_what_a_newcomer_runs() -> None:
         ("KESSAI_PARTITIONS", "four"),
         ("KESSAI_WEB_PORT", "70000"),
         ("KESSAI_HEALTH_LAG_MAX", "-1"),
+        ("KESSAI_SIGNATURE_THREADS", "-1"),
+        ("KESSAI_SIGNATURE_THREADS", "many"),
     ],
 )
 def test_a_number_out_of_its_range_is_named_at_start(name: str, value: str) -> None:
