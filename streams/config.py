@@ -32,6 +32,8 @@ KAFKA_SECURITY = ("plaintext", "sasl_ssl")
 
 #: Longest settlement deadline: 30 days.
 DEADLINE_S_MAX = 30 * 86_400
+#: The longest window for finished trade ids: ten years.
+WINDOW_S_MAX = 3650 * 86_400
 #: Threads that check signatures ahead of each engine batch, unless told: the cores, up to 4.
 SIGNATURE_THREADS = min(4, os.cpu_count() or 1)
 
@@ -113,6 +115,21 @@ def _integer(env: Mapping[str, str], name: str, default: str, *, minimum: int, m
     return int(text)
 
 
+def _window(env: Mapping[str, str], deadline_s: float) -> float | None:
+    """``KESSAI_TRADE_WINDOW_S``: none (or 0) keeps every id; else longer than the deadline
+    (a trade must finish before its id may leave)."""
+    if env.get("KESSAI_TRADE_WINDOW_S", "0").strip() in ("", "0"):
+        return None
+    window = _number(env, "KESSAI_TRADE_WINDOW_S", "0", minimum=1, maximum=WINDOW_S_MAX)
+    if window <= deadline_s:
+        raise ConfigError(
+            f"KESSAI_TRADE_WINDOW_S: {window:g} s, want more than the settlement deadline "
+            f"({deadline_s:g} s, KESSAI_SETTLEMENT_DEADLINE_S): a trade must finish before "
+            "its id may leave the engine's memory"
+        )
+    return window
+
+
 def _hosts(env: Mapping[str, str], bind: str) -> tuple[str, ...]:
     """The Host header values the web server answers (DNS rebinding): loopback names,
     the bind address when it is a specific one, and ``KESSAI_WEB_HOSTS``."""
@@ -160,6 +177,11 @@ class Settings:
     web_token_file: Path | None = None
     #: A trade still locking this long after its trade_time (bounded by its arrival) fails.
     settlement_deadline_s: float = 3600.0
+    #: The settlement engine's window (docs/adr/0033): a finished trade's id and row
+    #: leave its memory (for the archive) once its trade time is this much older than
+    #: the engine's clock, and a trade that old is refused, ``stale_trade``. Longer than
+    #: the deadline. None: every id kept in memory for ever.
+    trade_window_s: float | None = None
     #: The settlement engine's producers share one transactional id per app, so a new
     #: holder fences the old one. Off (``KESSAI_ENGINE_FENCING=0``) only in the test
     #: that shows what fencing prevents (tests/crash/test_engine_takeover.py).
@@ -207,6 +229,10 @@ class Settings:
         guarantee = _choice(e, "KESSAI_PROCESSING_GUARANTEE", GUARANTEES)
         security = _choice(e, "KESSAI_KAFKA_SECURITY", KAFKA_SECURITY)
         username, password = _credentials(e)
+        deadline_s = _number(
+            e, "KESSAI_SETTLEMENT_DEADLINE_S", "3600", minimum=1, maximum=DEADLINE_S_MAX
+        )
+        window_s = _window(e, deadline_s)
         bind = e.get("KESSAI_WEB_BIND", "127.0.0.1")
         return cls(
             bootstrap=e.get("KESSAI_BOOTSTRAP", DEFAULT_BOOTSTRAP),
@@ -223,9 +249,8 @@ class Settings:
             web_hosts=_hosts(e, bind),
             web_token_file=_path(e, "KESSAI_WEB_TOKEN_FILE"),
             engine_fencing=e.get("KESSAI_ENGINE_FENCING", "1") != "0",
-            settlement_deadline_s=_number(
-                e, "KESSAI_SETTLEMENT_DEADLINE_S", "3600", minimum=1, maximum=DEADLINE_S_MAX
-            ),
+            settlement_deadline_s=deadline_s,
+            trade_window_s=window_s,
             health_lag_max=_integer(e, "KESSAI_HEALTH_LAG_MAX", "10000", minimum=0, maximum=2**62),
             kafka_security=security,
             kafka_username=username,

@@ -215,12 +215,15 @@ ENGINE_CHANGELOGS: Final[tuple[str, ...]] = (
 #: The engine's manifest: one record per batch (its inputs, in order, its clock and
 #: its rules), kept forever, one partition: what ``kessai replay`` re-runs.
 ENGINE_LOG: Final = "engine-log"
+#: Finished trades' rows once they left the engine's window (ADR 0033): kept forever,
+#: one partition, each trade id once.
+ENGINE_ARCHIVE: Final = "engine-archive"
 TABLES: Final[tuple[str, ...]] = (ORDERS_TABLE, ORDER_RATES_TABLE)
 
 
 def engine_topic(app_id: str, name: str) -> str:
     """The engine's topic ``name`` (a changelog, or the log) in the app ``app_id``."""
-    assert name in (*ENGINE_CHANGELOGS, ENGINE_LOG), name
+    assert name in (*ENGINE_CHANGELOGS, ENGINE_LOG, ENGINE_ARCHIVE), name
     return f"{app_id}-{name}"
 
 
@@ -232,8 +235,9 @@ def engine_specs(app_id: str) -> list[TopicSpec]:
         TopicSpec(name=engine_topic(app_id, n), partitions=1, config=dict(CHANGELOG_CONFIG))
         for n in ENGINE_CHANGELOGS
     ]
-    specs.append(
-        TopicSpec(name=engine_topic(app_id, ENGINE_LOG), partitions=1, config=dict(KEEP_FOREVER))
+    specs.extend(
+        TopicSpec(name=engine_topic(app_id, name), partitions=1, config=dict(KEEP_FOREVER))
+        for name in (ENGINE_LOG, ENGINE_ARCHIVE)
     )
     return specs
 

@@ -19,6 +19,7 @@ import faust
 
 from streams.config import Settings
 from streams.engine import views
+from streams.engine.archive import ArchiveIndex
 from streams.engine.core import Outputs
 from streams.engine.service import EngineService
 from streams.runtime.batches import run_or_stop
@@ -38,9 +39,13 @@ def register(app: faust.App, settings: Settings, metrics: Metrics) -> EngineServ
         report(metrics, out, time.time())
 
     service = EngineService(settings, on_batch=on_batch, signers=signers)
-    views.register(app, service, settings.tokens)
+    # Under a window, finished trades leave memory for the archive: index it here.
+    archive = ArchiveIndex(settings) if settings.trade_window_s is not None else None
+    views.register(app, service, settings.tokens, archive)
 
     run_or_stop(app, "engine", service.run)
+    if archive is not None:
+        run_or_stop(app, "archive", archive.run)
     return service
 
 

@@ -24,6 +24,7 @@ every record the batch writes and decides the deadlines due at the batch's end.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -59,8 +60,33 @@ from streams.settlement.messages import Trade
 
 __all__ = ["Batch", "Engine", "Outputs", "Rules", "StatusOut"]
 
-#: The changelog row of a trade id used up without a saga (rejected after its checks).
+#: The changelog row of a trade id used up without a saga (rejected after its checks),
+#: as written before the window (ADR 0033): no trade time, so never leaves.
 USED: Final = b"{}"
+_USED_START: Final = b'{"used":'
+_TRADE_TIME: Final = b'"trade_time_s":'
+
+
+def used_row(trade_time_s: float) -> bytes:
+    """The row of a trade id used up without a saga, with the trade's time (the window)."""
+    return orjson.dumps({"used": trade_time_s})
+
+
+def is_used(row: bytes) -> bool:
+    """A used-up id's row (no outcome to show)."""
+    return row == USED or row.startswith(_USED_START)
+
+
+def trade_time_of(row: bytes) -> float:
+    """The trade time of a finished or used-up row (inf: an old used row, kept)."""
+    if row.startswith(_USED_START):
+        return float(orjson.loads(row)["used"])
+    at = row.rfind(_TRADE_TIME)
+    if at < 0:
+        return math.inf
+    start = at + len(_TRADE_TIME)
+    end = row.find(b",", start)
+    return float(row[start : end if end >= 0 else None])
 
 
 @dataclass(frozen=True)
@@ -72,6 +98,10 @@ class Rules:
     deadline_s: float
     #: Per-venue rate limit on ``trades`` (None: unlimited).
     trade_limit: Limit | None = None
+    #: The window (ADR 0033): a finished or used-up trade id leaves the engine's memory
+    #: once its trade time is this much older than the batch's clock (its row goes to
+    #: the archive), and a trade that old is refused (``stale_trade``). None: kept.
+    window_s: float | None = None
 
     def decimals_of(self, asset: str) -> int:
         return self.tokens.get(asset, 0)  # bonds count whole yen of face value
@@ -82,6 +112,7 @@ class Rules:
             "tokens": dict(self.tokens),
             "deadline_s": self.deadline_s,
             "trade_limit": None if limit is None else [limit.per_s, limit.burst],
+            "window_s": self.window_s,
         }
 
     @classmethod
@@ -91,6 +122,7 @@ class Rules:
             tokens=dict(raw["tokens"]),
             deadline_s=float(raw["deadline_s"]),
             trade_limit=None if limit is None else Limit(int(limit[0]), int(limit[1])),
+            window_s=None if raw.get("window_s") is None else float(raw["window_s"]),
         )
 
 
@@ -126,6 +158,8 @@ class Outputs:
     #: open locks: the metrics' running sums.
     balances: dict[str, list[int]] = field(default_factory=dict)
     locks_delta: int = 0
+    #: (trade id, row) of the finished trades that left the window: the archive's records.
+    archive: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     def moved(self, asset: str, delta_available: int, delta_locked: int) -> None:
         pair = self.balances.get(asset)
@@ -146,6 +180,9 @@ class Engine:
         self.open: dict[str, dvp.Saga] = {}
         #: Finished or used-up trade ids -> their row (:data:`USED`, or an outcome).
         self.finished: dict[str, bytes] = {}
+        #: (trade time, trade id) of each finished or used-up id: the window's order
+        #: of leaving (a heap; filled only under a window).
+        self.leaving: list[tuple[float, str]] = []
         #: Payment and custody command ids already applied or used up.
         self.applied: set[str] = set()
         #: asset -> deposits minus withdrawals applied, in units (conservation).
@@ -186,9 +223,11 @@ class Engine:
             _set(self.rates, key, value)
 
     def restored(self) -> None:
-        """Rebuild what is derived from the rows: the deadline heap."""
+        """Rebuild what is derived from the rows: the deadline and window heaps."""
         self.deadlines = [(s.trade.deadline_at_s, tid) for tid, s in self.open.items()]
         heapq.heapify(self.deadlines)
+        self.leaving = [(trade_time_of(row), tid) for tid, row in self.finished.items()]
+        heapq.heapify(self.leaving)
 
 
 def _set(table: dict[str, bytes], key: str, value: bytes | None) -> None:
@@ -226,6 +265,8 @@ class Batch:
         #: Accounts this batch touched, decoded once and written back at the end.
         self._accounts: dict[str, domain.AccountState] = {}
         self._trades: set[str] = set()
+        #: Finished ids that left the window in this batch: a tombstone each.
+        self._left: list[str] = []
         #: Trades whose saga opened in this batch: their deadlines join the heap at its end.
         self._opened: list[str] = []
         self._applied: list[str] = []
@@ -290,6 +331,10 @@ class Batch:
             rejected = limited
         elif self.engine.seen(tid := checked.trade.trade_id):
             rejected = "duplicate", f"trade {tid} was seen before"
+        elif (
+            stale := self._stale(trade_time_s := checked.trade.trade_time.timestamp())
+        ) is not None:
+            rejected = stale
         else:
             trade = trade_rules.to_trade(
                 checked.trade,
@@ -301,13 +346,24 @@ class Batch:
             if isinstance(trade, tuple):
                 rejected = trade
                 # Used up even so (docs/security.md, H3): a retry carries a new id.
-                self.engine.finished[tid] = USED
-                self._trades.add(tid)
+                self._finished(tid, used_row(trade_time_s), trade_time_s)
         if rejected is not None:
             self._reject(source_of(TRADES, partition, offset, key, value), TRADES, *rejected)
             return
         assert isinstance(trade, Trade)
         self.start(trade)
+
+    def _stale(self, trade_time_s: float) -> tuple[str, str] | None:
+        """Why a trade this old is refused: its id may have left the window, so a repeat
+        could no longer be told (ADR 0033). None: within the window."""
+        window = self.rules.window_s
+        if window is None or trade_time_s >= self.now_s - window:
+            return None
+        return (
+            "stale_trade",
+            f"trade_time {wire.utc_text(datetime.fromtimestamp(trade_time_s, UTC))} is more "
+            f"than the window ({window:g} s) before the engine's clock {self.at_text}",
+        )
 
     def move(self, move: Move) -> None:
         """Apply a checked deposit or withdrawal (and whatever it lets settle)."""
@@ -352,8 +408,7 @@ class Batch:
         post(buyer, t.buyer, t.currency, 0, -c, cash_lock, decimals)
         post(buyer, t.buyer, t.isin, q, 0, f"credit:{bonds_lock}", 0)
         settled = dvp.Saga(t, stage="settled", bonds="posted", cash="posted")
-        self.engine.finished[t.trade_id] = orjson.dumps(outcome_json(settled))
-        self._trades.add(t.trade_id)
+        self._finished(t.trade_id, orjson.dumps(outcome_json(settled)), t.trade_time_s)
         self._status(t, "settled", None)
         return True
 
@@ -388,7 +443,8 @@ class Batch:
         self.out.statuses.append(StatusOut(trade, status, reason, record))
 
     def expire(self) -> None:
-        """Fail the open trades whose deadline is due at the batch's time."""
+        """Fail the open trades whose deadline is due at the batch's time; then let the
+        finished ids older than the window leave."""
         heap, now = self.engine.deadlines, self.now_s
         while heap and heap[0][0] <= now:
             _, trade_id = heapq.heappop(heap)
@@ -396,6 +452,28 @@ class Batch:
             if saga is not None:
                 self._saga_step(trade_id, saga, dvp.on_deadline(saga, now))
         self._run()
+        if self.rules.window_s is not None:
+            self._leave(now - self.rules.window_s)
+
+    def _finished(self, trade_id: str, row: bytes, trade_time_s: float) -> None:
+        """``trade_id`` is done (an outcome, or used up): its row, and its place in the window."""
+        self.engine.finished[trade_id] = row
+        self._trades.add(trade_id)
+        if self.rules.window_s is not None:
+            heapq.heappush(self.engine.leaving, (trade_time_s, trade_id))
+
+    def _leave(self, horizon_s: float) -> None:
+        """Archive and forget each finished id whose trade time is before ``horizon_s``."""
+        engine, leaving = self.engine, self.engine.leaving
+        while leaving and leaving[0][0] < horizon_s:
+            _, trade_id = heapq.heappop(leaving)
+            row = engine.finished.pop(trade_id, None)
+            if row is None:
+                continue
+            self._trades.discard(trade_id)
+            self._left.append(trade_id)
+            key = trade_id.encode()
+            self.out.archive.append((key, row))
 
     # -- the in-memory routing ---------------------------------------------------------
 
@@ -422,7 +500,7 @@ class Batch:
             self._trades.add(trade_id)
             if saga.terminal:
                 engine.open.pop(trade_id, None)
-                engine.finished[trade_id] = orjson.dumps(outcome_json(saga))
+                self._finished(trade_id, orjson.dumps(outcome_json(saga)), saga.trade.trade_time_s)
             else:
                 if before is None:
                     self._opened.append(trade_id)
@@ -505,6 +583,7 @@ class Batch:
             saga = engine.open.get(trade_id)
             value = wire.saga_row(saga) if saga is not None else engine.finished[trade_id]
             rows.append((topics.ENGINE_TRADES, trade_id.encode(), value))
+        rows.extend((topics.ENGINE_TRADES, trade_id.encode(), None) for trade_id in self._left)
         rows.extend((topics.ENGINE_APPLIED, i.encode(), b"1") for i in self._applied)
         for asset in self._inflow:
             rows.append((topics.ENGINE_INFLOW, asset.encode(), b"%d" % engine.inflow[asset]))

@@ -250,8 +250,12 @@ class EngineService:
         return max(0, min(IDLE_WAIT_MS, int((heap[0][0] - time.time()) * 1000) + 1))
 
     def _due(self, now: float) -> bool:
-        heap = self.engine.deadlines
-        return bool(heap) and heap[0][0] <= now
+        """A deadline is due, or an id is to leave the window: a batch, inputs or not."""
+        heap, window = self.engine.deadlines, self.rules.window_s
+        if heap and heap[0][0] <= now:
+            return True
+        leaving = self.engine.leaving
+        return window is not None and bool(leaving) and leaving[0][0] < now - window
 
     async def _batch(
         self,
@@ -314,6 +318,8 @@ class EngineService:
             await outbox.add(topic, self._partition(topic, key, n), key, value)
         for name, row_key, row in out.changelog:
             await outbox.add(self.topic(name), 0, row_key, row)
+        for row_key, row in out.archive:
+            await outbox.add(self.topic(topics.ENGINE_ARCHIVE), 0, row_key, row)
         await outbox.add(self.topic(topics.ENGINE_LOG), 0, None, manifest.to_bytes())
         await outbox.flush()
         if self.exactly_once:
@@ -359,4 +365,5 @@ def rules_of(settings: Settings) -> Rules:
         tokens=dict(settings.tokens),
         deadline_s=settings.settlement_deadline_s,
         trade_limit=Limit(settings.venue_rate_per_s, settings.venue_burst),
+        window_s=settings.trade_window_s,
     )

@@ -6,8 +6,9 @@ an Ed25519 signature, and checking it is most of what the profile costs: 65 of t
 kessai_bench.signatures``; cProfile of the check). cryptography (50.x) lets go of the
 GIL during that verify (pyca/cryptography#15164), so threads do run it in parallel.
 
-Before a batch is applied, :class:`Checker` runs :func:`streams.security.signing.verify`
-for each signed input of the fetched records on a small thread pool, and keeps each
+Before a batch of at least :data:`POOL_MIN` signed records is applied,
+:class:`Checker` runs :func:`streams.security.signing.verify` for each signed input
+of the fetched records on a small thread pool, and keeps each
 answer under the record's place (topic, partition, offset). The batch then takes the
 answer for the record at that place instead of checking it on the engine's thread:
 the same function on the same bytes with the same registry, so the outcome is the one
@@ -33,6 +34,12 @@ from streams.security import signing
 
 __all__ = ["Checker", "Verified"]
 
+#: Fewer signed records than this in a fetch are checked inline, on the engine's thread:
+#: on a busy machine the hand-off to the pool costs more than it saves for a small
+#: batch (``make bench``, 2026-12-04T151819Z: at 4,939 trades/s offered the pool
+#: settled 3,171/s and inline 3,549/s, with 8.82 and 7.32 CPU s; on a backlog the pool
+#: settled 5,364/s and inline 4,455/s).
+POOL_MIN: Final = 256
 #: Fewer records than this per thread are not worth a hand-off.
 CHUNK_MIN: Final = 32
 
@@ -44,10 +51,12 @@ _Job = tuple[str, int, int, bytes, bytes, float]
 class Checker:
     """A thread pool that checks the signatures of fetched records ahead of the batch."""
 
-    def __init__(self, threads: int) -> None:
-        """``threads`` (``KESSAI_SIGNATURE_THREADS``) at least 1."""
+    def __init__(self, threads: int, *, pool_min: int = POOL_MIN) -> None:
+        """``threads`` (``KESSAI_SIGNATURE_THREADS``) at least 1; fetches with fewer
+        than ``pool_min`` signed records unchecked records are left to the batch."""
         assert threads >= 1, threads
         self.threads = threads
+        self.pool_min = max(1, pool_min)
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="kessai-signatures")
         self.answers: Verified = {}
         self._registry: signing.Registry | None = None
@@ -70,8 +79,8 @@ class Checker:
             and r.value is not None
             and (tp.topic, tp.partition, r.offset) not in answers
         ]
-        if not jobs:
-            return answers
+        if len(jobs) < self.pool_min:
+            return answers  # the batch checks these inline
         n = max(1, min(self.threads, len(jobs) // CHUNK_MIN))
         loop = asyncio.get_running_loop()
         parts = await asyncio.gather(

@@ -34,7 +34,8 @@ import faust
 import orjson
 from faust.web import Request, Response, View
 
-from streams.engine.core import USED, Engine
+from streams.engine.archive import ArchiveIndex
+from streams.engine.core import Engine, is_used
 from streams.engine.service import EngineService
 from streams.ledger import domain
 from streams.ledger.documents import position_document
@@ -45,22 +46,35 @@ from streams.settlement.messages import Trade
 __all__ = ["lookup_trade", "register"]
 
 
-def lookup_trade(engine: Engine, trade_id: str, tokens: dict[str, int]) -> dict[str, Any] | None:
-    """The document for ``trade_id``: its open saga, or its outcome; None if neither."""
+def lookup_trade(
+    engine: Engine,
+    trade_id: str,
+    tokens: dict[str, int],
+    archive: ArchiveIndex | None = None,
+) -> dict[str, Any] | None:
+    """The document for ``trade_id``: its open saga, or its outcome (in memory, else in
+    the ``archive`` once it left the window); None if none."""
     saga = engine.open.get(trade_id)
     if saga is not None:
         legs = {"bonds": saga.bonds, "cash": saga.cash}
         return trade_document(saga.trade, saga.stage, saga.reason, legs, tokens)
     row = engine.finished.get(trade_id)
-    if row is None or row == USED:
+    if row is None and archive is not None:
+        row = archive.get(trade_id)
+    if row is None or is_used(row):
         return None
     done = orjson.loads(row)
     legs = {"bonds": done["bonds"], "cash": done["cash"]}
     return trade_document(Trade(**done["trade"]), done["stage"], done["reason"], legs, tokens)
 
 
-def register(app: faust.App, service: EngineService, tokens: dict[str, int]) -> None:
-    """Serve both queries on ``app`` from ``service``'s engine."""
+def register(
+    app: faust.App,
+    service: EngineService,
+    tokens: dict[str, int],
+    archive: ArchiveIndex | None = None,
+) -> None:
+    """Serve both queries on ``app`` from ``service``'s engine (and ``archive``)."""
 
     def standby(web: View) -> Response:
         return web.json(
@@ -85,7 +99,7 @@ def register(app: faust.App, service: EngineService, tokens: dict[str, int]) -> 
             return refused
         if not service.leading:
             return standby(web)
-        doc = lookup_trade(service.engine, trade_id, tokens)
+        doc = lookup_trade(service.engine, trade_id, tokens, archive)
         if doc is None:
             return web.json({"error": f"no trade {trade_id!r}"}, status=404)
         return web.json(doc)

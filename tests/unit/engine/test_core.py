@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -14,20 +15,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, REJECTIONS, SETTLEMENTS, TRADES
-from streams.engine.core import Batch, Engine, Outputs, Rules
+from streams.engine.core import Batch, Engine, Outputs, Rules, trade_time_of
 from streams.ledger import domain
 from streams.topics import ENGINE_CHANGELOGS
 
 BOND = "JP1103551Q43"
 ACCOUNTS = ("a", "b", "c")
 RULES = Rules(tokens={"JPYC": 0, "USDC": 6}, deadline_s=30.0)
+#: The same, with a window (ADR 0033) that the runs' clocks cross: batches are 10 s apart.
+WINDOWED = Rules(tokens={"JPYC": 0, "USDC": 6}, deadline_s=30.0, window_s=45.0)
 T0 = 1_800_000_000.0
 
 #: An input: (topic, key, value, broker time offset in seconds).
 Input = tuple[str, bytes, bytes, float]
 
 
-def trade(n: int, buyer: str, seller: str, quantity: int, price: str) -> Input:
+def trade(n: int, buyer: str, seller: str, quantity: int, price: str, age_s: int = 0) -> Input:
+    """Trade ``n``, its trade time ``age_s`` before the first batch's clock."""
     value = {
         "trade_id": f"t{n}",
         "venue": "v",
@@ -38,7 +42,7 @@ def trade(n: int, buyer: str, seller: str, quantity: int, price: str) -> Input:
         "price": price,
         "currency": "JPYC",
         "accrued_interest": "0",
-        "trade_time": "2027-01-15T08:00:00Z",
+        "trade_time": datetime.fromtimestamp(T0 - age_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     return TRADES, f"t{n}".encode(), orjson.dumps(value), 0.0
 
@@ -64,7 +68,8 @@ def inputs(draw: st.DrawFn) -> list[Input]:
         if kind == "trade":
             qty = 50_000 * draw(st.integers(1, 4))
             price = draw(st.sampled_from(["99.5", "100", "101.25"]))
-            out.append(trade(n, buyer, seller, qty, price))
+            age = draw(st.sampled_from([0, 0, 10, 40, 60]))
+            out.append(trade(n, buyer, seller, qty, price, age))
         elif kind == "cash":
             out.append(cash(n, buyer, draw(st.integers(1, 400_000))))
         elif kind == "withdraw":
@@ -77,7 +82,11 @@ def inputs(draw: st.DrawFn) -> list[Input]:
 
 
 def run(
-    records: list[Input], cuts: list[int], *, restore_at: int | None = None
+    records: list[Input],
+    cuts: list[int],
+    *,
+    restore_at: int | None = None,
+    rules: Rules = RULES,
 ) -> tuple[Engine, list[Outputs]]:
     """Apply ``records`` in batches ending at ``cuts`` (indices), the clock moving 10 s a
     batch; with ``restore_at``, a fresh engine restored from the rows committed so far
@@ -92,7 +101,7 @@ def run(
                 engine.restore_row(name, key.decode(), value)
             engine.restored()
         now = T0 + 10 * i
-        batch = Batch(engine, RULES, now)
+        batch = Batch(engine, rules, now)
         for offset in range(start, end):
             topic, key, value, _ = records[offset]
             batch.record(topic, 0, offset, key, value, now)
@@ -146,18 +155,56 @@ def test_money_is_conserved_and_every_accepted_trade_ends_once(case: Any) -> Non
 
 
 @settings(max_examples=300, deadline=None)
-@given(cases, st.integers(0, 7))
+@given(cases, st.integers(0, 7), st.sampled_from([RULES, WINDOWED]))
 def test_an_engine_restored_from_its_rows_writes_what_one_that_never_stopped_writes(
-    case: Any, restore_at: int
+    case: Any, restore_at: int, rules: Rules
 ) -> None:
     records, cuts = case
-    whole_engine, whole = run(records, cuts)
-    again_engine, again = run(records, cuts, restore_at=restore_at)
+    whole_engine, whole = run(records, cuts, rules=rules)
+    again_engine, again = run(records, cuts, restore_at=restore_at, rules=rules)
     assert [o.records for o in again] == [o.records for o in whole]
+    assert [o.archive for o in again] == [o.archive for o in whole]
     assert again_engine.accounts == whole_engine.accounts
     assert again_engine.finished == whole_engine.finished
     assert again_engine.applied == whole_engine.applied
     assert again_engine.inflow == whole_engine.inflow
+    if rules.window_s is not None:
+        assert sorted(again_engine.leaving) == sorted(whole_engine.leaving)
+
+
+@settings(max_examples=300, deadline=None)
+@given(cases)
+def test_under_a_window_old_ids_leave_for_the_archive_and_no_trade_settles_twice(
+    case: Any,
+) -> None:
+    records, cuts = case
+    engine, outs = run(records, cuts, rules=WINDOWED)
+    # Each trade record: its first arrival settles or not; every repeat is refused,
+    # as a duplicate while its id is held, as stale once it may have left.
+    ended: dict[str, str] = {}
+    for trade_id, status in _statuses(outs):
+        assert trade_id not in ended, (trade_id, status)
+        if status in ("settled", "failed"):
+            ended[trade_id] = status
+    sent = Counter(value for topic, _, value, _ in records if topic == TRADES)
+    refused = Counter(reason for out in outs for topic, reason in out.rejected if topic == TRADES)
+    first_times = len(sent)
+    accepted = sum(out.received for out in outs)
+    assert accepted + refused["stale_trade"] + refused["duplicate"] >= sum(sent.values())
+    assert accepted <= first_times
+    # What left the window is archived once, with the row it had, and a tombstone.
+    archived = [(key.decode(), row) for out in outs for key, row in out.archive]
+    assert len({k for k, _ in archived}) == len(archived)
+    tombstones = {
+        key.decode() for out in outs for name, key, value in out.changelog
+        if name == "engine-trades" and value is None
+    }  # fmt: skip
+    assert tombstones == {k for k, _ in archived}
+    horizon = T0 + 10 * (len(outs) - 1) - (WINDOWED.window_s or 0)
+    for trade_id, row in engine.finished.items():
+        assert trade_time_of(row) >= horizon, (trade_id, row)
+    for trade_id, row in archived:
+        assert trade_id not in engine.finished and trade_time_of(row) < T0 + 10 * len(outs)
 
 
 @settings(max_examples=200, deadline=None)

@@ -86,7 +86,7 @@ def test_the_pool_answers_what_the_inline_check_answers_on_threads_of_its_own(
         return verify(*args)
 
     monkeypatch.setattr(signing, "verify", spy)
-    checker = Checker(2)
+    checker = Checker(2, pool_min=1)
     try:
         answers = asyncio.run(checker.check(registry, fetched))
     finally:
@@ -114,7 +114,7 @@ def test_the_pool_answers_what_the_inline_check_answers_on_threads_of_its_own(
 def test_a_batch_given_the_answers_writes_what_an_inline_batch_writes() -> None:
     registry, venue = _registry()
     fetched = _fetched(venue)
-    checker = Checker(2)
+    checker = Checker(2, pool_min=1)
     try:
         answers = asyncio.run(checker.check(registry, fetched))
     finally:
@@ -142,13 +142,19 @@ def test_an_answer_counts_at_its_place_only_and_goes_once_applied() -> None:
     assert Settings.from_env({"KESSAI_SIGNATURE_THREADS": "0"}).signature_threads == 0
     elsewhere = _apply(fetched, registry, {("trades", 1, 0): ("bad_signature", "planted")})
     assert elsewhere.records == _apply(fetched, registry, None).records
-    checker = Checker(1)
+    checker = Checker(1, pool_min=1)
     try:
         asyncio.run(checker.check(registry, fetched))
         assert checker.answers
         checker.applied(fetched)
         assert not checker.answers
         asyncio.run(checker.check(registry, fetched))
+        # A fetch with fewer signed records than the pool's minimum is left inline.
+        few = Checker(1, pool_min=10_000)
+        try:
+            assert asyncio.run(few.check(registry, fetched)) == {}
+        finally:
+            few.close()
         other, _ = _registry()
         asyncio.run(checker.check(other, []))  # another registry: nothing kept
         assert not checker.answers
