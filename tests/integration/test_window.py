@@ -100,7 +100,7 @@ async def test_a_trade_leaves_the_window_stays_findable_and_its_resend_is_stale(
                 # runs a batch for that alone), and still found: from the archive.
                 assert _get(f"{web}/trades/{tid}")[0] == 200
                 await _wait("the trade to leave memory", lambda: _finished_rows(web) == 0)
-                status, doc = await _wait(
+                _, doc = await _wait(
                     "the archived trade",
                     lambda: (got := _get(f"{web}/trades/{tid}"))[0] == 200 and got,
                 )
