@@ -32,6 +32,8 @@ KAFKA_SECURITY = ("plaintext", "sasl_ssl")
 
 #: Longest settlement deadline: 30 days.
 DEADLINE_S_MAX = 30 * 86_400
+#: The engine's window unless told (docs/adr/0033): seven days.
+TRADE_WINDOW_S = 7 * 86_400.0
 #: The longest window for finished trade ids: ten years.
 WINDOW_S_MAX = 3650 * 86_400
 #: Threads that check signatures ahead of each engine batch, unless told: the cores, up to 4.
@@ -116,11 +118,13 @@ def _integer(env: Mapping[str, str], name: str, default: str, *, minimum: int, m
 
 
 def _window(env: Mapping[str, str], deadline_s: float) -> float | None:
-    """``KESSAI_TRADE_WINDOW_S``: none (or 0) keeps every id; else longer than the deadline
-    (a trade must finish before its id may leave)."""
-    if env.get("KESSAI_TRADE_WINDOW_S", "0").strip() in ("", "0"):
+    """``KESSAI_TRADE_WINDOW_S``: seven days unless set; 0 keeps every id; else longer
+    than the deadline (a trade must finish before its id may leave)."""
+    text = env.get("KESSAI_TRADE_WINDOW_S", "").strip() or f"{TRADE_WINDOW_S:g}"
+    if text == "0":
         return None
-    window = _number(env, "KESSAI_TRADE_WINDOW_S", "0", minimum=1, maximum=WINDOW_S_MAX)
+    name = "KESSAI_TRADE_WINDOW_S"
+    window = _number({name: text}, name, text, minimum=1, maximum=WINDOW_S_MAX)
     if window <= deadline_s:
         raise ConfigError(
             f"KESSAI_TRADE_WINDOW_S: {window:g} s, want more than the settlement deadline "
@@ -180,8 +184,8 @@ class Settings:
     #: The settlement engine's window (docs/adr/0033): a finished trade's id and row
     #: leave its memory (for the archive) once its trade time is this much older than
     #: the engine's clock, and a trade that old is refused, ``stale_trade``. Longer than
-    #: the deadline. None: every id kept in memory for ever.
-    trade_window_s: float | None = None
+    #: the deadline. None (``KESSAI_TRADE_WINDOW_S=0``): every id kept in memory for ever.
+    trade_window_s: float | None = TRADE_WINDOW_S
     #: The settlement engine's producers share one transactional id per app, so a new
     #: holder fences the old one. Off (``KESSAI_ENGINE_FENCING=0``) only in the test
     #: that shows what fencing prevents (tests/crash/test_engine_takeover.py).

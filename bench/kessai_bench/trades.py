@@ -12,6 +12,7 @@ the same bytes. Ids have a fixed width, so every record has about the same size.
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -27,16 +28,27 @@ BONDS: tuple[str, ...] = tuple(
 ACCOUNTS = 1_000
 #: ``schemas.TradeExecuted``'s version field, first in its encoding.
 SCHEMA_VERSION = 1
+#: The process's start, to the second: the trades' default ``trade_time``.
+STARTED = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 class TradeFactory:
     """Makes trade records ``(key, value)`` for one run: ids ``{prefix}-{n:09d}``."""
 
     def __init__(
-        self, prefix: str, *, seed: int = 7, signer: signing.SigningKey | None = None
+        self,
+        prefix: str,
+        *,
+        seed: int = 7,
+        signer: signing.SigningKey | None = None,
+        trade_time: str | None = None,
     ) -> None:
-        """With ``signer``, each trade is the signer's (its ``venue``) and signed."""
+        """With ``signer``, each trade is the signer's (its ``venue``) and signed;
+        every trade carries ``trade_time`` (default: this process's start, to the
+        second: recent, as the engine's window wants, and the same for every factory
+        of a run)."""
         self.prefix = prefix
+        self.trade_time = trade_time or STARTED
         self.signer = signer
         self.venue = signer.signer if signer is not None else "sim"
         #: A signing venue's trade ids start with its id (streams/security/signing.py).
@@ -61,7 +73,7 @@ class TradeFactory:
             "price": f"{rng.randrange(9_800, 10_200) / 100:.2f}",
             "currency": "JPYC" if rng.random() < 0.8 else "USDC",
             "accrued_interest": f"{rng.randrange(0, 5_000) / 100:.2f}",
-            "trade_time": "2026-11-25T09:00:00Z",
+            "trade_time": self.trade_time,
         }
 
     def record(self) -> tuple[bytes, bytes]:

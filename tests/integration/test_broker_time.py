@@ -17,6 +17,7 @@ from schemas import TRADES
 from streams.devtools import localkafka
 from streams.kafka.admin import ensure_public_topics
 from tests.support.logs import collect
+from tests.support.records import trade_time
 from tests.support.workers import running_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -32,7 +33,7 @@ async def test_a_trade_stamped_a_year_ahead_still_fails_at_its_deadline(
     tid = f"v:ahead-{run}"
     trade = {"trade_id": tid, "venue": "v", "isin": "JP1103551Q43", "buyer": f"b-{run}",
              "seller": f"s-{run}", "quantity": 100_000, "price": "99.5", "currency": "JPYC",
-             "accrued_interest": "0", "trade_time": "2026-12-04T00:00:00Z"}  # fmt: skip
+             "accrued_interest": "0", "trade_time": trade_time()}  # fmt: skip
     env = {"KESSAI_BOOTSTRAP": settings.bootstrap, "KESSAI_SETTLEMENT_DEADLINE_S": "5",
            "KESSAI_TICK_INTERVAL_S": "0.5"}  # fmt: skip
     try:

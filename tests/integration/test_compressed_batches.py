@@ -28,7 +28,7 @@ from streams.config import Settings
 from streams.kafka.admin import ensure_public_topics
 from streams.kafka.reader import read_committed
 from tests.support.logs import collect
-from tests.support.records import bond_deposit, cash_deposit
+from tests.support.records import bond_deposit, cash_deposit, trade_time
 from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.integration
@@ -54,7 +54,7 @@ def _records(run: str, codec: str, client: str) -> dict[str, list[tuple[str, dic
         "price": "99.5",
         "currency": "JPYC",
         "accrued_interest": "12",
-        "trade_time": "2026-12-03T00:00:00Z",
+        "trade_time": trade_time(),
     }
     return {
         PAYMENTS: [(buyer, cash_deposit(f"zp-{tag}", buyer, "99512"))],

@@ -27,6 +27,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.support.paths import ARTIFACTS
+from tests.support.records import trade_time
 from tests.support.workers import private_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -104,7 +105,7 @@ class Feeder(threading.Thread):
                 await send("trades", tid, {"trade_id": tid, "venue": "v1", "isin": BOND,
                            "buyer": buyer, "seller": seller, "quantity": 100_000,
                            "price": "99.5", "currency": "JPYC", "accrued_interest": "12",
-                           "trade_time": "2026-11-25T00:00:00Z"})  # fmt: skip
+                           "trade_time": trade_time()})  # fmt: skip
                 self.trade_ids.append(tid)
                 if n % 5 == 0:  # a payment of half a yen: rejected, invalid_amount
                     await send("payments", buyer, {"payment_id": f"bad-{self.run_id}-{n}",

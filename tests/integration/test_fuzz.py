@@ -53,7 +53,7 @@ from streams.kafka.admin import ensure_public_topics
 from streams.kafka.reader import read_committed
 from streams.security import signing
 from tests.support.hostile import BOND, RECORD_BYTES_MAX, Hostile, hostile_records
-from tests.support.records import bond_deposit, cash_deposit
+from tests.support.records import bond_deposit, cash_deposit, trade_time
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -72,7 +72,7 @@ def _trade(n: int) -> tuple[str, dict[str, Any]]:
         "trade_id": tid, "venue": "fz-venue", "isin": BOND,
         "buyer": f"fz-buyer-{n % PAIRS}", "seller": f"fz-seller-{n % PAIRS}",
         "quantity": 100_000, "price": "99.5", "currency": "JPYC", "accrued_interest": "0",
-        "trade_time": "2026-12-03T00:00:00Z",
+        "trade_time": trade_time(),
     }  # fmt: skip
 
 

@@ -25,7 +25,7 @@ from schemas import CUSTODY, ORDERS, PAYMENTS, TRADES
 from streams.config import Settings
 from streams.kafka.admin import ensure_public_topics
 from tests.support.logs import collect
-from tests.support.records import bond_deposit, cash_deposit
+from tests.support.records import bond_deposit, cash_deposit, trade_time
 from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ async def test_tombstones_and_oversized_records_are_rejected_and_a_trade_after_s
     trade = {
         "trade_id": tid, "venue": "venue-a", "isin": BOND, "buyer": buyer, "seller": seller,
         "quantity": 100_000, "price": "99.5", "currency": "JPYC", "accrued_interest": "12",
-        "trade_time": "2026-12-03T00:00:00Z",
+        "trade_time": trade_time(),
     }  # fmt: skip
     padded = orjson.dumps(cash_deposit(f"pad-{run}", buyer, "1"))[:-1] + b"\n" * 600_000 + b"}"
     hostile: list[tuple[str, bytes, bytes | None, str]] = [

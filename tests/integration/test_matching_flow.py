@@ -30,7 +30,7 @@ from streams.config import Settings
 from streams.security import signing
 from tests.support.logs import Seen, collect
 from tests.support.profiles import Profile
-from tests.support.records import bond_deposit, cash_deposit
+from tests.support.records import bond_deposit, cash_deposit, trade_time
 from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.integration
@@ -136,7 +136,7 @@ async def _send_a_trade_past_exact_arithmetic(profile: Profile, bond: _Bond) -> 
             "quantity": 2**53 - 1 - (2**53 - 1) % U,
             "price": "1" + "0" * 50,
             "currency": "JPYC",
-            "trade_time": "2026-11-26T00:00:00Z",
+            "trade_time": trade_time(),
         },
     )
 

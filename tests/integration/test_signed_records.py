@@ -26,7 +26,7 @@ from streams.security import signing
 from streams.topics import TopicSpec
 from tests.support.logs import Seen, collect, read_journal
 from tests.support.profiles import Profile, SecureCluster
-from tests.support.records import bond_deposit, cash_deposit
+from tests.support.records import bond_deposit, cash_deposit, trade_time
 from tests.support.workers import running_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -45,7 +45,7 @@ def _trade(tid: str, buyer: str, seller: str, venue: str = "venue-a") -> dict[st
         "price": "99.5",
         "currency": "JPYC",
         "accrued_interest": "0",
-        "trade_time": "2026-11-26T00:00:00Z",
+        "trade_time": trade_time(),
     }
 
 

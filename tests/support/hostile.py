@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from schemas import CUSTODY, KEY_BYTES_MAX, ORDERS, PAYMENTS, TRADES, VALUE_BYTES_MAX
+from tests.support.records import trade_time
 
 #: Every input topic kessai reads from outside.
 INPUT_TOPICS = (PAYMENTS, CUSTODY, TRADES, ORDERS)
@@ -55,6 +56,11 @@ class Hostile:
     partition: int | None = None
 
 
+#: The valid trades' trade_time: this process's start, so that records generated twice
+#: with one seed are the same bytes, and recent enough for the engine's window.
+TRADE_TIME = trade_time()
+
+
 def valid(topic: str, n: str) -> dict[str, Any]:
     """A valid record of ``topic`` (id suffix ``n``), for the generator to spoil."""
     if topic == PAYMENTS:
@@ -67,7 +73,7 @@ def valid(topic: str, n: str) -> dict[str, Any]:
         return {"trade_id": f"fz-t{n}", "venue": "fz-venue", "isin": BOND,
                 "buyer": f"fz-b{n}", "seller": f"fz-s{n}", "quantity": 100_000,
                 "price": "99.5", "currency": "JPYC", "accrued_interest": "0",
-                "trade_time": "2026-12-03T00:00:00Z"}  # fmt: skip
+                "trade_time": TRADE_TIME}  # fmt: skip
     if topic == ORDERS:
         return {"order_id": f"fz-o{n}", "venue": "fz-venue", "account": f"fz-a{n}",
                 "isin": BOND, "side": "buy", "quantity": 100_000,

@@ -30,6 +30,9 @@ def test_the_defaults_are_what_a_newcomer_runs() -> None:
         ("KESSAI_WEB_PORT", "70000"),
         ("KESSAI_HEALTH_LAG_MAX", "-1"),
         ("KESSAI_SIGNATURE_THREADS", "-1"),
+        ("KESSAI_TRADE_WINDOW_S", "soon"),
+        ("KESSAI_TRADE_WINDOW_S", "3600"),  # not longer than the default deadline
+        ("KESSAI_TRADE_WINDOW_S", "-1"),
         ("KESSAI_SIGNATURE_THREADS", "many"),
     ],
 )
@@ -41,3 +44,7 @@ def test_a_number_out_of_its_range_is_named_at_start(name: str, value: str) -> N
 def test_numbers_in_range_are_taken() -> None:
     s = Settings.from_env({"KESSAI_SETTLEMENT_DEADLINE_S": "25", "KESSAI_VENUE_RATE": "5"})
     assert (s.settlement_deadline_s, s.venue_rate_per_s) == (25.0, 5)
+    # The window: seven days unless told, 0 keeps every id, else longer than the deadline.
+    assert s.trade_window_s == 7 * 86_400
+    assert Settings.from_env({"KESSAI_TRADE_WINDOW_S": "0"}).trade_window_s is None
+    assert Settings.from_env({"KESSAI_TRADE_WINDOW_S": "3601"}).trade_window_s == 3601

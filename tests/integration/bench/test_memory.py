@@ -60,6 +60,7 @@ from streams.topics import (
     engine_topic,
 )
 from tests.support.logs import collect
+from tests.support.records import trade_time
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -246,7 +247,7 @@ async def _live_on_the_prefill(
         "price": "99.5",
         "currency": memory.CASH_TOKEN,
         "accrued_interest": "0",
-        "trade_time": "2026-11-25T00:00:00Z",
+        "trade_time": trade_time(),
     }
     await _publish(
         pre.bootstrap,
