@@ -78,6 +78,7 @@ from streams.security import signing
 from streams.security.quota import Limit, Quota
 from streams.topics import (
     ENGINE_ACCOUNTS,
+    ENGINE_ARCHIVE,
     ENGINE_APPLIED,
     ENGINE_CHANGELOGS,
     ENGINE_INFLOW,
@@ -99,7 +100,7 @@ TOPICS: Final = (*INPUT_TOPICS, *OUTPUT_TOPICS, ENGINE_LOG)
 #: What the engine reads.
 ENGINE_INPUTS: Final = (PAYMENTS, CUSTODY, TRADES)
 #: Tables compared through their changelogs: the engine's, and the matcher's orders.
-TABLES: Final = (*ENGINE_CHANGELOGS, ORDERS_TABLE)
+TABLES: Final = (*ENGINE_CHANGELOGS, ORDERS_TABLE, ENGINE_ARCHIVE)
 #: Differences described per check; all are counted.
 EXAMPLES_MAX: Final = 3
 #: Characters of a record quoted in a difference.
@@ -232,6 +233,8 @@ class Derived:
     #: The engine's state after the last batch of its log.
     engine: Engine = field(default_factory=Engine)
     order_rows: dict[str, bytes] = field(default_factory=dict)
+    #: Finished trades' rows that left the engine's window (ADR 0033), by trade id.
+    archive: dict[str, bytes] = field(default_factory=dict)
     #: The checks of the engine's log itself.
     log_checks: list[Check] = field(default_factory=list)
 
@@ -295,7 +298,9 @@ def _derive_engine(
                     batch.record(seg.topic, seg.partition, record.offset, record.key,
                                  record.value, record.timestamp / 1000)  # fmt: skip
         batch.expire()
-        _collect(d, batch.finish().records, where_log)
+        out = batch.finish()
+        _collect(d, out.records, where_log)
+        d.archive.update((key.decode(), row) for key, row in out.archive)
     d.log_checks = [numbering, clock, tiling.check()]
 
 
@@ -565,9 +570,10 @@ def _compare_tables(d: Derived, tables: Mapping[str, Log]) -> list[Check]:
         ("engine inflow (changelog)", ENGINE_INFLOW, inflow),
         ("engine rate buckets (changelog)", ENGINE_RATES, engine.rates),
         ("orders table (changelog)", ORDERS_TABLE, d.order_rows),
+        ("engine archive (trades past the window)", ENGINE_ARCHIVE, d.archive),
     ):
         check = Check(name)
-        committed_rows = _last_rows(tables[table])
+        committed_rows = _last_rows(tables.get(table, {}))
         for key in sorted(set(committed_rows) | set(derived_rows)):
             check.compared += 1
             want_row, got_row = derived_rows.get(key), committed_rows.get(key)

@@ -92,3 +92,37 @@ def test_a_committed_record_left_out_between_two_batches_is_reported() -> None:
     assert _tiling(committed=[0, 1, 2], segments=[(0, 1)]) == [
         "trades[0]: 2 committed record(s) from offset 1 never applied by the engine"
     ]
+
+
+def test_replay_derives_the_archive_and_a_missing_archived_row_is_a_difference() -> None:
+    """Under the window (ADR 0033) the replay lets the same ids leave at the same
+    batches, and compares what it derived with the archive topic."""
+    from streams.audit.replay import compare
+    from streams.engine.core import Rules
+    from streams.topics import ENGINE_ARCHIVE
+
+    trade = orjson.dumps({"trade_id": "t1", "venue": "v", "isin": "JP1103551Q43",
+        "buyer": "b", "seller": "s", "quantity": 100_000, "price": "100",
+        "currency": "JPYC", "trade_time": "2023-11-14T22:13:20Z"})  # fmt: skip
+    rules = Rules(tokens={"JPYC": 0, "USDC": 6}, deadline_s=20.0, window_s=30.0).to_json()
+    first = Manifest(1, 1_700_000_000.0, rules, [Segment(TRADES, 0, 0, 1)])
+    later = Manifest(2, 1_700_000_031.0, rules)  # t1 failed at 20 s, leaves at 30 s
+    logs: dict[str, Log] = {topic: {} for topic in TOPICS}
+    logs[TRADES] = {0: [_record(TRADES, 0, b"t1", trade)]}
+    logs[ENGINE_LOG] = {0: [_record(ENGINE_LOG, 0, None, first.to_bytes()),
+                            _record(ENGINE_LOG, 1, None, later.to_bytes())]}  # fmt: skip
+    derived = derive(logs, Settings())
+    assert list(derived.archive) == ["t1"] and "t1" not in derived.engine.finished
+    row = derived.archive["t1"]
+    archived = {0: [_record(ENGINE_ARCHIVE, 0, b"t1", row)]}
+
+    def archive_check(tables: dict[str, Log]) -> list[str]:
+        checks = compare(derived, logs, tables, tokens={"JPYC": 0, "USDC": 6})
+        [check] = [c for c in checks if c.name.startswith("engine archive")]
+        assert check.compared == 1
+        return check.examples
+
+    base: dict[str, Log] = {name: {} for name in ("engine-accounts", "engine-trades",
+        "engine-applied", "engine-inflow", "engine-rates", "orders")}  # fmt: skip
+    assert archive_check({**base, ENGINE_ARCHIVE: archived}) == []
+    assert archive_check({**base, ENGINE_ARCHIVE: {}}) != []  # the row never archived
