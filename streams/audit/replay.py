@@ -78,8 +78,8 @@ from streams.security import signing
 from streams.security.quota import Limit, Quota
 from streams.topics import (
     ENGINE_ACCOUNTS,
-    ENGINE_ARCHIVE,
     ENGINE_APPLIED,
+    ENGINE_ARCHIVE,
     ENGINE_CHANGELOGS,
     ENGINE_INFLOW,
     ENGINE_LOG,
