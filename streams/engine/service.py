@@ -51,6 +51,7 @@ from streams.runtime.batches import (
     transactional_producer,
 )
 from streams.runtime.livesums import LiveSums
+from streams.runtime.prefetch import Prefetch
 from streams.security import signing
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ INPUTS: Final = (TRADES, PAYMENTS, CUSTODY)
 #: keeps a batch's commit close behind its first record under a backlog.
 BATCH_RECORDS_MAX: Final = 4_000
 BATCH_SECONDS_MAX: Final = 0.05
+#: Records taken from the fetcher ahead of the batches at most (streams/runtime/prefetch.py).
+PREFETCH_RECORDS_MAX: Final = 2 * BATCH_RECORDS_MAX
 #: How long a fetch waits for records when nothing is due.
 IDLE_WAIT_MS: Final = 100
 #: How often the loop looks for the assignment that ends a rebalance.
@@ -211,14 +214,27 @@ class EngineService:
     async def _loop(
         self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, leadership: Leadership
     ) -> None:
+        prefetch = Prefetch(consumer, max_records=PREFETCH_RECORDS_MAX)
+        prefetch.start()
+        try:
+            await self._batches(consumer, producer, leadership, prefetch)
+        finally:
+            await prefetch.stop()
+
+    async def _batches(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        leadership: Leadership,
+        prefetch: Prefetch,
+    ) -> None:
         held = leadership.assigned
         leftover: list[tuple[TopicPartition, list[ConsumerRecord]]] = []
         generation = leadership.generation
         while True:
             if not leftover:
-                wait = self._wait_ms()
-                fetched = await consumer.getmany(timeout_ms=wait, max_records=BATCH_RECORDS_MAX)
-                leftover = sorted(((tp, rs) for tp, rs in fetched.items() if rs), key=_moves_first)
+                fetched = await prefetch.take(self._wait_ms())
+                leftover = sorted(fetched, key=_moves_first)
             while not leadership.assigned and leadership.generation == generation:
                 await asyncio.sleep(REBALANCE_POLL_S)  # revoked: wait for the assignment
             async with leadership.lock:
@@ -229,8 +245,12 @@ class EngineService:
                     # Kept: go on from where the last batch committed, dropping what
                     # was fetched meanwhile (it comes again).
                     generation, leftover = leadership.generation, []
-                    for tp in held:
-                        consumer.seek(tp, self._positions[tp])
+
+                    def back() -> None:
+                        for tp in held:
+                            consumer.seek(tp, self._positions[tp])
+
+                    await prefetch.seek(back)
                     continue
                 if not leadership.assigned:
                     continue  # revoked while this waited for the lock
