@@ -43,6 +43,7 @@ from streams.engine.manifest import Manifest, Segment
 from streams.engine.signatures import Checker
 from streams.runtime import batches
 from streams.runtime.batches import (
+    REBALANCE_POLL_S,
     Leadership,
     Outbox,
     Stats,
@@ -68,8 +69,6 @@ BATCH_SECONDS_MAX: Final = 0.05
 PREFETCH_RECORDS_MAX: Final = 2 * BATCH_RECORDS_MAX
 #: How long a fetch waits for records when nothing is due.
 IDLE_WAIT_MS: Final = 100
-#: How often the loop looks for the assignment that ends a rebalance.
-REBALANCE_POLL_S: Final = 0.05
 
 
 class EngineService:
@@ -141,7 +140,7 @@ class EngineService:
                 await consumer.getmany(timeout_ms=0)  # stays a live member of the group
             logger.info("engine: this worker holds the inputs; taking over (%d rows read "
                         "as a standby)", tail.rows)  # fmt: skip
-            await self._lead(consumer, leadership, tail)
+            await self._lead(consumer, leadership, tail, set(leadership.assigned))
         finally:
             await tail.stop()
             await consumer.stop()
@@ -157,8 +156,16 @@ class EngineService:
         return transactional_producer(s, client_id=f"{s.app_id}-engine", transactional_id=tid)
 
     async def _lead(
-        self, consumer: AIOKafkaConsumer, leadership: Leadership, tail: restore.ChangelogTail
+        self,
+        consumer: AIOKafkaConsumer,
+        leadership: Leadership,
+        tail: restore.ChangelogTail,
+        taken: set[TopicPartition],
     ) -> None:
+        """Restore, seek the ``taken`` inputs to where the engine stopped, and run the
+        batches. A rebalance may come during the restore (another worker joining): the
+        seek waits for its assignment, and if it is no longer ``taken``, another worker
+        holds the inputs and this one stops."""
         self.state = "restoring"
         producer = self._producer()
         await producer.start()  # InitProducerId: the previous holder is fenced now
@@ -168,7 +175,12 @@ class EngineService:
             await tail.stop()
             last = await restore.last_manifest(self.settings)
             self._seq = last.seq if last is not None else 0
-            await self._seek(consumer, leadership.assigned, last)
+            generation = await leadership.seek_when_settled(
+                taken, lambda: self._seek(consumer, taken, last)
+            )
+            if generation is None:
+                logger.warning("engine: the inputs were given to another worker")
+                return
             logger.info(
                 "engine: restored %d rows in %.2f s (%d of them in %.2f s after the "
                 "takeover; %d accounts, %d open trades, batch %d)", tail.rows,
@@ -178,7 +190,7 @@ class EngineService:
             self.restores += 1
             self.sums.rebuild(self.engine.accounts, self.engine.inflow)
             self.state = "leading"
-            await self._loop(consumer, producer, leadership)
+            await self._loop(consumer, producer, leadership, taken, generation)
         finally:
             self.state = "standby"
             await producer.stop()
@@ -212,12 +224,19 @@ class EngineService:
             consumer.seek(tp, position)
 
     async def _loop(
-        self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, leadership: Leadership
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        leadership: Leadership,
+        held: set[TopicPartition],
+        generation: int,
     ) -> None:
+        """The batches over ``held``, as assigned at ``generation``, until another worker
+        is given them."""
         prefetch = Prefetch(consumer, max_records=PREFETCH_RECORDS_MAX)
         prefetch.start()
         try:
-            await self._batches(consumer, producer, leadership, prefetch)
+            await self._batches(consumer, producer, leadership, prefetch, held, generation)
         finally:
             await prefetch.stop()
 
@@ -227,10 +246,10 @@ class EngineService:
         producer: AIOKafkaProducer,
         leadership: Leadership,
         prefetch: Prefetch,
+        held: set[TopicPartition],
+        generation: int,
     ) -> None:
-        held = leadership.assigned
         leftover: list[tuple[TopicPartition, list[ConsumerRecord]]] = []
-        generation = leadership.generation
         while True:
             if not leftover:
                 fetched = await prefetch.take(self._wait_ms())

@@ -41,6 +41,7 @@ from streams.matching.handler import RecordOutputs, handle_record
 from streams.matching.matcher import Matcher
 from streams.runtime import batches
 from streams.runtime.batches import (
+    REBALANCE_POLL_S,
     Leadership,
     Outbox,
     Stats,
@@ -61,7 +62,6 @@ __all__ = ["MatcherService", "Rows"]
 BATCH_RECORDS_MAX: Final = 4_000
 #: How long a fetch waits for orders.
 IDLE_WAIT_MS: Final = 100
-REBALANCE_POLL_S: Final = 0.05
 
 
 class Rows(MutableMapping[str, bytes]):
@@ -135,7 +135,7 @@ class MatcherService:
             while not leadership.assigned:
                 await consumer.getmany(timeout_ms=IDLE_WAIT_MS)  # a live member of the group
             logger.info("matcher: this worker holds the orders; taking over")
-            await self._lead(consumer, leadership)
+            await self._lead(consumer, leadership, set(leadership.assigned))
         finally:
             await consumer.stop()
 
@@ -148,7 +148,9 @@ class MatcherService:
             self.settings, client_id=self.group, transactional_id=self.group
         )
 
-    async def _lead(self, consumer: AIOKafkaConsumer, leadership: Leadership) -> None:
+    async def _lead(
+        self, consumer: AIOKafkaConsumer, leadership: Leadership, taken: set[TopicPartition]
+    ) -> None:
         self.state = "restoring"
         producer = self._producer()
         await producer.start()  # InitProducerId: the previous holder is fenced now
@@ -157,12 +159,17 @@ class MatcherService:
             self.orders, self.rates = Rows(), Rows()
             rows = await self._restore(self.orders, ORDERS_TABLE)
             rows += await self._restore(self.rates, ORDER_RATES_TABLE)
-            await self._seek(consumer, leadership.assigned)
+            generation = await leadership.seek_when_settled(
+                taken, lambda: self._seek(consumer, taken)
+            )
+            if generation is None:
+                logger.warning("matcher: the orders were given to another worker")
+                return
             matcher = Matcher(self.orders, tokens=self.settings.tokens)
             logger.info("matcher: restored %d rows in %.2f s (%d books)", rows,
                         time.monotonic() - started, len(matcher.books()))  # fmt: skip
             self.state = "leading"
-            await self._loop(consumer, producer, leadership, matcher)
+            await self._loop(consumer, producer, leadership, matcher, taken, generation)
         finally:
             self.state = "standby"
             await producer.stop()
@@ -199,8 +206,9 @@ class MatcherService:
         producer: AIOKafkaProducer,
         leadership: Leadership,
         matcher: Matcher,
+        held: set[TopicPartition],
+        generation: int,
     ) -> None:
-        held, generation = leadership.assigned, leadership.generation
         while True:
             fetched = await consumer.getmany(timeout_ms=IDLE_WAIT_MS, max_records=BATCH_RECORDS_MAX)
             while not leadership.assigned and leadership.generation == generation:

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "COMMIT_BUCKETS_S",
     "FAIL_STOP_EXIT",
+    "REBALANCE_POLL_S",
     "SESSION_TIMEOUT_MS",
     "CommitTimes",
     "Leadership",
@@ -48,6 +49,8 @@ __all__ = [
     "transactional_producer",
 ]
 
+#: How often a loop looks for the assignment that ends a rebalance.
+REBALANCE_POLL_S: Final = 0.05
 #: The exit status of a worker whose batch loop ended (EX_SOFTWARE).
 FAIL_STOP_EXIT = 70
 #: Upper bounds of the commit-duration buckets, in seconds.
@@ -166,6 +169,26 @@ class Leadership(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self.assigned = set(assigned)
         self.generation += 1
+
+    async def seek_when_settled(
+        self, taken: set[TopicPartition], seek: Callable[[], Awaitable[None]]
+    ) -> int | None:
+        """After a restore: wait out a rebalance in flight (another worker joining
+        during the restore revokes everything for a moment); then, if the assignment is
+        still ``taken``, ``seek()`` under the lock (a revocation waits for it) and
+        return the assignment's generation. None: another worker holds the inputs now.
+        (CI, 2026-12-04: a loop that started mid-rebalance took the empty set for its
+        inputs and stopped at the next assignment.)"""
+        while True:
+            while not self.assigned:
+                await asyncio.sleep(REBALANCE_POLL_S)
+            async with self.lock:
+                if not self.assigned:
+                    continue
+                if self.assigned != taken:
+                    return None
+                await seek()
+                return self.generation
 
 
 class Outbox:
