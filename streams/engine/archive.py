@@ -58,8 +58,6 @@ class ArchiveIndex:
         cluster = hashlib.sha256(settings.bootstrap.encode()).hexdigest()[:8]
         self.path = path or settings.state_dir / f"{settings.app_id}-archive-{cluster}.sqlite3"
         self._db: sqlite3.Connection | None = None
-        #: Rows read since the worker started.
-        self.rows = 0
 
     def _open(self) -> sqlite3.Connection:
         if self._db is None:
@@ -98,7 +96,6 @@ class ArchiveIndex:
         with db:
             db.executemany("INSERT OR REPLACE INTO trades VALUES (?, ?)", rows)
             db.execute("INSERT OR REPLACE INTO read_to VALUES (?, ?)", (self.topic, next_offset))
-        self.rows += len(rows)
 
     async def run(self) -> None:
         """Tail the archive topic into the file, for as long as the worker runs."""

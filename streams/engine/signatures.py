@@ -70,6 +70,9 @@ class Checker:
         if registry is not self._registry:
             self.answers, self._registry = {}, registry
         answers = self.answers
+        signed = sum(len(rs) for tp, rs in fetched if tp.topic in signing.SIGNED_TOPICS)
+        if signed < self.pool_min:
+            return answers  # the batch checks these inline
         jobs: list[_Job] = [
             (tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp / 1000)
             for tp, records in fetched
@@ -79,8 +82,8 @@ class Checker:
             and r.value is not None
             and (tp.topic, tp.partition, r.offset) not in answers
         ]
-        if len(jobs) < self.pool_min:
-            return answers  # the batch checks these inline
+        if not jobs:
+            return answers
         n = max(1, min(self.threads, len(jobs) // CHUNK_MIN))
         loop = asyncio.get_running_loop()
         parts = await asyncio.gather(

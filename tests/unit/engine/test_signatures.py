@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 from aiokafka import ConsumerRecord, TopicPartition
+from kessai_bench.signatures import venue_registry
 from kessai_bench.trades import TradeFactory
 
 from streams.config import Settings
@@ -23,14 +24,7 @@ NOW = time.time()
 
 
 def _registry() -> tuple[signing.Registry, signing.SigningKey]:
-    venue = signing.SigningKey.generate("venue-sig", "kessai-test")
-    admin = signing.SigningKey.generate("admin", "-").key
-    document = signing.registry_document(
-        [signing.entry(venue.signer, "venue", venue.public_text(), ["acct-*"])],
-        deployment=venue.deployment,
-        admin=admin,
-    )
-    return signing.registry_of(orjson.loads(document), admin.public_key()), venue
+    return venue_registry("venue-sig", "kessai-test")
 
 
 def _fetched(venue: signing.SigningKey) -> list[tuple[TopicPartition, list[ConsumerRecord]]]:
