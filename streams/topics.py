@@ -232,7 +232,7 @@ def engine_specs(app_id: str) -> list[TopicSpec]:
     partition each: one writer needs no more, and each transaction then writes one
     marker per topic."""
     specs = [
-        TopicSpec(name=engine_topic(app_id, n), partitions=1, config=dict(CHANGELOG_CONFIG))
+        TopicSpec(name=engine_topic(app_id, n), partitions=1, config=dict(ENGINE_CHANGELOG_CONFIG))
         for n in ENGINE_CHANGELOGS
     ]
     specs.extend(
@@ -256,6 +256,19 @@ def changelog(app_id: str, table: str) -> str:
 #: A table's changelog as faust declares it for a table that is not windowed
 #: (``faust.tables.base``: compacting, not deleting).
 CHANGELOG_CONFIG: Final[Mapping[str, str]] = MappingProxyType({"cleanup.policy": "compact"})
+
+#: The engine's changelogs: compacted, in segments small enough to be compacted soon. A
+#: restore reads every row still on disk, and Kafka never compacts the active segment:
+#: at the default 1 GiB, at 5,000 trades/s (two account rows of ~170 B each) the active
+#: segment of ``engine-accounts`` holds ~10 minutes, ~6,000,000 superseded rows, about
+#: 40 s more of a restore at the 160,000 rows/s measured. At 64 MiB it holds ~40 s of
+#: rows, and a quiet engine rolls each hour (the default is a week). Dirty rows beyond
+#: the active segment stay under the cleaner's default ratio (0.5: at most as many
+#: again as the live rows). Only for topics created from now on: an existing topic
+#: keeps its configs (kafka-configs.sh --alter changes them).
+ENGINE_CHANGELOG_CONFIG: Final[Mapping[str, str]] = MappingProxyType(
+    {"cleanup.policy": "compact", "segment.bytes": str(64 << 20), "segment.ms": str(3_600_000)}
+)
 
 
 def changelog_specs(app_id: str, partitions: int) -> list[TopicSpec]:

@@ -55,7 +55,7 @@ def state_sums(service: EngineService) -> StateSums | None:
     Balances, locks and inflow are the service's running sums of what is committed
     (:mod:`streams.runtime.livesums`); open trades are counted at each scrape (few: a
     funded trade never stays open past its batch)."""
-    if not service.leading:
+    if not service.leading or not service.sums.ready:
         return None
     engine = service.engine
     out = live_state_sums(service.sums)

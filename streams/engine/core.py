@@ -173,7 +173,10 @@ class Outputs:
 class Engine:
     """Every account and trade, as committed. Changed only by a :class:`Batch`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, windowed: bool = True) -> None:
+        """``windowed``: finished ids leave after a window (:attr:`Rules.window_s`), so a
+        restore puts each one in :attr:`leaving`; without a window nothing leaves."""
+        self.windowed = windowed
         #: account -> its state's JSON bytes (:meth:`domain.AccountState.to_bytes`).
         self.accounts: dict[str, bytes] = {}
         #: Open sagas, by trade id.
@@ -215,6 +218,13 @@ class Engine:
                 self.open[key] = wire.saga_from_row(orjson.loads(value)["saga"])
             elif value is not None:
                 self.finished[key] = value  # kept as its bytes: parsed only when asked
+                if self.windowed:
+                    # Pushed as read, not heapified at the end: rows come in about the
+                    # order of their trade times (each push is then O(1)), and a heap
+                    # of 10,000,000 built in one go stalled the event loop for 7 s,
+                    # past the group's session timeout (ADR 0033). Entries of ids read
+                    # again or deleted later are skipped when they come out.
+                    heapq.heappush(self.leaving, (trade_time_of(value), key))
         elif table == topics.ENGINE_APPLIED:
             self.applied.add(key)
         elif table == topics.ENGINE_INFLOW:
@@ -223,11 +233,10 @@ class Engine:
             _set(self.rates, key, value)
 
     def restored(self) -> None:
-        """Rebuild what is derived from the rows: the deadline and window heaps."""
+        """Rebuild what is derived from the rows: the deadline heap (open trades only;
+        the window's heap is filled as the rows are read)."""
         self.deadlines = [(s.trade.deadline_at_s, tid) for tid, s in self.open.items()]
         heapq.heapify(self.deadlines)
-        self.leaving = [(trade_time_of(row), tid) for tid, row in self.finished.items()]
-        heapq.heapify(self.leaving)
 
 
 def _set(table: dict[str, bytes], key: str, value: bytes | None) -> None:

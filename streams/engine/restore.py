@@ -81,6 +81,13 @@ class ChangelogTail:
         self.rows += applied
         return applied
 
+    async def at_end(self) -> bool:
+        """Every changelog read up to its committed end as of now."""
+        consumer = self._consumer
+        assert consumer is not None, "start() first"
+        ends = await consumer.end_offsets(list(self._names))
+        return all([await consumer.position(tp) >= end for tp, end in ends.items()])
+
     async def catch_up(self) -> int:
         """Apply every row committed up to the changelogs' ends now; rows applied."""
         consumer = self._consumer

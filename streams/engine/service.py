@@ -91,7 +91,7 @@ class EngineService:
             if signers is not None and settings.signature_threads > 0
             else None
         )
-        self.engine = Engine()
+        self.engine = Engine(windowed=self.rules.window_s is not None)
         self.stats = Stats()
         #: "standby", "restoring" or "leading".
         self.state = "standby"
@@ -125,7 +125,7 @@ class EngineService:
         process)."""
         leadership = Leadership()
         consumer = self.consumer = self._consumer()
-        self.engine = Engine()
+        self.engine = Engine(windowed=self.rules.window_s is not None)
         tail = restore.ChangelogTail(self.settings, self.engine)
         await consumer.start()
         logger.info("engine: reading the engine's state from its changelogs, standing by "
@@ -133,10 +133,14 @@ class EngineService:
         await tail.start()
         try:
             consumer.subscribe(list(INPUTS), listener=leadership)
+            hot = False
             while not leadership.assigned:
                 # A hot standby: the holder's rows as they commit, so that a takeover
                 # only reads what came after.
-                await tail.poll(IDLE_WAIT_MS)
+                if not await tail.poll(IDLE_WAIT_MS) and not hot and await tail.at_end():
+                    hot = True
+                    logger.info("engine: standby caught up: %d rows read in %.2f s",
+                                tail.rows, time.monotonic() - tail.started_at)  # fmt: skip
                 await consumer.getmany(timeout_ms=0)  # stays a live member of the group
             logger.info("engine: this worker holds the inputs; taking over (%d rows read "
                         "as a standby)", tail.rows)  # fmt: skip
@@ -167,6 +171,7 @@ class EngineService:
         seek waits for its assignment, and if it is no longer ``taken``, another worker
         holds the inputs and this one stops."""
         self.state = "restoring"
+        sums: asyncio.Task[None] | None = None
         producer = self._producer()
         await producer.start()  # InitProducerId: the previous holder is fenced now
         try:
@@ -188,11 +193,15 @@ class EngineService:
                 len(self.engine.accounts), len(self.engine.open), self._seq,
             )  # fmt: skip
             self.restores += 1
-            self.sums.rebuild(self.engine.accounts, self.engine.inflow)
+            sums = asyncio.create_task(
+                self.sums.rebuild_soon(self.engine.accounts, self.engine.inflow)
+            )
             self.state = "leading"
             await self._loop(consumer, producer, leadership, taken, generation)
         finally:
             self.state = "standby"
+            if sums is not None:
+                sums.cancel()
             await producer.stop()
 
     async def _seek(

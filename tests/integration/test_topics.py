@@ -18,7 +18,16 @@ from streams.kafka.admin import (
     ensure_public_topics,
     ensure_worker_topics,
 )
-from streams.topics import CATALOGUE, CHANGELOG_CONFIG, TABLES, TopicSpec, changelog
+from streams.topics import (
+    CATALOGUE,
+    CHANGELOG_CONFIG,
+    ENGINE_CHANGELOG_CONFIG,
+    ENGINE_CHANGELOGS,
+    TABLES,
+    TopicSpec,
+    changelog,
+    engine_topic,
+)
 from tests.support.topics import create_fresh
 
 pytestmark = pytest.mark.integration
@@ -116,6 +125,20 @@ async def test_a_worker_finds_its_tables_changelogs_made_before_it_starts(
         [response] = await admin.describe_configs([resource])
     [entry] = response.to_object()["resources"][0]["config_entries"]
     assert entry["config_value"] == CHANGELOG_CONFIG["cleanup.policy"]
+    # The engine's changelogs: compacted in small segments (a restore reads what is left).
+    engine_changelogs = [engine_topic(settings.app_id, n) for n in ENGINE_CHANGELOGS]
+    async with admin_client(settings) as admin:
+        resources = [
+            ConfigResource(
+                ConfigResourceType.TOPIC, name, configs=dict.fromkeys(ENGINE_CHANGELOG_CONFIG)
+            )
+            for name in engine_changelogs
+        ]
+        responses = await admin.describe_configs(resources)
+    for response in responses:
+        for resource in response.to_object()["resources"]:
+            found = {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
+            assert found == dict(ENGINE_CHANGELOG_CONFIG), resource["resource_name"]
     assert await ensure_worker_topics(settings) == []  # idempotent
 
 

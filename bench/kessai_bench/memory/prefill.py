@@ -3,8 +3,10 @@
 Funding a million accounts through the pipeline would take hours on a small machine;
 the prefill writes the rows the settlement engine would have written instead
 (:class:`kessai_bench.memory.records.Funder`: the engine's own batches, run here), to
-its three changelogs, partition 0. Nothing else: no ``ledger-events`` (the engine
-never reads them back) and no manifest (a restore without one starts at batch 0).
+its three changelogs, partition 0; and, when asked, the rows of trades it finished
+(:func:`kessai_bench.memory.records.finished_rows`) to ``engine-trades``. Nothing
+else: no ``ledger-events`` (the engine never reads them back) and no manifest (a
+restore without one starts at batch 0).
 """
 
 from __future__ import annotations
@@ -18,14 +20,23 @@ from typing import Any, Final
 from aiokafka import AIOKafkaProducer
 
 from kessai_bench.memory.common import PROGRESS_EVERY_S, Log
-from kessai_bench.memory.records import CHANGELOGS, FUND_BATCH_ACCOUNTS, Funder, Funding, chunks
+from kessai_bench.memory.records import (
+    CHANGELOGS,
+    FUND_BATCH_ACCOUNTS,
+    ChangelogRow,
+    Funder,
+    Funding,
+    chunks,
+)
 from streams.config import Settings
 from streams.kafka.admin import ensure_worker_topics
-from streams.topics import engine_topic
+from streams.topics import ENGINE_TRADES, engine_topic
 
 #: The bulk producer: records wait this long for their batch to fill.
 PRODUCE_LINGER_MS: Final = 50
 PRODUCE_BATCH_BYTES_MAX: Final = 1_048_576
+#: Finished rows appended between two looks at the batches sent.
+FINISHED_CHECK_EVERY: Final = 10_000
 
 
 async def create_kessai_topics(settings: Settings) -> None:
@@ -36,16 +47,22 @@ async def create_kessai_topics(settings: Settings) -> None:
 @dataclass(frozen=True, kw_only=True)
 class Prefill:
     accounts: int
+    #: Finished trades' rows written to ``engine-trades``.
+    finished: int
     #: Rows written per changelog topic.
     records: dict[str, int]
     seconds: float
 
 
 async def prefill(
-    settings: Settings, accounts: Iterable[Funding], *, log: Log | None = None
+    settings: Settings,
+    accounts: Iterable[Funding],
+    *,
+    finished: Iterable[ChangelogRow] = (),
+    log: Log | None = None,
 ) -> Prefill:
     """Create kessai's topics, then write the engine's changelog rows of funding
-    *accounts* (each account once).
+    *accounts* (each account once), then the *finished* trades' rows.
 
     Rows are appended with aiokafka's batch API (far cheaper per record than
     ``send``), one open batch per topic; an idempotent producer, acks=all. Not a
@@ -53,7 +70,7 @@ async def prefill(
     """
     started = time.monotonic()
     await create_kessai_topics(settings)
-    topics = {name: engine_topic(settings.app_id, name) for name in CHANGELOGS}
+    topics = {name: engine_topic(settings.app_id, name) for name in (*CHANGELOGS, ENGINE_TRADES)}
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap,
         acks="all",
@@ -78,10 +95,20 @@ async def prefill(
             if log is not None and time.monotonic() - last_said > PROGRESS_EVERY_S:
                 last_said = time.monotonic()
                 log(f"  prefill: {n:,} accounts written ({n / (last_said - started):,.0f}/s)")
+        done = 0
+        for row in finished:
+            await writer.append(topics[row.table], row.key, row.value)
+            done += 1
+            if done % FINISHED_CHECK_EVERY == 0:
+                writer.check()
+                if log is not None and time.monotonic() - last_said > PROGRESS_EVERY_S:
+                    last_said = time.monotonic()
+                    log(f"  prefill: {done:,} finished trades written")
+        counts[topics[ENGINE_TRADES]] = done
         await writer.close()
     finally:
         await producer.stop()
-    return Prefill(accounts=n, records=counts, seconds=time.monotonic() - started)
+    return Prefill(accounts=n, finished=done, records=counts, seconds=time.monotonic() - started)
 
 
 class _Writer:

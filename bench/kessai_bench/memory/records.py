@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
-from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, MoveBonds, MoveCash, encode
+import orjson
+
+from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, TRADES, MoveBonds, MoveCash, encode
 from streams.config import Settings
 from streams.engine.core import Batch, Engine, Rules
 from streams.engine.service import BATCH_RECORDS_MAX, rules_of
 from streams.runtime.batches import partition_of
-from streams.topics import ENGINE_ACCOUNTS, ENGINE_APPLIED, ENGINE_INFLOW
+from streams.topics import ENGINE_ACCOUNTS, ENGINE_APPLIED, ENGINE_INFLOW, ENGINE_TRADES
 
 #: The cash token and bond each account is funded with, and how much of each.
 CASH_TOKEN: Final = "JPYC"
@@ -139,6 +141,54 @@ def engine_rows(
     """Every changelog row of funding *fundings*, :data:`FUND_BATCH_ACCOUNTS` per batch."""
     funder = Funder(partitions=partitions)
     return [r for chunk in chunks(fundings, batch_accounts) for r in funder.rows(chunk)]
+
+
+#: A finished trade's id (:func:`finished_rows`): ``done-00000042``, and the template's.
+FINISHED_ID: Final = "done-{:08d}"
+_TEMPLATE_ID: Final = "done-XXXXXXXX"
+
+
+def finished_template() -> tuple[bytes, float]:
+    """The ``engine-trades`` row of a settled trade, as the engine's own :class:`Batch`
+    writes it (two funded accounts, one trade of 100,000 face at par), and its clock.
+    Its trade id is :data:`_TEMPLATE_ID`; its times are the clock (trade, arrival) and
+    the clock plus the deadline."""
+    engine, rules_ = Engine(), rules()
+    batch = Batch(engine, rules_, FUND_CLOCK_S)
+    seller, buyer = funding(0), funding(1)
+    value = {
+        "trade_id": _TEMPLATE_ID, "venue": "bench", "isin": BOND_ISIN,
+        "buyer": buyer.account, "seller": seller.account, "quantity": 100_000,
+        "price": "100", "currency": CASH_TOKEN, "accrued_interest": "0",
+        "trade_time": "2026-11-25T00:00:00Z",
+    }  # fmt: skip
+    inputs = [*deposits(seller), *deposits(buyer)]
+    inputs.append((TRADES, _TEMPLATE_ID.encode(), orjson.dumps(value)))
+    for offset, (topic, key, record) in enumerate(inputs):
+        batch.record(topic, 0, offset, key, record, FUND_CLOCK_S)
+    out = batch.finish()
+    (row,) = [v for t, _, v in out.changelog if t == ENGINE_TRADES and v is not None]
+    assert b'"stage":"settled"' in row, row
+    return row, rules_.deadline_s
+
+
+def finished_rows(count: int, *, newest_s: float, span_s: float) -> Iterator[ChangelogRow]:
+    """*count* rows of settled trades for ``engine-trades`` (:func:`finished_template`
+    with its id and times replaced), trade times spread evenly over the *span_s*
+    seconds before *newest_s*, oldest first: what the engine holds of the trades it
+    finished inside its window (ADR 0033)."""
+    template, deadline_s = finished_template()
+    clock = repr(FUND_CLOCK_S).encode()
+    deadline = repr(FUND_CLOCK_S + deadline_s).encode()
+    assert template.count(clock) == 2 and template.count(deadline) == 1, template
+    head, rest = template.split(_TEMPLATE_ID.encode())
+    rest = rest.replace(deadline, b"{deadline}").replace(clock, b"{clock}")
+    for i in range(count):
+        at = float(int(newest_s - span_s * (count - i) / count))  # whole seconds, as signed
+        key = FINISHED_ID.format(i).encode()
+        tail = rest.replace(b"{deadline}", repr(at + deadline_s).encode())
+        tail = tail.replace(b"{clock}", repr(at).encode())
+        yield ChangelogRow(ENGINE_TRADES, key, head + key + tail)
 
 
 def chunks(items: Iterable[Funding], size: int) -> Iterator[list[Funding]]:

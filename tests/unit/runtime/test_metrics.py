@@ -328,3 +328,31 @@ def test_account_partitions_are_all_on_the_engines_worker_and_none_on_a_standby(
     assert owned() == (4, 4)
     engine.leading, engine.state = False, "standby"
     assert owned() == (0, 4)
+
+
+def test_sums_rebuilt_in_the_background_add_up_with_the_batches_committed_meanwhile() -> None:
+    """A takeover sums the accounts a chunk at a time (summed at once, 1,000,000 accounts
+    held the event loop 3 s before the first settlement): /metrics shows no sums until
+    the last chunk is in, and the batches committed meanwhile are counted once."""
+    from streams.engine.agent import state_sums
+
+    accounts = {f"a{i}": _account({"JPYC": [i, 1]}, {f"t{i}/cash": ["JPYC", 1]}) for i in range(25)}
+    service = _engine_with(accounts, {"JPYC": 325})
+    whole = (dict(service.sums.available), dict(service.sums.locked), service.sums.open_locks)
+    seen = []
+
+    async def takeover() -> None:
+        task = asyncio.create_task(service.sums.rebuild_soon(accounts, {"JPYC": 325}, chunk=10))
+        for _ in range(3):  # a batch commits between chunks: 7 JPYC deposited each time
+            seen.append(state_sums(service))
+            service.sums.add({"JPYC": (7, 0)}, 0, {"JPYC": 325 + 7 * (len(seen))})
+            await asyncio.sleep(0)
+        await task
+
+    asyncio.run(takeover())
+    assert seen == [None, None, None], "partial sums were shown"
+    after = state_sums(service)
+    assert after is not None and after.inflow == {"JPYC": 346}
+    assert dict(service.sums.available) == {"JPYC": whole[0]["JPYC"] + 21}
+    assert (dict(service.sums.locked), service.sums.open_locks) == whole[1:]
+    assert after.conservation_error("JPYC") == 0
