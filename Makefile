@@ -30,7 +30,7 @@ if [ $$rc -eq 5 ]; then echo 'make: FAILED: pytest collected no tests ($(strip $
 exit $$rc
 endef
 
-.PHONY: help venv tools kafka-up kafka-down kafka-status lint check test test-unit test-integration test-crash run bench bench-takeover bench-memory bench-book bench-replay bench-scrape bench-signatures clean
+.PHONY: help venv tools kafka-up kafka-down kafka-status lint check test test-unit test-integration test-crash run bench bench-takeover bench-rebuild bench-memory bench-book bench-replay bench-scrape bench-signatures clean
 
 help: ## list the targets
 	@echo "usage: make TARGET"
@@ -105,6 +105,9 @@ bench: venv kafka-up ## issue 17's rows side by side with the raw ceiling and th
 
 bench-takeover: venv ## SIGKILL of the engine's worker to the first settlement under the standby, 100,000 funded accounts (~2 min)
 	$(BIN)/python -m kessai_bench.takeover --accounts 100000
+
+bench-rebuild: venv ## the rebuild and takeover at 1,000,000 accounts and 10,000,000 finished trades (~8 min; ~13 GB of RAM for the two workers)
+	$(BIN)/python -m kessai_bench.takeover --accounts 1000000 --finished 10000000
 
 MEMORY_ARGS ?= --accounts 0,100000
 bench-memory: venv ## worker RSS per funded account (MEMORY_ARGS, default --accounts 0,100000; 1,000,000 takes ~13 min)
