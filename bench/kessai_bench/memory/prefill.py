@@ -82,7 +82,7 @@ async def prefill(
     await producer.start()
     writer = _Writer(producer)
     funder = Funder(partitions=settings.partitions)
-    counts = dict.fromkeys(topics.values(), 0)
+    counts = {topics[name]: 0 for name in CHANGELOGS}
     n = 0
     last_said = started
     try:
@@ -104,7 +104,8 @@ async def prefill(
                 if log is not None and time.monotonic() - last_said > PROGRESS_EVERY_S:
                     last_said = time.monotonic()
                     log(f"  prefill: {done:,} finished trades written")
-        counts[topics[ENGINE_TRADES]] = done
+        if done:
+            counts[topics[ENGINE_TRADES]] = done
         await writer.close()
     finally:
         await producer.stop()

@@ -148,6 +148,29 @@ def test_the_deposits_are_valid_records_and_the_ids_match_them() -> None:
     assert bonds.quantity == memory.BOND_FACE
 
 
+def test_finished_rows_restore_as_settled_trades_inside_the_window_oldest_first() -> None:
+    """The rebuild bench's finished trades: the engine's own row of a settled trade, each
+    with its id and times, read back as finished (not open) and leaving in order."""
+    from kessai_bench.memory.records import finished_rows
+
+    from streams.engine.core import trade_time_of
+    from streams.topics import ENGINE_TRADES
+
+    rows = list(finished_rows(5, newest_s=1_800_000_000.0, span_s=500.0))
+    engine = Engine()
+    for row in rows:
+        assert row.table == ENGINE_TRADES
+        engine.restore_row(row.table, row.key.decode(), row.value)
+    engine.restored()
+    assert not engine.open and list(engine.finished) == [f"done-{i:08d}" for i in range(5)]
+    for i, row in enumerate(rows):
+        outcome = orjson.loads(row.value)
+        assert outcome["stage"] == "settled" and outcome["trade"]["trade_id"] == row.key.decode()
+        assert trade_time_of(row.value) == 1_800_000_000.0 - 500.0 + 100.0 * i
+        assert outcome["trade"]["deadline_at_s"] > outcome["trade"]["trade_time_s"]
+    assert [tid for _, tid in sorted(engine.leaving)] == list(engine.finished)
+
+
 def test_fundings_are_distinct() -> None:
     ids = [memory.funding(i) for i in range(1000)]
     for attr in ("account", "payment_id", "movement_id"):
