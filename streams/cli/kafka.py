@@ -10,6 +10,8 @@ from pathlib import Path
 from streams.cli._common import PROG, Commands, fail
 from streams.config import Settings
 from streams.devtools import localkafka
+from streams.devtools.localkafka import cluster as localcluster
+from streams.devtools.localkafka.cluster import Cluster
 
 #: Said on stderr each time the open profile is brought up.
 PLAINTEXT_WARNING = (
@@ -54,6 +56,18 @@ def add_parser(commands: Commands) -> None:
             action="store_true",
             help="the secure profile (SASL_SSL + ACLs); implied by KESSAI_KAFKA_SECURITY=sasl_ssl",
         )
+        if name in ("up", "down", "status"):
+            action.add_argument(
+                "--brokers",
+                type=int,
+                default=None,
+                metavar="N",
+                help=(
+                    "a local cluster of N brokers and a controller instead of the single "
+                    "broker, on 127.0.0.1:9292 and up, every topic replicated (3 from "
+                    "three brokers on); down and status find it without it"
+                ),
+            )
         if name == "reset":
             action.add_argument(
                 "--yes",
@@ -92,6 +106,12 @@ def compose_secrets(args: argparse.Namespace, settings: Settings) -> int:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     timeout: dict[str, float] = {} if args.timeout_s is None else {"timeout_s": args.timeout_s}
+    if getattr(args, "brokers", None) is not None:
+        if args.secure:
+            return fail("a local cluster runs the open profile only (no --secure)")
+        return _cluster(args, settings, timeout)
+    if args.action in ("down", "status") and Cluster.found(settings.state_dir) is not None:
+        _cluster(args, settings, timeout)  # said as well; the single broker's answer counts
     if args.secure:
         settings = localkafka.secure_profile(settings)
     if args.action == "up":
@@ -128,3 +148,38 @@ def _up(settings: Settings, timeout: dict[str, float]) -> int:
         env = localkafka.env_file(settings, "worker")
         print(f"clients: `set -a; . {env}; set +a` (one env file per principal in {env.parent})")
     return 0
+
+
+def _cluster(args: argparse.Namespace, settings: Settings, timeout: dict[str, float]) -> int:
+    """``up|down|status --brokers N``: the local cluster
+    (:mod:`streams.devtools.localkafka.cluster`)."""
+    found = Cluster.found(settings.state_dir)
+    brokers = args.brokers if args.brokers is not None else (found.brokers if found else 0)
+    if brokers < 1 or brokers > 9:
+        return fail(f"--brokers must be 1 to 9, not {brokers}")
+    cluster = Cluster(settings.state_dir, brokers)
+    if found is not None and found.brokers != brokers:
+        return fail(
+            f"a cluster of {found.brokers} brokers is under {found.root}; "
+            f"`{PROG} kafka down` it and delete that folder to make one of {brokers}"
+        )
+    if args.action == "up":
+        print(PLAINTEXT_WARNING.format(bootstrap=cluster.bootstrap), file=sys.stderr)
+        nodes = localcluster.up(
+            cluster, partitions=settings.partitions,
+            log=lambda line: print(line, file=sys.stderr), **timeout,
+        )  # fmt: skip
+    elif args.action == "down":
+        stopped = localcluster.down(cluster, **timeout)
+        print(f"cluster: stopped {', '.join(stopped)}" if stopped else "cluster: nothing to stop")
+        return 0
+    else:
+        nodes = localcluster.status(cluster)
+    for node in nodes:
+        state = f"running (pid {node.pid})" if node.alive else "not running"
+        if node.alive and not node.answers:
+            state += ", not answering yet"
+        print(f"{node.name:<11} {node.address:<16} {state}; data {node.data_dir}")
+    replication = localcluster.replication_for(brokers)
+    print(f"clients: KESSAI_BOOTSTRAP={cluster.bootstrap} (replication {replication})")
+    return 0 if all(n.alive for n in nodes) else 1

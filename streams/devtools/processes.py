@@ -69,23 +69,29 @@ def _vm_hwm_kib(pid: int) -> int | None:
     return None  # a zombie has no memory map any more
 
 
-def free_port(*, pair: bool = False) -> int:
+def free_port(*, pair: bool = False, run: int = 1) -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now; with ``pair``, one
-    whose successor is free too (a broker and its controller)."""
+    whose successor is free too (a broker and its controller); with ``run``, the first
+    of that many free consecutive ports (a local cluster's nodes)."""
+    count = max(run, 2 if pair else 1)
     for _ in range(100):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port: int = s.getsockname()[1]
-        if not pair:
+        if port + count > 65000:
+            continue
+        if all(_bindable(port + i) for i in range(1, count)):
             return port
-        if port < 65000:
-            with socket.socket() as s2:
-                try:
-                    s2.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-            return port
-    raise ChildFailed("no two consecutive free ports")
+    raise ChildFailed(f"no {count} consecutive free ports")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 class ChildFailed(KessaiError, RuntimeError):

@@ -24,6 +24,8 @@ The public API is re-exported here; each piece lives in a module of its own:
 
 - ``broker``: :func:`up`, :func:`down`, :func:`status`, :func:`reset`,
   :func:`up_private` and the :class:`Status` they report: the steps below, in order;
+- ``cluster``: a local cluster of several brokers and a controller instead
+  (``kessai kafka up --brokers 3``), and the node kills the crash tests need;
 - ``profiles``: which profile settings name, and the secure one's steps around a start
   (its files, its ACLs, whom the probes connect as, a principal's settings);
 - ``secure``: the secure profile's files: certificates, SCRAM passwords, env files;

@@ -76,18 +76,25 @@ def render_server_properties(
     return "\n".join(lines)
 
 
-def base_properties(partitions: int) -> list[str]:
-    """The lines of ``server.properties`` that every one-node kessai broker shares
-    (localkafka's, both profiles, and deploy/compose.yaml's: localkafka/compose.py)."""
+def base_properties(partitions: int, replication: int = 1) -> list[str]:
+    """The lines of ``server.properties`` that every kessai broker shares (localkafka's,
+    both profiles, deploy/compose.yaml's through localkafka/compose.py, and each broker
+    of a local cluster, :mod:`streams.devtools.localkafka.cluster`).
+
+    ``replication``: the cluster's replication factor for every topic, internal ones
+    included; from 3 on, a write needs two in-sync replicas (``min.insync.replicas``
+    2), so that one broker lost loses nothing acknowledged."""
+    assert replication >= 1, replication
+    min_isr = 2 if replication >= 3 else 1
     return [
         "# Kafka's defaults assume three brokers; on one they make groups and transactions",
         "# fail. Internal topics take these values when first created, so they must be",
         "# right before the first start.",
-        "offsets.topic.replication.factor=1",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "default.replication.factor=1",
-        "min.insync.replicas=1",
+        f"offsets.topic.replication.factor={replication}",
+        f"transaction.state.log.replication.factor={replication}",
+        f"transaction.state.log.min.isr={min_isr}",
+        f"default.replication.factor={replication}",
+        f"min.insync.replicas={min_isr}",
         "",
         "# kessai creates its topics itself, co-partitioned; a typo must fail, not create.",
         "auto.create.topics.enable=false",

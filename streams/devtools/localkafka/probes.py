@@ -88,10 +88,10 @@ def answers_metadata(bootstrap: str, timeout_s: float, auth: Mapping[str, Any]) 
     # spared logging an error per poll.
     if not any(tcp_open(host, port) for host, port in split_hosts(bootstrap)):
         return False
-    return run_sync(_metadata_brokers(bootstrap, timeout_s, auth)) > 0
+    return run_sync(metadata_brokers(bootstrap, timeout_s, auth)) > 0
 
 
-async def _metadata_brokers(bootstrap: str, timeout_s: float, auth: Mapping[str, Any]) -> int:
+async def metadata_brokers(bootstrap: str, timeout_s: float, auth: Mapping[str, Any]) -> int:
     """How many brokers the cluster's metadata lists; 0 when it does not answer in time."""
     client = AIOKafkaClient(
         bootstrap_servers=bootstrap,

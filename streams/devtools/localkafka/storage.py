@@ -37,15 +37,18 @@ def is_formatted(paths: Paths) -> bool:
     return (paths.data / "meta.properties").exists()
 
 
-def format_storage(java: str, paths: Paths, log: Log, extra_args: list[str]) -> bool:
+def format_storage(
+    java: str, paths: Paths, log: Log, extra_args: list[str], *, cluster_id: str | None = None
+) -> bool:
     """Format the log dir once; a formatted one keeps its cluster id and data.
 
-    ``extra_args``: more ``format`` arguments (the secure profile's SCRAM users).
+    ``extra_args``: more ``format`` arguments (the secure profile's SCRAM users);
+    ``cluster_id``: the cluster's (every node of a cluster has the same), else a new one.
     Returns whether it formatted.
     """
     if is_formatted(paths):
         return False
-    cluster_id = new_cluster_id()
+    cluster_id = cluster_id or new_cluster_id()
     log(f"formatting {paths.data} (cluster id {cluster_id})")
     tool_args = [
         "kafka.tools.StorageTool",

@@ -1,0 +1,160 @@
+"""A local cluster of three brokers (``kessai kafka up --brokers 3``): it starts, every
+topic is replicated, and it keeps what it acknowledged through a broker killed and a
+broker that comes back with an empty disk."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Iterator
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streams.config import Settings
+from streams.devtools.localkafka import cluster as localcluster
+from streams.devtools.localkafka.cluster import Cluster
+from streams.devtools.processes import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # ~50 s: four JVMs start
+
+TOPIC = "cluster-probe"
+#: How long a broker back from a crash or an empty disk may take to be in sync again.
+IN_SYNC_TIMEOUT_S = 120.0
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    state = tmp_path_factory.mktemp("cluster") / "state"
+    shared_libs = Settings.from_env().state_dir / "kafka" / "libs"
+    if shared_libs.is_dir():  # the jars of the project's broker: no second Maven run
+        shutil.copytree(shared_libs, state / "kafka" / "libs")
+    made = Cluster(state, 3, base_port=free_port(run=4))
+    try:
+        localcluster.up(made, partitions=2, log=lambda line: None)
+        yield made
+    finally:
+        localcluster.down(made)
+
+
+async def _replicas(bootstrap: str) -> dict[int, tuple[list[int], list[int]]]:
+    """partition -> (replicas, in-sync replicas) of :data:`TOPIC`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([TOPIC])
+    finally:
+        await admin.close()
+    return {
+        p["partition"]: (sorted(p["replicas"]), sorted(p["isr"])) for p in described["partitions"]
+    }
+
+
+async def _until_in_sync(bootstrap: str) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < IN_SYNC_TIMEOUT_S:
+        if all(isr == [1, 2, 3] for _, isr in (await _replicas(bootstrap)).values()):
+            return time.monotonic() - started
+        await asyncio.sleep(0.5)
+    raise AssertionError(
+        f"not back in sync after {IN_SYNC_TIMEOUT_S:.0f} s: {await _replicas(bootstrap)}"
+    )
+
+
+async def _send(bootstrap: str, start: int, count: int) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+        transactional_id=f"cluster-probe-{start}",
+    )  # fmt: skip
+    await producer.start()
+    try:
+        async with producer.transaction():
+            for i in range(start, start + count):
+                await producer.send(TOPIC, str(i).encode(), key=str(i).encode())
+    finally:
+        await producer.stop()
+
+
+async def _read_all(bootstrap: str, expected: int) -> list[int]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(TOPIC, p) for p in (0, 1)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen: list[int] = []
+        deadline = time.monotonic() + 60
+        while len(seen) < expected and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                seen.extend(int(r.value) for r in records if r.value is not None)
+        return sorted(seen)
+    finally:
+        await consumer.stop()
+
+
+async def test_three_brokers_keep_every_acknowledged_record_through_a_crash_and_a_lost_disk(
+    cluster: Cluster,
+) -> None:
+    bootstrap = cluster.bootstrap
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(TOPIC, num_partitions=2, replication_factor=3)])
+    finally:
+        await admin.close()
+    assert all(r == [1, 2, 3] for r, _ in (await _replicas(bootstrap)).values())
+    await _send(bootstrap, 0, 100)
+
+    localcluster.kill_node(cluster, "broker-1")  # a crash: two in sync are still enough
+    await _send(bootstrap, 100, 100)
+    localcluster.start_node(cluster, "broker-1", partitions=2, log=lambda line: None)
+    await _until_in_sync(bootstrap)
+
+    localcluster.kill_node(cluster, "broker-2", wipe=True)  # a lost machine
+    assert not (cluster.paths("broker-2").data / "meta.properties").exists()
+    await _send(bootstrap, 200, 100)
+    localcluster.start_node(cluster, "broker-2", partitions=2, log=lambda line: None)
+    await _until_in_sync(bootstrap)
+
+    # Every write was acknowledged by two replicas; now only the wiped broker's copy of
+    # the data is read: the other two stop.
+    for name in ("broker-1", "broker-3"):
+        localcluster.kill_node(cluster, name)
+    try:
+        got = await _read_all(bootstrap, 300)
+    finally:
+        for name in ("broker-1", "broker-3"):
+            localcluster.start_node(cluster, name, partitions=2, log=lambda line: None)
+        localcluster.wait_brokers(cluster, 3, IN_SYNC_TIMEOUT_S)
+    assert got == list(range(300))
+
+
+async def test_the_internal_topics_are_replicated_too(cluster: Cluster) -> None:
+    """Transactions and group offsets survive a broker: their topics have three replicas
+    (they are made on first use, so a transaction and a group use them first)."""
+    await _send(cluster.bootstrap, 1_000, 1)
+    consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=cluster.bootstrap, group_id="probe")
+    await consumer.start()
+    try:
+        await consumer.commit({TopicPartition(TOPIC, 0): 0})
+    finally:
+        await consumer.stop()
+    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(["__transaction_state", "__consumer_offsets"])
+    finally:
+        await admin.close()
+    for topic in described:
+        assert topic["partitions"], topic["topic"]
+        assert {len(p["replicas"]) for p in topic["partitions"]} == {3}, topic["topic"]
+
+
+def test_status_names_each_node(cluster: Cluster) -> None:
+    nodes = localcluster.status(cluster)
+    assert [n.name for n in nodes] == ["broker-1", "broker-2", "broker-3", "controller"]
+    assert all(n.alive and n.pid for n in nodes)
