@@ -117,6 +117,13 @@ def _integer(env: Mapping[str, str], name: str, default: str, *, minimum: int, m
     return int(text)
 
 
+def _replication(env: Mapping[str, str]) -> int | None:
+    """``KESSAI_REPLICATION_FACTOR``: unset (or empty), the cluster's default."""
+    if not env.get("KESSAI_REPLICATION_FACTOR", "").strip():
+        return None
+    return _integer(env, "KESSAI_REPLICATION_FACTOR", "", minimum=1, maximum=7)
+
+
 def _window(env: Mapping[str, str], deadline_s: float) -> float | None:
     """``KESSAI_TRADE_WINDOW_S``: seven days unless set; 0 keeps every id; else longer
     than the deadline (a trade must finish before its id may leave)."""
@@ -158,6 +165,9 @@ class Settings:
     bootstrap: str = DEFAULT_BOOTSTRAP
     #: Partition count shared by every co-partitioned public topic.
     partitions: int = DEFAULT_PARTITIONS
+    #: Replicas of each topic kessai creates (None: the cluster's
+    #: ``default.replication.factor``); from 3 on, two must be in sync for a write.
+    replication_factor: int | None = None
     #: Cash tokens accepted on ``payments``/``trades`` and their decimals.
     tokens: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_TOKENS))
     #: Where the local broker keeps its jars, data and logs (git-ignored).
@@ -243,6 +253,7 @@ class Settings:
             partitions=_integer(
                 e, "KESSAI_PARTITIONS", str(DEFAULT_PARTITIONS), minimum=1, maximum=1_000
             ),
+            replication_factor=_replication(e),
             tokens=tokens,
             state_dir=state_dir,
             app_id=e.get("KESSAI_APP_ID", "kessai"),

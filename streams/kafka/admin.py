@@ -57,8 +57,8 @@ ADMIN_REQUEST_TIMEOUT_MS: Final = 30_000
 #: broker's metadata cache; describing it is retried this often, this far apart.
 DESCRIBE_ATTEMPTS_MAX: Final = 50
 DESCRIBE_RETRY_S: Final = 0.1
-#: Replicas of each topic kessai creates (one broker).
-REPLICATION_FACTOR: Final = 1
+#: ``min.insync.replicas`` of a topic kessai creates with this many replicas or more.
+MIN_INSYNC_FROM: Final = 3
 
 
 class TopicsError(KessaiError):
@@ -112,20 +112,66 @@ async def create_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[
             raise TopicsError("; ".join(wrong))
         missing = [s for s in specs if s.name not in existing]
         if missing:
-            await _create(admin, missing)
+            await _create(admin, missing, await replication_of(admin, settings))
             # Only once they can be used (see the module doc).
             await _partition_counts(admin, [s.name for s in missing], created=True)
         return [s.name for s in missing]
 
 
-async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:
+async def replication_of(admin: AIOKafkaAdminClient, settings: Settings) -> int:
+    """How many replicas each topic kessai creates gets: ``KESSAI_REPLICATION_FACTOR``,
+    else the cluster's ``default.replication.factor`` (asked of one broker).
+
+    Asked, not left to the broker (``replication_factor=-1``, KIP-464): aiokafka 0.14's
+    ``NewTopic`` refuses -1 without replica assignments."""
+    if settings.replication_factor is not None:
+        return settings.replication_factor
+    brokers = (await admin.describe_cluster())["brokers"]
+    node = str(brokers[0]["node_id"])
+    resource = ConfigResource(
+        ConfigResourceType.BROKER, node, configs=dict.fromkeys(["default.replication.factor"])
+    )
+    for response in await admin.describe_configs([resource]):
+        for found in response.to_object()["resources"]:
+            if found["error_code"] != 0:
+                raise TopicsError(
+                    f"cannot read the cluster's default.replication.factor from broker "
+                    f"{node}: error code {found['error_code']} {found['error_message'] or ''}"
+                    "; set KESSAI_REPLICATION_FACTOR, or allow DescribeConfigs on the cluster"
+                )
+            for entry in found["config_entries"]:
+                if entry["config_names"] == "default.replication.factor":
+                    return int(entry["config_value"])
+    raise TopicsError(
+        f"broker {node} did not say its default.replication.factor; set KESSAI_REPLICATION_FACTOR"
+    )
+
+
+async def resolved_replication(settings: Settings) -> int:
+    """:func:`replication_of` on a connection of its own (a worker's start: faust's own
+    topics get the same)."""
+    async with admin_client(settings) as admin:
+        return await replication_of(admin, settings)
+
+
+def topic_configs(spec: TopicSpec, replication: int) -> dict[str, str]:
+    """A topic's configs as kessai creates it: the spec's, and from
+    :data:`MIN_INSYNC_FROM` replicas on, two in sync for a write to count (one broker
+    lost then loses nothing acknowledged)."""
+    configs = dict(spec.config or {})
+    if replication >= MIN_INSYNC_FROM:
+        configs.setdefault("min.insync.replicas", "2")
+    return configs
+
+
+async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec], replication: int) -> None:
     response = await admin.create_topics(
         [
             NewTopic(
                 s.name,
                 num_partitions=s.partitions,
-                replication_factor=REPLICATION_FACTOR,
-                topic_configs=dict(s.config or {}),
+                replication_factor=replication,
+                topic_configs=topic_configs(s, replication),
             )
             for s in specs
         ]
@@ -296,7 +342,34 @@ async def ensure_worker_topics(settings: Settings) -> list[str]:
     Created here, and waited for, they are whole before faust starts."""
     created = await ensure_public_topics(settings)
     changelogs = changelog_specs(settings.app_id, settings.partitions)
-    return created + await create_topics(settings, [*changelogs, *engine_specs(settings.app_id)])
+    internal = [*changelogs, *engine_specs(settings.app_id)]
+    created += await create_topics(settings, internal)
+    names = [t.physical_name("") for t in CATALOGUE] + [s.name for s in internal]
+    async with admin_client(settings) as admin:
+        replication = await replication_of(admin, settings)
+        short = await _under_replicated(admin, names, replication)
+    if short:
+        raise TopicsError(
+            f"topics with fewer replicas than kessai's replication ({replication}: "
+            "KESSAI_REPLICATION_FACTOR, else the cluster's default.replication.factor): "
+            + ", ".join(f"{name} ({n})" for name, n in sorted(short.items()))
+            + ". A broker lost would lose their data. Add replicas with "
+            "kafka-reassign-partitions.sh, or set KESSAI_REPLICATION_FACTOR to what they have."
+        )
+    return created
+
+
+async def _under_replicated(
+    admin: AIOKafkaAdminClient, names: list[str], replication: int
+) -> dict[str, int]:
+    """The topics of ``names`` with a partition of fewer than ``replication`` replicas:
+    name -> the fewest."""
+    short: dict[str, int] = {}
+    for entry in await admin.describe_topics(names):
+        fewest = min((len(p["replicas"]) for p in entry.get("partitions") or []), default=None)
+        if fewest is not None and fewest < replication:
+            short[entry["topic"]] = fewest
+    return short
 
 
 async def delete_topics_starting_with(settings: Settings, prefixes: Iterable[str]) -> list[str]:

@@ -40,7 +40,8 @@ def create_app(settings: Settings) -> faust.App:
         # worker in the app's group (faust's leader topic).
         processing_guarantee="at_least_once",
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        # The cluster's (streams.runtime.main resolves it before the app is made).
+        topic_replication_factor=settings.replication_factor or 1,
         topic_allow_declare=True,
         web_port=settings.web_port,
         web_bind=settings.web_bind,

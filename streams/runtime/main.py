@@ -4,10 +4,11 @@ worker relies on, then run the faust app of :mod:`streams.runtime.app`."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 
 from streams.config import Settings
-from streams.kafka.admin import ensure_worker_topics
+from streams.kafka.admin import ensure_worker_topics, resolved_replication
 from streams.runtime.app import create_app
 
 __all__ = ["run", "security_warnings"]
@@ -36,6 +37,9 @@ def run(settings: Settings, worker_args: list[str] | None = None) -> None:
     (default ``-l info``) until it stops."""
     for line in security_warnings(settings):
         print(f"kessai: WARNING: {line}", file=sys.stderr)
+    # faust declares topics of its own (its group's leader topic): the same replication.
+    replication = asyncio.run(resolved_replication(settings))
+    settings = dataclasses.replace(settings, replication_factor=replication)
     created = asyncio.run(ensure_worker_topics(settings))
     if created:
         print(f"kessai: created topics {', '.join(created)}", file=sys.stderr)

@@ -135,6 +135,14 @@ def _worker_rules(app_id: str) -> tuple[AclRule, ...]:
             why="a worker creates missing public topics and checks their configs at start",
         ),
         AclRule(
+            name="worker-reads-the-cluster-configs",
+            principals=(WORKER,),
+            operations=("DescribeConfigs",),
+            kind="cluster",
+            resources=(),
+            why="a worker creates its topics with the cluster's default.replication.factor",
+        ),
+        AclRule(
             name="worker-owns-its-app-prefix",
             principals=(WORKER,),
             operations=("All",),

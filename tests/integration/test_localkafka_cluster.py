@@ -12,11 +12,15 @@ from collections.abc import Iterator
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
 
 from streams.config import Settings
 from streams.devtools.localkafka import cluster as localcluster
 from streams.devtools.localkafka.cluster import Cluster
 from streams.devtools.processes import free_port
+from streams.kafka.admin import TopicsError, ensure_worker_topics, resolved_replication
+from streams.topics import ENGINE_LOG, engine_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # ~50 s: four JVMs start
 
@@ -55,7 +59,11 @@ async def _replicas(bootstrap: str) -> dict[int, tuple[list[int], list[int]]]:
 async def _until_in_sync(bootstrap: str) -> float:
     started = time.monotonic()
     while time.monotonic() - started < IN_SYNC_TIMEOUT_S:
-        if all(isr == [1, 2, 3] for _, isr in (await _replicas(bootstrap)).values()):
+        try:
+            replicas = await _replicas(bootstrap)
+        except KafkaError:  # the admin asked the broker that is still starting: again
+            replicas = {}
+        if replicas and all(isr == [1, 2, 3] for _, isr in replicas.values()):
             return time.monotonic() - started
         await asyncio.sleep(0.5)
     raise AssertionError(
@@ -152,6 +160,52 @@ async def test_the_internal_topics_are_replicated_too(cluster: Cluster) -> None:
     for topic in described:
         assert topic["partitions"], topic["topic"]
         assert {len(p["replicas"]) for p in topic["partitions"]} == {3}, topic["topic"]
+
+
+async def test_kessai_creates_its_topics_with_the_clusters_replication(cluster: Cluster) -> None:
+    """Every topic a worker relies on (public, the engine's, the matcher's changelogs)
+    has the cluster's three replicas and needs two in sync; on one broker they had one
+    (issue 19). A setting overrides the cluster's default."""
+    settings = Settings(bootstrap=cluster.bootstrap, app_id="kessai-repl", partitions=2)
+    assert await resolved_replication(settings) == 3
+    created = await ensure_worker_topics(settings)
+    assert len(created) > 10, created
+    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(created)
+        resources = [
+            ConfigResource(
+                ConfigResourceType.TOPIC, name, configs=dict.fromkeys(["min.insync.replicas"])
+            )
+            for name in created
+        ]
+        responses = await admin.describe_configs(resources)
+    finally:
+        await admin.close()
+    for topic in described:
+        assert {len(p["replicas"]) for p in topic["partitions"]} == {3}, topic["topic"]
+    for response in responses:
+        for resource in response.to_object()["resources"]:
+            [entry] = resource["config_entries"]
+            assert entry["config_value"] == "2", resource["resource_name"]
+    told = Settings(bootstrap=cluster.bootstrap, app_id="kessai-two", replication_factor=2)
+    assert await resolved_replication(told) == 2
+
+
+async def test_a_worker_refuses_a_topic_with_fewer_replicas_than_the_cluster(
+    cluster: Cluster,
+) -> None:
+    settings = Settings(bootstrap=cluster.bootstrap, app_id="kessai-short", partitions=2)
+    log = engine_topic(settings.app_id, ENGINE_LOG)
+    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    await admin.start()
+    try:  # made by hand, or by an older kessai, with one replica
+        await admin.create_topics([NewTopic(log, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    with pytest.raises(TopicsError, match=rf"{log} \(1\)"):
+        await ensure_worker_topics(settings)
 
 
 def test_status_names_each_node(cluster: Cluster) -> None:

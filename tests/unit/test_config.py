@@ -34,6 +34,8 @@ def test_the_defaults_are_what_a_newcomer_runs() -> None:
         ("KESSAI_TRADE_WINDOW_S", "3600"),  # not longer than the default deadline
         ("KESSAI_TRADE_WINDOW_S", "-1"),
         ("KESSAI_SIGNATURE_THREADS", "many"),
+        ("KESSAI_REPLICATION_FACTOR", "0"),
+        ("KESSAI_REPLICATION_FACTOR", "three"),
     ],
 )
 def test_a_number_out_of_its_range_is_named_at_start(name: str, value: str) -> None:
@@ -48,3 +50,16 @@ def test_numbers_in_range_are_taken() -> None:
     assert s.trade_window_s == 7 * 86_400
     assert Settings.from_env({"KESSAI_TRADE_WINDOW_S": "0"}).trade_window_s is None
     assert Settings.from_env({"KESSAI_TRADE_WINDOW_S": "3601"}).trade_window_s == 3601
+    # Replication: the cluster's default unless told.
+    assert s.replication_factor is None
+    assert Settings.from_env({"KESSAI_REPLICATION_FACTOR": "3"}).replication_factor == 3
+
+
+def test_three_replicas_or_more_need_two_in_sync_for_a_write() -> None:
+    from streams.kafka.admin import topic_configs
+    from streams.topics import TopicSpec
+
+    spec = TopicSpec(name="t", partitions=4, config={"cleanup.policy": "compact"})
+    assert topic_configs(spec, 1) == {"cleanup.policy": "compact"}
+    assert topic_configs(spec, 2) == {"cleanup.policy": "compact"}
+    assert topic_configs(spec, 3) == {"cleanup.policy": "compact", "min.insync.replicas": "2"}
