@@ -83,10 +83,16 @@ class ChangelogTail:
 
     async def at_end(self) -> bool:
         """Every changelog read up to its committed end as of now."""
+        assert self._consumer is not None, "start() first"
+        return (await self._behind(await self._consumer.end_offsets(list(self._names))))[0]
+
+    async def _behind(self, ends: dict[TopicPartition, int]) -> tuple[bool, int]:
+        """(every changelog read up to ``ends``, the sum of the positions)."""
         consumer = self._consumer
         assert consumer is not None, "start() first"
-        ends = await consumer.end_offsets(list(self._names))
-        return all([await consumer.position(tp) >= end for tp, end in ends.items()])
+        positions = [await consumer.position(tp) for tp in self._names]
+        done = all(at >= ends[tp] for at, tp in zip(positions, self._names, strict=True))
+        return done, sum(positions)
 
     async def catch_up(self) -> int:
         """Apply every row committed up to the changelogs' ends now; rows applied."""
@@ -95,11 +101,11 @@ class ChangelogTail:
         ends = await consumer.end_offsets(list(self._names))
         before, moved_at, last = self.rows, time.monotonic(), -1
         while True:
-            positions = [await consumer.position(tp) for tp in self._names]
-            if all(at >= ends[tp] for at, tp in zip(positions, self._names, strict=True)):
+            done, position = await self._behind(ends)
+            if done:
                 break
-            if sum(positions) != last:
-                last, moved_at = sum(positions), time.monotonic()
+            if position != last:
+                last, moved_at = position, time.monotonic()
             elif time.monotonic() - moved_at > STALL_TIMEOUT_S:
                 raise RestoreError(f"the engine's changelogs stopped short of {ends}")
             await self.poll(200)

@@ -19,6 +19,7 @@ and credentials).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -150,6 +151,8 @@ async def replication_of(admin: AIOKafkaAdminClient, settings: Settings) -> int:
 async def resolved_replication(settings: Settings) -> int:
     """:func:`replication_of` on a connection of its own (a worker's start: faust's own
     topics get the same)."""
+    if settings.replication_factor is not None:
+        return settings.replication_factor
     async with admin_client(settings) as admin:
         return await replication_of(admin, settings)
 
@@ -340,13 +343,14 @@ async def ensure_worker_topics(settings: Settings) -> list[str]:
     ("Ignoring missing topic"), and every write to its table failed with
     ``PartitionsMismatch`` (seen: the matcher crashed on every order of the demo).
     Created here, and waited for, they are whole before faust starts."""
+    replication = await resolved_replication(settings)  # asked once, not per step
+    settings = dataclasses.replace(settings, replication_factor=replication)
     created = await ensure_public_topics(settings)
     changelogs = changelog_specs(settings.app_id, settings.partitions)
     internal = [*changelogs, *engine_specs(settings.app_id)]
     created += await create_topics(settings, internal)
     names = [t.physical_name("") for t in CATALOGUE] + [s.name for s in internal]
     async with admin_client(settings) as admin:
-        replication = await replication_of(admin, settings)
         short = await _under_replicated(admin, names, replication)
     if short:
         raise TopicsError(

@@ -74,10 +74,15 @@ class LiveSums:
 
     def rebuild(self, accounts: Mapping[str, bytes], inflow: Mapping[str, int]) -> None:
         """Sum every account again (after a restore, which writes around the batches)."""
-        fresh = LiveSums(inflow=dict(inflow))
-        for raw in list(accounts.values()):
-            fresh.account(raw, 1)
-        self.__dict__.update(fresh.__dict__)
+        for raw in self._restart(accounts, inflow):
+            self.account(raw, 1)
+        self.ready = True
+
+    def _restart(self, accounts: Mapping[str, bytes], inflow: Mapping[str, int]) -> list[bytes]:
+        """Zero the sums, take ``inflow``; the account rows as they are now."""
+        self.available, self.locked, self.open_locks = Counter(), Counter(), 0
+        self.inflow, self.ready = dict(inflow), False
+        return list(accounts.values())
 
     def rebuild_soon(
         self,
@@ -94,10 +99,7 @@ class LiveSums:
         batches committed meanwhile :meth:`add` their changes to the same counters, so
         the sums are whole when the last chunk is in (they add up). Not ``ready``
         until then."""
-        rows = list(accounts.values())
-        self.available, self.locked, self.open_locks = Counter(), Counter(), 0
-        self.inflow, self.ready = dict(inflow), False
-        return self._add_rows(rows, chunk)
+        return self._add_rows(self._restart(accounts, inflow), chunk)
 
     async def _add_rows(self, rows: list[bytes], chunk: int) -> None:
         for start in range(0, len(rows), chunk):

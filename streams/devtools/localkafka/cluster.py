@@ -21,10 +21,8 @@ lose brokers and disks with them.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +32,7 @@ from streams.devtools.localkafka import config, jars, jvm, probes, process, stor
 from streams.devtools.localkafka.errors import BrokerError, Log
 from streams.devtools.localkafka.jars import KAFKA_VERSION
 from streams.devtools.localkafka.layout import Paths, write_atomic
-from streams.devtools.localkafka.limits import KILL_WAIT_S, POLL_INTERVAL_S, PROBE_TIMEOUT_S
+from streams.devtools.localkafka.limits import POLL_INTERVAL_S, PROBE_TIMEOUT_S
 from streams.devtools.localkafka.probes import LISTEN_HOST
 
 __all__ = [
@@ -201,7 +199,7 @@ def up(
         jars.ensure_jars(Paths(cluster.state_dir / "kafka"), log)
     with process.locked(Paths(cluster.root)):
         for name in [CONTROLLER, *cluster.names]:
-            if process.our_pid(cluster.paths(name)) is None:
+            if not _alive(cluster, name):
                 _start(java, cluster, name, partitions, log)
     wait_brokers(cluster, cluster.brokers, timeout_s)
     return status(cluster)
@@ -250,13 +248,7 @@ def kill_node(cluster: Cluster, name: str, *, wipe: bool = False) -> None:
     """SIGKILL one node (a crash: no controlled shutdown); with ``wipe``, delete its
     data directory too (a lost machine: it comes back empty)."""
     paths = cluster.paths(name)
-    pid = process.our_pid(paths)
-    if pid is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        if not process.wait_exit(pid, KILL_WAIT_S):
-            raise BrokerError(f"{name} (pid {pid}) survived SIGKILL for {KILL_WAIT_S:.0f} s")
-    paths.pid_file.unlink(missing_ok=True)
+    process.stop(paths, 0.0, crash=True)
     if wipe and paths.data.exists():
         shutil.rmtree(paths.data)
 

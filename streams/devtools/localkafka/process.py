@@ -169,8 +169,9 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def stop(paths: Paths, timeout_s: float) -> bool:
-    """Stop our broker, if it runs: SIGTERM, then SIGKILL after ``timeout_s``.
+def stop(paths: Paths, timeout_s: float, *, crash: bool = False) -> bool:
+    """Stop our broker, if it runs: SIGTERM, then SIGKILL after ``timeout_s``; with
+    ``crash``, SIGKILL at once (no controlled shutdown: the crash tests' lost broker).
 
     Returns whether it ran. The pid file goes either way.
     """
@@ -178,9 +179,10 @@ def stop(paths: Paths, timeout_s: float) -> bool:
     if pid is None:
         paths.pid_file.unlink(missing_ok=True)
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if not wait_exit(pid, timeout_s):
+    if not crash:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    if crash or not wait_exit(pid, timeout_s):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         if not wait_exit(pid, KILL_WAIT_S):
