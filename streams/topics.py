@@ -64,17 +64,22 @@ __all__ = [
 ]
 
 #: History that must never expire: no time limit, no size limit, no compaction (a
-#: compacted journal would keep only each key's last balance change).
+#: compacted journal would keep only each key's last balance change). Every topic
+#: ``kessai replay`` reads from its start is kept so (issue 19): a week's default
+#: retention would make a replay older than that answer from partial history. To bound
+#: the disks, use the cluster's tiered storage (old segments in object storage, the log
+#: start unchanged), never retention: docs/operations.md.
 KEEP_FOREVER: Final[Mapping[str, str]] = MappingProxyType(
     {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
 )
-_NO_CONFIG: Final[Mapping[str, str]] = MappingProxyType({})
 #: The inputs' timestamps are the broker's clock when it appended the record, never the
 #: producer's: a trade's deadline, a signed record's ``valid_until`` and a replay all
 #: read time from it, and any producer could set its own (docs/security.md, M1, H3).
 BROKER_TIME: Final[Mapping[str, str]] = MappingProxyType(
     {"message.timestamp.type": "LogAppendTime"}
 )
+#: An input: the broker's time, kept forever.
+_INPUT: Final[Mapping[str, str]] = MappingProxyType({**BROKER_TIME, **KEEP_FOREVER})
 
 Writer = Literal["outside", "kessai"]
 
@@ -117,28 +122,28 @@ CATALOGUE: Final[tuple[PublicTopic, ...]] = (
         name=PAYMENTS,
         key_field="account",
         writer="outside",
-        config=BROKER_TIME,
+        config=_INPUT,
         description="stablecoin deposits and withdrawals (MoveCash)",
     ),
     PublicTopic(
         name=CUSTODY,
         key_field="account",
         writer="outside",
-        config=BROKER_TIME,
+        config=_INPUT,
         description="bond deliveries into and out of accounts (MoveBonds)",
     ),
     PublicTopic(
         name=TRADES,
         key_field="trade_id",
         writer="outside",
-        config=BROKER_TIME,
+        config=_INPUT,
         description="trades executed by venues, to settle DvP (TradeExecuted)",
     ),
     PublicTopic(
         name=ORDERS,
         key_field="isin",
         writer="outside",
-        config=BROKER_TIME,
+        config=_INPUT,
         description="orders for kessai to match, and cancellations (SubmitOrder)",
     ),
     PublicTopic(
@@ -152,7 +157,7 @@ CATALOGUE: Final[tuple[PublicTopic, ...]] = (
         name=REJECTIONS,
         key_field="key",
         writer="kessai",
-        config=_NO_CONFIG,
+        config=KEEP_FOREVER,
         description="input records kessai refused, with a reason code (RecordRejected)",
     ),
     PublicTopic(
@@ -166,7 +171,7 @@ CATALOGUE: Final[tuple[PublicTopic, ...]] = (
         name=ORDER_EVENTS,
         key_field="isin",
         writer="kessai",
-        config=_NO_CONFIG,
+        config=KEEP_FOREVER,
         description="each order's life in kessai's books (OrderStatusChanged)",
     ),
 )

@@ -35,7 +35,15 @@ from streams.audit import positions
 from streams.audit.fold import JournalFold, Problem
 from streams.config import Settings
 from streams.errors import KessaiError
-from streams.kafka.reader import AsOf, AsOfError, Cut, cuts_for, parse_as_of, read_batches
+from streams.kafka.reader import (
+    AsOf,
+    AsOfError,
+    Cut,
+    cuts_for,
+    parse_as_of,
+    read_batches,
+    require_history,
+)
 
 __all__ = ["FoldResult", "ReaderFailed", "fold_journal", "positions_main", "verify_main"]
 
@@ -105,6 +113,7 @@ def fold_journal(
 
     started = time.perf_counter()
     found = asyncio.run(cuts_for(settings, topic, as_of))
+    require_history({topic: found})
     cuts = [c for c in found if c.records_max > 0]
     total = sum(c.records_max for c in cuts)
     # Two per core by default: a reader waits on the broker part of the time (4 readers

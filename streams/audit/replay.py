@@ -68,7 +68,7 @@ from streams.config import Settings
 from streams.engine import wire
 from streams.engine.core import Batch, Engine, Rules
 from streams.engine.manifest import Manifest
-from streams.kafka.reader import Cut, cuts_for, read_batches
+from streams.kafka.reader import Cut, cuts_for, read_batches, require_history
 from streams.ledger import domain as ledger_core
 from streams.ledger.documents import position_document
 from streams.matching.handler import MATCHING_VENUE, handle_record
@@ -645,6 +645,7 @@ def replay(
         # cut-offs would show as differences.
         every = [*names.values(), *tables.values()]
         cuts = [await cuts_for(settings, topic) for topic in every]
+        require_history(dict(zip(every, cuts, strict=True)))
         read = await asyncio.gather(
             *(_read(settings, topic, c) for topic, c in zip(every, cuts, strict=True))
         )

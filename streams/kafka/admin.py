@@ -58,8 +58,9 @@ ADMIN_REQUEST_TIMEOUT_MS: Final = 30_000
 #: broker's metadata cache; describing it is retried this often, this far apart.
 DESCRIBE_ATTEMPTS_MAX: Final = 50
 DESCRIBE_RETRY_S: Final = 0.1
-#: ``min.insync.replicas`` of a topic kessai creates with this many replicas or more.
-MIN_INSYNC_FROM: Final = 3
+#: ``min.insync.replicas`` of a topic kessai creates: two at most (one broker lost
+#: then loses nothing acknowledged, and writes go on).
+MIN_INSYNC_MAX: Final = 2
 
 
 class TopicsError(KessaiError):
@@ -158,12 +159,13 @@ async def resolved_replication(settings: Settings) -> int:
 
 
 def topic_configs(spec: TopicSpec, replication: int) -> dict[str, str]:
-    """A topic's configs as kessai creates it: the spec's, and from
-    :data:`MIN_INSYNC_FROM` replicas on, two in sync for a write to count (one broker
-    lost then loses nothing acknowledged)."""
+    """A topic's configs as kessai creates it: the spec's, and how many replicas must
+    be in sync for a write to count: two from 3 replicas on (one broker lost then
+    loses nothing acknowledged and writes go on), else one. Always set, never left
+    to the broker's default: a cluster whose default is 2 would refuse every write
+    to a topic made with ``KESSAI_REPLICATION_FACTOR=1``."""
     configs = dict(spec.config or {})
-    if replication >= MIN_INSYNC_FROM:
-        configs.setdefault("min.insync.replicas", "2")
+    configs.setdefault("min.insync.replicas", str(max(1, min(MIN_INSYNC_MAX, replication - 1))))
     return configs
 
 
@@ -351,7 +353,7 @@ async def ensure_worker_topics(settings: Settings) -> list[str]:
     created += await create_topics(settings, internal)
     names = [t.physical_name("") for t in CATALOGUE] + [s.name for s in internal]
     async with admin_client(settings) as admin:
-        short = await _under_replicated(admin, names, replication)
+        short = await _short_of_replicas(admin, names, replication)
     if short:
         raise TopicsError(
             f"topics with fewer replicas than kessai's replication ({replication}: "
@@ -363,7 +365,7 @@ async def ensure_worker_topics(settings: Settings) -> list[str]:
     return created
 
 
-async def _under_replicated(
+async def _short_of_replicas(
     admin: AIOKafkaAdminClient, names: list[str], replication: int
 ) -> dict[str, int]:
     """The topics of ``names`` with a partition of fewer than ``replication`` replicas:
@@ -374,6 +376,20 @@ async def _under_replicated(
         if fewest is not None and fewest < replication:
             short[entry["topic"]] = fewest
     return short
+
+
+async def out_of_sync_partitions(settings: Settings) -> list[str]:
+    """Every partition of every topic whose in-sync replicas are fewer than its
+    replicas (Kafka's "under-replicated"), as ``topic[partition] isr/replicas``: a
+    broker down, or back and still copying. Empty when the cluster is whole."""
+    async with admin_client(settings) as admin:
+        described = await admin.describe_topics()
+    return sorted(
+        f"{entry['topic']}[{p['partition']}] {len(p['isr'])}/{len(p['replicas'])}"
+        for entry in described
+        for p in entry.get("partitions") or []
+        if len(p["isr"]) < len(p["replicas"])
+    )
 
 
 async def delete_topics_starting_with(settings: Settings, prefixes: Iterable[str]) -> list[str]:

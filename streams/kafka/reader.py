@@ -48,12 +48,14 @@ __all__ = [
     "AsOfError",
     "Batch",
     "Cut",
+    "HistoryGone",
     "Tail",
     "committed_consumer",
     "cuts_for",
     "parse_as_of",
     "read_batches",
     "read_committed",
+    "require_history",
 ]
 
 #: Records per ``getmany``. Large: the per-call overhead is what a bulk read pays for.
@@ -130,6 +132,35 @@ class Cut:
     def records_max(self) -> int:
         """Offsets to cover; commit markers take offsets too, so records are fewer."""
         return self.end - self.start
+
+
+class HistoryGone(KessaiError):
+    """A log read from its start has lost its first records."""
+
+
+def require_history(cuts: Mapping[str, Sequence[Cut]]) -> None:
+    """Raise :class:`HistoryGone` naming every partition of ``cuts`` (topic -> its
+    cuts) whose log no longer starts at offset 0.
+
+    Only retention (whole segments deleted) and DeleteRecords move a log's start;
+    compaction never does. A reader that folds or replays a log from its start would
+    then answer from partial history, as if it were whole: it must stop instead.
+    """
+    gone = [
+        f"{topic}[{c.partition}] starts at offset {c.start:,}"
+        for topic, topic_cuts in cuts.items()
+        for c in topic_cuts
+        if c.start > 0
+    ]
+    if gone:
+        raise HistoryGone(
+            "history deleted: "
+            + "; ".join(gone)
+            + ". The records before those offsets were removed (retention, or "
+            "DeleteRecords), so an answer now would come from partial history. kessai "
+            "keeps every topic it replays forever (retention.ms=-1): check the topic's "
+            "retention.ms, and restore the log from a backup (docs/operations.md)."
+        )
 
 
 #: One partition's records in offset order (aiokafka ``ConsumerRecord``: ``.offset``,

@@ -29,6 +29,8 @@ LOOP_LAG_PROBE_S = 0.25
 
 
 def create_app(settings: Settings) -> faust.App:
+    datadir = settings.state_dir / "faust" / settings.app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
@@ -43,6 +45,8 @@ def create_app(settings: Settings) -> faust.App:
         # The cluster's (streams.runtime.main resolves it before the app is made).
         topic_replication_factor=settings.replication_factor or 1,
         topic_allow_declare=True,
+        # faust makes it even with nothing to keep: under the state dir, not the cwd.
+        datadir=str(datadir),
         web_port=settings.web_port,
         web_bind=settings.web_bind,
         # Host check and bearer token (streams/runtime/web/guard.py); faust's own pages

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from streams.devtools import localkafka
-from tests.crash.scenarios.settlement_crash import Outcome, run_scenario, start_broker
+from tests.crash.scenarios.settlement_crash import assert_survived, run_scenario, start_broker
 from tests.support.profiles import start_secure_cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.kill]
@@ -40,7 +40,7 @@ def test_twenty_thousand_trades_survive_sigkills_with_two_workers(
         )
     finally:
         localkafka.down(settings)
-    _assert_survived(outcome, trades=TRADES, kills=KILLS)
+    assert_survived(outcome, trades=TRADES, kills=KILLS)
     assert outcome.signed_settlements == 0  # plain: nothing signed, nothing checked
 
 
@@ -61,28 +61,7 @@ def test_signed_trades_survive_sigkills_under_the_secure_profile(
         )
     finally:
         localkafka.down(cluster.admin)
-    _assert_survived(outcome, trades=SECURE_TRADES, kills=SECURE_KILLS)
+    assert_survived(outcome, trades=SECURE_TRADES, kills=SECURE_KILLS)
     # The workers checked each trade's signature and passed it on: every settlements
     # record (pending ones too) verifies back to venue-a with the registry alone.
     assert outcome.signed_settlements == outcome.trades + outcome.statuses["pending (on the way)"]
-
-
-def _assert_survived(outcome: Outcome, *, trades: int, kills: int) -> None:
-    print(outcome.summary())
-    assert outcome.problems == [], outcome.summary() + "\n" + "\n".join(outcome.problems)
-    assert outcome.trades >= trades
-    assert outcome.kills == kills
-    assert outcome.two_workers_s > 0
-    # The engine's worker was killed and the other took over, at least once.
-    assert outcome.engine_kills >= 1, outcome.summary()
-    # kessai replay re-ran every batch of the engine's log and the matcher, compared
-    # every output and changelog, the live accounts included, and agreed.
-    assert outcome.replay_checks == 16 and outcome.replay_compared > trades
-    assert outcome.duplicates == 0
-    assert set(outcome.conservation_error.values()) <= {"0", "0.000000"}
-    # The market exercised every path: settled, failed for each reason, pending first.
-    for status in ("settled", "failed/insufficient_cash", "failed/insufficient_securities"):
-        assert outcome.statuses[status] > 0, outcome.statuses
-    assert outcome.statuses["pending (on the way)"] > 0, outcome.statuses
-    for reason in ("duplicate", "insufficient_funds"):
-        assert outcome.rejections[reason] > 0, outcome.rejections

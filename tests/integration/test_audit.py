@@ -308,6 +308,45 @@ def test_replay_agrees_with_everything_and_names_a_tampered_record(
     assert '"seq":3' in s_line  # the seller's seq 3 found where its seq 2 should be
 
 
+def test_replay_positions_and_verify_refuse_a_log_whose_start_was_deleted(
+    scenario: Run,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 19: a journal whose first records retention (here DeleteRecords) removed
+    is named by topic and partition, and nothing is answered from the rest."""
+    bootstrap = scenario.settings.bootstrap
+    monkeypatch.setenv("KESSAI_BOOTSTRAP", bootstrap)
+    copy = f"journal-cut-short-{uuid.uuid4().hex[:8]}"
+    rows = scenario.journal.records
+    asyncio.run(_copy(bootstrap, copy, rows))
+    partition = max({r[0] for r in rows}, key=lambda p: sum(r[0] == p for r in rows))
+    asyncio.run(_delete_before(bootstrap, copy, partition, 2))
+
+    for command in (
+        ["replay", "--topic", f"ledger-events={copy}"],
+        ["positions", "--topic-name", copy],
+        ["verify", "--topic-name", copy],
+    ):
+        code = cli.main(command)
+        out, err = capsys.readouterr()
+        assert code == 1, (command, out, err)
+        assert f"history deleted: {copy}[{partition}] starts at offset 2" in err, (command, err)
+        assert "balance" not in out and "agree" not in out, (command, out)
+
+
+async def _delete_before(bootstrap: str, topic: str, partition: int, offset: int) -> None:
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_records({TopicPartition(topic, partition): RecordsToDelete(offset)})
+    finally:
+        await admin.close()
+
+
 def _get(scenario: Run, path: str, *parts: str) -> tuple[int, dict[str, Any]]:
     """GET ``path`` with ``parts`` quoted onto it: (status, JSON body)."""
     import urllib.error

@@ -58,10 +58,10 @@ async def test_creates_the_seven_co_partitioned_and_is_idempotent(
     configs = {s.topic.name: dict(s.config) for s in states if s.topic.config}
     want = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
     broker_time = {"message.timestamp.type": "LogAppendTime"}
+    inputs = ["payments", "custody", "trades", "orders"]
     assert configs == {
-        "settlements": want,
-        "ledger-events": want,
-        **dict.fromkeys(["payments", "custody", "trades", "orders"], broker_time),
+        **dict.fromkeys(["settlements", "ledger-events", "rejections", "order-events"], want),
+        **dict.fromkeys(inputs, want | broker_time),
     }
 
     assert await ensure_public_topics(settings, prefix=prefix) == []

@@ -60,6 +60,7 @@ def test_three_replicas_or_more_need_two_in_sync_for_a_write() -> None:
     from streams.topics import TopicSpec
 
     spec = TopicSpec(name="t", partitions=4, config={"cleanup.policy": "compact"})
-    assert topic_configs(spec, 1) == {"cleanup.policy": "compact"}
-    assert topic_configs(spec, 2) == {"cleanup.policy": "compact"}
+    assert topic_configs(spec, 1) == {"cleanup.policy": "compact", "min.insync.replicas": "1"}
+    assert topic_configs(spec, 2) == {"cleanup.policy": "compact", "min.insync.replicas": "1"}
     assert topic_configs(spec, 3) == {"cleanup.policy": "compact", "min.insync.replicas": "2"}
+    assert topic_configs(spec, 5) == {"cleanup.policy": "compact", "min.insync.replicas": "2"}

@@ -40,6 +40,8 @@ class Tail:
     ) -> None:
         self.ids: set[str] = set()
         self.records = 0
+        #: The newest timestamp (ms) of a record ``pick`` found an id in (0: none yet).
+        self.latest_ms = 0
         self._pick = pick
         self._tail = reader.Tail(settings, [topic])
         self._task: asyncio.Task[None] | None = None
@@ -56,6 +58,7 @@ class Tail:
                     picked = self._pick(orjson.loads(r.value))
                     if picked is not None:
                         self.ids.add(picked)
+                        self.latest_ms = max(self.latest_ms, r.timestamp)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a dead tail would look like a stuck worker

@@ -24,6 +24,10 @@ read back as ops, and the audit also checks that every ``settlements`` record ca
 the venue's signed trade, which verifies against the registry.
 
     python -m tests.crash.scenarios.settlement_crash --trades 20000 --kills 6 [--secure]
+    python -m tests.crash.scenarios.settlement_crash --cluster [--replication 1]
+
+``--cluster``: on three brokers, losing a broker three times between the worker kills
+(:mod:`tests.crash.scenarios.broker_chaos`), each loss's recovery measured.
 
 Exits 1 when there are problems.
 """
@@ -67,12 +71,14 @@ from streams.audit.positions import (
 )
 from streams.config import Settings
 from streams.devtools import localkafka
+from streams.devtools.localkafka import cluster as localcluster
 from streams.kafka.admin import admin_client, ensure_public_topics
 from streams.kafka.auth import client_kwargs
 from streams.kafka.reader import committed_consumer, partitions_of, read_committed
 from streams.ledger.domain import AccountState
 from streams.money import from_units
 from streams.security import signing
+from tests.crash.scenarios.broker_chaos import BrokerChaos, Recovery, start_cluster
 from tests.crash.scenarios.killharness import (
     Supervised,
     Tail,
@@ -121,6 +127,8 @@ class Outcome:
     replay_compared: int = 0
     #: Secure profile: ``settlements`` records whose ``signed_trade`` verifies.
     signed_settlements: int = 0
+    #: Broker failures (``chaos=``), each with what it cost (:class:`Recovery`).
+    recoveries: list[Recovery] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
@@ -131,6 +139,7 @@ class Outcome:
             f"crashes={len(self.crashes)} replay={self.replay_checks} checks over "
             f"{self.replay_compared} records signed_settlements={self.signed_settlements} "
             f"elapsed_s={self.elapsed_s:.0f}"
+            + "".join(f"\n  broker {r.render()}" for r in self.recoveries)
         )
 
 
@@ -344,6 +353,8 @@ async def run_scenario(
     seed: int = 11,
     log: Any = print,
     profile: Profile | None = None,
+    chaos: BrokerChaos | None = None,
+    replication: int | None = None,
 ) -> Outcome:
     """Play the market against two supervised workers, killing them, then audit.
 
@@ -351,6 +362,8 @@ async def run_scenario(
     no credentials and nothing signed). Secure: topics are made as the admin, the
     workers run as the worker principal, each input is signed and written by its
     principal (``_profiles.WRITER``), and everything is read back as ops.
+    ``chaos``: brokers of a cluster lost between the worker kills (issue 19).
+    ``replication``: every topic's (``KESSAI_REPLICATION_FACTOR``; None: the cluster's).
     """
     say = log
     started = time.monotonic()
@@ -364,6 +377,7 @@ async def run_scenario(
     )
     outcome = Outcome()
     settings, reader = _settings_of(profile, "admin"), _settings_of(profile, "ops")
+    settings = dataclasses.replace(settings, replication_factor=replication)
     await ensure_public_topics(settings)
     crashed = False
     venue = _Venue(profile)
@@ -373,11 +387,11 @@ async def run_scenario(
     )
     await terminal.start()
     workdir.mkdir(parents=True, exist_ok=True)
-    workers = supervised_workers(_worker_env(profile), workdir, outcome.crashes)
+    workers = supervised_workers(_worker_env(profile, replication), workdir, outcome.crashes)
     run = _Run(market, trades, workdir, venue, terminal, workers, outcome)
     try:
         await run.start()
-        await _kill_workers(run, rng, kills, say)
+        await _kill(run, rng, kills, say, chaos)
         await _wait_until_quiet(run, _settings_of(profile, "worker"), say)
         # Give a duplicate the time of a few commits to show up.
         await asyncio.sleep(5.0)
@@ -394,10 +408,34 @@ async def run_scenario(
         await terminal.stop()
         await venue.stop()
     outcome.trades = len(market.fed.trades)
+    if chaos is not None:
+        outcome.recoveries, outcome.problems = chaos.recoveries, outcome.problems + chaos.problems
     if not crashed:  # the audit also runs after a replay difference: it says more
         await audit(reader, market.fed, outcome, registry=_registry(profile, reader))
     outcome.elapsed_s = time.monotonic() - started
     return outcome
+
+
+def assert_survived(outcome: Outcome, *, trades: int, kills: int) -> None:
+    """The crash tests' verdict on a run: no problem found, and every path exercised."""
+    print(outcome.summary())
+    assert outcome.problems == [], outcome.summary() + "\n" + "\n".join(outcome.problems)
+    assert outcome.trades >= trades
+    assert outcome.kills == kills
+    assert outcome.two_workers_s > 0
+    # The engine's worker was killed and the other took over, at least once.
+    assert outcome.engine_kills >= 1, outcome.summary()
+    # kessai replay re-ran every batch of the engine's log and the matcher, compared
+    # every output and changelog, the live accounts included, and agreed.
+    assert outcome.replay_checks == 16 and outcome.replay_compared > trades
+    assert outcome.duplicates == 0
+    assert set(outcome.conservation_error.values()) <= {"0", "0.000000"}
+    # The market exercised every path: settled, failed for each reason, pending first.
+    for status in ("settled", "failed/insufficient_cash", "failed/insufficient_securities"):
+        assert outcome.statuses[status] > 0, outcome.statuses
+    assert outcome.statuses["pending (on the way)"] > 0, outcome.statuses
+    for reason in ("duplicate", "insufficient_funds"):
+        assert outcome.rejections[reason] > 0, outcome.rejections
 
 
 def _settings_of(profile: Profile, principal: str) -> Settings:
@@ -412,7 +450,7 @@ def _registry(profile: Profile, reader: Settings) -> signing.Registry | None:
     return signing.registry_for(reader)
 
 
-def _worker_env(profile: Profile) -> dict[str, str]:
+def _worker_env(profile: Profile, replication: int | None = None) -> dict[str, str]:
     return {
         **os.environ,
         **profile.worker_env,
@@ -420,6 +458,7 @@ def _worker_env(profile: Profile) -> dict[str, str]:
         "KESSAI_TOKENS": ",".join(f"{k}:{v}" for k, v in TOKENS.items()),
         "KESSAI_SETTLEMENT_DEADLINE_S": str(DEADLINE_S),
         "PYTHONUNBUFFERED": "1",
+        **({"KESSAI_REPLICATION_FACTOR": str(replication)} if replication else {}),
     }
 
 
@@ -437,6 +476,8 @@ class _Venue:
             principal: AIOKafkaProducer(
                 bootstrap_servers=profile.bootstrap,
                 acks="all",
+                # A broker lost mid-send is retried: never twice into the log.
+                enable_idempotence=True,
                 linger_ms=5,
                 **client_kwargs(_settings_of(profile, principal)),
             )
@@ -448,13 +489,17 @@ class _Venue:
             await producer.start()
 
     async def publish(self, records: list[tuple[str, dict[str, Any]]]) -> None:
+        """Send ``records`` and wait until each is acknowledged; a record the brokers
+        did not take raises (the audit would count it as fed)."""
+        delivered = []
         for topic, value in records:
             signed = self.profile.sign(topic, value)
-            await self.producers[self.writers[topic]].send(
-                topic, orjson.dumps(signed), key=_key(topic, value)
+            delivered.append(
+                await self.producers[self.writers[topic]].send(
+                    topic, orjson.dumps(signed), key=_key(topic, value)
+                )
             )
-        for producer in self.producers.values():
-            await producer.flush()
+        await asyncio.gather(*delivered)
 
     async def stop(self) -> None:
         for producer in self.producers.values():
@@ -522,31 +567,44 @@ class _Run:
             await asyncio.sleep(0.1)
 
 
-async def _kill_workers(run: _Run, rng: random.Random, kills: int, say: Any) -> None:
+async def _kill(
+    run: _Run, rng: random.Random, kills: int, say: Any, chaos: BrokerChaos | None
+) -> None:
     """SIGKILL a random worker ``kills`` times at random points of the run, each
-    restarted after a random pause."""
-    terminal, outcome = run.terminal.ids, run.outcome
+    restarted after a random pause; and lose ``chaos``'s brokers at its points."""
     # Kill points spread over the whole run, as counts of trades fed.
-    kill_at = sorted(rng.sample(range(run.trades // 20, run.trades * 9 // 10), kills))
-    for at in kill_at:
+    kill_at = rng.sample(range(run.trades // 20, run.trades * 9 // 10), kills)
+    points = [(at, -1) for at in kill_at]
+    if chaos is not None:
+        points += [(at, i) for i, at in enumerate(chaos.points(run.trades))]
+    for at, broker in sorted(points):
         while run.fed_trades < at:
             await run.idle(0.5)
         await run.idle(rng.uniform(0.0, 3.0))
-        alive = [w for w in run.workers if w.alive] or run.workers
-        holder = await asyncio.to_thread(holder_of, alive)
-        # Mostly the engine's worker (a takeover), sometimes the standby.
-        victim = holder if holder is not None and rng.random() < 0.75 else rng.choice(alive)
-        victim.kill()
-        outcome.kills += 1
-        outcome.engine_kills += victim is holder
-        say(
-            f"kill {outcome.kills}/{kills} ({victim.name}"
-            f"{', the engine' if victim is holder else ''}): "
-            f"{len(terminal)}/{len(run.market.fed.trades)} trades terminal"
-        )
-        # Sometimes the other worker runs alone for a while, sometimes not at all.
-        await run.idle(rng.choice([0.0, 0.0, 5.0, 15.0]))
-        victim.start()
+        if broker >= 0 and chaos is not None:
+            await chaos.step(broker, run, rng, say)
+        else:
+            await _kill_a_worker(run, rng, kills, say)
+
+
+async def _kill_a_worker(run: _Run, rng: random.Random, kills: int, say: Any) -> None:
+    """SIGKILL one worker, mostly the engine's, and start it again after a pause."""
+    terminal, outcome = run.terminal.ids, run.outcome
+    alive = [w for w in run.workers if w.alive] or run.workers
+    holder = await asyncio.to_thread(holder_of, alive)
+    # Mostly the engine's worker (a takeover), sometimes the standby.
+    victim = holder if holder is not None and rng.random() < 0.75 else rng.choice(alive)
+    victim.kill()
+    outcome.kills += 1
+    outcome.engine_kills += victim is holder
+    say(
+        f"kill {outcome.kills}/{kills} ({victim.name}"
+        f"{', the engine' if victim is holder else ''}): "
+        f"{len(terminal)}/{len(run.market.fed.trades)} trades terminal"
+    )
+    # Sometimes the other worker runs alone for a while, sometimes not at all.
+    await run.idle(rng.choice([0.0, 0.0, 5.0, 15.0]))
+    victim.start()
 
 
 async def _wait_until_quiet(run: _Run, worker: Settings, say: Any) -> None:
@@ -771,8 +829,18 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary dir")
     parser.add_argument("--keep", action="store_true", help="leave the broker and logs behind")
     parser.add_argument("--secure", action="store_true", help="under the secure profile")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="on three brokers, losing brokers too (the broker-failure test)",
+    )
+    parser.add_argument(
+        "--replication", type=int, default=None, help="every topic's (default: the cluster's)"
+    )
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kessai-crash-"))
+    if args.cluster:
+        return _main_on_a_cluster(args, workdir)
     profile = None
     if args.secure:
         cluster = start_secure_cluster(workdir / "secure")
@@ -799,6 +867,27 @@ def main() -> int:
             localkafka.down(settings)
         if not args.keep:
             shutil.rmtree(settings.state_dir, ignore_errors=True)
+    return exit_code(outcome.summary(), outcome.crashes, outcome.problems)
+
+
+def _main_on_a_cluster(args: argparse.Namespace, workdir: Path) -> int:
+    cluster = start_cluster(workdir)
+    print(f"cluster {cluster.bootstrap}, logs in {workdir}")
+    try:
+        outcome = asyncio.run(
+            run_scenario(
+                cluster.bootstrap,
+                trades=args.trades,
+                kills=args.kills,
+                workdir=workdir / "run",
+                seed=args.seed,
+                chaos=BrokerChaos(cluster, APP_ID),
+                replication=args.replication,
+            )
+        )
+    finally:
+        if not args.keep:
+            localcluster.down(cluster)
     return exit_code(outcome.summary(), outcome.crashes, outcome.problems)
 
 
