@@ -4,16 +4,25 @@ development and tests (:mod:`streams.devtools.localkafka`)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import sys
 from pathlib import Path
+from typing import Final
+
+from aiokafka.errors import KafkaError
 
 from streams.cli._common import PROG, Commands, fail
 from streams.config import Settings
 from streams.devtools import localkafka
 from streams.devtools.localkafka import cluster as localcluster
 from streams.devtools.localkafka.cluster import Cluster
+from streams.kafka.admin import out_of_sync_partitions
 
 #: Said on stderr each time the open profile is brought up.
+#: Partitions out of sync that ``status`` names (it counts them all).
+SYNC_SHOWN_MAX: Final = 5
+
 PLAINTEXT_WARNING = (
     "WARNING: this is the OPEN development profile of Kafka: no authentication, no ACLs. "
     "Anyone who reaches {bootstrap} can publish trades and payments, and read every "
@@ -182,4 +191,21 @@ def _cluster(args: argparse.Namespace, settings: Settings, timeout: dict[str, fl
         print(f"{node.name:<11} {node.address:<16} {state}; data {node.data_dir}")
     replication = localcluster.replication_for(brokers)
     print(f"clients: KESSAI_BOOTSTRAP={cluster.bootstrap} (replication {replication})")
+    if any(n.answers for n in nodes if n.name != localcluster.CONTROLLER):
+        _say_sync(dataclasses.replace(settings, bootstrap=cluster.bootstrap))
     return 0 if all(n.alive for n in nodes) else 1
+
+
+def _say_sync(settings: Settings) -> None:
+    """How many partitions have fewer in-sync replicas than replicas (a broker down, or
+    back and still copying), naming the first few."""
+    try:
+        behind = asyncio.run(out_of_sync_partitions(settings))
+    except KafkaError as err:
+        print(f"in sync: unknown ({err!r})")
+        return
+    if not behind:
+        print("in sync: every partition of every topic")
+        return
+    shown = ", ".join(behind[:SYNC_SHOWN_MAX]) + (", ..." if len(behind) > SYNC_SHOWN_MAX else "")
+    print(f"in sync: NOT {len(behind)} partitions (in-sync/replicas): {shown}")

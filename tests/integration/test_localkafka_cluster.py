@@ -19,7 +19,12 @@ from streams.config import Settings
 from streams.devtools.localkafka import cluster as localcluster
 from streams.devtools.localkafka.cluster import Cluster
 from streams.devtools.processes import free_port
-from streams.kafka.admin import TopicsError, ensure_worker_topics, resolved_replication
+from streams.kafka.admin import (
+    TopicsError,
+    ensure_worker_topics,
+    out_of_sync_partitions,
+    resolved_replication,
+)
 from streams.topics import ENGINE_LOG, engine_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # ~50 s: four JVMs start
@@ -69,6 +74,20 @@ async def _until_in_sync(bootstrap: str) -> float:
     raise AssertionError(
         f"not back in sync after {IN_SYNC_TIMEOUT_S:.0f} s: {await _replicas(bootstrap)}"
     )
+
+
+async def _out_of_sync(bootstrap: str) -> list[str]:
+    """:func:`out_of_sync_partitions`, waiting out the broker's session (a dead broker
+    stays in the ISR until the controller fences it, ~9 s) and a starting broker."""
+    deadline = time.monotonic() + IN_SYNC_TIMEOUT_S
+    while True:
+        try:
+            behind = await out_of_sync_partitions(Settings(bootstrap=bootstrap))
+        except KafkaError:
+            behind = None
+        if behind or time.monotonic() > deadline:
+            return behind or []
+        await asyncio.sleep(0.5)
 
 
 async def _send(bootstrap: str, start: int, count: int) -> None:
@@ -125,8 +144,13 @@ async def test_three_brokers_keep_every_acknowledged_record_through_a_crash_and_
     localcluster.kill_node(cluster, "broker-2", wipe=True)  # a lost machine
     assert not (cluster.paths("broker-2").data / "meta.properties").exists()
     await _send(bootstrap, 200, 100)
+    # What `kessai kafka status` says: the probe's partitions have 2 of 3 in sync.
+    behind = await _out_of_sync(bootstrap)
+    assert {f"{TOPIC}[0] 2/3", f"{TOPIC}[1] 2/3"} <= set(behind), behind
     localcluster.start_node(cluster, "broker-2", partitions=2, log=lambda line: None)
     await _until_in_sync(bootstrap)
+    after = await out_of_sync_partitions(Settings(bootstrap=bootstrap))
+    assert not [p for p in after if p.startswith(f"{TOPIC}[")], after
 
     # Every write was acknowledged by two replicas; now only the wiped broker's copy of
     # the data is read: the other two stop.

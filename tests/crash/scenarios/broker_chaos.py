@@ -73,11 +73,16 @@ class Recovery:
     first_settlement_s: float | None = None
     #: Restart -> every partition in sync again (None: not in the timeout).
     in_sync_s: float | None = None
+    #: Bytes of log segments in its data directory once in sync (wiped: copied back).
+    data_bytes: int = 0
 
     def render(self) -> str:
         first = "-" if self.first_settlement_s is None else f"{self.first_settlement_s:.1f} s"
         in_sync = "-" if self.in_sync_s is None else f"{self.in_sync_s:.1f} s"
-        return f"{self.broker} ({self.what}): first settlement {first}, in sync {in_sync}"
+        return (
+            f"{self.broker} ({self.what}): first settlement {first}, in sync {in_sync} "
+            f"holding {self.data_bytes / 2**20:.1f} MiB"
+        )
 
 
 class Running(Protocol):
@@ -136,18 +141,20 @@ class BrokerChaos:
         return [trades * (i + 1) // (n + 1) for i in range(n)]
 
     async def step(self, index: int, run: Running, rng: random.Random, say: Any) -> None:
-        """Lose the plan's ``index``-th broker, wait for a settlement without it, bring
-        it back (empty if wiped), and wait until every partition is in sync."""
+        """Lose the plan's ``index``-th broker, wait for a settlement without it (with
+        it restarting, for a restart at once), bring it back (empty if wiped), and wait
+        until every partition is in sync."""
         loss = self.plan[index]
         while not run.terminal.ids:  # the engine settles before anything is lost
             await run.idle(0.5)
         victim, what = await self._victim(loss, rng)
         recovery = Recovery(victim, what)
         self.recoveries.append(recovery)
-        killed_ms = time.time() * 1000
-        killed = time.monotonic()
+        killed_ms, killed = time.time() * 1000, time.monotonic()
         await asyncio.to_thread(localcluster.kill_node, self.cluster, victim, wipe=loss.wipe)
         say(f"broker {victim} SIGKILLed ({what}): {len(run.terminal.ids)} trades terminal")
+        if loss.down_s == 0.0:
+            restarted = await self._restart(victim, say)
         while run.terminal.latest_ms <= killed_ms:
             if time.monotonic() - killed > FIRST_SETTLEMENT_TIMEOUT_S:
                 waited = FIRST_SETTLEMENT_TIMEOUT_S
@@ -156,11 +163,9 @@ class BrokerChaos:
             await run.idle(0.1)
         else:
             recovery.first_settlement_s = time.monotonic() - killed
-        await run.idle(rng.uniform(0.0, loss.down_s))
-        await asyncio.to_thread(
-            localcluster.start_node, self.cluster, victim, partitions=PARTITIONS, log=say
-        )
-        restarted = time.monotonic()
+        if loss.down_s > 0.0:
+            await run.idle(rng.uniform(0.0, loss.down_s))
+            restarted = await self._restart(victim, say)
         while await self._out_of_sync():
             if time.monotonic() - restarted > IN_SYNC_TIMEOUT_S:
                 self.problems.append(f"{victim} not in sync {IN_SYNC_TIMEOUT_S:.0f} s after {what}")
@@ -168,7 +173,16 @@ class BrokerChaos:
             await run.idle(0.5)
         else:
             recovery.in_sync_s = time.monotonic() - restarted
+        data = self.cluster.paths(victim).data
+        recovery.data_bytes = sum(f.stat().st_size for f in data.rglob("*.log"))
         say(f"broker {victim} back: {recovery.render()}")
+
+    async def _restart(self, victim: str, say: Any) -> float:
+        """Start ``victim`` again (formatting an empty data directory); when, monotonic."""
+        await asyncio.to_thread(
+            localcluster.start_node, self.cluster, victim, partitions=PARTITIONS, log=say
+        )
+        return time.monotonic()
 
     async def _victim(self, loss: Loss, rng: random.Random) -> tuple[str, str]:
         names = self.cluster.names
