@@ -63,7 +63,7 @@ def main(
 
     status = localkafka.up(settings, log=log)
     kafka = (
-        localkafka.KAFKA_VERSION if status.managed else "unknown (a broker kessai did not start)"
+        localkafka.kafka_version() if status.managed else "unknown (a broker kessai did not start)"
     )
     doc, directory = asyncio.run(run(status.bootstrap, plan, out, kafka_version=kafka, log=log))
     sys.stdout.write(report.markdown(doc))

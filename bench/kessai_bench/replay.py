@@ -502,7 +502,7 @@ def _document(
     return {
         "started": started.isoformat(timespec="seconds"),
         "command": "python -m kessai_bench.replay " + " ".join(argv or sys.argv[1:]),
-        "machine": machine(localkafka.KAFKA_VERSION),
+        "machine": machine(localkafka.kafka_version()),
         "records": args.records,
         "accounts": args.accounts,
         "prefill_s": measured.prefill_s,

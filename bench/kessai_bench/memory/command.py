@@ -171,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = datetime.now(UTC)
     out: Path = args.out or RESULTS / (started.strftime("%Y-%m-%dT%H%M%SZ") + "-memory")
     workdir: Path = args.workdir or Path(tempfile.mkdtemp(prefix="kessai-memory-"))
-    machine = report.machine(localkafka.KAFKA_VERSION)
+    machine = report.machine(localkafka.kafka_version())
     profile = _profile(args)
     try:
         results = asyncio.run(

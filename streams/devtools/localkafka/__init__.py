@@ -29,7 +29,7 @@ The public API is re-exported here; each piece lives in a module of its own:
 - ``profiles``: which profile settings name, and the secure one's steps around a start
   (its files, its ACLs, whom the probes connect as, a principal's settings);
 - ``secure``: the secure profile's files: certificates, SCRAM passwords, env files;
-- ``jars``: the Kafka jars, fetched once with Maven (:data:`KAFKA_VERSION`);
+- ``jars``: the Kafka jars, fetched once with Maven (:func:`kafka_version`);
 - ``jvm``: finding Java 17+, the heap, and the java command lines;
 - ``config``: ``server.properties`` and the log4j files, rendered from settings;
 - ``storage``: formatting the KRaft storage once;
@@ -46,7 +46,7 @@ from __future__ import annotations
 from streams.devtools.localkafka.broker import Status, down, reset, status, up, up_private
 from streams.devtools.localkafka.config import NODE_ID, base_properties
 from streams.devtools.localkafka.errors import BrokerError, LocalKafkaError, MissingToolError
-from streams.devtools.localkafka.jars import KAFKA_VERSION
+from streams.devtools.localkafka.jars import KAFKA_VERSION, kafka_version
 from streams.devtools.localkafka.jvm import java_argfile
 from streams.devtools.localkafka.probes import run_sync
 from streams.devtools.localkafka.profiles import env_file, principal_settings, secure_profile
@@ -64,6 +64,7 @@ __all__ = [
     "env_file",
     "free_port",
     "java_argfile",
+    "kafka_version",
     "principal_settings",
     "reset",
     "run_sync",

@@ -22,7 +22,7 @@ from pathlib import Path
 from streams.config import Settings
 from streams.devtools.localkafka import config, jars, jvm, probes, process, profiles, storage
 from streams.devtools.localkafka.errors import BrokerError, Log
-from streams.devtools.localkafka.jars import KAFKA_VERSION
+from streams.devtools.localkafka.jars import kafka_version
 from streams.devtools.localkafka.layout import Paths
 from streams.devtools.localkafka.limits import PROBE_TIMEOUT_S
 from streams.devtools.localkafka.probes import LISTEN_HOST
@@ -143,7 +143,7 @@ def _start_fresh(settings: Settings, paths: Paths, wait: _Wait, log: Log) -> Sta
     # Where the logs end now: a failure quotes only what this start wrote.
     log_sizes = process.log_sizes(paths)
     proc = process.start(java, paths, heap)
-    log(f"Kafka {KAFKA_VERSION} starting (pid {proc.pid}, heap {heap}); log {paths.log_file}")
+    log(f"Kafka {kafka_version()} starting (pid {proc.pid}, heap {heap}); log {paths.log_file}")
     _until_ready(settings, paths, wait, log, alive=lambda: proc.poll() is None, since=log_sizes)
     took_s = time.monotonic() - started_s
     return _managed_status(settings, paths, proc.pid, f"started in {took_s:.1f} s")
@@ -322,7 +322,7 @@ def _managed_status(settings: Settings, paths: Paths, pid: int, what: str) -> St
         pid=pid,
         managed=True,
         message=(
-            f"Kafka {KAFKA_VERSION} {what} (pid {pid}) on {settings.bootstrap}; "
+            f"Kafka {kafka_version()} {what} (pid {pid}) on {settings.bootstrap}; "
             f"data {paths.data}; log {paths.log_file}"
         ),
     )

@@ -30,7 +30,7 @@ from typing import Final
 
 from streams.devtools.localkafka import config, jars, jvm, probes, process, storage
 from streams.devtools.localkafka.errors import BrokerError, Log
-from streams.devtools.localkafka.jars import KAFKA_VERSION
+from streams.devtools.localkafka.jars import kafka_version
 from streams.devtools.localkafka.layout import Paths, write_atomic
 from streams.devtools.localkafka.limits import POLL_INTERVAL_S, PROBE_TIMEOUT_S
 from streams.devtools.localkafka.probes import LISTEN_HOST
@@ -216,7 +216,7 @@ def start_node(cluster: Cluster, name: str, *, partitions: int, log: Log = print
 def _start(java: str, cluster: Cluster, name: str, partitions: int, log: Log) -> int:
     paths = _prepare(java, cluster, name, partitions, log)
     proc = process.start(java, paths, os.environ.get("KESSAI_KAFKA_NODE_HEAP", NODE_HEAP))
-    log(f"Kafka {KAFKA_VERSION} {name} starting (pid {proc.pid}) on "
+    log(f"Kafka {kafka_version()} {name} starting (pid {proc.pid}) on "
         f"{LISTEN_HOST}:{cluster.port(name)}; log {paths.log_file}")  # fmt: skip
     return proc.pid
 

@@ -14,9 +14,11 @@ The renderers are pure: settings in, text out.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final
 
 from streams.config import Settings
 from streams.devtools.localkafka import secure as kafkasecure
+from streams.devtools.localkafka.jars import kafka_version, log4j2
 from streams.devtools.localkafka.layout import Paths, write_atomic
 from streams.devtools.localkafka.probes import LISTEN_HOST, ports
 from streams.security import acl
@@ -120,12 +122,54 @@ def base_properties(partitions: int, replication: int = 1) -> list[str]:
     ]
 
 
+#: The loggers Kafka's shipped config quiets or raises, and to what.
+_LOGGER_LEVELS: Final = (
+    # One line per request is far too chatty.
+    ("kafka.request.logger", "WARN"),
+    ("kafka.network.RequestChannel$", "WARN"),
+    # Kafka ships these at TRACE into their own files; INFO is enough here.
+    ("kafka.controller", "INFO"),
+    ("org.apache.kafka.controller", "INFO"),
+    ("state.change.logger", "INFO"),
+)
+_PATTERN: Final = "[%d] %p %m (%c)%n"
+_HEAD: Final = "# Written by `kessai kafka up` on every start: edits here are overwritten."
+
+
 def render_log4j_properties() -> str:
-    # reload4j (log4j 1.2 API). One file for everything, so that a failed start can be
-    # explained by the tail of one log; nothing on stdout, which goes to kafka.out.
+    """The broker's logging: one file for everything (``logs/server.log``, rolled at
+    20 MB, 5 kept), so that a failed start is explained by the tail of one log; nothing
+    on stdout, which goes to kafka.out. reload4j's format for Kafka 3.x, log4j 2's for
+    4.x (:func:`~streams.devtools.localkafka.jars.log4j2`)."""
+    if log4j2(kafka_version()):
+        return "\n".join(
+            [
+                _HEAD,
+                "status = warn",
+                "appender.file.type = RollingFile",
+                "appender.file.name = file",
+                "appender.file.fileName = ${sys:kafka.logs.dir}/server.log",
+                "appender.file.filePattern = ${sys:kafka.logs.dir}/server.log.%i",
+                "appender.file.layout.type = PatternLayout",
+                f"appender.file.layout.pattern = {_PATTERN}",
+                "appender.file.policies.type = Policies",
+                "appender.file.policies.size.type = SizeBasedTriggeringPolicy",
+                "appender.file.policies.size.size = 20MB",
+                "appender.file.strategy.type = DefaultRolloverStrategy",
+                "appender.file.strategy.max = 5",
+                "rootLogger.level = INFO",
+                "rootLogger.appenderRef.file.ref = file",
+                *(
+                    line
+                    for i, (name, level) in enumerate(_LOGGER_LEVELS)
+                    for line in (f"logger.l{i}.name = {name}", f"logger.l{i}.level = {level}")
+                ),
+                "",
+            ]
+        )
     return "\n".join(
         [
-            "# Written by `kessai kafka up` on every start: edits here are overwritten.",
+            _HEAD,
             "log4j.rootLogger=INFO, file",
             "log4j.appender.file=org.apache.log4j.RollingFileAppender",
             "log4j.appender.file.File=${kafka.logs.dir}/server.log",
@@ -133,29 +177,38 @@ def render_log4j_properties() -> str:
             "log4j.appender.file.MaxFileSize=20MB",
             "log4j.appender.file.MaxBackupIndex=5",
             "log4j.appender.file.layout=org.apache.log4j.PatternLayout",
-            "log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n",
-            "# As in Kafka's shipped config: one line per request is far too chatty.",
-            "log4j.logger.kafka.request.logger=WARN",
-            "log4j.logger.kafka.network.RequestChannel$=WARN",
-            "# Kafka ships these at TRACE into their own files; INFO is enough here.",
-            "log4j.logger.kafka.controller=INFO",
-            "log4j.logger.org.apache.kafka.controller=INFO",
-            "log4j.logger.state.change.logger=INFO",
+            f"log4j.appender.file.layout.ConversionPattern={_PATTERN}",
+            *(f"log4j.logger.{name}={level}" for name, level in _LOGGER_LEVELS),
             "",
         ]
     )
 
 
 def render_tools_log4j_properties() -> str:
-    # Kafka's tools (AclCommand): warnings and errors on stderr, which kessai captures.
+    """Kafka's tools (AclCommand): warnings and errors on stderr, which kessai captures."""
+    if log4j2(kafka_version()):
+        return "\n".join(
+            [
+                _HEAD,
+                "status = warn",
+                "appender.stderr.type = Console",
+                "appender.stderr.name = stderr",
+                "appender.stderr.target = SYSTEM_ERR",
+                "appender.stderr.layout.type = PatternLayout",
+                f"appender.stderr.layout.pattern = {_PATTERN}",
+                "rootLogger.level = WARN",
+                "rootLogger.appenderRef.stderr.ref = stderr",
+                "",
+            ]
+        )
     return "\n".join(
         [
-            "# Written by `kessai kafka up` on every start: edits here are overwritten.",
+            _HEAD,
             "log4j.rootLogger=WARN, stderr",
             "log4j.appender.stderr=org.apache.log4j.ConsoleAppender",
             "log4j.appender.stderr.Target=System.err",
             "log4j.appender.stderr.layout=org.apache.log4j.PatternLayout",
-            "log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n",
+            f"log4j.appender.stderr.layout.ConversionPattern={_PATTERN}",
             "",
         ]
     )

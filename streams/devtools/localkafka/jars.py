@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -21,9 +22,20 @@ from streams.devtools.localkafka.errors import BrokerError, Log, MissingToolErro
 from streams.devtools.localkafka.layout import POM_HASH_NAME, Paths
 from streams.devtools.localkafka.limits import MVN_TIMEOUT_S
 
-__all__ = ["KAFKA_VERSION", "POM_PATH", "ensure_jars", "pom_digest", "require_mvn"]
+__all__ = [
+    "KAFKA_VERSION",
+    "POM_PATH",
+    "ensure_jars",
+    "kafka_version",
+    "log4j2",
+    "pom_digest",
+    "require_mvn",
+]
 
+#: The local brokers' Kafka unless ``KESSAI_KAFKA_VERSION`` says otherwise: the newest
+#: the whole suite passed on (docs/operations.md lists the versions tested).
 KAFKA_VERSION = "3.9.2"
+_VERSION_RE = re.compile(r"^(3|4)\.\d+\.\d+$")
 #: The pom as packaged (package data): read, hashed and copied, never run on in place.
 POM_PATH = Path(__file__).with_name("pom.xml")
 MVN_INSTALL_HINT = "Apache Maven (apt-get install maven)"
@@ -41,8 +53,27 @@ def require_mvn() -> str:
     return mvn
 
 
+def kafka_version() -> str:
+    """The Kafka of the local brokers: ``KESSAI_KAFKA_VERSION`` (3.x.y or 4.x.y, from
+    Maven Central), else :data:`KAFKA_VERSION`."""
+    version = os.environ.get("KESSAI_KAFKA_VERSION", "").strip() or KAFKA_VERSION
+    if not _VERSION_RE.fullmatch(version):
+        raise BrokerError(
+            f"KESSAI_KAFKA_VERSION={version!r}: want a Kafka release such as 3.9.2 or "
+            f"4.1.1 (Maven Central's org.apache.kafka:kafka_2.13)"
+        )
+    return version
+
+
+def log4j2(version: str) -> bool:
+    """Kafka 4.x logs through log4j 2 (its flag and its file format); 3.x through
+    reload4j (log4j 1.2's)."""
+    return int(version.split(".")[0]) >= 4
+
+
 def pom_digest() -> str:
-    return hashlib.sha256(POM_PATH.read_bytes()).hexdigest()
+    """The pom's and the version's: either changed, the jars are fetched again."""
+    return hashlib.sha256(POM_PATH.read_bytes() + kafka_version().encode()).hexdigest()
 
 
 def ensure_jars(paths: Paths, log: Log) -> None:
@@ -57,7 +88,7 @@ def ensure_jars(paths: Paths, log: Log) -> None:
     # Leftovers of an interrupted fetch: never trusted, never reused.
     for stale in [*home.glob(LIBS_TMP_PREFIX + "*"), *home.glob(LIBS_OLD_PREFIX + "*")]:
         shutil.rmtree(stale, ignore_errors=True)
-    log(f"fetching Kafka {KAFKA_VERSION} jars with Maven into {paths.libs} (first run downloads)")
+    log(f"fetching Kafka {kafka_version()} jars with Maven into {paths.libs} (first run downloads)")
     shutil.copyfile(POM_PATH, paths.pom)
     # A fresh folder renamed into place: an interrupted download never leaves a half libs/.
     tmp = Path(tempfile.mkdtemp(prefix=LIBS_TMP_PREFIX, dir=home))
@@ -73,6 +104,7 @@ def ensure_jars(paths: Paths, log: Log) -> None:
 
 def _copy_dependencies(mvn: str, pom: Path, out: Path) -> None:
     """``mvn dependency:copy-dependencies`` of ``pom`` into ``out``; checks the broker's jar."""
+    version = kafka_version()
     cmd = [
         mvn,
         "-q",
@@ -80,6 +112,8 @@ def _copy_dependencies(mvn: str, pom: Path, out: Path) -> None:
         "-f",
         str(pom),
         "dependency:copy-dependencies",
+        f"-Dkafka.version={version}",
+        f"-Dkessai.logging={'log4j2' if log4j2(version) else 'reload4j'}",
         f"-DoutputDirectory={out}",
         "-DincludeScope=runtime",
     ]
@@ -99,8 +133,8 @@ def _copy_dependencies(mvn: str, pom: Path, out: Path) -> None:
             f"mvn copy-dependencies failed (exit {done.returncode}):\n"
             + tail_text(done.stdout + done.stderr)
         )
-    if not any(out.glob(f"kafka_2.13-{KAFKA_VERSION}.jar")):
-        raise BrokerError(f"mvn ran but {out} holds no kafka_2.13-{KAFKA_VERSION}.jar")
+    if not any(out.glob(f"kafka_2.13-{version}.jar")):
+        raise BrokerError(f"mvn ran but {out} holds no kafka_2.13-{version}.jar")
 
 
 def _replace_libs(paths: Paths, fresh: Path) -> None:

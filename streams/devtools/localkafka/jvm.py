@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from streams.devtools.localkafka.errors import LocalKafkaError, MissingToolError
+from streams.devtools.localkafka.jars import kafka_version, log4j2
 from streams.devtools.localkafka.layout import Paths
 from streams.devtools.localkafka.limits import JAVA_VERSION_TIMEOUT_S
 
@@ -113,11 +114,16 @@ def classpath(paths: Paths) -> str:
     return f"{paths.libs}/*"
 
 
+def log4j_flag(config: Path) -> str:
+    """Where the JVM's logging reads its configuration: log4j 2's property (Kafka 4.x)
+    or reload4j's (3.x). The wrong one is silent: no server.log, the broker still up."""
+    if log4j2(kafka_version()):
+        return f"-Dlog4j2.configurationFile={config}"
+    return f"-Dlog4j.configuration=file:{config}"
+
+
 def log_flags(paths: Paths) -> list[str]:
-    return [
-        f"-Dlog4j.configuration=file:{paths.log4j_properties}",
-        f"-Dkafka.logs.dir={paths.logs}",
-    ]
+    return [log4j_flag(paths.log4j_properties), f"-Dkafka.logs.dir={paths.logs}"]
 
 
 def broker_command(java: str, paths: Paths, heap: str) -> list[str]:
@@ -148,7 +154,7 @@ def tool_java(java: str, paths: Paths) -> list[str]:
         "-XX:TieredStopAtLevel=1",
         "-XX:+UseSerialGC",
         "-Djava.awt.headless=true",
-        f"-Dlog4j.configuration=file:{paths.tools_log4j_properties}",
+        log4j_flag(paths.tools_log4j_properties),
         "-cp",
         classpath(paths),
     ]

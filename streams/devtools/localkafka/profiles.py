@@ -25,11 +25,15 @@ from streams.config import Settings
 from streams.devtools.localkafka import jvm, probes, storage
 from streams.devtools.localkafka import secure as kafkasecure
 from streams.devtools.localkafka.errors import BrokerError, Log, tail_text
+from streams.devtools.localkafka.jars import kafka_version, log4j2
 from streams.devtools.localkafka.layout import Paths, is_secure, write_atomic
 from streams.devtools.localkafka.limits import ACL_TIMEOUT_S
 from streams.devtools.localkafka.probes import LISTEN_HOST
 from streams.kafka.auth import client_kwargs
 from streams.security import acl
+
+#: Kafka's ACL tool's main class: moved into kafka-tools in 4.x (by log4j2(version)).
+ACL_COMMAND = {False: "kafka.admin.AclCommand", True: "org.apache.kafka.tools.AclCommand"}
 
 __all__ = [
     "auth",
@@ -151,7 +155,7 @@ def install_acls(paths: Paths, settings: Settings, log: Log) -> None:
     calls = acl.acl_command_args(rules)
     procs = [
         subprocess.Popen(
-            [*jvm.tool_java(java, paths), "kafka.admin.AclCommand", *connection, *args],
+            [*jvm.tool_java(java, paths), ACL_COMMAND[log4j2(kafka_version())], *connection, *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

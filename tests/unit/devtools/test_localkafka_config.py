@@ -76,15 +76,75 @@ def test_server_properties_have_no_duplicate_keys(tmp_path: Path) -> None:
     assert len(keys) == len(set(keys))
 
 
-def test_log4j_logs_to_one_file_and_not_to_stdout() -> None:
+def test_log4j_logs_to_one_file_and_not_to_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KESSAI_KAFKA_VERSION", "3.9.2")
     props = _props(config.render_log4j_properties())
 
     assert props["log4j.rootLogger"] == "INFO, file"
     assert props["log4j.appender.file.File"] == "${kafka.logs.dir}/server.log"
+    assert props["log4j.logger.kafka.request.logger"] == "WARN"
     assert not any("ConsoleAppender" in value for value in props.values())
 
 
-def test_broker_command_flags(tmp_path: Path) -> None:
+def test_kafka_4_logs_through_log4j2_to_the_same_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """4.x reads log4j 2's flag and format; reload4j's would be ignored, silently."""
+    monkeypatch.setenv("KESSAI_KAFKA_VERSION", "4.1.1")
+    props = {k.strip(): v.strip() for k, v in _props(config.render_log4j_properties()).items()}
+
+    assert props["rootLogger.level"] == "INFO"
+    assert props["appender.file.fileName"] == "${sys:kafka.logs.dir}/server.log"
+    levels = {
+        props[k]: props[k.replace(".name", ".level")]
+        for k in props
+        if k.startswith("logger.") and k.endswith(".name")
+    }
+    assert levels["kafka.request.logger"] == "WARN"
+    assert not any(k.startswith("log4j.") for k in props)
+    tools = _props(config.render_tools_log4j_properties())
+    assert tools["appender.stderr.target "] == " SYSTEM_ERR"
+    paths = Paths(tmp_path / "kafka")
+    cmd = jvm.broker_command("/usr/bin/java", paths, "512M")
+    assert f"-Dlog4j2.configurationFile={paths.log4j_properties}" in cmd
+    assert not any(a.startswith("-Dlog4j.configuration=") for a in cmd)
+    assert f"-Dlog4j2.configurationFile={paths.tools_log4j_properties}" in jvm.tool_java(
+        "/usr/bin/java", paths
+    )
+
+
+def test_the_kafka_version_is_a_setting_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KESSAI_KAFKA_VERSION", raising=False)
+    assert jars.kafka_version() == localkafka.KAFKA_VERSION
+    monkeypatch.setenv("KESSAI_KAFKA_VERSION", "4.4.0")
+    assert jars.kafka_version() == "4.4.0" and jars.log4j2("4.4.0")
+    assert not jars.log4j2("3.9.2")
+    for bad in ("latest", "4.1", "2.8.1", "4.1.1; rm -rf /"):
+        monkeypatch.setenv("KESSAI_KAFKA_VERSION", bad)
+        with pytest.raises(localkafka.BrokerError, match="KESSAI_KAFKA_VERSION"):
+            jars.kafka_version()
+
+
+def test_another_kafka_version_fetches_its_jars_with_its_logging(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    paths = Paths(tmp_path)
+    calls: list[list[str]] = []
+    _fake_mvn(monkeypatch, returncode=0, calls=calls)
+    monkeypatch.setenv("KESSAI_KAFKA_VERSION", "3.9.2")
+    jars.ensure_jars(paths, log=lambda line: None)
+    monkeypatch.setenv("KESSAI_KAFKA_VERSION", "4.1.1")
+    jars.ensure_jars(paths, log=lambda line: None)
+    jars.ensure_jars(paths, log=lambda line: None)  # the same version: nothing to fetch
+
+    assert len(calls) == 2
+    assert "-Dkafka.version=3.9.2" in calls[0] and "-Dkessai.logging=reload4j" in calls[0]
+    assert "-Dkafka.version=4.1.1" in calls[1] and "-Dkessai.logging=log4j2" in calls[1]
+    assert (paths.libs / "kafka_2.13-4.1.1.jar").exists()
+
+
+def test_broker_command_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KESSAI_KAFKA_VERSION", "3.9.2")
     paths = Paths(tmp_path / "kafka")
     cmd = jvm.broker_command("/usr/bin/java", paths, "512M")
 
@@ -232,7 +292,7 @@ def _fake_mvn(monkeypatch: pytest.MonkeyPatch, *, returncode: int, calls: list[l
     def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         calls.append(cmd)
         out = Path(next(a for a in cmd if a.startswith("-DoutputDirectory=")).split("=", 1)[1])
-        (out / f"kafka_2.13-{localkafka.KAFKA_VERSION}.jar").write_bytes(b"jar")
+        (out / f"kafka_2.13-{jars.kafka_version()}.jar").write_bytes(b"jar")
         return subprocess.CompletedProcess(cmd, returncode, "[ERROR] no network", "")
 
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
@@ -250,7 +310,7 @@ def test_jars_are_fetched_once_per_pom(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert len(calls) == 1
     assert "dependency:copy-dependencies" in calls[0]
     assert "-DincludeScope=runtime" in calls[0]
-    assert (paths.libs / f"kafka_2.13-{localkafka.KAFKA_VERSION}.jar").exists()
+    assert (paths.libs / f"kafka_2.13-{jars.kafka_version()}.jar").exists()
     assert paths.pom_hash.read_text().strip() == jars.pom_digest()
     # No temp folder left; beside libs/, only the pom Maven ran on.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["libs", "pom.xml"]
@@ -291,7 +351,7 @@ def test_an_edited_pom_is_fetched_again_from_its_new_copy(
 
     assert len(calls) == 2
     assert paths.pom.read_text() == "<project>two</project>\n"
-    two = hashlib.sha256(b"<project>two</project>\n").hexdigest()
+    two = hashlib.sha256(b"<project>two</project>\n" + jars.kafka_version().encode()).hexdigest()
     assert paths.pom_hash.read_text().strip() == two == jars.pom_digest()
     assert [p.name for p in packaged.parent.iterdir()] == ["pom.xml"]  # nothing beside it
 
