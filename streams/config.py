@@ -227,8 +227,9 @@ class Settings:
     #: This deployment's id, inside every signed record's bytes: a record signed for
     #: another deployment (a test cluster, another market) never verifies here.
     deployment: str | None = None
-    #: Records a second a venue may send on each partition of ``trades`` and ``orders``,
-    #: and its largest burst (streams/security/quota.py); past that, ``rate_limited``.
+    #: Records a second a venue may send to ``trades`` and to ``orders`` (whatever the
+    #: partitions), and its largest burst (streams/security/quota.py); past that,
+    #: ``rate_limited``.
     venue_rate_per_s: int = 1_000
     venue_burst: int = 10_000
     #: ``kessai publish`` signs with this Ed25519 private key (PEM) as ``signer_id``.

@@ -9,8 +9,8 @@ joins ``{app_id}-matcher``; the group gives every ``orders`` partition to one wo
    ``InitProducerId`` fences any earlier holder and ends its open transaction;
 2. reads the matcher's tables back from their changelogs (``{app_id}-orders-changelog``:
    one row per order, :mod:`streams.matching.matcher`; ``{app_id}-order-rates-changelog``:
-   each venue's token bucket per partition), committed rows only, to their ends, and
-   seeks ``orders`` to the group's committed offsets;
+   each venue's token bucket), committed rows only, to their ends, and seeks
+   ``orders`` to the group's committed offsets;
 3. loops: fetch what arrived (read_committed), hand each record, in partition and
    offset order, to :func:`streams.matching.handler.handle_record` (the pure rules
    ``kessai replay`` runs too), and write the trades, order events, rejections, the
@@ -65,22 +65,25 @@ IDLE_WAIT_MS: Final = 100
 
 
 class Rows(MutableMapping[str, bytes]):
-    """A table in memory that remembers which rows a batch wrote, and on which
-    partition of ``orders`` (the partition of the changelog they go to)."""
+    """A table in memory that remembers which rows a batch wrote.
+
+    A row goes to the changelog partition its key hashes to, always the same one
+    (:func:`changelog_partition`): not the partition of the order that wrote it. An
+    order resting on partition p and filled by an order read from partition q (two
+    venues' clients hash the bond's key differently) would otherwise have its rows on
+    two partitions, and a restore reading p after q would take the stale one."""
 
     def __init__(self) -> None:
         self.rows: dict[str, bytes] = {}
-        #: key -> (partition, value) written since :meth:`take_written`.
-        self.written: dict[str, tuple[int, bytes]] = {}
-        #: The partition of the record being handled.
-        self.partition = 0
+        #: key -> value written since :meth:`take_written`.
+        self.written: dict[str, bytes] = {}
 
     def __getitem__(self, key: str) -> bytes:
         return self.rows[key]
 
     def __setitem__(self, key: str, value: bytes) -> None:
         self.rows[key] = value
-        self.written[key] = (self.partition, value)
+        self.written[key] = value
 
     def __delitem__(self, key: str) -> None:
         raise TypeError("the matcher's tables never delete a row")
@@ -91,9 +94,16 @@ class Rows(MutableMapping[str, bytes]):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def take_written(self) -> dict[str, tuple[int, bytes]]:
+    def take_written(self) -> dict[str, bytes]:
         written, self.written = self.written, {}
         return written
+
+
+def changelog_partition(key: bytes, partitions: int) -> int:
+    """The partition of a matcher table's row: its key's, as Kafka's default
+    partitioner would put it (one key, one partition, so compaction and a restore
+    always keep its last value)."""
+    return partition_of(key, partitions)
 
 
 class MatcherService:
@@ -244,7 +254,6 @@ class MatcherService:
         started = time.monotonic()
         await producer.begin_transaction()
         for tp, records in fetched:
-            self.orders.partition = self.rates.partition = tp.partition
             for r in records:
                 out = handle_record(lambda: matcher, r.key, r.value, r.timestamp / 1000,
                                     signers=signers, signing_key=self.signing_key, quota=quota,
@@ -253,8 +262,9 @@ class MatcherService:
             offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
         for name, table in ((ORDERS_TABLE, self.orders), (ORDER_RATES_TABLE, self.rates)):
             topic = changelog(s.app_id, name)
-            for key, (partition, value) in table.take_written().items():
-                await outbox.add(topic, partition, orjson.dumps(key), value)
+            for key, value in table.take_written().items():
+                raw = orjson.dumps(key)
+                await outbox.add(topic, changelog_partition(raw, s.partitions), raw, value)
         await outbox.flush()
         await producer.send_offsets_to_transaction(offsets, self.group)
         await producer.commit_transaction()

@@ -20,7 +20,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from schemas import check_digit
+from streams.config import Settings
+from streams.matching.matcher import row_key
+from streams.matching.service import changelog_partition
 from streams.runtime.batches import partition_of
+from streams.topics import ORDERS_TABLE, changelog
 from tests.support.logs import collect
 from tests.support.profiles import Profile, plain
 from tests.support.records import bond_deposit, cash_deposit, trade_time
@@ -62,16 +66,20 @@ def _kcat(bootstrap: str, topic: str, key: str, value: dict[str, Any]) -> None:
     )
 
 
-async def _partitions_of(bootstrap: str, topic: str, key: str) -> set[int]:
-    """Where the records keyed ``key`` landed on ``topic``."""
+async def _partitions_of(bootstrap: str, topic: str, key: str, want: int = 2) -> set[int]:
+    """Where the records keyed ``key`` landed on ``topic`` (read for 10 s at most, or
+    until ``want`` records were found)."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     try:
         found: set[int] = set()
+        count = 0
         for _ in range(40):
             for tp, records in (await consumer.getmany(timeout_ms=250)).items():
-                found |= {tp.partition for r in records if r.key == key.encode()}
-            if len(found) >= 2:
+                mine = [r for r in records if r.key == key.encode()]
+                found |= {tp.partition for _ in mine}
+                count += len(mine)
+            if len(found) >= 2 or count >= want:
                 break
         return found
     finally:
@@ -97,6 +105,10 @@ async def test_kcat_and_aiokafka_records_meet_in_one_book_and_one_duplicate_chec
             await profile.send("custody", seller, bond_deposit(f"kc-{run}", seller, isin, 2 * U))
             ask = {**order, "order_id": f"ask-{run}", "account": seller, "side": "sell"}
             await profile.send("orders", isin, ask)
+            # The ask rests (committed in a batch of its own) before the bid fills it.
+            accepted = (f"ask-{run}", "accepted")
+            await collect(profile.reader, ["order-events"], lambda s: any(
+                (r.get("order_id"), r["event"]) == accepted for r in s))  # fmt: skip
             bid = {**order, "order_id": f"bid-{run}", "account": buyer, "side": "buy"}
             _kcat(bootstrap, "orders", isin, bid)
             await profile.send("trades", trade_id, trade)
@@ -123,3 +135,11 @@ async def test_kcat_and_aiokafka_records_meet_in_one_book_and_one_duplicate_chec
     [duplicate] = [r for r in seen if r["topic"] == "rejections"
                    and trade_id in orjson.dumps(r).decode()]  # fmt: skip
     assert duplicate["reason"] == "duplicate", duplicate
+    # The resting ask's row, written when it rested (read from aiokafka's partition) and
+    # when the bid filled it (read from kcat's), went to one changelog partition: a
+    # restore reading the two partitions in either order takes its last value.
+    ask_key = orjson.dumps(row_key(isin, profile.venue, f"ask-{run}")).decode()
+    rows_topic = changelog(Settings().app_id, ORDERS_TABLE)
+    assert await _partitions_of(bootstrap, rows_topic, ask_key, want=2) == {
+        changelog_partition(ask_key.encode(), PARTITIONS)
+    }

@@ -1,7 +1,8 @@
-"""Per-venue rate limits on the real broker (M13): a venue flooding ``trades`` and
-``orders`` past its bucket gets ``rate_limited`` rejections, another venue sending at
-the same time is untouched, and ``kessai replay``, refilling the same buckets by the
-records' broker timestamps, refuses exactly the same records."""
+"""Per-venue rate limits on the real broker (M13): a venue flooding ``trades`` (spread
+over every partition: one bucket per venue, issue 19) and ``orders`` past its bucket
+gets ``rate_limited`` rejections, another venue sending at the same time is untouched,
+and ``kessai replay``, refilling the same buckets by the records' broker timestamps,
+refuses exactly the same records."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def _order(venue: str, n: int) -> dict[str, Any]:
             "side": "buy", "quantity": 100_000, "price": "90", "currency": "JPYC"}  # fmt: skip
 
 
-async def _flood(bootstrap: str) -> float:
+async def _flood(bootstrap: str, partitions: int) -> float:
     """Send the flood and the quiet venue's records; the seconds the sends took."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
@@ -49,10 +50,13 @@ async def _flood(bootstrap: str) -> float:
         for n in range(FLOOD):  # the flood, interleaved with a quiet venue
             for venue in ("flood",) + (("quiet",) if n < 3 else ()):
                 trade, order = _trade(venue, n), _order(venue, n)
-                # One partition for all (buckets are per partition).
+                # Spread over every partition, as a client may: one bucket all the same.
                 sends.append(
                     await producer.send(
-                        TRADES, orjson.dumps(trade), key=trade["trade_id"].encode(), partition=0
+                        TRADES,
+                        orjson.dumps(trade),
+                        key=trade["trade_id"].encode(),
+                        partition=n % partitions,
                     )
                 )
                 sends.append(await producer.send(
@@ -73,7 +77,7 @@ async def test_a_flooding_venue_is_rate_limited_and_replay_agrees(
         env = {"KESSAI_BOOTSTRAP": settings.bootstrap, **LIMITS}
         with running_worker(tmp_path / "worker.log", env) as worker:
             await worker.ready()
-            sent_s = await _flood(settings.bootstrap)
+            sent_s = await _flood(settings.bootstrap, settings.partitions)
 
             def limited(seen: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
                 return Counter(

@@ -34,7 +34,7 @@ def test_an_order_past_its_venues_rate_is_rate_limited_and_its_id_stays_free() -
     reason, events = send("o2", 50.0)
     assert reason == (
         "rate_limited",
-        "venue 'v' sent more than 1 records a second (bursts of 1) on partition 3; "
+        "venue 'v' sent more than 1 records a second (bursts of 1; this one on partition 3); "
         "send it again later",
     )
     assert events == ["rejected:rate_limited"]

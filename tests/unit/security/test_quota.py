@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.security.quota import Limit, row_key, take
+from streams.security.quota import Limit, Quota, row_key, take
 
 
 def _run(times_ms: list[int], limit: Limit) -> list[bool]:
@@ -55,6 +55,20 @@ def test_a_venue_within_its_rate_is_never_refused(per_s: int, count: int) -> Non
     assert all(_run([n * step_ms for n in range(count)], Limit(per_s=per_s, burst=1)))
 
 
-def test_rows_are_keyed_by_venue_and_partition_without_clashes() -> None:
-    assert row_key("venue-a", 1) != row_key("venue-a", 11)
-    assert row_key('a",1', 2) != row_key("a", 1)
+def test_rows_are_keyed_by_venue_without_clashes() -> None:
+    assert row_key("venue-a") != row_key("venue-a1")
+    assert row_key('a","b') != row_key("a")
+
+
+def test_a_venue_spread_over_partitions_shares_one_bucket() -> None:
+    """Issue 19: its client picks the partition; a bucket per partition gave it N times
+    the limit. Records of one batch come partition after partition, so back in time."""
+    quota = Quota({}, Limit(per_s=1, burst=2))
+    at = [(0, 10.0), (1, 10.0), (2, 10.0), (3, 10.0), (0, 10.5), (1, 10.2)]
+    refused = [p for p, t in at if quota.admit("venue-a", p, t) is not None]
+    assert refused == [2, 3, 0, 1]
+    assert quota.admit("venue-b", 3, 10.5) is None  # another venue: its own bucket
+    assert quota.admit("venue-a", 2, 11.0) is None  # a second later: one more earned
+    assert list(quota.rows) == [row_key("venue-a"), row_key("venue-b")]
+    reason, message = quota.admit("venue-a", 2, 11.0) or ("", "")
+    assert reason == "rate_limited" and "partition 2" in message, message
