@@ -1,12 +1,13 @@
 """A single-node Apache Kafka broker for development and tests, run from Maven jars.
 
 kessai's flows need a real broker with working transactions. This package fetches the
-official Kafka 3.9.2 jars with Maven (the packaged ``pom.xml``), writes a one-node KRaft
-configuration (broker and controller in one JVM) under ``<state_dir>/kafka``, formats
-its storage once, and starts it detached so that it outlives the command that started
-it. Tests and engineers share that one broker: :func:`up` is idempotent and cheap when
-it already runs. When ``KESSAI_BOOTSTRAP`` names a cluster that is not on this machine,
-nothing is started; :func:`up` only waits for that cluster to answer.
+official Kafka jars (``KESSAI_KAFKA_VERSION``, default 4.4.0) with Maven (the packaged
+``pom.xml``), writes a one-node KRaft configuration (broker and controller in one JVM)
+under ``<state_dir>/kafka``, formats its storage once, and starts it detached so that
+it outlives the command that started it. Tests and engineers share that one broker:
+:func:`up` is idempotent and cheap when it already runs. When ``KESSAI_BOOTSTRAP``
+names a cluster that is not on this machine, nothing is started; :func:`up` only
+waits for that cluster to answer.
 
 Layout under ``<state_dir>/kafka``: ``libs/`` (jars, with the pom's hash beside them),
 ``pom.xml`` (the copy Maven runs on), ``data/`` (log dirs and KRaft metadata),

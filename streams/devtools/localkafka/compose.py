@@ -37,6 +37,7 @@ from typing import Final
 
 from streams.devtools.localkafka import secure as kafkasecure
 from streams.devtools.localkafka.config import NODE_ID, base_properties
+from streams.devtools.localkafka.jars import KAFKA_VERSION, log4j2
 from streams.devtools.localkafka.jvm import java_argfile
 from streams.devtools.localkafka.secure import SecureFiles, write_private
 from streams.security import acl
@@ -141,6 +142,11 @@ def format_args(scram_args: list[str], cluster_id: str) -> str:
 
 
 def start_script() -> str:
+    # The image's own tools logging config: log4j 2's YAML from Kafka 4.0 on.
+    if log4j2(KAFKA_VERSION):
+        tools_log = f"-Dlog4j2.configurationFile={KAFKA_HOME}/config/tools-log4j2.yaml "
+    else:
+        tools_log = f"-Dlog4j.configuration=file:{KAFKA_HOME}/config/tools-log4j.properties "
     return "\n".join(
         [
             "#!/bin/bash",
@@ -148,9 +154,7 @@ def start_script() -> str:
             "# credential (format.args), then run. Written by `kessai kafka compose-secrets`.",
             "set -euo pipefail",
             f'if [ ! -f "{DATA_DIR}/meta.properties" ]; then',
-            f'  java -Xmx256M -cp "{KAFKA_HOME}/libs/*" '
-            f"-Dlog4j.configuration=file:{KAFKA_HOME}/config/tools-log4j.properties "
-            f"@{MOUNT}/format.args",
+            f'  java -Xmx256M -cp "{KAFKA_HOME}/libs/*" {tools_log}@{MOUNT}/format.args',
             "fi",
             f"exec {KAFKA_HOME}/bin/kafka-server-start.sh {MOUNT}/server.properties",
             "",

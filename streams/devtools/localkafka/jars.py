@@ -34,7 +34,7 @@ __all__ = [
 
 #: The local brokers' Kafka unless ``KESSAI_KAFKA_VERSION`` says otherwise: the newest
 #: the whole suite passed on (docs/operations.md lists the versions tested).
-KAFKA_VERSION = "3.9.2"
+KAFKA_VERSION = "4.4.0"
 _VERSION_RE = re.compile(r"^(3|4)\.\d+\.\d+$")
 #: The pom as packaged (package data): read, hashed and copied, never run on in place.
 POM_PATH = Path(__file__).with_name("pom.xml")
