@@ -22,7 +22,9 @@ def test_the_stack_has_every_service_and_its_files_exist() -> None:
     compose = read_yaml(DEPLOY / "compose.yaml")
     services = compose["services"]
     assert set(services) == {
-        "kafka",
+        "kafka-1",
+        "kafka-2",
+        "kafka-3",
         "kafka-acls",
         "worker-1",
         "worker-2",
@@ -150,20 +152,30 @@ def _assert_a_worker_holds_only_its_own_secrets(services: dict[str, Any], out: P
     worker_files = {p.name for p in (out / "mounts" / "worker").rglob("*")}
     assert not {"admin.json", "admin-client.properties", "bridge.pem", "venue-a.pem"} & worker_files
     assert "KESSAI_KAFKA_SECURITY=sasl_ssl" in worker_env
-    assert "KESSAI_BOOTSTRAP=kafka:9092" in worker_env
+    assert "KESSAI_BOOTSTRAP=kafka-1:9092,kafka-2:9092,kafka-3:9092" in worker_env
 
 
 def _assert_the_broker_takes_only_sasl_ssl_clients(out: Path) -> None:
     from cryptography import x509
 
-    # The broker: SASL_SSL only for clients, ACLs enforced, its certificate names it.
-    props = (out / "server.properties").read_text()
-    assert "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,INTERNAL:SASL_SSL," in props
-    assert "allow.everyone.if.no.acl.found=false" in props
-    assert "PLAINTEXT://" not in props
+    # Three nodes: SASL_SSL only, the controllers' listener too (it crosses the
+    # network), ACLs enforced, three voters, three replicas; the certificate names each.
+    for i in (1, 2, 3):
+        props = (out / "mounts" / f"kafka-{i}" / "server.properties").read_text()
+        assert props == (out / f"server-kafka-{i}.properties").read_text()
+        assert "listener.security.protocol.map=CONTROLLER:SASL_SSL,INTERNAL:SASL_SSL," in props
+        assert "allow.everyone.if.no.acl.found=false" in props
+        assert "PLAINTEXT://" not in props
+        assert f"node.id={i}\n" in props
+        assert "controller.quorum.voters=1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093" in props
+        assert (
+            f"advertised.listeners=INTERNAL://kafka-{i}:9092,HOST://127.0.0.1:{19091 + i}" in props
+        )
+        assert "inter.broker.listener.name=INTERNAL" in props
+        assert "default.replication.factor=3" in props and "min.insync.replicas=2" in props
     [cert, _ca] = x509.load_pem_x509_certificates((out / "broker.pem").read_bytes())
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert "kafka" in names.get_values_for_type(x509.DNSName)
+    assert {"kafka-1", "kafka-2", "kafka-3"} <= set(names.get_values_for_type(x509.DNSName))
 
 
 def _assert_the_acls_and_users_are_made(out: Path) -> None:
@@ -183,7 +195,8 @@ def _assert_the_acls_and_users_are_made(out: Path) -> None:
 
 
 def _assert_the_secret_files_are_private(out: Path) -> None:
-    secret = [out / "server.properties", out / "format.args", *out.glob("credentials/*")]
+    secret = [*out.glob("server-*.properties"), out / "format.args", *out.glob("credentials/*")]
+    assert len(secret) >= 5
     for path in secret:
         assert path.stat().st_mode & 0o077 == 0, path
 
@@ -199,7 +212,8 @@ def _assert_the_host_env_files_reach_the_published_port(out: Path) -> None:
             for line in (out / "host-env" / "ops.env").read_text().splitlines()[1:]
         )
     )
-    assert host.bootstrap == "127.0.0.1:19092" and host.signers_file is not None
+    assert host.bootstrap == "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094"
+    assert host.signers_file is not None
     assert host.registry_key is not None and host.deployment is not None
     admin_key = signing.public_key_of(host.registry_key, where="ops.env")
     registry = signing.load_registry(host.signers_file, admin_key)

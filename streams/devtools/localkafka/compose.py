@@ -1,25 +1,30 @@
 """The secure profile for deploy/compose.yaml: ``kessai kafka compose-secrets``.
 
 Writes, into ``deploy/secrets/`` (git-ignored), what the compose stack mounts at
-``/secrets``: the same kinds of files :mod:`streams.devtools.localkafka.secure` makes for the local
-secure broker, for a broker named ``kafka`` in a container network:
+``/secrets``: the same kinds of files :mod:`streams.devtools.localkafka.secure` makes
+for the local secure broker, for a cluster of three nodes ``kafka-1`` .. ``kafka-3``
+in a container network (issue 19), each a broker and a controller (a quorum of three:
+one node lost, the cluster goes on), every topic replicated three times:
 
-- ``ca.pem``, ``broker.pem``: a local CA and the broker's certificate for ``kafka``,
-  ``localhost`` and 127.0.0.1;
+- ``ca.pem``, ``broker.pem``: a local CA and the nodes' certificate for ``kafka-1`` ..
+  ``kafka-3``, ``localhost`` and 127.0.0.1;
 - ``credentials/<principal>.json`` and ``signers/`` (keys and registry), as locally;
 - ``env/<principal>.env``: the ``KESSAI_*`` variables of a client in the stack
-  (bootstrap ``kafka:9092``, paths under ``/secrets``); ``host-env/<principal>.env``:
-  the same for a client on the host (``127.0.0.1:19092``, paths in this folder);
-- ``server.properties``: the broker's whole configuration (two SASL_SSL listeners:
-  ``INTERNAL`` for the stack, ``HOST`` for the host port; the controller on
-  localhost only), with :func:`streams.devtools.localkafka.base_properties`;
+  (bootstrap ``kafka-1:9092,kafka-2:9092,kafka-3:9092``, paths under ``/secrets``);
+  ``host-env/<principal>.env``: the same for a client on the host (127.0.0.1:19092 ..
+  19094, paths in this folder);
+- ``server-kafka-N.properties``: each node's whole configuration (two SASL_SSL client
+  listeners: ``INTERNAL`` for the stack and between the brokers, ``HOST`` for its host
+  port; the controllers' listener SASL_SSL too, as it crosses the network), with
+  :func:`streams.devtools.localkafka.base_properties` at replication 3;
 - ``kafka-start.sh`` and ``format.args``: format the storage once with every
   principal's SCRAM credential (salted, in a java argument file: a salted password
   is as good as the password for a SCRAM login, so never on a command line), then
   start the broker;
 - ``acls.sh``: installs :data:`streams.security.acl.ACLS` with Kafka's own tool;
 - ``admin-client.properties``: the admin's client settings for those tools;
-- ``mounts/<service>/``: the files each service of the stack may see (:data:`MOUNTS`).
+- ``mounts/<service>/``: the files each service of the stack may see (:data:`MOUNTS`;
+  each node's own properties as ``server.properties``).
 
 Every file that holds a secret is mode 0600. The image's ``appuser`` must be able to
 read them: run ``kessai kafka compose-secrets`` as the user the containers run as,
@@ -32,11 +37,12 @@ from __future__ import annotations
 import base64
 import shlex
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from streams.devtools.localkafka import secure as kafkasecure
-from streams.devtools.localkafka.config import NODE_ID, base_properties
+from streams.devtools.localkafka.config import base_properties
 from streams.devtools.localkafka.jars import KAFKA_VERSION, log4j2
 from streams.devtools.localkafka.jvm import java_argfile
 from streams.devtools.localkafka.secure import SecureFiles, write_private
@@ -47,10 +53,14 @@ from streams.security.acl import ADMIN
 MOUNT: Final = Path("/secrets")
 KAFKA_HOME: Final = "/opt/kafka"
 DATA_DIR: Final = "/var/lib/kafka/data"
-HOSTNAME: Final = "kafka"
+#: The cluster's nodes (container hostnames); node ids 1, 2, 3.
+NODES: Final = ("kafka-1", "kafka-2", "kafka-3")
 INTERNAL_PORT: Final = 9092
+#: The first node's published port on the host; the others follow.
 HOST_PORT: Final = 19092
 CONTROLLER_PORT: Final = 9093
+#: Every topic's replicas (and two in sync for a write: config.base_properties).
+REPLICATION: Final = 3
 #: The workers' image keeps its state here (deploy/worker.Dockerfile).
 WORKER_STATE_DIR: Final = Path("/app/.kessai")
 #: Where ``compose-secrets`` keeps the stack's cluster id: made once per deployment
@@ -74,14 +84,17 @@ def ensure_cluster_id(out: Path) -> str:
 #: files only. A worker gets its password, the CA, the registry and the matcher's key;
 #: never the admin's password or a venue's or the bridge's key.
 MOUNTS: Final[dict[str, tuple[str, ...]]] = {
-    "broker": (
-        "server.properties",
-        "format.args",
-        "kafka-start.sh",
-        "broker.pem",
-        "ca.pem",
-        "admin-client.properties",
-    ),
+    **{
+        node: (
+            "server.properties",  # from server-{node}.properties
+            "format.args",
+            "kafka-start.sh",
+            "broker.pem",
+            "ca.pem",
+            "admin-client.properties",
+        )
+        for node in NODES
+    },
     "acls": ("acls.sh", "admin-client.properties", "ca.pem"),
     "worker": (
         "env/worker.env",
@@ -96,30 +109,86 @@ MOUNTS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
-def server_properties(files: SecureFiles, admin_password: str, partitions: int) -> str:
-    """The compose broker's ``server.properties``; ``files`` as the broker sees them."""
+@dataclass(frozen=True)
+class Addresses:
+    """Where the nodes listen and are reached: the stack's (:data:`COMPOSE`), or, for
+    a test without Docker, loopback ports (:func:`loopback`)."""
+
+    #: Per node: (bind, advertised) of INTERNAL, of HOST, and the controller's
+    #: (bind, as the voters name it).
+    internal: tuple[tuple[str, str], ...]
+    host: tuple[tuple[str, str], ...]
+    controller: tuple[tuple[str, str], ...]
+
+    @property
+    def voters(self) -> str:
+        return ",".join(f"{i + 1}@{adv}" for i, (_, adv) in enumerate(self.controller))
+
+    @property
+    def bootstrap(self) -> str:
+        """The stack's clients' ``KESSAI_BOOTSTRAP``: every node's INTERNAL address."""
+        return ",".join(adv for _, adv in self.internal)
+
+    @property
+    def host_bootstrap(self) -> str:
+        """The host's clients' ``KESSAI_BOOTSTRAP``: every published port."""
+        return ",".join(adv for _, adv in self.host)
+
+
+COMPOSE: Final = Addresses(
+    internal=tuple((f"0.0.0.0:{INTERNAL_PORT}", f"{n}:{INTERNAL_PORT}") for n in NODES),
+    host=tuple(
+        (f"0.0.0.0:{HOST_PORT + i}", f"127.0.0.1:{HOST_PORT + i}") for i in range(len(NODES))
+    ),
+    controller=tuple((f"0.0.0.0:{CONTROLLER_PORT}", f"{n}:{CONTROLLER_PORT}") for n in NODES),
+)
+
+
+def loopback(ports: list[int]) -> Addresses:
+    """The three nodes on 127.0.0.1, three ``ports`` each (internal, host, controller):
+    the same configuration run from the Maven jars, without Docker."""
+    assert len(ports) == 3 * len(NODES), ports
+    at = [f"127.0.0.1:{p}" for p in ports]
+    return Addresses(
+        internal=tuple((a, a) for a in at[0::3]),
+        host=tuple((a, a) for a in at[1::3]),
+        controller=tuple((a, a) for a in at[2::3]),
+    )
+
+
+def server_properties(
+    node: int,
+    files: SecureFiles,
+    admin_password: str,
+    partitions: int,
+    *,
+    addresses: Addresses = COMPOSE,
+    data_dir: str = DATA_DIR,
+) -> str:
+    """Node ``node``'s (0, 1 or 2) ``server.properties``; ``files`` as it sees them."""
     lines = [
         "# Written by `kessai kafka compose-secrets` (streams.devtools.localkafka). Secret.",
+        f"# {NODES[node]} of a cluster of {len(NODES)}: each node a broker and a controller.",
         "process.roles=broker,controller",
-        f"node.id={NODE_ID}",
-        f"controller.quorum.voters={NODE_ID}@localhost:{CONTROLLER_PORT}",
-        "# INTERNAL: the stack's services (kafka:9092). HOST: clients on the host, through",
-        "# the published port; the broker also talks to itself there (127.0.0.1 is in its",
-        "# certificate). The controller listens on the container's loopback only.",
+        f"node.id={node + 1}",
+        f"controller.quorum.voters={addresses.voters}",
+        "# INTERNAL: the stack's services and the other brokers (kafka-N:9092). HOST:",
+        "# clients on the host, through this node's published port.",
         *kafkasecure.sasl_listener_properties(
             clients=[
-                ("INTERNAL", f"0.0.0.0:{INTERNAL_PORT}", f"{HOSTNAME}:{INTERNAL_PORT}"),
-                ("HOST", f"0.0.0.0:{HOST_PORT}", f"127.0.0.1:{HOST_PORT}"),
+                ("INTERNAL", *addresses.internal[node]),
+                ("HOST", *addresses.host[node]),
             ],
-            inter_broker="HOST",
-            controller=f"localhost:{CONTROLLER_PORT}",
+            inter_broker="INTERNAL",
+            controller=addresses.controller[node][0],
             files=files,
             admin_password=admin_password,
+            controller_tls=True,
         ),
         "",
-        f"log.dirs={DATA_DIR}",
+        f"log.dirs={data_dir}",
         "",
-        *base_properties(partitions),
+        *base_properties(partitions, REPLICATION),
     ]
     return "\n".join(lines)
 
@@ -164,8 +233,7 @@ def start_script() -> str:
 
 def acl_script() -> str:
     connect = (
-        f"--bootstrap-server {HOSTNAME}:{INTERNAL_PORT} "
-        f"--command-config {MOUNT}/admin-client.properties"
+        f"--bootstrap-server {COMPOSE.bootstrap} --command-config {MOUNT}/admin-client.properties"
     )
     calls = [
         f"{KAFKA_HOME}/bin/kafka-acls.sh {connect} " + " ".join(shlex.quote(a) for a in call)
@@ -188,18 +256,20 @@ def write_compose_secrets(out: Path, *, partitions: int = 4) -> list[Path]:
     passwords and keys are made once). Returns the files written."""
     files = SecureFiles(out)
     mounted = SecureFiles(MOUNT)
-    kafkasecure.ensure_certificates(files, dns_names=(HOSTNAME,))
+    kafkasecure.ensure_certificates(files, dns_names=NODES)
     passwords = kafkasecure.ensure_credentials(files)
     kafkasecure.ensure_signers(files)
     kafkasecure.ensure_web_token(files)
-    bootstrap = f"{HOSTNAME}:{INTERNAL_PORT}"
-    kafkasecure.write_client_files(files, bootstrap, WORKER_STATE_DIR, seen_as=mounted)
+    kafkasecure.write_client_files(files, COMPOSE.bootstrap, WORKER_STATE_DIR, seen_as=mounted)
     kafkasecure.write_client_files(
-        files, f"127.0.0.1:{HOST_PORT}", out.resolve() / "state", env_dir="host-env"
+        files, COMPOSE.host_bootstrap, out.resolve() / "state", env_dir="host-env"
     )
     admin = passwords[ADMIN]
     written = {
-        out / "server.properties": server_properties(mounted, admin, partitions),
+        **{
+            out / f"server-{node}.properties": server_properties(i, mounted, admin, partitions)
+            for i, node in enumerate(NODES)
+        },
         out / "format.args": format_args(
             kafkasecure.scram_format_args(passwords), ensure_cluster_id(out)
         ),
@@ -212,5 +282,6 @@ def write_compose_secrets(out: Path, *, partitions: int = 4) -> list[Path]:
     for service, names in MOUNTS.items():
         folder = out / "mounts" / service
         for name in names:
-            write_private(folder / name, (out / name).read_text(encoding="utf-8"))
+            source = f"server-{service}.properties" if name == "server.properties" else name
+            write_private(folder / name, (out / source).read_text(encoding="utf-8"))
     return sorted(written)

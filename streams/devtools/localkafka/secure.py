@@ -422,10 +422,13 @@ def sasl_listener_properties(
     controller: str,
     files: SecureFiles,
     admin_password: str,
+    controller_tls: bool = False,
 ) -> list[str]:
     """The listener, TLS, SASL and authorizer lines for client listeners ``clients``
     (name, bind address, advertised address), all SASL_SSL with SCRAM-SHA-512; the
     broker talks to itself on ``inter_broker``; the controller listens on ``controller``.
+    ``controller_tls``: the controllers' listener crosses a network (a cluster of
+    nodes): SASL/PLAIN over TLS, not in clear on loopback.
     """
     assert '"' not in admin_password and "\\" not in admin_password
     assert inter_broker in {name for name, _, _ in clients}, inter_broker
@@ -455,7 +458,14 @@ def sasl_listener_properties(
         # Admin API's --bootstrap-controller (KIP-919). What it exposes: its port to
         # local processes, which must know the admin password to do anything; the
         # password crosses loopback in clear, which only root can watch.
-        f"listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,{protocols}",
+        *(
+            ["# Several nodes: the controllers' listener crosses the network, under TLS."]
+            if controller_tls
+            else []
+        ),
+        "listener.security.protocol.map=CONTROLLER:"
+        + ("SASL_SSL" if controller_tls else "SASL_PLAINTEXT")
+        + f",{protocols}",
         f"sasl.enabled.mechanisms={SCRAM_MECHANISM}",
         f"sasl.mechanism.inter.broker.protocol={SCRAM_MECHANISM}",
         *per_listener,

@@ -467,7 +467,7 @@ def test_compose_file_keeps_in_step_with_the_local_broker(tmp_path: Path) -> Non
     from streams.devtools.localkafka import compose as deploysecure
 
     files = kafkasecure.SecureFiles(tmp_path)
-    compose = _props(deploysecure.server_properties(files, "pw", 4))
+    compose = _props(deploysecure.server_properties(0, files, "pw", 4))
     local = _props(
         config.render_server_properties(
             Settings(state_dir=tmp_path, kafka_security="sasl_ssl"), tmp_path, secure=(files, "pw")
@@ -484,12 +484,24 @@ def test_compose_file_keeps_in_step_with_the_local_broker(tmp_path: Path) -> Non
         "log.dirs",
     }
 
+    # Replication: three nodes, three replicas and two in sync (one node, one).
+    replication = {
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+        "default.replication.factor",
+        "min.insync.replicas",
+    }
+
     def same(props: dict[str, str]) -> dict[str, str]:
         return {
-            k: v for k, v in props.items() if k not in where and not k.startswith("listener.name.")
+            k: v
+            for k, v in props.items()
+            if k not in where | replication and not k.startswith("listener.name.")
         }
 
     assert same(compose) == same(local)
+    assert compose["default.replication.factor"] == "3" and compose["min.insync.replicas"] == "2"
     text = (paths.DEPLOY / "compose.yaml").read_text()
     assert re.search(r"image: apache/kafka:" + re.escape(localkafka.KAFKA_VERSION) + r"\n", text)
 
