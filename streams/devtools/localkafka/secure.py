@@ -442,6 +442,7 @@ def sasl_listener_properties(
             f"listener.name.{name.lower()}.{scram}." + jaas("scram", ADMIN, admin_password),
         ]
     protocols = ",".join(f"{name}:SASL_SSL" for name, _, _ in clients)
+    controller_protocol = "SASL_SSL" if controller_tls else "SASL_PLAINTEXT"
     return [
         "# Clients: SASL/SCRAM-SHA-512 over TLS, nothing else. The broker talks to itself",
         f"# on {inter_broker} as the admin.",
@@ -458,14 +459,8 @@ def sasl_listener_properties(
         # Admin API's --bootstrap-controller (KIP-919). What it exposes: its port to
         # local processes, which must know the admin password to do anything; the
         # password crosses loopback in clear, which only root can watch.
-        *(
-            ["# Several nodes: the controllers' listener crosses the network, under TLS."]
-            if controller_tls
-            else []
-        ),
-        "listener.security.protocol.map=CONTROLLER:"
-        + ("SASL_SSL" if controller_tls else "SASL_PLAINTEXT")
-        + f",{protocols}",
+        # Several nodes (controller_tls): the controllers' listener crosses the network.
+        f"listener.security.protocol.map=CONTROLLER:{controller_protocol},{protocols}",
         f"sasl.enabled.mechanisms={SCRAM_MECHANISM}",
         f"sasl.mechanism.inter.broker.protocol={SCRAM_MECHANISM}",
         *per_listener,
