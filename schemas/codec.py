@@ -20,6 +20,7 @@ from pydantic_core import ErrorDetails
 from schemas.models import (
     CUSTODY,
     DETAIL_CHARS_MAX,
+    INSTRUMENTS,
     KEY_BYTES_MAX,
     LEDGER_EVENTS,
     ORDER_EVENTS,
@@ -57,6 +58,8 @@ Reason = Literal[
     "invalid_amount",  # any other money: not a decimal string in range, or inconsistent
     "same_account",  # buyer == seller
     "bad_signature",  # a signature that is not 86 base64url characters, or without signer
+    "not_a_jgb",  # an instrument whose ISIN is not a Japanese government bond's
+    "invalid_instrument",  # an instrument's dates or coupons that contradict each other
     "unknown_topic",  # no model for this topic: a caller's mistake, never a rejection
 ]
 
@@ -66,6 +69,7 @@ _KEY_FIELDS: Final[dict[str, str]] = {
     CUSTODY: "account",
     TRADES: "trade_id",
     ORDERS: "isin",
+    INSTRUMENTS: "isin",
     SETTLEMENTS: "trade_id",
     REJECTIONS: "key",
     LEDGER_EVENTS: "account",
@@ -78,6 +82,7 @@ _ID_FIELDS: Final[dict[str, str]] = {
     CUSTODY: "movement_id",
     TRADES: "trade_id",
     ORDERS: "order_id",
+    INSTRUMENTS: "isin",
 }
 
 #: Where a rejected record is and what identifies it, without its bytes:
@@ -261,6 +266,9 @@ _REASON_BY_ERROR_TYPE: Final[dict[str, Reason]] = {
     "empty_change": "invalid_amount",
     "negative_balance": "invalid_amount",
     "fractional_face": "invalid_amount",
+    "not_a_jgb": "not_a_jgb",
+    "instrument_dates": "invalid_instrument",
+    "instrument_coupon": "invalid_instrument",
 }
 #: Decimal fields whose errors are "invalid_price"; every other decimal field holds an
 #: amount of money ("invalid_amount"). Accrued interest counts with the price, as the

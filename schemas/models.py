@@ -21,7 +21,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Final, Literal, NoReturn
 
@@ -49,6 +49,7 @@ SETTLEMENTS: Final = "settlements"
 REJECTIONS: Final = "rejections"
 LEDGER_EVENTS: Final = "ledger-events"
 ORDER_EVENTS: Final = "order-events"
+INSTRUMENTS: Final = "instruments"
 
 # --- Limits (TigerBeetle: put a limit on everything) -------------------------------
 
@@ -229,6 +230,24 @@ _KAFKA_INT = _IntRule(
     message="must be an integer >= 0 (a JSON integer)",
     error_type="kafka_int",
 )
+_DAYS = _IntRule(
+    minimum=0,
+    maximum=366,
+    message="must be a whole number of days, 0-366 (a JSON integer)",
+    error_type="days",
+)
+#: Days of accrued interest: at most a coupon period of a year.
+Days = Annotated[int, PlainValidator(_DAYS.validate), _DAYS.json_schema()]
+#: The face unit of a bond: the smallest face anyone may hold or trade of it.
+FACE_UNIT_MAX: Final = 100_000_000
+_FACE_UNIT = _IntRule(
+    minimum=FACE_JPY_MIN,
+    maximum=FACE_UNIT_MAX,
+    multiple_of=FACE_JPY_MIN,
+    message=f"must be a multiple of {FACE_JPY_MIN} yen, at most {FACE_UNIT_MAX} (a JSON integer)",
+    error_type="quantity",
+)
+FaceUnit = Annotated[int, PlainValidator(_FACE_UNIT.validate), _FACE_UNIT.json_schema()]
 #: A Kafka partition number, offset or size in bytes.
 KafkaInt = Annotated[int, PlainValidator(_KAFKA_INT.validate), _KAFKA_INT.json_schema()]
 
@@ -415,11 +434,58 @@ UtcDatetime = Annotated[
     WithJsonSchema({"type": "string", "format": "date-time", "pattern": _UTC_TIME_PATTERN}),
 ]
 
+_ISO_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_ISO_DATE_RE = re.compile(_ISO_DATE_PATTERN)
+_ISO_DATE_MESSAGE = "must be a calendar date like 2026-01-02"
+
+
+def _validate_date(value: Any) -> date:
+    if isinstance(value, str) and _ISO_DATE_RE.fullmatch(value) is not None:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:  # the shape was right but the date was not (2026-02-30)
+            pass
+    elif type(value) is date:  # a datetime is a date too, and not one
+        return value
+    _fail("iso_date", _ISO_DATE_MESSAGE)
+
+
+#: A calendar date (a trade date, a settlement date, a bond's maturity): JST, the
+#: Japanese market's, wherever it is written.
+IsoDate = Annotated[
+    date,
+    PlainValidator(_validate_date),
+    PlainSerializer(date.isoformat, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": _ISO_DATE_PATTERN}),
+]
+
+_MONTH_DAY_PATTERN = r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+_MONTH_DAY = _StrRule(
+    pattern=_MONTH_DAY_PATTERN,
+    message="must be a month and day like 03-20",
+    error_type="month_day",
+)
+
+
+def _validate_month_day(value: Any) -> str:
+    text = _MONTH_DAY.validate(value)
+    try:
+        date.fromisoformat(f"2024-{text}")  # a leap year: 02-29 is a day, 02-30 is not
+    except ValueError:
+        _fail("month_day", f"{text} is not a day of the year")
+    return text
+
+
+#: A coupon's month and day, every year (``03-20``).
+MonthDay = Annotated[str, PlainValidator(_validate_month_day), _MONTH_DAY.json_schema()]
+
 MovementKind = Literal["deposit", "withdrawal"]
 Side = Literal["buy", "sell"]
 TimeInForce = Literal["GTC", "IOC"]
 OrderAction = Literal["new", "cancel"]
 SettlementStatus = Literal["pending", "settled", "failed"]
+InstrumentKind = Literal["fixed", "floating", "inflation_indexed", "discount"]
+InstrumentStatus = Literal["active", "halted", "matured"]
 OrderEventKind = Literal["accepted", "rejected", "partially_filled", "filled", "cancelled"]
 
 
@@ -521,10 +587,29 @@ class TradeExecuted(_Signed):
     )
     price: PositiveDecimalStr = Field(description="Clean price per 100 yen of face value.")
     currency: Token = Field(description="The cash token paying the cash leg.")
-    accrued_interest: NonNegativeDecimalStr = Field(
-        default=Decimal("0"), description="Accrued interest in the currency token."
+    accrued_interest: NonNegativeDecimalStr | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description=(
+            "Accrued interest in the currency token. kessai computes it from the security "
+            "master (docs/bonds.md); when sent, it must equal kessai's (`accrued_mismatch`)."
+        ),
     )
     trade_time: UtcDatetime
+    trade_date: IsoDate | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="Trade date in JST; absent: trade_time's date in JST (must equal it).",
+    )
+    settlement_date: IsoDate | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description=(
+            "Settlement date; absent: the trade date plus KESSAI_SETTLEMENT_LAG Japanese "
+            "business days. The trade waits `pending` (`awaiting_settlement_date`) until "
+            "it begins (00:00 JST)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _buyer_is_not_seller(self) -> TradeExecuted:
@@ -578,6 +663,27 @@ class SettlementStatusChanged(_Record):
     )
     currency: Token
     at: UtcDatetime
+    trade_date: IsoDate | None = Field(default=None, exclude_if=_is_none)
+    settlement_date: IsoDate | None = Field(default=None, exclude_if=_is_none)
+    price: PositiveDecimalStr | None = Field(
+        default=None, exclude_if=_is_none, description="Clean price per 100 yen face."
+    )
+    principal: NonNegativeDecimalStr | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="trunc(face * price / 100) in the currency token.",
+    )
+    accrued: NonNegativeDecimalStr | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="Accrued interest in the currency token; cash_amount = principal + accrued.",
+    )
+    days_accrued: Days | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="Days from the last coupon date to the settlement date (null: not a "
+        "yen trade of a coupon bond in the security master).",
+    )
     signed_trade: str | None = Field(
         default=None,
         exclude_if=_is_none,
@@ -718,11 +824,83 @@ class OrderStatusChanged(_Record):
         return self
 
 
+#: ISINs of Japanese government bonds start so: JP, then 1 (the issuer code's first
+#: digit for the government); a company's (Toyota's JP3633400001) starts JP3.
+JGB_ISIN_PREFIX: Final = "JP1"
+SERIES_CHARS_MAX: Final = 80
+
+
+class Instrument(_Signed):
+    """Topic ``instruments``, key ``isin``: one bond of the security master, as the
+    ``instruments`` role publishes it (docs/bonds.md).
+
+    kessai settles only what is here: a trade or custody movement of any other ISIN is
+    refused ``unknown_isin``. Its terms (kind, coupon, dates, face unit) are fixed at
+    the first publication; later records may only change ``status`` and ``price_tick``.
+    A fixed, floating or inflation-indexed bond pays its coupon in two halves on
+    ``coupon_dates`` (``["03-20", "09-20"]``), the last one on its maturity date; a
+    discount bond (a T-bill) pays none.
+    """
+
+    isin: Isin
+    kind: InstrumentKind
+    series: str = Field(
+        min_length=1,
+        max_length=SERIES_CHARS_MAX,
+        pattern=r"^[ -~]+$",
+        description="The issue's name, e.g. '10-year JGB #378' (printable ASCII).",
+    )
+    coupon_rate: NonNegativeDecimalStr = Field(
+        description="Percent a year ('0.9'): the current period's for a floating bond; 0 "
+        "for a discount bond."
+    )
+    coupon_dates: tuple[MonthDay, ...] = Field(
+        max_length=2, description="The coupons' month-days, unadjusted; empty: discount."
+    )
+    issue_date: IsoDate
+    first_coupon_date: IsoDate | None = Field(
+        default=None, exclude_if=_is_none, description="Absent: the first coupon date after issue."
+    )
+    maturity_date: IsoDate
+    face_unit: FaceUnit = Field(description="Smallest face anyone may hold or trade, in yen.")
+    price_tick: PositiveDecimalStr = Field(description="Prices are multiples of it ('0.001').")
+    day_count: Literal["act_365_jgb"] = "act_365_jgb"
+    calendar: Literal["jp"] = "jp"
+    status: InstrumentStatus = "active"
+
+    @model_validator(mode="after")
+    def _a_jgb(self) -> Instrument:
+        if not self.isin.startswith(JGB_ISIN_PREFIX):
+            _fail("not_a_jgb", f"{self.isin} is not a JGB's ISIN ({JGB_ISIN_PREFIX}...)")
+        if self.maturity_date <= self.issue_date:
+            _fail("instrument_dates", "maturity_date must be after issue_date")
+        if self.kind == "discount":
+            if self.coupon_rate != 0 or self.coupon_dates:
+                _fail("instrument_coupon", "a discount bond has coupon_rate 0 and no coupon_dates")
+            return self
+        if len(self.coupon_dates) != 2 or len(set(self.coupon_dates)) != 2:
+            _fail("instrument_coupon", f"a {self.kind} bond has two coupon_dates a year")
+        if self.maturity_date.strftime("%m-%d") not in self.coupon_dates:
+            _fail("instrument_coupon", "a coupon bond matures on one of its coupon_dates")
+        first = self.first_coupon_date
+        if first is not None and not (
+            self.issue_date < first <= self.maturity_date
+            and first.strftime("%m-%d") in self.coupon_dates
+        ):
+            _fail(
+                "instrument_coupon",
+                "first_coupon_date must be one of the coupon_dates, after issue, at or "
+                "before maturity",
+            )
+        return self
+
+
 TOPIC_MODELS: dict[str, type[BaseModel]] = {
     PAYMENTS: MoveCash,
     CUSTODY: MoveBonds,
     TRADES: TradeExecuted,
     ORDERS: SubmitOrder,
+    INSTRUMENTS: Instrument,
     SETTLEMENTS: SettlementStatusChanged,
     REJECTIONS: RecordRejected,
     LEDGER_EVENTS: BalanceChanged,

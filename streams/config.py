@@ -196,6 +196,14 @@ class Settings:
     #: the engine's clock, and a trade that old is refused, ``stale_trade``. Longer than
     #: the deadline. None (``KESSAI_TRADE_WINDOW_S=0``): every id kept in memory for ever.
     trade_window_s: float | None = TRADE_WINDOW_S
+    #: A trade without a settlement date settles this many Japanese business days after
+    #: its trade date: 0 for a 24/7 token market (the trade date itself), 1 for the
+    #: BOJ-NET convention (T+1; a settlement date must then be a business day).
+    settlement_lag: int = 0
+    #: ``required``: trades and custody movements of bonds not in the security master
+    #: (topic ``instruments``) are refused, ``unknown_isin``. ``off``: any ISIN with a
+    #: good check digit settles, with the venue's accrued interest (old tests only).
+    security_master: str = "required"
     #: The settlement engine's producers share one transactional id per app, so a new
     #: holder fences the old one. Off (``KESSAI_ENGINE_FENCING=0``) only in the test
     #: that shows what fencing prevents (tests/crash/test_engine_takeover.py).
@@ -267,6 +275,8 @@ class Settings:
             engine_fencing=e.get("KESSAI_ENGINE_FENCING", "1") != "0",
             settlement_deadline_s=deadline_s,
             trade_window_s=window_s,
+            settlement_lag=_integer(e, "KESSAI_SETTLEMENT_LAG", "0", minimum=0, maximum=5),
+            security_master=_choice(e, "KESSAI_SECURITY_MASTER", ("required", "off")),
             health_lag_max=_integer(e, "KESSAI_HEALTH_LAG_MAX", "10000", minimum=0, maximum=2**62),
             kafka_security=security,
             kafka_username=username,

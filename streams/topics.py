@@ -34,6 +34,7 @@ from typing import Final, Literal
 
 from schemas import (
     CUSTODY,
+    INSTRUMENTS,
     LEDGER_EVENTS,
     ORDER_EVENTS,
     ORDERS,
@@ -147,6 +148,15 @@ CATALOGUE: Final[tuple[PublicTopic, ...]] = (
         description="orders for kessai to match, and cancellations (SubmitOrder)",
     ),
     PublicTopic(
+        name=INSTRUMENTS,
+        key_field="isin",
+        writer="outside",
+        # Kept whole, not compacted: the engine reads every version in order (a halt,
+        # then its lifting), and a replay must read what it read (docs/bonds.md).
+        config=_INPUT,
+        description="the security master: each JGB's terms and status (Instrument)",
+    ),
+    PublicTopic(
         name=SETTLEMENTS,
         key_field="trade_id",
         writer="kessai",
@@ -188,7 +198,7 @@ INPUT_TOPICS: Final[tuple[str, ...]] = tuple(t.name for t in CATALOGUE if t.writ
 OUTPUT_TOPICS: Final[tuple[str, ...]] = tuple(t.name for t in CATALOGUE if t.writer == "kessai")
 #: What kessai's workers read, and what they write (the matcher publishes the trades
 #: it makes on ``trades``); the secure profile's ACL table grants exactly these.
-WORKER_INPUTS: Final[tuple[str, ...]] = (TRADES, ORDERS, PAYMENTS, CUSTODY)
+WORKER_INPUTS: Final[tuple[str, ...]] = (TRADES, ORDERS, PAYMENTS, CUSTODY, INSTRUMENTS)
 WORKER_OUTPUTS: Final[tuple[str, ...]] = (
     SETTLEMENTS,
     LEDGER_EVENTS,
@@ -210,12 +220,15 @@ ENGINE_TRADES: Final = "engine-trades"
 ENGINE_APPLIED: Final = "engine-applied"
 ENGINE_INFLOW: Final = "engine-inflow"
 ENGINE_RATES: Final = "engine-rates"
+#: ISIN -> the ``instruments`` record the engine last took (the security master).
+ENGINE_INSTRUMENTS: Final = "engine-instruments"
 ENGINE_CHANGELOGS: Final[tuple[str, ...]] = (
     ENGINE_ACCOUNTS,
     ENGINE_TRADES,
     ENGINE_APPLIED,
     ENGINE_INFLOW,
     ENGINE_RATES,
+    ENGINE_INSTRUMENTS,
 )
 #: The engine's manifest: one record per batch (its inputs, in order, its clock and
 #: its rules), kept forever, one partition: what ``kessai replay`` re-runs.

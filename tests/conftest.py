@@ -8,6 +8,7 @@ integration test would pass CI while testing nothing.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,6 +24,11 @@ from streams.kafka.admin import delete_topics_starting_with
 from tests.support.profiles import Profile, SecureCluster, plain, start_secure_cluster
 
 T = TypeVar("T")
+
+# The workers the tests start trade bonds drawn before the security master existed
+# (issue 20), which are not in it: they run with it off, unless a test sets it. The
+# tests of the master (test_bonds.py) and the demo run with it required.
+os.environ.setdefault("KESSAI_SECURITY_MASTER", "off")
 
 #: Random hex characters in a test topic name: 2**48 names, no collision across runs.
 NAME_RANDOM_BYTES = 6

@@ -52,6 +52,7 @@ import orjson
 
 from schemas import (
     CUSTODY,
+    INSTRUMENTS,
     LEDGER_EVENTS,
     ORDER_EVENTS,
     ORDERS,
@@ -61,6 +62,7 @@ from schemas import (
     TRADES,
     SchemaError,
     Source,
+    encode,
     rejection_for,
     source_of,
 )
@@ -82,6 +84,7 @@ from streams.topics import (
     ENGINE_ARCHIVE,
     ENGINE_CHANGELOGS,
     ENGINE_INFLOW,
+    ENGINE_INSTRUMENTS,
     ENGINE_LOG,
     ENGINE_RATES,
     ENGINE_TRADES,
@@ -98,7 +101,7 @@ __all__ = ["Check", "Report", "replay"]
 #: ``{app_id}-engine-log`` on the broker).
 TOPICS: Final = (*INPUT_TOPICS, *OUTPUT_TOPICS, ENGINE_LOG)
 #: What the engine reads.
-ENGINE_INPUTS: Final = (PAYMENTS, CUSTODY, TRADES)
+ENGINE_INPUTS: Final = (PAYMENTS, CUSTODY, TRADES, INSTRUMENTS)
 #: Tables compared through their changelogs: the engine's, and the matcher's orders.
 TABLES: Final = (*ENGINE_CHANGELOGS, ORDERS_TABLE, ENGINE_ARCHIVE)
 #: Differences described per check; all are counted.
@@ -564,11 +567,13 @@ def _compare_tables(d: Derived, tables: Mapping[str, Log]) -> list[Check]:
     trades = {tid: wire.saga_row(saga) for tid, saga in engine.open.items()}
     trades.update(engine.finished)
     inflow = {asset: b"%d" % units for asset, units in engine.inflow.items()}
+    instruments = {isin: encode(i) for isin, i in engine.instruments.items()}
     for name, table, derived_rows in (
         ("engine trades (changelog)", ENGINE_TRADES, trades),
         ("engine applied ids (changelog)", ENGINE_APPLIED, dict.fromkeys(engine.applied, b"1")),
         ("engine inflow (changelog)", ENGINE_INFLOW, inflow),
         ("engine rate buckets (changelog)", ENGINE_RATES, engine.rates),
+        ("engine security master (changelog)", ENGINE_INSTRUMENTS, instruments),
         ("orders table (changelog)", ORDERS_TABLE, d.order_rows),
         ("engine archive (trades past the window)", ENGINE_ARCHIVE, d.archive),
     ):

@@ -35,17 +35,22 @@ import orjson
 
 from schemas import (
     CUSTODY,
+    INSTRUMENTS,
     LEDGER_EVENTS,
     PAYMENTS,
     REJECTIONS,
     SETTLEMENTS,
     TRADES,
+    Instrument,
     SchemaError,
     Source,
+    decode,
     source_of,
 )
 from schemas.codec import encode, rejection_for
 from streams import topics
+from streams.bonds import terms as bond_terms
+from streams.bonds.master import instrument_record
 from streams.engine import wire
 from streams.ledger import domain, journal
 from streams.ledger import intake as move_rules
@@ -102,6 +107,13 @@ class Rules:
     #: once its trade time is this much older than the batch's clock (its row goes to
     #: the archive), and a trade that old is refused (``stale_trade``). None: kept.
     window_s: float | None = None
+    #: Issue 20: a trade's settlement date is its trade date plus this many Japanese
+    #: business days unless it says, and it waits for it (None: no dates, as in the
+    #: batches written before they existed, which a replay must repeat).
+    settlement_lag: int | None = None
+    #: Trades and custody movements of bonds not in the security master are refused
+    #: (``unknown_isin``); False: any ISIN, as before the master existed.
+    instruments_required: bool = False
 
     def decimals_of(self, asset: str) -> int:
         return self.tokens.get(asset, 0)  # bonds count whole yen of face value
@@ -113,6 +125,8 @@ class Rules:
             "deadline_s": self.deadline_s,
             "trade_limit": None if limit is None else [limit.per_s, limit.burst],
             "window_s": self.window_s,
+            "settlement_lag": self.settlement_lag,
+            "instruments_required": self.instruments_required,
         }
 
     @classmethod
@@ -123,6 +137,18 @@ class Rules:
             deadline_s=float(raw["deadline_s"]),
             trade_limit=None if limit is None else Limit(int(limit[0]), int(limit[1])),
             window_s=None if raw.get("window_s") is None else float(raw["window_s"]),
+            settlement_lag=None
+            if raw.get("settlement_lag") is None
+            else int(raw["settlement_lag"]),
+            instruments_required=bool(raw.get("instruments_required", False)),
+        )
+
+    def master(self, instruments: Mapping[str, Instrument]) -> trade_rules.Master | None:
+        """The trade intake's JGB rules (None: no dates)."""
+        if self.settlement_lag is None:
+            return None
+        return trade_rules.Master(
+            self.settlement_lag, instruments if self.instruments_required else None
         )
 
 
@@ -194,6 +220,10 @@ class Engine:
         self.rates: dict[str, bytes] = {}
         #: (deadline, trade id) of open sagas; stale entries are skipped when popped.
         self.deadlines: list[tuple[float, str]] = []
+        #: (start of the settlement date, trade id) of sagas waiting for it.
+        self.starts: list[tuple[float, str]] = []
+        #: The security master: ISIN -> its instrument, as last published.
+        self.instruments: dict[str, Instrument] = {}
 
     def sizes(self) -> dict[str, int]:
         """Rows held, by kind (the ``kessai_table_rows`` gauge)."""
@@ -202,6 +232,7 @@ class Engine:
             "engine-open-trades": len(self.open),
             "engine-finished-trades": len(self.finished),
             "engine-applied": len(self.applied),
+            "engine-instruments": len(self.instruments),
         }
 
     def seen(self, trade_id: str) -> bool:
@@ -231,12 +262,23 @@ class Engine:
             self.inflow[key] = int(orjson.loads(value)) if value is not None else 0
         elif table == topics.ENGINE_RATES:
             _set(self.rates, key, value)
+        elif table == topics.ENGINE_INSTRUMENTS:
+            if value is None:
+                self.instruments.pop(key, None)
+            else:
+                instrument = decode(INSTRUMENTS, value)
+                assert isinstance(instrument, Instrument)
+                self.instruments[key] = instrument
 
     def restored(self) -> None:
         """Rebuild what is derived from the rows: the deadline heap (open trades only;
         the window's heap is filled as the rows are read)."""
         self.deadlines = [(s.trade.deadline_at_s, tid) for tid, s in self.open.items()]
         heapq.heapify(self.deadlines)
+        self.starts = [
+            (s.trade.starts_at_s, tid) for tid, s in self.open.items() if s.stage == "waiting"
+        ]
+        heapq.heapify(self.starts)
 
 
 def _set(table: dict[str, bytes], key: str, value: bytes | None) -> None:
@@ -283,6 +325,8 @@ class Batch:
         self._rates = _Tracked(engine.rates)
         self._quota = None if rules.trade_limit is None else Quota(self._rates, rules.trade_limit)
         self._queue: deque[LedgerCommand | Reply] = deque()
+        self._instruments: dict[str, bytes] = {}
+        self._master = rules.master(engine.instruments)
 
     # -- inputs ---------------------------------------------------------------------
 
@@ -295,9 +339,11 @@ class Batch:
         value: bytes | None,
         timestamp_s: float,
     ) -> None:
-        """Apply one input record (``trades``, ``payments`` or ``custody``)."""
+        """Apply one input record (``trades``, ``payments``, ``custody`` or ``instruments``)."""
         if topic == TRADES:
             self._trade(partition, offset, key, value, timestamp_s)
+        elif topic == INSTRUMENTS:
+            self._instrument(partition, offset, key, value, timestamp_s)
         else:
             assert topic in (PAYMENTS, CUSTODY), topic
             move = move_rules.intake_record(
@@ -310,10 +356,41 @@ class Batch:
                 arrived_s=timestamp_s,
                 verified=self.verified.get((topic, partition, offset)),
             )
+            if not isinstance(move, tuple) and topic == CUSTODY and self.rules.instruments_required:
+                move = self._holding(move)
             if isinstance(move, tuple):
                 self._reject(source_of(topic, partition, offset, key, value), topic, *move)
                 return
             self.move(move)
+
+    def _holding(self, move: Move) -> Move | tuple[str, str]:
+        """``move``, or why the security master does not let its bonds be held: a
+        custody movement of an unknown bond, or an odd lot, could never be sold."""
+        instrument = self.engine.instruments.get(move.asset)
+        refused = bond_terms.check_holding(instrument, move.asset, move.units)
+        if refused is None:
+            return move
+        assert move.command_id is not None
+        self._use(move.command_id)  # used up like an applied one (H3)
+        return refused
+
+    def _instrument(
+        self, partition: int, offset: int, key: bytes | None, value: bytes | None, at_s: float
+    ) -> None:
+        instrument = instrument_record(
+            key,
+            value,
+            self.engine.instruments,
+            signers=self.signers,
+            arrived_s=at_s,
+            verified=self.verified.get((INSTRUMENTS, partition, offset)),
+        )
+        if isinstance(instrument, tuple):
+            source = source_of(INSTRUMENTS, partition, offset, key, value)
+            self._reject(source, INSTRUMENTS, *instrument)
+            return
+        self.engine.instruments[instrument.isin] = instrument
+        self._instruments[instrument.isin] = encode(instrument)
 
     def _trade(
         self,
@@ -351,6 +428,7 @@ class Batch:
                 tokens=dict(self.rules.tokens),
                 deadline_s=self.rules.deadline_s,
                 signed=checked.signed,
+                master=self._master,
             )
             if isinstance(trade, tuple):
                 rejected = trade
@@ -382,6 +460,9 @@ class Batch:
     def start(self, trade: Trade) -> None:
         """Settle an accepted trade, or start its saga."""
         self.out.received += 1
+        if trade.starts_at_s > self.now_s:
+            self._saga_step(trade.trade_id, None, dvp.wait(trade))
+            return
         if not (self.fast and self._settle_now(trade)):
             self._saga(trade.trade_id, None, trade)
             self._run()
@@ -454,7 +535,14 @@ class Batch:
     def expire(self) -> None:
         """Fail the open trades whose deadline is due at the batch's time; then let the
         finished ids older than the window leave."""
-        heap, now = self.engine.deadlines, self.now_s
+        heap, now = self.engine.starts, self.now_s
+        while heap and heap[0][0] <= now:
+            _, trade_id = heapq.heappop(heap)
+            saga = self.engine.open.get(trade_id)
+            if saga is not None:
+                self._saga_step(trade_id, saga, dvp.on_settlement_date(saga))
+                self._run()
+        heap = self.engine.deadlines
         while heap and heap[0][0] <= now:
             _, trade_id = heapq.heappop(heap)
             saga = self.engine.open.get(trade_id)
@@ -584,6 +672,8 @@ class Batch:
             saga = engine.open.get(trade_id)
             if saga is not None:
                 heapq.heappush(engine.deadlines, (saga.trade.deadline_at_s, trade_id))
+                if saga.stage == "waiting":
+                    heapq.heappush(engine.starts, (saga.trade.starts_at_s, trade_id))
         for account, state in self._accounts.items():
             raw = state.to_bytes()
             engine.accounts[account] = raw
@@ -597,6 +687,9 @@ class Batch:
         for asset in self._inflow:
             rows.append((topics.ENGINE_INFLOW, asset.encode(), b"%d" % engine.inflow[asset]))
         rows.extend((topics.ENGINE_RATES, k.encode(), engine.rates[k]) for k in self._rates.touched)
+        rows.extend(
+            (topics.ENGINE_INSTRUMENTS, k.encode(), v) for k, v in self._instruments.items()
+        )
         return self.out
 
 

@@ -35,7 +35,7 @@ from typing import Final
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, TRADES
+from schemas import CUSTODY, INSTRUMENTS, LEDGER_EVENTS, PAYMENTS, TRADES
 from streams import topics
 from streams.config import Settings
 from streams.engine import restore
@@ -61,7 +61,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["INPUTS", "EngineService"]
 
 #: What the engine reads.
-INPUTS: Final = (TRADES, PAYMENTS, CUSTODY)
+INPUTS: Final = (TRADES, PAYMENTS, CUSTODY, INSTRUMENTS)
 #: Records applied in one batch at most, and its processing time at most: a cap by time
 #: keeps a batch's commit close behind its first record under a backlog.
 BATCH_RECORDS_MAX: Final = 4_000
@@ -409,11 +409,14 @@ def _freeze_heap() -> None:
 
 
 def _moves_first(fetched: tuple[TopicPartition, list[ConsumerRecord]]) -> tuple[int, str, int]:
-    """Deposits and withdrawals before trades, within a batch: a deposit published before
-    a trade is applied before it whenever both arrive together (then by topic and
-    partition: an order the manifest records)."""
+    """The security master, then deposits and withdrawals, then trades, within a batch:
+    a bond or deposit published before a trade is applied before it whenever both
+    arrive together (then by topic and partition: an order the manifest records)."""
     tp = fetched[0]
-    return (tp.topic == TRADES, tp.topic, tp.partition)
+    return (_RANK.get(tp.topic, 1), tp.topic, tp.partition)
+
+
+_RANK: Final = {INSTRUMENTS: 0, TRADES: 2}
 
 
 def transactional_id(settings: Settings) -> str:
@@ -433,4 +436,6 @@ def rules_of(settings: Settings) -> Rules:
         deadline_s=settings.settlement_deadline_s,
         trade_limit=Limit(settings.venue_rate_per_s, settings.venue_burst),
         window_s=settings.trade_window_s,
+        settlement_lag=settings.settlement_lag,
+        instruments_required=settings.security_master == "required",
     )

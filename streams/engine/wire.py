@@ -50,6 +50,16 @@ def settlement(
         "currency": trade.currency,
         "at": at,
     }
+    if trade.trade_date:
+        decimals = tokens[trade.currency]
+        assert trade.principal_units is not None and trade.accrued_units is not None
+        record["trade_date"] = trade.trade_date
+        record["settlement_date"] = trade.settlement_date
+        record["price"] = trade.price
+        record["principal"] = format(from_units(trade.principal_units, decimals), "f")
+        record["accrued"] = format(from_units(trade.accrued_units, decimals), "f")
+        if trade.days_accrued is not None:
+            record["days_accrued"] = trade.days_accrued
     if trade.signed:
         record["signed_trade"] = trade.signed
     return record

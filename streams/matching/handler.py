@@ -73,7 +73,7 @@ def trade_object(t: MatchedTrade, at: str) -> dict[str, Any]:
         "quantity": t.quantity,
         "price": format(t.price, "f"),
         "currency": t.currency,
-        "accrued_interest": "0",
+        # No accrued_interest: the settlement engine computes it (issue 20).
         "trade_time": at,
     }
 

@@ -1,7 +1,8 @@
 """Ed25519 signatures on the records that move money, and who may sign what.
 
 Venues sign their ``trades`` and ``orders``; the custody/payments bridge signs its
-``payments`` and ``custody`` movements; kessai's matcher signs the trades it makes.
+``payments`` and ``custody`` movements; kessai's matcher signs the trades it makes;
+the ``instruments`` role (whoever keeps the security master) signs ``instruments``.
 Workers check each signature against a **signer registry** (a JSON file only
 operators write) before a record can move anything (docs/security.md).
 
@@ -86,7 +87,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from pydantic import BaseModel
 
-from schemas import CUSTODY, ORDERS, PAYMENTS, TRADES, encode, key_for
+from schemas import CUSTODY, INSTRUMENTS, ORDERS, PAYMENTS, TRADES, encode, key_for
 from streams.config import Settings
 from streams.errors import KessaiError
 from streams.topics import by_name
@@ -127,12 +128,13 @@ logger = logging.getLogger(__name__)
 CONTEXT: Final = b"kessai-signed-v2\n"
 #: Prefix of the registry's signed bytes.
 REGISTRY_CONTEXT: Final = b"kessai-registry-v1\n"
-Role = Literal["venue", "bridge", "matcher"]
+Role = Literal["venue", "bridge", "matcher", "instruments"]
 #: The topics each role signs.
 ROLE_TOPICS: Final[dict[str, frozenset[str]]] = {
     "venue": frozenset({TRADES, ORDERS}),
     "bridge": frozenset({PAYMENTS, CUSTODY}),
     "matcher": frozenset({TRADES}),
+    "instruments": frozenset({INSTRUMENTS}),
 }
 SIGNED_TOPICS: Final = frozenset().union(*ROLE_TOPICS.values())
 #: The signer id of kessai's own matcher (its trades' ``venue``).

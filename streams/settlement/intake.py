@@ -10,18 +10,31 @@ repeated id is a ``duplicate``.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from schemas import TRADES, SchemaError, TradeExecuted, check_key, decode
-from streams.money import TRADE_UNITS_MAX, cash_units
+from schemas import TRADES, Instrument, SchemaError, TradeExecuted, check_key, decode
+from streams.bonds import terms
+from streams.money import TRADE_UNITS_MAX, cash_units, from_units
 from streams.security import signing
 from streams.settlement.messages import Trade
 
-__all__ = ["Checked", "Rejected", "check_record", "deadline_at", "to_trade"]
+__all__ = ["Checked", "Master", "Rejected", "check_record", "deadline_at", "to_trade"]
 
 #: Why a record was rejected: (reason code, detail).
 Rejected = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Master:
+    """The engine's JGB rules (issue 20): its settlement lag in business days, and its
+    security master (None: ISINs are not looked up, as before it existed)."""
+
+    lag: int
+    instruments: Mapping[str, Instrument] | None
 
 
 def to_trade(
@@ -31,6 +44,7 @@ def to_trade(
     tokens: dict[str, int],
     deadline_s: float,
     signed: str = "",
+    master: Master | None = None,
 ) -> Trade | Rejected:
     """The saga's trade for a decoded one that arrived at ``arrived_s`` (broker time).
 
@@ -38,19 +52,32 @@ def to_trade(
     the arrival: a trade stamped ahead of its arrival counts from its arrival (a venue
     cannot buy itself time), one that arrives more than ``deadline_s`` after its
     ``trade_time`` has until its arrival (it settles in its own batch or fails)
-    (docs/security.md, M1)."""
+    (docs/security.md, M1). With a ``master`` (issue 20): the instrument's checks, the
+    trade and settlement dates, kessai's accrued interest (streams/bonds/terms.py), and
+    a deadline counted from the settlement date's start when that is later. Without
+    one, the trade is taken as before dates existed (an old batch's replay)."""
     if t.currency not in tokens:
         known = ", ".join(sorted(tokens))
         return "unknown_token", f"currency {t.currency!r} is not configured ({known})"
-    # Exact (streams/money.py); the schema's decimals never make it raise.
-    units = cash_units(t.quantity, t.price, t.accrued_interest, tokens[t.currency])
+    decimals = tokens[t.currency]
+    trade_time_s = t.trade_time.timestamp()
+    deadline = deadline_at(trade_time_s, arrived_s, deadline_s)
+    extra: dict[str, Any] = {}
+    if master is None:
+        # Exact (streams/money.py); the schema's decimals never make it raise.
+        units = cash_units(t.quantity, t.price, t.accrued_interest or Decimal(0), decimals)
+    else:
+        instrument = None if master.instruments is None else master.instruments.get(t.isin)
+        dated = _dated(t, instrument, master, decimals)
+        if isinstance(dated, tuple):
+            return dated
+        units = dated.principal_units + dated.accrued_units
+        deadline = max(deadline, dated.starts_at_s + deadline_s)
+        extra = dataclasses.asdict(dated)
     if units <= 0:
         return "invalid_price", f"cash leg of {t.trade_id} truncates to 0 {t.currency}"
     if units > TRADE_UNITS_MAX:
-        return (
-            "invalid_price",
-            f"cash leg of {t.trade_id} is more than {TRADE_UNITS_MAX} units",
-        )
+        return "invalid_price", f"cash leg of {t.trade_id} is more than {TRADE_UNITS_MAX} units"
     return Trade(
         t.trade_id,
         t.isin,
@@ -59,10 +86,67 @@ def to_trade(
         t.quantity,
         t.currency,
         units,
-        deadline_at(t.trade_time.timestamp(), arrived_s, deadline_s),
-        trade_time_s=t.trade_time.timestamp(),
+        deadline,
+        trade_time_s=trade_time_s,
         arrived_s=arrived_s,
         signed=signed,
+        **extra,
+    )
+
+
+@dataclass(frozen=True)
+class _Dated:
+    """The fields of :class:`Trade` that issue 20 added."""
+
+    price: str
+    trade_date: str
+    settlement_date: str
+    principal_units: int
+    accrued_units: int
+    days_accrued: int | None
+    starts_at_s: float
+
+
+def _dated(
+    t: TradeExecuted, instrument: Instrument | None, master: Master, decimals: int
+) -> _Dated | Rejected:
+    if master.instruments is not None:
+        refused = terms.check_trade(instrument, t.isin, t.quantity, t.price)
+        if refused is not None:
+            return refused
+    dates = terms.trade_dates(
+        t.trade_time.timestamp(),
+        t.trade_date,
+        t.settlement_date,
+        lag=master.lag,
+        maturity=None if instrument is None else instrument.maturity_date,
+    )
+    if isinstance(dates, tuple):
+        return dates
+    computed = None
+    if instrument is not None and t.currency == terms.YEN_TOKEN:
+        computed = terms.accrued_on(instrument, t.quantity, dates.settlement_date)
+    if computed is None:  # the venue's, as sent (0 if none)
+        accrued_units = cash_units(0, Decimal(1), t.accrued_interest or Decimal(0), decimals)
+        days = None
+    else:
+        expected = from_units(computed.jpy * 10**decimals, decimals)
+        if t.accrued_interest is not None and t.accrued_interest != expected:
+            return (
+                "accrued_mismatch",
+                f"accrued_interest of {t.trade_id}: expected {expected} {t.currency} "
+                f"({computed.days} days from {computed.last_coupon}), got {t.accrued_interest}",
+            )
+        accrued_units = computed.jpy * 10**decimals
+        days = None if instrument is not None and instrument.kind == "discount" else computed.days
+    return _Dated(
+        price=format(t.price, "f"),
+        trade_date=dates.trade_date.isoformat(),
+        settlement_date=dates.settlement_date.isoformat(),
+        principal_units=cash_units(t.quantity, t.price, Decimal(0), decimals),
+        accrued_units=accrued_units,
+        days_accrued=days,
+        starts_at_s=dates.starts_s,
     )
 
 

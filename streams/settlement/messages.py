@@ -26,3 +26,16 @@ class Trade:
     #: The venue's signed trade record (:func:`streams.security.signing.evidence`), kept
     #: for the ``settlements`` records; "" when signatures are not checked.
     signed: str = ""
+    #: The dates and amounts a ``settlements`` record carries so that an auditor can
+    #: recompute the cash (issue 20): the clean price as the venue wrote it, ISO dates,
+    #: principal and accrued in units (cash_units = principal + accrued), the days of
+    #: accrued (None: not computed by kessai). "" / None: a trade accepted before dates
+    #: existed (an engine without ``settlement_lag``), whose records carry none.
+    price: str = ""
+    trade_date: str = ""
+    settlement_date: str = ""
+    principal_units: int | None = None
+    accrued_units: int | None = None
+    days_accrued: int | None = None
+    #: 00:00 JST of the settlement date: the saga waits until then (0: it need not).
+    starts_at_s: float = 0.0

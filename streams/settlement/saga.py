@@ -9,9 +9,12 @@ message to the account's ledger partition and a reply back to the trade's:
 3. when both are locked, post both in the same transaction: the bonds go to the
    buyer, the cash to the seller. Then ``settled``.
 
-A lock that does not fit waits in the account's queue (recycling): the trade is
-``pending`` with ``insufficient_securities`` or ``insufficient_cash``, published once
-per reason, and it goes on as soon as the asset arrives. At its deadline a trade
+A trade whose settlement date (00:00 JST) has not begun waits first (``waiting``,
+``pending`` with ``awaiting_settlement_date``), holding nothing; it starts at step 1
+when its date begins. A lock that does not fit waits in the account's queue
+(recycling): the trade is ``pending`` with ``insufficient_securities`` or
+``insufficient_cash``, published once per reason, and it goes on as soon as the asset
+arrives. At its deadline a trade
 still locking ``fails`` with that reason and voids whatever it held or queued. A
 lock granted to a trade that has already failed is voided at once: no lock outlives
 its trade. Every message carries ids, so a repeated one changes nothing.
@@ -20,7 +23,7 @@ its trade. Every message carries ids, so a repeated one changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Final, Literal
 
 from streams.ledger.messages import (
     Command,
@@ -41,11 +44,16 @@ __all__ = [
     "StatusChanged",
     "on_deadline",
     "on_reply",
+    "on_settlement_date",
     "start",
+    "wait",
 ]
 
+#: The pending reason of a trade whose settlement date has not begun (ISO 20022 FUTU).
+AWAITING: Final = "awaiting_settlement_date"
+
 LegState = Literal["none", "queued", "locked", "posted", "voided"]
-Stage = Literal["bonds", "cash", "posting", "settled", "failed"]
+Stage = Literal["waiting", "bonds", "cash", "posting", "settled", "failed"]
 Status = Literal["pending", "settled", "failed"]
 TERMINAL: frozenset[str] = frozenset({"settled", "failed"})
 
@@ -87,6 +95,20 @@ def start(trade: Trade) -> Outcome:
         [LockCmd(lock_id(t.trade_id, "bonds"), t.trade_id, t.seller, t.isin, t.quantity)],
         [],
     )
+
+
+def wait(trade: Trade) -> Outcome:
+    """A trade whose settlement date has not begun: ``pending``, holding nothing, until
+    :func:`on_settlement_date`."""
+    saga = Saga(trade=trade, stage="waiting", pending_reason=AWAITING)
+    return saga, [], [StatusChanged(trade.trade_id, "pending", AWAITING)]
+
+
+def on_settlement_date(saga: Saga) -> Outcome:
+    """The settlement date began: a waiting trade starts locking (:func:`start`)."""
+    if saga.stage != "waiting":
+        return saga, [], []
+    return start(saga.trade)
 
 
 def on_reply(saga: Saga, reply: Reply) -> Outcome:

@@ -8,12 +8,13 @@ from schemas import TOPIC_MODELS, codec
 from streams.topics import BROKER_TIME, CATALOGUE, INPUT_TOPICS, KEEP_FOREVER, by_name, changelog
 
 
-def test_the_catalogue_is_exactly_the_eight_schema_topics() -> None:
+def test_the_catalogue_is_exactly_the_nine_schema_topics() -> None:
     assert [t.name for t in CATALOGUE] == [
         "payments",
         "custody",
         "trades",
         "orders",
+        "instruments",
         "settlements",
         "rejections",
         "ledger-events",
@@ -28,7 +29,7 @@ def test_key_fields_agree_with_the_codec() -> None:
 
 
 def test_only_the_outside_world_topics_are_inputs() -> None:
-    assert INPUT_TOPICS == ("payments", "custody", "trades", "orders")
+    assert INPUT_TOPICS == ("payments", "custody", "trades", "orders", "instruments")
 
 
 def test_every_topic_shares_the_configured_partition_count() -> None:

@@ -87,6 +87,7 @@ def run(
     *,
     restore_at: int | None = None,
     rules: Rules = RULES,
+    t0: float = T0,
 ) -> tuple[Engine, list[Outputs]]:
     """Apply ``records`` in batches ending at ``cuts`` (indices), the clock moving 10 s a
     batch; with ``restore_at``, a fresh engine restored from the rows committed so far
@@ -100,7 +101,7 @@ def run(
             for name, key, value in rows:
                 engine.restore_row(name, key.decode(), value)
             engine.restored()
-        now = T0 + 10 * i
+        now = t0 + 10 * i
         batch = Batch(engine, rules, now)
         for offset in range(start, end):
             topic, key, value, _ = records[offset]

@@ -60,7 +60,13 @@ def _apply(
     registry: signing.Registry,
     verified: Any,
 ) -> Outputs:
-    batch = Batch(Engine(), rules_of(Settings()), NOW, signers=registry, verified=verified)
+    batch = Batch(
+        Engine(),
+        rules_of(Settings(security_master="off")),
+        NOW,
+        signers=registry,
+        verified=verified,
+    )
     for tp, records in fetched:
         for r in records:
             batch.record(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp / 1000)

@@ -54,7 +54,8 @@ def test_blank_lines_are_skipped_but_counted() -> None:
 
 
 def test_valid_lines_become_canonical_bytes_keyed_as_kessai_keys_them() -> None:
-    # Spaces, key order and "accrued_interest" omitted: the wire gets the codec's form.
+    # Spaces and key order: the wire gets the codec's form (an absent accrued_interest
+    # stays absent: kessai computes it).
     line = (
         b'{ "venue": "v", "trade_id": "t-9", "isin": "JP1103551Q43", "buyer": "a", '
         b'"seller": "b", "quantity": 100000, "price": "99.50", "currency": "JPYC", '
@@ -68,7 +69,7 @@ def test_valid_lines_become_canonical_bytes_keyed_as_kessai_keys_them() -> None:
     assert value == (
         b'{"schema_version":1,"trade_id":"t-9","venue":"v","isin":"JP1103551Q43",'
         b'"buyer":"a","seller":"b","quantity":100000,"price":"99.50","currency":"JPYC",'
-        b'"accrued_interest":"0","trade_time":"2026-01-05T00:00:00Z"}'
+        b'"trade_time":"2026-01-05T00:00:00Z"}'
     )
     assert decode(TRADES, value) == decode(TRADES, line)
 

@@ -9,7 +9,7 @@ import string
 import subprocess
 import sys
 import unicodedata
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any, get_args
@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from schemas import (
     CUSTODY,
     FACE_JPY_MIN,
+    INSTRUMENTS,
     LEDGER_EVENTS,
     ORDER_EVENTS,
     ORDERS,
@@ -33,6 +34,7 @@ from schemas import (
     TRADES,
     VALUE_BYTES_MAX,
     BalanceChanged,
+    Instrument,
     MoveBonds,
     MoveCash,
     OrderStatusChanged,
@@ -54,6 +56,8 @@ from schemas.models import DECIMAL_CHARS_MAX, OrderAction, OrderEventKind, Settl
 from tests.support.paths import REPO as ROOT
 
 JGB = "JP3633400001"
+#: A JGB's ISIN (the security master takes only these).
+JGB_10Y = "JP1103771Q62"
 AT = "2026-01-02T03:04:05Z"
 
 # One valid record per topic, as a producer would write it.
@@ -130,6 +134,17 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "prev_hash": "5" * 64,
         "hash": "a" * 64,
     },
+    INSTRUMENTS: {
+        "isin": JGB_10Y,
+        "kind": "fixed",
+        "series": "10-year JGB #377",
+        "coupon_rate": "0.9",
+        "coupon_dates": ["03-20", "09-20"],
+        "issue_date": "2025-04-01",
+        "maturity_date": "2035-03-20",
+        "face_unit": 50_000,
+        "price_tick": "0.001",
+    },
     ORDER_EVENTS: {
         "order_id": "o-1",
         "venue": "venue-x",
@@ -156,6 +171,7 @@ EXPECTED_KEYS = {
     REJECTIONS: b"t-9",
     LEDGER_EVENTS: b"acct-a",
     ORDER_EVENTS: JGB.encode(),
+    INSTRUMENTS: JGB_10Y.encode(),
 }
 
 
@@ -193,6 +209,7 @@ utc_times = st.datetimes(
     min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
 )
 faces = st.integers(1, 10**9).map(lambda n: n * FACE_JPY_MIN)
+dates = st.dates(date(1970, 1, 1), date(2200, 1, 1))
 
 
 def decimals(low: int, high: int) -> st.SearchStrategy[Decimal]:
@@ -245,8 +262,10 @@ def trades(draw: st.DrawFn) -> TradeExecuted:
         quantity=draw(faces),
         price=draw(positive),
         currency=draw(tokens),
-        accrued_interest=draw(non_negative),
+        accrued_interest=draw(st.none() | non_negative),
         trade_time=draw(utc_times),
+        trade_date=draw(st.none() | dates),
+        settlement_date=draw(st.none() | dates),
     )
 
 
@@ -266,6 +285,40 @@ def settlements(draw: st.DrawFn) -> SettlementStatusChanged:
         cash_amount=draw(positive),
         currency=draw(tokens),
         at=draw(utc_times),
+        trade_date=draw(st.none() | dates),
+        settlement_date=draw(st.none() | dates),
+        price=draw(st.none() | positive),
+        principal=draw(st.none() | non_negative),
+        accrued=draw(st.none() | non_negative),
+        days_accrued=draw(st.none() | st.integers(0, 366)),
+    )
+
+
+@st.composite
+def instruments(draw: st.DrawFn) -> Instrument:
+    issued = draw(st.dates(date(1970, 1, 1), date(2150, 1, 1)))
+    years = draw(st.integers(1, 40))
+    discount = draw(st.booleans())
+    month, day = draw(st.integers(1, 12)), draw(st.integers(1, 28))
+    matures = date(issued.year + years, month, day)
+    coupon_dates = (
+        () if discount else (f"{month:02d}-{day:02d}", f"{(month + 5) % 12 + 1:02d}-{day:02d}")
+    )
+    return Instrument(
+        isin="JP1"
+        + (body := draw(st.text(UPPER + string.digits, min_size=8, max_size=8)))
+        + check_digit("JP1" + body),
+        kind="discount"
+        if discount
+        else draw(st.sampled_from(["fixed", "floating", "inflation_indexed"])),
+        series=draw(st.text(string.printable[:95], min_size=1, max_size=64)),
+        coupon_rate=Decimal(0) if discount else draw(decimals(0, 20)),
+        coupon_dates=coupon_dates,
+        issue_date=issued,
+        maturity_date=matures,
+        face_unit=draw(st.sampled_from([50_000, 100_000])),
+        price_tick=draw(st.sampled_from([Decimal("0.001"), Decimal("0.01")])),
+        status=draw(st.sampled_from(["active", "halted", "matured"])),
     )
 
 
@@ -347,6 +400,7 @@ records: dict[str, st.SearchStrategy[Any]] = {
     ),
     LEDGER_EVENTS: ledger_events(),
     ORDER_EVENTS: order_events(),
+    INSTRUMENTS: instruments(),
 }
 topic_and_record = st.sampled_from(sorted(TOPIC_MODELS)).flatmap(
     lambda topic: st.tuples(st.just(topic), records[topic])
@@ -427,7 +481,7 @@ def test_encoding_writes_decimals_and_times_in_their_wire_form() -> None:
     trade = decode(TRADES, raw(TRADES, price="99.50", trade_time="2026-01-02T03:04:05.250-00:00"))
     obj = orjson.loads(encode(trade))
     assert obj["price"] == "99.50"  # the scale the venue sent is kept
-    assert obj["accrued_interest"] == "0"  # the default, written out
+    assert "accrued_interest" not in obj  # absent: kessai computes it (issue 20)
     assert obj["trade_time"] == "2026-01-02T03:04:05.250000Z"
 
 
@@ -547,6 +601,20 @@ REASON_CASES = [
     pytest.param(
         TRADES, raw(TRADES, seller="acct-a"), "same_account", "buyer and seller", id="same-account"
     ),
+    pytest.param(
+        INSTRUMENTS,
+        raw(INSTRUMENTS, isin=JGB),
+        "not_a_jgb",
+        "JP3633400001 is not a JGB",
+        id="toyota",
+    ),
+    pytest.param(
+        INSTRUMENTS,
+        raw(INSTRUMENTS, maturity_date="2035-03-19"),
+        "invalid_instrument",
+        "a coupon bond matures on one of its coupon_dates",
+        id="maturity-off-coupon",
+    ),
 ]
 
 
@@ -583,6 +651,11 @@ MONEY_FIELDS = [
     (LEDGER_EVENTS, "available", "invalid_amount"),
     (LEDGER_EVENTS, "locked", "invalid_amount"),
     (ORDER_EVENTS, "price", "invalid_price"),
+    (SETTLEMENTS, "price", "invalid_price"),
+    (SETTLEMENTS, "principal", "invalid_amount"),
+    (SETTLEMENTS, "accrued", "invalid_amount"),
+    (INSTRUMENTS, "coupon_rate", "invalid_amount"),
+    (INSTRUMENTS, "price_tick", "invalid_amount"),
 ]
 
 
