@@ -1,7 +1,8 @@
 """The ``kessai`` command: one entry point for the broker, the topics, data and workers.
 
 Thin by design: one module per command group (:mod:`~streams.cli.kafka`,
-:mod:`~streams.cli.topics`, :mod:`~streams.cli.publish`, :mod:`~streams.cli.audit`,
+:mod:`~streams.cli.topics`, :mod:`~streams.cli.publish`, :mod:`~streams.cli.instruments`,
+:mod:`~streams.cli.audit`,
 :mod:`~streams.cli.signers`, :mod:`~streams.cli.book`, :mod:`~streams.cli.worker`,
 :mod:`~streams.cli.demo`, :mod:`~streams.cli.bench`), each an ``add_parser`` beside the
 handlers it installs; a handler parses nothing and calls one function of the module
@@ -23,7 +24,18 @@ from collections.abc import Sequence
 from aiokafka.errors import KafkaError
 
 from streams import __version__
-from streams.cli import audit, bench, book, demo, kafka, publish, signers, topics, worker
+from streams.cli import (
+    audit,
+    bench,
+    book,
+    demo,
+    instruments,
+    kafka,
+    publish,
+    signers,
+    topics,
+    worker,
+)
 from streams.cli._common import PROG, Handler, exit_code, fail
 from streams.config import Settings
 from streams.errors import KessaiError
@@ -31,7 +43,7 @@ from streams.errors import KessaiError
 __all__ = ["main"]
 
 #: The command groups, in the order ``kessai --help`` lists them.
-GROUPS = (kafka, topics, publish, audit, signers, book, worker, demo, bench)
+GROUPS = (kafka, topics, publish, instruments, audit, signers, book, worker, demo, bench)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,8 @@
 
 Kafka's StandardAuthorizer denies whatever this table does not allow. Principals are
 SCRAM users, one per role: the venues (``venue-a``, ``venue-b``) write trades and
-orders, the ``bridge`` writes payments and custody, the ``worker`` runs kessai, ``ops``
+orders, the ``bridge`` writes payments and custody, the ``registrar`` keeps the
+security master (``instruments``), the ``worker`` runs kessai, ``ops``
 reads everything, and ``admin`` is the super user (inter-broker traffic and installing
 the ACLs). docs/security.md explains what each rule stops.
 
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from schemas import CUSTODY, ORDERS, PAYMENTS, TRADES
+from schemas import CUSTODY, INSTRUMENTS, ORDERS, PAYMENTS, TRADES
 from streams.topics import PUBLIC_TOPICS, WORKER_INPUTS, WORKER_OUTPUTS
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "BRIDGE",
     "OPS",
     "PRINCIPALS",
+    "REGISTRAR",
     "VENUES",
     "WORKER",
     "AclRule",
@@ -39,9 +41,11 @@ __all__ = [
 ADMIN: Final = "admin"
 VENUES: Final = ("venue-a", "venue-b")
 BRIDGE: Final = "bridge"
+#: Keeps the security master: signs as an ``instruments`` signer (docs/bonds.md).
+REGISTRAR: Final = "registrar"
 WORKER: Final = "worker"
 OPS: Final = "ops"
-PRINCIPALS: Final[tuple[str, ...]] = (ADMIN, *VENUES, BRIDGE, WORKER, OPS)
+PRINCIPALS: Final[tuple[str, ...]] = (ADMIN, *VENUES, BRIDGE, REGISTRAR, WORKER, OPS)
 
 Operation = Literal[
     "All",
@@ -82,7 +86,7 @@ def acl_table(app_id: str = "kessai") -> tuple[AclRule, ...]:
 
 
 def _writer_rules() -> tuple[AclRule, ...]:
-    """The venues and the bridge: they write their inputs and read nothing."""
+    """The venues, the bridge and the registrar: they write their inputs and read nothing."""
     return (
         # Venues only write. Kafka ACLs are per topic, not per key: a venue allowed to
         # read `settlements` or `order-events` would see every other venue's
@@ -102,6 +106,14 @@ def _writer_rules() -> tuple[AclRule, ...]:
             kind="topic",
             resources=(PAYMENTS, CUSTODY),
             why="the custody/payments bridge publishes cash and bond movements only",
+        ),
+        AclRule(
+            name="registrar-writes-instruments",
+            principals=(REGISTRAR,),
+            operations=("Write", "Describe"),
+            kind="topic",
+            resources=(INSTRUMENTS,),
+            why="whoever keeps the security master publishes the bonds' terms and status only",
         ),
     )
 

@@ -20,14 +20,20 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from schemas import CUSTODY, ORDERS, PAYMENTS, TRADES
+from schemas import CUSTODY, INSTRUMENTS, ORDERS, PAYMENTS, TRADES
 from streams.config import Settings
 from streams.devtools import localkafka
 from streams.kafka.auth import client_kwargs
 from streams.security import signing
 
 #: Who writes each input topic in the secure profile.
-WRITER = {TRADES: "venue-a", ORDERS: "venue-a", PAYMENTS: "bridge", CUSTODY: "bridge"}
+WRITER = {
+    TRADES: "venue-a",
+    ORDERS: "venue-a",
+    PAYMENTS: "bridge",
+    CUSTODY: "bridge",
+    INSTRUMENTS: "registrar",
+}
 
 
 def env_of(path: Path) -> dict[str, str]:
@@ -99,7 +105,7 @@ class Profile:
 
 def plain(bootstrap: str) -> Profile:
     settings = Settings.from_env({"KESSAI_BOOTSTRAP": bootstrap})
-    names = ("admin", "venue-a", "venue-b", "bridge", "worker", "ops")
+    names = ("admin", "venue-a", "venue-b", "bridge", "registrar", "worker", "ops")
     return Profile(
         "plain",
         bootstrap,
@@ -128,7 +134,7 @@ class SecureCluster:
         return Settings.from_env(self.env(principal))
 
     def profile(self) -> Profile:
-        names = ("admin", "venue-a", "venue-b", "bridge", "worker", "ops")
+        names = ("admin", "venue-a", "venue-b", "bridge", "registrar", "worker", "ops")
         return Profile(
             "secure",
             self.admin.bootstrap,

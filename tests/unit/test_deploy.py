@@ -222,6 +222,7 @@ def _assert_the_host_env_files_reach_the_published_port(out: Path) -> None:
         "venue-a",
         "venue-b",
         "bridge",
+        "registrar",
         "kessai",
     }
 

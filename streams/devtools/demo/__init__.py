@@ -88,7 +88,9 @@ def main(settings: Settings, *, once: bool = False) -> int:
     )
     worker = WorkerProcess(
         worker_log,
-        env={"KESSAI_SETTLEMENT_DEADLINE_S": str(DEMO_DEADLINE_S)},
+        # The story's bonds and accrued figures predate the security master (issue 20,
+        # docs/bonds.md): until the story is retold on it, its worker runs without.
+        env={"KESSAI_SETTLEMENT_DEADLINE_S": str(DEMO_DEADLINE_S), "KESSAI_SECURITY_MASTER": "off"},
         port=settings.web_port,
     )
     try:

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from streams.security.acl import ADMIN, BRIDGE, OPS, PRINCIPALS, WORKER
+from streams.security.acl import ADMIN, BRIDGE, OPS, PRINCIPALS, REGISTRAR, WORKER
 
 __all__ = [
     "SecureFiles",
@@ -284,6 +284,7 @@ LOCAL_SIGNERS: Final[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
     ("venue-a", "venue", ("a-*",)),
     ("venue-b", "venue", ("b-*",)),
     (BRIDGE, "bridge", ()),
+    (REGISTRAR, "instruments", ()),
     ("kessai", "matcher", ()),
 )
 #: The signer each principal signs as, in its env file.
@@ -291,6 +292,7 @@ SIGNS_AS: Final[dict[str, str]] = {
     "venue-a": "venue-a",
     "venue-b": "venue-b",
     BRIDGE: BRIDGE,
+    REGISTRAR: REGISTRAR,
     WORKER: "kessai",
 }
 

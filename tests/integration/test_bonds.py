@@ -1,0 +1,119 @@
+"""The security master on the real broker (issue 20), through a worker process: the
+reference JGBs published on ``instruments`` (signed by the registrar under the secure
+profile), a trade that settles with kessai's own accrued interest and every figure an
+auditor needs, what the master refuses (a company's ISIN, an unknown bond, an odd lot,
+a wrong accrued), a trade waiting for its settlement date, and ``kessai instruments
+list``. Read back with read_committed; each test runs on both profiles."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas import check_digit
+from streams.bonds.accrued import accrued
+from streams.bonds.terms import jst_date
+from streams.cli.instruments import reference_file
+from streams.kafka.admin import ensure_public_topics
+from tests.support.logs import Seen, collect
+from tests.support.profiles import Profile
+from tests.support.records import bond_deposit, cash_deposit, trade_time
+from tests.support.workers import running_worker
+
+pytestmark = pytest.mark.integration
+
+#: 10-year JGB #377 in the reference file: 0.9 %, coupons 20 March and September.
+JGB = "JP1103771Q62"
+TOYOTA = "JP3633400001"
+
+
+def _reference() -> list[dict[str, Any]]:
+    lines = reference_file().read_bytes().splitlines()
+    return [orjson.loads(line) for line in lines if line.strip()]
+
+
+def _unknown_jgb() -> str:
+    body = "JP1" + uuid.uuid4().hex[:8].upper()
+    return body + check_digit(body)
+
+
+async def test_the_security_master_checks_dates_and_computes_accrued(
+    profile: Profile, tmp_path: Path
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    buyer, seller = f"buyer-b{run}", f"seller-b{run}"
+    venue = profile.venue
+
+    def trade(n: int, isin: str = JGB, **more: Any) -> tuple[str, dict[str, Any]]:
+        tid = f"{venue}:bond{n}-{run}"
+        return tid, {"trade_id": tid, "venue": venue, "isin": isin, "buyer": buyer,
+                     "seller": seller, "quantity": 100_000_000, "price": "98.765",
+                     "currency": "JPYC", "trade_time": trade_time(), **more}  # fmt: skip
+
+    await ensure_public_topics(profile.settings_of("admin"))
+    env = {**profile.worker_env, "KESSAI_SECURITY_MASTER": "required",
+           "KESSAI_SETTLEMENT_LAG": "0"}  # fmt: skip
+    with running_worker(tmp_path / "worker.log", env):
+        for bond in _reference():
+            await profile.send("instruments", bond["isin"], bond)
+        await profile.send("custody", seller, bond_deposit(f"c1-{run}", seller, JGB, 100_000_000))
+        await profile.send("custody", seller, bond_deposit(f"c2-{run}", seller, JGB, 70_000))
+        await profile.send("payments", buyer, cash_deposit(f"p-{run}", buyer, "200000000"))
+        sent = [
+            trade(1),  # settles today (lag 0) with kessai's accrued
+            trade(2, isin=TOYOTA),
+            trade(3, isin=_unknown_jgb()),
+            trade(4, accrued_interest="1"),
+            trade(5, settlement_date=jst_date(time.time() + 86_400).isoformat()),
+        ]
+        for tid, record in sent:
+            await profile.send("trades", tid, record)
+        ids = [tid for tid, _ in sent]
+
+        def done(seen: Seen) -> bool:
+            refs = {r.get("ref") for r in seen if r["topic"] == "rejections"}
+            statuses = {r["trade_id"] for r in seen if r["topic"] == "settlements"}
+            return {ids[1], ids[2], ids[3], f"c2-{run}"} <= refs and {ids[0], ids[4]} <= statuses
+
+        seen = await collect(profile.reader, ["settlements", "rejections"], done)
+        _check(seen, ids, run)
+    listed = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "instruments", "list"],
+        env={**profile.worker_env, "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "10-year JGB #377" in listed.stdout and "JP1103771Q62" in listed.stdout
+
+
+def _check(seen: Seen, ids: list[str], run: str) -> None:
+    reasons = {r["ref"]: r["reason"] for r in seen if r["topic"] == "rejections" and r.get("ref")}
+    assert reasons[ids[1]] == "not_a_jgb"
+    assert reasons[ids[2]] == "unknown_isin"
+    assert reasons[ids[3]] == "accrued_mismatch"
+    assert reasons[f"c2-{run}"] == "invalid_quantity"  # 70,000 is not a ¥50,000 multiple
+    statuses = {
+        r["trade_id"]: r for r in seen if r["topic"] == "settlements" and r["trade_id"] in ids
+    }
+    settled = statuses[ids[0]]
+    assert settled["status"] == "settled", settled
+    today = jst_date(time.time())
+    # What kessai's own rule says for today (the worked numbers are unit tests).
+    expected = accrued(100_000_000, Decimal("0.9"), today, ((3, 20), (9, 20)))
+    assert settled["trade_date"] == settled["settlement_date"] == today.isoformat()
+    assert settled["principal"] == "98765000" and settled["price"] == "98.765"
+    assert (settled["accrued"], settled["days_accrued"]) == (str(expected.jpy), expected.days)
+    assert settled["cash_amount"] == str(98_765_000 + expected.jpy)
+    waiting = statuses[ids[4]]
+    assert (waiting["status"], waiting["reason"]) == ("pending", "awaiting_settlement_date")
