@@ -19,6 +19,7 @@ from schemas.codec import (
     source_of,
 )
 from schemas.models import (
+    CLOCK,
     CUSTODY,
     FACE_JPY_MIN,
     IDENTIFIER_CHARS,
@@ -36,6 +37,7 @@ from schemas.models import (
     TOPIC_MODELS,
     TRADES,
     VALUE_BYTES_MAX,
+    AdvanceClock,
     BalanceChanged,
     Instrument,
     MoveBonds,
@@ -48,6 +50,7 @@ from schemas.models import (
 )
 
 __all__ = [
+    "CLOCK",
     "CUSTODY",
     "FACE_JPY_MIN",
     "IDENTIFIER_CHARS",
@@ -65,6 +68,7 @@ __all__ = [
     "TOPIC_MODELS",
     "TRADES",
     "VALUE_BYTES_MAX",
+    "AdvanceClock",
     "BalanceChanged",
     "Instrument",
     "MoveBonds",

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from schemas.models import (
+    CLOCK,
     CUSTODY,
     DETAIL_CHARS_MAX,
     INSTRUMENTS,
@@ -70,6 +71,7 @@ _KEY_FIELDS: Final[dict[str, str]] = {
     TRADES: "trade_id",
     ORDERS: "isin",
     INSTRUMENTS: "isin",
+    CLOCK: "to",
     SETTLEMENTS: "trade_id",
     REJECTIONS: "key",
     LEDGER_EVENTS: "account",
@@ -165,8 +167,11 @@ def key_for(topic: str, model: BaseModel) -> bytes:
     if not isinstance(model, expected):
         # A programming error, not bad input: the producer picked the wrong topic.
         raise TypeError(f"topic {topic!r} carries {expected.__name__}, not {type(model).__name__}")
-    key: str | None = getattr(model, _KEY_FIELDS[topic])
-    return b"" if key is None else key.encode("utf-8")
+    field = _KEY_FIELDS[topic]
+    key = getattr(model, field)
+    if key is not None and not isinstance(key, str):  # a clock's time: its wire form
+        key = model.model_dump(mode="json", include={field})[field]
+    return b"" if key is None else str(key).encode("utf-8")
 
 
 def check_key(key: bytes | None) -> None:

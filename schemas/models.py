@@ -50,6 +50,7 @@ REJECTIONS: Final = "rejections"
 LEDGER_EVENTS: Final = "ledger-events"
 ORDER_EVENTS: Final = "order-events"
 INSTRUMENTS: Final = "instruments"
+CLOCK: Final = "clock"
 
 # --- Limits (TigerBeetle: put a limit on everything) -------------------------------
 
@@ -824,6 +825,19 @@ class OrderStatusChanged(_Record):
         return self
 
 
+class AdvanceClock(_Record):
+    """Topic ``clock``, key ``to``: move a simulated market's clock forward to ``to``.
+
+    Only an engine run with ``KESSAI_CLOCK=ticks`` (tests, the demo) reads it: its
+    clock is then the latest ``to`` (or the wall clock, whichever is later), so that a
+    test or a demo can reach a settlement date, a deadline, a record time or a
+    maturity without waiting for it. Refused ``clock_not_simulated`` by an engine on
+    the wall clock, and ``clock_backwards`` if ``to`` is not after the clock.
+    """
+
+    to: UtcDatetime
+
+
 #: ISINs of Japanese government bonds start so: JP, then 1 (the issuer code's first
 #: digit for the government); a company's (Toyota's JP3633400001) starts JP3.
 JGB_ISIN_PREFIX: Final = "JP1"
@@ -901,6 +915,7 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     TRADES: TradeExecuted,
     ORDERS: SubmitOrder,
     INSTRUMENTS: Instrument,
+    CLOCK: AdvanceClock,
     SETTLEMENTS: SettlementStatusChanged,
     REJECTIONS: RecordRejected,
     LEDGER_EVENTS: BalanceChanged,

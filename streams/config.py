@@ -204,6 +204,11 @@ class Settings:
     #: (topic ``instruments``) are refused, ``unknown_isin``. ``off``: any ISIN with a
     #: good check digit settles, with the venue's accrued interest (old tests only).
     security_master: str = "required"
+    #: ``wall`` (production) or ``ticks``: a simulated market whose clock the topic
+    #: ``clock`` moves forward (tests and the demo reach a record time or a maturity
+    #: without waiting for it). Never in production: anyone who may write ``clock``
+    #: would decide when trades fail and coupons are paid.
+    clock: str = "wall"
     #: The settlement engine's producers share one transactional id per app, so a new
     #: holder fences the old one. Off (``KESSAI_ENGINE_FENCING=0``) only in the test
     #: that shows what fencing prevents (tests/crash/test_engine_takeover.py).
@@ -277,6 +282,7 @@ class Settings:
             trade_window_s=window_s,
             settlement_lag=_integer(e, "KESSAI_SETTLEMENT_LAG", "0", minimum=0, maximum=5),
             security_master=_choice(e, "KESSAI_SECURITY_MASTER", ("required", "off")),
+            clock=_choice(e, "KESSAI_CLOCK", ("wall", "ticks")),
             health_lag_max=_integer(e, "KESSAI_HEALTH_LAG_MAX", "10000", minimum=0, maximum=2**62),
             kafka_security=security,
             kafka_username=username,

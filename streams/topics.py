@@ -33,6 +33,7 @@ from types import MappingProxyType
 from typing import Final, Literal
 
 from schemas import (
+    CLOCK,
     CUSTODY,
     INSTRUMENTS,
     LEDGER_EVENTS,
@@ -157,6 +158,13 @@ CATALOGUE: Final[tuple[PublicTopic, ...]] = (
         description="the security master: each JGB's terms and status (Instrument)",
     ),
     PublicTopic(
+        name=CLOCK,
+        key_field="to",
+        writer="outside",
+        config=_INPUT,
+        description="a simulated market's clock (AdvanceClock), read under KESSAI_CLOCK=ticks",
+    ),
+    PublicTopic(
         name=SETTLEMENTS,
         key_field="trade_id",
         writer="kessai",
@@ -198,7 +206,14 @@ INPUT_TOPICS: Final[tuple[str, ...]] = tuple(t.name for t in CATALOGUE if t.writ
 OUTPUT_TOPICS: Final[tuple[str, ...]] = tuple(t.name for t in CATALOGUE if t.writer == "kessai")
 #: What kessai's workers read, and what they write (the matcher publishes the trades
 #: it makes on ``trades``); the secure profile's ACL table grants exactly these.
-WORKER_INPUTS: Final[tuple[str, ...]] = (TRADES, ORDERS, PAYMENTS, CUSTODY, INSTRUMENTS)
+WORKER_INPUTS: Final[tuple[str, ...]] = (
+    TRADES,
+    ORDERS,
+    PAYMENTS,
+    CUSTODY,
+    INSTRUMENTS,
+    CLOCK,
+)
 WORKER_OUTPUTS: Final[tuple[str, ...]] = (
     SETTLEMENTS,
     LEDGER_EVENTS,

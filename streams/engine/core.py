@@ -34,6 +34,7 @@ from typing import Any, Final
 import orjson
 
 from schemas import (
+    CLOCK,
     CUSTODY,
     INSTRUMENTS,
     LEDGER_EVENTS,
@@ -41,6 +42,7 @@ from schemas import (
     REJECTIONS,
     SETTLEMENTS,
     TRADES,
+    AdvanceClock,
     Instrument,
     SchemaError,
     Source,
@@ -114,6 +116,11 @@ class Rules:
     #: Trades and custody movements of bonds not in the security master are refused
     #: (``unknown_isin``); False: any ISIN, as before the master existed.
     instruments_required: bool = False
+    #: A simulated market (``KESSAI_CLOCK=ticks``: tests, the demo): the clock moves on
+    #: ``clock`` records too, and a trade's arrival is the clock's time, not the
+    #: broker's (signatures and rate limits keep the broker's). False: ``clock``
+    #: records are refused.
+    ticks: bool = False
 
     def decimals_of(self, asset: str) -> int:
         return self.tokens.get(asset, 0)  # bonds count whole yen of face value
@@ -127,6 +134,7 @@ class Rules:
             "window_s": self.window_s,
             "settlement_lag": self.settlement_lag,
             "instruments_required": self.instruments_required,
+            "ticks": self.ticks,
         }
 
     @classmethod
@@ -141,6 +149,7 @@ class Rules:
             if raw.get("settlement_lag") is None
             else int(raw["settlement_lag"]),
             instruments_required=bool(raw.get("instruments_required", False)),
+            ticks=bool(raw.get("ticks", False)),
         )
 
     def master(self, instruments: Mapping[str, Instrument]) -> trade_rules.Master | None:
@@ -344,6 +353,8 @@ class Batch:
             self._trade(partition, offset, key, value, timestamp_s)
         elif topic == INSTRUMENTS:
             self._instrument(partition, offset, key, value, timestamp_s)
+        elif topic == CLOCK:
+            self._tick(partition, offset, key, value)
         else:
             assert topic in (PAYMENTS, CUSTODY), topic
             move = move_rules.intake_record(
@@ -373,6 +384,29 @@ class Batch:
         assert move.command_id is not None
         self._use(move.command_id)  # used up like an applied one (H3)
         return refused
+
+    def _tick(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+        """A simulated market's clock moves to the record's ``to``: what falls due up
+        to then (settlement dates, deadlines) happens, stamped with the new time."""
+        refused: tuple[str, str] | None = None
+        try:
+            tick = decode(CLOCK, value)
+        except SchemaError as err:
+            refused = err.reason, err.detail
+        else:
+            assert isinstance(tick, AdvanceClock)
+            to = tick.to.timestamp()
+            if not self.rules.ticks:
+                refused = "clock_not_simulated", "this engine runs on the wall clock"
+            elif to <= self.now_s:
+                refused = "clock_backwards", f"{wire.utc_text(tick.to)} is not after {self.at_text}"
+        if refused is not None:
+            self._reject(source_of(CLOCK, partition, offset, key, value), CLOCK, *refused)
+            return
+        self.now_s = to
+        self.at = datetime.fromtimestamp(to, UTC)
+        self.at_text = wire.utc_text(self.at)
+        self.expire()
 
     def _instrument(
         self, partition: int, offset: int, key: bytes | None, value: bytes | None, at_s: float
@@ -424,7 +458,7 @@ class Batch:
         else:
             trade = trade_rules.to_trade(
                 checked.trade,
-                arrived_s,
+                self.now_s if self.rules.ticks else arrived_s,
                 tokens=dict(self.rules.tokens),
                 deadline_s=self.rules.deadline_s,
                 signed=checked.signed,

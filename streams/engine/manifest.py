@@ -49,18 +49,24 @@ class Manifest:
     segments: list[Segment] = field(default_factory=list)
     #: (topic, partition) -> the next offset to apply, every input partition.
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: A simulated market (``KESSAI_CLOCK=ticks``): the clock at the batch's end (its
+    #: ``clock`` records may move it past ``now_s``), and the wall clock when the batch
+    #: ran (what ``kessai replay`` checks against the broker's time). None otherwise.
+    end_s: float | None = None
+    wall_s: float | None = None
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            {
-                "v": VERSION,
-                "seq": self.seq,
-                "now_s": self.now_s,
-                "segments": [[s.topic, s.partition, s.start, s.end] for s in self.segments],
-                "positions": [[t, p, o] for (t, p), o in sorted(self.positions.items())],
-                "rules": self.rules,
-            }
-        )
+        data: dict[str, Any] = {
+            "v": VERSION,
+            "seq": self.seq,
+            "now_s": self.now_s,
+            "segments": [[s.topic, s.partition, s.start, s.end] for s in self.segments],
+            "positions": [[t, p, o] for (t, p), o in sorted(self.positions.items())],
+            "rules": self.rules,
+        }
+        if self.end_s is not None:
+            data["end_s"], data["wall_s"] = self.end_s, self.wall_s
+        return orjson.dumps(data)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Manifest:
@@ -72,4 +78,6 @@ class Manifest:
             rules=data["rules"],
             segments=[Segment(t, p, s, e) for t, p, s, e in data["segments"]],
             positions={(t, p): o for t, p, o in data.get("positions", [])},
+            end_s=data.get("end_s"),
+            wall_s=data.get("wall_s"),
         )

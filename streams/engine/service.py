@@ -35,7 +35,7 @@ from typing import Final
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from schemas import CUSTODY, INSTRUMENTS, LEDGER_EVENTS, PAYMENTS, TRADES
+from schemas import CLOCK, CUSTODY, INSTRUMENTS, LEDGER_EVENTS, PAYMENTS, TRADES
 from streams import topics
 from streams.config import Settings
 from streams.engine import restore
@@ -112,6 +112,14 @@ class EngineService:
         #: the next batch commits every partition's, even an idle one's.
         self._offsets_stale = False
         self._seq = 0
+        #: A simulated market's clock (``KESSAI_CLOCK=ticks``): where the last batch
+        #: left it (0: the wall clock's).
+        self._market_s = 0.0
+
+    def now(self) -> float:
+        """The engine's clock: the wall clock, or a simulated market's when later."""
+        wall = time.time()
+        return max(wall, self._market_s) if self.rules.ticks else wall
 
     @property
     def leading(self) -> bool:
@@ -133,7 +141,8 @@ class EngineService:
                     "until the group gives this worker the inputs")  # fmt: skip
         await tail.start()
         try:
-            consumer.subscribe(list(INPUTS), listener=leadership)
+            inputs = [*INPUTS, CLOCK] if self.rules.ticks else list(INPUTS)
+            consumer.subscribe(inputs, listener=leadership)
             hot = False
             while not leadership.assigned:
                 # A hot standby: the holder's rows as they commit, so that a takeover
@@ -181,6 +190,7 @@ class EngineService:
             await tail.stop()
             last = await restore.last_manifest(self.settings)
             self._seq = last.seq if last is not None else 0
+            self._market_s = 0.0 if last is None else last.end_s or last.now_s
             generation = await leadership.seek_when_settled(
                 taken, lambda: self._seek(consumer, taken, last)
             )
@@ -284,7 +294,7 @@ class EngineService:
                     continue
                 if not leadership.assigned:
                     continue  # revoked while this waited for the lock
-                now = time.time()
+                now = self.now()
                 if not leftover and not self._due(now) and not self._offsets_stale:
                     continue
                 leftover = await self._batch(producer, leftover, now)
@@ -297,7 +307,7 @@ class EngineService:
         heap = self.engine.deadlines
         if not heap:
             return IDLE_WAIT_MS
-        return max(0, min(IDLE_WAIT_MS, int((heap[0][0] - time.time()) * 1000) + 1))
+        return max(0, min(IDLE_WAIT_MS, int((heap[0][0] - self.now()) * 1000) + 1))
 
     def _due(self, now: float) -> bool:
         """A deadline is due, or an id is to leave the window: a batch, inputs or not."""
@@ -340,6 +350,10 @@ class EngineService:
             self._offsets_stale = False
         positions = {**self._positions, **{tp: o.offset for tp, o in offsets.items()}}
         manifest.positions = {(tp.topic, tp.partition): o for tp, o in positions.items()}
+        if self.rules.ticks:
+            manifest.end_s = batch.now_s
+            manifest.wall_s = time.time()
+            self._market_s = batch.now_s
         await self._commit(producer, out, manifest, offsets)
         self.sums.add(out.balances, out.locks_delta, self.engine.inflow)
         if self.checker is not None:
@@ -416,7 +430,7 @@ def _moves_first(fetched: tuple[TopicPartition, list[ConsumerRecord]]) -> tuple[
     return (_RANK.get(tp.topic, 1), tp.topic, tp.partition)
 
 
-_RANK: Final = {INSTRUMENTS: 0, TRADES: 2}
+_RANK: Final = {CLOCK: 0, INSTRUMENTS: 0, TRADES: 2}
 
 
 def transactional_id(settings: Settings) -> str:
@@ -438,4 +452,5 @@ def rules_of(settings: Settings) -> Rules:
         window_s=settings.trade_window_s,
         settlement_lag=settings.settlement_lag,
         instruments_required=settings.security_master == "required",
+        ticks=settings.clock == "ticks",
     )

@@ -369,3 +369,54 @@ def test_with_dates_a_restored_engine_writes_what_one_that_never_stopped_writes(
     assert again_engine.accounts == whole_engine.accounts
     assert again_engine.instruments == whole_engine.instruments
     assert sorted(again_engine.starts) == sorted(whole_engine.starts)
+
+
+# --- A simulated market's clock (KESSAI_CLOCK=ticks) ----------------------------------
+
+TICKS = Rules(tokens=TOKENS, deadline_s=3600.0, settlement_lag=1, instruments_required=True,
+              ticks=True)  # fmt: skip
+
+
+def tick(to_s: float) -> Input:
+    text = utc_text(to_s)
+    return "clock", text.encode(), orjson.dumps({"to": text}), 0.0
+
+
+def test_a_tick_moves_the_clock_so_a_waiting_trade_starts_and_settles_stamped_then() -> None:
+    engine = Engine()
+    batch(engine, TICKS, jst("2025-10-31", 15), funded(trade(3, jst("2025-10-31", 14))))
+    out = batch(
+        engine,
+        TICKS,
+        jst(
+            "2025-10-31",
+            15,
+        )
+        + 1,
+        [tick(jst("2025-11-04", 0))],
+    )
+    [settled] = settlements(out)
+    assert (settled["status"], settled["at"]) == ("settled", utc_text(jst("2025-11-04", 0)))
+
+
+def test_a_tick_back_in_time_or_on_the_wall_clock_is_refused_and_moves_nothing() -> None:
+    engine = Engine()
+    out = batch(engine, TICKS, jst("2025-11-04"), [tick(jst("2025-11-03"))])
+    assert out.rejected == [("clock", "clock_backwards")]
+    out = batch(engine, T1, jst("2025-11-04"), [tick(jst("2025-11-05"))])
+    assert out.rejected == [("clock", "clock_not_simulated")]
+
+
+def test_under_ticks_a_trade_arrives_at_the_clocks_time_not_the_brokers() -> None:
+    # The broker's time is 4 November, the clock's the 5th: the trade's deadline is an
+    # hour after its trade time, which the clock's arrival bounds, not the broker's
+    # (that would make it an hour after the broker's time, before the trade was made).
+    rules = Rules(tokens=TOKENS, deadline_s=3600.0, settlement_lag=0, instruments_required=True,
+                  ticks=True)  # fmt: skip
+    engine = Engine()
+    b = Batch(engine, rules, jst("2025-11-05", 10))
+    for offset, (topic, key, value, _) in enumerate([instrument(), trade(3, jst("2025-11-05", 9))]):
+        b.record(topic, 0, offset, key, value, jst("2025-11-04"))
+    b.expire()
+    b.finish()
+    assert engine.deadlines == [(jst("2025-11-05", 10), "t3")]

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from schemas import (
+    CLOCK,
     CUSTODY,
     FACE_JPY_MIN,
     INSTRUMENTS,
@@ -33,6 +34,7 @@ from schemas import (
     TOPIC_MODELS,
     TRADES,
     VALUE_BYTES_MAX,
+    AdvanceClock,
     BalanceChanged,
     Instrument,
     MoveBonds,
@@ -134,6 +136,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "prev_hash": "5" * 64,
         "hash": "a" * 64,
     },
+    CLOCK: {"to": AT},
     INSTRUMENTS: {
         "isin": JGB_10Y,
         "kind": "fixed",
@@ -172,6 +175,7 @@ EXPECTED_KEYS = {
     LEDGER_EVENTS: b"acct-a",
     ORDER_EVENTS: JGB.encode(),
     INSTRUMENTS: JGB_10Y.encode(),
+    CLOCK: AT.encode(),
 }
 
 
@@ -401,6 +405,7 @@ records: dict[str, st.SearchStrategy[Any]] = {
     LEDGER_EVENTS: ledger_events(),
     ORDER_EVENTS: order_events(),
     INSTRUMENTS: instruments(),
+    CLOCK: st.builds(AdvanceClock, to=utc_times),
 }
 topic_and_record = st.sampled_from(sorted(TOPIC_MODELS)).flatmap(
     lambda topic: st.tuples(st.just(topic), records[topic])
