@@ -209,6 +209,8 @@ class Settings:
     #: without waiting for it). Never in production: anyone who may write ``clock``
     #: would decide when trades fail and coupons are paid.
     clock: str = "wall"
+    #: The account that pays coupons and redemptions, in JPYC (docs/bonds.md).
+    paying_agent: str = "paying-agent"
     #: The settlement engine's producers share one transactional id per app, so a new
     #: holder fences the old one. Off (``KESSAI_ENGINE_FENCING=0``) only in the test
     #: that shows what fencing prevents (tests/crash/test_engine_takeover.py).
@@ -283,6 +285,7 @@ class Settings:
             settlement_lag=_integer(e, "KESSAI_SETTLEMENT_LAG", "0", minimum=0, maximum=5),
             security_master=_choice(e, "KESSAI_SECURITY_MASTER", ("required", "off")),
             clock=_choice(e, "KESSAI_CLOCK", ("wall", "ticks")),
+            paying_agent=e.get("KESSAI_PAYING_AGENT", "paying-agent"),
             health_lag_max=_integer(e, "KESSAI_HEALTH_LAG_MAX", "10000", minimum=0, maximum=2**62),
             kafka_security=security,
             kafka_username=username,

@@ -237,6 +237,9 @@ ENGINE_INFLOW: Final = "engine-inflow"
 ENGINE_RATES: Final = "engine-rates"
 #: ISIN -> the ``instruments`` record the engine last took (the security master).
 ENGINE_INSTRUMENTS: Final = "engine-instruments"
+#: ``next:{isin}`` -> a bond's next coupon or redemption; a run id
+#: (``coupon:{isin}:{date}``) -> its holders, until paid (streams/engine/actions.py).
+ENGINE_ACTIONS: Final = "engine-actions"
 ENGINE_CHANGELOGS: Final[tuple[str, ...]] = (
     ENGINE_ACCOUNTS,
     ENGINE_TRADES,
@@ -244,6 +247,7 @@ ENGINE_CHANGELOGS: Final[tuple[str, ...]] = (
     ENGINE_INFLOW,
     ENGINE_RATES,
     ENGINE_INSTRUMENTS,
+    ENGINE_ACTIONS,
 )
 #: The engine's manifest: one record per batch (its inputs, in order, its clock and
 #: its rules), kept forever, one partition: what ``kessai replay`` re-runs.

@@ -68,7 +68,7 @@ from schemas import (
     source_of,
 )
 from streams.config import Settings
-from streams.engine import wire
+from streams.engine import actions, wire
 from streams.engine.core import Batch, Engine, Rules
 from streams.engine.manifest import Manifest
 from streams.kafka.reader import Cut, cuts_for, read_batches, require_history
@@ -81,6 +81,7 @@ from streams.security import signing
 from streams.security.quota import Limit, Quota
 from streams.topics import (
     ENGINE_ACCOUNTS,
+    ENGINE_ACTIONS,
     ENGINE_APPLIED,
     ENGINE_ARCHIVE,
     ENGINE_CHANGELOGS,
@@ -571,12 +572,15 @@ def _compare_tables(d: Derived, tables: Mapping[str, Log]) -> list[Check]:
     trades.update(engine.finished)
     inflow = {asset: b"%d" % units for asset, units in engine.inflow.items()}
     instruments = {isin: encode(i) for isin, i in engine.instruments.items()}
+    keys = {actions.NEXT + isin for isin in engine.schedule} | set(engine.runs)
+    scheduled = {k: v for k, v in actions.rows(engine.schedule, engine.runs, keys) if v}
     for name, table, derived_rows in (
         ("engine trades (changelog)", ENGINE_TRADES, trades),
         ("engine applied ids (changelog)", ENGINE_APPLIED, dict.fromkeys(engine.applied, b"1")),
         ("engine inflow (changelog)", ENGINE_INFLOW, inflow),
         ("engine rate buckets (changelog)", ENGINE_RATES, engine.rates),
         ("engine security master (changelog)", ENGINE_INSTRUMENTS, instruments),
+        ("engine coupons and redemptions (changelog)", ENGINE_ACTIONS, scheduled),
         ("orders table (changelog)", ORDERS_TABLE, d.order_rows),
         ("engine archive (trades past the window)", ENGINE_ARCHIVE, d.archive),
     ):

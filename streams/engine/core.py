@@ -53,7 +53,7 @@ from schemas.codec import encode, rejection_for
 from streams import topics
 from streams.bonds import terms as bond_terms
 from streams.bonds.master import instrument_record
-from streams.engine import wire
+from streams.engine import actions, wire
 from streams.ledger import domain, journal
 from streams.ledger import intake as move_rules
 from streams.ledger.handler import account_step
@@ -121,6 +121,9 @@ class Rules:
     #: broker's (signatures and rate limits keep the broker's). False: ``clock``
     #: records are refused.
     ticks: bool = False
+    #: The account that pays coupons and redemptions in JPYC (streams/engine/actions.py);
+    #: None: none are paid (the batches written before they were).
+    paying_agent: str | None = None
 
     def decimals_of(self, asset: str) -> int:
         return self.tokens.get(asset, 0)  # bonds count whole yen of face value
@@ -135,6 +138,7 @@ class Rules:
             "settlement_lag": self.settlement_lag,
             "instruments_required": self.instruments_required,
             "ticks": self.ticks,
+            "paying_agent": self.paying_agent,
         }
 
     @classmethod
@@ -150,6 +154,7 @@ class Rules:
             else int(raw["settlement_lag"]),
             instruments_required=bool(raw.get("instruments_required", False)),
             ticks=bool(raw.get("ticks", False)),
+            paying_agent=raw.get("paying_agent"),
         )
 
     def master(self, instruments: Mapping[str, Instrument]) -> trade_rules.Master | None:
@@ -195,6 +200,10 @@ class Outputs:
     locks_delta: int = 0
     #: (trade id, row) of the finished trades that left the window: the archive's records.
     archive: list[tuple[bytes, bytes]] = field(default_factory=list)
+    #: (run id, holders, JPYC units) of each coupon or redemption run paid.
+    paid: list[tuple[str, int, int]] = field(default_factory=list)
+    #: (run id, units needed, units the paying agent has) of each run it cannot pay yet.
+    unfunded: list[tuple[str, int, int]] = field(default_factory=list)
 
     def moved(self, asset: str, delta_available: int, delta_locked: int) -> None:
         pair = self.balances.get(asset)
@@ -233,6 +242,10 @@ class Engine:
         self.starts: list[tuple[float, str]] = []
         #: The security master: ISIN -> its instrument, as last published.
         self.instruments: dict[str, Instrument] = {}
+        #: Each paying bond's next coupon or redemption, and the runs not yet paid
+        #: (streams/engine/actions.py).
+        self.schedule: dict[str, actions.Event] = {}
+        self.runs: dict[str, actions.Run] = {}
 
     def sizes(self) -> dict[str, int]:
         """Rows held, by kind (the ``kessai_table_rows`` gauge)."""
@@ -242,6 +255,7 @@ class Engine:
             "engine-finished-trades": len(self.finished),
             "engine-applied": len(self.applied),
             "engine-instruments": len(self.instruments),
+            "engine-actions": len(self.schedule) + len(self.runs),
         }
 
     def seen(self, trade_id: str) -> bool:
@@ -271,6 +285,8 @@ class Engine:
             self.inflow[key] = int(orjson.loads(value)) if value is not None else 0
         elif table == topics.ENGINE_RATES:
             _set(self.rates, key, value)
+        elif table == topics.ENGINE_ACTIONS:
+            actions.restore_row(self.schedule, self.runs, key, value)
         elif table == topics.ENGINE_INSTRUMENTS:
             if value is None:
                 self.instruments.pop(key, None)
@@ -335,6 +351,8 @@ class Batch:
         self._quota = None if rules.trade_limit is None else Quota(self._rates, rules.trade_limit)
         self._queue: deque[LedgerCommand | Reply] = deque()
         self._instruments: dict[str, bytes] = {}
+        #: Keys of ``engine-actions`` this batch changed.
+        self.actions_touched: set[str] = set()
         self._master = rules.master(engine.instruments)
 
     # -- inputs ---------------------------------------------------------------------
@@ -423,6 +441,11 @@ class Batch:
             source = source_of(INSTRUMENTS, partition, offset, key, value)
             self._reject(source, INSTRUMENTS, *instrument)
             return
+        self.instrument_changed(instrument)
+        actions.on_instrument(self, instrument)
+
+    def instrument_changed(self, instrument: Instrument) -> None:
+        """The security master's entry for ``instrument``'s ISIN is now ``instrument``."""
         self.engine.instruments[instrument.isin] = instrument
         self._instruments[instrument.isin] = encode(instrument)
 
@@ -583,6 +606,7 @@ class Batch:
             if saga is not None:
                 self._saga_step(trade_id, saga, dvp.on_deadline(saga, now))
         self._run()
+        actions.due(self)
         if self.rules.window_s is not None:
             self._leave(now - self.rules.window_s)
 
@@ -646,6 +670,19 @@ class Batch:
             state = domain.AccountState.from_bytes(self.engine.accounts.get(account))
             self._accounts[account] = state
         return state
+
+    # The corporate actions' view of the batch (streams/engine/actions.py).
+    def saga_step(self, trade_id: str, before: dvp.Saga, outcome: dvp.Outcome) -> None:
+        self._saga_step(trade_id, before, outcome)
+
+    def run(self) -> None:
+        self._run()
+
+    def peek(self, account: str) -> domain.AccountState:
+        return self._peek(account)
+
+    def touched_accounts(self) -> Mapping[str, domain.AccountState]:
+        return self._accounts
 
     def _peek(self, account: str) -> domain.AccountState:
         """``account``'s state without marking it touched."""
@@ -723,6 +760,10 @@ class Batch:
         rows.extend((topics.ENGINE_RATES, k.encode(), engine.rates[k]) for k in self._rates.touched)
         rows.extend(
             (topics.ENGINE_INSTRUMENTS, k.encode(), v) for k, v in self._instruments.items()
+        )
+        rows.extend(
+            (topics.ENGINE_ACTIONS, k.encode(), row)
+            for k, row in actions.rows(engine.schedule, engine.runs, self.actions_touched)
         )
         return self.out
 

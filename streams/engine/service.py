@@ -453,4 +453,5 @@ def rules_of(settings: Settings) -> Rules:
         settlement_lag=settings.settlement_lag,
         instruments_required=settings.security_master == "required",
         ticks=settings.clock == "ticks",
+        paying_agent=settings.paying_agent,
     )

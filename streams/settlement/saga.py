@@ -43,6 +43,7 @@ __all__ = [
     "Saga",
     "StatusChanged",
     "on_deadline",
+    "on_matured",
     "on_reply",
     "on_settlement_date",
     "start",
@@ -188,6 +189,21 @@ def _refused(saga: Saga, leg: Leg) -> Outcome:
         commands.append(VoidCmd(lock_id(t.trade_id, "cash"), t.trade_id, t.buyer))
     failed = replace(saga, stage="failed", reason="too_many_locks")
     return failed, commands, [StatusChanged(t.trade_id, "failed", "too_many_locks")]
+
+
+def on_matured(saga: Saga) -> Outcome:
+    """The bond matured with ``saga`` still open: it fails ``instrument_matured`` and
+    gives back what it holds (it can never settle: the bond is redeemed)."""
+    t = saga.trade
+    if saga.terminal:
+        return saga, [], []
+    commands: list[Command] = []
+    if saga.bonds in ("queued", "locked"):
+        commands.append(VoidCmd(lock_id(t.trade_id, "bonds"), t.trade_id, t.seller))
+    if saga.cash in ("queued", "locked"):
+        commands.append(VoidCmd(lock_id(t.trade_id, "cash"), t.trade_id, t.buyer))
+    failed = replace(saga, stage="failed", reason="instrument_matured")
+    return failed, commands, [StatusChanged(t.trade_id, "failed", "instrument_matured")]
 
 
 def on_deadline(saga: Saga, now_s: float) -> Outcome:

@@ -297,14 +297,23 @@ def test_a_usdc_trade_takes_the_venues_accrued_until_it_carries_a_rate() -> None
 #: Batches run 10 s apart from here: 30 s before a settlement date begins.
 DAY = "2027-01-15"
 START = start_of(dt.date.fromisoformat(DAY))
-DATED = Rules(tokens=TOKENS, deadline_s=30.0, settlement_lag=0, instruments_required=True)
+DATED = Rules(
+    tokens=TOKENS,
+    deadline_s=30.0,
+    settlement_lag=0,
+    instruments_required=True,
+    paying_agent="agent",
+)
 
 
 @st.composite
 def dated_inputs(draw: st.DrawFn) -> list[Input]:
-    out: list[Input] = [instrument()]
+    # A coupon on DAY, whose record time the runs cross; or the bond matures then.
+    matures = draw(st.sampled_from(["2035-01-15", DAY]))
+    terms: dict[str, Any] = {"coupon_dates": ["01-15", "07-15"], "maturity_date": matures}
+    out: list[Input] = [instrument(**terms)]
     for n in range(draw(st.integers(1, 25))):
-        kind = draw(st.sampled_from(["trade", "trade", "cash", "bonds", "again", "halt"]))
+        kind = draw(st.sampled_from(["trade", "trade", "cash", "bonds", "again", "halt", "agent"]))
         buyer, seller = draw(st.permutations(["a", "b", "c"]))[:2]
         if kind == "trade":
             more: dict[str, Any] = {"settlement_date": DAY} if draw(st.booleans()) else {}
@@ -321,7 +330,9 @@ def dated_inputs(draw: st.DrawFn) -> list[Input]:
         elif kind == "bonds":
             out.append(custody(n, JGB, 50_000 * draw(st.integers(1, 4)), seller))
         elif kind == "halt":
-            out.append(instrument(status=draw(st.sampled_from(["halted", "active"]))))
+            out.append(instrument(**terms, status=draw(st.sampled_from(["halted", "active"]))))
+        elif kind == "agent":
+            out.append(cash(n, "agent", draw(st.integers(1, 2_000))))
         else:
             out.append(draw(st.sampled_from(out)))
     return out
@@ -368,6 +379,7 @@ def test_with_dates_a_restored_engine_writes_what_one_that_never_stopped_writes(
     assert [o.records for o in again] == [o.records for o in whole]
     assert again_engine.accounts == whole_engine.accounts
     assert again_engine.instruments == whole_engine.instruments
+    assert (again_engine.schedule, again_engine.runs) == (whole_engine.schedule, whole_engine.runs)
     assert sorted(again_engine.starts) == sorted(whole_engine.starts)
 
 
@@ -420,3 +432,84 @@ def test_under_ticks_a_trade_arrives_at_the_clocks_time_not_the_brokers() -> Non
     b.expire()
     b.finish()
     assert engine.deadlines == [(jst("2025-11-05", 10), "t3")]
+
+
+# --- Coupons and redemption (streams/engine/actions.py) -------------------------------
+
+PAYING = Rules(tokens=TOKENS, deadline_s=3600.0, settlement_lag=0, instruments_required=True,
+               ticks=True, paying_agent="agent")  # fmt: skip
+
+
+def holdings(engine: Engine, asset: str) -> dict[str, int]:
+    out = {}
+    for account, raw in engine.accounts.items():
+        available, locked = domain.AccountState.from_bytes(raw).balances.get(asset, [0, 0])
+        if available or locked:
+            out[account] = available + locked
+    return out
+
+
+def causes(out: Outputs) -> list[tuple[str, str, str]]:
+    events = [orjson.loads(v) for t, _, v in out.records if t == "ledger-events"]
+    return [(e["account"], e["cause"], e["delta_available"]) for e in events]
+
+
+def holders_of_60m_and_40m(agent_jpy: int) -> Engine:
+    engine = Engine()
+    batch(engine, PAYING, jst("2026-09-10"), [
+        instrument(), custody(1, JGB, 60_000_000, "a"), custody(2, JGB, 40_000_000, "b"),
+        cash(3, "agent", agent_jpy),
+    ])  # fmt: skip
+    return engine
+
+
+def test_holders_at_the_record_time_are_paid_on_the_adjusted_date_once() -> None:
+    engine = holders_of_60m_and_40m(450_000)
+    # The record time passes (00:00 JST on Sunday 20 Sep): the run is fixed, not paid.
+    out = batch(engine, PAYING, jst("2026-09-19", 23), [tick(jst("2026-09-20", 0))])
+    assert out.paid == [] and list(engine.runs) == ["coupon:JP1103771Q62:2026-09-20"]
+    # b sells 40m after the record time: the coupon still goes to b.
+    batch(engine, PAYING, jst("2026-09-20", 1), [custody(4, JGB, 40_000_000, "c")])
+    out = batch(engine, PAYING, jst("2026-09-20", 2), [tick(jst("2026-09-24", 0))])
+    assert out.paid == [("coupon:JP1103771Q62:2026-09-20", 2, 450_000)]
+    assert sorted(causes(out)) == [
+        ("a", "coupon:JP1103771Q62:2026-09-20:a", "270000"),
+        ("agent", "coupon:JP1103771Q62:2026-09-20", "-450000"),
+        ("b", "coupon:JP1103771Q62:2026-09-20:b", "180000"),
+    ]
+    assert engine.runs == {} and engine.schedule[JGB].date == dt.date(2027, 3, 20)
+    # The same run again (a repeat) pays nothing: every id is used.
+    from streams.engine import actions
+
+    again = Batch(engine, PAYING, jst("2026-09-24", 1))
+    actions._pay(again, actions.Run(actions.Event(JGB, dt.date(2026, 9, 20), False),
+                                    (("a", 60_000_000), ("b", 40_000_000))))  # fmt: skip
+    assert again.finish().ledger_events == 0
+
+
+def test_an_unfunded_paying_agent_pays_nobody_until_it_can_pay_everyone() -> None:
+    engine = holders_of_60m_and_40m(400_000)
+    out = batch(engine, PAYING, jst("2026-09-19", 23), [tick(jst("2026-09-24", 0))])
+    assert out.paid == [] and out.unfunded == [("coupon:JP1103771Q62:2026-09-20", 450_000, 400_000)]
+    assert holdings(engine, "JPYC") == {"agent": 400_000}
+    out = batch(engine, PAYING, jst("2026-09-24", 1), [cash(5, "agent", 50_000)])
+    assert out.paid == [("coupon:JP1103771Q62:2026-09-20", 2, 450_000)]
+    assert holdings(engine, "JPYC") == {"a": 270_000, "b": 180_000}
+
+
+def test_maturity_fails_open_trades_redeems_face_plus_coupon_and_leaves_no_supply() -> None:
+    short = instrument(maturity_date="2026-09-20", issue_date="2025-04-01")
+    engine = Engine()
+    before = jst("2026-09-19", 23) + 1800  # its deadline is after the record time
+    batch(engine, PAYING, before, [
+        short, custody(1, JGB, 100_000_000, "a"), cash(2, "agent", 100_450_000),
+        trade(3, before, quantity=50_000_000),  # "s" has no bonds: it waits
+    ])  # fmt: skip
+    out = batch(engine, PAYING, before + 1, [tick(jst("2026-09-20", 0))])
+    assert [(s.status, s.reason) for s in out.statuses] == [("failed", "instrument_matured")]
+    assert holdings(engine, JGB) == {} and engine.instruments[JGB].status == "matured"
+    out = batch(engine, PAYING, jst("2026-09-20", 0) + 1, [tick(jst("2026-09-24", 0))])
+    assert out.paid == [("redemption:JP1103771Q62:2026-09-20", 1, 100_450_000)]
+    assert holdings(engine, JGB) == {} and engine.inflow[JGB] == 0
+    assert holdings(engine, "JPYC") == {"a": 100_450_000}
+    assert engine.instruments[JGB].status == "matured" and JGB not in engine.schedule

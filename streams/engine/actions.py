@@ -1,0 +1,195 @@
+"""Coupons and redemptions, paid by the settlement engine as its clock passes their
+times (docs/bonds.md). Pure: functions of a :class:`~streams.engine.core.Batch`.
+
+For each bond it pays (:func:`streams.bonds.coupons.pays`) the engine keeps its next
+event (``schedule``): when the batch clock passes the event's record time,
+:func:`due` takes the holders from the engine's own accounts at that instant (settled
+positions, available and locked: what ``kessai positions --as-of`` the record time
+shows) into a **run**; at maturity it first fails the bond's open trades
+(``instrument_matured``) and burns every holding. When the clock passes the payment
+time, the run is paid from the paying agent's JPYC account: one withdrawal of the
+total (cause ``coupon:{isin}:{date}``, ``redemption:...`` at maturity) and one deposit
+per holder (``...:{account}``), each id used once (a second run of the same coupon
+pays nothing). A paying agent short of the total pays nothing, and the run waits,
+reported every batch (``kessai_coupon_runs_unfunded``), until it is funded.
+
+State: ``schedule`` and ``runs`` on the engine, rows in ``{app_id}-engine-actions``
+(``next:{isin}`` and the run ids), so a restored engine and a replay pay the same.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from schemas import Instrument
+from streams.bonds import coupons
+from streams.bonds.coupons import Event
+from streams.bonds.terms import YEN_TOKEN
+from streams.ledger import domain
+from streams.ledger.messages import Move
+from streams.settlement import saga as dvp
+
+if TYPE_CHECKING:
+    from streams.engine.core import Batch
+
+__all__ = ["Event", "Run", "due", "on_instrument", "restore_row", "rows"]
+
+#: The row key of a bond's next event.
+NEXT = "next:"
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """An event whose record time passed: who is paid what face, not yet paid."""
+
+    event: Event
+    #: (account, face held at the record time), by account.
+    holders: tuple[tuple[str, int], ...]
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({**_event_json(self.event), "holders": self.holders})
+
+
+def _event_json(event: Event) -> dict[str, Any]:
+    return {"isin": event.isin, "date": event.date.isoformat(), "redemption": event.redemption}
+
+
+def _event(raw: dict[str, Any]) -> Event:
+    return Event(raw["isin"], dt.date.fromisoformat(raw["date"]), bool(raw["redemption"]))
+
+
+def restore_row(
+    schedule: dict[str, Event], runs: dict[str, Run], key: str, value: bytes | None
+) -> None:
+    """Apply one ``engine-actions`` row read back at a restore."""
+    if key.startswith(NEXT):
+        isin = key[len(NEXT) :]
+        if value is None:
+            schedule.pop(isin, None)
+        else:
+            schedule[isin] = _event(orjson.loads(value))
+    elif value is None:
+        runs.pop(key, None)
+    else:
+        raw = orjson.loads(value)
+        runs[key] = Run(_event(raw), tuple((a, int(f)) for a, f in raw["holders"]))
+
+
+def rows(
+    schedule: dict[str, Event], runs: dict[str, Run], keys: set[str]
+) -> list[tuple[str, bytes | None]]:
+    """The rows of ``keys`` as they stand (None: deleted)."""
+    out: list[tuple[str, bytes | None]] = []
+    for key in sorted(keys):
+        if key.startswith(NEXT):
+            event = schedule.get(key[len(NEXT) :])
+            out.append((key, None if event is None else orjson.dumps(_event_json(event))))
+        else:
+            run = runs.get(key)
+            out.append((key, None if run is None else run.to_bytes()))
+    return out
+
+
+def on_instrument(batch: Batch, instrument: Instrument) -> None:
+    """A bond published: its first event after the clock is scheduled (those before
+    were paid before kessai knew it). A bond published again keeps its schedule."""
+    engine = batch.engine
+    if instrument.isin in engine.schedule or not coupons.pays(instrument):
+        return
+    event = coupons.first_event_after(instrument, batch.now_s)
+    if event is not None:
+        engine.schedule[instrument.isin] = event
+        batch.actions_touched.add(NEXT + instrument.isin)
+
+
+def due(batch: Batch) -> None:
+    """Record the events whose record time passed, then pay the runs due."""
+    engine, now = batch.engine, batch.now_s
+    if batch.rules.paying_agent is None or YEN_TOKEN not in batch.rules.tokens:
+        return
+    for isin in sorted(engine.schedule):
+        event: Event | None = engine.schedule[isin]
+        while event is not None and event.record_s <= now:
+            _record(batch, event)
+            event = coupons.next_event(engine.instruments[isin], event.date)
+        if event is not engine.schedule[isin]:
+            batch.actions_touched.add(NEXT + isin)
+            if event is None:
+                del engine.schedule[isin]
+            else:
+                engine.schedule[isin] = event
+    for run_id in sorted(engine.runs):
+        run = engine.runs[run_id]
+        if run.event.pay_s <= now:
+            _pay(batch, run)
+
+
+def _record(batch: Batch, event: Event) -> None:
+    engine = batch.engine
+    if event.redemption:
+        for trade_id in sorted(t for t, s in engine.open.items() if s.trade.isin == event.isin):
+            batch.saga_step(trade_id, engine.open[trade_id], dvp.on_matured(engine.open[trade_id]))
+        batch.run()
+    holders = tuple(_holders(batch, event.isin))
+    run = Run(event, holders)
+    engine.runs[event.id] = run
+    batch.actions_touched.add(event.id)
+    if event.redemption:
+        for account, face in holders:
+            batch.move(Move(f"{event.id}:{account}/burn", account, event.isin, face, "withdrawal"))
+        matured = engine.instruments[event.isin].model_copy(update={"status": "matured"})
+        batch.instrument_changed(matured)
+
+
+def _holders(batch: Batch, isin: str) -> list[tuple[str, int]]:
+    """Every account holding ``isin`` now (available + locked), by account. Rows not
+    touched in this batch are searched as bytes first: a coupon run reads every
+    account, and few hold one bond."""
+    engine, touched = batch.engine, batch.touched_accounts()
+    needle = f'"{isin}"'.encode()
+    out = []
+    for account in sorted(set(engine.accounts) | set(touched)):
+        state = touched.get(account)
+        if state is None:
+            raw = engine.accounts[account]
+            if needle not in raw:
+                continue
+            state = domain.AccountState.from_bytes(raw)
+        balance = state.balances.get(isin)
+        if balance is not None and balance[0] + balance[1] > 0:
+            out.append((account, balance[0] + balance[1]))
+    return out
+
+
+def _pay(batch: Batch, run: Run) -> None:
+    engine, event = batch.engine, run.event
+    instrument = engine.instruments[event.isin]
+    scale = 10 ** batch.rules.tokens[YEN_TOKEN]
+    amounts = [
+        (
+            account,
+            (coupons.coupon_jpy(face, instrument.coupon_rate) + (face if event.redemption else 0))
+            * scale,
+        )
+        for account, face in run.holders
+    ]
+    total = sum(units for _, units in amounts)
+    agent = batch.rules.paying_agent
+    assert agent is not None
+    available = batch.peek(agent).balances.get(YEN_TOKEN, [0, 0])[0]
+    if total > available:
+        if all(u[0] != event.id for u in batch.out.unfunded):  # once a batch
+            batch.out.unfunded.append((event.id, total, available))
+        return
+    if total:
+        batch.move(Move(event.id, agent, YEN_TOKEN, total, "withdrawal"))
+    for account, units in amounts:
+        if units:
+            batch.move(Move(f"{event.id}:{account}", account, YEN_TOKEN, units, "deposit"))
+    del engine.runs[event.id]
+    batch.actions_touched.add(event.id)
+    batch.out.paid.append((event.id, len(amounts), total))
