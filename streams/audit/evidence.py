@@ -75,15 +75,9 @@ def check_settlement(
     decimals = tokens.get(settlement["currency"])
     if decimals is None:
         return f"currency {settlement['currency']!r} is not configured"
-    try:
-        signed_units = cash_units(
-            signed["quantity"],
-            Decimal(signed["price"]),
-            Decimal(signed.get("accrued_interest", "0")),
-            decimals,
-        )
-    except (KeyError, TypeError, ArithmeticError):  # InvalidOperation, Overflow
-        return "signed_trade has no valid price"
+    signed_units = _signed_units(signed, settlement, decimals)
+    if isinstance(signed_units, str):
+        return signed_units
     settled_units = to_units(Decimal(settlement["cash_amount"]), decimals)
     if settled_units != signed_units:
         return (
@@ -91,6 +85,34 @@ def check_settlement(
             f"makes ({signed_units} units of {settlement['currency']})"
         )
     return None
+
+
+def _signed_units(signed: dict[str, Any], settlement: dict[str, Any], decimals: int) -> int | str:
+    """The cash the signed trade makes, in units; or what is wrong. A settlement that
+    carries its principal and accrued (issue 20) is checked part by part: the principal
+    is the signed face at the signed price, truncated; the accrued the venue's when it
+    signed one (else kessai's, from the security master, which the record states)."""
+    try:
+        price = Decimal(signed["price"])
+        venue_accrued = signed.get("accrued_interest")
+        if "principal" not in settlement:  # before issue 20: one truncation of the sum
+            accrued = Decimal(venue_accrued or "0")
+            return cash_units(signed["quantity"], price, accrued, decimals)
+        principal = cash_units(signed["quantity"], price, Decimal(0), decimals)
+        accrued_units = to_units(Decimal(settlement["accrued"]), decimals)
+        if settlement.get("price") != signed["price"]:
+            return f"price {settlement.get('price')} here, {signed['price']} in the signed trade"
+        if to_units(Decimal(settlement["principal"]), decimals) != principal:
+            return f"principal {settlement['principal']} is not face x price / 100, truncated"
+        if venue_accrued is not None and accrued_units != cash_units(
+            0, Decimal(1), Decimal(venue_accrued), decimals
+        ):
+            return f"accrued {settlement['accrued']} is not the signed {venue_accrued}"
+    except (KeyError, TypeError, ArithmeticError):  # InvalidOperation, Overflow
+        return "signed_trade has no valid price"
+    if accrued_units is None:
+        return f"accrued {settlement['accrued']} has more than {decimals} decimals"
+    return principal + accrued_units
 
 
 @dataclass

@@ -192,4 +192,4 @@ def _pay(batch: Batch, run: Run) -> None:
             batch.move(Move(f"{event.id}:{account}", account, YEN_TOKEN, units, "deposit"))
     del engine.runs[event.id]
     batch.actions_touched.add(event.id)
-    batch.out.paid.append((event.id, len(amounts), total))
+    batch.out.paid.append((event.id, len(amounts), total // scale))

@@ -77,6 +77,14 @@ def report(metrics: Metrics, out: Outputs, now_s: float) -> None:
     for topic, reason in out.rejected:
         metrics.rejected(topic, reason)
     metrics.ledger_events(out.ledger_events)
+    for run_id, holders, yen in out.paid:
+        metrics.coupon_run(run_id, holders, yen)
+        logger.info("engine: paid %s to %d holders: %d JPYC", run_id, holders, yen)
+    for run_id, needed, available in out.unfunded:
+        logger.warning("engine: %s is due and unfunded: the paying agent has %d of the %d "
+                       "JPYC units it needs; nothing is paid until it has all", run_id,
+                       available, needed)  # fmt: skip
+    metrics.unfunded_runs(len(out.unfunded))
     for status in out.statuses:
         metrics.settlement(status.status, status.reason)
         metrics.recent_settlements.append(status.record)

@@ -200,7 +200,7 @@ class Outputs:
     locks_delta: int = 0
     #: (trade id, row) of the finished trades that left the window: the archive's records.
     archive: list[tuple[bytes, bytes]] = field(default_factory=list)
-    #: (run id, holders, JPYC units) of each coupon or redemption run paid.
+    #: (run id, holders, yen) of each coupon or redemption run paid.
     paid: list[tuple[str, int, int]] = field(default_factory=list)
     #: (run id, units needed, units the paying agent has) of each run it cannot pay yet.
     unfunded: list[tuple[str, int, int]] = field(default_factory=list)
@@ -238,6 +238,8 @@ class Engine:
         self.rates: dict[str, bytes] = {}
         #: (deadline, trade id) of open sagas; stale entries are skipped when popped.
         self.deadlines: list[tuple[float, str]] = []
+        #: The last batch's clock (0: none since this engine started).
+        self.clock_s = 0.0
         #: (start of the settlement date, trade id) of sagas waiting for it.
         self.starts: list[tuple[float, str]] = []
         #: The security master: ISIN -> its instrument, as last published.
@@ -257,6 +259,14 @@ class Engine:
             "engine-instruments": len(self.instruments),
             "engine-actions": len(self.schedule) + len(self.runs),
         }
+
+    def next_action_s(self) -> float:
+        """When the next coupon or redemption is recorded or a run paid (inf: none). A
+        run that was due at the last batch and not paid (unfunded) waits for an input,
+        the paying agent's deposit: it does not make a batch of its own."""
+        times = [e.record_s for e in self.schedule.values()]
+        times.extend(r.event.pay_s for r in self.runs.values())
+        return min((t for t in times if t > self.clock_s), default=math.inf)
 
     def seen(self, trade_id: str) -> bool:
         return trade_id in self.open or trade_id in self.finished
@@ -739,6 +749,7 @@ class Batch:
     def finish(self) -> Outputs:
         """Write back the touched state and add one changelog row per touched key."""
         engine, rows = self.engine, self.out.changelog
+        engine.clock_s = self.now_s
         for trade_id in self._opened:
             saga = engine.open.get(trade_id)
             if saga is not None:

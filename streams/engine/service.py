@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -303,16 +304,23 @@ class EngineService:
         """Records waiting per input partition (empty unless leading)."""
         return batches.lags(self.consumer, self._positions) if self.leading else {}
 
+    def _next_s(self) -> float:
+        """When the next deadline, settlement date or coupon falls due (inf: none)."""
+        engine = self.engine
+        heads = [h[0][0] for h in (engine.deadlines, engine.starts) if h]
+        return min([*heads, engine.next_action_s()], default=math.inf)
+
     def _wait_ms(self) -> int:
-        heap = self.engine.deadlines
-        if not heap:
+        next_s = self._next_s()
+        if next_s == math.inf:
             return IDLE_WAIT_MS
-        return max(0, min(IDLE_WAIT_MS, int((heap[0][0] - self.now()) * 1000) + 1))
+        return max(0, min(IDLE_WAIT_MS, int((next_s - self.now()) * 1000) + 1))
 
     def _due(self, now: float) -> bool:
-        """A deadline is due, or an id is to leave the window: a batch, inputs or not."""
-        heap, window = self.engine.deadlines, self.rules.window_s
-        if heap and heap[0][0] <= now:
+        """A deadline, a settlement date or a coupon is due, or an id is to leave the
+        window: a batch, inputs or not."""
+        window = self.rules.window_s
+        if self._next_s() <= now:
             return True
         leaving = self.engine.leaving
         return window is not None and bool(leaving) and leaving[0][0] < now - window
@@ -423,14 +431,18 @@ def _freeze_heap() -> None:
 
 
 def _moves_first(fetched: tuple[TopicPartition, list[ConsumerRecord]]) -> tuple[int, str, int]:
-    """The security master, then deposits and withdrawals, then trades, within a batch:
+    """The security master, then deposits and withdrawals, then trades, then a simulated
+    clock's ticks, within a batch:
     a bond or deposit published before a trade is applied before it whenever both
     arrive together (then by topic and partition: an order the manifest records)."""
     tp = fetched[0]
     return (_RANK.get(tp.topic, 1), tp.topic, tp.partition)
 
 
-_RANK: Final = {CLOCK: 0, INSTRUMENTS: 0, TRADES: 2}
+#: A simulated market's ticks come last: what was published before a tick in the same
+#: batch happens before it (Kafka orders nothing across topics; a simulation that
+#: needs a record after a tick waits for the tick's batch before sending it).
+_RANK: Final = {INSTRUMENTS: 0, TRADES: 2, CLOCK: 3}
 
 
 def transactional_id(settings: Settings) -> str:

@@ -34,6 +34,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     ProcessCollector,
     generate_latest,
@@ -120,6 +121,23 @@ class Metrics:
             ["event"],
             registry=r,
         )
+        self._coupon_payments = Counter(
+            "kessai_coupon_payments",
+            "Holders paid by coupon and redemption runs, by kind (coupon, redemption).",
+            ["kind"],
+            registry=r,
+        )
+        self._coupon_yen = Counter(
+            "kessai_coupon_paid_yen",
+            "Yen paid by coupon and redemption runs, by kind (face included at redemption).",
+            ["kind"],
+            registry=r,
+        )
+        self._unfunded = Gauge(
+            "kessai_coupon_runs_unfunded",
+            "Coupon and redemption runs due that the paying agent cannot pay yet (alert on > 0).",
+            registry=r,
+        )
         self._fills = Counter(
             "kessai_fills",
             "Trades made by the matcher (one per fill).",
@@ -174,6 +192,15 @@ class Metrics:
     def ledger_events(self, n: int) -> None:
         if n:
             self._ledger_events.inc(n)
+
+    def coupon_run(self, run_id: str, holders: int, yen: int) -> None:
+        """A coupon or redemption run was paid (``run_id``: ``coupon:...``)."""
+        kind = "redemption" if run_id.startswith("redemption:") else "coupon"
+        self._coupon_payments.labels(kind).inc(holders)
+        self._coupon_yen.labels(kind).inc(yen)
+
+    def unfunded_runs(self, n: int) -> None:
+        self._unfunded.set(n)
 
     def order_event(self, event: str) -> None:
         self._child(self._order_events, "order_events", event).inc()

@@ -31,6 +31,9 @@ def test_counters_are_named_by_convention_and_count() -> None:
     m.ledger_events(0)
     m.order_event("filled")
     m.fills(2)
+    m.coupon_run("coupon:JP1103771Q62:2026-09-20", 2, 450_000)
+    m.coupon_run("redemption:JP1103771Q62:2035-03-20", 1, 100_450_000)
+    m.unfunded_runs(1)
     got = samples(m)
     assert got[("kessai_trades_received_total", ())] == 2
     assert (
@@ -44,12 +47,17 @@ def test_counters_are_named_by_convention_and_count() -> None:
     assert got[("kessai_ledger_events_total", ())] == 3
     assert got[("kessai_order_events_total", (("event", "filled"),))] == 1
     assert got[("kessai_fills_total", ())] == 2
-    # Counters end in _total (and their _created timestamps); the one histogram is in
+    assert got[("kessai_coupon_payments_total", (("kind", "coupon"),))] == 2
+    assert got[("kessai_coupon_paid_yen_total", (("kind", "redemption"),))] == 100_450_000
+    assert got[("kessai_coupon_runs_unfunded", ())] == 1
+    # Counters end in _total (and their _created timestamps), the one gauge counts runs
+    # waiting; the one histogram is in
     # seconds, with its buckets, sum and count. The process's own series (start time:
     # the crash-loop alert) come from prometheus-client's process collector.
     assert got[("process_start_time_seconds", ())] > 0
     assert all(
         name.endswith(("_total", "_created"))
+        or name == "kessai_coupon_runs_unfunded"
         or name.startswith(("kessai_settlement_latency_seconds_", "process_"))
         for name, _ in got
     )

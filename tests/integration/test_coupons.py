@@ -1,0 +1,125 @@
+"""Coupons and a redemption on the real broker (issue 20), on a broker of its own with
+the market's clock simulated (``KESSAI_CLOCK=ticks``, topic ``clock``): holders of
+¥60m and ¥40m of a 0.9 % bond at the record time are paid ¥270,000 and ¥180,000 on
+the adjusted date; after a SIGKILL of the worker the same coupon pays nothing more; at
+maturity each is repaid face plus the last coupon (¥100,450,000 per ¥100m) and no
+bond is left; ``kessai replay`` derives every payment again. Read back with
+read_committed."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from schemas import check_digit
+from streams import cli
+from streams.bonds.coupons import Event
+from streams.config import Settings
+from streams.devtools import localkafka
+from streams.kafka.admin import ensure_public_topics
+from tests.support.logs import collect, read_journal
+from tests.support.records import bond_deposit, cash_deposit
+from tests.support.workers import running_worker
+
+pytestmark = pytest.mark.integration
+
+D = dt.date.fromisoformat
+
+
+def _utc(epoch_s: float) -> str:
+    return dt.datetime.fromtimestamp(epoch_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _bond(run: str) -> dict[str, Any]:
+    body = "JP1" + run.upper()[:6] + "1Q"
+    return {"isin": body + check_digit(body), "kind": "fixed", "series": f"test bond {run}",
+            "coupon_rate": "0.9", "coupon_dates": ["03-20", "09-20"],
+            "issue_date": "2025-09-20", "maturity_date": "2027-09-20",
+            "face_unit": 50_000, "price_tick": "0.001"}  # fmt: skip
+
+
+class _Market:
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+
+    async def send(self, topic: str, key: str, record: dict[str, Any]) -> None:
+        await self.producer.send_and_wait(topic, orjson.dumps(record), key=key.encode())
+
+    async def tick(self, to_s: float) -> None:
+        await self.send("clock", _utc(to_s), {"to": _utc(to_s)})
+
+
+async def test_coupons_and_a_redemption_are_paid_once_and_replay_agrees(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    bond = _bond(run)
+    isin, a, b, agent = bond["isin"], f"a-{run}", f"b-{run}", f"agent-{run}"
+    settings = localkafka.up_private(tmp_path / "kafka", log=lambda line: None)
+    env = {"KESSAI_BOOTSTRAP": settings.bootstrap, "KESSAI_CLOCK": "ticks",
+           "KESSAI_SECURITY_MASTER": "required", "KESSAI_PAYING_AGENT": agent}  # fmt: skip
+    coupon = Event(isin, D("2027-03-20"), redemption=False)  # Saturday: paid Tue 23rd
+    maturity = Event(isin, D("2027-09-20"), redemption=True)  # a holiday: paid the 21st
+    try:
+        await ensure_public_topics(settings)
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
+        await producer.start()
+        market = _Market(producer)
+        try:
+            with running_worker(tmp_path / "w1.log", env) as worker:
+                await market.send("instruments", isin, bond)
+                await market.send("custody", a, bond_deposit(f"c1-{run}", a, isin, 60_000_000))
+                await market.send("custody", b, bond_deposit(f"c2-{run}", b, isin, 40_000_000))
+                await market.send("payments", agent, cash_deposit(f"p1-{run}", agent, "450000"))
+                await market.tick(coupon.record_s)
+                await market.tick(coupon.pay_s)
+                await _wait_for(settings, f"{coupon.id}:{b}")
+                worker.kill()
+            with running_worker(tmp_path / "w2.log", env):
+                # The same coupon again: a restarted engine, the bond published again.
+                await market.send("instruments", isin, bond)
+                await market.send("payments", agent, cash_deposit(f"p2-{run}", agent, "100450000"))
+                await market.tick(maturity.record_s)
+                await market.tick(maturity.pay_s)
+                await _wait_for(settings, f"{maturity.id}:{b}")
+        finally:
+            await producer.stop()
+        await _check_journal(settings, run, isin, coupon, maturity)
+        monkeypatch.setenv("KESSAI_BOOTSTRAP", settings.bootstrap)
+        assert await asyncio.to_thread(cli.main, ["replay"]) == 0
+    finally:
+        localkafka.down(settings)
+
+
+async def _wait_for(settings: Settings, cause: str) -> None:
+    await collect(settings, ["ledger-events"], lambda s: any(r.get("cause") == cause for r in s))
+
+
+async def _check_journal(
+    settings: Settings, run: str, isin: str, coupon: Event, maturity: Event
+) -> None:
+    journal = await read_journal(settings, run)
+    by_cause = Counter(r["cause"] for r in journal)
+    a, b, agent = f"a-{run}", f"b-{run}", f"agent-{run}"
+    paid = {(r["account"], r["cause"]): r["delta_available"] for r in journal}
+    assert paid[(a, f"{coupon.id}:{a}")] == "270000"
+    assert paid[(b, f"{coupon.id}:{b}")] == "180000"
+    assert paid[(agent, coupon.id)] == "-450000"
+    # Paid once: one record per cause, though the worker was killed and restarted and
+    # the bond published twice.
+    assert all(n == 1 for cause, n in by_cause.items() if cause.startswith(coupon.id))
+    assert paid[(a, f"{maturity.id}:{a}")] == "60270000"  # 60m face + its last coupon
+    assert paid[(b, f"{maturity.id}:{b}")] == "40180000"
+    assert paid[(a, f"{maturity.id}:{a}/burn")] == "-60000000"
+    last = {(r["account"], r["asset"]): (r["available"], r["locked"]) for r in journal}
+    assert last[(a, isin)] == last[(b, isin)] == ("0", "0")  # no bond left anywhere
+    assert last[(agent, "JPYC")] == ("0", "0")
+    assert last[(a, "JPYC")] == ("60540000", "0") and last[(b, "JPYC")] == ("40360000", "0")
