@@ -32,11 +32,12 @@ from streams.bonds.terms import YEN_TOKEN
 from streams.ledger import domain
 from streams.ledger.messages import Move
 from streams.settlement import saga as dvp
+from streams.settlement.messages import Trade
 
 if TYPE_CHECKING:
     from streams.engine.core import Batch
 
-__all__ = ["Event", "Run", "due", "on_instrument", "restore_row", "rows"]
+__all__ = ["Event", "Run", "claim", "due", "on_instrument", "restore_row", "rows"]
 
 #: The row key of a bond's next event.
 NEXT = "next:"
@@ -126,6 +127,34 @@ def due(batch: Batch) -> None:
         run = engine.runs[run_id]
         if run.event.pay_s <= now:
             _pay(batch, run)
+
+
+def claim(batch: Batch, trade: Trade) -> None:
+    """``trade`` settled now: for each coupon whose record time passed after its
+    settlement date began, the seller (the holder of record) pays the buyer that
+    coupon on the trade's face, a **market claim** (cause ``claim:{trade_id}:{date}``,
+    the buyer's credit ``.../credit``). JPYC trades of bonds kessai pays only; the
+    seller was just paid the trade's cash, so it can."""
+    engine = batch.engine
+    instrument = engine.instruments.get(trade.isin)
+    if (
+        instrument is None
+        or not coupons.pays(instrument)
+        or trade.currency != YEN_TOKEN
+        or not trade.settlement_date
+    ):
+        return
+    scale = 10 ** batch.rules.tokens[YEN_TOKEN]
+    event = coupons.next_event(instrument, dt.date.fromisoformat(trade.settlement_date))
+    while event is not None and not event.redemption and event.record_s <= batch.now_s:
+        units = coupons.coupon_jpy(trade.quantity, instrument.coupon_rate) * scale
+        claim_id = f"claim:{trade.trade_id}:{event.date.isoformat()}"
+        available = batch.peek(trade.seller).balances.get(YEN_TOKEN, [0, 0])[0]
+        if units and available >= units and claim_id not in engine.applied:
+            batch.command(Move(claim_id, trade.seller, YEN_TOKEN, units, "withdrawal"))
+            batch.command(Move(f"{claim_id}/credit", trade.buyer, YEN_TOKEN, units, "deposit"))
+            batch.out.claims.append((trade.trade_id, event.date.isoformat(), units // scale))
+        event = coupons.next_event(instrument, event.date)
 
 
 def _record(batch: Batch, event: Event) -> None:

@@ -202,6 +202,8 @@ class Outputs:
     archive: list[tuple[bytes, bytes]] = field(default_factory=list)
     #: (run id, holders, yen) of each coupon or redemption run paid.
     paid: list[tuple[str, int, int]] = field(default_factory=list)
+    #: (trade id, coupon date, yen) of each market claim paid, seller to buyer.
+    claims: list[tuple[str, str, int]] = field(default_factory=list)
     #: (run id, units needed, units the paying agent has) of each run it cannot pay yet.
     unfunded: list[tuple[str, int, int]] = field(default_factory=list)
 
@@ -532,7 +534,7 @@ class Batch:
             return
         if not (self.fast and self._settle_now(trade)):
             self._saga(trade.trade_id, None, trade)
-            self._run()
+        self._run()
 
     # -- the fast path: a trade both parties can settle at once ------------------------
 
@@ -598,6 +600,8 @@ class Batch:
         record = wire.settlement(trade, status, reason, self.rules.tokens, self.at_text)
         self.out.records.append((SETTLEMENTS, trade.trade_id.encode(), orjson.dumps(record)))
         self.out.statuses.append(StatusOut(trade, status, reason, record))
+        if status == "settled" and self.rules.paying_agent is not None:
+            actions.claim(self, trade)
 
     def expire(self) -> None:
         """Fail the open trades whose deadline is due at the batch's time; then let the
@@ -687,6 +691,10 @@ class Batch:
 
     def run(self) -> None:
         self._run()
+
+    def command(self, command: LedgerCommand) -> None:
+        """Apply one ledger command now (its replies wait in the queue)."""
+        self._command(command)
 
     def peek(self, account: str) -> domain.AccountState:
         return self._peek(account)

@@ -62,10 +62,13 @@ async def test_coupons_and_a_redemption_are_paid_once_and_replay_agrees(
 ) -> None:
     run = uuid.uuid4().hex[:6]
     bond = _bond(run)
-    isin, a, b, agent = bond["isin"], f"a-{run}", f"b-{run}", f"agent-{run}"
+    isin, a, b, x, agent = bond["isin"], f"a-{run}", f"b-{run}", f"x-{run}", f"agent-{run}"
     settings = localkafka.up_private(tmp_path / "kafka", log=lambda line: None)
     env = {"KESSAI_BOOTSTRAP": settings.bootstrap, "KESSAI_CLOCK": "ticks",
-           "KESSAI_SECURITY_MASTER": "required", "KESSAI_PAYING_AGENT": agent}  # fmt: skip
+           "KESSAI_SECURITY_MASTER": "required", "KESSAI_PAYING_AGENT": agent,
+           # The sale waits days of the simulated clock for its cash.
+           "KESSAI_SETTLEMENT_DEADLINE_S": str(30 * 86_400),
+           "KESSAI_TRADE_WINDOW_S": str(40 * 86_400)}  # fmt: skip
     coupon = Event(isin, D("2027-03-20"), redemption=False)  # Saturday: paid Tue 23rd
     maturity = Event(isin, D("2027-09-20"), redemption=True)  # a holiday: paid the 21st
     try:
@@ -79,9 +82,14 @@ async def test_coupons_and_a_redemption_are_paid_once_and_replay_agrees(
                 await market.send("custody", a, bond_deposit(f"c1-{run}", a, isin, 60_000_000))
                 await market.send("custody", b, bond_deposit(f"c2-{run}", b, isin, 40_000_000))
                 await market.send("payments", agent, cash_deposit(f"p1-{run}", agent, "450000"))
+                # a sells x 10m for the day before the coupon; x pays after it.
+                sale = _sale(run, isin, seller=a, buyer=x, trade_time=coupon.record_s - 13 * 3600)
+                await market.send("trades", sale["trade_id"], sale)
                 await market.tick(coupon.record_s)
                 await market.tick(coupon.pay_s)
                 await _wait_for(settings, f"{coupon.id}:{b}")
+                await market.send("payments", x, cash_deposit(f"p3-{run}", x, "11000000"))
+                await _wait_for(settings, f"claim:{sale['trade_id']}:{coupon.date}/credit")
                 worker.kill()
             with running_worker(tmp_path / "w2.log", env):
                 # The same coupon again: a restarted engine, the bond published again.
@@ -99,6 +107,12 @@ async def test_coupons_and_a_redemption_are_paid_once_and_replay_agrees(
         localkafka.down(settings)
 
 
+def _sale(run: str, isin: str, *, seller: str, buyer: str, trade_time: float) -> dict[str, Any]:
+    return {"trade_id": f"v:sale-{run}", "venue": "v", "isin": isin, "buyer": buyer,
+            "seller": seller, "quantity": 10_000_000, "price": "99.5", "currency": "JPYC",
+            "trade_time": _utc(trade_time)}  # fmt: skip
+
+
 async def _wait_for(settings: Settings, cause: str) -> None:
     await collect(settings, ["ledger-events"], lambda s: any(r.get("cause") == cause for r in s))
 
@@ -108,18 +122,23 @@ async def _check_journal(
 ) -> None:
     journal = await read_journal(settings, run)
     by_cause = Counter(r["cause"] for r in journal)
-    a, b, agent = f"a-{run}", f"b-{run}", f"agent-{run}"
+    a, b, x, agent = f"a-{run}", f"b-{run}", f"x-{run}", f"agent-{run}"
     paid = {(r["account"], r["cause"]): r["delta_available"] for r in journal}
+    # Holders at the record time: a still held the 10m it sold (locked in the trade).
     assert paid[(a, f"{coupon.id}:{a}")] == "270000"
     assert paid[(b, f"{coupon.id}:{b}")] == "180000"
     assert paid[(agent, coupon.id)] == "-450000"
+    # The sale settled after the record time: a passes the coupon on 10m to x.
+    claim = f"claim:v:sale-{run}:{coupon.date}"
+    assert paid[(a, claim)] == "-45000" and paid[(x, claim + "/credit")] == "45000"
     # Paid once: one record per cause, though the worker was killed and restarted and
     # the bond published twice.
     assert all(n == 1 for cause, n in by_cause.items() if cause.startswith(coupon.id))
-    assert paid[(a, f"{maturity.id}:{a}")] == "60270000"  # 60m face + its last coupon
+    # At maturity, face plus the last coupon: ¥100,450,000 per ¥100m.
+    assert paid[(a, f"{maturity.id}:{a}")] == "50225000"
     assert paid[(b, f"{maturity.id}:{b}")] == "40180000"
-    assert paid[(a, f"{maturity.id}:{a}/burn")] == "-60000000"
+    assert paid[(x, f"{maturity.id}:{x}")] == "10045000"
+    assert paid[(a, f"{maturity.id}:{a}/burn")] == "-50000000"
     last = {(r["account"], r["asset"]): (r["available"], r["locked"]) for r in journal}
-    assert last[(a, isin)] == last[(b, isin)] == ("0", "0")  # no bond left anywhere
+    assert last[(a, isin)] == last[(b, isin)] == last[(x, isin)] == ("0", "0")  # none left
     assert last[(agent, "JPYC")] == ("0", "0")
-    assert last[(a, "JPYC")] == ("60540000", "0") and last[(b, "JPYC")] == ("40360000", "0")

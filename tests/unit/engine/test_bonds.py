@@ -4,6 +4,7 @@ test_core.py (conservation, one end per trade, restore) with all of it on."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -513,3 +514,41 @@ def test_maturity_fails_open_trades_redeems_face_plus_coupon_and_leaves_no_suppl
     assert holdings(engine, JGB) == {} and engine.inflow[JGB] == 0
     assert holdings(engine, "JPYC") == {"a": 100_450_000}
     assert engine.instruments[JGB].status == "matured" and JGB not in engine.schedule
+
+
+def test_a_trade_that_settles_after_the_record_time_makes_its_market_claim() -> None:
+    # a holds 60m at the record time, 10m of it sold to x for the 18th; x pays late.
+    engine = holders_of_60m_and_40m(450_000)
+    sale = trade(7, jst("2026-09-18"), quantity=10_000_000, price="99.5")
+    sale = (
+        TRADES,
+        sale[1],
+        orjson.dumps({**orjson.loads(sale[2]), "buyer": "x", "seller": "a"}),
+        0.0,
+    )
+    patient = dataclasses.replace(PAYING, deadline_s=10 * 86_400)  # it waits for days
+    out = batch(engine, patient, jst("2026-09-18", 11), [sale])
+    assert [(s.status, s.reason) for s in out.statuses] == [("pending", "insufficient_cash")]
+    out = batch(engine, patient, jst("2026-09-18", 12), [tick(jst("2026-09-24", 0))])
+    assert out.paid == [("coupon:JP1103771Q62:2026-09-20", 2, 450_000)]  # a: 270,000
+    out = batch(engine, patient, jst("2026-09-24", 1), [cash(8, "x", 20_000_000)])
+    assert [s.status for s in out.statuses] == ["settled"]
+    # The coupon on the 10m went to a, the holder of record: a pays it on to x.
+    assert out.claims == [("t7", "2026-09-20", 45_000)]
+    assert ("a", "claim:t7:2026-09-20", "-45000") in causes(out)
+    assert ("x", "claim:t7:2026-09-20/credit", "45000") in causes(out)
+
+
+def test_a_trade_that_settled_before_the_record_time_makes_no_claim() -> None:
+    engine = holders_of_60m_and_40m(450_000)
+    sale = trade(7, jst("2026-09-18"), quantity=10_000_000, price="99.5")
+    sale = (
+        TRADES,
+        sale[1],
+        orjson.dumps({**orjson.loads(sale[2]), "buyer": "x", "seller": "a"}),
+        0.0,
+    )
+    out = batch(engine, PAYING, jst("2026-09-18", 11), [cash(8, "x", 20_000_000), sale])
+    assert [s.status for s in out.statuses] == ["settled"] and out.claims == []
+    out = batch(engine, PAYING, jst("2026-09-18", 12), [tick(jst("2026-09-24", 0))])
+    assert out.paid == [("coupon:JP1103771Q62:2026-09-20", 3, 450_000)]  # a, b and x
