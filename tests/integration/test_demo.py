@@ -40,6 +40,11 @@ def test_demo_settles_pends_fails_rejects_and_matches(bootstrap: str) -> None:
     _assert_orders_and_matches(out, r)
     _assert_book(out)
     _assert_positions(out, r)
+    # Act 5: the JGBs' dates, accrued, coupon, claim and redemption, each checked.
+    assert "Act 5: JGBs on a simulated clock" in out, out
+    assert out.count("  [ok]") == 10 and "EXPECTED" not in out, out
+    _line(out, r"^    accrued, 180 days from 20 Sep 2026, 0\.4438356 per 100: 44383  \[ok\]$")
+    _line(out, r"^    dave repaid face \+ last coupon: 100450000  \[ok\]$")
     assert "Where to look:" in out, out
     _line(out, r"^  order book +kessai book JP1103551Q43 ")
     assert "demo OK" in out, out

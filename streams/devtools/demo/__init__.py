@@ -28,6 +28,11 @@ accounts unique to this run (``alice-<run>``, ``t1-<run>``, ``o1-<run>``, ...):
    venue's; every step of every order goes to ``order-events``. The book is shared
    by every run on the broker, so the venues first cancel what earlier runs of the
    demo left resting on it (price-time priority would fill those first).
+5. JGBs, on a broker and worker of their own with a simulated clock
+   (:mod:`.bonds`): the reference security master, a T+1 trade that waits for its
+   settlement date and is paid with kessai's accrued interest, a coupon paid to the
+   holders of record, the market claim of a trade that settled after it, and a
+   redemption that repays face plus the last coupon and leaves no bond.
 
 Everything is read back from the worker's committed output (``settlements``,
 ``rejections``, ``ledger-events``, ``order-events``, ``trades``; read_committed, from
@@ -55,6 +60,7 @@ import asyncio
 import uuid
 
 from streams.config import Settings
+from streams.devtools.demo.bonds import play_bonds
 from streams.devtools.demo.play import play_story
 from streams.devtools.demo.report import print_report, where_to_look
 from streams.devtools.demo.story import DEMO_DEADLINE_S, build
@@ -99,6 +105,7 @@ def main(settings: Settings, *, once: bool = False) -> int:
             print(f"the worker exited with {worker.proc.returncode}: see {worker_log}")
             return 1
         problems = print_report(story, seen)
+        problems += asyncio.run(play_bonds(settings.state_dir, run))
         where_to_look(settings, worker_log)
         if problems:
             print("\nDEMO FAILED, missing or wrong:\n  " + "\n  ".join(problems))
@@ -106,7 +113,8 @@ def main(settings: Settings, *, once: bool = False) -> int:
         print(
             "\ndemo OK: every trade settled or failed as expected, every order was matched "
             "as expected and its trades settled, every bad record was refused with its "
-            "reason, and every balance is as expected."
+            "reason, every balance is as expected, and the JGBs' dates, accrued, coupon, "
+            "market claim and redemption are what the rules say."
         )
         if once:
             return 0
