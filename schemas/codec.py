@@ -29,6 +29,7 @@ from schemas.models import (
     PAYMENTS,
     REJECTED_KEY_CHARS_MAX,
     REJECTIONS,
+    RESERVES,
     SETTLEMENTS,
     TOPIC_MODELS,
     TRADES,
@@ -72,6 +73,7 @@ _KEY_FIELDS: Final[dict[str, str]] = {
     ORDERS: "isin",
     INSTRUMENTS: "isin",
     CLOCK: "to",
+    RESERVES: "isin",
     SETTLEMENTS: "trade_id",
     REJECTIONS: "key",
     LEDGER_EVENTS: "account",
@@ -85,6 +87,7 @@ _ID_FIELDS: Final[dict[str, str]] = {
     TRADES: "trade_id",
     ORDERS: "order_id",
     INSTRUMENTS: "isin",
+    RESERVES: "attestation_id",
 }
 
 #: Where a rejected record is and what identifies it, without its bytes:

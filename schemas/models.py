@@ -51,6 +51,7 @@ LEDGER_EVENTS: Final = "ledger-events"
 ORDER_EVENTS: Final = "order-events"
 INSTRUMENTS: Final = "instruments"
 CLOCK: Final = "clock"
+RESERVES: Final = "reserves"
 
 # --- Limits (TigerBeetle: put a limit on everything) -------------------------------
 
@@ -239,6 +240,14 @@ _DAYS = _IntRule(
 )
 #: Days of accrued interest: at most a coupon period of a year.
 Days = Annotated[int, PlainValidator(_DAYS.validate), _DAYS.json_schema()]
+_FACE_HELD = _IntRule(
+    minimum=0,
+    maximum=QUANTITY_MAX,
+    message="must be a whole number of yen >= 0 (a JSON integer)",
+    error_type="quantity",
+)
+#: Face held of a bond, in yen; 0 allowed.
+FaceHeld = Annotated[int, PlainValidator(_FACE_HELD.validate), _FACE_HELD.json_schema()]
 #: The face unit of a bond: the smallest face anyone may hold or trade of it.
 FACE_UNIT_MAX: Final = 100_000_000
 _FACE_UNIT = _IntRule(
@@ -838,6 +847,21 @@ class AdvanceClock(_Record):
     to: UtcDatetime
 
 
+class ReserveAttested(_Signed):
+    """Topic ``reserves``, key ``isin``: the custodian attests how much face of a bond
+    it holds at the central securities depository (BOJ-NET) for the token's holders.
+
+    kessai keeps the latest per bond and checks that the face it has minted (custody
+    deposits less withdrawals and redemptions) never exceeds it: a breach is reported
+    (``kessai_reserve_breaches``, docs/bonds.md), never silently tolerated.
+    """
+
+    attestation_id: Identifier
+    isin: Isin
+    face: FaceHeld = Field(description="Face held, in yen (0: none).")
+    as_of: UtcDatetime
+
+
 #: ISINs of Japanese government bonds start so: JP, then 1 (the issuer code's first
 #: digit for the government); a company's (Toyota's JP3633400001) starts JP3.
 JGB_ISIN_PREFIX: Final = "JP1"
@@ -915,6 +939,7 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     TRADES: TradeExecuted,
     ORDERS: SubmitOrder,
     INSTRUMENTS: Instrument,
+    RESERVES: ReserveAttested,
     CLOCK: AdvanceClock,
     SETTLEMENTS: SettlementStatusChanged,
     REJECTIONS: RecordRejected,

@@ -41,6 +41,7 @@ from schemas import (
     ORDERS,
     PAYMENTS,
     REJECTIONS,
+    RESERVES,
     SETTLEMENTS,
     TOPIC_MODELS,
     TRADES,
@@ -158,6 +159,13 @@ CATALOGUE: Final[tuple[PublicTopic, ...]] = (
         description="the security master: each JGB's terms and status (Instrument)",
     ),
     PublicTopic(
+        name=RESERVES,
+        key_field="isin",
+        writer="outside",
+        config=_INPUT,
+        description="the custodian's attested holding of each bond at the CSD (ReserveAttested)",
+    ),
+    PublicTopic(
         name=CLOCK,
         key_field="to",
         writer="outside",
@@ -212,6 +220,7 @@ WORKER_INPUTS: Final[tuple[str, ...]] = (
     PAYMENTS,
     CUSTODY,
     INSTRUMENTS,
+    RESERVES,
     CLOCK,
 )
 WORKER_OUTPUTS: Final[tuple[str, ...]] = (

@@ -59,6 +59,7 @@ from schemas import (
     ORDERS,
     PAYMENTS,
     REJECTIONS,
+    RESERVES,
     SETTLEMENTS,
     TRADES,
     SchemaError,
@@ -103,7 +104,7 @@ __all__ = ["Check", "Report", "replay"]
 #: ``{app_id}-engine-log`` on the broker).
 TOPICS: Final = (*INPUT_TOPICS, *OUTPUT_TOPICS, ENGINE_LOG)
 #: What the engine reads.
-ENGINE_INPUTS: Final = (PAYMENTS, CUSTODY, TRADES, INSTRUMENTS, CLOCK)
+ENGINE_INPUTS: Final = (PAYMENTS, CUSTODY, TRADES, INSTRUMENTS, RESERVES, CLOCK)
 #: Tables compared through their changelogs: the engine's, and the matcher's orders.
 TABLES: Final = (*ENGINE_CHANGELOGS, ORDERS_TABLE, ENGINE_ARCHIVE)
 #: Differences described per check; all are counted.
@@ -573,7 +574,8 @@ def _compare_tables(d: Derived, tables: Mapping[str, Log]) -> list[Check]:
     inflow = {asset: b"%d" % units for asset, units in engine.inflow.items()}
     instruments = {isin: encode(i) for isin, i in engine.instruments.items()}
     keys = {actions.NEXT + isin for isin in engine.schedule} | set(engine.runs)
-    scheduled = {k: v for k, v in actions.rows(engine.schedule, engine.runs, keys) if v}
+    keys |= {actions.RESERVE + isin for isin in engine.reserves}
+    scheduled = {k: v for k, v in actions.rows(engine, keys) if v}
     for name, table, derived_rows in (
         ("engine trades (changelog)", ENGINE_TRADES, trades),
         ("engine applied ids (changelog)", ENGINE_APPLIED, dict.fromkeys(engine.applied, b"1")),

@@ -25,22 +25,63 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from schemas import Instrument
+from schemas import RESERVES, Instrument, ReserveAttested, SchemaError, check_key, decode
 from streams.bonds import coupons
 from streams.bonds.coupons import Event
 from streams.bonds.terms import YEN_TOKEN
 from streams.ledger import domain
 from streams.ledger.messages import Move
+from streams.security import signing
 from streams.settlement import saga as dvp
 from streams.settlement.messages import Trade
 
 if TYPE_CHECKING:
-    from streams.engine.core import Batch
+    from streams.engine.core import Batch, Engine
 
 __all__ = ["Event", "Run", "claim", "due", "on_instrument", "restore_row", "rows"]
 
-#: The row key of a bond's next event.
+#: The row key of a bond's next event, and of its attested reserve.
 NEXT = "next:"
+RESERVE = "reserve:"
+
+
+def attested(
+    batch: Batch, key: bytes | None, value: bytes | None, at_s: float, where: tuple[int, int]
+) -> tuple[str, str] | None:
+    """A ``reserves`` record: the custodian's attested holding replaces the last one;
+    or why it is refused."""
+    try:
+        check_key(key)
+        record = decode(RESERVES, value)
+    except SchemaError as err:
+        return err.reason, err.detail
+    assert isinstance(record, ReserveAttested) and value is not None
+    if key != record.isin.encode():
+        return "wrong_key", f"an attestation is keyed by its isin {record.isin!r}, not {key!r}"
+    if batch.signers is not None:
+        verified = batch.verified.get((RESERVES, *where))
+        if verified is None:
+            at = signing.broker_time(at_s)
+            verified = signing.verify(batch.signers, RESERVES, key, value, at)
+        if isinstance(verified, tuple):
+            return verified
+    if record.attestation_id in batch.engine.applied:
+        return "duplicate", f"attestation {record.attestation_id} was applied before"
+    batch.use(record.attestation_id)
+    batch.engine.reserves[record.isin] = record.face
+    batch.actions_touched.add(RESERVE + record.isin)
+    return None
+
+
+def breaches(engine: Engine) -> list[tuple[str, int, int]]:
+    """(isin, face minted, face attested) of each bond whose minted supply (custody
+    deposits less withdrawals and burns: the engine's inflow) exceeds the custodian's
+    last attested holding."""
+    return [
+        (isin, engine.inflow.get(isin, 0), face)
+        for isin, face in sorted(engine.reserves.items())
+        if engine.inflow.get(isin, 0) > face
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +104,16 @@ def _event(raw: dict[str, Any]) -> Event:
     return Event(raw["isin"], dt.date.fromisoformat(raw["date"]), bool(raw["redemption"]))
 
 
-def restore_row(
-    schedule: dict[str, Event], runs: dict[str, Run], key: str, value: bytes | None
-) -> None:
+def restore_row(engine: Engine, key: str, value: bytes | None) -> None:
     """Apply one ``engine-actions`` row read back at a restore."""
-    if key.startswith(NEXT):
+    schedule, runs = engine.schedule, engine.runs
+    if key.startswith(RESERVE):
+        isin = key[len(RESERVE) :]
+        if value is None:
+            engine.reserves.pop(isin, None)
+        else:
+            engine.reserves[isin] = int(value)
+    elif key.startswith(NEXT):
         isin = key[len(NEXT) :]
         if value is None:
             schedule.pop(isin, None)
@@ -80,13 +126,15 @@ def restore_row(
         runs[key] = Run(_event(raw), tuple((a, int(f)) for a, f in raw["holders"]))
 
 
-def rows(
-    schedule: dict[str, Event], runs: dict[str, Run], keys: set[str]
-) -> list[tuple[str, bytes | None]]:
+def rows(engine: Engine, keys: set[str]) -> list[tuple[str, bytes | None]]:
     """The rows of ``keys`` as they stand (None: deleted)."""
+    schedule, runs = engine.schedule, engine.runs
     out: list[tuple[str, bytes | None]] = []
     for key in sorted(keys):
-        if key.startswith(NEXT):
+        if key.startswith(RESERVE):
+            face = engine.reserves.get(key[len(RESERVE) :])
+            out.append((key, None if face is None else b"%d" % face))
+        elif key.startswith(NEXT):
             event = schedule.get(key[len(NEXT) :])
             out.append((key, None if event is None else orjson.dumps(_event_json(event))))
         else:

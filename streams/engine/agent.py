@@ -85,6 +85,10 @@ def report(metrics: Metrics, out: Outputs, now_s: float) -> None:
                        "JPYC units it needs; nothing is paid until it has all", run_id,
                        available, needed)  # fmt: skip
     metrics.unfunded_runs(len(out.unfunded))
+    for isin, minted, attested in out.reserve_breaches:
+        logger.warning("engine: %s: %d face minted, more than the %d the custodian attests "
+                       "it holds at the CSD", isin, minted, attested)  # fmt: skip
+    metrics.reserve_breaches(len(out.reserve_breaches))
     for status in out.statuses:
         metrics.settlement(status.status, status.reason)
         metrics.recent_settlements.append(status.record)

@@ -40,6 +40,7 @@ from schemas import (
     LEDGER_EVENTS,
     PAYMENTS,
     REJECTIONS,
+    RESERVES,
     SETTLEMENTS,
     TRADES,
     AdvanceClock,
@@ -204,6 +205,8 @@ class Outputs:
     paid: list[tuple[str, int, int]] = field(default_factory=list)
     #: (trade id, coupon date, yen) of each market claim paid, seller to buyer.
     claims: list[tuple[str, str, int]] = field(default_factory=list)
+    #: (isin, face minted, face attested) of each bond whose supply exceeds its reserve.
+    reserve_breaches: list[tuple[str, int, int]] = field(default_factory=list)
     #: (run id, units needed, units the paying agent has) of each run it cannot pay yet.
     unfunded: list[tuple[str, int, int]] = field(default_factory=list)
 
@@ -250,6 +253,8 @@ class Engine:
         #: (streams/engine/actions.py).
         self.schedule: dict[str, actions.Event] = {}
         self.runs: dict[str, actions.Run] = {}
+        #: ISIN -> the face the custodian last attested it holds at the CSD.
+        self.reserves: dict[str, int] = {}
 
     def sizes(self) -> dict[str, int]:
         """Rows held, by kind (the ``kessai_table_rows`` gauge)."""
@@ -298,7 +303,7 @@ class Engine:
         elif table == topics.ENGINE_RATES:
             _set(self.rates, key, value)
         elif table == topics.ENGINE_ACTIONS:
-            actions.restore_row(self.schedule, self.runs, key, value)
+            actions.restore_row(self, key, value)
         elif table == topics.ENGINE_INSTRUMENTS:
             if value is None:
                 self.instruments.pop(key, None)
@@ -385,6 +390,11 @@ class Batch:
             self._instrument(partition, offset, key, value, timestamp_s)
         elif topic == CLOCK:
             self._tick(partition, offset, key, value)
+        elif topic == RESERVES:
+            refused = actions.attested(self, key, value, timestamp_s, (partition, offset))
+            if refused is not None:
+                source = source_of(RESERVES, partition, offset, key, value)
+                self._reject(source, RESERVES, *refused)
         else:
             assert topic in (PAYMENTS, CUSTODY), topic
             move = move_rules.intake_record(
@@ -692,6 +702,10 @@ class Batch:
     def run(self) -> None:
         self._run()
 
+    def use(self, command_id: str) -> None:
+        """``command_id`` is used up (a repeat of it is a duplicate)."""
+        self._use(command_id)
+
     def command(self, command: LedgerCommand) -> None:
         """Apply one ledger command now (its replies wait in the queue)."""
         self._command(command)
@@ -758,6 +772,7 @@ class Batch:
         """Write back the touched state and add one changelog row per touched key."""
         engine, rows = self.engine, self.out.changelog
         engine.clock_s = self.now_s
+        self.out.reserve_breaches = actions.breaches(engine)
         for trade_id in self._opened:
             saga = engine.open.get(trade_id)
             if saga is not None:
@@ -782,7 +797,7 @@ class Batch:
         )
         rows.extend(
             (topics.ENGINE_ACTIONS, k.encode(), row)
-            for k, row in actions.rows(engine.schedule, engine.runs, self.actions_touched)
+            for k, row in actions.rows(engine, self.actions_touched)
         )
         return self.out
 

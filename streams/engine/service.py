@@ -36,7 +36,7 @@ from typing import Final
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from schemas import CLOCK, CUSTODY, INSTRUMENTS, LEDGER_EVENTS, PAYMENTS, TRADES
+from schemas import CLOCK, CUSTODY, INSTRUMENTS, LEDGER_EVENTS, PAYMENTS, RESERVES, TRADES
 from streams import topics
 from streams.config import Settings
 from streams.engine import restore
@@ -62,7 +62,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["INPUTS", "EngineService"]
 
 #: What the engine reads.
-INPUTS: Final = (TRADES, PAYMENTS, CUSTODY, INSTRUMENTS)
+INPUTS: Final = (TRADES, PAYMENTS, CUSTODY, INSTRUMENTS, RESERVES)
 #: Records applied in one batch at most, and its processing time at most: a cap by time
 #: keeps a batch's commit close behind its first record under a backlog.
 BATCH_RECORDS_MAX: Final = 4_000

@@ -121,23 +121,7 @@ class Metrics:
             ["event"],
             registry=r,
         )
-        self._coupon_payments = Counter(
-            "kessai_coupon_payments",
-            "Holders paid by coupon and redemption runs, by kind (coupon, redemption).",
-            ["kind"],
-            registry=r,
-        )
-        self._coupon_yen = Counter(
-            "kessai_coupon_paid_yen",
-            "Yen paid by coupon and redemption runs, by kind (face included at redemption).",
-            ["kind"],
-            registry=r,
-        )
-        self._unfunded = Gauge(
-            "kessai_coupon_runs_unfunded",
-            "Coupon and redemption runs due that the paying agent cannot pay yet (alert on > 0).",
-            registry=r,
-        )
+        self._bond_metrics(r)
         self._fills = Counter(
             "kessai_fills",
             "Trades made by the matcher (one per fill).",
@@ -157,6 +141,32 @@ class Metrics:
         self._label_sets: dict[str, int] = {}
         #: The last status records published (JSON-ready), oldest first.
         self.recent_settlements: deque[dict[str, Any]] = deque(maxlen=RECENT_SETTLEMENTS_MAX)
+
+    def _bond_metrics(self, r: CollectorRegistry) -> None:
+        """Coupons, redemptions and reserves (docs/bonds.md)."""
+        self._coupon_payments = Counter(
+            "kessai_coupon_payments",
+            "Holders paid by coupon and redemption runs, by kind (coupon, redemption).",
+            ["kind"],
+            registry=r,
+        )
+        self._coupon_yen = Counter(
+            "kessai_coupon_paid_yen",
+            "Yen paid by coupon and redemption runs, by kind (face included at redemption).",
+            ["kind"],
+            registry=r,
+        )
+        self._unfunded = Gauge(
+            "kessai_coupon_runs_unfunded",
+            "Coupon and redemption runs due that the paying agent cannot pay yet (alert on > 0).",
+            registry=r,
+        )
+        self._breaches = Gauge(
+            "kessai_reserve_breaches",
+            "Bonds whose minted face exceeds the custodian's last attested holding at the "
+            "CSD (alert on > 0).",
+            registry=r,
+        )
 
     def _child(self, metric: Counter, name: str, *labels: str) -> Any:
         key = (name, *labels)
@@ -201,6 +211,9 @@ class Metrics:
 
     def unfunded_runs(self, n: int) -> None:
         self._unfunded.set(n)
+
+    def reserve_breaches(self, n: int) -> None:
+        self._breaches.set(n)
 
     def order_event(self, event: str) -> None:
         self._child(self._order_events, "order_events", event).inc()

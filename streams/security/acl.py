@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from schemas import CUSTODY, INSTRUMENTS, ORDERS, PAYMENTS, TRADES
+from schemas import CUSTODY, INSTRUMENTS, ORDERS, PAYMENTS, RESERVES, TRADES
 from streams.topics import PUBLIC_TOPICS, WORKER_INPUTS, WORKER_OUTPUTS
 
 __all__ = [
@@ -100,12 +100,13 @@ def _writer_rules() -> tuple[AclRule, ...]:
             why="venues publish executed trades and orders to match; they read nothing",
         ),
         AclRule(
-            name="bridge-writes-payments-custody",
+            name="bridge-writes-payments-custody-reserves",
             principals=(BRIDGE,),
             operations=("Write", "Describe"),
             kind="topic",
-            resources=(PAYMENTS, CUSTODY),
-            why="the custody/payments bridge publishes cash and bond movements only",
+            resources=(PAYMENTS, CUSTODY, RESERVES),
+            why="the custody/payments bridge publishes cash and bond movements, and the "
+            "custodian's attested holdings, only",
         ),
         AclRule(
             name="registrar-writes-instruments",

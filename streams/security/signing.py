@@ -87,7 +87,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from pydantic import BaseModel
 
-from schemas import CUSTODY, INSTRUMENTS, ORDERS, PAYMENTS, TRADES, encode, key_for
+from schemas import CUSTODY, INSTRUMENTS, ORDERS, PAYMENTS, RESERVES, TRADES, encode, key_for
 from streams.config import Settings
 from streams.errors import KessaiError
 from streams.topics import by_name
@@ -132,7 +132,7 @@ Role = Literal["venue", "bridge", "matcher", "instruments"]
 #: The topics each role signs.
 ROLE_TOPICS: Final[dict[str, frozenset[str]]] = {
     "venue": frozenset({TRADES, ORDERS}),
-    "bridge": frozenset({PAYMENTS, CUSTODY}),
+    "bridge": frozenset({PAYMENTS, CUSTODY, RESERVES}),
     "matcher": frozenset({TRADES}),
     "instruments": frozenset({INSTRUMENTS}),
 }

@@ -15,6 +15,7 @@ def test_the_catalogue_is_exactly_the_nine_schema_topics() -> None:
         "trades",
         "orders",
         "instruments",
+        "reserves",
         "clock",
         "settlements",
         "rejections",
@@ -30,7 +31,15 @@ def test_key_fields_agree_with_the_codec() -> None:
 
 
 def test_only_the_outside_world_topics_are_inputs() -> None:
-    assert INPUT_TOPICS == ("payments", "custody", "trades", "orders", "instruments", "clock")
+    assert INPUT_TOPICS == (
+        "payments",
+        "custody",
+        "trades",
+        "orders",
+        "instruments",
+        "reserves",
+        "clock",
+    )
 
 
 def test_every_topic_shares_the_configured_partition_count() -> None:

@@ -696,12 +696,19 @@ def test_venues_write_trades_and_orders_and_read_nothing(venue: str) -> None:
         assert not _allowed(venue, "Read", "topic", topic)
 
 
-def test_the_bridge_writes_payments_and_custody_only() -> None:
+def test_the_bridge_writes_payments_custody_and_reserves_only() -> None:
     assert {t for t in CATALOGUE_NAMES if _allowed("bridge", "Write", "topic", t)} == {
         "payments",
         "custody",
+        "reserves",
     }
     assert not any(_allowed("bridge", "Read", "topic", t) for t in CATALOGUE_NAMES)
+
+
+def test_the_registrar_writes_the_security_master_only() -> None:
+    writes = {t for t in CATALOGUE_NAMES if _allowed("registrar", "Write", "topic", t)}
+    assert writes == {"instruments"}
+    assert not any(_allowed("registrar", "Read", "topic", t) for t in CATALOGUE_NAMES)
 
 
 def test_ops_reads_everything_and_writes_nothing() -> None:

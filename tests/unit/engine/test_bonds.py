@@ -314,7 +314,8 @@ def dated_inputs(draw: st.DrawFn) -> list[Input]:
     terms: dict[str, Any] = {"coupon_dates": ["01-15", "07-15"], "maturity_date": matures}
     out: list[Input] = [instrument(**terms)]
     for n in range(draw(st.integers(1, 25))):
-        kind = draw(st.sampled_from(["trade", "trade", "cash", "bonds", "again", "halt", "agent"]))
+        kinds = ["trade", "trade", "cash", "bonds", "again", "halt", "agent", "attest"]
+        kind = draw(st.sampled_from(kinds))
         buyer, seller = draw(st.permutations(["a", "b", "c"]))[:2]
         if kind == "trade":
             more: dict[str, Any] = {"settlement_date": DAY} if draw(st.booleans()) else {}
@@ -334,6 +335,8 @@ def dated_inputs(draw: st.DrawFn) -> list[Input]:
             out.append(instrument(**terms, status=draw(st.sampled_from(["halted", "active"]))))
         elif kind == "agent":
             out.append(cash(n, "agent", draw(st.integers(1, 2_000))))
+        elif kind == "attest":
+            out.append(attest(n, 50_000 * draw(st.integers(0, 8))))
         else:
             out.append(draw(st.sampled_from(out)))
     return out
@@ -381,6 +384,8 @@ def test_with_dates_a_restored_engine_writes_what_one_that_never_stopped_writes(
     assert again_engine.accounts == whole_engine.accounts
     assert again_engine.instruments == whole_engine.instruments
     assert (again_engine.schedule, again_engine.runs) == (whole_engine.schedule, whole_engine.runs)
+    assert again_engine.reserves == whole_engine.reserves
+    assert [o.reserve_breaches for o in again] == [o.reserve_breaches for o in whole]
     assert sorted(again_engine.starts) == sorted(whole_engine.starts)
 
 
@@ -552,3 +557,41 @@ def test_a_trade_that_settled_before_the_record_time_makes_no_claim() -> None:
     assert [s.status for s in out.statuses] == ["settled"] and out.claims == []
     out = batch(engine, PAYING, jst("2026-09-18", 12), [tick(jst("2026-09-24", 0))])
     assert out.paid == [("coupon:JP1103771Q62:2026-09-20", 3, 450_000)]  # a, b and x
+
+
+# --- The custodian's reserve (topic reserves) -------------------------------------------
+
+
+def attest(n: int, face: int, isin: str = JGB) -> Input:
+    value = {"attestation_id": f"att{n}", "isin": isin, "face": face,
+             "as_of": "2026-09-10T00:00:00Z"}  # fmt: skip
+    return "reserves", isin.encode(), orjson.dumps(value), 0.0
+
+
+def test_more_face_minted_than_attested_is_a_breach_until_the_reserve_covers_it() -> None:
+    engine = Engine()
+    out = batch(engine, PAYING, jst("2026-09-10"), [instrument(), attest(1, 100_000_000),
+                                                    custody(2, JGB, 100_000_000, "a")])  # fmt: skip
+    assert out.reserve_breaches == [] and engine.inflow[JGB] == 100_000_000
+    out = batch(engine, PAYING, jst("2026-09-10", 11), [custody(3, JGB, 50_000, "b")])
+    assert out.reserve_breaches == [(JGB, 100_050_000, 100_000_000)]
+    out = batch(engine, PAYING, jst("2026-09-10", 12), [attest(4, 100_050_000)])
+    assert out.reserve_breaches == []
+    # An attestation applied once; one keyed by anything but its ISIN is refused.
+    out = batch(engine, PAYING, jst("2026-09-10", 13), [attest(4, 1)])
+    assert out.rejected == [("reserves", "duplicate")] and engine.reserves[JGB] == 100_050_000
+    bad = ("reserves", b"other", attest(5, 1)[2], 0.0)
+    assert batch(engine, PAYING, jst("2026-09-10", 14), [bad]).rejected == [
+        ("reserves", "wrong_key")
+    ]
+
+
+def test_after_redemption_the_supply_is_zero_and_no_reserve_is_needed() -> None:
+    short = instrument(maturity_date="2026-09-20")
+    engine = Engine()
+    batch(engine, PAYING, jst("2026-09-10"), [short, attest(1, 100_000_000),
+                                              custody(2, JGB, 100_000_000, "a"),
+                                              cash(3, "agent", 100_450_000)])  # fmt: skip
+    batch(engine, PAYING, jst("2026-09-10", 11), [attest(4, 0), tick(jst("2026-09-24"))])
+    out = batch(engine, PAYING, jst("2026-09-24", 1), [])
+    assert engine.inflow[JGB] == 0 and out.reserve_breaches == []

@@ -57,7 +57,7 @@ def test_counters_are_named_by_convention_and_count() -> None:
     assert got[("process_start_time_seconds", ())] > 0
     assert all(
         name.endswith(("_total", "_created"))
-        or name == "kessai_coupon_runs_unfunded"
+        or name in ("kessai_coupon_runs_unfunded", "kessai_reserve_breaches")
         or name.startswith(("kessai_settlement_latency_seconds_", "process_"))
         for name, _ in got
     )

@@ -30,6 +30,7 @@ from schemas import (
     ORDERS,
     PAYMENTS,
     REJECTIONS,
+    RESERVES,
     SETTLEMENTS,
     TOPIC_MODELS,
     TRADES,
@@ -42,6 +43,7 @@ from schemas import (
     OrderStatusChanged,
     Reason,
     RecordRejected,
+    ReserveAttested,
     SchemaError,
     SettlementStatusChanged,
     SubmitOrder,
@@ -137,6 +139,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "hash": "a" * 64,
     },
     CLOCK: {"to": AT},
+    RESERVES: {"attestation_id": "att-1", "isin": JGB_10Y, "face": 100_000_000, "as_of": AT},
     INSTRUMENTS: {
         "isin": JGB_10Y,
         "kind": "fixed",
@@ -176,6 +179,7 @@ EXPECTED_KEYS = {
     ORDER_EVENTS: JGB.encode(),
     INSTRUMENTS: JGB_10Y.encode(),
     CLOCK: AT.encode(),
+    RESERVES: JGB_10Y.encode(),
 }
 
 
@@ -406,6 +410,13 @@ records: dict[str, st.SearchStrategy[Any]] = {
     ORDER_EVENTS: order_events(),
     INSTRUMENTS: instruments(),
     CLOCK: st.builds(AdvanceClock, to=utc_times),
+    RESERVES: st.builds(
+        ReserveAttested,
+        attestation_id=ids,
+        isin=isins,
+        face=st.integers(0, 2**53 - 1),
+        as_of=utc_times,
+    ),
 }
 topic_and_record = st.sampled_from(sorted(TOPIC_MODELS)).flatmap(
     lambda topic: st.tuples(st.just(topic), records[topic])
