@@ -67,6 +67,14 @@ async def test_the_security_master_checks_dates_and_computes_accrued(
         await profile.send("custody", seller, bond_deposit(f"c1-{run}", seller, JGB, 100_000_000))
         await profile.send("custody", seller, bond_deposit(f"c2-{run}", seller, JGB, 70_000))
         await profile.send("payments", buyer, cash_deposit(f"p-{run}", buyer, "200000000"))
+        # Kafka orders nothing across partitions: wait until the bond and the deposits
+        # are on the ledger (c1 is refused unless the instrument came first).
+        funded = {f"custody:c1-{run}", f"payment:p-{run}"}
+        await collect(
+            profile.reader,
+            ["ledger-events"],
+            lambda seen: funded <= {r.get("cause") for r in seen},
+        )
         sent = [
             trade(1),  # settles today (lag 0) with kessai's accrued
             trade(2, isin=TOYOTA),

@@ -82,6 +82,10 @@ async def test_coupons_and_a_redemption_are_paid_once_and_replay_agrees(
                 await market.send("custody", a, bond_deposit(f"c1-{run}", a, isin, 60_000_000))
                 await market.send("custody", b, bond_deposit(f"c2-{run}", b, isin, 40_000_000))
                 await market.send("payments", agent, cash_deposit(f"p1-{run}", agent, "450000"))
+                # A tick may be fetched before records sent ahead of it on other
+                # partitions: the holders must be on the ledger before the record time.
+                await _wait_for(settings, f"custody:c2-{run}")
+                await _wait_for(settings, f"custody:c1-{run}")
                 # a sells x 10m for the day before the coupon; x pays after it.
                 sale = _sale(run, isin, seller=a, buyer=x, trade_time=coupon.record_s - 13 * 3600)
                 await market.send("trades", sale["trade_id"], sale)

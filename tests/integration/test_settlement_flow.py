@@ -82,6 +82,15 @@ async def test_trades_settle_pend_fail_and_reject(profile: Profile, tmp_path: Pa
     with running_worker(tmp_path / "worker.log", env):
         await profile.send("payments", b1, cash_deposit(f"p1-{run}", b1, "200000"))
         await profile.send("custody", s1, bond_deposit(f"c-{s1}", s1, BOND, 200_000))
+        # Kafka orders nothing across partitions: a deposit sent before a trade may be
+        # fetched after it (its partition's fetch still buffered older records), and the
+        # trade would then pend first. t1 is the funded case: wait for the deposits.
+        causes = {f"payment:p1-{run}", f"custody:c-{s1}"}
+        await collect(
+            reader,
+            ["ledger-events"],
+            lambda seen: causes <= {r.get("cause") for r in seen},
+        )
         await profile.send("trades", tid(1), venue.trade(tid(1), b1, s1))  # funded
         await profile.send("trades", tid(2), venue.trade(tid(2), b2, s1))  # buyer short
         await profile.send("trades", tid(3), venue.trade(tid(3), b1, s3))  # seller short

@@ -119,6 +119,11 @@ async def _story(act: _Act) -> None:
     await act.send("payments", AGENT, {"payment_id": f"bp4-{act.run}", "account": AGENT,
                                        "token": "JPYC", "amount": str(agent_total),
                                        "kind": "deposit"})  # fmt: skip
+    # A tick may be fetched before records sent ahead of it on other partitions
+    # (Kafka orders nothing across them): the holders must be on the ledger first.
+    for n in (1, 2, 3):  # alice, bob and dave's bonds
+        await act.ledger(f"custody:bc{n}-{act.run}")
+    await act.ledger(f"payment:bp4-{act.run}")
     print("  alice holds 60m and bob 40m of 10-year #377 (0.9 %), dave 100m of 2-year #480")
     trade_id = f"v:b1-{act.run}"
     await act.send("trades", trade_id, {

@@ -54,6 +54,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas import (
     CUSTODY,
+    INSTRUMENTS,
     LEDGER_EVENTS,
     PAYMENTS,
     REJECTIONS,
@@ -92,6 +93,17 @@ from tests.support.profiles import WRITER, Profile, plain, start_secure_cluster
 
 TOKENS = {"JPYC": 0, "USDC": 6}
 BONDS = [b + check_digit(b) for b in ("JP110355100", "JP110356100", "JP120144000")]
+
+
+def _instrument(isin: str) -> dict[str, Any]:
+    """The security master's entry for one of :data:`BONDS` (issue 20): the workers run
+    with it required, so a trade's checks, dates and accrued are kessai's."""
+    return {"isin": isin, "kind": "fixed", "series": f"crash test {isin}",
+            "coupon_rate": "0.1", "coupon_dates": ["03-20", "09-20"],
+            "issue_date": "2015-03-20", "maturity_date": "2045-03-20",
+            "face_unit": 50_000, "price_tick": "0.01"}  # fmt: skip
+
+
 APP_ID = "kessai-crash"
 ACCOUNTS = 60
 #: Accounts that get no opening deposit: their trades wait for late top-ups or fail.
@@ -209,7 +221,7 @@ class _Market:
         }
 
     def opening(self) -> list[tuple[str, dict[str, Any]]]:
-        out = []
+        out = [("instruments", _instrument(isin)) for isin in BONDS]
         for account in self.accounts:
             if account in self.unfunded:
                 continue
@@ -227,6 +239,7 @@ class _Market:
         rng = self.rng
         buyer, seller = rng.sample(self.accounts, 2)
         tid = self.trade_id_prefix + self._id("t")
+        currency = "JPYC" if rng.random() < 0.8 else "USDC"
         value = {
             "trade_id": tid,
             "venue": self.venue,
@@ -235,11 +248,12 @@ class _Market:
             "seller": seller,
             "quantity": 50_000 * rng.randrange(1, 21),
             "price": f"{rng.randrange(9_800, 10_200) / 100:.2f}",
-            "currency": "JPYC" if rng.random() < 0.8 else "USDC",
-            "accrued_interest": f"{rng.randrange(0, 5_000) / 100:.2f}",
+            "currency": currency,
             # Now: a trade's deadline counts from its trade_time (docs/security.md, M1).
             "trade_time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
+        if currency == "USDC":  # kessai computes a JPYC trade's accrued; a USDC one's is sent
+            value["accrued_interest"] = f"{rng.randrange(0, 5_000) / 100:.2f}"
         self.fed.trades[tid] = value
         return "trades", value
 
@@ -297,11 +311,12 @@ class _Market:
 
 
 def _key(topic: str, value: dict[str, Any]) -> bytes:
-    return str(value["trade_id"] if topic == "trades" else value["account"]).encode()
+    field = {"trades": "trade_id", "instruments": "isin"}.get(topic, "account")
+    return str(value[field]).encode()
 
 
 #: Topics whose every record the engine must have committed before the audit.
-QUIET_TOPICS = ("payments", "custody", "trades")
+QUIET_TOPICS = ("payments", "custody", "trades", "instruments")
 #: The engine's consumer group (streams/engine/service.py).
 ENGINE_GROUP = f"{APP_ID}-engine"
 
@@ -457,6 +472,7 @@ def _worker_env(profile: Profile, replication: int | None = None) -> dict[str, s
         "KESSAI_APP_ID": APP_ID,
         "KESSAI_TOKENS": ",".join(f"{k}:{v}" for k, v in TOKENS.items()),
         "KESSAI_SETTLEMENT_DEADLINE_S": str(DEADLINE_S),
+        "KESSAI_SECURITY_MASTER": "required",
         "PYTHONUNBUFFERED": "1",
         **({"KESSAI_REPLICATION_FACTOR": str(replication)} if replication else {}),
     }
@@ -470,7 +486,8 @@ class _Venue:
         self.profile = profile
         # One producer per principal that writes an input (plain: one for everything).
         self.writers = {
-            t: WRITER[t] if profile.secure else "admin" for t in (TRADES, PAYMENTS, CUSTODY)
+            t: WRITER[t] if profile.secure else "admin"
+            for t in (TRADES, PAYMENTS, CUSTODY, INSTRUMENTS)
         }
         self.producers = {
             principal: AIOKafkaProducer(

@@ -279,6 +279,23 @@ async function refresh() {
       r.keys[0] || "–", { text: fmtInt.format(r.value), value: r.value },
     ]),
   );
+  const paidYen = new Map(
+    byLabels(samples, "kessai_coupon_paid_yen_total", ["kind"]).map((r) => [r.keys[0], r.value]),
+  );
+  fillTable(
+    "coupons",
+    byLabels(samples, "kessai_coupon_payments_total", ["kind"]).map((r) => [
+      r.keys[0], { text: fmtInt.format(r.value), value: r.value },
+      fmtInt.format(paidYen.get(r.keys[0]) || 0),
+    ]),
+  );
+  const unfunded = total(samples, "kessai_coupon_runs_unfunded");
+  const breaches = total(samples, "kessai_reserve_breaches");
+  const alerts = document.getElementById("coupon-alerts");
+  alerts.textContent =
+    `${fmtInt.format(unfunded)} runs due and unfunded · ` +
+    `${fmtInt.format(breaches)} bonds minted past their attested reserve`;
+  alerts.className = unfunded > 0 || breaches > 0 ? "bad" : "muted";
   fillTable(
     "rejections-by-reason",
     byLabels(samples, "kessai_rejections_total", ["topic", "reason"]).map((r) => [
