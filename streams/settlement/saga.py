@@ -178,40 +178,27 @@ def on_reply(saga: Saga, reply: Reply) -> Outcome:
 def _refused(saga: Saga, leg: Leg) -> Outcome:
     """The account of ``leg`` holds as many locks as it may (``LOCKS_OPEN_MAX``): the
     trade fails now with that reason, and the other leg's lock is given back."""
-    t = saga.trade
     if saga.terminal or getattr(saga, leg) != "queued":
         return saga, [], []  # a repeat, or after the trade ended
-    saga = _with_leg(saga, leg, "voided")
-    commands: list[Command] = []
-    if saga.bonds in ("queued", "locked"):
-        commands.append(VoidCmd(lock_id(t.trade_id, "bonds"), t.trade_id, t.seller))
-    if saga.cash in ("queued", "locked"):
-        commands.append(VoidCmd(lock_id(t.trade_id, "cash"), t.trade_id, t.buyer))
-    failed = replace(saga, stage="failed", reason="too_many_locks")
-    return failed, commands, [StatusChanged(t.trade_id, "failed", "too_many_locks")]
+    return _fail(_with_leg(saga, leg, "voided"), "too_many_locks")
 
 
 def on_matured(saga: Saga) -> Outcome:
     """The bond matured with ``saga`` still open: it fails ``instrument_matured`` and
     gives back what it holds (it can never settle: the bond is redeemed)."""
-    t = saga.trade
-    if saga.terminal:
-        return saga, [], []
-    commands: list[Command] = []
-    if saga.bonds in ("queued", "locked"):
-        commands.append(VoidCmd(lock_id(t.trade_id, "bonds"), t.trade_id, t.seller))
-    if saga.cash in ("queued", "locked"):
-        commands.append(VoidCmd(lock_id(t.trade_id, "cash"), t.trade_id, t.buyer))
-    failed = replace(saga, stage="failed", reason="instrument_matured")
-    return failed, commands, [StatusChanged(t.trade_id, "failed", "instrument_matured")]
+    return (saga, [], []) if saga.terminal else _fail(saga, "instrument_matured")
 
 
 def on_deadline(saga: Saga, now_s: float) -> Outcome:
     """Fail a trade still locking at its deadline, and give back what it holds."""
-    t = saga.trade
-    if saga.stage not in ("bonds", "cash") or now_s < t.deadline_at_s:
+    if saga.stage not in ("bonds", "cash") or now_s < saga.trade.deadline_at_s:
         return saga, [], []
-    reason = "insufficient_securities" if saga.stage == "bonds" else "insufficient_cash"
+    return _fail(saga, "insufficient_securities" if saga.stage == "bonds" else "insufficient_cash")
+
+
+def _fail(saga: Saga, reason: str) -> Outcome:
+    """``saga`` fails with ``reason``, voiding each lock it holds or queued."""
+    t = saga.trade
     commands: list[Command] = []
     if saga.bonds in ("queued", "locked"):
         commands.append(VoidCmd(lock_id(t.trade_id, "bonds"), t.trade_id, t.seller))

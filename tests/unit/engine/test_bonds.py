@@ -521,16 +521,16 @@ def test_maturity_fails_open_trades_redeems_face_plus_coupon_and_leaves_no_suppl
     assert engine.instruments[JGB].status == "matured" and JGB not in engine.schedule
 
 
+def a_sells_x_10m() -> Input:
+    """a sells x 10m of the bond on Fri 18 Sep 2026, before the coupon of the 20th."""
+    topic, key, value, _ = trade(7, jst("2026-09-18"), quantity=10_000_000, price="99.5")
+    return topic, key, orjson.dumps({**orjson.loads(value), "buyer": "x", "seller": "a"}), 0.0
+
+
 def test_a_trade_that_settles_after_the_record_time_makes_its_market_claim() -> None:
     # a holds 60m at the record time, 10m of it sold to x for the 18th; x pays late.
     engine = holders_of_60m_and_40m(450_000)
-    sale = trade(7, jst("2026-09-18"), quantity=10_000_000, price="99.5")
-    sale = (
-        TRADES,
-        sale[1],
-        orjson.dumps({**orjson.loads(sale[2]), "buyer": "x", "seller": "a"}),
-        0.0,
-    )
+    sale = a_sells_x_10m()
     patient = dataclasses.replace(PAYING, deadline_s=10 * 86_400)  # it waits for days
     out = batch(engine, patient, jst("2026-09-18", 11), [sale])
     assert [(s.status, s.reason) for s in out.statuses] == [("pending", "insufficient_cash")]
@@ -546,13 +546,7 @@ def test_a_trade_that_settles_after_the_record_time_makes_its_market_claim() -> 
 
 def test_a_trade_that_settled_before_the_record_time_makes_no_claim() -> None:
     engine = holders_of_60m_and_40m(450_000)
-    sale = trade(7, jst("2026-09-18"), quantity=10_000_000, price="99.5")
-    sale = (
-        TRADES,
-        sale[1],
-        orjson.dumps({**orjson.loads(sale[2]), "buyer": "x", "seller": "a"}),
-        0.0,
-    )
+    sale = a_sells_x_10m()
     out = batch(engine, PAYING, jst("2026-09-18", 11), [cash(8, "x", 20_000_000), sale])
     assert [s.status for s in out.statuses] == ["settled"] and out.claims == []
     out = batch(engine, PAYING, jst("2026-09-18", 12), [tick(jst("2026-09-24", 0))])
