@@ -197,7 +197,13 @@ async def test_kessai_creates_its_topics_with_the_clusters_replication(cluster: 
     admin = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap)
     await admin.start()
     try:
-        described = await admin.describe_topics(created)
+        # A broker that has not yet heard of a topic just made describes it without
+        # partitions: ask until every one has them (metadata spreads in milliseconds).
+        for _ in range(50):
+            described = await admin.describe_topics(created)
+            if all(topic["partitions"] for topic in described):
+                break
+            await asyncio.sleep(0.2)
         resources = [
             ConfigResource(
                 ConfigResourceType.TOPIC, name, configs=dict.fromkeys(["min.insync.replicas"])
