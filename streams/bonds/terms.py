@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Final
 
 from schemas import JGB_ISIN_PREFIX, Instrument
@@ -64,6 +65,7 @@ def jst_date(epoch_s: float) -> dt.date:
     return dt.datetime.fromtimestamp(epoch_s, JST).date()
 
 
+@lru_cache(maxsize=1024)
 def start_of(day: dt.date) -> float:
     """00:00 JST of ``day``, epoch seconds."""
     return dt.datetime(day.year, day.month, day.day, tzinfo=JST).timestamp()
@@ -127,7 +129,7 @@ def trade_dates(
             f"trade_date {trade_date} is not the date in Japan of trade_time ({traded})",
         )
     try:
-        settles = settlement_date or add_business_days(traded, lag)
+        settles = settlement_date or _after(traded, lag)
         closed = lag > 0 and not is_business_day(settles)
     except CalendarError as err:
         return "invalid_settlement_date", str(err)
@@ -145,6 +147,11 @@ def trade_dates(
             f"settlement_date {settles} is on or after the bond's maturity {maturity}",
         )
     return Dates(traded, settles, start_of(settles))
+
+
+@lru_cache(maxsize=1024)
+def _after(day: dt.date, lag: int) -> dt.date:
+    return add_business_days(day, lag)
 
 
 def accrued_on(instrument: Instrument, face: int, settles: dt.date) -> Accrued | None:
