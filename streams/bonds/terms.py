@@ -91,15 +91,17 @@ def check_holding(instrument: Instrument | None, isin: str, quantity: int) -> Re
 
 
 def check_trade(
-    instrument: Instrument | None, isin: str, quantity: int, price: Decimal
+    instrument: Instrument | None, isin: str, quantity: int, price: Decimal, currency: str
 ) -> Rejected | None:
-    """Why a trade of ``quantity`` face of ``isin`` at ``price`` is refused."""
+    """Why a trade of ``quantity`` face of ``isin`` at ``price`` is refused. The tick is
+    in yen per ¥100 face: a price in another token (USDC per ¥100 face, until trades
+    carry an FX rate: issue 21) is not held to it."""
     held = check_holding(instrument, isin, quantity)
     if held is not None or instrument is None:
         return held
     if instrument.status != "active":
         return f"instrument_{instrument.status}", f"{isin} is {instrument.status}"
-    if price % instrument.price_tick != 0:
+    if currency == YEN_TOKEN and price % instrument.price_tick != 0:
         return (
             "invalid_tick",
             f"price {price} is not a multiple of {isin}'s tick {instrument.price_tick}",

@@ -116,7 +116,7 @@ def _dated(
     t: TradeExecuted, instrument: Instrument | None, master: Master, decimals: int
 ) -> _Dated | Rejected:
     if master.instruments is not None:
-        refused = terms.check_trade(instrument, t.isin, t.quantity, t.price)
+        refused = terms.check_trade(instrument, t.isin, t.quantity, t.price, t.currency)
         if refused is not None:
             return refused
     dates = terms.trade_dates(
