@@ -19,8 +19,10 @@ from hypothesis import strategies as st
 
 from schemas import (
     CUSTODY,
+    INSTRUMENTS,
     ORDERS,
     PAYMENTS,
+    RESERVES,
     TRADES,
     SettlementStatusChanged,
     TradeExecuted,
@@ -56,6 +58,7 @@ VENUE_A = _key("venue-a")
 VENUE_B = _key("venue-b")
 BRIDGE = _key("bridge")
 MATCHER = _key("kessai")
+REGISTRAR = _key("registrar")
 STRANGER = _key("venue-a")  # claims venue-a's id with another key
 
 
@@ -64,6 +67,7 @@ ENTRIES = [
     signing.entry("venue-b", "venue", VENUE_B.public_text(), ["carol"]),
     signing.entry("bridge", "bridge", BRIDGE.public_text()),
     signing.entry("kessai", "matcher", MATCHER.public_text()),
+    signing.entry("registrar", "instruments", REGISTRAR.public_text()),
 ]
 
 
@@ -80,7 +84,8 @@ def sign(topic: str, record: dict[str, Any], key: signing.SigningKey) -> dict[st
 
 
 def key_of(topic: str, record: dict[str, Any]) -> bytes:
-    return str(record[{TRADES: "trade_id", ORDERS: "isin"}.get(topic, "account")]).encode()
+    field = {TRADES: "trade_id", ORDERS: "isin", INSTRUMENTS: "isin", RESERVES: "isin"}
+    return str(record[field.get(topic, "account")]).encode()
 
 
 def check(
@@ -207,6 +212,23 @@ def test_a_venue_trades_only_for_its_own_accounts() -> None:
     assert reason(TRADES, sign(TRADES, trade(buyer="carol"), VENUE_A)) == "not_authorized"
     assert reason(TRADES, sign(TRADES, trade(seller="desk-9"), VENUE_A)) is None
     assert reason(ORDERS, sign(ORDERS, order(account="carol"), VENUE_A)) == ("not_authorized")
+
+
+BOND_RECORD = {"isin": "JP1103771Q62", "kind": "fixed", "series": "10-year JGB #377",
+               "coupon_rate": "0.9", "coupon_dates": ["03-20", "09-20"],
+               "issue_date": "2025-04-01", "maturity_date": "2035-03-20",
+               "face_unit": 50_000, "price_tick": "0.001"}  # fmt: skip
+RESERVE_RECORD = {"attestation_id": "att-1", "isin": "JP1103771Q62", "face": 100_000_000,
+                  "as_of": "2026-11-26T00:00:00Z"}  # fmt: skip
+
+
+def test_only_the_registrar_signs_the_security_master_and_only_the_bridge_reserves() -> None:
+    assert check(INSTRUMENTS, sign(INSTRUMENTS, BOND_RECORD, REGISTRAR)) is None
+    for key in (VENUE_A, BRIDGE):
+        assert reason(INSTRUMENTS, sign(INSTRUMENTS, BOND_RECORD, key)) == "not_authorized"
+    assert check(RESERVES, sign(RESERVES, RESERVE_RECORD, BRIDGE)) is None
+    for key in (VENUE_A, REGISTRAR):
+        assert reason(RESERVES, sign(RESERVES, RESERVE_RECORD, key)) == "not_authorized"
 
 
 def test_a_venue_uses_only_its_own_trade_ids() -> None:
