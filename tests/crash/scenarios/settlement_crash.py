@@ -405,7 +405,7 @@ async def run_scenario(
     workers = supervised_workers(_worker_env(profile, replication), workdir, outcome.crashes)
     run = _Run(market, trades, workdir, venue, terminal, workers, outcome)
     try:
-        await run.start()
+        await run.start(_settings_of(profile, "worker"))
         await _kill(run, rng, kills, say, chaos)
         await _wait_until_quiet(run, _settings_of(profile, "worker"), say)
         # Give a duplicate the time of a few commits to show up.
@@ -543,13 +543,22 @@ class _Run:
     #: (trades terminal, when that count last grew).
     last_growth: tuple[int, float] = (0, 0.0)
 
-    async def start(self) -> None:
-        """Fund the market, feed the first round, start the workers."""
-        await self.venue.publish(self.market.opening())
-        await self.venue.publish(self.market.round(min(TRADES_PER_ROUND, self.trades)))
-        self.fed_trades = min(TRADES_PER_ROUND, self.trades)
+    async def start(self, worker: Settings) -> None:
+        """Publish the bonds, start the workers, and fund the market and feed the first
+        round once the engine has the bonds: an engine catching up may fetch a custody or
+        trades partition before the instruments' (Kafka orders nothing across
+        partitions), and would refuse the record unknown_isin (docs/bonds.md)."""
+        opening = self.market.opening()
+        await self.venue.publish([r for r in opening if r[0] == INSTRUMENTS])
         for w in self.workers:
             w.start()
+        while await group_lag(worker, ENGINE_GROUP, (INSTRUMENTS,)) > 0:
+            for w in self.workers:
+                w.restart_if_crashed()
+            await asyncio.sleep(0.5)
+        await self.venue.publish([r for r in opening if r[0] != INSTRUMENTS])
+        await self.venue.publish(self.market.round(min(TRADES_PER_ROUND, self.trades)))
+        self.fed_trades = min(TRADES_PER_ROUND, self.trades)
         self.last_tick = time.monotonic()
         self.last_growth = (len(self.terminal.ids), time.monotonic())
 
