@@ -51,6 +51,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from schemas import (
     CUSTODY,
@@ -321,6 +322,15 @@ QUIET_TOPICS = ("payments", "custody", "trades", "instruments")
 ENGINE_GROUP = f"{APP_ID}-engine"
 
 
+async def _lag_or_unknown(settings: Settings, topics: tuple[str, ...]) -> int:
+    """The engine's group lag on ``topics``; 1 while the group has no coordinator yet
+    (the workers are starting)."""
+    try:
+        return await group_lag(settings, ENGINE_GROUP, topics)
+    except KafkaError:
+        return 1
+
+
 async def group_lag(settings: Settings, group: str, topics: tuple[str, ...]) -> int:
     """Committed records of ``topics`` that ``group`` has not committed past.
 
@@ -552,7 +562,7 @@ class _Run:
         await self.venue.publish([r for r in opening if r[0] == INSTRUMENTS])
         for w in self.workers:
             w.start()
-        while await group_lag(worker, ENGINE_GROUP, (INSTRUMENTS,)) > 0:
+        while await _lag_or_unknown(worker, (INSTRUMENTS,)) > 0:
             for w in self.workers:
                 w.restart_if_crashed()
             await asyncio.sleep(0.5)
