@@ -918,6 +918,8 @@ class Instrument(_Signed):
             return self
         if len(self.coupon_dates) != 2 or len(set(self.coupon_dates)) != 2:
             _fail("instrument_coupon", f"a {self.kind} bond has two coupon_dates a year")
+        if "02-29" in self.coupon_dates:
+            _fail("instrument_coupon", "a coupon date falls every year: 02-29 does not")
         if self.maturity_date.strftime("%m-%d") not in self.coupon_dates:
             _fail("instrument_coupon", "a coupon bond matures on one of its coupon_dates")
         first = self.first_coupon_date

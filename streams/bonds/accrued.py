@@ -59,11 +59,15 @@ def accrued(
     coupon_pct: Decimal,
     settles: dt.date,
     coupon_month_days: tuple[tuple[int, int], ...],
+    accrues_from: dt.date | None = None,
 ) -> Accrued:
     """Accrued interest on ``face`` yen of a bond paying ``coupon_pct`` a year in halves
-    on ``coupon_month_days``, for settlement on ``settles``."""
+    on ``coupon_month_days``, for settlement on ``settles``; never counted from before
+    ``accrues_from`` (the issue date: a bond accrues nothing before it exists)."""
     assert face >= 0 and coupon_pct >= 0, (face, coupon_pct)
     last = last_coupon_date(settles, coupon_month_days)
+    if accrues_from is not None and last < accrues_from <= settles:
+        last = accrues_from
     days = (settles - last).days
     with localcontext() as ctx:
         ctx.prec = _PRECISION

@@ -74,10 +74,13 @@ def _dates(instrument: Instrument, year: int) -> list[dt.date]:
 
 
 def next_event(instrument: Instrument, after: dt.date) -> Event | None:
-    """The first coupon date (or the maturity) strictly after ``after``; None past it."""
+    """The first coupon date (or the maturity) strictly after ``after``; None past it.
+    No coupon falls on or before the issue date, nor before ``first_coupon_date``."""
     maturity = instrument.maturity_date
     if after >= maturity:
         return None
+    first = instrument.first_coupon_date or instrument.issue_date + dt.timedelta(days=1)
+    after = max(after, first - dt.timedelta(days=1), instrument.issue_date)
     if instrument.kind != "discount":
         for year in (after.year, after.year + 1):
             for day in _dates(instrument, year):

@@ -167,7 +167,13 @@ def accrued_on(instrument: Instrument, face: int, settles: dt.date) -> Accrued |
         return None
     if instrument.kind == "discount":
         return NO_ACCRUED
-    return accrued(face, instrument.coupon_rate, settles, coupon_month_days(instrument))
+    return accrued(
+        face,
+        instrument.coupon_rate,
+        settles,
+        coupon_month_days(instrument),
+        accrues_from=instrument.issue_date,
+    )
 
 
 #: What a discount bond accrues.

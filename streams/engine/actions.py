@@ -65,9 +65,12 @@ def attested(
             verified = signing.verify(batch.signers, RESERVES, key, value, at)
         if isinstance(verified, tuple):
             return verified
-    if record.attestation_id in batch.engine.applied:
+    # Prefixed, as payment and custody ids are: a raw id could use up another's
+    # (a coupon run's withdrawal, a claim's credit).
+    attestation = f"attestation:{record.attestation_id}"
+    if attestation in batch.engine.applied:
         return "duplicate", f"attestation {record.attestation_id} was applied before"
-    batch.use(record.attestation_id)
+    batch.use(attestation)
     batch.engine.reserves[record.isin] = record.face
     batch.actions_touched.add(RESERVE + record.isin)
     return None
@@ -193,16 +196,29 @@ def claim(batch: Batch, trade: Trade) -> None:
     ):
         return
     scale = 10 ** batch.rules.tokens[YEN_TOKEN]
+    pending = engine.schedule.get(trade.isin)
     event = coupons.next_event(instrument, dt.date.fromisoformat(trade.settlement_date))
-    while event is not None and not event.redemption and event.record_s <= batch.now_s:
+    # Only the events whose holders were recorded: one whose record time passed in this
+    # batch is recorded at its end, with this trade's buyer as the holder.
+    while event is not None and not event.redemption and _recorded(event, pending):
         units = coupons.coupon_jpy(trade.quantity, instrument.coupon_rate) * scale
         claim_id = f"claim:{trade.trade_id}:{event.date.isoformat()}"
         available = batch.peek(trade.seller).balances.get(YEN_TOKEN, [0, 0])[0]
-        if units and available >= units and claim_id not in engine.applied:
-            batch.command(Move(claim_id, trade.seller, YEN_TOKEN, units, "withdrawal"))
-            batch.command(Move(f"{claim_id}/credit", trade.buyer, YEN_TOKEN, units, "deposit"))
-            batch.out.claims.append((trade.trade_id, event.date.isoformat(), units // scale))
+        if units and claim_id not in engine.applied:
+            if available >= units:
+                batch.command(Move(claim_id, trade.seller, YEN_TOKEN, units, "withdrawal"))
+                batch.command(Move(f"{claim_id}/credit", trade.buyer, YEN_TOKEN, units, "deposit"))
+                batch.out.claims.append((trade.trade_id, event.date.isoformat(), units // scale))
+            else:
+                batch.out.claims_unpaid.append(
+                    (trade.trade_id, event.date.isoformat(), units // scale)
+                )
         event = coupons.next_event(instrument, event.date)
+
+
+def _recorded(event: Event, pending: Event | None) -> bool:
+    """Whether ``event``'s holders were taken: the bond's next event is a later one."""
+    return pending is None or pending.date > event.date
 
 
 def _record(batch: Batch, event: Event) -> None:

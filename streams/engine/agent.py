@@ -85,6 +85,9 @@ def report(metrics: Metrics, out: Outputs, now_s: float) -> None:
                        "JPYC units it needs; nothing is paid until it has all", run_id,
                        available, needed)  # fmt: skip
     metrics.unfunded_runs(len(out.unfunded))
+    for trade_id, date, yen in out.claims_unpaid:
+        logger.warning("engine: market claim of %s for the coupon of %s (%d JPYC) not paid: "
+                       "the seller lacks the cash", trade_id, date, yen)  # fmt: skip
     for isin, minted, attested in out.reserve_breaches:
         logger.warning("engine: %s: %d face minted, more than the %d the custodian attests "
                        "it holds at the CSD", isin, minted, attested)  # fmt: skip

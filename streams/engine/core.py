@@ -205,6 +205,8 @@ class Outputs:
     paid: list[tuple[str, int, int]] = field(default_factory=list)
     #: (trade id, coupon date, yen) of each market claim paid, seller to buyer.
     claims: list[tuple[str, str, int]] = field(default_factory=list)
+    #: (trade id, coupon date, yen) of each market claim the seller could not pay.
+    claims_unpaid: list[tuple[str, str, int]] = field(default_factory=list)
     #: (isin, face minted, face attested) of each bond whose supply exceeds its reserve.
     reserve_breaches: list[tuple[str, int, int]] = field(default_factory=list)
     #: (run id, units needed, units the paying agent has) of each run it cannot pay yet.
@@ -419,6 +421,8 @@ class Batch:
         custody movement of an unknown bond, or an odd lot, could never be sold."""
         instrument = self.engine.instruments.get(move.asset)
         refused = bond_terms.check_holding(instrument, move.asset, move.units)
+        if refused is None and instrument is not None and instrument.status == "matured":
+            refused = "instrument_matured", f"{move.asset} matured: none can be held"
         if refused is None:
             return move
         assert move.command_id is not None
@@ -614,8 +618,12 @@ class Batch:
             actions.claim(self, trade)
 
     def expire(self) -> None:
-        """Fail the open trades whose deadline is due at the batch's time; then let the
-        finished ids older than the window leave."""
+        """Record and pay the coupons due at the batch's time, start the trades whose
+        settlement date began, fail those whose deadline is due; then let the finished
+        ids older than the window leave. Coupons first: a trade settling on a coupon
+        date settles after its record time (the seller is the holder of record, and the
+        buyer paid no accrued)."""
+        actions.due(self)
         heap, now = self.engine.starts, self.now_s
         while heap and heap[0][0] <= now:
             _, trade_id = heapq.heappop(heap)
@@ -630,7 +638,6 @@ class Batch:
             if saga is not None:
                 self._saga_step(trade_id, saga, dvp.on_deadline(saga, now))
         self._run()
-        actions.due(self)
         if self.rules.window_s is not None:
             self._leave(now - self.rules.window_s)
 

@@ -60,3 +60,16 @@ def test_a_discount_bond_only_redeems() -> None:
         }
     )
     assert next_event(bill, D("2026-12-01")) == Event(bill.isin, D("2027-02-10"), redemption=True)
+
+
+def test_no_coupon_before_the_first_one_nor_accrual_before_the_issue() -> None:
+    # 5-year #185 of the reference file: issued 1 Dec 2026, first coupon 20 Jun 2027.
+    new = BOND.model_copy(update={"coupon_dates": ("06-20", "12-20"), "issue_date": D("2026-12-01"),
+                                  "first_coupon_date": D("2027-06-20"),
+                                  "maturity_date": D("2031-12-20")})  # fmt: skip
+    assert first_event_after(new, start_of(D("2026-11-30"))).date == D("2027-06-20")  # type: ignore[union-attr]
+    assert next_event(new, D("2026-12-01")).date == D("2027-06-20")  # type: ignore[union-attr]
+    from streams.bonds.terms import accrued_on
+
+    on = accrued_on(new, 100_000_000, D("2026-12-10"))
+    assert on is not None and (on.last_coupon, on.days) == (D("2026-12-01"), 9)

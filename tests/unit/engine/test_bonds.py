@@ -589,3 +589,47 @@ def test_after_redemption_the_supply_is_zero_and_no_reserve_is_needed() -> None:
     batch(engine, PAYING, jst("2026-09-10", 11), [attest(4, 0), tick(jst("2026-09-24"))])
     out = batch(engine, PAYING, jst("2026-09-24", 1), [])
     assert engine.inflow[JGB] == 0 and out.reserve_breaches == []
+
+
+# --- Found in review (each failed before its fix) -------------------------------------
+
+
+def test_a_trade_settling_on_the_coupon_date_leaves_the_coupon_to_the_seller() -> None:
+    # T+1 from Fri 18 Sep... settles Sun 20th on a 24/7 market: at the record time.
+    engine = holders_of_60m_and_40m(450_000)
+    topic, key, value, _ = a_sells_x_10m()
+    sale = (topic, key, orjson.dumps({**orjson.loads(value), "settlement_date": "2026-09-20"}), 0.0)
+    batch(engine, PAYING, jst("2026-09-18", 11), [cash(8, "x", 20_000_000), sale])
+    out = batch(engine, PAYING, jst("2026-09-18", 12), [tick(jst("2026-09-20", 0))])
+    assert [s.status for s in out.statuses] == ["settled"] and out.claims == []
+    [(_, run)] = engine.runs.items()
+    assert dict(run.holders) == {"a": 60_000_000, "b": 40_000_000}  # not x
+
+
+def test_a_trade_settled_in_the_batch_that_passes_the_record_time_makes_no_claim() -> None:
+    # The wall clock: x's cash arrives in the first batch after 00:00 JST on the 20th.
+    wall = dataclasses.replace(PAYING, ticks=False, deadline_s=10 * 86_400)
+    engine = holders_of_60m_and_40m(450_000)
+    batch(engine, wall, jst("2026-09-18", 11), [a_sells_x_10m()])
+    out = batch(engine, wall, jst("2026-09-20", 0) + 5, [cash(8, "x", 20_000_000)])
+    assert [s.status for s in out.statuses] == ["settled"] and out.claims == []
+    [(_, run)] = engine.runs.items()
+    assert dict(run.holders) == {"a": 50_000_000, "b": 40_000_000, "x": 10_000_000}
+
+
+def test_an_attestation_id_cannot_use_up_a_coupon_runs_id() -> None:
+    engine = holders_of_60m_and_40m(450_000)
+    sneaky = ("reserves", JGB.encode(), orjson.dumps(
+        {"attestation_id": "coupon:JP1103771Q62:2026-09-20", "isin": JGB,
+         "face": 100_000_000, "as_of": "2026-09-10T00:00:00Z"}), 0.0)  # fmt: skip
+    batch(engine, PAYING, jst("2026-09-10", 11), [sneaky])
+    out = batch(engine, PAYING, jst("2026-09-10", 12), [tick(jst("2026-09-24", 0))])
+    assert ("agent", "coupon:JP1103771Q62:2026-09-20", "-450000") in causes(out)
+    assert holdings(engine, "JPYC") == {"a": 270_000, "b": 180_000}
+
+
+def test_a_matured_bond_cannot_be_deposited_again() -> None:
+    engine = Engine()
+    batch(engine, PAYING, jst("2026-09-10"), [instrument(status="matured")])
+    out = batch(engine, PAYING, jst("2026-09-10", 1), [custody(1, JGB, 50_000)])
+    assert out.rejected == [("custody", "instrument_matured")]

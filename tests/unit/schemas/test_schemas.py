@@ -631,6 +631,13 @@ REASON_CASES = [
         "a coupon bond matures on one of its coupon_dates",
         id="maturity-off-coupon",
     ),
+    pytest.param(
+        INSTRUMENTS,
+        raw(INSTRUMENTS, coupon_dates=["02-29", "08-29"], maturity_date="2035-08-29"),
+        "invalid_instrument",
+        "a coupon date falls every year",
+        id="leap-day-coupon",
+    ),
 ]
 
 
