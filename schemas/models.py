@@ -645,6 +645,15 @@ class SubmitOrder(_Signed):
     currency: Token
     time_in_force: TimeInForce = "GTC"
     action: OrderAction = "new"
+    settlement_date: IsoDate | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description=(
+            "The date its fills settle; absent: each fill's trade date plus "
+            "KESSAI_SETTLEMENT_LAG business days. Orders cross only orders of the same "
+            "settlement date (or, absent, others without one)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _new_orders_are_complete(self) -> SubmitOrder:

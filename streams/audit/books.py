@@ -21,7 +21,8 @@ __all__ = ["read_books"]
 
 
 async def read_books(settings: Settings, isin: str) -> dict[str, Book]:
-    """The open books of ``isin`` by currency, from the changelog of ``settings.app_id``."""
+    """The open books of ``isin`` by currency (and settlement date, for orders that name
+    one: "JPYC settling 2026-12-08"), from the changelog of ``settings.app_id``."""
     rows: dict[str, bytes] = {}
     for record in await read_committed(settings, changelog(settings.app_id, ORDERS_TABLE)):
         if record.key is None:
@@ -32,11 +33,13 @@ async def read_books(settings: Settings, isin: str) -> dict[str, Book]:
             rows.pop(key, None)
         else:
             rows[key] = record.value
-    by_currency: dict[str, list[Resting]] = defaultdict(list)
+    by_book: dict[tuple[str, str], list[Resting]] = defaultdict(list)
     for row in open_orders(rows.items(), isin):
         assert row.order is not None
-        by_currency[row.currency].append(row.order)
+        by_book[row.currency, row.settlement_date or ""].append(row.order)
     return {
-        currency: Book.restored(isin, currency, orders)
-        for currency, orders in sorted(by_currency.items())
+        f"{currency} settling {date}" if date else currency: Book.restored(
+            isin, currency, orders, settlement_date=date or None
+        )
+        for (currency, date), orders in sorted(by_book.items())
     }

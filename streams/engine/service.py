@@ -210,6 +210,7 @@ class EngineService:
                 self.sums.rebuild_soon(self.engine.accounts, self.engine.inflow)
             )
             self.state = "leading"
+            await self._master_first(consumer, producer, taken)
             await self._loop(consumer, producer, leadership, taken, generation)
         finally:
             self.state = "standby"
@@ -244,6 +245,40 @@ class EngineService:
                 )  # fmt: skip
             self._positions[tp] = position
             consumer.seek(tp, position)
+
+    async def _master_first(
+        self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, held: set[TopicPartition]
+    ) -> None:
+        """Apply the security master's backlog, to its end, before any other input.
+
+        Kafka orders nothing across topics: after a stop, a bond published an hour ago
+        and the trades in it since wait together, and a fetch may hand over the trades
+        first (a long ``instruments`` backlog needs several fetches; on a cluster its
+        leader may answer later). Read first, the bond is known to every trade in it."""
+        master = {tp for tp in held if tp.topic == INSTRUMENTS}
+        ends = await consumer.end_offsets(list(master)) if master else {}
+        behind = {tp for tp in master if self._positions[tp] < ends[tp]}
+        if not behind:
+            return
+        consumer.pause(*(held - master))
+        fetched: list[tuple[TopicPartition, list[ConsumerRecord]]] = []
+        stalled_at = time.monotonic() + restore.STALL_TIMEOUT_S
+        try:
+            while [tp for tp in behind if await consumer.position(tp) < ends[tp]]:
+                got = await consumer.getmany(*behind, timeout_ms=IDLE_WAIT_MS)
+                fetched.extend((tp, records) for tp, records in got.items() if records)
+                if got:
+                    stalled_at = time.monotonic() + restore.STALL_TIMEOUT_S
+                elif time.monotonic() > stalled_at:
+                    raise restore.RestoreError("the security master could not be read to its end")
+        finally:
+            consumer.resume(*(held - master))
+        logger.info("engine: %d security master records read before any other input",
+                    sum(len(records) for _, records in fetched))  # fmt: skip
+        while fetched:
+            fetched = await self._batch(producer, fetched, self.now())
+        for tp in behind:  # the batches' positions, whatever a record left in the fetcher
+            consumer.seek(tp, self._positions[tp])
 
     async def _loop(
         self,

@@ -139,11 +139,14 @@ Level = OrderedDict[OrderKey, Resting]
 
 
 class Book:
-    """The resting orders of one (ISIN, currency), matched by price-time priority."""
+    """The resting orders of one (ISIN, currency, settlement date), matched by price-time
+    priority. ``settlement_date`` None: the book of orders that settle on the regular
+    date of each fill (the trade date plus the configured lag)."""
 
-    def __init__(self, isin: str, currency: str) -> None:
+    def __init__(self, isin: str, currency: str, settlement_date: str | None = None) -> None:
         self.isin = isin
         self.currency = currency
+        self.settlement_date = settlement_date
         #: Best bid first: keys are prices, sorted descending. ``copy_negate`` is exact;
         #: ``operator.neg`` would round to the decimal context's 28 digits and sort
         #: two bids that differ past it as one price.
@@ -170,13 +173,19 @@ class Book:
 
     @classmethod
     def restored(
-        cls, isin: str, currency: str, orders: Iterable[Resting], *, last_seq: int = 0
+        cls,
+        isin: str,
+        currency: str,
+        orders: Iterable[Resting],
+        *,
+        last_seq: int = 0,
+        settlement_date: str | None = None,
     ) -> Book:
         """A book of orders read back from storage, in any order: each keeps its
         ``seq``, so its time priority. New orders are numbered after *last_seq* (the
         highest ever given, done orders included: the same numbers as if the book had
         never stopped) and after every order restored."""
-        book = cls(isin, currency)
+        book = cls(isin, currency, settlement_date)
         book._next_seq = last_seq + 1
         for order in sorted(orders, key=operator.attrgetter("seq")):
             assert order.remaining > 0 and order.key not in book._orders, order

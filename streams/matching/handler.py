@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import orjson
@@ -27,6 +27,7 @@ from schemas import (
     check_key,
     decode,
 )
+from streams.bonds.terms import trade_dates
 from streams.matching.matcher import (
     MatchedTrade,
     Matcher,
@@ -55,6 +56,9 @@ def request_of(order: SubmitOrder) -> OrderRequest:
         quantity=order.quantity,
         price=order.price,
         time_in_force=order.time_in_force,
+        settlement_date=None
+        if order.settlement_date is None
+        else order.settlement_date.isoformat(),
     )
 
 
@@ -63,7 +67,7 @@ def trade_object(t: MatchedTrade, at: str) -> dict[str, Any]:
     :func:`~streams.security.signing.utc_text`): what ``encode(TradeExecuted(...))`` writes,
     built without the model (``tests/unit/matching/test_wire.py``). The matcher made
     and checked every value; validating them again cost half its time per order."""
-    return {
+    out = {
         "schema_version": SCHEMA_VERSION,
         "trade_id": t.trade_id,
         "venue": MATCHING_VENUE,
@@ -76,6 +80,9 @@ def trade_object(t: MatchedTrade, at: str) -> dict[str, Any]:
         # No accrued_interest: the settlement engine computes it (issue 20).
         "trade_time": at,
     }
+    if t.settlement_date is not None:
+        out["settlement_date"] = t.settlement_date
+    return out
 
 
 def signed_trade(obj: dict[str, Any], key: signing.SigningKey) -> dict[str, Any]:
@@ -198,8 +205,11 @@ def handle_record(
     assert isinstance(decoded, SubmitOrder)
     request = request_of(decoded)
     limited = quota.admit(decoded.venue, partition, at.timestamp()) if quota else None
+    if limited is None and decoded.settlement_date is not None and decoded.action == "new":
+        limited = _misdated(decoded.settlement_date, at)
     if limited is not None:
-        # Its venue is who it says (checked above), so it hears why; the id stays free.
+        # Its venue is who it says (checked above), so it hears why; the id stays free
+        # (a rate-limited order, or one dated outside its trade date's window).
         out.rejection = limited
         update = rejected_update(request, limited[0])
         out.order_events = [order_event_object(update, signing.utc_text(at))]
@@ -215,6 +225,14 @@ def handle_record(
         detail = f"order {update.order_id} of {update.venue}: {handled.rejected}"
         out.rejection = (handled.rejected, detail)
     return out
+
+
+def _misdated(settlement_date: date, at: datetime) -> tuple[str, str] | None:
+    """Why a new order's settlement date cannot be its fills' (before the order's trade
+    date, or too far after it); the engine checks the rest (business days under the
+    configured lag, maturity) as for any trade."""
+    dates = trade_dates(at.timestamp(), None, settlement_date, lag=0, maturity=None)
+    return dates if isinstance(dates, tuple) else None
 
 
 def _signature_refused(

@@ -6,8 +6,9 @@ what comes back: order events, trades, and, for a bad order, a rejection reason.
 **Rows.** Each order is one row of a key-value mapping (the ``orders`` table in the
 agent, a dict in the tests), keyed by ``[isin, venue, order_id]``:
 
-- an open order: its book's currency, account, side, limit price, quantity,
-  remaining face and ``seq`` (its time priority);
+- an open order: its book's currency (and settlement date, ``d``, when the order
+  named one), account, side, limit price, quantity, remaining face and ``seq`` (its
+  time priority);
 - a done one (filled or cancelled): ``{"c": currency, "r": 0, "n": seq}``, kept so
   that its id cannot be used again (``duplicate``), a late cancel says
   ``order_closed``, and a rebuilt book numbers new orders as if it had never stopped;
@@ -23,8 +24,10 @@ matcher is used (:meth:`Matcher.books`); a new matcher must be made whenever the
 are reloaded (a restart or a rebalance).
 
 **Identity.** An order is named by ``(isin, venue, order_id)``: a venue's ids are its
-own, per bond. Its book is ``(isin, currency)``; a cancel finds the order by its
-name, whatever currency it states.
+own, per bond. Its book is ``(isin, currency, settlement_date)``: orders for
+different settlement dates never cross (a fill's trade settles on its book's date, or,
+in the book without one, on its trade date plus the lag). A cancel finds the order by
+its name, whatever currency or date it states.
 """
 
 from __future__ import annotations
@@ -54,31 +57,35 @@ DONE = 0
 #: The ``seq`` of a rejected order's row: it never had a place in a book (seqs start at 1).
 REJECTED_SEQ = 0
 
+#: A book's name: (isin, currency, settlement date or None).
+BookKey = tuple[str, str, str | None]
+
 
 def row_key(isin: str, venue: str, order_id: str) -> str:
     """The row key of an order: JSON, so no separator can make two names collide."""
     return orjson.dumps([isin, venue, order_id]).decode()
 
 
-def encode_row(order: Resting, currency: str) -> bytes:
+def encode_row(order: Resting, currency: str, settlement_date: str | None = None) -> bytes:
     """The row's JSON, in a bytes object of its own size: orjson's own result keeps
     its whole ~4 KiB output buffer alive (docs/adr/0003-table-rows-as-bytes.md), and
     the table keeps one row per order ever seen."""
+    row: dict[str, Any]
     if order.remaining == DONE:
-        data = orjson.dumps({"c": currency, "r": DONE, "n": order.seq})
+        row = {"c": currency, "r": DONE, "n": order.seq}
     else:
-        data = orjson.dumps(
-            {
-                "c": currency,
-                "a": order.account,
-                "s": order.side,
-                "p": str(order.price),
-                "q": order.quantity,
-                "r": order.remaining,
-                "n": order.seq,
-            }
-        )
-    return memoryview(data).tobytes()
+        row = {
+            "c": currency,
+            "a": order.account,
+            "s": order.side,
+            "p": str(order.price),
+            "q": order.quantity,
+            "r": order.remaining,
+            "n": order.seq,
+        }
+    if settlement_date is not None:
+        row["d"] = settlement_date
+    return memoryview(orjson.dumps(row)).tobytes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +96,18 @@ class Row:
     seq: int
     #: None when the order is done.
     order: Resting | None
+    settlement_date: str | None = None
+
+    @property
+    def book(self) -> BookKey:
+        return (self.isin, self.currency, self.settlement_date)
 
 
 def decode_row(key: str, value: bytes) -> Row:
     isin, venue, order_id = orjson.loads(key)
     data: dict[str, Any] = orjson.loads(value)
     if data["r"] == DONE:
-        return Row(isin, data["c"], data["n"], None)
+        return Row(isin, data["c"], data["n"], None, data.get("d"))
     order = Resting(
         venue=venue,
         order_id=order_id,
@@ -106,26 +118,29 @@ def decode_row(key: str, value: bytes) -> Row:
         remaining=data["r"],
         seq=data["n"],
     )
-    return Row(isin, data["c"], order.seq, order)
+    return Row(isin, data["c"], order.seq, order, data.get("d"))
 
 
-def books_from_rows(rows: Iterable[tuple[str, bytes]]) -> dict[tuple[str, str], Book]:
+def books_from_rows(rows: Iterable[tuple[str, bytes]]) -> dict[BookKey, Book]:
     """Every book that ever had an order, built from rows in any order."""
-    open_orders: dict[tuple[str, str], list[Resting]] = defaultdict(list)
-    last_seq: dict[tuple[str, str], int] = defaultdict(int)
+    open_orders: dict[BookKey, list[Resting]] = defaultdict(list)
+    last_seq: dict[BookKey, int] = defaultdict(int)
     for key, value in rows:
         row = decode_row(key, value)
         if row.seq == REJECTED_SEQ:
             continue  # a rejected order: it had no book (its currency may be unknown)
-        book = (row.isin, row.currency)
-        last_seq[book] = max(last_seq[book], row.seq)
+        last_seq[row.book] = max(last_seq[row.book], row.seq)
         if row.order is not None:
-            open_orders[book].append(row.order)
+            open_orders[row.book].append(row.order)
     return {
-        (isin, currency): Book.restored(
-            isin, currency, open_orders.get((isin, currency), ()), last_seq=seq
+        (isin, currency, date): Book.restored(
+            isin,
+            currency,
+            open_orders.get((isin, currency, date), ()),
+            last_seq=seq,
+            settlement_date=date,
         )
-        for (isin, currency), seq in last_seq.items()
+        for (isin, currency, date), seq in last_seq.items()
     }
 
 
@@ -161,6 +176,8 @@ class MatchedTrade:
     seller: str
     quantity: int
     price: Decimal
+    #: The book's settlement date (None: the trade date plus the lag).
+    settlement_date: str | None = None
 
 
 @dataclass(slots=True)
@@ -186,6 +203,7 @@ class OrderRequest:
     quantity: int | None = None
     price: Decimal | None = None
     time_in_force: str = "GTC"
+    settlement_date: str | None = None
 
 
 class Matcher:
@@ -195,18 +213,18 @@ class Matcher:
         """*tokens*: the cash tokens an order may be priced in, and their decimals."""
         self._rows = rows
         self._tokens = dict(tokens)
-        self._books: dict[tuple[str, str], Book] | None = None
+        self._books: dict[BookKey, Book] | None = None
 
-    def books(self) -> dict[tuple[str, str], Book]:
+    def books(self) -> dict[BookKey, Book]:
         if self._books is None:
             self._books = books_from_rows(self._rows.items())
         return self._books
 
-    def book(self, isin: str, currency: str) -> Book:
+    def book(self, isin: str, currency: str, settlement_date: str | None = None) -> Book:
         books = self.books()
-        book = books.get((isin, currency))
+        book = books.get((isin, currency, settlement_date))
         if book is None:
-            book = books[isin, currency] = Book(isin, currency)
+            book = books[isin, currency, settlement_date] = Book(isin, currency, settlement_date)
         return book
 
     def handle(self, request: OrderRequest) -> Handled:
@@ -225,13 +243,16 @@ class Matcher:
             r.price, r.quantity, self._tokens[r.currency]
         ):
             reason = "invalid_price"
-        elif self.book(r.isin, r.currency).resting_of(r.venue) >= book_rules.VENUE_ORDERS_MAX:
+        elif (
+            self.book(r.isin, r.currency, r.settlement_date).resting_of(r.venue)
+            >= book_rules.VENUE_ORDERS_MAX
+        ):
             reason = "too_many_open_orders"
         if reason is not None:
             if reason != "duplicate":  # the id is used up (module doc)
                 self._rows[row_key(r.isin, r.venue, r.order_id)] = _rejected_row(r.currency)
             return Handled(updates=[_rejected(r, reason)], rejected=reason)
-        book = self.book(r.isin, r.currency)
+        book = self.book(r.isin, r.currency, r.settlement_date)
         outcome = book.submit(
             NewOrder(
                 venue=r.venue,
@@ -253,14 +274,16 @@ class Matcher:
         row = decode_row(key, raw)
         if row.order is None:
             return Handled(updates=[_rejected(r, "order_closed")])
-        book = self.book(r.isin, row.currency)
+        book = self.book(*row.book)
         outcome = book.cancel((r.venue, r.order_id))
         assert outcome is not None, r  # an open row is an order on its book
         return self._apply(book, outcome, r)
 
     def _apply(self, book: Book, outcome: Outcome, r: OrderRequest) -> Handled:
         for row in outcome.changed:
-            self._rows[row_key(book.isin, row.venue, row.order_id)] = encode_row(row, book.currency)
+            self._rows[row_key(book.isin, row.venue, row.order_id)] = encode_row(
+                row, book.currency, book.settlement_date
+            )
         changed = {(o.venue, o.order_id): o for o in outcome.changed}
         handled = Handled()
         for e in outcome.events:
@@ -299,6 +322,7 @@ class Matcher:
                 seller=f.seller,
                 quantity=f.quantity,
                 price=f.price,
+                settlement_date=book.settlement_date,
             )
             for f in outcome.fills
         ]

@@ -17,15 +17,18 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from schemas import check_digit
 from streams.bonds.accrued import accrued
 from streams.bonds.terms import jst_date
 from streams.cli.instruments import reference_file
+from streams.devtools import localkafka
 from streams.kafka.admin import ensure_public_topics
+from streams.runtime.batches import partition_of
 from tests.support.logs import Seen, collect
 from tests.support.profiles import Profile
-from tests.support.records import bond_deposit, cash_deposit, trade_time
+from tests.support.records import bond_deposit, bond_record, cash_deposit, trade_time
 from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.integration
@@ -125,3 +128,59 @@ def _check(seen: Seen, ids: list[str], run: str) -> None:
     assert settled["cash_amount"] == str(98_765_000 + expected.jpy)
     waiting = statuses[ids[4]]
     assert (waiting["status"], waiting["reason"]) == ("pending", "awaiting_settlement_date")
+
+
+#: Copies of a bond republished ahead of a new one: more than one fetch of a partition
+#: (1 MiB) holds, so a fetch hands over the new bond's trades before the bond itself.
+REPUBLISHED = 6_000
+
+
+async def test_a_bond_in_a_backlog_is_known_to_the_trades_after_it(tmp_path: Path) -> None:
+    """A registrar republishing its master, then a new bond, its deposits and a trade in
+    it, all while no engine runs: the engine reads ``instruments`` to its end before
+    any other input, so neither the deposit nor the trade is refused ``unknown_isin``
+    (without that read, the first fetch brings the deposit, the trade and only the
+    first MiB of the master)."""
+    settings = localkafka.up_private(tmp_path / "kafka", log=lambda line: None)
+    n = settings.partitions
+    filler, new = bond_record(uuid.uuid4().hex), bond_record(uuid.uuid4().hex)
+    while partition_of(new["isin"].encode(), n) != partition_of(filler["isin"].encode(), n):
+        new = bond_record(uuid.uuid4().hex)  # behind the copies, on their partition
+    run = uuid.uuid4().hex[:6]
+    isin, buyer, seller = new["isin"], f"buyer-{run}", f"seller-{run}"
+    try:
+        await ensure_public_topics(settings)
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
+        await producer.start()
+        try:
+            copy = orjson.dumps(filler)
+            for _ in range(REPUBLISHED):
+                await producer.send("instruments", copy, key=filler["isin"].encode())
+            sends = [
+                ("instruments", isin, new),
+                ("custody", seller, bond_deposit(f"c-{run}", seller, isin, 100_000_000)),
+                ("payments", buyer, cash_deposit(f"p-{run}", buyer, "200000000")),
+                ("trades", f"v:t-{run}", {"trade_id": f"v:t-{run}", "venue": "v", "isin": isin,
+                                          "buyer": buyer, "seller": seller,
+                                          "quantity": 100_000_000, "price": "99.5",
+                                          "currency": "JPYC", "trade_time": trade_time()}),
+            ]  # fmt: skip
+            for topic, key, record in sends:
+                await producer.send_and_wait(topic, orjson.dumps(record), key=key.encode())
+        finally:
+            await producer.stop()
+        env = {"KESSAI_BOOTSTRAP": settings.bootstrap, "KESSAI_SECURITY_MASTER": "required",
+               "KESSAI_SETTLEMENT_LAG": "0"}  # fmt: skip
+        with running_worker(tmp_path / "worker.log", env):
+            seen = await collect(
+                settings,
+                ["settlements", "rejections"],
+                lambda seen: any(r.get("trade_id") == f"v:t-{run}" for r in seen),
+            )
+        assert [r for r in seen if r["topic"] == "rejections"] == []
+        [settled] = [r for r in seen if r.get("trade_id") == f"v:t-{run}"]
+        assert settled["status"] == "settled", settled
+        log = (tmp_path / "worker.log").read_text(encoding="utf-8")
+        assert f"{REPUBLISHED + 1} security master records read before any other input" in log
+    finally:
+        localkafka.down(settings)

@@ -19,14 +19,13 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from schemas import check_digit
 from streams import cli
 from streams.bonds.coupons import Event
 from streams.config import Settings
 from streams.devtools import localkafka
 from streams.kafka.admin import ensure_public_topics
 from tests.support.logs import collect, read_journal
-from tests.support.records import bond_deposit, cash_deposit
+from tests.support.records import bond_deposit, bond_record, cash_deposit
 from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.integration
@@ -36,14 +35,6 @@ D = dt.date.fromisoformat
 
 def _utc(epoch_s: float) -> str:
     return dt.datetime.fromtimestamp(epoch_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _bond(run: str) -> dict[str, Any]:
-    body = "JP1" + run.upper()[:6] + "1Q"
-    return {"isin": body + check_digit(body), "kind": "fixed", "series": f"test bond {run}",
-            "coupon_rate": "0.9", "coupon_dates": ["03-20", "09-20"],
-            "issue_date": "2025-09-20", "maturity_date": "2027-09-20",
-            "face_unit": 50_000, "price_tick": "0.001"}  # fmt: skip
 
 
 class _Market:
@@ -61,7 +52,7 @@ async def test_coupons_and_a_redemption_are_paid_once_and_replay_agrees(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = uuid.uuid4().hex[:6]
-    bond = _bond(run)
+    bond = bond_record(run)
     isin, a, b, x, agent = bond["isin"], f"a-{run}", f"b-{run}", f"x-{run}", f"agent-{run}"
     settings = localkafka.up_private(tmp_path / "kafka", log=lambda line: None)
     env = {"KESSAI_BOOTSTRAP": settings.bootstrap, "KESSAI_CLOCK": "ticks",

@@ -121,7 +121,7 @@ def test_bad_orders_are_rejected_change_no_book_and_use_their_ids_up() -> None:
         assert m.handle(request).rejected == "duplicate"
         assert Matcher(rows, tokens=TOKENS).handle(request).rejected == "duplicate"
     # The rows of rejected orders make no book, and cancels of them say order_closed.
-    assert list(Matcher(rows, tokens=TOKENS).books()) == [(ISIN, "JPYC")]
+    assert list(Matcher(rows, tokens=TOKENS).books()) == [(ISIN, "JPYC", None)]
     assert m.handle(cancel("b3")).updates[0].reason == "order_closed"
     # The same price in a token with 6 decimals is 0.5 USDC: fine.
     assert m.handle(new("b4", "buy", 1, "0.001", "buyer", currency="USDC")).rejected is None
@@ -221,8 +221,8 @@ def test_a_matcher_rebuilt_from_its_rows_carries_on_as_if_it_never_stopped(
         assert restarted.handle(request) == steady.handle(request)
         assert rows == steady_rows
     books = books_from_rows(rows.items())
-    for (isin, currency), book in steady.books().items():
-        rebuilt = books.get((isin, currency))
+    for name, book in steady.books().items():
+        rebuilt = books.get(name)
         resting = [(o.key, o.remaining, o.seq) for o in book.orders()]
         assert resting == (
             [] if rebuilt is None else [(o.key, o.remaining, o.seq) for o in rebuilt.orders()]
@@ -231,7 +231,7 @@ def test_a_matcher_rebuilt_from_its_rows_carries_on_as_if_it_never_stopped(
     open_rows = {k for k, v in rows.items() if decode_row(k, v).order is not None}
     on_books = {
         row_key(isin, o.venue, o.order_id)
-        for (isin, _), book in steady.books().items()
+        for (isin, _, _), book in steady.books().items()
         for o in book.orders()
     }
     assert open_rows == on_books
