@@ -20,6 +20,7 @@ from schemas.codec import (
 )
 from schemas.models import (
     CLOCK,
+    CLOSING_VENUE,
     CUSTODY,
     FACE_JPY_MIN,
     IDENTIFIER_CHARS,
@@ -53,6 +54,7 @@ from schemas.models import (
 
 __all__ = [
     "CLOCK",
+    "CLOSING_VENUE",
     "CUSTODY",
     "FACE_JPY_MIN",
     "IDENTIFIER_CHARS",

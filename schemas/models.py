@@ -492,7 +492,7 @@ MonthDay = Annotated[str, PlainValidator(_validate_month_day), _MONTH_DAY.json_s
 MovementKind = Literal["deposit", "withdrawal"]
 Side = Literal["buy", "sell"]
 TimeInForce = Literal["GTC", "IOC"]
-OrderAction = Literal["new", "cancel"]
+OrderAction = Literal["new", "cancel", "close"]
 SettlementStatus = Literal["pending", "settled", "failed"]
 InstrumentKind = Literal["fixed", "floating", "inflation_indexed", "discount"]
 InstrumentStatus = Literal["active", "halted", "matured"]
@@ -628,8 +628,16 @@ class TradeExecuted(_Signed):
         return self
 
 
+#: Who sends a bond's ``close`` on ``orders``: kessai itself (its matcher's venue).
+CLOSING_VENUE: Final = "kessai"
+
+
 class SubmitOrder(_Signed):
-    """Topic ``orders``, key ``isin``: a new order for kessai to match, or its cancellation."""
+    """Topic ``orders``, key ``isin``: a new order for kessai to match, or its cancellation.
+
+    ``close`` is kessai's own (venue and account ``kessai``): the settlement engine
+    sends it when a bond matures; the matcher then cancels every open order of the bond
+    (``instrument_matured``) and rejects any new one."""
 
     order_id: Identifier
     venue: Identifier
@@ -660,6 +668,8 @@ class SubmitOrder(_Signed):
         # A cancel names its order by order_id; side and quantity only matter for a new one.
         if self.action == "new" and (self.side is None or self.quantity is None):
             _fail("incomplete_order", "a new order needs side and quantity")
+        if self.action == "close" and self.venue != CLOSING_VENUE:
+            _fail("not_authorized", f"only {CLOSING_VENUE!r} closes a bond's books")
         return self
 
 

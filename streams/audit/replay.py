@@ -236,6 +236,8 @@ class Derived:
         default_factory=lambda: defaultdict(list)
     )
     matched: dict[str, tuple[Where, dict[str, Any]]] = field(default_factory=dict)
+    #: The engine's ``close`` orders (a bond matured), unsigned.
+    closes: dict[bytes, list[Where]] = field(default_factory=lambda: defaultdict(list))
     #: The engine's state after the last batch of its log.
     engine: Engine = field(default_factory=Engine)
     order_rows: dict[str, bytes] = field(default_factory=dict)
@@ -324,6 +326,8 @@ def _collect(d: Derived, records: Iterable[tuple[str, bytes | None, bytes]], whe
             d.journal[obj["account"]].append((where, obj))
         elif topic == SETTLEMENTS:
             d.statuses[obj["trade_id"]].append((where, obj))
+        elif topic == ORDERS:
+            d.closes[_key(_unsigned(obj))].append(where)
         else:
             assert topic == REJECTIONS, topic
             d.rejections[_key(_without_at(obj))].append(where)
@@ -544,6 +548,15 @@ def _compare_outputs(d: Derived, logs: Mapping[str, Log], names: Mapping[str, st
     check = Check("trades made by the matcher")
     derived_matched = Counter(_key(_unsigned(v)) for _, v in d.matched.values())
     _compare_counts(check, derived_matched, matched)
+    out.append(check)
+
+    closes: dict[bytes, list[Where]] = defaultdict(list)
+    for partition, r in _records(logs[ORDERS]):
+        value = _json(r.value)
+        if value.get("action") == "close":
+            closes[_key(_unsigned(value))].append((names[ORDERS], partition, r.offset))
+    check = Check("books closed by the engine (matured bonds)")
+    _compare_counts(check, Counter({k: len(v) for k, v in d.closes.items()}), closes)
     out.append(check)
 
     rejected: dict[bytes, list[Where]] = defaultdict(list)

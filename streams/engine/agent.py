@@ -33,12 +33,12 @@ __all__ = ["register", "report", "state_sums"]
 
 def register(app: faust.App, settings: Settings, metrics: Metrics) -> EngineService:
     """Add the engine to ``app``; the service, for the metrics' collectors."""
-    signers, _ = signing.for_worker(settings)
+    signers, signing_key = signing.for_worker(settings)
 
     def on_batch(out: Outputs, now_s: float) -> None:
         report(metrics, out, time.time())
 
-    service = EngineService(settings, on_batch=on_batch, signers=signers)
+    service = EngineService(settings, on_batch=on_batch, signers=signers, signing_key=signing_key)
     # Under a window, finished trades leave memory for the archive: index it here.
     archive = ArchiveIndex(settings) if settings.trade_window_s is not None else None
     views.register(app, service, settings.tokens, archive)

@@ -33,10 +33,20 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from schemas import CLOCK, CUSTODY, INSTRUMENTS, LEDGER_EVENTS, PAYMENTS, RESERVES, TRADES
+from schemas import (
+    CLOCK,
+    CUSTODY,
+    INSTRUMENTS,
+    LEDGER_EVENTS,
+    ORDERS,
+    PAYMENTS,
+    RESERVES,
+    TRADES,
+)
 from streams import topics
 from streams.config import Settings
 from streams.engine import restore
@@ -82,8 +92,12 @@ class EngineService:
         *,
         on_batch: Callable[[Outputs, float], None] | None = None,
         signers: signing.LiveRegistry | None = None,
+        signing_key: signing.SigningKey | None = None,
     ) -> None:
         self.settings = settings
+        #: The worker's key: it signs the ``close`` of a matured bond's books on
+        #: ``orders``, which the matcher checks like any order (None: unsigned).
+        self.signing_key = signing_key
         self.rules = rules_of(settings)
         self.on_batch = on_batch
         self.signers = signers
@@ -422,6 +436,8 @@ class EngineService:
         outbox = Outbox(producer)
         n = self.settings.partitions
         for topic, key, value in out.records:
+            if topic == ORDERS and self.signing_key is not None:
+                value = orjson.dumps(signing.sign(ORDERS, orjson.loads(value), self.signing_key))
             await outbox.add(topic, self._partition(topic, key, n), key, value)
         for name, row_key, row in out.changelog:
             await outbox.add(self.topic(name), 0, row_key, row)

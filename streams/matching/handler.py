@@ -204,9 +204,7 @@ def handle_record(
         return out
     assert isinstance(decoded, SubmitOrder)
     request = request_of(decoded)
-    limited = quota.admit(decoded.venue, partition, at.timestamp()) if quota else None
-    if limited is None and decoded.settlement_date is not None and decoded.action == "new":
-        limited = _misdated(decoded.settlement_date, at)
+    limited = _held_back(decoded, quota, partition, at)
     if limited is not None:
         # Its venue is who it says (checked above), so it hears why; the id stays free
         # (a rate-limited order, or one dated outside its trade date's window).
@@ -225,6 +223,21 @@ def handle_record(
         detail = f"order {update.order_id} of {update.venue}: {handled.rejected}"
         out.rejection = (handled.rejected, detail)
     return out
+
+
+def _held_back(
+    order: SubmitOrder, quota: Quota | None, partition: int, at: datetime
+) -> tuple[str, str] | None:
+    """Why an order is refused before the books see it, its id left free: past its
+    venue's rate, or dated outside its trade date's window. kessai's own ``close`` (a
+    bond matured) is never rate-limited: it must not wait."""
+    if quota is not None and order.action != "close":
+        limited = quota.admit(order.venue, partition, at.timestamp())
+        if limited is not None:
+            return limited
+    if order.settlement_date is not None and order.action == "new":
+        return _misdated(order.settlement_date, at)
+    return None
 
 
 def _misdated(settlement_date: date, at: datetime) -> tuple[str, str] | None:

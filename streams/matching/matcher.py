@@ -17,6 +17,11 @@ agent, a dict in the tests), keyed by ``[isin, venue, order_id]``:
   book. Its id is used up like a done order's: the same signed order sent again later,
   when it would pass, is a ``duplicate``, not a second chance (docs/security.md, H3).
 
+- a closed bond (matured): ``{"c": "", "r": 0, "n": 0}`` under ``[isin, "", "closed"]``
+  (no venue has the empty name), written by the ``close`` the engine sends at
+  maturity: every open order of the bond was cancelled ``instrument_matured``, and
+  every new one is rejected so.
+
 An order or cancel rewrites its own row and the row of every order it fills: the
 changelog carries O(1 + fills) records per order, never a whole book. The sorted
 books live in memory only and are built from the open rows the first time the
@@ -56,6 +61,9 @@ from streams.money import TRADE_UNITS_MAX, cash_units
 DONE = 0
 #: The ``seq`` of a rejected order's row: it never had a place in a book (seqs start at 1).
 REJECTED_SEQ = 0
+
+#: The reason a matured bond's orders are cancelled and new ones rejected.
+MATURED = "instrument_matured"
 
 #: A book's name: (isin, currency, settlement date or None).
 BookKey = tuple[str, str, str | None]
@@ -230,6 +238,8 @@ class Matcher:
     def handle(self, request: OrderRequest) -> Handled:
         if request.action == "cancel":
             return self._cancel(request)
+        if request.action == "close":
+            return self._close(request)
         return self._new(request)
 
     def _new(self, r: OrderRequest) -> Handled:
@@ -237,6 +247,8 @@ class Matcher:
         reason = None
         if row_key(r.isin, r.venue, r.order_id) in self._rows:
             reason = "duplicate"
+        elif closed_key(r.isin) in self._rows:
+            reason = MATURED
         elif r.currency not in self._tokens:
             reason = "unknown_token"
         elif r.price is not None and not _price_settles(
@@ -278,6 +290,23 @@ class Matcher:
         outcome = book.cancel((r.venue, r.order_id))
         assert outcome is not None, r  # an open row is an order on its book
         return self._apply(book, outcome, r)
+
+    def _close(self, r: OrderRequest) -> Handled:
+        """The bond matured: cancel each open order of each of its books, once."""
+        handled = Handled()
+        if closed_key(r.isin) in self._rows:
+            return handled  # closed before: a second close changes nothing
+        self._rows[closed_key(r.isin)] = _rejected_row("")
+        for name in sorted(self.books(), key=_book_order):
+            if name[0] != r.isin:
+                continue
+            book = self.books()[name]
+            for order in sorted(book.orders(), key=lambda o: o.seq):
+                outcome = book.cancel(order.key, MATURED)
+                assert outcome is not None, order
+                done = self._apply(book, outcome, r)
+                handled.updates.extend(done.updates)
+        return handled
 
     def _apply(self, book: Book, outcome: Outcome, r: OrderRequest) -> Handled:
         for row in outcome.changed:
@@ -327,6 +356,15 @@ class Matcher:
             for f in outcome.fills
         ]
         return handled
+
+
+def closed_key(isin: str) -> str:
+    """The row that says ``isin``'s books are closed (module doc)."""
+    return row_key(isin, "", "closed")
+
+
+def _book_order(name: BookKey) -> tuple[str, str, str]:
+    return (name[0], name[1], name[2] or "")
 
 
 def _price_settles(price: Decimal, quantity: int, decimals: int) -> bool:

@@ -109,6 +109,15 @@ def _writer_rules() -> tuple[AclRule, ...]:
             "custodian's attested holdings, only",
         ),
         AclRule(
+            name="worker-closes-matured-books",
+            principals=(WORKER,),
+            operations=("Write",),
+            kind="topic",
+            resources=(ORDERS,),
+            why="at a bond's maturity the engine sends `close` on orders (signed by the "
+            "worker's key; no venue may send one): the matcher cancels its open orders",
+        ),
+        AclRule(
             name="registrar-writes-instruments",
             principals=(REGISTRAR,),
             operations=("Write", "Describe"),

@@ -38,7 +38,8 @@ operators write) before a record can move anything (docs/security.md).
 ``orders`` naming itself as ``venue`` and only accounts it serves, and its trade ids
 start with its id and ``:`` (``venue-a:T-100``), so no venue can use another's; a bridge signs
 ``payments`` and ``custody``; the matcher signs ``trades`` as venue ``kessai`` for
-any account (it only pairs orders whose venues were checked). A failure is a
+any account (it only pairs orders whose venues were checked), and the ``close`` of a
+matured bond on ``orders`` (which no venue may send). A failure is a
 rejection with a reason: ``bad_signature``, ``unknown_signer`` or ``not_authorized``.
 
 **The registry** is a JSON file the operators sign with their admin key (its public
@@ -133,7 +134,7 @@ Role = Literal["venue", "bridge", "matcher", "instruments"]
 ROLE_TOPICS: Final[dict[str, frozenset[str]]] = {
     "venue": frozenset({TRADES, ORDERS}),
     "bridge": frozenset({PAYMENTS, CUSTODY, RESERVES}),
-    "matcher": frozenset({TRADES}),
+    "matcher": frozenset({TRADES, ORDERS}),
     "instruments": frozenset({INSTRUMENTS}),
 }
 SIGNED_TOPICS: Final = frozenset().union(*ROLE_TOPICS.values())
@@ -505,6 +506,10 @@ def _mandate(signer: Signer, topic: str, record: Mapping[str, Any]) -> Rejected 
     venue = record.get("venue")
     if venue is not None and venue != signer_id:
         return "not_authorized", f"{signer_id!r} signed a record of venue {venue!r}"
+    if topic == ORDERS and (record.get("action") == "close") != (signer.role == "matcher"):
+        # kessai closes a matured bond's books; a venue may not, and kessai sends
+        # no other order.
+        return "not_authorized", f"{signer_id!r} may not send a {record.get('action')} order"
     if topic == TRADES and signer.role == "venue":
         trade_id = record["trade_id"]
         if not trade_id.startswith(f"{signer_id}{TRADE_ID_SEPARATOR}"):

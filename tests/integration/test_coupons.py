@@ -3,7 +3,8 @@ the market's clock simulated (``KESSAI_CLOCK=ticks``, topic ``clock``): holders 
 ¥60m and ¥40m of a 0.9 % bond at the record time are paid ¥270,000 and ¥180,000 on
 the adjusted date; after a SIGKILL of the worker the same coupon pays nothing more; at
 maturity each is repaid face plus the last coupon (¥100,450,000 per ¥100m) and no
-bond is left; ``kessai replay`` derives every payment again. Read back with
+bond is left, and an order resting on the bond is cancelled (``instrument_matured``),
+a later one refused; ``kessai replay`` derives every payment and the close again. Read back with
 read_committed."""
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from streams.bonds.coupons import Event
 from streams.config import Settings
 from streams.devtools import localkafka
 from streams.kafka.admin import ensure_public_topics
-from tests.support.logs import collect, read_journal
+from tests.support.logs import Seen, collect, read_journal
 from tests.support.records import bond_deposit, bond_record, cash_deposit
 from tests.support.workers import running_worker
 
@@ -90,9 +91,15 @@ async def test_coupons_and_a_redemption_are_paid_once_and_replay_agrees(
                 # The same coupon again: a restarted engine, the bond published again.
                 await market.send("instruments", isin, bond)
                 await market.send("payments", agent, cash_deposit(f"p2-{run}", agent, "100450000"))
+                # An order resting at maturity is cancelled; one after it is refused.
+                await market.send("orders", isin, _order(f"o1-{run}", isin, b))
+                await _order_event(settings, f"o1-{run}", "accepted")
                 await market.tick(maturity.record_s)
                 await market.tick(maturity.pay_s)
                 await _wait_for(settings, f"{maturity.id}:{b}")
+                await _order_event(settings, f"o1-{run}", "cancelled", "instrument_matured")
+                await market.send("orders", isin, _order(f"o2-{run}", isin, b))
+                await _order_event(settings, f"o2-{run}", "rejected", "instrument_matured")
         finally:
             await producer.stop()
         await _check_journal(settings, run, isin, coupon, maturity)
@@ -106,6 +113,22 @@ def _sale(run: str, isin: str, *, seller: str, buyer: str, trade_time: float) ->
     return {"trade_id": f"v:sale-{run}", "venue": "v", "isin": isin, "buyer": buyer,
             "seller": seller, "quantity": 10_000_000, "price": "99.5", "currency": "JPYC",
             "trade_time": _utc(trade_time)}  # fmt: skip
+
+
+def _order(order_id: str, isin: str, account: str) -> dict[str, Any]:
+    return {"order_id": order_id, "venue": "v", "account": account, "isin": isin,
+            "side": "sell", "quantity": 10_000_000, "price": "99.5",
+            "currency": "JPYC"}  # fmt: skip
+
+
+async def _order_event(
+    settings: Settings, order_id: str, event: str, reason: str | None = None
+) -> None:
+    def seen(records: Seen) -> bool:
+        return any((r["order_id"], r["event"], r["reason"]) == (order_id, event, reason)
+                   for r in records)  # fmt: skip
+
+    assert seen(await collect(settings, ["order-events"], seen)), (order_id, event)
 
 
 async def _wait_for(settings: Settings, cause: str) -> None:

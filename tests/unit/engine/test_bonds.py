@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import CUSTODY, INSTRUMENTS, PAYMENTS, SETTLEMENTS, TRADES
+from schemas import CUSTODY, INSTRUMENTS, ORDERS, PAYMENTS, SETTLEMENTS, TRADES, decode
 from streams.bonds.terms import start_of
 from streams.engine.core import Batch, Engine, Outputs, Rules
 from streams.ledger import domain
@@ -514,6 +514,15 @@ def test_maturity_fails_open_trades_redeems_face_plus_coupon_and_leaves_no_suppl
     out = batch(engine, PAYING, before + 1, [tick(jst("2026-09-20", 0))])
     assert [(s.status, s.reason) for s in out.statuses] == [("failed", "instrument_matured")]
     assert holdings(engine, JGB) == {} and engine.instruments[JGB].status == "matured"
+    # The matcher hears of it on `orders`: it cancels the bond's open orders.
+    [(_, key, value)] = [r for r in out.records if r[0] == ORDERS]
+    close = decode(ORDERS, value)
+    assert (key, close.action, close.venue, close.order_id) == (
+        JGB.encode(),
+        "close",
+        "kessai",
+        "maturity-2026-09-20",
+    )
     out = batch(engine, PAYING, jst("2026-09-20", 0) + 1, [tick(jst("2026-09-24", 0))])
     assert out.paid == [("redemption:JP1103771Q62:2026-09-20", 1, 100_450_000)]
     assert holdings(engine, JGB) == {} and engine.inflow[JGB] == 0

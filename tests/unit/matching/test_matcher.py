@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, MutableMapping
 from decimal import Decimal
 
@@ -268,3 +269,32 @@ def test_a_venue_at_its_resting_order_limit_is_refused_and_others_are_not(
     assert rebuilt.handle(new("s6", "sell", 1, "106", venue="flood")).rejected == (
         "too_many_open_orders"
     )
+
+
+def test_a_close_cancels_every_open_order_of_the_bond_once_and_refuses_new_ones() -> None:
+    """Issue 20: at maturity the engine sends ``close``: each open order of the bond,
+    in every currency and settlement date, is cancelled ``instrument_matured``; other
+    bonds keep theirs; a second close does nothing; a new order is rejected, also after
+    a restart."""
+    rows = CountingRows()
+    m = Matcher(rows, tokens=TOKENS)
+    m.handle(new("s1", "sell", 2, "99.5"))
+    m.handle(new("b1", "buy", 1, "98", currency="USDC"))
+    m.handle(dataclasses.replace(new("s2", "sell", 1, "99"), settlement_date="2026-12-08"))
+    other = OrderRequest(isin="JP1103771Q62", currency="JPYC", venue="v1", order_id="o1",
+                         account="a", side="sell", quantity=U, price=Decimal("99"))  # fmt: skip
+    m.handle(other)
+    close = OrderRequest(isin=ISIN, currency="JPYC", venue="kessai", order_id="maturity-x",
+                         account="kessai", action="close")  # fmt: skip
+    out = m.handle(close)
+    assert out.rejected is None and out.trades == []
+    assert sorted((u.order_id, u.kind, u.reason, u.remaining) for u in out.updates) == [
+        ("b1", "cancelled", "instrument_matured", U),
+        ("s1", "cancelled", "instrument_matured", 2 * U),
+        ("s2", "cancelled", "instrument_matured", U),
+    ]
+    assert m.handle(close).updates == []
+    for matcher in (m, Matcher(rows, tokens=TOKENS)):
+        late = matcher.handle(new(f"b-{id(matcher)}", "buy", 1, "100"))
+        assert late.rejected == "instrument_matured"
+        assert [len(b) for name, b in matcher.books().items() if name[0] != ISIN] == [1]

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from schemas import (
     CLOCK,
+    CLOSING_VENUE,
     CUSTODY,
     FACE_JPY_MIN,
     INSTRUMENTS,
@@ -360,7 +361,7 @@ def orders(draw: st.DrawFn) -> SubmitOrder:
 
     return SubmitOrder(
         order_id=draw(ids),
-        venue=draw(ids),
+        venue=CLOSING_VENUE if action == "close" else draw(ids),
         account=draw(ids),
         isin=draw(isins),
         side=draw(optional(st.sampled_from(["buy", "sell"]))),
@@ -369,6 +370,7 @@ def orders(draw: st.DrawFn) -> SubmitOrder:
         currency=draw(tokens),
         time_in_force=draw(st.sampled_from(["GTC", "IOC"])),
         action=action,
+        settlement_date=draw(st.none() | st.dates()),
     )
 
 

@@ -254,6 +254,10 @@ def test_roles_sign_only_their_topics() -> None:
     assert reason(TRADES, bridge_trade) == "not_authorized"
     matcher_order = sign(ORDERS, order(venue="kessai"), MATCHER)
     assert reason(ORDERS, matcher_order) == "not_authorized"
+    # kessai closes a matured bond's books (its only order); no venue may.
+    close = order(venue="kessai", account="kessai", action="close")
+    assert check(ORDERS, sign(ORDERS, close, MATCHER)) is None
+    assert reason(ORDERS, sign(ORDERS, close, VENUE_A)) == "not_authorized"
     # The matcher trades for any account: it only pairs orders already checked.
     assert reason(TRADES, sign(TRADES, trade(venue="kessai", buyer="x"), MATCHER)) is None
 
