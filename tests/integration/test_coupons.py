@@ -4,8 +4,9 @@ the market's clock simulated (``KESSAI_CLOCK=ticks``, topic ``clock``): holders 
 the adjusted date; after a SIGKILL of the worker the same coupon pays nothing more; at
 maturity each is repaid face plus the last coupon (¥100,450,000 per ¥100m) and no
 bond is left, and an order resting on the bond is cancelled (``instrument_matured``),
-a later one refused; ``kessai replay`` derives every payment and the close again. Read back with
-read_committed."""
+a later one refused; ``kessai replay`` derives every payment and the close again. On
+both profiles (the secure one on a broker of its own too: every input signed, the
+engine's close signed by the worker's key). Read back with read_committed."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from streams import cli
 from streams.bonds.coupons import Event
@@ -26,6 +26,7 @@ from streams.config import Settings
 from streams.devtools import localkafka
 from streams.kafka.admin import ensure_public_topics
 from tests.support.logs import Seen, collect, read_journal
+from tests.support.profiles import Profile, plain, start_secure_cluster
 from tests.support.records import bond_deposit, bond_record, cash_deposit
 from tests.support.workers import running_worker
 
@@ -38,25 +39,23 @@ def _utc(epoch_s: float) -> str:
     return dt.datetime.fromtimestamp(epoch_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class _Market:
-    def __init__(self, producer: AIOKafkaProducer) -> None:
-        self.producer = producer
-
-    async def send(self, topic: str, key: str, record: dict[str, Any]) -> None:
-        await self.producer.send_and_wait(topic, orjson.dumps(record), key=key.encode())
-
-    async def tick(self, to_s: float) -> None:
-        await self.send("clock", _utc(to_s), {"to": _utc(to_s)})
-
-
+@pytest.mark.parametrize("secure", [False, pytest.param(True, marks=pytest.mark.slow)])
 async def test_coupons_and_a_redemption_are_paid_once_and_replay_agrees(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secure: bool
 ) -> None:
     run = uuid.uuid4().hex[:6]
     bond = bond_record(run)
-    isin, a, b, x, agent = bond["isin"], f"a-{run}", f"b-{run}", f"x-{run}", f"agent-{run}"
-    settings = localkafka.up_private(tmp_path / "kafka", log=lambda line: None)
-    env = {"KESSAI_BOOTSTRAP": settings.bootstrap, "KESSAI_CLOCK": "ticks",
+    # acct-*: accounts the secure profile's test venue serves.
+    isin, a, b, x = bond["isin"], f"acct-a-{run}", f"acct-b-{run}", f"acct-x-{run}"
+    agent = f"agent-{run}"
+    cluster = start_secure_cluster(tmp_path / "kafka") if secure else None
+    if cluster is not None:
+        admin, market, reader_env = cluster.admin, cluster.profile(), cluster.env("ops")
+    else:
+        admin = localkafka.up_private(tmp_path / "kafka", log=lambda line: None)
+        market, reader_env = plain(admin.bootstrap), {"KESSAI_BOOTSTRAP": admin.bootstrap}
+    reader = market.reader
+    env = {**market.worker_env, "KESSAI_CLOCK": "ticks",
            "KESSAI_SECURITY_MASTER": "required", "KESSAI_PAYING_AGENT": agent,
            # The sale waits days of the simulated clock for its cash.
            "KESSAI_SETTLEMENT_DEADLINE_S": str(30 * 86_400),
@@ -64,10 +63,7 @@ async def test_coupons_and_a_redemption_are_paid_once_and_replay_agrees(
     coupon = Event(isin, D("2027-03-20"), redemption=False)  # Saturday: paid Tue 23rd
     maturity = Event(isin, D("2027-09-20"), redemption=True)  # a holiday: paid the 21st
     try:
-        await ensure_public_topics(settings)
-        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
-        await producer.start()
-        market = _Market(producer)
+        await ensure_public_topics(market.settings_of("admin"))
         try:
             with running_worker(tmp_path / "w1.log", env) as worker:
                 await market.send("instruments", isin, bond)
@@ -76,47 +72,59 @@ async def test_coupons_and_a_redemption_are_paid_once_and_replay_agrees(
                 await market.send("payments", agent, cash_deposit(f"p1-{run}", agent, "450000"))
                 # A tick may be fetched before records sent ahead of it on other
                 # partitions: the holders must be on the ledger before the record time.
-                await _wait_for(settings, f"custody:c2-{run}")
-                await _wait_for(settings, f"custody:c1-{run}")
+                await _wait_for(reader, f"custody:c2-{run}")
+                await _wait_for(reader, f"custody:c1-{run}")
                 # a sells x 10m for the day before the coupon; x pays after it.
-                sale = _sale(run, isin, seller=a, buyer=x, trade_time=coupon.record_s - 13 * 3600)
+                sale = _sale(market.venue, run, isin, seller=a, buyer=x,
+                             trade_time=coupon.record_s - 13 * 3600)  # fmt: skip
                 await market.send("trades", sale["trade_id"], sale)
-                await market.tick(coupon.record_s)
-                await market.tick(coupon.pay_s)
-                await _wait_for(settings, f"{coupon.id}:{b}")
+                await _tick(market, coupon.record_s)
+                await _tick(market, coupon.pay_s)
+                await _wait_for(reader, f"{coupon.id}:{b}")
                 await market.send("payments", x, cash_deposit(f"p3-{run}", x, "11000000"))
-                await _wait_for(settings, f"claim:{sale['trade_id']}:{coupon.date}/credit")
+                await _wait_for(reader, f"claim:{sale['trade_id']}:{coupon.date}/credit")
                 worker.kill()
             with running_worker(tmp_path / "w2.log", env):
                 # The same coupon again: a restarted engine, the bond published again.
                 await market.send("instruments", isin, bond)
                 await market.send("payments", agent, cash_deposit(f"p2-{run}", agent, "100450000"))
-                # An order resting at maturity is cancelled; one after it is refused.
-                await market.send("orders", isin, _order(f"o1-{run}", isin, b))
-                await _order_event(settings, f"o1-{run}", "accepted")
-                await market.tick(maturity.record_s)
-                await market.tick(maturity.pay_s)
-                await _wait_for(settings, f"{maturity.id}:{b}")
-                await _order_event(settings, f"o1-{run}", "cancelled", "instrument_matured")
-                await market.send("orders", isin, _order(f"o2-{run}", isin, b))
-                await _order_event(settings, f"o2-{run}", "rejected", "instrument_matured")
+                # An order resting at maturity is cancelled (the engine's close, signed
+                # by the worker's key under the secure profile); one after it is refused.
+                await market.send("orders", isin, _order(market.venue, f"o1-{run}", isin, b))
+                await _order_event(reader, f"o1-{run}", "accepted")
+                await _tick(market, maturity.record_s)
+                await _tick(market, maturity.pay_s)
+                await _wait_for(reader, f"{maturity.id}:{b}")
+                await _order_event(reader, f"o1-{run}", "cancelled", "instrument_matured")
+                await market.send("orders", isin, _order(market.venue, f"o2-{run}", isin, b))
+                await _order_event(reader, f"o2-{run}", "rejected", "instrument_matured")
         finally:
-            await producer.stop()
-        await _check_journal(settings, run, isin, coupon, maturity)
-        monkeypatch.setenv("KESSAI_BOOTSTRAP", settings.bootstrap)
+            await market.close()
+        await _check_journal(
+            reader, run, (a, b, x, agent), isin, coupon, maturity, sale["trade_id"]
+        )
+        for name, value in reader_env.items():
+            monkeypatch.setenv(name, value)
         assert await asyncio.to_thread(cli.main, ["replay"]) == 0
     finally:
-        localkafka.down(settings)
+        localkafka.down(admin)
 
 
-def _sale(run: str, isin: str, *, seller: str, buyer: str, trade_time: float) -> dict[str, Any]:
-    return {"trade_id": f"v:sale-{run}", "venue": "v", "isin": isin, "buyer": buyer,
+async def _tick(market: Profile, to_s: float) -> None:
+    """Move the simulated clock (``clock`` is unsigned: the admin's in the secure profile)."""
+    await market.send_raw("clock", _utc(to_s), orjson.dumps({"to": _utc(to_s)}))
+
+
+def _sale(
+    venue: str, run: str, isin: str, *, seller: str, buyer: str, trade_time: float
+) -> dict[str, Any]:
+    return {"trade_id": f"{venue}:sale-{run}", "venue": venue, "isin": isin, "buyer": buyer,
             "seller": seller, "quantity": 10_000_000, "price": "99.5", "currency": "JPYC",
             "trade_time": _utc(trade_time)}  # fmt: skip
 
 
-def _order(order_id: str, isin: str, account: str) -> dict[str, Any]:
-    return {"order_id": order_id, "venue": "v", "account": account, "isin": isin,
+def _order(venue: str, order_id: str, isin: str, account: str) -> dict[str, Any]:
+    return {"order_id": order_id, "venue": venue, "account": account, "isin": isin,
             "side": "sell", "quantity": 10_000_000, "price": "99.5",
             "currency": "JPYC"}  # fmt: skip
 
@@ -136,18 +144,24 @@ async def _wait_for(settings: Settings, cause: str) -> None:
 
 
 async def _check_journal(
-    settings: Settings, run: str, isin: str, coupon: Event, maturity: Event
+    settings: Settings,
+    run: str,
+    accounts: tuple[str, str, str, str],
+    isin: str,
+    coupon: Event,
+    maturity: Event,
+    sale_id: str,
 ) -> None:
+    a, b, x, agent = accounts
     journal = await read_journal(settings, run)
     by_cause = Counter(r["cause"] for r in journal)
-    a, b, x, agent = f"a-{run}", f"b-{run}", f"x-{run}", f"agent-{run}"
     paid = {(r["account"], r["cause"]): r["delta_available"] for r in journal}
     # Holders at the record time: a still held the 10m it sold (locked in the trade).
     assert paid[(a, f"{coupon.id}:{a}")] == "270000"
     assert paid[(b, f"{coupon.id}:{b}")] == "180000"
     assert paid[(agent, coupon.id)] == "-450000"
     # The sale settled after the record time: a passes the coupon on 10m to x.
-    claim = f"claim:v:sale-{run}:{coupon.date}"
+    claim = f"claim:{sale_id}:{coupon.date}"
     assert paid[(a, claim)] == "-45000" and paid[(x, claim + "/credit")] == "45000"
     # Paid once: one record per cause, though the worker was killed and restarted and
     # the bond published twice.
