@@ -10,10 +10,11 @@ variant, that includes waiting for the commit):
 - with an *origin* topic (the settlement pipeline, whose records are new records
   with timestamps of their own), the observer reads the input too and pairs each
   picked output with the input record of the same key: ``seen - input timestamp``.
-  It splits that in two at the output's own timestamp (when the process appended it
-  to its produce batch: after it applied the input, before its commit):
-  ``written - published`` (the broker, the process's fetch, the batch's queue and its
-  work) and ``seen - written`` (the commit and the reader's fetch).
+  It splits that in two at the output's own timestamp (the engine's: the clock of
+  the batch that applied the input, taken as the batch began; before issue 20, when
+  it was appended to the produce batch): ``written - published`` (the broker, the
+  process's fetch and the batch's queue) and ``seen - written`` (the batch's work,
+  the commit and the reader's fetch).
 
 It also counts distinct keys, so a repeated record shows.
 """

@@ -48,9 +48,9 @@ from streams.settlement import saga as dvp
 from streams.settlement.messages import Trade
 
 if TYPE_CHECKING:
-    from streams.engine.core import Batch, Engine
+    from streams.engine.core import Batch, Engine, Rules
 
-__all__ = ["Event", "Run", "claim", "due", "on_instrument", "restore_row", "rows"]
+__all__ = ["Event", "Run", "claim", "due", "holders_due", "on_instrument", "restore_row", "rows"]
 
 #: The row key of a bond's next event, and of its attested reserve.
 NEXT = "next:"
@@ -168,6 +168,16 @@ def on_instrument(batch: Batch, instrument: Instrument) -> None:
     if event is not None:
         engine.schedule[instrument.isin] = event
         batch.actions_touched.add(NEXT + instrument.isin)
+
+
+def holders_due(engine: Engine, rules: Rules, now_s: float) -> bool:
+    """Whether a coupon's or redemption's record time has passed and its holders are
+    not yet taken: the service then commits a batch of no inputs first, so that the
+    holders are what the journal says as of the record time, and no input read in the
+    batch that crosses it counts (docs/bonds.md)."""
+    if rules.paying_agent is None or YEN_TOKEN not in rules.tokens:
+        return False
+    return any(e.record_s <= now_s for e in engine.schedule.values())
 
 
 def due(batch: Batch) -> None:

@@ -49,7 +49,7 @@ from schemas import (
 )
 from streams import topics
 from streams.config import Settings
-from streams.engine import restore
+from streams.engine import actions, restore
 from streams.engine.core import Batch, Engine, Outputs, Rules
 from streams.engine.manifest import Manifest, Segment
 from streams.engine.signatures import Checker
@@ -347,6 +347,8 @@ class EngineService:
                 now = self.now()
                 if not leftover and not self._due(now) and not self._offsets_stale:
                     continue
+                if leftover and actions.holders_due(self.engine, self.rules, now):
+                    await self._batch(producer, [], now)  # the holders before any input
                 leftover = await self._batch(producer, leftover, now)
 
     def lags(self) -> dict[tuple[str, int], int]:
@@ -435,10 +437,15 @@ class EngineService:
             await producer.begin_transaction()
         outbox = Outbox(producer)
         n = self.settings.partitions
+        # Stamped with the batch's clock, not the append's: a batch begun before a
+        # coupon's record time is in `kessai positions --as-of` it, however long its
+        # commit took. A simulated clock's (ticks) stay the append's: the broker would
+        # take times days away for ones to delete at retention.
+        stamp = None if self.rules.ticks else int(manifest.now_s * 1000)
         for topic, key, value in out.records:
             if topic == ORDERS and self.signing_key is not None:
                 value = orjson.dumps(signing.sign(ORDERS, orjson.loads(value), self.signing_key))
-            await outbox.add(topic, self._partition(topic, key, n), key, value)
+            await outbox.add(topic, self._partition(topic, key, n), key, value, stamp)
         for name, row_key, row in out.changelog:
             await outbox.add(self.topic(name), 0, row_key, row)
         for row_key, row in out.archive:

@@ -200,16 +200,24 @@ class Outbox:
         self.builders: dict[tuple[str, int], Any] = {}
         self.futures: list[asyncio.Future[Any]] = []
 
-    async def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
+    async def add(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int | None = None,
+    ) -> None:
+        """Gather one record; ``timestamp_ms`` None: stamped when appended."""
         builder = self.builders.get((topic, partition))
         if builder is None:
             builder = self.builders[(topic, partition)] = self.producer.create_batch()
-        if builder.append(key=key, value=value, timestamp=None) is None:
+        if builder.append(key=key, value=value, timestamp=timestamp_ms) is None:
             # Full: send it and start another for the same partition.
             sent = await self.producer.send_batch(builder, topic, partition=partition)
             self.futures.append(sent)
             builder = self.builders[(topic, partition)] = self.producer.create_batch()
-            metadata = builder.append(key=key, value=value, timestamp=None)
+            metadata = builder.append(key=key, value=value, timestamp=timestamp_ms)
             assert metadata is not None, f"a record larger than a batch for {topic}"
 
     async def flush(self) -> None:

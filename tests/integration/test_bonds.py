@@ -24,8 +24,11 @@ from streams.bonds.accrued import accrued
 from streams.bonds.terms import jst_date
 from streams.cli.instruments import reference_file
 from streams.devtools import localkafka
+from streams.engine.manifest import Manifest
 from streams.kafka.admin import ensure_public_topics
+from streams.kafka.reader import read_committed
 from streams.runtime.batches import partition_of
+from streams.topics import ENGINE_LOG, engine_topic
 from tests.support.logs import Seen, collect
 from tests.support.profiles import Profile
 from tests.support.records import bond_deposit, bond_record, cash_deposit, trade_time
@@ -182,5 +185,13 @@ async def test_a_bond_in_a_backlog_is_known_to_the_trades_after_it(tmp_path: Pat
         assert settled["status"] == "settled", settled
         log = (tmp_path / "worker.log").read_text(encoding="utf-8")
         assert f"{REPUBLISHED + 1} security master records read before any other input" in log
+        # The journal is stamped with its batch's clock, not its commit's, so that
+        # `kessai positions --as-of` a coupon's record time is what the run took.
+        batch_ms = {
+            int(Manifest.from_bytes(r.value).now_s * 1000)
+            for r in await read_committed(settings, engine_topic(settings.app_id, ENGINE_LOG))
+        }
+        journal = await read_committed(settings, "ledger-events")
+        assert journal and {r.timestamp for r in journal} <= batch_ms
     finally:
         localkafka.down(settings)

@@ -41,25 +41,19 @@ def _utc(epoch_s: float) -> str:
 
 @pytest.mark.parametrize("secure", [False, pytest.param(True, marks=pytest.mark.slow)])
 async def test_coupons_and_a_redemption_are_paid_once_and_replay_agrees(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secure: bool
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    secure: bool,
 ) -> None:
     run = uuid.uuid4().hex[:6]
     bond = bond_record(run)
     # acct-*: accounts the secure profile's test venue serves.
     isin, a, b, x = bond["isin"], f"acct-a-{run}", f"acct-b-{run}", f"acct-x-{run}"
     agent = f"agent-{run}"
-    cluster = start_secure_cluster(tmp_path / "kafka") if secure else None
-    if cluster is not None:
-        admin, market, reader_env = cluster.admin, cluster.profile(), cluster.env("ops")
-    else:
-        admin = localkafka.up_private(tmp_path / "kafka", log=lambda line: None)
-        market, reader_env = plain(admin.bootstrap), {"KESSAI_BOOTSTRAP": admin.bootstrap}
+    admin, market, reader_env = _broker(tmp_path / "kafka", secure)
     reader = market.reader
-    env = {**market.worker_env, "KESSAI_CLOCK": "ticks",
-           "KESSAI_SECURITY_MASTER": "required", "KESSAI_PAYING_AGENT": agent,
-           # The sale waits days of the simulated clock for its cash.
-           "KESSAI_SETTLEMENT_DEADLINE_S": str(30 * 86_400),
-           "KESSAI_TRADE_WINDOW_S": str(40 * 86_400)}  # fmt: skip
+    env = _worker_env(market, agent)
     coupon = Event(isin, D("2027-03-20"), redemption=False)  # Saturday: paid Tue 23rd
     maturity = Event(isin, D("2027-09-20"), redemption=True)  # a holiday: paid the 21st
     try:
@@ -78,6 +72,10 @@ async def test_coupons_and_a_redemption_are_paid_once_and_replay_agrees(
                 sale = _sale(market.venue, run, isin, seller=a, buyer=x,
                              trade_time=coupon.record_s - 13 * 3600)  # fmt: skip
                 await market.send("trades", sale["trade_id"], sale)
+                # The record time, as the journal sees it: the sale waits for its
+                # settlement date (the 19th), and nothing else moves until the tick.
+                await asyncio.sleep(0.01)
+                record_time = dt.datetime.now(dt.UTC).isoformat()
                 await _tick(market, coupon.record_s)
                 await _tick(market, coupon.pay_s)
                 await _wait_for(reader, f"{coupon.id}:{b}")
@@ -105,9 +103,39 @@ async def test_coupons_and_a_redemption_are_paid_once_and_replay_agrees(
         )
         for name, value in reader_env.items():
             monkeypatch.setenv(name, value)
+        # `kessai positions --as-of` the record time shows the holders the run paid:
+        # a's 60m (10m of it sold, not yet settled) and b's 40m.
+        assert await _positions(capsys, record_time, isin) == {a: 60_000_000, b: 40_000_000}
         assert await asyncio.to_thread(cli.main, ["replay"]) == 0
     finally:
         localkafka.down(admin)
+
+
+def _worker_env(market: Profile, agent: str) -> dict[str, str]:
+    return {**market.worker_env, "KESSAI_CLOCK": "ticks",
+            "KESSAI_SECURITY_MASTER": "required", "KESSAI_PAYING_AGENT": agent,
+            # The sale waits days of the simulated clock for its cash.
+            "KESSAI_SETTLEMENT_DEADLINE_S": str(30 * 86_400),
+            "KESSAI_TRADE_WINDOW_S": str(40 * 86_400)}  # fmt: skip
+
+
+def _broker(workdir: Path, secure: bool) -> tuple[Settings, Profile, dict[str, str]]:
+    """A broker of the test's own: its admin settings, the market's profile (who sends
+    what, signed under the secure one), and the environment of a reader (ops)."""
+    if secure:
+        cluster = start_secure_cluster(workdir)
+        return cluster.admin, cluster.profile(), cluster.env("ops")
+    admin = localkafka.up_private(workdir, log=lambda line: None)
+    return admin, plain(admin.bootstrap), {"KESSAI_BOOTSTRAP": admin.bootstrap}
+
+
+async def _positions(capsys: pytest.CaptureFixture[str], as_of: str, isin: str) -> dict[str, int]:
+    """Face held (available + locked) per account, by ``kessai positions --as-of``."""
+    capsys.readouterr()
+    argv = ["positions", "--as-of", as_of, "--asset", isin, "--format", "json"]
+    assert await asyncio.to_thread(cli.main, argv) == 0
+    return {p["account"]: int(p["available"]) + int(p["locked"])
+            for p in orjson.loads(capsys.readouterr().out)}  # fmt: skip
 
 
 async def _tick(market: Profile, to_s: float) -> None:
@@ -156,7 +184,7 @@ async def _check_journal(
     journal = await read_journal(settings, run)
     by_cause = Counter(r["cause"] for r in journal)
     paid = {(r["account"], r["cause"]): r["delta_available"] for r in journal}
-    # Holders at the record time: a still held the 10m it sold (locked in the trade).
+    # Holders at the record time: a still held the 10m it sold (the sale settles later).
     assert paid[(a, f"{coupon.id}:{a}")] == "270000"
     assert paid[(b, f"{coupon.id}:{b}")] == "180000"
     assert paid[(agent, coupon.id)] == "-450000"

@@ -493,6 +493,21 @@ def test_holders_at_the_record_time_are_paid_on_the_adjusted_date_once() -> None
     assert again.finish().ledger_events == 0
 
 
+def test_holders_are_due_once_the_record_time_passes_until_they_are_taken() -> None:
+    """What makes the service commit a batch of no inputs before one whose clock passed
+    a record time (the holders are then the journal's as of it)."""
+    from streams.engine import actions
+
+    engine = holders_of_60m_and_40m(450_000)
+    record_s = jst("2026-09-20", 0)
+    assert not actions.holders_due(engine, PAYING, record_s - 0.001)
+    assert actions.holders_due(engine, PAYING, record_s)
+    unpaid = dataclasses.replace(PAYING, paying_agent=None)  # no coupons paid: never due
+    assert not actions.holders_due(engine, unpaid, record_s + 86_400)
+    batch(engine, PAYING, record_s, [])
+    assert not actions.holders_due(engine, PAYING, record_s + 1)  # taken
+
+
 def test_an_unfunded_paying_agent_pays_nobody_until_it_can_pay_everyone() -> None:
     engine = holders_of_60m_and_40m(400_000)
     out = batch(engine, PAYING, jst("2026-09-19", 23), [tick(jst("2026-09-24", 0))])
