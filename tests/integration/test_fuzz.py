@@ -2,12 +2,14 @@
 
 On a broker of its own, one worker reads, in one seeded random order:
 
-- 10,000 hostile records over every input topic (tests/support/hostile.py: null
-  values, truncated JSON, invalid UTF-8, odd Unicode in ids, extreme numbers, unknown
-  and missing fields, wrong keys, JSON that is not an object) and 24 more of keys or
+- 10,000 hostile records over every input topic, the security master and the
+  custodian's attestations included (tests/support/hostile.py: null values,
+  truncated JSON, invalid UTF-8, odd Unicode in ids, extreme numbers, unknown and
+  missing fields, wrong keys, JSON that is not an object) and 24 more of keys or
   values up to the broker's 1 MiB limit;
-- 200 valid trades between funded accounts, and a replay of every funding payment and
-  of every tenth trade (valid records sent again: ``duplicate``).
+- 200 valid trades between funded accounts, of a bond in the security master (which
+  the worker requires: published before it starts), and a replay of every funding
+  payment and of every tenth trade (valid records sent again: ``duplicate``).
 
 Then: every hostile and replayed record has exactly one rejection, found by the
 topic, partition and offset it points at, with a reason; every valid trade settles
@@ -45,14 +47,28 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, REJECTIONS, SETTLEMENTS, TRADES
+from schemas import (
+    CUSTODY,
+    INSTRUMENTS,
+    LEDGER_EVENTS,
+    PAYMENTS,
+    REJECTIONS,
+    SETTLEMENTS,
+    TRADES,
+)
 from streams.config import Settings
 from streams.devtools import localkafka
 from streams.devtools.processes import WorkerProcess
 from streams.kafka.admin import ensure_public_topics
 from streams.kafka.reader import read_committed
 from streams.security import signing
-from tests.support.hostile import BOND, RECORD_BYTES_MAX, Hostile, hostile_records
+from tests.support.hostile import (
+    BOND,
+    BOND_INSTRUMENT,
+    RECORD_BYTES_MAX,
+    Hostile,
+    hostile_records,
+)
 from tests.support.records import bond_deposit, cash_deposit, trade_time
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -71,8 +87,7 @@ def _trade(n: int) -> tuple[str, dict[str, Any]]:
     return tid, {
         "trade_id": tid, "venue": "fz-venue", "isin": BOND,
         "buyer": f"fz-buyer-{n % PAIRS}", "seller": f"fz-seller-{n % PAIRS}",
-        "quantity": 100_000, "price": "99.5", "currency": "JPYC", "accrued_interest": "0",
-        "trade_time": trade_time(),
+        "quantity": 100_000, "price": "99.5", "currency": "JPYC", "trade_time": trade_time(),
     }  # fmt: skip
 
 
@@ -82,12 +97,16 @@ class Keys:
 
     venue: signing.SigningKey
     bridge: signing.SigningKey
+    registrar: signing.SigningKey
     env: dict[str, str]
 
     @classmethod
     def make(cls, folder: Path) -> Keys:
         deployment = "kessai-fuzz"
-        keys = {s: signing.SigningKey.generate(s, deployment) for s in ("fz-venue", "bridge")}
+        keys = {
+            s: signing.SigningKey.generate(s, deployment)
+            for s in ("fz-venue", "bridge", "registrar")
+        }
         matcher_pem, admin_pem = folder / "kessai.pem", folder / "admin.pem"
         signing.write_private_key(matcher_pem, signing.new_private_key_pem())
         signing.write_private_key(admin_pem, signing.new_private_key_pem())
@@ -97,6 +116,7 @@ class Keys:
         registry.write_bytes(signing.registry_document([
             signing.entry("fz-venue", "venue", keys["fz-venue"].public_text(), ["fz-*"]),
             signing.entry("bridge", "bridge", keys["bridge"].public_text()),
+            signing.entry("registrar", "instruments", keys["registrar"].public_text()),
             signing.entry("kessai", "matcher", matcher.public_text()),
         ], deployment=deployment, admin=admin))  # fmt: skip
         env = {
@@ -106,10 +126,11 @@ class Keys:
             "KESSAI_SIGNING_KEY_FILE": str(matcher_pem),
             "KESSAI_SIGNER_ID": "kessai",
         }
-        return cls(keys["fz-venue"], keys["bridge"], env)
+        return cls(keys["fz-venue"], keys["bridge"], keys["registrar"], env)
 
     def sign(self, topic: str, record: dict[str, Any]) -> dict[str, Any]:
-        return signing.sign(topic, record, self.venue if topic == TRADES else self.bridge)
+        signer = {TRADES: self.venue, INSTRUMENTS: self.registrar}.get(topic, self.bridge)
+        return signing.sign(topic, record, signer)
 
 
 #: What each kind of record sent again must be rejected as.
@@ -124,12 +145,16 @@ EXPECTED = {
 }
 
 
+def _record(keys: Keys | None, topic: str, key: str, value: dict[str, Any], kind: str) -> Hostile:
+    signed = value if keys is None else keys.sign(topic, value)
+    return Hostile(topic, key.encode(), orjson.dumps(signed), kind)
+
+
 def _plan(seed: int, keys: Keys | None) -> tuple[list[Hostile], list[Hostile], list[Hostile]]:
     """(funding, the mix of hostile and valid records, replays), each to send in order."""
 
     def record(topic: str, key: str, value: dict[str, Any], kind: str) -> Hostile:
-        signed = value if keys is None else keys.sign(topic, value)
-        return Hostile(topic, key.encode(), orjson.dumps(signed), kind)
+        return _record(keys, topic, key, value, kind)
 
     funding = []
     amount = 100_000 * TRADES_VALID
@@ -202,15 +227,18 @@ async def test_ten_thousand_hostile_records_are_rejected_and_every_valid_trade_s
         await ensure_public_topics(settings)
         keys = Keys.make(tmp_path) if signed else None
         funding, mix, replays = _plan(seed=18, keys=keys)
-        env = {"KESSAI_BOOTSTRAP": settings.bootstrap, **(keys.env if keys else {})}
-        worker = WorkerProcess(tmp_path / "worker.log", env=env)
-        await worker.ready()
+        env = {"KESSAI_BOOTSTRAP": settings.bootstrap, "KESSAI_SECURITY_MASTER": "required",
+               **(keys.env if keys else {})}  # fmt: skip
         producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap, acks="all", linger_ms=5,
             max_request_size=RECORD_BYTES_MAX + 1_000,
         )  # fmt: skip
         await producer.start()
         try:
+            # The bond first: the engine reads the master to its end as it starts.
+            await _send(producer, [_record(keys, INSTRUMENTS, BOND, BOND_INSTRUMENT, "valid")])
+            worker = WorkerProcess(tmp_path / "worker.log", env=env)
+            await worker.ready()
             await _send(producer, funding)
             where = await _send(producer, mix)
             where_replays = await _send(producer, replays)

@@ -12,6 +12,7 @@ unit test runs them through the pure intakes (tests/unit/test_hostile.py).
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,15 +20,31 @@ from typing import Any
 
 import orjson
 
-from schemas import CUSTODY, KEY_BYTES_MAX, ORDERS, PAYMENTS, TRADES, VALUE_BYTES_MAX
+from schemas import (
+    CUSTODY,
+    INSTRUMENTS,
+    KEY_BYTES_MAX,
+    ORDERS,
+    PAYMENTS,
+    RESERVES,
+    TRADES,
+    VALUE_BYTES_MAX,
+    check_digit,
+)
 from tests.support.records import trade_time
 
-#: Every input topic kessai reads from outside.
-INPUT_TOPICS = (PAYMENTS, CUSTODY, TRADES, ORDERS)
+#: Every input topic kessai reads from outside (``clock`` only a simulation reads).
+INPUT_TOPICS = (PAYMENTS, CUSTODY, TRADES, ORDERS, INSTRUMENTS, RESERVES)
 #: Largest record (key + value) a producer may send the broker (message.max.bytes
 #: 1,048,588, less the record's own overhead).
 RECORD_BYTES_MAX = 1_048_000
 BOND = "JP1103551Q43"
+#: BOND's record in the security master (10-year JGB #355, illustrative terms).
+BOND_INSTRUMENT: dict[str, Any] = {
+    "isin": BOND, "kind": "fixed", "series": "10-year JGB #355", "coupon_rate": "0.1",
+    "coupon_dates": ["06-20", "12-20"], "issue_date": "2019-06-03",
+    "maturity_date": "2029-06-20", "face_unit": 50_000, "price_tick": "0.001",
+}  # fmt: skip
 
 #: Characters that make an id look like another, or hide, or reorder text.
 ODD_CHARACTERS = (
@@ -72,21 +89,29 @@ def valid(topic: str, n: str) -> dict[str, Any]:
     if topic == TRADES:
         return {"trade_id": f"fz-t{n}", "venue": "fz-venue", "isin": BOND,
                 "buyer": f"fz-b{n}", "seller": f"fz-s{n}", "quantity": 100_000,
-                "price": "99.5", "currency": "JPYC", "accrued_interest": "0",
-                "trade_time": TRADE_TIME}  # fmt: skip
+                "price": "99.5", "currency": "JPYC", "trade_time": TRADE_TIME}  # fmt: skip
     if topic == ORDERS:
         return {"order_id": f"fz-o{n}", "venue": "fz-venue", "account": f"fz-a{n}",
                 "isin": BOND, "side": "buy", "quantity": 100_000,
                 "price": "99.5", "currency": "JPYC"}  # fmt: skip
+    if topic == INSTRUMENTS:  # a bond of its own: a spoiled one must not touch BOND's
+        body = "JP1" + hashlib.sha256(n.encode()).hexdigest()[:8].upper()
+        return {**BOND_INSTRUMENT, "isin": body + check_digit(body), "series": f"fz {n}"}
+    if topic == RESERVES:
+        return {"attestation_id": f"fz-r{n}", "isin": BOND, "face": 100_000,
+                "as_of": TRADE_TIME}  # fmt: skip
     raise AssertionError(topic)
 
 
 #: The field whose value is the record's Kafka key.
-KEY_FIELD = {PAYMENTS: "account", CUSTODY: "account", TRADES: "trade_id", ORDERS: "isin"}
+KEY_FIELD = {PAYMENTS: "account", CUSTODY: "account", TRADES: "trade_id", ORDERS: "isin",
+             INSTRUMENTS: "isin", RESERVES: "isin"}  # fmt: skip
 #: An id field of each topic, for odd characters.
-ID_FIELD = {PAYMENTS: "payment_id", CUSTODY: "movement_id", TRADES: "trade_id", ORDERS: "order_id"}
+ID_FIELD = {PAYMENTS: "payment_id", CUSTODY: "movement_id", TRADES: "trade_id",
+            ORDERS: "order_id", INSTRUMENTS: "isin", RESERVES: "attestation_id"}  # fmt: skip
 #: A number-ish field of each topic, for extreme numbers.
-NUMBER_FIELD = {PAYMENTS: "amount", CUSTODY: "quantity", TRADES: "quantity", ORDERS: "quantity"}
+NUMBER_FIELD = {PAYMENTS: "amount", CUSTODY: "quantity", TRADES: "quantity",
+                ORDERS: "quantity", INSTRUMENTS: "face_unit", RESERVES: "face"}  # fmt: skip
 #: JSON texts no number field takes: out of range, fractional, not numbers at all.
 EXTREME_NUMBERS: tuple[bytes, ...] = (
     b"0", b"-1", b"18446744073709551616", b"-9223372036854775809", b"1e308", b"1E400",
@@ -116,13 +141,15 @@ def _spoiled(rng: random.Random, topic: str, n: str) -> Iterator[Hostile]:
     spoiled = {**good, field: good[field][:at] + odd + good[field][at:]}
     yield Hostile(topic, _key(topic, spoiled), orjson.dumps(spoiled), "odd_unicode")
     placeholder = orjson.dumps({**good, NUMBER_FIELD[topic]: "@@"})
-    extreme = placeholder.replace(b'"@@"', rng.choice(EXTREME_NUMBERS))
+    # An attested face may be 0 (none held): the only extreme number some field takes.
+    numbers = [x for x in EXTREME_NUMBERS if topic != RESERVES or x != b"0"]
+    extreme = placeholder.replace(b'"@@"', rng.choice(numbers))
     yield Hostile(topic, key, extreme, "extreme_number")
     yield Hostile(topic, key, orjson.dumps({**good, "extra": 1}), "unknown_field")
     # The record's own id: required by every schema (an order's price is not).
     missing = {k: v for k, v in good.items() if k != ID_FIELD[topic]}
     yield Hostile(topic, key, orjson.dumps(missing), "missing_field")
-    if topic in (TRADES, ORDERS):  # keys that must equal a field
+    if topic in (TRADES, ORDERS, INSTRUMENTS, RESERVES):  # keys that must equal a field
         yield Hostile(topic, b"not-" + key, dumped, "wrong_key")
 
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from schemas import CUSTODY, ORDERS, PAYMENTS, TRADES, source_of
+from schemas import CUSTODY, INSTRUMENTS, ORDERS, PAYMENTS, RESERVES, TRADES, source_of
+from streams.bonds.master import instrument_record
+from streams.engine import actions
+from streams.engine.core import Batch, Engine, Rules
 from streams.ledger.intake import intake_record as ledger_intake
 from streams.matching.handler import handle_record
 from streams.matching.matcher import Matcher
@@ -29,6 +32,15 @@ def _reason(h: Hostile) -> tuple[str, str]:
         trade = trade_intake(h.key, h.value, 1.0, tokens=TOKENS, deadline_s=60)
         assert isinstance(trade, tuple), h
         return trade
+    if h.topic == INSTRUMENTS:
+        instrument = instrument_record(h.key, h.value, {})
+        assert isinstance(instrument, tuple), h
+        return instrument
+    if h.topic == RESERVES:
+        batch = Batch(Engine(), Rules(tokens=TOKENS, deadline_s=60), 1.0)
+        refused = actions.attested(batch, h.key, h.value, 1.0, (0, 0))
+        assert refused is not None and not batch.engine.reserves, h
+        return refused
     assert h.topic == ORDERS
     out = handle_record(lambda: Matcher({}, tokens=TOKENS), h.key, h.value, 1.0)
     assert out.rejection is not None and not out.trades, h
