@@ -103,13 +103,16 @@ async def generate(
     seed: int = 7,
     kind: str = "trades",
     signer: signing.SigningKey | None = None,
+    kessai_accrued: bool = False,
 ) -> LoadStats:
     """Publish *kind* records (``trades``, or ``orders`` in crossing pairs) onto *topic*
     until *seconds* have passed or *count* were sent."""
     _check_args(seconds, count, rate, kind, signer)
+    if kessai_accrued and kind != "trades":
+        raise ValueError("kessai_accrued is for trades")
     factory = (
-        TradeFactory(prefix, seed=seed, signer=signer)
-        if signer is not None
+        TradeFactory(prefix, seed=seed, signer=signer, kessai_accrued=kessai_accrued)
+        if signer is not None or kessai_accrued
         else FACTORIES[kind](prefix, seed=seed)
     )
     producer = AIOKafkaProducer(
@@ -185,6 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--deployment", default="kessai-bench", help="the deployment id the records are signed for"
     )
+    parser.add_argument(
+        "--kessai-accrued",
+        action="store_true",
+        help="JPYC trades send no accrued interest: the workers compute it (security master)",
+    )
     args = parser.parse_args(argv)
     if args.seconds is None and args.count is None:
         parser.error("give --seconds, --count or both")
@@ -206,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             kind=args.kind,
             signer=signer,
+            kessai_accrued=args.kessai_accrued,
         )
     )
     sys.stdout.write(orjson.dumps(stats.to_json()).decode() + "\n")

@@ -34,7 +34,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from kessai_bench.base import READY_TIMEOUT_S, Context, Variant
 from kessai_bench.orders import taker_trade_id
-from kessai_bench.trades import ACCOUNTS, BONDS
+from kessai_bench.trades import ACCOUNTS, BONDS, instrument
+from schemas import INSTRUMENTS
 from streams.config import DEFAULT_TOKENS, GUARANTEES, Settings
 from streams.devtools.processes import ChildProcess, WorkerProcess
 from streams.kafka.admin import ensure_worker_topics
@@ -175,6 +176,10 @@ class PipelineVariant(Variant):
             f"terminal settlement record per trade{signs}"
         )
         self.pick = is_terminal
+        #: The workers require the security master: the bonds are published before the
+        #: funding, and a JPYC trade's accrued interest is kessai's.
+        self.master = self.tweaks.get("KESSAI_SECURITY_MASTER") == "required"
+        assert not (self.master and signed), "the bench's registry has no registrar"
         #: Where each written topic partition ended before the measurement.
         self._marks: dict[TopicPartition, int] = {}
 
@@ -212,10 +217,12 @@ class PipelineVariant(Variant):
         return env
 
     def load_args(self, ctx: Context) -> list[str]:
+        args = ["--kessai-accrued"] if self.master else []
         if not self.signed:
-            return []
+            return args
         key = _signing_files(ctx) / f"{BENCH_VENUE}.pem"
-        return ["--sign-key", str(key), "--signer", BENCH_VENUE, "--deployment", BENCH_DEPLOYMENT]
+        return [*args, "--sign-key", str(key), "--signer", BENCH_VENUE,
+                "--deployment", BENCH_DEPLOYMENT]  # fmt: skip
 
     def _worker(self, ctx: Context, role: str) -> WorkerProcess:
         return WorkerProcess(
@@ -238,6 +245,11 @@ class PipelineVariant(Variant):
         producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap, acks="all", linger_ms=5)
         await producer.start()
         try:
+            if self.master:  # before the funding: a worker reads them first as it starts
+                for isin in BONDS:
+                    await producer.send(
+                        INSTRUMENTS, orjson.dumps(instrument(isin)), key=isin.encode()
+                    )
             for topic, key, value in funding():
                 if bridge is not None:
                     value = orjson.dumps(signing.sign(topic, orjson.loads(value), bridge))

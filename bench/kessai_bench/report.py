@@ -222,9 +222,10 @@ def _split_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
         return []
     lines = [
         "",
-        "Where the latency goes: publish → output written by the process (broker, "
-        "fetch, queue, work), then written → visible to a read_committed reader "
-        "(commit, reader's fetch). Each part's own percentiles: they do not add up.",
+        "Where the latency goes: publish → the output's own timestamp (the engine "
+        "stamps it with the clock of its batch as the batch begins: broker, fetch, "
+        "queue), then → visible to a read_committed reader (the batch's work, commit, "
+        "reader's fetch). Each part's own percentiles: they do not add up.",
         "",
         "| variant | load | written p50 ms | written p99 ms | visible p50 ms | visible p99 ms |",
         "|---|---|--:|--:|--:|--:|",

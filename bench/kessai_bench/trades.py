@@ -24,6 +24,17 @@ from streams.security import signing
 BONDS: tuple[str, ...] = tuple(
     b + check_digit(b) for b in ("JP110355100", "JP110356100", "JP120144000")
 )
+
+
+def instrument(isin: str) -> dict[str, Any]:
+    """The security master's record of one of :data:`BONDS` (illustrative terms), for
+    the runs whose workers require the master."""
+    return {"isin": isin, "kind": "fixed", "series": f"bench bond {isin}",
+            "coupon_rate": "0.1", "coupon_dates": ["03-20", "09-20"],
+            "issue_date": "2015-03-20", "maturity_date": "2045-03-20",
+            "face_unit": 50_000, "price_tick": "0.01"}  # fmt: skip
+
+
 #: Accounts trades are drawn between; enough that keys spread over every partition.
 ACCOUNTS = 1_000
 #: ``schemas.TradeExecuted``'s version field, first in its encoding.
@@ -42,11 +53,14 @@ class TradeFactory:
         seed: int = 7,
         signer: signing.SigningKey | None = None,
         trade_time: str | None = None,
+        kessai_accrued: bool = False,
     ) -> None:
         """With ``signer``, each trade is the signer's (its ``venue``) and signed;
         every trade carries ``trade_time`` (default: this process's start, to the
         second: recent, as the engine's window wants, and the same for every factory
-        of a run)."""
+        of a run). With ``kessai_accrued``, a JPYC trade sends no accrued interest
+        (kessai computes it from the security master; a USDC one's is the venue's)."""
+        self.kessai_accrued = kessai_accrued
         self.prefix = prefix
         self.trade_time = trade_time or STARTED
         self.signer = signer
@@ -62,7 +76,7 @@ class TradeFactory:
         rng = self.rng
         self.made += 1
         buyer, seller = rng.sample(self.accounts, 2)
-        return {
+        trade = {
             "schema_version": SCHEMA_VERSION,
             "trade_id": f"{self.id_prefix}{self.prefix}-{self.made:09d}",
             "venue": self.venue,
@@ -75,6 +89,9 @@ class TradeFactory:
             "accrued_interest": f"{rng.randrange(0, 5_000) / 100:.2f}",
             "trade_time": self.trade_time,
         }
+        if self.kessai_accrued and trade["currency"] == "JPYC":
+            del trade["accrued_interest"]  # drawn all the same: the same trades otherwise
+        return trade
 
     def record(self) -> tuple[bytes, bytes]:
         """The next trade as a Kafka record: key ``trade_id``, value compact JSON."""

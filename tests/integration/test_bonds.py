@@ -195,3 +195,52 @@ async def test_a_bond_in_a_backlog_is_known_to_the_trades_after_it(tmp_path: Pat
         assert journal and {r.timestamp for r in journal} <= batch_ms
     finally:
         localkafka.down(settings)
+
+
+async def test_dated_orders_cross_only_their_date_and_the_trade_waits_for_it(
+    profile: Profile, tmp_path: Path
+) -> None:
+    """Orders naming tomorrow's settlement date: an undated buy does not cross the
+    dated sell; a buy of the same date does, and the matched trade (signed by the
+    worker under the secure profile) waits for that date with kessai's checks."""
+    run = uuid.uuid4().hex[:6]
+    buyer, seller, venue = f"buyer-d{run}", f"seller-d{run}", profile.venue
+    tomorrow = jst_date(time.time() + 86_400).isoformat()
+
+    def order(oid: str, account: str, side: str, date: str | None) -> dict[str, Any]:
+        return {"order_id": f"{oid}-{run}", "venue": venue, "account": account, "isin": JGB,
+                "side": side, "quantity": 10_000_000, "price": "99.5", "currency": "JPYC",
+                **({"settlement_date": date} if date else {})}  # fmt: skip
+
+    await ensure_public_topics(profile.settings_of("admin"))
+    env = {**profile.worker_env, "KESSAI_SECURITY_MASTER": "required",
+           "KESSAI_SETTLEMENT_LAG": "0"}  # fmt: skip
+    with running_worker(tmp_path / "worker.log", env):
+        bond = next(b for b in _reference() if b["isin"] == JGB)
+        await profile.send("instruments", JGB, bond)
+        await profile.send("custody", seller, bond_deposit(f"cd-{run}", seller, JGB, 10_000_000))
+        await profile.send("payments", buyer, cash_deposit(f"pd-{run}", buyer, "20000000"))
+        for oid, account, side, date in (("s", seller, "sell", tomorrow),
+                                         ("u", buyer, "buy", None),
+                                         ("b", buyer, "buy", tomorrow)):  # fmt: skip
+            await profile.send("orders", JGB, order(oid, account, side, date))
+
+        def filled(seen: Seen) -> str | None:
+            return next((r["trade_id"] for r in seen if r.get("order_id") == f"b-{run}"
+                         and r["event"] == "filled"), None)  # fmt: skip
+
+        events = await collect(profile.reader, ["order-events"], lambda s: bool(filled(s)))
+        trade_id = filled(events)
+        assert trade_id is not None, events
+        mine = [(r["order_id"], r["event"]) for r in events if r["order_id"].endswith(run)]
+        assert (f"u-{run}", "accepted") in mine and len(
+            [e for e in mine if e[0] == f"u-{run}"]
+        ) == 1  # the undated buy rests: no fill
+        seen = await collect(
+            profile.reader,
+            ["settlements"],
+            lambda s: any(r["trade_id"] == trade_id for r in s),
+        )
+    [status] = [r for r in seen if r["trade_id"] == trade_id]
+    assert (status["status"], status["reason"]) == ("pending", "awaiting_settlement_date")
+    assert status["settlement_date"] == tomorrow

@@ -51,7 +51,6 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from schemas import (
     CUSTODY,
@@ -322,15 +321,6 @@ QUIET_TOPICS = ("payments", "custody", "trades", "instruments")
 ENGINE_GROUP = f"{APP_ID}-engine"
 
 
-async def _lag_or_unknown(settings: Settings, topics: tuple[str, ...]) -> int:
-    """The engine's group lag on ``topics``; 1 while the group has no coordinator yet
-    (the workers are starting)."""
-    try:
-        return await group_lag(settings, ENGINE_GROUP, topics)
-    except KafkaError:
-        return 1
-
-
 async def group_lag(settings: Settings, group: str, topics: tuple[str, ...]) -> int:
     """Committed records of ``topics`` that ``group`` has not committed past.
 
@@ -554,21 +544,15 @@ class _Run:
     last_growth: tuple[int, float] = (0, 0.0)
 
     async def start(self, worker: Settings) -> None:
-        """Publish the bonds, start the workers, and fund the market and feed the first
-        round once the engine has the bonds: an engine catching up may fetch a custody or
-        trades partition before the instruments' (Kafka orders nothing across
-        partitions), and would refuse the record unknown_isin (docs/bonds.md)."""
-        opening = self.market.opening()
-        await self.venue.publish([r for r in opening if r[0] == INSTRUMENTS])
-        for w in self.workers:
-            w.start()
-        while await _lag_or_unknown(worker, (INSTRUMENTS,)) > 0:
-            for w in self.workers:
-                w.restart_if_crashed()
-            await asyncio.sleep(0.5)
-        await self.venue.publish([r for r in opening if r[0] != INSTRUMENTS])
+        """Publish the bonds, fund the market and feed the first round, then start the
+        workers: a backlog in which Kafka orders nothing across partitions, and the
+        engine reads the security master to its end before any other input as it takes
+        over, so no deposit or trade meets a bond it has not read (docs/bonds.md)."""
+        await self.venue.publish(self.market.opening())
         await self.venue.publish(self.market.round(min(TRADES_PER_ROUND, self.trades)))
         self.fed_trades = min(TRADES_PER_ROUND, self.trades)
+        for w in self.workers:
+            w.start()
         self.last_tick = time.monotonic()
         self.last_growth = (len(self.terminal.ids), time.monotonic())
 
