@@ -653,6 +653,14 @@ class SubmitOrder(_Signed):
     currency: Token
     time_in_force: TimeInForce = "GTC"
     action: OrderAction = "new"
+    trade_date: IsoDate | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description=(
+            "The order's date in JST; when sent, it must be the date in Japan of the "
+            "record's time (`invalid_trade_date`). A fill's trade date is the date it fills."
+        ),
+    )
     settlement_date: IsoDate | None = Field(
         default=None,
         exclude_if=_is_none,

@@ -235,16 +235,18 @@ def _held_back(
         limited = quota.admit(order.venue, partition, at.timestamp())
         if limited is not None:
             return limited
-    if order.settlement_date is not None and order.action == "new":
-        return _misdated(order.settlement_date, at)
+    if order.action == "new" and (order.trade_date or order.settlement_date) is not None:
+        return _misdated(order.trade_date, order.settlement_date, at)
     return None
 
 
-def _misdated(settlement_date: date, at: datetime) -> tuple[str, str] | None:
-    """Why a new order's settlement date cannot be its fills' (before the order's trade
-    date, or too far after it); the engine checks the rest (business days under the
-    configured lag, maturity) as for any trade."""
-    dates = trade_dates(at.timestamp(), None, settlement_date, lag=0, maturity=None)
+def _misdated(
+    trade_date: date | None, settlement_date: date | None, at: datetime
+) -> tuple[str, str] | None:
+    """Why a new order's dates are wrong: a trade date not the record's date in Japan,
+    a settlement date before it or too far after it. The engine checks the rest
+    (business days under the configured lag, maturity) as for any trade."""
+    dates = trade_dates(at.timestamp(), trade_date, settlement_date, lag=0, maturity=None)
     return dates if isinstance(dates, tuple) else None
 
 

@@ -75,7 +75,15 @@ def test_orders_of_a_settlement_date_cross_only_each_other_and_their_trade_carri
     )
     assert [e["event"] for e in out.order_events] == ["rejected"]
     assert row_key(ISIN, "v", "b3") not in rows  # the id stays free
+    # A trade date, when sent, is the record's date in Japan.
+    dated = orjson.loads(_order("b4")) | {"trade_date": "2025-11-29"}
+    refused = handle_record(lambda: restarted, ISIN.encode(), orjson.dumps(dated), at_s)
+    assert refused.rejection is not None and refused.rejection[0] == "invalid_trade_date"
+    dated["trade_date"] = "2025-11-30"
+    assert (
+        handle_record(lambda: restarted, ISIN.encode(), orjson.dumps(dated), at_s).rejection is None
+    )
     assert {(b[2], len(book)) for b, book in restarted.books().items()} == {
         ("2025-12-02", 0),
-        (None, 1),
+        (None, 2),  # b1 and b4
     }

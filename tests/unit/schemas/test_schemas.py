@@ -370,6 +370,7 @@ def orders(draw: st.DrawFn) -> SubmitOrder:
         currency=draw(tokens),
         time_in_force=draw(st.sampled_from(["GTC", "IOC"])),
         action=action,
+        trade_date=draw(st.none() | st.dates()),
         settlement_date=draw(st.none() | st.dates()),
     )
 
