@@ -16,7 +16,7 @@ from streams.config import Settings
 from streams.kafka.publish import publish_file
 from streams.kafka.reader import read_committed
 
-__all__ = ["REFERENCE", "add_parser", "reference_file"]
+__all__ = ["REFERENCE", "add_parser", "reference_file", "reference_instruments"]
 
 #: The reference security master shipped with kessai: current-looking JGB issues.
 REFERENCE = "jgbs.jsonl"
@@ -25,6 +25,17 @@ REFERENCE = "jgbs.jsonl"
 def reference_file() -> Path:
     """The path of the reference file inside the installed package."""
     return Path(str(resources.files("streams.bonds") / "reference" / REFERENCE))
+
+
+def reference_instruments() -> list[Instrument]:
+    """The reference file's bonds, as the engine takes them (the demo's figures)."""
+    out = []
+    for line in reference_file().read_bytes().splitlines():
+        if line.strip():
+            bond = decode(INSTRUMENTS, line)
+            assert isinstance(bond, Instrument)
+            out.append(bond)
+    return out
 
 
 def add_parser(commands: Commands) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 
 from streams import topics as catalogue
 from streams.cli._common import Commands
@@ -36,15 +37,31 @@ def add_parser(commands: Commands) -> None:
         action="store_true",
         help="show the progress bar even when stderr is not a terminal",
     )
+    publish.add_argument(
+        "--now",
+        action="store_true",
+        help=(
+            "trades: stamp each trade_time with the time of publishing (the examples' "
+            "fixed times are older than the engine's window, KESSAI_TRADE_WINDOW_S)"
+        ),
+    )
 
     def check(args: argparse.Namespace) -> None:
         if args.topic not in catalogue.INPUT_TOPICS:
             publish.error(f"unknown topic {args.topic!r}; known topics: {known}")
+        if args.now and args.topic != "trades":
+            publish.error("--now stamps trades' trade_time: only with TOPIC trades")
 
     publish.set_defaults(handler=run, check=check)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    now = datetime.now(UTC).replace(microsecond=0) if args.now else None
     return publish_file(
-        settings, args.topic, args.file, topic_name=args.topic_name, progress=args.progress
+        settings,
+        args.topic,
+        args.file,
+        topic_name=args.topic_name,
+        progress=args.progress,
+        now=now,
     )

@@ -25,13 +25,14 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Final
 
 from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
-from schemas import TOPIC_MODELS, SchemaError, decode, encode, key_for
+from schemas import TOPIC_MODELS, TRADES, SchemaError, decode, encode, key_for
 from streams.config import Settings
 from streams.errors import KessaiError
 from streams.kafka.auth import client_kwargs
@@ -85,8 +86,10 @@ def validate_lines(
     *,
     lines_max: int = LINES_MAX,
     signer: signing.SigningKey | None = None,
+    now: datetime | None = None,
 ) -> tuple[list[tuple[bytes, bytes]], list[LineError]]:
-    """Check every line against *topic*'s schema.
+    """Check every line against *topic*'s schema. With ``now``, each trade's
+    ``trade_time`` becomes ``now`` (a line signed already cannot be re-stamped: an error).
 
     Returns ``(valid, errors)``: ``valid`` holds ``(key, canonical value)`` of each good
     line in file order (signed by ``signer`` if given; a line that is signed already and
@@ -112,6 +115,12 @@ def validate_lines(
         except SchemaError as err:
             errors.append(LineError(line=number, reason=err.reason, detail=err.detail))
             continue
+        if now is not None and topic == TRADES:
+            if signer is None and getattr(model, "signature", None) is not None:
+                detail = "a signed trade's trade_time cannot be changed (--now)"
+                errors.append(LineError(line=number, reason="signed", detail=detail))
+                continue
+            model = model.model_copy(update={"trade_time": now})
         if signer is not None:
             value = encode(signing.sign_model(topic, model, signer))
         elif getattr(model, "signature", None) is not None:
@@ -182,6 +191,7 @@ def publish_file(
     *,
     topic_name: str | None = None,
     progress: bool = False,
+    now: datetime | None = None,
     stdout: IO[str] | None = None,
     stderr: IO[str] | None = None,
 ) -> int:
@@ -199,11 +209,11 @@ def publish_file(
     label = STDIN_LABEL if path == "-" else path
     signer = _signer(settings)
     if path == "-":
-        valid, errors = validate_lines(topic, sys.stdin.buffer, signer=signer)
+        valid, errors = validate_lines(topic, sys.stdin.buffer, signer=signer, now=now)
     else:
         try:
             with Path(path).open("rb") as handle:
-                valid, errors = validate_lines(topic, handle, signer=signer)
+                valid, errors = validate_lines(topic, handle, signer=signer, now=now)
         except OSError as exc:
             raise PublishError(f"cannot read {path}: {exc.strerror or exc}") from None
     if errors:

@@ -241,6 +241,10 @@ async def test_dated_orders_cross_only_their_date_and_the_trade_waits_for_it(
             ["settlements"],
             lambda s: any(r["trade_id"] == trade_id for r in s),
         )
+        # Leave the shared book as it was.
+        cancel = {"order_id": f"u-{run}", "venue": venue, "account": buyer, "isin": JGB,
+                  "currency": "JPYC", "action": "cancel"}  # fmt: skip
+        await profile.send("orders", JGB, cancel)
     [status] = [r for r in seen if r["trade_id"] == trade_id]
     assert (status["status"], status["reason"]) == ("pending", "awaiting_settlement_date")
     assert status["settlement_date"] == tomorrow

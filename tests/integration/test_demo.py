@@ -10,19 +10,47 @@ is missing or wrong; on top of that, this test reads the summary and tables it p
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import subprocess
 import sys
+import time
+from decimal import Decimal
 
 import pytest
 
+from streams.bonds.accrued import Accrued, accrued
+from streams.bonds.terms import jst_date
 from streams.devtools.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 #: Worker start (~12 s on a busy machine), the 30 s deadline, commits: about a minute.
 DEMO_TIMEOUT_S = 420
+#: The story's bonds (the reference security master): 10-year #384 (1.8 %) and 20-year
+#: #198 (2.5 %), both issued 1 October 2026, coupons 20 March and 20 September.
+BOND_10Y, BOND_20Y = "JP1103841Q68", "JP1201981Q60"
+RATES = {BOND_10Y: Decimal("1.8"), BOND_20Y: Decimal("2.5")}
+ISSUED = dt.date(2026, 10, 1)
+
+
+def _accrued(isin: str, face: int) -> Accrued:
+    """kessai's accrued interest for settlement today (the demo settles at lag 0)."""
+    return accrued(face, RATES[isin], jst_date(time.time()), ((3, 20), (9, 20)), ISSUED)
+
+
+def _ai(isin: str, face: int) -> int:
+    return _accrued(isin, face).jpy
+
+
+def _days() -> int:
+    """Days of accrued interest today: since the last coupon date, or the issue."""
+    return _accrued(BOND_10Y, 100_000).days
+
+
+def _cash(isin: str, face: int, price: str) -> int:
+    return int(face * Decimal(price) / 100) + _ai(isin, face)
 
 
 def _line(out: str, pattern: str) -> None:
@@ -46,7 +74,7 @@ def test_demo_settles_pends_fails_rejects_and_matches(bootstrap: str) -> None:
     _line(out, r"^    accrued, 180 days from 20 Sep 2026, 0\.4438356 per 100: 44383  \[ok\]$")
     _line(out, r"^    dave repaid face \+ last coupon: 100450000  \[ok\]$")
     assert "Where to look:" in out, out
-    _line(out, r"^  order book +kessai book JP1103551Q43 ")
+    _line(out, rf"^  order book +kessai book {BOND_10Y} ")
     assert "demo OK" in out, out
 
 
@@ -93,7 +121,8 @@ def _assert_summary(out: str) -> None:
 
 def _assert_trades_and_rejections(out: str, r: str) -> None:
     """Each trade's path, and each bad record's reason."""
-    _line(out, rf"^  t1-{r} .* 995120 JPYC  settled$")
+    t1 = _cash(BOND_10Y, 1_000_000, "99.5")
+    _line(out, rf"^  t1-{r} .* {_ai(BOND_10Y, 1_000_000)} \({_days()} d\) +{t1} JPYC  settled$")
     _line(out, rf"^  t2-{r} .* 1990\.224371 USDC  settled$")
     _line(out, rf"^  t3-{r} .*  pending \(insufficient_cash\) -> settled$")
     _line(out, rf"^  t4-{r} .*  pending \(insufficient_securities\) -> settled$")
@@ -136,44 +165,54 @@ def _assert_orders_and_matches(out: str, r: str) -> None:
     ):
         _line(out, rf"^  {order}-{r} +venue-(tokyo|osaka) .*  {events}$")
     # The matched trades: venue kessai, ids the matcher made, each settled.
-    for n, buyer, seller, face, price, cash in (
-        (1, "alice", "carol", 300000, r"99\.55", 298650),
-        (2, "alice", "bob", 100000, r"99\.60", 99600),
-        (3, "alice", "bob", 200000, r"99\.40", 198800),
-        (4, "dave", "bob", 50000, r"99\.40", 49700),
-        (5, "alice", "bob", 100000, r"99\.60", 99600),
-    ):
+    for n, buyer, seller, face, price in MATCHES:
+        cash, days = _cash(BOND_10Y, face, price), _days()
         _line(
             out,
-            rf"^  {n}  m-[0-9a-f]{{32}} {buyer}-{r} +{seller}-{r} +{face} +{price} "
-            rf"+{cash} JPYC  settled$",
+            rf"^  {n}  m-[0-9a-f]{{32}} {buyer}-{r} +{seller}-{r} +{face} "
+            rf"+{re.escape(price)} +{_ai(BOND_10Y, face)} \({days} d\) +{cash} JPYC  settled$",
         )
+
+
+#: The matched trades: #, buyer, seller, face, price (each cash leg with kessai's accrued).
+MATCHES = (
+    (1, "alice", "carol", 300_000, "99.55"),
+    (2, "alice", "bob", 100_000, "99.60"),
+    (3, "alice", "bob", 200_000, "99.40"),
+    (4, "dave", "bob", 50_000, "99.40"),
+    (5, "alice", "bob", 100_000, "99.60"),
+)
 
 
 def _assert_book(out: str) -> None:
     """The book left, as `kessai book` prints it."""
-    _line(out, r"^  JP1103551Q43 in JPYC: 4 resting orders$")
+    _line(out, rf"^  {BOND_10Y} in JPYC: 4 resting orders$")
     _line(out, r"^ +1 +50,000 +99\.40 \| 99\.70 +500,000 +1$")
     _line(out, r"^ +1 +300,000 +99\.30 \| 99\.80 +200,000 +1$")
 
 
 def _assert_positions(out: str, r: str) -> None:
-    """Positions replayed from the journal."""
-    # alice paid 995,120 (t1) and 199,600 (t4) out of 5,000,000 less 1,200,000
-    # withdrawn, then 696,650 for 700,000 face of JP1103551Q43 from the matcher's
-    # trades (#1, #2, #3, #5).
-    _line(out, rf"^  alice-{r} +JPYC +1908630 +0$")
+    """Positions replayed from the journal: each JPYC trade paid principal + accrued."""
+    t1, t3 = _cash(BOND_10Y, 1_000_000, "99.5"), _cash(BOND_10Y, 500_000, "99.5")
+    t4 = _cash(BOND_20Y, 200_000, "99.8")
+    paid = {name: 0 for name in ("alice", "bob", "carol", "dave")}
+    for _, buyer, seller, face, price in MATCHES:
+        paid[buyer] += _cash(BOND_10Y, face, price)
+        paid[seller] -= _cash(BOND_10Y, face, price)
+    # alice: 5,000,000 less 1,200,000 withdrawn, t1 and t4, then 700,000 face of
+    # BOND_10Y from the matcher's trades (#1, #2, #3, #5).
+    _line(out, rf"^  alice-{r} +JPYC +{5_000_000 - 1_200_000 - t1 - t4 - paid['alice']} +0$")
     _line(out, rf"^  alice-{r} +USDC +509\.900629 +0\.000000$")
-    _line(out, rf"^  alice-{r} +JP1103551Q43 +1700000 +0$")
-    _line(out, rf"^  alice-{r} +JP1201791Q29 +500000 +0$")
-    # bob sold 450,000 face through the matcher (#2 to #5) for 447,700.
-    _line(out, rf"^  bob-{r} +JP1103551Q43 +8050000 +0$")
-    _line(out, rf"^  bob-{r} +JPYC +2940320 +0$")
-    # carol: 2,500 left after t3, then 298,650 for 300,000 face (#1).
-    _line(out, rf"^  carol-{r} +JPYC +301150 +0$")
-    _line(out, rf"^  carol-{r} +JP1103551Q43 +200000 +0$")
-    _line(out, rf"^  dave-{r} +JP1201791Q29 +0 +0$")
-    _line(out, rf"^  dave-{r} +JP1103551Q43 +50000 +0$")
-    _line(out, rf"^  dave-{r} +JPYC +149900 +0$")
+    _line(out, rf"^  alice-{r} +{BOND_10Y} +1700000 +0$")
+    _line(out, rf"^  alice-{r} +{BOND_20Y} +500000 +0$")
+    # bob sold 450,000 face through the matcher (#2 to #5).
+    _line(out, rf"^  bob-{r} +{BOND_10Y} +8050000 +0$")
+    _line(out, rf"^  bob-{r} +JPYC +{1_000_000 + t1 + t3 - paid['bob']} +0$")
+    # carol: what t3 left of her 505,000, then #1's cash for 300,000 face.
+    _line(out, rf"^  carol-{r} +JPYC +{505_000 - t3 - paid['carol']} +0$")
+    _line(out, rf"^  carol-{r} +{BOND_10Y} +200000 +0$")
+    _line(out, rf"^  dave-{r} +{BOND_20Y} +0 +0$")
+    _line(out, rf"^  dave-{r} +{BOND_10Y} +50000 +0$")
+    _line(out, rf"^  dave-{r} +JPYC +{t4 - paid['dave']} +0$")
     # erin never received anything: no position of hers.
     assert not re.search(rf"^  erin-{r} ", out, re.MULTILINE), out

@@ -1,6 +1,8 @@
 """The demo behind ``make run``: a worker, venues' trades and orders settling, and where to look.
 
-It creates the topics, starts a worker in the background with a short settlement
+It creates the topics, publishes the reference security master (``kessai instruments
+load``: every bond of the story is a JGB in it, and kessai computes each JPYC trade's
+accrued interest from it), starts a worker in the background with a short settlement
 deadline (:data:`~.story.DEMO_DEADLINE_S` instead of an hour, so that a failure shows within
 the demo), then plays a story through the real pipeline in four acts, with ids and
 accounts unique to this run (``alice-<run>``, ``t1-<run>``, ``o1-<run>``, ...):
@@ -59,12 +61,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from schemas import INSTRUMENTS
+from streams.cli.instruments import reference_file
 from streams.config import Settings
 from streams.devtools.demo.bonds import play_bonds
 from streams.devtools.demo.play import play_story
 from streams.devtools.demo.report import print_report, where_to_look
 from streams.devtools.demo.story import DEMO_DEADLINE_S, build
 from streams.devtools.processes import WorkerProcess
+from streams.kafka.publish import publish_file
 
 
 def main(settings: Settings, *, once: bool = False) -> int:
@@ -92,11 +97,19 @@ def main(settings: Settings, *, once: bool = False) -> int:
         f"(metrics: http://127.0.0.1:{settings.web_port}/metrics)",
         flush=True,
     )
+    # The security master first (`kessai instruments load`): the worker reads it to its
+    # end as it starts, before the story's deposits and trades (docs/bonds.md).
+    if publish_file(settings, INSTRUMENTS, str(reference_file())) != 0:
+        print("the reference security master could not be published")
+        return 1
     worker = WorkerProcess(
         worker_log,
-        # The story's bonds and accrued figures predate the security master (issue 20,
-        # docs/bonds.md): until the story is retold on it, its worker runs without.
-        env={"KESSAI_SETTLEMENT_DEADLINE_S": str(DEMO_DEADLINE_S), "KESSAI_SECURITY_MASTER": "off"},
+        # The story's figures are the master's (whatever this shell's environment says).
+        env={
+            "KESSAI_SETTLEMENT_DEADLINE_S": str(DEMO_DEADLINE_S),
+            "KESSAI_SECURITY_MASTER": "required",
+            "KESSAI_SETTLEMENT_LAG": "0",
+        },
         port=settings.web_port,
     )
     try:

@@ -50,17 +50,22 @@ def _show(statuses: list[Status]) -> str:
 
 
 def _report_trades(story: Story, seen: Seen, problems: list[str]) -> None:
-    print("\nTrades (committed settlements):")
+    print(
+        "\nTrades (committed settlements; cash = face x price / 100 + accrued, kessai's from "
+        "the security master,\n  counted in days since the last coupon date or the issue; the USDC "
+        "trade's accrued is the venue's):"
+    )
     print(
         f"  {'trade':<10} {'buyer':<13} {'seller':<12} {'face':>9}  {'isin':<12} "
-        f"{'cash':>17}  statuses"
+        f"{'accrued':>14} {'cash':>17}  statuses"
     )
     for trade_id, want in story.statuses.items():
         t = story.trade_records[trade_id]
         got = seen.statuses.get(trade_id, [])
         print(
             f"  {trade_id:<10} {t.buyer:<13} {t.seller:<12} {t.quantity:>9}  {t.isin:<12} "
-            f"{seen.cash.get(trade_id, '-'):>17}  {_show(got)}"
+            f"{seen.accrued.get(trade_id, '-'):>14} {seen.cash.get(trade_id, '-'):>17}  "
+            f"{_show(got)}"
         )
         if got != want:
             problems.append(f"trade {trade_id}: statuses {_show(got)}, want {_show(want)}")
@@ -134,7 +139,7 @@ def _report_matches(story: Story, seen: Seen, bound: dict[int, str], problems: l
     print(f"\nMatched trades (committed trades of venue {MATCHING_VENUE}, and their settlements):")
     print(
         f"  {'#':<2} {'trade':<34} {'buyer':<13} {'seller':<13} {'face':>7} {'price':>6} "
-        f"{'cash':>12}  statuses"
+        f"{'accrued':>12} {'cash':>12}  statuses"
     )
     for n, want in enumerate(story.matches, 1):
         trade_id = bound.get(n)
@@ -150,8 +155,8 @@ def _report_matches(story: Story, seen: Seen, bound: dict[int, str], problems: l
             trade = {"buyer": "-", "seller": "-", "quantity": "-", "price": "-"}
         print(
             f"  {n:<2} {trade_id:<34} {trade['buyer']:<13} {trade['seller']:<13} "
-            f"{trade['quantity']:>7} {trade['price']:>6} {seen.cash.get(trade_id, '-'):>12}  "
-            f"{_show(got)}"
+            f"{trade['quantity']:>7} {trade['price']:>6} {seen.accrued.get(trade_id, '-'):>12} "
+            f"{seen.cash.get(trade_id, '-'):>12}  {_show(got)}"
         )
         if trade_id in seen.matched:
             made = tuple(trade[k] for k in ("venue", "buyer", "seller", "quantity", "price"))

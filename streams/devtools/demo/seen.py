@@ -32,6 +32,8 @@ class Seen:
     statuses: dict[str, list[Status]] = field(default_factory=dict)
     #: trade id -> its cash leg as settlements published it ("995120 JPYC").
     cash: dict[str, str] = field(default_factory=dict)
+    #: trade id -> its accrued interest and the days it counts ("2712 (76 d)").
+    accrued: dict[str, str] = field(default_factory=dict)
     rejections: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: order id -> its order-events, in order (an ISIN's are on one partition).
     orders: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -80,6 +82,10 @@ class Seen:
                     (value["status"], value["reason"])
                 )
                 self.cash[value["trade_id"]] = f"{value['cash_amount']} {value['currency']}"
+                if value.get("accrued") is not None:
+                    days = value.get("days_accrued")
+                    shown = value["accrued"] if days is None else f"{value['accrued']} ({days} d)"
+                    self.accrued[value["trade_id"]] = shown
         elif record.topic == REJECTIONS:
             value = orjson.loads(record.value)
             # The record the story sent with that digest; else its own id or key.

@@ -10,8 +10,9 @@ one line per record.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -30,16 +31,20 @@ from schemas import (
     encode,
     key_for,
 )
+from streams.bonds.terms import accrued_on, jst_date
+from streams.cli.instruments import reference_instruments
 
 #: The worker's settlement deadline during the demo (the default is an hour).
 DEMO_DEADLINE_S = 30
 
-#: Two JGBs: #355 of the 10-year series, and one more with a check digit made by
-#: ``schemas._isin.check_digit``.
-BOND_10Y = "JP1103551Q43"
-BOND_20Y = "JP1201791Q29"
+#: Two JGBs of the reference security master (``kessai instruments load``, which the
+#: demo runs first): 10-year #384 (1.8 %) and 20-year #198 (2.5 %), coupons 20 March
+#: and 20 September, face unit ¥50,000. No test trades #384 on the shared broker: its
+#: book is the demo's (each run cancels what the last one left resting).
+BOND_10Y = "JP1103841Q68"
+BOND_20Y = "JP1201981Q60"
 #: BOND_10Y with a wrong check digit.
-BAD_ISIN = "JP1103551Q44"
+BAD_ISIN = "JP1103841Q69"
 
 #: Act 4's simulated venues: venue-tokyo sends bob's and dave's orders, venue-osaka
 #: alice's and carol's.
@@ -57,6 +62,8 @@ OrderStep = tuple[str, str | None, int, int, str | None]
 Depth = list[tuple[Decimal, int, int]]
 #: (account, asset) -> (available, locked).
 Balances = dict[tuple[str, str], tuple[Decimal, Decimal]]
+#: kessai's accrued interest in yen on (isin, face) for the trades of the run's day.
+_Accrued = Callable[[str, int], int]
 
 
 @dataclass(frozen=True)
@@ -162,53 +169,68 @@ REJECTIONS = {
     "t9": "malformed",
     "o13": "invalid_quantity",
 }
-#: The trades the matcher must make, #1 first: buyer, seller, face, price, cash leg.
-MATCHES: tuple[tuple[str, str, int, str, str], ...] = (
-    # 300,000 face x 99.55 / 100 = 298,650 JPYC
-    ("alice", "carol", 300_000, "99.55", "298650 JPYC"),
-    ("alice", "bob", 100_000, "99.60", "99600 JPYC"),
-    ("alice", "bob", 200_000, "99.40", "198800 JPYC"),
-    ("dave", "bob", 50_000, "99.40", "49700 JPYC"),
-    ("alice", "bob", 100_000, "99.60", "99600 JPYC"),
+#: The trades the matcher must make, #1 first: buyer, seller, face, price. Each cash
+#: leg is face x price / 100 plus kessai's accrued interest on BOND_10Y that day
+#: (300,000 face x 99.55 / 100 = 298,650 JPYC, + accrued).
+MATCHES: tuple[tuple[str, str, int, str], ...] = (
+    ("alice", "carol", 300_000, "99.55"),
+    ("alice", "bob", 100_000, "99.60"),
+    ("alice", "bob", 200_000, "99.40"),
+    ("dave", "bob", 50_000, "99.40"),
+    ("alice", "bob", 100_000, "99.60"),
 )
 #: BOND_10Y's JPYC book left at the end, best first: (price, face, orders).
 LEFT_BIDS = ((Decimal("99.40"), 50_000, 1), (Decimal("99.30"), 300_000, 1))
 LEFT_ASKS = ((Decimal("99.70"), 500_000, 1), (Decimal("99.80"), 200_000, 1))
-#: (name, asset) -> available when act 3 is over; nothing is ever left locked.
-AVAILABLE_ACT3: dict[tuple[str, str], int | str] = {
-    # 5,000,000 - 1,200,000 withdrawn - 995,120 (t1) - 199,600 (t4)
-    ("alice", "JPYC"): 2_605_280,
-    # 2,500.125 - 1,990.224371 (t2)
-    ("alice", "USDC"): "509.900629",
-    ("alice", BOND_10Y): 1_000_000,
-    ("alice", BOND_20Y): 500_000,
-    # 1,000,000 + 995,120 (t1) + 497,500 (t3)
-    ("bob", "JPYC"): 2_492_620,
-    ("bob", "USDC"): "1990.224371",
-    ("bob", BOND_10Y): 8_500_000,
-    ("bob", BOND_20Y): 200_000,
-    ("carol", "JPYC"): 2_500,
-    ("carol", BOND_10Y): 500_000,
-    ("dave", "JPYC"): 199_600,
-    ("dave", BOND_20Y): 0,
-}
-#: What act 4's matched trades change: (name, asset) -> available at the end.
-AVAILABLE_ACT4: dict[tuple[str, str], int | str] = {
-    # 2,605,280 - 298,650 (#1) - 99,600 (#2) - 198,800 (#3) - 99,600 (#5)
-    ("alice", "JPYC"): 1_908_630,
-    # 1,000,000 + 300,000 (#1) + 100,000 (#2) + 200,000 (#3) + 100,000 (#5)
-    ("alice", BOND_10Y): 1_700_000,
-    # 2,492,620 + 99,600 (#2) + 198,800 (#3) + 49,700 (#4) + 99,600 (#5)
-    ("bob", "JPYC"): 2_940_320,
-    # 8,500,000 - 100,000 (#2) - 200,000 (#3) - 50,000 (#4) - 100,000 (#5)
-    ("bob", BOND_10Y): 8_050_000,
-    # 2,500 + 298,650 (#1)
-    ("carol", "JPYC"): 301_150,
-    ("carol", BOND_10Y): 200_000,
-    # 199,600 - 49,700 (#4)
-    ("dave", "JPYC"): 149_900,
-    ("dave", BOND_10Y): 50_000,
-}
+#: Every JPYC trade's cash is its principal plus kessai's accrued interest on that
+#: day (``ai``, computed from the master); the USDC trade's accrued is the venue's.
+
+
+def _available_act3(ai: _Accrued) -> dict[tuple[str, str], int | str]:
+    """(name, asset) -> available when act 3 is over; nothing is ever left locked."""
+    t1, t3, t4 = (
+        995_000 + ai(BOND_10Y, 1_000_000),
+        497_500 + ai(BOND_10Y, 500_000),
+        (199_600 + ai(BOND_20Y, 200_000)),
+    )
+    return {
+        ("alice", "JPYC"): 5_000_000 - 1_200_000 - t1 - t4,  # deposit, withdrawal, t1, t4
+        # 2,500.125 - 1,990.224371 (t2)
+        ("alice", "USDC"): "509.900629",
+        ("alice", BOND_10Y): 1_000_000,
+        ("alice", BOND_20Y): 500_000,
+        ("bob", "JPYC"): 1_000_000 + t1 + t3,
+        ("bob", "USDC"): "1990.224371",
+        ("bob", BOND_10Y): 8_500_000,
+        ("bob", BOND_20Y): 200_000,
+        ("carol", "JPYC"): 505_000 - t3,
+        ("carol", BOND_10Y): 500_000,
+        ("dave", "JPYC"): t4,
+        ("dave", BOND_20Y): 0,
+    }
+
+
+def _available_act4(
+    ai: _Accrued, act3: dict[tuple[str, str], int | str]
+) -> dict[tuple[str, str], int | str]:
+    """What act 4's matched trades change: (name, asset) -> available at the end."""
+    out: dict[tuple[str, str], int | str] = {}
+    for buyer, seller, face, price in MATCHES:
+        cash = _principal(face, price) + ai(BOND_10Y, face)
+        for name, asset, delta in ((buyer, "JPYC", -cash), (seller, "JPYC", cash),
+                                   (buyer, BOND_10Y, face), (seller, BOND_10Y, -face)):  # fmt: skip
+            before = out.get((name, asset), act3.get((name, asset), 0))
+            out[name, asset] = int(before) + delta
+    return out
+
+
+def _principal(face: int, price: str) -> int:
+    return int(face * Decimal(price) / 100)
+
+
+def _cash(ai: _Accrued, face: int, price: str) -> str:
+    """A matched trade's cash leg as ``settlements`` publishes it."""
+    return f"{_principal(face, price) + ai(BOND_10Y, face)} JPYC"
 
 
 def to_raw(topic: str, model: BaseModel) -> Raw:
@@ -261,22 +283,23 @@ class _Run:
         quantity: int,
         price: str,
         currency: str = "JPYC",
-        accrued: str = "0",
+        accrued: str | None = None,
     ) -> TradeExecuted:
-        return TradeExecuted.model_validate(
-            {
-                "trade_id": f"t{n}-{self.id}",
-                "venue": "kessai-demo-venue",
-                "isin": isin,
-                "buyer": self.account(buyer),
-                "seller": self.account(seller),
-                "quantity": quantity,
-                "price": price,
-                "currency": currency,
-                "accrued_interest": accrued,
-                "trade_time": self.now.isoformat().replace("+00:00", "Z"),
-            }
-        )
+        """A trade; ``accrued`` None: kessai computes it (a USDC trade sends its own)."""
+        record = {
+            "trade_id": f"t{n}-{self.id}",
+            "venue": "kessai-demo-venue",
+            "isin": isin,
+            "buyer": self.account(buyer),
+            "seller": self.account(seller),
+            "quantity": quantity,
+            "price": price,
+            "currency": currency,
+            "trade_time": self.now.isoformat().replace("+00:00", "Z"),
+        }
+        if accrued is not None:
+            record["accrued_interest"] = accrued
+        return TradeExecuted.model_validate(record)
 
     def bad_trade(self, n: int, **changes: str) -> Raw:
         # Built as JSON, not as a model: the model would refuse it, the worker must.
@@ -305,13 +328,13 @@ def _funding(r: _Run) -> list[Raw]:
 def _good_trades(r: _Run) -> list[TradeExecuted]:
     """Act 2's trades that must settle or fail: the ones in :data:`STATUSES`."""
     return [
-        # 1,000,000 face x 99.5 / 100 + 120 accrued = 995,120 JPYC
-        r.trade(1, "alice", "bob", BOND_10Y, 1_000_000, "99.5", accrued="120"),
+        # 1,000,000 face x 99.5 / 100 = 995,000 JPYC, + kessai's accrued
+        r.trade(1, "alice", "bob", BOND_10Y, 1_000_000, "99.5"),
         # 300,000 face x 0.6634 / 100 + 0.024371 = 1,990.224371 USDC
         r.trade(2, "alice", "bob", BOND_20Y, 300_000, "0.6634", "USDC", "0.024371"),
-        # carol has no cash yet: 497,500 JPYC
+        # carol has no cash yet: 497,500 JPYC + accrued
         r.trade(3, "carol", "bob", BOND_10Y, 500_000, "99.5"),
-        # dave has no bonds yet: 199,600 JPYC
+        # dave has no bonds yet: 199,600 JPYC + accrued
         r.trade(4, "alice", "dave", BOND_20Y, 200_000, "99.8"),
         # erin never gets her bonds
         r.trade(5, "alice", "erin", BOND_10Y, 100_000, "99.5"),
@@ -336,7 +359,8 @@ def _trades(r: _Run, good: list[TradeExecuted]) -> list[Raw]:
 
 def _late(r: _Run) -> list[Raw]:
     """Act 3: what carol's and dave's pending trades wait for; erin gets nothing."""
-    return [r.pay(9, "carol", "JPYC", "500000"), r.bonds(10, "dave", BOND_20Y, 200_000)]
+    # 505,000: t3's 497,500 and its accrued, at most half a coupon (4,500 on 500,000).
+    return [r.pay(9, "carol", "JPYC", "505000"), r.bonds(10, "dave", BOND_20Y, 200_000)]
 
 
 def _fill(filled: int, remaining: int, price: str, match: int) -> Step:
@@ -458,6 +482,19 @@ def _balances(r: _Run, available: dict[tuple[str, str], int | str]) -> Balances:
     return {(r.account(n), asset): (Decimal(a), Decimal(0)) for (n, asset), a in available.items()}
 
 
+def _accrued_on(day: date) -> _Accrued:
+    """kessai's accrued interest on the reference bonds for trades settling on ``day``
+    (the lag is 0: the trade date)."""
+    master = {b.isin: b for b in reference_instruments()}
+
+    def ai(isin: str, face: int) -> int:
+        accrued = accrued_on(master[isin], face, day)
+        assert accrued is not None, isin  # fixed coupons: kessai's
+        return accrued.jpy
+
+    return ai
+
+
 def build(run: str, now: datetime | None = None) -> Story:
     """The records to publish, act by act, and what the pipeline must make of them;
     *now* (default: this second) stamps the venue's trades."""
@@ -466,7 +503,9 @@ def build(run: str, now: datetime | None = None) -> Story:
     r = _Run(run, now)
     good = _good_trades(r)
     orders = _orders(r)
-    positions_act3 = _balances(r, AVAILABLE_ACT3)
+    ai = _accrued_on(jst_date(now.timestamp()))
+    act3 = _available_act3(ai)
+    positions_act3 = _balances(r, act3)
     return Story(
         run=run,
         accounts=[r.account(n) for n in NAMES],
@@ -479,9 +518,11 @@ def build(run: str, now: datetime | None = None) -> Story:
         statuses={f"{t}-{run}": list(want) for t, want in STATUSES.items()},
         orders=orders.records,
         order_steps=orders.steps,
-        matches=[Match(r.account(b), r.account(s), q, p, c) for b, s, q, p, c in MATCHES],
+        matches=[
+            Match(r.account(b), r.account(s), q, p, _cash(ai, q, p)) for b, s, q, p in MATCHES
+        ],
         depth=(list(LEFT_BIDS), list(LEFT_ASKS)),
         rejections={f"{marker}-{run}": reason for marker, reason in REJECTIONS.items()},
         positions_act3=positions_act3,
-        positions={**positions_act3, **_balances(r, AVAILABLE_ACT4)},
+        positions={**positions_act3, **_balances(r, _available_act4(ai, act3))},
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import orjson
 import pytest
 
@@ -106,3 +108,15 @@ def test_too_many_lines_is_an_error_not_a_truncation() -> None:
     assert validate_lines(PAYMENTS, lines, lines_max=4) == ([], [])
     with pytest.raises(PublishError, match="more than 3 lines"):
         validate_lines(PAYMENTS, lines, lines_max=3)
+
+
+def test_now_stamps_each_trade_time_and_refuses_to_restamp_a_signed_trade() -> None:
+    """`kessai publish trades FILE --now`: the examples' fixed times are older than the
+    engine's window; a trade signed already would no longer verify."""
+    now = datetime(2026, 12, 5, 4, 0, tzinfo=UTC)
+    valid, errors = validate_lines(TRADES, _lines("trades.jsonl"), now=now)
+    assert errors == [] and valid
+    assert {orjson.loads(v)["trade_time"] for _, v in valid} == {"2026-12-05T04:00:00Z"}
+    signed = orjson.loads(_lines("trades.jsonl")[0]) | {"signer": "v", "signature": "A" * 86}
+    [], [error] = validate_lines(TRADES, [orjson.dumps(signed)], now=now)
+    assert error.reason == "signed"
