@@ -1,11 +1,13 @@
 """`make run`'s demo, end to end on the real broker: the README's first command works.
 
-It runs ``kessai demo --once``: a real worker process (with the demo's short
-settlement deadline), deposits on ``payments`` and ``custody``, a venue's trades on
-``trades``, late deposits, two venues' orders on ``orders`` matched into trades that
-settle, and every expected settlement status, order event, matched trade, rejection,
-book level and balance read back with read_committed. The demo exits non-zero if any
-is missing or wrong; on top of that, this test reads the summary and tables it prints.
+It runs ``kessai demo`` as `make run` does, and stops it with a SIGTERM once it says
+its worker keeps running (the worker must stop with it): a real worker process (with
+the demo's short settlement deadline), deposits on ``payments`` and ``custody``, a
+venue's trades on ``trades``, late deposits, two venues' orders on ``orders`` matched
+into trades that settle, and every expected settlement status, order event, matched
+trade, rejection, book level and balance read back with read_committed. The demo
+exits non-zero if any is missing or wrong; on top of that, this test reads the
+summary and tables it prints.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -79,20 +83,31 @@ def test_demo_settles_pends_fails_rejects_and_matches(bootstrap: str) -> None:
 
 
 def _run_demo(bootstrap: str, port: int) -> str:
-    """``kessai demo --once`` against *bootstrap*, the dashboard on *port*: what it
-    printed, once its exit code and first lines are checked."""
+    """``kessai demo`` against *bootstrap*, the dashboard on *port*, as `make run` runs it
+    (no ``--once``: its worker keeps running), until it says so; then a SIGTERM, which
+    must end it with its worker. What it printed, once its exit code and first lines
+    are checked."""
     env = {**os.environ, "KESSAI_BOOTSTRAP": bootstrap, "KESSAI_WEB_PORT": str(port)}
-    done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "demo", "--once"],
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "demo"],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=DEMO_TIMEOUT_S,
-        check=False,
     )
-    out = done.stdout + done.stderr
-    assert done.returncode == 0, out
+    assert demo.stdout is not None
+    lines = []
+    for line in demo.stdout:  # the suite's timeout bounds it
+        lines.append(line)
+        if line.startswith("the worker keeps running"):
+            break
+    demo.send_signal(signal.SIGTERM)
+    out = "".join(lines) + demo.communicate(timeout=DEMO_TIMEOUT_S)[0]
+    assert demo.returncode == 0, out
     assert "DEMO FAILED" not in out, out
+    # Its worker stopped with it: nothing answers on the dashboard's port.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
     _line(out, r"KESSAI_SETTLEMENT_DEADLINE_S=30\b")
     # The dashboard's address, first thing, and again under "Where to look".
     _line(out, rf"^dashboard: http://127\.0\.0\.1:{port}/ ")

@@ -59,7 +59,9 @@ was read back), :mod:`.report` (printing it, compared with the story); here, onl
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
+from types import FrameType
 
 from schemas import INSTRUMENTS
 from streams.cli.instruments import reference_file
@@ -77,6 +79,9 @@ def main(settings: Settings, *, once: bool = False) -> int:
     from streams.devtools import localkafka
     from streams.kafka.admin import ensure_public_topics
 
+    # A SIGTERM (`kill`, a supervisor) ends the demo as Ctrl-C does: its worker is
+    # stopped on the way out, not left running on its own.
+    signal.signal(signal.SIGTERM, _interrupt)
     localkafka.up(settings)
     created = asyncio.run(ensure_public_topics(settings))
     if created:
@@ -139,3 +144,7 @@ def main(settings: Settings, *, once: bool = False) -> int:
         return 0
     finally:
         worker.stop()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -222,18 +222,22 @@ def _start(java: str, cluster: Cluster, name: str, partitions: int, log: Log) ->
 
 
 def wait_brokers(cluster: Cluster, count: int, timeout_s: float) -> None:
-    """Wait until the metadata lists ``count`` brokers; raise :class:`BrokerError` naming
-    the nodes that died, or the time waited."""
+    """Wait until the metadata lists ``count`` brokers and as many take connections;
+    raise :class:`BrokerError` naming the nodes that died, or the time waited.
+
+    Both: a broker is listed once the controller unfences it, a moment before its
+    listener takes connections (a client sent there meanwhile is refused; seen once in
+    CI, `NodeNotReadyError` on the first request to the cluster)."""
     deadline = time.monotonic() + timeout_s
     while True:
         # A plain connect first: aiokafka logs an error for each refused connection.
-        listening = any(probes.tcp_open(LISTEN_HOST, cluster.port(n)) for n in cluster.names)
+        listening = sum(probes.tcp_open(LISTEN_HOST, cluster.port(n)) for n in cluster.names)
         seen = (
             probes.run_sync(probes.metadata_brokers(cluster.bootstrap, PROBE_TIMEOUT_S, {}))
             if listening
             else 0
         )
-        if seen >= count:
+        if seen >= count and listening >= count:
             return
         dead = [n for n in [CONTROLLER, *cluster.names] if not _alive(cluster, n)]
         if time.monotonic() >= deadline:
