@@ -439,8 +439,8 @@ class EngineService:
         n = self.settings.partitions
         # Stamped with the batch's clock, not the append's: a batch begun before a
         # coupon's record time is in `kessai positions --as-of` it, however long its
-        # commit took. A simulated clock's (ticks) stay the append's: the broker would
-        # take times days away for ones to delete at retention.
+        # commit took. Under a simulated clock (ticks) they keep the append's: the broker
+        # would hold simulated times, days off the real ones, and delete by them.
         stamp = None if self.rules.ticks else int(manifest.now_s * 1000)
         for topic, key, value in out.records:
             if topic == ORDERS and self.signing_key is not None:
