@@ -493,7 +493,7 @@ MovementKind = Literal["deposit", "withdrawal"]
 Side = Literal["buy", "sell"]
 TimeInForce = Literal["GTC", "IOC"]
 OrderAction = Literal["new", "cancel", "close"]
-SettlementStatus = Literal["pending", "settled", "failed"]
+SettlementStatus = Literal["pending", "failing", "settled", "failed", "cancelled"]
 InstrumentKind = Literal["fixed", "floating", "inflation_indexed", "discount"]
 InstrumentStatus = Literal["active", "halted", "matured"]
 OrderEventKind = Literal["accepted", "rejected", "partially_filled", "filled", "cancelled"]
@@ -682,9 +682,14 @@ class SubmitOrder(_Signed):
 
 
 class SettlementStatusChanged(_Record):
-    """Topic ``settlements``, key ``trade_id``: a trade became pending, settled or failed.
+    """Topic ``settlements``, key ``trade_id``: a trade's status changed.
 
-    ``reason`` says why a trade is pending (what it waits for) or failed; it is null
+    ``pending`` (before its settlement date's cut-off), ``failing`` (past it, still
+    recycling: ``reason`` names the short legs, ``insufficient_securities``,
+    ``insufficient_cash`` or ``insufficient_securities_and_cash``), ``settled``, and
+    the ends that are not: ``cancelled`` (``max_fail_days``, ``instrument_matured``,
+    ``too_many_locks``) or, under the atomic fail mode, ``failed`` at its deadline.
+    ``reason`` says why a trade is pending, failing, failed or cancelled; it is null
     once settled.
     """
 
@@ -736,8 +741,8 @@ class SettlementStatusChanged(_Record):
     def _consistent(self) -> SettlementStatusChanged:
         if self.buyer == self.seller:
             _fail("buyer_is_seller", "buyer and seller must differ")
-        if self.status == "failed" and self.reason is None:
-            _fail("missing_reason", "reason is required when status is failed")
+        if self.status in ("failing", "failed", "cancelled") and self.reason is None:
+            _fail("missing_reason", f"reason is required when status is {self.status}")
         if self.status == "settled" and self.reason is not None:
             _fail("unexpected_reason", "reason must be null when status is settled")
         return self

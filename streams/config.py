@@ -117,6 +117,19 @@ def _integer(env: Mapping[str, str], name: str, default: str, *, minimum: int, m
     return int(text)
 
 
+def _cutoff(env: Mapping[str, str], lag: int) -> float:
+    """``KESSAI_CUTOFF``, ``HH:MM`` JST, as seconds after midnight: by default 14:00
+    under T+1 and later (BOJ-NET's afternoon), 24:00 (the day's end) at T+0."""
+    text = env.get("KESSAI_CUTOFF") or ("14:00" if lag > 0 else "24:00")
+    hours, _, minutes = text.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
+        raise ConfigError(f"KESSAI_CUTOFF: {text!r}, want a time of day in Japan, HH:MM")
+    seconds = int(hours) * 3600 + int(minutes) * 60
+    if not 0 < seconds <= 86_400 or int(minutes) >= 60:
+        raise ConfigError(f"KESSAI_CUTOFF: {text!r}, want a time from 00:01 to 24:00")
+    return float(seconds)
+
+
 def _replication(env: Mapping[str, str]) -> int | None:
     """``KESSAI_REPLICATION_FACTOR``: unset (or empty), the cluster's default."""
     if not env.get("KESSAI_REPLICATION_FACTOR", "").strip():
@@ -211,6 +224,18 @@ class Settings:
     clock: str = "wall"
     #: The account that pays coupons and redemptions, in JPYC (docs/bonds.md).
     paying_agent: str = "paying-agent"
+    #: ``recycle`` (market practice): past its settlement date's cut-off a trade still
+    #: locking is ``failing`` and goes on recycling, one fail day per cut-off, until it
+    #: settles or ``max_fail_days`` cancel it. ``atomic`` (an all-or-nothing 24/7
+    #: token market): it ``failed`` at ``settlement_deadline_s``.
+    fail_mode: str = "recycle"
+    #: The cut-off, seconds after 00:00 JST of each fail day (``KESSAI_CUTOFF``, HH:MM).
+    cutoff_s: float = 86_400.0
+    #: Fail days before a failing trade is cancelled (T2S: 60 business days).
+    max_fail_days: int = 60
+    #: A trade stamped more than this ahead of its arrival is refused,
+    #: ``invalid_trade_time``.
+    trade_ahead_s: float = 300.0
     #: The settlement engine's producers share one transactional id per app, so a new
     #: holder fences the old one. Off (``KESSAI_ENGINE_FENCING=0``) only in the test
     #: that shows what fencing prevents (tests/crash/test_engine_takeover.py).
@@ -282,7 +307,11 @@ class Settings:
             engine_fencing=e.get("KESSAI_ENGINE_FENCING", "1") != "0",
             settlement_deadline_s=deadline_s,
             trade_window_s=window_s,
-            settlement_lag=_integer(e, "KESSAI_SETTLEMENT_LAG", "0", minimum=0, maximum=5),
+            settlement_lag=(lag := _integer(e, "KESSAI_SETTLEMENT_LAG", "0", minimum=0, maximum=5)),
+            fail_mode=_choice(e, "KESSAI_FAIL_MODE", ("recycle", "atomic")),
+            cutoff_s=_cutoff(e, lag),
+            max_fail_days=_integer(e, "KESSAI_MAX_FAIL_DAYS", "60", minimum=1, maximum=250),
+            trade_ahead_s=_number(e, "KESSAI_TRADE_AHEAD_S", "300", minimum=0, maximum=86_400),
             security_master=_choice(e, "KESSAI_SECURITY_MASTER", ("required", "off")),
             clock=_choice(e, "KESSAI_CLOCK", ("wall", "ticks")),
             paying_agent=e.get("KESSAI_PAYING_AGENT", "paying-agent"),

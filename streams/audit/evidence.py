@@ -39,7 +39,7 @@ PROBLEMS_SHOWN_MAX: Final = 20
 #: The members a settlement shares with the trade it settles.
 SHARED: Final = ("trade_id", "isin", "buyer", "seller", "quantity", "currency")
 #: Statuses that end a trade: each trade has exactly one.
-TERMINAL: Final = ("settled", "failed")
+TERMINAL: Final = ("settled", "failed", "cancelled")
 
 PROG = "kessai"
 

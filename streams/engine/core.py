@@ -63,6 +63,7 @@ from streams.security import signing
 from streams.security.quota import Limit, Quota
 from streams.settlement import intake as trade_rules
 from streams.settlement import saga as dvp
+from streams.settlement.fails import FailRules
 from streams.settlement.handler import outcome_json, trade_step
 from streams.settlement.messages import Trade
 
@@ -125,6 +126,16 @@ class Rules:
     #: The account that pays coupons and redemptions in JPYC (streams/engine/actions.py);
     #: None: none are paid (the batches written before they were).
     paying_agent: str | None = None
+    #: Issue 21: the recycle mode's cut-offs and fail days (streams/settlement/fails.py);
+    #: None: the atomic mode, a trade still locking at its deadline fails (as every
+    #: batch written before the mode existed).
+    fails: FailRules | None = None
+    #: A trade stamped more than this ahead of its arrival is refused,
+    #: ``invalid_trade_time`` (None: taken, counted from its arrival, as before).
+    ahead_s: float | None = None
+    #: Issue 21: any-fit recycling, a lock that fits is granted whoever waits
+    #: (streams/ledger/domain.py); False: strict FIFO per asset, as before.
+    any_fit: bool = False
 
     def decimals_of(self, asset: str) -> int:
         return self.tokens.get(asset, 0)  # bonds count whole yen of face value
@@ -140,6 +151,9 @@ class Rules:
             "instruments_required": self.instruments_required,
             "ticks": self.ticks,
             "paying_agent": self.paying_agent,
+            "fails": None if self.fails is None else self.fails.to_json(),
+            "ahead_s": self.ahead_s,
+            "any_fit": self.any_fit,
         }
 
     @classmethod
@@ -156,6 +170,9 @@ class Rules:
             instruments_required=bool(raw.get("instruments_required", False)),
             ticks=bool(raw.get("ticks", False)),
             paying_agent=raw.get("paying_agent"),
+            fails=FailRules.from_json(raw.get("fails")),
+            ahead_s=None if raw.get("ahead_s") is None else float(raw["ahead_s"]),
+            any_fit=bool(raw.get("any_fit", False)),
         )
 
     def master(self, instruments: Mapping[str, Instrument]) -> trade_rules.Master | None:
@@ -243,7 +260,8 @@ class Engine:
         self.inflow: dict[str, int] = {}
         #: Rate-limit buckets (:mod:`streams.security.quota`).
         self.rates: dict[str, bytes] = {}
-        #: (deadline, trade id) of open sagas; stale entries are skipped when popped.
+        #: (deadline or next cut-off, trade id) of open sagas (:attr:`dvp.Saga.due`);
+        #: stale entries are skipped when popped.
         self.deadlines: list[tuple[float, str]] = []
         #: The last batch's clock (0: none since this engine started).
         self.clock_s = 0.0
@@ -317,7 +335,7 @@ class Engine:
     def restored(self) -> None:
         """Rebuild what is derived from the rows: the deadline heap (open trades only;
         the window's heap is filled as the rows are read)."""
-        self.deadlines = [(s.trade.deadline_at_s, tid) for tid, s in self.open.items()]
+        self.deadlines = [(s.due, tid) for tid, s in self.open.items()]
         heapq.heapify(self.deadlines)
         self.starts = [
             (s.trade.starts_at_s, tid) for tid, s in self.open.items() if s.stage == "waiting"
@@ -373,6 +391,7 @@ class Batch:
         #: Keys of ``engine-actions`` this batch changed.
         self.actions_touched: set[str] = set()
         self._master = rules.master(engine.instruments)
+        self.recycle = rules.fails is not None
 
     # -- inputs ---------------------------------------------------------------------
 
@@ -512,6 +531,10 @@ class Batch:
                 deadline_s=self.rules.deadline_s,
                 signed=checked.signed,
                 master=self._master,
+                cutoff_s=None if self.rules.fails is None else self.rules.fails.cutoff_s,
+                # A simulated market publishes a day's trades before its clock gets
+                # there: stamped ahead of it by design.
+                ahead_s=None if self.rules.ticks else self.rules.ahead_s,
             )
             if isinstance(trade, tuple):
                 rejected = trade
@@ -544,7 +567,7 @@ class Batch:
         """Settle an accepted trade, or start its saga."""
         self.out.received += 1
         if trade.starts_at_s > self.now_s:
-            self._saga_step(trade.trade_id, None, dvp.wait(trade))
+            self._saga_step(trade.trade_id, None, dvp.wait(trade, recycle=self.recycle))
             return
         if not (self.fast and self._settle_now(trade)):
             self._saga(trade.trade_id, None, trade)
@@ -635,11 +658,37 @@ class Batch:
         while heap and heap[0][0] <= now:
             _, trade_id = heapq.heappop(heap)
             saga = self.engine.open.get(trade_id)
-            if saga is not None:
+            if saga is None:
+                continue
+            if self.rules.fails is None:
                 self._saga_step(trade_id, saga, dvp.on_deadline(saga, now))
+            else:
+                self._cutoff(trade_id, saga, self.rules.fails)
         self._run()
         if self.rules.window_s is not None:
             self._leave(now - self.rules.window_s)
+
+    def _cutoff(self, trade_id: str, saga: dvp.Saga, rules: FailRules) -> None:
+        """A cut-off of ``saga`` (recycle mode): a fail day, or its cancellation. The
+        buyer's cash is probed while the bonds leg waits (both legs named); the next
+        cut-off joins the heap (a later one of a long-stopped engine is due at once:
+        each day it missed is counted)."""
+        t = saga.trade
+        cash_short = False
+        if saga.stage == "bonds":
+            held = self._peek(t.buyer).balances.get(t.currency)
+            cash_short = held is None or held[0] < t.cash_units
+        outcome = dvp.on_cutoff(
+            saga,
+            self.now_s,
+            cash_short=cash_short,
+            max_days=rules.max_days,
+            next_s=rules.cutoff(t, saga.fail_days + 1),
+        )
+        self._saga_step(trade_id, saga, outcome)
+        after = outcome[0]
+        if not after.terminal and after is not saga:
+            heapq.heappush(self.engine.deadlines, (after.due, trade_id))
 
     def _finished(self, trade_id: str, row: bytes, trade_time_s: float) -> None:
         """``trade_id`` is done (an outcome, or used up): its row, and its place in the window."""
@@ -676,7 +725,7 @@ class Batch:
                 self._command(message)
 
     def _saga(self, trade_id: str, saga: dvp.Saga | None, message: Trade | Reply) -> None:
-        fx = trade_step(saga, message)
+        fx = trade_step(saga, message, recycle=self.recycle)
         self._saga_step(trade_id, saga, (fx.saga, fx.commands, fx.statuses))
 
     def _saga_step(self, trade_id: str, before: dvp.Saga | None, outcome: dvp.Outcome) -> None:
@@ -735,7 +784,9 @@ class Batch:
         before = self._account(account)
         command_id = command.command_id if isinstance(command, Move) else None
         applied = command_id is not None and command_id in self.engine.applied
-        fx = account_step(before, account, command, already_applied=applied)
+        fx = account_step(
+            before, account, command, already_applied=applied, any_fit=self.rules.any_fit
+        )
         if fx.rejection is not None:
             if isinstance(command, Move):
                 if command_id is not None and fx.rejection.reason != "duplicate":
@@ -783,7 +834,7 @@ class Batch:
         for trade_id in self._opened:
             saga = engine.open.get(trade_id)
             if saga is not None:
-                heapq.heappush(engine.deadlines, (saga.trade.deadline_at_s, trade_id))
+                heapq.heappush(engine.deadlines, (saga.due, trade_id))
                 if saga.stage == "waiting":
                     heapq.heappush(engine.starts, (saga.trade.starts_at_s, trade_id))
         for account, state in self._accounts.items():

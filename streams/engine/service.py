@@ -66,6 +66,7 @@ from streams.runtime.batches import (
 from streams.runtime.livesums import LiveSums
 from streams.runtime.prefetch import Prefetch
 from streams.security import signing
+from streams.settlement.fails import FailRules
 
 logger = logging.getLogger(__name__)
 
@@ -524,4 +525,11 @@ def rules_of(settings: Settings) -> Rules:
         instruments_required=settings.security_master == "required",
         ticks=settings.clock == "ticks",
         paying_agent=settings.paying_agent,
+        fails=None
+        if settings.fail_mode == "atomic"
+        else FailRules(
+            settings.cutoff_s, settings.max_fail_days, business_days=settings.settlement_lag > 0
+        ),
+        ahead_s=settings.trade_ahead_s,
+        any_fit=True,
     )

@@ -62,7 +62,8 @@ class AccountState:
     balances: dict[str, list[int]] = field(default_factory=dict)
     #: Held locks: lock id -> [asset, units]. Their sum per asset is ``locked``.
     locks: dict[str, list[Any]] = field(default_factory=dict)
-    #: Lock requests waiting for funds, oldest first: [lock id, asset, units].
+    #: Lock requests waiting for funds, oldest first: [lock id, asset, units], and a
+    #: fourth item, its priority (the trade's settlement date), when it has one.
     waiting: list[list[Any]] = field(default_factory=list)
     #: The ``hash`` of the account's last ``ledger-events`` record ("": none yet), the
     #: tip its next record chains to (:mod:`streams.ledger.journal`). The functions of
@@ -121,7 +122,7 @@ class AccountState:
             hash=tip,
             balances={k: [int(v[0]), int(v[1])] for k, v in balances.items()},
             locks={k: [str(v[0]), int(v[1])] for k, v in locks.items()},
-            waiting=[[str(w[0]), str(w[1]), int(w[2])] for w in waiting],
+            waiting=[[str(w[0]), str(w[1]), int(w[2]), *map(str, w[3:4])] for w in waiting],
         )
 
 
@@ -160,8 +161,16 @@ def move_units(
 # A lock moves units from available to locked under a client-chosen id. It then
 # resolves exactly once: *post* (the units leave the account; the caller credits
 # them to the counterparty) or *void* (they return to available). A request that
-# does not fit waits in a FIFO queue per account and is granted, in order, when
-# funds arrive: a large request is never overtaken by smaller later ones.
+# does not fit waits in the account's queue until funds arrive. Two policies:
+#
+# - *any fit* (``any_fit=True``; issue 21, market practice: T2S recycling): a request
+#   that fits is granted at once, and arriving funds grant the waiting requests in
+#   priority order (settlement date, then arrival), skipping those that do not fit.
+#   A seller holding 100,000 with a 200,000 sale waiting delivers a later 50,000 sale
+#   at once. Large requests are kept from starving by partial settlement.
+# - *strict FIFO* per asset (the batches written before issue 21, which a replay
+#   repeats): a request waits if anyone waits for the asset before it, and granting
+#   stops at the first that does not fit -- one oversized request blocks the rest.
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,16 +212,24 @@ def _change(
 
 
 def request_lock(
-    state: AccountState, *, lock_id: str, account: str, asset: str, units: int
+    state: AccountState,
+    *,
+    lock_id: str,
+    account: str,
+    asset: str,
+    units: int,
+    any_fit: bool = False,
+    priority: str = "",
 ) -> Locked | Queued | LedgerRejection:
-    """Lock ``units`` of ``asset`` now if they are available and nobody waits before."""
+    """Lock ``units`` of ``asset`` now if they are available (and, under strict FIFO,
+    nobody waits before); otherwise queue the request, with its ``priority``."""
     assert units > 0, units
     if lock_id in state.locks or any(w[0] == lock_id for w in state.waiting):
         return LedgerRejection("duplicate", f"lock {lock_id} already exists on {account}")
     if len(state.locks) + len(state.waiting) >= LOCKS_OPEN_MAX:
         return LedgerRejection("too_many_locks", f"{account} has {LOCKS_OPEN_MAX} open locks")
     available = state.balances.get(asset, [0, 0])[0]
-    ahead = any(w[1] == asset for w in state.waiting)
+    ahead = not any_fit and any(w[1] == asset for w in state.waiting)
     if available >= units and not ahead:
         new_state, posting = _change(state, account, asset, -units, +units, lock_id)
         new_state.locks = {**state.locks, lock_id: [asset, units]}
@@ -221,13 +238,18 @@ def request_lock(
         seq=state.seq,
         balances=state.balances,
         locks=state.locks,
-        waiting=[*state.waiting, [lock_id, asset, units]],
+        waiting=[
+            *state.waiting,
+            [lock_id, asset, units, *([priority] if any_fit and priority else [])],
+        ],
     )
     return Queued(lock_id, queued)
 
 
-def grant_waiting(state: AccountState, *, account: str) -> list[Locked]:
-    """Grant queued requests, oldest first per asset, while funds allow.
+def grant_waiting(state: AccountState, *, account: str, any_fit: bool = False) -> list[Locked]:
+    """Grant queued requests while funds allow: under ``any_fit`` each that fits, in
+    priority order (its priority, then arrival); else oldest first per asset, stopping
+    at the first that does not fit.
 
     Returns one :class:`Locked` per grant, each carrying the state after it; the
     last one's state is the account's new state.
@@ -235,11 +257,15 @@ def grant_waiting(state: AccountState, *, account: str) -> list[Locked]:
     granted: list[Locked] = []
     blocked: set[str] = set()
     current = state
-    for lock_id, asset, units in state.waiting:
+    order = state.waiting
+    if any_fit:
+        order = sorted(state.waiting, key=lambda w: w[3] if len(w) > 3 else "")  # stable
+    for lock_id, asset, units, *_ in order:
         if asset in blocked:
             continue
         if current.balances.get(asset, [0, 0])[0] < units:
-            blocked.add(asset)  # strict FIFO per asset: nobody overtakes it
+            if not any_fit:
+                blocked.add(asset)  # strict FIFO per asset: nobody overtakes it
             continue
         new_state, posting = _change(current, account, asset, -units, +units, lock_id)
         new_state.locks = {**current.locks, lock_id: [asset, units]}

@@ -29,6 +29,8 @@ __all__ = ["AccountEffects", "account_step"]
 @dataclass
 class AccountEffects:
     state: domain.AccountState
+    #: Any-fit recycling (streams/ledger/domain.py); False: strict FIFO.
+    any_fit: bool = False
     postings: list[domain.Posting] = field(default_factory=list)
     #: Answers to the sagas, in order.
     replies: list[Reply] = field(default_factory=list)
@@ -49,7 +51,7 @@ def _other_lock(lock: str) -> str:
 
 
 def _grant(fx: AccountEffects, account: str) -> None:
-    for granted in domain.grant_waiting(fx.state, account=account):
+    for granted in domain.grant_waiting(fx.state, account=account, any_fit=fx.any_fit):
         fx.state = granted.state
         fx.postings.extend(granted.postings)
         fx.replies.append(_reply(granted.lock_id, "granted"))
@@ -75,7 +77,13 @@ def _move(fx: AccountEffects, account: str, m: Move, already_applied: bool) -> N
 
 def _lock(fx: AccountEffects, account: str, m: LockCmd) -> None:
     r = domain.request_lock(
-        fx.state, lock_id=m.lock_id, account=account, asset=m.asset, units=m.units
+        fx.state,
+        lock_id=m.lock_id,
+        account=account,
+        asset=m.asset,
+        units=m.units,
+        any_fit=fx.any_fit,
+        priority=m.priority,
     )
     if isinstance(r, domain.Locked):
         fx.state, fx.postings = r.state, list(r.postings)
@@ -122,12 +130,17 @@ def _void(fx: AccountEffects, account: str, lock: str) -> None:
 
 
 def account_step(
-    state: domain.AccountState, account: str, m: LedgerCommand, *, already_applied: bool
+    state: domain.AccountState,
+    account: str,
+    m: LedgerCommand,
+    *,
+    already_applied: bool,
+    any_fit: bool = False,
 ) -> AccountEffects:
     """One command on ``account`` in ``state``: the new state, its postings, the replies,
     the ids to remember, or why it was refused. ``already_applied``: whether a move's
-    command id was applied (or used up) before."""
-    fx = AccountEffects(state)
+    command id was applied (or used up) before; ``any_fit``: the recycling policy."""
+    fx = AccountEffects(state, any_fit=any_fit)
     if isinstance(m, Move):
         _move(fx, account, m, already_applied)
     elif isinstance(m, LockCmd):

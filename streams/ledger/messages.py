@@ -70,6 +70,9 @@ class LockCmd:
     account: str
     asset: str
     units: int
+    #: Its place among the account's waiting requests under any-fit recycling: the
+    #: trade's settlement date (earlier first; "" first of all, then arrival order).
+    priority: str = ""
 
 
 @dataclass(frozen=True, slots=True)

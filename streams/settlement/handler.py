@@ -26,10 +26,10 @@ class TradeEffects:
     statuses: list[core.StatusChanged] = field(default_factory=list)
 
 
-def trade_step(saga: core.Saga | None, m: Trade | Reply) -> TradeEffects:
-    """A new trade (``saga`` None), or a reply on its open saga."""
+def trade_step(saga: core.Saga | None, m: Trade | Reply, *, recycle: bool = False) -> TradeEffects:
+    """A new trade (``saga`` None; ``recycle``: its mode), or a reply on its open saga."""
     if isinstance(m, Trade):
-        new, commands, statuses = core.start(m)
+        new, commands, statuses = core.start(m, recycle=recycle)
     else:
         assert saga is not None, m
         new, commands, statuses = core.on_reply(saga, m)
@@ -55,11 +55,12 @@ def trade_json(trade: Trade) -> dict[str, Any]:
 
 def outcome_json(saga: core.Saga) -> dict[str, Any]:
     """The row of a terminal saga: the trade, its stage and reason, and each leg's
-    final state. A failed trade's queued or locked legs are ``voided``: the failure
-    sent their voids in the same step."""
+    final state. A failed (or cancelled) trade's queued or locked legs are ``voided``:
+    its end sent their voids in the same step."""
+    ended = saga.stage in ("failed", "cancelled")
 
     def final(leg: str) -> str:
-        return "voided" if saga.stage == "failed" and leg in ("queued", "locked") else leg
+        return "voided" if ended and leg in ("queued", "locked") else leg
 
     return {
         "trade": trade_json(saga.trade),

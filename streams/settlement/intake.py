@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -45,6 +46,8 @@ def to_trade(
     deadline_s: float,
     signed: str = "",
     master: Master | None = None,
+    cutoff_s: float | None = None,
+    ahead_s: float | None = None,
 ) -> Trade | Rejected:
     """The saga's trade for a decoded one that arrived at ``arrived_s`` (broker time).
 
@@ -55,12 +58,19 @@ def to_trade(
     (docs/security.md, M1). With a ``master`` (issue 20): the instrument's checks, the
     trade and settlement dates, kessai's accrued interest (streams/bonds/terms.py), and
     a deadline counted from the settlement date's start when that is later. Without
-    one, the trade is taken as before dates existed (an old batch's replay)."""
+    one, the trade is taken as before dates existed (an old batch's replay).
+
+    ``cutoff_s`` (the recycle mode, streams/settlement/fails.py): a dated trade's
+    deadline is its settlement date's cut-off, this long after the date's 00:00 JST.
+    ``ahead_s``: a ``trade_time`` more than this after the arrival is refused,
+    ``invalid_trade_time`` (a venue's clock that far ahead is wrong, or lying)."""
     if t.currency not in tokens:
         known = ", ".join(sorted(tokens))
         return "unknown_token", f"currency {t.currency!r} is not configured ({known})"
     decimals = tokens[t.currency]
     trade_time_s = t.trade_time.timestamp()
+    if ahead_s is not None and trade_time_s > arrived_s + ahead_s:
+        return _ahead(t, arrived_s, ahead_s)
     deadline = deadline_at(trade_time_s, arrived_s, deadline_s)
     extra: dict[str, Any] = {}
     if master is None:
@@ -72,7 +82,10 @@ def to_trade(
         if isinstance(dated, tuple):
             return dated
         units = dated.principal_units + dated.accrued_units
-        deadline = max(deadline, dated.starts_at_s + deadline_s)
+        if cutoff_s is None:
+            deadline = max(deadline, dated.starts_at_s + deadline_s)
+        else:
+            deadline = dated.starts_at_s + cutoff_s
         # By hand: dataclasses.asdict deep-copies, and took a third of a dated trade's
         # intake (cProfile; docs/performance.md).
         extra = {name: getattr(dated, name) for name in _DATED_FIELDS}
@@ -93,6 +106,15 @@ def to_trade(
         arrived_s=arrived_s,
         signed=signed,
         **extra,
+    )
+
+
+def _ahead(t: TradeExecuted, arrived_s: float, ahead_s: float) -> Rejected:
+    arrived = datetime.fromtimestamp(arrived_s, UTC).isoformat()
+    return (
+        "invalid_trade_time",
+        f"trade_time {t.trade_time.isoformat()} of {t.trade_id} is more than {ahead_s:g} s "
+        f"ahead of its arrival {arrived}",
     )
 
 

@@ -14,9 +14,19 @@ A trade whose settlement date (00:00 JST) has not begun waits first (``waiting``
 when its date begins. A lock that does not fit waits in the account's queue
 (recycling): the trade is ``pending`` with ``insufficient_securities`` or
 ``insufficient_cash``, published once per reason, and it goes on as soon as the asset
-arrives. At its deadline a trade
-still locking ``fails`` with that reason and voids whatever it held or queued. A
-lock granted to a trade that has already failed is voided at once: no lock outlives
+arrives. What happens to a trade still locking later depends on the mode
+(:mod:`streams.settlement.fails`):
+
+- *atomic* (a 24/7 token market's all-or-nothing rule): at its deadline it
+  ``failed``, with that reason, and voids whatever it held or queued;
+- *recycle* (market practice, the default): past its settlement date's cut-off it is
+  ``failing`` (both legs probed, the reason names each short one) and goes on
+  recycling; at each later cut-off it fails one more day, and after the last one it
+  is ``cancelled``, ``max_fail_days``, voiding what it holds. Its other ends are
+  ``cancelled`` too (``too_many_locks``, ``instrument_matured``): ``failed`` is the
+  atomic mode's word.
+
+A lock granted to a trade that has already ended is voided at once: no lock outlives
 its trade. Every message carries ids, so a repeated one changes nothing.
 """
 
@@ -35,6 +45,7 @@ from streams.ledger.messages import (
     leg_of,
     lock_id,
 )
+from streams.settlement import fails
 from streams.settlement.messages import Trade
 
 __all__ = [
@@ -42,6 +53,7 @@ __all__ = [
     "Outcome",
     "Saga",
     "StatusChanged",
+    "on_cutoff",
     "on_deadline",
     "on_matured",
     "on_reply",
@@ -54,9 +66,9 @@ __all__ = [
 AWAITING: Final = "awaiting_settlement_date"
 
 LegState = Literal["none", "queued", "locked", "posted", "voided"]
-Stage = Literal["waiting", "bonds", "cash", "posting", "settled", "failed"]
-Status = Literal["pending", "settled", "failed"]
-TERMINAL: frozenset[str] = frozenset({"settled", "failed"})
+Stage = Literal["waiting", "bonds", "cash", "posting", "settled", "failed", "cancelled"]
+Status = Literal["pending", "failing", "settled", "failed", "cancelled"]
+TERMINAL: frozenset[str] = frozenset({"settled", "failed", "cancelled"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +84,24 @@ class Saga:
     stage: Stage = "bonds"
     bonds: LegState = "none"
     cash: LegState = "none"
-    #: The pending reason last published, so each is published once.
+    #: The pending (or failing) reason last published, so each is published once.
     pending_reason: str | None = None
     reason: str | None = None
+    #: The recycle mode (streams/settlement/fails.py); False: atomic.
+    recycle: bool = False
+    #: Cut-offs passed while open (> 0: ``failing``), and when the next one is (0: the
+    #: trade's ``deadline_at_s``, its first).
+    fail_days: int = 0
+    due_s: float = 0.0
 
     @property
     def terminal(self) -> bool:
         return self.stage in TERMINAL
+
+    @property
+    def due(self) -> float:
+        """When the engine next looks at this saga: its deadline or next cut-off."""
+        return self.due_s or self.trade.deadline_at_s
 
 
 Outcome = tuple[Saga, list[Command], list[StatusChanged]]
@@ -88,20 +111,29 @@ def _with_leg(saga: Saga, leg: Leg, state: LegState) -> Saga:
     return replace(saga, bonds=state) if leg == "bonds" else replace(saga, cash=state)
 
 
-def start(trade: Trade) -> Outcome:
-    saga = Saga(trade=trade, bonds="queued")
+def start(trade: Trade, *, recycle: bool = False) -> Outcome:
+    saga = Saga(trade=trade, bonds="queued", recycle=recycle)
     t = trade
     return (
         saga,
-        [LockCmd(lock_id(t.trade_id, "bonds"), t.trade_id, t.seller, t.isin, t.quantity)],
+        [
+            LockCmd(
+                lock_id(t.trade_id, "bonds"),
+                t.trade_id,
+                t.seller,
+                t.isin,
+                t.quantity,
+                t.settlement_date,
+            )
+        ],
         [],
     )
 
 
-def wait(trade: Trade) -> Outcome:
+def wait(trade: Trade, *, recycle: bool = False) -> Outcome:
     """A trade whose settlement date has not begun: ``pending``, holding nothing, until
     :func:`on_settlement_date`."""
-    saga = Saga(trade=trade, stage="waiting", pending_reason=AWAITING)
+    saga = Saga(trade=trade, stage="waiting", pending_reason=AWAITING, recycle=recycle)
     return saga, [], [StatusChanged(trade.trade_id, "pending", AWAITING)]
 
 
@@ -109,7 +141,7 @@ def on_settlement_date(saga: Saga) -> Outcome:
     """The settlement date began: a waiting trade starts locking (:func:`start`)."""
     if saga.stage != "waiting":
         return saga, [], []
-    return start(saga.trade)
+    return start(saga.trade, recycle=saga.recycle)
 
 
 def on_reply(saga: Saga, reply: Reply) -> Outcome:
@@ -122,10 +154,11 @@ def on_reply(saga: Saga, reply: Reply) -> Outcome:
         reason = "insufficient_securities" if leg == "bonds" else "insufficient_cash"
         if saga.pending_reason == reason:
             return saga, [], []
+        status: Status = "failing" if saga.fail_days else "pending"
         return (
             replace(saga, pending_reason=reason),
             [],
-            [StatusChanged(t.trade_id, "pending", reason)],
+            [StatusChanged(t.trade_id, status, reason)],
         )
     if reply.what == "granted":
         if saga.terminal or getattr(saga, leg) != "queued":
@@ -134,7 +167,12 @@ def on_reply(saga: Saga, reply: Reply) -> Outcome:
         saga = _with_leg(saga, leg, "locked")
         if leg == "bonds":
             cash = LockCmd(
-                lock_id(t.trade_id, "cash"), t.trade_id, t.buyer, t.currency, t.cash_units
+                lock_id(t.trade_id, "cash"),
+                t.trade_id,
+                t.buyer,
+                t.currency,
+                t.cash_units,
+                t.settlement_date,
             )
             return replace(saga, stage="cash", cash="queued"), [cash], []
         # Both legs locked: post both, in this one transaction.
@@ -196,13 +234,36 @@ def on_deadline(saga: Saga, now_s: float) -> Outcome:
     return _fail(saga, "insufficient_securities" if saga.stage == "bonds" else "insufficient_cash")
 
 
+def on_cutoff(
+    saga: Saga, now_s: float, *, cash_short: bool, max_days: int, next_s: float
+) -> Outcome:
+    """A cut-off of a trade still locking (recycle mode): it fails one more day
+    (``failing``, published when it starts or its reason changes), or, past
+    ``max_days`` of them, is ``cancelled``. ``cash_short``: the buyer could not lock
+    the cash now (probed while the bonds leg waits; a queued cash leg is short);
+    ``next_s``: the next cut-off."""
+    if saga.stage not in ("bonds", "cash") or now_s < saga.due:
+        return saga, [], []
+    if saga.fail_days >= max_days:
+        return _fail(saga, "max_fail_days")
+    reason = fails.failing_reason(
+        bonds_short=saga.stage == "bonds", cash_short=saga.stage == "cash" or cash_short
+    )
+    failing = replace(saga, fail_days=saga.fail_days + 1, due_s=next_s, pending_reason=reason)
+    if saga.fail_days and reason == saga.pending_reason:
+        return failing, [], []
+    return failing, [], [StatusChanged(saga.trade.trade_id, "failing", reason)]
+
+
 def _fail(saga: Saga, reason: str) -> Outcome:
-    """``saga`` fails with ``reason``, voiding each lock it holds or queued."""
+    """``saga`` ends with ``reason`` (``failed``; ``cancelled`` in the recycle mode),
+    voiding each lock it holds or queued."""
     t = saga.trade
     commands: list[Command] = []
     if saga.bonds in ("queued", "locked"):
         commands.append(VoidCmd(lock_id(t.trade_id, "bonds"), t.trade_id, t.seller))
     if saga.cash in ("queued", "locked"):
         commands.append(VoidCmd(lock_id(t.trade_id, "cash"), t.trade_id, t.buyer))
-    failed = replace(saga, stage="failed", reason=reason)
-    return failed, commands, [StatusChanged(t.trade_id, "failed", reason)]
+    end: Literal["failed", "cancelled"] = "cancelled" if saga.recycle else "failed"
+    ended = replace(saga, stage=end, reason=reason)
+    return ended, commands, [StatusChanged(t.trade_id, end, reason)]

@@ -35,7 +35,7 @@ async def test_a_trade_stamped_a_year_ahead_still_fails_at_its_deadline(
              "seller": f"s-{run}", "quantity": 100_000, "price": "99.5", "currency": "JPYC",
              "accrued_interest": "0", "trade_time": trade_time()}  # fmt: skip
     env = {"KESSAI_BOOTSTRAP": settings.bootstrap, "KESSAI_SETTLEMENT_DEADLINE_S": "5",
-           "KESSAI_TICK_INTERVAL_S": "0.5"}  # fmt: skip
+           "KESSAI_FAIL_MODE": "atomic", "KESSAI_TICK_INTERVAL_S": "0.5"}  # fmt: skip
     try:
         await ensure_public_topics(settings)
         with running_worker(tmp_path / "worker.log", env) as worker:

@@ -78,7 +78,7 @@ async def test_trades_settle_pend_fail_and_reject(profile: Profile, tmp_path: Pa
     tid = venue.tid
     reader = profile.reader
     await ensure_public_topics(profile.settings_of("admin"))
-    env = {**profile.worker_env, "KESSAI_SETTLEMENT_DEADLINE_S": "25"}
+    env = {**profile.worker_env, "KESSAI_SETTLEMENT_DEADLINE_S": "25", "KESSAI_FAIL_MODE": "atomic"}
     with running_worker(tmp_path / "worker.log", env):
         await profile.send("payments", b1, cash_deposit(f"p1-{run}", b1, "200000"))
         await profile.send("custody", s1, bond_deposit(f"c-{s1}", s1, BOND, 200_000))

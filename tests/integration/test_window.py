@@ -28,7 +28,8 @@ from tests.support.workers import running_worker
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BOND = "JP1103551Q43"
-WINDOW = {"KESSAI_SETTLEMENT_DEADLINE_S": "2", "KESSAI_TRADE_WINDOW_S": "4"}
+WINDOW = {"KESSAI_SETTLEMENT_DEADLINE_S": "2", "KESSAI_TRADE_WINDOW_S": "4",
+          "KESSAI_FAIL_MODE": "atomic"}  # fmt: skip
 
 
 def _trade(tid: str, buyer: str, seller: str, at: float) -> dict[str, Any]:

@@ -153,7 +153,7 @@ def finished_template() -> tuple[bytes, float]:
     """The ``engine-trades`` row of a settled trade, as the engine's own :class:`Batch`
     writes it (two funded accounts, one trade of 100,000 face at par), and its clock.
     Its trade id is :data:`_TEMPLATE_ID`; its times are the clock (trade, arrival) and
-    the clock plus the deadline."""
+    the clock plus the deadline (returned: its distance from the clock)."""
     engine, rules_ = Engine(), rules()
     batch = Batch(engine, rules_, FUND_CLOCK_S)
     seller, buyer = funding(0), funding(1)
@@ -170,7 +170,8 @@ def finished_template() -> tuple[bytes, float]:
     out = batch.finish()
     (row,) = [v for t, _, v in out.changelog if t == ENGINE_TRADES and v is not None]
     assert b'"stage":"settled"' in row, row
-    return row, rules_.deadline_s
+    # The deadline is the rules' (atomic) or the settlement date's cut-off (recycle).
+    return row, orjson.loads(row)["trade"]["deadline_at_s"] - FUND_CLOCK_S
 
 
 def finished_rows(count: int, *, newest_s: float, span_s: float) -> Iterator[ChangelogRow]:

@@ -61,6 +61,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
+from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from schemas import INSTRUMENTS
@@ -72,6 +74,21 @@ from streams.devtools.demo.report import print_report, where_to_look
 from streams.devtools.demo.story import DEMO_DEADLINE_S, build
 from streams.devtools.processes import WorkerProcess
 from streams.kafka.publish import publish_file
+
+
+def _introduce(settings: Settings, accounts: Sequence[str], run: str, worker_log: Path) -> None:
+    print(
+        f"starting a worker with KESSAI_FAIL_MODE=atomic and "
+        f"KESSAI_SETTLEMENT_DEADLINE_S={DEMO_DEADLINE_S} (the defaults are recycle, a fail "
+        f"recycles for days, and {Settings().settlement_deadline_s:.0f} s), so that a trade "
+        f"fails within the demo; log: {worker_log}"
+    )
+    print(f"run {run}: accounts {', '.join(accounts)}")
+    print(
+        f"dashboard: http://127.0.0.1:{settings.web_port}/  "
+        f"(metrics: http://127.0.0.1:{settings.web_port}/metrics)",
+        flush=True,
+    )
 
 
 def main(settings: Settings, *, once: bool = False) -> int:
@@ -91,17 +108,7 @@ def main(settings: Settings, *, once: bool = False) -> int:
     worker_log = log_dir / "worker.log"
     run = uuid.uuid4().hex[:6]
     story = build(run)
-    print(
-        f"starting a worker with KESSAI_SETTLEMENT_DEADLINE_S={DEMO_DEADLINE_S} (the default "
-        f"is {Settings().settlement_deadline_s:.0f} s), so that a trade fails within the "
-        f"demo; log: {worker_log}"
-    )
-    print(f"run {run}: accounts {', '.join(story.accounts)}")
-    print(
-        f"dashboard: http://127.0.0.1:{settings.web_port}/  "
-        f"(metrics: http://127.0.0.1:{settings.web_port}/metrics)",
-        flush=True,
-    )
+    _introduce(settings, story.accounts, run, worker_log)
     # The security master first (`kessai instruments load`): the worker reads it to its
     # end as it starts, before the story's deposits and trades (docs/bonds.md).
     if publish_file(settings, INSTRUMENTS, str(reference_file())) != 0:
@@ -112,6 +119,7 @@ def main(settings: Settings, *, once: bool = False) -> int:
         # The story's figures are the master's (whatever this shell's environment says).
         env={
             "KESSAI_SETTLEMENT_DEADLINE_S": str(DEMO_DEADLINE_S),
+            "KESSAI_FAIL_MODE": "atomic",
             "KESSAI_SECURITY_MASTER": "required",
             "KESSAI_SETTLEMENT_LAG": "0",
         },

@@ -139,6 +139,10 @@ async def _story(act: _Act) -> None:
     print("  Fri 19 Mar 00:00 JST: the trade starts; carol has no cash yet: pending")
     coupon = Event(TEN_YEAR, dt.date(2027, 3, 20), redemption=False)
     await act.tick(coupon.record_s)
+    failing = await act.status(trade_id, "failing", "insufficient_cash")
+    print("  Fri 19 Mar 14:00 JST, the settlement date's cut-off: still no cash, the trade is "
+          "failing; it recycles, it is not cancelled (docs/fails.md)")  # fmt: skip
+    act.expect("failing, the buyer liable", failing.get("reason"), "insufficient_cash")
     await act.tick(coupon.pay_s)
     print("  Sat 20 Mar is #377's coupon date; its record time is 00:00 JST that day. Paid "
           "Tue 23 Mar (21st the equinox, 22nd its substitute holiday):")  # fmt: skip

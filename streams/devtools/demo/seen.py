@@ -19,7 +19,7 @@ from streams.devtools.demo.story import Balances, Status
 from streams.matching.book import Book
 
 #: Terminal settlement statuses.
-TERMINAL = ("settled", "failed")
+TERMINAL = ("settled", "failed", "cancelled")
 
 
 @dataclass

@@ -472,6 +472,7 @@ def _worker_env(profile: Profile, replication: int | None = None) -> dict[str, s
         "KESSAI_APP_ID": APP_ID,
         "KESSAI_TOKENS": ",".join(f"{k}:{v}" for k, v in TOKENS.items()),
         "KESSAI_SETTLEMENT_DEADLINE_S": str(DEADLINE_S),
+        "KESSAI_FAIL_MODE": "atomic",
         "KESSAI_SECURITY_MASTER": "required",
         "PYTHONUNBUFFERED": "1",
         **({"KESSAI_REPLICATION_FACTOR": str(replication)} if replication else {}),

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, REJECTIONS, SETTLEMENTS, TRADES
 from streams.engine.core import Batch, Engine, Outputs, Rules, trade_time_of
 from streams.ledger import domain
+from streams.settlement.fails import DAY_S, FailRules
 from streams.topics import ENGINE_CHANGELOGS
 
 BOND = "JP1103551Q43"
@@ -24,6 +25,24 @@ ACCOUNTS = ("a", "b", "c")
 RULES = Rules(tokens={"JPYC": 0, "USDC": 6}, deadline_s=30.0)
 #: The same, with a window (ADR 0033) that the runs' clocks cross: batches are 10 s apart.
 WINDOWED = Rules(tokens={"JPYC": 0, "USDC": 6}, deadline_s=30.0, window_s=45.0)
+#: The recycle mode (issue 21): a trade still locking at its deadline is failing, one
+#: fail day a day, cancelled at the second, with any-fit recycling; its runs' batches
+#: are 10 hours apart.
+RECYCLE = Rules(
+    tokens={"JPYC": 0, "USDC": 6},
+    deadline_s=30.0,
+    fails=FailRules(cutoff_s=DAY_S, max_days=2, business_days=False),
+    any_fit=True,
+)
+ENDS = ("settled", "failed", "cancelled")
+
+
+def step_of(rules: Rules) -> float:
+    """The clock's step between a run's batches: 10 s, 10 hours in the recycle mode
+    (so that a run crosses several fail days)."""
+    return 10.0 if rules.fails is None else 36_000.0
+
+
 T0 = 1_800_000_000.0
 
 #: An input: (topic, key, value, broker time offset in seconds).
@@ -89,9 +108,9 @@ def run(
     rules: Rules = RULES,
     t0: float = T0,
 ) -> tuple[Engine, list[Outputs]]:
-    """Apply ``records`` in batches ending at ``cuts`` (indices), the clock moving 10 s a
-    batch; with ``restore_at``, a fresh engine restored from the rows committed so far
-    takes over before that batch."""
+    """Apply ``records`` in batches ending at ``cuts`` (indices), the clock moving
+    :func:`step_of` a batch; with ``restore_at``, a fresh engine restored from the rows
+    committed so far takes over before that batch."""
     engine, outs = Engine(), []
     rows: list[tuple[str, bytes, bytes | None]] = []
     bounds = [0, *sorted({min(c, len(records)) for c in cuts}), len(records)]
@@ -101,7 +120,7 @@ def run(
             for name, key, value in rows:
                 engine.restore_row(name, key.decode(), value)
             engine.restored()
-        now = t0 + 10 * i
+        now = t0 + step_of(rules) * i
         batch = Batch(engine, rules, now)
         for offset in range(start, end):
             topic, key, value, _ = records[offset]
@@ -129,10 +148,10 @@ cases = st.tuples(inputs(), st.lists(st.integers(0, 25), max_size=6))
 
 
 @settings(max_examples=300, deadline=None)
-@given(cases)
-def test_money_is_conserved_and_every_accepted_trade_ends_once(case: Any) -> None:
+@given(cases, st.sampled_from([RULES, RECYCLE]))
+def test_money_is_conserved_and_every_accepted_trade_ends_once(case: Any, rules: Rules) -> None:
     records, cuts = case
-    engine, outs = run(records, cuts)
+    engine, outs = run(records, cuts, rules=rules)
     # Conservation: balances are exactly deposits minus withdrawals applied.
     for asset in set(totals(engine)) | set(engine.inflow):
         assert totals(engine)[asset] == engine.inflow.get(asset, 0), asset
@@ -140,14 +159,20 @@ def test_money_is_conserved_and_every_accepted_trade_ends_once(case: Any) -> Non
     ended: dict[str, str] = {}
     for trade_id, status in _statuses(outs):
         assert trade_id not in ended, (trade_id, status, ended[trade_id])
-        if status in ("settled", "failed"):
+        if status in ENDS:
             ended[trade_id] = status
+        # Each mode has its words: failing and cancelled are the recycle mode's.
+        assert status in (("failing", "cancelled") if rules.fails else ("failed",)) or status in (
+            "pending",
+            "settled",
+        )
     received = sum(out.received for out in outs)
-    # Past every deadline, nothing stays open and nothing stays locked.
-    late = Batch(engine, RULES, T0 + 10 * (len(cuts) + 2) + RULES.deadline_s)
+    # Past every deadline (every fail day), nothing stays open and nothing stays locked.
+    last = T0 + step_of(rules) * (len(cuts) + 2) + rules.deadline_s
+    late = Batch(engine, rules, last + (0 if rules.fails is None else 3 * DAY_S))
     late.expire()
     outs.append(late.finish())
-    ended = {t: s for t, s in _statuses(outs) if s in ("settled", "failed")}
+    ended = {t: s for t, s in _statuses(outs) if s in ENDS}
     assert len(ended) == received and not engine.open
     for raw in engine.accounts.values():
         state = domain.AccountState.from_bytes(raw)
@@ -156,7 +181,7 @@ def test_money_is_conserved_and_every_accepted_trade_ends_once(case: Any) -> Non
 
 
 @settings(max_examples=300, deadline=None)
-@given(cases, st.integers(0, 7), st.sampled_from([RULES, WINDOWED]))
+@given(cases, st.integers(0, 7), st.sampled_from([RULES, WINDOWED, RECYCLE]))
 def test_an_engine_restored_from_its_rows_writes_what_one_that_never_stopped_writes(
     case: Any, restore_at: int, rules: Rules
 ) -> None:

@@ -222,6 +222,48 @@ def test_queued_requests_are_granted_oldest_first_per_asset() -> None:
     assert granted[-1].state.balances["JPYC"] == [0, 105] and not granted[-1].state.waiting
 
 
+def _deposit(state: core.AccountState, units: int, asset: str = "JPYC") -> core.AccountState:
+    moved = core.move_units(
+        state, command_id=f"p{units}", account="a", asset=asset, units=units,
+        kind="deposit", duplicate=False,
+    )  # fmt: skip
+    assert not isinstance(moved, core.LedgerRejection)
+    return moved[0]
+
+
+def test_any_fit_grants_a_request_that_fits_whoever_waits() -> None:
+    # The domain review's case: holding 100,000, A needs 200,000 and B 50,000.
+    s = _deposit(core.AccountState(), 100_000, "JP1")
+    a = core.request_lock(s, lock_id="A", account="a", asset="JP1", units=200_000, any_fit=True)
+    assert isinstance(a, core.Queued)
+    b = core.request_lock(
+        a.state, lock_id="B", account="a", asset="JP1", units=50_000, any_fit=True
+    )
+    assert isinstance(b, core.Locked), "B fits: it is not held behind A"
+    assert b.state.balances["JP1"] == [50_000, 50_000]
+    assert [w[0] for w in b.state.waiting] == ["A"]
+    # Strict FIFO (the batches before issue 21): B waits behind A.
+    fifo = core.request_lock(a.state, lock_id="B", account="a", asset="JP1", units=50_000)
+    assert isinstance(fifo, core.Queued)
+
+
+def test_any_fit_grants_in_settlement_date_order_skipping_what_does_not_fit() -> None:
+    s = _funded(0)
+    for lock, units, date in (("late", 60, "2025-11-06"), ("big", 500, "2025-11-04"),
+                              ("early", 60, "2025-11-05"), ("also", 30, "2025-11-06")):  # fmt: skip
+        q = core.request_lock(
+            s, lock_id=lock, account="a", asset="JPYC", units=units, any_fit=True, priority=date
+        )
+        assert isinstance(q, core.Queued)
+        s = q.state
+    assert core.AccountState.from_bytes(s.to_bytes()) == s  # the priorities are kept
+    # 100 arrive: 'big' (first by date) does not fit and is skipped; 'early' (5 Nov)
+    # goes before 'late' (6 Nov, arrived first); 'also' fits in what is left.
+    granted = core.grant_waiting(_deposit(s, 100), account="a", any_fit=True)
+    assert [g.lock_id for g in granted] == ["early", "also"]
+    assert [w[0] for w in granted[-1].state.waiting] == ["late", "big"]
+
+
 def test_a_queued_request_can_be_withdrawn() -> None:
     q = core.request_lock(_funded(0), lock_id="t/cash", account="a", asset="JPYC", units=5)
     assert isinstance(q, core.Queued)

@@ -1,0 +1,140 @@
+"""Fails on the real broker (issue 21), on a broker of its own with the market's clock
+simulated (``KESSAI_CLOCK=ticks``): a T+1 trade whose seller has no bonds is
+``failing`` from its settlement date's 14:00 JST cut-off, recycles through three fail
+days without being cancelled, and settles its original amount when the bonds come;
+another, never delivered, is ``cancelled`` (``max_fail_days``) at its third business
+day after the settlement date, its buyer's cash released. Read back with
+read_committed; ``kessai replay`` derives every status again."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from streams import cli
+from streams.bonds.terms import start_of
+from streams.config import Settings
+from streams.devtools import localkafka
+from streams.kafka.admin import ensure_public_topics
+from tests.support.logs import Seen, collect, read_journal
+from tests.support.profiles import Profile, plain
+from tests.support.records import bond_deposit, bond_record, cash_deposit
+from tests.support.workers import running_worker
+
+pytestmark = pytest.mark.integration
+
+
+def _jst(day: str, hour: float = 0) -> float:
+    return start_of(dt.date.fromisoformat(day)) + hour * 3600
+
+
+def _utc(epoch_s: float) -> str:
+    return dt.datetime.fromtimestamp(epoch_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def test_a_fail_recycles_for_three_days_then_settles_and_another_is_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    bond = bond_record(run)
+    isin, buyer, seller = bond["isin"], f"b-{run}", f"s-{run}"
+    admin = localkafka.up_private(tmp_path / "kafka", log=lambda line: None)
+    market = plain(admin.bootstrap)
+    reader = market.reader
+    env = {**market.worker_env, "KESSAI_CLOCK": "ticks", "KESSAI_SECURITY_MASTER": "required",
+           "KESSAI_SETTLEMENT_LAG": "1", "KESSAI_MAX_FAIL_DAYS": "3",
+           "KESSAI_TRADE_WINDOW_S": str(40 * 86_400)}  # fmt: skip
+    # t2: Fri 29 Jan 2027, settles Mon 1 Feb; t1: Mon 1 Feb, settles Tue 2 Feb.
+    t1 = _trade(market.venue, f"t1-{run}", isin, buyer, seller, _jst("2027-02-01", 10))
+    t2 = _trade(market.venue, f"t2-{run}", isin, buyer, seller, _jst("2027-01-29", 10))
+    try:
+        await ensure_public_topics(market.settings_of("admin"))
+        with running_worker(tmp_path / "worker.log", env) as worker:
+            await market.send("instruments", isin, bond)
+            await market.send("payments", buyer, cash_deposit(f"p1-{run}", buyer, "300000000"))
+            await _ledger(reader, f"payment:p1-{run}")
+            for trade in (t2, t1):
+                await market.send("trades", trade["trade_id"], trade)
+                await _status(reader, trade["trade_id"], "pending", "awaiting_settlement_date")
+            # Each tick waits for what it causes: a record sent after it must not be
+            # fetched ahead of it.
+            await _tick(market, _jst("2027-02-01", 14))
+            await _status(reader, t2["trade_id"], "failing", "insufficient_securities")
+            await _tick(market, _jst("2027-02-02", 14))
+            await _status(reader, t1["trade_id"], "failing", "insufficient_securities")
+            await _tick(market, _jst("2027-02-03", 14))
+            await _tick(market, _jst("2027-02-04", 14))  # t1's third fail day, t2's end
+            await _status(reader, t2["trade_id"], "cancelled", "max_fail_days")
+            await market.send(
+                "custody", seller, bond_deposit(f"c1-{run}", seller, isin, 100_000_000)
+            )
+            settled = await _status(reader, t1["trade_id"], "settled", None)
+            assert worker.alive, worker.log_tail()
+        # The original amount: accrued to the settlement date (2 Feb), not to the day it
+        # settled (4 Feb): 135 days from 20 Sep 2026 at 0.9 % on ¥100m is ¥332,876.
+        assert (settled["settlement_date"], settled["accrued"]) == ("2027-02-02", "332876")
+        await _check(reader, run, t1["trade_id"], t2["trade_id"], buyer, seller, isin)
+        monkeypatch.setenv("KESSAI_BOOTSTRAP", admin.bootstrap)
+        assert await asyncio.to_thread(cli.main, ["replay"]) == 0
+    finally:
+        await market.close()
+        localkafka.down(admin)
+
+
+async def _check(
+    reader: Settings, run: str, t1: str, t2: str, buyer: str, seller: str, isin: str
+) -> None:
+    seen = await collect(reader, ["settlements"], lambda s: False, timeout_s=3)
+    statuses = {
+        tid: [(r["status"], r["reason"]) for r in seen if r["trade_id"] == tid] for tid in (t1, t2)
+    }
+    # Failing is said once: the later fail days keep its reason.
+    assert statuses[t1] == [("pending", "awaiting_settlement_date"),
+                            ("pending", "insufficient_securities"),
+                            ("failing", "insufficient_securities"), ("settled", None)]  # fmt: skip
+    assert statuses[t2] == [("pending", "awaiting_settlement_date"),
+                            ("pending", "insufficient_securities"),
+                            ("failing", "insufficient_securities"),
+                            ("cancelled", "max_fail_days")]  # fmt: skip
+    journal = await read_journal(reader, run)
+    last = {(r["account"], r["asset"]): (r["available"], r["locked"]) for r in journal}
+    cash = 300_000_000 - 99_832_876  # t1's principal 99,500,000 + accrued 332,876
+    assert last[(buyer, "JPYC")] == (str(cash), "0")  # t2 took nothing: nothing locked
+    assert last[(buyer, isin)] == ("100000000", "0")
+    assert last[(seller, isin)] == ("0", "0")
+
+
+def _trade(
+    venue: str, trade_id: str, isin: str, buyer: str, seller: str, at_s: float
+) -> dict[str, Any]:
+    return {"trade_id": trade_id, "venue": venue, "isin": isin, "buyer": buyer,
+            "seller": seller, "quantity": 100_000_000, "price": "99.5", "currency": "JPYC",
+            "trade_time": _utc(at_s)}  # fmt: skip
+
+
+async def _tick(market: Profile, to_s: float) -> None:
+    await market.send_raw("clock", _utc(to_s), orjson.dumps({"to": _utc(to_s)}))
+
+
+async def _ledger(settings: Settings, cause: str) -> None:
+    await collect(settings, ["ledger-events"], lambda s: any(r.get("cause") == cause for r in s))
+
+
+async def _status(
+    settings: Settings, trade_id: str, status: str, reason: str | None
+) -> dict[str, Any]:
+    def match(r: dict[str, Any]) -> bool:
+        return (r.get("trade_id"), r.get("status"), r.get("reason")) == (trade_id, status, reason)
+
+    def seen(records: Seen) -> bool:
+        return any(match(r) for r in records)
+
+    found = [r for r in await collect(settings, ["settlements"], seen) if match(r)]
+    assert found, (trade_id, status, reason)
+    return found[0]

@@ -1,0 +1,129 @@
+"""The engine in the recycle mode (issue 21) on a T+1 market: a trade unsettled at its
+settlement date's cut-off is failing, recycles, settles with its original amount when
+the bonds arrive, or is cancelled after the last fail day; a trade stamped too far
+ahead is refused. The clock is the batches' (as under ``KESSAI_CLOCK=ticks``)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from schemas import SETTLEMENTS, decode
+from streams.engine.core import Engine, Rules
+from streams.ledger import domain
+from streams.settlement.fails import FailRules
+from tests.unit.engine.test_bonds import JGB, T1, batch, custody, instrument, jst, settlements
+from tests.unit.engine.test_bonds import trade as bond_trade
+from tests.unit.engine.test_core import cash
+
+RECYCLE = dataclasses.replace(
+    T1,
+    fails=FailRules(cutoff_s=14 * 3600.0, max_days=3, business_days=True),
+    ahead_s=300.0,
+    any_fit=True,
+)
+
+
+def statuses(engine: Engine, at: float, *records: object) -> list[tuple[str, str | None]]:
+    out = batch(engine, RECYCLE, at, list(records))  # type: ignore[arg-type]
+    for topic, _, value in out.records:
+        if topic == SETTLEMENTS:
+            decode(SETTLEMENTS, value)  # every status is a valid record
+    return [(r["status"], r["reason"]) for r in settlements(out)]
+
+
+def balances(engine: Engine, account: str) -> dict[str, list[int]]:
+    return domain.AccountState.from_bytes(engine.accounts[account]).balances
+
+
+def opened(*, buyer_funded: bool) -> Engine:
+    """Trade t3 on Tue 4 Nov 2025 (T+1: Wed 5 Nov), the seller without the bonds."""
+    engine = Engine()
+    funding = [cash(2, "b", 200_000_000)] if buyer_funded else []
+    day = jst("2025-11-04")
+    first = statuses(engine, day, instrument(), *funding, bond_trade(3, day))
+    assert first == [("pending", "awaiting_settlement_date")]
+    assert statuses(engine, jst("2025-11-05", 0)) == [("pending", "insufficient_securities")]
+    return engine
+
+
+def test_a_fail_recycles_for_days_and_settles_its_original_amount_when_the_bonds_come() -> None:
+    engine = opened(buyer_funded=True)
+    assert statuses(engine, jst("2025-11-05", 14) - 1) == []
+    assert statuses(engine, jst("2025-11-05", 14)) == [("failing", "insufficient_securities")]
+    # Thu 6 Nov: a second fail day, the same reason, no new status.
+    assert statuses(engine, jst("2025-11-06", 14)) == []
+    assert engine.open["t3"].fail_days == 2
+    out = batch(engine, RECYCLE, jst("2025-11-07", 9), [custody(4, JGB, 100_000_000)])
+    [settled] = settlements(out)
+    assert (settled["status"], settled["cash_amount"], settled["accrued"]) == (
+        "settled",
+        "98878424",
+        "113424",
+    )  # accrued to 5 Nov, the settlement date, not recomputed to 7 Nov
+    assert balances(engine, "b")[JGB] == [100_000_000, 0]
+
+
+def test_both_short_names_both_and_the_last_fail_day_cancels_and_gives_back() -> None:
+    engine = opened(buyer_funded=False)
+    assert statuses(engine, jst("2025-11-05", 14)) == [
+        ("failing", "insufficient_securities_and_cash")
+    ]
+    # The buyer's cash comes; Thu 6 Nov's cut-off says only the bonds are short.
+    statuses(engine, jst("2025-11-06", 9), cash(5, "b", 200_000_000))
+    assert statuses(engine, jst("2025-11-06", 14)) == [("failing", "insufficient_securities")]
+    assert statuses(engine, jst("2025-11-07", 14)) == []
+    # Some bonds, not enough: the queued lock keeps waiting, nothing is taken.
+    statuses(engine, jst("2025-11-07", 15), custody(6, JGB, 50_000_000))
+    assert balances(engine, "s")[JGB] == [50_000_000, 0]
+    # Mon 10 Nov, three business days after 5 Nov: cancelled, nothing left locked.
+    assert statuses(engine, jst("2025-11-10", 14)) == [("cancelled", "max_fail_days")]
+    assert not engine.open
+    seller = domain.AccountState.from_bytes(engine.accounts["s"])
+    assert not seller.locks and not seller.waiting
+    assert balances(engine, "b")["JPYC"] == [200_000_000, 0]
+
+
+def test_an_engine_stopped_for_days_counts_each_fail_day_it_missed() -> None:
+    engine = opened(buyer_funded=True)
+    # Back on Wed 12 Nov: failing, then cancelled, in the one batch.
+    assert statuses(engine, jst("2025-11-12", 9)) == [
+        ("failing", "insufficient_securities"),
+        ("cancelled", "max_fail_days"),
+    ]
+
+
+def test_a_large_fail_does_not_hold_back_a_small_sale_the_seller_can_deliver() -> None:
+    # The domain review's head-of-line case: the seller holds ¥60m, a ¥100m sale waits;
+    # a later ¥50m sale to another buyer settles at once (strict FIFO held it too).
+    engine = opened(buyer_funded=True)
+    statuses(engine, jst("2025-11-05", 9), custody(4, JGB, 60_000_000))
+    second = bond_trade(
+        5, jst("2025-11-05", 9), quantity=50_000_000, buyer="c", settlement_date="2025-11-05"
+    )
+    out = batch(engine, RECYCLE, jst("2025-11-05", 9), [cash(6, "c", 60_000_000), second])
+    assert [(r["trade_id"], r["status"]) for r in settlements(out)] == [("t5", "settled")]
+    assert balances(engine, "s")[JGB] == [10_000_000, 0]
+    # Under strict FIFO the second sale waits behind the first.
+    fifo = dataclasses.replace(RECYCLE, any_fit=False)
+    engine = opened(buyer_funded=True)
+    batch(engine, fifo, jst("2025-11-05", 9), [custody(4, JGB, 60_000_000)])
+    out = batch(engine, fifo, jst("2025-11-05", 9), [cash(6, "c", 60_000_000), second])
+    assert [(r["status"], r["reason"]) for r in settlements(out)] == [
+        ("pending", "insufficient_securities")
+    ]
+
+
+def test_a_trade_stamped_more_than_the_allowance_ahead_is_refused() -> None:
+    engine = Engine()
+    now = jst("2025-11-04")
+    out = batch(engine, RECYCLE, now, [instrument(), bond_trade(3, now + 301)])
+    assert out.rejected == [("trades", "invalid_trade_time")]
+    assert not engine.open
+    out = batch(engine, RECYCLE, now + 1, [bond_trade(4, now + 300)])
+    assert out.rejected == [] and out.received == 1
+
+
+def test_the_rules_of_the_mode_are_in_the_manifest() -> None:
+    assert Rules.from_json(RECYCLE.to_json()) == RECYCLE
+    old = {k: v for k, v in T1.to_json().items() if k not in ("fails", "ahead_s")}
+    assert Rules.from_json(old) == T1  # a batch written before the mode: atomic
