@@ -27,6 +27,7 @@ from schemas.models import (
     ORDER_EVENTS,
     ORDERS,
     PAYMENTS,
+    PENALTIES,
     REJECTED_KEY_CHARS_MAX,
     REJECTIONS,
     RESERVES,
@@ -78,6 +79,7 @@ _KEY_FIELDS: Final[dict[str, str]] = {
     REJECTIONS: "key",
     LEDGER_EVENTS: "account",
     ORDER_EVENTS: "isin",
+    PENALTIES: "trade_id",
 }
 assert _KEY_FIELDS.keys() == TOPIC_MODELS.keys(), "every topic needs a key"
 #: The field of an input record that is its own id: a rejection's ``ref``.

@@ -52,6 +52,7 @@ ORDER_EVENTS: Final = "order-events"
 INSTRUMENTS: Final = "instruments"
 CLOCK: Final = "clock"
 RESERVES: Final = "reserves"
+PENALTIES: Final = "penalties"
 
 # --- Limits (TigerBeetle: put a limit on everything) -------------------------------
 
@@ -866,6 +867,50 @@ class OrderStatusChanged(_Record):
         return self
 
 
+PenaltyPolicy = Literal["csdr", "jsda"]
+FailingSide = Literal["seller", "buyer"]
+RatePer = Literal["day", "year"]
+
+
+class FailPenalty(_Record):
+    """Topic ``penalties``, key ``trade_id``: one fail day's penalty (CSDR-style) or
+    fails charge (JSDA-style) owed by one party of a failing trade (docs/fails.md).
+
+    One record per liable party per fail day, from the settlement date's cut-off on;
+    none before it, none once the trade settled or was cancelled. ``amount`` =
+    ``base`` x ``rate`` (``per`` year: / 365), truncated to the token's decimals: an
+    auditor recomputes it from the record. It moves no money: the amounts are summed
+    per counterparty pair and month (``kessai penalties --month``) and settled outside.
+    """
+
+    penalty_id: Identifier = Field(description="{trade_id}:{day}:{side}: unique.")
+    trade_id: Identifier
+    day: IsoDate = Field(description="The fail day (JST) this penalty is for.")
+    fail_day: Annotated[int, Field(ge=1, le=366, strict=True)] = Field(
+        description="1 on the settlement date, then one more per fail day."
+    )
+    side: FailingSide = Field(description="The leg that failed: the seller's or buyer's.")
+    liable: Identifier = Field(description="The account that failed, which owes it.")
+    counterparty: Identifier = Field(description="The account it is owed to.")
+    reason: ReasonCode
+    policy: PenaltyPolicy
+    base: PositiveDecimalStr = Field(description="The trade's cash amount, in currency.")
+    rate: PositiveDecimalStr
+    per: RatePer
+    amount: NonNegativeDecimalStr
+    currency: Token
+    isin: Isin
+    at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FailPenalty:
+        if self.liable == self.counterparty:
+            _fail("same_account", "liable and counterparty must differ")
+        if not self.penalty_id.startswith(f"{self.trade_id}:"):
+            _fail("wrong_penalty_id", "penalty_id must be {trade_id}:{day}:{side}")
+        return self
+
+
 class AdvanceClock(_Record):
     """Topic ``clock``, key ``to``: move a simulated market's clock forward to ``to``.
 
@@ -979,4 +1024,5 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     REJECTIONS: RecordRejected,
     LEDGER_EVENTS: BalanceChanged,
     ORDER_EVENTS: OrderStatusChanged,
+    PENALTIES: FailPenalty,
 }

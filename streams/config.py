@@ -10,9 +10,11 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from streams.errors import ConfigError
+from streams.settlement.fails import PenaltyRules
 
 #: Where state goes unless KESSAI_STATE_DIR says otherwise: ``.kessai`` under the
 #: working directory (never inside the installed package).
@@ -130,6 +132,31 @@ def _cutoff(env: Mapping[str, str], lag: int) -> float:
     return float(seconds)
 
 
+def _rate(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    """A rate as a decimal fraction (0.0075 = 0.75 %), from 0 to 1."""
+    text = env.get(name) or default
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ConfigError(f"{name}: {text!r} is not a decimal number") from None
+    if not value.is_finite() or not 0 <= value <= 1:
+        raise ConfigError(f"{name}: {text!r}, want a fraction from 0 to 1 (0.0075 = 0.75 %)")
+    return value
+
+
+def _penalty_rules(env: Mapping[str, str]) -> PenaltyRules | None:
+    """``KESSAI_PENALTY_POLICY`` (``csdr``, ``jsda`` or ``none``) and its rates."""
+    policy = _choice(env, "KESSAI_PENALTY_POLICY", ("csdr", "jsda", "none"))
+    if policy == "none":
+        return None
+    return PenaltyRules(
+        "csdr" if policy == "csdr" else "jsda",
+        securities_rate=_rate(env, "KESSAI_PENALTY_SECURITIES_RATE", "0.00001"),
+        cash_rate=_rate(env, "KESSAI_PENALTY_CASH_RATE", "0.0075"),
+        reference_rate=_rate(env, "KESSAI_PENALTY_REFERENCE_RATE", "0.005"),
+    )
+
+
 def _replication(env: Mapping[str, str]) -> int | None:
     """``KESSAI_REPLICATION_FACTOR``: unset (or empty), the cluster's default."""
     if not env.get("KESSAI_REPLICATION_FACTOR", "").strip():
@@ -236,6 +263,9 @@ class Settings:
     #: A trade stamped more than this ahead of its arrival is refused,
     #: ``invalid_trade_time``.
     trade_ahead_s: float = 300.0
+    #: What each fail day costs the failing party (``KESSAI_PENALTY_POLICY`` and its
+    #: rates; None: ``none``, nothing charged). Recycle mode only.
+    penalties: PenaltyRules | None = field(default_factory=lambda: PenaltyRules("csdr"))
     #: The settlement engine's producers share one transactional id per app, so a new
     #: holder fences the old one. Off (``KESSAI_ENGINE_FENCING=0``) only in the test
     #: that shows what fencing prevents (tests/crash/test_engine_takeover.py).
@@ -312,6 +342,7 @@ class Settings:
             cutoff_s=_cutoff(e, lag),
             max_fail_days=_integer(e, "KESSAI_MAX_FAIL_DAYS", "60", minimum=1, maximum=250),
             trade_ahead_s=_number(e, "KESSAI_TRADE_AHEAD_S", "300", minimum=0, maximum=86_400),
+            penalties=_penalty_rules(e),
             security_master=_choice(e, "KESSAI_SECURITY_MASTER", ("required", "off")),
             clock=_choice(e, "KESSAI_CLOCK", ("wall", "ticks")),
             paying_agent=e.get("KESSAI_PAYING_AGENT", "paying-agent"),

@@ -40,6 +40,7 @@ from schemas import (
     ORDER_EVENTS,
     ORDERS,
     PAYMENTS,
+    PENALTIES,
     REJECTIONS,
     RESERVES,
     SETTLEMENTS,
@@ -200,6 +201,13 @@ CATALOGUE: Final[tuple[PublicTopic, ...]] = (
         config=KEEP_FOREVER,
         description="each order's life in kessai's books (OrderStatusChanged)",
     ),
+    PublicTopic(
+        name=PENALTIES,
+        key_field="trade_id",
+        writer="kessai",
+        config=KEEP_FOREVER,
+        description="each fail day's penalty or fails charge of a failing trade (FailPenalty)",
+    ),
 )
 
 assert [t.name for t in CATALOGUE] == list(TOPIC_MODELS), "one catalogue entry per schema"
@@ -225,6 +233,7 @@ WORKER_INPUTS: Final[tuple[str, ...]] = (
 )
 WORKER_OUTPUTS: Final[tuple[str, ...]] = (
     SETTLEMENTS,
+    PENALTIES,
     LEDGER_EVENTS,
     ORDER_EVENTS,
     REJECTIONS,

@@ -26,6 +26,7 @@ It then compares what it derived with what is committed, and reports each check:
 - ``settlements``: every trade's statuses, in order (``at`` included: it is the batch's
   recorded clock);
 - ``order-events`` and the matcher's ``trades``;
+- ``penalties``: every failing trade's penalties, in order;
 - ``rejections``: every rejection, with its reason and detail (its ``at`` aside: the
   matcher stamps its own);
 - the engine's state as committed (its changelogs): accounts, trades, applied ids,
@@ -58,6 +59,7 @@ from schemas import (
     ORDER_EVENTS,
     ORDERS,
     PAYMENTS,
+    PENALTIES,
     REJECTIONS,
     RESERVES,
     SETTLEMENTS,
@@ -235,6 +237,9 @@ class Derived:
     order_events: dict[str, list[tuple[Where, dict[str, Any]]]] = field(
         default_factory=lambda: defaultdict(list)
     )
+    penalties: dict[str, list[tuple[Where, dict[str, Any]]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     matched: dict[str, tuple[Where, dict[str, Any]]] = field(default_factory=dict)
     #: The engine's ``close`` orders (a bond matured), unsigned.
     closes: dict[bytes, list[Where]] = field(default_factory=lambda: defaultdict(list))
@@ -326,6 +331,8 @@ def _collect(d: Derived, records: Iterable[tuple[str, bytes | None, bytes]], whe
             d.journal[obj["account"]].append((where, obj))
         elif topic == SETTLEMENTS:
             d.statuses[obj["trade_id"]].append((where, obj))
+        elif topic == PENALTIES:
+            d.penalties[obj["trade_id"]].append((where, obj))
         elif topic == ORDERS:
             d.closes[_key(_unsigned(obj))].append(where)
         else:
@@ -534,6 +541,7 @@ def _compare_outputs(d: Derived, logs: Mapping[str, Log], names: Mapping[str, st
         ("ledger-events", LEDGER_EVENTS, "account", _same, "account", d.journal),
         ("settlements", SETTLEMENTS, "trade_id", _same, "trade", d.statuses),
         ("order-events", ORDER_EVENTS, "isin", _order_event, "book", d.order_events),
+        ("penalties", PENALTIES, "trade_id", _same, "trade", d.penalties),
     ):
         check = Check(name)
         committed = _grouped(logs[topic], names[topic], key, shape)

@@ -31,6 +31,7 @@ from streams.cli import (
     demo,
     instruments,
     kafka,
+    penalties,
     publish,
     signers,
     topics,
@@ -43,7 +44,9 @@ from streams.errors import KessaiError
 __all__ = ["main"]
 
 #: The command groups, in the order ``kessai --help`` lists them.
-GROUPS = (kafka, topics, publish, instruments, audit, signers, book, worker, demo, bench)
+GROUPS = (
+    kafka, topics, publish, instruments, audit, penalties, signers, book, worker, demo, bench
+)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

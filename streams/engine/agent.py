@@ -92,6 +92,8 @@ def report(metrics: Metrics, out: Outputs, now_s: float) -> None:
         logger.warning("engine: %s: %d face minted, more than the %d the custodian attests "
                        "it holds at the CSD", isin, minted, attested)  # fmt: skip
     metrics.reserve_breaches(len(out.reserve_breaches))
+    for reason, currency, units in out.penalties:
+        metrics.penalty(reason, currency, units)
     for status in out.statuses:
         metrics.settlement(status.status, status.reason)
         metrics.recent_settlements.append(status.record)

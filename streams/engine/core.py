@@ -39,6 +39,7 @@ from schemas import (
     INSTRUMENTS,
     LEDGER_EVENTS,
     PAYMENTS,
+    PENALTIES,
     REJECTIONS,
     RESERVES,
     SETTLEMENTS,
@@ -63,7 +64,7 @@ from streams.security import signing
 from streams.security.quota import Limit, Quota
 from streams.settlement import intake as trade_rules
 from streams.settlement import saga as dvp
-from streams.settlement.fails import FailRules
+from streams.settlement.fails import FailRules, PenaltyRules, penalties
 from streams.settlement.handler import outcome_json, trade_step
 from streams.settlement.messages import Trade
 
@@ -228,6 +229,8 @@ class Outputs:
     reserve_breaches: list[tuple[str, int, int]] = field(default_factory=list)
     #: (run id, units needed, units the paying agent has) of each run it cannot pay yet.
     unfunded: list[tuple[str, int, int]] = field(default_factory=list)
+    #: (reason, currency, units) of each fail day's penalty (streams/settlement/fails.py).
+    penalties: list[tuple[str, str, int]] = field(default_factory=list)
 
     def moved(self, asset: str, delta_available: int, delta_locked: int) -> None:
         pair = self.balances.get(asset)
@@ -689,6 +692,21 @@ class Batch:
         after = outcome[0]
         if not after.terminal and after is not saga:
             heapq.heappush(self.engine.deadlines, (after.due, trade_id))
+            if rules.penalties is not None:
+                self._penalties(after, rules, rules.penalties)
+
+    def _penalties(self, saga: dvp.Saga, rules: FailRules, policy: PenaltyRules) -> None:
+        """The penalties of the fail day ``saga`` has just begun failing."""
+        t, n = saga.trade, saga.fail_days
+        assert saga.pending_reason is not None, saga
+        day = rules.day(t, n - 1)
+        for p in penalties(t, saga.pending_reason, policy):
+            record = wire.penalty(
+                t, p, day=day, fail_day=n, policy=policy.policy, tokens=self.rules.tokens,
+                at=self.at_text,
+            )  # fmt: skip
+            self.out.records.append((PENALTIES, t.trade_id.encode(), orjson.dumps(record)))
+            self.out.penalties.append((p.reason, t.currency, p.units))
 
     def _finished(self, trade_id: str, row: bytes, trade_time_s: float) -> None:
         """``trade_id`` is done (an outcome, or used up): its row, and its place in the window."""

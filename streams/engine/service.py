@@ -528,7 +528,10 @@ def rules_of(settings: Settings) -> Rules:
         fails=None
         if settings.fail_mode == "atomic"
         else FailRules(
-            settings.cutoff_s, settings.max_fail_days, business_days=settings.settlement_lag > 0
+            settings.cutoff_s,
+            settings.max_fail_days,
+            business_days=settings.settlement_lag > 0,
+            penalties=settings.penalties,
         ),
         ahead_s=settings.trade_ahead_s,
         any_fit=True,

@@ -22,9 +22,10 @@ import orjson
 
 from streams.money import from_units
 from streams.settlement import saga as dvp
+from streams.settlement.fails import Penalty
 from streams.settlement.messages import Trade
 
-__all__ = ["SAGA_ROW_START", "saga_from_row", "saga_row", "settlement", "utc_text"]
+__all__ = ["SAGA_ROW_START", "penalty", "saga_from_row", "saga_row", "settlement", "utc_text"]
 
 
 def utc_text(at: datetime) -> str:
@@ -68,6 +69,40 @@ def settlement(
 #: How an open saga's row starts (:func:`saga_row`): a restore tells open from finished
 #: trades without parsing every row.
 SAGA_ROW_START = b'{"saga":'
+
+
+def penalty(
+    trade: Trade,
+    p: Penalty,
+    *,
+    day: str,
+    fail_day: int,
+    policy: str,
+    tokens: Mapping[str, int],
+    at: str,
+) -> dict[str, Any]:
+    """The ``penalties`` record (:class:`schemas.FailPenalty`) of ``p``, one party's
+    penalty for fail day ``fail_day`` (``day``, ISO) of ``trade``."""
+    decimals = tokens[trade.currency]
+    return {
+        "schema_version": 1,
+        "penalty_id": f"{trade.trade_id}:{day}:{p.side}",
+        "trade_id": trade.trade_id,
+        "day": day,
+        "fail_day": fail_day,
+        "side": p.side,
+        "liable": p.liable,
+        "counterparty": p.counterparty,
+        "reason": p.reason,
+        "policy": policy,
+        "base": format(from_units(trade.cash_units, decimals), "f"),
+        "rate": format(p.rate, "f"),
+        "per": p.per,
+        "amount": format(from_units(p.units, decimals), "f"),
+        "currency": trade.currency,
+        "isin": trade.isin,
+        "at": at,
+    }
 
 
 def saga_row(saga: dvp.Saga) -> bytes:

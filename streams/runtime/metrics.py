@@ -161,6 +161,19 @@ class Metrics:
             "Coupon and redemption runs due that the paying agent cannot pay yet (alert on > 0).",
             registry=r,
         )
+        self._penalties = Counter(
+            "kessai_fail_penalties",
+            "Fail penalties written (one per liable party per fail day), by the failed "
+            "leg's reason and currency (docs/fails.md).",
+            ["reason", "currency"],
+            registry=r,
+        )
+        self._penalty_units = Counter(
+            "kessai_fail_penalty_units",
+            "Sum of the fail penalties written, in the currency's smallest units.",
+            ["currency"],
+            registry=r,
+        )
         self._breaches = Gauge(
             "kessai_reserve_breaches",
             "Bonds whose minted face exceeds the custodian's last attested holding at the "
@@ -208,6 +221,11 @@ class Metrics:
         kind = "redemption" if run_id.startswith("redemption:") else "coupon"
         self._coupon_payments.labels(kind).inc(holders)
         self._coupon_yen.labels(kind).inc(yen)
+
+    def penalty(self, reason: str, currency: str, units: int) -> None:
+        """One fail day's penalty of one liable party (few label sets: two reasons)."""
+        self._penalties.labels(reason, currency).inc()
+        self._penalty_units.labels(currency).inc(units)
 
     def unfunded_runs(self, n: int) -> None:
         self._unfunded.set(n)

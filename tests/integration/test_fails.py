@@ -1,10 +1,11 @@
 """Fails on the real broker (issue 21), on a broker of its own with the market's clock
 simulated (``KESSAI_CLOCK=ticks``): a T+1 trade whose seller has no bonds is
 ``failing`` from its settlement date's 14:00 JST cut-off, recycles through three fail
-days without being cancelled, and settles its original amount when the bonds come;
-another, never delivered, is ``cancelled`` (``max_fail_days``) at its third business
-day after the settlement date, its buyer's cash released. Read back with
-read_committed; ``kessai replay`` derives every status again."""
+days without being cancelled, each with its CSDR penalty, and settles its original
+amount when the bonds come; another, never delivered, is ``cancelled``
+(``max_fail_days``) at its third business day after the settlement date, its buyer's
+cash released. Read back with read_committed; ``kessai penalties --month`` sums the
+month per pair; ``kessai replay`` derives every status and penalty again."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def _utc(epoch_s: float) -> str:
 
 
 async def test_a_fail_recycles_for_three_days_then_settles_and_another_is_cancelled(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = uuid.uuid4().hex[:6]
     bond = bond_record(run)
@@ -80,7 +81,16 @@ async def test_a_fail_recycles_for_three_days_then_settles_and_another_is_cancel
         # settled (4 Feb): 135 days from 20 Sep 2026 at 0.9 % on ¥100m is ¥332,876.
         assert (settled["settlement_date"], settled["accrued"]) == ("2027-02-02", "332876")
         await _check(reader, run, t1["trade_id"], t2["trade_id"], buyer, seller, isin)
+        await _check_penalties(reader, t1["trade_id"], t2["trade_id"])
         monkeypatch.setenv("KESSAI_BOOTSTRAP", admin.bootstrap)
+        capsys.readouterr()
+        argv = ["penalties", "--month", "2027-02", "--format", "json"]
+        assert await asyncio.to_thread(cli.main, argv) == 0
+        pairs = [p for p in orjson.loads(capsys.readouterr().out) if p["liable"] == seller]
+        # Six fail days of two trades, ¥998 each: 1-3 Feb for t2, 2-4 Feb for t1.
+        assert pairs == [{"month": "2027-02", "liable": seller, "counterparty": buyer,
+                          "currency": "JPYC", "fail_days": 6, "trades": 2,
+                          "amount": "5988"}]  # fmt: skip
         assert await asyncio.to_thread(cli.main, ["replay"]) == 0
     finally:
         await market.close()
@@ -108,6 +118,22 @@ async def _check(
     assert last[(buyer, "JPYC")] == (str(cash), "0")  # t2 took nothing: nothing locked
     assert last[(buyer, isin)] == ("100000000", "0")
     assert last[(seller, isin)] == ("0", "0")
+
+
+async def _check_penalties(reader: Settings, t1: str, t2: str) -> None:
+    seen = await collect(reader, ["penalties"], lambda s: False, timeout_s=3)
+    mine = [(r["trade_id"], r["day"], r["fail_day"], r["side"], r["amount"]) for r in seen
+            if r["trade_id"] in (t1, t2)]  # fmt: skip
+    # CSDR, a lack of securities, on 99,832,876 JPYC: 0.10 bp a day is ¥998; one per
+    # fail day, none for t1 once settled nor for t2's cancellation day.
+    assert sorted(mine) == [
+        (t1, "2027-02-02", 1, "seller", "998"),
+        (t1, "2027-02-03", 2, "seller", "998"),
+        (t1, "2027-02-04", 3, "seller", "998"),
+        (t2, "2027-02-01", 1, "seller", "998"),
+        (t2, "2027-02-02", 2, "seller", "998"),
+        (t2, "2027-02-03", 3, "seller", "998"),
+    ]
 
 
 def _trade(

@@ -21,6 +21,7 @@ def test_the_catalogue_is_exactly_the_schema_topics() -> None:
         "rejections",
         "ledger-events",
         "order-events",
+        "penalties",
     ]
     assert {t.name for t in CATALOGUE} == set(TOPIC_MODELS)
 

@@ -14,10 +14,18 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import CUSTODY, LEDGER_EVENTS, PAYMENTS, REJECTIONS, SETTLEMENTS, TRADES
+from schemas import (
+    CUSTODY,
+    LEDGER_EVENTS,
+    PAYMENTS,
+    PENALTIES,
+    REJECTIONS,
+    SETTLEMENTS,
+    TRADES,
+)
 from streams.engine.core import Batch, Engine, Outputs, Rules, trade_time_of
 from streams.ledger import domain
-from streams.settlement.fails import DAY_S, FailRules
+from streams.settlement.fails import DAY_S, FailRules, PenaltyRules
 from streams.topics import ENGINE_CHANGELOGS
 
 BOND = "JP1103551Q43"
@@ -31,7 +39,9 @@ WINDOWED = Rules(tokens={"JPYC": 0, "USDC": 6}, deadline_s=30.0, window_s=45.0)
 RECYCLE = Rules(
     tokens={"JPYC": 0, "USDC": 6},
     deadline_s=30.0,
-    fails=FailRules(cutoff_s=DAY_S, max_days=2, business_days=False),
+    fails=FailRules(
+        cutoff_s=DAY_S, max_days=2, business_days=False, penalties=PenaltyRules("csdr")
+    ),
     any_fit=True,
 )
 ENDS = ("settled", "failed", "cancelled")
@@ -174,10 +184,36 @@ def test_money_is_conserved_and_every_accepted_trade_ends_once(case: Any, rules:
     outs.append(late.finish())
     ended = {t: s for t, s in _statuses(outs) if s in ENDS}
     assert len(ended) == received and not engine.open
+    _penalties_only_while_failing(outs, rules)
     for raw in engine.accounts.values():
         state = domain.AccountState.from_bytes(raw)
         assert not state.locks and not state.waiting
         assert all(locked == 0 and available >= 0 for available, locked in state.balances.values())
+
+
+def _penalties_only_while_failing(outs: list[Outputs], rules: Rules) -> None:
+    """A penalty comes only while its trade is failing: never before its cut-off's
+    ``failing``, never after it settled or was cancelled; one per party per fail day,
+    at most ``max_days`` of them."""
+    last: dict[str, str] = {}
+    days: dict[str, int] = {}
+    seen: set[tuple[str, int, str]] = set()
+    for out in outs:
+        for topic, _, value in out.records:
+            record = orjson.loads(value)
+            if topic == SETTLEMENTS:
+                last[record["trade_id"]] = record["status"]
+            elif topic == PENALTIES:
+                assert rules.fails is not None
+                trade_id = record["trade_id"]
+                assert last.get(trade_id) == "failing", (record, last.get(trade_id))
+                day = record["fail_day"]
+                assert day >= days.get(trade_id, 1), record  # fail days only go forward
+                days[trade_id] = day
+                assert (trade_id, day, record["side"]) not in seen, record
+                seen.add((trade_id, day, record["side"]))
+                assert day <= rules.fails.max_days
+                assert int(record["amount"]) >= 0
 
 
 @settings(max_examples=300, deadline=None)

@@ -7,27 +7,39 @@ from __future__ import annotations
 
 import dataclasses
 
-from schemas import SETTLEMENTS, decode
+import orjson
+
+from schemas import PENALTIES, SETTLEMENTS, decode
 from streams.engine.core import Engine, Rules
 from streams.ledger import domain
-from streams.settlement.fails import FailRules
+from streams.settlement.fails import FailRules, PenaltyRules
 from tests.unit.engine.test_bonds import JGB, T1, batch, custody, instrument, jst, settlements
 from tests.unit.engine.test_bonds import trade as bond_trade
 from tests.unit.engine.test_core import cash
 
 RECYCLE = dataclasses.replace(
     T1,
-    fails=FailRules(cutoff_s=14 * 3600.0, max_days=3, business_days=True),
+    fails=FailRules(
+        cutoff_s=14 * 3600.0, max_days=3, business_days=True, penalties=PenaltyRules("csdr")
+    ),
     ahead_s=300.0,
     any_fit=True,
 )
 
 
+#: (day, side, amount) of each penalty written, by the last call of :func:`statuses`.
+PENALTIES_WRITTEN: list[tuple[str, str, str]] = []
+
+
 def statuses(engine: Engine, at: float, *records: object) -> list[tuple[str, str | None]]:
     out = batch(engine, RECYCLE, at, list(records))  # type: ignore[arg-type]
+    PENALTIES_WRITTEN.clear()
     for topic, _, value in out.records:
-        if topic == SETTLEMENTS:
-            decode(SETTLEMENTS, value)  # every status is a valid record
+        if topic in (SETTLEMENTS, PENALTIES):
+            decode(topic, value)  # every record is valid
+        if topic == PENALTIES:
+            p = orjson.loads(value)
+            PENALTIES_WRITTEN.append((p["day"], p["side"], p["amount"]))
     return [(r["status"], r["reason"]) for r in settlements(out)]
 
 
@@ -49,9 +61,13 @@ def opened(*, buyer_funded: bool) -> Engine:
 def test_a_fail_recycles_for_days_and_settles_its_original_amount_when_the_bonds_come() -> None:
     engine = opened(buyer_funded=True)
     assert statuses(engine, jst("2025-11-05", 14) - 1) == []
+    assert PENALTIES_WRITTEN == []  # nothing before the cut-off
     assert statuses(engine, jst("2025-11-05", 14)) == [("failing", "insufficient_securities")]
-    # Thu 6 Nov: a second fail day, the same reason, no new status.
+    # CSDR, a lack of securities: 98,878,424 x 0.10 bp = ¥988 a day, the seller's.
+    assert PENALTIES_WRITTEN == [("2025-11-05", "seller", "988")]
+    # Thu 6 Nov: a second fail day, the same reason, no new status; its penalty.
     assert statuses(engine, jst("2025-11-06", 14)) == []
+    assert PENALTIES_WRITTEN == [("2025-11-06", "seller", "988")]
     assert engine.open["t3"].fail_days == 2
     out = batch(engine, RECYCLE, jst("2025-11-07", 9), [custody(4, JGB, 100_000_000)])
     [settled] = settlements(out)
@@ -61,6 +77,8 @@ def test_a_fail_recycles_for_days_and_settles_its_original_amount_when_the_bonds
         "113424",
     )  # accrued to 5 Nov, the settlement date, not recomputed to 7 Nov
     assert balances(engine, "b")[JGB] == [100_000_000, 0]
+    # Settled: Fri 7 Nov's cut-off costs nothing.
+    assert statuses(engine, jst("2025-11-07", 14)) == [] and PENALTIES_WRITTEN == []
 
 
 def test_both_short_names_both_and_the_last_fail_day_cancels_and_gives_back() -> None:
@@ -68,6 +86,8 @@ def test_both_short_names_both_and_the_last_fail_day_cancels_and_gives_back() ->
     assert statuses(engine, jst("2025-11-05", 14)) == [
         ("failing", "insufficient_securities_and_cash")
     ]
+    # Each failing party pays its own: the buyer 98,878,424 x 0.75 % / 365 = ¥2,031.
+    assert PENALTIES_WRITTEN == [("2025-11-05", "seller", "988"), ("2025-11-05", "buyer", "2031")]
     # The buyer's cash comes; Thu 6 Nov's cut-off says only the bonds are short.
     statuses(engine, jst("2025-11-06", 9), cash(5, "b", 200_000_000))
     assert statuses(engine, jst("2025-11-06", 14)) == [("failing", "insufficient_securities")]
@@ -77,6 +97,7 @@ def test_both_short_names_both_and_the_last_fail_day_cancels_and_gives_back() ->
     assert balances(engine, "s")[JGB] == [50_000_000, 0]
     # Mon 10 Nov, three business days after 5 Nov: cancelled, nothing left locked.
     assert statuses(engine, jst("2025-11-10", 14)) == [("cancelled", "max_fail_days")]
+    assert PENALTIES_WRITTEN == []  # cancelled: no penalty for its last day
     assert not engine.open
     seller = domain.AccountState.from_bytes(engine.accounts["s"])
     assert not seller.locks and not seller.waiting

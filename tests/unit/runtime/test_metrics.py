@@ -34,6 +34,8 @@ def test_counters_are_named_by_convention_and_count() -> None:
     m.coupon_run("coupon:JP1103771Q62:2026-09-20", 2, 450_000)
     m.coupon_run("redemption:JP1103771Q62:2035-03-20", 1, 100_450_000)
     m.unfunded_runs(1)
+    m.penalty("insufficient_securities", "JPYC", 988)
+    m.penalty("insufficient_securities", "JPYC", 988)
     got = samples(m)
     assert got[("kessai_trades_received_total", ())] == 2
     assert (
@@ -50,6 +52,9 @@ def test_counters_are_named_by_convention_and_count() -> None:
     assert got[("kessai_coupon_payments_total", (("kind", "coupon"),))] == 2
     assert got[("kessai_coupon_paid_yen_total", (("kind", "redemption"),))] == 100_450_000
     assert got[("kessai_coupon_runs_unfunded", ())] == 1
+    by_reason = (("currency", "JPYC"), ("reason", "insufficient_securities"))
+    assert got[("kessai_fail_penalties_total", by_reason)] == 2
+    assert got[("kessai_fail_penalty_units_total", (("currency", "JPYC"),))] == 1976
     # Counters end in _total (and their _created timestamps), the one gauge counts runs
     # waiting; the one histogram is in
     # seconds, with its buckets, sum and count. The process's own series (start time:

@@ -12,7 +12,7 @@ import unicodedata
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 import orjson
 import pytest
@@ -30,6 +30,7 @@ from schemas import (
     ORDER_EVENTS,
     ORDERS,
     PAYMENTS,
+    PENALTIES,
     REJECTIONS,
     RESERVES,
     SETTLEMENTS,
@@ -38,6 +39,7 @@ from schemas import (
     VALUE_BYTES_MAX,
     AdvanceClock,
     BalanceChanged,
+    FailPenalty,
     Instrument,
     MoveBonds,
     MoveCash,
@@ -167,6 +169,24 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "reason": None,
         "at": AT,
     },
+    PENALTIES: {
+        "penalty_id": "t-1:2025-11-05:seller",
+        "trade_id": "t-1",
+        "day": "2025-11-05",
+        "fail_day": 1,
+        "side": "seller",
+        "liable": "acct-b",
+        "counterparty": "acct-a",
+        "reason": "insufficient_securities",
+        "policy": "csdr",
+        "base": "98878424",
+        "rate": "0.00001",
+        "per": "day",
+        "amount": "988",
+        "currency": "JPYC",
+        "isin": JGB,
+        "at": AT,
+    },
 }
 
 EXPECTED_KEYS = {
@@ -181,6 +201,7 @@ EXPECTED_KEYS = {
     INSTRUMENTS: JGB_10Y.encode(),
     CLOCK: AT.encode(),
     RESERVES: JGB_10Y.encode(),
+    PENALTIES: b"t-1",
 }
 
 
@@ -353,6 +374,31 @@ def order_events(draw: st.DrawFn) -> OrderStatusChanged:
 
 
 @st.composite
+def penalties(draw: st.DrawFn) -> FailPenalty:
+    trade_id, day = draw(ids.filter(lambda i: len(i) <= 100)), draw(st.dates())
+    liable, counterparty = draw(st.lists(ids, min_size=2, max_size=2, unique=True))
+    side: Literal["seller", "buyer"] = draw(st.sampled_from(["seller", "buyer"]))
+    return FailPenalty(
+        penalty_id=f"{trade_id}:{day}:{side}",
+        trade_id=trade_id,
+        day=day,
+        fail_day=draw(st.integers(1, 366)),
+        side=side,
+        liable=liable,
+        counterparty=counterparty,
+        reason=draw(codes),
+        policy=draw(st.sampled_from(["csdr", "jsda"])),
+        base=draw(positive),
+        rate=draw(positive),
+        per=draw(st.sampled_from(["day", "year"])),
+        amount=draw(positive),
+        currency=draw(tokens),
+        isin=draw(isins),
+        at=draw(utc_times),
+    )
+
+
+@st.composite
 def orders(draw: st.DrawFn) -> SubmitOrder:
     action = draw(st.sampled_from(get_args(OrderAction)))
 
@@ -413,6 +459,7 @@ records: dict[str, st.SearchStrategy[Any]] = {
     ORDER_EVENTS: order_events(),
     INSTRUMENTS: instruments(),
     CLOCK: st.builds(AdvanceClock, to=utc_times),
+    PENALTIES: penalties(),
     RESERVES: st.builds(
         ReserveAttested,
         attestation_id=ids,
@@ -682,6 +729,9 @@ MONEY_FIELDS = [
     (SETTLEMENTS, "accrued", "invalid_amount"),
     (INSTRUMENTS, "coupon_rate", "invalid_amount"),
     (INSTRUMENTS, "price_tick", "invalid_amount"),
+    (PENALTIES, "base", "invalid_amount"),
+    (PENALTIES, "rate", "invalid_amount"),
+    (PENALTIES, "amount", "invalid_amount"),
 ]
 
 

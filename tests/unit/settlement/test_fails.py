@@ -3,7 +3,9 @@ fail days and cancellation, the failing reasons, and the settings that choose th
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 
@@ -12,7 +14,7 @@ from streams.config import Settings
 from streams.errors import ConfigError
 from streams.ledger.messages import Reply, VoidCmd
 from streams.settlement import saga as dvp
-from streams.settlement.fails import DAY_S, FailRules
+from streams.settlement.fails import DAY_S, FailRules, PenaltyRules, penalties
 from streams.settlement.messages import Trade
 
 BOND = "JP1103771Q62"
@@ -57,7 +59,35 @@ def test_a_trade_without_dates_has_its_deadline_then_one_a_day() -> None:
 
 def test_rules_survive_the_manifest() -> None:
     assert FailRules.from_json(T1.to_json()) == T1
+    charged = dataclasses.replace(
+        T1, penalties=PenaltyRules("jsda", reference_rate=Decimal("0.01"))
+    )
+    assert FailRules.from_json(charged.to_json()) == charged
     assert FailRules.from_json(None) is None
+
+
+@pytest.mark.parametrize(
+    ("rules", "reason", "expected"),
+    [
+        # The domain review's worked numbers, on the ¥100m trade's 98,878,424 JPYC.
+        (PenaltyRules("csdr"), "insufficient_securities", [("seller", "s", "b", 988)]),
+        (PenaltyRules("csdr"), "insufficient_cash", [("buyer", "b", "s", 2031)]),
+        (
+            PenaltyRules("csdr"),
+            "insufficient_securities_and_cash",
+            [("seller", "s", "b", 988), ("buyer", "b", "s", 2031)],
+        ),
+        (PenaltyRules("jsda"), "insufficient_securities", [("seller", "s", "b", 6772)]),
+        # JSDA charges a fail to deliver only; and nothing once R reaches 3 %.
+        (PenaltyRules("jsda"), "insufficient_cash", []),
+        (PenaltyRules("jsda", reference_rate=Decimal("0.03")), "insufficient_securities", []),
+    ],
+)
+def test_a_fail_days_penalty_is_the_policys_worked_number(
+    rules: PenaltyRules, reason: str, expected: list[tuple[str, str, str, int]]
+) -> None:
+    got = penalties(dated(), reason, rules)
+    assert [(p.side, p.liable, p.counterparty, p.units) for p in got] == expected
 
 
 def _cutoff(saga: dvp.Saga, *, cash_short: bool = False) -> dvp.Outcome:
@@ -131,6 +161,12 @@ def test_settings_choose_the_mode_and_the_cutoff_by_the_settlement_lag() -> None
     assert t1.cutoff_s == 14 * 3600
     chosen = Settings.from_env({"KESSAI_CUTOFF": "15:30", "KESSAI_FAIL_MODE": "atomic"})
     assert (chosen.cutoff_s, chosen.fail_mode) == (15.5 * 3600, "atomic")
+    assert default.penalties == PenaltyRules("csdr")
+    jsda = Settings.from_env(
+        {"KESSAI_PENALTY_POLICY": "jsda", "KESSAI_PENALTY_REFERENCE_RATE": "0.01"}
+    )
+    assert jsda.penalties == PenaltyRules("jsda", reference_rate=Decimal("0.01"))
+    assert Settings.from_env({"KESSAI_PENALTY_POLICY": "none"}).penalties is None
 
 
 @pytest.mark.parametrize(
@@ -143,6 +179,10 @@ def test_settings_choose_the_mode_and_the_cutoff_by_the_settlement_lag() -> None
         ("KESSAI_FAIL_MODE", "cancel"),
         ("KESSAI_MAX_FAIL_DAYS", "0"),
         ("KESSAI_TRADE_AHEAD_S", "-1"),
+        ("KESSAI_PENALTY_POLICY", "fine"),
+        ("KESSAI_PENALTY_CASH_RATE", "2"),
+        ("KESSAI_PENALTY_SECURITIES_RATE", "0.1bp"),
+        ("KESSAI_PENALTY_REFERENCE_RATE", "NaN"),
     ],
 )
 def test_bad_settings_are_refused_with_their_name(name: str, value: str) -> None:
