@@ -494,7 +494,10 @@ MovementKind = Literal["deposit", "withdrawal"]
 Side = Literal["buy", "sell"]
 TimeInForce = Literal["GTC", "IOC"]
 OrderAction = Literal["new", "cancel", "close"]
-SettlementStatus = Literal["pending", "failing", "settled", "failed", "cancelled"]
+SettlementStatus = Literal[
+    "pending", "failing", "partially_settled", "settled", "failed", "cancelled"
+]
+PartialSettlement = Literal["allowed", "not_allowed"]
 InstrumentKind = Literal["fixed", "floating", "inflation_indexed", "discount"]
 InstrumentStatus = Literal["active", "halted", "matured"]
 OrderEventKind = Literal["accepted", "rejected", "partially_filled", "filled", "cancelled"]
@@ -621,6 +624,15 @@ class TradeExecuted(_Signed):
             "it begins (00:00 JST)."
         ),
     )
+    partial: PartialSettlement | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description=(
+            "`allowed` (ISO 20022 PART): once failing, the trade may settle in parts, "
+            "each a whole number of the bond's face unit the seller holds (docs/fails.md). "
+            "Absent or `not_allowed` (NPAR): all at once."
+        ),
+    )
 
     @model_validator(mode="after")
     def _buyer_is_not_seller(self) -> TradeExecuted:
@@ -727,6 +739,22 @@ class SettlementStatusChanged(_Record):
         description="Days from the last coupon date to the settlement date (null: not a "
         "yen trade of a coupon bond in the security master).",
     )
+    part: Annotated[int, Field(ge=1, le=1_000_000, strict=True)] | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="A trade settling in parts: this record's part, 1, 2, ... (docs/fails.md).",
+    )
+    part_quantity: FaceQuantity | None = Field(
+        default=None, exclude_if=_is_none, description="The face this part delivered."
+    )
+    part_cash_amount: PositiveDecimalStr | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="The cash this part paid: part_principal + part_accrued, each truncated; "
+        "the last part takes the rest, so the parts sum to cash_amount.",
+    )
+    part_principal: NonNegativeDecimalStr | None = Field(default=None, exclude_if=_is_none)
+    part_accrued: NonNegativeDecimalStr | None = Field(default=None, exclude_if=_is_none)
     signed_trade: str | None = Field(
         default=None,
         exclude_if=_is_none,
@@ -744,8 +772,13 @@ class SettlementStatusChanged(_Record):
             _fail("buyer_is_seller", "buyer and seller must differ")
         if self.status in ("failing", "failed", "cancelled") and self.reason is None:
             _fail("missing_reason", f"reason is required when status is {self.status}")
-        if self.status == "settled" and self.reason is not None:
-            _fail("unexpected_reason", "reason must be null when status is settled")
+        if self.status in ("settled", "partially_settled") and self.reason is not None:
+            _fail("unexpected_reason", f"reason must be null when status is {self.status}")
+        parted = self.part is not None and self.part_quantity is not None
+        if (self.status == "partially_settled" or self.part is not None) and not (
+            parted and self.part_cash_amount is not None
+        ):
+            _fail("incomplete_part", "a part needs part, part_quantity and part_cash_amount")
         return self
 
 

@@ -202,12 +202,13 @@ def due(batch: Batch) -> None:
             _pay(batch, run)
 
 
-def claim(batch: Batch, trade: Trade) -> None:
-    """``trade`` settled now: for each coupon whose record time passed after its
-    settlement date began, the seller (the holder of record) pays the buyer that
-    coupon on the trade's face, a **market claim** (cause ``claim:{trade_id}:{date}``,
-    the buyer's credit ``.../credit``). JPYC trades of bonds kessai pays only; the
-    seller was just paid the trade's cash, so it can."""
+def claim(batch: Batch, trade: Trade, part: dvp.Part | None = None) -> None:
+    """``trade`` settled now (or ``part`` of it): for each coupon whose record time
+    passed after its settlement date began, the seller (the holder of record) pays the
+    buyer that coupon on the face delivered, a **market claim** (cause
+    ``claim:{trade_id}:{date}``, a part's ``claim:{trade_id}:{date}:p{n}``, the buyer's
+    credit ``.../credit``). JPYC trades of bonds kessai pays only; the seller was just
+    paid the cash, so it can."""
     engine = batch.engine
     instrument = engine.instruments.get(trade.isin)
     if (
@@ -223,8 +224,11 @@ def claim(batch: Batch, trade: Trade) -> None:
     # Only the events whose holders were recorded: one whose record time passed in this
     # batch is recorded at its end, with this trade's buyer as the holder.
     while event is not None and not event.redemption and _recorded(event, pending):
-        units = coupons.coupon_jpy(trade.quantity, instrument.coupon_rate) * scale
+        face = trade.quantity if part is None else part.quantity
+        units = coupons.coupon_jpy(face, instrument.coupon_rate) * scale
         claim_id = f"claim:{trade.trade_id}:{event.date.isoformat()}"
+        if part is not None:
+            claim_id += f":p{part.number}"
         available = batch.peek(trade.seller).balances.get(YEN_TOKEN, [0, 0])[0]
         if units and claim_id not in engine.applied:
             if available >= units:

@@ -28,7 +28,7 @@ import math
 from collections import deque
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import orjson
@@ -36,6 +36,7 @@ import orjson
 from schemas import (
     CLOCK,
     CUSTODY,
+    FACE_JPY_MIN,
     INSTRUMENTS,
     LEDGER_EVENTS,
     PAYMENTS,
@@ -67,6 +68,7 @@ from streams.settlement import saga as dvp
 from streams.settlement.fails import FailRules, PenaltyRules, penalties
 from streams.settlement.handler import outcome_json, trade_step
 from streams.settlement.messages import Trade
+from streams.settlement.partial import next_part
 
 __all__ = ["Batch", "Engine", "Outputs", "Rules", "StatusOut"]
 
@@ -636,12 +638,14 @@ class Batch:
         self.out.ledger_events += 1
         self.out.moved(asset, delta_available, delta_locked)
 
-    def _status(self, trade: Trade, status: str, reason: str | None) -> None:
-        record = wire.settlement(trade, status, reason, self.rules.tokens, self.at_text)
+    def _status(
+        self, trade: Trade, status: str, reason: str | None, part: dvp.Part | None = None
+    ) -> None:
+        record = wire.settlement(trade, status, reason, self.rules.tokens, self.at_text, part)
         self.out.records.append((SETTLEMENTS, trade.trade_id.encode(), orjson.dumps(record)))
         self.out.statuses.append(StatusOut(trade, status, reason, record))
-        if status == "settled" and self.rules.paying_agent is not None:
-            actions.claim(self, trade)
+        if status in ("settled", "partially_settled") and self.rules.paying_agent is not None:
+            actions.claim(self, trade, part)
 
     def expire(self) -> None:
         """Record and pay the coupons due at the batch's time, start the trades whose
@@ -676,11 +680,19 @@ class Batch:
         buyer's cash is probed while the bonds leg waits (both legs named); the next
         cut-off joins the heap (a later one of a long-stopped engine is due at once:
         each day it missed is counted)."""
+        # What is queued goes first: the part below is weighed on settled balances.
+        self._run()
+        if (now := self.engine.open.get(trade_id)) is None or self.now_s < now.due:
+            return
+        after_part = self._partial(now)
+        if after_part is None:
+            return
+        saga = after_part
         t = saga.trade
         cash_short = False
         if saga.stage == "bonds":
             held = self._peek(t.buyer).balances.get(t.currency)
-            cash_short = held is None or held[0] < t.cash_units
+            cash_short = held is None or held[0] < saga.cash_left
         outcome = dvp.on_cutoff(
             saga,
             self.now_s,
@@ -695,15 +707,58 @@ class Batch:
             if rules.penalties is not None:
                 self._penalties(after, rules, rules.penalties)
 
+    def _partial(self, saga: dvp.Saga) -> dvp.Saga | None:
+        """At a cut-off, settle the part of a trade that allows it which the seller can
+        deliver now: the largest whole number of face units it holds, if the buyer has
+        that part's cash (streams/settlement/partial.py). The saga after it (None: the
+        trade ended meanwhile)."""
+        t = saga.trade
+        if not (t.partial and self.rules.any_fit and saga.stage == "bonds"):
+            return saga
+        seller, buyer = self._peek(t.seller), self._peek(t.buyer)
+        if saga.bonds != "queued" or any(
+            len(a.locks) + len(a.waiting) >= domain.LOCKS_OPEN_MAX for a in (seller, buyer)
+        ):
+            return saga
+        instrument = self.engine.instruments.get(t.isin)
+        unit = FACE_JPY_MIN if instrument is None else instrument.face_unit
+        face = seller.balances.get(t.isin, [0, 0])[0] // unit * unit
+        if not 0 < face < saga.quantity_left:
+            return saga
+        part = next_part(
+            saga,
+            face,
+            accrued_units=self._accrued(t, face),
+            decimals=self.rules.decimals_of(t.currency),
+        )
+        if part is None or buyer.balances.get(t.currency, [0, 0])[0] < part.cash_units:
+            return saga
+        self._saga_step(t.trade_id, saga, dvp.on_partial(saga, part))
+        self._run()
+        # What the part paid may settle the rest at once (a cascade of grants).
+        return self.engine.open.get(t.trade_id)
+
+    def _accrued(self, t: Trade, face: int) -> int | None:
+        """kessai's accrued on ``face`` of ``t``'s bond, in units, as its intake computed
+        the whole trade's (None: the trade took the venue's)."""
+        instrument = self.engine.instruments.get(t.isin)
+        if not (self.rules.instruments_required and instrument and t.settlement_date):
+            return None
+        if t.currency != bond_terms.YEN_TOKEN:
+            return None
+        settles = date.fromisoformat(t.settlement_date)
+        computed = bond_terms.accrued_on(instrument, face, settles)
+        return None if computed is None else computed.jpy * 10 ** self.rules.decimals_of(t.currency)
+
     def _penalties(self, saga: dvp.Saga, rules: FailRules, policy: PenaltyRules) -> None:
         """The penalties of the fail day ``saga`` has just begun failing."""
         t, n = saga.trade, saga.fail_days
         assert saga.pending_reason is not None, saga
         day = rules.day(t, n - 1)
-        for p in penalties(t, saga.pending_reason, policy):
+        for p in penalties(t, saga.pending_reason, policy, saga.cash_left):
             record = wire.penalty(
-                t, p, day=day, fail_day=n, policy=policy.policy, tokens=self.rules.tokens,
-                at=self.at_text,
+                t, p, day=day, fail_day=n, policy=policy.policy, base_units=saga.cash_left,
+                tokens=self.rules.tokens, at=self.at_text,
             )  # fmt: skip
             self.out.records.append((PENALTIES, t.trade_id.encode(), orjson.dumps(record)))
             self.out.penalties.append((p.reason, t.currency, p.units))
@@ -760,7 +815,7 @@ class Batch:
                 engine.open[trade_id] = saga
         self._queue.extend(commands)
         for status in statuses:
-            self._status(saga.trade, status.status, status.reason)
+            self._status(saga.trade, status.status, status.reason, status.part)
 
     def _account(self, account: str) -> domain.AccountState:
         state = self._accounts.get(account)

@@ -34,10 +34,16 @@ def utc_text(at: datetime) -> str:
 
 
 def settlement(
-    trade: Trade, status: str, reason: str | None, tokens: Mapping[str, int], at: str
+    trade: Trade,
+    status: str,
+    reason: str | None,
+    tokens: Mapping[str, int],
+    at: str,
+    part: dvp.Part | None = None,
 ) -> dict[str, Any]:
     """The ``settlements`` record (:class:`schemas.SettlementStatusChanged`) of one
-    status change of ``trade``, stamped ``at`` (:func:`utc_text`)."""
+    status change of ``trade``, stamped ``at`` (:func:`utc_text`); with the ``part``
+    it settled, when it settles in parts."""
     record: dict[str, Any] = {
         "schema_version": 1,
         "trade_id": trade.trade_id,
@@ -61,6 +67,14 @@ def settlement(
         record["accrued"] = format(from_units(trade.accrued_units, decimals), "f")
         if trade.days_accrued is not None:
             record["days_accrued"] = trade.days_accrued
+    if part is not None:
+        decimals = tokens[trade.currency]
+        record["part"] = part.number
+        record["part_quantity"] = part.quantity
+        record["part_cash_amount"] = format(from_units(part.cash_units, decimals), "f")
+        if part.principal_units is not None and part.accrued_units is not None:
+            record["part_principal"] = format(from_units(part.principal_units, decimals), "f")
+            record["part_accrued"] = format(from_units(part.accrued_units, decimals), "f")
     if trade.signed:
         record["signed_trade"] = trade.signed
     return record
@@ -78,11 +92,12 @@ def penalty(
     day: str,
     fail_day: int,
     policy: str,
+    base_units: int,
     tokens: Mapping[str, int],
     at: str,
 ) -> dict[str, Any]:
     """The ``penalties`` record (:class:`schemas.FailPenalty`) of ``p``, one party's
-    penalty for fail day ``fail_day`` (``day``, ISO) of ``trade``."""
+    penalty for fail day ``fail_day`` (``day``, ISO) of ``trade``, on ``base_units``."""
     decimals = tokens[trade.currency]
     return {
         "schema_version": 1,
@@ -95,7 +110,7 @@ def penalty(
         "counterparty": p.counterparty,
         "reason": p.reason,
         "policy": policy,
-        "base": format(from_units(trade.cash_units, decimals), "f"),
+        "base": format(from_units(base_units, decimals), "f"),
         "rate": format(p.rate, "f"),
         "per": p.per,
         "amount": format(from_units(p.units, decimals), "f"),

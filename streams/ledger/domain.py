@@ -275,6 +275,24 @@ def grant_waiting(state: AccountState, *, account: str, any_fit: bool = False) -
     return granted
 
 
+def split_request(
+    state: AccountState, *, lock_id: str, part_id: str, account: str, units: int
+) -> Locked:
+    """Lock ``units`` of the asset the queued request ``lock_id`` waits for as the new
+    lock ``part_id``, and lower the request by as many (a partial delivery). The caller
+    checked that the units are available and that the request is queued for more."""
+    [entry] = [w for w in state.waiting if w[0] == lock_id]
+    asset = entry[1]
+    assert 0 < units < entry[2], (lock_id, units, entry)
+    assert part_id not in state.locks, part_id
+    new_state, posting = _change(state, account, asset, -units, +units, part_id)
+    new_state.locks = {**state.locks, part_id: [asset, units]}
+    new_state.waiting = [
+        [w[0], w[1], w[2] - units, *w[3:]] if w[0] == lock_id else w for w in state.waiting
+    ]
+    return Locked(part_id, new_state, [posting])
+
+
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """A lock posted or voided (or a queued request withdrawn)."""

@@ -19,6 +19,7 @@ from streams.ledger.messages import (
     PostCmd,
     Reply,
     ReplyKind,
+    SplitCmd,
     leg_of,
     lock_id,
 )
@@ -44,10 +45,12 @@ def _reply(lock: str, what: ReplyKind) -> Reply:
 
 
 def _other_lock(lock: str) -> str:
-    """``t1/bonds`` -> ``t1/cash`` and back: the other leg of the same trade."""
-    trade_id = lock.rsplit("/", 1)[0]
+    """``t1/bonds`` -> ``t1/cash`` and back: the other leg of the same trade (of the
+    same part: ``t1/bonds:p1`` -> ``t1/cash:p1``)."""
+    trade_id, _, tail = lock.rpartition("/")
+    _, colon, part = tail.partition(":")
     other: Leg = "cash" if leg_of(lock) == "bonds" else "bonds"
-    return lock_id(trade_id, other)
+    return lock_id(trade_id, other) + colon + part
 
 
 def _grant(fx: AccountEffects, account: str) -> None:
@@ -147,6 +150,11 @@ def account_step(
         _lock(fx, account, m)
     elif isinstance(m, PostCmd):
         _post(fx, account, m)
+    elif isinstance(m, SplitCmd):
+        split = domain.split_request(
+            fx.state, lock_id=m.lock_id, part_id=m.part_id, account=account, units=m.units
+        )
+        fx.state, fx.postings = split.state, list(split.postings)
     else:
         _void(fx, account, m.lock_id)
     return fx

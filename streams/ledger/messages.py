@@ -5,7 +5,9 @@ The engine (:mod:`streams.engine.core`) applies these to one account's state wit
 
 - :class:`Move`: a deposit or withdrawal, from a ``payments`` or ``custody`` record;
 - :class:`LockCmd`, :class:`PostCmd`, :class:`VoidCmd`: a two-phase lock and its
-  resolution, asked by a trade's DvP saga for one leg of the trade.
+  resolution, asked by a trade's DvP saga for one leg of the trade;
+- :class:`SplitCmd`: a partial settlement takes part of a queued request as a lock
+  of its own (:func:`part_lock_id`, ``{trade_id}/{leg}:p{n}``).
 
 Each lock command is answered with a :class:`Reply` to the trade's saga.
 
@@ -29,9 +31,11 @@ __all__ = [
     "PostCmd",
     "Reply",
     "ReplyKind",
+    "SplitCmd",
     "VoidCmd",
     "leg_of",
     "lock_id",
+    "part_lock_id",
 ]
 
 Leg = Literal["bonds", "cash"]
@@ -42,9 +46,15 @@ def lock_id(trade_id: str, leg: Leg) -> str:
     return f"{trade_id}/{leg}"
 
 
+def part_lock_id(trade_id: str, leg: Leg, part: int) -> str:
+    """The lock of part ``part`` of ``trade_id``'s ``leg`` (partial settlement):
+    ``t1/bonds:p1``. No trade's own lock ends that way, whatever its id."""
+    return f"{trade_id}/{leg}:p{part}"
+
+
 def leg_of(lock: str) -> Leg:
-    """``t1/bonds`` -> ``bonds``."""
-    leg = lock.rsplit("/", 1)[-1]
+    """``t1/bonds`` -> ``bonds`` (and ``t1/bonds:p1`` -> ``bonds``)."""
+    leg = lock.rsplit("/", 1)[-1].split(":", 1)[0]
     assert leg in ("bonds", "cash"), lock
     return leg  # type: ignore[return-value]
 
@@ -96,6 +106,20 @@ class VoidCmd:
     account: str
 
 
+@dataclass(frozen=True, slots=True)
+class SplitCmd:
+    """Take ``units`` of the account's available balance as the held lock ``part_id``,
+    and take as many off the queued request ``lock_id`` (which stays queued for the
+    rest): the seller's delivery of one part of a failing trade. The engine sends it
+    only when the units are available and the request is queued for more."""
+
+    lock_id: str
+    part_id: str
+    trade_id: str
+    account: str
+    units: int
+
+
 #: What the ledger says about a lock.
 ReplyKind = Literal["granted", "queued", "refused", "posted", "voided"]
 
@@ -111,6 +135,6 @@ class Reply:
 
 
 #: What the saga asks of an account.
-Command = LockCmd | PostCmd | VoidCmd
+Command = LockCmd | PostCmd | VoidCmd | SplitCmd
 #: Everything an account step applies.
-LedgerCommand = Move | LockCmd | PostCmd | VoidCmd
+LedgerCommand = Move | LockCmd | PostCmd | VoidCmd | SplitCmd

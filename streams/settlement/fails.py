@@ -95,9 +95,13 @@ class Penalty:
     units: int
 
 
-def penalties(trade: Trade, reason: str, rules: PenaltyRules) -> list[Penalty]:
+def penalties(
+    trade: Trade, reason: str, rules: PenaltyRules, base_units: int | None = None
+) -> list[Penalty]:
     """The penalties of one fail day of ``trade``, failing for ``reason`` (the legs
-    short at the cut-off): one per liable party the policy charges."""
+    short at the cut-off): one per liable party the policy charges. ``base_units``: the
+    cash still to settle (a trade settled in part: what remains), default the trade's."""
+    base = trade.cash_units if base_units is None else base_units
     out = []
     legs: tuple[tuple[Side, str], ...] = (
         ("seller", "insufficient_securities"),
@@ -117,7 +121,7 @@ def penalties(trade: Trade, reason: str, rules: PenaltyRules) -> list[Penalty]:
             rate = rules.cash_rate
         if rate <= 0:
             continue
-        exact = Fraction(trade.cash_units) * Fraction(rate) / (365 if per == "year" else 1)
+        exact = Fraction(base) * Fraction(rate) / (365 if per == "year" else 1)
         seller_side = side == "seller"
         liable, other = (trade.seller, trade.buyer) if seller_side else (trade.buyer, trade.seller)
         out.append(Penalty(side, liable, other, leg, rate, per, int(exact)))  # int: truncates

@@ -105,6 +105,7 @@ def to_trade(
         trade_time_s=trade_time_s,
         arrived_s=arrived_s,
         signed=signed,
+        partial=t.partial == "allowed",
         **extra,
     )
 

@@ -39,3 +39,5 @@ class Trade:
     days_accrued: int | None = None
     #: 00:00 JST of the settlement date: the saga waits until then (0: it need not).
     starts_at_s: float = 0.0
+    #: The venue allows partial settlement (``partial: allowed``; docs/fails.md).
+    partial: bool = False

@@ -41,9 +41,11 @@ from streams.ledger.messages import (
     LockCmd,
     PostCmd,
     Reply,
+    SplitCmd,
     VoidCmd,
     leg_of,
     lock_id,
+    part_lock_id,
 )
 from streams.settlement import fails
 from streams.settlement.messages import Trade
@@ -51,11 +53,13 @@ from streams.settlement.messages import Trade
 __all__ = [
     "TERMINAL",
     "Outcome",
+    "Part",
     "Saga",
     "StatusChanged",
     "on_cutoff",
     "on_deadline",
     "on_matured",
+    "on_partial",
     "on_reply",
     "on_settlement_date",
     "start",
@@ -67,8 +71,21 @@ AWAITING: Final = "awaiting_settlement_date"
 
 LegState = Literal["none", "queued", "locked", "posted", "voided"]
 Stage = Literal["waiting", "bonds", "cash", "posting", "settled", "failed", "cancelled"]
-Status = Literal["pending", "failing", "settled", "failed", "cancelled"]
+Status = Literal["pending", "failing", "partially_settled", "settled", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"settled", "failed", "cancelled"})
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One part of a partially settled trade (issue 21): its number (1, 2, ...), face,
+    and cash in units; principal and accrued each truncated per part (None: a trade
+    without dates). The last part takes what remains, so the parts sum to the trade."""
+
+    number: int
+    quantity: int
+    cash_units: int
+    principal_units: int | None = None
+    accrued_units: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +93,9 @@ class StatusChanged:
     trade_id: str
     status: Status
     reason: str | None
+    #: The part this status settled (``partially_settled``, or the ``settled`` of a
+    #: trade that settled in parts); None: the whole trade.
+    part: Part | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +113,37 @@ class Saga:
     #: trade's ``deadline_at_s``, its first).
     fail_days: int = 0
     due_s: float = 0.0
+    #: Partial settlement: parts settled so far, and the face, principal and accrued
+    #: (units) they took; the saga's locks and posts are for what remains.
+    parts: int = 0
+    delivered: int = 0
+    principal_paid: int = 0
+    accrued_paid: int = 0
 
     @property
     def terminal(self) -> bool:
         return self.stage in TERMINAL
+
+    @property
+    def quantity_left(self) -> int:
+        return self.trade.quantity - self.delivered
+
+    @property
+    def cash_left(self) -> int:
+        return self.trade.cash_units - self.principal_paid - self.accrued_paid
+
+    def last_part(self) -> Part | None:
+        """What the settlement of the rest moves, when parts settled before (else None)."""
+        if not self.parts:
+            return None
+        t = self.trade
+        return Part(
+            self.parts + 1,
+            self.quantity_left,
+            self.cash_left,
+            None if t.principal_units is None else t.principal_units - self.principal_paid,
+            None if t.accrued_units is None else t.accrued_units - self.accrued_paid,
+        )
 
     @property
     def due(self) -> float:
@@ -146,6 +193,8 @@ def on_settlement_date(saga: Saga) -> Outcome:
 
 def on_reply(saga: Saga, reply: Reply) -> Outcome:
     t = saga.trade
+    if ":" in reply.lock_id.rpartition("/")[2]:
+        return saga, [], []  # a part's lock (on_partial): locked and posted in its step
     leg = leg_of(reply.lock_id)
     account = t.seller if leg == "bonds" else t.buyer
     if reply.what == "queued":
@@ -171,7 +220,7 @@ def on_reply(saga: Saga, reply: Reply) -> Outcome:
                 t.trade_id,
                 t.buyer,
                 t.currency,
-                t.cash_units,
+                saga.cash_left,
                 t.settlement_date,
             )
             return replace(saga, stage="cash", cash="queued"), [cash], []
@@ -185,7 +234,7 @@ def on_reply(saga: Saga, reply: Reply) -> Outcome:
                     t.seller,
                     t.buyer,
                     receive_asset=t.currency,
-                    receive_units=t.cash_units,
+                    receive_units=saga.cash_left,
                 ),
                 PostCmd(
                     lock_id(t.trade_id, "cash"),
@@ -193,7 +242,7 @@ def on_reply(saga: Saga, reply: Reply) -> Outcome:
                     t.buyer,
                     t.seller,
                     receive_asset=t.isin,
-                    receive_units=t.quantity,
+                    receive_units=saga.quantity_left,
                 ),
             ],
             [],
@@ -205,7 +254,8 @@ def on_reply(saga: Saga, reply: Reply) -> Outcome:
             return saga, [], []  # a repeat
         saga = _with_leg(saga, leg, "posted")
         if saga.bonds == "posted" and saga.cash == "posted":
-            return replace(saga, stage="settled"), [], [StatusChanged(t.trade_id, "settled", None)]
+            settled = StatusChanged(t.trade_id, "settled", None, saga.last_part())
+            return replace(saga, stage="settled"), [], [settled]
         return saga, [], []
     assert reply.what == "voided", reply
     if getattr(saga, leg) in ("queued", "locked"):
@@ -232,6 +282,36 @@ def on_deadline(saga: Saga, now_s: float) -> Outcome:
     if saga.stage not in ("bonds", "cash") or now_s < saga.trade.deadline_at_s:
         return saga, [], []
     return _fail(saga, "insufficient_securities" if saga.stage == "bonds" else "insufficient_cash")
+
+
+def on_partial(saga: Saga, part: Part) -> Outcome:
+    """Settle ``part`` of a trade whose bonds leg waits (the seller has some of the
+    bonds, the buyer the part's cash: the engine checked both): the seller's queued
+    request gives up the part's face as a lock of its own, the buyer's part of the cash
+    is locked, both are posted, in this one step; the request stays queued for the
+    rest, and the trade goes on failing for what remains."""
+    t = saga.trade
+    assert saga.stage == "bonds" and saga.bonds == "queued", saga
+    assert part.number == saga.parts + 1 and 0 < part.quantity < saga.quantity_left, part
+    bonds = part_lock_id(t.trade_id, "bonds", part.number)
+    cash = part_lock_id(t.trade_id, "cash", part.number)
+    commands: list[Command] = [
+        SplitCmd(lock_id(t.trade_id, "bonds"), bonds, t.trade_id, t.seller, part.quantity),
+        LockCmd(cash, t.trade_id, t.buyer, t.currency, part.cash_units, t.settlement_date),
+        PostCmd(bonds, t.trade_id, t.seller, t.buyer, t.currency, part.cash_units),
+        PostCmd(cash, t.trade_id, t.buyer, t.seller, t.isin, part.quantity),
+    ]
+    after = replace(
+        saga,
+        pending_reason=None,  # the rest's status is said again (failing, at this cut-off)
+        parts=part.number,
+        delivered=saga.delivered + part.quantity,
+        principal_paid=saga.principal_paid + (part.principal_units or 0),
+        accrued_paid=saga.accrued_paid + (part.accrued_units or 0),
+    )
+    if part.principal_units is None:  # no dates: the cash alone is tracked
+        after = replace(after, principal_paid=saga.principal_paid + part.cash_units)
+    return after, commands, [StatusChanged(t.trade_id, "partially_settled", None, part)]
 
 
 def on_cutoff(

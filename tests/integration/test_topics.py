@@ -60,7 +60,9 @@ async def test_creates_the_co_partitioned_topics_and_is_idempotent(
     broker_time = {"message.timestamp.type": "LogAppendTime"}
     inputs = ["payments", "custody", "trades", "orders", "instruments", "reserves", "clock"]
     assert configs == {
-        **dict.fromkeys(["settlements", "ledger-events", "rejections", "order-events"], want),
+        **dict.fromkeys(
+            ["settlements", "ledger-events", "rejections", "order-events", "penalties"], want
+        ),
         **dict.fromkeys(inputs, want | broker_time),
     }
 

@@ -6,8 +6,11 @@ ahead is refused. The clock is the batches' (as under ``KESSAI_CLOCK=ticks``).""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas import PENALTIES, SETTLEMENTS, decode
 from streams.engine.core import Engine, Rules
@@ -148,3 +151,101 @@ def test_the_rules_of_the_mode_are_in_the_manifest() -> None:
     assert Rules.from_json(RECYCLE.to_json()) == RECYCLE
     old = {k: v for k, v in T1.to_json().items() if k not in ("fails", "ahead_s")}
     assert Rules.from_json(old) == T1  # a batch written before the mode: atomic
+
+
+def test_a_partial_delivery_settles_the_part_then_the_rest_and_the_parts_sum_exactly() -> None:
+    # The domain review's example: ¥100m at 98.765 for 5 Nov 2025, the seller holding
+    # ¥60m at the cut-off, partial settlement allowed.
+    engine = Engine()
+    day = jst("2025-11-04")
+    statuses(engine, day, instrument(), cash(2, "b", 200_000_000),
+             bond_trade(3, day, partial="allowed"), custody(4, JGB, 60_000_000))  # fmt: skip
+    assert statuses(engine, jst("2025-11-05", 0)) == [("pending", "insufficient_securities")]
+    out = batch(engine, RECYCLE, jst("2025-11-05", 14), [])
+    [part, failing] = settlements(out)
+    assert (part["status"], part["part"], part["part_quantity"]) == (
+        "partially_settled",
+        1,
+        60_000_000,
+    )
+    # 60m x 98.765 / 100 = 59,259,000; 0.1134246 per 100 x 60m = 68,054 (truncated).
+    assert (part["part_principal"], part["part_accrued"], part["part_cash_amount"]) == (
+        "59259000",
+        "68054",
+        "59327054",
+    )
+    assert (part["quantity"], part["cash_amount"]) == (100_000_000, "98878424")  # the trade
+    assert (failing["status"], failing["reason"]) == ("failing", "insufficient_securities")
+    # The day's penalty is on what failed: the rest, 39,551,370 x 0.10 bp = ¥395.
+    [penalty] = [orjson.loads(v) for t, _, v in out.records if t == PENALTIES]
+    assert (penalty["base"], penalty["amount"]) == ("39551370", "395")
+    assert balances(engine, "b")[JGB] == [60_000_000, 0]
+    assert balances(engine, "s")["JPYC"] == [59_327_054, 0]
+    # The rest comes: it settles at once, taking what remains (not recomputed for 40m,
+    # which would give 39,506,000 + 45,369 = 39,551,369).
+    out = batch(engine, RECYCLE, jst("2025-11-06", 9), [custody(5, JGB, 40_000_000)])
+    [rest] = settlements(out)
+    assert (rest["status"], rest["part"], rest["part_quantity"]) == ("settled", 2, 40_000_000)
+    assert (rest["part_principal"], rest["part_accrued"], rest["part_cash_amount"]) == (
+        "39506000",
+        "45370",
+        "39551370",
+    )
+    assert 59_327_054 + 39_551_370 == 98_878_424
+    assert balances(engine, "b") == {"JPYC": [200_000_000 - 98_878_424, 0], JGB: [100_000_000, 0]}
+    assert balances(engine, "s") == {JGB: [0, 0], "JPYC": [98_878_424, 0]}
+    assert not engine.open
+
+
+def test_without_partial_allowed_nothing_moves_until_all_can() -> None:
+    engine = Engine()
+    day = jst("2025-11-04")
+    statuses(engine, day, instrument(), cash(2, "b", 200_000_000), bond_trade(3, day),
+             custody(4, JGB, 60_000_000))  # fmt: skip
+    statuses(engine, jst("2025-11-05", 0))
+    assert statuses(engine, jst("2025-11-05", 14)) == [("failing", "insufficient_securities")]
+    assert balances(engine, "s")[JGB] == [60_000_000, 0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([0, 50_000, 1_000_000, 10_000_000, 25_050_000, 60_000_000]), max_size=6
+    ),
+    st.sampled_from([98_878_424, 60_000_000, 200_000_000]),
+)
+def test_any_run_of_partial_deliveries_sums_to_the_trade_and_conserves(
+    deliveries: list[int], buyer_cash: int
+) -> None:
+    """Deliveries come one fail day at a time; whatever they are, the parts never
+    exceed the trade, their sum is the trade when it settles, nothing is created or
+    lost, and each fail day's penalty is on what is still to settle."""
+    engine = Engine()
+    day = jst("2025-11-04")
+    batch(engine, RECYCLE, day, [instrument(), cash(2, "b", buyer_cash),
+                                 bond_trade(3, day, partial="allowed")])  # fmt: skip
+    batch(engine, RECYCLE, jst("2025-11-05", 0), [])
+    records: list[dict[str, Any]] = []
+    sent = 0
+    for n, face in enumerate(deliveries):
+        cutoff = RECYCLE.fails.cutoff(engine.open["t3"].trade, n) if "t3" in engine.open else 0
+        more = [custody(10 + n, JGB, face)] if face else []
+        for at, inputs in ((cutoff - 3600, more), (cutoff, [])):
+            if "t3" not in engine.open:
+                break
+            out = batch(engine, RECYCLE, at, inputs)
+            sent += sum(face for _ in inputs)
+            records += [orjson.loads(v) for t, _, v in out.records if t in (SETTLEMENTS, PENALTIES)]
+    parts = [r for r in records if "part" in r and "penalty_id" not in r]
+    assert sum(p["part_quantity"] for p in parts) <= 100_000_000
+    paid = sum(int(p["part_cash_amount"]) for p in parts)
+    ended = [r["status"] for r in records if r.get("status") in ("settled", "cancelled")]
+    if parts and ended == ["settled"]:
+        assert (sum(p["part_quantity"] for p in parts), paid) == (100_000_000, 98_878_424)
+    held = {a: balances(engine, a) for a in ("b", "s")}
+    assert held["b"].get(JGB, [0, 0])[0] + held["s"].get(JGB, [0, 0])[0] + sum(
+        held[a].get(JGB, [0, 0])[1] for a in ("b", "s")
+    ) == sent
+    assert sum(sum(held[a].get("JPYC", [0, 0])) for a in ("b", "s")) == buyer_cash
+    bases = [int(r["base"]) for r in records if "penalty_id" in r]
+    assert bases == sorted(bases, reverse=True)  # what fails only shrinks

@@ -303,7 +303,8 @@ def trades(draw: st.DrawFn) -> TradeExecuted:
 def settlements(draw: st.DrawFn) -> SettlementStatusChanged:
     buyer, seller = draw(accounts)
     status = draw(st.sampled_from(get_args(SettlementStatus)))
-    reason = None if status == "settled" else draw(codes)
+    reason = None if status in ("settled", "partially_settled") else draw(codes)
+    parted = status == "partially_settled" or (status == "settled" and draw(st.booleans()))
     return SettlementStatusChanged(
         trade_id=draw(ids),
         status=status,
@@ -321,6 +322,11 @@ def settlements(draw: st.DrawFn) -> SettlementStatusChanged:
         principal=draw(st.none() | non_negative),
         accrued=draw(st.none() | non_negative),
         days_accrued=draw(st.none() | st.integers(0, 366)),
+        part=draw(st.integers(1, 1_000_000)) if parted else None,
+        part_quantity=draw(faces) if parted else None,
+        part_cash_amount=draw(positive) if parted else None,
+        part_principal=draw(st.none() | non_negative) if parted else None,
+        part_accrued=draw(st.none() | non_negative) if parted else None,
     )
 
 
@@ -727,6 +733,9 @@ MONEY_FIELDS = [
     (SETTLEMENTS, "price", "invalid_price"),
     (SETTLEMENTS, "principal", "invalid_amount"),
     (SETTLEMENTS, "accrued", "invalid_amount"),
+    (SETTLEMENTS, "part_cash_amount", "invalid_amount"),
+    (SETTLEMENTS, "part_principal", "invalid_amount"),
+    (SETTLEMENTS, "part_accrued", "invalid_amount"),
     (INSTRUMENTS, "coupon_rate", "invalid_amount"),
     (INSTRUMENTS, "price_tick", "invalid_amount"),
     (PENALTIES, "base", "invalid_amount"),
