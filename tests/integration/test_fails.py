@@ -1,11 +1,14 @@
 """Fails on the real broker (issue 21), on a broker of its own with the market's clock
-simulated (``KESSAI_CLOCK=ticks``): a T+1 trade whose seller has no bonds is
-``failing`` from its settlement date's 14:00 JST cut-off, recycles through three fail
-days without being cancelled, each with its CSDR penalty, and settles its original
-amount when the bonds come; another, never delivered, is ``cancelled``
-(``max_fail_days``) at its third business day after the settlement date, its buyer's
-cash released. Read back with read_committed; ``kessai penalties --month`` sums the
-month per pair; ``kessai replay`` derives every status and penalty again."""
+simulated (``KESSAI_CLOCK=ticks``): a T+1 trade (partial settlement allowed) whose
+seller has no bonds is ``failing`` from its settlement date's 14:00 JST cut-off and
+recycles through three fail days without being cancelled, each with its CSDR
+penalty; the seller delivers ¥60m of the ¥100m and the next cut-off settles that part
+(``partially_settled``), the rest failing with a penalty on what remains; the rest
+comes and settles, the parts summing to the trade's original amount. Another trade,
+never delivered, is ``cancelled`` (``max_fail_days``) at its fourth business day after
+the settlement date, its buyer's cash released. Read back with read_committed;
+``kessai penalties --month`` sums the month per pair; ``kessai replay`` derives every
+status and penalty again."""
 
 from __future__ import annotations
 
@@ -49,10 +52,11 @@ async def test_a_fail_recycles_for_three_days_then_settles_and_another_is_cancel
     market = plain(admin.bootstrap)
     reader = market.reader
     env = {**market.worker_env, "KESSAI_CLOCK": "ticks", "KESSAI_SECURITY_MASTER": "required",
-           "KESSAI_SETTLEMENT_LAG": "1", "KESSAI_MAX_FAIL_DAYS": "3",
+           "KESSAI_SETTLEMENT_LAG": "1", "KESSAI_MAX_FAIL_DAYS": "4",
            "KESSAI_TRADE_WINDOW_S": str(40 * 86_400)}  # fmt: skip
     # t2: Fri 29 Jan 2027, settles Mon 1 Feb; t1: Mon 1 Feb, settles Tue 2 Feb.
     t1 = _trade(market.venue, f"t1-{run}", isin, buyer, seller, _jst("2027-02-01", 10))
+    t1["partial"] = "allowed"
     t2 = _trade(market.venue, f"t2-{run}", isin, buyer, seller, _jst("2027-01-29", 10))
     try:
         await ensure_public_topics(market.settings_of("admin"))
@@ -70,16 +74,31 @@ async def test_a_fail_recycles_for_three_days_then_settles_and_another_is_cancel
             await _tick(market, _jst("2027-02-02", 14))
             await _status(reader, t1["trade_id"], "failing", "insufficient_securities")
             await _tick(market, _jst("2027-02-03", 14))
-            await _tick(market, _jst("2027-02-04", 14))  # t1's third fail day, t2's end
-            await _status(reader, t2["trade_id"], "cancelled", "max_fail_days")
+            await _tick(market, _jst("2027-02-04", 14))  # t1's third fail day
+            await _penalty(reader, t1["trade_id"], "2027-02-04")
+            # ¥60m of the ¥100m: the next cut-off settles that part, the rest fails on.
             await market.send(
-                "custody", seller, bond_deposit(f"c1-{run}", seller, isin, 100_000_000)
+                "custody", seller, bond_deposit(f"c1-{run}", seller, isin, 60_000_000)
+            )
+            await _ledger(reader, f"custody:c1-{run}")
+            await _tick(market, _jst("2027-02-05", 14))  # t2's end
+            await _status(reader, t2["trade_id"], "cancelled", "max_fail_days")
+            part = await _status(reader, t1["trade_id"], "partially_settled", None)
+            await market.send(
+                "custody", seller, bond_deposit(f"c2-{run}", seller, isin, 40_000_000)
             )
             settled = await _status(reader, t1["trade_id"], "settled", None)
             assert worker.alive, worker.log_tail()
         # The original amount: accrued to the settlement date (2 Feb), not to the day it
-        # settled (4 Feb): 135 days from 20 Sep 2026 at 0.9 % on ¥100m is ¥332,876.
+        # settled (5 Feb): 135 days from 20 Sep 2026 at 0.9 % on ¥100m is ¥332,876. Part
+        # 1: 60m x 99.5 / 100 = 59,700,000 and 0.3328767 per 100 on 60m = 199,726; the
+        # rest takes what remains: 99,832,876 - 59,899,726 = 39,933,150.
         assert (settled["settlement_date"], settled["accrued"]) == ("2027-02-02", "332876")
+        assert (part["part"], part["part_quantity"], part["part_principal"],
+                part["part_accrued"], part["part_cash_amount"]) == (
+            1, 60_000_000, "59700000", "199726", "59899726")  # fmt: skip
+        assert (settled["part"], settled["part_quantity"], settled["part_cash_amount"]) == (
+            2, 40_000_000, "39933150")  # fmt: skip
         await _check(reader, run, t1["trade_id"], t2["trade_id"], buyer, seller, isin)
         await _check_penalties(reader, t1["trade_id"], t2["trade_id"])
         monkeypatch.setenv("KESSAI_BOOTSTRAP", admin.bootstrap)
@@ -87,10 +106,10 @@ async def test_a_fail_recycles_for_three_days_then_settles_and_another_is_cancel
         argv = ["penalties", "--month", "2027-02", "--format", "json"]
         assert await asyncio.to_thread(cli.main, argv) == 0
         pairs = [p for p in orjson.loads(capsys.readouterr().out) if p["liable"] == seller]
-        # Six fail days of two trades, ¥998 each: 1-3 Feb for t2, 2-4 Feb for t1.
+        # Eight fail days of two trades: 1-4 Feb for t2, 2-5 Feb for t1: 7 x 998 + 399.
         assert pairs == [{"month": "2027-02", "liable": seller, "counterparty": buyer,
-                          "currency": "JPYC", "fail_days": 6, "trades": 2,
-                          "amount": "5988"}]  # fmt: skip
+                          "currency": "JPYC", "fail_days": 8, "trades": 2,
+                          "amount": "7385"}]  # fmt: skip
         assert await asyncio.to_thread(cli.main, ["replay"]) == 0
     finally:
         await market.close()
@@ -104,9 +123,12 @@ async def _check(
     statuses = {
         tid: [(r["status"], r["reason"]) for r in seen if r["trade_id"] == tid] for tid in (t1, t2)
     }
-    # Failing is said once: the later fail days keep its reason.
+    # Failing is said once (the later fail days keep its reason), and again for the
+    # rest after a part.
     assert statuses[t1] == [("pending", "awaiting_settlement_date"),
                             ("pending", "insufficient_securities"),
+                            ("failing", "insufficient_securities"),
+                            ("partially_settled", None),
                             ("failing", "insufficient_securities"), ("settled", None)]  # fmt: skip
     assert statuses[t2] == [("pending", "awaiting_settlement_date"),
                             ("pending", "insufficient_securities"),
@@ -124,15 +146,18 @@ async def _check_penalties(reader: Settings, t1: str, t2: str) -> None:
     seen = await collect(reader, ["penalties"], lambda s: False, timeout_s=3)
     mine = [(r["trade_id"], r["day"], r["fail_day"], r["side"], r["amount"]) for r in seen
             if r["trade_id"] in (t1, t2)]  # fmt: skip
-    # CSDR, a lack of securities, on 99,832,876 JPYC: 0.10 bp a day is ¥998; one per
-    # fail day, none for t1 once settled nor for t2's cancellation day.
+    # CSDR, a lack of securities, on 99,832,876 JPYC: 0.10 bp a day is ¥998; on t1's
+    # rest after its part, 39,933,150: ¥399. One per fail day, none for t1 once
+    # settled nor for t2's cancellation day.
     assert sorted(mine) == [
         (t1, "2027-02-02", 1, "seller", "998"),
         (t1, "2027-02-03", 2, "seller", "998"),
         (t1, "2027-02-04", 3, "seller", "998"),
+        (t1, "2027-02-05", 4, "seller", "399"),
         (t2, "2027-02-01", 1, "seller", "998"),
         (t2, "2027-02-02", 2, "seller", "998"),
         (t2, "2027-02-03", 3, "seller", "998"),
+        (t2, "2027-02-04", 4, "seller", "998"),
     ]
 
 
@@ -146,6 +171,13 @@ def _trade(
 
 async def _tick(market: Profile, to_s: float) -> None:
     await market.send_raw("clock", _utc(to_s), orjson.dumps({"to": _utc(to_s)}))
+
+
+async def _penalty(settings: Settings, trade_id: str, day: str) -> None:
+    def seen(records: Seen) -> bool:
+        return any((r.get("trade_id"), r.get("day")) == (trade_id, day) for r in records)
+
+    assert seen(await collect(settings, ["penalties"], seen)), (trade_id, day)
 
 
 async def _ledger(settings: Settings, cause: str) -> None:

@@ -243,9 +243,12 @@ def test_any_run_of_partial_deliveries_sums_to_the_trade_and_conserves(
     if parts and ended == ["settled"]:
         assert (sum(p["part_quantity"] for p in parts), paid) == (100_000_000, 98_878_424)
     held = {a: balances(engine, a) for a in ("b", "s")}
-    assert held["b"].get(JGB, [0, 0])[0] + held["s"].get(JGB, [0, 0])[0] + sum(
-        held[a].get(JGB, [0, 0])[1] for a in ("b", "s")
-    ) == sent
+    assert (
+        held["b"].get(JGB, [0, 0])[0]
+        + held["s"].get(JGB, [0, 0])[0]
+        + sum(held[a].get(JGB, [0, 0])[1] for a in ("b", "s"))
+        == sent
+    )
     assert sum(sum(held[a].get("JPYC", [0, 0])) for a in ("b", "s")) == buyer_cash
     bases = [int(r["base"]) for r in records if "penalty_id" in r]
     assert bases == sorted(bases, reverse=True)  # what fails only shrinks
