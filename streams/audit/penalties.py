@@ -93,5 +93,5 @@ def render(pairs: list[Pair], fmt: str) -> str:
     for p in pairs:
         totals[p.currency] = totals.get(p.currency, Decimal(0)) + p.amount
     for currency, total in sorted(totals.items()):
-        lines.append(f"{'total':<65}{currency:<9}{'':>18}{format(total, 'f'):>18}")
+        lines.append(f"{'total':<56}{currency:<9}{'':>18}{format(total, 'f'):>18}")
     return "\n".join(lines) + "\n"

@@ -74,9 +74,15 @@ def test_demo_settles_pends_fails_rejects_and_matches(bootstrap: str) -> None:
     _assert_positions(out, r)
     # Act 5: the JGBs' dates, accrued, coupon, claim and redemption, each checked.
     assert "Act 5: JGBs on a simulated clock" in out, out
-    assert out.count("  [ok]") == 10 and "EXPECTED" not in out, out
+    assert out.count("  [ok]") == 22 and "EXPECTED" not in out, out
     _line(out, r"^    accrued, 180 days from 20 Sep 2026, 0\.4438356 per 100: 44383  \[ok\]$")
     _line(out, r"^    dave repaid face \+ last coupon: 100450000  \[ok\]$")
+    # Act 6: a fail, three days of penalties, a partial delivery, the rest (docs/fails.md).
+    _line(out, r"^    failing, the buyer liable: insufficient_cash  \[ok\]$")
+    _line(out, r"^    2028-12-07: erin's penalty, 0\.10 bp of 98,952,397: 989  \[ok\]$")
+    _line(out, r"^    part 1: cash: 59371438  \[ok\]$")
+    _line(out, r"^    parts 1 \+ 2 = the trade: 98952397  \[ok\]$")
+    _line(out, r"^    2028-12 erin-[0-9a-f]{6} +frank-[0-9a-f]{6} +JPYC +4 +1 +3362$")
     assert "Where to look:" in out, out
     _line(out, rf"^  order book +kessai book {BOND_10Y} ")
     assert "demo OK" in out, out

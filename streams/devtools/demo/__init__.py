@@ -139,8 +139,9 @@ def main(settings: Settings, *, once: bool = False) -> int:
         print(
             "\ndemo OK: every trade settled or failed as expected, every order was matched "
             "as expected and its trades settled, every bad record was refused with its "
-            "reason, every balance is as expected, and the JGBs' dates, accrued, coupon, "
-            "market claim and redemption are what the rules say."
+            "reason, every balance is as expected, the JGBs' dates, accrued, coupon, "
+            "market claim and redemption are what the rules say, and so are a fail's "
+            "penalties and its partial settlement."
         )
         if once:
             return 0

@@ -29,6 +29,7 @@ from streams.bonds.coupons import Event, coupon_jpy
 from streams.bonds.terms import start_of
 from streams.cli.instruments import reference_file
 from streams.config import Settings
+from streams.devtools.demo.fails import play_fails
 from streams.devtools.processes import WorkerProcess
 from streams.kafka.admin import ensure_public_topics
 from streams.kafka.reader import read_committed
@@ -87,6 +88,10 @@ class _Act:
             lambda r: (r["trade_id"], r["status"], r["reason"]) == (trade_id, status, reason),
         )
         return found or {}
+
+    async def find(self, topic: str, match: Any) -> dict[str, Any] | None:
+        """The first committed record of ``topic`` that ``match``es, once written."""
+        return await self._find(topic, match)
 
     async def _find(self, topic: str, match: Any) -> dict[str, Any] | None:
         deadline = time.monotonic() + WAIT_S
@@ -194,6 +199,7 @@ async def play_bonds(state_dir: Path, run: str) -> list[str]:
         act = _Act(settings, producer, run)
         try:
             await _story(act)
+            await play_fails(act)
         finally:
             await producer.stop()
             worker.stop()

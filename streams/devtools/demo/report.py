@@ -293,7 +293,7 @@ def where_to_look(settings: Settings, worker_log: Path) -> None:
     print(f"  health, queries   {web}/health, {web}/positions/ACCOUNT, {web}/trades/TRADE_ID")
     print(
         "  journal           kessai topics list; settlements, ledger-events, order-events, "
-        "rejections (read_committed)"
+        "rejections, penalties (read_committed); kessai penalties --month YYYY-MM"
     )
     print(f"  order book        kessai book {BOND_10Y}  (any ISIN; --format json)")
     print("  publish your own  kessai publish payments examples/payments.jsonl")

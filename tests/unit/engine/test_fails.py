@@ -228,6 +228,7 @@ def test_any_run_of_partial_deliveries_sums_to_the_trade_and_conserves(
     records: list[dict[str, Any]] = []
     sent = 0
     for n, face in enumerate(deliveries):
+        assert RECYCLE.fails is not None
         cutoff = RECYCLE.fails.cutoff(engine.open["t3"].trade, n) if "t3" in engine.open else 0
         more = [custody(10 + n, JGB, face)] if face else []
         for at, inputs in ((cutoff - 3600, more), (cutoff, [])):
