@@ -42,7 +42,7 @@ def _utc(epoch_s: float) -> str:
     return dt.datetime.fromtimestamp(epoch_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def test_a_fail_recycles_for_three_days_then_settles_and_another_is_cancelled(
+async def test_a_fail_recycles_with_penalties_settles_in_parts_and_another_is_cancelled(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = uuid.uuid4().hex[:6]
@@ -102,14 +102,7 @@ async def test_a_fail_recycles_for_three_days_then_settles_and_another_is_cancel
         await _check(reader, run, t1["trade_id"], t2["trade_id"], buyer, seller, isin)
         await _check_penalties(reader, t1["trade_id"], t2["trade_id"])
         monkeypatch.setenv("KESSAI_BOOTSTRAP", admin.bootstrap)
-        capsys.readouterr()
-        argv = ["penalties", "--month", "2027-02", "--format", "json"]
-        assert await asyncio.to_thread(cli.main, argv) == 0
-        pairs = [p for p in orjson.loads(capsys.readouterr().out) if p["liable"] == seller]
-        # Eight fail days of two trades: 1-4 Feb for t2, 2-5 Feb for t1: 7 x 998 + 399.
-        assert pairs == [{"month": "2027-02", "liable": seller, "counterparty": buyer,
-                          "currency": "JPYC", "fail_days": 8, "trades": 2,
-                          "amount": "7385"}]  # fmt: skip
+        await _check_penalties_cli(capsys, seller, buyer)
         assert await asyncio.to_thread(cli.main, ["replay"]) == 0
     finally:
         await market.close()
@@ -140,6 +133,17 @@ async def _check(
     assert last[(buyer, "JPYC")] == (str(cash), "0")  # t2 took nothing: nothing locked
     assert last[(buyer, isin)] == ("100000000", "0")
     assert last[(seller, isin)] == ("0", "0")
+
+
+async def _check_penalties_cli(capsys: pytest.CaptureFixture[str], seller: str, buyer: str) -> None:
+    capsys.readouterr()
+    argv = ["penalties", "--month", "2027-02", "--format", "json"]
+    assert await asyncio.to_thread(cli.main, argv) == 0
+    pairs = [p for p in orjson.loads(capsys.readouterr().out) if p["liable"] == seller]
+    # Eight fail days of two trades: 1-4 Feb for t2, 2-5 Feb for t1: 7 x 998 + 399.
+    assert pairs == [{"month": "2027-02", "liable": seller, "counterparty": buyer,
+                      "currency": "JPYC", "fail_days": 8, "trades": 2,
+                      "amount": "7385"}]  # fmt: skip
 
 
 async def _check_penalties(reader: Settings, t1: str, t2: str) -> None:
