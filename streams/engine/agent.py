@@ -62,11 +62,15 @@ def state_sums(service: EngineService) -> StateSums | None:
     oldest: float | None = None
     for saga in list(engine.open.values()):
         waiting = "queued" in (saga.bonds, saga.cash)
-        key = (saga.stage, (saga.pending_reason or "") if waiting else "")
+        # A fail (past its cut-off, recycling) is counted as such: it may stay for days.
+        stage = "failing" if saga.fail_days else saga.stage
+        key = (stage, (saga.pending_reason or "") if waiting or saga.fail_days else "")
         out.open_trades[key] = out.open_trades.get(key, 0) + 1
-        arrived = saga.trade.arrived_s
-        if arrived > 0 and (oldest is None or arrived < oldest):
-            oldest = arrived
+        if saga.fail_days or saga.stage == "waiting":
+            continue  # not late: failing (its own alert) or waiting for its date
+        started = max(saga.trade.arrived_s, saga.trade.starts_at_s)
+        if saga.trade.arrived_s > 0 and (oldest is None or started < oldest):
+            oldest = started
     out.oldest_arrived_s = oldest
     return out
 

@@ -495,7 +495,8 @@ class StateCollector(Collector):
         )
         open_trades = GaugeMetricFamily(
             "kessai_trades_open",
-            "Trades settling on this worker, by saga stage and pending reason.",
+            "Trades settling on this worker, by saga stage (failing: past its cut-off, "
+            "recycling) and pending reason.",
             labels=["stage", "reason"],
         )
         for (stage, reason), n in sorted(sums.open_trades.items()):
@@ -504,6 +505,7 @@ class StateCollector(Collector):
         oldest = sums.oldest_arrived_s
         yield GaugeMetricFamily(
             "kessai_oldest_open_trade_age_seconds",
-            "Seconds since the oldest trade still settling on this worker arrived (0: none).",
+            "Seconds since the oldest trade still settling on this worker arrived, or its "
+            "settlement date began if later; failing trades aside (0: none).",
             value=max(0.0, time.time() - oldest) if oldest is not None else 0.0,
         )

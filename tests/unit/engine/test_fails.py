@@ -253,3 +253,22 @@ def test_any_run_of_partial_deliveries_sums_to_the_trade_and_conserves(
     assert sum(sum(held[a].get("JPYC", [0, 0])) for a in ("b", "s")) == buyer_cash
     bases = [int(r["base"]) for r in records if "penalty_id" in r]
     assert bases == sorted(bases, reverse=True)  # what fails only shrinks
+
+
+def test_the_metrics_count_fails_apart_and_leave_them_out_of_the_oldest_pending() -> None:
+    from types import SimpleNamespace
+
+    from streams.engine.agent import state_sums
+    from streams.runtime.livesums import LiveSums
+
+    engine = opened(buyer_funded=True)
+    service: Any = SimpleNamespace(leading=True, sums=LiveSums(), engine=engine)
+    sums = state_sums(service)
+    assert sums is not None
+    assert sums.open_trades == {("bonds", "insufficient_securities"): 1}
+    assert sums.oldest_arrived_s == jst("2025-11-05", 0)  # since its date began
+    statuses(engine, jst("2025-11-05", 14))
+    sums = state_sums(service)
+    assert sums is not None
+    assert sums.open_trades == {("failing", "insufficient_securities"): 1}
+    assert sums.oldest_arrived_s is None  # a fail has its own alert
