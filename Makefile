@@ -30,7 +30,7 @@ if [ $$rc -eq 5 ]; then echo 'make: FAILED: pytest collected no tests ($(strip $
 exit $$rc
 endef
 
-.PHONY: help venv tools kafka-up kafka-down kafka-status lint check test test-unit test-integration test-crash run bench bench-takeover bench-rebuild bench-memory bench-book bench-replay bench-scrape bench-signatures bench-intake clean
+.PHONY: help venv tools kafka-up kafka-down kafka-status lint check test test-unit test-integration test-crash run bench bench-takeover bench-rebuild bench-memory bench-book bench-replay bench-scrape bench-signatures bench-intake bench-fails clean
 
 help: ## list the targets
 	@echo "usage: make TARGET"
@@ -127,6 +127,9 @@ bench-scrape: venv ## a /metrics scrape summing every account vs the running sum
 
 bench-intake: venv ## a trade's intake with and without the security master and dates (µs per trade, ~30 s)
 	$(BIN)/python -m kessai_bench.intake
+
+bench-fails: venv ## the fails lifecycle's cost per trade: funded, fail then settle, partial; old rules vs new (~1 min)
+	$(BIN)/python -m kessai_bench.fails
 
 bench-signatures: venv ## a signature check's cost per trade in the intake (µs), then the pipeline's trades/s with and without checks (~4 min)
 	$(BIN)/python -m kessai_bench.signatures
