@@ -19,6 +19,7 @@ from schemas.codec import (
     source_of,
 )
 from schemas.models import (
+    CANCELLATIONS,
     CLOCK,
     CLOSING_VENUE,
     CUSTODY,
@@ -42,6 +43,7 @@ from schemas.models import (
     VALUE_BYTES_MAX,
     AdvanceClock,
     BalanceChanged,
+    CancelTrade,
     FailPenalty,
     Instrument,
     MoveBonds,
@@ -55,6 +57,7 @@ from schemas.models import (
 )
 
 __all__ = [
+    "CANCELLATIONS",
     "CLOCK",
     "CLOSING_VENUE",
     "CUSTODY",
@@ -78,6 +81,7 @@ __all__ = [
     "VALUE_BYTES_MAX",
     "AdvanceClock",
     "BalanceChanged",
+    "CancelTrade",
     "FailPenalty",
     "Instrument",
     "MoveBonds",

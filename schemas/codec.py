@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from schemas.models import (
+    CANCELLATIONS,
     CLOCK,
     CUSTODY,
     DETAIL_CHARS_MAX,
@@ -75,6 +76,7 @@ _KEY_FIELDS: Final[dict[str, str]] = {
     INSTRUMENTS: "isin",
     CLOCK: "to",
     RESERVES: "isin",
+    CANCELLATIONS: "trade_id",
     SETTLEMENTS: "trade_id",
     REJECTIONS: "key",
     LEDGER_EVENTS: "account",
@@ -90,6 +92,7 @@ _ID_FIELDS: Final[dict[str, str]] = {
     ORDERS: "order_id",
     INSTRUMENTS: "isin",
     RESERVES: "attestation_id",
+    CANCELLATIONS: "trade_id",
 }
 
 #: Where a rejected record is and what identifies it, without its bytes:

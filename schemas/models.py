@@ -53,6 +53,7 @@ INSTRUMENTS: Final = "instruments"
 CLOCK: Final = "clock"
 RESERVES: Final = "reserves"
 PENALTIES: Final = "penalties"
+CANCELLATIONS: Final = "cancellations"
 
 # --- Limits (TigerBeetle: put a limit on everything) -------------------------------
 
@@ -641,6 +642,21 @@ class TradeExecuted(_Signed):
         return self
 
 
+class CancelTrade(_Signed):
+    """Topic ``cancellations``, key ``trade_id``: the trade's venue cancels a trade that
+    has not settled, for both its parties (a bilateral cancellation: docs/fails.md).
+
+    Only the venue that sent the trade may cancel it (under the secure profile, signed
+    by that venue). A trade pending, waiting for its date or failing is ``cancelled``,
+    ``bilateral_cancel``, and gives back what it holds; the parts of a trade already
+    settled in parts stay settled. Any other (settled, cancelled, unknown) is refused,
+    ``trade_not_open``, and nothing changes.
+    """
+
+    trade_id: Identifier
+    venue: Identifier
+
+
 #: Who sends a bond's ``close`` on ``orders``: kessai itself (its matcher's venue).
 CLOSING_VENUE: Final = "kessai"
 
@@ -1052,6 +1068,7 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     ORDERS: SubmitOrder,
     INSTRUMENTS: Instrument,
     RESERVES: ReserveAttested,
+    CANCELLATIONS: CancelTrade,
     CLOCK: AdvanceClock,
     SETTLEMENTS: SettlementStatusChanged,
     REJECTIONS: RecordRejected,

@@ -33,6 +33,7 @@ from types import MappingProxyType
 from typing import Final, Literal
 
 from schemas import (
+    CANCELLATIONS,
     CLOCK,
     CUSTODY,
     INSTRUMENTS,
@@ -167,6 +168,13 @@ CATALOGUE: Final[tuple[PublicTopic, ...]] = (
         description="the custodian's attested holding of each bond at the CSD (ReserveAttested)",
     ),
     PublicTopic(
+        name=CANCELLATIONS,
+        key_field="trade_id",
+        writer="outside",
+        config=_INPUT,
+        description="a venue's cancellation of a trade not yet settled (CancelTrade)",
+    ),
+    PublicTopic(
         name=CLOCK,
         key_field="to",
         writer="outside",
@@ -229,6 +237,7 @@ WORKER_INPUTS: Final[tuple[str, ...]] = (
     CUSTODY,
     INSTRUMENTS,
     RESERVES,
+    CANCELLATIONS,
     CLOCK,
 )
 WORKER_OUTPUTS: Final[tuple[str, ...]] = (

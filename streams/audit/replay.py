@@ -52,6 +52,7 @@ from typing import Any, Final
 import orjson
 
 from schemas import (
+    CANCELLATIONS,
     CLOCK,
     CUSTODY,
     INSTRUMENTS,
@@ -106,7 +107,9 @@ __all__ = ["Check", "Report", "replay"]
 #: ``{app_id}-engine-log`` on the broker).
 TOPICS: Final = (*INPUT_TOPICS, *OUTPUT_TOPICS, ENGINE_LOG)
 #: What the engine reads.
-ENGINE_INPUTS: Final = (PAYMENTS, CUSTODY, TRADES, INSTRUMENTS, RESERVES, CLOCK)
+ENGINE_INPUTS: Final = (
+    PAYMENTS, CUSTODY, TRADES, INSTRUMENTS, RESERVES, CANCELLATIONS, CLOCK
+)  # fmt: skip
 #: Tables compared through their changelogs: the engine's, and the matcher's orders.
 TABLES: Final = (*ENGINE_CHANGELOGS, ORDERS_TABLE, ENGINE_ARCHIVE)
 #: Differences described per check; all are counted.

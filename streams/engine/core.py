@@ -34,6 +34,7 @@ from typing import Any, Final
 import orjson
 
 from schemas import (
+    CANCELLATIONS,
     CLOCK,
     CUSTODY,
     FACE_JPY_MIN,
@@ -46,9 +47,11 @@ from schemas import (
     SETTLEMENTS,
     TRADES,
     AdvanceClock,
+    CancelTrade,
     Instrument,
     SchemaError,
     Source,
+    check_key,
     decode,
     source_of,
 )
@@ -416,6 +419,11 @@ class Batch:
             self._instrument(partition, offset, key, value, timestamp_s)
         elif topic == CLOCK:
             self._tick(partition, offset, key, value)
+        elif topic == CANCELLATIONS:
+            refused = self._cancel(key, value, timestamp_s, (partition, offset))
+            if refused is not None:
+                source = source_of(CANCELLATIONS, partition, offset, key, value)
+                self._reject(source, CANCELLATIONS, *refused)
         elif topic == RESERVES:
             refused = actions.attested(self, key, value, timestamp_s, (partition, offset))
             if refused is not None:
@@ -550,6 +558,39 @@ class Batch:
             return
         assert isinstance(trade, Trade)
         self.start(trade)
+
+    def _cancel(
+        self, key: bytes | None, value: bytes | None, at_s: float, where: tuple[int, int]
+    ) -> tuple[str, str] | None:
+        """A venue's cancellation of its trade (bilateral: docs/fails.md); or why it is
+        refused, changing nothing."""
+        try:
+            check_key(key)
+            record = decode(CANCELLATIONS, value)
+        except SchemaError as err:
+            return err.reason, err.detail
+        assert isinstance(record, CancelTrade) and value is not None
+        if key != record.trade_id.encode():
+            return "wrong_key", f"a cancellation is keyed by its trade_id, not {key!r}"
+        if self.signers is not None:
+            verified = self.verified.get((CANCELLATIONS, *where))
+            if verified is None:
+                at = signing.broker_time(at_s)
+                verified = signing.verify(self.signers, CANCELLATIONS, key, value, at)
+            if isinstance(verified, tuple):
+                return verified
+        saga = self.engine.open.get(record.trade_id)
+        if saga is None:
+            done = "finished" if record.trade_id in self.engine.finished else "unknown"
+            return "trade_not_open", f"trade {record.trade_id} is {done}: nothing to cancel"
+        if saga.trade.venue != record.venue:
+            return (
+                "not_authorized",
+                f"trade {record.trade_id} is venue {saga.trade.venue!r}'s, not {record.venue!r}'s",
+            )
+        self._saga_step(record.trade_id, saga, dvp.on_cancel(saga))
+        self._run()
+        return None
 
     def _stale(self, trade_time_s: float) -> tuple[str, str] | None:
         """Why a trade this old is refused: its id may have left the window, so a repeat

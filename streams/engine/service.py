@@ -38,6 +38,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.structs import OffsetAndMetadata
 
 from schemas import (
+    CANCELLATIONS,
     CLOCK,
     CUSTODY,
     INSTRUMENTS,
@@ -73,7 +74,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["INPUTS", "EngineService"]
 
 #: What the engine reads.
-INPUTS: Final = (TRADES, PAYMENTS, CUSTODY, INSTRUMENTS, RESERVES)
+INPUTS: Final = (TRADES, PAYMENTS, CUSTODY, INSTRUMENTS, RESERVES, CANCELLATIONS)
 #: Records applied in one batch at most, and its processing time at most: a cap by time
 #: keeps a batch's commit close behind its first record under a backlog.
 BATCH_RECORDS_MAX: Final = 4_000

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from schemas import CUSTODY, INSTRUMENTS, ORDERS, PAYMENTS, RESERVES, TRADES
+from schemas import CANCELLATIONS, CUSTODY, INSTRUMENTS, ORDERS, PAYMENTS, RESERVES, TRADES
 from streams.topics import PUBLIC_TOPICS, WORKER_INPUTS, WORKER_OUTPUTS
 
 __all__ = [
@@ -96,8 +96,9 @@ def _writer_rules() -> tuple[AclRule, ...]:
             principals=VENUES,
             operations=("Write", "Describe"),
             kind="topic",
-            resources=(TRADES, ORDERS),
-            why="venues publish executed trades and orders to match; they read nothing",
+            resources=(TRADES, ORDERS, CANCELLATIONS),
+            why="venues publish executed trades, orders to match and their trades' "
+            "cancellations; they read nothing",
         ),
         AclRule(
             name="bridge-writes-payments-custody-reserves",

@@ -88,7 +88,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from pydantic import BaseModel
 
-from schemas import CUSTODY, INSTRUMENTS, ORDERS, PAYMENTS, RESERVES, TRADES, encode, key_for
+from schemas import (
+    CANCELLATIONS,
+    CUSTODY,
+    INSTRUMENTS,
+    ORDERS,
+    PAYMENTS,
+    RESERVES,
+    TRADES,
+    encode,
+    key_for,
+)
 from streams.config import Settings
 from streams.errors import KessaiError
 from streams.topics import by_name
@@ -132,7 +142,7 @@ REGISTRY_CONTEXT: Final = b"kessai-registry-v1\n"
 Role = Literal["venue", "bridge", "matcher", "instruments"]
 #: The topics each role signs.
 ROLE_TOPICS: Final[dict[str, frozenset[str]]] = {
-    "venue": frozenset({TRADES, ORDERS}),
+    "venue": frozenset({TRADES, ORDERS, CANCELLATIONS}),
     "bridge": frozenset({PAYMENTS, CUSTODY, RESERVES}),
     "matcher": frozenset({TRADES, ORDERS}),
     "instruments": frozenset({INSTRUMENTS}),

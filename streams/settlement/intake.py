@@ -63,7 +63,7 @@ def to_trade(
     ``cutoff_s`` (the recycle mode, streams/settlement/fails.py): a dated trade's
     deadline is its settlement date's cut-off, this long after the date's 00:00 JST.
     ``ahead_s``: a ``trade_time`` more than this after the arrival is refused,
-    ``invalid_trade_time`` (a venue's clock that far ahead is wrong, or lying)."""
+    ``invalid_trade_time``."""
     if t.currency not in tokens:
         known = ", ".join(sorted(tokens))
         return "unknown_token", f"currency {t.currency!r} is not configured ({known})"
@@ -94,20 +94,10 @@ def to_trade(
     if units > TRADE_UNITS_MAX:
         return "invalid_price", f"cash leg of {t.trade_id} is more than {TRADE_UNITS_MAX} units"
     return Trade(
-        t.trade_id,
-        t.isin,
-        t.buyer,
-        t.seller,
-        t.quantity,
-        t.currency,
-        units,
-        deadline,
-        trade_time_s=trade_time_s,
-        arrived_s=arrived_s,
-        signed=signed,
-        partial=t.partial == "allowed",
-        **extra,
-    )
+        t.trade_id, t.isin, t.buyer, t.seller, t.quantity, t.currency, units, deadline,
+        trade_time_s=trade_time_s, arrived_s=arrived_s, signed=signed,
+        partial=t.partial == "allowed", venue=t.venue, **extra,
+    )  # fmt: skip
 
 
 def _ahead(t: TradeExecuted, arrived_s: float, ahead_s: float) -> Rejected:

@@ -41,3 +41,6 @@ class Trade:
     starts_at_s: float = 0.0
     #: The venue allows partial settlement (``partial: allowed``; docs/fails.md).
     partial: bool = False
+    #: The venue that sent it: the one that may cancel it ("": a trade accepted before
+    #: cancellations existed, which none may).
+    venue: str = ""

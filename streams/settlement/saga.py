@@ -56,6 +56,7 @@ __all__ = [
     "Part",
     "Saga",
     "StatusChanged",
+    "on_cancel",
     "on_cutoff",
     "on_deadline",
     "on_matured",
@@ -314,6 +315,15 @@ def on_partial(saga: Saga, part: Part) -> Outcome:
     return after, commands, [StatusChanged(t.trade_id, "partially_settled", None, part)]
 
 
+def on_cancel(saga: Saga) -> Outcome:
+    """The trade's venue cancelled it (``cancellations``): ``cancelled``,
+    ``bilateral_cancel``, whatever the mode, giving back what it holds. Not once it
+    posts (a batch never ends between its locks and its posts)."""
+    if saga.terminal or saga.stage == "posting":
+        return saga, [], []
+    return _fail(saga, "bilateral_cancel", end="cancelled")
+
+
 def on_cutoff(
     saga: Saga, now_s: float, *, cash_short: bool, max_days: int, next_s: float
 ) -> Outcome:
@@ -335,7 +345,7 @@ def on_cutoff(
     return failing, [], [StatusChanged(saga.trade.trade_id, "failing", reason)]
 
 
-def _fail(saga: Saga, reason: str) -> Outcome:
+def _fail(saga: Saga, reason: str, *, end: Literal["failed", "cancelled"] | None = None) -> Outcome:
     """``saga`` ends with ``reason`` (``failed``; ``cancelled`` in the recycle mode),
     voiding each lock it holds or queued."""
     t = saga.trade
@@ -344,6 +354,7 @@ def _fail(saga: Saga, reason: str) -> Outcome:
         commands.append(VoidCmd(lock_id(t.trade_id, "bonds"), t.trade_id, t.seller))
     if saga.cash in ("queued", "locked"):
         commands.append(VoidCmd(lock_id(t.trade_id, "cash"), t.trade_id, t.buyer))
-    end: Literal["failed", "cancelled"] = "cancelled" if saga.recycle else "failed"
+    if end is None:
+        end = "cancelled" if saga.recycle else "failed"
     ended = replace(saga, stage=end, reason=reason)
     return ended, commands, [StatusChanged(t.trade_id, end, reason)]

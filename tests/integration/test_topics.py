@@ -58,7 +58,16 @@ async def test_creates_the_co_partitioned_topics_and_is_idempotent(
     configs = {s.topic.name: dict(s.config) for s in states if s.topic.config}
     want = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
     broker_time = {"message.timestamp.type": "LogAppendTime"}
-    inputs = ["payments", "custody", "trades", "orders", "instruments", "reserves", "clock"]
+    inputs = [
+        "payments",
+        "custody",
+        "trades",
+        "orders",
+        "instruments",
+        "reserves",
+        "cancellations",
+        "clock",
+    ]
     assert configs == {
         **dict.fromkeys(
             ["settlements", "ledger-events", "rejections", "order-events", "penalties"], want

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from schemas import (
+    CANCELLATIONS,
     CUSTODY,
     INSTRUMENTS,
     KEY_BYTES_MAX,
@@ -34,7 +35,7 @@ from schemas import (
 from tests.support.records import trade_time
 
 #: Every input topic kessai reads from outside (``clock`` only a simulation reads).
-INPUT_TOPICS = (PAYMENTS, CUSTODY, TRADES, ORDERS, INSTRUMENTS, RESERVES)
+INPUT_TOPICS = (PAYMENTS, CUSTODY, TRADES, ORDERS, INSTRUMENTS, RESERVES, CANCELLATIONS)
 #: Largest record (key + value) a producer may send the broker (message.max.bytes
 #: 1,048,588, less the record's own overhead).
 RECORD_BYTES_MAX = 1_048_000
@@ -100,18 +101,22 @@ def valid(topic: str, n: str) -> dict[str, Any]:
     if topic == RESERVES:
         return {"attestation_id": f"fz-r{n}", "isin": BOND, "face": 100_000,
                 "as_of": TRADE_TIME}  # fmt: skip
+    if topic == CANCELLATIONS:  # of no trade: even valid, it changes nothing
+        return {"trade_id": f"fz-c{n}", "venue": "fz-venue"}
     raise AssertionError(topic)
 
 
 #: The field whose value is the record's Kafka key.
 KEY_FIELD = {PAYMENTS: "account", CUSTODY: "account", TRADES: "trade_id", ORDERS: "isin",
-             INSTRUMENTS: "isin", RESERVES: "isin"}  # fmt: skip
+             INSTRUMENTS: "isin", RESERVES: "isin", CANCELLATIONS: "trade_id"}  # fmt: skip
 #: An id field of each topic, for odd characters.
 ID_FIELD = {PAYMENTS: "payment_id", CUSTODY: "movement_id", TRADES: "trade_id",
-            ORDERS: "order_id", INSTRUMENTS: "isin", RESERVES: "attestation_id"}  # fmt: skip
+            ORDERS: "order_id", INSTRUMENTS: "isin", RESERVES: "attestation_id",
+            CANCELLATIONS: "trade_id"}  # fmt: skip
 #: A number-ish field of each topic, for extreme numbers.
 NUMBER_FIELD = {PAYMENTS: "amount", CUSTODY: "quantity", TRADES: "quantity",
-                ORDERS: "quantity", INSTRUMENTS: "face_unit", RESERVES: "face"}  # fmt: skip
+                ORDERS: "quantity", INSTRUMENTS: "face_unit", RESERVES: "face",
+                CANCELLATIONS: "venue"}  # fmt: skip
 #: JSON texts no number field takes: out of range, fractional, not numbers at all.
 EXTREME_NUMBERS: tuple[bytes, ...] = (
     b"0", b"-1", b"18446744073709551616", b"-9223372036854775809", b"1e308", b"1E400",
@@ -149,7 +154,7 @@ def _spoiled(rng: random.Random, topic: str, n: str) -> Iterator[Hostile]:
     # The record's own id: required by every schema (an order's price is not).
     missing = {k: v for k, v in good.items() if k != ID_FIELD[topic]}
     yield Hostile(topic, key, orjson.dumps(missing), "missing_field")
-    if topic in (TRADES, ORDERS, INSTRUMENTS, RESERVES):  # keys that must equal a field
+    if topic in (TRADES, ORDERS, INSTRUMENTS, RESERVES, CANCELLATIONS):  # keys = a field
         yield Hostile(topic, b"not-" + key, dumped, "wrong_key")
 
 

@@ -16,6 +16,7 @@ def test_the_catalogue_is_exactly_the_schema_topics() -> None:
         "orders",
         "instruments",
         "reserves",
+        "cancellations",
         "clock",
         "settlements",
         "rejections",
@@ -39,6 +40,7 @@ def test_only_the_outside_world_topics_are_inputs() -> None:
         "orders",
         "instruments",
         "reserves",
+        "cancellations",
         "clock",
     )
 

@@ -12,13 +12,13 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import PENALTIES, SETTLEMENTS, decode
+from schemas import CANCELLATIONS, PENALTIES, SETTLEMENTS, decode
 from streams.engine.core import Engine, Rules
 from streams.ledger import domain
 from streams.settlement.fails import FailRules, PenaltyRules
 from tests.unit.engine.test_bonds import JGB, T1, batch, custody, instrument, jst, settlements
 from tests.unit.engine.test_bonds import trade as bond_trade
-from tests.unit.engine.test_core import cash
+from tests.unit.engine.test_core import Input, cash
 
 RECYCLE = dataclasses.replace(
     T1,
@@ -272,3 +272,52 @@ def test_the_metrics_count_fails_apart_and_leave_them_out_of_the_oldest_pending(
     assert sums is not None
     assert sums.open_trades == {("failing", "insufficient_securities"): 1}
     assert sums.oldest_arrived_s is None  # a fail has its own alert
+
+
+def cancel(trade_id: str, venue: str = "v", key: str | None = None) -> Input:
+    value = orjson.dumps({"trade_id": trade_id, "venue": venue})
+    return CANCELLATIONS, (key or trade_id).encode(), value, 0.0
+
+
+def test_the_venue_cancels_a_failing_trade_for_both_parties_and_it_gives_everything_back() -> None:
+    engine = opened(buyer_funded=False)
+    statuses(engine, jst("2025-11-05", 14))
+    statuses(engine, jst("2025-11-05", 15), custody(4, JGB, 50_000_000))
+    refused = [
+        (cancel("t3", venue="w"), "not_authorized"),  # another venue's
+        (cancel("t3", key="t9"), "wrong_key"),
+        (cancel("t9"), "trade_not_open"),  # no such trade
+    ]
+    for record, reason in refused:
+        out = batch(engine, RECYCLE, jst("2025-11-05", 16), [record])
+        assert out.rejected == [("cancellations", reason)] and not settlements(out)
+    assert statuses(engine, jst("2025-11-05", 16), cancel("t3")) == [
+        ("cancelled", "bilateral_cancel")
+    ]
+    seller = domain.AccountState.from_bytes(engine.accounts["s"])
+    assert seller.balances[JGB] == [50_000_000, 0] and not seller.locks and not seller.waiting
+    # Again: it is no longer open; nothing changes.
+    out = batch(engine, RECYCLE, jst("2025-11-05", 17), [cancel("t3")])
+    assert out.rejected == [("cancellations", "trade_not_open")] and not settlements(out)
+    assert statuses(engine, jst("2025-11-06", 14)) == []  # no fail day, no penalty after
+
+
+def test_a_trade_waiting_for_its_date_or_settled_in_part_can_be_cancelled_in_any_mode() -> None:
+    engine = Engine()
+    day = jst("2025-11-04")
+    atomic = dataclasses.replace(RECYCLE, fails=None)
+    out = batch(engine, atomic, day, [instrument(), bond_trade(3, day), cancel("t3")])
+    assert [(r["status"], r["reason"]) for r in settlements(out)] == [
+        ("pending", "awaiting_settlement_date"),
+        ("cancelled", "bilateral_cancel"),
+    ]
+    engine = Engine()
+    statuses(engine, day, instrument(), cash(2, "b", 200_000_000),
+             bond_trade(3, day, partial="allowed"), custody(4, JGB, 60_000_000))  # fmt: skip
+    statuses(engine, jst("2025-11-05", 0))
+    statuses(engine, jst("2025-11-05", 14))  # part 1 settles: 60m
+    assert statuses(engine, jst("2025-11-05", 15), cancel("t3")) == [
+        ("cancelled", "bilateral_cancel")
+    ]
+    assert balances(engine, "b")[JGB] == [60_000_000, 0]  # the part stays settled
+    assert balances(engine, "b")["JPYC"] == [200_000_000 - 59_327_054, 0]

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from schemas import (
+    CANCELLATIONS,
     CLOCK,
     CLOSING_VENUE,
     CUSTODY,
@@ -39,6 +40,7 @@ from schemas import (
     VALUE_BYTES_MAX,
     AdvanceClock,
     BalanceChanged,
+    CancelTrade,
     FailPenalty,
     Instrument,
     MoveBonds,
@@ -169,6 +171,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "reason": None,
         "at": AT,
     },
+    CANCELLATIONS: {"trade_id": "t-1", "venue": "venue-x"},
     PENALTIES: {
         "penalty_id": "t-1:2025-11-05:seller",
         "trade_id": "t-1",
@@ -202,6 +205,7 @@ EXPECTED_KEYS = {
     CLOCK: AT.encode(),
     RESERVES: JGB_10Y.encode(),
     PENALTIES: b"t-1",
+    CANCELLATIONS: b"t-1",
 }
 
 
@@ -466,6 +470,7 @@ records: dict[str, st.SearchStrategy[Any]] = {
     INSTRUMENTS: instruments(),
     CLOCK: st.builds(AdvanceClock, to=utc_times),
     PENALTIES: penalties(),
+    CANCELLATIONS: st.builds(CancelTrade, trade_id=ids, venue=ids),
     RESERVES: st.builds(
         ReserveAttested,
         attestation_id=ids,
