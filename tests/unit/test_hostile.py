@@ -6,7 +6,18 @@ from __future__ import annotations
 
 from collections import Counter
 
-from schemas import CUSTODY, INSTRUMENTS, ORDERS, PAYMENTS, RESERVES, TRADES, source_of
+import orjson
+
+from schemas import (
+    CANCELLATIONS,
+    CUSTODY,
+    INSTRUMENTS,
+    ORDERS,
+    PAYMENTS,
+    RESERVES,
+    TRADES,
+    source_of,
+)
 from streams.bonds.master import instrument_record
 from streams.engine import actions
 from streams.engine.core import Batch, Engine, Rules
@@ -41,6 +52,13 @@ def _reason(h: Hostile) -> tuple[str, str]:
         refused = actions.attested(batch, h.key, h.value, 1.0, (0, 0))
         assert refused is not None and not batch.engine.reserves, h
         return refused
+    if h.topic == CANCELLATIONS:
+        batch = Batch(Engine(), Rules(tokens=TOKENS, deadline_s=60), 1.0)
+        batch.record(CANCELLATIONS, 0, 0, h.key, h.value, 1.0)
+        [(topic, reason)] = batch.out.rejected
+        assert topic == CANCELLATIONS, h
+        record = orjson.loads(batch.out.records[0][2])
+        return reason, record["detail"]
     assert h.topic == ORDERS
     out = handle_record(lambda: Matcher({}, tokens=TOKENS), h.key, h.value, 1.0)
     assert out.rejection is not None and not out.trades, h
