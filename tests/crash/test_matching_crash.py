@@ -64,4 +64,4 @@ def test_an_order_flow_survives_sigkills_with_no_duplicate_or_missing_fill(
         assert outcome.rejections[reason] > 0, outcome.rejections
     assert outcome.trades > 0 and outcome.statuses["settled"] > 0
     # kessai replay re-derived every output and table, live ones included, and agreed.
-    assert outcome.replay_checks == 19 and outcome.replay_compared > ORDERS
+    assert outcome.replay_checks == 20 and outcome.replay_compared > ORDERS
