@@ -41,6 +41,10 @@ function total(samples, name, where = {}) {
   return matching(samples, name, where).reduce((a, s) => a + s.value, 0);
 }
 
+// Statuses (docs/fails.md): a trade failing past its cut-off, or ended unsettled; settled.
+const NOT_SETTLED = new Set(["failing", "failed", "cancelled"]);
+const SETTLED = new Set(["settled", "partially_settled"]);
+
 function byLabels(samples, name, keys, where = {}) {
   const out = new Map();
   for (const s of matching(samples, name, where)) {
@@ -275,9 +279,9 @@ async function refresh() {
   );
   fillTable(
     "failed-by-reason",
-    byLabels(samples, "kessai_settlements_total", ["reason"], { status: "failed" }).map((r) => [
-      r.keys[0] || "–", { text: fmtInt.format(r.value), value: r.value },
-    ]),
+    byLabels(samples, "kessai_settlements_total", ["status", "reason"])
+      .filter((r) => NOT_SETTLED.has(r.keys[0]))
+      .map((r) => [r.keys[0], r.keys[1] || "–", { text: fmtInt.format(r.value), value: r.value }]),
   );
   const paidYen = new Map(
     byLabels(samples, "kessai_coupon_paid_yen_total", ["kind"]).map((r) => [r.keys[0], r.value]),
@@ -306,7 +310,7 @@ async function refresh() {
     "recent",
     recent.map((s) => [
       new Date(s.at).toLocaleTimeString(), s.trade_id,
-      { text: s.status, cls: s.status === "failed" ? "bad" : s.status === "settled" ? "ok" : "" },
+      { text: s.status, cls: NOT_SETTLED.has(s.status) ? "bad" : SETTLED.has(s.status) ? "ok" : "" },
       s.reason || "", s.buyer, s.seller, s.isin, fmtInt.format(s.quantity),
       `${s.cash_amount} ${s.currency}`,
     ]),
