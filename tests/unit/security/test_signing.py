@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas import (
+    CANCELLATIONS,
     CUSTODY,
     INSTRUMENTS,
     ORDERS,
@@ -84,7 +85,8 @@ def sign(topic: str, record: dict[str, Any], key: signing.SigningKey) -> dict[st
 
 
 def key_of(topic: str, record: dict[str, Any]) -> bytes:
-    field = {TRADES: "trade_id", ORDERS: "isin", INSTRUMENTS: "isin", RESERVES: "isin"}
+    field = {TRADES: "trade_id", ORDERS: "isin", INSTRUMENTS: "isin", RESERVES: "isin",
+             CANCELLATIONS: "trade_id"}  # fmt: skip
     return str(record[field.get(topic, "account")]).encode()
 
 
@@ -229,6 +231,17 @@ def test_only_the_registrar_signs_the_security_master_and_only_the_bridge_reserv
     assert check(RESERVES, sign(RESERVES, RESERVE_RECORD, BRIDGE)) is None
     for key in (VENUE_A, REGISTRAR):
         assert reason(RESERVES, sign(RESERVES, RESERVE_RECORD, key)) == "not_authorized"
+
+
+def test_a_venue_signs_the_cancellation_of_its_own_trades_only() -> None:
+    mine = {"trade_id": "venue-a:T-1", "venue": "venue-a"}
+    assert check(CANCELLATIONS, sign(CANCELLATIONS, mine, VENUE_A)) is None
+    # venue-b signing venue-a's cancellation, or a bridge any: refused. (That the
+    # trade is venue-a's is the engine's check: tests/unit/engine/test_fails.py.)
+    for key in (VENUE_B, BRIDGE, REGISTRAR):
+        assert reason(CANCELLATIONS, sign(CANCELLATIONS, mine, key)) == "not_authorized"
+    altered = {**sign(CANCELLATIONS, mine, VENUE_A), "trade_id": "venue-a:T-2"}
+    assert reason(CANCELLATIONS, altered) == "bad_signature"
 
 
 def test_a_venue_uses_only_its_own_trade_ids() -> None:
