@@ -32,10 +32,7 @@ from schemas import (
     RESERVES,
     Instrument,
     ReserveAttested,
-    SchemaError,
     SubmitOrder,
-    check_key,
-    decode,
     encode,
 )
 from streams.bonds import coupons
@@ -43,7 +40,6 @@ from streams.bonds.coupons import Event
 from streams.bonds.terms import YEN_TOKEN
 from streams.ledger import domain
 from streams.ledger.messages import Move
-from streams.security import signing
 from streams.settlement import saga as dvp
 from streams.settlement.messages import Trade
 
@@ -62,21 +58,10 @@ def attested(
 ) -> tuple[str, str] | None:
     """A ``reserves`` record: the custodian's attested holding replaces the last one;
     or why it is refused."""
-    try:
-        check_key(key)
-        record = decode(RESERVES, value)
-    except SchemaError as err:
-        return err.reason, err.detail
-    assert isinstance(record, ReserveAttested) and value is not None
-    if key != record.isin.encode():
-        return "wrong_key", f"an attestation is keyed by its isin {record.isin!r}, not {key!r}"
-    if batch.signers is not None:
-        verified = batch.verified.get((RESERVES, *where))
-        if verified is None:
-            at = signing.broker_time(at_s)
-            verified = signing.verify(batch.signers, RESERVES, key, value, at)
-        if isinstance(verified, tuple):
-            return verified
+    record = batch.signed_record(RESERVES, "isin", key, value, at_s, where)
+    if isinstance(record, tuple):
+        return record
+    assert isinstance(record, ReserveAttested)
     # Prefixed, as payment and custody ids are: a raw id could use up another's
     # (a coupon run's withdrawal, a claim's credit).
     attestation = f"attestation:{record.attestation_id}"

@@ -32,6 +32,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import orjson
+from pydantic import BaseModel
 
 from schemas import (
     CANCELLATIONS,
@@ -559,26 +560,45 @@ class Batch:
         assert isinstance(trade, Trade)
         self.start(trade)
 
+    def signed_record(
+        self,
+        topic: str,
+        key_field: str,
+        key: bytes | None,
+        value: bytes | None,
+        at_s: float,
+        where: tuple[int, int],
+    ) -> BaseModel | tuple[str, str]:
+        """The decoded record of ``topic`` keyed by its ``key_field``, its signature
+        checked when signatures are (ahead, or now at its broker time ``at_s``); or why
+        it is refused."""
+        try:
+            check_key(key)
+            record = decode(topic, value)
+        except SchemaError as err:
+            return err.reason, err.detail
+        assert value is not None
+        field = str(getattr(record, key_field))
+        if key != field.encode():
+            return "wrong_key", f"a {topic} record is keyed by its {key_field}, not {key!r}"
+        if self.signers is not None:
+            verified = self.verified.get((topic, *where))
+            if verified is None:
+                at = signing.broker_time(at_s)
+                verified = signing.verify(self.signers, topic, key, value, at)
+            if isinstance(verified, tuple):
+                return verified
+        return record
+
     def _cancel(
         self, key: bytes | None, value: bytes | None, at_s: float, where: tuple[int, int]
     ) -> tuple[str, str] | None:
         """A venue's cancellation of its trade (bilateral: docs/fails.md); or why it is
         refused, changing nothing."""
-        try:
-            check_key(key)
-            record = decode(CANCELLATIONS, value)
-        except SchemaError as err:
-            return err.reason, err.detail
-        assert isinstance(record, CancelTrade) and value is not None
-        if key != record.trade_id.encode():
-            return "wrong_key", f"a cancellation is keyed by its trade_id, not {key!r}"
-        if self.signers is not None:
-            verified = self.verified.get((CANCELLATIONS, *where))
-            if verified is None:
-                at = signing.broker_time(at_s)
-                verified = signing.verify(self.signers, CANCELLATIONS, key, value, at)
-            if isinstance(verified, tuple):
-                return verified
+        record = self.signed_record(CANCELLATIONS, "trade_id", key, value, at_s, where)
+        if isinstance(record, tuple):
+            return record
+        assert isinstance(record, CancelTrade)
         saga = self.engine.open.get(record.trade_id)
         if saga is None:
             done = "finished" if record.trade_id in self.engine.finished else "unknown"
