@@ -34,6 +34,7 @@ __all__ = [
     "coupon_month_days",
     "jst_date",
     "start_of",
+    "trade_accrued",
     "trade_dates",
 ]
 
@@ -154,6 +155,17 @@ def trade_dates(
 @lru_cache(maxsize=1024)
 def _after(day: dt.date, lag: int) -> dt.date:
     return add_business_days(day, lag)
+
+
+def trade_accrued(
+    instrument: Instrument | None, currency: str, face: int, settles: dt.date
+) -> Accrued | None:
+    """kessai's accrued interest on a trade of ``face`` in ``currency``: a JPYC trade of
+    a bond in the security master (:func:`accrued_on`); None: the venue's is taken. The
+    trade intake and a partial settlement's part both ask this."""
+    if instrument is None or currency != YEN_TOKEN:
+        return None
+    return accrued_on(instrument, face, settles)
 
 
 def accrued_on(instrument: Instrument, face: int, settles: dt.date) -> Accrued | None:

@@ -743,9 +743,10 @@ class Batch:
         each day it missed is counted)."""
         # What is queued goes first: the part below is weighed on settled balances.
         self._run()
-        if (now := self.engine.open.get(trade_id)) is None or self.now_s < now.due:
+        current = self.engine.open.get(trade_id)
+        if current is None or self.now_s < current.due:
             return
-        after_part = self._partial(now)
+        after_part = self._partial(current)
         if after_part is None:
             return
         saga = after_part
@@ -802,13 +803,11 @@ class Batch:
     def _accrued(self, t: Trade, face: int) -> int | None:
         """kessai's accrued on ``face`` of ``t``'s bond, in units, as its intake computed
         the whole trade's (None: the trade took the venue's)."""
+        if not (self.rules.instruments_required and t.settlement_date):
+            return None
         instrument = self.engine.instruments.get(t.isin)
-        if not (self.rules.instruments_required and instrument and t.settlement_date):
-            return None
-        if t.currency != bond_terms.YEN_TOKEN:
-            return None
         settles = date.fromisoformat(t.settlement_date)
-        computed = bond_terms.accrued_on(instrument, face, settles)
+        computed = bond_terms.trade_accrued(instrument, t.currency, face, settles)
         return None if computed is None else computed.jpy * 10 ** self.rules.decimals_of(t.currency)
 
     def _penalties(self, saga: dvp.Saga, rules: FailRules, policy: PenaltyRules) -> None:

@@ -141,9 +141,7 @@ def _dated(
     )
     if isinstance(dates, tuple):
         return dates
-    computed = None
-    if instrument is not None and t.currency == terms.YEN_TOKEN:
-        computed = terms.accrued_on(instrument, t.quantity, dates.settlement_date)
+    computed = terms.trade_accrued(instrument, t.currency, t.quantity, dates.settlement_date)
     if computed is None:  # the venue's, as sent (0 if none)
         accrued_units = cash_units(0, Decimal(1), t.accrued_interest or Decimal(0), decimals)
         days = None
