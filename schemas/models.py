@@ -699,12 +699,25 @@ class SubmitOrder(_Signed):
             "settlement date (or, absent, others without one)."
         ),
     )
+    max_notional: PositiveDecimalStr | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description=(
+            "A market buy's cap: the most cash (principal and accrued, in the order's "
+            "currency) its fills may take, reserved when it arrives; required on a market "
+            "buy (`max_notional_required`), refused on any other order."
+        ),
+    )
 
     @model_validator(mode="after")
     def _new_orders_are_complete(self) -> SubmitOrder:
         # A cancel names its order by order_id; side and quantity only matter for a new one.
         if self.action == "new" and (self.side is None or self.quantity is None):
             _fail("incomplete_order", "a new order needs side and quantity")
+        if self.max_notional is not None and (
+            self.action != "new" or self.side != "buy" or self.price is not None
+        ):
+            _fail("invalid_max_notional", "max_notional caps a market buy only")
         if self.action == "close" and self.venue != CLOSING_VENUE:
             _fail("not_authorized", f"only {CLOSING_VENUE!r} closes a bond's books")
         return self

@@ -267,6 +267,11 @@ ENGINE_INSTRUMENTS: Final = "engine-instruments"
 #: ``next:{isin}`` -> a bond's next coupon or redemption; a run id
 #: (``coupon:{isin}:{date}``) -> its holders, until paid (streams/engine/actions.py).
 ENGINE_ACTIONS: Final = "engine-actions"
+#: ``[isin, venue, order_id]`` -> one order's row (the books the engine matches: issue
+#: 21, streams/engine/orders.py; the matcher's rows, :mod:`streams.matching.matcher`).
+ENGINE_ORDERS: Final = "engine-orders"
+#: ``[venue]`` -> a venue's token bucket on ``orders`` (streams/security/quota.py).
+ENGINE_ORDER_RATES: Final = "engine-order-rates"
 ENGINE_CHANGELOGS: Final[tuple[str, ...]] = (
     ENGINE_ACCOUNTS,
     ENGINE_TRADES,
@@ -275,6 +280,8 @@ ENGINE_CHANGELOGS: Final[tuple[str, ...]] = (
     ENGINE_RATES,
     ENGINE_INSTRUMENTS,
     ENGINE_ACTIONS,
+    ENGINE_ORDERS,
+    ENGINE_ORDER_RATES,
 )
 #: The engine's manifest: one record per batch (its inputs, in order, its clock and
 #: its rules), kept forever, one partition: what ``kessai replay`` re-runs.

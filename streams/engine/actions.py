@@ -38,6 +38,7 @@ from schemas import (
 from streams.bonds import coupons
 from streams.bonds.coupons import Event
 from streams.bonds.terms import YEN_TOKEN
+from streams.engine import orders
 from streams.ledger import domain
 from streams.ledger.messages import Move
 from streams.settlement import saga as dvp
@@ -238,6 +239,9 @@ def _record(batch: Batch, event: Event) -> None:
         for trade_id in sorted(t for t, s in engine.open.items() if s.trade.isin == event.isin):
             batch.saga_step(trade_id, engine.open[trade_id], dvp.on_matured(engine.open[trade_id]))
         batch.run()
+        # Its orders end first: their reservations go back, so the holdings burnt
+        # below are whole (streams/engine/orders.py).
+        orders.close_books(batch, event.isin)
     holders = tuple(_holders(batch, event.isin))
     run = Run(event, holders)
     engine.runs[event.id] = run

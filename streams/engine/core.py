@@ -41,6 +41,7 @@ from schemas import (
     FACE_JPY_MIN,
     INSTRUMENTS,
     LEDGER_EVENTS,
+    ORDERS,
     PAYMENTS,
     PENALTIES,
     REJECTIONS,
@@ -60,11 +61,12 @@ from schemas.codec import encode, rejection_for
 from streams import topics
 from streams.bonds import terms as bond_terms
 from streams.bonds.master import instrument_record
-from streams.engine import actions, wire
+from streams.engine import actions, orders, wire
 from streams.ledger import domain, journal
 from streams.ledger import intake as move_rules
 from streams.ledger.handler import account_step
 from streams.ledger.messages import LedgerCommand, Move, Reply
+from streams.matching.matcher import Matcher, Rows
 from streams.security import signing
 from streams.security.quota import Limit, Quota
 from streams.settlement import intake as trade_rules
@@ -237,6 +239,8 @@ class Outputs:
     unfunded: list[tuple[str, int, int]] = field(default_factory=list)
     #: (reason, currency, units) of each fail day's penalty (streams/settlement/fails.py).
     penalties: list[tuple[str, str, int]] = field(default_factory=list)
+    #: The kind of each order event written (accepted, filled, rejected, ...).
+    order_events: list[str] = field(default_factory=list)
 
     def moved(self, asset: str, delta_available: int, delta_locked: int) -> None:
         pair = self.balances.get(asset)
@@ -284,6 +288,18 @@ class Engine:
         self.runs: dict[str, actions.Run] = {}
         #: ISIN -> the face the custodian last attested it holds at the CSD.
         self.reserves: dict[str, int] = {}
+        #: The books' rows (one per order: streams/matching/matcher.py) and the venues'
+        #: buckets on ``orders`` (issue 21: the engine matches, streams/engine/orders.py).
+        self.orders = Rows()
+        self.order_rates: dict[str, bytes] = {}
+        self._matcher: Matcher | None = None
+
+    def matcher(self, tokens: Mapping[str, int]) -> Matcher:
+        """The books over :attr:`orders`, built the first time they are needed (again
+        when the tokens change: a replay's batches may carry other rules)."""
+        if self._matcher is None or self._matcher.tokens != dict(tokens):
+            self._matcher = Matcher(self.orders, tokens=tokens)
+        return self._matcher
 
     def sizes(self) -> dict[str, int]:
         """Rows held, by kind (the ``kessai_table_rows`` gauge)."""
@@ -294,6 +310,7 @@ class Engine:
             "engine-applied": len(self.applied),
             "engine-instruments": len(self.instruments),
             "engine-actions": len(self.schedule) + len(self.runs),
+            "engine-orders": len(self.orders),
         }
 
     def next_action_s(self) -> float:
@@ -333,6 +350,12 @@ class Engine:
             _set(self.rates, key, value)
         elif table == topics.ENGINE_ACTIONS:
             actions.restore_row(self, key, value)
+        elif table == topics.ENGINE_ORDERS:
+            if value is not None:
+                self.orders.rows[key] = value
+            self._matcher = None
+        elif table == topics.ENGINE_ORDER_RATES:
+            _set(self.order_rates, key, value)
         elif table == topics.ENGINE_INSTRUMENTS:
             if value is None:
                 self.instruments.pop(key, None)
@@ -395,11 +418,16 @@ class Batch:
         self._inflow: set[str] = set()
         self._rates = _Tracked(engine.rates)
         self._quota = None if rules.trade_limit is None else Quota(self._rates, rules.trade_limit)
+        self._order_rates = _Tracked(engine.order_rates)
+        #: Orders take the same per-venue limit as trades, in buckets of their own.
+        self.order_quota = (
+            None if rules.trade_limit is None else Quota(self._order_rates, rules.trade_limit)
+        )
         self._queue: deque[LedgerCommand | Reply] = deque()
         self._instruments: dict[str, bytes] = {}
         #: Keys of ``engine-actions`` this batch changed.
         self.actions_touched: set[str] = set()
-        self._master = rules.master(engine.instruments)
+        self.master = rules.master(engine.instruments)
         self.recycle = rules.fails is not None
 
     # -- inputs ---------------------------------------------------------------------
@@ -416,6 +444,8 @@ class Batch:
         """Apply one input record (``trades``, ``payments``, ``custody`` or ``instruments``)."""
         if topic == TRADES:
             self._trade(partition, offset, key, value, timestamp_s)
+        elif topic == ORDERS:
+            orders.order_record(self, partition, offset, key, value, timestamp_s)
         elif topic == INSTRUMENTS:
             self._instrument(partition, offset, key, value, timestamp_s)
         elif topic == CLOCK:
@@ -544,7 +574,7 @@ class Batch:
                 tokens=dict(self.rules.tokens),
                 deadline_s=self.rules.deadline_s,
                 signed=checked.signed,
-                master=self._master,
+                master=self.master,
                 cutoff_s=None if self.rules.fails is None else self.rules.fails.cutoff_s,
                 # A simulated market publishes a day's trades before its clock gets
                 # there: stamped ahead of it by design.
@@ -885,7 +915,7 @@ class Batch:
         return state
 
     # The corporate actions' view of the batch (streams/engine/actions.py).
-    def saga_step(self, trade_id: str, before: dvp.Saga, outcome: dvp.Outcome) -> None:
+    def saga_step(self, trade_id: str, before: dvp.Saga | None, outcome: dvp.Outcome) -> None:
         self._saga_step(trade_id, before, outcome)
 
     def run(self) -> None:
@@ -898,6 +928,13 @@ class Batch:
     def command(self, command: LedgerCommand) -> None:
         """Apply one ledger command now (its replies wait in the queue)."""
         self._command(command)
+
+    # The order desk's view of the batch (streams/engine/orders.py).
+    def matcher(self) -> Matcher:
+        return self.engine.matcher(self.rules.tokens)
+
+    def reject(self, source: Source, topic: str, reason: str, detail: str) -> None:
+        self._reject(source, topic, reason, detail)
 
     def peek(self, account: str) -> domain.AccountState:
         return self._peek(account)
@@ -989,6 +1026,13 @@ class Batch:
         rows.extend(
             (topics.ENGINE_ACTIONS, k.encode(), row)
             for k, row in actions.rows(engine, self.actions_touched)
+        )
+        rows.extend(
+            (topics.ENGINE_ORDERS, k.encode(), v) for k, v in engine.orders.take_written().items()
+        )
+        rows.extend(
+            (topics.ENGINE_ORDER_RATES, k.encode(), engine.order_rates[k])
+            for k in self._order_rates.touched
         )
         return self.out
 

@@ -293,6 +293,42 @@ def split_request(
     return Locked(part_id, new_state, [posting])
 
 
+# -- reservations at order entry (issue 21) ---------------------------------------------
+#
+# An order reserves what its fills may need: the buyer's cash, the seller's bonds. A
+# reservation is a held lock that never queues (the caller checked the units are
+# available; else the order is refused), that may grow (a resting buy topped up when a
+# fill costs more than it holds), and whose units pass to a trade's own locks as it
+# fills (:func:`transfer_lock`): nothing moves between available and locked then, so
+# a matched trade holds its assets from its first instant. What is left is voided
+# when the order ends.
+
+
+def reserve(state: AccountState, *, lock_id: str, account: str, asset: str, units: int) -> Locked:
+    """Lock ``units`` more of ``asset`` under ``lock_id`` (made, or grown): never
+    queued. The caller checked that the units are available (and the lock limit)."""
+    assert units > 0, units
+    held = state.locks.get(lock_id)
+    assert held is None or held[0] == asset, (lock_id, held, asset)
+    new_state, posting = _change(state, account, asset, -units, +units, lock_id)
+    new_state.locks = {**state.locks, lock_id: [asset, units + (0 if held is None else held[1])]}
+    return Locked(lock_id, new_state, [posting])
+
+
+def transfer_lock(state: AccountState, *, lock_id: str, to_lock: str, units: int) -> AccountState:
+    """``units`` of the held lock ``lock_id`` become the new held lock ``to_lock`` (a
+    fill takes them from its order's reservation). No balance changes: no posting."""
+    asset, held = state.locks[lock_id]
+    assert 0 < units <= held and to_lock not in state.locks, (lock_id, held, units, to_lock)
+    locks = {k: v for k, v in state.locks.items() if k != lock_id}
+    if units < held:
+        locks[lock_id] = [asset, held - units]
+    locks[to_lock] = [asset, units]
+    return AccountState(
+        seq=state.seq, balances=state.balances, locks=locks, waiting=state.waiting, hash=state.hash
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """A lock posted or voided (or a queued request withdrawn)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from streams.ledger import domain
 from streams.ledger.messages import (
+    ORDER_LOCK_PREFIX,
     LedgerCommand,
     Leg,
     LockCmd,
@@ -19,7 +20,9 @@ from streams.ledger.messages import (
     PostCmd,
     Reply,
     ReplyKind,
+    ReserveCmd,
     SplitCmd,
+    TransferCmd,
     leg_of,
     lock_id,
 )
@@ -127,7 +130,10 @@ def _post(fx: AccountEffects, account: str, m: PostCmd) -> None:
 def _void(fx: AccountEffects, account: str, lock: str) -> None:
     res = domain.void_lock(fx.state, lock_id=lock, account=account)
     fx.state, fx.postings = res.state, list(res.postings)
-    fx.replies.append(_reply(lock, "voided"))
+    if not lock.startswith(ORDER_LOCK_PREFIX):
+        # An order's reservation has no saga to tell (and a trade may be named
+        # ``order:...``: its saga must never hear of a lock not its own).
+        fx.replies.append(_reply(lock, "voided"))
     if res.outcome == "voided":
         _grant(fx, account)
 
@@ -155,6 +161,15 @@ def account_step(
             fx.state, lock_id=m.lock_id, part_id=m.part_id, account=account, units=m.units
         )
         fx.state, fx.postings = split.state, list(split.postings)
+    elif isinstance(m, ReserveCmd):
+        held = domain.reserve(
+            fx.state, lock_id=m.lock_id, account=account, asset=m.asset, units=m.units
+        )
+        fx.state, fx.postings = held.state, list(held.postings)
+    elif isinstance(m, TransferCmd):
+        fx.state = domain.transfer_lock(
+            fx.state, lock_id=m.lock_id, to_lock=m.to_lock, units=m.units
+        )
     else:
         _void(fx, account, m.lock_id)
     return fx

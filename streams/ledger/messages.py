@@ -7,7 +7,10 @@ The engine (:mod:`streams.engine.core`) applies these to one account's state wit
 - :class:`LockCmd`, :class:`PostCmd`, :class:`VoidCmd`: a two-phase lock and its
   resolution, asked by a trade's DvP saga for one leg of the trade;
 - :class:`SplitCmd`: a partial settlement takes part of a queued request as a lock
-  of its own (:func:`part_lock_id`, ``{trade_id}/{leg}:p{n}``).
+  of its own (:func:`part_lock_id`, ``{trade_id}/{leg}:p{n}``);
+- :class:`ReserveCmd`, :class:`TransferCmd`: an order's reservation (a lock that
+  never queues, :func:`order_lock_id`) and a fill's share of it passing to the
+  trade's lock; the order's end voids the rest (:class:`VoidCmd`).
 
 Each lock command is answered with a :class:`Reply` to the trade's saga.
 
@@ -17,12 +20,14 @@ its two legs, so that a reply finds its saga and a post can name the other leg.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
 from schemas import Source
 
 __all__ = [
+    "ORDER_LOCK_PREFIX",
     "Command",
     "LedgerCommand",
     "Leg",
@@ -31,10 +36,13 @@ __all__ = [
     "PostCmd",
     "Reply",
     "ReplyKind",
+    "ReserveCmd",
     "SplitCmd",
+    "TransferCmd",
     "VoidCmd",
     "leg_of",
     "lock_id",
+    "order_lock_id",
     "part_lock_id",
 ]
 
@@ -50,6 +58,22 @@ def part_lock_id(trade_id: str, leg: Leg, part: int) -> str:
     """The lock of part ``part`` of ``trade_id``'s ``leg`` (partial settlement):
     ``t1/bonds:p1``. No trade's own lock ends that way, whatever its id."""
     return f"{trade_id}/{leg}:p{part}"
+
+
+def order_lock_id(isin: str, venue: str, order_id: str) -> str:
+    """The lock of an order's reservation: ``order:`` and 32 hex digits of the SHA-256
+    of its name, each part length-prefixed (a venue's and an order's ids together are
+    longer than a ledger event's cause may be). No trade's lock: it has no ``/``."""
+    digest = hashlib.sha256()
+    for part in (isin, venue, order_id):
+        data = part.encode()
+        digest.update(len(data).to_bytes(4, "big"))
+        digest.update(data)
+    return ORDER_LOCK_PREFIX + digest.hexdigest()[:32]
+
+
+#: What every reservation's lock id starts with.
+ORDER_LOCK_PREFIX = "order:"
 
 
 def leg_of(lock: str) -> Leg:
@@ -120,6 +144,28 @@ class SplitCmd:
     units: int
 
 
+@dataclass(frozen=True, slots=True)
+class ReserveCmd:
+    """Lock ``units`` more of ``asset`` under the reservation ``lock_id`` (made or
+    grown), never queued: the engine checked they are available."""
+
+    lock_id: str
+    account: str
+    asset: str
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransferCmd:
+    """``units`` of the held reservation ``lock_id`` become the trade's held lock
+    ``to_lock``: a fill's assets, locked from the instant it matched."""
+
+    lock_id: str
+    to_lock: str
+    account: str
+    units: int
+
+
 #: What the ledger says about a lock.
 ReplyKind = Literal["granted", "queued", "refused", "posted", "voided"]
 
@@ -137,4 +183,4 @@ class Reply:
 #: What the saga asks of an account.
 Command = LockCmd | PostCmd | VoidCmd | SplitCmd
 #: Everything an account step applies.
-LedgerCommand = Move | LockCmd | PostCmd | VoidCmd | SplitCmd
+LedgerCommand = Move | LockCmd | PostCmd | VoidCmd | SplitCmd | ReserveCmd | TransferCmd

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import operator
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
@@ -124,6 +124,25 @@ class OrderEvent:
     reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Funded:
+    """What a :data:`Funding` says of one fill before it is made: the face it may
+    take (``quantity``, up to what was asked; 0: none); ``drop``: the maker cannot pay
+    or deliver, so it is cancelled with this reason and the taker goes on to the next
+    maker; ``stop``: the taker stops after this fill (or, with 0, before it), its
+    remainder cancelled with this reason."""
+
+    quantity: int
+    drop: str | None = None
+    stop: str | None = None
+
+
+#: Asked before each fill (the book's (isin, currency, settlement date), maker, taker,
+#: face, price), when the engine holds reservations (streams/engine/orders.py):
+#: whether each side can pay for it.
+Funding = Callable[[tuple[str, str, str | None], "Resting", "Resting", int, Decimal], Funded]
+
+
 @dataclass(slots=True)
 class Outcome:
     """What one order or cancel did to a book."""
@@ -193,8 +212,9 @@ class Book:
             book._next_seq = max(book._next_seq, order.seq + 1)
         return book
 
-    def submit(self, order: NewOrder) -> Outcome:
-        """Match *order* against the book; rest what a GTC limit order has left."""
+    def submit(self, order: NewOrder, funding: Funding | None = None) -> Outcome:
+        """Match *order* against the book; rest what a GTC limit order has left.
+        ``funding`` is asked before each fill (:class:`Funded`)."""
         assert order.quantity > 0 and order.key not in self._orders, order
         out = Outcome()
         out.events.append(
@@ -211,7 +231,7 @@ class Book:
             seq=self._next_seq,
         )
         self._next_seq += 1
-        stopped_by = self._take(taker, order.price, out)
+        stopped_by = self._take(taker, order.price, out, funding)
         # The taker's row is written whatever happens: open, or done (its id is used).
         out.changed.append(taker)
         if taker.remaining == 0:
@@ -250,9 +270,11 @@ class Book:
             changed=[order],
         )
 
-    def _take(self, taker: Resting, limit: Decimal | None, out: Outcome) -> str | None:
+    def _take(
+        self, taker: Resting, limit: Decimal | None, out: Outcome, funding: Funding | None
+    ) -> str | None:
         """Fill *taker* from the other side while prices cross; the reason it stopped
-        early (``self_match``), or None."""
+        early (``self_match``, or what ``funding`` said), or None."""
         buying = taker.side == "buy"
         opposite = self._asks if buying else self._bids
         while taker.remaining and opposite:
@@ -266,6 +288,16 @@ class Book:
             if maker.account == taker.account:
                 return "self_match"
             quantity = min(maker.remaining, taker.remaining)
+            stop = None
+            if funding is not None:
+                name = (self.isin, self.currency, self.settlement_date)
+                funded = funding(name, maker, taker, quantity, price)
+                if funded.drop is not None:
+                    self._drop(maker, funded.drop, out)
+                    continue
+                if funded.quantity == 0:
+                    return funded.stop or "insufficient_funds"
+                quantity, stop = funded.quantity, funded.stop
             maker.remaining -= quantity
             taker.remaining -= quantity
             trade_id = fill_trade_id(self.isin, self.currency, maker.key, taker.key)
@@ -299,7 +331,18 @@ class Book:
                 if not level:
                     del opposite[level_price]
             out.changed.append(maker)
+            if stop is not None and taker.remaining:
+                return stop
         return None
+
+    def _drop(self, maker: Resting, reason: str, out: Outcome) -> None:
+        """A resting order that cannot take its next fill: cancelled with ``reason``."""
+        self._unrest(maker)
+        left, maker.remaining = maker.remaining, 0
+        out.events.append(
+            OrderEvent("cancelled", maker.venue, maker.order_id, remaining=left, reason=reason)
+        )
+        out.changed.append(maker)
 
     def _rest(self, order: Resting) -> None:
         side = self._bids if order.side == "buy" else self._asks

@@ -28,11 +28,13 @@ from schemas import (
     decode,
 )
 from streams.bonds.terms import trade_dates
+from streams.matching.book import Funding
 from streams.matching.matcher import (
     MatchedTrade,
     Matcher,
     OrderRequest,
     OrderUpdate,
+    Reserve,
     rejected_update,
 )
 from streams.security import signing
@@ -59,6 +61,7 @@ def request_of(order: SubmitOrder) -> OrderRequest:
         settlement_date=None
         if order.settlement_date is None
         else order.settlement_date.isoformat(),
+        max_notional=order.max_notional,
     )
 
 
@@ -165,18 +168,19 @@ def handle_record(
     signing_key: signing.SigningKey | None = None,
     quota: Quota | None = None,
     partition: int = 0,
+    verified: Any = None,
+    reserve: Reserve | None = None,
+    funding: Funding | None = None,
 ) -> RecordOutputs:
     """Everything the agent sends for one record (``matcher``: the current books, lazily).
-
     With ``signers`` the venue's signature on the order is checked before the books see
     it; with ``signing_key`` the trades made are signed (the worker's key; a replay,
     which has no private key, compares them without their signatures). With ``quota``,
     an order past its venue's rate on ``partition`` is ``rate_limited`` (its id stays
-    free for a retry).
-    """
+    free for a retry). ``verified``: the signature checked ahead; ``reserve``,
+    ``funding``: the engine's reservations (:meth:`Matcher.handle`)."""
     out = RecordOutputs()
-    # The record's own time: a replay makes the same trades, at the same time.
-    at = record_time(timestamp_s)
+    at = record_time(timestamp_s)  # its own time: a replay makes the same trades
     try:
         if at is None:
             raise SchemaError("malformed", f"record timestamp {timestamp_s!r} is not a time")
@@ -190,7 +194,7 @@ def handle_record(
                 f"an order is keyed by its isin {decoded.isin!r}, not {key!r}",
             )
         assert value is not None  # decode refuses a tombstone
-        refused = _signature_refused(signers, key, value, at)
+        refused = _signature_refused(signers, key, value, at, verified)
     except SchemaError as err:
         out.rejection = (err.reason, err.detail)
         record = rejected_event(value, err.reason, at or _now())
@@ -212,7 +216,7 @@ def handle_record(
         update = rejected_update(request, limited[0])
         out.order_events = [order_event_object(update, signing.utc_text(at))]
         return out
-    handled = matcher().handle(request)
+    handled = matcher().handle(request, reserve=reserve, funding=funding)
     at_text = signing.utc_text(at)
     out.trades = [trade_object(t, at_text) for t in handled.trades]
     if signing_key is not None:
@@ -251,11 +255,11 @@ def _misdated(
 
 
 def _signature_refused(
-    signers: signing.Registry | None, key: bytes, value: bytes, at: datetime
+    signers: signing.Registry | None, key: bytes, value: bytes, at: datetime, verified: Any
 ) -> tuple[str, str] | None:
     if signers is None:
         return None
-    refused = signing.verify(signers, ORDERS, key, value, at)
+    refused = verified if verified is not None else signing.verify(signers, ORDERS, key, value, at)
     return refused if isinstance(refused, tuple) else None
 
 

@@ -38,7 +38,7 @@ its name, whatever currency or date it states.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -50,6 +50,7 @@ from streams.matching import book as book_rules
 from streams.matching.book import (
     Book,
     EventKind,
+    Funding,
     NewOrder,
     Outcome,
     Resting,
@@ -67,6 +68,42 @@ MATURED = "instrument_matured"
 
 #: A book's name: (isin, currency, settlement date or None).
 BookKey = tuple[str, str, str | None]
+
+
+class Rows(MutableMapping[str, bytes]):
+    """A table in memory that remembers which rows a batch wrote (the matcher's and
+    the engine's order rows).
+
+    A row goes to the changelog partition its key hashes to, always the same one
+    (:func:`changelog_partition`): not the partition of the order that wrote it. An
+    order resting on partition p and filled by an order read from partition q (two
+    venues' clients hash the bond's key differently) would otherwise have its rows on
+    two partitions, and a restore reading p after q would take the stale one."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, bytes] = {}
+        #: key -> value written since :meth:`take_written`.
+        self.written: dict[str, bytes] = {}
+
+    def __getitem__(self, key: str) -> bytes:
+        return self.rows[key]
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.rows[key] = value
+        self.written[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("the matcher's tables never delete a row")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def take_written(self) -> dict[str, bytes]:
+        written, self.written = self.written, {}
+        return written
 
 
 def row_key(isin: str, venue: str, order_id: str) -> str:
@@ -212,6 +249,13 @@ class OrderRequest:
     price: Decimal | None = None
     time_in_force: str = "GTC"
     settlement_date: str | None = None
+    #: A market buy's cap, in the order's currency (schemas.SubmitOrder).
+    max_notional: Decimal | None = None
+
+
+#: Asked for a new order's reservation once the matcher's own checks passed: None
+#: (reserved), or why it is refused (``insufficient_funds``, ...).
+Reserve = Callable[[OrderRequest], str | None]
 
 
 class Matcher:
@@ -221,6 +265,7 @@ class Matcher:
         """*tokens*: the cash tokens an order may be priced in, and their decimals."""
         self._rows = rows
         self._tokens = dict(tokens)
+        self.tokens = self._tokens
         self._books: dict[BookKey, Book] | None = None
 
     def books(self) -> dict[BookKey, Book]:
@@ -235,14 +280,24 @@ class Matcher:
             book = books[isin, currency, settlement_date] = Book(isin, currency, settlement_date)
         return book
 
-    def handle(self, request: OrderRequest) -> Handled:
+    def handle(
+        self,
+        request: OrderRequest,
+        *,
+        reserve: Reserve | None = None,
+        funding: Funding | None = None,
+    ) -> Handled:
+        """What ``request`` does to the books. With ``reserve``, a new order that
+        passed the matcher's own checks is asked for its reservation before it meets
+        the book (a reason: rejected so, its id used up); ``funding`` is asked before
+        each fill (:class:`~streams.matching.book.Funded`)."""
         if request.action == "cancel":
             return self._cancel(request)
         if request.action == "close":
             return self._close(request)
-        return self._new(request)
+        return self._new(request, reserve, funding)
 
-    def _new(self, r: OrderRequest) -> Handled:
+    def _new(self, r: OrderRequest, reserve: Reserve | None, funding: Funding | None) -> Handled:
         assert r.side is not None and r.quantity is not None, r  # the schema's rule
         reason = None
         if row_key(r.isin, r.venue, r.order_id) in self._rows:
@@ -260,6 +315,8 @@ class Matcher:
             >= book_rules.VENUE_ORDERS_MAX
         ):
             reason = "too_many_open_orders"
+        elif reserve is not None:
+            reason = reserve(r)
         if reason is not None:
             if reason != "duplicate":  # the id is used up (module doc)
                 self._rows[row_key(r.isin, r.venue, r.order_id)] = _rejected_row(r.currency)
@@ -274,7 +331,8 @@ class Matcher:
                 quantity=r.quantity,
                 price=r.price,
                 time_in_force="IOC" if r.time_in_force == "IOC" else "GTC",
-            )
+            ),
+            funding,
         )
         return self._apply(book, outcome, r)
 

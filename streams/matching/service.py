@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable
 from typing import Final
 
 import orjson
@@ -38,7 +38,7 @@ from schemas import ORDER_EVENTS, ORDERS, REJECTIONS, TRADES, source_of
 from streams.config import Settings
 from streams.kafka.reader import cuts_for, read_batches
 from streams.matching.handler import RecordOutputs, handle_record
-from streams.matching.matcher import Matcher
+from streams.matching.matcher import Matcher, Rows
 from streams.runtime import batches
 from streams.runtime.batches import (
     REBALANCE_POLL_S,
@@ -62,41 +62,6 @@ __all__ = ["MatcherService", "Rows"]
 BATCH_RECORDS_MAX: Final = 4_000
 #: How long a fetch waits for orders.
 IDLE_WAIT_MS: Final = 100
-
-
-class Rows(MutableMapping[str, bytes]):
-    """A table in memory that remembers which rows a batch wrote.
-
-    A row goes to the changelog partition its key hashes to, always the same one
-    (:func:`changelog_partition`): not the partition of the order that wrote it. An
-    order resting on partition p and filled by an order read from partition q (two
-    venues' clients hash the bond's key differently) would otherwise have its rows on
-    two partitions, and a restore reading p after q would take the stale one."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, bytes] = {}
-        #: key -> value written since :meth:`take_written`.
-        self.written: dict[str, bytes] = {}
-
-    def __getitem__(self, key: str) -> bytes:
-        return self.rows[key]
-
-    def __setitem__(self, key: str, value: bytes) -> None:
-        self.rows[key] = value
-        self.written[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        raise TypeError("the matcher's tables never delete a row")
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def take_written(self) -> dict[str, bytes]:
-        written, self.written = self.written, {}
-        return written
 
 
 def changelog_partition(key: bytes, partitions: int) -> int:

@@ -56,6 +56,7 @@ __all__ = [
     "Part",
     "Saga",
     "StatusChanged",
+    "matched",
     "on_cancel",
     "on_cutoff",
     "on_deadline",
@@ -185,10 +186,26 @@ def wait(trade: Trade, *, recycle: bool = False) -> Outcome:
     return saga, [], [StatusChanged(trade.trade_id, "pending", AWAITING)]
 
 
+def matched(trade: Trade, *, recycle: bool = False, begun: bool = True) -> Outcome:
+    """A trade kessai's matcher made, both legs locked from the instant it filled (the
+    orders' reservations passed to ``{trade_id}/bonds`` and ``{trade_id}/cash``): it
+    posts at once when its settlement date has ``begun``; else it waits, ``pending``
+    with ``awaiting_settlement_date``, holding both, and posts when the date begins.
+    It never waits for assets, so it never fails for the lack of them."""
+    saga = Saga(trade=trade, stage="waiting", bonds="locked", cash="locked", recycle=recycle)
+    if begun:
+        return _post_both(saga)
+    saga = replace(saga, pending_reason=AWAITING)
+    return saga, [], [StatusChanged(trade.trade_id, "pending", AWAITING)]
+
+
 def on_settlement_date(saga: Saga) -> Outcome:
-    """The settlement date began: a waiting trade starts locking (:func:`start`)."""
+    """The settlement date began: a waiting trade starts locking (:func:`start`), or,
+    holding both legs already (:func:`matched`), posts them."""
     if saga.stage != "waiting":
         return saga, [], []
+    if saga.bonds == "locked" and saga.cash == "locked":
+        return _post_both(saga)
     return start(saga.trade, recycle=saga.recycle)
 
 
@@ -225,29 +242,7 @@ def on_reply(saga: Saga, reply: Reply) -> Outcome:
                 t.settlement_date,
             )
             return replace(saga, stage="cash", cash="queued"), [cash], []
-        # Both legs locked: post both, in this one transaction.
-        return (
-            replace(saga, stage="posting"),
-            [
-                PostCmd(
-                    lock_id(t.trade_id, "bonds"),
-                    t.trade_id,
-                    t.seller,
-                    t.buyer,
-                    receive_asset=t.currency,
-                    receive_units=saga.cash_left,
-                ),
-                PostCmd(
-                    lock_id(t.trade_id, "cash"),
-                    t.trade_id,
-                    t.buyer,
-                    t.seller,
-                    receive_asset=t.isin,
-                    receive_units=saga.quantity_left,
-                ),
-            ],
-            [],
-        )
+        return _post_both(saga)
     if reply.what == "refused":
         return _refused(saga, leg)
     if reply.what == "posted":
@@ -262,6 +257,33 @@ def on_reply(saga: Saga, reply: Reply) -> Outcome:
     if getattr(saga, leg) in ("queued", "locked"):
         saga = _with_leg(saga, leg, "voided")
     return saga, [], []
+
+
+def _post_both(saga: Saga) -> Outcome:
+    """Both legs locked: post both, in this one transaction."""
+    t = saga.trade
+    return (
+        replace(saga, stage="posting"),
+        [
+            PostCmd(
+                lock_id(t.trade_id, "bonds"),
+                t.trade_id,
+                t.seller,
+                t.buyer,
+                receive_asset=t.currency,
+                receive_units=saga.cash_left,
+            ),
+            PostCmd(
+                lock_id(t.trade_id, "cash"),
+                t.trade_id,
+                t.buyer,
+                t.seller,
+                receive_asset=t.isin,
+                receive_units=saga.quantity_left,
+            ),
+        ],
+        [],
+    )
 
 
 def _refused(saga: Saga, leg: Leg) -> Outcome:

@@ -735,6 +735,7 @@ MONEY_FIELDS = [
     (LEDGER_EVENTS, "available", "invalid_amount"),
     (LEDGER_EVENTS, "locked", "invalid_amount"),
     (ORDER_EVENTS, "price", "invalid_price"),
+    (ORDERS, "max_notional", "invalid_amount"),
     (SETTLEMENTS, "price", "invalid_price"),
     (SETTLEMENTS, "principal", "invalid_amount"),
     (SETTLEMENTS, "accrued", "invalid_amount"),
