@@ -30,7 +30,7 @@ if [ $$rc -eq 5 ]; then echo 'make: FAILED: pytest collected no tests ($(strip $
 exit $$rc
 endef
 
-.PHONY: help venv tools kafka-up kafka-down kafka-status lint check test test-unit test-integration test-crash run bench bench-takeover bench-rebuild bench-memory bench-book bench-replay bench-scrape bench-signatures bench-intake bench-fails clean
+.PHONY: help venv tools kafka-up kafka-down kafka-status lint check test test-unit test-integration test-crash run bench bench-takeover bench-rebuild bench-memory bench-book bench-replay bench-scrape bench-signatures bench-intake bench-fails bench-matching clean
 
 help: ## list the targets
 	@echo "usage: make TARGET"
@@ -130,6 +130,9 @@ bench-intake: venv ## a trade's intake with and without the security master and 
 
 bench-fails: venv ## the fails lifecycle's cost per trade: funded, fail then settle, partial; old rules vs new (~1 min)
 	$(BIN)/python -m kessai_bench.fails
+
+bench-matching: venv ## matching in the engine with reservations: µs per order pair vs a venue trade, an unfunded order (~1 min)
+	$(BIN)/python -m kessai_bench.matching
 
 bench-signatures: venv ## a signature check's cost per trade in the intake (µs), then the pipeline's trades/s with and without checks (~4 min)
 	$(BIN)/python -m kessai_bench.signatures

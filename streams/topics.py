@@ -56,14 +56,11 @@ __all__ = [
     "KEEP_FOREVER",
     "OUTPUT_TOPICS",
     "PUBLIC_TOPICS",
-    "TABLES",
     "WORKER_INPUTS",
     "WORKER_OUTPUTS",
     "PublicTopic",
     "TopicSpec",
     "by_name",
-    "changelog",
-    "changelog_specs",
     "engine_specs",
     "engine_topic",
 ]
@@ -149,7 +146,7 @@ CATALOGUE: Final[tuple[PublicTopic, ...]] = (
         key_field="isin",
         writer="outside",
         config=_INPUT,
-        description="orders for kessai to match, and cancellations (SubmitOrder)",
+        description="orders for the engine to reserve and match, and cancels (SubmitOrder)",
     ),
     PublicTopic(
         name=INSTRUMENTS,
@@ -246,15 +243,8 @@ WORKER_OUTPUTS: Final[tuple[str, ...]] = (
     LEDGER_EVENTS,
     ORDER_EVENTS,
     REJECTIONS,
-    TRADES,
 )
 
-# The tables (faust's changelog of each: ``{app_id}-{table}-changelog``).
-#: ``[isin, venue, order_id]`` -> one order's row (the matcher's books).
-ORDERS_TABLE: Final = "orders"
-#: ``[venue, partition]`` -> a venue's token bucket on one partition of ``orders``
-#: (streams/security/quota.py; the engine keeps those of ``trades``).
-ORDER_RATES_TABLE: Final = "order-rates"
 #: The settlement engine's state (streams/engine/): its changelogs, compacted, one
 #: partition each, named ``{app_id}-{name}`` (:func:`engine_topic`).
 ENGINE_ACCOUNTS: Final = "engine-accounts"
@@ -289,7 +279,6 @@ ENGINE_LOG: Final = "engine-log"
 #: Finished trades' rows once they left the engine's window (ADR 0033): kept forever,
 #: one partition, each trade id once.
 ENGINE_ARCHIVE: Final = "engine-archive"
-TABLES: Final[tuple[str, ...]] = (ORDERS_TABLE, ORDER_RATES_TABLE)
 
 
 def engine_topic(app_id: str, name: str) -> str:
@@ -318,16 +307,6 @@ def by_name(name: str) -> PublicTopic:
     return _BY_NAME[name]
 
 
-def changelog(app_id: str, table: str) -> str:
-    """faust's name for the changelog topic of ``table`` in the app ``app_id``."""
-    assert table in TABLES, table
-    return f"{app_id}-{table}-changelog"
-
-
-#: A table's changelog as faust declares it for a table that is not windowed
-#: (``faust.tables.base``: compacting, not deleting).
-CHANGELOG_CONFIG: Final[Mapping[str, str]] = MappingProxyType({"cleanup.policy": "compact"})
-
 #: The engine's changelogs: compacted, in segments small enough to be compacted soon. A
 #: restore reads every row still on disk, and Kafka never compacts the active segment:
 #: at the default 1 GiB, at 5,000 trades/s (two account rows of ~170 B each) the active
@@ -340,11 +319,3 @@ CHANGELOG_CONFIG: Final[Mapping[str, str]] = MappingProxyType({"cleanup.policy":
 ENGINE_CHANGELOG_CONFIG: Final[Mapping[str, str]] = MappingProxyType(
     {"cleanup.policy": "compact", "segment.bytes": str(64 << 20), "segment.ms": str(3_600_000)}
 )
-
-
-def changelog_specs(app_id: str, partitions: int) -> list[TopicSpec]:
-    """Every table's changelog topic, as faust would create it."""
-    return [
-        TopicSpec(name=changelog(app_id, t), partitions=partitions, config=dict(CHANGELOG_CONFIG))
-        for t in TABLES
-    ]

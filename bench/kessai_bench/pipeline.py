@@ -84,7 +84,7 @@ def funding() -> list[tuple[str, bytes, bytes]]:
 #: The deployment id the ``+signed`` variant signs for.
 BENCH_DEPLOYMENT = "kessai-bench"
 #: The signers of the ``+signed`` variant: a venue serving every bench account, the
-#: bridge that funds them, and the worker's matcher (which makes no trades here).
+#: bridge that funds them, and the worker's own key (which signs nothing here).
 BENCH_VENUE = "venue-bench"
 BENCH_BRIDGE = "bridge"
 
@@ -398,8 +398,9 @@ class MatchingVariant(PipelineVariant):
 
     The load is crossing order pairs on ``orders`` (:mod:`kessai_bench.orders`), one
     trade per pair; outputs are the trades' terminal settlements, paired for latency
-    with the taker order's publish time. ``trades`` is now written by the worker, so
-    its records count among the Kafka records written.
+    with the taker order's publish time. The engine matches (issue 21): each order
+    reserves its cash or bonds, each fill settles from them in the same batch; no
+    record goes to ``trades``.
     """
 
     load_kind = "orders"
@@ -411,8 +412,9 @@ class MatchingVariant(PipelineVariant):
         self.title = f"orders matched and settled, {guarantee}"
         self.description = (
             f"kessai worker (faust, processing_guarantee={guarantee}): crossing order pairs "
-            "on orders (one trade each), matcher, trade intake, DvP saga, ledger; accounts "
-            "funded beforehand; output = one terminal settlement record per matched trade"
+            "on orders (one trade each), reserved and matched in the engine, DvP saga, "
+            "ledger; accounts funded beforehand; output = one terminal settlement record "
+            "per matched trade"
         )
         self.origin_key = taker_trade_id
 

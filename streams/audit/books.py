@@ -1,21 +1,19 @@
-"""``kessai book ISIN``'s data: a bond's books as the matcher last committed them.
+"""``kessai book ISIN``'s data: a bond's books as the engine last committed them.
 
-Read from the ``orders`` table's changelog with read_committed (the last value of
-each row wins, as in faust's recovery), so it needs no running worker and shows
-exactly the state a restarted worker would resume from.
+Read from the engine's ``engine-orders`` changelog with read_committed (the last value
+of each row wins, as in a restore), so it needs no running worker and shows exactly
+the state a restarted engine would resume from.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-import orjson
-
 from streams.config import Settings
 from streams.kafka.reader import read_committed
 from streams.matching.book import Book, Resting
 from streams.matching.matcher import open_orders
-from streams.topics import ORDERS_TABLE, changelog
+from streams.topics import ENGINE_ORDERS, engine_topic
 
 __all__ = ["read_books"]
 
@@ -24,11 +22,10 @@ async def read_books(settings: Settings, isin: str) -> dict[str, Book]:
     """The open books of ``isin`` by currency (and settlement date, for orders that name
     one: "JPYC settling 2026-12-08"), from the changelog of ``settings.app_id``."""
     rows: dict[str, bytes] = {}
-    for record in await read_committed(settings, changelog(settings.app_id, ORDERS_TABLE)):
+    for record in await read_committed(settings, engine_topic(settings.app_id, ENGINE_ORDERS)):
         if record.key is None:
             continue
-        # faust's key codec for key_type=str is JSON: the row key is a JSON string.
-        key = orjson.loads(record.key)
+        key = record.key.decode()  # the row key, [isin, venue, order_id] as JSON
         if record.value is None:
             rows.pop(key, None)
         else:

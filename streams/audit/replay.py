@@ -1,16 +1,17 @@
-"""``kessai replay``: re-run the engine and the matcher over the committed logs and
-reconcile.
+"""``kessai replay``: re-run the engine (and the matcher inside it) over the committed
+logs and reconcile.
 
 Reads every committed record of kessai's topics (read_committed, nothing written) and
 re-runs, in this process, the very code the workers run:
 
 1. **the settlement engine** (:mod:`streams.engine.core`), batch by batch as its log
    (``{app_id}-engine-log``, :mod:`streams.engine.manifest`) recorded them: each
-   batch's input segments of ``payments``, ``custody`` and ``trades`` in the recorded
-   order, at the recorded clock, under the recorded rules (tokens, deadline, rate
-   limits). Nothing is re-supplied by the operator: a worker run with another deadline
-   replays with that deadline;
-2. **the matcher** over ``orders`` through :func:`streams.matching.handler.handle_record`.
+   batch's input segments of ``payments``, ``custody``, ``orders``, ``trades`` and the
+   rest in the recorded order, at the recorded clock, under the recorded rules
+   (tokens, deadline, rate limits). Nothing is re-supplied by the operator: a worker
+   run with another deadline replays with that deadline. The engine matches the
+   orders itself (issue 21, :mod:`streams.engine.orders`), so the books, their
+   reservations and their trades are re-derived with everything else.
 
 Why the engine's log and not only the inputs: which of two trades competing for the
 same cash gets it depends on the order the engine applied them in, and which trades
@@ -25,12 +26,12 @@ It then compares what it derived with what is committed, and reports each check:
 - ``ledger-events``: every account's journal, record for record (hash included);
 - ``settlements``: every trade's statuses, in order (``at`` included: it is the batch's
   recorded clock);
-- ``order-events`` and the matcher's ``trades``;
+- ``order-events``: every book's events, in order;
 - ``penalties``: every failing trade's penalties, in order;
-- ``rejections``: every rejection, with its reason and detail (its ``at`` aside: the
-  matcher stamps its own);
+- ``rejections``: every rejection, with its reason and detail (its ``at`` aside);
 - the engine's state as committed (its changelogs): accounts, trades, applied ids,
-  inflow, rate buckets; and the matcher's ``orders`` table;
+  inflow, rate buckets, the security master, coupons, the books' order rows and
+  their rate buckets, the archive;
 - with ``--worker URL`` (one per worker), the live accounts over the workers' HTTP API
   (:mod:`streams.engine.views`; a standby's 503 is skipped).
 
@@ -69,7 +70,6 @@ from schemas import (
     Source,
     encode,
     rejection_for,
-    source_of,
 )
 from streams.config import Settings
 from streams.engine import actions, wire
@@ -78,11 +78,8 @@ from streams.engine.manifest import Manifest
 from streams.kafka.reader import Cut, cuts_for, read_batches, require_history
 from streams.ledger import domain as ledger_core
 from streams.ledger.documents import position_document
-from streams.matching.handler import MATCHING_VENUE, handle_record
-from streams.matching.matcher import Matcher
 from streams.runtime.web.guard import web_auth_headers
 from streams.security import signing
-from streams.security.quota import Limit, Quota
 from streams.topics import (
     ENGINE_ACCOUNTS,
     ENGINE_ACTIONS,
@@ -92,12 +89,12 @@ from streams.topics import (
     ENGINE_INFLOW,
     ENGINE_INSTRUMENTS,
     ENGINE_LOG,
+    ENGINE_ORDER_RATES,
+    ENGINE_ORDERS,
     ENGINE_RATES,
     ENGINE_TRADES,
     INPUT_TOPICS,
-    ORDERS_TABLE,
     OUTPUT_TOPICS,
-    changelog,
     engine_topic,
 )
 
@@ -108,10 +105,10 @@ __all__ = ["Check", "Report", "replay"]
 TOPICS: Final = (*INPUT_TOPICS, *OUTPUT_TOPICS, ENGINE_LOG)
 #: What the engine reads.
 ENGINE_INPUTS: Final = (
-    PAYMENTS, CUSTODY, TRADES, INSTRUMENTS, RESERVES, CANCELLATIONS, CLOCK
+    PAYMENTS, CUSTODY, TRADES, INSTRUMENTS, RESERVES, CANCELLATIONS, ORDERS, CLOCK
 )  # fmt: skip
-#: Tables compared through their changelogs: the engine's, and the matcher's orders.
-TABLES: Final = (*ENGINE_CHANGELOGS, ORDERS_TABLE, ENGINE_ARCHIVE)
+#: Tables compared through their changelogs: the engine's.
+TABLES: Final = (*ENGINE_CHANGELOGS, ENGINE_ARCHIVE)
 #: Differences described per check; all are counted.
 EXAMPLES_MAX: Final = 3
 #: Characters of a record quoted in a difference.
@@ -243,12 +240,8 @@ class Derived:
     penalties: dict[str, list[tuple[Where, dict[str, Any]]]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    matched: dict[str, tuple[Where, dict[str, Any]]] = field(default_factory=dict)
-    #: The engine's ``close`` orders (a bond matured), unsigned.
-    closes: dict[bytes, list[Where]] = field(default_factory=lambda: defaultdict(list))
     #: The engine's state after the last batch of its log.
     engine: Engine = field(default_factory=Engine)
-    order_rows: dict[str, bytes] = field(default_factory=dict)
     #: Finished trades' rows that left the engine's window (ADR 0033), by trade id.
     archive: dict[str, bytes] = field(default_factory=dict)
     #: The checks of the engine's log itself.
@@ -264,19 +257,14 @@ def _rejection(source: Source, reason: str, detail: str) -> bytes:
 def derive(
     logs: Mapping[str, Log], settings: Settings, names: Mapping[str, str] | None = None
 ) -> Derived:
-    """Run the engine and the matcher over the logs, as :mod:`streams.audit.replay`
-    explains.
+    """Run the engine over the logs, as :mod:`streams.audit.replay` explains.
 
     ``names``: the topic each log was read from, where it is not the usual one.
     """
     d = Derived()
     names = {t: (names or {}).get(t, t) for t in TOPICS}
-    # The workers' own checks, with the registry they read. The matcher's private key
-    # stays with the workers: its trades are compared without their signatures, and
-    # the engine below checks those signatures like any venue's.
-    signers = _registry(settings)
-    _derive_engine(d, logs, names, signers)
-    _derive_matcher(d, logs, names, settings, signers)
+    # The workers' own checks, with the registry they read.
+    _derive_engine(d, logs, names, _registry(settings))
     return d
 
 
@@ -336,8 +324,8 @@ def _collect(d: Derived, records: Iterable[tuple[str, bytes | None, bytes]], whe
             d.statuses[obj["trade_id"]].append((where, obj))
         elif topic == PENALTIES:
             d.penalties[obj["trade_id"]].append((where, obj))
-        elif topic == ORDERS:
-            d.closes[_key(_unsigned(obj))].append(where)
+        elif topic == ORDER_EVENTS:
+            d.order_events[obj["isin"]].append((where, _order_event(obj)))
         else:
             assert topic == REJECTIONS, topic
             d.rejections[_key(_without_at(obj))].append(where)
@@ -395,45 +383,12 @@ class _Tiling:
         return self.result
 
 
-def _derive_matcher(
-    d: Derived,
-    logs: Mapping[str, Log],
-    names: Mapping[str, str],
-    settings: Settings,
-    signers: signing.Registry | None,
-) -> None:
-    """4. The matcher, over ``orders``."""
-    matcher = Matcher(d.order_rows, tokens=settings.tokens)
-    quota = _quota(settings)
-    for partition, r in _records(logs[ORDERS]):
-        where = (names[ORDERS], partition, r.offset)
-        timestamp_s = r.timestamp / 1000 if r.timestamp is not None else None
-        result = handle_record(lambda: matcher, r.key, r.value, timestamp_s, signers=signers,
-                               quota=quota, partition=partition)  # fmt: skip
-        for t in result.trades:
-            d.matched[t["trade_id"]] = (where, t)
-        for e in result.order_events:
-            d.order_events[e["isin"]].append((where, _order_event(e)))
-        if result.rejection is not None:
-            source = source_of(ORDERS, partition, r.offset, r.key, r.value)
-            d.rejections[_rejection(source, *result.rejection)].append(where)
-
-
-def _quota(settings: Settings) -> Quota:
-    """Buckets of the replay's own, filled as the agents filled theirs (broker time)."""
-    return Quota({}, Limit(settings.venue_rate_per_s, settings.venue_burst))
-
-
 def _registry(settings: Settings) -> signing.Registry | None:
     if not settings.verify_signatures:
         return None
     # A replay checks signatures as the workers did, with their registry: each record
     # with the key valid when the broker appended it.
     return signing.registry_for(settings, what="a replay")
-
-
-def _unsigned(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k not in ("signer", "signature")}
 
 
 def _same(obj: dict[str, Any]) -> dict[str, Any]:
@@ -538,7 +493,7 @@ def compare(
 
 
 def _compare_outputs(d: Derived, logs: Mapping[str, Log], names: Mapping[str, str]) -> list[Check]:
-    """The public outputs: each in order per key, the matcher's trades, the rejections."""
+    """The public outputs: each in order per key, and the rejections."""
     out = []
     for name, topic, key, shape, what, derived in (
         ("ledger-events", LEDGER_EVENTS, "account", _same, "account", d.journal),
@@ -550,25 +505,6 @@ def _compare_outputs(d: Derived, logs: Mapping[str, Log], names: Mapping[str, st
         committed = _grouped(logs[topic], names[topic], key, shape)
         _compare_sequences(check, what, derived, committed)
         out.append(check)
-
-    matched: dict[bytes, list[Where]] = defaultdict(list)
-    for partition, r in _records(logs[TRADES]):
-        value = _json(r.value)
-        if value.get("venue") == MATCHING_VENUE:
-            matched[_key(_unsigned(value))].append((names[TRADES], partition, r.offset))
-    check = Check("trades made by the matcher")
-    derived_matched = Counter(_key(_unsigned(v)) for _, v in d.matched.values())
-    _compare_counts(check, derived_matched, matched)
-    out.append(check)
-
-    closes: dict[bytes, list[Where]] = defaultdict(list)
-    for partition, r in _records(logs[ORDERS]):
-        value = _json(r.value)
-        if value.get("action") == "close":
-            closes[_key(_unsigned(value))].append((names[ORDERS], partition, r.offset))
-    check = Check("books closed by the engine (matured bonds)")
-    _compare_counts(check, Counter({k: len(v) for k, v in d.closes.items()}), closes)
-    out.append(check)
 
     rejected: dict[bytes, list[Where]] = defaultdict(list)
     for partition, r in _records(logs[REJECTIONS]):
@@ -607,7 +543,8 @@ def _compare_tables(d: Derived, tables: Mapping[str, Log]) -> list[Check]:
         ("engine rate buckets (changelog)", ENGINE_RATES, engine.rates),
         ("engine security master (changelog)", ENGINE_INSTRUMENTS, instruments),
         ("engine coupons and redemptions (changelog)", ENGINE_ACTIONS, scheduled),
-        ("orders table (changelog)", ORDERS_TABLE, d.order_rows),
+        ("engine orders (changelog)", ENGINE_ORDERS, dict(engine.orders.rows)),
+        ("engine order rate buckets (changelog)", ENGINE_ORDER_RATES, engine.order_rates),
         ("engine archive (trades past the window)", ENGINE_ARCHIVE, d.archive),
     ):
         check = Check(name)
@@ -627,8 +564,8 @@ def _json_or_none(raw: bytes | None) -> Any:
 
 
 def _last_rows(log: Log) -> dict[str, bytes]:
-    """A changelog's rows as they stand: each key's last value, deletes dropped.
-    The matcher's keys are JSON (faust's key serializer), the engine's plain text."""
+    """A changelog's rows as they stand: each key's last value, deletes dropped (a key
+    that is a JSON string, as faust wrote them, taken as that string)."""
     out: dict[str, bytes | None] = {}
     for _, r in _records(log):
         raw = r.key or b""
@@ -671,10 +608,7 @@ def replay(
     names = {t: (topics or {}).get(t, t) for t in TOPICS}
     if ENGINE_LOG not in (topics or {}):
         names[ENGINE_LOG] = engine_topic(settings.app_id, ENGINE_LOG)
-    tables = {
-        t: changelog(settings.app_id, t) if t == ORDERS_TABLE else engine_topic(settings.app_id, t)
-        for t in TABLES
-    }
+    tables = {t: engine_topic(settings.app_id, t) for t in TABLES}
 
     async def read_all() -> tuple[dict[str, Log], dict[str, Log]]:
         # Every cut-off first, one after the other (milliseconds apart), then the

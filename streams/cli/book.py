@@ -23,7 +23,7 @@ def add_parser(commands: Commands) -> None:
         description=(
             "Show the order books of one bond, one per currency: price levels best "
             "first, with the face resting and the number of orders at each. Read from "
-            "the matcher's committed state (the orders table's changelog, "
+            "the engine's committed state (its engine-orders changelog, "
             "read_committed), so no worker needs to run, and it is exactly what a "
             "restarted worker resumes from."
         ),

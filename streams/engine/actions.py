@@ -6,8 +6,8 @@ event (``schedule``): when the batch clock passes the event's record time,
 :func:`due` takes the holders from the engine's own accounts at that instant (settled
 positions, available and locked: what ``kessai positions --as-of`` the record time
 shows) into a **run**; at maturity it first fails the bond's open trades
-(``instrument_matured``), burns every holding, and sends ``close`` on ``orders``
-(the matcher cancels the bond's open orders). When the clock passes the payment
+(``instrument_matured``), cancels the bond's open orders (their reservations go
+back: streams/engine/orders.py), and burns every holding. When the clock passes the payment
 time, the run is paid from the paying agent's JPYC account: one withdrawal of the
 total (cause ``coupon:{isin}:{date}``, ``redemption:...`` at maturity) and one deposit
 per holder (``...:{account}``), each id used once (a second run of the same coupon
@@ -27,13 +27,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from schemas import (
-    CLOSING_VENUE,
-    ORDERS,
     RESERVES,
     Instrument,
     ReserveAttested,
-    SubmitOrder,
-    encode,
 )
 from streams.bonds import coupons
 from streams.bonds.coupons import Event
@@ -251,23 +247,6 @@ def _record(batch: Batch, event: Event) -> None:
             batch.move(Move(f"{event.id}:{account}/burn", account, event.isin, face, "withdrawal"))
         matured = engine.instruments[event.isin].model_copy(update={"status": "matured"})
         batch.instrument_changed(matured)
-        batch.out.records.append((ORDERS, event.isin.encode(), close_order(event)))
-
-
-def close_order(event: Event) -> bytes:
-    """The ``orders`` record that closes a matured bond's books: the matcher cancels its
-    open orders and rejects new ones (``instrument_matured``). Signed by the worker's
-    key when it has one (:mod:`streams.engine.service`)."""
-    return encode(
-        SubmitOrder(
-            order_id=f"maturity-{event.date.isoformat()}",
-            venue=CLOSING_VENUE,
-            account=CLOSING_VENUE,
-            isin=event.isin,
-            currency=YEN_TOKEN,
-            action="close",
-        )
-    )
 
 
 def _holders(batch: Batch, isin: str) -> list[tuple[str, int]]:

@@ -78,6 +78,9 @@ def state_sums(service: EngineService) -> StateSums | None:
 def report(metrics: Metrics, out: Outputs, now_s: float) -> None:
     """Count one committed batch: what the agents counted one record at a time."""
     metrics.trade_received(out.received)
+    for event in out.order_events:
+        metrics.order_event(event)
+    metrics.fills(out.fills)
     for topic, reason in out.rejected:
         metrics.rejected(topic, reason)
     metrics.ledger_events(out.ledger_events)

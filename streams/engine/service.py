@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
@@ -74,7 +73,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["INPUTS", "EngineService"]
 
 #: What the engine reads.
-INPUTS: Final = (TRADES, PAYMENTS, CUSTODY, INSTRUMENTS, RESERVES, CANCELLATIONS)
+INPUTS: Final = (TRADES, PAYMENTS, CUSTODY, INSTRUMENTS, RESERVES, CANCELLATIONS, ORDERS)
 #: Records applied in one batch at most, and its processing time at most: a cap by time
 #: keeps a batch's commit close behind its first record under a backlog.
 BATCH_RECORDS_MAX: Final = 4_000
@@ -445,8 +444,6 @@ class EngineService:
         # would hold simulated times, days off the real ones, and delete by them.
         stamp = None if self.rules.ticks else int(manifest.now_s * 1000)
         for topic, key, value in out.records:
-            if topic == ORDERS and self.signing_key is not None:
-                value = orjson.dumps(signing.sign(ORDERS, orjson.loads(value), self.signing_key))
             await outbox.add(topic, self._partition(topic, key, n), key, value, stamp)
         for name, row_key, row in out.changelog:
             await outbox.add(self.topic(name), 0, row_key, row)
@@ -491,10 +488,10 @@ def _freeze_heap() -> None:
 
 
 def _moves_first(fetched: tuple[TopicPartition, list[ConsumerRecord]]) -> tuple[int, str, int]:
-    """The security master, then deposits and withdrawals, then trades, then a simulated
-    clock's ticks, within a batch:
-    a bond or deposit published before a trade is applied before it whenever both
-    arrive together (then by topic and partition: an order the manifest records)."""
+    """The security master, then deposits and withdrawals, then orders and trades, then
+    a simulated clock's ticks, within a batch: a bond or deposit published before an
+    order or a trade is applied before it whenever both arrive together (then by topic
+    and partition: an order the manifest records)."""
     tp = fetched[0]
     return (_RANK.get(tp.topic, 1), tp.topic, tp.partition)
 
@@ -502,7 +499,7 @@ def _moves_first(fetched: tuple[TopicPartition, list[ConsumerRecord]]) -> tuple[
 #: A simulated market's ticks come last: what was published before a tick in the same
 #: batch happens before it (Kafka orders nothing across topics; a simulation that
 #: needs a record after a tick waits for the tick's batch before sending it).
-_RANK: Final = {INSTRUMENTS: 0, TRADES: 2, CLOCK: 3}
+_RANK: Final = {INSTRUMENTS: 0, ORDERS: 2, TRADES: 2, CLOCK: 3}
 
 
 def transactional_id(settings: Settings) -> str:

@@ -36,7 +36,6 @@ from streams.topics import (
     CATALOGUE,
     PublicTopic,
     TopicSpec,
-    changelog_specs,
     engine_specs,
 )
 
@@ -337,19 +336,12 @@ async def ensure_public_topics(settings: Settings, *, prefix: str = "") -> list[
 
 async def ensure_worker_topics(settings: Settings) -> list[str]:
     """The topics a worker relies on, created if missing: the public catalogue (checked
-    as :func:`ensure_public_topics` checks it), the matcher's changelogs, and the
-    settlement engine's changelogs and log.
-
-    faust would create the changelogs itself at start, then join its group at once: a
-    changelog the broker's metadata did not show yet was left out of the assignment
-    ("Ignoring missing topic"), and every write to its table failed with
-    ``PartitionsMismatch`` (seen: the matcher crashed on every order of the demo).
-    Created here, and waited for, they are whole before faust starts."""
+    as :func:`ensure_public_topics` checks it), and the settlement engine's
+    changelogs and log, created and waited for before faust starts."""
     replication = await resolved_replication(settings)  # asked once, not per step
     settings = dataclasses.replace(settings, replication_factor=replication)
     created = await ensure_public_topics(settings)
-    changelogs = changelog_specs(settings.app_id, settings.partitions)
-    internal = [*changelogs, *engine_specs(settings.app_id)]
+    internal = engine_specs(settings.app_id)
     created += await create_topics(settings, internal)
     names = [t.physical_name("") for t in CATALOGUE] + [s.name for s in internal]
     async with admin_client(settings) as admin:

@@ -20,6 +20,7 @@ its two legs, so that a reply finds its saga and a post can name the other leg.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Literal
@@ -60,6 +61,7 @@ def part_lock_id(trade_id: str, leg: Leg, part: int) -> str:
     return f"{trade_id}/{leg}:p{part}"
 
 
+@functools.lru_cache(maxsize=4096)
 def order_lock_id(isin: str, venue: str, order_id: str) -> str:
     """The lock of an order's reservation: ``order:`` and 32 hex digits of the SHA-256
     of its name, each part length-prefixed (a venue's and an order's ids together are

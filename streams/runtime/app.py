@@ -1,4 +1,5 @@
-"""The kessai worker's faust app: the engine and the matcher wired onto it as tasks.
+"""The kessai worker's faust app: the settlement engine (which matches orders too,
+streams/engine/orders.py) wired onto it as a task.
 
 Nothing but wiring lives here (house style: one place per flow). :mod:`streams.runtime.main`
 creates the topics and runs it (``kessai worker``, ``make run``).
@@ -16,8 +17,6 @@ from streams.config import Settings
 from streams.engine import agent as engine_agent
 from streams.engine.service import EngineService
 from streams.kafka.auth import faust_credentials
-from streams.matching import agent as matching_agent
-from streams.matching.service import MatcherService
 from streams.runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from streams.runtime.metrics import Metrics, StateCollector, WorkerCollector, health
 from streams.runtime.web import dashboard, guard
@@ -37,8 +36,8 @@ def create_app(settings: Settings) -> faust.App:
         # SASL/SCRAM over TLS on the secure profile (None: plaintext); faust hands it to
         # every client it makes.
         broker_credentials=faust_credentials(settings),
-        # faust reads and writes nothing itself any more: the engine and the matcher
-        # commit their own transactions (docs/adr/0032). Its consumer only keeps the
+        # faust reads and writes nothing itself any more: the engine commits its own
+        # transactions (docs/adr/0032, 0035). Its consumer only keeps the
         # worker in the app's group (faust's leader topic).
         processing_guarantee="at_least_once",
         topic_partitions=settings.partitions,
@@ -62,8 +61,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     metrics = Metrics()
     engine = engine_agent.register(app, settings, metrics)
-    matcher = matching_agent.register(app, settings, metrics)
-    serve_metrics(app, metrics, settings, engine, matcher)
+    serve_metrics(app, metrics, settings, engine)
     return app
 
 
@@ -72,10 +70,9 @@ def serve_metrics(
     metrics: Metrics,
     settings: Settings,
     engine: EngineService,
-    matcher: MatcherService,
 ) -> None:
     """``GET /metrics`` (Prometheus' text format) and ``GET /health``."""
-    worker = WorkerCollector(app, engine, matcher)
+    worker = WorkerCollector(app, engine)
     metrics.registry.register(worker)
     sums = StateCollector(lambda: engine_agent.state_sums(engine), settings.tokens)
     metrics.registry.register(sums)
@@ -91,7 +88,7 @@ def serve_metrics(
 
     @app.page("/health")
     async def health_page(web: View, request: Request) -> Response:
-        status, body = health(app, settings.health_lag_max, engine, matcher)
+        status, body = health(app, settings.health_lag_max, engine)
         return web.json(body, status=status)
 
     @app.page("/metrics")

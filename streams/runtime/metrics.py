@@ -44,7 +44,6 @@ from prometheus_client.registry import Collector
 
 from streams.runtime.batches import CommitTimes
 from streams.runtime.livesums import LiveSums
-from streams.topics import ORDER_RATES_TABLE, ORDERS_TABLE
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +123,7 @@ class Metrics:
         self._bond_metrics(r)
         self._fills = Counter(
             "kessai_fills",
-            "Trades made by the matcher (one per fill).",
+            "Trades made by kessai's matcher in the engine (one per fill).",
             registry=r,
         )
         latency = Histogram(
@@ -266,17 +265,14 @@ def consumer_lags(app: Any) -> dict[tuple[str, int], int]:
     return out
 
 
-def health(
-    app: Any, lag_max: int, engine: Any = None, matcher: Any = None
-) -> tuple[int, dict[str, Any]]:
+def health(app: Any, lag_max: int, engine: Any = None) -> tuple[int, dict[str, Any]]:
     """``GET /health``'s status and body: 503 until the worker first joined its group and
     recovered its tables (``starting``), while it recovers after a rebalance or its
     engine restores (``recovering``) or while an input partition lags more than
     ``lag_max`` records (``lagging``): a supervisor or load balancer should wait. Else
     200 (``ok``), with the engine's state (``leading`` or ``standby``) when it has one
-    (``engine``: the worker's :class:`streams.engine.service.EngineService`), and the
-    matcher's likewise (``matcher``: its :class:`streams.matching.service.MatcherService`)."""
-    loops = {n: loop for n, loop in (("engine", engine), ("matcher", matcher)) if loop is not None}
+    (``engine``: the worker's :class:`streams.engine.service.EngineService`)."""
+    loops = {"engine": engine} if engine is not None else {}
     said = {name: loop.state for name, loop in loops.items()}
     if not app.tables.recovery.completed.is_set():
         return 503, {"status": "starting", **said}
@@ -299,12 +295,10 @@ def health(
 class WorkerCollector(Collector):
     """The worker's technical gauges, read from faust at each scrape."""
 
-    def __init__(self, app: Any, engine: Any = None, matcher: Any = None) -> None:
-        """``engine``: the worker's :class:`streams.engine.service.EngineService`;
-        ``matcher``: its :class:`streams.matching.service.MatcherService`."""
+    def __init__(self, app: Any, engine: Any = None) -> None:
+        """``engine``: the worker's :class:`streams.engine.service.EngineService`."""
         self.app = app
         self.engine = engine
-        self.matcher = matcher
         #: Set by the worker's loop-lag task: how late its last wake-up was.
         self.event_loop_lag_s = 0.0
 
@@ -314,12 +308,11 @@ class WorkerCollector(Collector):
         yield from self._transactions()
 
     def _partitions_and_tables(self, app: Any) -> Iterator[Any]:
-        engine, matcher = self.engine, self.matcher
+        engine = self.engine
         try:
             lags = consumer_lags(app)
-            for loop in (engine, matcher):
-                if loop is not None:
-                    lags.update(loop.lags())
+            if engine is not None:
+                lags.update(engine.lags())
         except Exception:  # a scrape must still answer; the log says what failed
             logger.exception("metrics: consumer lag unavailable")
             lags = {}
@@ -340,9 +333,6 @@ class WorkerCollector(Collector):
         if leading:
             for name, n in engine.engine.sizes().items():
                 rows.add_metric([name], n)
-        if matcher is not None and matcher.leading:
-            rows.add_metric([ORDERS_TABLE], len(matcher.orders))
-            rows.add_metric([ORDER_RATES_TABLE], len(matcher.rates))
         yield rows
         total = int(app.conf.topic_partitions)
         yield GaugeMetricFamily(
@@ -357,7 +347,7 @@ class WorkerCollector(Collector):
             "and its conservation error alone must be 0.",
             value=total,
         )
-        restoring = any(getattr(loop, "state", "") == "restoring" for loop in (engine, matcher))
+        restoring = getattr(engine, "state", "") == "restoring"
         yield GaugeMetricFamily(
             "kessai_recovering",
             "1 while the worker rebuilds its tables or its engine's state from changelogs.",
@@ -375,15 +365,15 @@ class WorkerCollector(Collector):
         )
 
     def _transactions(self) -> Iterator[Any]:
-        loops = [loop for loop in (self.engine, self.matcher) if loop is not None]
+        loops = [self.engine] if self.engine is not None else []
         times, committed = CommitTimes(), 0
         for loop in loops:
             times = times.plus(loop.stats.commits)
             committed += loop.stats.batches
         yield HistogramMetricFamily(
             "kessai_commit_duration_seconds",
-            "Seconds each exactly-once commit took (the matcher's and the settlement "
-            "engine's): deliver the records, add the offsets, commit the transaction.",
+            "Seconds each exactly-once commit took (the settlement engine's): deliver "
+            "the records, add the offsets, commit the transaction.",
             buckets=times.cumulative(),
             sum_value=times.total_s,
         )

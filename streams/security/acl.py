@@ -110,15 +110,6 @@ def _writer_rules() -> tuple[AclRule, ...]:
             "custodian's attested holdings, only",
         ),
         AclRule(
-            name="worker-closes-matured-books",
-            principals=(WORKER,),
-            operations=("Write",),
-            kind="topic",
-            resources=(ORDERS,),
-            why="at a bond's maturity the engine sends `close` on orders (signed by the "
-            "worker's key; no venue may send one): the matcher cancels its open orders",
-        ),
-        AclRule(
             name="registrar-writes-instruments",
             principals=(REGISTRAR,),
             operations=("Write", "Describe"),
@@ -139,7 +130,7 @@ def _worker_rules(app_id: str) -> tuple[AclRule, ...]:
             operations=("Read",),
             kind="topic",
             resources=WORKER_INPUTS,
-            why="the workers consume the four input topics",
+            why="the workers consume the input topics (the engine matches the orders)",
         ),
         AclRule(
             name="worker-writes-outputs",
@@ -147,7 +138,7 @@ def _worker_rules(app_id: str) -> tuple[AclRule, ...]:
             operations=("Write",),
             kind="topic",
             resources=WORKER_OUTPUTS,
-            why="the workers publish outcomes, the journal, and the matcher's trades",
+            why="the workers publish outcomes, the journal and the order events",
         ),
         AclRule(
             name="worker-manages-public-topics",
@@ -172,7 +163,7 @@ def _worker_rules(app_id: str) -> tuple[AclRule, ...]:
             kind="topic",
             resources=(f"{app_id}-",),
             pattern="prefixed",
-            why="the engine's changelogs and log, the matcher's changelogs: {app_id}-...",
+            why="the engine's changelogs (the books' rows among them) and log: {app_id}-...",
         ),
         AclRule(
             name="worker-owns-its-group",
@@ -190,7 +181,7 @@ def _worker_rules(app_id: str) -> tuple[AclRule, ...]:
             kind="transactional-id",
             resources=(app_id,),
             pattern="prefixed",
-            why="the engine's producer ({app_id}-engine) and the matcher's, one per partition",
+            why="the engine's producer ({app_id}-engine)",
         ),
     )
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from schemas import TRADES, Instrument, SchemaError, TradeExecuted, check_key, decode
 from streams.bonds import terms
@@ -38,8 +38,40 @@ class Master:
     instruments: Mapping[str, Instrument] | None
 
 
+class Executed(Protocol):
+    """What :func:`to_trade` reads of a trade: a decoded ``TradeExecuted``, or a fill the
+    engine made itself (streams/engine/orders.py), whose values its checks made."""
+
+    @property
+    def trade_id(self) -> str: ...
+    @property
+    def venue(self) -> str: ...
+    @property
+    def isin(self) -> str: ...
+    @property
+    def buyer(self) -> str: ...
+    @property
+    def seller(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def price(self) -> Decimal: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def trade_time(self) -> datetime: ...
+    @property
+    def trade_date(self) -> date | None: ...
+    @property
+    def settlement_date(self) -> date | None: ...
+    @property
+    def accrued_interest(self) -> Decimal | None: ...
+    @property
+    def partial(self) -> str | None: ...
+
+
 def to_trade(
-    t: TradeExecuted,
+    t: Executed,
     arrived_s: float,
     *,
     tokens: dict[str, int],
@@ -100,7 +132,7 @@ def to_trade(
     )  # fmt: skip
 
 
-def _ahead(t: TradeExecuted, arrived_s: float, ahead_s: float) -> Rejected:
+def _ahead(t: Executed, arrived_s: float, ahead_s: float) -> Rejected:
     arrived = datetime.fromtimestamp(arrived_s, UTC).isoformat()
     return (
         "invalid_trade_time",
@@ -126,7 +158,7 @@ _DATED_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(_Dated
 
 
 def _dated(
-    t: TradeExecuted, instrument: Instrument | None, master: Master, decimals: int
+    t: Executed, instrument: Instrument | None, master: Master, decimals: int
 ) -> _Dated | Rejected:
     if master.instruments is not None:
         refused = terms.check_trade(instrument, t.isin, t.quantity, t.price, t.currency)

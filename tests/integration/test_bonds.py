@@ -201,8 +201,8 @@ async def test_dated_orders_cross_only_their_date_and_the_trade_waits_for_it(
     profile: Profile, tmp_path: Path
 ) -> None:
     """Orders naming tomorrow's settlement date: an undated buy does not cross the
-    dated sell; a buy of the same date does, and the matched trade (signed by the
-    worker under the secure profile) waits for that date with kessai's checks."""
+    dated sell; a buy of the same date does, and the matched trade waits for that
+    date with kessai's checks, holding both legs from the orders' reservations."""
     run = uuid.uuid4().hex[:6]
     buyer, seller, venue = f"buyer-d{run}", f"seller-d{run}", profile.venue
     tomorrow = jst_date(time.time() + 86_400).isoformat()
@@ -219,7 +219,8 @@ async def test_dated_orders_cross_only_their_date_and_the_trade_waits_for_it(
         bond = next(b for b in _reference() if b["isin"] == JGB)
         await profile.send("instruments", JGB, bond)
         await profile.send("custody", seller, bond_deposit(f"cd-{run}", seller, JGB, 10_000_000))
-        await profile.send("payments", buyer, cash_deposit(f"pd-{run}", buyer, "20000000"))
+        # Two buys of 10m at 99.5 reserve ~¥9.95m and their accrued each.
+        await profile.send("payments", buyer, cash_deposit(f"pd-{run}", buyer, "30000000"))
         for oid, account, side, date in (("s", seller, "sell", tomorrow),
                                          ("u", buyer, "buy", None),
                                          ("b", buyer, "buy", tomorrow)):  # fmt: skip

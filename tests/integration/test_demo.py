@@ -129,12 +129,12 @@ def _assert_summary(out: str) -> None:
     _line(out, r"^  failed +1 \(insufficient_securities 1\)$")
     _line(
         out,
-        r"^  rejected +10 records \(duplicate 2, insufficient_funds 1, invalid_isin 1, "
+        r"^  rejected +11 records \(duplicate 2, insufficient_funds 2, invalid_isin 1, "
         r"invalid_quantity 1, malformed 2, same_account 1, unknown_token 2\)$",
     )
     _line(
         out,
-        r"^  orders +14 published by 2 venues \(13 orders, 1 cancel\): 12 accepted, 1 rejected$",
+        r"^  orders +15 published by 2 venues \(14 orders, 1 cancel\): 12 accepted, 2 rejected$",
     )
     _line(out, r"^  cancelled +3 orders \(immediate_or_cancel 1, requested 1, self_match 1\)$")
     _line(out, r"^  matched +5 trades by the matcher: 5 settled, 0 pending, 0 failed$")
@@ -163,6 +163,7 @@ def _assert_trades_and_rejections(out: str, r: str) -> None:
         ("t1", "trades", "duplicate"),
         ("t9", "trades", "malformed"),
         ("o13", "orders", "invalid_quantity"),
+        ("o14", "orders", "insufficient_funds"),
     ):
         _line(out, rf"^  {marker}-{r} +{topic} +{reason} ")
 
@@ -183,9 +184,11 @@ def _assert_orders_and_matches(out: str, r: str) -> None:
         ),
         ("o12", r"accepted -> cancelled \(self_match, 100000 left\)"),
         ("o13", r"rejected \(invalid_quantity\)"),
+        # erin's bid could not reserve its cash: refused before it could rest.
+        ("o14", r"rejected \(insufficient_funds\)"),
     ):
         _line(out, rf"^  {order}-{r} +venue-(tokyo|osaka) .*  {events}$")
-    # The matched trades: venue kessai, ids the matcher made, each settled.
+    # The matched trades: venue kessai, ids the engine's matcher made, each settled.
     for n, buyer, seller, face, price in MATCHES:
         cash, days = _cash(BOND_10Y, face, price), _days()
         _line(
@@ -220,20 +223,27 @@ def _assert_positions(out: str, r: str) -> None:
     for _, buyer, seller, face, price in MATCHES:
         paid[buyer] += _cash(BOND_10Y, face, price)
         paid[seller] -= _cash(BOND_10Y, face, price)
+    # What the orders resting at the end still reserve (locked): alice's o7 bid of
+    # 300,000 @ 99.30, what dave's o6 has left after its 50,000 fill, bob's o3 and
+    # carol's o4 asks.
+    o7 = _cash(BOND_10Y, 300_000, "99.30")
+    o6 = _cash(BOND_10Y, 100_000, "99.40") - _cash(BOND_10Y, 50_000, "99.40")
     # alice: 5,000,000 less 1,200,000 withdrawn, t1 and t4, then 700,000 face of
-    # BOND_10Y from the matcher's trades (#1, #2, #3, #5).
-    _line(out, rf"^  alice-{r} +JPYC +{5_000_000 - 1_200_000 - t1 - t4 - paid['alice']} +0$")
+    # BOND_10Y from the matched trades (#1, #2, #3, #5).
+    alice = 5_000_000 - 1_200_000 - t1 - t4 - paid["alice"]
+    _line(out, rf"^  alice-{r} +JPYC +{alice - o7} +{o7}$")
     _line(out, rf"^  alice-{r} +USDC +509\.900629 +0\.000000$")
     _line(out, rf"^  alice-{r} +{BOND_10Y} +1700000 +0$")
     _line(out, rf"^  alice-{r} +{BOND_20Y} +500000 +0$")
-    # bob sold 450,000 face through the matcher (#2 to #5).
-    _line(out, rf"^  bob-{r} +{BOND_10Y} +8050000 +0$")
+    # bob sold 450,000 face through the matcher (#2 to #5); 500,000 rest in o3.
+    _line(out, rf"^  bob-{r} +{BOND_10Y} +7550000 +500000$")
     _line(out, rf"^  bob-{r} +JPYC +{1_000_000 + t1 + t3 - paid['bob']} +0$")
-    # carol: what t3 left of her 505,000, then #1's cash for 300,000 face.
+    # carol: what t3 left of her 505,000, then #1's cash for 300,000 face; o4 holds
+    # the 200,000 face she has left.
     _line(out, rf"^  carol-{r} +JPYC +{505_000 - t3 - paid['carol']} +0$")
-    _line(out, rf"^  carol-{r} +{BOND_10Y} +200000 +0$")
+    _line(out, rf"^  carol-{r} +{BOND_10Y} +0 +200000$")
     _line(out, rf"^  dave-{r} +{BOND_20Y} +0 +0$")
     _line(out, rf"^  dave-{r} +{BOND_10Y} +50000 +0$")
-    _line(out, rf"^  dave-{r} +JPYC +{t4 - paid['dave']} +0$")
+    _line(out, rf"^  dave-{r} +JPYC +{t4 - paid['dave'] - o6} +{o6}$")
     # erin never received anything: no position of hers.
     assert not re.search(rf"^  erin-{r} ", out, re.MULTILINE), out

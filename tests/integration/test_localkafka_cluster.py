@@ -187,7 +187,7 @@ async def test_the_internal_topics_are_replicated_too(cluster: Cluster) -> None:
 
 
 async def test_kessai_creates_its_topics_with_the_clusters_replication(cluster: Cluster) -> None:
-    """Every topic a worker relies on (public, the engine's, the matcher's changelogs)
+    """Every topic a worker relies on (public, the engine's changelogs and log)
     has the cluster's three replicas and needs two in sync; on one broker they had one
     (issue 19). A setting overrides the cluster's default."""
     settings = Settings(bootstrap=cluster.bootstrap, app_id="kessai-repl", partitions=2)

@@ -1,14 +1,15 @@
-"""Orders in, trades and settlements out, through a worker process on the real broker.
+"""Orders in, reserved, matched and settled, through a worker process on the real broker.
 
-A venue sends orders on a bond of this run's own: a resting ask, a limit and a market
-buy that fill against it (two trades, which then settle DvP), a self-match, an IOC
-that finds nothing, a cancel, a cancel too late, a repeated id and a bad order, and a
-bid left resting. Read back with read_committed: every order event in order, the two
-trades, their settlements, the rejections, and ``kessai book``'s view of the book.
+A venue sends orders on a bond of this run's own: a resting ask, a limit and a capped
+market buy that fill against it (two trades, which then settle DvP, locked from the
+orders' reservations), a self-match, an IOC that finds nothing, a cancel, a cancel
+too late, a repeated id, a bad order, a buy its account cannot pay for, and a bid
+left resting. Read back with read_committed: every order event in order, the two
+settlements, the rejections, the reservations in the journal, and ``kessai book``'s
+view of the book.
 
 It runs under both profiles (the ``profile`` fixture): under the secure one every
-order is signed by venue-a, the matcher signs the trades it makes, and the worker
-checks both (tests/support/profiles.py).
+order is signed by venue-a and the worker checks it (tests/support/profiles.py).
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from schemas import check_digit
 from streams.config import Settings
-from streams.security import signing
+from streams.ledger.messages import order_lock_id
 from tests.support.logs import Seen, collect
 from tests.support.profiles import Profile
 from tests.support.records import bond_deposit, cash_deposit, trade_time
@@ -91,9 +91,12 @@ async def test_orders_match_into_trades_that_settle(profile: Profile, tmp_path: 
 
 
 async def _fund(profile: Profile, bond: _Bond) -> None:
-    """Cash for the buyer, bonds for the seller."""
+    """Cash for the buyer (and for the seller's own bid), bonds for the seller."""
     await profile.send(
         "payments", bond.buyer, cash_deposit(f"mp-{bond.run}", bond.buyer, "1000000")
+    )
+    await profile.send(
+        "payments", bond.seller, cash_deposit(f"mq-{bond.run}", bond.seller, "100000")
     )
     await profile.send(
         "custody", bond.seller, bond_deposit(f"mc-{bond.run}", bond.seller, bond.isin, 3 * U)
@@ -105,13 +108,14 @@ async def _send_orders(profile: Profile, bond: _Bond) -> None:
     flow = [
         order("s1", seller, "sell", 3, "99.5"),
         order("b1", buyer, "buy", 1, "100"),  # fills 1 of s1 at 99.5
-        order("b2", buyer, "buy", 1, None),  # market: 1 more of s1
+        order("b2", buyer, "buy", 1, None, max_notional="60000"),  # market: 1 more of s1
         order("x1", seller, "buy", 1, "100"),  # seller against its own ask
         order("b3", buyer, "buy", 2, "99", time_in_force="IOC"),  # nothing at 99
         {**order("s1", seller, "sell", 3, "99.5"), "action": "cancel"},
         {**order("s1", seller, "sell", 3, "99.5"), "action": "cancel"},  # too late
         order("b1", buyer, "buy", 1, "100"),  # the same id again
         order("bad", buyer, "buy", 1, "100", quantity=12_345),
+        order("b5", buyer, "buy", 20, "99"),  # 990,000: more than it has left
         order("b4", buyer, "buy", 2, "98"),  # rests
     ]
     for value in flow:
@@ -177,6 +181,7 @@ async def _check_order_events(reader: Settings, bond: _Bond) -> list[str]:
         ("s1", "rejected", "order_closed", 0, 0, "99.5"),
         ("b1", "rejected", "duplicate", 0, 0, "100"),
         ("bad", "rejected", "invalid_quantity", 0, 0, None),
+        ("b5", "rejected", "insufficient_funds", 0, 0, "99"),
         ("b4", "accepted", None, 0, 2 * U, "98"),
     ], events
     by_event = {(r["order_id"], r["event"]): r for r in bond.mine(seen, "order-events")}
@@ -191,38 +196,39 @@ async def _check_order_events(reader: Settings, bond: _Bond) -> list[str]:
 async def _check_the_fills_settle(
     profile: Profile, settings: Settings, bond: _Bond, trade_ids: list[str]
 ) -> None:
-    """The fills are trades of venue kessai, and they settle (secure: signed by the
-    matcher, the signature kept in each settlement)."""
+    """The fills settle, from the orders' reservations: the buyer's journal shows b1's
+    50,000 reserved, then taken by its trade's lock, then paid."""
     seen = await collect(
         profile.reader,
-        ["trades", "settlements"],
-        # Both topics read far enough: one can be read ahead of the other.
-        lambda s: (
-            sum(1 for r in bond.mine(s, "settlements") if r["status"] in ("settled", "failed")) >= 2
-            and sum(1 for r in bond.mine(s, "trades") if r["venue"] == "kessai") >= 2
-        ),
+        ["settlements", "ledger-events"],
+        lambda s: sum(1 for r in bond.mine(s, "settlements") if r["status"] == "settled") >= 2,
     )
-    trades = {r["trade_id"]: r for r in bond.mine(seen, "trades") if r["venue"] == "kessai"}
-    assert sorted(trades) == sorted(trade_ids)
+    settled = {r["trade_id"]: r for r in bond.mine(seen, "settlements")}
+    assert sorted(settled) == sorted(trade_ids)
     for tid in trade_ids:
-        t = trades[tid]
-        assert (t["buyer"], t["seller"], t["quantity"], t["price"]) == (
+        r = settled[tid]
+        assert (r["status"], r["buyer"], r["seller"], r["quantity"], r["price"]) == (
+            "settled",
             bond.buyer,
             bond.seller,
             U,
             "99.5",
         )
-    statuses = {r["trade_id"]: r["status"] for r in bond.mine(seen, "settlements")}
-    assert statuses == {tid: "settled" for tid in trade_ids}
-    if profile.secure:
-        # The matcher signed its trades, and each settlement keeps that signature.
-        registry = signing.registry_for(settings)
-        for tid in trade_ids:
-            assert trades[tid]["signer"] == "kessai"
-            made = {k: v for k, v in trades[tid].items() if k != "topic"}
-            assert registry.check("trades", tid.encode(), made, None) is None
-        for r in bond.mine(seen, "settlements"):
-            assert orjson.loads(r["signed_trade"])["signer"] == "kessai"
+        assert "signed_trade" not in r  # the engine made it: no venue signed a trade
+    b1 = order_lock_id(bond.isin, bond.venue, f"b1-{bond.run}")
+    journal = [
+        (int(r["delta_available"]), int(r["delta_locked"]), r["cause"])
+        for r in seen
+        if r["topic"] == "ledger-events" and r["account"] == bond.buyer and r["asset"] == "JPYC"
+    ]
+    # Deposit; b1 reserves 50,000; its fill at 99.5 takes 49,750 into the trade's lock
+    # (no balance moves) and 250 go back; the trade posts the 49,750.
+    assert journal[:4] == [
+        (1_000_000, 0, f"payment:mp-{bond.run}"),
+        (-50_000, 50_000, b1),
+        (250, -250, b1),
+        (0, -49_750, f"{trade_ids[0]}/cash"),
+    ], journal
 
 
 async def _check_rejections(reader: Settings, bond: _Bond) -> None:

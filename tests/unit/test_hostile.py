@@ -14,6 +14,7 @@ from schemas import (
     INSTRUMENTS,
     ORDERS,
     PAYMENTS,
+    REJECTIONS,
     RESERVES,
     TRADES,
     source_of,
@@ -22,8 +23,6 @@ from streams.bonds.master import instrument_record
 from streams.engine import actions
 from streams.engine.core import Batch, Engine, Rules
 from streams.ledger.intake import intake_record as ledger_intake
-from streams.matching.handler import handle_record
-from streams.matching.matcher import Matcher
 from streams.runtime.batches import rejection
 from tests.support.hostile import Hostile, hostile_records
 from tests.support.intake import trade_intake
@@ -59,10 +58,13 @@ def _reason(h: Hostile) -> tuple[str, str]:
         assert topic == CANCELLATIONS, h
         record = orjson.loads(batch.out.records[0][2])
         return reason, record["detail"]
-    assert h.topic == ORDERS
-    out = handle_record(lambda: Matcher({}, tokens=TOKENS), h.key, h.value, 1.0)
-    assert out.rejection is not None and not out.trades, h
-    return out.rejection
+    assert h.topic == ORDERS  # through the engine, which matches them (issue 21)
+    batch = Batch(Engine(), Rules(tokens=TOKENS, deadline_s=60), 1.0)
+    batch.record(ORDERS, 0, 0, h.key, h.value, 1.0)
+    [(topic, reason)] = batch.out.rejected
+    assert topic == ORDERS and not batch.touched_accounts() and not batch.engine.open, h
+    [record] = [orjson.loads(v) for t, _, v in batch.out.records if t == REJECTIONS]
+    return reason, record["detail"]
 
 
 def test_every_hostile_record_is_rejected_with_a_reason_and_a_small_rejection() -> None:

@@ -136,7 +136,8 @@ def _report_orders(story: Story, seen: Seen, problems: list[str]) -> dict[int, s
 
 
 def _report_matches(story: Story, seen: Seen, bound: dict[int, str], problems: list[str]) -> None:
-    print(f"\nMatched trades (committed trades of venue {MATCHING_VENUE}, and their settlements):")
+    print(f"\nMatched trades (venue {MATCHING_VENUE}: made by the engine, settled from the orders' "
+          "reservations):")  # fmt: skip
     print(
         f"  {'#':<2} {'trade':<34} {'buyer':<13} {'seller':<13} {'face':>7} {'price':>6} "
         f"{'accrued':>12} {'cash':>12}  statuses"
@@ -151,7 +152,7 @@ def _report_matches(story: Story, seen: Seen, bound: dict[int, str], problems: l
         got = seen.statuses.get(trade_id, [])
         trade = seen.matched.get(trade_id)
         if trade is None:
-            problems.append(f"matched trade {name} {trade_id}: not on trades")
+            problems.append(f"matched trade {name} {trade_id}: no settlement")
             trade = {"buyer": "-", "seller": "-", "quantity": "-", "price": "-"}
         print(
             f"  {n:<2} {trade_id:<34} {trade['buyer']:<13} {trade['seller']:<13} "
@@ -159,12 +160,11 @@ def _report_matches(story: Story, seen: Seen, bound: dict[int, str], problems: l
             f"{seen.cash.get(trade_id, '-'):>12}  {_show(got)}"
         )
         if trade_id in seen.matched:
-            made = tuple(trade[k] for k in ("venue", "buyer", "seller", "quantity", "price"))
-            if made != (MATCHING_VENUE, want.buyer, want.seller, want.quantity, want.price):
+            made = tuple(trade[k] for k in ("buyer", "seller", "quantity", "price"))
+            if made != (want.buyer, want.seller, want.quantity, want.price):
                 problems.append(
-                    f"matched trade {name} {trade_id}: on trades, venue {trade['venue']}: "
-                    f"{trade['buyer']} buys {trade['quantity']} at {trade['price']} "
-                    f"from {trade['seller']}"
+                    f"matched trade {name} {trade_id}: {trade['buyer']} buys "
+                    f"{trade['quantity']} at {trade['price']} from {trade['seller']}"
                 )
         if got != [("settled", None)] or seen.cash.get(trade_id) != want.cash:
             problems.append(
@@ -178,7 +178,7 @@ def _report_matches(story: Story, seen: Seen, bound: dict[int, str], problems: l
 
 
 def _report_book(story: Story, seen: Seen, problems: list[str]) -> None:
-    print(f"\nBook (kessai book {BOND_10Y}: the matcher's committed orders table):")
+    print(f"\nBook (kessai book {BOND_10Y}: the engine's committed order rows):")
     if seen.books is None:
         problems.append(f"book of {BOND_10Y}: {seen.books_error}")
         return

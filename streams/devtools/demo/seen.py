@@ -1,5 +1,5 @@
 """What the demo read back: this run's share of the worker's committed output
-(settlements, rejections, ledger-events, order-events, the matcher's trades), kept
+(settlements, rejections, ledger-events, order-events), kept
 as it arrives, for :mod:`.play` to wait on and :mod:`.report` to show."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiokafka import ConsumerRecord
 
-from schemas import LEDGER_EVENTS, ORDER_EVENTS, REJECTIONS, SETTLEMENTS, TRADES
+from schemas import LEDGER_EVENTS, ORDER_EVENTS, REJECTIONS, SETTLEMENTS
 from streams.audit.positions import Position, decode_records, positions_from_events
 from streams.devtools.demo.story import Balances, Status
 from streams.matching.book import Book
@@ -37,7 +37,8 @@ class Seen:
     rejections: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: order id -> its order-events, in order (an ISIN's are on one partition).
     orders: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    #: trade id -> a trade the matcher made between this run's accounts.
+    #: trade id -> a trade the matcher made between this run's accounts, as its
+    #: settlements say it (buyer, seller, quantity, price).
     matched: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: BOND_10Y's books as committed at the end, by currency; None if not read.
     books: dict[str, Book] | None = None
@@ -82,6 +83,10 @@ class Seen:
                     (value["status"], value["reason"])
                 )
                 self.cash[value["trade_id"]] = f"{value['cash_amount']} {value['currency']}"
+                if not value["trade_id"].endswith(suffix):  # the engine's matcher made it
+                    self.matched[value["trade_id"]] = {
+                        k: value.get(k) for k in ("buyer", "seller", "quantity", "price")
+                    }
                 if value.get("accrued") is not None:
                     days = value.get("days_accrued")
                     shown = value["accrued"] if days is None else f"{value['accrued']} ({days} d)"
@@ -100,18 +105,6 @@ class Seen:
             value = orjson.loads(record.value)
             if value["order_id"].endswith(suffix):
                 self.orders.setdefault(value["order_id"], []).append(value)
-        elif record.topic == TRADES:
-            try:
-                value = orjson.loads(record.value)
-            except orjson.JSONDecodeError:
-                return  # bad input of a venue, such as act 2's t9
-            if (
-                isinstance(value, dict)
-                and not str(value.get("trade_id")).endswith(suffix)  # not the venue's
-                and str(value.get("buyer")).endswith(suffix)
-                and str(value.get("seller")).endswith(suffix)
-            ):
-                self.matched[value["trade_id"]] = value
 
     def fill_ids(self) -> list[str]:
         """The trade ids on this run's fill events, in the order they came."""

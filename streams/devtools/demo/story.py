@@ -168,6 +168,7 @@ REJECTIONS = {
     "t1": "duplicate",
     "t9": "malformed",
     "o13": "invalid_quantity",
+    "o14": "insufficient_funds",
 }
 #: The trades the matcher must make, #1 first: buyer, seller, face, price. Each cash
 #: leg is face x price / 100 plus kessai's accrued interest on BOND_10Y that day
@@ -221,6 +222,33 @@ def _available_act4(
                                    (buyer, BOND_10Y, face), (seller, BOND_10Y, -face)):  # fmt: skip
             before = out.get((name, asset), act3.get((name, asset), 0))
             out[name, asset] = int(before) + delta
+    return out
+
+
+def _reserved_act4(ai: _Accrued) -> dict[tuple[str, str], int]:
+    """(name, asset) -> what the orders resting at the end still reserve (locked): the
+    asks' face; a bid's cash at its limit for the face left, with accrued
+    (streams/engine/orders.py). dave's o6 reserved 100,000 @ 99.40 and its fill took
+    50,000 @ 99.40 of it."""
+    return {
+        ("bob", BOND_10Y): 500_000,  # o3
+        ("carol", BOND_10Y): 200_000,  # o4
+        ("alice", "JPYC"): _principal(300_000, "99.30") + ai(BOND_10Y, 300_000),  # o7
+        ("dave", "JPYC"): _principal(100_000, "99.40")
+        + ai(BOND_10Y, 100_000)
+        - _principal(50_000, "99.40")
+        - ai(BOND_10Y, 50_000),  # o6
+    }
+
+
+def _held(
+    r: _Run, available: dict[tuple[str, str], int | str], reserved: dict[tuple[str, str], int]
+) -> Balances:
+    """(account, asset) -> (available, locked) once the reservations are taken out."""
+    out = _balances(r, available)
+    for (name, asset), units in reserved.items():
+        total, _ = out[r.account(name), asset]
+        out[r.account(name), asset] = (total - units, Decimal(units))
     return out
 
 
@@ -428,6 +456,21 @@ class _Orders:
         )
         self.records.append(to_raw(ORDERS, o))
 
+    def refused(
+        self, n: int, venue: str, name: str, side: str, quantity: int, price: str, reason: str
+    ) -> None:
+        """A well-formed order the engine refuses (its reservation), with ``reason``."""
+        o = SubmitOrder.model_validate(
+            {**self._new(n, venue, name, side, quantity), "price": price}
+        )
+        self.steps[o.order_id] = Order(
+            venue,
+            self.run.account(name),
+            f"{side} {quantity} @ {price}",
+            [Step("rejected", 0, price, reason=reason)],
+        )
+        self.records.append(to_raw(ORDERS, o))
+
     def bad(self, n: int, venue: str, name: str, side: str, quantity: int, reason: str) -> None:
         # Built as JSON, not as a model: the model would refuse it, the matcher must.
         value = {**self._new(n, venue, name, side, quantity), "price": "99.80"}
@@ -474,6 +517,9 @@ def _orders(r: _Run) -> _Orders:
     o.cancel(8, tokyo, "bob")
     # 12,345 face is not a multiple of 50,000.
     o.bad(13, osaka, "carol", "sell", 12_345, "invalid_quantity")
+    # erin has no cash: her bid cannot reserve its 99,500 JPYC and accrued. Refused at
+    # once, it never rests where a seller could fill it (no trade break).
+    o.refused(14, tokyo, "erin", "buy", 100_000, "99.50", "insufficient_funds")
     # fmt: on
     return o
 
@@ -524,5 +570,5 @@ def build(run: str, now: datetime | None = None) -> Story:
         depth=(list(LEFT_BIDS), list(LEFT_ASKS)),
         rejections={f"{marker}-{run}": reason for marker, reason in REJECTIONS.items()},
         positions_act3=positions_act3,
-        positions={**positions_act3, **_balances(r, _available_act4(ai, act3))},
+        positions={**positions_act3, **_held(r, _available_act4(ai, act3), _reserved_act4(ai))},
     )

@@ -1,21 +1,27 @@
 """The matching crash scenario: thousands of orders, SIGKILLed workers, then an audit.
 
 On a broker of its own, two ``kessai worker`` processes match a seeded order flow
-(limit, market and IOC orders on three bonds in two currencies, cancels of live and
-finished orders, repeated ids and bad records) while one of them is SIGKILLed at
-random moments and restarted. Accounts are funded first, so the trades settle.
+(limit, capped market and IOC orders on three bonds in two currencies, cancels of
+live and finished orders, repeated ids and bad records) while one of them is
+SIGKILLed at random moments and restarted. The engine matches (issue 21): each order
+reserves its cash or bonds, each fill settles from the reservations. Accounts are
+funded first, far beyond what their orders reserve, so no order is refused for
+funds and the books are the pure matcher's.
 
 When every order is processed and every matched trade has a terminal settlement,
 the workers stop and the audit replays the committed ``orders`` topic through the
-pure matcher (:mod:`streams.matching.matcher`), partition by partition in offset
-order, which is what the agent saw. What the workers committed must be exactly that:
+pure matcher (:mod:`streams.matching.matcher`, no reservations), partition by
+partition in offset order: a bond's orders are on one partition, so each book sees
+them as the engine did. What the workers committed must be exactly that:
 
 - ``order-events``: per bond, the same events in the same order: none missing,
   none twice;
-- ``trades``: every fill once, with the same id, accounts, quantity, price and time;
-- the ``orders`` table, as its changelog holds it: the same row for every order, so
-  a restart resumes the same books;
-- ``settlements``: exactly one terminal status per matched trade;
+- ``settlements``: every fill once, settled, with the same id, accounts, quantity
+  and price, exactly one terminal status each;
+- the engine's ``engine-orders`` rows, as its changelog holds them: the same row for
+  every order, so a restart resumes the same books;
+- the journal: no reservation left once every order ended (locks = open orders'
+  reservations + open trades' locks, and no trade is open);
 - ``rejections``: one per bad order.
 
     python -m tests.crash.scenarios.matching_crash --orders 6000 --kills 4
@@ -45,6 +51,7 @@ from aiokafka.errors import KafkaError
 
 from schemas import (
     CUSTODY,
+    LEDGER_EVENTS,
     ORDER_EVENTS,
     ORDERS,
     PAYMENTS,
@@ -62,7 +69,7 @@ from streams.kafka.admin import ensure_public_topics
 from streams.kafka.reader import read_committed
 from streams.matching.handler import rejected_event, request_of
 from streams.matching.matcher import Matcher
-from streams.topics import ORDERS_TABLE, changelog
+from streams.topics import ENGINE_ORDERS, engine_topic
 from tests.crash.scenarios.killharness import (
     Supervised,
     Tail,
@@ -91,7 +98,12 @@ SETTLE_STALL_S = PROGRESS_TIMEOUT_S
 TERMINAL = ("settled", "failed")
 #: What the matcher's group and the settlement engine's group must have
 #: committed to the end before the audit.
-QUIET = ((f"{APP_ID}-matcher", (ORDERS,)), (f"{APP_ID}-engine", (TRADES, PAYMENTS, CUSTODY)))
+QUIET = ((f"{APP_ID}-engine", (ORDERS, TRADES, PAYMENTS, CUSTODY)),)
+#: Funding per account: far more than its orders can reserve (units; USDC has 6
+#: decimals), so the engine refuses none for funds.
+FUNDS = {"JPYC": 10**12, "USDC": 10**18}
+#: A market buy's cap: never reached (6 face units at most, ~¥300,000).
+CAP = "10000000"
 U = 50_000
 
 
@@ -168,7 +180,7 @@ class _Flow:
                             "payment_id": f"fund-{account}-{token}",
                             "account": account,
                             "token": token,
-                            "amount": str(10**9),
+                            "amount": str(FUNDS[token] // 10 ** TOKENS[token]),
                             "kind": "deposit",
                         },
                     )
@@ -193,7 +205,7 @@ class _Flow:
         rng = self.rng
         self._n += 1
         market = rng.random() < 0.05
-        return {
+        order = {
             "order_id": f"o{self._n:07d}",
             "venue": rng.choice(VENUES),
             "account": rng.choice(self.accounts),
@@ -204,6 +216,9 @@ class _Flow:
             "currency": "JPYC" if rng.random() < 0.8 else "USDC",
             "time_in_force": "IOC" if rng.random() < 0.15 else "GTC",
         }
+        if market and order["side"] == "buy":
+            order["max_notional"] = CAP
+        return order
 
     def round(self, n: int) -> list[tuple[str, bytes, dict[str, Any]]]:
         rng = self.rng
@@ -257,7 +272,7 @@ async def run_scenario(
     await producer.start()
     # Orders processed: the group's committed offsets on `orders` (this producer is not
     # transactional, so every offset is a record).
-    processed = _Committed(bootstrap, f"{APP_ID}-matcher", ORDERS)
+    processed = _Committed(bootstrap, f"{APP_ID}-engine", ORDERS)
     terminal = Tail(
         settings,
         SETTLEMENTS,
@@ -276,6 +291,9 @@ async def run_scenario(
             await run.idle(1.0)
         give_up = time.monotonic() + PROGRESS_TIMEOUT_S
         await run.wait_for_no_lag(give_up)
+        # Every order still resting is cancelled: then no reservation may be left.
+        run.sent += await _cancel_open_orders(run)
+        await run.wait_for_no_lag(time.monotonic() + PROGRESS_TIMEOUT_S)
         log(f"all {run.sent} orders processed; waiting for the trades to settle")
         replayed = await expected_outputs(settings)
         await run.wait_for_settlements(replayed)
@@ -387,12 +405,9 @@ class _Run:
 
     async def wait_for_settlements(self, replayed: Expected) -> None:
         """Idle until every replayed trade that was committed has a terminal status."""
-        # Only trades that were committed can settle: wait for those. A missing one is
-        # the audit's to report, not a reason to wait.
-        committed = {
-            orjson.loads(r.value)["trade_id"] for r in await read_committed(self.settings, TRADES)
-        }
-        to_settle = set(replayed.trades) & committed
+        # A matched trade settles in the batch of its fill (T+0, both legs locked from
+        # the reservations): every one the replayed matcher made.
+        to_settle = set(replayed.trades)
         settled = (len(self.terminal.ids), time.monotonic())
         while not to_settle <= self.terminal.ids:
             if len(self.terminal.ids) != settled[0]:
@@ -424,7 +439,7 @@ async def _kill_workers(
     """SIGKILL a worker ``kills`` times, each restarted after a random pause. Each kill
     lands just after a fresh round goes out, while it is being matched (the matcher
     takes a round of 1,000 orders in a few hundred milliseconds): the feed waits for
-    the kills."""
+    the kills. The matcher is the engine's (issue 21): its worker is the holder."""
     run.feed_held = True
     try:
         for _ in range(kills):
@@ -433,8 +448,8 @@ async def _kill_workers(
             await run.send_round()
             await asyncio.sleep(rng.uniform(0.0, 0.15))
             alive = [w for w in run.workers if w.alive] or run.workers
-            holder = await asyncio.to_thread(holder_of, alive, "matcher")
-            # Mostly the matcher's worker (a takeover), sometimes the standby.
+            holder = await asyncio.to_thread(holder_of, alive, "engine")
+            # Mostly the engine's worker (a takeover), sometimes the standby.
             victim = holder if holder is not None and rng.random() < 0.75 else rng.choice(alive)
             await run.processed.poll()
             victim.kill()
@@ -443,7 +458,7 @@ async def _kill_workers(
             outcome.kills_mid_flow += run.processed.count < run.sent
             log(
                 f"kill {outcome.kills}/{kills} ({victim.name}"
-                f"{', the matcher' if victim is holder else ''}): {run.processed.count} of "
+                f"{', the engine' if victim is holder else ''}): {run.processed.count} of "
                 f"{run.sent} orders committed"
             )
             await run.idle(rng.choice([0.0, 3.0, 10.0]))
@@ -512,41 +527,36 @@ async def audit(settings: Settings, flow: _Flow, outcome: Outcome, expected: Exp
                 f"expected {want[first : first + 1]}"
             )
 
-    matched = [orjson.loads(r.value) for r in await read_committed(settings, TRADES)]
-    matched = [t for t in matched if t["venue"] == "kessai"]
-    counts = Counter(t["trade_id"] for t in matched)
-    outcome.trades = len(counts)
-    outcome.duplicates = sum(c - 1 for c in counts.values())
-    if outcome.duplicates:
-        problems.append(f"{outcome.duplicates} matched trades committed more than once")
-    got_trades = {t["trade_id"]: t for t in matched}
-    if got_trades != expected.trades:
-        missing = sorted(set(expected.trades) - set(got_trades))[:3]
-        extra = sorted(set(got_trades) - set(expected.trades))[:3]
-        changed = [
-            k for k in expected.trades if k in got_trades and got_trades[k] != expected.trades[k]
-        ]
-        problems.append(
-            f"trades: {len(got_trades)} committed, {len(expected.trades)} expected; "
-            f"missing {missing}, unexpected {extra}, different {changed[:3]}"
-        )
-
-    rows: dict[str, bytes] = {}
-    for r in await read_committed(settings, changelog(APP_ID, ORDERS_TABLE)):
-        rows[orjson.loads(r.key)] = r.value
-    if rows != expected.rows:
-        diff = sorted(set(rows.items()) ^ set(expected.rows.items()))[:3]
-        problems.append(f"orders table != the replayed matcher's rows, e.g. {diff}")
-
+    # The fills: each a settlement of the trade the replayed matcher made, once.
     terminal: Counter[str] = Counter()
+    got_trades: dict[str, dict[str, Any]] = {}
     for r in await read_committed(settings, SETTLEMENTS):
         value = orjson.loads(r.value)
-        if value["trade_id"] in expected.trades and value["status"] in TERMINAL:
+        if value["status"] in TERMINAL:
             terminal[value["trade_id"]] += 1
             outcome.statuses[value["status"]] += 1
-    wrong = {k: terminal[k] for k in expected.trades if terminal[k] != 1}
-    if wrong:
-        problems.append(f"{len(wrong)} matched trades without exactly one terminal status")
+            got_trades[value["trade_id"]] = {k: value[k] for k in _TRADE_FIELDS}
+    outcome.trades = len(got_trades)
+    outcome.duplicates = sum(c - 1 for c in terminal.values())
+    if outcome.duplicates:
+        problems.append(f"{outcome.duplicates} matched trades settled more than once")
+    want_trades = {tid: {k: t[k] for k in _TRADE_FIELDS} for tid, t in expected.trades.items()}
+    if got_trades != want_trades:
+        missing = sorted(set(want_trades) - set(got_trades))[:3]
+        extra = sorted(set(got_trades) - set(want_trades))[:3]
+        changed = [k for k in want_trades if k in got_trades and got_trades[k] != want_trades[k]]
+        problems.append(
+            f"matched trades: {len(got_trades)} settled, {len(want_trades)} expected; "
+            f"missing {missing}, unexpected {extra}, different {changed[:3]}"
+        )
+    if set(outcome.statuses) - {"settled"}:
+        problems.append(f"a matched trade did not settle: {dict(outcome.statuses)}")
+
+    rows = await _engine_rows(settings)
+    if rows != expected.rows:
+        diff = sorted(set(rows.items()) ^ set(expected.rows.items()))[:3]
+        problems.append(f"engine-orders rows != the replayed matcher's rows, e.g. {diff}")
+    await _no_reservation_left(settings, problems)
 
     rejections = [orjson.loads(r.value) for r in await read_committed(settings, REJECTIONS)]
     from_orders = [r for r in rejections if r["source_topic"] == ORDERS]
@@ -557,6 +567,46 @@ async def audit(settings: Settings, flow: _Flow, outcome: Outcome, expected: Exp
         )
     if expected.rejections < flow.bad:
         problems.append(f"only {expected.rejections} rejections for {flow.bad} bad orders")
+
+
+#: What a settlement says of its trade that the replayed matcher's trade says too.
+_TRADE_FIELDS = ("trade_id", "isin", "buyer", "seller", "quantity", "price", "currency")
+
+
+async def _cancel_open_orders(run: _Run) -> int:
+    """A cancel of every order resting in the engine's books, published; how many."""
+    cancels = []
+    for key, raw in (await _engine_rows(run.settings)).items():
+        isin, venue, order_id = orjson.loads(key)
+        row = orjson.loads(raw)
+        if row["r"] > 0:
+            cancel = {"order_id": order_id, "venue": venue, "account": row["a"],
+                      "isin": isin, "currency": row["c"], "action": "cancel"}  # fmt: skip
+            cancels.append((ORDERS, isin.encode(), cancel))
+    await run.publish(cancels)
+    return len(cancels)
+
+
+async def _no_reservation_left(settings: Settings, problems: list[str]) -> None:
+    """Every account's last journal record per asset: nothing locked, once every order
+    ended and every trade settled (a reservation left behind would hold cash for
+    nobody; one short would have let a fill go unpaid)."""
+    last: dict[tuple[str, str], str] = {}
+    for r in await read_committed(settings, LEDGER_EVENTS):
+        value = orjson.loads(r.value)
+        last[value["account"], value["asset"]] = value["locked"]
+    held = {k: v for k, v in last.items() if v != "0"}
+    if held:
+        problems.append(f"locked balances with every order ended: {sorted(held.items())[:3]}")
+    if not last:
+        problems.append("no journal at all")
+
+
+async def _engine_rows(settings: Settings) -> dict[str, bytes]:
+    rows: dict[str, bytes] = {}
+    for r in await read_committed(settings, engine_topic(APP_ID, ENGINE_ORDERS)):
+        rows[r.key.decode()] = r.value
+    return rows
 
 
 def main() -> int:

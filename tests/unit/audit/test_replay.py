@@ -27,7 +27,7 @@ def test_a_tombstone_on_every_input_topic_is_a_rejection_not_a_crash() -> None:
     for topic in (PAYMENTS, CUSTODY, TRADES, ORDERS):
         logs[topic] = {0: [_record(topic, 5, b"k", None)]}
     batch = Manifest(1, 1_700_000_000.0, rules_of(Settings()).to_json())
-    batch.segments = [Segment(t, 0, 5, 6) for t in (PAYMENTS, CUSTODY, TRADES)]
+    batch.segments = [Segment(t, 0, 5, 6) for t in (PAYMENTS, CUSTODY, TRADES, ORDERS)]
     logs[ENGINE_LOG] = {0: [_record(ENGINE_LOG, 0, None, batch.to_bytes())]}
     derived = derive(logs, Settings())
     assert len(derived.rejections) == 4

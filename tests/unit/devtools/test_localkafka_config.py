@@ -729,9 +729,11 @@ def test_the_worker_owns_its_prefix_and_reads_the_inputs() -> None:
     assert _allowed("worker", "Write", "transactional-id", "kessai-0-1")
     for topic in ("trades", "orders", "payments", "custody"):
         assert _allowed("worker", "Read", "topic", topic)
-    for topic in ("settlements", "ledger-events", "order-events", "rejections", "trades"):
+    for topic in ("settlements", "ledger-events", "order-events", "rejections", "penalties"):
         assert _allowed("worker", "Write", "topic", topic)
-    assert not _allowed("worker", "Write", "topic", "payments")
+    # The engine matches the orders (issue 21): it writes neither trades nor orders.
+    for topic in ("payments", "trades", "orders"):
+        assert not _allowed("worker", "Write", "topic", topic)
     assert not _allowed("worker", "Read", "topic", "other-app-changelog")
 
 

@@ -13,7 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import CUSTODY, INSTRUMENTS, ORDERS, PAYMENTS, SETTLEMENTS, TRADES, decode
+from schemas import (
+    CUSTODY,
+    INSTRUMENTS,
+    ORDER_EVENTS,
+    ORDERS,
+    PAYMENTS,
+    SETTLEMENTS,
+    TRADES,
+)
 from streams.bonds.terms import start_of
 from streams.engine.core import Batch, Engine, Outputs, Rules
 from streams.ledger import domain
@@ -522,21 +530,24 @@ def test_maturity_fails_open_trades_redeems_face_plus_coupon_and_leaves_no_suppl
     short = instrument(maturity_date="2026-09-20", issue_date="2025-04-01")
     engine = Engine()
     before = jst("2026-09-19", 23) + 1800  # its deadline is after the record time
+    # "a" offers 10m of its 100m: reserved; "s" has no bonds: its trade waits.
+    offer = {"order_id": "o1", "venue": "v", "account": "a", "isin": JGB, "side": "sell",
+             "quantity": 10_000_000, "price": "99.5", "currency": "JPYC"}  # fmt: skip
     batch(engine, PAYING, before, [
         short, custody(1, JGB, 100_000_000, "a"), cash(2, "agent", 100_450_000),
-        trade(3, before, quantity=50_000_000),  # "s" has no bonds: it waits
+        trade(3, before, quantity=50_000_000),
+        (ORDERS, JGB.encode(), orjson.dumps(offer), 0.0),
     ])  # fmt: skip
     out = batch(engine, PAYING, before + 1, [tick(jst("2026-09-20", 0))])
     assert [(s.status, s.reason) for s in out.statuses] == [("failed", "instrument_matured")]
     assert holdings(engine, JGB) == {} and engine.instruments[JGB].status == "matured"
-    # The matcher hears of it on `orders`: it cancels the bond's open orders.
-    [(_, key, value)] = [r for r in out.records if r[0] == ORDERS]
-    close = decode(ORDERS, value)
-    assert (key, close.action, close.venue, close.order_id) == (
-        JGB.encode(),
-        "close",
-        "kessai",
-        "maturity-2026-09-20",
+    # Its books close: the offer is cancelled and its reservation goes back first, so
+    # all 100m are burnt (streams/engine/orders.py).
+    [event] = [orjson.loads(v) for t, _, v in out.records if t == ORDER_EVENTS]
+    assert (event["order_id"], event["event"], event["reason"]) == (
+        "o1",
+        "cancelled",
+        "instrument_matured",
     )
     out = batch(engine, PAYING, jst("2026-09-20", 0) + 1, [tick(jst("2026-09-24", 0))])
     assert out.paid == [("redemption:JP1103771Q62:2026-09-20", 1, 100_450_000)]

@@ -300,7 +300,7 @@ def test_commit_durations_form_a_cumulative_histogram() -> None:
     assert abs(times.total_s - 99.325) < 1e-9
 
 
-def test_the_transactions_are_the_engines_and_the_matchers() -> None:
+def test_the_transactions_are_the_engines() -> None:
     from streams.runtime.batches import CommitTimes
     from streams.runtime.metrics import WorkerCollector
 
@@ -310,7 +310,7 @@ def test_the_transactions_are_the_engines_and_the_matchers() -> None:
             times.observe(s)
         return SimpleNamespace(stats=SimpleNamespace(commits=times, batches=len(seconds)))
 
-    collector = WorkerCollector(None, loop(0.01, 0.2), loop(0.03))
+    collector = WorkerCollector(None, loop(0.01, 0.2, 0.03))
     families = {f.name: f for f in collector._transactions()}
     assert families["kessai_transactions_committed"].samples[0].value == 3
     histogram = {s.name: s.value for s in families["kessai_commit_duration_seconds"].samples}
