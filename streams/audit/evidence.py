@@ -12,14 +12,19 @@ checks, with the signer registry and nothing else:
 - the cash that settled is what the signed trade says: face × price / 100 + accrued,
   truncated to the token's decimals (:func:`streams.money.cash_units`).
 
-A settlement without ``signed_trade`` is counted as unsigned; it is a problem when
-signatures are required (``--require-signed``, the default when the settings check
-signatures). Pure but for :func:`verify_settlements_main`'s read.
+A trade kessai's matcher made (issue 21: in the engine, id ``m-`` and 32 hex digits)
+has no signed trade: no venue signed it; its evidence is the venues' signed orders on
+``orders`` (the fills on ``order-events`` name it). It is counted apart, not as
+unsigned (a signing venue's trade ids start with its own prefix, never ``m-``).
+Any other settlement without ``signed_trade`` is counted as unsigned; it is a problem
+when signatures are required (``--require-signed``, the default when the settings
+check signatures). Pure but for :func:`verify_settlements_main`'s read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,6 +45,8 @@ PROBLEMS_SHOWN_MAX: Final = 20
 SHARED: Final = ("trade_id", "isin", "buyer", "seller", "quantity", "currency")
 #: Statuses that end a trade: each trade has exactly one.
 TERMINAL: Final = ("settled", "failed", "cancelled")
+#: The id of a trade kessai's matcher made (streams/matching/book.py ``fill_trade_id``).
+MATCHED_ID: Final = re.compile(r"m-[0-9a-f]{32}")
 
 PROG = "kessai"
 
@@ -120,6 +127,8 @@ class Report:
     records: int = 0
     verified: int = 0
     unsigned: int = 0
+    #: Records of trades kessai's matcher made (module doc).
+    matched: int = 0
     signers: Counter[str] = field(default_factory=Counter)
     #: (partition, offset, trade_id, what is wrong)
     problems: list[tuple[int, int, str, str]] = field(default_factory=list)
@@ -148,7 +157,9 @@ def check_records(records: list[Any], registry: signing.Registry, tokens: dict[s
             problem = check_settlement(value, registry, tokens)
         except (KeyError, TypeError, ArithmeticError) as err:  # InvalidOperation, Overflow
             problem = f"not a settlement record ({err!r})"
-        if problem == "unsigned":
+        if problem == "unsigned" and MATCHED_ID.fullmatch(trade_id):
+            report.matched += 1
+        elif problem == "unsigned":
             report.unsigned += 1
         elif problem is not None:
             report.problems.append((r.partition, r.offset, trade_id, problem))
@@ -169,8 +180,9 @@ def verify_settlements_main(settings: Settings, *, topic: str, require_signed: b
     by_signer = ", ".join(f"{n:,} by {s}" for s, n in sorted(report.signers.items()))
     print(
         f"{topic}: {report.records:,} committed records: {report.verified:,} trace back to a "
-        f"signed trade ({by_signer or 'none'}), {report.unsigned:,} unsigned, "
-        f"{len(report.problems):,} with problems"
+        f"signed trade ({by_signer or 'none'}), {report.matched:,} of trades kessai "
+        f"matched (their evidence: the venues' signed orders), {report.unsigned:,} "
+        f"unsigned, {len(report.problems):,} with problems"
     )
     for partition, offset, trade_id, problem in report.problems[:PROBLEMS_SHOWN_MAX]:
         print(f"  {topic}/{partition}@{offset} {trade_id}: {problem}")

@@ -178,6 +178,10 @@ class Desk:
         reservation (module doc, 2); decided, and remembered for :meth:`apply`."""
         buy, sell = (taker, maker) if taker.side == "buy" else (maker, taker)
         trade_id = fill_trade_id(book[0], book[1], maker.key, taker.key)
+        if self.batch.engine.seen(trade_id):
+            # A venue sent a trade under this id first (its orders' names are
+            # public): the fill cannot be made; the maker leaves the book.
+            return Funded(0, drop="duplicate")
         trade = self._trade(book, buy.account, sell.account, quantity, price, trade_id)
         if isinstance(trade, tuple):
             # The taker passed the same checks at its entry, just now: the maker's
@@ -292,7 +296,7 @@ def order_record(
         batch.matcher, key, value, timestamp_s,
         signers=batch.signers, quota=batch.order_quota, partition=partition,
         verified=batch.verified.get((ORDERS, partition, offset)),
-        reserve=desk.reserve, funding=desk.funding,
+        reserve=desk.reserve, funding=desk.funding, closes=False,
     )  # fmt: skip
     ended = {
         order_lock_id(e["isin"], e["venue"], e["order_id"]): e["account"]

@@ -171,6 +171,7 @@ def handle_record(
     verified: Any = None,
     reserve: Reserve | None = None,
     funding: Funding | None = None,
+    closes: bool = True,
 ) -> RecordOutputs:
     """Everything the agent sends for one record (``matcher``: the current books, lazily).
     With ``signers`` the venue's signature on the order is checked before the books see
@@ -208,7 +209,7 @@ def handle_record(
         return out
     assert isinstance(decoded, SubmitOrder)
     request = request_of(decoded)
-    limited = _held_back(decoded, quota, partition, at)
+    limited = _held_back(decoded, quota, partition, at, closes)
     if limited is not None:
         # Its venue is who it says (checked above), so it hears why; the id stays free
         # (a rate-limited order, or one dated outside its trade date's window).
@@ -230,11 +231,14 @@ def handle_record(
 
 
 def _held_back(
-    order: SubmitOrder, quota: Quota | None, partition: int, at: datetime
+    order: SubmitOrder, quota: Quota | None, partition: int, at: datetime, closes: bool
 ) -> tuple[str, str] | None:
-    """Why an order is refused before the books see it, its id left free: past its
-    venue's rate, or dated outside its trade date's window. kessai's own ``close`` (a
-    bond matured) is never rate-limited: it must not wait."""
+    """Why an order is refused before the books see it, its id left free: a ``close``
+    where records may not close (the engine closes a matured bond's books itself, ADR
+    0035), past its venue's rate, or dated outside its trade date's window. A
+    ``close`` is never rate-limited: it must not wait."""
+    if order.action == "close" and not closes:
+        return "not_authorized", "a bond's books are closed by kessai at its maturity"
     if quota is not None and order.action != "close":
         limited = quota.admit(order.venue, partition, at.timestamp())
         if limited is not None:

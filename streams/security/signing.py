@@ -144,7 +144,10 @@ Role = Literal["venue", "bridge", "matcher", "instruments"]
 ROLE_TOPICS: Final[dict[str, frozenset[str]]] = {
     "venue": frozenset({TRADES, ORDERS, CANCELLATIONS}),
     "bridge": frozenset({PAYMENTS, CUSTODY, RESERVES}),
-    "matcher": frozenset({TRADES, ORDERS}),
+    # The worker's own key (signer "kessai"): it signed the matcher's trades and a
+    # matured bond's close until the engine matched the orders itself (ADR 0035);
+    # now it signs nothing, and a record it signed is refused.
+    "matcher": frozenset(),
     "instruments": frozenset({INSTRUMENTS}),
 }
 SIGNED_TOPICS: Final = frozenset().union(*ROLE_TOPICS.values())
@@ -346,13 +349,13 @@ def for_worker(settings: Settings) -> tuple[LiveRegistry | None, SigningKey | No
     registry = live.current()
     if settings.signing_key_file is None:
         raise RegistryError(
-            "signature checks are on, so the matcher signs its trades: set "
+            "signature checks are on, so a worker holds the registry's worker key: set "
             f"KESSAI_SIGNING_KEY_FILE (and KESSAI_SIGNER_ID, default {MATCHER_SIGNER!r})"
         )
     if (settings.signer_id or MATCHER_SIGNER) != MATCHER_SIGNER:
         raise RegistryError(
-            f"KESSAI_SIGNER_ID={settings.signer_id!r}: a worker signs the trades its matcher "
-            f"makes, whose venue is {MATCHER_SIGNER!r}, so it signs as {MATCHER_SIGNER!r}"
+            f"KESSAI_SIGNER_ID={settings.signer_id!r}: the worker's key is the registry's "
+            f"{MATCHER_SIGNER!r} entry, so it is {MATCHER_SIGNER!r}"
         )
     key = SigningKey.load(MATCHER_SIGNER, settings.signing_key_file, registry.deployment)
     mine = [s for s in registry.entries.get(key.signer, ()) if s.role == "matcher"]

@@ -6,16 +6,24 @@ market in rounds: deposits, trades between funded and unfunded accounts competin
 for the same cash and bonds, late top-ups, withdrawals (some too large), repeated
 ids and bad records. Meanwhile it SIGKILLs a random worker at random moments and
 restarts it, with two workers in the group most of the time. When every trade has
-a terminal status it stops the workers and audits what was committed
-(read_committed):
+a terminal status (or, in the recycle mode, is failing) it stops the workers and
+audits what was committed (read_committed):
 
-- exactly one terminal ``settlements`` record per trade, and no record twice;
+- exactly one terminal ``settlements`` record per trade, and no record twice; in the
+  recycle mode a trade may instead end the run ``failing`` (open, recycling);
 - ``ledger-events`` is a consistent journal (gap-free seq, balance = previous + delta);
 - every deposit and accepted withdrawal counted once, every repeat rejected;
 - conservation per asset: sum of available + locked = deposits - withdrawals;
 - each account's balance = its deposits - withdrawals + its settled trades;
-- nothing left locked or queued, and the ``accounts`` table (as its changelog holds
-  it) equal to the positions rebuilt from ``ledger-events``.
+- nothing locked or queued but what the failing trades hold or wait for, and the
+  ``accounts`` table (as its changelog holds it) equal to the positions rebuilt from
+  ``ledger-events``;
+- recycle mode: every failing trade has its fail day's penalty.
+
+**The recycle mode** (``recycle=True``, the default mode of a worker since issue 21):
+the cut-off is set to the next whole minute in Japan at least a minute away
+(``KESSAI_CUTOFF``), so it falls inside the run: a trade still short then is
+``failing`` with a penalty, goes on recycling, and settles if a late top-up comes.
 
 Under the secure profile (``profile=``, tests/support/profiles.py) the same market
 runs on a SASL/SCRAM + TLS broker with ACLs: the venue's trades are signed and written
@@ -44,7 +52,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -57,6 +65,7 @@ from schemas import (
     INSTRUMENTS,
     LEDGER_EVENTS,
     PAYMENTS,
+    PENALTIES,
     REJECTIONS,
     SETTLEMENTS,
     TRADES,
@@ -116,7 +125,9 @@ ROUND_INTERVAL_S = 1.0
 BACKLOG_MIN = 1_500
 DEADLINE_S = 60.0
 PROGRESS_TIMEOUT_S = 180.0
-TERMINAL = ("settled", "failed")
+TERMINAL = ("settled", "failed", "cancelled")
+#: Where a trade may end the run in the recycle mode: still open, recycling.
+FAILING = "failing"
 
 
 @dataclass
@@ -141,6 +152,8 @@ class Outcome:
     signed_settlements: int = 0
     #: Broker failures (``chaos=``), each with what it cost (:class:`Recovery`).
     recoveries: list[Recovery] = field(default_factory=list)
+    #: Recycle mode: penalty records committed.
+    penalties: int = 0
 
     def summary(self) -> str:
         return (
@@ -150,6 +163,7 @@ class Outcome:
             f"duplicates={self.duplicates} conservation_error={self.conservation_error} "
             f"crashes={len(self.crashes)} replay={self.replay_checks} checks over "
             f"{self.replay_compared} records signed_settlements={self.signed_settlements} "
+            f"penalties={self.penalties} "
             f"elapsed_s={self.elapsed_s:.0f}"
             + "".join(f"\n  broker {r.render()}" for r in self.recoveries)
         )
@@ -370,16 +384,16 @@ async def run_scenario(
     profile: Profile | None = None,
     chaos: BrokerChaos | None = None,
     replication: int | None = None,
+    recycle: bool = False,
 ) -> Outcome:
     """Play the market against two supervised workers, killing them, then audit.
-
     ``profile``: who connects as whom, and who signs what (None: the plain profile,
     no credentials and nothing signed). Secure: topics are made as the admin, the
     workers run as the worker principal, each input is signed and written by its
     principal (``_profiles.WRITER``), and everything is read back as ops.
     ``chaos``: brokers of a cluster lost between the worker kills (issue 19).
     ``replication``: every topic's (``KESSAI_REPLICATION_FACTOR``; None: the cluster's).
-    """
+    ``recycle``: the recycle mode, its cut-off inside the run (module doc); else atomic."""
     say = log
     started = time.monotonic()
     rng = random.Random(seed)
@@ -397,12 +411,11 @@ async def run_scenario(
     crashed = False
     venue = _Venue(profile)
     await venue.start()
-    terminal = Tail(
-        reader, SETTLEMENTS, lambda v: str(v["trade_id"]) if v["status"] in TERMINAL else None
-    )
+    done = (*TERMINAL, FAILING) if recycle else TERMINAL  # failing: recycling, open
+    terminal = Tail(reader, SETTLEMENTS, lambda v: v["trade_id"] if v["status"] in done else None)
     await terminal.start()
     workdir.mkdir(parents=True, exist_ok=True)
-    workers = supervised_workers(_worker_env(profile, replication), workdir, outcome.crashes)
+    workers = supervised_workers(_env(profile, replication, recycle, say), workdir, outcome.crashes)
     run = _Run(market, trades, workdir, venue, terminal, workers, outcome)
     try:
         await run.start(_settings_of(profile, "worker"))
@@ -431,7 +444,21 @@ async def run_scenario(
     return outcome
 
 
-def assert_survived(outcome: Outcome, *, trades: int, kills: int) -> None:
+def _env(profile: Profile, replication: int | None, recycle: bool, say: Any) -> dict[str, str]:
+    env = _worker_env(profile, replication, cutoff=_cutoff_soon() if recycle else None)
+    say(f"fail mode: {env['KESSAI_FAIL_MODE']}, cut-off {env.get('KESSAI_CUTOFF', '-')} JST")
+    return env
+
+
+def _cutoff_soon() -> str:
+    """The next whole minute in Japan at least a minute from now, ``HH:MM`` (24:00 at
+    most: a run begun in the day's last minutes has its cut-off at midnight)."""
+    jst = datetime.now(UTC) + timedelta(hours=9, seconds=60)
+    minutes = min(jst.hour * 60 + jst.minute + 1, 24 * 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def assert_survived(outcome: Outcome, *, trades: int, kills: int, recycle: bool = False) -> None:
     """The crash tests' verdict on a run: no problem found, and every path exercised."""
     print(outcome.summary())
     assert outcome.problems == [], outcome.summary() + "\n" + "\n".join(outcome.problems)
@@ -445,9 +472,16 @@ def assert_survived(outcome: Outcome, *, trades: int, kills: int) -> None:
     assert outcome.replay_checks == 19 and outcome.replay_compared > trades
     assert outcome.duplicates == 0
     assert set(outcome.conservation_error.values()) <= {"0", "0.000000"}
-    # The market exercised every path: settled, failed for each reason, pending first.
-    for status in ("settled", "failed/insufficient_cash", "failed/insufficient_securities"):
+    # The market exercised every path: settled, failed (atomic) or failing (recycle)
+    # for each reason, pending first.
+    kinds = ("failing (open)/insufficient_cash", "failing (open)/insufficient_securities")
+    if not recycle:
+        kinds = ("failed/insufficient_cash", "failed/insufficient_securities")
+    for status in ("settled", *kinds):
         assert outcome.statuses[status] > 0, outcome.statuses
+    if recycle:
+        assert not any(s.startswith("failed") for s in outcome.statuses), outcome.statuses
+        assert outcome.penalties > 0
     assert outcome.statuses["pending (on the way)"] > 0, outcome.statuses
     for reason in ("duplicate", "insufficient_funds"):
         assert outcome.rejections[reason] > 0, outcome.rejections
@@ -465,14 +499,17 @@ def _registry(profile: Profile, reader: Settings) -> signing.Registry | None:
     return signing.registry_for(reader)
 
 
-def _worker_env(profile: Profile, replication: int | None = None) -> dict[str, str]:
+def _worker_env(
+    profile: Profile, replication: int | None = None, *, cutoff: str | None = None
+) -> dict[str, str]:
     return {
         **os.environ,
         **profile.worker_env,
         "KESSAI_APP_ID": APP_ID,
         "KESSAI_TOKENS": ",".join(f"{k}:{v}" for k, v in TOKENS.items()),
         "KESSAI_SETTLEMENT_DEADLINE_S": str(DEADLINE_S),
-        "KESSAI_FAIL_MODE": "atomic",
+        "KESSAI_FAIL_MODE": "atomic" if cutoff is None else "recycle",
+        **({"KESSAI_CUTOFF": cutoff} if cutoff is not None else {}),
         "KESSAI_SECURITY_MASTER": "required",
         "PYTHONUNBUFFERED": "1",
         **({"KESSAI_REPLICATION_FACTOR": str(replication)} if replication else {}),
@@ -659,9 +696,11 @@ async def audit(
     async def read(topic: str) -> list[Any]:
         return await read_committed(settings, topic)
 
-    # 1. settlements: one terminal record per trade, no record twice.
+    # 1. settlements: one terminal record per trade (or failing, open), no record twice.
     records = [orjson.loads(r.value) for r in await read(SETTLEMENTS)]
-    terminal = _audit_settlements(records, fed, outcome)
+    terminal, failing = _audit_settlements(records, fed, outcome)
+    if failing or outcome.penalties:
+        _audit_penalties([orjson.loads(r.value) for r in await read(PENALTIES)], failing, outcome)
     if registry is not None:
         _audit_signatures(records, registry, (settings or Settings()).tokens, outcome)
     # 2. rejections: every repeat and every bad record, once, with its reason.
@@ -674,18 +713,23 @@ async def audit(
     except JournalError as err:
         outcome.problems.append(f"ledger-events: {err}")
         return
-    _audit_journal(events, positions, fed, terminal, refused, outcome)
+    _audit_journal(events, positions, fed, terminal, refused, outcome, _held(failing))
     # 4. the live table, as its changelog holds it, equals the rebuilt positions.
-    _audit_table(await read(f"{APP_ID}-engine-accounts"), positions, outcome)
+    _audit_table(await read(f"{APP_ID}-engine-accounts"), positions, outcome, failing)
 
 
 #: Per trade id, its terminal ``settlements`` records (values).
 _Terminal = dict[str, list[dict[str, Any]]]
+#: Per trade id open at the end (recycle mode), its last record: ``failing``.
+_Failing = dict[str, dict[str, Any]]
 
 
-def _audit_settlements(records: list[dict[str, Any]], fed: _Fed, outcome: Outcome) -> _Terminal:
-    """One terminal record per trade fed, none for another, no record twice; counts the
-    statuses into ``outcome``. Returns the terminal records by trade."""
+def _audit_settlements(
+    records: list[dict[str, Any]], fed: _Fed, outcome: Outcome
+) -> tuple[_Terminal, _Failing]:
+    """One terminal record per trade fed (or its last one ``failing``: open), none for
+    another, no record twice; counts the statuses into ``outcome``. Returns the
+    terminal records by trade, and the failing trades' last records."""
     problems = outcome.problems
     seen = Counter((v["trade_id"], v["status"], v["reason"]) for v in records)
     outcome.duplicates = sum(c - 1 for c in seen.values() if c > 1)
@@ -695,8 +739,12 @@ def _audit_settlements(records: list[dict[str, Any]], fed: _Fed, outcome: Outcom
     for v in records:
         if v["status"] in TERMINAL:
             terminal[v["trade_id"]].append(v)
+    last = {v["trade_id"]: v for v in records}  # a trade's records are in order
+    failing = {t: v for t, v in last.items() if t not in terminal and v["status"] == FAILING}
+    for v in failing.values():
+        outcome.statuses[f"failing (open)/{v['reason']}"] += 1
     unknown = terminal.keys() - fed.trades.keys()
-    missing = fed.trades.keys() - terminal.keys()
+    missing = fed.trades.keys() - terminal.keys() - failing.keys()
     several = [t for t, vs in terminal.items() if len(vs) > 1]
     for what, ids in (("unknown trades", unknown), ("no terminal status", missing)):
         if ids:
@@ -708,7 +756,40 @@ def _audit_settlements(records: list[dict[str, Any]], fed: _Fed, outcome: Outcom
             f"{vs[0]['status']}" + (f"/{vs[0]['reason']}" if vs[0]["reason"] else "")
         ] += 1
     outcome.statuses["pending (on the way)"] = sum(1 for v in records if v["status"] == "pending")
-    return terminal
+    return terminal, failing
+
+
+def _audit_penalties(penalties: list[dict[str, Any]], failing: _Failing, outcome: Outcome) -> None:
+    """Each trade still failing has its fail day's penalty; no trade has one it should
+    not (only trades that failed a day: failing now, or settled after)."""
+    outcome.penalties = len(penalties)
+    charged = {p["trade_id"] for p in penalties}
+    if missing := failing.keys() - charged:
+        outcome.problems.append(f"penalties: none for {len(missing)} failing trades, "
+                                f"e.g. {sorted(missing)[:3]}")  # fmt: skip
+
+
+def _held(failing: _Failing) -> dict[tuple[str, str], Decimal]:
+    """What the failing trades hold locked: a seller's bonds while the cash leg waits
+    (reason ``insufficient_cash``); a trade short of bonds holds nothing."""
+    out: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for v in failing.values():
+        if v["reason"] == "insufficient_cash":
+            out[v["seller"], v["isin"]] += v["quantity"]
+    return out
+
+
+def _open_legs(failing: _Failing) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """account -> the lock ids the failing trades hold, and those they wait for."""
+    locks: dict[str, set[str]] = defaultdict(set)
+    waiting: dict[str, set[str]] = defaultdict(set)
+    for tid, v in failing.items():
+        if v["reason"] == "insufficient_cash":
+            locks[v["seller"]].add(f"{tid}/bonds")
+            waiting[v["buyer"]].add(f"{tid}/cash")
+        else:  # the bonds leg waits (and the cash was only probed)
+            waiting[v["seller"]].add(f"{tid}/bonds")
+    return locks, waiting
 
 
 def _audit_signatures(
@@ -757,17 +838,20 @@ def _audit_journal(
     terminal: _Terminal,
     refused: set[str],
     outcome: Outcome,
+    held_open: dict[tuple[str, str], Decimal],
 ) -> None:
     """Every move applied once (none refused), each balance = its deposits -
-    withdrawals + settled trades, nothing locked, conservation per asset, no negative
-    balance; the error per asset into ``outcome``."""
+    withdrawals + settled trades, nothing locked but what the failing trades hold
+    (``held_open``), conservation per asset, no negative balance; the error per asset
+    into ``outcome``."""
     problems = outcome.problems
     expected, inflow = _expected_balances(events, fed, terminal, refused, problems)
     held: dict[str, Decimal] = defaultdict(Decimal)
     for (account, asset), p in positions.items():
         held[asset] += p.available + p.locked
-        if p.locked:
-            problems.append(f"{account} {asset}: {p.locked} still locked")
+        if p.locked != held_open.get((account, asset), 0):
+            problems.append(f"{account} {asset}: {p.locked} still locked, "
+                            f"{held_open.get((account, asset), 0)} by failing trades")  # fmt: skip
         if p.available + p.locked != expected[account, asset]:
             problems.append(
                 f"{account} {asset}: holds {p.available + p.locked}, "
@@ -818,20 +902,28 @@ def _expected_balances(
 
 
 def _audit_table(
-    changelog: list[Any], positions: dict[tuple[str, str], Position], outcome: Outcome
+    changelog: list[Any],
+    positions: dict[tuple[str, str], Position],
+    outcome: Outcome,
+    failing: _Failing,
 ) -> None:
     """The engine's accounts, as their changelog holds them: no lock or queued request
-    left, and every balance equal to the positions rebuilt from the journal."""
+    left but the failing trades', and every balance equal to the positions rebuilt
+    from the journal."""
     problems = outcome.problems
     table: dict[str, dict[str, Any] | None] = {}
     for r in changelog:
         table[r.key.decode()] = orjson.loads(r.value) if r.value is not None else None
     from_table: dict[tuple[str, str], Decimal] = {}
+    locks, waiting = _open_legs(failing)
     for account, raw in table.items():
         state = AccountState.from_json(raw)
-        if state.locks or state.waiting:
+        queued = {w[0] for w in state.waiting}
+        if set(state.locks) != locks.get(account, set()) or queued != waiting.get(account, set()):
             problems.append(
-                f"table {account}: {len(state.locks)} locks, {len(state.waiting)} queued"
+                f"table {account}: {len(state.locks)} locks, {len(queued)} queued; the "
+                f"failing trades: {len(locks.get(account, ()))} and "
+                f"{len(waiting.get(account, ()))}"
             )
         for asset, (available, locked) in state.balances.items():
             decimals = TOKENS.get(asset, 0)

@@ -19,6 +19,7 @@ from streams.ledger.messages import order_lock_id
 from streams.matching.book import fill_trade_id
 from streams.matching.matcher import decode_row
 from tests.unit.engine.test_bonds import JGB, batch, custody, instrument, jst, settlements
+from tests.unit.engine.test_bonds import trade as bond_trade
 from tests.unit.engine.test_core import Input, cash, totals
 from tests.unit.engine.test_fails import RECYCLE
 
@@ -324,3 +325,26 @@ def test_a_refusal_says_what_was_short_and_by_how_much() -> None:
     [detail] = [orjson.loads(v)["detail"] for t, _, v in out.records if t == REJECTIONS]
     # ¥296,400,000 at 98.80 and ¥340,273 accrued (46 days of 0.9 % on ¥300m).
     assert detail == "order b1 of v reserves 296740273 JPYC; b has 200000000 available"
+
+
+def test_a_venue_trade_under_a_fills_id_costs_the_maker_its_place_not_the_engine() -> None:
+    # A fill's id is computable from the orders' names: a venue that sends a trade
+    # under it first (the open profile) must not stop the engine when the fill comes.
+    engine = funded_engine()
+    taken = fill_trade_id(JGB, "JPYC", ("v", "s1"), ("v", "b1"))
+    topic, _, value, _ = bond_trade(9, DAY, quantity=50_000, buyer="x", seller="y")
+    squatter = (
+        topic,
+        taken.encode(),
+        orjson.dumps({**orjson.loads(value), "trade_id": taken}),
+        0.0,
+    )
+    batch(engine, RECYCLE, DAY, [squatter, order("s1", "s", "sell", 100_000_000, "98.765")])
+    out = batch(engine, RECYCLE, DAY + 1, [order("b1", "b", "buy", 100_000_000, "98.80")])
+    assert events(out) == [("b1", "accepted", None), ("s1", "cancelled", "duplicate")]
+    assert state(engine, "s").balances[JGB] == [100_000_000, 0]  # s1's reservation back
+    check_locks_of(engine, "b", {order_lock_id(JGB, "v", "b1")})
+
+
+def check_locks_of(engine: Engine, account: str, locks: set[str]) -> None:
+    assert set(state(engine, account).locks) == locks

@@ -26,7 +26,6 @@ from schemas import (
     RESERVES,
     TRADES,
     SettlementStatusChanged,
-    TradeExecuted,
     decode,
 )
 from streams.config import Settings
@@ -267,12 +266,13 @@ def test_roles_sign_only_their_topics() -> None:
     assert reason(TRADES, bridge_trade) == "not_authorized"
     matcher_order = sign(ORDERS, order(venue="kessai"), MATCHER)
     assert reason(ORDERS, matcher_order) == "not_authorized"
-    # kessai closes a matured bond's books (its only order); no venue may.
+    # The engine closes a matured bond's books in its batch (ADR 0035): no record may,
+    # and the worker's key signs nothing any more, not even a trade of venue kessai.
     close = order(venue="kessai", account="kessai", action="close")
-    assert check(ORDERS, sign(ORDERS, close, MATCHER)) is None
+    assert reason(ORDERS, sign(ORDERS, close, MATCHER)) == "not_authorized"
     assert reason(ORDERS, sign(ORDERS, close, VENUE_A)) == "not_authorized"
-    # The matcher trades for any account: it only pairs orders already checked.
-    assert reason(TRADES, sign(TRADES, trade(venue="kessai", buyer="x"), MATCHER)) is None
+    made = sign(TRADES, trade(venue="kessai", buyer="x"), MATCHER)
+    assert reason(TRADES, made) == "not_authorized"
 
 
 # -- the canonical bytes ------------------------------------------------------------------
@@ -426,24 +426,16 @@ def test_the_ledger_intake_checks_the_bridge() -> None:
     assert isinstance(unsigned, tuple) and unsigned[0] == "bad_signature"
 
 
-def test_the_matcher_checks_orders_and_signs_its_trades() -> None:
+def test_the_matcher_checks_each_orders_signature() -> None:
     matcher = Matcher({}, tokens=TOKENS)
     sell = sign(ORDERS, order(order_id="s", side="sell", account="bob"), VENUE_A)
     buy = sign(ORDERS, order(order_id="b"), VENUE_A)
     for record in (sell, buy):
         out = handle_record(
-            lambda: matcher,
-            JGB.encode(),
-            orjson.dumps(record),
-            NOW_S,
-            signers=REGISTRY,
-            signing_key=MATCHER,
+            lambda: matcher, JGB.encode(), orjson.dumps(record), NOW_S, signers=REGISTRY
         )
         assert out.rejection is None, out.rejection
-    [made] = out.trades
-    wire = orjson.loads(orjson.dumps(made))
-    assert wire["signer"] == "kessai" and check(TRADES, wire) is None
-    assert isinstance(decode(TRADES, orjson.dumps(wire)), TradeExecuted)
+    assert len(out.trades) == 1
     stolen = sign(ORDERS, order(order_id="c", account="carol"), VENUE_A)
     out = handle_record(
         lambda: matcher, JGB.encode(), orjson.dumps(stolen), NOW_S, signers=REGISTRY
@@ -655,8 +647,6 @@ def test_a_signed_record_is_valid_until_its_time_and_no_longer() -> None:
     message = signing.signed_bytes(DEPLOYMENT, TRADES, b"venue-a:T-1", body)
     unbounded = {**body, "signature": signing._b64(VENUE_A.key.sign(message))}
     assert reason(TRADES, unbounded) == "invalid_validity"
-    made = sign(TRADES, trade(venue="kessai", trade_id="kessai:T-1"), MATCHER)
-    assert "valid_until" not in made and reason(TRADES, made) is None
     # An auditor without the broker's time checks with the key valid in the window.
     assert check(TRADES, signed, at=None) is None
 
@@ -717,10 +707,9 @@ def test_the_id_kessai_is_the_matchers_alone(tmp_path: Path) -> None:
         signing.registry_of(
             _doc([{"id": "m-1", "role": "matcher", "public_key": MATCHER.public_text()}]), None
         )
-    # A worker signing as anything but the matcher's venue would have every trade its
-    # matcher makes refused (venue "kessai" != signer): it does not start.
+    # The worker's key is the registry's "kessai" entry: any other id does not start.
     settings = dataclasses.replace(_files(tmp_path, MATCHER), signer_id="matcher-1")
-    with pytest.raises(signing.RegistryError, match="signs as 'kessai'"):
+    with pytest.raises(signing.RegistryError, match="so it is 'kessai'"):
         signing.for_worker(settings)
 
 
@@ -796,3 +785,21 @@ def test_verify_settlements_survives_crafted_numbers_and_names_a_second_terminal
     assert problems[1].startswith("not a settlement record"), problems
     assert problems[2] == "not a JSON object"
     assert problems[3] == "a second terminal status", problems
+
+
+def test_verify_settlements_counts_a_matched_trade_apart_not_as_unsigned() -> None:
+    """A trade the engine's matcher made has no signed trade (issue 21): counted apart;
+    any other settlement without one, and a venue trade named like one, stay unsigned."""
+    from aiokafka.structs import ConsumerRecord
+
+    from streams.audit.evidence import check_records
+
+    settlement = {**_settled(sign(TRADES, trade(), VENUE_A)), "signed_trade": None}
+
+    def record(offset: int, trade_id: str) -> ConsumerRecord[bytes, bytes]:
+        raw = orjson.dumps({**settlement, "trade_id": trade_id})
+        return ConsumerRecord("settlements", 0, offset, 0, 0, b"k", raw, None, 0, 0, ())
+
+    records = [record(0, "m-" + "0f" * 16), record(1, "t1"), record(2, "m-short")]
+    report = check_records(records, REGISTRY, TOKENS)
+    assert (report.matched, report.unsigned, report.problems) == (1, 2, [])
