@@ -37,6 +37,7 @@ orders' reservations plus its open trades' locks.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -123,6 +124,8 @@ class Desk:
     spent: dict[tuple[str, str], int] = field(default_factory=dict)
     #: Why the record's new order could not reserve (reason, detail), if it could not.
     refused: tuple[str, str] | None = None
+    #: (book, face, price) -> the trade of those terms made in this record.
+    made: dict[tuple[BookKey, int, str], Trade] = field(default_factory=dict)
 
     # -- entry ----------------------------------------------------------------------
 
@@ -237,14 +240,19 @@ class Desk:
         self, book: BookKey, buyer: str, seller: str, quantity: int, price: Decimal,
         trade_id: str,
     ) -> Trade | tuple[str, str]:  # fmt: skip
-        """The trade settlement takes for a fill, by the trade intake's own rules."""
+        """The trade settlement takes for a fill, by the trade intake's own rules (the
+        same terms again in this record, e.g. a taker filled whole at its own limit:
+        the same trade, renamed)."""
+        made = self.made.get((book, quantity, str(price)))  # "98.765" is not "98.7650"
+        if made is not None:
+            return dataclasses.replace(made, trade_id=trade_id, buyer=buyer, seller=seller)
         batch = self.batch
         isin, currency, settles = book
         settlement_date = None if settles is None else date.fromisoformat(settles)
         executed = _Made(trade_id, isin, buyer, seller, quantity, price, currency,
                          self.at, settlement_date)  # fmt: skip
         fails = batch.rules.fails
-        return trade_rules.to_trade(
+        trade = trade_rules.to_trade(
             executed,
             self.at.timestamp(),
             tokens=dict(batch.rules.tokens),
@@ -252,6 +260,9 @@ class Desk:
             master=batch.master,
             cutoff_s=None if fails is None else fails.cutoff_s,
         )
+        if not isinstance(trade, tuple):
+            self.made[book, quantity, str(price)] = trade
+        return trade
 
     # -- after the book ---------------------------------------------------------------
 

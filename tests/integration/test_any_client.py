@@ -119,7 +119,12 @@ async def test_kcat_and_aiokafka_records_meet_in_one_book_and_one_duplicate_chec
                 lambda s: sum(1 for r in s if r["topic"] == "settlements"
                               and r.get("buyer") == buyer and r["status"] == "settled") >= 2
                 and any(r["topic"] == "rejections" and trade_id in orjson.dumps(r).decode()
-                        for r in s),
+                        for r in s)
+                # The fills' events are in the settlement's transaction, but each topic
+                # is read at its own pace: wait for them too.
+                and sum(1 for r in s if r["topic"] == "order-events"
+                        and r.get("order_id") in (f"ask-{run}", f"bid-{run}")
+                        and r["event"] == "filled") >= 2,
             )  # fmt: skip
     finally:
         await profile.close()

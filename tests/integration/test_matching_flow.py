@@ -237,10 +237,16 @@ async def _check_rejections(reader: Settings, bond: _Bond) -> None:
     seen = await collect(
         reader,
         ["rejections"],
-        lambda s: sum(1 for r in s if f"-{run}" in (r.get("ref") or "")) >= 4,
+        lambda s: sum(1 for r in s if f"-{run}" in (r.get("ref") or "")) >= 5,
     )
     reasons = sorted(r["reason"] for r in seen if f"-{run}" in (r.get("ref") or ""))
-    assert reasons == ["duplicate", "invalid_price", "invalid_quantity", "wrong_key"]
+    assert reasons == [
+        "duplicate",
+        "insufficient_funds",  # b5: more than the buyer has left
+        "invalid_price",
+        "invalid_quantity",
+        "wrong_key",
+    ]
     seen = await collect(
         reader,
         ["order-events"],
