@@ -705,7 +705,7 @@ class SubmitOrder(_Signed):
         description=(
             "A market buy's cap: the most cash (principal and accrued, in the order's "
             "currency) its fills may take, reserved when it arrives; required on a market "
-            "buy (`max_notional_required`), refused on any other order."
+            "buy (`max_notional_required`), refused on any other new order."
         ),
     )
 
@@ -714,9 +714,13 @@ class SubmitOrder(_Signed):
         # A cancel names its order by order_id; side and quantity only matter for a new one.
         if self.action == "new" and (self.side is None or self.quantity is None):
             _fail("incomplete_order", "a new order needs side and quantity")
-        if self.max_notional is not None and (
-            self.action != "new" or self.side != "buy" or self.price is not None
+        if (
+            self.max_notional is not None
+            and self.action == "new"
+            and (self.side != "buy" or self.price is not None)
         ):
+            # A cancel may carry its order's fields (ignored); a new order, only a
+            # market buy has a cap.
             _fail("invalid_max_notional", "max_notional caps a market buy only")
         if self.action == "close" and self.venue != CLOSING_VENUE:
             _fail("not_authorized", f"only {CLOSING_VENUE!r} closes a bond's books")

@@ -23,8 +23,9 @@ import asyncio
 import hashlib
 import logging
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, TypeVar
 
 from aiokafka import TopicPartition
 
@@ -42,6 +43,10 @@ FETCH_RECORDS_MAX: Final = 10_000
 FETCH_WAIT_MS: Final = 1_000
 #: How long SQLite waits for another worker's write on the same file.
 BUSY_TIMEOUT_S: Final = 30.0
+#: How long to wait before trying a locked file again.
+LOCKED_RETRY_S: Final = 1.0
+
+T = TypeVar("T")
 
 _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS trades (trade_id TEXT PRIMARY KEY, row BLOB NOT NULL)",
@@ -63,7 +68,12 @@ class ArchiveIndex:
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
+            # Switching to WAL takes an exclusive lock at once, without waiting: a second
+            # worker on the same state dir failed on it ("database is locked") while the
+            # first held a write (tests/crash/test_engine_takeover.py, a paused worker).
+            # Asked first, it is a plain read once the file is WAL.
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
             for statement in _SCHEMA:
                 db.execute(statement)
             db.commit()
@@ -97,6 +107,20 @@ class ArchiveIndex:
             db.executemany("INSERT OR REPLACE INTO trades VALUES (?, ?)", rows)
             db.execute("INSERT OR REPLACE INTO read_to VALUES (?, ?)", (self.topic, next_offset))
 
+    async def _retrying(self, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)`` on a thread, again while the file is locked by another
+        process (a worker sharing this state dir, paused mid-write: the index is
+        this worker's convenience, not a reason to stop it)."""
+        while True:
+            try:
+                return await asyncio.to_thread(call, *args)
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) and "busy" not in str(err):
+                    raise
+                logger.warning("archive: %s is locked by another process (%s); trying "
+                               "again in %.1f s", self.path, err, LOCKED_RETRY_S)  # fmt: skip
+                await asyncio.sleep(LOCKED_RETRY_S)
+
     async def run(self) -> None:
         """Tail the archive topic into the file, for as long as the worker runs."""
         tp = TopicPartition(self.topic, 0)
@@ -104,7 +128,7 @@ class ArchiveIndex:
         await consumer.start()
         try:
             consumer.assign([tp])
-            start = await asyncio.to_thread(self.next_offset)
+            start = await self._retrying(self.next_offset)
             end = (await consumer.end_offsets([tp]))[tp]
             if start > end:
                 logger.warning(
@@ -123,6 +147,6 @@ class ArchiveIndex:
                 if not records:
                     continue
                 rows = [(r.key.decode(), r.value) for r in records if r.key and r.value]
-                await asyncio.to_thread(self.add, rows, records[-1].offset + 1)
+                await self._retrying(self.add, rows, records[-1].offset + 1)
         finally:
             await consumer.stop()

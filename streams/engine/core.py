@@ -295,6 +295,9 @@ class Engine:
         self.orders = Rows()
         self.order_rates: dict[str, bytes] = {}
         self._matcher: Matcher | None = None
+        #: The trade intake's dated terms, reused for trades of the same terms (pure:
+        #: a restored engine, without it, computes the same).
+        self.dated_memo: trade_rules.DatedMemo = {}
 
     def matcher(self, tokens: Mapping[str, int]) -> Matcher:
         """The books over :attr:`orders`, built the first time they are needed (again
@@ -581,6 +584,7 @@ class Batch:
                 # A simulated market publishes a day's trades before its clock gets
                 # there: stamped ahead of it by design.
                 ahead_s=None if self.rules.ticks else self.rules.ahead_s,
+                memo=self.engine.dated_memo,
             )
             if isinstance(trade, tuple):
                 rejected = trade

@@ -259,6 +259,7 @@ class Desk:
             deadline_s=batch.rules.deadline_s,
             master=batch.master,
             cutoff_s=None if fails is None else fails.cutoff_s,
+            memo=batch.engine.dated_memo,
         )
         if not isinstance(trade, tuple):
             self.made[book, quantity, str(price)] = trade

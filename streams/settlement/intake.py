@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from schemas import TRADES, Instrument, SchemaError, TradeExecuted, check_key, decode
 from streams.bonds import terms
@@ -80,6 +80,7 @@ def to_trade(
     master: Master | None = None,
     cutoff_s: float | None = None,
     ahead_s: float | None = None,
+    memo: DatedMemo | None = None,
 ) -> Trade | Rejected:
     """The saga's trade for a decoded one that arrived at ``arrived_s`` (broker time).
 
@@ -95,7 +96,8 @@ def to_trade(
     ``cutoff_s`` (the recycle mode, streams/settlement/fails.py): a dated trade's
     deadline is its settlement date's cut-off, this long after the date's 00:00 JST.
     ``ahead_s``: a ``trade_time`` more than this after the arrival is refused,
-    ``invalid_trade_time``."""
+    ``invalid_trade_time``. ``memo``: the dated terms of trades already taken, reused
+    for another of the same terms (:func:`_dated_memo`)."""
     if t.currency not in tokens:
         known = ", ".join(sorted(tokens))
         return "unknown_token", f"currency {t.currency!r} is not configured ({known})"
@@ -110,7 +112,7 @@ def to_trade(
         units = cash_units(t.quantity, t.price, t.accrued_interest or Decimal(0), decimals)
     else:
         instrument = None if master.instruments is None else master.instruments.get(t.isin)
-        dated = _dated(t, instrument, master, decimals)
+        dated = _dated_memo(t, instrument, master, decimals, trade_time_s, memo)
         if isinstance(dated, tuple):
             return dated
         units = dated.principal_units + dated.accrued_units
@@ -155,6 +157,43 @@ class _Dated:
 
 
 _DATED_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(_Dated))
+
+
+#: Dated terms by what they depend on (:func:`_dated_memo`), with the instrument they
+#: were computed from.
+DatedMemo = dict[tuple[Any, ...], tuple[Instrument | None, _Dated]]
+#: Entries a memo keeps before it starts again.
+DATED_MEMO_MAX: Final = 4_096
+
+
+def _dated_memo(
+    t: Executed,
+    instrument: Instrument | None,
+    master: Master,
+    decimals: int,
+    trade_time_s: float,
+    memo: DatedMemo | None,
+) -> _Dated | Rejected:
+    """:func:`_dated`, reused from ``memo`` for a trade of the same terms: the same
+    instrument (the very object: a new version of the security master is another),
+    bond, currency, face, price as written, trade date in Japan, dates and accrued
+    sent, lag. A refusal is never kept (its detail names the trade)."""
+    if memo is None:
+        return _dated(t, instrument, master, decimals)
+    key = (
+        t.isin, t.currency, t.quantity, str(t.price), terms.jst_date(trade_time_s),
+        t.trade_date, t.settlement_date, t.accrued_interest, master.lag,
+        master.instruments is None, decimals,
+    )  # fmt: skip
+    found = memo.get(key)
+    if found is not None and found[0] is instrument:
+        return found[1]
+    dated = _dated(t, instrument, master, decimals)
+    if not isinstance(dated, tuple):
+        if len(memo) >= DATED_MEMO_MAX:
+            memo.clear()
+        memo[key] = (instrument, dated)
+    return dated
 
 
 def _dated(

@@ -41,6 +41,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -595,7 +596,7 @@ async def _no_reservation_left(settings: Settings, problems: list[str]) -> None:
     for r in await read_committed(settings, LEDGER_EVENTS):
         value = orjson.loads(r.value)
         last[value["account"], value["asset"]] = value["locked"]
-    held = {k: v for k, v in last.items() if v != "0"}
+    held = {k: v for k, v in last.items() if Decimal(v) != 0}  # "0.000000" in USDC
     if held:
         problems.append(f"locked balances with every order ended: {sorted(held.items())[:3]}")
     if not last:

@@ -1229,3 +1229,18 @@ def test_the_documented_check_command_runs() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_max_notional_caps_a_new_market_buy_only() -> None:
+    base = {"order_id": "o1", "venue": "v", "account": "a", "isin": "JP1103551Q43",
+            "currency": "JPYC", "quantity": 100_000}  # fmt: skip
+    market_buy = {**base, "side": "buy", "max_notional": "100000"}
+    order = decode(ORDERS, orjson.dumps(market_buy))
+    assert isinstance(order, SubmitOrder) and order.max_notional == Decimal("100000")
+    for refused in ({**market_buy, "price": "99.5"}, {**market_buy, "side": "sell"}):
+        with pytest.raises(SchemaError, match="max_notional caps a market buy only"):
+            decode(ORDERS, orjson.dumps(refused))
+    # A cancel may echo its order's fields.
+    cancel = {**market_buy, "price": "99.5", "action": "cancel"}
+    order = decode(ORDERS, orjson.dumps(cancel))
+    assert isinstance(order, SubmitOrder) and order.action == "cancel"

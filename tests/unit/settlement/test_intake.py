@@ -118,3 +118,50 @@ def test_a_trade_stamped_a_year_ahead_counts_from_its_arrival() -> None:
     assert isinstance(checked, Checked)
     made = to_trade(checked.trade, 1_800_000_000.0, tokens=TOKENS, deadline_s=30)
     assert isinstance(made, Trade) and made.deadline_at_s == 1_800_000_030.0
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([50_000, 100_000, 150_000]),
+            st.sampled_from(["98.765", "98.7650", "99.5", "100"]),
+            st.sampled_from(
+                ["2025-11-04T01:00:00Z", "2025-11-04T20:00:00Z", "2025-11-05T01:00:00Z"]
+            ),
+            st.sampled_from([None, "2025-11-06"]),
+            st.booleans(),  # a new version of the security master before this trade
+        ),
+        max_size=12,
+    )
+)
+def test_the_dated_memo_gives_what_the_intake_computes(
+    trades: list[tuple[int, str, str, str | None, bool]],
+) -> None:
+    # to_trade with the memo (the engine's) must be to_trade without it, whatever the
+    # order of trades: the face, the price as written, the day in Japan, the dates
+    # and the very instrument object all part of what it is reused for.
+    from schemas import Instrument
+    from streams.settlement.intake import Master
+
+    def bond(rate: str) -> Instrument:
+        return Instrument.model_validate({
+            "isin": "JP1103771Q62", "kind": "fixed", "series": "#377", "coupon_rate": rate,
+            "coupon_dates": ["03-20", "09-20"], "issue_date": "2025-04-01",
+            "maturity_date": "2035-03-20", "face_unit": 50_000, "price_tick": "0.001",
+        })  # fmt: skip
+
+    instruments = {"JP1103771Q62": bond("0.9")}
+    master, memo = Master(1, instruments), {}  # type: ignore[var-annotated]
+    for n, (face, price, at, settles, reissue) in enumerate(trades):
+        if reissue:
+            instruments["JP1103771Q62"] = bond("0.9" if n % 2 else "1.1")
+        value = {**orjson.loads(trade(f"t{n}", price, trade_time=at)), "quantity": face,
+                 "isin": "JP1103771Q62"}  # fmt: skip
+        if settles is not None:
+            value["settlement_date"] = settles
+        checked = check_record(f"t{n}".encode(), orjson.dumps(value))
+        assert isinstance(checked, Checked)
+        kwargs = {"tokens": TOKENS, "deadline_s": 30.0, "master": master}
+        plain = to_trade(checked.trade, 1_762_300_000.0, **kwargs)  # type: ignore[arg-type]
+        memoized = to_trade(checked.trade, 1_762_300_000.0, memo=memo, **kwargs)  # type: ignore[arg-type]
+        assert memoized == plain
