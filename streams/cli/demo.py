@@ -15,7 +15,9 @@ def add_parser(commands: Commands) -> None:
         description=(
             "Run the end-to-end demo: fund accounts, let a simulated venue publish "
             "trades (some short of cash or bonds, some bad), deliver late deposits, then "
-            "let two venues send orders that kessai's matcher turns into trades, and "
+            "let two venues send orders that each reserve their cash or bonds and that "
+            "kessai's engine matches into trades settled from those reservations (and "
+            "refuses one its account cannot pay for), and "
             "show what settled, waited, failed at the deadline or was rejected, each "
             "order's events, the matched trades, the order book and the balances; then "
             "keep the worker running until Ctrl-C."
