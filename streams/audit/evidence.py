@@ -24,7 +24,6 @@ check signatures). Pure but for :func:`verify_settlements_main`'s read.
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ import orjson
 from schemas import SETTLEMENTS, TRADES
 from streams.config import Settings
 from streams.kafka.reader import read_committed
+from streams.matching.book import MATCHED_TRADE_ID
 from streams.money import cash_units, to_units
 from streams.security import signing
 
@@ -46,7 +46,7 @@ SHARED: Final = ("trade_id", "isin", "buyer", "seller", "quantity", "currency")
 #: Statuses that end a trade: each trade has exactly one.
 TERMINAL: Final = ("settled", "failed", "cancelled")
 #: The id of a trade kessai's matcher made (streams/matching/book.py ``fill_trade_id``).
-MATCHED_ID: Final = re.compile(r"m-[0-9a-f]{32}")
+MATCHED_ID: Final = MATCHED_TRADE_ID
 
 PROG = "kessai"
 

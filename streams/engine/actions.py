@@ -232,6 +232,10 @@ def _recorded(event: Event, pending: Event | None) -> bool:
 def _record(batch: Batch, event: Event) -> None:
     engine = batch.engine
     if event.redemption:
+        if batch.rules.starts_before_redemption:
+            # A trade whose settlement date began before the record time settles (or
+            # starts locking) first: one batch may cross both, after a stop.
+            batch.start_due(event.record_s, before=True)
         for trade_id in sorted(t for t, s in engine.open.items() if s.trade.isin == event.isin):
             batch.saga_step(trade_id, engine.open[trade_id], dvp.on_matured(engine.open[trade_id]))
         batch.run()

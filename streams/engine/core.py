@@ -66,6 +66,7 @@ from streams.ledger import domain, journal
 from streams.ledger import intake as move_rules
 from streams.ledger.handler import account_step
 from streams.ledger.messages import LedgerCommand, Move, Reply
+from streams.matching.book import MATCHED_TRADE_ID
 from streams.matching.matcher import Matcher, Rows
 from streams.security import signing
 from streams.security.quota import Limit, Quota
@@ -145,6 +146,10 @@ class Rules:
     #: Issue 21: any-fit recycling, a lock that fits is granted whoever waits
     #: (streams/ledger/domain.py); False: strict FIFO per asset, as before.
     any_fit: bool = False
+    #: Issue 21: a bond's redemption first starts the trades whose settlement date began
+    #: before its record time (a matched trade holding both legs settles, and its buyer
+    #: is redeemed); False: they fail ``instrument_matured``, as before.
+    starts_before_redemption: bool = False
 
     def decimals_of(self, asset: str) -> int:
         return self.tokens.get(asset, 0)  # bonds count whole yen of face value
@@ -163,6 +168,7 @@ class Rules:
             "fails": None if self.fails is None else self.fails.to_json(),
             "ahead_s": self.ahead_s,
             "any_fit": self.any_fit,
+            "starts_before_redemption": self.starts_before_redemption,
         }
 
     @classmethod
@@ -182,6 +188,7 @@ class Rules:
             fails=FailRules.from_json(raw.get("fails")),
             ahead_s=None if raw.get("ahead_s") is None else float(raw["ahead_s"]),
             any_fit=bool(raw.get("any_fit", False)),
+            starts_before_redemption=bool(raw.get("starts_before_redemption", False)),
         )
 
     def master(self, instruments: Mapping[str, Instrument]) -> trade_rules.Master | None:
@@ -566,6 +573,11 @@ class Batch:
             limited := self._quota.admit(checked.trade.venue, partition, arrived_s)
         ):
             rejected = limited
+        elif MATCHED_TRADE_ID.fullmatch(checked.trade.trade_id):
+            # Its fill's id is computable from two orders' names: taken first, it
+            # would cost a resting order its place (its id stays free, as it is no
+            # venue's to use).
+            rejected = "not_authorized", "trade ids m- and 32 hex digits are kessai's fills'"
         elif self.engine.seen(tid := checked.trade.trade_id):
             rejected = "duplicate", f"trade {tid} was seen before"
         elif (
@@ -776,13 +788,8 @@ class Batch:
         date settles after its record time (the seller is the holder of record, and the
         buyer paid no accrued)."""
         actions.due(self)
-        heap, now = self.engine.starts, self.now_s
-        while heap and heap[0][0] <= now:
-            _, trade_id = heapq.heappop(heap)
-            saga = self.engine.open.get(trade_id)
-            if saga is not None:
-                self._saga_step(trade_id, saga, dvp.on_settlement_date(saga))
-                self._run()
+        now = self.now_s
+        self.start_due(now)
         heap = self.engine.deadlines
         while heap and heap[0][0] <= now:
             _, trade_id = heapq.heappop(heap)
@@ -796,6 +803,17 @@ class Batch:
         self._run()
         if self.rules.window_s is not None:
             self._leave(now - self.rules.window_s)
+
+    def start_due(self, until_s: float, *, before: bool = False) -> None:
+        """Start the trades whose settlement date began by ``until_s`` (``before``:
+        strictly before it)."""
+        heap = self.engine.starts
+        while heap and (heap[0][0] < until_s if before else heap[0][0] <= until_s):
+            _, trade_id = heapq.heappop(heap)
+            saga = self.engine.open.get(trade_id)
+            if saga is not None:
+                self._saga_step(trade_id, saga, dvp.on_settlement_date(saga))
+                self._run()
 
     def _cutoff(self, trade_id: str, saga: dvp.Saga, rules: FailRules) -> None:
         """A cut-off of ``saga`` (recycle mode): a fail day, or its cancellation. The

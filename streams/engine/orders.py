@@ -193,14 +193,16 @@ class Desk:
         buy_lock = order_lock_id(book[0], buy.venue, buy.order_id)
         left = self._left(buy.account, buy_lock)
         top_up, stop = 0, None
-        if trade.cash_units > left:
-            if buy is taker and self.market:  # a market buy: its cap is its cap
+        market = buy is taker and self.market
+        need = trade.cash_units if buy is taker else self._need(book, buy, quantity, trade)
+        if need > left:
+            if market:  # a market buy: its cap is its cap
                 fitted = self._fit(book, buy, sell, quantity, price, trade_id, left)
                 if fitted is None:
                     return Funded(0, stop="max_notional")
                 trade, quantity, stop = fitted, fitted.quantity, "max_notional"
             else:
-                top_up = trade.cash_units - left
+                top_up = need - left
                 spent = self.spent.get((buy.account, book[1]), 0) + top_up
                 if self.batch.peek(buy.account).balances.get(book[1], [0, 0])[0] < spent:
                     if buy is maker:
@@ -212,6 +214,18 @@ class Desk:
         self.taken[sell_lock] = self.taken.get(sell_lock, 0) + quantity
         self.fills.append(_Fill(trade, buy_lock, sell_lock, top_up))
         return Funded(quantity, stop=stop)
+
+    def _need(self, book: BookKey, buy: Resting, quantity: int, trade: Trade) -> int:
+        """What a resting buy's reservation must hold for this fill: its cash and, if
+        it is filled in part, what the rest would cost at its limit now (a book
+        without a date: a later day, more accrued than it reserved), so that an open
+        order always holds a reservation. A new order's, made now, covers its fills
+        by the sum of truncations."""
+        rest = buy.remaining - quantity
+        if not rest:
+            return trade.cash_units
+        whole = self._trade(book, buy.account, trade.seller, rest, buy.price, "rest")
+        return trade.cash_units + (0 if isinstance(whole, tuple) else whole.cash_units)
 
     def _left(self, account: str, lock: str) -> int:
         """What the reservation ``lock`` holds for the fills still to come."""

@@ -533,4 +533,5 @@ def rules_of(settings: Settings) -> Rules:
         ),
         ahead_s=settings.trade_ahead_s,
         any_fit=True,
+        starts_before_redemption=True,
     )

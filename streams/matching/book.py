@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import operator
+import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Final, Literal
 
 from sortedcontainers import SortedDict
 
@@ -49,6 +50,11 @@ BOOK_ORDERS_MAX = 1_000_000
 VENUE_ORDERS_MAX = BOOK_ORDERS_MAX // 10
 #: Hex digits of a matched trade's id after the ``m-`` prefix (128 bits).
 TRADE_ID_HEX_CHARS = 32
+
+
+#: The shape of every matched trade's id (:func:`fill_trade_id`): no venue's trade may
+#: take it (streams/engine/core.py refuses one), so a fill's id is never taken first.
+MATCHED_TRADE_ID: Final = re.compile(rf"m-[0-9a-f]{{{TRADE_ID_HEX_CHARS}}}")
 
 
 def fill_trade_id(isin: str, currency: str, maker: OrderKey, taker: OrderKey) -> str:

@@ -5,6 +5,7 @@ settlement 5 Nov 2025 reserves 98,913,424 JPYC; a fill at 98.765 gives back 35,0
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
@@ -327,24 +328,87 @@ def test_a_refusal_says_what_was_short_and_by_how_much() -> None:
     assert detail == "order b1 of v reserves 296740273 JPYC; b has 200000000 available"
 
 
-def test_a_venue_trade_under_a_fills_id_costs_the_maker_its_place_not_the_engine() -> None:
-    # A fill's id is computable from the orders' names: a venue that sends a trade
-    # under it first (the open profile) must not stop the engine when the fill comes.
+def test_no_venue_trade_may_take_a_fills_id_first() -> None:
+    # A fill's id is computable from the orders' names: a venue that sent a trade under
+    # it first (even one refused, whose id is then used up) would have the resting
+    # order cancelled when the fill came. Such ids are kessai's: refused, left free.
     engine = funded_engine()
+    batch(engine, RECYCLE, DAY, [order("s1", "s", "sell", 100_000_000, "98.765")])
     taken = fill_trade_id(JGB, "JPYC", ("v", "s1"), ("v", "b1"))
     topic, _, value, _ = bond_trade(9, DAY, quantity=50_000, buyer="x", seller="y")
-    squatter = (
-        topic,
-        taken.encode(),
-        orjson.dumps({**orjson.loads(value), "trade_id": taken}),
-        0.0,
-    )
-    batch(engine, RECYCLE, DAY, [squatter, order("s1", "s", "sell", 100_000_000, "98.765")])
-    out = batch(engine, RECYCLE, DAY + 1, [order("b1", "b", "buy", 100_000_000, "98.80")])
-    assert events(out) == [("b1", "accepted", None), ("s1", "cancelled", "duplicate")]
-    assert state(engine, "s").balances[JGB] == [100_000_000, 0]  # s1's reservation back
-    check_locks_of(engine, "b", {order_lock_id(JGB, "v", "b1")})
+    for price in ("98.765", "98.7655"):  # a good trade, and one off the tick
+        squatter = {**orjson.loads(value), "trade_id": taken, "price": price}
+        out = batch(
+            engine, RECYCLE, DAY + 1, [(topic, taken.encode(), orjson.dumps(squatter), 0.0)]
+        )
+        assert [reason for _, reason in out.rejected] == ["not_authorized"]
+        assert not engine.seen(taken)
+    out = batch(engine, RECYCLE, DAY + 2, [order("b1", "b", "buy", 100_000_000, "98.80")])
+    assert events(out) == [("b1", "accepted", None), ("b1", "filled", None), ("s1", "filled", None)]
+    check_locks_of(engine, "b", {f"{taken}/cash"})
 
 
 def check_locks_of(engine: Engine, account: str, locks: set[str]) -> None:
     assert set(state(engine, account).locks) == locks
+
+
+def test_a_resting_buy_filled_in_part_later_keeps_its_rest_reserved() -> None:
+    # ¥1bn bid rests 10 days in the book without a date: its fill of all but ¥50,000
+    # costs more accrued than reserved; the top-up keeps the rest reserved too, so the
+    # open order still holds a reservation (it was taken to 0, and removed).
+    engine = Engine()
+    setup = [instrument(), custody(1, JGB, 2_000_000_000), cash(2, "b", 1_000_000_000)]
+    batch(engine, RECYCLE, DAY - 60, setup)
+    batch(
+        engine,
+        RECYCLE,
+        DAY,
+        [order("b1", "b", "buy", 1_000_000_000, "98.80", settlement_date=None)],
+    )
+    out = batch(engine, RECYCLE, jst("2025-11-14"),
+                [order("s1", "s", "sell", 999_950_000, "98.80", settlement_date=None)])  # fmt: skip
+    assert events(out) == [("s1", "accepted", None), ("s1", "filled", None),
+                           ("b1", "partially_filled", None)]  # fmt: skip
+    check_locks(engine)
+    held = state(engine, "b").locks[order_lock_id(JGB, "v", "b1")][1]
+    # The rest, 50,000 at 98.80 (49,400) and 71 of accrued to Mon 17 Nov (58 days).
+    assert held == 49_471
+    # Its rest fills later from what it holds, whatever the buyer withdraws meanwhile.
+    free = state(engine, "b").balances["JPYC"][0]
+    batch(engine, RECYCLE, jst("2025-11-14", 11), [cash(7, "b", free, kind="withdrawal")])
+    out = batch(engine, RECYCLE, jst("2025-11-14", 12),
+                [order("s2", "s", "sell", 50_000, "98.80", settlement_date=None)])  # fmt: skip
+    assert ("b1", "filled", None) in events(out)
+    check_locks(engine)
+
+
+def test_a_matched_trade_settling_before_maturity_settles_when_one_batch_crosses_both() -> None:
+    # Matched on Thu 17 Sep 2026 for Fri 18 Sep; the bond matures Sun 20 Sep. The next
+    # batch (the worker was down, or the simulated clock jumps) crosses the trade's
+    # settlement date and the redemption's record time: the trade settles first, and
+    # its buyer is the holder redeemed (it used to fail instrument_matured).
+    from tests.unit.engine.test_bonds import PAYING, holdings, tick
+
+    rules = dataclasses.replace(PAYING, any_fit=True, starts_before_redemption=True)
+    engine, t0 = Engine(), jst("2026-09-17")
+    short = instrument(maturity_date="2026-09-20", issue_date="2025-04-01")
+    dated = {"settlement_date": "2026-09-18"}
+    setup = [tick(t0), short, custody(1, JGB, 10_000_000, "s"), cash(2, "b", 20_000_000),
+             cash(3, "agent", 100_000_000), order("s1", "s", "sell", 10_000_000, "99.5", **dated),
+             order("b1", "b", "buy", 10_000_000, "99.5", **dated)]  # fmt: skip
+    out = batch(engine, rules, t0, setup)
+    assert [(r["status"], r["reason"]) for r in settlements(out)] == [
+        ("pending", "awaiting_settlement_date")
+    ]
+    out = batch(engine, rules, t0 + 1, [tick(jst("2026-09-20", 0) + 60)])
+    assert [(r["status"], r["reason"]) for r in settlements(out)] == [("settled", None)]
+    assert holdings(engine, JGB) == {}  # redeemed: b's 10m burnt, and b repaid
+    out = batch(engine, rules, jst("2026-09-20", 1), [tick(jst("2026-09-24", 0))])
+    assert holdings(engine, "JPYC")["b"] > 20_000_000
+    # Under the rules of the batches written before (a replay), it failed.
+    old, t0 = Engine(), jst("2026-09-17")
+    batch(old, PAYING, t0, setup)
+    out = batch(old, PAYING, t0 + 1, [tick(jst("2026-09-20", 0) + 60)])
+    assert [(r["status"], r["reason"]) for r in settlements(out)] == [
+        ("failed", "instrument_matured")
+    ]
