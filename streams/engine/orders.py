@@ -141,7 +141,7 @@ class Desk:
         # bond, its dates and the price pass the trade intake's checks now, so no
         # fill of it is refused for them later; a buy's cash is what it reserves.
         whole = self._trade((r.isin, r.currency, r.settlement_date), r.account, r.account,
-                            r.quantity, r.price or _PAR, "entry")  # fmt: skip
+                            r.quantity, r.price or _PAR, f"order {r.order_id}")  # fmt: skip
         if isinstance(whole, tuple):
             return whole
         what = f"order {r.order_id} of {r.venue}"
