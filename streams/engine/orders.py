@@ -38,7 +38,7 @@ orders' reservations plus its open trades' locks.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -115,7 +115,8 @@ class Desk:
     batch: Batch
     #: The record's time: its fills' trade time.
     at: datetime
-    #: The record is a market buy: its reservation is its cap (``max_notional``).
+    #: The record's new order is a market buy (set by :meth:`reserve`): its
+    #: reservation is its cap (``max_notional``).
     market: bool = False
     fills: list[_Fill] = field(default_factory=list)
     #: Reservation lock -> units its fills take in this record (not yet transferred).
@@ -137,6 +138,9 @@ class Desk:
 
     def _reserve(self, r: OrderRequest) -> tuple[str, str] | None:
         assert r.side is not None and r.quantity is not None, r
+        # The book cannot tell a market order (it rests at no price): said here, for
+        # the funding of its fills, from the decoded order.
+        self.market = r.side == "buy" and r.price is None
         # A trade of the whole order at its limit (a market order's at par): the
         # bond, its dates and the price pass the trade intake's checks now, so no
         # fill of it is refused for them later; a buy's cash is what it reserves.
@@ -317,19 +321,20 @@ def order_record(
     """One ``orders`` record in the engine's batch: checked, reserved, matched, its
     fills' trades started, its events and any rejection written."""
     at = record_time(timestamp_s)
-    desk = Desk(batch, _fill_time(batch, at), market=_is_market_buy(value))
+    desk = Desk(batch, _fill_time(batch, at))
     out = handle_record(
         batch.matcher, key, value, timestamp_s,
         signers=batch.signers, quota=batch.order_quota, partition=partition,
         verified=batch.verified.get((ORDERS, partition, offset)),
         reserve=desk.reserve, funding=desk.funding, closes=False,
     )  # fmt: skip
-    ended = {
-        order_lock_id(e["isin"], e["venue"], e["order_id"]): e["account"]
-        for e in out.order_events
-        if e["event"] in ("filled", "cancelled") and e["account"] is not None
-    }
-    desk.apply(ended)
+    desk.apply(
+        _ended(
+            (e["isin"], e["venue"], e["order_id"], e["account"])
+            for e in out.order_events
+            if e["event"] in ("filled", "cancelled")
+        )
+    )
     for e in out.order_events:
         batch.out.records.append((ORDER_EVENTS, e["isin"].encode(), orjson.dumps(e)))
         batch.out.order_events.append(e["event"])
@@ -346,12 +351,9 @@ def close_books(batch: Batch, isin: str) -> None:
     request = OrderRequest(isin=isin, currency="", venue=CLOSING_VENUE, order_id="close",
                            account=CLOSING_VENUE, action="close")  # fmt: skip
     handled = batch.matcher().handle(request)
-    ended = {
-        order_lock_id(u.isin, u.venue, u.order_id): u.account
-        for u in handled.updates
-        if u.account is not None
-    }
-    Desk(batch, batch.at).apply(ended)
+    Desk(batch, batch.at).apply(
+        _ended((u.isin, u.venue, u.order_id, u.account) for u in handled.updates)
+    )
     for u in handled.updates:
         event = order_event_object(u, batch.at_text)
         batch.out.records.append((ORDER_EVENTS, isin.encode(), orjson.dumps(event)))
@@ -366,11 +368,6 @@ def _fill_time(batch: Batch, at: datetime | None) -> datetime:
     return at
 
 
-def _is_market_buy(value: bytes | None) -> bool:
-    """Whether the record is a market buy (its reservation is a cap): read again only
-    for what the book cannot tell (a market order rests at no price)."""
-    try:
-        data = orjson.loads(value) if value is not None else None
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(data, dict) and data.get("side") == "buy" and data.get("price") is None
+def _ended(orders: Iterable[tuple[str, str, str, str | None]]) -> dict[str, str]:
+    """The reservation lock of each order that ended, and its account."""
+    return {order_lock_id(isin, venue, oid): acct for isin, venue, oid, acct in orders if acct}
