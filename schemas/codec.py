@@ -22,6 +22,7 @@ from schemas.models import (
     CLOCK,
     CUSTODY,
     DETAIL_CHARS_MAX,
+    FX_RATES,
     INSTRUMENTS,
     KEY_BYTES_MAX,
     LEDGER_EVENTS,
@@ -64,6 +65,7 @@ Reason = Literal[
     "bad_signature",  # a signature that is not 86 base64url characters, or without signer
     "not_a_jgb",  # an instrument whose ISIN is not a Japanese government bond's
     "invalid_instrument",  # an instrument's dates or coupons that contradict each other
+    "invalid_fx_rate",  # fx_rate, fx_source and fx_time not together; an fx_rate out of range
     "unknown_topic",  # no model for this topic: a caller's mistake, never a rejection
 ]
 
@@ -77,6 +79,7 @@ _KEY_FIELDS: Final[dict[str, str]] = {
     CLOCK: "to",
     RESERVES: "isin",
     CANCELLATIONS: "trade_id",
+    FX_RATES: "currency",
     SETTLEMENTS: "trade_id",
     REJECTIONS: "key",
     LEDGER_EVENTS: "account",
@@ -93,6 +96,7 @@ _ID_FIELDS: Final[dict[str, str]] = {
     INSTRUMENTS: "isin",
     RESERVES: "attestation_id",
     CANCELLATIONS: "trade_id",
+    FX_RATES: "currency",
 }
 
 #: Where a rejected record is and what identifies it, without its bytes:
@@ -282,6 +286,7 @@ _REASON_BY_ERROR_TYPE: Final[dict[str, Reason]] = {
     "not_a_jgb": "not_a_jgb",
     "instrument_dates": "invalid_instrument",
     "instrument_coupon": "invalid_instrument",
+    "invalid_fx_rate": "invalid_fx_rate",
 }
 #: Decimal fields whose errors are "invalid_price"; every other decimal field holds an
 #: amount of money ("invalid_amount"). Accrued interest counts with the price, as the
@@ -293,7 +298,10 @@ def _reason(error: ErrorDetails) -> Reason:
     kind = error["type"]
     if kind == "decimal_str":
         # Every model is flat, so the first part of loc is the field's name.
-        return "invalid_price" if error["loc"][0] in _PRICE_FIELDS else "invalid_amount"
+        field = error["loc"][0]
+        if field == "fx_rate":
+            return "invalid_fx_rate"
+        return "invalid_price" if field in _PRICE_FIELDS else "invalid_amount"
     return _REASON_BY_ERROR_TYPE.get(kind, "schema")
 
 

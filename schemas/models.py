@@ -54,6 +54,7 @@ CLOCK: Final = "clock"
 RESERVES: Final = "reserves"
 PENALTIES: Final = "penalties"
 CANCELLATIONS: Final = "cancellations"
+FX_RATES: Final = "fx-rates"
 
 # --- Limits (TigerBeetle: put a limit on everything) -------------------------------
 
@@ -634,11 +635,34 @@ class TradeExecuted(_Signed):
             "Absent or `not_allowed` (NPAR): all at once."
         ),
     )
+    fx_rate: PositiveDecimalStr | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description=(
+            "A trade paid in a token other than JPYC: yen per one token (USDC: JPY per "
+            "USD). The cash leg is (principal + accrued, in yen) / fx_rate, truncated to "
+            "the token's decimals; it must be within KESSAI_FX_BAND of the `fx-rates` "
+            "reference (`fx_rate_out_of_band`). Required with such a token, refused with "
+            "JPYC (docs/fx.md)."
+        ),
+    )
+    fx_source: Identifier | None = Field(
+        default=None, exclude_if=_is_none, description="Where the venue took fx_rate from."
+    )
+    fx_time: UtcDatetime | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="When fx_rate was quoted: within KESSAI_FX_MAX_AGE_S of trade_time "
+        "(`stale_fx_rate`).",
+    )
 
     @model_validator(mode="after")
     def _buyer_is_not_seller(self) -> TradeExecuted:
         if self.buyer == self.seller:
             _fail("buyer_is_seller", "buyer and seller must differ")
+        fx = (self.fx_rate, self.fx_source, self.fx_time)
+        if any(v is not None for v in fx) and any(v is None for v in fx):
+            _fail("invalid_fx_rate", "fx_rate, fx_source and fx_time go together")
         return self
 
 
@@ -788,6 +812,15 @@ class SettlementStatusChanged(_Record):
     )
     part_principal: NonNegativeDecimalStr | None = Field(default=None, exclude_if=_is_none)
     part_accrued: NonNegativeDecimalStr | None = Field(default=None, exclude_if=_is_none)
+    fx_rate: PositiveDecimalStr | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="A trade paid in a token other than JPYC: the yen per token it was "
+        "converted at, once; principal and accrued are then in yen and cash_amount is "
+        "(principal + accrued) / fx_rate, truncated (docs/fx.md).",
+    )
+    fx_source: Identifier | None = Field(default=None, exclude_if=_is_none)
+    fx_time: UtcDatetime | None = Field(default=None, exclude_if=_is_none)
     signed_trade: str | None = Field(
         default=None,
         exclude_if=_is_none,
@@ -1005,6 +1038,21 @@ class ReserveAttested(_Signed):
     as_of: UtcDatetime
 
 
+class FxRate(_Signed):
+    """Topic ``fx-rates``, key ``currency``: the reference rate of a cash token in yen,
+    as the ``instruments`` role (the reference data's keeper) publishes it.
+
+    kessai keeps the latest per token: a venue's trade in that token must carry a rate
+    within KESSAI_FX_BAND of it, and kessai's own fills are priced at it (docs/fx.md).
+    A rate older than the one kept is refused (``stale_fx_rate``).
+    """
+
+    currency: Token = Field(description="The token priced, e.g. USDC (never JPYC).")
+    rate: PositiveDecimalStr = Field(description="Yen per one token (USDC: JPY per USD).")
+    source: Identifier = Field(description="Where the rate comes from, e.g. a fixing's name.")
+    at: UtcDatetime = Field(description="When the rate was observed.")
+
+
 #: ISINs of Japanese government bonds start so: JP, then 1 (the issuer code's first
 #: digit for the government); a company's (Toyota's JP3633400001) starts JP3.
 JGB_ISIN_PREFIX: Final = "JP1"
@@ -1086,6 +1134,7 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     INSTRUMENTS: Instrument,
     RESERVES: ReserveAttested,
     CANCELLATIONS: CancelTrade,
+    FX_RATES: FxRate,
     CLOCK: AdvanceClock,
     SETTLEMENTS: SettlementStatusChanged,
     REJECTIONS: RecordRejected,

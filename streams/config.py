@@ -15,6 +15,7 @@ from pathlib import Path
 
 from streams.errors import ConfigError
 from streams.settlement.fails import PenaltyRules
+from streams.settlement.fx import FxRules
 
 #: Where state goes unless KESSAI_STATE_DIR says otherwise: ``.kessai`` under the
 #: working directory (never inside the installed package).
@@ -266,6 +267,9 @@ class Settings:
     #: What each fail day costs the failing party (``KESSAI_PENALTY_POLICY`` and its
     #: rates; None: ``none``, nothing charged). Recycle mode only.
     penalties: PenaltyRules | None = field(default_factory=lambda: PenaltyRules("csdr"))
+    #: A trade paid in a token other than JPYC: how old its FX rate may be and how far
+    #: from the ``fx-rates`` reference (``KESSAI_FX_MAX_AGE_S``, ``KESSAI_FX_BAND``).
+    fx: FxRules = field(default_factory=FxRules)
     #: The settlement engine's producers share one transactional id per app, so a new
     #: holder fences the old one. Off (``KESSAI_ENGINE_FENCING=0``) only in the test
     #: that shows what fencing prevents (tests/crash/test_engine_takeover.py).
@@ -343,6 +347,10 @@ class Settings:
             max_fail_days=_integer(e, "KESSAI_MAX_FAIL_DAYS", "60", minimum=1, maximum=250),
             trade_ahead_s=_number(e, "KESSAI_TRADE_AHEAD_S", "300", minimum=0, maximum=86_400),
             penalties=_penalty_rules(e),
+            fx=FxRules(
+                _number(e, "KESSAI_FX_MAX_AGE_S", "60", minimum=1, maximum=86_400),
+                _rate(e, "KESSAI_FX_BAND", "0.005"),
+            ),
             security_master=_choice(e, "KESSAI_SECURITY_MASTER", ("required", "off")),
             clock=_choice(e, "KESSAI_CLOCK", ("wall", "ticks")),
             paying_agent=e.get("KESSAI_PAYING_AGENT", "paying-agent"),

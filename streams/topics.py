@@ -36,6 +36,7 @@ from schemas import (
     CANCELLATIONS,
     CLOCK,
     CUSTODY,
+    FX_RATES,
     INSTRUMENTS,
     LEDGER_EVENTS,
     ORDER_EVENTS,
@@ -172,6 +173,13 @@ CATALOGUE: Final[tuple[PublicTopic, ...]] = (
         description="a venue's cancellation of a trade not yet settled (CancelTrade)",
     ),
     PublicTopic(
+        name=FX_RATES,
+        key_field="currency",
+        writer="outside",
+        config=_INPUT,
+        description="the reference rate of each cash token in yen, for its trades (FxRate)",
+    ),
+    PublicTopic(
         name=CLOCK,
         key_field="to",
         writer="outside",
@@ -235,6 +243,7 @@ WORKER_INPUTS: Final[tuple[str, ...]] = (
     INSTRUMENTS,
     RESERVES,
     CANCELLATIONS,
+    FX_RATES,
     CLOCK,
 )
 WORKER_OUTPUTS: Final[tuple[str, ...]] = (

@@ -34,8 +34,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from kessai_bench.base import READY_TIMEOUT_S, Context, Variant
 from kessai_bench.orders import taker_trade_id
-from kessai_bench.trades import ACCOUNTS, BONDS, instrument
-from schemas import INSTRUMENTS
+from kessai_bench.trades import ACCOUNTS, BONDS, fx_reference, instrument
+from schemas import FX_RATES, INSTRUMENTS
 from streams.config import DEFAULT_TOKENS, GUARANTEES, Settings
 from streams.devtools.processes import ChildProcess, WorkerProcess
 from streams.kafka.admin import ensure_worker_topics
@@ -245,6 +245,8 @@ class PipelineVariant(Variant):
         producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap, acks="all", linger_ms=5)
         await producer.start()
         try:
+            # USDC's reference rate, for the USDC trades: reference data, read first.
+            await producer.send(FX_RATES, orjson.dumps(fx_reference()), key=b"USDC")
             if self.master:  # before the funding: a worker reads them first as it starts
                 for isin in BONDS:
                     await producer.send(

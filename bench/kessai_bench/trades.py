@@ -35,6 +35,17 @@ def instrument(isin: str) -> dict[str, Any]:
             "face_unit": 50_000, "price_tick": "0.01"}  # fmt: skip
 
 
+#: USDC's reference rate (yen per USD) a run publishes on ``fx-rates`` before its
+#: trades, and the rate its USDC trades carry (docs/fx.md).
+USDC_JPY = "150.25"
+
+
+def fx_reference(at: str | None = None) -> dict[str, Any]:
+    """USDC's reference rate, observed ``at`` (default :data:`STARTED`, the trades'
+    time): the engine refuses a USDC trade without one this recent."""
+    return {"currency": "USDC", "rate": USDC_JPY, "source": "bench-fixing", "at": at or STARTED}
+
+
 #: Accounts trades are drawn between; enough that keys spread over every partition.
 ACCOUNTS = 1_000
 #: ``schemas.TradeExecuted``'s version field, first in its encoding.
@@ -58,8 +69,9 @@ class TradeFactory:
         """With ``signer``, each trade is the signer's (its ``venue``) and signed;
         every trade carries ``trade_time`` (default: this process's start, to the
         second: recent, as the engine's window wants, and the same for every factory
-        of a run). With ``kessai_accrued``, a JPYC trade sends no accrued interest
-        (kessai computes it from the security master; a USDC one's is the venue's)."""
+        of a run). A USDC trade carries its FX rate (:data:`USDC_JPY`, at its trade
+        time). With ``kessai_accrued``, a trade sends no accrued interest (kessai
+        computes it from the security master, in yen whatever the currency)."""
         self.kessai_accrued = kessai_accrued
         self.prefix = prefix
         self.trade_time = trade_time or STARTED
@@ -89,8 +101,10 @@ class TradeFactory:
             "accrued_interest": f"{rng.randrange(0, 5_000) / 100:.2f}",
             "trade_time": self.trade_time,
         }
-        if self.kessai_accrued and trade["currency"] == "JPYC":
+        if self.kessai_accrued:
             del trade["accrued_interest"]  # drawn all the same: the same trades otherwise
+        if trade["currency"] == "USDC":  # priced in yen, converted at its rate
+            trade.update(fx_rate=USDC_JPY, fx_source="bench-venue", fx_time=self.trade_time)
         return trade
 
     def record(self) -> tuple[bytes, bytes]:

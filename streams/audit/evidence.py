@@ -38,6 +38,7 @@ from streams.kafka.reader import read_committed
 from streams.matching.book import MATCHED_TRADE_ID
 from streams.money import cash_units, to_units
 from streams.security import signing
+from streams.settlement.fx import convert
 
 #: Problems printed; the rest are counted.
 PROBLEMS_SHOWN_MAX: Final = 20
@@ -105,20 +106,26 @@ def _signed_units(signed: dict[str, Any], settlement: dict[str, Any], decimals: 
         if "principal" not in settlement:  # before issue 20: one truncation of the sum
             accrued = Decimal(venue_accrued or "0")
             return cash_units(signed["quantity"], price, accrued, decimals)
-        principal = cash_units(signed["quantity"], price, Decimal(0), decimals)
-        accrued_units = to_units(Decimal(settlement["accrued"]), decimals)
+        if settlement.get("fx_rate") != signed.get("fx_rate"):
+            return f"fx_rate {settlement.get('fx_rate')} here, {signed.get('fx_rate')} signed"
+        # Converted at fx_rate: the terms in whole yen, the cash in the token.
+        terms = 0 if "fx_rate" in settlement else decimals
+        principal = cash_units(signed["quantity"], price, Decimal(0), terms)
+        accrued_units = to_units(Decimal(settlement["accrued"]), terms)
         if settlement.get("price") != signed["price"]:
             return f"price {settlement.get('price')} here, {signed['price']} in the signed trade"
-        if to_units(Decimal(settlement["principal"]), decimals) != principal:
+        if to_units(Decimal(settlement["principal"]), terms) != principal:
             return f"principal {settlement['principal']} is not face x price / 100, truncated"
         if venue_accrued is not None and accrued_units != cash_units(
-            0, Decimal(1), Decimal(venue_accrued), decimals
+            0, Decimal(1), Decimal(venue_accrued), terms
         ):
             return f"accrued {settlement['accrued']} is not the signed {venue_accrued}"
+        if accrued_units is None:
+            return f"accrued {settlement['accrued']} has more than {terms} decimals"
+        if "fx_rate" in settlement:
+            return convert(principal + accrued_units, Decimal(settlement["fx_rate"]), decimals)
     except (KeyError, TypeError, ArithmeticError):  # InvalidOperation, Overflow
         return "signed_trade has no valid price"
-    if accrued_units is None:
-        return f"accrued {settlement['accrued']} has more than {decimals} decimals"
     return principal + accrued_units
 
 

@@ -56,6 +56,7 @@ from schemas import (
     CANCELLATIONS,
     CLOCK,
     CUSTODY,
+    FX_RATES,
     INSTRUMENTS,
     LEDGER_EVENTS,
     ORDER_EVENTS,
@@ -105,7 +106,7 @@ __all__ = ["Check", "Report", "replay"]
 TOPICS: Final = (*INPUT_TOPICS, *OUTPUT_TOPICS, ENGINE_LOG)
 #: What the engine reads.
 ENGINE_INPUTS: Final = (
-    PAYMENTS, CUSTODY, TRADES, INSTRUMENTS, RESERVES, CANCELLATIONS, ORDERS, CLOCK
+    PAYMENTS, CUSTODY, TRADES, INSTRUMENTS, RESERVES, CANCELLATIONS, ORDERS, FX_RATES, CLOCK
 )  # fmt: skip
 #: Tables compared through their changelogs: the engine's.
 TABLES: Final = (*ENGINE_CHANGELOGS, ENGINE_ARCHIVE)

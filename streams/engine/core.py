@@ -39,6 +39,7 @@ from schemas import (
     CLOCK,
     CUSTODY,
     FACE_JPY_MIN,
+    FX_RATES,
     INSTRUMENTS,
     LEDGER_EVENTS,
     ORDERS,
@@ -50,6 +51,7 @@ from schemas import (
     TRADES,
     AdvanceClock,
     CancelTrade,
+    FxRate,
     Instrument,
     SchemaError,
     Source,
@@ -73,6 +75,7 @@ from streams.security.quota import Limit, Quota
 from streams.settlement import intake as trade_rules
 from streams.settlement import saga as dvp
 from streams.settlement.fails import FailRules, PenaltyRules, penalties
+from streams.settlement.fx import FxRules
 from streams.settlement.handler import outcome_json, trade_step
 from streams.settlement.messages import Trade
 from streams.settlement.partial import next_part
@@ -82,6 +85,8 @@ __all__ = ["Batch", "Engine", "Outputs", "Rules", "StatusOut"]
 #: The changelog row of a trade id used up without a saga (rejected after its checks),
 #: as written before the window (ADR 0033): no trade time, so never leaves.
 USED: Final = b"{}"
+#: How a token's reference rate is keyed in ``engine-instruments`` (an ISIN never is).
+FX_ROW: Final = "fx:"
 _USED_START: Final = b'{"used":'
 _TRADE_TIME: Final = b'"trade_time_s":'
 
@@ -150,6 +155,10 @@ class Rules:
     #: before its record time (a matched trade holding both legs settles, and its buyer
     #: is redeemed); False: they fail ``instrument_matured``, as before.
     starts_before_redemption: bool = False
+    #: Issue 21: a trade paid in a token other than JPYC is priced in yen and converted
+    #: once at its FX rate, checked against ``fx-rates`` (streams/settlement/fx.py);
+    #: None: priced in its token, as before (an old batch's replay).
+    fx: FxRules | None = None
 
     def decimals_of(self, asset: str) -> int:
         return self.tokens.get(asset, 0)  # bonds count whole yen of face value
@@ -169,6 +178,7 @@ class Rules:
             "ahead_s": self.ahead_s,
             "any_fit": self.any_fit,
             "starts_before_redemption": self.starts_before_redemption,
+            "fx": None if self.fx is None else self.fx.to_json(),
         }
 
     @classmethod
@@ -189,6 +199,7 @@ class Rules:
             ahead_s=None if raw.get("ahead_s") is None else float(raw["ahead_s"]),
             any_fit=bool(raw.get("any_fit", False)),
             starts_before_redemption=bool(raw.get("starts_before_redemption", False)),
+            fx=FxRules.from_json(raw.get("fx")),
         )
 
     def master(self, instruments: Mapping[str, Instrument]) -> trade_rules.Master | None:
@@ -291,6 +302,9 @@ class Engine:
         self.starts: list[tuple[float, str]] = []
         #: The security master: ISIN -> its instrument, as last published.
         self.instruments: dict[str, Instrument] = {}
+        #: Token -> its reference rate in yen, as ``fx-rates`` last gave it (kept in
+        #: ``engine-instruments`` under ``fx:{token}``: reference data, as the master).
+        self.fx_rates: dict[str, FxRate] = {}
         #: Each paying bond's next coupon or redemption, and the runs not yet paid
         #: (streams/engine/actions.py).
         self.schedule: dict[str, actions.Event] = {}
@@ -320,7 +334,7 @@ class Engine:
             "engine-open-trades": len(self.open),
             "engine-finished-trades": len(self.finished),
             "engine-applied": len(self.applied),
-            "engine-instruments": len(self.instruments),
+            "engine-instruments": len(self.instruments) + len(self.fx_rates),
             "engine-actions": len(self.schedule) + len(self.runs),
             "engine-orders": len(self.orders),
         }
@@ -368,6 +382,11 @@ class Engine:
             self._matcher = None
         elif table == topics.ENGINE_ORDER_RATES:
             _set(self.order_rates, key, value)
+        elif table == topics.ENGINE_INSTRUMENTS and key.startswith(FX_ROW):
+            if value is not None:
+                rate = decode(FX_RATES, value)
+                assert isinstance(rate, FxRate)
+                self.fx_rates[rate.currency] = rate
         elif table == topics.ENGINE_INSTRUMENTS:
             if value is None:
                 self.instruments.pop(key, None)
@@ -467,6 +486,10 @@ class Batch:
             if refused is not None:
                 source = source_of(CANCELLATIONS, partition, offset, key, value)
                 self._reject(source, CANCELLATIONS, *refused)
+        elif topic == FX_RATES:
+            refused = self._fx_rate(key, value, timestamp_s, (partition, offset))
+            if refused is not None:
+                self._reject(source_of(FX_RATES, partition, offset, key, value), FX_RATES, *refused)
         elif topic == RESERVES:
             refused = actions.attested(self, key, value, timestamp_s, (partition, offset))
             if refused is not None:
@@ -545,6 +568,29 @@ class Batch:
         self.instrument_changed(instrument)
         actions.on_instrument(self, instrument)
 
+    def _fx_rate(
+        self, key: bytes | None, value: bytes | None, at_s: float, where: tuple[int, int]
+    ) -> tuple[str, str] | None:
+        """A token's reference rate in yen (streams/settlement/fx.py); or why it is
+        refused, changing nothing."""
+        record = self.signed_record(FX_RATES, "currency", key, value, at_s, where)
+        if isinstance(record, tuple):
+            return record
+        assert isinstance(record, FxRate)
+        if record.currency not in self.rules.tokens or record.currency == bond_terms.YEN_TOKEN:
+            others = sorted(set(self.rules.tokens) - {bond_terms.YEN_TOKEN})
+            return "unknown_token", f"{record.currency!r} is not a token priced in yen ({others})"
+        kept = self.engine.fx_rates.get(record.currency)
+        if kept is not None and record.at <= kept.at:
+            return (
+                "stale_fx_rate",
+                f"{record.currency} at {wire.utc_text(record.at)} is not after the reference "
+                f"kept, at {wire.utc_text(kept.at)}",
+            )
+        self.engine.fx_rates[record.currency] = record
+        self._instruments[FX_ROW + record.currency] = encode(record)
+        return None
+
     def instrument_changed(self, instrument: Instrument) -> None:
         """The security master's entry for ``instrument``'s ISIN is now ``instrument``."""
         self.engine.instruments[instrument.isin] = instrument
@@ -597,6 +643,8 @@ class Batch:
                 # there: stamped ahead of it by design.
                 ahead_s=None if self.rules.ticks else self.rules.ahead_s,
                 memo=self.engine.dated_memo,
+                fx_rules=self.rules.fx,
+                references=self.engine.fx_rates,
             )
             if isinstance(trade, tuple):
                 rejected = trade
@@ -886,6 +934,9 @@ class Batch:
             return None
         instrument = self.engine.instruments.get(t.isin)
         settles = date.fromisoformat(t.settlement_date)
+        if t.fx_rate:  # converted: its terms are in whole yen
+            computed = bond_terms.trade_accrued(instrument, bond_terms.YEN_TOKEN, face, settles)
+            return None if computed is None else computed.jpy
         computed = bond_terms.trade_accrued(instrument, t.currency, face, settles)
         return None if computed is None else computed.jpy * 10 ** self.rules.decimals_of(t.currency)
 

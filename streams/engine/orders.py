@@ -53,6 +53,7 @@ from schemas import (
     ORDERS,
     source_of,
 )
+from streams.bonds.terms import YEN_TOKEN
 from streams.ledger import domain
 from streams.ledger.messages import ReserveCmd, TransferCmd, VoidCmd, lock_id, order_lock_id
 from streams.matching.book import Funded, Resting, fill_trade_id
@@ -66,6 +67,7 @@ from streams.matching.matcher import BookKey, OrderRequest
 from streams.money import from_units, to_units
 from streams.settlement import intake as trade_rules
 from streams.settlement import saga as dvp
+from streams.settlement.fx import quote_of
 from streams.settlement.messages import Trade
 
 if TYPE_CHECKING:
@@ -96,6 +98,10 @@ class _Made:
     trade_date: date | None = None
     accrued_interest: Decimal | None = None
     partial: str | None = None
+    #: An order in a token other than JPYC: the ``fx-rates`` reference it converts at.
+    fx_rate: Decimal | None = None
+    fx_source: str | None = None
+    fx_time: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -267,8 +273,20 @@ class Desk:
         batch = self.batch
         isin, currency, settles = book
         settlement_date = None if settles is None else date.fromisoformat(settles)
-        executed = _Made(trade_id, isin, buyer, seller, quantity, price, currency,
-                         self.at, settlement_date)  # fmt: skip
+        quote = None
+        if batch.rules.fx is not None and currency != YEN_TOKEN:
+            # Priced in yen, converted at the reference (streams/settlement/fx.py).
+            reference = batch.engine.fx_rates.get(currency)
+            if reference is None:
+                return "fx_rate_unavailable", f"no reference rate of {currency} on fx-rates " \
+                    "yet: an order in it cannot be priced"  # fmt: skip
+            quote = quote_of(reference)
+        executed = _Made(trade_id, isin, buyer, seller, quantity, price, currency, self.at,
+                         settlement_date)  # fmt: skip
+        if quote is not None:
+            executed = dataclasses.replace(
+                executed, fx_rate=quote.rate, fx_source=quote.source, fx_time=quote.at
+            )
         fails = batch.rules.fails
         trade = trade_rules.to_trade(
             executed,
@@ -278,6 +296,8 @@ class Desk:
             master=batch.master,
             cutoff_s=None if fails is None else fails.cutoff_s,
             memo=batch.engine.dated_memo,
+            fx_rules=batch.rules.fx,
+            references=batch.engine.fx_rates,
         )
         if not isinstance(trade, tuple):
             self.made[book, quantity, str(price)] = trade

@@ -40,6 +40,7 @@ from schemas import (
     CANCELLATIONS,
     CLOCK,
     CUSTODY,
+    FX_RATES,
     INSTRUMENTS,
     LEDGER_EVENTS,
     ORDERS,
@@ -73,7 +74,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["INPUTS", "EngineService"]
 
 #: What the engine reads.
-INPUTS: Final = (TRADES, PAYMENTS, CUSTODY, INSTRUMENTS, RESERVES, CANCELLATIONS, ORDERS)
+INPUTS: Final = (
+    TRADES, PAYMENTS, CUSTODY, INSTRUMENTS, RESERVES, CANCELLATIONS, ORDERS, FX_RATES
+)  # fmt: skip
 #: Records applied in one batch at most, and its processing time at most: a cap by time
 #: keeps a batch's commit close behind its first record under a backlog.
 BATCH_RECORDS_MAX: Final = 4_000
@@ -264,13 +267,14 @@ class EngineService:
     async def _master_first(
         self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, held: set[TopicPartition]
     ) -> None:
-        """Apply the security master's backlog, to its end, before any other input.
+        """Apply the reference data's backlog (the security master, the FX rates), to
+        its end, before any other input.
 
         Kafka orders nothing across topics: after a stop, a bond published an hour ago
         and the trades in it since wait together, and a fetch may hand over the trades
         first (a long ``instruments`` backlog needs several fetches; on a cluster its
         leader may answer later). Read first, the bond is known to every trade in it."""
-        master = {tp for tp in held if tp.topic == INSTRUMENTS}
+        master = {tp for tp in held if tp.topic in (INSTRUMENTS, FX_RATES)}
         ends = await consumer.end_offsets(list(master)) if master else {}
         behind = {tp for tp in master if self._positions[tp] < ends[tp]}
         if not behind:
@@ -285,10 +289,10 @@ class EngineService:
                 if got:
                     stalled_at = time.monotonic() + restore.STALL_TIMEOUT_S
                 elif time.monotonic() > stalled_at:
-                    raise restore.RestoreError("the security master could not be read to its end")
+                    raise restore.RestoreError("the reference data could not be read to its end")
         finally:
             consumer.resume(*(held - master))
-        logger.info("engine: %d security master records read before any other input",
+        logger.info("engine: %d reference data records read before any other input",
                     sum(len(records) for _, records in fetched))  # fmt: skip
         while fetched:
             fetched = await self._batch(producer, fetched, self.now())
@@ -499,7 +503,7 @@ def _moves_first(fetched: tuple[TopicPartition, list[ConsumerRecord]]) -> tuple[
 #: A simulated market's ticks come last: what was published before a tick in the same
 #: batch happens before it (Kafka orders nothing across topics; a simulation that
 #: needs a record after a tick waits for the tick's batch before sending it).
-_RANK: Final = {INSTRUMENTS: 0, ORDERS: 2, TRADES: 2, CLOCK: 3}
+_RANK: Final = {INSTRUMENTS: 0, FX_RATES: 0, ORDERS: 2, TRADES: 2, CLOCK: 3}
 
 
 def transactional_id(settings: Settings) -> str:
@@ -534,4 +538,5 @@ def rules_of(settings: Settings) -> Rules:
         ahead_s=settings.trade_ahead_s,
         any_fit=True,
         starts_before_redemption=True,
+        fx=settings.fx,
     )

@@ -57,8 +57,10 @@ def settlement(
         "currency": trade.currency,
         "at": at,
     }
+    # A converted trade's terms are in whole yen, its cash in its token (fx_rate).
+    terms_decimals = 0 if trade.fx_rate else tokens[trade.currency]
     if trade.trade_date:
-        decimals = tokens[trade.currency]
+        decimals = terms_decimals
         assert trade.principal_units is not None and trade.accrued_units is not None
         record["trade_date"] = trade.trade_date
         record["settlement_date"] = trade.settlement_date
@@ -67,14 +69,19 @@ def settlement(
         record["accrued"] = format(from_units(trade.accrued_units, decimals), "f")
         if trade.days_accrued is not None:
             record["days_accrued"] = trade.days_accrued
+    if trade.fx_rate:
+        record["fx_rate"] = trade.fx_rate
+        record["fx_source"] = trade.fx_source
+        record["fx_time"] = trade.fx_time
     if part is not None:
         decimals = tokens[trade.currency]
         record["part"] = part.number
         record["part_quantity"] = part.quantity
         record["part_cash_amount"] = format(from_units(part.cash_units, decimals), "f")
         if part.principal_units is not None and part.accrued_units is not None:
-            record["part_principal"] = format(from_units(part.principal_units, decimals), "f")
-            record["part_accrued"] = format(from_units(part.accrued_units, decimals), "f")
+            principal, accrued = part.principal_units, part.accrued_units
+            record["part_principal"] = format(from_units(principal, terms_decimals), "f")
+            record["part_accrued"] = format(from_units(accrued, terms_decimals), "f")
     if trade.signed:
         record["signed_trade"] = trade.signed
     return record

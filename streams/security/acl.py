@@ -19,7 +19,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from schemas import CANCELLATIONS, CUSTODY, INSTRUMENTS, ORDERS, PAYMENTS, RESERVES, TRADES
+from schemas import (
+    CANCELLATIONS,
+    CUSTODY,
+    FX_RATES,
+    INSTRUMENTS,
+    ORDERS,
+    PAYMENTS,
+    RESERVES,
+    TRADES,
+)
 from streams.topics import PUBLIC_TOPICS, WORKER_INPUTS, WORKER_OUTPUTS
 
 __all__ = [
@@ -110,12 +119,13 @@ def _writer_rules() -> tuple[AclRule, ...]:
             "custodian's attested holdings, only",
         ),
         AclRule(
-            name="registrar-writes-instruments",
+            name="registrar-writes-instruments-fx-rates",
             principals=(REGISTRAR,),
             operations=("Write", "Describe"),
             kind="topic",
-            resources=(INSTRUMENTS,),
-            why="whoever keeps the security master publishes the bonds' terms and status only",
+            resources=(INSTRUMENTS, FX_RATES),
+            why="whoever keeps the reference data publishes the bonds' terms and status, "
+            "and the cash tokens' reference rates, only",
         ),
     )
 

@@ -91,6 +91,7 @@ from pydantic import BaseModel
 from schemas import (
     CANCELLATIONS,
     CUSTODY,
+    FX_RATES,
     INSTRUMENTS,
     ORDERS,
     PAYMENTS,
@@ -148,7 +149,8 @@ ROLE_TOPICS: Final[dict[str, frozenset[str]]] = {
     # matured bond's close until the engine matched the orders itself (ADR 0035);
     # now it signs nothing, and a record it signed is refused.
     "matcher": frozenset(),
-    "instruments": frozenset({INSTRUMENTS}),
+    # The reference data's keeper: the security master and the cash tokens' rates.
+    "instruments": frozenset({INSTRUMENTS, FX_RATES}),
 }
 SIGNED_TOPICS: Final = frozenset().union(*ROLE_TOPICS.values())
 #: The signer id of kessai's own matcher (its trades' ``venue``).

@@ -38,18 +38,21 @@ def trade_document(
             "state": legs["cash"],
         },
     }
+    terms: dict[str, Any] = {
+        "isin": trade.isin,
+        "buyer": trade.buyer,
+        "seller": trade.seller,
+        "quantity": trade.quantity,
+        "currency": trade.currency,
+        "cash_amount": cash,
+    }
+    if trade.fx_rate:  # converted once, at this rate (streams/settlement/fx.py)
+        terms.update(fx_rate=trade.fx_rate, fx_source=trade.fx_source, fx_time=trade.fx_time)
     return {
         "trade_id": trade.trade_id,
         "stage": stage,
         "terminal": stage in core.TERMINAL,
         "reason": reason,
-        "trade": {
-            "isin": trade.isin,
-            "buyer": trade.buyer,
-            "seller": trade.seller,
-            "quantity": trade.quantity,
-            "currency": trade.currency,
-            "cash_amount": cash,
-        },
+        "trade": terms,
         "locks": locks,
     }

@@ -17,10 +17,11 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Final, Protocol
 
-from schemas import TRADES, Instrument, SchemaError, TradeExecuted, check_key, decode
+from schemas import TRADES, FxRate, Instrument, SchemaError, TradeExecuted, check_key, decode
 from streams.bonds import terms
 from streams.money import TRADE_UNITS_MAX, cash_units, from_units
 from streams.security import signing
+from streams.settlement import fx
 from streams.settlement.messages import Trade
 
 __all__ = ["Checked", "Master", "Rejected", "check_record", "deadline_at", "to_trade"]
@@ -68,6 +69,12 @@ class Executed(Protocol):
     def accrued_interest(self) -> Decimal | None: ...
     @property
     def partial(self) -> str | None: ...
+    @property
+    def fx_rate(self) -> Decimal | None: ...
+    @property
+    def fx_source(self) -> str | None: ...
+    @property
+    def fx_time(self) -> datetime | None: ...
 
 
 def to_trade(
@@ -81,6 +88,8 @@ def to_trade(
     cutoff_s: float | None = None,
     ahead_s: float | None = None,
     memo: DatedMemo | None = None,
+    fx_rules: fx.FxRules | None = None,
+    references: Mapping[str, FxRate] | None = None,
 ) -> Trade | Rejected:
     """The saga's trade for a decoded one that arrived at ``arrived_s`` (broker time).
 
@@ -97,7 +106,9 @@ def to_trade(
     deadline is its settlement date's cut-off, this long after the date's 00:00 JST.
     ``ahead_s``: a ``trade_time`` more than this after the arrival is refused,
     ``invalid_trade_time``. ``memo``: the dated terms of trades already taken, reused
-    for another of the same terms (:func:`_dated_memo`)."""
+    for another of the same terms (:func:`_dated_memo`). ``fx_rules`` (with a
+    ``master``): a trade in a token other than JPYC is priced in yen and converted once
+    at its ``fx_rate``, checked against ``references`` (streams/settlement/fx.py)."""
     if t.currency not in tokens:
         known = ", ".join(sorted(tokens))
         return "unknown_token", f"currency {t.currency!r} is not configured ({known})"
@@ -111,18 +122,14 @@ def to_trade(
         # Exact (streams/money.py); the schema's decimals never make it raise.
         units = cash_units(t.quantity, t.price, t.accrued_interest or Decimal(0), decimals)
     else:
-        instrument = None if master.instruments is None else master.instruments.get(t.isin)
-        dated = _dated_memo(t, instrument, master, decimals, trade_time_s, memo)
-        if isinstance(dated, tuple):
-            return dated
-        units = dated.principal_units + dated.accrued_units
+        taken = _terms(t, master, decimals, trade_time_s, memo, fx_rules, references or {})
+        if isinstance(taken, tuple):
+            return taken
+        units, extra = taken.units, taken.fields
         if cutoff_s is None:
-            deadline = max(deadline, dated.starts_at_s + deadline_s)
+            deadline = max(deadline, taken.starts_at_s + deadline_s)
         else:
-            deadline = dated.starts_at_s + cutoff_s
-        # By hand: dataclasses.asdict deep-copies, and took a third of a dated trade's
-        # intake (cProfile; docs/performance.md).
-        extra = {name: getattr(dated, name) for name in _DATED_FIELDS}
+            deadline = taken.starts_at_s + cutoff_s
     if units <= 0:
         return "invalid_price", f"cash leg of {t.trade_id} truncates to 0 {t.currency}"
     if units > TRADE_UNITS_MAX:
@@ -132,6 +139,73 @@ def to_trade(
         trade_time_s=trade_time_s, arrived_s=arrived_s, signed=signed,
         partial=t.partial == "allowed", venue=t.venue, **extra,
     )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Terms:
+    """A dated trade's cash in units, the start of its settlement date, and the fields
+    of :class:`Trade` its terms fill."""
+
+    units: int
+    starts_at_s: float
+    fields: dict[str, Any]
+
+
+def _terms(
+    t: Executed,
+    master: Master,
+    decimals: int,
+    trade_time_s: float,
+    memo: DatedMemo | None,
+    fx_rules: fx.FxRules | None,
+    references: Mapping[str, FxRate],
+) -> _Terms | Rejected:
+    """A dated trade's terms (:func:`to_trade`): in its token, or in yen converted once
+    at its FX rate."""
+    instrument = None if master.instruments is None else master.instruments.get(t.isin)
+    quote = _quote(t, fx_rules, references)
+    if isinstance(quote, tuple):
+        return quote
+    # Converted: its terms are in yen (whole yen, as JPYC's), its cash in the token.
+    priced, priced_decimals = (t.currency, decimals) if quote is None else (YEN, 0)
+    dated = _dated_memo(t, instrument, master, priced, priced_decimals, trade_time_s, memo)
+    if isinstance(dated, tuple):
+        return dated
+    units = dated.principal_units + dated.accrued_units
+    # By hand: dataclasses.asdict deep-copies, and took a third of a dated trade's
+    # intake (cProfile; docs/performance.md).
+    fields = {name: getattr(dated, name) for name in _DATED_FIELDS}
+    if quote is not None:
+        units = fx.convert(units, quote.rate, decimals)
+        fields.update(fx_rate=format(quote.rate, "f"), fx_source=quote.source,
+                      fx_time=quote.at.isoformat().replace("+00:00", "Z"))  # fmt: skip
+    return _Terms(units, dated.starts_at_s, fields)
+
+
+#: The token prices are in: a trade in any other converts (streams/settlement/fx.py).
+YEN: Final = terms.YEN_TOKEN
+
+
+def _quote(
+    t: Executed, rules: fx.FxRules | None, references: Mapping[str, FxRate]
+) -> fx.Quote | Rejected | None:
+    """The rate ``t`` converts at (None: it does not: a JPYC trade, or no FX rules, as
+    before they existed), or why it is refused."""
+    if rules is None:
+        return None
+    if t.currency == YEN:
+        if t.fx_rate is not None:
+            return "invalid_fx_rate", f"{t.trade_id} is paid in {YEN}: it carries no fx_rate"
+        return None
+    if t.fx_rate is None or t.fx_source is None or t.fx_time is None:
+        return (
+            "fx_rate_required",
+            f"{t.trade_id} is paid in {t.currency}: it needs fx_rate (yen per "
+            f"{t.currency}), fx_source and fx_time",
+        )
+    quote = fx.Quote(t.fx_rate, t.fx_source, t.fx_time)
+    refused = fx.check(quote, t.trade_time, t.currency, references.get(t.currency), rules)
+    return quote if refused is None else refused
 
 
 def _ahead(t: Executed, arrived_s: float, ahead_s: float) -> Rejected:
@@ -170,25 +244,26 @@ def _dated_memo(
     t: Executed,
     instrument: Instrument | None,
     master: Master,
+    priced: str,
     decimals: int,
     trade_time_s: float,
     memo: DatedMemo | None,
 ) -> _Dated | Rejected:
     """:func:`_dated`, reused from ``memo`` for a trade of the same terms: the same
     instrument (the very object: a new version of the security master is another),
-    bond, currency, face, price as written, trade date in Japan, dates and accrued
-    sent, lag. A refusal is never kept (its detail names the trade)."""
+    bond, currency priced in, face, price as written, trade date in Japan, dates and
+    accrued sent, lag. A refusal is never kept (its detail names the trade)."""
     if memo is None:
-        return _dated(t, instrument, master, decimals)
+        return _dated(t, instrument, master, priced, decimals)
     key = (
-        t.isin, t.currency, t.quantity, str(t.price), terms.jst_date(trade_time_s),
+        t.isin, priced, t.quantity, str(t.price), terms.jst_date(trade_time_s),
         t.trade_date, t.settlement_date, t.accrued_interest, master.lag,
         master.instruments is None, decimals,
     )  # fmt: skip
     found = memo.get(key)
     if found is not None and found[0] is instrument:
         return found[1]
-    dated = _dated(t, instrument, master, decimals)
+    dated = _dated(t, instrument, master, priced, decimals)
     if not isinstance(dated, tuple):
         if len(memo) >= DATED_MEMO_MAX:
             memo.clear()
@@ -197,10 +272,11 @@ def _dated_memo(
 
 
 def _dated(
-    t: Executed, instrument: Instrument | None, master: Master, decimals: int
+    t: Executed, instrument: Instrument | None, master: Master, priced: str, decimals: int
 ) -> _Dated | Rejected:
+    """The dated terms of ``t`` in ``priced`` (its currency, or yen when it converts)."""
     if master.instruments is not None:
-        refused = terms.check_trade(instrument, t.isin, t.quantity, t.price, t.currency)
+        refused = terms.check_trade(instrument, t.isin, t.quantity, t.price, priced)
         if refused is not None:
             return refused
     dates = terms.trade_dates(
@@ -212,7 +288,7 @@ def _dated(
     )
     if isinstance(dates, tuple):
         return dates
-    computed = terms.trade_accrued(instrument, t.currency, t.quantity, dates.settlement_date)
+    computed = terms.trade_accrued(instrument, priced, t.quantity, dates.settlement_date)
     if computed is None:  # the venue's, as sent (0 if none)
         accrued_units = cash_units(0, Decimal(1), t.accrued_interest or Decimal(0), decimals)
         days = None
@@ -221,7 +297,7 @@ def _dated(
         if t.accrued_interest is not None and t.accrued_interest != expected:
             return (
                 "accrued_mismatch",
-                f"accrued_interest of {t.trade_id}: expected {expected} {t.currency} "
+                f"accrued_interest of {t.trade_id}: expected {expected} {priced} "
                 f"({computed.days} days from {computed.last_coupon}), got {t.accrued_interest}",
             )
         accrued_units = computed.jpy * 10**decimals

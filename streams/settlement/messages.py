@@ -44,3 +44,10 @@ class Trade:
     #: The venue that sent it: the one that may cancel it ("": a trade accepted before
     #: cancellations existed, which none may).
     venue: str = ""
+    #: A trade paid in a token other than JPYC (streams/settlement/fx.py): the yen per
+    #: token it converted at, as written, its source and time (UTC text); its
+    #: principal and accrued units are then whole yen, its cash_units the token's.
+    #: "": a JPYC trade, or one taken before rates existed (priced in its token).
+    fx_rate: str = ""
+    fx_source: str = ""
+    fx_time: str = ""

@@ -121,6 +121,9 @@ class Saga:
     delivered: int = 0
     principal_paid: int = 0
     accrued_paid: int = 0
+    #: The cash the parts paid, when it is not principal + accrued: a trade converted
+    #: at an FX rate, whose principal and accrued are in yen (streams/settlement/fx.py).
+    cash_paid: int = 0
 
     @property
     def terminal(self) -> bool:
@@ -132,6 +135,8 @@ class Saga:
 
     @property
     def cash_left(self) -> int:
+        if self.trade.fx_rate:
+            return self.trade.cash_units - self.cash_paid
         return self.trade.cash_units - self.principal_paid - self.accrued_paid
 
     def last_part(self) -> Part | None:
@@ -331,6 +336,7 @@ def on_partial(saga: Saga, part: Part) -> Outcome:
         delivered=saga.delivered + part.quantity,
         principal_paid=saga.principal_paid + (part.principal_units or 0),
         accrued_paid=saga.accrued_paid + (part.accrued_units or 0),
+        cash_paid=saga.cash_paid + part.cash_units,
     )
     if part.principal_units is None:  # no dates: the cash alone is tracked
         after = replace(after, principal_paid=saga.principal_paid + part.cash_units)

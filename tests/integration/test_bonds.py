@@ -184,7 +184,7 @@ async def test_a_bond_in_a_backlog_is_known_to_the_trades_after_it(tmp_path: Pat
         [settled] = [r for r in seen if r.get("trade_id") == f"v:t-{run}"]
         assert settled["status"] == "settled", settled
         log = (tmp_path / "worker.log").read_text(encoding="utf-8")
-        assert f"{REPUBLISHED + 1} security master records read before any other input" in log
+        assert f"{REPUBLISHED + 1} reference data records read before any other input" in log
         # The journal is stamped with its batch's clock, not its commit's, so that
         # `kessai positions --as-of` a coupon's record time is what the run took.
         batch_ms = {

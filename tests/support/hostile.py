@@ -23,6 +23,7 @@ import orjson
 from schemas import (
     CANCELLATIONS,
     CUSTODY,
+    FX_RATES,
     INSTRUMENTS,
     KEY_BYTES_MAX,
     ORDERS,
@@ -35,7 +36,9 @@ from schemas import (
 from tests.support.records import trade_time
 
 #: Every input topic kessai reads from outside (``clock`` only a simulation reads).
-INPUT_TOPICS = (PAYMENTS, CUSTODY, TRADES, ORDERS, INSTRUMENTS, RESERVES, CANCELLATIONS)
+INPUT_TOPICS = (
+    PAYMENTS, CUSTODY, TRADES, ORDERS, INSTRUMENTS, RESERVES, CANCELLATIONS, FX_RATES
+)  # fmt: skip
 #: Largest record (key + value) a producer may send the broker (message.max.bytes
 #: 1,048,588, less the record's own overhead).
 RECORD_BYTES_MAX = 1_048_000
@@ -103,20 +106,23 @@ def valid(topic: str, n: str) -> dict[str, Any]:
                 "as_of": TRADE_TIME}  # fmt: skip
     if topic == CANCELLATIONS:  # of no trade: even valid, it changes nothing
         return {"trade_id": f"fz-c{n}", "venue": "fz-venue"}
+    if topic == FX_RATES:
+        return {"currency": "USDC", "rate": "150.5", "source": f"fz-x{n}", "at": TRADE_TIME}
     raise AssertionError(topic)
 
 
 #: The field whose value is the record's Kafka key.
 KEY_FIELD = {PAYMENTS: "account", CUSTODY: "account", TRADES: "trade_id", ORDERS: "isin",
-             INSTRUMENTS: "isin", RESERVES: "isin", CANCELLATIONS: "trade_id"}  # fmt: skip
+             INSTRUMENTS: "isin", RESERVES: "isin", CANCELLATIONS: "trade_id",
+             FX_RATES: "currency"}  # fmt: skip
 #: An id field of each topic, for odd characters.
 ID_FIELD = {PAYMENTS: "payment_id", CUSTODY: "movement_id", TRADES: "trade_id",
             ORDERS: "order_id", INSTRUMENTS: "isin", RESERVES: "attestation_id",
-            CANCELLATIONS: "trade_id"}  # fmt: skip
+            CANCELLATIONS: "trade_id", FX_RATES: "currency"}  # fmt: skip
 #: A number-ish field of each topic, for extreme numbers.
 NUMBER_FIELD = {PAYMENTS: "amount", CUSTODY: "quantity", TRADES: "quantity",
                 ORDERS: "quantity", INSTRUMENTS: "face_unit", RESERVES: "face",
-                CANCELLATIONS: "venue"}  # fmt: skip
+                CANCELLATIONS: "venue", FX_RATES: "rate"}  # fmt: skip
 #: JSON texts no number field takes: out of range, fractional, not numbers at all.
 EXTREME_NUMBERS: tuple[bytes, ...] = (
     b"0", b"-1", b"18446744073709551616", b"-9223372036854775809", b"1e308", b"1E400",
@@ -154,7 +160,7 @@ def _spoiled(rng: random.Random, topic: str, n: str) -> Iterator[Hostile]:
     # The record's own id: required by every schema (an order's price is not).
     missing = {k: v for k, v in good.items() if k != ID_FIELD[topic]}
     yield Hostile(topic, key, orjson.dumps(missing), "missing_field")
-    if topic in (TRADES, ORDERS, INSTRUMENTS, RESERVES, CANCELLATIONS):  # keys = a field
+    if topic in (TRADES, ORDERS, INSTRUMENTS, RESERVES, CANCELLATIONS, FX_RATES):  # key: a field
         yield Hostile(topic, b"not-" + key, dumped, "wrong_key")
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from schemas import CUSTODY, INSTRUMENTS, ORDERS, PAYMENTS, TRADES
+from schemas import CUSTODY, FX_RATES, INSTRUMENTS, ORDERS, PAYMENTS, TRADES
 from streams.config import Settings
 from streams.devtools import localkafka
 from streams.kafka.auth import client_kwargs
@@ -33,6 +33,7 @@ WRITER = {
     PAYMENTS: "bridge",
     CUSTODY: "bridge",
     INSTRUMENTS: "registrar",
+    FX_RATES: "registrar",
 }
 
 

@@ -11,6 +11,7 @@ import orjson
 from schemas import (
     CANCELLATIONS,
     CUSTODY,
+    FX_RATES,
     INSTRUMENTS,
     ORDERS,
     PAYMENTS,
@@ -58,11 +59,13 @@ def _reason(h: Hostile) -> tuple[str, str]:
         assert topic == CANCELLATIONS, h
         record = orjson.loads(batch.out.records[0][2])
         return reason, record["detail"]
-    assert h.topic == ORDERS  # through the engine, which matches them (issue 21)
+    # Orders through the engine, which matches them (issue 21); FX rates to its references.
+    assert h.topic in (ORDERS, FX_RATES)
     batch = Batch(Engine(), Rules(tokens=TOKENS, deadline_s=60), 1.0)
-    batch.record(ORDERS, 0, 0, h.key, h.value, 1.0)
+    batch.record(h.topic, 0, 0, h.key, h.value, 1.0)
     [(topic, reason)] = batch.out.rejected
-    assert topic == ORDERS and not batch.touched_accounts() and not batch.engine.open, h
+    assert topic == h.topic and not batch.touched_accounts() and not batch.engine.open, h
+    assert not batch.engine.fx_rates, h
     [record] = [orjson.loads(v) for t, _, v in batch.out.records if t == REJECTIONS]
     return reason, record["detail"]
 

@@ -25,6 +25,7 @@ def test_the_catalogue_is_exactly_the_schema_topics() -> None:
         "instruments",
         "reserves",
         "cancellations",
+        "fx-rates",
         "clock",
         "settlements",
         "rejections",
@@ -49,6 +50,7 @@ def test_only_the_outside_world_topics_are_inputs() -> None:
         "instruments",
         "reserves",
         "cancellations",
+        "fx-rates",
         "clock",
     )
 

@@ -52,6 +52,7 @@ from aiokafka.errors import KafkaError
 
 from schemas import (
     CUSTODY,
+    FX_RATES,
     LEDGER_EVENTS,
     ORDER_EVENTS,
     ORDERS,
@@ -99,7 +100,7 @@ SETTLE_STALL_S = PROGRESS_TIMEOUT_S
 TERMINAL = ("settled", "failed")
 #: What the matcher's group and the settlement engine's group must have
 #: committed to the end before the audit.
-QUIET = ((f"{APP_ID}-engine", (ORDERS, TRADES, PAYMENTS, CUSTODY)),)
+QUIET = ((f"{APP_ID}-engine", (ORDERS, TRADES, PAYMENTS, CUSTODY, FX_RATES)),)
 #: Funding per account: far more than its orders can reserve (units; USDC has 6
 #: decimals), so the engine refuses none for funds.
 FUNDS = {"JPYC": 10**12, "USDC": 10**18}
@@ -170,7 +171,11 @@ class _Flow:
         self._n = 0
 
     def funding(self) -> list[tuple[str, bytes, dict[str, Any]]]:
-        out: list[tuple[str, bytes, dict[str, Any]]] = []
+        """The deposits, after USDC's reference rate: an order in USDC is priced in yen
+        and its fills converted at it (docs/fx.md)."""
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        reference = {"currency": "USDC", "rate": "150.25", "source": "crash-fixing", "at": now}
+        out: list[tuple[str, bytes, dict[str, Any]]] = [(FX_RATES, b"USDC", reference)]
         for account in self.accounts:
             for token in TOKENS:
                 out.append(
@@ -325,6 +330,9 @@ def _worker_env(bootstrap: str, guarantee: str) -> dict[str, str]:
         "KESSAI_APP_ID": APP_ID,
         "KESSAI_TOKENS": ",".join(f"{k}:{v}" for k, v in TOKENS.items()),
         "KESSAI_PROCESSING_GUARANTEE": guarantee,
+        # The one reference rate of the funding holds through the run (fills are
+        # priced at it, whatever their time: the default 60 s would end a long run).
+        "KESSAI_FX_MAX_AGE_S": "86400",
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -364,7 +372,7 @@ class _Run:
         await self.publish(funding)
         for w in self.workers:
             w.start()
-        await self._wait_funded(len(funding))
+        await self._wait_funded(sum(1 for topic, _, _ in funding if topic != FX_RATES))
         first = self.flow.round(min(ORDERS_PER_ROUND, self.orders))
         await self.publish(first)
         self.sent = len(first)

@@ -62,6 +62,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas import (
     CUSTODY,
+    FX_RATES,
     INSTRUMENTS,
     LEDGER_EVENTS,
     PAYMENTS,
@@ -101,6 +102,14 @@ from tests.crash.scenarios.killharness import (
 from tests.support.profiles import WRITER, Profile, plain, start_secure_cluster
 
 TOKENS = {"JPYC": 0, "USDC": 6}
+#: The reference rate of USDC (yen per USD) the opening publishes on ``fx-rates``; a
+#: USDC trade carries a rate within the band of it (docs/fx.md).
+USDC_JPY = "150.25"
+#: How old a trade's FX rate and the reference may be (``KESSAI_FX_MAX_AGE_S``): a day,
+#: so that the one reference of the opening holds through the run, kills and backlogs
+#: included (trades are stamped when they are fed; a backlog read a minute after a
+#: newer reference would be refused under the default 60 s).
+FX_MAX_AGE_S = 86_400
 BONDS = [b + check_digit(b) for b in ("JP110355100", "JP110356100", "JP120144000")]
 
 
@@ -236,6 +245,9 @@ class _Market:
 
     def opening(self) -> list[tuple[str, dict[str, Any]]]:
         out = [("instruments", _instrument(isin)) for isin in BONDS]
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        out.append((FX_RATES, {"currency": "USDC", "rate": USDC_JPY, "source": "crash-fixing",
+                               "at": now}))  # fmt: skip
         for account in self.accounts:
             if account in self.unfunded:
                 continue
@@ -266,8 +278,10 @@ class _Market:
             # Now: a trade's deadline counts from its trade_time (docs/security.md, M1).
             "trade_time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
-        if currency == "USDC":  # kessai computes a JPYC trade's accrued; a USDC one's is sent
-            value["accrued_interest"] = f"{rng.randrange(0, 5_000) / 100:.2f}"
+        if currency == "USDC":  # priced in yen, converted at its rate (docs/fx.md)
+            value["fx_rate"] = rng.choice(["150.25", "150.6", "149.9"])  # within 0.5 %
+            value["fx_source"] = "crash-venue"
+            value["fx_time"] = value["trade_time"]
         self.fed.trades[tid] = value
         return "trades", value
 
@@ -309,8 +323,9 @@ class _Market:
         _, value = self.trade()
         del self.fed.trades[value["trade_id"]]
         kind = self.rng.choice(
-            ["invalid_isin", "same_account", "unknown_token", "invalid_quantity"]
-        )
+            ["invalid_isin", "same_account", "unknown_token", "invalid_quantity",
+             "stale_fx_rate", "fx_rate_out_of_band"]
+        )  # fmt: skip
         bad = dict(value)
         if kind == "invalid_isin":
             bad["isin"] = bad["isin"][:-1] + str((int(bad["isin"][-1]) + 1) % 10)
@@ -318,6 +333,12 @@ class _Market:
             bad["seller"] = bad["buyer"]
         elif kind == "unknown_token":
             bad["currency"] = "XYZC"
+        elif kind in ("stale_fx_rate", "fx_rate_out_of_band"):
+            stale = kind == "stale_fx_rate"
+            fx_at = datetime.now(UTC) - timedelta(seconds=2 * FX_MAX_AGE_S if stale else 0)
+            fx_time = fx_at.isoformat().replace("+00:00", "Z")
+            bad.update(currency="USDC", fx_rate="150.25" if stale else "160",
+                       fx_source="crash-venue", fx_time=fx_time)  # fmt: skip
         else:
             bad["quantity"] = 12_345
         self.fed.bad[kind] += 1
@@ -325,12 +346,14 @@ class _Market:
 
 
 def _key(topic: str, value: dict[str, Any]) -> bytes:
-    field = {"trades": "trade_id", "instruments": "isin"}.get(topic, "account")
+    field = {"trades": "trade_id", "instruments": "isin", FX_RATES: "currency"}.get(
+        topic, "account"
+    )
     return str(value[field]).encode()
 
 
 #: Topics whose every record the engine must have committed before the audit.
-QUIET_TOPICS = ("payments", "custody", "trades", "instruments")
+QUIET_TOPICS = ("payments", "custody", "trades", "instruments", FX_RATES)
 #: The engine's consumer group (streams/engine/service.py).
 ENGINE_GROUP = f"{APP_ID}-engine"
 
@@ -511,6 +534,7 @@ def _worker_env(
         "KESSAI_FAIL_MODE": "atomic" if cutoff is None else "recycle",
         **({"KESSAI_CUTOFF": cutoff} if cutoff is not None else {}),
         "KESSAI_SECURITY_MASTER": "required",
+        "KESSAI_FX_MAX_AGE_S": str(FX_MAX_AGE_S),
         "PYTHONUNBUFFERED": "1",
         **({"KESSAI_REPLICATION_FACTOR": str(replication)} if replication else {}),
     }
@@ -525,7 +549,7 @@ class _Venue:
         # One producer per principal that writes an input (plain: one for everything).
         self.writers = {
             t: WRITER[t] if profile.secure else "admin"
-            for t in (TRADES, PAYMENTS, CUSTODY, INSTRUMENTS)
+            for t in (TRADES, PAYMENTS, CUSTODY, INSTRUMENTS, FX_RATES)
         }
         self.producers = {
             principal: AIOKafkaProducer(

@@ -42,8 +42,9 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 from kessai_bench.pipeline import funding
-from kessai_bench.trades import TradeFactory
+from kessai_bench.trades import TradeFactory, fx_reference
 
+from schemas import FX_RATES
 from streams.audit import replay
 from streams.config import Settings
 from streams.devtools import localkafka
@@ -134,7 +135,8 @@ async def feed(settings: Settings, trades: int, *, prefix: str, fund: bool) -> N
     )
     await producer.start()
     try:
-        if fund:
+        if fund:  # USDC's reference rate first: the USDC trades convert at it
+            await producer.send(FX_RATES, orjson.dumps(fx_reference()), key=b"USDC")
             for topic, key, value in funding():
                 await producer.send(topic, value, key=key)
         factory = TradeFactory(prefix)

@@ -69,20 +69,24 @@ def test_ratio_is_none_when_a_side_is_missing_or_zero() -> None:
 
 def test_bench_trades_are_what_the_pipeline_reads_byte_for_byte() -> None:
     factory = TradeFactory("Tabc123", seed=1)
-    sizes = set()
+    sizes: dict[str, set[int]] = {"JPYC": set(), "USDC": set()}
     keys = set()
     for _ in range(500):
         key, value = factory.record()
         model = decode(TRADES, value)  # a valid TradeExecuted
         assert encode(model) == value  # canonical: what schemas.encode makes of it
         assert key_for(TRADES, model) == key
-        sizes.add(len(value))
+        assert (model.fx_rate is not None) == (model.currency == "USDC")
+        sizes[model.currency].add(len(value))
         keys.add(key)
 
     assert len(keys) == 500
-    # Fixed-width ids and amounts: the size hardly varies, as in the real pipeline.
-    assert max(sizes) - min(sizes) <= 8
-    assert 200 <= min(sizes) <= 260
+    # Fixed-width ids and amounts: the size hardly varies, as in the real pipeline (a
+    # USDC trade's carries its FX rate, source and time besides).
+    for currency, found in sizes.items():
+        assert max(found) - min(found) <= 8, currency
+    assert 200 <= min(sizes["JPYC"]) <= 260
+    assert 300 <= min(sizes["USDC"]) <= 340
 
 
 def test_bench_trades_are_reproducible_from_the_seed() -> None:

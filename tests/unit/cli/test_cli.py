@@ -29,7 +29,7 @@ def no_broker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         (["kafka", "down"], "stop the local broker"),
         (["kafka", "status"], "whether the broker answers"),
         (["kafka", "reset"], "DELETE all its topics and data"),
-        (["topics"], "13 public topics"),
+        (["topics"], "14 public topics"),
         (["topics", "create"], "create the public topics that are missing"),
         (["topics", "list"], "each public topic"),
         (["publish"], "Every line is validated first"),

@@ -705,9 +705,9 @@ def test_the_bridge_writes_payments_custody_and_reserves_only() -> None:
     assert not any(_allowed("bridge", "Read", "topic", t) for t in CATALOGUE_NAMES)
 
 
-def test_the_registrar_writes_the_security_master_only() -> None:
+def test_the_registrar_writes_the_security_master_and_fx_rates_only() -> None:
     writes = {t for t in CATALOGUE_NAMES if _allowed("registrar", "Write", "topic", t)}
-    assert writes == {"instruments"}
+    assert writes == {"instruments", "fx-rates"}
     assert not any(_allowed("registrar", "Read", "topic", t) for t in CATALOGUE_NAMES)
 
 

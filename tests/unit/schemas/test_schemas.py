@@ -26,6 +26,7 @@ from schemas import (
     CLOSING_VENUE,
     CUSTODY,
     FACE_JPY_MIN,
+    FX_RATES,
     INSTRUMENTS,
     LEDGER_EVENTS,
     ORDER_EVENTS,
@@ -42,6 +43,7 @@ from schemas import (
     BalanceChanged,
     CancelTrade,
     FailPenalty,
+    FxRate,
     Instrument,
     MoveBonds,
     MoveCash,
@@ -172,6 +174,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "at": AT,
     },
     CANCELLATIONS: {"trade_id": "t-1", "venue": "venue-x"},
+    FX_RATES: {"currency": "USDC", "rate": "151.234", "source": "wmr-london-4pm", "at": AT},
     PENALTIES: {
         "penalty_id": "t-1:2025-11-05:seller",
         "trade_id": "t-1",
@@ -206,6 +209,7 @@ EXPECTED_KEYS = {
     RESERVES: JGB_10Y.encode(),
     PENALTIES: b"t-1",
     CANCELLATIONS: b"t-1",
+    FX_RATES: b"USDC",
 }
 
 
@@ -300,7 +304,9 @@ def trades(draw: st.DrawFn) -> TradeExecuted:
         trade_time=draw(utc_times),
         trade_date=draw(st.none() | dates),
         settlement_date=draw(st.none() | dates),
-    )
+        **draw(st.just({}) | st.fixed_dictionaries(
+            {"fx_rate": positive, "fx_source": ids, "fx_time": utc_times})),
+    )  # fmt: skip
 
 
 @st.composite
@@ -471,6 +477,7 @@ records: dict[str, st.SearchStrategy[Any]] = {
     CLOCK: st.builds(AdvanceClock, to=utc_times),
     PENALTIES: penalties(),
     CANCELLATIONS: st.builds(CancelTrade, trade_id=ids, venue=ids),
+    FX_RATES: st.builds(FxRate, currency=tokens, rate=positive, source=ids, at=utc_times),
     RESERVES: st.builds(
         ReserveAttested,
         attestation_id=ids,
@@ -679,6 +686,13 @@ REASON_CASES = [
         TRADES, raw(TRADES, seller="acct-a"), "same_account", "buyer and seller", id="same-account"
     ),
     pytest.param(
+        TRADES,
+        raw(TRADES, fx_rate="151.234"),
+        "invalid_fx_rate",
+        "fx_rate, fx_source and",
+        id="fx-rate-alone",
+    ),
+    pytest.param(
         INSTRUMENTS,
         raw(INSTRUMENTS, isin=JGB),
         "not_a_jgb",
@@ -742,6 +756,9 @@ MONEY_FIELDS = [
     (SETTLEMENTS, "part_cash_amount", "invalid_amount"),
     (SETTLEMENTS, "part_principal", "invalid_amount"),
     (SETTLEMENTS, "part_accrued", "invalid_amount"),
+    (SETTLEMENTS, "fx_rate", "invalid_fx_rate"),
+    (TRADES, "fx_rate", "invalid_fx_rate"),
+    (FX_RATES, "rate", "invalid_amount"),
     (INSTRUMENTS, "coupon_rate", "invalid_amount"),
     (INSTRUMENTS, "price_tick", "invalid_amount"),
     (PENALTIES, "base", "invalid_amount"),
