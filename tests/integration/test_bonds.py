@@ -221,6 +221,11 @@ async def test_dated_orders_cross_only_their_date_and_the_trade_waits_for_it(
         await profile.send("custody", seller, bond_deposit(f"cd-{run}", seller, JGB, 10_000_000))
         # Two buys of 10m at 99.5 reserve ~¥9.95m and their accrued each.
         await profile.send("payments", buyer, cash_deposit(f"pd-{run}", buyer, "30000000"))
+        # Orders reserve at entry: sent once the deposits are applied (Kafka orders
+        # nothing across topics; an order fetched first would be refused for funds).
+        funded = {f"custody:cd-{run}", f"payment:pd-{run}"}
+        await collect(profile.reader, ["ledger-events"],
+                      lambda s: funded <= {r.get("cause") for r in s})  # fmt: skip
         for oid, account, side, date in (("s", seller, "sell", tomorrow),
                                          ("u", buyer, "buy", None),
                                          ("b", buyer, "buy", tomorrow)):  # fmt: skip

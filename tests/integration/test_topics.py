@@ -63,6 +63,7 @@ async def test_creates_the_co_partitioned_topics_and_is_idempotent(
         "instruments",
         "reserves",
         "cancellations",
+        "fx-rates",
         "clock",
     ]
     assert configs == {

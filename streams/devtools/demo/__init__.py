@@ -7,13 +7,15 @@ deadline (:data:`~.story.DEMO_DEADLINE_S` instead of an hour, so that a failure 
 the demo), then plays a story through the real pipeline in four acts, with ids and
 accounts unique to this run (``alice-<run>``, ``t1-<run>``, ``o1-<run>``, ...):
 
-1. Funding. The bridges deposit JPYC and USDC for alice and bob (``payments``) and
+1. Funding. The registrar publishes USDC's reference rate in yen (``fx-rates``). The
+   bridges deposit JPYC and USDC for alice and bob (``payments``) and
    two JGBs for bob (``custody``); alice withdraws part of her JPYC. Four payments the
    worker must refuse without changing a balance: an overdraft, a replayed payment
    id, a token nobody configured, and bytes that are not even JSON. The demo waits
    until the deposits are on the ledger: the worker is up and the accounts funded.
 2. Trading. A simulated venue publishes trades on ``trades`` (key trade_id): two
-   between funded accounts (one paid in JPYC, one in USDC), one whose buyer carol
+   between funded accounts (one paid in JPYC, one in USDC at its venue's rate, which
+   the report shows converted: docs/fx.md), one whose buyer carol
    has no cash yet, one whose seller dave has no bonds yet, and one whose seller
    erin will never get her bonds; then five trades that must be rejected: a bad
    ISIN check digit, buyer == seller, an unknown currency, a repeated trade_id, and

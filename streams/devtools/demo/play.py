@@ -133,8 +133,8 @@ async def _fund(story: Story, producer: AIOKafkaProducer, tail: _Tail) -> bool:
     """Act 1; False if the deposits never reached the ledger."""
     seen = tail.seen
     print(
-        f"1. funding: {len(story.funding)} records on payments and custody "
-        "(deposits, a withdrawal, 4 bad payments) ...",
+        f"1. funding: {len(story.funding)} records on fx-rates, payments and custody "
+        "(USDC's reference rate, deposits, a withdrawal, 4 bad payments) ...",
         flush=True,
     )
     await _publish(producer, story.funding, tail.seen)

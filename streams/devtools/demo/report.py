@@ -53,7 +53,7 @@ def _report_trades(story: Story, seen: Seen, problems: list[str]) -> None:
     print(
         "\nTrades (committed settlements; cash = face x price / 100 + accrued, kessai's from "
         "the security master,\n  counted in days since the last coupon date or the issue; the USDC "
-        "trade's accrued is the venue's):"
+        "trade's, in yen, converted once at its fx_rate):"
     )
     print(
         f"  {'trade':<10} {'buyer':<13} {'seller':<12} {'face':>9}  {'isin':<12} "
@@ -69,6 +69,25 @@ def _report_trades(story: Story, seen: Seen, problems: list[str]) -> None:
         )
         if got != want:
             problems.append(f"trade {trade_id}: statuses {_show(got)}, want {_show(want)}")
+    _report_fx(story, seen, problems)
+
+
+def _report_fx(story: Story, seen: Seen, problems: list[str]) -> None:
+    """How each trade paid in USDC converted, as its settlement records it."""
+    for trade_id, t in story.trade_records.items():
+        if t.fx_rate is None:
+            continue
+        fx = seen.fx.get(trade_id)
+        if fx is None:
+            problems.append(f"trade {trade_id}: no settlement with its fx_rate")
+            continue
+        print(
+            f"  {trade_id}: paid in {t.currency}: ({fx['principal']} + {fx['accrued']}) JPY "
+            f"/ {fx['fx_rate']} JPY per USD ({fx['fx_source']}, {fx['fx_time']}) = "
+            f"{fx['cash_amount']} {t.currency}, truncated to 6 decimals"
+        )
+        if fx["fx_rate"] != format(t.fx_rate, "f"):
+            problems.append(f"trade {trade_id}: fx_rate {fx['fx_rate']}, want {t.fx_rate}")
 
 
 def _step_of(event: Mapping[str, Any]) -> OrderStep:

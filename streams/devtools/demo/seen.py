@@ -22,6 +22,10 @@ from streams.matching.book import Book
 TERMINAL = ("settled", "failed", "cancelled")
 
 
+#: What the report shows of a converted trade's settlement.
+_FX_FIELDS = ("principal", "accrued", "fx_rate", "fx_source", "fx_time", "cash_amount")
+
+
 @dataclass
 class Seen:
     """This run's committed output, as it arrives."""
@@ -34,6 +38,9 @@ class Seen:
     cash: dict[str, str] = field(default_factory=dict)
     #: trade id -> its accrued interest and the days it counts ("2712 (76 d)").
     accrued: dict[str, str] = field(default_factory=dict)
+    #: trade id -> how a trade paid in USDC converted: its yen principal and accrued,
+    #: fx_rate, fx_source, fx_time and cash, as its settlement says (docs/fx.md).
+    fx: dict[str, dict[str, Any]] = field(default_factory=dict)
     rejections: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: order id -> its order-events, in order (an ISIN's are on one partition).
     orders: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -87,6 +94,8 @@ class Seen:
                     self.matched[value["trade_id"]] = {
                         k: value.get(k) for k in ("buyer", "seller", "quantity", "price")
                     }
+                if value.get("fx_rate") is not None:
+                    self.fx[value["trade_id"]] = {k: value.get(k) for k in _FX_FIELDS}
                 if value.get("accrued") is not None:
                     days = value.get("days_accrued")
                     shown = value["accrued"] if days is None else f"{value['accrued']} ({days} d)"

@@ -21,9 +21,11 @@ from pydantic import BaseModel
 
 from schemas import (
     CUSTODY,
+    FX_RATES,
     ORDERS,
     PAYMENTS,
     TRADES,
+    FxRate,
     MoveBonds,
     MoveCash,
     SubmitOrder,
@@ -33,6 +35,8 @@ from schemas import (
 )
 from streams.bonds.terms import accrued_on, jst_date
 from streams.cli.instruments import reference_instruments
+from streams.money import from_units
+from streams.settlement.fx import convert
 
 #: The worker's settlement deadline during the demo (the default is an hour).
 DEMO_DEADLINE_S = 30
@@ -183,8 +187,16 @@ MATCHES: tuple[tuple[str, str, int, str], ...] = (
 #: BOND_10Y's JPYC book left at the end, best first: (price, face, orders).
 LEFT_BIDS = ((Decimal("99.40"), 50_000, 1), (Decimal("99.30"), 300_000, 1))
 LEFT_ASKS = ((Decimal("99.70"), 500_000, 1), (Decimal("99.80"), 200_000, 1))
-#: Every JPYC trade's cash is its principal plus kessai's accrued interest on that
-#: day (``ai``, computed from the master); the USDC trade's accrued is the venue's.
+#: USDC's reference rate (yen per USD) on ``fx-rates``, and the rate t2 carries.
+USDC_JPY = "151.234"
+#: Every trade's cash is its principal plus kessai's accrued interest on that day
+#: (``ai``, computed from the master), in yen; the USDC trade's converted once at its
+#: rate (docs/fx.md).
+
+
+def usdc_of_t2(ai: _Accrued) -> int:
+    """t2's cash in USDC units: 300,000 face x 99.52 / 100 + accrued, at 151.234."""
+    return convert(_principal(300_000, "99.52") + ai(BOND_20Y, 300_000), Decimal(USDC_JPY), 6)
 
 
 def _available_act3(ai: _Accrued) -> dict[tuple[str, str], int | str]:
@@ -194,14 +206,14 @@ def _available_act3(ai: _Accrued) -> dict[tuple[str, str], int | str]:
         497_500 + ai(BOND_10Y, 500_000),
         (199_600 + ai(BOND_20Y, 200_000)),
     )
+    t2 = usdc_of_t2(ai)
     return {
         ("alice", "JPYC"): 5_000_000 - 1_200_000 - t1 - t4,  # deposit, withdrawal, t1, t4
-        # 2,500.125 - 1,990.224371 (t2)
-        ("alice", "USDC"): "509.900629",
+        ("alice", "USDC"): format(from_units(2_500_125_000 - t2, 6), "f"),  # 2,500.125 less t2
         ("alice", BOND_10Y): 1_000_000,
         ("alice", BOND_20Y): 500_000,
         ("bob", "JPYC"): 1_000_000 + t1 + t3,
-        ("bob", "USDC"): "1990.224371",
+        ("bob", "USDC"): format(from_units(t2, 6), "f"),
         ("bob", BOND_10Y): 8_500_000,
         ("bob", BOND_20Y): 200_000,
         ("carol", "JPYC"): 505_000 - t3,
@@ -311,9 +323,10 @@ class _Run:
         quantity: int,
         price: str,
         currency: str = "JPYC",
-        accrued: str | None = None,
+        fx_rate: str | None = None,
     ) -> TradeExecuted:
-        """A trade; ``accrued`` None: kessai computes it (a USDC trade sends its own)."""
+        """A trade; kessai computes its accrued interest. ``fx_rate``: paid in a token
+        other than JPYC, converted at this rate (yen per token), quoted now."""
         record = {
             "trade_id": f"t{n}-{self.id}",
             "venue": "kessai-demo-venue",
@@ -325,9 +338,15 @@ class _Run:
             "currency": currency,
             "trade_time": self.now.isoformat().replace("+00:00", "Z"),
         }
-        if accrued is not None:
-            record["accrued_interest"] = accrued
+        if fx_rate is not None:
+            record.update(fx_rate=fx_rate, fx_source="demo-venue-feed",
+                          fx_time=record["trade_time"])  # fmt: skip
         return TradeExecuted.model_validate(record)
+
+    def fx_reference(self) -> Raw:
+        """USDC's reference rate on ``fx-rates``, observed now (docs/fx.md)."""
+        return to_raw(FX_RATES, FxRate(currency="USDC", rate=Decimal(USDC_JPY),
+                                       source="demo-fixing", at=self.now))  # fmt: skip
 
     def bad_trade(self, n: int, **changes: str) -> Raw:
         # Built as JSON, not as a model: the model would refuse it, the worker must.
@@ -338,6 +357,7 @@ class _Run:
 def _funding(r: _Run) -> list[Raw]:
     """Act 1: deposits, a withdrawal, and four payments the worker must refuse."""
     return [
+        r.fx_reference(),  # USDC's reference rate: t2 converts near it
         r.pay(1, "alice", "JPYC", "5000000"),
         r.pay(2, "alice", "USDC", "2500.125"),
         r.pay(3, "bob", "JPYC", "1000000"),
@@ -358,8 +378,8 @@ def _good_trades(r: _Run) -> list[TradeExecuted]:
     return [
         # 1,000,000 face x 99.5 / 100 = 995,000 JPYC, + kessai's accrued
         r.trade(1, "alice", "bob", BOND_10Y, 1_000_000, "99.5"),
-        # 300,000 face x 0.6634 / 100 + 0.024371 = 1,990.224371 USDC
-        r.trade(2, "alice", "bob", BOND_20Y, 300_000, "0.6634", "USDC", "0.024371"),
+        # 300,000 face x 99.52 / 100 = 298,560 JPY + accrued, paid in USDC at 151.234
+        r.trade(2, "alice", "bob", BOND_20Y, 300_000, "99.52", "USDC", USDC_JPY),
         # carol has no cash yet: 497,500 JPYC + accrued
         r.trade(3, "carol", "bob", BOND_10Y, 500_000, "99.5"),
         # dave has no bonds yet: 199,600 JPYC + accrued

@@ -59,6 +59,12 @@ def balances(engine: Engine, account: str) -> dict[str, list[int]]:
     return domain.AccountState.from_bytes(engine.accounts[account]).balances
 
 
+def units(usdc: str) -> int:
+    found = to_units(Decimal(usdc), 6)
+    assert found is not None, usdc
+    return found
+
+
 def rejected(out: Outputs) -> list[str]:
     return [orjson.loads(v)["reason"] for t, _, v in out.records if t == REJECTIONS]
 
@@ -220,13 +226,13 @@ def test_any_run_of_usdc_partial_deliveries_sums_to_the_converted_trade_and_cons
             out = batch(engine, FX, at, inputs)
             records += [orjson.loads(v) for t, _, v in out.records if t == SETTLEMENTS]
     parts = [r for r in records if "part" in r]
-    paid = sum(to_units(Decimal(p["part_cash_amount"]), 6) for p in parts)
+    paid = sum(units(p["part_cash_amount"]) for p in parts)
     assert paid <= 653_810_809_738
-    if sum(deliveries[:2]) >= 100_000_000 and to_units(Decimal(buyer_usdc), 6) >= 653_810_809_738:
+    if sum(deliveries[:2]) >= 100_000_000 and units(buyer_usdc) >= 653_810_809_738:
         assert records[-1]["status"] == "settled"  # all there before the fail days ran out
     if parts and records[-1]["status"] == "settled":
         assert sum(p["part_quantity"] for p in parts) == 100_000_000
         assert paid == 653_810_809_738
     usdc_held = sum(sum(balances(engine, a).get("USDC", [0, 0])) for a in ("b", "s"))
-    assert usdc_held == to_units(Decimal(buyer_usdc), 6)
+    assert usdc_held == units(buyer_usdc)
     assert balances(engine, "s").get("USDC", [0, 0])[0] == paid

@@ -288,6 +288,12 @@ def ledger_events(draw: st.DrawFn) -> BalanceChanged:
     )
 
 
+#: A trade's FX fields: none, or all three (docs/fx.md).
+fx_fields: st.SearchStrategy[dict[str, Any]] = st.just({}) | st.fixed_dictionaries(
+    {"fx_rate": positive, "fx_source": ids, "fx_time": utc_times}
+)
+
+
 @st.composite
 def trades(draw: st.DrawFn) -> TradeExecuted:
     buyer, seller = draw(accounts)
@@ -304,9 +310,8 @@ def trades(draw: st.DrawFn) -> TradeExecuted:
         trade_time=draw(utc_times),
         trade_date=draw(st.none() | dates),
         settlement_date=draw(st.none() | dates),
-        **draw(st.just({}) | st.fixed_dictionaries(
-            {"fx_rate": positive, "fx_source": ids, "fx_time": utc_times})),
-    )  # fmt: skip
+        **draw(fx_fields),
+    )
 
 
 @st.composite
