@@ -74,7 +74,7 @@ from schemas import (
 )
 from streams.config import Settings
 from streams.engine import actions, wire
-from streams.engine.core import Batch, Engine, Rules
+from streams.engine.core import FX_ROW, Batch, Engine, Rules
 from streams.engine.manifest import Manifest
 from streams.kafka.reader import Cut, cuts_for, read_batches, require_history
 from streams.ledger import domain as ledger_core
@@ -534,6 +534,7 @@ def _compare_tables(d: Derived, tables: Mapping[str, Log]) -> list[Check]:
     trades.update(engine.finished)
     inflow = {asset: b"%d" % units for asset, units in engine.inflow.items()}
     instruments = {isin: encode(i) for isin, i in engine.instruments.items()}
+    instruments.update({FX_ROW + c: encode(rate) for c, rate in engine.fx_rates.items()})
     keys = {actions.NEXT + isin for isin in engine.schedule} | set(engine.runs)
     keys |= {actions.RESERVE + isin for isin in engine.reserves}
     scheduled = {k: v for k, v in actions.rows(engine, keys) if v}

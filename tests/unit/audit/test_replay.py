@@ -126,3 +126,40 @@ def test_replay_derives_the_archive_and_a_missing_archived_row_is_a_difference()
         "engine-applied", "engine-inflow", "engine-rates", "orders")}  # fmt: skip
     assert archive_check({**base, ENGINE_ARCHIVE: archived}) == []
     assert archive_check({**base, ENGINE_ARCHIVE: {}}) != []  # the row never archived
+
+
+def test_replay_derives_the_fx_references_kept_beside_the_security_master() -> None:
+    """The engine keeps each token's reference rate in ``engine-instruments`` under
+    ``fx:{token}`` (docs/fx.md): the replay derives the same row, and a committed
+    table without it is a difference."""
+    from schemas import FX_RATES
+    from streams.audit.replay import compare
+    from streams.engine.core import Batch, Engine, Rules
+    from streams.topics import ENGINE_INSTRUMENTS
+
+    rate = orjson.dumps({"currency": "USDC", "rate": "151.234", "source": "fixing",
+                         "at": "2023-11-14T22:13:20Z"})  # fmt: skip
+    rules = Rules(tokens={"JPYC": 0, "USDC": 6}, deadline_s=20.0).to_json()
+    first = Manifest(1, 1_700_000_000.0, rules, [Segment(FX_RATES, 0, 0, 1)])
+    logs: dict[str, Log] = {topic: {} for topic in TOPICS}
+    logs[FX_RATES] = {0: [_record(FX_RATES, 0, b"USDC", rate)]}
+    logs[ENGINE_LOG] = {0: [_record(ENGINE_LOG, 0, None, first.to_bytes())]}
+    derived = derive(logs, Settings())
+    assert str(derived.engine.fx_rates["USDC"].rate) == "151.234"
+
+    def master_check(rows: list[tuple[bytes, bytes]]) -> list[str]:
+        table = {0: [_record(ENGINE_INSTRUMENTS, n, k, v) for n, (k, v) in enumerate(rows)]}
+        base: dict[str, Log] = {name: {} for name in ("engine-accounts", "engine-trades",
+            "engine-applied", "engine-inflow", "engine-rates", "orders")}  # fmt: skip
+        checks = compare(derived, logs, {**base, ENGINE_INSTRUMENTS: table},
+                         tokens={"JPYC": 0, "USDC": 6})  # fmt: skip
+        [check] = [c for c in checks if c.name.startswith("engine security master")]
+        return check.examples
+
+    # What the engine itself committed for the record, its batch's changelog row.
+    batch = Batch(Engine(), Rules.from_json(rules), 1_700_000_000.0)
+    batch.record(FX_RATES, 0, 0, b"USDC", rate, 1_700_000_000.0)
+    [row] = [(k, v) for t, k, v in batch.finish().changelog if t == ENGINE_INSTRUMENTS]
+    assert row[0] == b"fx:USDC" and row[1] is not None
+    assert master_check([(row[0], row[1])]) == []
+    assert master_check([]) != []  # the reference never committed
