@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from streams.errors import ConfigError
+from streams.money import LEDGER_DECIMALS_MAX
 from streams.settlement.fails import PenaltyRules
 from streams.settlement.fx import FxRules
 
@@ -26,8 +27,11 @@ DEFAULT_PARTITIONS = 4
 #: The settlement engine's processing guarantees; kessai runs exactly_once unless
 #: benchmarking.
 GUARANTEES = ("exactly_once", "at_least_once")
-#: Token -> number of decimals of its smallest unit.
+#: Token -> number of decimals of its smallest unit in the ledger.
 DEFAULT_TOKENS: dict[str, int] = {"JPYC": 0, "USDC": 6}
+#: Token -> its decimals on-chain (JPYC v2: 18; native USDC: 6). A deposit finer than
+#: the ledger's unit credits the whole units; the rest is the bridge's dust.
+DEFAULT_ONCHAIN: dict[str, int] = {"JPYC": 18, "USDC": 6}
 #: How kessai's clients reach Kafka: the open dev profile, or SASL/SCRAM-SHA-512 over
 #: TLS (the secure profile, ``kessai kafka up --secure``; docs/security.md).
 KAFKA_SECURITY = ("plaintext", "sasl_ssl")
@@ -43,20 +47,31 @@ WINDOW_S_MAX = 3650 * 86_400
 SIGNATURE_THREADS = min(4, os.cpu_count() or 1)
 
 
-def _parse_tokens(text: str) -> dict[str, int]:
-    """``"JPYC:0,USDC:6"`` -> ``{"JPYC": 0, "USDC": 6}``."""
+def _parse_tokens(text: str) -> tuple[dict[str, int], dict[str, int]]:
+    """``"JPYC:0:18,USDC:6"`` -> the ledger's decimals ``{"JPYC": 0, "USDC": 6}`` and
+    the on-chain ones ``{"JPYC": 18, "USDC": 6}`` (on-chain unsaid: the ledger's)."""
     tokens: dict[str, int] = {}
+    onchain: dict[str, int] = {}
     for item in text.split(","):
         item = item.strip()
         if not item:
             continue
-        name, _, decimals = item.partition(":")
-        if not name or not decimals.isdigit() or int(decimals) > 18:
-            raise ConfigError(f"KESSAI_TOKENS: bad entry {item!r}, want NAME:DECIMALS (0..18)")
-        tokens[name.strip().upper()] = int(decimals)
+        name, _, rest = item.partition(":")
+        ledger, _, chain = rest.partition(":")
+        chain = chain or ledger
+        if not (name and ledger.isdigit() and chain.isdigit()) or not (
+            int(ledger) <= LEDGER_DECIMALS_MAX and int(ledger) <= int(chain) <= 18
+        ):
+            raise ConfigError(
+                f"KESSAI_TOKENS: bad entry {item!r}, want NAME:LEDGER[:ONCHAIN] decimals: "
+                f"the ledger's 0..{LEDGER_DECIMALS_MAX} (a trade's cash must fit 64 bits), "
+                f"on-chain from the ledger's to 18 (JPYC:0:18)"
+            )
+        tokens[name.strip().upper()] = int(ledger)
+        onchain[name.strip().upper()] = int(chain)
     if not tokens:
         raise ConfigError("KESSAI_TOKENS: no token given")
-    return tokens
+    return tokens, onchain
 
 
 def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
@@ -209,8 +224,11 @@ class Settings:
     #: Replicas of each topic kessai creates (None: the cluster's
     #: ``default.replication.factor``); from 3 on, two must be in sync for a write.
     replication_factor: int | None = None
-    #: Cash tokens accepted on ``payments``/``trades`` and their decimals.
+    #: Cash tokens accepted on ``payments``/``trades`` and their decimals in the ledger.
     tokens: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_TOKENS))
+    #: Their decimals on-chain (``KESSAI_TOKENS=JPYC:0:18``): a deposit may be that
+    #: fine; what is below the ledger's unit goes to ``bridge-dust:{token}``.
+    onchain: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_ONCHAIN))
     #: Where the local broker keeps its jars, data and logs (git-ignored).
     state_dir: Path = field(default_factory=lambda: Path.cwd() / STATE_DIR_NAME)
     #: Faust application id: consumer group and transactional-id prefix.
@@ -314,7 +332,11 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env
         state_dir = Path(e.get("KESSAI_STATE_DIR") or Path.cwd() / STATE_DIR_NAME).absolute()
-        tokens = _parse_tokens(e["KESSAI_TOKENS"]) if "KESSAI_TOKENS" in e else dict(DEFAULT_TOKENS)
+        tokens, onchain = (
+            _parse_tokens(e["KESSAI_TOKENS"])
+            if "KESSAI_TOKENS" in e
+            else (dict(DEFAULT_TOKENS), dict(DEFAULT_ONCHAIN))
+        )
         guarantee = _choice(e, "KESSAI_PROCESSING_GUARANTEE", GUARANTEES)
         security = _choice(e, "KESSAI_KAFKA_SECURITY", KAFKA_SECURITY)
         username, password = _credentials(e)
@@ -330,6 +352,7 @@ class Settings:
             ),
             replication_factor=_replication(e),
             tokens=tokens,
+            onchain=onchain,
             state_dir=state_dir,
             app_id=e.get("KESSAI_APP_ID", "kessai"),
             processing_guarantee=guarantee,

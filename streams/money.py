@@ -12,11 +12,13 @@ from typing import Final
 
 __all__ = [
     "BALANCE_UNITS_MAX",
+    "TRADE_TOKENS_MAX",
     "TRADE_UNITS_MAX",
     "UNITS_MAX",
     "cash_units",
     "from_units",
     "to_units",
+    "trade_units_max",
 ]
 
 #: Largest amount one deposit, withdrawal or trade may move, in smallest units: 10**30
@@ -26,6 +28,14 @@ UNITS_MAX: Final = 10**30
 #: saga's table rows are JSON through faust's codec (orjson), which refuses larger
 #: integers. The matcher refuses an order whose whole fill would be larger.
 TRADE_UNITS_MAX: Final = min(UNITS_MAX, 2**63 - 1)
+#: Largest cash leg of one trade in whole tokens (the domain review's P5: a limit in
+#: raw units capped a trade at ~9.22 JPYC at 18 decimals): ¥1 trillion, $1 trillion.
+#: With at most :data:`LEDGER_DECIMALS_MAX` decimals in the ledger it stays within
+#: :data:`TRADE_UNITS_MAX`.
+TRADE_TOKENS_MAX: Final = 10**12
+#: Most decimals a token may have in the ledger (its on-chain decimals may be more:
+#: a deposit's finer remainder is the bridge's dust, streams/ledger/intake.py).
+LEDGER_DECIMALS_MAX: Final = 6
 #: Largest balance a deposit may leave. Credits from trades are bounded by UNITS_MAX
 #: each; past 64 bits a state's JSON keeps the number as a string.
 BALANCE_UNITS_MAX: Final = 10**33
@@ -41,6 +51,13 @@ def to_units(amount: Decimal, decimals: int) -> int | None:
     if scaled != scaled.to_integral_value() or scaled.copy_abs() > UNITS_MAX:
         return None
     return int(scaled)
+
+
+def trade_units_max(decimals: int) -> int:
+    """The largest cash leg of one trade, in the units of a token of ``decimals``:
+    :data:`TRADE_TOKENS_MAX` whole tokens, and never past 64 bits."""
+    tokens: int = TRADE_TOKENS_MAX * 10**decimals
+    return min(TRADE_UNITS_MAX, tokens)
 
 
 def from_units(units: int, decimals: int) -> Decimal:

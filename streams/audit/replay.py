@@ -74,7 +74,7 @@ from schemas import (
 )
 from streams.config import Settings
 from streams.engine import actions, wire
-from streams.engine.core import FX_ROW, Batch, Engine, Rules
+from streams.engine.core import DUST_ROW, FX_ROW, Batch, Engine, Rules
 from streams.engine.manifest import Manifest
 from streams.kafka.reader import Cut, cuts_for, read_batches, require_history
 from streams.ledger import domain as ledger_core
@@ -533,6 +533,7 @@ def _compare_tables(d: Derived, tables: Mapping[str, Log]) -> list[Check]:
     trades = {tid: wire.saga_row(saga) for tid, saga in engine.open.items()}
     trades.update(engine.finished)
     inflow = {asset: b"%d" % units for asset, units in engine.inflow.items()}
+    inflow.update({DUST_ROW + token: b"%d" % units for token, units in engine.dust.items()})
     instruments = {isin: encode(i) for isin, i in engine.instruments.items()}
     instruments.update({FX_ROW + c: encode(rate) for c, rate in engine.fx_rates.items()})
     keys = {actions.NEXT + isin for isin in engine.schedule} | set(engine.runs)

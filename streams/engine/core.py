@@ -87,6 +87,11 @@ __all__ = ["Batch", "Engine", "Outputs", "Rules", "StatusOut"]
 USED: Final = b"{}"
 #: How a token's reference rate is keyed in ``engine-instruments`` (an ISIN never is).
 FX_ROW: Final = "fx:"
+#: How a token's dust below one ledger unit is keyed in ``engine-inflow``.
+DUST_ROW: Final = "dust:"
+#: The account that holds the bridge's dust of a token in whole ledger units:
+#: ``bridge-dust:JPYC`` (docs/tokens.md).
+DUST_ACCOUNT: Final = "bridge-dust:"
 _USED_START: Final = b'{"used":'
 _TRADE_TIME: Final = b'"trade_time_s":'
 
@@ -159,6 +164,10 @@ class Rules:
     #: once at its FX rate, checked against ``fx-rates`` (streams/settlement/fx.py);
     #: None: priced in its token, as before (an old batch's replay).
     fx: FxRules | None = None
+    #: Issue 21, bridge precision: each token's decimals on-chain; a deposit may be as
+    #: fine, the rest below the ledger's unit is the bridge's dust (:meth:`Batch.move`).
+    #: None: a deposit finer than the ledger's unit is refused, as before.
+    onchain: Mapping[str, int] | None = None
 
     def decimals_of(self, asset: str) -> int:
         return self.tokens.get(asset, 0)  # bonds count whole yen of face value
@@ -179,6 +188,7 @@ class Rules:
             "any_fit": self.any_fit,
             "starts_before_redemption": self.starts_before_redemption,
             "fx": None if self.fx is None else self.fx.to_json(),
+            "onchain": None if self.onchain is None else dict(self.onchain),
         }
 
     @classmethod
@@ -200,6 +210,7 @@ class Rules:
             any_fit=bool(raw.get("any_fit", False)),
             starts_before_redemption=bool(raw.get("starts_before_redemption", False)),
             fx=FxRules.from_json(raw.get("fx")),
+            onchain=None if raw.get("onchain") is None else dict(raw["onchain"]),
         )
 
     def master(self, instruments: Mapping[str, Instrument]) -> trade_rules.Master | None:
@@ -291,6 +302,9 @@ class Engine:
         self.applied: set[str] = set()
         #: asset -> deposits minus withdrawals applied, in units (conservation).
         self.inflow: dict[str, int] = {}
+        #: token -> the bridge's dust below one ledger unit, in on-chain units (kept in
+        #: ``engine-inflow`` under ``dust:{token}``; :meth:`Batch.move`).
+        self.dust: dict[str, int] = {}
         #: Rate-limit buckets (:mod:`streams.security.quota`).
         self.rates: dict[str, bytes] = {}
         #: (deadline or next cut-off, trade id) of open sagas (:attr:`dvp.Saga.due`);
@@ -371,7 +385,10 @@ class Engine:
         elif table == topics.ENGINE_APPLIED:
             self.applied.add(key)
         elif table == topics.ENGINE_INFLOW:
-            self.inflow[key] = int(orjson.loads(value)) if value is not None else 0
+            if key.startswith(DUST_ROW):
+                self.dust[key.removeprefix(DUST_ROW)] = int(value) if value is not None else 0
+            else:
+                self.inflow[key] = int(orjson.loads(value)) if value is not None else 0
         elif table == topics.ENGINE_RATES:
             _set(self.rates, key, value)
         elif table == topics.ENGINE_ACTIONS:
@@ -447,6 +464,8 @@ class Batch:
         self._opened: list[str] = []
         self._applied: list[str] = []
         self._inflow: set[str] = set()
+        #: Tokens whose dust changed in this batch.
+        self._dust: set[str] = set()
         self._rates = _Tracked(engine.rates)
         self._quota = None if rules.trade_limit is None else Quota(self._rates, rules.trade_limit)
         self._order_rates = _Tracked(engine.order_rates)
@@ -506,11 +525,15 @@ class Batch:
                 where=(partition, offset),
                 arrived_s=timestamp_s,
                 verified=self.verified.get((topic, partition, offset)),
+                onchain=self.rules.onchain,
             )
             if not isinstance(move, tuple) and topic == CUSTODY and self.rules.instruments_required:
                 move = self._holding(move)
             if isinstance(move, tuple):
                 self._reject(source_of(topic, partition, offset, key, value), topic, *move)
+                return
+            if move.units == 0:  # all below the ledger's unit: the bridge's dust only
+                self._dust_only(move)
                 return
             self.move(move)
 
@@ -724,6 +747,34 @@ class Batch:
         """Apply a checked deposit or withdrawal (and whatever it lets settle)."""
         self._queue.append(move)
         self._run()
+
+    # -- bridge precision: the dust below a ledger unit ----------------------------------
+
+    def _dust_only(self, move: Move) -> None:
+        """A deposit of less than one ledger unit: nothing to credit; its id is used
+        and its amount is the bridge's dust (or it is a ``duplicate``)."""
+        assert move.command_id is not None and move.source is not None
+        if move.command_id in self.engine.applied:
+            detail = f"{move.command_id} was applied before"
+            self._reject(move.source, move.source[0], "duplicate", detail)
+            return
+        self._use(move.command_id)
+        self._add_dust(move)
+
+    def _add_dust(self, move: Move) -> None:
+        """Keep a deposit's remainder below one ledger unit (bridge precision,
+        docs/tokens.md): the token's dust grows; each whole ledger unit it makes is
+        credited to ``bridge-dust:{token}``, so the ledger's total of the token and the
+        dust left always make what the bridge holds on-chain."""
+        token = move.asset
+        assert self.rules.onchain is not None, move
+        scale = 10 ** (self.rules.onchain[token] - self.rules.decimals_of(token))
+        whole, rest = divmod(self.engine.dust.get(token, 0) + move.dust, scale)
+        self.engine.dust[token] = rest
+        self._dust.add(token)
+        if whole:
+            cause = f"dust:{move.command_id}"
+            self._queue.append(Move(cause, DUST_ACCOUNT + token, token, whole, "deposit"))
 
     def start(self, trade: Trade) -> None:
         """Settle an accepted trade, or start its saga."""
@@ -1082,6 +1133,8 @@ class Batch:
             inflow = self.engine.inflow
             inflow[command.asset] = inflow.get(command.asset, 0) + delta
             self._inflow.add(command.asset)
+            if command.dust:
+                self._add_dust(command)
         self._queue.extend(fx.replies)
 
     def _use(self, command_id: str) -> None:
@@ -1119,6 +1172,9 @@ class Batch:
         rows.extend((topics.ENGINE_APPLIED, i.encode(), b"1") for i in self._applied)
         for asset in self._inflow:
             rows.append((topics.ENGINE_INFLOW, asset.encode(), b"%d" % engine.inflow[asset]))
+        for token in self._dust:
+            key = (DUST_ROW + token).encode()
+            rows.append((topics.ENGINE_INFLOW, key, b"%d" % engine.dust[token]))
         rows.extend((topics.ENGINE_RATES, k.encode(), engine.rates[k]) for k in self._rates.touched)
         rows.extend(
             (topics.ENGINE_INSTRUMENTS, k.encode(), v) for k, v in self._instruments.items()

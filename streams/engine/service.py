@@ -539,4 +539,5 @@ def rules_of(settings: Settings) -> Rules:
         any_fit=True,
         starts_before_redemption=True,
         fx=settings.fx,
+        onchain=dict(settings.onchain),
     )

@@ -9,6 +9,7 @@ The ``intake`` agent (:mod:`streams.ledger.agent`) sends the one or the other;
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from schemas import MoveBonds, MoveCash, SchemaError, Source, check_key, decode, source_of
@@ -21,9 +22,19 @@ Rejected = tuple[str, str]
 
 
 def to_move(
-    command: MoveCash | MoveBonds, source: Source, tokens: dict[str, int]
+    command: MoveCash | MoveBonds,
+    source: Source,
+    tokens: Mapping[str, int],
+    onchain: Mapping[str, int] | None = None,
 ) -> Move | Rejected:
-    """The ledger's move for a decoded deposit or withdrawal, in the asset's units."""
+    """The ledger's move for a decoded deposit or withdrawal, in the asset's units.
+
+    ``onchain``: each token's decimals on-chain (bridge precision; None: the
+    ledger's). A deposit may be as fine as the chain: it credits the whole ledger
+    units, ``floor(onchain / 10^(on - ledger))``, and the rest, in on-chain units, is
+    the move's :attr:`~Move.dust` (1,000.5 JPYC at 18 on-chain and 0 ledger decimals:
+    1,000 credited, 0.5 dust). A withdrawal moves whole ledger units only: on-chain
+    it is exactly ``ledger x 10^(on - ledger)``."""
     if isinstance(command, MoveBonds):
         return Move(
             f"custody:{command.movement_id}",
@@ -36,13 +47,27 @@ def to_move(
     if command.token not in tokens:
         known = ", ".join(sorted(tokens))
         return "unknown_token", f"token {command.token!r} is not configured ({known})"
-    units = to_units(command.amount, tokens[command.token])
-    if units is None or units <= 0:
-        return (
-            "invalid_amount",
-            f"{command.amount} {command.token} has more than {tokens[command.token]} "
-            f"decimals, or is more than {UNITS_MAX} units",
-        )
+    ledger = tokens[command.token]
+    chain = ledger if onchain is None else max(onchain.get(command.token, ledger), ledger)
+    dust = 0
+    if command.kind == "deposit" and chain > ledger:
+        fine = to_units(command.amount, chain)
+        if fine is None or fine <= 0:
+            return (
+                "invalid_amount",
+                f"{command.amount} {command.token} has more than {chain} decimals (its "
+                f"on-chain precision), or is more than {UNITS_MAX} units",
+            )
+        units, dust = divmod(fine, 10 ** (chain - ledger))
+    else:
+        found = to_units(command.amount, ledger)
+        if found is None or found <= 0:
+            return (
+                "invalid_amount",
+                f"{command.amount} {command.token} has more than {ledger} decimals (a "
+                f"{command.kind} moves whole ledger units), or is more than {UNITS_MAX} units",
+            )
+        units = found
     return Move(
         f"payment:{command.payment_id}",
         command.account,
@@ -50,6 +75,7 @@ def to_move(
         units,
         command.kind,
         source,
+        dust,
     )
 
 
@@ -57,12 +83,13 @@ def intake_record(
     topic: str,
     key: bytes | None,
     value: bytes | None,
-    tokens: dict[str, int],
+    tokens: Mapping[str, int],
     signers: signing.Registry | None = None,
     *,
     where: tuple[int, int],
     arrived_s: float = 0.0,
     verified: dict[str, Any] | Rejected | None = None,
+    onchain: Mapping[str, int] | None = None,
 ) -> Move | Rejected:
     """The move for one record of ``payments`` or ``custody`` at ``where`` (partition,
     offset), or why it is rejected. With ``signers``, the bridge's signature is checked
@@ -86,4 +113,5 @@ def intake_record(
             verified = signing.verify(signers, topic, key, value, signing.broker_time(arrived_s))
         if isinstance(verified, tuple):
             return verified
-    return to_move(decoded, source_of(topic, *where, key, value, decoded=decoded), tokens)
+    source = source_of(topic, *where, key, value, decoded=decoded)
+    return to_move(decoded, source, tokens, onchain)

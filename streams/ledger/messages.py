@@ -97,6 +97,9 @@ class Move:
     #: Where the public record it came from is (:data:`schemas.Source`): what the
     #: rejection of a refused move points at.
     source: Source | None = None
+    #: A deposit finer than the ledger's unit (bridge precision, streams/ledger/intake.py):
+    #: what is left below it, in on-chain units, for the bridge's dust account.
+    dust: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol
 
 from schemas import TRADES, FxRate, Instrument, SchemaError, TradeExecuted, check_key, decode
 from streams.bonds import terms
-from streams.money import TRADE_UNITS_MAX, cash_units, from_units
+from streams.money import TRADE_TOKENS_MAX, cash_units, from_units, trade_units_max
 from streams.security import signing
 from streams.settlement import fx
 from streams.settlement.messages import Trade
@@ -132,8 +132,11 @@ def to_trade(
             deadline = taken.starts_at_s + cutoff_s
     if units <= 0:
         return "invalid_price", f"cash leg of {t.trade_id} truncates to 0 {t.currency}"
-    if units > TRADE_UNITS_MAX:
-        return "invalid_price", f"cash leg of {t.trade_id} is more than {TRADE_UNITS_MAX} units"
+    if units > trade_units_max(decimals):
+        return (
+            "invalid_price",
+            f"cash leg of {t.trade_id} is more than {TRADE_TOKENS_MAX:,} {t.currency}",
+        )
     return Trade(
         t.trade_id, t.isin, t.buyer, t.seller, t.quantity, t.currency, units, deadline,
         trade_time_s=trade_time_s, arrived_s=arrived_s, signed=signed,

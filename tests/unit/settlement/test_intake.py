@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.engine.core import Batch, Engine, Outputs, Rules
-from streams.money import TRADE_UNITS_MAX
+from streams.money import TRADE_TOKENS_MAX
 from streams.security.quota import Limit
 from streams.settlement.intake import Checked, check_record, deadline_at, to_trade
 from streams.settlement.messages import Trade
@@ -52,16 +53,22 @@ def test_a_trade_id_is_used_once_and_a_record_that_does_not_decode_uses_none() -
     assert _outcome(again) == "duplicate"
 
 
-def test_a_cash_leg_past_the_limit_is_invalid_price_and_one_below_is_accepted() -> None:
-    checked = check_record(b"t1", trade(price="1" + "0" * 29))
-    assert isinstance(checked, Checked)
-    refused = to_trade(checked.trade, 0.0, tokens=TOKENS, deadline_s=1)
-    assert isinstance(refused, tuple) and refused[0] == "invalid_price"
-    assert str(TRADE_UNITS_MAX) in refused[1]
-    fits = check_record(b"t1", trade(price="1" + "0" * 14))
+@pytest.mark.parametrize(("currency", "decimals"), [("JPYC", 0), ("USDC", 6)])
+def test_the_cash_leg_limit_is_in_whole_tokens_not_raw_units(currency: str, decimals: int) -> None:
+    """10**12 whole tokens per trade, whatever the token's decimals (a limit in raw
+    units once capped a trade at ~9.22 JPYC at 18 decimals: the domain review, P5)."""
+    # 100,000 face at 10**9 per 100: 10**12 tokens, the most a trade may move.
+    fits = check_record(b"t1", trade(price="1000000000", currency=currency))
     assert isinstance(fits, Checked)
     made = to_trade(fits.trade, 0.0, tokens=TOKENS, deadline_s=1)
-    assert isinstance(made, Trade) and made.cash_units == 10**17
+    assert isinstance(made, Trade) and made.cash_units == TRADE_TOKENS_MAX * 10**decimals
+    over = check_record(b"t1", trade(price="1000000000.01", currency=currency))
+    assert isinstance(over, Checked)
+    refused = to_trade(over.trade, 0.0, tokens=TOKENS, deadline_s=1)
+    assert refused == ("invalid_price", f"cash leg of t1 is more than 1,000,000,000,000 {currency}")
+    huge = check_record(b"t1", trade(price="1" + "0" * 29, currency=currency))
+    assert isinstance(huge, Checked)
+    assert to_trade(huge.trade, 0.0, tokens=TOKENS, deadline_s=1)[0] == "invalid_price"  # type: ignore[index]
 
 
 def test_a_checked_trade_rejected_after_uses_its_id_up() -> None:
