@@ -37,8 +37,9 @@ def trade_step(saga: core.Saga | None, m: Trade | Reply, *, recycle: bool = Fals
 
 
 def trade_json(trade: Trade) -> dict[str, Any]:
-    """``dataclasses.asdict(trade)``, a field at a time (a tenth of its cost)."""
-    return {
+    """``dataclasses.asdict(trade)``, a field at a time (a tenth of its cost); a
+    converted trade's rate too (``GET /trades/{id}`` shows it once finished)."""
+    row = {
         "trade_id": trade.trade_id,
         "isin": trade.isin,
         "buyer": trade.buyer,
@@ -51,6 +52,9 @@ def trade_json(trade: Trade) -> dict[str, Any]:
         "arrived_s": trade.arrived_s,
         "signed": trade.signed,
     }
+    if trade.fx_rate:
+        row.update(fx_rate=trade.fx_rate, fx_source=trade.fx_source, fx_time=trade.fx_time)
+    return row
 
 
 def outcome_json(saga: core.Saga) -> dict[str, Any]:

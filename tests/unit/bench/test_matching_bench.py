@@ -12,7 +12,9 @@ def test_a_tiny_run_prints_every_workload(capsys: pytest.CaptureFixture[str]) ->
     rows = capsys.readouterr().out.splitlines()[1:]
     assert [row.split(" median")[0].strip() for row in rows] == [
         "venue trade",
+        "venue trade, USDC",
         "order pair",
+        "order pair, USDC",
         "pair, 1,000 resting",
         "unfunded order",
     ]

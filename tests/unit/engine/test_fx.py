@@ -82,6 +82,12 @@ def test_the_worked_example_converts_98878424_jpy_once_to_653810809738_usdc() ->
         "151.234", "venue-feed", utc_text(DAY))  # fmt: skip
     assert balances(engine, "s")["USDC"] == [653_810_809_738, 0]
     assert balances(engine, "b")["USDC"] == [1_000_000_000_000 - 653_810_809_738, 0]
+    # The finished trade's row keeps its rate: GET /trades/t3 shows it.
+    from streams.engine.views import lookup_trade
+
+    shown = lookup_trade(engine, "t3", {"JPYC": 0, "USDC": 6})
+    assert shown is not None and shown["trade"]["fx_rate"] == "151.234"
+    assert shown["trade"]["cash_amount"] == USDC_653810
 
 
 REFUSED = [
