@@ -306,6 +306,8 @@ class WorkerCollector(Collector):
         app = self.app
         yield from self._partitions_and_tables(app)
         yield from self._transactions()
+        if self.engine is not None and self.engine.leading:
+            yield from reference_gauges(self.engine.engine, self.engine.rules.onchain)
 
     def _partitions_and_tables(self, app: Any) -> Iterator[Any]:
         engine = self.engine
@@ -405,6 +407,37 @@ class StateSums:
     @property
     def assets(self) -> list[str]:
         return sorted(self.available.keys() | self.locked.keys() | self.inflow.keys())
+
+
+def reference_gauges(engine: Any, onchain: dict[str, int] | None) -> Iterator[Any]:
+    """The engine's reference data ops watch: each token's FX reference (its rate,
+    and when it was observed: USDC trades are refused once it is older than
+    ``KESSAI_FX_MAX_AGE_S``, docs/fx.md), and the bridge's dust below one ledger unit
+    (docs/tokens.md)."""
+    rate = GaugeMetricFamily(
+        "kessai_fx_reference_rate",
+        "The fx-rates reference the engine holds: yen per one token.",
+        labels=["currency"],
+    )
+    at = GaugeMetricFamily(
+        "kessai_fx_reference_timestamp_seconds",
+        "When the fx-rates reference the engine holds was observed (its `at`), epoch s.",
+        labels=["currency"],
+    )
+    for currency, reference in sorted(engine.fx_rates.items()):
+        rate.add_metric([currency], float(reference.rate))
+        at.add_metric([currency], reference.at.timestamp())
+    yield rate
+    yield at
+    dust = GaugeMetricFamily(
+        "kessai_bridge_dust_tokens",
+        "Deposits' remainder below one ledger unit the engine keeps for the bridge, in "
+        "tokens (each whole unit goes to the account bridge-dust:{token}).",
+        labels=["token"],
+    )
+    for token, units in sorted(engine.dust.items()):
+        dust.add_metric([token], units / 10 ** (onchain or {}).get(token, 0))
+    yield dust
 
 
 def state_sums(accounts: Any, inflow: Any) -> StateSums:

@@ -565,7 +565,7 @@ def test_a_real_prometheus_scrapes_the_worker_and_evaluates_the_alerts(
             assert time.monotonic() < deadline, "Prometheus never evaluated the rules"
             time.sleep(0.5)
         alerts = yaml.safe_load((DEPLOY / "alerts.yml").read_text())
-        assert len(rules) == len(alerts["groups"][0]["rules"]) == 13
+        assert len(rules) == len(alerts["groups"][0]["rules"]) == 14
         assert all(r["health"] == "ok" for r in rules), rules
         firing = [r["name"] for r in rules if r["state"] != "inactive"]
         assert firing == [], firing

@@ -369,3 +369,28 @@ def test_sums_rebuilt_in_the_background_add_up_with_the_batches_committed_meanwh
     assert dict(service.sums.available) == {"JPYC": whole[0]["JPYC"] + 21}
     assert (dict(service.sums.locked), service.sums.open_locks) == whole[1:]
     assert after.conservation_error("JPYC") == 0
+
+
+def test_the_fx_references_and_the_bridges_dust_are_gauges() -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    from schemas import FxRate
+    from streams.engine.core import Engine
+    from streams.runtime.metrics import reference_gauges
+
+    engine = Engine()
+    at = dt.datetime(2026, 12, 5, 1, 0, tzinfo=dt.UTC)
+    engine.fx_rates["USDC"] = FxRate(currency="USDC", rate=Decimal("151.234"),
+                                     source="fixing", at=at)  # fmt: skip
+    engine.dust["JPYC"] = 5 * 10**17
+    samples = {
+        (family.name, tuple(s.labels.values())): s.value
+        for family in reference_gauges(engine, {"JPYC": 18, "USDC": 6})
+        for s in family.samples
+    }
+    assert samples == {
+        ("kessai_fx_reference_rate", ("USDC",)): 151.234,
+        ("kessai_fx_reference_timestamp_seconds", ("USDC",)): at.timestamp(),
+        ("kessai_bridge_dust_tokens", ("JPYC",)): 0.5,
+    }
