@@ -49,25 +49,17 @@ def to_move(
         return "unknown_token", f"token {command.token!r} is not configured ({known})"
     ledger = tokens[command.token]
     chain = ledger if onchain is None else max(onchain.get(command.token, ledger), ledger)
-    dust = 0
-    if command.kind == "deposit" and chain > ledger:
-        fine = to_units(command.amount, chain)
-        if fine is None or fine <= 0:
-            return (
-                "invalid_amount",
-                f"{command.amount} {command.token} has more than {chain} decimals (its "
-                f"on-chain precision), or is more than {UNITS_MAX} units",
-            )
-        units, dust = divmod(fine, 10 ** (chain - ledger))
-    else:
-        found = to_units(command.amount, ledger)
-        if found is None or found <= 0:
-            return (
-                "invalid_amount",
-                f"{command.amount} {command.token} has more than {ledger} decimals (a "
-                f"{command.kind} moves whole ledger units), or is more than {UNITS_MAX} units",
-            )
-        units = found
+    fine = command.kind == "deposit" and chain > ledger  # as fine as the chain
+    decimals = chain if fine else ledger
+    found = to_units(command.amount, decimals)
+    if found is None or found <= 0:
+        why = "its on-chain precision" if fine else f"a {command.kind} moves whole ledger units"
+        return (
+            "invalid_amount",
+            f"{command.amount} {command.token} has more than {decimals} decimals ({why}), "
+            f"or is more than {UNITS_MAX} units",
+        )
+    units, dust = divmod(found, 10 ** (decimals - ledger))
     return Move(
         f"payment:{command.payment_id}",
         command.account,
