@@ -603,6 +603,15 @@ class Batch:
         if record.currency not in self.rules.tokens or record.currency == bond_terms.YEN_TOKEN:
             others = sorted(set(self.rules.tokens) - {bond_terms.YEN_TOKEN})
             return "unknown_token", f"{record.currency!r} is not a token priced in yen ({others})"
+        ahead_s = None if self.rules.ticks else self.rules.ahead_s
+        if ahead_s is not None and record.at.timestamp() > at_s + ahead_s:
+            # Kept, it would refuse every later reference (older than it) and every
+            # trade in the token until its time came.
+            return (
+                "invalid_fx_time",
+                f"{record.currency} at {wire.utc_text(record.at)} is more than {ahead_s:g} s "
+                f"ahead of its arrival {wire.utc_text(datetime.fromtimestamp(at_s, UTC))}",
+            )
         kept = self.engine.fx_rates.get(record.currency)
         if kept is not None and record.at <= kept.at:
             return (
@@ -668,6 +677,7 @@ class Batch:
                 memo=self.engine.dated_memo,
                 fx_rules=self.rules.fx,
                 references=self.engine.fx_rates,
+                token_limit=self.rules.onchain is not None,
             )
             if isinstance(trade, tuple):
                 rejected = trade

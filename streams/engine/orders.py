@@ -67,7 +67,7 @@ from streams.matching.matcher import BookKey, OrderRequest
 from streams.money import from_units, to_units
 from streams.settlement import intake as trade_rules
 from streams.settlement import saga as dvp
-from streams.settlement.fx import quote_of
+from streams.settlement.fx import quote_of, unavailable
 from streams.settlement.messages import Trade
 
 if TYPE_CHECKING:
@@ -277,9 +277,9 @@ class Desk:
         if batch.rules.fx is not None and currency != YEN_TOKEN:
             # Priced in yen, converted at the reference (streams/settlement/fx.py).
             reference = batch.engine.fx_rates.get(currency)
-            if reference is None:
-                return "fx_rate_unavailable", f"no reference rate of {currency} on fx-rates " \
-                    "yet: an order in it cannot be priced"  # fmt: skip
+            missing = unavailable(currency, reference, self.at, batch.rules.fx)
+            if missing is not None or reference is None:
+                return missing or ("fx_rate_unavailable", currency)
             quote = quote_of(reference)
         executed = _Made(trade_id, isin, buyer, seller, quantity, price, currency, self.at,
                          settlement_date)  # fmt: skip
@@ -298,6 +298,7 @@ class Desk:
             memo=batch.engine.dated_memo,
             fx_rules=batch.rules.fx,
             references=batch.engine.fx_rates,
+            token_limit=batch.rules.onchain is not None,
         )
         if not isinstance(trade, tuple):
             self.made[book, quantity, str(price)] = trade

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -132,6 +132,12 @@ _TRADE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Trade)
 _SAGA_FIELDS: tuple[str, ...] = tuple(
     f.name for f in dataclasses.fields(dvp.Saga) if f.name != "trade"
 )
+#: Fields added after rows were first written (issue 21: a converted trade's rate, the
+#: cash its parts paid), left out at their defaults: a row written before them and the
+#: row a replay derives for the same saga are the same bytes, and a JPYC trade's row
+#: carries nothing it does not use. :func:`saga_from_row` gives them their defaults.
+_LATER_TRADE_FIELDS: Final = {"fx_rate": "", "fx_source": "", "fx_time": ""}
+_LATER_SAGA_FIELDS: Final = {"cash_paid": 0}
 
 
 def saga_row(saga: dvp.Saga) -> bytes:
@@ -140,9 +146,16 @@ def saga_row(saga: dvp.Saga) -> bytes:
     asdict's deep copies took a third of a failing trade's batches, cProfile of
     ``make bench-fails``). ``tests/unit/engine/test_wire.py`` checks they agree."""
     t = saga.trade
-    row: dict[str, Any] = {"trade": {name: getattr(t, name) for name in _TRADE_FIELDS}}
+    trade = {name: getattr(t, name) for name in _TRADE_FIELDS}
+    for name, default in _LATER_TRADE_FIELDS.items():
+        if trade[name] == default:
+            del trade[name]
+    row: dict[str, Any] = {"trade": trade}
     for name in _SAGA_FIELDS:
         row[name] = getattr(saga, name)
+    for later, zero in _LATER_SAGA_FIELDS.items():
+        if row[later] == zero:
+            del row[later]
     return orjson.dumps({"saga": row})
 
 

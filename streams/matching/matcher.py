@@ -56,7 +56,7 @@ from streams.matching.book import (
     Resting,
     Side,
 )
-from streams.money import cash_units, trade_units_max
+from streams.money import TRADE_UNITS_MAX, cash_units
 
 #: The value of a done order's row is only this (and its currency).
 DONE = 0
@@ -428,14 +428,16 @@ def _book_order(name: BookKey) -> tuple[str, str, str]:
 def _price_settles(price: Decimal, quantity: int, decimals: int) -> bool:
     """Whether settlement will take the cash leg of every fill of an order of
     ``quantity`` at ``price``: not 0 for the smallest face, and at most
-    :func:`~streams.money.trade_units_max` for the whole order (a fill the settlement
+    :data:`~streams.money.TRADE_UNITS_MAX` for the whole order (a fill the settlement
     rejects would show "filled" for a trade that never settles)."""
     try:
         smallest = cash_units(FACE_JPY_MIN, price, Decimal(0), decimals)
         largest = cash_units(quantity, price, Decimal(0), decimals)
     except ArithmeticError:  # not a finite short decimal: the schema's rules prevent it
         return False
-    return smallest > 0 and largest <= trade_units_max(decimals)
+    # The limit in whole tokens is the trade intake's, which the engine's reservation
+    # asks at entry: in a USDC book this is the yen price at USDC's decimals.
+    return smallest > 0 and largest <= TRADE_UNITS_MAX
 
 
 def _rejected_row(currency: str) -> bytes:

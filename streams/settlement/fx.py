@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from schemas import FxRate
 
-__all__ = ["FxRules", "Quote", "check", "convert", "quote_of"]
+__all__ = ["FxRules", "Quote", "check", "convert", "quote_of", "reference_age", "unavailable"]
 
 #: Why a record was rejected: (reason code, detail).
 Rejected = tuple[str, str]
@@ -61,8 +61,15 @@ class Quote:
 
 
 def quote_of(reference: FxRate) -> Quote:
-    """The reference as the rate kessai's own fills convert at."""
-    return Quote(reference.rate, f"fx-rates:{reference.source}", reference.at)
+    """The reference as the rate kessai's own fills convert at (its source as the
+    registrar named it: a fill's trade is kessai's, so whose rate it is goes without
+    saying)."""
+    return Quote(reference.rate, reference.source, reference.at)
+
+
+def reference_age(reference: FxRate, at: datetime) -> float:
+    """How much older than ``at`` the reference is (negative: newer)."""
+    return (at - reference.at).total_seconds()
 
 
 def check(
@@ -80,21 +87,34 @@ def check(
             f"fx_time {quote.at.isoformat()} is {age:g} s from trade_time "
             f"{trade_time.isoformat()} (at most {rules.max_age_s:g})",
         )
-    if reference is None:
-        return "fx_rate_unavailable", f"no reference rate of {currency} on fx-rates yet"
-    ref_age = abs((reference.at - trade_time).total_seconds())
-    if ref_age > rules.max_age_s:
-        return (
-            "fx_rate_unavailable",
-            f"the reference rate of {currency} ({reference.rate} at "
-            f"{reference.at.isoformat()}) is {ref_age:g} s from trade_time "
-            f"{trade_time.isoformat()} (at most {rules.max_age_s:g})",
-        )
+    refused = unavailable(currency, reference, trade_time, rules)
+    if refused is not None or reference is None:
+        return refused
     if abs(quote.rate / reference.rate - 1) > rules.band:
         return (
             "fx_rate_out_of_band",
             f"fx_rate {quote.rate} is more than {rules.band} from the reference "
             f"{reference.rate} of {currency} ({reference.source})",
+        )
+    return None
+
+
+def unavailable(
+    currency: str, reference: FxRate | None, at: datetime, rules: FxRules
+) -> Rejected | None:
+    """Why no reference can check a rate at ``at``: none yet, or the one kept is more
+    than the age allowed older than ``at``. A reference newer than ``at`` is one: a
+    trade read from a backlog, after the references published since, is checked
+    against the latest (the band then allows for the rate's move meanwhile)."""
+    if reference is None:
+        return "fx_rate_unavailable", f"no reference rate of {currency} on fx-rates yet"
+    age = reference_age(reference, at)
+    if age > rules.max_age_s:
+        return (
+            "fx_rate_unavailable",
+            f"the reference rate of {currency} ({reference.rate} at "
+            f"{reference.at.isoformat()}) is {age:g} s older than {at.isoformat()} "
+            f"(at most {rules.max_age_s:g})",
         )
     return None
 

@@ -19,7 +19,13 @@ from typing import Any, Final, Protocol
 
 from schemas import TRADES, FxRate, Instrument, SchemaError, TradeExecuted, check_key, decode
 from streams.bonds import terms
-from streams.money import TRADE_TOKENS_MAX, cash_units, from_units, trade_units_max
+from streams.money import (
+    TRADE_TOKENS_MAX,
+    TRADE_UNITS_MAX,
+    cash_units,
+    from_units,
+    trade_units_max,
+)
 from streams.security import signing
 from streams.settlement import fx
 from streams.settlement.messages import Trade
@@ -90,6 +96,7 @@ def to_trade(
     memo: DatedMemo | None = None,
     fx_rules: fx.FxRules | None = None,
     references: Mapping[str, FxRate] | None = None,
+    token_limit: bool = False,
 ) -> Trade | Rejected:
     """The saga's trade for a decoded one that arrived at ``arrived_s`` (broker time).
 
@@ -108,7 +115,9 @@ def to_trade(
     ``invalid_trade_time``. ``memo``: the dated terms of trades already taken, reused
     for another of the same terms (:func:`_dated_memo`). ``fx_rules`` (with a
     ``master``): a trade in a token other than JPYC is priced in yen and converted once
-    at its ``fx_rate``, checked against ``references`` (streams/settlement/fx.py)."""
+    at its ``fx_rate``, checked against ``references`` (streams/settlement/fx.py).
+    ``token_limit``: a cash leg is at most :data:`~streams.money.TRADE_TOKENS_MAX`
+    whole tokens (issue 21); False: at most 64 bits of units, as before."""
     if t.currency not in tokens:
         known = ", ".join(sorted(tokens))
         return "unknown_token", f"currency {t.currency!r} is not configured ({known})"
@@ -132,11 +141,9 @@ def to_trade(
             deadline = taken.starts_at_s + cutoff_s
     if units <= 0:
         return "invalid_price", f"cash leg of {t.trade_id} truncates to 0 {t.currency}"
-    if units > trade_units_max(decimals):
-        return (
-            "invalid_price",
-            f"cash leg of {t.trade_id} is more than {TRADE_TOKENS_MAX:,} {t.currency}",
-        )
+    if units > (trade_units_max(decimals) if token_limit else TRADE_UNITS_MAX):
+        most = f"{TRADE_TOKENS_MAX:,} {t.currency}" if token_limit else f"{TRADE_UNITS_MAX} units"
+        return "invalid_price", f"cash leg of {t.trade_id} is more than {most}"
     return Trade(
         t.trade_id, t.isin, t.buyer, t.seller, t.quantity, t.currency, units, deadline,
         trade_time_s=trade_time_s, arrived_s=arrived_s, signed=signed,

@@ -186,7 +186,7 @@ def test_a_usdc_order_reserves_and_fills_at_the_reference_rate() -> None:
     out = batch(engine, FX, jst("2025-11-05", 0), [])
     [settled] = settlements(out)
     assert (settled["cash_amount"], settled["fx_rate"], settled["fx_source"]) == (
-        USDC_653810, "151.234", "fx-rates:fixing")  # fmt: skip
+        USDC_653810, "151.234", "fixing")  # fmt: skip
     assert decode("settlements", orjson.dumps(settled))
 
 
@@ -242,3 +242,27 @@ def test_any_run_of_usdc_partial_deliveries_sums_to_the_converted_trade_and_cons
     usdc_held = sum(sum(balances(engine, a).get("USDC", [0, 0])) for a in ("b", "s"))
     assert usdc_held == units(buyer_usdc)
     assert balances(engine, "s").get("USDC", [0, 0])[0] == paid
+
+
+def test_a_backlogged_trade_is_checked_against_a_newer_reference() -> None:
+    """A trade read after the references published since it (an engine that was down):
+    the latest is newer than its trade time, and still checks it (within the band)."""
+    engine = funded_engine()
+    out = batch(engine, FX, DAY + 300, [rate("151.5", at_s=DAY + 290), usdc_trade()])
+    assert rejected(out) == []
+    assert engine.open["t3"].trade.fx_rate == "151.234"
+
+
+def test_a_reference_stamped_ahead_of_its_arrival_is_refused_and_not_kept() -> None:
+    """Kept, a reference dated a year ahead would refuse every later one (older) and
+    every USDC trade until then."""
+    engine = funded_engine()
+    out = batch(engine, FX, DAY + 1, [rate("150", at_s=DAY + 1 + 301)])
+    assert rejected(out) == ["invalid_fx_time"]
+    assert engine.fx_rates["USDC"].at.timestamp() == DAY
+
+
+def test_an_order_with_a_reference_too_old_is_refused_unavailable() -> None:
+    engine = funded_engine()  # the reference at DAY
+    out = batch(engine, FX, DAY + 120, [usdc_order("b1", "b", "buy", "98.80")])
+    assert events(out) == [("b1", "rejected", "fx_rate_unavailable")]

@@ -60,15 +60,19 @@ def test_the_cash_leg_limit_is_in_whole_tokens_not_raw_units(currency: str, deci
     # 100,000 face at 10**9 per 100: 10**12 tokens, the most a trade may move.
     fits = check_record(b"t1", trade(price="1000000000", currency=currency))
     assert isinstance(fits, Checked)
-    made = to_trade(fits.trade, 0.0, tokens=TOKENS, deadline_s=1)
+    made = to_trade(fits.trade, 0.0, tokens=TOKENS, deadline_s=1, token_limit=True)
     assert isinstance(made, Trade) and made.cash_units == TRADE_TOKENS_MAX * 10**decimals
     over = check_record(b"t1", trade(price="1000000000.01", currency=currency))
     assert isinstance(over, Checked)
-    refused = to_trade(over.trade, 0.0, tokens=TOKENS, deadline_s=1)
+    refused = to_trade(over.trade, 0.0, tokens=TOKENS, deadline_s=1, token_limit=True)
     assert refused == ("invalid_price", f"cash leg of t1 is more than 1,000,000,000,000 {currency}")
+    # Under the rules of a log written before (no on-chain decimals): 64 bits of units.
+    assert isinstance(to_trade(over.trade, 0.0, tokens=TOKENS, deadline_s=1), Trade)
     huge = check_record(b"t1", trade(price="1" + "0" * 29, currency=currency))
     assert isinstance(huge, Checked)
-    assert to_trade(huge.trade, 0.0, tokens=TOKENS, deadline_s=1)[0] == "invalid_price"  # type: ignore[index]
+    for limit in (True, False):
+        refused = to_trade(huge.trade, 0.0, tokens=TOKENS, deadline_s=1, token_limit=limit)
+        assert isinstance(refused, tuple) and refused[0] == "invalid_price"
 
 
 def test_a_checked_trade_rejected_after_uses_its_id_up() -> None:
