@@ -803,3 +803,39 @@ def test_verify_settlements_counts_a_matched_trade_apart_not_as_unsigned() -> No
     records = [record(0, "m-" + "0f" * 16), record(1, "t1"), record(2, "m-short")]
     report = check_records(records, REGISTRY, TOKENS)
     assert (report.matched, report.unsigned, report.problems) == (1, 2, [])
+
+
+def test_a_usdc_settlement_is_recomputed_from_its_venues_signed_rate() -> None:
+    """A converted trade's record carries its principal and accrued in yen and its
+    cash in USDC: verify-settlements converts again at the signed fx_rate (docs/fx.md)."""
+    from decimal import Decimal
+
+    from schemas import FxRate
+    from streams.audit.evidence import check_settlement
+    from streams.settlement.fx import FxRules
+    from streams.settlement.intake import Checked, Master, check_record, to_trade
+
+    usdc = trade(currency="USDC", accrued_interest="12", fx_rate="151.234",
+                 fx_source="venue-feed", fx_time="2026-11-26T03:00:00Z")  # fmt: skip
+    signed = sign(TRADES, usdc, VENUE_A)
+    checked = check_record(signed["trade_id"].encode(), orjson.dumps(signed), signers=REGISTRY,
+                           arrived_s=NOW_S)  # fmt: skip
+    assert isinstance(checked, Checked), checked
+    reference = FxRate(currency="USDC", rate=Decimal("151.2"), source="fixing", at=NOW)
+    got = to_trade(checked.trade, NOW_S, tokens=TOKENS, deadline_s=60, signed=checked.signed,
+                   master=Master(0, None), fx_rules=FxRules(),
+                   references={"USDC": reference})  # fmt: skip
+    assert isinstance(got, Trade), got
+    settlement: dict[str, Any] = orjson.loads(_status_record(got).model_dump_json())
+    # 1m face at 99.50 = 995,000 JPY + 12 accrued = 995,012 JPY; at 151.234 JPY per USD
+    # 6,579.287726... USDC, truncated to 6 decimals.
+    assert (settlement["principal"], settlement["accrued"]) == ("995000", "12")
+    assert settlement["cash_amount"] == "6579.287726"
+    assert check_settlement(settlement, REGISTRY, TOKENS) is None
+    for name, value, found in (
+        ("fx_rate", "151.3", "fx_rate 151.3 here, 151.234 signed"),
+        ("cash_amount", "6579.287727", "cash_amount 6579.287727 is not what the signed"),
+        ("principal", "994999", "principal 994999 is not face x price / 100"),
+    ):
+        problem = check_settlement({**settlement, name: value}, REGISTRY, TOKENS)
+        assert problem is not None and problem.startswith(found), problem
