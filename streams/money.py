@@ -43,12 +43,12 @@ BALANCE_UNITS_MAX: Final = 10**33
 _EXACT_SCALE: Final = Context(prec=200)
 
 
-def to_units(amount: Decimal, decimals: int) -> int | None:
+def to_units(amount: Decimal, decimals: int, limit: int = UNITS_MAX) -> int | None:
     """``Decimal("1.5")`` at 6 decimals -> 1_500_000; None if it has finer precision
-    or is more than :data:`UNITS_MAX` units. Exact: never rounded to 28 digits."""
+    or is more than ``limit`` units. Exact: never rounded to 28 digits."""
     scaled = amount.scaleb(decimals, context=_EXACT_SCALE)
     # copy_abs, not abs(): abs() rounds to the context's 28 digits.
-    if scaled != scaled.to_integral_value() or scaled.copy_abs() > UNITS_MAX:
+    if scaled != scaled.to_integral_value() or scaled.copy_abs() > limit:
         return None
     return int(scaled)
 

@@ -51,13 +51,14 @@ def to_move(
     chain = ledger if onchain is None else max(onchain.get(command.token, ledger), ledger)
     fine = command.kind == "deposit" and chain > ledger  # as fine as the chain
     decimals = chain if fine else ledger
-    found = to_units(command.amount, decimals)
+    # The limit in ledger units, whatever the precision it is read at.
+    found = to_units(command.amount, decimals, UNITS_MAX * 10 ** (decimals - ledger))
     if found is None or found <= 0:
         why = "its on-chain precision" if fine else f"a {command.kind} moves whole ledger units"
         return (
             "invalid_amount",
             f"{command.amount} {command.token} has more than {decimals} decimals ({why}), "
-            f"or is more than {UNITS_MAX} units",
+            f"or is more than {UNITS_MAX} ledger units",
         )
     units, dust = divmod(found, 10 ** (decimals - ledger))
     return Move(

@@ -166,3 +166,14 @@ def test_the_rules_of_the_service_carry_the_on_chain_decimals() -> None:
 
     rules = rules_of(dataclasses.replace(Settings(), onchain={"JPYC": 18, "USDC": 6}))
     assert rules.onchain == {"JPYC": 18, "USDC": 6}
+
+
+def test_a_deposit_as_large_as_before_is_taken_at_on_chain_precision() -> None:
+    """The move limit stays in ledger units (10**30): a deposit of 10**13 JPYC is 10**31
+    on-chain units, and credits 10**13 (the bench's funding: the limit once counted
+    the on-chain units and refused it)."""
+    engine = Engine()
+    out = batch(engine, BRIDGED, 1.0, [pay(1, "alice", str(10**13)), pay(2, "bob", "1" + "0" * 31)])
+    assert available(engine, "alice") == 10**13
+    [(reason, detail)] = rejected(out)
+    assert reason == "invalid_amount" and f"more than {10**30} ledger units" in detail
