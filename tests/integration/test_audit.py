@@ -127,8 +127,10 @@ def scenario(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                        "token": "JPYC", "amount": "200000", "kind": "deposit"})  # fmt: skip
             await send("custody", seller, {"movement_id": f"c-{run}", "account": seller,
                        "isin": BOND, "quantity": 200_000, "kind": "deposit"})  # fmt: skip
+            # Half a yen out: rejected, invalid_amount (a withdrawal moves whole yen; a
+            # deposit that fine would be taken, its half yen the bridge's dust).
             await send("payments", buyer, {"payment_id": f"bad-{run}", "account": buyer,
-                       "token": "JPYC", "amount": "0.5", "kind": "deposit"})  # fmt: skip
+                       "token": "JPYC", "amount": "0.5", "kind": "withdrawal"})  # fmt: skip
             await _wait_for(private, accounts, lambda f: all(_seqs(f, a) >= 1 for a in accounts))
             # The trade's records must be stamped after the deposits' millisecond.
             await asyncio.sleep(0.05)
@@ -445,7 +447,7 @@ def test_the_worker_serves_its_counters_at_metrics(scenario: Run) -> None:
         for s in family.samples
     }
     # This worker's run alone (a broker of its own): one trade, settled at once; the
-    # payment of 0.5 JPYC rejected; 8 journal records (4 per side).
+    # withdrawal of 0.5 JPYC rejected; 8 journal records (4 per side).
     assert got[("kessai_trades_received_total", ())] == 1
     assert got[("kessai_settlements_total", (("reason", ""), ("status", "settled")))] == 1
     assert (

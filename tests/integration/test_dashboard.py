@@ -107,10 +107,10 @@ class Feeder(threading.Thread):
                            "price": "99.5", "currency": "JPYC", "accrued_interest": "12",
                            "trade_time": trade_time()})  # fmt: skip
                 self.trade_ids.append(tid)
-                if n % 5 == 0:  # a payment of half a yen: rejected, invalid_amount
+                if n % 5 == 0:  # a withdrawal of half a yen: rejected, invalid_amount
                     await send("payments", buyer, {"payment_id": f"bad-{self.run_id}-{n}",
                                "account": buyer, "token": "JPYC", "amount": "0.5",
-                               "kind": "deposit"})  # fmt: skip
+                               "kind": "withdrawal"})  # fmt: skip
                 await asyncio.sleep(self.interval_s)
         finally:
             await producer.stop()
