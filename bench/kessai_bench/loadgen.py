@@ -28,7 +28,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from kessai_bench.orders import OrderFactory
-from kessai_bench.trades import TradeFactory
+from kessai_bench.trades import TradeFactory, fx_reference
+from schemas import FX_RATES, TRADES
 from streams.security import signing
 
 #: What the generator can publish: ``trades`` (one per record), ``orders`` (pairs).
@@ -120,6 +121,11 @@ async def generate(
     )
     await producer.start()
     try:
+        if topic == TRADES and isinstance(factory, TradeFactory):
+            # USDC's reference, observed when this run's trades are stamped: its USDC
+            # trades are checked against it (docs/fx.md), whenever this process started.
+            reference = orjson.dumps(fx_reference(factory.trade_time))
+            await producer.send_and_wait(FX_RATES, reference, key=b"USDC")
         sent = 0
         value_bytes = 0
         first_ms = last_ms = 0
