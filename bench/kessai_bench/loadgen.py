@@ -93,6 +93,16 @@ def _check_args(
         raise ValueError("only trades are signed by the load generator")
 
 
+async def _reference(
+    producer: AIOKafkaProducer, topic: str, factory: TradeFactory | OrderFactory
+) -> None:
+    """USDC's reference, observed when this run's trades are stamped: its USDC trades
+    are checked against it (docs/fx.md), whenever this process started."""
+    if topic == TRADES and isinstance(factory, TradeFactory):
+        reference = orjson.dumps(fx_reference(factory.trade_time))
+        await producer.send_and_wait(FX_RATES, reference, key=b"USDC")
+
+
 async def generate(
     bootstrap: str,
     topic: str,
@@ -121,11 +131,7 @@ async def generate(
     )
     await producer.start()
     try:
-        if topic == TRADES and isinstance(factory, TradeFactory):
-            # USDC's reference, observed when this run's trades are stamped: its USDC
-            # trades are checked against it (docs/fx.md), whenever this process started.
-            reference = orjson.dumps(fx_reference(factory.trade_time))
-            await producer.send_and_wait(FX_RATES, reference, key=b"USDC")
+        await _reference(producer, topic, factory)
         sent = 0
         value_bytes = 0
         first_ms = last_ms = 0

@@ -241,7 +241,7 @@ async def test_ten_thousand_hostile_records_are_rejected_and_every_valid_trade_s
             await worker.ready()
             # The mix goes in once the engine has taken over and read the reference
             # data: a takeover over a backlog of hostile reference records hangs the
-            # engine (found 2026-12-05, not fixed: notes/2026-12-05f-fx-and-bridge.md).
+            # engine (found 2026-12-05, not fixed: docs/known-limitations.md).
             await worker.wait_log("reference data records read", timeout_s=120)
             await _send(producer, funding)
             where = await _send(producer, mix)
