@@ -59,6 +59,7 @@ from streams.runtime.batches import (
     REBALANCE_POLL_S,
     Leadership,
     Outbox,
+    Progress,
     Stats,
     holder_consumer,
     partition_of,
@@ -113,6 +114,7 @@ class EngineService:
         )
         self.engine = Engine(windowed=self.rules.window_s is not None)
         self.stats = Stats()
+        self.progress = Progress()
         #: "standby", "restoring" or "leading".
         self.state = "standby"
         #: Restores done.
@@ -425,7 +427,12 @@ class EngineService:
         self._seq = manifest.seq
         self._positions = positions
         self.stats.batches += 1
-        self.stats.records += sum(s.end - s.start for s in manifest.segments)
+        applied = sum(s.end - s.start for s in manifest.segments)
+        self.stats.records += applied
+        settled = sum(s.status == "settled" for s in out.statuses)
+        line = self.progress.add(applied, len(out.rejected), settled)
+        if line is not None:
+            logger.info("engine: %s; %d records waiting", line, sum(self.lags().values()))
         if self.on_batch is not None:
             self.on_batch(out, now)
         return leftover

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ __all__ = [
     "CommitTimes",
     "Leadership",
     "Outbox",
+    "Progress",
     "Stats",
     "holder_consumer",
     "lags",
@@ -49,6 +51,8 @@ __all__ = [
     "transactional_producer",
 ]
 
+#: How often a loop at work says in its log what it applied (a quiet one says nothing).
+PROGRESS_EVERY_S: Final = 60.0
 #: How often a loop looks for the assignment that ends a rebalance.
 REBALANCE_POLL_S: Final = 0.05
 #: The exit status of a worker whose batch loop ended (EX_SOFTWARE).
@@ -263,6 +267,43 @@ class Stats:
     records: int = 0
     #: How long each batch's transaction took, from its first record sent to its commit.
     commits: CommitTimes = field(default_factory=CommitTimes)
+
+
+@dataclass
+class Progress:
+    """What a loop applied since it last said so: a log line at most every ``every_s``
+    while records come, so that a busy worker's log shows it at work (a batch logs
+    nothing of its own)."""
+
+    every_s: float = PROGRESS_EVERY_S
+    since: float = field(default_factory=time.monotonic)
+    batches: int = 0
+    records: int = 0
+    rejected: int = 0
+    settled: int = 0
+
+    def add(
+        self, records: int, rejected: int, settled: int, *, now: float | None = None
+    ) -> str | None:
+        """Count one batch; what to log once ``every_s`` has passed with records in it
+        (then the counts start again), else None."""
+        now = time.monotonic() if now is None else now
+        self.batches += 1
+        self.records += records
+        self.rejected += rejected
+        self.settled += settled
+        elapsed = now - self.since
+        if elapsed < self.every_s:
+            return None
+        line = None
+        if self.records:
+            line = (
+                f"{self.records:,} records in {self.batches:,} batches in the last "
+                f"{elapsed:.0f} s ({self.records / elapsed:,.0f}/s): {self.rejected:,} "
+                f"rejected, {self.settled:,} trades settled"
+            )
+        self.since, self.batches, self.records, self.rejected, self.settled = now, 0, 0, 0, 0
+        return line
 
 
 def rejection(source: Source, reason: str, detail: str) -> tuple[bytes | None, bytes]:

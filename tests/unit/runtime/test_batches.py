@@ -1,5 +1,5 @@
 """What the batch loops share (streams/runtime/batches.py): taking over when a
-rebalance comes during the restore."""
+rebalance comes during the restore; the progress line a busy loop logs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 
 from aiokafka import TopicPartition
 
-from streams.runtime.batches import Leadership
+from streams.runtime.batches import Leadership, Progress
 
 A, B = TopicPartition("trades", 0), TopicPartition("trades", 1)
 
@@ -33,3 +33,20 @@ async def test_a_restore_that_spans_a_rebalance_seeks_once_the_assignment_is_bac
     await leadership.on_partitions_revoked(taken)
     await leadership.on_partitions_assigned({A})
     assert await leadership.seek_when_settled(taken, seek) is None and seeks == [2]
+
+
+def test_a_busy_loop_says_what_it_applied_once_a_minute_and_a_quiet_one_says_nothing() -> None:
+    """A worker applying a backlog logged nothing after it took over, so a finished
+    engine looked like a hung one (CI, 2026-12-05)."""
+    progress = Progress(every_s=60.0, since=0.0)
+    assert progress.add(4_000, 10, 3, now=1.0) is None
+    line = progress.add(2_000, 5, 2, now=60.0)
+    assert line == (
+        "6,000 records in 2 batches in the last 60 s (100/s): 15 rejected, 5 trades settled"
+    )
+    assert progress.add(100, 0, 0, now=61.0) is None  # counted again from 60 s
+    assert progress.add(0, 0, 0, now=125.0) == (
+        "100 records in 2 batches in the last 65 s (2/s): 0 rejected, 0 trades settled"
+    )
+    assert progress.add(0, 0, 0, now=200.0) is None  # timers only: nothing to say
+    assert progress.add(0, 0, 0, now=261.0) is None
