@@ -230,6 +230,7 @@ class EngineService:
                 self.sums.rebuild_soon(self.engine.accounts, self.engine.inflow)
             )
             self.state = "leading"
+            self.progress = Progress()
             await self._master_first(consumer, producer, taken)
             await self._loop(consumer, producer, leadership, taken, generation)
         finally:
@@ -432,7 +433,9 @@ class EngineService:
         settled = sum(s.status == "settled" for s in out.statuses)
         line = self.progress.add(applied, len(out.rejected), settled)
         if line is not None:
-            logger.info("engine: %s; %d records waiting", line, sum(self.lags().values()))
+            waiting = self.lags()  # partitions not fetched yet have no end known
+            logger.info("engine: %s; %d records waiting in %d of %d partitions", line,
+                        sum(waiting.values()), len(waiting), len(positions))  # fmt: skip
         if self.on_batch is not None:
             self.on_batch(out, now)
         return leftover

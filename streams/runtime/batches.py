@@ -273,10 +273,11 @@ class Stats:
 class Progress:
     """What a loop applied since it last said so: a log line at most every ``every_s``
     while records come, so that a busy worker's log shows it at work (a batch logs
-    nothing of its own)."""
+    nothing of its own). A window starts at the first batch with records in it: an
+    idle hour before it is not in its rate."""
 
     every_s: float = PROGRESS_EVERY_S
-    since: float = field(default_factory=time.monotonic)
+    since: float = 0.0
     batches: int = 0
     records: int = 0
     rejected: int = 0
@@ -285,24 +286,24 @@ class Progress:
     def add(
         self, records: int, rejected: int, settled: int, *, now: float | None = None
     ) -> str | None:
-        """Count one batch; what to log once ``every_s`` has passed with records in it
-        (then the counts start again), else None."""
+        """Count one batch; what to log once ``every_s`` has passed since the window's
+        first records (then a new window starts), else None."""
         now = time.monotonic() if now is None else now
+        if records and not self.records:
+            self.since, self.batches, self.rejected, self.settled = now, 0, 0, 0
         self.batches += 1
         self.records += records
         self.rejected += rejected
         self.settled += settled
         elapsed = now - self.since
-        if elapsed < self.every_s:
+        if not self.records or elapsed < self.every_s:
             return None
-        line = None
-        if self.records:
-            line = (
-                f"{self.records:,} records in {self.batches:,} batches in the last "
-                f"{elapsed:.0f} s ({self.records / elapsed:,.0f}/s): {self.rejected:,} "
-                f"rejected, {self.settled:,} trades settled"
-            )
-        self.since, self.batches, self.records, self.rejected, self.settled = now, 0, 0, 0, 0
+        line = (
+            f"{self.records:,} records in {self.batches:,} batches in the last "
+            f"{elapsed:.0f} s ({self.records / elapsed:,.0f}/s): {self.rejected:,} "
+            f"rejected, {self.settled:,} trades settled"
+        )
+        self.batches, self.records, self.rejected, self.settled = 0, 0, 0, 0
         return line
 
 

@@ -38,15 +38,20 @@ async def test_a_restore_that_spans_a_rebalance_seeks_once_the_assignment_is_bac
 def test_a_busy_loop_says_what_it_applied_once_a_minute_and_a_quiet_one_says_nothing() -> None:
     """A worker applying a backlog logged nothing after it took over, so a finished
     engine looked like a hung one (CI, 2026-12-05)."""
-    progress = Progress(every_s=60.0, since=0.0)
-    assert progress.add(4_000, 10, 3, now=1.0) is None
-    line = progress.add(2_000, 5, 2, now=60.0)
+    progress = Progress(every_s=60.0)
+    assert progress.add(0, 0, 0, now=500.0) is None  # timers only: nothing to say
+    assert progress.add(4_000, 10, 3, now=1_000.0) is None  # the window starts here
+    line = progress.add(2_000, 5, 2, now=1_060.0)
     assert line == (
         "6,000 records in 2 batches in the last 60 s (100/s): 15 rejected, 5 trades settled"
     )
-    assert progress.add(100, 0, 0, now=61.0) is None  # counted again from 60 s
-    assert progress.add(0, 0, 0, now=125.0) == (
+    assert progress.add(100, 0, 0, now=1_061.0) is None  # a new window
+    assert progress.add(0, 0, 0, now=1_126.0) == (
         "100 records in 2 batches in the last 65 s (2/s): 0 rejected, 0 trades settled"
     )
-    assert progress.add(0, 0, 0, now=200.0) is None  # timers only: nothing to say
-    assert progress.add(0, 0, 0, now=261.0) is None
+    assert progress.add(0, 0, 0, now=1_500.0) is None
+    # After an idle gap, the rate is over the records' own minute, not the gap.
+    assert progress.add(600, 0, 0, now=5_000.0) is None
+    assert progress.add(600, 1, 1, now=5_060.0) == (
+        "1,200 records in 2 batches in the last 60 s (20/s): 1 rejected, 1 trades settled"
+    )
