@@ -283,7 +283,8 @@ class Run:
         await producer.start()
         try:
             # The bond first: the engine reads the master to its end as it starts.
-            await _send(producer, [_record(self.keys, INSTRUMENTS, BOND, BOND_INSTRUMENT, "")])
+            bond = _record(self.keys, INSTRUMENTS, BOND, BOND_INSTRUMENT, "valid")
+            await _send(producer, [bond])
             if not takeover:
                 await self._start()
                 waited = self.deadline - time.monotonic()
